@@ -1,0 +1,146 @@
+// Package api holds the JSON wire types of the node HTTP API, shared by the
+// server (resilience/web), the client (resilience/client), the CLI, the CC
+// follower and the Edge. Changing a field here changes the public contract.
+package api
+
+import "time"
+
+// Status values of a node's runtime status.
+const (
+	StatusActive       = "active"
+	StatusInactive     = "inactive"
+	StatusActivating   = "activating"
+	StatusDeactivating = "deactivating"
+)
+
+// Status is the answer of GET /api/v1/status.
+type Status struct {
+	Node        string         `json:"node"`
+	Role        string         `json:"role"`
+	Mode        string         `json:"mode"`
+	Status      string         `json:"status"`
+	Epoch       uint64         `json:"epoch"`
+	Since       time.Time      `json:"since"`
+	Version     string         `json:"version"`
+	Healthy     bool           `json:"healthy"`
+	HA          HA             `json:"ha"`
+	Peer        *Peer          `json:"peer,omitempty"`
+	Services    []Service      `json:"services"`
+	Replication []Replication  `json:"replication"`
+	XDS         []Registration `json:"xds"`
+	Failover    Failover       `json:"failover"`
+	LastChange  *Transition    `json:"last_change,omitempty"`
+}
+
+// HA is the pair's readiness to fail over, with the reasons it is not.
+type HA struct {
+	Ready   bool     `json:"ready"`
+	Reasons []string `json:"reasons"`
+}
+
+// Peer is what this node last saw of the other node.
+type Peer struct {
+	Name      string    `json:"name"`
+	Reachable bool      `json:"reachable"`
+	Status    string    `json:"status,omitempty"`
+	Epoch     uint64    `json:"epoch"`
+	Version   string    `json:"version,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	CheckedAt time.Time `json:"checked_at"`
+}
+
+// Service is one supervised local service.
+type Service struct {
+	Name     string `json:"name"`
+	State    string `json:"state"` // running, stopped, starting, stopping, failed
+	Healthy  bool   `json:"healthy"`
+	Critical bool   `json:"critical"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Replication is the last run of one replication job.
+type Replication struct {
+	Name    string    `json:"name"`
+	LastRun time.Time `json:"last_run"`
+	OK      bool      `json:"ok"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// Registration is the SIP registration state of this node at one MDS.
+type Registration struct {
+	MDS        string `json:"mds"`
+	Registered bool   `json:"registered"`
+	Error      string `json:"error,omitempty"`
+}
+
+// Failover is the manual HA failover state (auto mode, on the Main).
+type Failover struct {
+	Manual bool       `json:"manual"`
+	Until  *time.Time `json:"until,omitempty"`
+}
+
+// Transition is the last status change with its cause.
+type Transition struct {
+	From  string    `json:"from"`
+	To    string    `json:"to"`
+	Cause string    `json:"cause"`
+	At    time.Time `json:"at"`
+}
+
+// StartRequest is the body of POST /api/v1/services/start.
+type StartRequest struct {
+	Reason string `json:"reason"`
+	Force  bool   `json:"force"`
+}
+
+// StopRequest is the body of POST /api/v1/services/stop.
+type StopRequest struct {
+	Reason string `json:"reason"`
+}
+
+// Error is the body of every 4xx and 5xx answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Active is the body of GET /active: nothing more, it needs no auth.
+type Active struct {
+	Status string `json:"status"`
+	Epoch  uint64 `json:"epoch"`
+}
+
+// AuditEntry is one record of the audit log: who did what, why, when, and
+// how it ended. Automatic transitions have Who "resman" and a Cause.
+type AuditEntry struct {
+	ID      uint64    `json:"id"`
+	Time    time.Time `json:"time"`
+	Who     string    `json:"who"`
+	Action  string    `json:"action"`
+	Reason  string    `json:"reason,omitempty"`
+	Cause   string    `json:"cause,omitempty"`
+	Outcome string    `json:"outcome"` // ok, refused, failed
+	Detail  string    `json:"detail,omitempty"`
+	Epoch   uint64    `json:"epoch"`
+	From    string    `json:"from,omitempty"`
+	To      string    `json:"to,omitempty"`
+}
+
+// Audit outcomes.
+const (
+	OutcomeOK      = "ok"
+	OutcomeRefused = "refused"
+	OutcomeFailed  = "failed"
+)
+
+// SSE event names on GET /api/v1/events.
+const (
+	EventStatus = "status"
+	EventAudit  = "audit"
+)
+
+// Event is one message of the SSE stream: Name is EventStatus (Data is a
+// Status) or EventAudit (Data is an AuditEntry).
+type Event struct {
+	Name string
+	Data any
+}

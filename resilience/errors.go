@@ -1,0 +1,17 @@
+package resilience
+
+import "errors"
+
+// Sentinel errors for refused commands. The API maps them to HTTP codes:
+// ErrConflict and ErrBusy to 409, ErrInvalid to 400, ErrPrecondition to 412.
+var (
+	// ErrConflict: the command would break a safety rule (e.g. a second
+	// Active node) and was not forced.
+	ErrConflict = errors.New("conflict")
+	// ErrBusy: a transition is already under way.
+	ErrBusy = errors.New("transition in progress")
+	// ErrInvalid: the command itself is malformed (e.g. no reason).
+	ErrInvalid = errors.New("invalid command")
+	// ErrPrecondition: the command is not allowed in this mode or role.
+	ErrPrecondition = errors.New("precondition failed")
+)

@@ -1,0 +1,29 @@
+package web
+
+import (
+	"context"
+
+	"github.com/resman-pbx/resman/resilience/api"
+)
+
+// Node is the runtime the API serves. Its methods are called from HTTP
+// handler goroutines, concurrently; StartServices and StopServices may block
+// until the transition ends or ctx is done. Refusals are errors wrapping
+// resilience.ErrConflict, ErrBusy, ErrInvalid or ErrPrecondition, with a
+// message meant for the admin.
+type Node interface {
+	// Status is the current status; it does not block on I/O.
+	Status() api.Status
+	// Active is the minimal answer of GET /active.
+	Active() api.Active
+	// StartServices and StopServices perform an admin command by who.
+	StartServices(ctx context.Context, who string, req api.StartRequest) (api.Status, error)
+	StopServices(ctx context.Context, who string, req api.StopRequest) (api.Status, error)
+	// Audit returns up to limit entries, newest first, older than beforeID
+	// when beforeID is not 0.
+	Audit(ctx context.Context, limit int, beforeID uint64) ([]api.AuditEntry, error)
+	// Subscribe streams status and audit events until cancel is called.
+	// A slow subscriber loses events rather than blocking the node; the
+	// first event is always the current status.
+	Subscribe() (events <-chan api.Event, cancel func())
+}

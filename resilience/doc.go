@@ -1,0 +1,31 @@
+// Package resilience is resman's decision core: a pure state machine that
+// decides when a PBX node starts or stops its services. It has no goroutines,
+// no clock and no I/O, in the style of etcd's raft package: inputs are Events
+// (admin commands, what was seen of the peer, local health, completions of
+// the work it asked for, ticks of time), outputs are Actions (start or stop
+// services, register or unregister SIP, persist the decision, record an audit
+// entry). The runtime in resilience/node owns the goroutines and carries the
+// actions out.
+//
+// Caller duties (resilience/node does these):
+//
+//  1. Feed Boot first, with the persisted decision (if any) and a fresh view
+//     of the peer. Events before Boot are ignored.
+//  2. Execute the actions of one Step in order. StartServices and
+//     StopServices are long; feed ServicesStarted / ServicesStopped when they
+//     end. Persist must be durable before the next action runs.
+//  3. Feed one event at a time (Step is not safe for concurrent use).
+//  4. For admin commands, pass a fresh PeerView: the two-Active guard is only
+//     as good as that view.
+//
+// Rules this package keeps (see testdata/ for scenario files stating them):
+//
+//   - Configured role (main/standby/witness) and runtime status are separate.
+//   - One transition at a time; activating and deactivating are visible.
+//   - Start and Stop are idempotent; the last decided status survives a
+//     restart (Persist, then Boot).
+//   - Manual mode never changes status without an admin action.
+//   - Every activation increments the epoch past any epoch seen.
+//   - A start is refused while the peer is seen Active, unless forced.
+//   - A witness never goes Active.
+package resilience

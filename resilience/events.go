@@ -1,0 +1,157 @@
+package resilience
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Event is an input of the core. The set is closed: the types below.
+type Event interface{ isEvent() }
+
+// Boot is the first event: the persisted decision (nil on a node's very first
+// start) and a fresh view of the peer.
+type Boot struct {
+	Saved *Saved
+	Peer  PeerView
+}
+
+// AdminStart is an admin's "Start services". Peer must be a fresh view.
+type AdminStart struct {
+	Who, Reason string
+	Force       bool
+	Peer        PeerView
+}
+
+// AdminStop is an admin's "Stop services".
+type AdminStop struct {
+	Who, Reason string
+}
+
+// ServicesStarted reports the end of a StartServices action; Err is empty on
+// success.
+type ServicesStarted struct{ Err string }
+
+// ServicesStopped reports the end of a StopServices action; Err is empty on
+// success.
+type ServicesStopped struct{ Err string }
+
+// PeerSeen is a new view of the peer (from polling its API or from gossip).
+type PeerSeen struct{ Peer PeerView }
+
+// Health reports the critical local services that are unhealthy (empty when
+// all are healthy).
+type Health struct{ Unhealthy []string }
+
+// Tick is one unit of time passing. The runtime decides its length.
+type Tick struct{}
+
+func (Boot) isEvent()            {}
+func (AdminStart) isEvent()      {}
+func (AdminStop) isEvent()       {}
+func (ServicesStarted) isEvent() {}
+func (ServicesStopped) isEvent() {}
+func (PeerSeen) isEvent()        {}
+func (Health) isEvent()          {}
+func (Tick) isEvent()            {}
+
+// Action is an output of the core, for the runtime to carry out in order.
+type Action interface{ isAction() }
+
+// StartServices starts the local services for the activation with Epoch; the
+// runtime answers with ServicesStarted.
+type StartServices struct{ Epoch uint64 }
+
+// StopServices stops the local services; the runtime answers with
+// ServicesStopped.
+type StopServices struct{}
+
+// RegisterSIP starts the SIP registrations of an Active node (XDS).
+type RegisterSIP struct{ Epoch uint64 }
+
+// UnregisterSIP removes the SIP registrations before services stop.
+type UnregisterSIP struct{}
+
+// Persist durably saves the decision before anything else happens.
+type Persist struct{ Saved Saved }
+
+// Record is an audit entry: every admin command (done, refused or failed)
+// and every status change, with its cause.
+type Record struct {
+	Who     string
+	Action  string
+	Reason  string
+	Cause   string
+	Outcome string // ok, refused, failed
+	Detail  string
+	Epoch   uint64
+	From    Status
+	To      Status
+}
+
+func (StartServices) isAction() {}
+func (StopServices) isAction()  {}
+func (RegisterSIP) isAction()   {}
+func (UnregisterSIP) isAction() {}
+func (Persist) isAction()       {}
+func (Record) isAction()        {}
+
+// Outcomes of a Record.
+const (
+	OutcomeOK      = "ok"
+	OutcomeRefused = "refused"
+	OutcomeFailed  = "failed"
+)
+
+// FormatEvent renders an event in the scenario-file syntax.
+func FormatEvent(ev Event) string {
+	switch e := ev.(type) {
+	case Boot:
+		saved := "none"
+		if e.Saved != nil {
+			saved = fmt.Sprintf("%s:%d", e.Saved.Status, e.Saved.Epoch)
+		}
+		return fmt.Sprintf("boot saved=%s peer=%s", saved, e.Peer)
+	case AdminStart:
+		return fmt.Sprintf("start who=%s force=%t peer=%s reason=%q", e.Who, e.Force, e.Peer, e.Reason)
+	case AdminStop:
+		return fmt.Sprintf("stop who=%s reason=%q", e.Who, e.Reason)
+	case ServicesStarted:
+		return fmt.Sprintf("started err=%q", e.Err)
+	case ServicesStopped:
+		return fmt.Sprintf("stopped err=%q", e.Err)
+	case PeerSeen:
+		return fmt.Sprintf("peer %s", e.Peer)
+	case Health:
+		return fmt.Sprintf("health unhealthy=%s", strings.Join(e.Unhealthy, ","))
+	case Tick:
+		return "tick"
+	}
+	return fmt.Sprintf("unknown event %T", ev)
+}
+
+// FormatAction renders an action in the scenario-file syntax.
+func FormatAction(a Action) string {
+	switch a := a.(type) {
+	case StartServices:
+		return fmt.Sprintf("start-services epoch=%d", a.Epoch)
+	case StopServices:
+		return "stop-services"
+	case RegisterSIP:
+		return fmt.Sprintf("register-sip epoch=%d", a.Epoch)
+	case UnregisterSIP:
+		return "unregister-sip"
+	case Persist:
+		return fmt.Sprintf("persist %s:%d", a.Saved.Status, a.Saved.Epoch)
+	case Record:
+		s := fmt.Sprintf("record %s %s by=%s", a.Action, a.Outcome, a.Who)
+		if a.From != a.To {
+			s += fmt.Sprintf(" %s->%s", a.From, a.To)
+		}
+		s += fmt.Sprintf(" epoch=%d cause=%q", a.Epoch, a.Cause)
+		if a.Detail != "" {
+			s += fmt.Sprintf(" detail=%q", a.Detail)
+		}
+		return s
+	}
+	return fmt.Sprintf("unknown action %T", a)
+}

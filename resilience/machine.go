@@ -1,0 +1,267 @@
+package resilience
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Who the core names as the actor of the transitions it decides itself.
+const Self = "resman"
+
+// Machine is the decision core of one node. It is not safe for concurrent
+// use: the runtime feeds it one event at a time.
+type Machine struct {
+	cfg       Config
+	booted    bool
+	status    Status
+	epoch     uint64
+	peer      PeerView
+	unhealthy []string
+	// pending is who asked for the transition under way, and why: the
+	// record written when the transition ends names them too.
+	pending Record
+}
+
+// New returns a machine for cfg, Inactive at epoch 0 until Boot.
+func New(cfg Config) (*Machine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Machine{cfg: cfg, status: Inactive}, nil
+}
+
+// Status is the current runtime status.
+func (m *Machine) Status() Status { return m.status }
+
+// Epoch is the epoch of the last activation of this node.
+func (m *Machine) Epoch() uint64 { return m.epoch }
+
+// Peer is the last view of the peer fed in.
+func (m *Machine) Peer() PeerView { return m.peer }
+
+// Config is the configuration the machine runs with.
+func (m *Machine) Config() Config { return m.cfg }
+
+// Unhealthy lists the critical local services last reported unhealthy.
+func (m *Machine) Unhealthy() []string { return slices.Clone(m.unhealthy) }
+
+// Step feeds one event and returns the actions to carry out, in order. A
+// refused admin command returns an error wrapping ErrConflict, ErrBusy or
+// ErrPrecondition, together with the Record of the refusal.
+func (m *Machine) Step(ev Event) ([]Action, error) {
+	if b, ok := ev.(Boot); ok {
+		return m.boot(b), nil
+	}
+	if !m.booted {
+		return nil, nil
+	}
+	switch e := ev.(type) {
+	case PeerSeen:
+		m.peer = e.Peer
+		return nil, nil
+	case Health:
+		m.unhealthy = slices.Clone(e.Unhealthy)
+		return nil, nil
+	case Tick:
+		// Manual mode never moves on its own; auto-mode timing lives here.
+		return nil, nil
+	case AdminStart:
+		m.peer = e.Peer
+	}
+	switch m.status {
+	case Inactive:
+		return m.stepInactive(ev)
+	case Activating:
+		return m.stepActivating(ev)
+	case Active:
+		return m.stepActive(ev)
+	case Deactivating:
+		return m.stepDeactivating(ev)
+	}
+	return nil, fmt.Errorf("core in unknown status %q", m.status)
+}
+
+func (m *Machine) stepInactive(ev Event) ([]Action, error) {
+	switch e := ev.(type) {
+	case AdminStart:
+		if m.cfg.Role == RoleWitness {
+			return m.refuse(e.Who, "start services", e.Reason, ErrPrecondition,
+				"a witness has no services and never goes Active")
+		}
+		if e.Peer.claimsActive() && !e.Force {
+			return m.refuse(e.Who, "start services", e.Reason, ErrConflict, fmt.Sprintf(
+				"peer %s is %s (epoch %d): starting here makes two Active nodes; stop services on %s first, or force with a reason",
+				m.peerName(), e.Peer.Status, e.Peer.Epoch, m.peerName()))
+		}
+		cause := "admin command"
+		if e.Force && e.Peer.claimsActive() {
+			cause = fmt.Sprintf("admin command, forced while peer %s is %s (epoch %d)", m.peerName(), e.Peer.Status, e.Peer.Epoch)
+		} else if !e.Peer.Reachable {
+			cause = fmt.Sprintf("admin command; %s is unreachable", m.peerLabel())
+		}
+		return m.becomeActivating(e.Who, "start services", e.Reason, cause, m.nextEpoch()), nil
+	case AdminStop:
+		return []Action{m.noop(e.Who, "stop services", e.Reason, "already inactive")}, nil
+	}
+	return nil, nil
+}
+
+func (m *Machine) stepActivating(ev Event) ([]Action, error) {
+	switch e := ev.(type) {
+	case AdminStart:
+		return []Action{m.noop(e.Who, "start services", e.Reason, "already activating")}, nil
+	case AdminStop:
+		return m.refuse(e.Who, "stop services", e.Reason, ErrBusy, "services are being started; stop when the start has ended")
+	case ServicesStarted:
+		if e.Err != "" {
+			p := m.pending
+			acts := m.becomeDeactivating(p.Who, "activation", p.Reason, "start failed: "+e.Err+"; stopping the services again")
+			// The failed activation is the outcome the admin cares about.
+			rec := acts[1].(Record)
+			rec.Outcome, rec.Detail = OutcomeFailed, e.Err
+			acts[1] = rec
+			return acts, nil
+		}
+		return m.becomeActive(), nil
+	}
+	return nil, nil
+}
+
+func (m *Machine) stepActive(ev Event) ([]Action, error) {
+	switch e := ev.(type) {
+	case AdminStart:
+		return []Action{m.noop(e.Who, "start services", e.Reason, "already active")}, nil
+	case AdminStop:
+		return m.becomeDeactivating(e.Who, "stop services", e.Reason, "admin command"), nil
+	}
+	return nil, nil
+}
+
+func (m *Machine) stepDeactivating(ev Event) ([]Action, error) {
+	switch e := ev.(type) {
+	case AdminStart:
+		return m.refuse(e.Who, "start services", e.Reason, ErrBusy, "services are being stopped; start when the stop has ended")
+	case AdminStop:
+		return []Action{m.noop(e.Who, "stop services", e.Reason, "already deactivating")}, nil
+	case ServicesStopped:
+		return m.becomeInactive(e.Err), nil
+	}
+	return nil, nil
+}
+
+// boot decides the first status: the persisted decision when there is one,
+// otherwise XiVO's rule (the Main starts Active unless its peer is seen
+// Active; the Standby and a witness start Inactive).
+func (m *Machine) boot(b Boot) []Action {
+	if m.booted {
+		return nil
+	}
+	m.booted = true
+	m.peer = b.Peer
+	if b.Saved != nil {
+		m.epoch = b.Saved.Epoch
+	}
+	switch {
+	case m.cfg.Role == RoleWitness:
+		return []Action{Record{Who: Self, Action: "boot", Cause: "a witness never goes Active",
+			Outcome: OutcomeOK, From: Inactive, To: Inactive}}
+	case b.Saved != nil && b.Saved.Status == Active:
+		cause := fmt.Sprintf("restart: restoring the persisted status active (epoch %d)", m.epoch)
+		if b.Peer.claimsActive() {
+			cause += fmt.Sprintf("; peer %s also claims %s (epoch %d)", m.peerName(), b.Peer.Status, b.Peer.Epoch)
+		}
+		return m.becomeActivating(Self, "boot", "", cause, m.epoch)
+	case b.Saved != nil:
+		return m.becomeDeactivating(Self, "boot", "", "restart: restoring the persisted status inactive; making sure services are stopped")
+	case m.cfg.Role == RoleMain && b.Peer.claimsActive():
+		return m.becomeDeactivating(Self, "boot", "", fmt.Sprintf(
+			"first start: peer %s is %s (epoch %d), so the Main starts Inactive", m.peerName(), b.Peer.Status, b.Peer.Epoch))
+	case m.cfg.Role == RoleMain:
+		return m.becomeActivating(Self, "boot", "", "first start: the Main starts Active (peer "+b.Peer.String()+")", m.nextEpoch())
+	default:
+		return m.becomeDeactivating(Self, "boot", "", "first start: the Standby starts Inactive")
+	}
+}
+
+func (m *Machine) becomeActivating(who, action, reason, cause string, epoch uint64) []Action {
+	from := m.status
+	m.status, m.epoch = Activating, epoch
+	m.pending = Record{Who: who, Reason: reason}
+	return []Action{
+		Persist{Saved{Status: Active, Epoch: epoch}},
+		Record{Who: who, Action: action, Reason: reason, Cause: cause, Outcome: OutcomeOK, Epoch: epoch, From: from, To: Activating},
+		StartServices{Epoch: epoch},
+	}
+}
+
+func (m *Machine) becomeActive() []Action {
+	m.status = Active
+	p := m.pending
+	return []Action{
+		Record{Who: p.Who, Action: "activated", Reason: p.Reason, Cause: "services started",
+			Outcome: OutcomeOK, Epoch: m.epoch, From: Activating, To: Active},
+		RegisterSIP{Epoch: m.epoch},
+	}
+}
+
+// becomeDeactivating always returns Persist first and the Record second.
+func (m *Machine) becomeDeactivating(who, action, reason, cause string) []Action {
+	from := m.status
+	m.status = Deactivating
+	m.pending = Record{Who: who, Reason: reason}
+	acts := []Action{
+		Persist{Saved{Status: Inactive, Epoch: m.epoch}},
+		Record{Who: who, Action: action, Reason: reason, Cause: cause, Outcome: OutcomeOK, Epoch: m.epoch, From: from, To: Deactivating},
+	}
+	if from == Active {
+		// Unregister first so the media servers stop sending calls to
+		// services about to stop.
+		acts = append(acts, UnregisterSIP{})
+	}
+	return append(acts, StopServices{})
+}
+
+func (m *Machine) becomeInactive(stopErr string) []Action {
+	m.status = Inactive
+	p := m.pending
+	rec := Record{Who: p.Who, Action: "deactivated", Reason: p.Reason, Cause: "services stopped",
+		Outcome: OutcomeOK, Epoch: m.epoch, From: Deactivating, To: Inactive}
+	if stopErr != "" {
+		// Staying in deactivating would leave the node stuck in a
+		// transition; the failure is recorded and shown per service.
+		rec.Cause, rec.Outcome, rec.Detail = "stop failed; some services may still run", OutcomeFailed, stopErr
+	}
+	return []Action{rec}
+}
+
+func (m *Machine) refuse(who, action, reason string, kind error, msg string) ([]Action, error) {
+	rec := Record{Who: who, Action: action, Reason: reason, Cause: msg, Outcome: OutcomeRefused,
+		Epoch: m.epoch, From: m.status, To: m.status}
+	return []Action{rec}, fmt.Errorf("%w: %s", kind, msg)
+}
+
+func (m *Machine) noop(who, action, reason, why string) Record {
+	return Record{Who: who, Action: action, Reason: reason, Cause: why, Outcome: OutcomeOK,
+		Epoch: m.epoch, From: m.status, To: m.status}
+}
+
+// nextEpoch is past both this node's and the peer's last known epoch, so the
+// newest activation always carries the highest epoch.
+func (m *Machine) nextEpoch() uint64 {
+	return max(m.epoch, m.peer.Epoch) + 1
+}
+
+// peerLabel is "peer NAME", or "the peer" when its name is not known.
+func (m *Machine) peerLabel() string {
+	if m.peer.Name == "" {
+		return "the peer"
+	}
+	return "peer " + m.peer.Name
+}
+
+func (m *Machine) peerName() string {
+	if m.peer.Name == "" {
+		return "the peer"
+	}
+	return m.peer.Name
+}

@@ -1,0 +1,209 @@
+package resilience
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt scenario files")
+
+// TestScenarios runs every testdata/*.txt file. A file starts with a config
+// line; each "> event" line is followed by the actions it produced, an
+// "error: ..." line for a refusal, and "= status epoch=N". Run with -rewrite
+// to regenerate the expected lines, then read the diff.
+func TestScenarios(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenario files: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := runScenario(string(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *rewrite {
+				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if got != string(raw) {
+				t.Errorf("scenario output differs (run with -rewrite and read the diff):\n%s", diffLines(string(raw), got))
+			}
+		})
+	}
+}
+
+// runScenario replays the events of a scenario file and returns the file
+// with every expected block replaced by what the machine did.
+func runScenario(src string) (string, error) {
+	var out strings.Builder
+	var m *Machine
+	inBlock := false
+	for n, line := range strings.Split(strings.TrimRight(src, "\n"), "\n") {
+		where := fmt.Sprintf("line %d", n+1)
+		switch {
+		case strings.HasPrefix(line, "> "):
+			if m == nil {
+				return "", fmt.Errorf("%s: event before the config line", where)
+			}
+			ev, err := parseEvent(strings.TrimPrefix(line, "> "))
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", where, err)
+			}
+			out.WriteString(line + "\n")
+			acts, stepErr := m.Step(ev)
+			for _, a := range acts {
+				out.WriteString(FormatAction(a) + "\n")
+			}
+			if stepErr != nil {
+				out.WriteString("error: " + stepErr.Error() + "\n")
+			}
+			fmt.Fprintf(&out, "= %s epoch=%d\n", m.Status(), m.Epoch())
+			inBlock = true
+		case inBlock && line != "" && !strings.HasPrefix(line, "#"):
+			// An expected line of the block: replaced by what ran.
+		case strings.HasPrefix(line, "config "):
+			kv, err := parseKV(strings.TrimPrefix(line, "config "))
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", where, err)
+			}
+			m, err = New(Config{Name: kv["name"], Role: Role(kv["role"]), Mode: Mode(kv["mode"])})
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", where, err)
+			}
+			out.WriteString(line + "\n")
+		default:
+			inBlock = false
+			out.WriteString(line + "\n")
+		}
+	}
+	return out.String(), nil
+}
+
+func parseEvent(s string) (Event, error) {
+	verb, rest, _ := strings.Cut(s, " ")
+	if verb == "peer" {
+		p, err := parsePeer(strings.TrimSpace(rest))
+		return PeerSeen{Peer: p}, err
+	}
+	kv, err := parseKV(rest)
+	if err != nil {
+		return nil, err
+	}
+	switch verb {
+	case "boot":
+		var b Boot
+		if v := kv["saved"]; v != "" && v != "none" {
+			st, ep, err := parseStatusEpoch(v)
+			if err != nil {
+				return nil, err
+			}
+			b.Saved = &Saved{Status: st, Epoch: ep}
+		}
+		b.Peer, err = parsePeer(kv["peer"])
+		return b, err
+	case "start":
+		p, err := parsePeer(kv["peer"])
+		return AdminStart{Who: kv["who"], Reason: kv["reason"], Force: kv["force"] == "true", Peer: p}, err
+	case "stop":
+		return AdminStop{Who: kv["who"], Reason: kv["reason"]}, nil
+	case "started":
+		return ServicesStarted{Err: kv["err"]}, nil
+	case "stopped":
+		return ServicesStopped{Err: kv["err"]}, nil
+	case "health":
+		var names []string
+		if v := kv["unhealthy"]; v != "" {
+			names = strings.Split(v, ",")
+		}
+		return Health{Unhealthy: names}, nil
+	case "tick":
+		return Tick{}, nil
+	}
+	return nil, fmt.Errorf("unknown event %q", verb)
+}
+
+// parsePeer reads "unreachable" or "status:epoch", optionally prefixed by
+// "name/".
+func parsePeer(s string) (PeerView, error) {
+	name := ""
+	if n, rest, ok := strings.Cut(s, "/"); ok {
+		name, s = n, rest
+	}
+	if s == "" || s == "unreachable" {
+		return PeerView{Name: name}, nil
+	}
+	st, ep, err := parseStatusEpoch(s)
+	return PeerView{Name: name, Reachable: true, Status: st, Epoch: ep}, err
+}
+
+func parseStatusEpoch(s string) (Status, uint64, error) {
+	st, ep, ok := strings.Cut(s, ":")
+	if !ok {
+		return "", 0, fmt.Errorf("want status:epoch, got %q", s)
+	}
+	n, err := strconv.ParseUint(ep, 10, 64)
+	if err != nil {
+		return "", 0, fmt.Errorf("epoch in %q: %w", s, err)
+	}
+	switch Status(st) {
+	case Active, Inactive, Activating, Deactivating:
+	default:
+		return "", 0, fmt.Errorf("unknown status %q", st)
+	}
+	return Status(st), n, nil
+}
+
+// parseKV reads space-separated key=value pairs; values may be Go-quoted.
+func parseKV(s string) (map[string]string, error) {
+	kv := map[string]string{}
+	for s = strings.TrimSpace(s); s != ""; s = strings.TrimSpace(s) {
+		key, rest, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, fmt.Errorf("want key=value in %q", s)
+		}
+		var val string
+		if strings.HasPrefix(rest, `"`) {
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				return nil, fmt.Errorf("value of %s: %w", key, err)
+			}
+			val, _ = strconv.Unquote(q)
+			rest = rest[len(q):]
+		} else {
+			val, rest, _ = strings.Cut(rest, " ")
+		}
+		kv[key] = val
+		s = rest
+	}
+	return kv, nil
+}
+
+func diffLines(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < max(len(w), len(g)); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			fmt.Fprintf(&b, "line %d:\n  want %s\n  got  %s\n", i+1, wl, gl)
+		}
+	}
+	return b.String()
+}

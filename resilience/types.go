@@ -1,0 +1,97 @@
+package resilience
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Role is the configured role of a node. It never changes at run time.
+type Role string
+
+// Roles.
+const (
+	RoleMain    Role = "main"
+	RoleStandby Role = "standby"
+	RoleWitness Role = "witness"
+)
+
+// Mode says who may change the status: auto (the core, on heartbeat and
+// health) or manual (only an admin).
+type Mode string
+
+// Modes.
+const (
+	ModeAuto   Mode = "auto"
+	ModeManual Mode = "manual"
+)
+
+// Status is the runtime status of a node.
+type Status string
+
+// Statuses. Activating and Deactivating are the visible in-between states of
+// a transition.
+const (
+	Inactive     Status = "inactive"
+	Activating   Status = "activating"
+	Active       Status = "active"
+	Deactivating Status = "deactivating"
+)
+
+// claimsActive reports whether a node in status s runs, or is about to run,
+// the telephony services.
+func (s Status) claimsActive() bool { return s == Active || s == Activating }
+
+// Config is what the core needs to know of the node's configuration.
+type Config struct {
+	Name string
+	Role Role
+	Mode Mode
+}
+
+// Validate checks the fields the core relies on.
+func (c Config) Validate() error {
+	var bad []string
+	switch c.Role {
+	case RoleMain, RoleStandby, RoleWitness:
+	default:
+		bad = append(bad, fmt.Sprintf("role %q", c.Role))
+	}
+	switch c.Mode {
+	case ModeAuto, ModeManual:
+	default:
+		bad = append(bad, fmt.Sprintf("mode %q", c.Mode))
+	}
+	if c.Name == "" {
+		bad = append(bad, "empty name")
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: core config: %s", ErrInvalid, strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// Saved is the decision that must survive a restart: the status the node was
+// last told to be in (Active or Inactive, never an in-between state) and its
+// epoch.
+type Saved struct {
+	Status Status
+	Epoch  uint64
+}
+
+// PeerView is what this node knows of the other node at one moment.
+type PeerView struct {
+	Name      string
+	Reachable bool
+	Status    Status
+	Epoch     uint64
+}
+
+func (p PeerView) String() string {
+	if !p.Reachable {
+		return "unreachable"
+	}
+	return fmt.Sprintf("%s:%d", p.Status, p.Epoch)
+}
+
+// claimsActive reports whether the peer is seen running the services.
+func (p PeerView) claimsActive() bool { return p.Reachable && p.Status.claimsActive() }

@@ -15,3 +15,8 @@ var (
 	// ErrPrecondition: the command is not allowed in this mode or role.
 	ErrPrecondition = errors.New("precondition failed")
 )
+
+// ErrFailed: the command was accepted and carried out, and failed (e.g. a
+// service did not start and the node rolled back). The API answers 500 with
+// the message, which is meant for the admin.
+var ErrFailed = errors.New("failed")

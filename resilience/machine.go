@@ -11,11 +11,14 @@ const Self = "resman"
 // Machine is the decision core of one node. It is not safe for concurrent
 // use: the runtime feeds it one event at a time.
 type Machine struct {
-	cfg       Config
-	booted    bool
-	status    Status
-	epoch     uint64
-	peer      PeerView
+	cfg    Config
+	booted bool
+	status Status
+	epoch  uint64
+	peer   PeerView
+	// peerEpoch is the highest epoch ever seen of the peer: an unreachable
+	// peer reports none, but its last activation still counts.
+	peerEpoch uint64
 	unhealthy []string
 	// pending is who asked for the transition under way, and why: the
 	// record written when the transition ends names them too.
@@ -57,7 +60,7 @@ func (m *Machine) Step(ev Event) ([]Action, error) {
 	}
 	switch e := ev.(type) {
 	case PeerSeen:
-		m.peer = e.Peer
+		m.seePeer(e.Peer)
 		return nil, nil
 	case Health:
 		m.unhealthy = slices.Clone(e.Unhealthy)
@@ -66,7 +69,7 @@ func (m *Machine) Step(ev Event) ([]Action, error) {
 		// Manual mode never moves on its own; auto-mode timing lives here.
 		return nil, nil
 	case AdminStart:
-		m.peer = e.Peer
+		m.seePeer(e.Peer)
 	}
 	switch m.status {
 	case Inactive:
@@ -93,9 +96,17 @@ func (m *Machine) stepInactive(ev Event) ([]Action, error) {
 				"peer %s is %s (epoch %d): starting here makes two Active nodes; stop services on %s first, or force with a reason",
 				m.peerName(), e.Peer.Status, e.Peer.Epoch, m.peerName()))
 		}
+		if e.Peer.Reachable && e.Peer.Unreadable && !e.Force {
+			return m.refuse(e.Who, "start services", e.Reason, ErrConflict, fmt.Sprintf(
+				"%s answers but its status cannot be read (check api.token on both nodes): it may be Active; force with a reason to start anyway",
+				m.peerLabel()))
+		}
 		cause := "admin command"
-		if e.Force && e.Peer.claimsActive() {
-			cause = fmt.Sprintf("admin command, forced while peer %s is %s (epoch %d)", m.peerName(), e.Peer.Status, e.Peer.Epoch)
+		if e.Force && (e.Peer.claimsActive() || e.Peer.Unreadable) {
+			cause = fmt.Sprintf("admin command, forced while %s is %s (epoch %d)", m.peerLabel(), e.Peer.Status, e.Peer.Epoch)
+			if e.Peer.Unreadable {
+				cause = fmt.Sprintf("admin command, forced while %s is unreadable", m.peerLabel())
+			}
 		} else if !e.Peer.Reachable {
 			cause = fmt.Sprintf("admin command; %s is unreachable", m.peerLabel())
 		}
@@ -157,7 +168,7 @@ func (m *Machine) boot(b Boot) []Action {
 		return nil
 	}
 	m.booted = true
-	m.peer = b.Peer
+	m.seePeer(b.Peer)
 	if b.Saved != nil {
 		m.epoch = b.Saved.Epoch
 	}
@@ -248,7 +259,12 @@ func (m *Machine) noop(who, action, reason, why string) Record {
 // nextEpoch is past both this node's and the peer's last known epoch, so the
 // newest activation always carries the highest epoch.
 func (m *Machine) nextEpoch() uint64 {
-	return max(m.epoch, m.peer.Epoch) + 1
+	return max(m.epoch, m.peerEpoch) + 1
+}
+
+func (m *Machine) seePeer(p PeerView) {
+	m.peer = p
+	m.peerEpoch = max(m.peerEpoch, p.Epoch)
 }
 
 // peerLabel is "peer NAME", or "the peer" when its name is not known.

@@ -144,6 +144,9 @@ func parsePeer(s string) (PeerView, error) {
 	if s == "" || s == "unreachable" {
 		return PeerView{Name: name}, nil
 	}
+	if s == "unreadable" {
+		return PeerView{Name: name, Reachable: true, Unreadable: true}, nil
+	}
 	st, ep, err := parseStatusEpoch(s)
 	return PeerView{Name: name, Reachable: true, Status: st, Epoch: ep}, err
 }

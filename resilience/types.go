@@ -84,11 +84,17 @@ type PeerView struct {
 	Reachable bool
 	Status    Status
 	Epoch     uint64
+	// Unreadable: the peer answered but its status could not be read
+	// (wrong token, a broken answer). It may be Active.
+	Unreadable bool
 }
 
 func (p PeerView) String() string {
 	if !p.Reachable {
 		return "unreachable"
+	}
+	if p.Unreadable {
+		return "unreadable"
 	}
 	return fmt.Sprintf("%s:%d", p.Status, p.Epoch)
 }

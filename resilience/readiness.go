@@ -1,0 +1,65 @@
+package resilience
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ReadinessInput is what HA readiness is judged on.
+type ReadinessInput struct {
+	PeerName       string // empty: no peer configured
+	PeerReachable  bool
+	PeerError      string
+	PeerStatus     Status
+	PeerEpoch      uint64
+	PeerVersion    string
+	Version        string
+	Status         Status
+	Epoch          uint64
+	StaleJobs      []string // replication jobs older than their max_age
+	PeerUnhealthy  bool     // the peer reports critical services unhealthy
+	LocalUnhealthy []string // this node's unhealthy critical services
+}
+
+// Readiness says whether the pair is ready to fail over, and if not, why:
+// the peer is seen, runs the same major version, replication is fresh, and
+// there is no split brain. A differing major makes HA not ready but does not
+// block a failover.
+func Readiness(in ReadinessInput) (ready bool, reasons []string) {
+	if in.PeerName == "" {
+		return false, []string{"no peer configured"}
+	}
+	switch {
+	case !in.PeerReachable:
+		r := fmt.Sprintf("peer %s is unreachable", in.PeerName)
+		if in.PeerError != "" {
+			r += ": " + in.PeerError
+		}
+		reasons = append(reasons, r)
+	default:
+		if mine, theirs := Major(in.Version), Major(in.PeerVersion); mine != theirs {
+			reasons = append(reasons, fmt.Sprintf("peer %s runs version %s, major %s differs from ours (%s)",
+				in.PeerName, in.PeerVersion, theirs, in.Version))
+		}
+		if in.Status.claimsActive() && in.PeerStatus.claimsActive() {
+			reasons = append(reasons, fmt.Sprintf("split brain: both nodes claim Active (here epoch %d, peer %s epoch %d)",
+				in.Epoch, in.PeerName, in.PeerEpoch))
+		}
+		if in.PeerUnhealthy && !in.PeerStatus.claimsActive() {
+			reasons = append(reasons, fmt.Sprintf("peer %s reports critical services unhealthy", in.PeerName))
+		}
+	}
+	if len(in.LocalUnhealthy) > 0 && !in.Status.claimsActive() {
+		reasons = append(reasons, "critical services unhealthy here: "+strings.Join(in.LocalUnhealthy, ", "))
+	}
+	for _, j := range in.StaleJobs {
+		reasons = append(reasons, fmt.Sprintf("replication job %s is older than its max_age", j))
+	}
+	return len(reasons) == 0, reasons
+}
+
+// Major is the major part of a version: what comes before the first dot.
+func Major(version string) string {
+	major, _, _ := strings.Cut(strings.TrimSpace(version), ".")
+	return major
+}

@@ -45,6 +45,7 @@ type Peer struct {
 	Status    string    `json:"status,omitempty"`
 	Epoch     uint64    `json:"epoch"`
 	Version   string    `json:"version,omitempty"`
+	Healthy   bool      `json:"healthy"`
 	Error     string    `json:"error,omitempty"`
 	CheckedAt time.Time `json:"checked_at"`
 }
@@ -71,6 +72,15 @@ type Registration struct {
 	MDS        string `json:"mds"`
 	Registered bool   `json:"registered"`
 	Error      string `json:"error,omitempty"`
+	// Reachable: the MDS answers OPTIONS probes (rise/fall applied).
+	Reachable bool `json:"reachable"`
+	// StatusCode of the MDS's last final answer to REGISTER; 0 before any.
+	StatusCode int `json:"status_code,omitempty"`
+	// ExpiresAt is when the binding lapses unless refreshed (while registered).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// NextRefresh is when the next REGISTER, refresh or retry, is due
+	// (while active).
+	NextRefresh time.Time `json:"next_refresh,omitzero"`
 }
 
 // Failover is the manual HA failover state (auto mode, on the Main).

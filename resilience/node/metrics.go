@@ -1,0 +1,58 @@
+package node
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resman-pbx/resman/resilience"
+)
+
+type metrics struct {
+	status      *prometheus.GaugeVec
+	epoch       prometheus.Gauge
+	transitions *prometheus.CounterVec
+	commands    *prometheus.CounterVec
+	peerUp      prometheus.Gauge
+	haReady     prometheus.Gauge
+	healthy     prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		status: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resman_node_status",
+			Help: "1 for the node's current runtime status, 0 for the others."}, []string{"status"}),
+		epoch: prometheus.NewGauge(prometheus.GaugeOpts{Name: "resman_node_epoch",
+			Help: "Epoch of the node's last activation."}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "resman_node_transitions_total",
+			Help: "Status changes, by from, to and outcome."}, []string{"from", "to", "outcome"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "resman_admin_commands_total",
+			Help: "Admin commands, by command and outcome (ok, refused, failed)."}, []string{"command", "outcome"}),
+		peerUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "resman_peer_reachable",
+			Help: "1 when the peer's API answered the last check."}),
+		haReady: prometheus.NewGauge(prometheus.GaugeOpts{Name: "resman_ha_ready",
+			Help: "1 when the pair is ready to fail over."}),
+		healthy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "resman_node_healthy",
+			Help: "1 when no critical local service is unhealthy."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.status, m.epoch, m.transitions, m.commands, m.peerUp, m.haReady, m.healthy)
+	}
+	return m
+}
+
+func (m *metrics) setStatus(s resilience.Status, epoch uint64) {
+	for _, st := range []resilience.Status{resilience.Inactive, resilience.Activating, resilience.Active, resilience.Deactivating} {
+		v := 0.0
+		if st == s {
+			v = 1
+		}
+		m.status.WithLabelValues(string(st)).Set(v)
+	}
+	m.epoch.Set(float64(epoch))
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

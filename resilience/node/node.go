@@ -1,0 +1,527 @@
+// Package node is the runtime around the decision core: it owns the
+// goroutines, feeds the core events (admin commands, peer views, health,
+// completions) and carries its actions out through small interfaces
+// (services, SIP registrar, state file, audit log). One goroutine owns the
+// core; everything else talks to it through messages.
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resman-pbx/resman/resilience"
+	"github.com/resman-pbx/resman/resilience/api"
+)
+
+// Services drives the local services. Start and Stop may block up to their
+// timeouts and are called from a worker goroutine, never concurrently.
+// Status and Unhealthy must not block on I/O.
+type Services interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Status() []api.Service
+	Unhealthy() []string
+}
+
+// Registrar registers the Active node over SIP (XDS). Activate must not
+// block; Deactivate returns by the time ctx ends. Called from the node's
+// goroutines; Status must not block on I/O.
+type Registrar interface {
+	Activate(epoch uint64)
+	Deactivate(ctx context.Context) error
+	Status() []api.Registration
+}
+
+// PeerClient reads the peer's status. Transport failures must wrap
+// ErrUnreachable from the caller's point of view (see Deps.IsUnreachable).
+type PeerClient interface {
+	Status(ctx context.Context) (api.Status, error)
+}
+
+// AuditLog stores audit entries durably.
+type AuditLog interface {
+	Append(api.AuditEntry) (api.AuditEntry, error)
+	List(limit int, beforeID uint64) ([]api.AuditEntry, error)
+}
+
+// Deps is everything a node is built from.
+type Deps struct {
+	Core    resilience.Config
+	Version string
+	// Peer is nil when no peer is configured (a witness).
+	Peer        PeerClient
+	PeerName    string
+	PeerEvery   time.Duration // how often the peer is polled
+	PeerTimeout time.Duration // bound of one peer call
+	// IsUnreachable tells a transport failure (peer down) from an answer
+	// that could not be read (e.g. a wrong token).
+	IsUnreachable func(error) bool
+	Services      Services
+	Registrar     Registrar // nil without XDS
+	Audit         AuditLog
+	DataDir       string
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer
+	// UnregisterTimeout bounds the SIP unregistration before services stop.
+	UnregisterTimeout time.Duration
+}
+
+// Node is a running PBX node. Its exported methods are safe for concurrent
+// use; they implement the web package's Node interface.
+type Node struct {
+	d       Deps
+	log     *slog.Logger
+	m       *resilience.Machine // owned by the loop goroutine
+	metrics *metrics
+	hub     hub
+	msgs    chan any
+	health  chan struct{}
+	ready   chan struct{} // closed once Boot has been stepped
+	stopped chan struct{} // closed when Run returns
+
+	// waiters are admin commands waiting for the transition they started to
+	// end. Owned by the loop goroutine.
+	waiters []chan outcome
+	// failure is the failed record of the transition under way, if any.
+	failure *resilience.Record
+
+	mu        sync.RWMutex
+	snap      snapshot
+	published []byte // last status event, to publish only changes
+}
+
+type snapshot struct {
+	status     resilience.Status
+	epoch      uint64
+	since      time.Time
+	peer       *api.Peer
+	peerHealth bool
+	unhealthy  []string
+	last       *api.Transition
+}
+
+// outcome is how a transition ended, for a waiting admin command.
+type outcome struct {
+	status resilience.Status
+	rec    resilience.Record
+}
+
+var errStopped = errors.New("node is shutting down")
+
+type (
+	command struct {
+		ev    resilience.Event
+		reply chan commandReply
+	}
+	commandReply struct {
+		err  error
+		wait chan outcome // nil when nothing is under way
+	}
+	workDone struct{ ev resilience.Event }
+	peerSeen struct{ peer api.Peer }
+)
+
+// New builds a node; Run starts it.
+func New(d Deps) (*Node, error) {
+	m, err := resilience.New(d.Core)
+	if err != nil {
+		return nil, err
+	}
+	if d.Services == nil || d.Audit == nil || d.DataDir == "" {
+		return nil, errors.New("node: services, audit log and data dir are required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.PeerEvery <= 0 {
+		d.PeerEvery = 2 * time.Second
+	}
+	if d.PeerTimeout <= 0 {
+		d.PeerTimeout = 2 * time.Second
+	}
+	if d.UnregisterTimeout <= 0 {
+		d.UnregisterTimeout = 5 * time.Second
+	}
+	if d.IsUnreachable == nil {
+		d.IsUnreachable = func(error) bool { return true }
+	}
+	n := &Node{
+		d:       d,
+		log:     d.Logger.With("component", "node"),
+		m:       m,
+		metrics: newMetrics(d.Registerer),
+		msgs:    make(chan any),
+		health:  make(chan struct{}, 1),
+		ready:   make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	n.snap.status = resilience.Inactive
+	n.snap.since = time.Now()
+	return n, nil
+}
+
+// HealthChanged tells the node the services' health may have changed. It
+// never blocks: pass it as the supervisor's change callback.
+func (n *Node) HealthChanged() {
+	select {
+	case n.health <- struct{}{}:
+	default:
+	}
+}
+
+// Ready is closed once the node has booted (decided its first status).
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Run boots the node and serves until ctx is done. Services keep their state
+// when Run returns: stopping resman does not stop the telephony.
+func (n *Node) Run(ctx context.Context) error {
+	defer close(n.stopped)
+	statePath := filepath.Join(n.d.DataDir, "state.json")
+	saved, err := loadState(statePath)
+	if err != nil {
+		return err
+	}
+	peer := n.fetchPeer(ctx)
+	n.setPeer(peer)
+	n.step(ctx, resilience.Boot{Saved: saved, Peer: n.peerView(peer)})
+	close(n.ready)
+	n.log.Info("node booted", "role", n.d.Core.Role, "mode", n.d.Core.Mode, "status", n.m.Status(), "epoch", n.m.Epoch())
+
+	if n.d.Peer != nil {
+		go n.pollPeer(ctx)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-n.health:
+			n.step(ctx, resilience.Health{Unhealthy: n.d.Services.Unhealthy()})
+		case msg := <-n.msgs:
+			switch msg := msg.(type) {
+			case command:
+				err := n.step(ctx, msg.ev)
+				var wait chan outcome
+				if err == nil && (n.m.Status() == resilience.Activating || n.m.Status() == resilience.Deactivating) {
+					wait = make(chan outcome, 1)
+					n.waiters = append(n.waiters, wait)
+				}
+				msg.reply <- commandReply{err: err, wait: wait}
+			case workDone:
+				n.step(ctx, msg.ev)
+			case peerSeen:
+				n.setPeer(msg.peer)
+				n.step(ctx, resilience.PeerSeen{Peer: n.peerView(msg.peer)})
+			}
+		}
+	}
+}
+
+// step feeds one event to the core and carries out its actions. Only the
+// loop goroutine calls it.
+func (n *Node) step(ctx context.Context, ev resilience.Event) error {
+	before := n.m.Status()
+	acts, err := n.m.Step(ev)
+	var work []resilience.Action
+	var last resilience.Record
+	for _, a := range acts {
+		switch a := a.(type) {
+		case resilience.Persist:
+			if perr := saveState(filepath.Join(n.d.DataDir, "state.json"), a.Saved, time.Now()); perr != nil {
+				// The decision stands; a restart would restore the previous
+				// one. Say so loudly.
+				n.log.Error("cannot persist the decision", "err", perr)
+			}
+		case resilience.Record:
+			last = a
+			if a.Outcome == resilience.OutcomeFailed {
+				n.failure = &a
+			}
+			n.record(a)
+		case resilience.RegisterSIP:
+			if n.d.Registrar != nil {
+				n.d.Registrar.Activate(a.Epoch)
+			}
+		case resilience.UnregisterSIP, resilience.StartServices, resilience.StopServices:
+			work = append(work, a)
+		}
+	}
+	if len(work) > 0 {
+		go n.runWork(ctx, work)
+	}
+	after := n.m.Status()
+	n.mu.Lock()
+	n.snap.status, n.snap.epoch = after, n.m.Epoch()
+	n.snap.unhealthy = n.m.Unhealthy()
+	if after != before {
+		n.snap.since = time.Now()
+		n.snap.last = &api.Transition{From: string(before), To: string(after), Cause: last.Cause, At: n.snap.since}
+	}
+	n.mu.Unlock()
+	n.metrics.setStatus(after, n.m.Epoch())
+	if after != before && (after == resilience.Active || after == resilience.Inactive) {
+		if n.failure != nil {
+			last = *n.failure
+		}
+		for _, w := range n.waiters {
+			w <- outcome{status: after, rec: last}
+		}
+		n.waiters, n.failure = nil, nil
+	}
+	n.publishStatus()
+	return err
+}
+
+// runWork carries out the long actions of one transition in order, then
+// reports the completion to the loop.
+func (n *Node) runWork(ctx context.Context, work []resilience.Action) {
+	for _, a := range work {
+		var done resilience.Event
+		switch a.(type) {
+		case resilience.UnregisterSIP:
+			if n.d.Registrar != nil {
+				uctx, cancel := context.WithTimeout(ctx, n.d.UnregisterTimeout)
+				if err := n.d.Registrar.Deactivate(uctx); err != nil {
+					// Never blocks the node's own transition.
+					n.log.Warn("sip unregistration incomplete", "err", err)
+				}
+				cancel()
+			}
+			continue
+		case resilience.StartServices:
+			done = resilience.ServicesStarted{Err: errText(n.d.Services.Start(ctx))}
+		case resilience.StopServices:
+			done = resilience.ServicesStopped{Err: errText(n.d.Services.Stop(ctx))}
+		}
+		select {
+		case n.msgs <- workDone{ev: done}:
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (n *Node) record(r resilience.Record) {
+	e, err := n.d.Audit.Append(api.AuditEntry{
+		Who: r.Who, Action: r.Action, Reason: r.Reason, Cause: r.Cause, Outcome: r.Outcome,
+		Detail: r.Detail, Epoch: r.Epoch, From: string(r.From), To: string(r.To),
+	})
+	if err != nil {
+		n.log.Error("cannot write the audit log", "err", err, "action", r.Action, "who", r.Who)
+		return
+	}
+	if r.From != r.To {
+		n.metrics.transitions.WithLabelValues(string(r.From), string(r.To), r.Outcome).Inc()
+	}
+	n.log.Info("audit", "who", r.Who, "action", r.Action, "outcome", r.Outcome, "from", r.From, "to", r.To,
+		"epoch", r.Epoch, "cause", r.Cause, "reason", r.Reason)
+	n.hub.publish(api.Event{Name: api.EventAudit, Data: e})
+}
+
+// StartServices is an admin's Start services: refused (409) while the peer
+// is seen Active unless forced; blocks until the node is Active, the start
+// failed and was rolled back, or ctx ends.
+func (n *Node) StartServices(ctx context.Context, who string, req api.StartRequest) (api.Status, error) {
+	if strings.TrimSpace(req.Reason) == "" {
+		return api.Status{}, fmt.Errorf("%w: reason is required", resilience.ErrInvalid)
+	}
+	// A fresh view of the peer: the two-Active guard is only as good as it.
+	var view resilience.PeerView
+	if n.d.Peer != nil {
+		p := n.fetchPeer(ctx)
+		n.setPeer(p)
+		view = n.peerView(p)
+	}
+	return n.command(ctx, "start services", resilience.Active,
+		resilience.AdminStart{Who: who, Reason: req.Reason, Force: req.Force, Peer: view})
+}
+
+// StopServices is an admin's Stop services; blocks until the node is
+// Inactive or ctx ends.
+func (n *Node) StopServices(ctx context.Context, who string, req api.StopRequest) (api.Status, error) {
+	if strings.TrimSpace(req.Reason) == "" {
+		return api.Status{}, fmt.Errorf("%w: reason is required", resilience.ErrInvalid)
+	}
+	return n.command(ctx, "stop services", resilience.Inactive, resilience.AdminStop{Who: who, Reason: req.Reason})
+}
+
+func (n *Node) command(ctx context.Context, name string, want resilience.Status, ev resilience.Event) (api.Status, error) {
+	select {
+	case <-n.ready:
+	case <-n.stopped:
+		return api.Status{}, errStopped
+	case <-ctx.Done():
+		return api.Status{}, ctx.Err()
+	}
+	reply := make(chan commandReply, 1)
+	select {
+	case n.msgs <- command{ev: ev, reply: reply}:
+	case <-n.stopped:
+		return api.Status{}, errStopped
+	case <-ctx.Done():
+		return api.Status{}, ctx.Err()
+	}
+	r := <-reply
+	if r.err != nil {
+		n.metrics.commands.WithLabelValues(name, resilience.OutcomeRefused).Inc()
+		return n.Status(), r.err
+	}
+	if r.wait != nil {
+		select {
+		case o := <-r.wait:
+			if o.status != want {
+				n.metrics.commands.WithLabelValues(name, resilience.OutcomeFailed).Inc()
+				return n.Status(), fmt.Errorf("%w: %s: %s", resilience.ErrFailed, name, o.rec.Cause)
+			}
+		case <-ctx.Done():
+			// The transition goes on; the caller sees where it stands.
+			return n.Status(), nil
+		}
+	}
+	n.metrics.commands.WithLabelValues(name, resilience.OutcomeOK).Inc()
+	return n.Status(), nil
+}
+
+// Status is the node's current status. It does not block on I/O.
+func (n *Node) Status() api.Status {
+	n.mu.RLock()
+	s := n.snap
+	n.mu.RUnlock()
+	st := api.Status{
+		Node: n.d.Core.Name, Role: string(n.d.Core.Role), Mode: string(n.d.Core.Mode),
+		Status: string(s.status), Epoch: s.epoch, Since: s.since.UTC(), Version: n.d.Version,
+		Healthy:     len(s.unhealthy) == 0,
+		Services:    n.d.Services.Status(),
+		Replication: []api.Replication{},
+		XDS:         []api.Registration{},
+		LastChange:  s.last,
+	}
+	if n.d.Registrar != nil {
+		st.XDS = n.d.Registrar.Status()
+	}
+	in := resilience.ReadinessInput{Version: n.d.Version, Status: s.status, Epoch: s.epoch, LocalUnhealthy: s.unhealthy}
+	if s.peer != nil {
+		p := *s.peer
+		st.Peer = &p
+		in.PeerName, in.PeerReachable, in.PeerError = p.Name, p.Reachable, p.Error
+		in.PeerStatus, in.PeerEpoch, in.PeerVersion = resilience.Status(p.Status), p.Epoch, p.Version
+		in.PeerUnhealthy = p.Reachable && !s.peerHealth
+	}
+	st.HA.Ready, st.HA.Reasons = resilience.Readiness(in)
+	if st.HA.Reasons == nil {
+		st.HA.Reasons = []string{}
+	}
+	return st
+}
+
+// Active is the minimal answer of GET /active.
+func (n *Node) Active() api.Active {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return api.Active{Status: string(n.snap.status), Epoch: n.snap.epoch}
+}
+
+// Audit returns audit entries, newest first.
+func (n *Node) Audit(_ context.Context, limit int, beforeID uint64) ([]api.AuditEntry, error) {
+	return n.d.Audit.List(limit, beforeID)
+}
+
+// Subscribe streams status and audit events; the first is the status.
+func (n *Node) Subscribe() (<-chan api.Event, func()) {
+	return n.hub.subscribe(api.Event{Name: api.EventStatus, Data: n.Status()})
+}
+
+// publishStatus sends a status event when anything but timestamps changed.
+func (n *Node) publishStatus() {
+	st := n.Status()
+	key := st
+	if key.Peer != nil {
+		p := *key.Peer
+		p.CheckedAt = time.Time{}
+		key.Peer = &p
+	}
+	raw, _ := json.Marshal(key)
+	n.mu.Lock()
+	same := slices.Equal(raw, n.published)
+	n.published = raw
+	n.mu.Unlock()
+	if same {
+		return
+	}
+	ready := boolGauge(st.HA.Ready)
+	n.metrics.haReady.Set(ready)
+	n.metrics.healthy.Set(boolGauge(st.Healthy))
+	n.hub.publish(api.Event{Name: api.EventStatus, Data: st})
+}
+
+// pollPeer reads the peer's status every PeerEvery until ctx ends.
+func (n *Node) pollPeer(ctx context.Context) {
+	t := time.NewTicker(n.d.PeerEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p := n.fetchPeer(ctx)
+		select {
+		case n.msgs <- peerSeen{peer: p}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (n *Node) fetchPeer(ctx context.Context) api.Peer {
+	p := api.Peer{Name: n.d.PeerName, CheckedAt: time.Now().UTC()}
+	if n.d.Peer == nil {
+		return p
+	}
+	cctx, cancel := context.WithTimeout(ctx, n.d.PeerTimeout)
+	defer cancel()
+	st, err := n.d.Peer.Status(cctx)
+	switch {
+	case err == nil:
+		p.Reachable, p.Status, p.Epoch, p.Version = true, st.Status, st.Epoch, st.Version
+		p.Healthy = st.Healthy
+	case n.d.IsUnreachable(err):
+		p.Error = err.Error()
+	default:
+		p.Reachable, p.Error = true, err.Error()
+	}
+	return p
+}
+
+func (n *Node) setPeer(p api.Peer) {
+	n.metrics.peerUp.Set(boolGauge(p.Reachable && p.Error == ""))
+	n.mu.Lock()
+	n.snap.peer = &p
+	n.snap.peerHealth = p.Healthy
+	n.mu.Unlock()
+}
+
+func (n *Node) peerView(p api.Peer) resilience.PeerView {
+	if n.d.Peer == nil {
+		return resilience.PeerView{}
+	}
+	return resilience.PeerView{
+		Name: p.Name, Reachable: p.Reachable, Unreadable: p.Reachable && p.Error != "",
+		Status: resilience.Status(p.Status), Epoch: p.Epoch,
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

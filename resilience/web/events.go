@@ -1,0 +1,99 @@
+package web
+
+import (
+	"bufio"
+	"encoding/json"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/resman-pbx/resman/resilience/api"
+)
+
+// events streams the node's events as Server-Sent Events: "event: status"
+// or "event: audit", an "id:" counting the events of this stream from 1,
+// and the JSON "data:"; a comment every keepAlive. The stream ends when the
+// node closes the subscription, the client goes away (a write fails) or
+// the server shuts down.
+func (s *Server) events(c *fiber.Ctx) error {
+	select {
+	case <-s.closing:
+		return errorf(fiber.StatusServiceUnavailable, "the server is shutting down")
+	default:
+	}
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set("X-Accel-Buffering", "no")
+	c.Status(fiber.StatusOK)
+
+	// The stream writer runs after this handler returns, when c is no
+	// longer valid: capture what it needs now.
+	conn := c.Context().Conn()
+	principal := who(c)
+	events, cancel := s.node.Subscribe()
+	s.log.Debug("event stream opened", "who", principal)
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer cancel()
+		why := s.stream(w, conn, events)
+		s.log.Debug("event stream closed", "who", principal, "why", why)
+	})
+	return nil
+}
+
+// stream writes events to w until it must end, and says why.
+func (s *Server) stream(w *bufio.Writer, conn net.Conn, events <-chan api.Event) string {
+	keepAlive := time.NewTicker(s.keepAlive)
+	defer keepAlive.Stop()
+	var id uint64
+	for {
+		select {
+		case <-s.closing:
+			return "server shutdown"
+		case ev, ok := <-events:
+			if !ok {
+				return "subscription closed"
+			}
+			if ev.Name != api.EventStatus && ev.Name != api.EventAudit {
+				s.log.Warn("dropping an event of unknown name", "name", ev.Name)
+				continue
+			}
+			data, err := json.Marshal(ev.Data)
+			if err != nil {
+				s.log.Error("cannot encode an event", "name", ev.Name, "err", err)
+				continue
+			}
+			id++
+			// JSON has no raw newline: one data line.
+			buf := make([]byte, 0, len(data)+64)
+			buf = append(buf, "event: "...)
+			buf = append(buf, ev.Name...)
+			buf = append(buf, "\nid: "...)
+			buf = strconv.AppendUint(buf, id, 10)
+			buf = append(buf, "\ndata: "...)
+			buf = append(buf, data...)
+			buf = append(buf, "\n\n"...)
+			if err := s.send(w, conn, buf); err != nil {
+				return "client gone: " + err.Error()
+			}
+		case <-keepAlive.C:
+			if err := s.send(w, conn, []byte(": keep-alive\n\n")); err != nil {
+				return "client gone: " + err.Error()
+			}
+		}
+	}
+}
+
+// send writes and flushes b. The connection's write deadline is renewed
+// first: the server's WriteTimeout then bounds one stalled write, not the
+// whole stream.
+func (s *Server) send(w *bufio.Writer, conn net.Conn, b []byte) error {
+	if conn != nil {
+		_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	}
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	return w.Flush()
+}

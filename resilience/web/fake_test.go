@@ -1,0 +1,149 @@
+package web
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/resman-pbx/resman/resilience/api"
+)
+
+// call is one call the fake node saw.
+type call struct {
+	Method string
+	Who    string
+	Start  api.StartRequest
+	Stop   api.StopRequest
+	Limit  int
+	Before uint64
+}
+
+// fakeNode records calls and returns configured results.
+type fakeNode struct {
+	mu       sync.Mutex
+	status   api.Status
+	active   api.Active
+	startErr error
+	stopErr  error
+	auditErr error
+	entries  []api.AuditEntry
+	panicky  bool
+	calls    []call
+	subs     map[int]chan api.Event
+	nextSub  int
+
+	// subscribed receives the ID of each new subscription, cancelled the
+	// ID of each cancelled one.
+	subscribed chan int
+	cancelled  chan int
+}
+
+func newFakeNode() *fakeNode {
+	since := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	return &fakeNode{
+		status: api.Status{
+			Node: "xivo-main", Role: "main", Mode: "manual", Status: api.StatusActive,
+			Epoch: 3, Since: since, Version: "test", Healthy: true,
+			HA:          api.HA{Ready: true, Reasons: []string{}},
+			Services:    []api.Service{{Name: "asterisk", State: "running", Healthy: true, Critical: true}},
+			Replication: []api.Replication{},
+			XDS:         []api.Registration{},
+		},
+		active:     api.Active{Status: api.StatusActive, Epoch: 3},
+		subs:       map[int]chan api.Event{},
+		subscribed: make(chan int, 16),
+		cancelled:  make(chan int, 16),
+	}
+}
+
+func (f *fakeNode) record(c call) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, c)
+}
+
+func (f *fakeNode) Calls() []call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]call(nil), f.calls...)
+}
+
+func (f *fakeNode) Status() api.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.panicky {
+		panic("fake node: status exploded")
+	}
+	return f.status
+}
+
+func (f *fakeNode) Active() api.Active {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.active
+}
+
+func (f *fakeNode) StartServices(_ context.Context, who string, req api.StartRequest) (api.Status, error) {
+	f.record(call{Method: "start", Who: who, Start: req})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.startErr != nil {
+		return api.Status{}, f.startErr
+	}
+	return f.status, nil
+}
+
+func (f *fakeNode) StopServices(_ context.Context, who string, req api.StopRequest) (api.Status, error) {
+	f.record(call{Method: "stop", Who: who, Stop: req})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopErr != nil {
+		return api.Status{}, f.stopErr
+	}
+	st := f.status
+	st.Status = api.StatusInactive
+	return st, nil
+}
+
+func (f *fakeNode) Audit(_ context.Context, limit int, before uint64) ([]api.AuditEntry, error) {
+	f.record(call{Method: "audit", Limit: limit, Before: before})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.auditErr != nil {
+		return nil, f.auditErr
+	}
+	return f.entries, nil
+}
+
+func (f *fakeNode) Subscribe() (<-chan api.Event, func()) {
+	f.record(call{Method: "subscribe"})
+	f.mu.Lock()
+	id := f.nextSub
+	f.nextSub++
+	ch := make(chan api.Event, 16)
+	ch <- api.Event{Name: api.EventStatus, Data: f.status}
+	f.subs[id] = ch
+	f.mu.Unlock()
+	f.subscribed <- id
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			f.mu.Lock()
+			delete(f.subs, id)
+			f.mu.Unlock()
+			f.cancelled <- id
+		})
+	}
+}
+
+// publish sends ev to every subscriber, dropping it for a full one.
+func (f *fakeNode) publish(ev api.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ch := range f.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}

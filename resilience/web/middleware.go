@@ -1,0 +1,131 @@
+package web
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Header names of the API.
+const (
+	// HeaderActor names the person or tool behind an API call, for the
+	// audit log: "who" becomes "api:<value>".
+	HeaderActor = "X-Resman-Actor"
+)
+
+// localWho is the fiber Locals key of the authenticated principal.
+const localWho = "resman.who"
+
+// observe is the outermost middleware: it recovers panics, turns errors
+// into JSON answers, and records the metrics and the access log.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	if err := s.next(c); err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			s.log.Error("writing an error answer", "err", herr)
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
+	code := c.Response().StatusCode()
+	route := s.routeLabel(c.Path())
+	method := methodLabel(c.Method())
+	d := time.Since(start)
+	s.metrics.observe(route, method, code, d)
+	s.log.Debug("request", "route", route, "method", method, "code", code, "duration", d)
+	return nil
+}
+
+// next runs the rest of the chain, turning a panic into an error.
+func (s *Server) next(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in handler", "route", s.routeLabel(c.Path()), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = errInternal
+		}
+	}()
+	return c.Next()
+}
+
+// routeLabel is the route template of path, or "other": paths that match no
+// route do not make new label values.
+func (s *Server) routeLabel(path string) string {
+	if _, ok := s.allow[path]; ok {
+		return path
+	}
+	return "other"
+}
+
+func methodLabel(m string) string {
+	switch m {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut,
+		fiber.MethodDelete, fiber.MethodPatch, fiber.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+// authenticate establishes who makes the call and stores it for the
+// handlers (see who). It accepts the bearer token; another scheme (a web
+// session cookie with a CSRF check) can be tried beside it here.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	who, err := s.bearer(c)
+	if err != nil {
+		return err
+	}
+	c.Locals(localWho, who)
+	return c.Next()
+}
+
+// bearer checks the Authorization header and returns the principal: "api",
+// or "api:<actor>" with a valid X-Resman-Actor header.
+func (s *Server) bearer(c *fiber.Ctx) (string, error) {
+	h := c.Get(fiber.HeaderAuthorization)
+	scheme, token, _ := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", errorf(fiber.StatusUnauthorized, "a bearer token is required")
+	}
+	got := sha256.Sum256([]byte(token))
+	if !s.hasToken || subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
+		return "", errorf(fiber.StatusUnauthorized, "invalid bearer token")
+	}
+	actor := c.Get(HeaderActor)
+	if actor == "" {
+		return "api", nil
+	}
+	if err := checkActor(actor); err != nil {
+		return "", err
+	}
+	return "api:" + strings.Clone(actor), nil
+}
+
+// checkActor accepts up to MaxActorLength printable ASCII characters (HTTP
+// has trimmed the blanks around the value).
+func checkActor(a string) error {
+	if len(a) > MaxActorLength {
+		return errorf(fiber.StatusBadRequest, "%s is longer than %d characters", HeaderActor, MaxActorLength)
+	}
+	for i := 0; i < len(a); i++ {
+		if a[i] < 0x20 || a[i] > 0x7e {
+			return errorf(fiber.StatusBadRequest, "%s must be printable ASCII", HeaderActor)
+		}
+	}
+	return nil
+}
+
+// who is the principal authenticate stored.
+func who(c *fiber.Ctx) string {
+	w, _ := c.Locals(localWho).(string)
+	return w
+}
+
+// noStore keeps API answers out of caches.
+func noStore(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Next()
+}

@@ -1,19 +1,54 @@
 // Package config is the only importer of viper. It turns a YAML file plus
 // RESMAN_* environment overrides into a typed Config, fills defaults, and
 // validates the result, naming the key path of every problem it finds.
+//
+// Fields tagged secret:"true" hold secrets; Redacted replaces them.
 package config
 
 import "time"
 
+// Values of Node.Role, Node.Mode and Failover.Failback.
+const (
+	RoleMain    = "main"
+	RoleStandby = "standby"
+	// RoleWitness only takes part in gossip to break ties: it runs no
+	// services and is never Active.
+	RoleWitness = "witness"
+
+	ModeAuto   = "auto"
+	ModeManual = "manual"
+
+	FailbackAuto   = "auto"
+	FailbackManual = "manual"
+)
+
+// Values returned by Service.Kind and Check.Kind.
+const (
+	KindCommands = "commands"
+	KindUnit     = "unit"
+	KindRun      = "run"
+
+	KindSIP  = "sip"
+	KindExec = "exec"
+	KindTCP  = "tcp"
+	KindHTTP = "http"
+)
+
+// RedactedValue replaces every non-empty secret in Redacted.
+const RedactedValue = "REDACTED"
+
 // Config is one resman config file. A file may configure any combination of
 // a node, a CC follower and an Edge proxy; API serves whichever run.
 type Config struct {
-	Node        *Node         `mapstructure:"node"`
-	API         API           `mapstructure:"api"`
-	Peer        *Peer         `mapstructure:"peer"`
-	Gossip      Gossip        `mapstructure:"gossip"`
-	Failover    Failover      `mapstructure:"failover"`
-	Services    []Service     `mapstructure:"services"`
+	Node     *Node    `mapstructure:"node"`
+	API      API      `mapstructure:"api"`
+	Peer     *Peer    `mapstructure:"peer"`
+	Gossip   Gossip   `mapstructure:"gossip"`
+	Failover Failover `mapstructure:"failover"`
+	// Services of the node, started in order and stopped in reverse. Not
+	// env-overridable (a list of sections).
+	Services []Service `mapstructure:"services"`
+	// Replication jobs the Main runs. Not env-overridable.
 	Replication []Replication `mapstructure:"replication"`
 	XDS         *XDS          `mapstructure:"xds"`
 	CC          *CC           `mapstructure:"cc"`
@@ -24,58 +59,79 @@ type Config struct {
 // Node describes this PBX host.
 type Node struct {
 	// Name is unique in the deployment; it appears in status, audit and gossip.
+	// Required, no spaces.
 	Name string `mapstructure:"name"`
 	// Role is the configured role: main, standby or witness. The runtime
-	// status (active or inactive) is separate.
+	// status (active or inactive) is separate. Required.
 	Role string `mapstructure:"role"`
 	// Mode is auto (heartbeat and automatic failover) or manual (no heartbeat,
 	// the admin decides). Default: manual, the mode that never moves by itself.
+	// A witness must be auto.
 	Mode string `mapstructure:"mode"`
 	// Version of the PBX stack; majors must match for HA readiness.
+	// Required for main and standby.
 	Version string `mapstructure:"version"`
-	// DataDir holds the persisted status, epoch and audit log.
-	// Default: /var/lib/resman.
+	// DataDir holds the persisted status, epoch and audit log. An absolute
+	// path. Default: /var/lib/resman.
 	DataDir string `mapstructure:"data_dir"`
 }
 
 // API is the HTTP listener of whichever components this file runs.
 type API struct {
-	// Listen is host:port. Default: 127.0.0.1:9440.
+	// Listen is host:port (an empty host listens on every address).
+	// Default: 127.0.0.1:9440.
 	Listen string `mapstructure:"listen"`
 	// Token is the bearer token scripts, peers, CC and Edge present. Secret.
-	Token string `mapstructure:"token"`
-	// Users may log in to the web page.
+	// Required, at least 16 characters.
+	Token string `mapstructure:"token" secret:"true"`
+	// Users may log in to the web page. Not env-overridable.
 	Users []User `mapstructure:"users"`
 }
 
 // User is a web login; PasswordHash is a bcrypt hash (resman hash-password).
 type User struct {
 	Name         string `mapstructure:"name"`
-	PasswordHash string `mapstructure:"password_hash"`
+	PasswordHash string `mapstructure:"password_hash" secret:"true"`
 }
 
-// Peer is the other node of the pair.
+// Peer is the other node of the pair. Required for main and standby, absent
+// on a witness.
 type Peer struct {
+	// Name is the peer's node.name; it must differ from this node's.
 	Name string `mapstructure:"name"`
 	// API is the peer's base URL (http://host:port), used with api.token.
 	API string `mapstructure:"api"`
-	// Gossip is the peer's gossip host:port (auto mode).
+	// Gossip is the peer's gossip host:port. Required in auto mode.
 	Gossip string `mapstructure:"gossip"`
 	// CheckInterval is how often the peer's API is polled. Default: 2s.
 	CheckInterval time.Duration `mapstructure:"check_interval"`
-	// Timeout bounds one call to the peer's API. Default: 2s.
+	// Timeout bounds one call to the peer's API; at most CheckInterval.
+	// Default: 2s.
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 
-// Gossip configures the heartbeat (auto mode only).
+// Gossip configures the heartbeat (auto mode only). In manual mode the keys
+// may stay in the file, so that a reload can switch mode, and are still
+// checked for form.
 type Gossip struct {
+	// Bind is the local gossip host:port. Default: 0.0.0.0:7946.
 	Bind string `mapstructure:"bind"`
-	// Key is base64 of 16, 24 or 32 bytes. Secret.
-	Key            string        `mapstructure:"key"`
-	ProbeInterval  time.Duration `mapstructure:"probe_interval"`
-	ProbeTimeout   time.Duration `mapstructure:"probe_timeout"`
-	SuspicionMult  int           `mapstructure:"suspicion_mult"`
-	Join           []string      `mapstructure:"join"`
+	// Key is base64 of 16, 24 or 32 bytes, the same on every member.
+	// Required in auto mode. Secret.
+	Key string `mapstructure:"key" secret:"true"`
+	// ProbeInterval between two probes of a member. Default: 200ms.
+	ProbeInterval time.Duration `mapstructure:"probe_interval"`
+	// ProbeTimeout waits for one probe's ack; below ProbeInterval.
+	// Default: 100ms.
+	ProbeTimeout time.Duration `mapstructure:"probe_timeout"`
+	// SuspicionMult scales how long a suspected member has to refute before
+	// it is declared dead. At least 1. Default: 2.
+	SuspicionMult int `mapstructure:"suspicion_mult"`
+	// Join lists the members' gossip host:port to join and rejoin.
+	// Default on main and standby: peer.gossip and failover.witness.
+	// Required on a witness (list both nodes).
+	Join []string `mapstructure:"join"`
+	// RejoinInterval between attempts to rejoin a lost member. Default: 1s.
 	RejoinInterval time.Duration `mapstructure:"rejoin_interval"`
 }
 
@@ -83,12 +139,15 @@ type Gossip struct {
 type Failover struct {
 	// Failback is auto (the Main takes back after FailbackHold of stable
 	// health) or manual (the admin decides). Default: auto.
-	Failback     string        `mapstructure:"failback"`
+	Failback string `mapstructure:"failback"`
+	// FailbackHold is how long the Main must be healthy before it takes
+	// back; 0 takes back at once. Default: 30s.
 	FailbackHold time.Duration `mapstructure:"failback_hold"`
 	// LostAfter is how long the Main must be lost or unhealthy before the
 	// Standby activates. Default: 1s.
 	LostAfter time.Duration `mapstructure:"lost_after"`
-	// Witness is the gossip address of the optional third member.
+	// Witness is the gossip host:port of the optional third member that
+	// breaks ties. No default.
 	Witness string `mapstructure:"witness"`
 }
 
@@ -96,7 +155,9 @@ type Failover struct {
 // Exactly one of Start/Stop (commands), Unit (a systemd unit) or Run (a
 // foreground process resman supervises) says how it is driven.
 type Service struct {
-	Name  string   `mapstructure:"name"`
+	// Name is unique within its list. Required.
+	Name string `mapstructure:"name"`
+	// Start and Stop are argv lists, both or neither.
 	Start []string `mapstructure:"start"`
 	Stop  []string `mapstructure:"stop"`
 	// Unit is a systemd unit name; start/stop use systemctl.
@@ -106,20 +167,27 @@ type Service struct {
 	Run []string `mapstructure:"run"`
 	// Timeout bounds one start or stop. Default: 30s.
 	Timeout time.Duration `mapstructure:"timeout"`
-	Check   *Check        `mapstructure:"check"`
+	// Check is the optional health probe.
+	Check *Check `mapstructure:"check"`
 	// Critical: unhealthy makes the node unhealthy (failover in auto mode).
+	// Default: false.
 	Critical bool `mapstructure:"critical"`
 }
 
 // Check is a health probe; exactly one of SIP, Exec, TCP, HTTP is set.
 type Check struct {
-	SIP  string   `mapstructure:"sip"`
+	// SIP is a sip: or sips: URI probed with SIP OPTIONS, port optional.
+	SIP string `mapstructure:"sip"`
+	// Exec is an argv list; exit status 0 is healthy.
 	Exec []string `mapstructure:"exec"`
-	TCP  string   `mapstructure:"tcp"`
-	HTTP string   `mapstructure:"http"`
+	// TCP is a host:port that must accept a connection.
+	TCP string `mapstructure:"tcp"`
+	// HTTP is an http(s) URL that must answer.
+	HTTP string `mapstructure:"http"`
 	// Interval between probes. Default: 1s.
 	Interval time.Duration `mapstructure:"interval"`
-	// Timeout of one probe. Default: 1s (never above Interval).
+	// Timeout of one probe. Default: 1s, or Interval when that is shorter.
+	// Never above Interval.
 	Timeout time.Duration `mapstructure:"timeout"`
 	// Rise consecutive passes make it healthy, Fall consecutive failures
 	// unhealthy. Defaults: 2 and 2.
@@ -129,63 +197,91 @@ type Check struct {
 
 // Replication is a job the Main runs to copy data to the Standby.
 type Replication struct {
-	Name   string        `mapstructure:"name"`
-	Run    []string      `mapstructure:"run"`
-	Every  time.Duration `mapstructure:"every"`
+	// Name is unique among jobs. Required.
+	Name string `mapstructure:"name"`
+	// Run is the job's argv list. Required.
+	Run []string `mapstructure:"run"`
+	// Every is the period between runs. Required, above 0.
+	Every time.Duration `mapstructure:"every"`
+	// MaxAge is the age of the last success beyond which the Standby's
+	// copy counts as stale; at least Every. Default: twice Every.
 	MaxAge time.Duration `mapstructure:"max_age"`
 }
 
-// XDS registers the active PBX to the media servers.
+// XDS registers the active PBX to the media servers. Only on a main or
+// standby node.
 type XDS struct {
+	// Contact is the sip: URI the media servers send calls to. Required.
 	Contact string `mapstructure:"contact"`
-	MDS     []MDS  `mapstructure:"mds"`
+	// MDS lists the registrars, at least one. Not env-overridable.
+	MDS []MDS `mapstructure:"mds"`
 }
 
 // MDS is one media server registrar.
 type MDS struct {
-	Name      string `mapstructure:"name"`
+	// Name is unique among media servers. Required.
+	Name string `mapstructure:"name"`
+	// Registrar is a sip: URI with a host. Required.
 	Registrar string `mapstructure:"registrar"`
+	// Transport is udp or tcp. Default: udp.
 	Transport string `mapstructure:"transport"`
-	User      string `mapstructure:"user"`
-	// Password is secret.
-	Password string `mapstructure:"password"`
-	// Expires asked of the registrar, in seconds. Default: 120.
+	// User for digest authentication; optional.
+	User string `mapstructure:"user"`
+	// Password is secret; required when User is set.
+	Password string `mapstructure:"password" secret:"true"`
+	// Expires asked of the registrar, in seconds, 10 to 3600. Default: 120.
 	Expires int `mapstructure:"expires"`
 }
 
 // CC follows its paired node and runs the contact-center services.
 type CC struct {
-	Name     string    `mapstructure:"name"`
-	Follow   string    `mapstructure:"follow"`
-	Token    string    `mapstructure:"token"`
+	// Name of this follower. Required, no spaces.
+	Name string `mapstructure:"name"`
+	// Follow is the base URL of the node it follows. Required.
+	Follow string `mapstructure:"follow"`
+	// Token is the followed node's api.token. Required. Secret.
+	Token string `mapstructure:"token" secret:"true"`
+	// Services run while the followed node is Active. Not env-overridable.
 	Services []Service `mapstructure:"services"`
 }
 
 // Edge is the reverse proxy in front of both sides.
 type Edge struct {
-	Listen string    `mapstructure:"listen"`
-	Token  string    `mapstructure:"token"`
-	Check  EdgeCheck `mapstructure:"check"`
-	Sides  []Side    `mapstructure:"sides"`
+	// Listen is the proxy's host:port. Required.
+	Listen string `mapstructure:"listen"`
+	// Token is the nodes' api.token, used to ask which side is Active.
+	// Required. Secret.
+	Token string    `mapstructure:"token" secret:"true"`
+	Check EdgeCheck `mapstructure:"check"`
+	// Sides lists one or two sides. Not env-overridable.
+	Sides []Side `mapstructure:"sides"`
 }
 
 // EdgeCheck is the Edge's health check of each side's node.
 type EdgeCheck struct {
+	// Interval between checks. Default: 500ms.
 	Interval time.Duration `mapstructure:"interval"`
-	Rise     int           `mapstructure:"rise"`
-	Fall     int           `mapstructure:"fall"`
+	// Rise consecutive passes and Fall consecutive failures change a side's
+	// state. Defaults: 2 and 2.
+	Rise int `mapstructure:"rise"`
+	Fall int `mapstructure:"fall"`
 }
 
 // Side is one side (main or standby) behind the Edge.
 type Side struct {
-	Name   string  `mapstructure:"name"`
-	Node   string  `mapstructure:"node"`
+	// Name is unique among sides. Required.
+	Name string `mapstructure:"name"`
+	// Node is the base URL of the side's node API. Required.
+	Node string `mapstructure:"node"`
+	// Routes, at least one.
 	Routes []Route `mapstructure:"routes"`
 }
 
 // Route maps a path prefix to an upstream on one side.
 type Route struct {
-	Path     string `mapstructure:"path"`
+	// Path is a prefix starting with /.
+	Path string `mapstructure:"path"`
+	// Upstream is an http(s) URL.
 	Upstream string `mapstructure:"upstream"`
 }
 

@@ -1,0 +1,862 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func fixture(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func mustParse(t *testing.T, yaml string, env map[string]string) *Config {
+	t.Helper()
+	c, err := Parse([]byte(yaml), envOf(env))
+	if err != nil {
+		t.Fatalf("Parse: unexpected error:\n%v", err)
+	}
+	return c
+}
+
+// checkProblems asserts err holds exactly len(want) problems, the i-th
+// (in schema order) containing want[i].
+func checkProblems(t *testing.T, err error, want []string) {
+	t.Helper()
+	if len(want) == 0 {
+		if err != nil {
+			t.Fatalf("unexpected error:\n%v", err)
+		}
+		return
+	}
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("want Problems %q, got %v", want, err)
+	}
+	ok := len(ps) == len(want)
+	for i := 0; ok && i < len(ps); i++ {
+		ok = strings.Contains(ps[i].String(), want[i])
+	}
+	if !ok {
+		t.Fatalf("want problems (in order):\n  %s\ngot:\n  %s", strings.Join(want, "\n  "),
+			strings.ReplaceAll(ps.Error(), "\n", "\n  "))
+	}
+}
+
+func TestValidShapes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		file  string
+		check func(t *testing.T, c *Config)
+	}{
+		{"manual-pair.yaml", func(t *testing.T, c *Config) {
+			if c.Node.Role != RoleMain || c.Node.Mode != ModeManual || c.CC != nil || c.Edge != nil {
+				t.Errorf("sections: %+v cc=%v edge=%v", c.Node, c.CC, c.Edge)
+			}
+			kinds := []string{}
+			for _, s := range c.Services {
+				kinds = append(kinds, s.Kind()+"/"+s.Check.Kind())
+			}
+			if want := []string{"unit/tcp", "commands/sip", "run/http", "unit/exec"}; !slices.Equal(kinds, want) {
+				t.Errorf("kinds %v, want %v", kinds, want)
+			}
+			if c.Services[1].Timeout != time.Minute || c.Services[1].Check.Rise != 3 || c.Services[1].Check.Interval != 2*time.Second {
+				t.Errorf("asterisk: %+v %+v", c.Services[1], c.Services[1].Check)
+			}
+			if c.Replication[1].MaxAge != 30*time.Minute {
+				t.Errorf("sounds max_age %s, want 2 x every", c.Replication[1].MaxAge)
+			}
+			if m := c.XDS.MDS[1]; m.Transport != "tcp" || m.Expires != 300 || c.XDS.MDS[0].Transport != "udp" {
+				t.Errorf("mds: %+v", c.XDS.MDS)
+			}
+		}},
+		{"auto-node.yaml", func(t *testing.T, c *Config) {
+			if c.Node.Mode != ModeAuto || c.Gossip.ProbeInterval != 300*time.Millisecond {
+				t.Errorf("node %+v gossip %+v", c.Node, c.Gossip)
+			}
+			if want := []string{"127.0.0.1:7946", "127.0.0.3:7946"}; !slices.Equal(c.Gossip.Join, want) {
+				t.Errorf("join %v, want peer and witness %v", c.Gossip.Join, want)
+			}
+			if c.Failover.FailbackHold != 0 || c.Failover.Failback != FailbackManual {
+				t.Errorf("explicit failback_hold 0 must stay 0: %+v", c.Failover)
+			}
+			if key, err := c.GossipKeyBytes(); err != nil || len(key) != 32 {
+				t.Errorf("key %d bytes, %v", len(key), err)
+			}
+		}},
+		{"witness.yaml", func(t *testing.T, c *Config) {
+			if c.Node.Role != RoleWitness || c.Peer != nil || len(c.Gossip.Join) != 2 {
+				t.Errorf("witness: %+v peer=%v join=%v", c.Node, c.Peer, c.Gossip.Join)
+			}
+		}},
+		{"cc.yaml", func(t *testing.T, c *Config) {
+			if c.Node != nil || c.CC == nil || len(c.CC.Services) != 2 {
+				t.Fatalf("cc: node=%v cc=%+v", c.Node, c.CC)
+			}
+			if s := c.CC.Services[1]; s.Kind() != KindCommands || s.Timeout != 30*time.Second || s.Check != nil {
+				t.Errorf("recording: %+v", s)
+			}
+			if len(c.Gossip.Join) != 0 {
+				t.Errorf("a cc-only file joins nothing, got %v", c.Gossip.Join)
+			}
+		}},
+		{"edge.yaml", func(t *testing.T, c *Config) {
+			if c.Edge == nil || len(c.Edge.Sides) != 2 || c.Node != nil {
+				t.Fatalf("edge: %+v", c.Edge)
+			}
+			if ch := c.Edge.Check; ch.Interval != time.Second || ch.Rise != 2 || ch.Fall != 2 {
+				t.Errorf("edge.check %+v", ch)
+			}
+		}},
+		{"all-in-one.yaml", func(t *testing.T, c *Config) {
+			if c.Node == nil || c.CC == nil || c.Edge == nil {
+				t.Fatal("want node, cc and edge")
+			}
+			if c.Node.DataDir != "/srv/resman" || c.Peer.Timeout != 1500*time.Millisecond || c.Gossip.SuspicionMult != 3 {
+				t.Errorf("node %+v peer %+v gossip %+v", c.Node, c.Peer, c.Gossip)
+			}
+			if c.Gossip.Bind != DefaultBind || !slices.Equal(c.Gossip.Join, []string{"10.0.0.2:7946"}) {
+				t.Errorf("gossip %+v", c.Gossip)
+			}
+			if c.Log != (Log{Level: "warn", Format: "json"}) {
+				t.Errorf("log %+v", c.Log)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			t.Parallel()
+			tt.check(t, mustParse(t, fixture(t, tt.file), nil))
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	t.Setenv("RESMAN_LOG_LEVEL", "debug")
+	c, err := Load(filepath.Join("testdata", "witness.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Log.Level != "debug" {
+		t.Errorf("log.level %q, want the process env override debug", c.Log.Level)
+	}
+
+	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	_, err = Load(missing)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing file: %v", err)
+	}
+	if strings.Count(err.Error(), missing) != 1 {
+		t.Errorf("name the file once: %v", err)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("node: {name: a, role: primary}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(bad)
+	var ps Problems
+	if !errors.As(err, &ps) || !strings.HasPrefix(err.Error(), "config file "+bad+": ") ||
+		!strings.Contains(err.Error(), "\nnode.role: must be main, standby or witness, got \"primary\"") {
+		t.Errorf("bad file: %v", err)
+	}
+}
+
+func TestSyntaxError(t *testing.T) {
+	t.Parallel()
+	for _, y := range []string{"node: [\n", "- a\n- b\n", "node:\n\tname: x\n"} {
+		_, err := Parse([]byte(y), nil)
+		var ps Problems
+		if err == nil || errors.As(err, &ps) || !strings.HasPrefix(err.Error(), "config: ") {
+			t.Errorf("%q: want a parse error, got %v", y, err)
+		}
+	}
+}
+
+const manualMain = `
+node: {name: xivo-main, role: main, version: "2025.10.3"}
+api: {token: 0123456789abcdef0123}
+peer: {name: xivo-standby, api: "http://127.0.0.2:9440"}
+`
+
+const autoMain = `
+node: {name: xivo-main, role: main, mode: auto, version: "2025.10.3"}
+api: {token: 0123456789abcdef0123}
+peer: {name: xivo-standby, api: "http://127.0.0.2:9440", gossip: "127.0.0.2:7946"}
+gossip: {key: "ixRkyckRn2MAzPkiERpX1Q=="}
+`
+
+func TestEnvOverrides(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		yaml     string
+		env      map[string]string
+		check    func(t *testing.T, c *Config)
+		wantErrs []string
+	}{
+		{name: "scalar", yaml: manualMain,
+			env: map[string]string{"RESMAN_API_TOKEN": "from-env-0123456789", "RESMAN_NODE_VERSION": "2026.1.0"},
+			check: func(t *testing.T, c *Config) {
+				if c.API.Token != "from-env-0123456789" || c.Node.Version != "2026.1.0" {
+					t.Errorf("token %q version %q", c.API.Token, c.Node.Version)
+				}
+			}},
+		{name: "mode switch", yaml: manualMain + "gossip: {key: \"ixRkyckRn2MAzPkiERpX1Q==\"}\n",
+			env: map[string]string{"RESMAN_NODE_MODE": "auto", "RESMAN_PEER_GOSSIP": "127.0.0.2:7946"},
+			check: func(t *testing.T, c *Config) {
+				if c.Node.Mode != ModeAuto || c.Peer.Gossip != "127.0.0.2:7946" || !slices.Equal(c.Gossip.Join, []string{"127.0.0.2:7946"}) {
+					t.Errorf("node %+v peer %+v join %v", c.Node, c.Peer, c.Gossip.Join)
+				}
+			}},
+		{name: "duration and int", yaml: autoMain,
+			env: map[string]string{"RESMAN_GOSSIP_PROBE_INTERVAL": "500ms", "RESMAN_GOSSIP_SUSPICION_MULT": "4", "RESMAN_PEER_CHECK_INTERVAL": "5s"},
+			check: func(t *testing.T, c *Config) {
+				if c.Gossip.ProbeInterval != 500*time.Millisecond || c.Gossip.SuspicionMult != 4 || c.Peer.CheckInterval != 5*time.Second {
+					t.Errorf("gossip %+v peer %+v", c.Gossip, c.Peer)
+				}
+			}},
+		{name: "string list", yaml: autoMain,
+			env: map[string]string{"RESMAN_GOSSIP_JOIN": "10.0.0.2:7946, 10.0.0.3:7946,"},
+			check: func(t *testing.T, c *Config) {
+				if want := []string{"10.0.0.2:7946", "10.0.0.3:7946"}; !slices.Equal(c.Gossip.Join, want) {
+					t.Errorf("join %q, want %q", c.Gossip.Join, want)
+				}
+			}},
+		{name: "env-only keys absent from the file", yaml: manualMain,
+			env: map[string]string{"RESMAN_FAILOVER_LOST_AFTER": "3s", "RESMAN_NODE_DATA_DIR": "/srv/r", "RESMAN_EDGE_LISTEN": ":1"},
+			check: func(t *testing.T, c *Config) {
+				if c.Failover.LostAfter != 3*time.Second || c.Node.DataDir != "/srv/r" {
+					t.Errorf("failover %+v node %+v", c.Failover, c.Node)
+				}
+				if c.Edge != nil {
+					t.Errorf("an env override created the absent edge section: %+v", c.Edge)
+				}
+			}},
+		{name: "empty section enables env", yaml: manualMain + "cc: {}\n",
+			env: map[string]string{"RESMAN_CC_NAME": "cc-main", "RESMAN_CC_FOLLOW": "http://127.0.0.1:9440", "RESMAN_CC_TOKEN": "0123456789abcdef0123"},
+			check: func(t *testing.T, c *Config) {
+				if c.CC == nil || c.CC.Name != "cc-main" || c.CC.Follow != "http://127.0.0.1:9440" {
+					t.Errorf("cc %+v", c.CC)
+				}
+			}},
+		{name: "empty value ignored", yaml: manualMain,
+			env: map[string]string{"RESMAN_API_TOKEN": ""},
+			check: func(t *testing.T, c *Config) {
+				if c.API.Token != "0123456789abcdef0123" {
+					t.Errorf("token %q", c.API.Token)
+				}
+			}},
+		{name: "bad env values name their variable", yaml: manualMain,
+			env: map[string]string{"RESMAN_GOSSIP_PROBE_INTERVAL": "fast", "RESMAN_NODE_ROLE": "primary", "RESMAN_GOSSIP_JOIN": "a:1,nope"},
+			wantErrs: []string{
+				`node.role: must be main, standby or witness, got "primary" (set by RESMAN_NODE_ROLE)`,
+				`gossip.probe_interval: expected a duration like 200ms, got "fast" (set by RESMAN_GOSSIP_PROBE_INTERVAL)`,
+				`gossip.join[1]: must be host:port with a port from 1 to 65535, like 10.0.0.2:7946, got "nope" (set by RESMAN_GOSSIP_JOIN)`,
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Parse([]byte(tt.yaml), envOf(tt.env))
+			checkProblems(t, err, tt.wantErrs)
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+		})
+	}
+}
+
+func TestEnvKeys(t *testing.T) {
+	t.Parallel()
+	got := map[string]envKey{}
+	for _, k := range envKeys() {
+		got[k.env] = k
+	}
+	for _, name := range []string{"RESMAN_NODE_MODE", "RESMAN_API_TOKEN", "RESMAN_PEER_API", "RESMAN_GOSSIP_JOIN",
+		"RESMAN_FAILOVER_FAILBACK_HOLD", "RESMAN_XDS_CONTACT", "RESMAN_CC_TOKEN", "RESMAN_EDGE_CHECK_RISE", "RESMAN_LOG_FORMAT"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("%s is not bound", name)
+		}
+	}
+	for _, name := range []string{"RESMAN_SERVICES", "RESMAN_API_USERS", "RESMAN_XDS_MDS", "RESMAN_EDGE_SIDES", "RESMAN_CC_SERVICES"} {
+		if _, ok := got[name]; ok {
+			t.Errorf("%s is a list of sections and must not be bound", name)
+		}
+	}
+	if k := got["RESMAN_GOSSIP_JOIN"]; !k.list || k.optional {
+		t.Errorf("gossip.join: %+v", k)
+	}
+	if k := got["RESMAN_PEER_NAME"]; !k.optional {
+		t.Errorf("peer.name: %+v", k)
+	}
+}
+
+func TestProblems(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		yaml     string
+		env      map[string]string
+		wantErrs []string
+	}{
+		{name: "empty file", yaml: "",
+			wantErrs: []string{"node: a config needs at least one of node, cc or edge, found none"}},
+		{name: "unknown top-level key", yaml: manualMain + "nodes: {name: x}\n",
+			wantErrs: []string{"nodes: unknown key, did you mean node?"}},
+		{name: "unknown key far from any", yaml: manualMain + "frobnicate: 1\n",
+			wantErrs: []string{"frobnicate: unknown key, expected one of node, api, peer"}},
+		{name: "unknown nested key", yaml: strings.Replace(manualMain, "role: main", "rol: main", 1),
+			wantErrs: []string{"node.role: required: must be main, standby or witness", "node.rol: unknown key, did you mean role?"}},
+		{name: "unknown key in a list", yaml: manualMain + "services:\n  - {name: a, unit: a.service, chek: {tcp: \"h:1\"}}\n",
+			wantErrs: []string{"services[0].chek: unknown key, did you mean check?"}},
+		{name: "unknown key deep in a list", yaml: manualMain + "services:\n  - {name: a, unit: a, check: {tcp: \"h:1\", raise: 3}}\n",
+			wantErrs: []string{"services[0].check.raise: unknown key, did you mean rise?"}},
+		{name: "wrong types", yaml: `
+node: {name: [a, b], role: main, version: 2025.10}
+api: {token: 0123456789abcdef0123, users: {name: admin}}
+peer: {name: xivo-standby, api: "http://127.0.0.2:9440", timeout: 5}
+gossip: {probe_interval: fast, suspicion_mult: lots}
+services:
+  - {name: a, unit: a, critical: maybe, start: systemctl start a}
+log: info
+`,
+			wantErrs: []string{
+				"node.name: expected a string, got a list",
+				"node.version: expected a string, got a decimal number 2025.1: put the value in quotes",
+				"api.users: expected a list of sections (- name: ...), got a section",
+				"peer.timeout: expected a duration with a unit like 200ms, got 5",
+				`gossip.probe_interval: expected a duration like 200ms, got "fast"`,
+				`gossip.suspicion_mult: expected a whole number, got "lots"`,
+				`services[0].start: expected a list [a, b], got "systemctl start a"`,
+				`services[0].critical: expected true or false, got "maybe"`,
+				`log: expected a section of key: value pairs, got "info"`,
+			}},
+		{name: "section of the wrong shape", yaml: "node: 5\n",
+			wantErrs: []string{"node: expected a section of key: value pairs, got the number 5", "api.token: required"}},
+		{name: "five distinct mistakes", yaml: `
+node: {name: xivo-main, role: primary, version: "2025.10.3"}
+api: {token: short}
+peer: {name: xivo-standby, api: "ftp://10.0.0.2"}
+services:
+  - {name: asterisk, unit: asterisk, check: {sip: "sip:127.0.0.1:5060"}}
+  - {name: kamailio, unit: kamailio, check: {sip: "http://127.0.0.1:5070"}}
+log: {level: verbose}
+`,
+			wantErrs: []string{
+				`node.role: must be main, standby or witness, got "primary"`,
+				"api.token: must be at least 16 characters, got 5",
+				`peer.api: must be an http(s) URL with a host, like http://10.0.0.2:9440, got "ftp://10.0.0.2"`,
+				`services[1].check.sip: must be a sip: or sips: URI with a host, like sip:127.0.0.1:5060, got "http://127.0.0.1:5070"`,
+				`log.level: must be debug, info, warn or error, got "verbose"`,
+			}},
+		{name: "node basics", yaml: `
+node: {name: "xivo main", role: main, mode: automatic, data_dir: var/lib/resman}
+api: {listen: "localhost", token: "0123456789abcdef 0123"}
+peer: {name: "xivo main", api: "http://127.0.0.2:9440", check_interval: 1s, timeout: 2s}
+`,
+			wantErrs: []string{
+				`node.name: must not contain spaces, got "xivo main"`,
+				`node.mode: must be auto or manual, got "automatic"`,
+				"node.version: required",
+				`node.data_dir: must be an absolute path, like /var/lib/resman, got "var/lib/resman"`,
+				`api.listen: must be host:port with a port from 1 to 65535, like 127.0.0.1:9440, got "localhost"`,
+				"api.token: must not contain spaces",
+				`peer.name: must not contain spaces, got "xivo main"`,
+				`peer.name: must differ from node.name, both are "xivo main"`,
+				"peer.timeout: must not exceed peer.check_interval (1s), got 2s",
+			}},
+		{name: "main needs a peer and a token", yaml: "node: {name: m, role: standby, version: '1'}\n",
+			wantErrs: []string{"api.token: required", "peer: required for a standby node"}},
+		{name: "users", yaml: `
+node: {name: xivo-main, role: main, version: "2025.10.3"}
+peer: {name: xivo-standby, api: "http://127.0.0.2:9440"}
+api:
+  token: 0123456789abcdef0123
+  users:
+    - {name: admin, password_hash: "$2a$10$OWLD2kffFQclbT8YWT7Y1uCcyV4.xFPA0WJIWoOB3Ej4Jfk1xOw8S"}
+    - {name: admin, password_hash: "hunter2"}
+    - {password_hash: "$2a$10$short"}
+`,
+			wantErrs: []string{
+				`api.users[1].name: duplicate of api.users[0].name "admin"`,
+				"api.users[1].password_hash: must be a bcrypt hash like $2a$10$..., as printed by resman hash-password",
+				"api.users[2].name: required",
+				"api.users[2].password_hash: must be a bcrypt hash",
+			}},
+		{name: "auto mode needs gossip", yaml: `
+node: {name: xivo-main, role: main, mode: auto, version: "1"}
+api: {token: 0123456789abcdef0123}
+peer: {name: xivo-standby, api: "http://127.0.0.2:9440"}
+`,
+			wantErrs: []string{"peer.gossip: required in auto mode", "gossip.key: required in auto mode"}},
+		{name: "gossip form", yaml: autoMain + `
+failover: {failback: sometimes, failback_hold: -1s, lost_after: 0, witness: "witness"}
+`, env: map[string]string{"RESMAN_GOSSIP_KEY": "c2hvcnQ=", "RESMAN_GOSSIP_PROBE_TIMEOUT": "1s",
+			"RESMAN_GOSSIP_SUSPICION_MULT": "0", "RESMAN_GOSSIP_BIND": "7946", "RESMAN_GOSSIP_JOIN": ":7946"},
+			wantErrs: []string{
+				"gossip.bind: must be host:port",
+				"gossip.key: must be base64 of 16, 24 or 32 bytes, got 5 bytes (set by RESMAN_GOSSIP_KEY)",
+				"gossip.probe_timeout: must be shorter than gossip.probe_interval (200ms), got 1s",
+				"gossip.suspicion_mult: must be at least 1, got 0",
+				`gossip.join[0]: must name a host, like 10.0.0.2:7946, got ":7946"`,
+				`failover.failback: must be auto or manual, got "sometimes"`,
+				"failover.failback_hold: must not be negative, got -1s",
+				"failover.lost_after: must be a duration above 0, like 1s, got 0s",
+				`failover.witness: must be host:port with a port from 1 to 65535, like 10.0.0.3:7946, got "witness"`,
+			}},
+		{name: "manual mode still checks gossip form", yaml: manualMain + "gossip: {key: not-base64!}\n",
+			wantErrs: []string{"gossip.key: must be base64 of 16, 24 or 32 random bytes"}},
+		{name: "witness", yaml: `
+node: {name: w, role: witness, mode: manual}
+api: {token: 0123456789abcdef0123}
+peer: {name: xivo-main, api: "http://127.0.0.1:9440"}
+services: [{name: a, unit: a}]
+replication: [{name: db, run: [x], every: 1h}]
+xds: {contact: "sip:x@10.0.0.1", mds: [{name: m, registrar: "sip:10.0.0.11"}]}
+`,
+			wantErrs: []string{
+				"node.mode: a witness only takes part in gossip, so it must be auto",
+				"peer: a witness has no peer",
+				"gossip.join: required for a witness",
+				"services: a witness runs no services",
+				"replication: a witness runs no replication",
+				"xds: a witness never registers",
+			}},
+		{name: "services", yaml: manualMain + `
+services:
+  - {name: a, start: [systemctl, start, a]}
+  - {name: a, unit: b, run: [b]}
+  - {name: c}
+  - {name: d, run: ["", x], timeout: 0}
+  - name: e
+    unit: e
+    check: {tcp: "e:1", exec: [x], interval: 500ms, timeout: 1s, rise: 0, fall: 0}
+  - {name: f, unit: f, check: {}}
+  - {name: g, unit: g, check: {tcp: ":5432", interval: 300ms}}
+  - {name: h, unit: h, check: {http: "127.0.0.1/health"}}
+`,
+			wantErrs: []string{
+				"services[0].stop: required with start",
+				"services[1]: set only one of start+stop, unit or run, got unit and run",
+				`services[1].name: duplicate of services[0].name "a"`,
+				"services[2]: needs one of start+stop, unit or run",
+				"services[3].run: the program (first item) must not be empty",
+				"services[3].timeout: must be a duration above 0, like 1s, got 0s",
+				"services[4].check: set only one of sip, exec, tcp or http, got exec and tcp",
+				"services[4].check.timeout: must not exceed services[4].check.interval (500ms), got 1s",
+				"services[4].check.rise: must be at least 1, got 0",
+				"services[4].check.fall: must be at least 1, got 0",
+				"services[5].check: needs one of sip, exec, tcp or http",
+				`services[6].check.tcp: must name a host, like 127.0.0.1:5432, got ":5432"`,
+				`services[7].check.http: must be an http(s) URL with a host`,
+			}},
+		{name: "replication", yaml: manualMain + `
+replication:
+  - {name: db, run: [x], every: 1h, max_age: 30m}
+  - {name: db, run: [], every: 0s}
+`,
+			wantErrs: []string{
+				"replication[0].max_age: must be at least replication[0].every (1h0m0s), got 30m0s",
+				`replication[1].name: duplicate of replication[0].name "db"`,
+				"replication[1].run: required",
+				"replication[1].every: must be a duration above 0",
+			}},
+		{name: "xds", yaml: manualMain + `
+xds:
+  contact: "xivo@10.0.0.1"
+  mds:
+    - {name: m, registrar: "sip:", transport: tls, expires: 5, user: xivo}
+    - {name: m, registrar: "sip:10.0.0.12:99999", expires: 4000}
+`,
+			wantErrs: []string{
+				`xds.contact: must be a sip: URI with a host, like sip:xivo@10.0.0.1:5060, got "xivo@10.0.0.1"`,
+				`xds.mds[0].registrar: must be a sip: URI with a host, like sip:10.0.0.11:5060, got "sip:"`,
+				`xds.mds[0].transport: must be udp or tcp, got "tls"`,
+				"xds.mds[0].password: required when user is set",
+				"xds.mds[0].expires: must be between 10 and 3600 seconds, got 5",
+				`xds.mds[1].name: duplicate of xds.mds[0].name "m"`,
+				`xds.mds[1].registrar: must be a sip: URI with a host`,
+				"xds.mds[1].expires: must be between 10 and 3600 seconds, got 4000",
+			}},
+		{name: "xds without a node", yaml: `
+api: {token: 0123456789abcdef0123}
+xds: {contact: "sip:x@10.0.0.1"}
+cc: {name: c, follow: "http://127.0.0.1:9440", token: 0123456789abcdef0123}
+services: [{name: a, unit: a}]
+peer: {name: p, api: "http://127.0.0.1:9440"}
+`,
+			wantErrs: []string{
+				"peer: only a node has a peer",
+				"services: only a node runs services",
+				"xds: only a main or standby node registers",
+				"xds.mds: list at least one media server",
+			}},
+		{name: "cc", yaml: `
+node: {name: xivo-main, role: main, version: "1"}
+api: {token: 0123456789abcdef0123}
+peer: {name: xivo-standby, api: "http://127.0.0.2:9440"}
+cc:
+  name: xivo-main
+  follow: "127.0.0.1:9440"
+  services: [{name: x}]
+`,
+			wantErrs: []string{
+				`cc.name: must differ from node.name, both are "xivo-main"`,
+				`cc.follow: must be an http(s) URL with a host, like http://127.0.0.1:9440, got "127.0.0.1:9440"`,
+				"cc.token: required: the api.token of the node it follows",
+				"cc.services[0]: needs one of start+stop, unit or run",
+			}},
+		{name: "cc required keys", yaml: "api: {token: 0123456789abcdef0123}\ncc: {}\n",
+			wantErrs: []string{"cc.name: required", "cc.follow: required", "cc.token: required"}},
+		{name: "edge", yaml: `
+api: {listen: "0.0.0.0:8443", token: 0123456789abcdef0123}
+edge:
+  listen: 0.0.0.0:8443
+  token: 0123456789abcdef0123
+  check: {interval: 0s, rise: 0}
+  sides:
+    - {name: a, node: "http://10.0.0.1:9440", routes: [{path: api, upstream: "http://10.0.0.21:8080"}, {path: /x, upstream: "10.0.0.21"}, {path: /x, upstream: "http://h"}]}
+    - {name: a, node: "tcp://10.0.0.2"}
+    - {name: c, node: "http://10.0.0.3:9440", routes: [{path: /, upstream: "http://10.0.0.23"}]}
+`,
+			wantErrs: []string{
+				`edge.listen: must differ from api.listen, both are "0.0.0.0:8443"`,
+				"edge.check.interval: must be a duration above 0",
+				"edge.check.rise: must be at least 1, got 0",
+				"edge.sides: must list 1 or 2 sides (main, standby), got 3",
+				`edge.sides[0].routes[0].path: must start with /, like /api, got "api"`,
+				`edge.sides[0].routes[1].upstream: must be an http(s) URL with a host, like http://10.0.0.21:8080, got "10.0.0.21"`,
+				`edge.sides[0].routes[2].path: duplicate of edge.sides[0].routes[1].path "/x"`,
+				`edge.sides[1].name: duplicate of edge.sides[0].name "a"`,
+				`edge.sides[1].node: must be an http(s) URL with a host, like http://10.0.0.1:9440, got "tcp://10.0.0.2"`,
+				"edge.sides[1].routes: list at least one route",
+			}},
+		{name: "edge required keys", yaml: "api: {token: 0123456789abcdef0123}\nedge: {}\n",
+			wantErrs: []string{"edge.listen: required", "edge.token: required", "edge.sides: must list 1 or 2 sides (main, standby), got 0"}},
+		{name: "explicit empty values are not defaulted", yaml: manualMain + "gossip: {bind: \"\"}\nlog: {format: \"\"}\n",
+			env:      map[string]string{"RESMAN_API_LISTEN": ""},
+			wantErrs: []string{"gossip.bind: required: host:port, like 0.0.0.0:7946", "log.format: required: must be text or json"}},
+		{name: "witness with a peer is one problem", yaml: fixture(t, "witness.yaml") + "peer: {name: x}\n",
+			wantErrs: []string{"peer: a witness has no peer: list both nodes in gossip.join instead"}},
+		{name: "a null section is absent", yaml: "node:\napi: {token: 0123456789abcdef0123}\n",
+			wantErrs: []string{"node: a config needs at least one of node, cc or edge"}},
+		{name: "log", yaml: manualMain + "log: {level: INFO, format: yaml}\n",
+			wantErrs: []string{`log.level: must be debug, info, warn or error, got "INFO"`, `log.format: must be text or json, got "yaml"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse([]byte(tt.yaml), envOf(tt.env))
+			checkProblems(t, err, tt.wantErrs)
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c := mustParse(t, manualMain+`
+services:
+  - {name: a, unit: a, check: {tcp: "127.0.0.1:1"}}
+  - {name: b, unit: b, check: {tcp: "127.0.0.1:1", interval: 300ms}}
+  - {name: c, unit: c, check: {tcp: "127.0.0.1:1", interval: 5s, timeout: 2s}}
+replication: [{name: db, run: [x], every: 1h}]
+xds: {contact: "sip:x@10.0.0.1", mds: [{name: m, registrar: "sip:10.0.0.11"}]}
+edge:
+  listen: ":8443"
+  token: 0123456789abcdef0123
+  sides: [{name: main, node: "http://10.0.0.1:9440", routes: [{path: /, upstream: "http://10.0.0.21"}]}]
+`, nil)
+	want := &Config{
+		Node: &Node{Name: "xivo-main", Role: RoleMain, Mode: ModeManual, Version: "2025.10.3", DataDir: "/var/lib/resman"},
+		API:  API{Listen: "127.0.0.1:9440", Token: "0123456789abcdef0123"},
+		Peer: &Peer{Name: "xivo-standby", API: "http://127.0.0.2:9440", CheckInterval: 2 * time.Second, Timeout: 2 * time.Second},
+		Gossip: Gossip{Bind: "0.0.0.0:7946", ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond,
+			SuspicionMult: 2, RejoinInterval: time.Second},
+		Failover: Failover{Failback: FailbackAuto, FailbackHold: 30 * time.Second, LostAfter: time.Second},
+		Services: []Service{
+			{Name: "a", Unit: "a", Timeout: 30 * time.Second,
+				Check: &Check{TCP: "127.0.0.1:1", Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 2}},
+			{Name: "b", Unit: "b", Timeout: 30 * time.Second,
+				Check: &Check{TCP: "127.0.0.1:1", Interval: 300 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2}},
+			{Name: "c", Unit: "c", Timeout: 30 * time.Second,
+				Check: &Check{TCP: "127.0.0.1:1", Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 2}},
+		},
+		Replication: []Replication{{Name: "db", Run: []string{"x"}, Every: time.Hour, MaxAge: 2 * time.Hour}},
+		XDS:         &XDS{Contact: "sip:x@10.0.0.1", MDS: []MDS{{Name: "m", Registrar: "sip:10.0.0.11", Transport: "udp", Expires: 120}}},
+		Edge: &Edge{Listen: ":8443", Token: "0123456789abcdef0123",
+			Check: EdgeCheck{Interval: 500 * time.Millisecond, Rise: 2, Fall: 2},
+			Sides: []Side{{Name: "main", Node: "http://10.0.0.1:9440", Routes: []Route{{Path: "/", Upstream: "http://10.0.0.21"}}}}},
+		Log: Log{Level: "info", Format: "text"},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", *c, *want)
+	}
+}
+
+func TestExplicitZeroIsNotDefaulted(t *testing.T) {
+	t.Parallel()
+	_, err := Parse([]byte(manualMain+`
+gossip: {suspicion_mult: 0}
+services: [{name: a, unit: a, timeout: 0s, check: {tcp: "h:1", rise: 0}}]
+`), nil)
+	checkProblems(t, err, []string{
+		"gossip.suspicion_mult: must be at least 1, got 0",
+		"services[0].timeout: must be a duration above 0",
+		"services[0].check.rise: must be at least 1, got 0",
+	})
+}
+
+func TestApplyDefaults(t *testing.T) {
+	t.Parallel()
+	c := &Config{
+		Node:   &Node{Name: "w", Role: RoleWitness, Mode: ModeAuto},
+		API:    API{Token: "0123456789abcdef0123"},
+		Gossip: Gossip{Key: "ixRkyckRn2MAzPkiERpX1Q==", Join: []string{"10.0.0.1:7946", "10.0.0.2:7946"}},
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Node.DataDir != DefaultDataDir || c.Failover.FailbackHold != 30*time.Second || c.Log.Level != "info" {
+		t.Errorf("defaults not filled: %+v %+v %+v", c.Node, c.Failover, c.Log)
+	}
+	if err := (&Config{}).Validate(); err == nil {
+		t.Error("an empty config must not validate")
+	}
+	if err := (*Config)(nil).Validate(); err == nil {
+		t.Error("a nil config must not validate")
+	}
+}
+
+func TestProblemsOrderAndFormat(t *testing.T) {
+	t.Parallel()
+	ps := Problems{
+		{"log.level", "l"},
+		{"services[10].name", "s10"},
+		{"zzz", "unknown"},
+		{"services[2].check.sip", "s2sip"},
+		{"node.role", "r"},
+		{"services[2].name", "s2"},
+		{"node", "n"},
+		{"api.users[0].name", "u"},
+	}
+	want := "node: n\nnode.role: r\napi.users[0].name: u\nservices[2].name: s2\nservices[2].check.sip: s2sip\n" +
+		"services[10].name: s10\nlog.level: l\nzzz: unknown"
+	if got := ps.Error(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if ps[0].Key != "log.level" {
+		t.Error("Error must not reorder the receiver")
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	t.Parallel()
+	c := mustParse(t, fixture(t, "all-in-one.yaml"), nil)
+	c.XDS.MDS = append(c.XDS.MDS, MDS{Name: "open"}) // an empty secret stays empty
+	orig := deepCopy(reflect.ValueOf(c)).Interface().(*Config)
+
+	r := c.Redacted()
+	for name, got := range map[string]string{
+		"api.token": r.API.Token, "api.users[0].password_hash": r.API.Users[0].PasswordHash,
+		"api.users[1].password_hash": r.API.Users[1].PasswordHash, "gossip.key": r.Gossip.Key,
+		"xds.mds[0].password": r.XDS.MDS[0].Password, "cc.token": r.CC.Token, "edge.token": r.Edge.Token,
+	} {
+		if got != RedactedValue {
+			t.Errorf("%s = %q, want %s", name, got, RedactedValue)
+		}
+	}
+	if r.XDS.MDS[1].Password != "" {
+		t.Errorf("empty secret became %q", r.XDS.MDS[1].Password)
+	}
+	if r.Node.Name != c.Node.Name || r.XDS.MDS[0].User != "xivo" || r.Services[0].Start[0] != "systemctl" {
+		t.Error("non-secrets must be kept")
+	}
+	if !reflect.DeepEqual(c, orig) {
+		t.Error("Redacted changed the original")
+	}
+	// The copy shares no memory with the original.
+	r.Services[0].Start[0] = "x"
+	r.Services[0].Check.SIP = "x"
+	r.Gossip.Join[0] = "x"
+	r.Node.Name = "x"
+	if !reflect.DeepEqual(c, orig) {
+		t.Error("the copy aliases the original")
+	}
+	if (*Config)(nil).Redacted() != nil {
+		t.Error("nil.Redacted() must be nil")
+	}
+}
+
+// Every field that looks like a secret must be tagged, so that Redacted
+// stays complete when the schema grows.
+func TestSecretsAreTagged(t *testing.T) {
+	t.Parallel()
+	var walk func(key string, t reflect.Type)
+	walk = func(key string, typ reflect.Type) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || typ == durationType {
+			return
+		}
+		for _, f := range fieldsOf(typ) {
+			sf := typ.Field(f.index)
+			k := childKey(key, f.name)
+			looksSecret := strings.Contains(f.name, "token") || strings.Contains(f.name, "password") || strings.HasSuffix(f.name, "key")
+			if looksSecret != (sf.Tag.Get("secret") == "true") {
+				t.Errorf("%s: looks secret %v, tagged %q", k, looksSecret, sf.Tag.Get("secret"))
+			}
+			walk(k, sf.Type)
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+}
+
+func TestKinds(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		s    Service
+		want string
+	}{
+		{Service{Start: []string{"a"}, Stop: []string{"b"}}, KindCommands},
+		{Service{Stop: []string{"b"}}, KindCommands},
+		{Service{Unit: "u"}, KindUnit},
+		{Service{Run: []string{"r"}}, KindRun},
+		{Service{}, ""},
+	} {
+		if got := tt.s.Kind(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.s, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		c    Check
+		want string
+	}{
+		{Check{SIP: "sip:h"}, KindSIP},
+		{Check{Exec: []string{"x"}}, KindExec},
+		{Check{TCP: "h:1"}, KindTCP},
+		{Check{HTTP: "http://h"}, KindHTTP},
+		{Check{}, ""},
+	} {
+		if got := tt.c.Kind(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.c, got, tt.want)
+		}
+	}
+}
+
+func TestGossipKeyBytes(t *testing.T) {
+	t.Parallel()
+	for key, want := range map[string]int{
+		"ixRkyckRn2MAzPkiERpX1Q==": 16, "a2iXfzYGLuvr8OGfz+W7MedzOWhLVON9DgSYh/yPTrc=": 32,
+		"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3": 24, "": -1, "c2hvcnQ=": -1, "%%%": -1,
+	} {
+		c := &Config{Gossip: Gossip{Key: key}}
+		b, err := c.GossipKeyBytes()
+		if want < 0 {
+			if err == nil || !strings.HasPrefix(err.Error(), "gossip.key: ") {
+				t.Errorf("%q: want an error, got %v", key, err)
+			}
+			continue
+		}
+		if err != nil || len(b) != want {
+			t.Errorf("%q: %d bytes, %v; want %d", key, len(b), err, want)
+		}
+	}
+}
+
+func TestValidSIP(t *testing.T) {
+	t.Parallel()
+	for uri, want := range map[string]bool{
+		"sip:127.0.0.1:5060": true, "sip:host": true, "sips:xivo@h.example:5061;transport=tls": true,
+		"sip:[::1]:5060": true, "sip:u:pw@h": true, "sip:h?subject=x": true,
+		"sip:": false, "sip:h:": false, "sip:h:0": false, "sip:h:x": false, "http://h": false,
+		"sip:[::1": false, "sip:[::1]x": false, "sip:a b": false, "sip:@": false, "SIP:h": false,
+	} {
+		if got := validSIP(uri); got != want {
+			t.Errorf("validSIP(%q) = %v, want %v", uri, got, want)
+		}
+	}
+}
+
+// Every key of the schema is documented in README.md.
+func TestREADMEDocumentsEveryKey(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(key string, typ reflect.Type)
+	walk = func(key string, typ reflect.Type) {
+		for _, f := range fieldsOf(typ) {
+			k := childKey(key, f.name)
+			ft := typ.Field(f.index).Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			// cc.services is documented by reference to services[].
+			if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && k != "cc.services" {
+				walk(k+"[]", ft.Elem())
+				continue
+			}
+			if ft.Kind() == reflect.Struct && ft != durationType {
+				walk(k, ft)
+				continue
+			}
+			if !strings.Contains(string(readme), "`"+k+"`") {
+				t.Errorf("README.md does not document `%s`", k)
+			}
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+}
+
+func FuzzParse(f *testing.F) {
+	entries, err := os.ReadDir("testdata")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".yaml") {
+			f.Add(fixture(f, e.Name()), "")
+		}
+	}
+	f.Add(manualMain, "5s")
+	f.Add("node: {name: [a], role: {x: 1}}\nservices: [~, 1, {check: []}]\n", "a,b")
+	f.Add("node:\n  data_dir: &a [*a]\n", "")
+	f.Add("\"a.b\": {c: 1}\n1: 2\n", "0")
+	f.Fuzz(func(t *testing.T, yaml, envVal string) {
+		// Every override gets the same value: enough to reach the
+		// conversions and the section-presence logic.
+		env := func(string) (string, bool) { return envVal, envVal != "" }
+		c, err := Parse([]byte(yaml), env)
+		if (c == nil) == (err == nil) {
+			t.Fatalf("want exactly one of config and error, got %v, %v", c, err)
+		}
+		if c != nil {
+			if err := c.Validate(); err != nil {
+				t.Fatalf("Parse returned a config that does not validate: %v", err)
+			}
+			c.Redacted()
+		}
+	})
+}

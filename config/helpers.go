@@ -1,0 +1,114 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+)
+
+// Kind says how the service is driven: KindCommands (start and stop),
+// KindUnit or KindRun, or "" when none is set. On a validated Config
+// exactly one is set.
+func (s Service) Kind() string {
+	switch {
+	case len(s.Start) > 0 || len(s.Stop) > 0:
+		return KindCommands
+	case s.Unit != "":
+		return KindUnit
+	case len(s.Run) > 0:
+		return KindRun
+	}
+	return ""
+}
+
+// Kind is the probe type: KindSIP, KindExec, KindTCP or KindHTTP, or ""
+// when none is set. On a validated Config exactly one is set.
+func (c Check) Kind() string {
+	switch {
+	case c.SIP != "":
+		return KindSIP
+	case len(c.Exec) > 0:
+		return KindExec
+	case c.TCP != "":
+		return KindTCP
+	case c.HTTP != "":
+		return KindHTTP
+	}
+	return ""
+}
+
+// GossipKeyBytes decodes gossip.key into the 16, 24 or 32 bytes of the
+// gossip encryption key.
+func (c *Config) GossipKeyBytes() ([]byte, error) {
+	b, err := decodeGossipKey(c.Gossip.Key)
+	if err != nil {
+		return nil, fmt.Errorf("gossip.key: %w", err)
+	}
+	return b, nil
+}
+
+// Redacted returns a deep copy of c with every non-empty secret (fields
+// tagged secret:"true": api.token, api.users[].password_hash, gossip.key,
+// xds.mds[].password, cc.token, edge.token) replaced by RedactedValue, for
+// logs and "config check --print". c is left untouched.
+func (c *Config) Redacted() *Config {
+	if c == nil {
+		return nil
+	}
+	cp := deepCopy(reflect.ValueOf(c)).Interface().(*Config)
+	redact(reflect.ValueOf(cp).Elem())
+	return cp
+}
+
+// deepCopy copies pointers, slices and structs so that the copy shares no
+// memory with v; other kinds in the schema are plain values.
+func deepCopy(v reflect.Value) reflect.Value {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return v
+		}
+		p := reflect.New(v.Type().Elem())
+		p.Elem().Set(deepCopy(v.Elem()))
+		return p
+	case reflect.Slice:
+		if v.IsNil() {
+			return v
+		}
+		s := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		for i := range v.Len() {
+			s.Index(i).Set(deepCopy(v.Index(i)))
+		}
+		return s
+	case reflect.Struct:
+		s := reflect.New(v.Type()).Elem()
+		for i := range v.NumField() {
+			s.Field(i).Set(deepCopy(v.Field(i)))
+		}
+		return s
+	}
+	return v
+}
+
+func redact(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			redact(v.Elem())
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			redact(v.Index(i))
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			f := v.Field(i)
+			if v.Type().Field(i).Tag.Get("secret") == "true" && f.Kind() == reflect.String {
+				if f.String() != "" {
+					f.SetString(RedactedValue)
+				}
+				continue
+			}
+			redact(f)
+		}
+	}
+}

@@ -182,7 +182,8 @@ type Check struct {
 	Exec []string `mapstructure:"exec"`
 	// TCP is a host:port that must accept a connection.
 	TCP string `mapstructure:"tcp"`
-	// HTTP is an http(s) URL that must answer.
+	// HTTP is an http(s) URL; a GET answered 200-399 passes (redirects are
+	// not followed).
 	HTTP string `mapstructure:"http"`
 	// Interval between probes. Default: 1s.
 	Interval time.Duration `mapstructure:"interval"`

@@ -1,0 +1,213 @@
+package services
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resman-pbx/resman/config"
+)
+
+func TestHysteresis(t *testing.T) {
+	// P is a pass, F a failure; want is the state after each result:
+	// ? unknown, U up, D down.
+	tests := []struct {
+		name       string
+		rise, fall int
+		results    string
+		want       string
+	}{
+		{"rise from unknown", 2, 2, "PP", "?U"},
+		{"fall from unknown", 2, 3, "FFF", "??D"},
+		{"alternating never decides", 2, 2, "PFPFPF", "??????"},
+		{"one failure does not fall", 2, 2, "PPFP", "?UUU"},
+		{"fall after fall failures", 2, 2, "PPFF", "?UUD"},
+		{"pass breaks a run of failures", 2, 3, "PPFFPFFF", "?UUUUUUD"},
+		{"rise again after rise passes", 3, 2, "FFPPFPPP", "?DDDDDDU"},
+		{"rise and fall of one", 1, 1, "PFPF", "UDUD"},
+		{"zero counts act as one", 0, 0, "FP", "DU"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHysteresis(tt.rise, tt.fall)
+			prev := healthUnknown
+			var got strings.Builder
+			for i, r := range tt.results {
+				changed := h.observe(r == 'P')
+				if changed != (h.state != prev) {
+					t.Errorf("result %d: changed = %v, but state went %v -> %v", i, changed, prev, h.state)
+				}
+				prev = h.state
+				got.WriteByte("?UD"[h.state])
+			}
+			if got.String() != tt.want {
+				t.Errorf("states = %s, want %s", got.String(), tt.want)
+			}
+			h.reset()
+			if h.state != healthUnknown || h.passes != 0 || h.fails != 0 {
+				t.Errorf("after reset: %+v", h)
+			}
+		})
+	}
+}
+
+func fastCheck(c config.Check) *config.Check {
+	c.Interval = 20 * time.Millisecond
+	c.Timeout = time.Second
+	c.Rise, c.Fall = 2, 2
+	return &c
+}
+
+func TestHealthRiseAndFall(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := newTestSupervisor(t, []config.Service{{
+		Name: "db", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
+		Critical: true, Check: fastCheck(config.Check{TCP: ln.Addr().String()}),
+	}}, Options{})
+	runHealth(t, s)
+	if err := s.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "db healthy", func() bool { return statusOf(t, s, "db").Healthy })
+
+	ln.Close()
+	waitFor(t, "db unhealthy", func() bool { return slices.Equal(s.Unhealthy(), []string{"db"}) })
+	st := statusOf(t, s, "db")
+	if st.Healthy || st.State != StateRunning || !strings.HasPrefix(st.Error, "check: ") {
+		t.Errorf("db = %+v, want running, unhealthy, with the check error", st)
+	}
+
+	if err := s.Stop(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if st := statusOf(t, s, "db"); st.Healthy || st.Error != "" {
+		t.Errorf("stopped db = %+v, want not healthy and no error", st)
+	}
+	if got := s.Unhealthy(); len(got) != 0 {
+		t.Errorf("Unhealthy after stop = %v, want none: a stopped service has no fallen check", got)
+	}
+}
+
+func TestUnknownHealthIsNotUnhealthy(t *testing.T) {
+	s := newTestSupervisor(t, []config.Service{{
+		Name: "db", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
+		Critical: true, Check: fastCheck(config.Check{Exec: []string{"false"}}),
+	}}, Options{})
+	if err := s.Start(ctxT(t)); err != nil { // Run not started: health stays unknown
+		t.Fatal(err)
+	}
+	if st := statusOf(t, s, "db"); st.Healthy || st.State != StateRunning {
+		t.Errorf("db = %+v, want running and not yet healthy", st)
+	}
+	if got := s.Unhealthy(); len(got) != 0 {
+		t.Errorf("Unhealthy = %v, want none while health is unknown", got)
+	}
+}
+
+func TestChecksRunOnlyWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	counted := func(name string) config.Service {
+		return config.Service{
+			Name: name, Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
+			Check: fastCheck(config.Check{Exec: sh(`echo x >> "$DIR/` + name + `"`)}),
+		}
+	}
+	s := newTestSupervisor(t, []config.Service{counted("a"), counted("b")}, Options{Env: []string{"DIR=" + dir}})
+	count := func(name string) int { return len(readLines(t, filepath.Join(dir, name))) }
+
+	// Only a is started.
+	if err := s.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.stop(ctxT(t), s.services[1]); err != nil {
+		t.Fatal(err)
+	}
+	runHealth(t, s)
+	waitFor(t, "a probed 3 times", func() bool { return count("a") >= 3 })
+	waitFor(t, "a healthy", func() bool { return statusOf(t, s, "a").Healthy })
+	if n := count("b"); n != 0 {
+		t.Fatalf("stopped b was probed %d times", n)
+	}
+	if st := statusOf(t, s, "b"); st.Healthy {
+		t.Errorf("stopped b = %+v, want not healthy", st)
+	}
+
+	// Now a stops and b runs: once b has been probed 3 times, a has had
+	// time for several probes and got at most the one already under way.
+	if err := s.stop(ctxT(t), s.services[0]); err != nil {
+		t.Fatal(err)
+	}
+	atStop := count("a")
+	if err := s.start(ctxT(t), s.services[1]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b probed 3 times", func() bool { return count("b") >= 3 })
+	if n := count("a"); n > atStop+1 {
+		t.Errorf("a was probed %d times after it stopped", n-atStop)
+	}
+}
+
+func TestSIPCheckThroughRun(t *testing.T) {
+	uri := startStandinSIP(t)
+	s := newTestSupervisor(t, []config.Service{{
+		Name: "asterisk", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
+		Check: fastCheck(config.Check{SIP: uri}),
+	}}, Options{})
+	runHealth(t, s)
+	if err := s.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "asterisk healthy", func() bool { return statusOf(t, s, "asterisk").Healthy })
+}
+
+func TestSlowProbeDelaysNoOther(t *testing.T) {
+	dir := t.TempDir()
+	s := newTestSupervisor(t, []config.Service{
+		{
+			Name: "slow", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
+			// Blocks until the test ends (then the check's timeout kills it).
+			Check: &config.Check{Exec: sh(`while [ ! -e "$DIR/release" ]; do sleep 0.02; done`), Interval: waitLimit, Timeout: waitLimit, Rise: 1, Fall: 1},
+		},
+		{
+			Name: "fast", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
+			Check: fastCheck(config.Check{Exec: []string{"true"}}),
+		},
+	}, Options{Env: []string{"DIR=" + dir}})
+	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(dir, "release"), nil, 0o644) })
+	if err := s.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	runHealth(t, s)
+	waitFor(t, "fast healthy while slow's probe hangs", func() bool { return statusOf(t, s, "fast").Healthy })
+	if statusOf(t, s, "slow").Healthy {
+		t.Error("slow is healthy before its probe ended")
+	}
+}
+
+func TestRunReturnsWhenContextDone(t *testing.T) {
+	s := newTestSupervisor(t, []config.Service{{
+		Name: "a", Start: []string{"true"}, Stop: []string{"true"}, Timeout: time.Second,
+		Check: fastCheck(config.Check{SIP: "sip:127.0.0.1:9"}),
+	}}, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		s.Run(ctx)
+		close(done)
+	}()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(waitLimit):
+		t.Fatal("Run did not return after its context was done")
+	}
+}

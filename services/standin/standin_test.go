@@ -1,0 +1,170 @@
+package standin
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+const waitLimit = 10 * time.Second
+
+// serve runs f until the test ends and checks it returns nil then.
+func serve(t *testing.T, f func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server returned %v, want nil after its context was done", err)
+			}
+		case <-time.After(waitLimit):
+			t.Error("server did not return after its context was done")
+		}
+	})
+}
+
+// options sends OPTIONS to uri and returns the final status code.
+func options(t *testing.T, uri string) int {
+	t.Helper()
+	ua, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	client, err := sipgo.NewClient(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var to sip.Uri
+	if err := sip.ParseUri(uri, &to); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	res, err := client.Do(ctx, sip.NewRequest(sip.OPTIONS, to))
+	if err != nil {
+		t.Fatalf("OPTIONS %s: %v", uri, err)
+	}
+	return res.StatusCode
+}
+
+func TestSIPAnswersOptions(t *testing.T) {
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port)
+	tcp, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		udp.Close()
+		t.Skipf("TCP port %s taken: %v", port, err)
+	}
+	serve(t, func(ctx context.Context) error { return ServeSIP(ctx, udp, tcp, nil) })
+	for _, uri := range []string{"sip:127.0.0.1:" + port, "sip:127.0.0.1:" + port + ";transport=tcp"} {
+		if code := options(t, uri); code != 200 {
+			t.Errorf("OPTIONS %s = %d, want 200", uri, code)
+		}
+	}
+}
+
+func TestSIPListensOnAddr(t *testing.T) {
+	// Find a free UDP port, then let SIP listen there on both transports.
+	probe, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.LocalAddr().String()
+	probe.Close()
+	serve(t, func(ctx context.Context) error { return SIP(ctx, addr, nil) })
+	// SIP may not be listening yet: retry until the TCP port answers.
+	deadline := time.Now().Add(waitLimit)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SIP never listened on tcp %s: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code := options(t, "sip:"+addr); code != 200 {
+		t.Errorf("OPTIONS over UDP = %d, want 200", code)
+	}
+}
+
+func TestSIPCannotListen(t *testing.T) {
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := SIP(ctx, taken.LocalAddr().String(), nil); err == nil || !strings.Contains(err.Error(), "listen SIP") {
+		t.Errorf("SIP on a taken port = %v, want a listen error", err)
+	}
+	if err := SIP(ctx, "no-port", nil); err == nil {
+		t.Error("SIP on an address without port succeeded")
+	}
+}
+
+func get(t *testing.T, url string) (int, string, http.Header) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(body), res.Header
+}
+
+func TestHTTP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, func(ctx context.Context) error { return ServeHTTP(ctx, ln, "main <1>", nil) })
+	base := "http://" + ln.Addr().String()
+
+	code, body, h := get(t, base+"/")
+	if code != 200 || !strings.Contains(body, "served by main &lt;1&gt;") || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
+		t.Errorf("GET / = %d %q, want 200 naming the side, escaped", code, body)
+	}
+	if code, body, _ := get(t, base+"/healthz"); code != 200 || strings.TrimSpace(body) != "ok" {
+		t.Errorf("GET /healthz = %d %q, want 200 ok", code, body)
+	}
+	if code, _, _ := get(t, base+"/nope"); code != 404 {
+		t.Errorf("GET /nope = %d, want 404", code)
+	}
+}
+
+func TestHTTPCannotListen(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := HTTP(ctx, taken.Addr().String(), "main", nil); err == nil || !strings.Contains(err.Error(), "listen HTTP") {
+		t.Errorf("HTTP on a taken port = %v, want a listen error", err)
+	}
+}

@@ -1,0 +1,17 @@
+//go:build unix && !linux
+
+package services
+
+import "syscall"
+
+// runProcAttr makes a run: process the leader of its own group. Without
+// Linux's Pdeathsig, it may outlive a resman killed by SIGKILL.
+func runProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}
+
+// commandProcAttr puts a command in its own group so that a timeout kills
+// all it spawned.
+func commandProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}

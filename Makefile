@@ -1,0 +1,41 @@
+# resman: the two commands of the README are `make demo` (or `go run
+# ./cmd/resman demo`) and `make test`.
+
+GO      ?= go
+GOFLAGS ?=
+PKGS    := ./...
+
+.PHONY: build demo test test-tools test-go fuzz vet bench clean
+
+build:
+	$(GO) build -o resman ./cmd/resman
+
+demo:
+	$(GO) run ./cmd/resman demo
+
+# Installs the tier-3 tools (Debian packages) when missing, then runs every
+# tier. With CI set, a tier-3 test whose tool is missing fails instead of
+# skipping.
+test: test-tools vet test-go fuzz
+
+test-tools:
+	./scripts/install-test-tools.sh
+
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+test-go:
+	$(GO) test -p 2 -count=1 $(PKGS)
+	$(GO) test -p 2 -count=1 -race ./resilience/...
+
+# A short run of the core's fuzz test on top of its seed corpus.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzManualPair -fuzztime 20s ./resilience/
+
+# Benchmarks: API latency and idle memory of a node (see README).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./cmd/resman/
+
+clean:
+	rm -f resman

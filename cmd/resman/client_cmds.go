@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/client"
+)
+
+// apiFlags are the flags of every command that talks to a node's API.
+type apiFlags struct {
+	node    string
+	token   string
+	json    bool
+	timeout time.Duration
+}
+
+func (f *apiFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.node, "node", "", "node API URL (env RESMAN_NODE, default http://127.0.0.1:9440)")
+	cmd.Flags().StringVar(&f.token, "token", "", "API bearer token (env RESMAN_TOKEN)")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the node's JSON answer")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for the node")
+}
+
+func (f *apiFlags) client() (*client.Client, error) {
+	base := firstNonEmpty(f.node, os.Getenv("RESMAN_NODE"), "http://127.0.0.1:9440")
+	token := firstNonEmpty(f.token, os.Getenv("RESMAN_TOKEN"))
+	if token == "" {
+		return nil, usageErr("no API token: pass --token or set RESMAN_TOKEN")
+	}
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		return nil, usageErr("--node %q: want a URL like http://127.0.0.1:9440", base)
+	}
+	return client.New(base, token, client.WithTimeout(f.timeout), client.WithActor(actor())), nil
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// apiErr turns a client error into an exit code and a one-line reason.
+func apiErr(err error) error {
+	var ae *client.Error
+	switch {
+	case errors.As(err, &ae):
+		switch ae.StatusCode {
+		case http.StatusConflict, http.StatusPreconditionFailed:
+			return withCode(exitRefused, fmt.Errorf("refused: %s", ae.Message))
+		case http.StatusUnauthorized:
+			return withCode(exitFailed, fmt.Errorf("unauthorized: check --token or RESMAN_TOKEN"))
+		case http.StatusBadRequest:
+			return withCode(exitUsage, fmt.Errorf("bad request: %s", ae.Message))
+		}
+		return withCode(exitFailed, fmt.Errorf("%s", ae.Message))
+	case errors.Is(err, client.ErrUnreachable):
+		return withCode(exitUnreachable, err)
+	}
+	return withCode(exitFailed, err)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newStatusCmd() *cobra.Command {
+	var f apiFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show a node's status: Active or Inactive, epoch, peer, HA readiness, services",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+			defer cancel()
+			st, err := c.Status(ctx)
+			if err != nil {
+				return apiErr(err)
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			printStatus(cmd.OutOrStdout(), st, time.Now())
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+// printStatus renders a status for a human.
+func printStatus(w io.Writer, st api.Status, now time.Time) {
+	fmt.Fprintf(w, "%s (%s, %s mode)  %s  epoch %d  since %s (%s ago)\n", st.Node, st.Role, st.Mode,
+		strings.ToUpper(st.Status), st.Epoch, st.Since.Local().Format("2006-01-02 15:04:05"), now.Sub(st.Since).Round(time.Second))
+	health := "healthy"
+	if !st.Healthy {
+		health = "UNHEALTHY"
+	}
+	fmt.Fprintf(w, "version %s, %s\n", st.Version, health)
+	if st.HA.Ready {
+		fmt.Fprintln(w, "HA: ready")
+	} else {
+		fmt.Fprintln(w, "HA: not ready")
+		for _, r := range st.HA.Reasons {
+			fmt.Fprintf(w, "  - %s\n", r)
+		}
+	}
+	if p := st.Peer; p != nil {
+		if p.Reachable && p.Error == "" {
+			fmt.Fprintf(w, "peer %s: %s, epoch %d, version %s\n", p.Name, p.Status, p.Epoch, p.Version)
+		} else {
+			fmt.Fprintf(w, "peer %s: unreachable (%s)\n", p.Name, p.Error)
+		}
+	}
+	if len(st.Services) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SERVICE\tSTATE\tHEALTH\tERROR")
+		for _, s := range st.Services {
+			h := "unhealthy"
+			if s.Healthy {
+				h = "healthy"
+			}
+			if s.Critical {
+				h += " (critical)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.State, h, s.Error)
+		}
+		tw.Flush()
+	}
+	for _, x := range st.XDS {
+		state := "not registered"
+		if x.Registered {
+			state = "registered"
+		}
+		fmt.Fprintf(w, "mds %s: %s %s\n", x.MDS, state, x.Error)
+	}
+	if lc := st.LastChange; lc != nil {
+		fmt.Fprintf(w, "last change: %s -> %s at %s: %s\n", lc.From, lc.To, lc.At.Local().Format("15:04:05"), lc.Cause)
+	}
+}
+
+func newServicesCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "services start|stop",
+		Short: "Start or stop a node's services (what makes it Active or Inactive)",
+	}
+	for _, verb := range []string{"start", "stop"} {
+		var f apiFlags
+		var reason string
+		var force bool
+		sub := &cobra.Command{
+			Use:  verb,
+			Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if strings.TrimSpace(reason) == "" {
+					return usageErr("--reason is required: say why, it goes to the audit log")
+				}
+				c, err := f.client()
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+				defer cancel()
+				var st api.Status
+				if verb == "start" {
+					st, err = c.StartServices(ctx, api.StartRequest{Reason: reason, Force: force})
+				} else {
+					st, err = c.StopServices(ctx, api.StopRequest{Reason: reason})
+				}
+				if err != nil {
+					return apiErr(err)
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), st)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (epoch %d)\n", st.Node, st.Status, st.Epoch)
+				return nil
+			},
+		}
+		if verb == "start" {
+			sub.Short = "Start services: make this node Active (refused while the peer is Active, unless --force)"
+			sub.Flags().BoolVar(&force, "force", false, "start even though the peer is seen Active (two Active nodes)")
+		} else {
+			sub.Short = "Stop services: make this node Inactive"
+		}
+		sub.Flags().StringVar(&reason, "reason", "", "why (required; recorded in the audit log)")
+		f.register(sub)
+		cmd.AddCommand(sub)
+	}
+	return cmd
+}
+
+func newAuditCmd() *cobra.Command {
+	var f apiFlags
+	var limit int
+	var before uint64
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Show a node's audit log, newest first: who did what, why, and how it ended",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 1 || limit > 1000 {
+				return usageErr("--limit must be between 1 and 1000, got %d", limit)
+			}
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+			defer cancel()
+			entries, err := c.Audit(ctx, limit, before)
+			if err != nil {
+				return apiErr(err)
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), entries)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTIME\tWHO\tACTION\tOUTCOME\tCHANGE\tEPOCH\tREASON / CAUSE")
+			for _, e := range entries {
+				change := ""
+				if e.From != e.To {
+					change = e.From + "->" + e.To
+				}
+				why := e.Cause
+				if e.Reason != "" {
+					why = fmt.Sprintf("%q: %s", e.Reason, e.Cause)
+				}
+				if e.Detail != "" {
+					why += " (" + e.Detail + ")"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.ID, e.Time.Local().Format("2006-01-02 15:04:05"),
+					e.Who, e.Action, e.Outcome, change, e.Epoch, why)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 50, "how many entries")
+	cmd.Flags().Uint64Var(&before, "before", 0, "only entries older than this ID (paging)")
+	f.register(cmd)
+	return cmd
+}

@@ -1,0 +1,529 @@
+package main
+
+// Real-process tests (tier 3): the built binary, two nodes on 127.0.0.1 and
+// 127.0.0.2 from two config files, driven through the CLI and the HTTP API,
+// killed with -9 and restarted.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/resman-pbx/resman/resilience/api"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "resman-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "resman")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build resman:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const testToken = "e2e-token-0123456789abcdef"
+
+// freePort returns a port free for TCP and UDP on host.
+func freePort(t testing.TB, host string) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", host+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		u, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", host, port))
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// proc is one resman process under test.
+type proc struct {
+	t      testing.TB
+	name   string
+	cfg    string
+	url    string
+	cmd    *exec.Cmd
+	logs   *bytes.Buffer
+	exited chan struct{}
+}
+
+type nodeSpec struct {
+	name, role, peer, host, peerURL, dataDir string
+	apiPort, sipPort                         int
+}
+
+func writeNodeConfig(t testing.TB, s nodeSpec) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`node:
+  name: %s
+  role: %s
+  mode: manual
+  version: "2025.10.3"
+  data_dir: %s
+api:
+  listen: %s:%d
+  token: %s
+peer:
+  name: %s
+  api: %s
+  check_interval: 1s
+  timeout: 1s
+services:
+  - name: asterisk
+    run: [%s, standin, sip, --listen, "%s:%d"]
+    check: {sip: "sip:%s:%d", interval: 500ms, timeout: 400ms, rise: 1, fall: 2}
+    critical: true
+    timeout: 5s
+log: {level: debug}
+`, s.name, s.role, s.dataDir, s.host, s.apiPort, testToken, s.peer, s.peerURL, binary, s.host, s.sipPort, s.host, s.sipPort)
+	path := filepath.Join(t.TempDir(), s.name+".yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startProc(t testing.TB, name, cfg, url string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, cfg: cfg, url: url, logs: &bytes.Buffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(binary, "run", "-c", cfg)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.kill(syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", p.name, p.logs.String())
+		}
+	})
+	waitFor(t, name+" serving", func() bool {
+		resp, err := http.Get(url + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return p
+}
+
+func (p *proc) kill(sig syscall.Signal) {
+	if p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		p.t.Errorf("%s did not exit after %v", p.name, sig)
+	}
+}
+
+// waitFor polls cond until it holds, failing after a generous deadline.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// cli runs the resman CLI and returns stdout, stderr and the exit code.
+func cli(t testing.TB, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "RESMAN_TOKEN="+testToken, "USER=e2e")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func status(t testing.TB, url string) api.Status {
+	t.Helper()
+	out, stderr, code := cli(t, "status", "--node", url, "--json")
+	if code != 0 {
+		t.Fatalf("status %s: exit %d: %s", url, code, stderr)
+	}
+	var st api.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
+	}
+	return st
+}
+
+// call does an HTTP request with the token and returns code and body.
+func call(t testing.TB, method, url, contentType, body string, auth bool) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+testToken)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+// pair starts a Main on 127.0.0.1 and a Standby on 127.0.0.2.
+func pair(t testing.TB) (mainP, standbyP *proc, mainSpec, standbySpec nodeSpec) {
+	t.Helper()
+	mainSpec = nodeSpec{name: "xivo-main", role: "main", peer: "xivo-standby", host: "127.0.0.1",
+		dataDir: t.TempDir(), apiPort: freePort(t, "127.0.0.1"), sipPort: freePort(t, "127.0.0.1")}
+	standbySpec = nodeSpec{name: "xivo-standby", role: "standby", peer: "xivo-main", host: "127.0.0.2",
+		dataDir: t.TempDir(), apiPort: freePort(t, "127.0.0.2"), sipPort: freePort(t, "127.0.0.2")}
+	mainURL := fmt.Sprintf("http://127.0.0.1:%d", mainSpec.apiPort)
+	standbyURL := fmt.Sprintf("http://127.0.0.2:%d", standbySpec.apiPort)
+	mainSpec.peerURL, standbySpec.peerURL = standbyURL, mainURL
+	standbyP = startProc(t, "standby", writeNodeConfig(t, standbySpec), standbyURL)
+	mainP = startProc(t, "main", writeNodeConfig(t, mainSpec), mainURL)
+	return
+}
+
+func TestManualFailoverAndFailback(t *testing.T) {
+	mainP, standbyP, _, _ := pair(t)
+	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	st := status(t, standbyP.url)
+	if st.Status != "inactive" || st.Role != "standby" {
+		t.Fatalf("standby at boot: %s %s", st.Role, st.Status)
+	}
+
+	// The guard: the Standby refuses a second Active, naming the Main.
+	_, stderr, code := cli(t, "services", "start", "--node", standbyP.url, "--reason", "try")
+	if code != exitRefused || !strings.Contains(stderr, "xivo-main is active") {
+		t.Fatalf("start on standby while main active: exit %d, %q", code, stderr)
+	}
+	// --reason is required.
+	if _, stderr, code = cli(t, "services", "stop", "--node", mainP.url); code != exitUsage || !strings.Contains(stderr, "--reason") {
+		t.Fatalf("stop without reason: exit %d, %q", code, stderr)
+	}
+
+	// Failover: Stop services on the Main (CLI), Start services on the Standby (API).
+	out, stderr, code := cli(t, "services", "stop", "--node", mainP.url, "--reason", "failover test")
+	if code != 0 || !strings.Contains(out, "xivo-main: inactive") {
+		t.Fatalf("stop main: exit %d, %q %q", code, out, stderr)
+	}
+	c, body := call(t, "POST", standbyP.url+"/api/v1/services/start", "application/json", `{"reason":"failover test"}`, true)
+	if c != 200 {
+		t.Fatalf("start standby over the API: %d %s", c, body)
+	}
+	var started api.Status
+	if err := json.Unmarshal([]byte(body), &started); err != nil || started.Status != "active" || started.Epoch != 2 {
+		t.Fatalf("standby after start: %s (err %v)", body, err)
+	}
+	waitFor(t, "standby's stand-in asterisk healthy", func() bool {
+		s := status(t, standbyP.url)
+		return len(s.Services) == 1 && s.Services[0].Healthy
+	})
+
+	// Failback: the Main refuses while the Standby is Active; then the reverse order works.
+	if _, stderr, code = cli(t, "services", "start", "--node", mainP.url, "--reason", "failback"); code != exitRefused ||
+		!strings.Contains(stderr, "xivo-standby is active (epoch 2)") {
+		t.Fatalf("start main while standby active: exit %d %q", code, stderr)
+	}
+	if _, stderr, code = cli(t, "services", "stop", "--node", standbyP.url, "--reason", "failback"); code != 0 {
+		t.Fatalf("stop standby: %d %s", code, stderr)
+	}
+	if _, stderr, code = cli(t, "services", "start", "--node", mainP.url, "--reason", "failback"); code != 0 {
+		t.Fatalf("start main: %d %s", code, stderr)
+	}
+	st = status(t, mainP.url)
+	if st.Status != "active" || st.Epoch != 3 {
+		t.Fatalf("main after failback: %s epoch %d, want active epoch 3", st.Status, st.Epoch)
+	}
+	out, _, code = cli(t, "audit", "--node", mainP.url)
+	if code != 0 || !strings.Contains(out, `"failback"`) || !strings.Contains(out, "api:e2e@") {
+		t.Fatalf("audit must show who and why:\n%s", out)
+	}
+}
+
+func TestForceAndKill9Restart(t *testing.T) {
+	mainP, standbyP, mainSpec, _ := pair(t)
+	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+
+	out, stderr, code := cli(t, "services", "start", "--node", standbyP.url, "--force", "--reason", "phones cannot reach the main")
+	if code != 0 || !strings.Contains(out, "active (epoch 2)") {
+		t.Fatalf("forced start: exit %d %q %q", code, out, stderr)
+	}
+	waitFor(t, "split brain shown on the main", func() bool {
+		return strings.Contains(strings.Join(status(t, mainP.url).HA.Reasons, ";"), "split brain")
+	})
+	if _, _, code = cli(t, "services", "stop", "--node", mainP.url, "--reason", "resolve split brain"); code != 0 {
+		t.Fatal("stop main failed")
+	}
+
+	// kill -9 the Standby: its decision (Active, epoch 2) and audit survive.
+	standbyP.kill(syscall.SIGKILL)
+	standbyP = startProc(t, "standby-again", standbyP.cfg, standbyP.url)
+	waitFor(t, "standby restored active", func() bool { return status(t, standbyP.url).Status == "active" })
+	if st := status(t, standbyP.url); st.Epoch != 2 {
+		t.Fatalf("epoch after kill -9: %d, want 2", st.Epoch)
+	}
+	out, _, _ = cli(t, "audit", "--node", standbyP.url, "--json")
+	var entries []api.AuditEntry
+	if err := json.Unmarshal([]byte(out), &entries); err != nil {
+		t.Fatal(err)
+	}
+	forced := false
+	for _, e := range entries {
+		if strings.Contains(e.Cause, "forced") && e.Reason == "phones cannot reach the main" {
+			forced = true
+		}
+	}
+	if !forced {
+		t.Fatalf("the forced start is missing from the audit log after kill -9:\n%s", out)
+	}
+
+	// kill -9 the Main: its stand-in Asterisk dies with it (the port is
+	// free again) and it comes back Inactive as decided.
+	mainP.kill(syscall.SIGKILL)
+	waitFor(t, "main's stand-in gone", func() bool {
+		l, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", mainSpec.sipPort))
+		if err != nil {
+			return false
+		}
+		l.Close()
+		return true
+	})
+	mainP = startProc(t, "main-again", mainP.cfg, mainP.url)
+	waitFor(t, "main restored inactive", func() bool { return status(t, mainP.url).Status == "inactive" })
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	mainP, _, _, _ := pair(t)
+	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	before := status(t, mainP.url)
+	auditCount := func() int {
+		out, _, _ := cli(t, "audit", "--node", mainP.url, "--json", "--limit", "1000")
+		var es []api.AuditEntry
+		json.Unmarshal([]byte(out), &es)
+		return len(es)
+	}
+	entriesBefore := auditCount()
+	stop := mainP.url + "/api/v1/services/stop"
+	cases := []struct {
+		name, method, url, ctype, body string
+		auth                           bool
+		want                           int
+	}{
+		{"invalid json", "POST", stop, "application/json", `{"reason":`, true, 400},
+		{"unknown field", "POST", stop, "application/json", `{"reason":"x","now":true}`, true, 400},
+		{"missing reason", "POST", stop, "application/json", `{}`, true, 400},
+		{"missing token", "POST", stop, "application/json", `{"reason":"x"}`, false, 401},
+		{"wrong method", "GET", stop, "", "", true, 405},
+		{"huge body", "POST", stop, "application/json", `{"reason":"` + strings.Repeat("x", 100<<10) + `"}`, true, 413},
+		{"wrong content type", "POST", stop, "text/plain", `{"reason":"x"}`, true, 415},
+		{"unknown path", "GET", mainP.url + "/api/v1/nope", "", "", true, 404},
+	}
+	for _, tc := range cases {
+		code, body := call(t, tc.method, tc.url, tc.ctype, tc.body, tc.auth)
+		var e api.Error
+		if code != tc.want || json.Unmarshal([]byte(body), &e) != nil || e.Error == "" {
+			t.Errorf("%s: got %d %q, want %d with a JSON error", tc.name, code, body, tc.want)
+		}
+	}
+	after := status(t, mainP.url)
+	if after.Status != before.Status || after.Epoch != before.Epoch {
+		t.Fatalf("bad input changed the node: %s/%d -> %s/%d", before.Status, before.Epoch, after.Status, after.Epoch)
+	}
+	if n := auditCount(); n != entriesBefore {
+		t.Fatalf("bad input wrote %d audit entries", n-entriesBefore)
+	}
+	// /active needs no token and says nothing more than status and epoch.
+	code, body := call(t, "GET", mainP.url+"/active", "", "", false)
+	if code != 200 || body != fmt.Sprintf(`{"status":"active","epoch":%d}`, after.Epoch) {
+		t.Fatalf("/active: %d %s", code, body)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"status", "--node", fmt.Sprintf("http://127.0.0.1:%d", port)}, exitUnreachable, "127.0.0.1"},
+		{[]string{"status", "--node", "127.0.0.1:9440"}, exitUsage, "want a URL"},
+		{[]string{"services", "start", "--reason", "x", "--bogus"}, exitUsage, "unknown flag"},
+		{[]string{"audit", "--limit", "0"}, exitUsage, "--limit"},
+		{[]string{"config", "check", "/nonexistent/resman.yaml"}, exitFailed, "/nonexistent/resman.yaml"},
+	}
+	for _, tc := range cases {
+		_, stderr, code := cli(t, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("resman %s: exit %d %q, want exit %d and one line with %q", strings.Join(tc.args, " "), code, stderr, tc.code, tc.want)
+		}
+	}
+}
+
+func TestConfigCheckListsEveryMistake(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	bad := `node:
+  name: xivo-main
+  role: primary
+  mode: sometimes
+  version: "2025.10.3"
+api:
+  listen: 127.0.0.1:9440
+  token: short
+peer:
+  name: xivo-main
+  api: http://127.0.0.2:9440
+services:
+  - name: asterisk
+    start: [systemctl, start, asterisk]
+    stop: [systemctl, stop, asterisk]
+    check: {sip: "http://127.0.0.1:5060"}
+`
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := cli(t, "config", "check", path)
+	if code == 0 {
+		t.Fatal("config check accepted a bad file")
+	}
+	for _, want := range []string{"node.role", "node.mode", "api.token", "peer.name", "services[0].check.sip"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("config check output does not name %s:\n%s", want, stderr)
+		}
+	}
+	if !strings.Contains(stderr, "5 problem(s)") {
+		t.Errorf("want exactly 5 problems:\n%s", stderr)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	base := freePort(t, "127.0.0.1")
+	if base > 65000 {
+		t.Skip("free port too high for the demo's port block; rerun")
+	}
+	cmd := exec.Command(binary, "demo", "--base-port", fmt.Sprint(base))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("demo logs:\n%s", logs.String())
+		}
+	})
+	token := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		re := regexp.MustCompile(`^\s+Token\s+(\S+)`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				token <- m[1]
+			}
+		}
+	}()
+	var tok string
+	select {
+	case tok = <-token:
+	case err := <-exited:
+		t.Fatalf("demo exited early: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("demo printed no token")
+	}
+	mainURL, standbyURL := fmt.Sprintf("http://127.0.0.1:%d", base), fmt.Sprintf("http://127.0.0.1:%d", base+1)
+	run := func(args ...string) (string, int) {
+		c := exec.Command(binary, args...)
+		c.Env = append(os.Environ(), "RESMAN_TOKEN="+tok)
+		out, _ := c.CombinedOutput()
+		return string(out), c.ProcessState.ExitCode()
+	}
+	waitFor(t, "demo main active", func() bool {
+		out, code := run("status", "--node", mainURL)
+		return code == 0 && strings.Contains(out, "ACTIVE")
+	})
+	if out, code := run("services", "stop", "--node", mainURL, "--reason", "demo failover"); code != 0 {
+		t.Fatalf("demo stop main: %s", out)
+	}
+	if out, code := run("services", "start", "--node", standbyURL, "--reason", "demo failover"); code != 0 || !strings.Contains(out, "active") {
+		t.Fatalf("demo start standby: %s", out)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("demo exit after Ctrl-C: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo did not stop on Ctrl-C")
+	}
+}
+
+// TestExamplesPassConfigCheck keeps every shipped example valid.
+func TestExamplesPassConfigCheck(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	for _, f := range files {
+		out, stderr, code := cli(t, "config", "check", f)
+		if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), ": ok") {
+			t.Errorf("%s: exit %d\n%s%s", f, code, out, stderr)
+		}
+	}
+}

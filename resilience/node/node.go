@@ -42,10 +42,12 @@ type Registrar interface {
 	Status() []api.Registration
 }
 
-// PeerClient reads the peer's status. Transport failures must wrap
-// ErrUnreachable from the caller's point of view (see Deps.IsUnreachable).
+// PeerClient talks to the peer's API. Deps.IsUnreachable tells its
+// transport failures from answers.
 type PeerClient interface {
 	Status(ctx context.Context) (api.Status, error)
+	StartServices(ctx context.Context, req api.StartRequest) (api.Status, error)
+	StopServices(ctx context.Context, req api.StopRequest) (api.Status, error)
 }
 
 // AuditLog stores audit entries durably.
@@ -388,6 +390,49 @@ func (n *Node) command(ctx context.Context, name string, want resilience.Status,
 	}
 	n.metrics.commands.WithLabelValues(name, resilience.OutcomeOK).Inc()
 	return n.Status(), nil
+}
+
+// PeerStatus asks the peer for its full status now, so one page can show
+// both nodes side by side.
+func (n *Node) PeerStatus(ctx context.Context) (api.Status, error) {
+	if n.d.Peer == nil {
+		return api.Status{}, fmt.Errorf("%w: no peer configured", resilience.ErrPrecondition)
+	}
+	return n.d.Peer.Status(ctx)
+}
+
+// PeerStartServices and PeerStopServices forward an admin command to the
+// peer, so the admin fails over from one place. The peer applies its own
+// rules (its two-Active guard included) and audits the command under the
+// token's actor name, which the wiring sets to "<this node's name>"; who is
+// recorded here.
+func (n *Node) PeerStartServices(ctx context.Context, who string, req api.StartRequest) (api.Status, error) {
+	if n.d.Peer == nil {
+		return api.Status{}, fmt.Errorf("%w: no peer configured", resilience.ErrPrecondition)
+	}
+	st, err := n.d.Peer.StartServices(ctx, req)
+	n.recordForward(who, "start services on peer", req.Reason, err)
+	return st, err
+}
+
+// PeerStopServices: see PeerStartServices.
+func (n *Node) PeerStopServices(ctx context.Context, who string, req api.StopRequest) (api.Status, error) {
+	if n.d.Peer == nil {
+		return api.Status{}, fmt.Errorf("%w: no peer configured", resilience.ErrPrecondition)
+	}
+	st, err := n.d.Peer.StopServices(ctx, req)
+	n.recordForward(who, "stop services on peer", req.Reason, err)
+	return st, err
+}
+
+func (n *Node) recordForward(who, action, reason string, err error) {
+	outcome, detail := resilience.OutcomeOK, ""
+	if err != nil {
+		outcome, detail = resilience.OutcomeFailed, err.Error()
+	}
+	s := n.Status()
+	n.record(resilience.Record{Who: who, Action: action, Reason: reason, Cause: "forwarded to peer " + n.d.PeerName,
+		Outcome: outcome, Detail: detail, Epoch: s.Epoch, From: resilience.Status(s.Status), To: resilience.Status(s.Status)})
 }
 
 // Status is the node's current status. It does not block on I/O.

@@ -73,6 +73,14 @@ func (p *fakePeer) Status(context.Context) (api.Status, error) {
 	return p.st, p.err
 }
 
+func (p *fakePeer) StartServices(context.Context, api.StartRequest) (api.Status, error) {
+	return api.Status{}, errors.New("not used")
+}
+
+func (p *fakePeer) StopServices(context.Context, api.StopRequest) (api.Status, error) {
+	return api.Status{}, errors.New("not used")
+}
+
 func (p *fakePeer) set(status string, epoch uint64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -71,6 +72,18 @@ type Options struct {
 	// MetricsAuth requires the bearer token on /metrics too. It is off by
 	// default, as node exporters usually are.
 	MetricsAuth bool
+	// Mounts serve other components' APIs (CC follower, Edge) on the same
+	// listener: a request whose path starts with a mount's Prefix goes to
+	// its Handler with the full path. A mounted handler does its own
+	// authentication (it may leave some paths public, like /active).
+	// Responses are buffered: mounted handlers must not stream.
+	Mounts []Mount
+}
+
+// Mount is a net/http handler served under a path prefix.
+type Mount struct {
+	Prefix  string
+	Handler http.Handler
 }
 
 // Server is the HTTP API server of one node.
@@ -101,7 +114,8 @@ type Server struct {
 }
 
 // New returns a Server for n. Routes are registered at once; App gives
-// the fiber app for tests and for mounting more routes.
+// the fiber app for tests and for mounting more routes. A nil n serves only
+// /healthz, /metrics and the mounts (a file with no node).
 func New(n Node, opts Options) *Server {
 	logger := opts.Logger
 	if logger == nil {
@@ -146,13 +160,22 @@ func New(n Node, opts Options) *Server {
 	srv.CloseOnShutdown = true
 	srv.Handler = s.rejectUnknownMethod(srv.Handler)
 
-	s.routes(gatherer, opts.MetricsAuth)
+	s.routes(gatherer, opts.MetricsAuth, opts.Mounts)
 	return s
 }
 
-func (s *Server) routes(gatherer prometheus.Gatherer, metricsAuth bool) {
+func (s *Server) routes(gatherer prometheus.Gatherer, metricsAuth bool, mounts []Mount) {
 	app := s.app
 	app.Use(s.observe)
+	// Mounts first: a component mounted at /api/v1/cc/ must not meet the
+	// node's authentication or 404 answers.
+	for _, m := range mounts {
+		h := fasthttpadaptor.NewFastHTTPHandler(m.Handler)
+		app.Use(m.Prefix, func(c *fiber.Ctx) error {
+			h(c.Context())
+			return nil
+		})
+	}
 
 	metrics := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
@@ -164,12 +187,15 @@ func (s *Server) routes(gatherer prometheus.Gatherer, metricsAuth bool) {
 
 	// Unauthenticated probes.
 	s.get(app, pathHealthz, s.healthz)
-	s.get(app, pathActive, s.active)
 	if metricsAuth {
 		s.get(app, pathMetrics, s.authenticate, metricsHandler)
 	} else {
 		s.get(app, pathMetrics, metricsHandler)
 	}
+	if s.node == nil {
+		return
+	}
+	s.get(app, pathActive, s.active)
 
 	// The API: authentication first, then the routes.
 	v1 := app.Group("/api/v1", s.authenticate, noStore)

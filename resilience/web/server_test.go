@@ -457,3 +457,31 @@ func TestMetricsAuth(t *testing.T) {
 		t.Errorf("token: code = %d, want 200", a.code)
 	}
 }
+
+func TestMountsAndNoNode(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v1/cc/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"cc":"ok"}`))
+	})
+	s := New(nil, Options{Token: "t0123456789abcdef", Mounts: []Mount{{Prefix: "/api/v1/cc", Handler: mux}}})
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/api/v1/cc/status", 200, `{"cc":"ok"}`},
+		{"/healthz", 200, ""},
+		{"/active", 404, ""},        // no node: no node routes
+		{"/api/v1/status", 401, ""}, // still behind the token
+	} {
+		resp, err := s.App().Test(httptest.NewRequest("GET", tc.path, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != tc.code || (tc.body != "" && string(raw) != tc.body) {
+			t.Errorf("%s: %d %s, want %d %s", tc.path, resp.StatusCode, raw, tc.code, tc.body)
+		}
+	}
+}

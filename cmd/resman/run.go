@@ -72,19 +72,12 @@ func newLogger(w io.Writer, lc config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// runComponents runs what cfg configures until ctx is done. ready, when not
-// nil, is called once the API listens.
+// runComponents runs what cfg configures until ctx is done: a node, and
+// the CC follower and Edge (followers.go) whose APIs share the listener.
+// ready, when not nil, is called once the API listens and the node (if any)
+// has booted.
 func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready func()) error {
-	if cfg.CC != nil {
-		return withCode(exitUsage, errors.New("cc: the CC follower is not available in this build yet"))
-	}
-	if cfg.Edge != nil {
-		return withCode(exitUsage, errors.New("edge: the Edge proxy is not available in this build yet"))
-	}
-	if cfg.Node == nil {
-		return withCode(exitUsage, errors.New("nothing to run: the file configures no node"))
-	}
-	if cfg.Node.Mode == string(resilience.ModeAuto) {
+	if cfg.Node != nil && cfg.Node.Mode == string(resilience.ModeAuto) {
 		return withCode(exitUsage, errors.New("node.mode: auto mode is not available in this build yet; use manual"))
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -93,43 +86,81 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	n, sup, closeNode, err := buildNode(cfg, logger, reg)
+	// Each runner runs until ctx is done; an error from one stops all.
+	var runners []func(context.Context) error
+	var booted <-chan struct{}
+	var n *node.Node
+	if cfg.Node != nil {
+		var sup *services.Supervisor
+		var closeNode func()
+		var err error
+		n, sup, closeNode, err = buildNode(cfg, logger, reg)
+		if err != nil {
+			return err
+		}
+		defer closeNode()
+		booted = n.Ready()
+		runners = append(runners,
+			func(ctx context.Context) error { sup.Run(ctx); return nil },
+			func(ctx context.Context) error {
+				if err := n.Run(ctx); err != nil {
+					return fmt.Errorf("node: %w", err)
+				}
+				return nil
+			})
+	}
+	mounts, more, closeFollowers, err := buildFollowers(cfg, logger, reg)
 	if err != nil {
 		return err
 	}
-	defer closeNode()
+	defer closeFollowers()
+	runners = append(runners, more...)
+	if len(runners) == 0 {
+		return withCode(exitUsage, errors.New("nothing to run: the file configures no node, cc or edge"))
+	}
 
-	srv := web.New(n, web.Options{Token: cfg.API.Token, Gatherer: reg, Registerer: reg, Logger: logger})
+	var webNode web.Node
+	if n != nil {
+		webNode = n
+	}
+	srv := web.New(webNode, web.Options{Token: cfg.API.Token, Gatherer: reg, Registerer: reg, Logger: logger, Mounts: mounts})
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
 	}
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
-	wg.Add(3)
-	go func() { defer wg.Done(); sup.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := n.Run(ctx); err != nil {
-			errs <- fmt.Errorf("node: %w", err)
-			cancel()
+	errs := make(chan error, len(runners)+1)
+	run := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	for _, r := range runners {
+		run(r)
+	}
+	run(func(context.Context) error {
+		if err := srv.Serve(ln); err != nil {
+			return fmt.Errorf("api: %w", err)
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && ctx.Err() == nil {
-			errs <- fmt.Errorf("api: %w", err)
-			cancel()
+		return nil
+	})
+	if booted != nil {
+		select {
+		case <-booted:
+		case <-ctx.Done():
 		}
-	}()
-	select {
-	case <-n.Ready():
-		logger.Info("serving", "component", "api", "listen", ln.Addr().String(), "node", cfg.Node.Name)
+	}
+	if ctx.Err() == nil {
+		logger.Info("serving", "component", "api", "listen", ln.Addr().String())
 		if ready != nil {
 			ready()
 		}
-	case <-ctx.Done():
 	}
 	<-ctx.Done()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)

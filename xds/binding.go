@@ -1,0 +1,698 @@
+package xds
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+
+	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/api"
+)
+
+// maxRounds bounds the requests of one REGISTER exchange: challenge,
+// answer, 423, challenge, answer, and one stale nonce.
+const maxRounds = 6
+
+// binding is this node's registration at one MDS.
+type binding struct {
+	r         *Registrar
+	idx       int
+	name      string
+	user      string
+	password  string  // secret: never in logs, errors, events or status
+	target    sip.Uri // Request-URI: the MDS registrar
+	transport string  // UDP or TCP
+	aor       sip.Uri // To and From: sip:user@registrar-host
+	callID    string  // constant for the binding's life
+	fromTag   string
+	log       *slog.Logger
+
+	// opMu serializes the REGISTER exchanges so CSeq only grows.
+	opMu sync.Mutex
+	cseq uint32
+
+	mu          sync.Mutex
+	gen         uint64             // bumped by every start
+	cancel      context.CancelFunc // of the running loop, nil when stopped
+	done        chan struct{}      // closed when that loop has returned
+	asked       int                // Expires asked; raised by 423
+	registered  bool
+	expiresAt   time.Time
+	nextRefresh time.Time
+	code        int    // last final status to REGISTER
+	errText     string // last failure, "" after a success
+	reachable   bool
+	probed      bool
+	okRun       int
+	failRun     int
+}
+
+func newBinding(r *Registrar, i int, m config.MDS) (*binding, error) {
+	name := m.Name
+	if name == "" {
+		name = fmt.Sprintf("mds%d", i+1)
+	}
+	target, err := parseRegistrar(m.Registrar)
+	if err != nil {
+		return nil, fmt.Errorf("xds.mds[%d].registrar: %w", i, err)
+	}
+	var transport string
+	switch strings.ToLower(m.Transport) {
+	case "", "udp":
+		transport = "UDP"
+	case "tcp":
+		transport = "TCP"
+	default:
+		return nil, fmt.Errorf("xds.mds[%d].transport: %q is not udp or tcp", i, m.Transport)
+	}
+	expires := m.Expires
+	if expires <= 0 {
+		expires = DefaultExpires
+	}
+	// The address of record: the digest user at the registrar's domain,
+	// or the contact's user when the registrar needs no authentication.
+	aorUser := m.User
+	if aorUser == "" {
+		aorUser = r.contact.User
+	}
+	return &binding{
+		r:         r,
+		idx:       i,
+		name:      name,
+		user:      m.User,
+		password:  m.Password,
+		target:    target,
+		transport: transport,
+		aor:       sip.Uri{Scheme: "sip", User: aorUser, Host: target.Host},
+		callID:    randHex(16) + "@" + r.opts.Hostname,
+		fromTag:   randHex(8),
+		log:       r.log.With("mds", name),
+		asked:     expires,
+	}, nil
+}
+
+// start launches the registration loop.
+func (b *binding) start(base context.Context, wg *sync.WaitGroup) {
+	ctx, cancel := context.WithCancel(base)
+	done := make(chan struct{})
+	b.mu.Lock()
+	b.gen++
+	b.cancel, b.done = cancel, done
+	b.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		b.loop(ctx)
+	}()
+}
+
+// stop ends the registration loop now and returns the unregistration, to
+// run once the loop has returned.
+func (b *binding) stop() func(context.Context) error {
+	b.mu.Lock()
+	cancel, done, gen := b.cancel, b.done, b.gen
+	b.cancel, b.done = nil, nil
+	b.nextRefresh = time.Time{}
+	if cancel != nil {
+		cancel()
+	}
+	b.mu.Unlock()
+	return func(ctx context.Context) error {
+		if done != nil {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return fmt.Errorf("%s: unregister: %w", b.name, ctx.Err())
+			}
+		}
+		return b.unregister(ctx, gen)
+	}
+}
+
+// loop registers, then refreshes at 3/4 of the granted Expires, retrying
+// failures with backoff, until ctx is done.
+func (b *binding) loop(ctx context.Context) {
+	attempt := 0
+	for {
+		wait, err := b.register(ctx)
+		if err != nil {
+			attempt++
+			wait = backoff(attempt, b.r.opts.BackoffMin, b.r.opts.BackoffMax, mrand.Float64())
+		} else {
+			attempt = 0
+		}
+		b.mu.Lock()
+		if ctx.Err() != nil {
+			b.mu.Unlock()
+			return
+		}
+		b.nextRefresh = time.Now().Add(wait)
+		b.mu.Unlock()
+
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// register performs one REGISTER exchange and records its outcome. It
+// returns the delay until the refresh.
+func (b *binding) register(ctx context.Context) (time.Duration, error) {
+	b.opMu.Lock()
+	defer b.opMu.Unlock()
+	b.mu.Lock()
+	asked := b.asked
+	b.mu.Unlock()
+
+	start := time.Now()
+	res, asked, err := b.exchange(ctx, asked)
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	granted := 0
+	if err == nil {
+		granted, err = b.granted(res, asked)
+	}
+	code := statusCode(res)
+	if err != nil {
+		b.failed(ctx, err, code)
+		return 0, err
+	}
+	b.succeeded(ctx, start, granted, code)
+	return time.Duration(granted) * time.Second * 3 / 4, nil
+}
+
+func (b *binding) succeeded(ctx context.Context, start time.Time, granted, code int) {
+	now := time.Now()
+	b.mu.Lock()
+	if ctx.Err() != nil {
+		b.mu.Unlock()
+		return
+	}
+	recovered := !b.registeredAt(now) || b.errText != ""
+	b.registered = true
+	b.expiresAt = start.Add(time.Duration(granted) * time.Second)
+	b.code = code
+	b.errText = ""
+	b.mu.Unlock()
+
+	b.r.metrics.seconds.Observe(now.Sub(start).Seconds())
+	if recovered {
+		b.log.Info("registered", "expires", granted, "status", code)
+		b.r.emit(Event{MDS: b.name, Kind: EventRegistered, StatusCode: code})
+		return
+	}
+	b.log.Debug("registration refreshed", "expires", granted)
+}
+
+func (b *binding) failed(ctx context.Context, err error, code int) {
+	now := time.Now()
+	b.mu.Lock()
+	if ctx.Err() != nil {
+		b.mu.Unlock()
+		return
+	}
+	changed := err.Error() != b.errText
+	b.errText = err.Error()
+	if code != 0 {
+		b.code = code
+	}
+	if !b.registeredAt(now) {
+		b.registered = false
+	}
+	b.mu.Unlock()
+
+	b.r.metrics.failures.WithLabelValues(b.name, failureCode(err)).Inc()
+	if !changed {
+		b.log.Debug("registration still failing", "error", err)
+		return
+	}
+	b.log.Warn("registration failed", "error", err)
+	b.r.emit(Event{MDS: b.name, Kind: EventFailed, Err: err, StatusCode: code})
+}
+
+// unregister removes our contact (Expires: 0) unless the binding was
+// started again since stop (gen changed).
+func (b *binding) unregister(ctx context.Context, gen uint64) error {
+	b.opMu.Lock()
+	defer b.opMu.Unlock()
+	b.mu.Lock()
+	again := b.gen != gen
+	b.mu.Unlock()
+	if again {
+		return nil
+	}
+
+	res, _, err := b.exchange(ctx, 0)
+	if err == nil && !isSuccess(res) {
+		err = b.responseError(res, "unregistration", "")
+	}
+	code := statusCode(res)
+	b.mu.Lock()
+	b.registered = false
+	b.expiresAt = time.Time{}
+	if code != 0 {
+		b.code = code
+	}
+	if err != nil {
+		b.errText = err.Error()
+	} else {
+		b.errText = ""
+	}
+	b.mu.Unlock()
+
+	if err != nil {
+		b.log.Warn("unregister failed", "error", err)
+	} else {
+		b.log.Info("unregistered", "status", code)
+	}
+	b.r.emit(Event{MDS: b.name, Kind: EventUnregistered, Err: err, StatusCode: code})
+	return err
+}
+
+// exchange sends REGISTER asking expires (0 unregisters), answers digest
+// challenges and 423 Interval Too Brief, and returns the final response
+// with the Expires finally asked.
+func (b *binding) exchange(ctx context.Context, expires int) (*sip.Response, int, error) {
+	creds := map[string]sip.Header{} // Authorization, Proxy-Authorization
+	stale, brief := 0, false
+	what := "registration"
+	if expires == 0 {
+		what = "unregistration"
+	}
+	for range maxRounds {
+		req := b.newRequest(ctx, sip.REGISTER)
+		req.AppendHeader(&sip.ContactHeader{Address: *b.r.contact.Clone()})
+		e := sip.ExpiresHeader(expires)
+		req.AppendHeader(&e)
+		for _, name := range []string{"Proxy-Authorization", "Authorization"} {
+			if h, ok := creds[name]; ok {
+				req.AppendHeader(h)
+			}
+		}
+		req.SetBody(nil)
+		res, err := b.do(ctx, req)
+		if err != nil {
+			return nil, expires, err
+		}
+		switch res.StatusCode {
+		case 401, 407:
+			chalName, credName := "WWW-Authenticate", "Authorization"
+			if res.StatusCode == 407 {
+				chalName, credName = "Proxy-Authenticate", "Proxy-Authorization"
+			}
+			h := res.GetHeader(chalName)
+			if h == nil {
+				return res, expires, b.malformed(res, "no "+chalName+" header")
+			}
+			chal, err := digest.ParseChallenge(h.Value())
+			if err != nil {
+				return res, expires, b.malformed(res, "unreadable "+chalName+" header")
+			}
+			if b.user == "" {
+				e := b.responseError(res, what, "")
+				e.Hint = fmt.Sprintf("the registrar asks for authentication: set xds.mds[%d].user and password", b.idx)
+				return res, expires, e
+			}
+			if _, answered := creds[credName]; answered {
+				if !chal.Stale || stale > 0 {
+					return res, expires, b.responseError(res, what, "after authentication")
+				}
+				stale++
+			}
+			chal.Algorithm = strings.ToUpper(chal.Algorithm)
+			cred, err := digest.Digest(chal, digest.Options{
+				Method:   string(sip.REGISTER),
+				URI:      req.Recipient.String(),
+				Username: b.user,
+				Password: b.password,
+			})
+			if err != nil {
+				// digest errors name the algorithm or qop, never the secret.
+				return res, expires, fmt.Errorf("%s: cannot answer the challenge in %s: %w", b.name, res.StartLine(), err)
+			}
+			creds[credName] = sip.NewHeader(credName, cred.String())
+		case 423:
+			h := res.GetHeader("Min-Expires")
+			if h == nil || brief || expires == 0 {
+				return res, expires, b.responseError(res, what, "")
+			}
+			n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
+			if err != nil || n <= expires {
+				return res, expires, b.malformed(res, fmt.Sprintf("invalid Min-Expires %q", h.Value()))
+			}
+			b.log.Info("registrar asks a longer Expires", "asked", expires, "min_expires", n)
+			expires, brief = n, true
+			b.mu.Lock()
+			b.asked = n
+			b.mu.Unlock()
+			clear(creds) // a fresh challenge: the nonce may be single use
+		default:
+			return res, expires, nil
+		}
+	}
+	return nil, expires, fmt.Errorf("%s: REGISTER to %s: gave up after %d challenges", b.name, b.where(), maxRounds)
+}
+
+// granted reads the Expires granted by a final answer to REGISTER: the
+// expires parameter of our Contact, else the Expires header, else what was
+// asked; never more than asked.
+func (b *binding) granted(res *sip.Response, asked int) (int, error) {
+	switch {
+	case isSuccess(res):
+	case res.StatusCode >= 300 && res.StatusCode < 400, res.StatusCode < 200:
+		return 0, &ResponseError{MDS: b.name, Kind: KindUnexpected, StatusCode: res.StatusCode, Reason: res.Reason}
+	default:
+		return 0, b.responseError(res, "registration", "")
+	}
+	granted, have, found, listed := asked, false, false, 0
+	for _, h := range res.GetHeaders("Contact") {
+		c, ok := h.(*sip.ContactHeader)
+		if !ok {
+			continue
+		}
+		listed++
+		if !sameURI(c.Address, b.r.contact) {
+			continue
+		}
+		found = true
+		if v, ok := c.Params.Get("expires"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 0 {
+				return 0, b.malformed(res, fmt.Sprintf("invalid expires parameter %q in our Contact", v))
+			}
+			granted, have = n, true
+		}
+	}
+	if !have {
+		if h := res.GetHeader("Expires"); h != nil {
+			n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
+			if err != nil || n < 0 {
+				return 0, b.malformed(res, fmt.Sprintf("invalid Expires header %q", h.Value()))
+			}
+			granted = n
+		} else if listed > 0 && !found {
+			b.log.Debug("registrar did not list our contact", "contacts", listed)
+		}
+	}
+	if granted == 0 {
+		return 0, b.malformed(res, "binding granted for 0 seconds")
+	}
+	return min(granted, asked), nil
+}
+
+// do runs one transaction within RequestTimeout.
+func (b *binding) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	timeout := b.r.opts.RequestTimeout
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res, err := b.r.client.Do(tctx, req)
+	switch {
+	case err == nil:
+		return res, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("%s: %s: %w", b.name, req.Method, ctx.Err())
+	case tctx.Err() != nil, errors.Is(err, sip.ErrTransactionTimeout):
+		return nil, fmt.Errorf("%s: no response to %s from %s within %s: %w", b.name, req.Method, b.where(), timeout, context.DeadlineExceeded)
+	default:
+		return nil, fmt.Errorf("%s: %s to %s: %w", b.name, req.Method, b.where(), err)
+	}
+}
+
+// newRequest builds a request of this binding's dialog-less session:
+// constant Call-ID and From tag, next CSeq for REGISTER.
+func (b *binding) newRequest(ctx context.Context, method sip.RequestMethod) *sip.Request {
+	req := sip.NewRequest(method, *b.target.Clone())
+	req.SetTransport(b.transport)
+	req.AppendHeader(b.newVia(ctx))
+	from := &sip.FromHeader{Address: *b.aor.Clone(), Params: sip.NewParams()}
+	to := &sip.ToHeader{Address: *b.aor.Clone(), Params: sip.NewParams()}
+	callID := sip.CallIDHeader(b.callID)
+	var seq uint32 = 1
+	if method == sip.REGISTER {
+		b.cseq++ // under opMu
+		seq = b.cseq
+	} else {
+		// probes are separate transactions of their own, outside the
+		// registration's Call-ID
+		from.Address = sip.Uri{Scheme: "sip", User: "resman", Host: b.r.opts.Hostname}
+		to.Address = *b.target.Clone()
+		callID = sip.CallIDHeader(randHex(16) + "@" + b.r.opts.Hostname)
+	}
+	tag := b.fromTag
+	if method != sip.REGISTER {
+		tag = randHex(8)
+	}
+	from.Params.Add("tag", tag)
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
+	req.AppendHeader(&mf)
+	req.AppendHeader(sip.NewHeader("User-Agent", "resman"))
+	return req
+}
+
+// newVia is the Via of a new transaction, with rport (RFC 3581). Over UDP
+// sipgo's socket is bound to the unspecified address, which must not be the
+// sent-by: the host is the local address routing to the MDS. Over TCP the
+// connection's own address fills it in.
+func (b *binding) newVia(ctx context.Context) *sip.ViaHeader {
+	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: b.transport, Params: sip.NewParams()}
+	v.Params.Add("branch", sip.GenerateBranchN(16))
+	v.Params.Add("rport", "")
+	if b.transport == "UDP" {
+		v.Host = b.localHost(ctx)
+	}
+	return v
+}
+
+// localHost is the local IP the system routes to the MDS from, "" if that
+// cannot be told. Connecting a UDP socket sends nothing; it is asked anew
+// every time, as routes change.
+func (b *binding) localHost(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, b.r.opts.RequestTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "udp", b.hostPort())
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	a, ok := c.LocalAddr().(*net.UDPAddr)
+	if !ok || a.IP.IsUnspecified() {
+		return ""
+	}
+	return a.IP.String()
+}
+
+// probeLoop sends OPTIONS every ProbeInterval until ctx is done.
+func (b *binding) probeLoop(ctx context.Context) {
+	t := time.NewTicker(b.r.opts.ProbeInterval)
+	defer t.Stop()
+	for {
+		b.probe(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// probe sends one OPTIONS; any final answer, whatever its status, means the
+// MDS is alive.
+func (b *binding) probe(ctx context.Context) {
+	timeout := min(b.r.opts.RequestTimeout, b.r.opts.ProbeInterval)
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req := b.newRequest(tctx, sip.OPTIONS)
+	req.SetBody(nil)
+	res, err := b.r.client.Do(tctx, req)
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		if tctx.Err() != nil || errors.Is(err, sip.ErrTransactionTimeout) {
+			err = fmt.Errorf("%s: no response to OPTIONS from %s within %s: %w", b.name, b.where(), timeout, context.DeadlineExceeded)
+		} else {
+			err = fmt.Errorf("%s: OPTIONS to %s: %w", b.name, b.where(), err)
+		}
+	}
+
+	b.mu.Lock()
+	var ev *Event
+	if err == nil {
+		b.okRun, b.failRun = b.okRun+1, 0
+		if !b.reachable && (!b.probed || b.okRun >= b.r.opts.Rise) {
+			b.reachable = true
+			ev = &Event{MDS: b.name, Kind: EventReachable, StatusCode: res.StatusCode}
+		}
+	} else {
+		b.okRun, b.failRun = 0, b.failRun+1
+		if !b.probed || (b.reachable && b.failRun >= b.r.opts.Fall) {
+			b.reachable = false
+			ev = &Event{MDS: b.name, Kind: EventUnreachable, Err: err}
+		}
+	}
+	b.probed = true
+	b.mu.Unlock()
+
+	if ev == nil {
+		return
+	}
+	if ev.Kind == EventReachable {
+		b.log.Info("MDS reachable", "status", res.StatusCode)
+	} else {
+		b.log.Warn("MDS unreachable", "error", err)
+	}
+	b.r.emit(*ev)
+}
+
+// status is the snapshot of this binding; registeredAt needs b.mu.
+func (b *binding) status(now time.Time) api.Registration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := api.Registration{
+		MDS:        b.name,
+		Registered: b.registeredAt(now),
+		Error:      b.errText,
+		Reachable:  b.reachable,
+		StatusCode: b.code,
+	}
+	if st.Registered {
+		st.ExpiresAt = b.expiresAt
+	}
+	if b.cancel != nil {
+		st.NextRefresh = b.nextRefresh
+	}
+	return st
+}
+
+// registeredAt: the last REGISTER was accepted and has not lapsed.
+func (b *binding) registeredAt(now time.Time) bool {
+	return b.registered && now.Before(b.expiresAt)
+}
+
+// where is the transport and address of the MDS, for messages.
+func (b *binding) where() string {
+	return strings.ToLower(b.transport) + " " + b.hostPort()
+}
+
+func (b *binding) hostPort() string {
+	port := b.target.Port
+	if port == 0 {
+		port = 5060
+	}
+	return net.JoinHostPort(strings.Trim(b.target.Host, "[]"), strconv.Itoa(port))
+}
+
+func (b *binding) responseError(res *sip.Response, what, detail string) *ResponseError {
+	e := &ResponseError{MDS: b.name, Kind: KindRefused, What: what, StatusCode: res.StatusCode, Reason: res.Reason, Detail: detail}
+	switch res.StatusCode {
+	case 401, 403, 407:
+		e.Hint = fmt.Sprintf("check xds.mds[%d].user/password", b.idx)
+	}
+	return e
+}
+
+func (b *binding) malformed(res *sip.Response, detail string) error {
+	return &ResponseError{MDS: b.name, Kind: KindMalformed, StatusCode: res.StatusCode, Reason: res.Reason, Detail: detail}
+}
+
+func isSuccess(res *sip.Response) bool {
+	return res != nil && res.StatusCode >= 200 && res.StatusCode < 300
+}
+
+func statusCode(res *sip.Response) int {
+	if res == nil {
+		return 0
+	}
+	return res.StatusCode
+}
+
+// sameURI compares the parts of a contact a registrar must keep.
+func sameURI(a, b sip.Uri) bool {
+	port := func(u sip.Uri) int {
+		if u.Port == 0 {
+			return 5060
+		}
+		return u.Port
+	}
+	scheme := func(u sip.Uri) string {
+		if u.Scheme == "" {
+			return "sip"
+		}
+		return strings.ToLower(u.Scheme)
+	}
+	return scheme(a) == scheme(b) && a.User == b.User &&
+		strings.EqualFold(a.Host, b.Host) && port(a) == port(b)
+}
+
+// parseContact reads xds.contact: a SIP URI, with or without <>.
+func parseContact(s string) (sip.Uri, error) {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '<'); i >= 0 {
+		j := strings.IndexByte(s, '>')
+		if j < i {
+			return sip.Uri{}, fmt.Errorf("%q: unbalanced <>", s)
+		}
+		s = s[i+1 : j]
+	}
+	return parseSIPURI(s)
+}
+
+// parseRegistrar reads xds.mds[].registrar: host, host:port or a SIP URI.
+func parseRegistrar(s string) (sip.Uri, error) {
+	u, err := parseSIPURI(strings.TrimSpace(s))
+	if err != nil {
+		return u, err
+	}
+	u.User, u.Password = "", ""
+	return u, nil
+}
+
+func parseSIPURI(s string) (sip.Uri, error) {
+	var u sip.Uri
+	if s == "" {
+		return u, errors.New("required")
+	}
+	lower := strings.ToLower(s)
+	if strings.HasPrefix(lower, "sips:") {
+		return u, fmt.Errorf("%q: sips (TLS) is not supported", s)
+	}
+	if !strings.HasPrefix(lower, "sip:") {
+		s = "sip:" + s
+	}
+	if err := sip.ParseUri(s, &u); err != nil {
+		return u, fmt.Errorf("%q: %w", s, err)
+	}
+	if u.Host == "" {
+		return u, fmt.Errorf("%q: no host", s)
+	}
+	return u, nil
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

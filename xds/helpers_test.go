@@ -1,0 +1,239 @@
+package xds
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/xds/registrar"
+)
+
+// testContact is the contact every test registers.
+const testContact = "sip:pbx@127.0.0.1:5099"
+
+// syncBuffer collects logs from concurrent goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// recorder keeps the events and lets a test wait for one.
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+	notify chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
+
+func (r *recorder) add(ev Event) {
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) all() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.events...)
+}
+
+// wait returns the first event after index from that matches, failing the
+// test after timeout.
+func (r *recorder) wait(t testing.TB, from int, timeout time.Duration, match func(Event) bool) (Event, int) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		evs := r.all()
+		for i := from; i < len(evs); i++ {
+			if match(evs[i]) {
+				return evs[i], i
+			}
+		}
+		select {
+		case <-r.notify:
+		case <-deadline.C:
+			t.Fatalf("no matching event within %s; events: %+v", timeout, evs)
+		}
+	}
+}
+
+func kind(mds, k string) func(Event) bool {
+	return func(ev Event) bool { return ev.MDS == mds && ev.Kind == k }
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// fastOptions are tuned for tests on loopback.
+func fastOptions(logs *syncBuffer, rec *recorder) Options {
+	o := Options{
+		RequestTimeout: 500 * time.Millisecond,
+		BackoffMin:     20 * time.Millisecond,
+		BackoffMax:     200 * time.Millisecond,
+		ProbeInterval:  50 * time.Millisecond,
+		Rise:           2,
+		Fall:           2,
+		Hostname:       "pbx.test",
+	}
+	if logs != nil {
+		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if rec != nil {
+		o.OnEvent = rec.add
+	}
+	return o
+}
+
+// startXDS builds a Registrar, runs it and stops it at cleanup.
+func startXDS(t testing.TB, cfg config.XDS, opts Options) *Registrar {
+	t.Helper()
+	r, err := New(cfg, opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return")
+		}
+	})
+	return r
+}
+
+// startRegistrar serves a registrar on a free loopback port until cleanup.
+func startRegistrar(t testing.TB, network string, opts registrar.Options) *registrar.Server {
+	t.Helper()
+	s := registrar.New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.ListenAndServe(ctx, network, "127.0.0.1:0") }()
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		t.Fatalf("registrar: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("registrar not listening")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("registrar: %v", err)
+		}
+	})
+	return s
+}
+
+// bindingOf returns the binding of contact at s, if any.
+func bindingOf(s *registrar.Server, contact string) (registrar.Binding, bool) {
+	for _, b := range s.Bindings() {
+		if b.Contact == contact {
+			return b, true
+		}
+	}
+	return registrar.Binding{}, false
+}
+
+func mds(name, addr, transport, user, password string) config.MDS {
+	return config.MDS{Name: name, Registrar: addr, Transport: transport, User: user, Password: password, Expires: 120}
+}
+
+// needTool finds an external tool. Missing, it skips the test, or fails it
+// when the CI environment variable is set.
+func needTool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	msg := fmt.Sprintf("%s not installed: apt-get install %s", name, pkg)
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg + " (CI is set: tier-3 tests are required)")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// assertNoSecret fails when secret appears in any of the texts.
+func assertNoSecret(t *testing.T, secret string, texts map[string]string) {
+	t.Helper()
+	for where, s := range texts {
+		if strings.Contains(s, secret) {
+			t.Errorf("the password appears in %s: %q", where, s)
+		}
+	}
+}
+
+// metricValue reads one counter or gauge from reg; -1 when absent.
+func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if got[k] != v {
+					continue metric
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}

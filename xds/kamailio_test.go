@@ -1,0 +1,224 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/resman-pbx/resman/config"
+)
+
+// kamailio is a real registrar run from testdata/kamailio.cfg.
+type kamailio struct {
+	addr   string
+	pid    int // also its process group: kamailio forks workers
+	kamcmd string
+	ctl    string
+	dir    string
+	done   chan struct{}
+}
+
+// startKamailio runs kamailio in the foreground on a free loopback port,
+// waits until it answers OPTIONS and stops it by PID at cleanup.
+func startKamailio(t *testing.T, user, password string) *kamailio {
+	t.Helper()
+	bin := needTool(t, "kamailio", "kamailio")
+	kamcmd := needTool(t, "kamcmd", "kamailio")
+	dir, err := os.MkdirTemp("", "kam") // short: the ctl socket path is limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	tpl, err := os.ReadFile(filepath.Join("testdata", "kamailio.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cfg := strings.NewReplacer("{{PORT}}", strconv.Itoa(port), "{{DIR}}", dir,
+		"{{USER}}", user, "{{PASSWORD}}", password).Replace(string(tpl))
+	cfgPath := filepath.Join(dir, "kamailio.cfg")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "kamailio.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-DD", "-E", "-Y", dir, "-w", dir, "-f", cfgPath, "-m", "32", "-M", "4")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start kamailio: %v", err)
+	}
+	k := &kamailio{
+		addr:   "127.0.0.1:" + strconv.Itoa(port),
+		pid:    cmd.Process.Pid,
+		kamcmd: kamcmd,
+		ctl:    "unix:" + filepath.Join(dir, "kamailio.ctl"),
+		dir:    dir,
+		done:   make(chan struct{}),
+	}
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(k.done)
+	}()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-k.pid, syscall.SIGCONT)
+		_ = syscall.Kill(k.pid, syscall.SIGTERM)
+		select {
+		case <-k.done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-k.pid, syscall.SIGKILL)
+			<-k.done
+		}
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(dir, "kamailio.log")); err == nil {
+				if len(b) > 6000 {
+					b = b[len(b)-6000:]
+				}
+				t.Logf("kamailio log:\n%s", b)
+			}
+		}
+	})
+	waitFor(t, 15*time.Second, "kamailio to answer OPTIONS", func() bool {
+		select {
+		case <-k.done:
+			t.Fatal("kamailio exited")
+		default:
+		}
+		return sipPing(k.addr)
+	})
+	return k
+}
+
+// locations is kamailio's location table, as kamcmd prints it.
+func (k *kamailio) locations(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(k.kamcmd, "-s", k.ctl, "ul.dump").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kamcmd ul.dump: %v: %s", err, out)
+	}
+	return string(out)
+}
+
+// signal sends sig to kamailio's process group: its workers with it.
+func (k *kamailio) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(-k.pid, sig); err != nil {
+		t.Fatalf("kill -%d -%d: %v", sig, k.pid, err)
+	}
+}
+
+// sipPing sends one OPTIONS over UDP and reports whether a response came.
+func sipPing(addr string) bool {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	local := c.LocalAddr().String()
+	msg := "OPTIONS sip:" + addr + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + local + ";branch=z9hG4bK-ping" + strconv.FormatInt(time.Now().UnixNano(), 36) + "\r\n" +
+		"From: <sip:ping@127.0.0.1>;tag=ping\r\nTo: <sip:" + addr + ">\r\n" +
+		"Call-ID: ping-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "\r\nCSeq: 1 OPTIONS\r\n" +
+		"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return false
+	}
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	return err == nil && strings.HasPrefix(string(buf[:n]), "SIP/2.0 ")
+}
+
+func TestKamailio(t *testing.T) {
+	t.Parallel() // mostly waits for kamailio and timers
+	const user, password = "pbx", "kam-Secret-42"
+	k := startKamailio(t, user, password)
+
+	t.Run("contact in location table while active", func(t *testing.T) {
+		rec := newRecorder()
+		r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+			mds("kam", k.addr, "udp", user, password),
+		}}, fastOptions(nil, rec))
+		r.Activate(1)
+		rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
+		waitFor(t, 5*time.Second, "the contact in ul.dump", func() bool {
+			return strings.Contains(k.locations(t), testContact)
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.Deactivate(ctx); err != nil {
+			t.Fatalf("Deactivate: %v", err)
+		}
+		waitFor(t, 5*time.Second, "the contact gone from ul.dump", func() bool {
+			return !strings.Contains(k.locations(t), testContact)
+		})
+	})
+
+	t.Run("wrong password", func(t *testing.T) {
+		const wrong = "not-" + password
+		logs := &syncBuffer{}
+		rec := newRecorder()
+		r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+			mds("kam", k.addr, "udp", user, wrong),
+		}}, fastOptions(logs, rec))
+		r.Activate(1)
+		ev, _ := rec.wait(t, 0, 10*time.Second, kind("kam", EventFailed))
+		const want = "kam: registration refused: 401 Unauthorized after authentication (check xds.mds[0].user/password)"
+		if ev.Err == nil || ev.Err.Error() != want {
+			t.Errorf("error = %v, want %q", ev.Err, want)
+		}
+		if strings.Contains(k.locations(t), testContact) {
+			t.Error("registered with a wrong password")
+		}
+		assertNoSecret(t, wrong, map[string]string{"logs": logs.String(), "error": ev.Err.Error(), "status": r.Status()[0].Error})
+	})
+
+	t.Run("frozen registrar reported then recovered", func(t *testing.T) {
+		rec := newRecorder()
+		opts := fastOptions(nil, rec)
+		opts.RequestTimeout = 300 * time.Millisecond
+		opts.ProbeInterval = 100 * time.Millisecond
+		m := mds("kam", k.addr, "udp", user, password)
+		m.Expires = 2
+		r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+		r.Activate(1)
+		rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
+		_, i := rec.wait(t, 0, 10*time.Second, kind("kam", EventReachable))
+
+		k.signal(t, syscall.SIGSTOP)
+		ev, _ := rec.wait(t, i, 10*time.Second, kind("kam", EventUnreachable))
+		if !errors.Is(ev.Err, context.DeadlineExceeded) {
+			t.Errorf("unreachable: %+v", ev)
+		}
+		ev, _ = rec.wait(t, i, 10*time.Second, kind("kam", EventFailed))
+		if !errors.Is(ev.Err, context.DeadlineExceeded) {
+			t.Errorf("failed: %+v", ev)
+		}
+		waitFor(t, 10*time.Second, "the binding to lapse", func() bool {
+			st := r.Status()[0]
+			return !st.Registered && !st.Reachable && st.Error != ""
+		})
+		n := len(rec.all())
+
+		k.signal(t, syscall.SIGCONT)
+		rec.wait(t, n, 10*time.Second, kind("kam", EventReachable))
+		rec.wait(t, n, 10*time.Second, kind("kam", EventRegistered))
+		if st := r.Status()[0]; !st.Registered || st.Error != "" {
+			t.Errorf("status after recovery = %+v", st)
+		}
+		waitFor(t, 5*time.Second, "the contact in ul.dump", func() bool {
+			return strings.Contains(k.locations(t), testContact)
+		})
+	})
+}

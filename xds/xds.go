@@ -1,0 +1,366 @@
+// Package xds keeps the PBX registered to the media servers (MDS) of an XDS
+// deployment. MDSs reach the PBX through SIP trunks: while this node is
+// Active it REGISTERs its contact to every configured MDS and refreshes the
+// bindings; when it goes Inactive it unregisters them (Expires: 0), so the
+// node that takes over registers in its place with no manual action.
+//
+// Each MDS is handled on its own: one that refuses or does not answer never
+// delays the others. Independently of the node's state, OPTIONS probes tell
+// whether each MDS is reachable. A Registrar reports through Status, events
+// (for the audit log), logs (component=xds) and Prometheus metrics;
+// credentials appear in none of them.
+package xds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/api"
+)
+
+// Defaults of the tuning Options.
+const (
+	DefaultRequestTimeout = 2 * time.Second
+	DefaultBackoffMin     = 500 * time.Millisecond
+	DefaultBackoffMax     = 30 * time.Second
+	DefaultProbeInterval  = 5 * time.Second
+	DefaultRise           = 2
+	DefaultFall           = 2
+	// DefaultExpires is asked of an MDS whose config names none.
+	DefaultExpires = 120
+)
+
+// Event kinds.
+const (
+	EventRegistered   = "registered"   // a binding was accepted (first time, or again after a failure)
+	EventUnregistered = "unregistered" // the binding was removed on Deactivate (Err if that failed)
+	EventFailed       = "failed"       // a REGISTER failed; repeated identical failures are reported once
+	EventReachable    = "reachable"    // the MDS answers OPTIONS again
+	EventUnreachable  = "unreachable"  // the MDS stopped answering OPTIONS
+)
+
+// Event is a registration or reachability change of one MDS, for the audit
+// log. StatusCode is the SIP status of the answer involved, 0 if none.
+type Event struct {
+	MDS        string
+	Kind       string
+	Err        error
+	StatusCode int
+}
+
+// Options tune a Registrar. Zero values take the defaults.
+type Options struct {
+	// Logger receives the logs, with component=xds; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the metrics; nil keeps them unregistered.
+	Registerer prometheus.Registerer
+	// OnEvent is called on every registration or reachability change,
+	// synchronously, from several goroutines: it must not block, and must
+	// be safe for concurrent use.
+	OnEvent func(Event)
+	// Hostname of this user agent, in the From of probes and in Call-IDs.
+	// Default: the host of xds.contact.
+	Hostname string
+
+	// RequestTimeout bounds every SIP transaction. Default: 2s.
+	RequestTimeout time.Duration
+	// BackoffMin and BackoffMax bound the retry delay after a failed
+	// REGISTER, which doubles per failure, with jitter. Defaults: 500ms, 30s.
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	// ProbeInterval is the period of the OPTIONS probes. Default: 5s.
+	ProbeInterval time.Duration
+	// Rise consecutive answered probes make an MDS reachable, Fall
+	// consecutive unanswered ones unreachable. Defaults: 2 and 2.
+	Rise int
+	Fall int
+}
+
+// Registrar registers this node to every configured MDS while active.
+// Its methods are safe for concurrent use.
+type Registrar struct {
+	opts     Options
+	log      *slog.Logger
+	contact  sip.Uri
+	ua       *sipgo.UserAgent
+	client   *sipgo.Client
+	metrics  *metrics
+	bindings []*binding
+
+	base       context.Context // lives until Run ends; parent of the loops
+	cancelBase context.CancelFunc
+	wg         sync.WaitGroup // loops, probes and unregisters in flight
+
+	mu      sync.Mutex
+	active  bool
+	epoch   uint64
+	running bool
+	closed  bool
+}
+
+// New checks cfg and builds a Registrar. Nothing is sent before Activate
+// (registrations) or Run (probes).
+func New(cfg config.XDS, opts Options) (*Registrar, error) {
+	opts = withDefaults(opts)
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	log = log.With("component", "xds")
+
+	contact, err := parseContact(cfg.Contact)
+	if err != nil {
+		return nil, fmt.Errorf("xds.contact: %w", err)
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = contact.Host
+	}
+
+	r := &Registrar{opts: opts, log: log, contact: contact}
+	for i, m := range cfg.MDS {
+		b, err := newBinding(r, i, m)
+		if err != nil {
+			return nil, err
+		}
+		r.bindings = append(r.bindings, b)
+	}
+	if r.metrics, err = newMetrics(r, opts.Registerer); err != nil {
+		return nil, fmt.Errorf("xds: metrics: %w", err)
+	}
+
+	sipLog := slog.New(minLevel{log.Handler(), slog.LevelInfo}).With("layer", "sip")
+	r.ua, err = sipgo.NewUA(
+		sipgo.WithUserAgent("resman"),
+		sipgo.WithUserAgentHostname(opts.Hostname),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(sipLog),
+			sip.WithTransactionLayerUnhandledResponseHandler(func(res *sip.Response) {
+				sipLog.Debug("late or stray response", "status", res.StartLine())
+			}),
+		),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("xds: user agent: %w", err)
+	}
+	if r.client, err = sipgo.NewClient(r.ua, sipgo.WithClientLogger(sipLog)); err != nil {
+		r.ua.Close()
+		return nil, fmt.Errorf("xds: client: %w", err)
+	}
+	// Requests an MDS sends back on our connections (keepalives) get an
+	// answer instead of a log line in the default logger.
+	srv, err := sipgo.NewServer(r.ua, sipgo.WithServerLogger(sipLog))
+	if err != nil {
+		r.ua.Close()
+		return nil, fmt.Errorf("xds: server: %w", err)
+	}
+	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	r.base, r.cancelBase = context.WithCancel(context.Background())
+	return r, nil
+}
+
+func withDefaults(o Options) Options {
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = DefaultBackoffMin
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = DefaultBackoffMax
+	}
+	if o.BackoffMax < o.BackoffMin {
+		o.BackoffMax = o.BackoffMin
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = DefaultProbeInterval
+	}
+	if o.Rise <= 0 {
+		o.Rise = DefaultRise
+	}
+	if o.Fall <= 0 {
+		o.Fall = DefaultFall
+	}
+	return o
+}
+
+// Activate begins registering to every MDS, in parallel, and returns at
+// once. While already active it only records the new epoch.
+func (r *Registrar) Activate(epoch uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		r.log.Warn("activate ignored: registrar stopped", "epoch", epoch)
+		return
+	}
+	r.epoch = epoch
+	if r.active {
+		r.log.Debug("already active", "epoch", epoch)
+		return
+	}
+	r.active = true
+	r.log.Info("activating: registering to the MDS", "epoch", epoch, "mds", len(r.bindings))
+	for _, b := range r.bindings {
+		b.start(r.base, &r.wg)
+	}
+}
+
+// Deactivate stops refreshing and unregisters from every MDS in parallel.
+// It returns when every MDS has answered or ctx is done, whichever comes
+// first; the error joins the failures. While inactive it does nothing.
+func (r *Registrar) Deactivate(ctx context.Context) error {
+	return r.deactivate(ctx, false)
+}
+
+func (r *Registrar) deactivate(ctx context.Context, final bool) error {
+	r.mu.Lock()
+	if final {
+		r.closed = true
+	}
+	if !r.active {
+		r.mu.Unlock()
+		return nil
+	}
+	r.active = false
+	r.log.Info("deactivating: unregistering from the MDS", "epoch", r.epoch)
+	stops := make([]func(context.Context) error, len(r.bindings))
+	for i, b := range r.bindings {
+		stops[i] = b.stop()
+	}
+	r.wg.Add(len(stops))
+	r.mu.Unlock()
+
+	var (
+		mu      sync.Mutex
+		errs    []error
+		pending = make(map[string]bool, len(stops))
+		all     = make(chan struct{})
+	)
+	for _, b := range r.bindings {
+		pending[b.name] = true
+	}
+	for i, stop := range stops {
+		name := r.bindings[i].name
+		go func() {
+			defer r.wg.Done()
+			err := stop(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			delete(pending, name)
+			if len(pending) == 0 {
+				close(all)
+			}
+		}()
+	}
+	if len(stops) == 0 {
+		close(all)
+	}
+	select {
+	case <-all:
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(pending) > 0 {
+		var names []string
+		for _, b := range r.bindings {
+			if pending[b.name] {
+				names = append(names, b.name)
+			}
+		}
+		errs = append(errs, fmt.Errorf("xds: unregister unfinished at %s: %w", strings.Join(names, ", "), ctx.Err()))
+	}
+	return errors.Join(errs...)
+}
+
+// Status is a snapshot of every MDS, in config order. It does no I/O.
+func (r *Registrar) Status() []api.Registration {
+	now := time.Now()
+	out := make([]api.Registration, len(r.bindings))
+	for i, b := range r.bindings {
+		out[i] = b.status(now)
+	}
+	return out
+}
+
+// Run probes every MDS with OPTIONS until ctx is done, then unregisters
+// (best effort, within RequestTimeout), waits for its goroutines and closes
+// the SIP user agent. Activate and Deactivate work with or without Run;
+// after Run returns the Registrar is stopped for good.
+func (r *Registrar) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.running || r.closed {
+		r.mu.Unlock()
+		return errors.New("xds: Run called twice")
+	}
+	r.running = true
+	probeCtx, stopProbes := context.WithCancel(ctx)
+	defer stopProbes()
+	r.wg.Add(len(r.bindings))
+	for _, b := range r.bindings {
+		go func() {
+			defer r.wg.Done()
+			b.probeLoop(probeCtx)
+		}()
+	}
+	r.mu.Unlock()
+	r.log.Info("xds running", "mds", len(r.bindings), "probe_interval", r.opts.ProbeInterval)
+
+	<-ctx.Done()
+	stopProbes()
+	dctx, cancel := context.WithTimeout(context.Background(), r.opts.RequestTimeout)
+	err := r.deactivate(dctx, true)
+	cancel()
+	if err != nil {
+		r.log.Warn("unregister on shutdown incomplete", "error", err)
+	}
+	r.cancelBase()
+	r.wg.Wait()
+	if err := r.ua.Close(); err != nil {
+		r.log.Debug("closing user agent", "error", err)
+	}
+	r.log.Info("xds stopped")
+	return nil
+}
+
+// emit hands an event to OnEvent.
+func (r *Registrar) emit(ev Event) {
+	if r.opts.OnEvent != nil {
+		r.opts.OnEvent(ev)
+	}
+}
+
+// minLevel drops records below min: at debug level sipgo narrates every
+// transaction.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(a), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
+}

@@ -29,9 +29,10 @@ test-go:
 	$(GO) test -p 2 -count=1 $(PKGS)
 	$(GO) test -p 2 -count=1 -race ./resilience/...
 
-# A short run of the core's fuzz test on top of its seed corpus.
+# Short runs of the core's fuzz tests on top of their seed corpus.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzManualPair -fuzztime 20s ./resilience/
+	$(GO) test -run '^$$' -fuzz FuzzManualPair -fuzztime 15s ./resilience/
+	$(GO) test -run '^$$' -fuzz FuzzAutoPair -fuzztime 25s ./resilience/
 
 # Benchmarks: API latency and idle memory of a node (see README).
 bench:

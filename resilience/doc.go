@@ -28,4 +28,20 @@
 //   - Every activation increments the epoch past any epoch seen.
 //   - A start is refused while the peer is seen Active, unless forced.
 //   - A witness never goes Active.
+//
+// Auto mode (rules stated in testdata/auto-*.txt):
+//
+//   - An Inactive node takes over when its peer has been lost for LostTicks
+//     (with a witness: only when the witness is alive and does not see the
+//     peer either), when the peer is settled Inactive and this node is the
+//     Main or the peer holds, or when the peer stays Active but unhealthy
+//     for 3 x LostTicks without stepping down.
+//   - An Active node steps down when the peer's claim outranks its own
+//     (higher epoch; equal epochs: the Main), when its critical services
+//     are unhealthy and the peer is ready to take over (it then holds for
+//     FailbackHoldTicks), for failback (a Standby, once the Main has been
+//     up and ready for FailbackHoldTicks), or when, with a witness, it sees
+//     neither peer nor witness (it may be the isolated side).
+//   - An admin's Stop holds the node Inactive until an admin's Start, so
+//     the peer takes over instead of the rules starting it again.
 package resilience

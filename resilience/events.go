@@ -45,6 +45,9 @@ type Health struct{ Unhealthy []string }
 // Tick is one unit of time passing. The runtime decides its length.
 type Tick struct{}
 
+// WitnessSeen is a new view of the witness (auto mode with a witness).
+type WitnessSeen struct{ Witness WitnessView }
+
 func (Boot) isEvent()            {}
 func (AdminStart) isEvent()      {}
 func (AdminStop) isEvent()       {}
@@ -53,6 +56,7 @@ func (ServicesStopped) isEvent() {}
 func (PeerSeen) isEvent()        {}
 func (Health) isEvent()          {}
 func (Tick) isEvent()            {}
+func (WitnessSeen) isEvent()     {}
 
 // Action is an output of the core, for the runtime to carry out in order.
 type Action interface{ isAction() }
@@ -125,6 +129,8 @@ func FormatEvent(ev Event) string {
 		return fmt.Sprintf("health unhealthy=%s", strings.Join(e.Unhealthy, ","))
 	case Tick:
 		return "tick"
+	case WitnessSeen:
+		return fmt.Sprintf("witness alive=%t sees-peer=%t", e.Witness.Alive, e.Witness.SeesPeer)
 	}
 	return fmt.Sprintf("unknown event %T", ev)
 }

@@ -3,6 +3,7 @@ package resilience
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Who the core names as the actor of the transitions it decides itself.
@@ -20,6 +21,16 @@ type Machine struct {
 	// peer reports none, but its last activation still counts.
 	peerEpoch uint64
 	unhealthy []string
+	witness   WitnessView
+
+	// Auto mode: how long (in ticks) each condition has held.
+	peerLostFor     int // the peer unreachable
+	unhealthyFor    int // this node's critical services unhealthy
+	peerSickFor     int // the peer Active but unhealthy
+	peerEligibleFor int // the peer settled Inactive, healthy, not holding
+	isolatedFor     int // neither peer nor witness seen (with a witness)
+	holdTicks       int // a timed hold: do not activate by itself
+	adminHold       bool
 	// pending is who asked for the transition under way, and why: the
 	// record written when the transition ends names them too.
 	pending Record
@@ -48,6 +59,14 @@ func (m *Machine) Config() Config { return m.cfg }
 // Unhealthy lists the critical local services last reported unhealthy.
 func (m *Machine) Unhealthy() []string { return slices.Clone(m.unhealthy) }
 
+// Holding reports whether this node will not go Active by itself (auto
+// mode): an admin stopped it, or it stepped down and waits out its hold.
+// The runtime announces it to the peer.
+func (m *Machine) Holding() bool { return m.adminHold || m.holdTicks > 0 }
+
+// AdminHold reports whether an admin's Stop holds this node Inactive.
+func (m *Machine) AdminHold() bool { return m.adminHold }
+
 // Step feeds one event and returns the actions to carry out, in order. A
 // refused admin command returns an error wrapping ErrConflict, ErrBusy or
 // ErrPrecondition, together with the Record of the refusal.
@@ -61,13 +80,16 @@ func (m *Machine) Step(ev Event) ([]Action, error) {
 	switch e := ev.(type) {
 	case PeerSeen:
 		m.seePeer(e.Peer)
-		return nil, nil
+		return m.stepAuto(), nil
 	case Health:
 		m.unhealthy = slices.Clone(e.Unhealthy)
-		return nil, nil
+		return m.stepAuto(), nil
+	case WitnessSeen:
+		m.witness = e.Witness
+		return m.stepAuto(), nil
 	case Tick:
-		// Manual mode never moves on its own; auto-mode timing lives here.
-		return nil, nil
+		m.tick()
+		return m.stepAuto(), nil
 	case AdminStart:
 		m.seePeer(e.Peer)
 	}
@@ -110,9 +132,15 @@ func (m *Machine) stepInactive(ev Event) ([]Action, error) {
 		} else if !e.Peer.Reachable {
 			cause = fmt.Sprintf("admin command; %s is unreachable", m.peerLabel())
 		}
+		m.adminHold, m.holdTicks = false, 0
 		return m.becomeActivating(e.Who, "start services", e.Reason, cause, m.nextEpoch()), nil
 	case AdminStop:
-		return []Action{m.noop(e.Who, "stop services", e.Reason, "already inactive")}, nil
+		why := "already inactive"
+		if m.cfg.Mode == ModeAuto && !m.adminHold {
+			m.adminHold = true
+			why = "already inactive; now held inactive until an admin starts services"
+		}
+		return []Action{m.noop(e.Who, "stop services", e.Reason, why)}, nil
 	}
 	return nil, nil
 }
@@ -143,7 +171,13 @@ func (m *Machine) stepActive(ev Event) ([]Action, error) {
 	case AdminStart:
 		return []Action{m.noop(e.Who, "start services", e.Reason, "already active")}, nil
 	case AdminStop:
-		return m.becomeDeactivating(e.Who, "stop services", e.Reason, "admin command"), nil
+		cause := "admin command"
+		if m.cfg.Mode == ModeAuto {
+			// Held, or the auto rules would start it again at once.
+			m.adminHold = true
+			cause = "admin command; held inactive until an admin starts services, so the peer takes over"
+		}
+		return m.becomeDeactivating(e.Who, "stop services", e.Reason, cause), nil
 	}
 	return nil, nil
 }
@@ -176,6 +210,10 @@ func (m *Machine) boot(b Boot) []Action {
 	case m.cfg.Role == RoleWitness:
 		return []Action{Record{Who: Self, Action: "boot", Cause: "a witness never goes Active",
 			Outcome: OutcomeOK, From: Inactive, To: Inactive}}
+	case b.Saved != nil && b.Saved.Status == Active && m.cfg.Mode == ModeAuto && m.outranked():
+		return m.becomeDeactivating(Self, "boot", "", fmt.Sprintf(
+			"restart: %s took over while this node was down (%s, epoch %d above ours %d)",
+			m.peerLabel(), b.Peer.Status, b.Peer.Epoch, m.epoch))
 	case b.Saved != nil && b.Saved.Status == Active:
 		cause := fmt.Sprintf("restart: restoring the persisted status active (epoch %d)", m.epoch)
 		if b.Peer.claimsActive() {
@@ -192,6 +230,112 @@ func (m *Machine) boot(b Boot) []Action {
 	default:
 		return m.becomeDeactivating(Self, "boot", "", "first start: the Standby starts Inactive")
 	}
+}
+
+// tick advances the auto-mode clocks by one tick.
+func (m *Machine) tick() {
+	p := m.peer
+	m.peerLostFor = countIf(!p.Reachable, m.peerLostFor)
+	m.unhealthyFor = countIf(len(m.unhealthy) > 0 && m.status == Active, m.unhealthyFor)
+	m.peerSickFor = countIf(p.claimsActive() && p.Unhealthy, m.peerSickFor)
+	m.peerEligibleFor = countIf(p.settledInactive() && !p.Holding && !p.Unhealthy, m.peerEligibleFor)
+	m.isolatedFor = countIf(m.cfg.Witness && !p.Reachable && !m.witness.Alive, m.isolatedFor)
+	if m.holdTicks > 0 {
+		m.holdTicks--
+	}
+}
+
+func countIf(cond bool, n int) int {
+	if cond {
+		return n + 1
+	}
+	return 0
+}
+
+// stepAuto applies the automatic rules. Manual mode never moves on its own,
+// a witness never goes Active, and nothing starts during a transition.
+func (m *Machine) stepAuto() []Action {
+	if m.cfg.Mode != ModeAuto || m.cfg.Role == RoleWitness {
+		return nil
+	}
+	switch m.status {
+	case Inactive:
+		return m.autoInactive()
+	case Active:
+		return m.autoActive()
+	}
+	return nil
+}
+
+// autoInactive decides whether an Inactive node takes the Active role.
+func (m *Machine) autoInactive() []Action {
+	if m.Holding() {
+		return nil
+	}
+	p, lost := m.peer, m.cfg.LostTicks
+	var cause string
+	switch {
+	case !p.Reachable:
+		if m.peerLostFor < lost {
+			return nil
+		}
+		cause = fmt.Sprintf("%s lost for %d ticks", m.peerLabel(), m.peerLostFor)
+		if m.cfg.Witness {
+			if !m.witness.Alive || m.witness.SeesPeer {
+				// Cut off from the witness too, or the witness still sees
+				// the peer: this node may be the one cut off.
+				return nil
+			}
+			cause += "; the witness does not see it either"
+		}
+	case p.Unreadable:
+		return nil
+	case p.settledInactive() && m.cfg.Role == RoleMain:
+		cause = fmt.Sprintf("%s is inactive: the Main takes the Active role", m.peerLabel())
+	case p.settledInactive() && p.Holding:
+		cause = fmt.Sprintf("%s holds inactive: this node takes the Active role", m.peerLabel())
+	case p.claimsActive() && p.Unhealthy && m.peerSickFor >= 3*lost:
+		// It should have stepped down for us; it did not.
+		cause = fmt.Sprintf("%s is active but unhealthy for %d ticks and did not step down", m.peerLabel(), m.peerSickFor)
+	default:
+		return nil
+	}
+	return m.becomeActivating(Self, "failover", "", cause, m.nextEpoch())
+}
+
+// autoActive decides whether an Active node steps down.
+func (m *Machine) autoActive() []Action {
+	p, lost := m.peer, m.cfg.LostTicks
+	var cause string
+	switch {
+	case p.claimsActive() && !p.Unreadable && m.outranked():
+		cause = fmt.Sprintf("split brain: %s is %s with epoch %d, ours is %d", m.peerLabel(), p.Status, p.Epoch, m.epoch)
+		if p.Epoch == m.epoch {
+			cause += "; equal epochs: the Main keeps the Active role"
+		}
+	case len(m.unhealthy) > 0 && m.unhealthyFor >= lost && p.settledInactive() && !p.Holding && !p.Unhealthy:
+		cause = fmt.Sprintf("critical services unhealthy (%s) for %d ticks: handing over to %s",
+			strings.Join(m.unhealthy, ", "), m.unhealthyFor, m.peerLabel())
+		m.holdTicks = max(m.cfg.FailbackHoldTicks, 1)
+	case m.cfg.Role == RoleStandby && m.cfg.FailbackAuto && m.peerEligibleFor >= max(m.cfg.FailbackHoldTicks, 1):
+		cause = fmt.Sprintf("failback: %s up and ready for %d ticks", m.peerLabel(), m.peerEligibleFor)
+	case m.cfg.Witness && m.isolatedFor >= lost:
+		cause = fmt.Sprintf("isolated: neither %s nor the witness seen for %d ticks; stepping down so the other side can take over",
+			m.peerLabel(), m.isolatedFor)
+	default:
+		return nil
+	}
+	return m.becomeDeactivating(Self, "step down", "", cause)
+}
+
+// outranked: the peer's claim to be Active beats this node's (higher epoch;
+// equal epochs: the Main wins).
+func (m *Machine) outranked() bool {
+	p := m.peer
+	if !p.claimsActive() {
+		return false
+	}
+	return p.Epoch > m.epoch || (p.Epoch == m.epoch && m.cfg.Role != RoleMain)
 }
 
 func (m *Machine) becomeActivating(who, action, reason, cause string, epoch uint64) []Action {

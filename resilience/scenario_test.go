@@ -62,7 +62,12 @@ func runScenario(src string) (string, error) {
 				return "", fmt.Errorf("%s: %w", where, err)
 			}
 			out.WriteString(line + "\n")
-			acts, stepErr := m.Step(ev)
+			var acts []Action
+			var stepErr error
+			for range repeat(line) {
+				a, err := m.Step(ev)
+				acts, stepErr = append(acts, a...), err
+			}
 			for _, a := range acts {
 				out.WriteString(FormatAction(a) + "\n")
 			}
@@ -78,7 +83,11 @@ func runScenario(src string) (string, error) {
 			if err != nil {
 				return "", fmt.Errorf("%s: %w", where, err)
 			}
-			m, err = New(Config{Name: kv["name"], Role: Role(kv["role"]), Mode: Mode(kv["mode"])})
+			c := Config{Name: kv["name"], Role: Role(kv["role"]), Mode: Mode(kv["mode"]),
+				FailbackAuto: kv["failback"] != "manual", Witness: kv["witness"] == "true"}
+			c.LostTicks, _ = strconv.Atoi(kv["lost"])
+			c.FailbackHoldTicks, _ = strconv.Atoi(kv["hold"])
+			m, err = New(c)
 			if err != nil {
 				return "", fmt.Errorf("%s: %w", where, err)
 			}
@@ -91,8 +100,19 @@ func runScenario(src string) (string, error) {
 	return out.String(), nil
 }
 
+// repeat is N for a "> tick N" line, else 1.
+func repeat(line string) int {
+	if n, err := strconv.Atoi(strings.TrimPrefix(line, "> tick ")); err == nil && strings.HasPrefix(line, "> tick ") {
+		return n
+	}
+	return 1
+}
+
 func parseEvent(s string) (Event, error) {
 	verb, rest, _ := strings.Cut(s, " ")
+	if verb == "tick" {
+		return Tick{}, nil
+	}
 	if verb == "peer" {
 		p, err := parsePeer(strings.TrimSpace(rest))
 		return PeerSeen{Peer: p}, err
@@ -128,8 +148,8 @@ func parseEvent(s string) (Event, error) {
 			names = strings.Split(v, ",")
 		}
 		return Health{Unhealthy: names}, nil
-	case "tick":
-		return Tick{}, nil
+	case "witness":
+		return WitnessSeen{Witness: WitnessView{Alive: kv["alive"] == "true", SeesPeer: kv["sees-peer"] == "true"}}, nil
 	}
 	return nil, fmt.Errorf("unknown event %q", verb)
 }
@@ -147,8 +167,21 @@ func parsePeer(s string) (PeerView, error) {
 	if s == "unreadable" {
 		return PeerView{Name: name, Reachable: true, Unreadable: true}, nil
 	}
+	s, flags, _ := strings.Cut(s, "+")
 	st, ep, err := parseStatusEpoch(s)
-	return PeerView{Name: name, Reachable: true, Status: st, Epoch: ep}, err
+	p := PeerView{Name: name, Reachable: true, Status: st, Epoch: ep}
+	for _, f := range strings.Split(flags, "+") {
+		switch f {
+		case "":
+		case "holding":
+			p.Holding = true
+		case "unhealthy":
+			p.Unhealthy = true
+		default:
+			return p, fmt.Errorf("unknown peer flag %q", f)
+		}
+	}
+	return p, err
 }
 
 func parseStatusEpoch(s string) (Status, uint64, error) {

@@ -42,10 +42,24 @@ const (
 func (s Status) claimsActive() bool { return s == Active || s == Activating }
 
 // Config is what the core needs to know of the node's configuration.
+// Durations are counted in ticks; the runtime converts.
 type Config struct {
 	Name string
 	Role Role
 	Mode Mode
+	// LostTicks: how long the peer must stay lost, or this node unhealthy,
+	// before the auto rules act on it. Memberlist's own suspicion already
+	// confirms a loss, so this can be short. At least 1.
+	LostTicks int
+	// FailbackAuto: the Main takes its place back by itself after
+	// FailbackHoldTicks of being seen up and eligible; otherwise an admin
+	// decides.
+	FailbackAuto      bool
+	FailbackHoldTicks int
+	// Witness: a witness is configured; a lost peer then counts only when
+	// the witness is alive and does not see it either, and an Active node
+	// that sees neither peer nor witness steps down.
+	Witness bool
 }
 
 // Validate checks the fields the core relies on.
@@ -63,6 +77,9 @@ func (c Config) Validate() error {
 	}
 	if c.Name == "" {
 		bad = append(bad, "empty name")
+	}
+	if c.Mode == ModeAuto && c.LostTicks < 1 {
+		bad = append(bad, "lost ticks < 1 in auto mode")
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("%w: core config: %s", ErrInvalid, strings.Join(bad, ", "))
@@ -87,6 +104,11 @@ type PeerView struct {
 	// Unreadable: the peer answered but its status could not be read
 	// (wrong token, a broken answer). It may be Active.
 	Unreadable bool
+	// Unhealthy: the peer reports a critical service unhealthy.
+	Unhealthy bool
+	// Holding: the peer will not go Active by itself (an admin stopped it
+	// in auto mode, or it stepped down and waits out its hold).
+	Holding bool
 }
 
 func (p PeerView) String() string {
@@ -101,3 +123,15 @@ func (p PeerView) String() string {
 
 // claimsActive reports whether the peer is seen running the services.
 func (p PeerView) claimsActive() bool { return p.Reachable && p.Status.claimsActive() }
+
+// settledInactive: the peer is seen Inactive and not in a transition.
+func (p PeerView) settledInactive() bool {
+	return p.Reachable && !p.Unreadable && p.Status == Inactive
+}
+
+// WitnessView is what the witness reports: whether it is alive (seen by
+// this node) and whether it sees the peer.
+type WitnessView struct {
+	Alive    bool
+	SeesPeer bool
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/xds/registrar"
 )
 
 //go:embed demo.yaml.tmpl
@@ -27,8 +28,8 @@ var demoTemplate string
 
 // demoNode is one node of the demo deployment.
 type demoNode struct {
-	Name, Role, PeerName, DataDir, Token, Exe, LogLevel string
-	APIPort, PeerAPIPort, SIPPort                       int
+	Name, Role, PeerName, DataDir, Token, Exe, LogLevel, MDSPassword string
+	APIPort, PeerAPIPort, SIPPort, MDSPort                           int
 }
 
 func newDemoCmd() *cobra.Command {
@@ -41,8 +42,11 @@ func newDemoCmd() *cobra.Command {
 Asterisk (a SIP endpoint checked with SIP OPTIONS), in manual mode. Prints the
 URLs and the token, and the commands to fail over and back. Ctrl-C stops it.
 
+The Active node registers to a stand-in media server (MDS) over SIP, and the
+registration moves with the Active role.
+
 Ports: the Main's API on --base-port, the Standby's on --base-port+1, the
-stand-in SIP endpoints on --base-port+20 and +21.`,
+stand-in SIP endpoints on --base-port+20 and +21, the MDS on --base-port+30.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if basePort < 1024 || basePort > 65000 {
@@ -71,7 +75,8 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 		}
 		defer os.RemoveAll(dataDir)
 	}
-	token := randomToken()
+	token, mdsPassword := randomToken(), randomToken()
+	mdsPort := basePort + 30
 	nodes := []demoNode{
 		{Name: "xivo-main", Role: "main", PeerName: "xivo-standby", APIPort: basePort, PeerAPIPort: basePort + 1, SIPPort: basePort + 20},
 		{Name: "xivo-standby", Role: "standby", PeerName: "xivo-main", APIPort: basePort + 1, PeerAPIPort: basePort, SIPPort: basePort + 21},
@@ -80,6 +85,7 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 	for i := range nodes {
 		n := &nodes[i]
 		n.DataDir, n.Token, n.Exe, n.LogLevel = filepath.Join(dataDir, n.Name), token, exe, logLevel
+		n.MDSPort, n.MDSPassword = mdsPort, mdsPassword
 		cfg, err := demoConfig(*n)
 		if err != nil {
 			return err
@@ -90,7 +96,22 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(cfgs))
+	errs := make(chan error, len(cfgs)+1)
+
+	// The MDS stand-in first, so the Active node's first REGISTER finds it.
+	mds := registrar.New(registrar.Options{User: "xivo", Password: mdsPassword, Realm: "mds1"})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := mds.ListenAndServe(ctx, "udp", fmt.Sprintf("127.0.0.1:%d", mdsPort)); err != nil && ctx.Err() == nil {
+			errs <- fmt.Errorf("mds stand-in: %w", err)
+			cancel()
+		}
+	}()
+	select {
+	case <-mds.Ready():
+	case <-ctx.Done():
+	}
 	var readyWG sync.WaitGroup
 	// The Standby first, so the Main's first look at its peer finds it
 	// (the Main then starts Active, the Standby stays Inactive).
@@ -148,6 +169,7 @@ func printDemoBanner(w io.Writer, nodes []demoNode, token, dataDir string) {
 
   Main     %-13s %s   (stand-in Asterisk sip:127.0.0.1:%d)
   Standby  %-13s %s   (stand-in Asterisk sip:127.0.0.1:%d)
+  MDS      sip:127.0.0.1:%d   (stand-in media server: the Active node registers to it)
   Token    %s
   Data     %s
 
@@ -162,7 +184,7 @@ Try, in another terminal:
 
 Ctrl-C stops the demo.
 `, main.Name, url(main.APIPort), main.SIPPort, standby.Name, url(standby.APIPort), standby.SIPPort,
-		token, dataDir, token, url(main.APIPort), url(standby.APIPort), url(main.APIPort), url(standby.APIPort),
+		main.MDSPort, token, dataDir, token, url(main.APIPort), url(standby.APIPort), url(main.APIPort), url(standby.APIPort),
 		url(standby.APIPort), url(main.APIPort), url(standby.APIPort))
 }
 

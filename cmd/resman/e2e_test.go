@@ -503,6 +503,12 @@ func TestDemo(t *testing.T) {
 	if out, code := run("services", "start", "--node", standbyURL, "--reason", "demo failover"); code != 0 || !strings.Contains(out, "active") {
 		t.Fatalf("demo start standby: %s", out)
 	}
+	// The MDS registration moved with the Active role.
+	waitFor(t, "standby registered to the MDS, main not", func() bool {
+		out, _ := run("status", "--node", standbyURL)
+		outMain, _ := run("status", "--node", mainURL)
+		return strings.Contains(out, "mds mds1: registered") && strings.Contains(outMain, "mds mds1: not registered")
+	})
 	cmd.Process.Signal(os.Interrupt)
 	select {
 	case err := <-exited:

@@ -28,6 +28,7 @@ import (
 	"github.com/resman-pbx/resman/resilience/node"
 	"github.com/resman-pbx/resman/resilience/web"
 	"github.com/resman-pbx/resman/services"
+	"github.com/resman-pbx/resman/xds"
 )
 
 func newRunCmd() *cobra.Command {
@@ -94,12 +95,21 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 		var sup *services.Supervisor
 		var closeNode func()
 		var err error
-		n, sup, closeNode, err = buildNode(cfg, logger, reg)
+		var sipReg *xds.Registrar
+		n, sup, sipReg, closeNode, err = buildNode(cfg, logger, reg)
 		if err != nil {
 			return err
 		}
 		defer closeNode()
 		booted = n.Ready()
+		if sipReg != nil {
+			runners = append(runners, func(ctx context.Context) error {
+				if err := sipReg.Run(ctx); err != nil {
+					return fmt.Errorf("xds: %w", err)
+				}
+				return nil
+			})
+		}
 		runners = append(runners,
 			func(ctx context.Context) error { sup.Run(ctx); return nil },
 			func(ctx context.Context) error {
@@ -177,16 +187,16 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	}
 }
 
-// buildNode wires a node from its config: services supervisor, peer client,
-// audit log and the runtime.
-func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*node.Node, *services.Supervisor, func(), error) {
+// buildNode wires a node from its config: services supervisor, SIP
+// registrar (XDS), peer client, audit log and the runtime.
+func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*node.Node, *services.Supervisor, *xds.Registrar, func(), error) {
 	nc := cfg.Node
 	if err := os.MkdirAll(nc.DataDir, 0o750); err != nil {
-		return nil, nil, nil, fmt.Errorf("node.data_dir: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("node.data_dir: %w", err)
 	}
 	al, err := audit.Open(filepath.Join(nc.DataDir, "audit.db"))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	// The supervisor's change callback needs the node, which needs the
 	// supervisor: the pointer is filled once both exist.
@@ -202,7 +212,25 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 	})
 	if err != nil {
 		al.Close()
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
+	}
+	var sipReg *xds.Registrar
+	if cfg.XDS != nil {
+		host, _ := os.Hostname()
+		sipReg, err = xds.New(*cfg.XDS, xds.Options{
+			Logger:     logger,
+			Registerer: reg,
+			Hostname:   host,
+			OnEvent: func(ev xds.Event) {
+				if n := nodeRef.Load(); n != nil {
+					noteXDS(n, ev)
+				}
+			},
+		})
+		if err != nil {
+			al.Close()
+			return nil, nil, nil, nil, fmt.Errorf("xds: %w", err)
+		}
 	}
 	d := node.Deps{
 		Core:       resilience.Config{Name: nc.Name, Role: resilience.Role(nc.Role), Mode: resilience.Mode(nc.Mode)},
@@ -212,6 +240,9 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 		DataDir:    nc.DataDir,
 		Logger:     logger,
 		Registerer: reg,
+	}
+	if sipReg != nil {
+		d.Registrar = sipReg
 	}
 	if cfg.Peer != nil {
 		d.Peer = client.New(cfg.Peer.API, cfg.API.Token, client.WithTimeout(cfg.Peer.Timeout), client.WithActor(nc.Name))
@@ -223,10 +254,33 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 	n, err := node.New(d)
 	if err != nil {
 		al.Close()
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	nodeRef.Store(n)
-	return n, sup, func() { al.Close() }, nil
+	return n, sup, sipReg, func() { al.Close() }, nil
+}
+
+// noteXDS puts registration changes in the audit log; reachability changes
+// only update the status (they can flap, and the metrics count them).
+func noteXDS(n *node.Node, ev xds.Event) {
+	detail := ""
+	if ev.Err != nil {
+		detail = ev.Err.Error()
+	}
+	switch ev.Kind {
+	case xds.EventRegistered:
+		n.Note("sip register", resilience.OutcomeOK, "registered to MDS "+ev.MDS, "")
+	case xds.EventUnregistered:
+		outcome := resilience.OutcomeOK
+		if ev.Err != nil {
+			outcome = resilience.OutcomeFailed
+		}
+		n.Note("sip unregister", outcome, "unregistered from MDS "+ev.MDS, detail)
+	case xds.EventFailed:
+		n.Note("sip register", resilience.OutcomeFailed, "registration to MDS "+ev.MDS+" failed", detail)
+	default:
+		n.HealthChanged() // republish the status with the new reachability
+	}
 }
 
 // actor names the admin behind a CLI command in the audit log.

@@ -425,6 +425,16 @@ func (n *Node) PeerStopServices(ctx context.Context, who string, req api.StopReq
 	return st, err
 }
 
+// Note records an event of a part of the node that the core does not
+// decide (an MDS registration lost or regained, for instance) in the audit
+// log, and publishes the status it changed. Safe from any goroutine.
+func (n *Node) Note(action, outcome, cause, detail string) {
+	s := n.Status()
+	n.record(resilience.Record{Who: resilience.Self, Action: action, Cause: cause, Outcome: outcome, Detail: detail,
+		Epoch: s.Epoch, From: resilience.Status(s.Status), To: resilience.Status(s.Status)})
+	n.publishStatus()
+}
+
 func (n *Node) recordForward(who, action, reason string, err error) {
 	outcome, detail := resilience.OutcomeOK, ""
 	if err != nil {

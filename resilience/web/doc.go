@@ -1,20 +1,33 @@
-// Package web is the HTTP API server of a resman node.
+// Package web is the HTTP server of a resman node: its API and its
+// Resilience Management page.
 //
 // It serves a [Node] over HTTP with fiber: the authenticated REST API under
 // /api/v1 (status, services start/stop, audit log, a Server-Sent Events
-// stream), and the unauthenticated probes /active and /healthz and the
-// Prometheus endpoint /metrics. The JSON wire types are those of package
-// api; README.md beside this file documents every endpoint and error.
+// stream, and the peer's status and commands forwarded through a
+// [PeerNode]), the unauthenticated probes /active and /healthz and the
+// Prometheus endpoint /metrics, and the web page at / with its login. The
+// JSON wire types are those of package api; README.md beside this file
+// documents every endpoint and error.
+//
+// The page (plain HTML, CSS and JavaScript embedded in the binary, under
+// ui/) shows this node and its peer side by side, live over the event
+// stream, with Start and Stop services for both. Admins log in with the
+// users of [Options.Users] (bcrypt hashes); a session is a random 256-bit
+// ID in an HttpOnly, SameSite=Strict cookie, kept in memory with an idle
+// timeout and an absolute lifetime, and every write made with it needs the
+// session's CSRF token. Failed logins are slowed per user name and per
+// client address. Logins, failures and logouts are logged with
+// component=web.
 //
 // Every error answer, including those fiber and fasthttp produce themselves
 // (unknown path, wrong method, body too large, panics), is a JSON api.Error.
 // Refusals of the node are mapped from the sentinel errors of package
 // resilience: ErrConflict and ErrBusy to 409, ErrInvalid to 400,
-// ErrPrecondition to 412; any other error is a 500 whose detail is only
+// ErrPrecondition to 412, ErrFailed (a command carried out that failed) to
+// a 500 with its message; any other error is a 500 whose detail is only
 // logged.
 //
 // Authentication is a separate middleware step that yields the principal
 // recorded as "who" in the audit log ("api", or "api:<actor>" when the
-// client sends X-Resman-Actor), so that another scheme (web sessions) can be
-// added beside the bearer token later.
+// client sends X-Resman-Actor), or "web:<user>" for a web session.
 package web

@@ -31,9 +31,14 @@ func errorf(code int, format string, args ...any) error {
 var errInternal = &httpError{code: fiber.StatusInternalServerError, msg: "internal error"}
 
 // nodeError maps a refusal or failure of the node to an answer: the
-// message of a refusal is meant for the admin and is sent as is; any other
+// message of a refusal, and of a command that was carried out and failed
+// (ErrFailed, a 500), is meant for the admin and is sent as is; any other
 // error is logged and answered with a generic 500.
 func (s *Server) nodeError(c *fiber.Ctx, op string, err error) error {
+	if errors.Is(err, resilience.ErrFailed) {
+		s.log.Error("node command failed", "op", op, "who", who(c), "err", err)
+		return &httpError{code: fiber.StatusInternalServerError, msg: err.Error()}
+	}
 	code := 0
 	switch {
 	case errors.Is(err, resilience.ErrConflict), errors.Is(err, resilience.ErrBusy):

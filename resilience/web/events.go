@@ -32,18 +32,29 @@ func (s *Server) events(c *fiber.Ctx) error {
 	// longer valid: capture what it needs now.
 	conn := c.Context().Conn()
 	principal := who(c)
+	// A stream opened with a web session ends with it.
+	var (
+		ended <-chan struct{}
+		alive func() bool
+	)
+	if sess, ok := c.Locals(localSession).(*session); ok {
+		ended = sess.done
+		alive = func() bool { return s.auth.sessions.alive(sess) }
+	}
 	events, cancel := s.node.Subscribe()
 	s.log.Debug("event stream opened", "who", principal)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer cancel()
-		why := s.stream(w, conn, events)
+		why := s.stream(w, conn, events, ended, alive)
 		s.log.Debug("event stream closed", "who", principal, "why", why)
 	})
 	return nil
 }
 
-// stream writes events to w until it must end, and says why.
-func (s *Server) stream(w *bufio.Writer, conn net.Conn, events <-chan api.Event) string {
+// stream writes events to w until it must end, and says why. ended and
+// alive (both nil for the bearer token) tell a web session's end: ended is
+// closed on logout, alive is asked at each keep-alive (expiry).
+func (s *Server) stream(w *bufio.Writer, conn net.Conn, events <-chan api.Event, ended <-chan struct{}, alive func() bool) string {
 	keepAlive := time.NewTicker(s.keepAlive)
 	defer keepAlive.Stop()
 	var id uint64
@@ -51,6 +62,8 @@ func (s *Server) stream(w *bufio.Writer, conn net.Conn, events <-chan api.Event)
 		select {
 		case <-s.closing:
 			return "server shutdown"
+		case <-ended:
+			return "session ended"
 		case ev, ok := <-events:
 			if !ok {
 				return "subscription closed"
@@ -78,6 +91,9 @@ func (s *Server) stream(w *bufio.Writer, conn net.Conn, events <-chan api.Event)
 				return "client gone: " + err.Error()
 			}
 		case <-keepAlive.C:
+			if alive != nil && !alive() {
+				return "session ended"
+			}
 			if err := s.send(w, conn, []byte(": keep-alive\n\n")); err != nil {
 				return "client gone: " + err.Error()
 			}

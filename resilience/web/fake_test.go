@@ -26,11 +26,17 @@ type fakeNode struct {
 	startErr error
 	stopErr  error
 	auditErr error
-	entries  []api.AuditEntry
-	panicky  bool
-	calls    []call
-	subs     map[int]chan api.Event
-	nextSub  int
+	// peer is the peer's status PeerStatus answers, with peerErr; the
+	// peer commands answer peerStartErr and peerStopErr.
+	peer         api.Status
+	peerErr      error
+	peerStartErr error
+	peerStopErr  error
+	entries      []api.AuditEntry
+	panicky      bool
+	calls        []call
+	subs         map[int]chan api.Event
+	nextSub      int
 
 	// subscribed receives the ID of each new subscription, cancelled the
 	// ID of each cancelled one.
@@ -48,6 +54,17 @@ func newFakeNode() *fakeNode {
 			Services:    []api.Service{{Name: "asterisk", State: "running", Healthy: true, Critical: true}},
 			Replication: []api.Replication{},
 			XDS:         []api.Registration{},
+			Peer: &api.Peer{Name: "xivo-standby", Reachable: true, Status: api.StatusInactive, Epoch: 2,
+				Version: "test", Healthy: true, CheckedAt: since},
+		},
+		peer: api.Status{
+			Node: "xivo-standby", Role: "standby", Mode: "manual", Status: api.StatusInactive,
+			Epoch: 2, Since: since, Version: "test", Healthy: true,
+			HA:          api.HA{Ready: true, Reasons: []string{}},
+			Services:    []api.Service{{Name: "asterisk", State: "stopped", Healthy: true, Critical: true}},
+			Replication: []api.Replication{},
+			XDS:         []api.Registration{},
+			Peer:        &api.Peer{Name: "xivo-main", Reachable: true, Status: api.StatusActive, Epoch: 3, CheckedAt: since},
 		},
 		active:     api.Active{Status: api.StatusActive, Epoch: 3},
 		subs:       map[int]chan api.Event{},
@@ -146,4 +163,52 @@ func (f *fakeNode) publish(ev api.Event) {
 		default:
 		}
 	}
+}
+
+func (f *fakeNode) PeerStatus(context.Context) (api.Status, error) {
+	f.record(call{Method: "peer-status"})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.peerErr != nil {
+		return api.Status{}, f.peerErr
+	}
+	return f.peer, nil
+}
+
+func (f *fakeNode) PeerStartServices(_ context.Context, who string, req api.StartRequest) (api.Status, error) {
+	f.record(call{Method: "peer-start", Who: who, Start: req})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.peerStartErr != nil {
+		return api.Status{}, f.peerStartErr
+	}
+	f.peer.Status = api.StatusActive
+	return f.peer, nil
+}
+
+func (f *fakeNode) PeerStopServices(_ context.Context, who string, req api.StopRequest) (api.Status, error) {
+	f.record(call{Method: "peer-stop", Who: who, Stop: req})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.peerStopErr != nil {
+		return api.Status{}, f.peerStopErr
+	}
+	f.peer.Status = api.StatusInactive
+	return f.peer, nil
+}
+
+// setStatus changes the node's status and publishes it.
+func (f *fakeNode) setStatus(mut func(st *api.Status)) {
+	f.mu.Lock()
+	mut(&f.status)
+	st := f.status
+	f.mu.Unlock()
+	f.publish(api.Event{Name: api.EventStatus, Data: st})
+}
+
+// setPeer changes the peer's status.
+func (f *fakeNode) setPeer(mut func(st *api.Status)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	mut(&f.peer)
 }

@@ -70,9 +70,16 @@ func methodLabel(m string) string {
 }
 
 // authenticate establishes who makes the call and stores it for the
-// handlers (see who). It accepts the bearer token; another scheme (a web
-// session cookie with a CSRF check) can be tried beside it here.
+// handlers (see who). A request with an Authorization header must carry
+// the bearer token; one without it may use a web session cookie instead
+// (with the CSRF token on writes): who is then "web:<user>".
 func (s *Server) authenticate(c *fiber.Ctx) error {
+	if ok, err := s.sessionAuth(c); ok {
+		if err != nil {
+			return err
+		}
+		return c.Next()
+	}
 	who, err := s.bearer(c)
 	if err != nil {
 		return err
@@ -122,6 +129,19 @@ func checkActor(a string) error {
 func who(c *fiber.Ctx) string {
 	w, _ := c.Locals(localWho).(string)
 	return w
+}
+
+// contentSecurityPolicy lets the page load only its own assets and talk
+// only to its own node; no inline script or style, no framing.
+const contentSecurityPolicy = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
+
+// securityHeaders sets the browser protections on every answer.
+func securityHeaders(c *fiber.Ctx) error {
+	c.Set("Content-Security-Policy", contentSecurityPolicy)
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	return c.Next()
 }
 
 // noStore keeps API answers out of caches.

@@ -10,7 +10,8 @@ import (
 // handler goroutines, concurrently; StartServices and StopServices may block
 // until the transition ends or ctx is done. Refusals are errors wrapping
 // resilience.ErrConflict, ErrBusy, ErrInvalid or ErrPrecondition, with a
-// message meant for the admin.
+// message meant for the admin; a command carried out that failed wraps
+// resilience.ErrFailed, its message meant for the admin too.
 type Node interface {
 	// Status is the current status; it does not block on I/O.
 	Status() api.Status
@@ -26,4 +27,19 @@ type Node interface {
 	// A slow subscriber loses events rather than blocking the node; the
 	// first event is always the current status.
 	Subscribe() (events <-chan api.Event, cancel func())
+}
+
+// PeerNode is a Node that reaches its peer, so that one page shows and
+// drives both nodes: the /api/v1/peer routes need it (a Node without it
+// answers them 412). *node.Node implements it. Errors from the peer are
+// *client.Error (its answer) or wrap client.ErrUnreachable; no peer
+// configured wraps resilience.ErrPrecondition.
+type PeerNode interface {
+	Node
+	// PeerStatus is the peer's full status, read now.
+	PeerStatus(ctx context.Context) (api.Status, error)
+	// PeerStartServices and PeerStopServices forward an admin command by
+	// who to the peer.
+	PeerStartServices(ctx context.Context, who string, req api.StartRequest) (api.Status, error)
+	PeerStopServices(ctx context.Context, who string, req api.StopRequest) (api.Status, error)
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/resman-pbx/resman/config"
 )
 
 // Limits and timeouts of the server.
@@ -42,14 +44,20 @@ const (
 
 // Route paths.
 const (
-	pathStatus  = "/api/v1/status"
-	pathStart   = "/api/v1/services/start"
-	pathStop    = "/api/v1/services/stop"
-	pathEvents  = "/api/v1/events"
-	pathAudit   = "/api/v1/audit"
-	pathActive  = "/active"
-	pathHealthz = "/healthz"
-	pathMetrics = "/metrics"
+	pathStatus     = "/api/v1/status"
+	pathStart      = "/api/v1/services/start"
+	pathStop       = "/api/v1/services/stop"
+	pathEvents     = "/api/v1/events"
+	pathAudit      = "/api/v1/audit"
+	pathPeerStatus = "/api/v1/peer/status"
+	pathPeerStart  = "/api/v1/peer/services/start"
+	pathPeerStop   = "/api/v1/peer/services/stop"
+	pathPage       = "/"
+	pathLogin      = "/login"
+	pathLogout     = "/logout"
+	pathActive     = "/active"
+	pathHealthz    = "/healthz"
+	pathMetrics    = "/metrics"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -78,6 +86,10 @@ type Options struct {
 	// authentication (it may leave some paths public, like /active).
 	// Responses are buffered: mounted handlers must not stream.
 	Mounts []Mount
+	// Users may log in to the web page (GET /) with their password
+	// (bcrypt hashes, as in config api.users). With none, the page is
+	// served but nobody can log in.
+	Users []config.User
 }
 
 // Mount is a net/http handler served under a path prefix.
@@ -88,9 +100,11 @@ type Mount struct {
 
 // Server is the HTTP API server of one node.
 type Server struct {
-	node      Node
-	app       *fiber.App
-	log       *slog.Logger
+	node Node
+	app  *fiber.App
+	log  *slog.Logger
+	// auth is the web login (nil without a node).
+	auth      *webAuth
 	metrics   *httpMetrics
 	tokenHash [sha256.Size]byte
 	hasToken  bool
@@ -121,6 +135,7 @@ func New(n Node, opts Options) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	webLog := logger.With("component", "web")
 	logger = logger.With("component", "api")
 	gatherer := opts.Gatherer
 	if gatherer == nil {
@@ -136,6 +151,9 @@ func New(n Node, opts Options) *Server {
 		closing:    make(chan struct{}),
 		baseCtx:    ctx,
 		cancelBase: cancel,
+	}
+	if n != nil {
+		s.auth = newWebAuth(opts.Users, n.Status().Node, webLog, time.Now)
 	}
 	if opts.Token != "" {
 		s.tokenHash = sha256.Sum256([]byte(opts.Token))
@@ -166,7 +184,7 @@ func New(n Node, opts Options) *Server {
 
 func (s *Server) routes(gatherer prometheus.Gatherer, metricsAuth bool, mounts []Mount) {
 	app := s.app
-	app.Use(s.observe)
+	app.Use(s.observe, securityHeaders)
 	// Mounts first: a component mounted at /api/v1/cc/ must not meet the
 	// node's authentication or 404 answers.
 	for _, m := range mounts {
@@ -197,12 +215,21 @@ func (s *Server) routes(gatherer prometheus.Gatherer, metricsAuth bool, mounts [
 	}
 	s.get(app, pathActive, s.active)
 
+	// The web page: login, logout, the page and its assets.
+	s.get(app, pathPage, s.page)
+	s.post(app, pathLogin, s.login)
+	s.post(app, pathLogout, s.logout)
+	s.assets(app)
+
 	// The API: authentication first, then the routes.
 	v1 := app.Group("/api/v1", s.authenticate, noStore)
 	s.get(v1, "/status", s.status)
 	s.post(v1, "/services/start", s.startServices)
 	s.post(v1, "/services/stop", s.stopServices)
 	s.get(v1, "/audit", s.audit)
+	s.get(v1, "/peer/status", s.peerStatus)
+	s.post(v1, "/peer/services/start", s.peerStart)
+	s.post(v1, "/peer/services/stop", s.peerStop)
 	// GET only: a HEAD would open and drop a subscription.
 	s.route(v1, "/events", []string{fiber.MethodGet}, s.events)
 }

@@ -1,0 +1,292 @@
+package web
+
+// The page in headless Chromium against the fake node: what needs states
+// that real processes hardly hold still (a transition, an unreachable
+// peer), the phone layout and the reconnection after a server restart.
+// The failover itself runs against real processes in cmd/resman.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/client"
+)
+
+// chromiumPath finds Chromium; without it the test skips, or fails when
+// the environment variable CI is set.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is not installed (apt-get install chromium); CI is set, so the browser test fails instead of skipping")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium): skipping the browser test")
+	return ""
+}
+
+// newBrowser starts a headless Chromium with a fresh profile; the context
+// it returns runs actions in one tab.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// The first Run starts the browser; it must not have a deadline.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// run runs steps with a deadline.
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// waitJS waits until the JavaScript expression is true.
+func waitJS(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond),
+		chromedp.WithPollingTimeout(25*time.Second))); err != nil {
+		t.Fatalf("waiting for %s (%s): %v", what, expr, err)
+	}
+}
+
+func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// screenshot writes a full-page PNG to testout/screenshots/ at the
+// repository root.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(c, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+	out := filepath.Join(dir, "testout", "screenshots")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dressUp gives the fake node what a real pair shows: recent times, MDS
+// registrations, replication and an audit log.
+func dressUp(f *fakeNode) {
+	now := time.Now().UTC().Truncate(time.Second)
+	f.status.Since = now.Add(-3*time.Hour - 12*time.Minute)
+	f.status.Peer.CheckedAt = now
+	f.status.XDS = []api.Registration{
+		{MDS: "mds1", Registered: true, Reachable: true, StatusCode: 200, ExpiresAt: now.Add(50 * time.Minute)},
+		{MDS: "mds2", Registered: false, Reachable: false, StatusCode: 0, Error: "no answer to OPTIONS"},
+	}
+	f.status.Replication = []api.Replication{{Name: "db", LastRun: now.Add(-4 * time.Minute), OK: true}}
+	f.status.LastChange = &api.Transition{From: api.StatusInactive, To: api.StatusActive, Cause: "admin start", At: f.status.Since}
+	f.peer.Since = now.Add(-3*time.Hour - 12*time.Minute)
+	f.peer.Peer.CheckedAt = now
+	f.peer.Replication = []api.Replication{{Name: "db", LastRun: now.Add(-4 * time.Minute), OK: true}}
+	f.entries = []api.AuditEntry{
+		{ID: 3, Time: f.status.Since, Who: "web:alice", Action: "start services", Reason: "failback after maintenance", Cause: "admin", Outcome: api.OutcomeOK, Epoch: 3, From: api.StatusInactive, To: api.StatusActive},
+		{ID: 2, Time: f.status.Since.Add(-40 * time.Minute), Who: "api:bob@ops1", Action: "start services", Reason: "try", Outcome: api.OutcomeRefused, Detail: "the peer xivo-standby is Active (epoch 2): conflict", Epoch: 2},
+		{ID: 1, Time: f.status.Since.Add(-2 * time.Hour), Who: "resman", Action: "boot", Cause: "first start: the Main starts Active", Outcome: api.OutcomeOK, Epoch: 1, To: api.StatusActive},
+	}
+}
+
+// q is a JavaScript expression for the element of a CSS selector.
+func q(sel string) string { return fmt.Sprintf("document.querySelector(%q)", sel) }
+
+func TestPageInBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	node := newFakeNode()
+	dressUp(node)
+	s := New(node, Options{Token: testToken, Users: testUsers(t)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	go s.Serve(ln)
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	base := "http://" + addr
+
+	// Log in.
+	run(t, ctx, "login form", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
+	screenshot(t, ctx, "login")
+	run(t, ctx, "log in",
+		chromedp.SendKeys(chromedp.CSS("#user"), testUser),
+		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#node-local .status-text")))
+	waitJS(t, ctx, "both nodes", q("#node-local .status-text")+".textContent === 'Active' && "+
+		q("#node-peer .status-text")+".textContent === 'Inactive'")
+	if title := evalJS[string](t, ctx, q("#node-local .btn-start")+".title"); !strings.Contains(title, "already Active") {
+		t.Errorf("Start on the Active node: title %q, want it to say already Active", title)
+	}
+	if title := evalJS[string](t, ctx, q("#node-peer .btn-stop")+".title"); !strings.Contains(title, "already Inactive") {
+		t.Errorf("Stop on the Inactive peer: title %q", title)
+	}
+
+	// The dialog: the consequence and the force option when the other node
+	// is Active; focus in the reason; Escape closes it.
+	run(t, ctx, "open start on the peer", chromedp.Click(chromedp.CSS("#node-peer .btn-start")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
+	if got := evalJS[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-main is Active: starting xivo-standby makes two Active nodes") {
+		t.Errorf("consequence = %q", got)
+	}
+	if !evalJS[bool](t, ctx, "!"+q("#force-box")+".hidden && document.activeElement.id === 'confirm-reason'") {
+		t.Error("the force option is not offered, or the focus is not on the reason")
+	}
+	run(t, ctx, "escape", chromedp.KeyEvent("\x1b"))
+	waitJS(t, ctx, "dialog closed", "!"+q("#confirm")+".open")
+	// Stop on the Active node: no force option.
+	run(t, ctx, "open stop", chromedp.Click(chromedp.CSS("#node-local .btn-stop")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
+	if !evalJS[bool](t, ctx, q("#force-box")+".hidden") {
+		t.Error("the force option is offered for a stop")
+	}
+	// Tab stays in the dialog: from its last control back to its first.
+	run(t, ctx, "tab past the end", chromedp.Focus(chromedp.CSS("#confirm-ok")), chromedp.KeyEvent("\t"))
+	if id := evalJS[string](t, ctx, "document.activeElement.id"); id != "confirm-reason" {
+		t.Errorf("Tab from the last control of the dialog went to %q, want confirm-reason", id)
+	}
+	run(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
+	waitJS(t, ctx, "dialog closed", "!"+q("#confirm")+".open")
+
+	// A transition: every control disabled, saying why.
+	node.setStatus(func(st *api.Status) { st.Status = api.StatusDeactivating })
+	waitJS(t, ctx, "transition shown", q("#node-local .status-band")+".classList.contains('status-deactivating')")
+	waitJS(t, ctx, "controls disabled", `[...document.querySelectorAll('.node-card .btn')].every(b => b.disabled && b.title.includes('a transition is under way'))`)
+	screenshot(t, ctx, "transition")
+
+	// The peer unreachable: its side says so and its controls are off.
+	node.mu.Lock()
+	node.peerErr = fmt.Errorf("%w: GET /api/v1/status: dial tcp 127.0.0.2:9440: connect: connection refused", client.ErrUnreachable)
+	node.mu.Unlock()
+	node.setStatus(func(st *api.Status) {
+		st.Status = api.StatusActive
+		p := *st.Peer
+		p.Reachable, p.Error = false, "dial tcp 127.0.0.2:9440: connect: connection refused"
+		st.Peer = &p
+		st.HA = api.HA{Ready: false, Reasons: []string{"peer xivo-standby unreachable"}}
+	})
+	waitJS(t, ctx, "peer unreachable", q("#node-peer .status-text")+".textContent === 'Unreachable'")
+	waitJS(t, ctx, "peer controls off", `[...document.querySelectorAll('#node-peer .btn')].every(b => b.disabled && b.title.includes('peer unreachable'))`)
+	if !evalJS[bool](t, ctx, q("#node-local .btn-stop")+".disabled === false") {
+		t.Error("the local Stop is disabled while the peer is unreachable")
+	}
+	screenshot(t, ctx, "peer-unreachable")
+
+	// Back to normal, on a phone: the nodes stack.
+	node.mu.Lock()
+	node.peerErr = nil
+	node.mu.Unlock()
+	node.setStatus(func(st *api.Status) {
+		p := *st.Peer
+		p.Reachable, p.Error = true, ""
+		st.Peer = &p
+		st.HA = api.HA{Ready: true, Reasons: []string{}}
+	})
+	waitJS(t, ctx, "peer back", q("#node-peer .status-text")+".textContent === 'Inactive'")
+	run(t, ctx, "phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
+	waitJS(t, ctx, "stacked", q("#node-peer")+".getBoundingClientRect().top >= "+q("#node-local")+".getBoundingClientRect().bottom")
+	if w := evalJS[float64](t, ctx, "document.documentElement.scrollWidth"); w > 392 {
+		t.Errorf("the page is %v px wide on a 390 px phone", w)
+	}
+	screenshot(t, ctx, "phone")
+	run(t, ctx, "laptop", chromedp.EmulateViewport(1366, 900))
+
+	// The server restarts: the page says it is reconnecting, then catches
+	// up with what changed meanwhile, without a reload.
+	evalJS[bool](t, ctx, "window.__noReload = true")
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "reconnecting banner", "!"+q("#conn-banner")+".hidden")
+	node.setStatus(func(st *api.Status) { st.Status = api.StatusInactive; st.Epoch = 3 })
+	s2 := New(node, Options{Token: testToken, Users: testUsers(t)})
+	s2.auth = s.auth // the same sessions, as if they had survived
+	var ln2 net.Listener
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ln2, err = net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	go s2.Serve(ln2)
+	t.Cleanup(func() { _ = s2.Shutdown(context.Background()) })
+	waitJS(t, ctx, "reconnected", q("#conn-banner")+".hidden && "+q("#node-local .status-text")+".textContent === 'Inactive'")
+	if !evalJS[bool](t, ctx, "window.__noReload === true") {
+		t.Error("the page reloaded")
+	}
+
+	// Logout.
+	run(t, ctx, "logout", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-submit")))
+	if txt := evalJS[string](t, ctx, "document.body.textContent"); !strings.Contains(txt, "You are logged out.") {
+		t.Errorf("after logout: %q", txt)
+	}
+}

@@ -1,0 +1,301 @@
+package web
+
+import (
+	"crypto/subtle"
+	"log/slog"
+	"math"
+	"mime"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/resman-pbx/resman/config"
+)
+
+// Header names of the web session scheme.
+const (
+	// HeaderCSRF carries the session's CSRF token on every write made with
+	// a session cookie.
+	HeaderCSRF = "X-CSRF-Token"
+	// HeaderBackground marks a request the page makes on its own (polls,
+	// refreshes): it does not count as the admin's activity, so an
+	// unattended page still reaches the session's idle timeout.
+	HeaderBackground = "X-Resman-Background"
+
+	// formCSRF is the form field of the CSRF token (logout form).
+	formCSRF = "csrf"
+	// cookiePrefix starts the session cookie's name; the node's name
+	// follows, so that two nodes on one host (the demo) keep their own
+	// sessions (cookies do not tell ports apart).
+	cookiePrefix = "resman_session"
+	// maxLoggedName bounds a user name as written to the log.
+	maxLoggedName = 64
+	// bcryptParallel bounds the bcrypt comparisons running at once, so a
+	// flood of logins cannot take every core.
+	bcryptParallel = 2
+)
+
+// localSession is the fiber Locals key of the request's *session.
+const localSession = "resman.session"
+
+// webAuth holds the web login's users, sessions and lock-out counts.
+type webAuth struct {
+	users      map[string][]byte
+	sessions   *sessionStore
+	limiter    *loginLimiter
+	cookieName string
+	log        *slog.Logger
+	sem        chan struct{}
+
+	// dummy is compared against for unknown users, so that they cost the
+	// same bcrypt work as known ones.
+	dummyOnce sync.Once
+	dummy     []byte
+	dummyCost int
+}
+
+func newWebAuth(users []config.User, nodeName string, log *slog.Logger, now func() time.Time) *webAuth {
+	a := &webAuth{
+		users:      map[string][]byte{},
+		sessions:   newSessionStore(now),
+		limiter:    newLoginLimiter(now),
+		cookieName: cookieName(nodeName),
+		log:        log,
+		sem:        make(chan struct{}, bcryptParallel),
+	}
+	a.sessions.log = log
+	for _, u := range users {
+		cost, err := bcrypt.Cost([]byte(u.PasswordHash))
+		if err != nil {
+			log.Warn("user's password_hash is not a bcrypt hash: this user cannot log in", "user", u.Name)
+			continue
+		}
+		a.users[u.Name] = []byte(u.PasswordHash)
+		a.dummyCost = max(a.dummyCost, cost)
+	}
+	if a.dummyCost == 0 {
+		a.dummyCost = bcrypt.DefaultCost
+	}
+	return a
+}
+
+// cookieName is the session cookie's name for a node: the node name's
+// letters, digits, '-' and '_' (others become '_').
+func cookieName(node string) string {
+	var b strings.Builder
+	b.WriteString(cookiePrefix)
+	if node != "" {
+		b.WriteByte('_')
+	}
+	for _, r := range node {
+		if r < 0x80 && (r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// verify compares password with user's hash; an unknown user costs the
+// same work and fails.
+func (a *webAuth) verify(user, password string) (ok, known bool) {
+	a.sem <- struct{}{}
+	defer func() { <-a.sem }()
+	hash, known := a.users[user]
+	if !known {
+		a.dummyOnce.Do(func() {
+			a.dummy, _ = bcrypt.GenerateFromPassword([]byte("resman: no such user"), a.dummyCost)
+		})
+		hash = a.dummy
+	}
+	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
+	return known && err == nil, known
+}
+
+// logName is a user name as it may be written to the log: not too long (a
+// password typed in the wrong field stays mostly out of it).
+func logName(u string) string {
+	if len(u) > maxLoggedName {
+		return u[:maxLoggedName] + "…"
+	}
+	return u
+}
+
+// secure reports whether the request came over TLS, directly or through a
+// proxy that says so: the session cookie is then Secure.
+func secure(c *fiber.Ctx) bool {
+	return c.Context().IsTLS() || strings.EqualFold(strings.TrimSpace(c.Get(fiber.HeaderXForwardedProto)), "https")
+}
+
+// crossSite reports a request a browser made for another site's page
+// (Sec-Fetch-Site): refused on login and on writes with a session. Browsers
+// that do not send the header rely on SameSite=Strict and the CSRF token.
+func crossSite(c *fiber.Ctx) bool {
+	switch strings.ToLower(c.Get("Sec-Fetch-Site")) {
+	case "", "same-origin", "none":
+		return false
+	}
+	return true
+}
+
+func safeMethod(m string) bool {
+	return m == fiber.MethodGet || m == fiber.MethodHead || m == fiber.MethodOptions
+}
+
+// sessionOf is the live session of the request's cookie, or nil.
+func (s *Server) sessionOf(c *fiber.Ctx, touch bool) *session {
+	if s.auth == nil {
+		return nil
+	}
+	return s.auth.sessions.get(c.Cookies(s.auth.cookieName), touch)
+}
+
+// sessionAuth authenticates a request that carries no Authorization header
+// with its session cookie: it reports false when there is no cookie (the
+// bearer scheme then answers), an error when the session is gone or a
+// write lacks its CSRF token.
+func (s *Server) sessionAuth(c *fiber.Ctx) (bool, error) {
+	if s.auth == nil || c.Get(fiber.HeaderAuthorization) != "" {
+		return false, nil
+	}
+	id := c.Cookies(s.auth.cookieName)
+	if id == "" {
+		return false, nil
+	}
+	// Event streams and the page's own refreshes do not renew the session.
+	touch := c.Path() != pathEvents && c.Get(HeaderBackground) == ""
+	sess := s.auth.sessions.get(id, touch)
+	if sess == nil {
+		return true, errorf(fiber.StatusUnauthorized, "your session has ended: log in again")
+	}
+	if !safeMethod(c.Method()) {
+		if err := s.checkCSRF(c, sess, c.Get(HeaderCSRF)); err != nil {
+			return true, err
+		}
+	}
+	c.Locals(localWho, "web:"+sess.user)
+	c.Locals(localSession, sess)
+	return true, nil
+}
+
+// checkCSRF accepts a write of sess only with its CSRF token, compared in
+// constant time, and not from another site.
+func (s *Server) checkCSRF(c *fiber.Ctx, sess *session, token string) error {
+	if crossSite(c) {
+		s.auth.log.Warn("cross-site write refused", "user", sess.user, "route", s.routeLabel(c.Path()), "ip", c.IP())
+		return errorf(fiber.StatusForbidden, "cross-site request refused")
+	}
+	if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(sess.csrf)) != 1 {
+		s.auth.log.Warn("CSRF token missing or wrong", "user", sess.user, "route", s.routeLabel(c.Path()), "ip", c.IP())
+		return errorf(fiber.StatusForbidden, "missing or wrong CSRF token: reload the page")
+	}
+	return nil
+}
+
+// login handles POST /login, a form with user and password.
+func (s *Server) login(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	ip := c.IP()
+	if crossSite(c) {
+		s.auth.log.Warn("login refused: cross-site form", "ip", ip)
+		return s.renderLogin(c, fiber.StatusForbidden, loginPage{Error: "Cross-site login refused."})
+	}
+	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || mt != fiber.MIMEApplicationForm {
+		return s.renderLogin(c, fiber.StatusUnsupportedMediaType, loginPage{Error: "The login form must be sent as a form."})
+	}
+	form, err := url.ParseQuery(string(c.Request().Body()))
+	if err != nil {
+		return s.renderLogin(c, fiber.StatusBadRequest, loginPage{Error: "The login form could not be read."})
+	}
+	user, password := form.Get("user"), form.Get("password")
+	if user == "" || password == "" {
+		return s.renderLogin(c, fiber.StatusBadRequest, loginPage{User: user, Error: "Enter your user name and password."})
+	}
+	keys := []string{"user:" + user, "ip:" + ip}
+	if wait := s.auth.limiter.wait(keys...); wait > 0 {
+		secs := int(math.Ceil(wait.Seconds()))
+		s.auth.log.Warn("login refused: too many failures", "user", logName(user), "ip", ip, "retry_after", secs)
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
+		return s.renderLogin(c, fiber.StatusTooManyRequests, loginPage{User: user,
+			Error: "Too many failed logins. Try again in " + humanSeconds(secs) + "."})
+	}
+	ok, known := s.auth.verify(user, password)
+	if !ok {
+		s.auth.limiter.fail(keys...)
+		why := "wrong password"
+		if !known {
+			why = "unknown user"
+		}
+		s.auth.log.Warn("login failed", "user", logName(user), "ip", ip, "why", why)
+		return s.renderLogin(c, fiber.StatusUnauthorized, loginPage{User: user, Error: "Wrong user name or password."})
+	}
+	s.auth.limiter.succeed(keys...)
+	id, _ := s.auth.sessions.create(user)
+	c.Cookie(&fiber.Cookie{
+		Name:     s.auth.cookieName,
+		Value:    id,
+		Path:     "/",
+		HTTPOnly: true,
+		Secure:   secure(c),
+		SameSite: fiber.CookieSameSiteStrictMode,
+	})
+	s.auth.log.Info("login", "user", user, "ip", ip, "who", "web:"+user)
+	return c.Redirect("/", fiber.StatusSeeOther)
+}
+
+// logout handles POST /logout: it ends the session (with its CSRF token, as
+// a form field or header) and clears the cookie.
+func (s *Server) logout(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	id := c.Cookies(s.auth.cookieName)
+	sess := s.auth.sessions.get(id, false)
+	if sess != nil {
+		token := c.Get(HeaderCSRF)
+		if token == "" {
+			if mt, _, _ := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); mt == fiber.MIMEApplicationForm {
+				if form, err := url.ParseQuery(string(c.Request().Body())); err == nil {
+					token = form.Get(formCSRF)
+				}
+			}
+		}
+		if err := s.checkCSRF(c, sess, token); err != nil {
+			return err
+		}
+		s.auth.sessions.remove(id)
+		s.auth.log.Info("logout", "user", sess.user, "ip", c.IP(), "who", "web:"+sess.user)
+	}
+	s.clearCookie(c)
+	return c.Redirect("/?m=out", fiber.StatusSeeOther)
+}
+
+func (s *Server) clearCookie(c *fiber.Ctx) {
+	c.Cookie(&fiber.Cookie{
+		Name:     s.auth.cookieName,
+		Value:    "",
+		Path:     "/",
+		MaxAge:   -1,
+		Expires:  time.Unix(0, 0),
+		HTTPOnly: true,
+		Secure:   secure(c),
+		SameSite: fiber.CookieSameSiteStrictMode,
+	})
+}
+
+// humanSeconds says n seconds as a person would.
+func humanSeconds(n int) string {
+	switch {
+	case n <= 1:
+		return "1 second"
+	case n < 120:
+		return strconv.Itoa(n) + " seconds"
+	default:
+		return strconv.Itoa((n+59)/60) + " minutes"
+	}
+}

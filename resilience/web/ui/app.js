@@ -1,0 +1,820 @@
+// resman Resilience Management page: this node and its peer side by side,
+// live over Server-Sent Events, with Start / Stop services for each node.
+// Plain JavaScript, no framework, no inline handlers (the page runs under a
+// Content-Security-Policy of default-src 'self').
+'use strict';
+
+(function () {
+  const PEER_POLL_MS = 3000;
+  const AUDIT_PAGE = 50;
+  const TRANSITIONS = ['activating', 'deactivating'];
+  const STATUS_TEXT = {
+    active: 'Active', inactive: 'Inactive', activating: 'Activating…', deactivating: 'Deactivating…',
+  };
+
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    local: null, // api.Status of this node
+    peer: null, // api.Status of the peer, from /api/v1/peer/status
+    peerErr: null, // {code, msg} of the last failed peer read
+    peerLoaded: false,
+    audit: [], // newest first
+    auditIDs: new Set(),
+    auditMore: false,
+    busy: null, // text of the command under way from this page
+    conn: 'connecting', // connecting, open, down
+    lastStatus: {}, // node name -> status, for announcements
+  };
+
+  // ---------- helpers ----------
+
+  // el builds an element: el('td', {class: 'x', title: 't'}, child, 'text').
+  function el(tag, props, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'class') e.className = v;
+      else if (k === 'text') e.textContent = v;
+      else e.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+
+  function statusText(s) {
+    return STATUS_TEXT[s] || (s ? s : 'Unknown');
+  }
+
+  function plainStatus(s) {
+    return statusText(s).replace('…', '');
+  }
+
+  function roleText(r) {
+    if (!r) return '';
+    return r.charAt(0).toUpperCase() + r.slice(1);
+  }
+
+  const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+  const clockFmt = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
+
+  function when(t) {
+    if (!t || t.startsWith('0001-')) return null;
+    const d = new Date(t);
+    return isNaN(d) ? null : d;
+  }
+
+  function ago(d) {
+    const s = Math.round((Date.now() - d.getTime()) / 1000);
+    if (s < 5) return 'just now';
+    if (s < 60) return s + ' s ago';
+    if (s < 3600) return Math.floor(s / 60) + ' min ago';
+    if (s < 86400) return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min ago';
+    return Math.floor(s / 86400) + ' d ago';
+  }
+
+  // timeEl shows a time; short shows only the time of day when it is today.
+  function timeEl(t, withAgo, short) {
+    const d = when(t);
+    if (!d) return el('span', { class: 'muted' }, '—');
+    const text = short && d.toDateString() === new Date().toDateString() ? clockFmt.format(d) : dateFmt.format(d);
+    return el('time', { datetime: d.toISOString(), title: d.toISOString() },
+      text, withAgo ? el('span', { class: 'muted' }, ' (' + ago(d) + ')') : null);
+  }
+
+  function inTransition(st) {
+    return !!st && TRANSITIONS.includes(st.status);
+  }
+
+  // ---------- API ----------
+
+  class APIError extends Error {
+    constructor(code, msg) {
+      super(msg);
+      this.code = code;
+    }
+  }
+
+  // api calls the node's API with the session cookie; background calls do
+  // not renew the session. A 401 means the session ended: back to login.
+  async function api(method, path, body, background) {
+    const headers = { Accept: 'application/json' };
+    if (background) headers['X-Resman-Background'] = '1';
+    const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      headers['X-CSRF-Token'] = csrf;
+      init.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(path, init);
+    } catch (e) {
+      throw new APIError(0, 'this node cannot be reached (' + e.message + ')');
+    }
+    let data = null;
+    try {
+      data = await resp.json();
+    } catch (e) {
+      data = null;
+    }
+    if (resp.status === 401) {
+      window.location.assign('/?m=expired');
+      throw new APIError(401, 'session ended');
+    }
+    if (!resp.ok) {
+      throw new APIError(resp.status, (data && data.error) || ('HTTP ' + resp.status));
+    }
+    return data;
+  }
+
+  // ---------- the pair ----------
+
+  function peerName() {
+    if (state.peer) return state.peer.node;
+    if (state.local && state.local.peer) return state.local.peer.name;
+    return 'the peer';
+  }
+
+  // peerRole is the peer's role when it cannot be read: the other one.
+  function peerRole() {
+    if (!state.local) return '';
+    return state.local.role === 'main' ? 'standby' : state.local.role === 'standby' ? 'main' : '';
+  }
+
+  // peerView says what is known of the peer: full (its own status),
+  // unreachable (with the last summary this node has), none, loading.
+  function peerView() {
+    const sum = state.local ? state.local.peer : null;
+    if (state.peerErr && state.peerErr.code === 412) return { kind: 'none', msg: state.peerErr.msg };
+    if (state.peerErr) return { kind: 'unreachable', msg: state.peerErr.msg, sum };
+    if (state.peer) return { kind: 'full', st: state.peer };
+    if (sum && !sum.reachable) return { kind: 'unreachable', msg: sum.error || 'unreachable', sum };
+    return { kind: 'loading', sum };
+  }
+
+  function nodeOf(side) {
+    if (side === 'local') return state.local;
+    const pv = peerView();
+    return pv.kind === 'full' ? pv.st : null;
+  }
+
+  function otherSide(side) {
+    return side === 'local' ? 'peer' : 'local';
+  }
+
+  function nameOf(side) {
+    if (side === 'local') return state.local ? state.local.node : 'this node';
+    return peerName();
+  }
+
+  // transitionWhere names a node in transition, or null.
+  function transitionWhere() {
+    for (const side of ['local', 'peer']) {
+      const st = nodeOf(side);
+      if (inTransition(st)) return st.node;
+    }
+    return null;
+  }
+
+  // controlState says for each button of side whether it is enabled, and
+  // why not.
+  function controlState(side) {
+    const st = nodeOf(side);
+    const no = (why) => ({ start: why, stop: why });
+    if (state.conn !== 'open' && !state.local) return no('no connection to this node');
+    if (state.conn === 'down') return no('no connection to this node');
+    if (side === 'peer') {
+      const pv = peerView();
+      if (pv.kind === 'none') return no('no peer configured');
+      if (pv.kind === 'unreachable') return no('peer unreachable');
+      if (pv.kind === 'loading') return no('the peer\'s status is not known yet');
+    }
+    if (!st) return no('status not known yet');
+    if (state.busy) return no('a command is in progress: ' + state.busy);
+    const t = transitionWhere();
+    if (t) return no('a transition is under way on ' + t);
+    return {
+      start: st.status === 'active' ? 'already Active' : null,
+      stop: st.status === 'inactive' ? 'already Inactive' : null,
+    };
+  }
+
+  // ---------- rendering ----------
+
+  const cards = {};
+
+  // buildCard makes the parts of a node card that stay (the buttons keep
+  // their focus across updates).
+  function buildCard(side) {
+    const root = $('node-' + side);
+    const c = {
+      root,
+      title: el('h2', { id: 'node-' + side + '-title', class: 'node-name' }),
+      tags: el('div', { class: 'tags' }),
+      band: el('div', { class: 'status-band', role: 'group', 'aria-label': 'Status' }),
+      icon: el('span', { class: 'status-icon', 'aria-hidden': 'true' }),
+      statusText: el('span', { class: 'status-text' }),
+      statusSub: el('span', { class: 'status-sub' }),
+      start: el('button', { type: 'button', class: 'btn btn-primary btn-start', 'data-side': side, 'data-action': 'start' }, 'Start services'),
+      stop: el('button', { type: 'button', class: 'btn btn-danger btn-stop', 'data-side': side, 'data-action': 'stop' }, 'Stop services'),
+      note: el('p', { class: 'control-note', id: 'node-' + side + '-note' }),
+      facts: el('dl', { class: 'facts' }),
+      details: el('div', { class: 'details' }),
+    };
+    c.band.append(c.icon, el('span', { class: 'status-words' }, c.statusText, c.statusSub));
+    const controls = el('div', { class: 'controls', role: 'group', 'aria-labelledby': 'node-' + side + '-title' },
+      el('div', { class: 'buttons' }, c.start, c.stop), c.note);
+    c.start.setAttribute('aria-describedby', c.note.id);
+    c.stop.setAttribute('aria-describedby', c.note.id);
+    root.append(el('header', { class: 'card-head' }, c.title, c.tags), c.band, controls, c.facts, c.details);
+    c.start.addEventListener('click', () => openConfirm(side, 'start', c.start));
+    c.stop.addEventListener('click', () => openConfirm(side, 'stop', c.stop));
+    cards[side] = c;
+  }
+
+  function fact(dt, ...dd) {
+    return [el('dt', {}, dt), el('dd', {}, ...dd)];
+  }
+
+  function yesNo(ok, yes, no) {
+    return el('span', { class: 'pill ' + (ok ? 'pill-ok' : 'pill-bad') }, ok ? yes : no);
+  }
+
+  function tableOrNone(caption, head, rows, none) {
+    const h3 = el('h3', {}, caption);
+    if (!rows.length) return [h3, el('p', { class: 'muted none' }, none)];
+    labelCells(rows, head);
+    return [h3, el('div', { class: 'table-wrap' },
+      el('table', { class: 'data' },
+        el('thead', {}, el('tr', {}, head.map((x) => el('th', { scope: 'col' }, x)))),
+        el('tbody', {}, rows)))];
+  }
+
+  // labelCells names each cell after its column: narrow screens show the
+  // rows as cards, each value with its name.
+  function labelCells(rows, head) {
+    for (const tr of rows) [...tr.children].forEach((cell, i) => cell.setAttribute('data-label', head[i]));
+  }
+
+  function serviceRows(st) {
+    return (st.services || []).map((s) => el('tr', {},
+      el('th', { scope: 'row' }, s.name),
+      el('td', {}, el('span', { class: 'state state-' + s.state }, s.state)),
+      el('td', {}, !s.healthy && s.state === 'stopped' ?
+        el('span', { class: 'muted', title: 'a stopped service is not checked as healthy' }, 'n/a (stopped)') :
+        yesNo(s.healthy, 'healthy', 'unhealthy')),
+      el('td', {}, s.critical ? 'critical' : el('span', { class: 'muted' }, 'no')),
+      el('td', { class: 'err-cell' }, s.error || el('span', { class: 'muted' }, '—'))));
+  }
+
+  function xdsRows(st) {
+    return (st.xds || []).map((r) => el('tr', {},
+      el('th', { scope: 'row' }, r.mds),
+      el('td', {}, yesNo(r.registered, 'registered', 'not registered')),
+      el('td', {}, yesNo(r.reachable, 'reachable', 'unreachable')),
+      el('td', {}, r.status_code ? String(r.status_code) : el('span', { class: 'muted' }, '—')),
+      el('td', { class: 'nowrap' }, r.expires_at ? timeEl(r.expires_at, false, true) : el('span', { class: 'muted' }, '—')),
+      el('td', { class: 'err-cell' }, r.error || el('span', { class: 'muted' }, '—'))));
+  }
+
+  function replicationRows(st) {
+    return (st.replication || []).map((r) => el('tr', {},
+      el('th', { scope: 'row' }, r.name),
+      el('td', {}, timeEl(r.last_run, true)),
+      el('td', {}, yesNo(r.ok, 'ok', 'failed')),
+      el('td', { class: 'err-cell' }, r.error || el('span', { class: 'muted' }, '—'))));
+  }
+
+  function setBand(c, kind, text, sub) {
+    c.band.className = 'status-band status-' + kind;
+    c.statusText.textContent = text;
+    c.statusSub.textContent = sub || '';
+  }
+
+  function renderCard(side) {
+    const c = cards[side];
+    const pv = side === 'peer' ? peerView() : null;
+    const st = nodeOf(side);
+    c.title.textContent = nameOf(side);
+    const role = st ? st.role : side === 'peer' ? peerRole() : '';
+    c.tags.replaceChildren(...[
+      el('span', { class: 'tag tag-where' }, side === 'local' ? 'This node' : 'Peer'),
+      role ? el('span', { class: 'tag tag-role' }, roleText(role)) : null].filter(Boolean));
+    c.root.classList.toggle('stale', side === 'local' && state.conn === 'down');
+
+    c.facts.replaceChildren();
+    c.details.replaceChildren();
+    if (st) {
+      const since = when(st.since);
+      setBand(c, st.status, statusText(st.status),
+        'epoch ' + st.epoch + (since ? ' · since ' + dateFmt.format(since) : ''));
+      c.facts.append(...fact('Epoch', String(st.epoch)),
+        ...fact('Since', timeEl(st.since, true)),
+        ...fact('Version', st.version || '—'),
+        ...fact('Mode', st.mode || '—'),
+        ...fact('Health', yesNo(st.healthy, 'healthy', 'unhealthy')),
+        ...fact('HA readiness', haEl(st.ha)),
+        ...fact(side === 'local' ? 'Sees its peer' : 'Sees this node', peerSeenEl(st.peer)));
+      if (st.last_change) {
+        const lc = st.last_change;
+        c.facts.append(...fact('Last change', el('div', {}, plainStatus(lc.from) + ' → ' + plainStatus(lc.to) +
+          (lc.cause ? ' (' + lc.cause + ')' : '')), el('div', { class: 'small' }, timeEl(lc.at, true))));
+      }
+      c.details.append(
+        ...tableOrNone('Services', ['Service', 'State', 'Health', 'Critical', 'Last error'], serviceRows(st), 'No services configured.'),
+        ...tableOrNone('MDS registrations', ['MDS', 'Registration', 'Reachability', 'Last code', 'Expires', 'Error'], xdsRows(st), 'No MDS registration configured.'),
+        ...tableOrNone('Replication', ['Job', 'Last run', 'Result', 'Error'], replicationRows(st), 'No replication configured.'));
+    } else if (side === 'peer' && pv.kind === 'unreachable') {
+      const sum = pv.sum;
+      setBand(c, 'unreachable', 'Unreachable', 'cannot be read from ' + nameOf('local'));
+      c.facts.append(...fact('Error', el('span', { class: 'err-text' }, pv.msg)));
+      if (sum) {
+        const checked = when(sum.checked_at);
+        c.facts.append(
+          ...fact('Last seen', sum.status ? statusText(sum.status) + ', epoch ' + sum.epoch : 'never answered'),
+          ...fact('Checked', checked ? timeEl(sum.checked_at, true) : '—'));
+      }
+      c.details.append(el('p', { class: 'muted none' }, 'Services, registrations and replication of ' + peerName() +
+        ' are not available while it cannot be reached. Its controls are disabled.'));
+    } else if (side === 'peer' && pv.kind === 'none') {
+      setBand(c, 'none', 'No peer', '');
+      c.details.append(el('p', { class: 'muted none' }, pv.msg));
+    } else {
+      setBand(c, 'loading', 'Loading…', '');
+    }
+
+    const cs = controlState(side);
+    setButton(c.start, cs.start, side, 'start');
+    setButton(c.stop, cs.stop, side, 'stop');
+    const whys = [...new Set([cs.start, cs.stop].filter(Boolean))];
+    c.note.textContent = whys.length === 2 ? 'Start: ' + whys[0] + ' · Stop: ' + whys[1] :
+      whys.length === 1 && cs.start && cs.stop ? whys[0] :
+        whys.length === 1 ? (cs.start ? 'Start services: ' : 'Stop services: ') + whys[0] : '';
+  }
+
+  function setButton(b, why, side, action) {
+    b.disabled = !!why;
+    const label = (action === 'start' ? 'Start services on ' : 'Stop services on ') + nameOf(side);
+    b.title = why ? label + ': ' + why : label;
+  }
+
+  function haEl(ha) {
+    if (!ha) return '—';
+    const reasons = ha.reasons || [];
+    return el('div', {}, yesNo(ha.ready, 'ready', 'not ready'),
+      reasons.length ? el('ul', { class: 'reasons' }, reasons.map((r) => el('li', {}, r))) : null);
+  }
+
+  function peerSeenEl(p) {
+    if (!p) return el('span', { class: 'muted' }, 'no peer configured');
+    const checked = when(p.checked_at);
+    if (!p.reachable) {
+      return el('div', {}, el('span', { class: 'pill pill-bad' }, p.name + ' unreachable'),
+        p.error ? el('div', { class: 'err-text small' }, p.error) : null,
+        checked ? el('div', { class: 'muted small' }, 'checked ' + ago(checked)) : null);
+    }
+    return el('div', {}, el('span', { class: 'pill pill-ok' }, p.name + ' reachable'),
+      ' ' + statusText(p.status) + ', epoch ' + p.epoch,
+      checked ? el('div', { class: 'muted small' }, 'checked ' + ago(checked)) : null);
+  }
+
+  function renderSummary() {
+    const l = state.local;
+    const p = nodeOf('peer');
+    const pv = peerView();
+    const alert = $('pair-alert');
+    let alertText = '';
+    if (l && p && l.status === 'active' && p.status === 'active') {
+      alertText = 'Two Active nodes: ' + l.node + ' and ' + p.node + ' both run the telephony. Stop services on one of them.';
+    } else if (l && p && l.status === 'inactive' && p.status === 'inactive') {
+      alertText = 'No Active node: neither ' + l.node + ' nor ' + p.node + ' runs the telephony. Start services on one of them.';
+    } else if (l && pv.kind === 'unreachable' && l.status === 'inactive') {
+      alertText = l.node + ' is Inactive and ' + peerName() + ' cannot be reached: the telephony may be down.';
+    }
+    alert.hidden = !alertText;
+    alert.textContent = alertText;
+
+    const parts = [];
+    if (l) parts.push(l.node + ' (' + roleText(l.role) + ', this node) is ' + statusText(l.status));
+    if (p) parts.push(p.node + ' (' + roleText(p.role) + ') is ' + statusText(p.status));
+    else if (pv.kind === 'unreachable') parts.push(peerName() + ' cannot be reached');
+    if (l) parts.push('HA ' + (l.ha && l.ha.ready ? 'ready' : 'not ready'));
+    $('summary').textContent = parts.length ? parts.join(' · ') : 'Loading the status of the pair…';
+
+    // Main on the left, Standby on the right, whichever this node is.
+    $('nodes').classList.toggle('local-right', !!l && l.role === 'standby');
+    $('audit-node').textContent = l ? 'of ' + l.node + ' (this node)' : '';
+    document.title = (l ? l.node + ' ' + statusText(l.status) + ' · ' : '') + 'Resilience Management · resman';
+  }
+
+  function announceChanges() {
+    const msgs = [];
+    for (const st of [state.local, nodeOf('peer')]) {
+      if (!st) continue;
+      const before = state.lastStatus[st.node];
+      if (before && before !== st.status) msgs.push(st.node + ' is now ' + statusText(st.status) + '.');
+      state.lastStatus[st.node] = st.status;
+    }
+    if (msgs.length) $('announce').textContent = msgs.join(' ');
+  }
+
+  function render() {
+    announceChanges();
+    renderSummary();
+    renderCard('local');
+    renderCard('peer');
+    if (dialog.open) updateConfirm();
+  }
+
+  // ---------- audit ----------
+
+  function outcomeEl(o) {
+    const cls = o === 'ok' ? 'pill-ok' : o === 'refused' ? 'pill-warn' : 'pill-bad';
+    return el('span', { class: 'pill ' + cls }, o);
+  }
+
+  function auditRow(e) {
+    const detail = [];
+    if (e.cause) detail.push(e.cause);
+    if (e.to && e.from !== e.to) detail.push((e.from ? plainStatus(e.from) + ' → ' : '→ ') + plainStatus(e.to));
+    detail.push('epoch ' + e.epoch);
+    if (e.detail) detail.push(e.detail);
+    return el('tr', { 'data-id': String(e.id) },
+      el('td', { class: 'nowrap' }, timeEl(e.time, false)),
+      el('td', {}, e.who),
+      el('td', {}, e.action),
+      el('td', {}, e.reason || el('span', { class: 'muted' }, '—')),
+      el('td', {}, outcomeEl(e.outcome)),
+      el('td', { class: 'detail-cell' }, detail.join(' · ')));
+  }
+
+  function renderAudit() {
+    const body = $('audit-body');
+    if (!state.audit.length) {
+      body.replaceChildren(el('tr', {}, el('td', { colspan: '6', class: 'muted' }, 'No entries yet.')));
+    } else {
+      const rows = state.audit.map(auditRow);
+      labelCells(rows, ['When', 'Who', 'What', 'Why', 'Outcome', 'Detail']);
+      body.replaceChildren(...rows);
+    }
+    $('audit-more').hidden = !state.auditMore;
+  }
+
+  function addAudit(entries, atEnd) {
+    for (const e of entries) {
+      if (state.auditIDs.has(e.id)) continue;
+      state.auditIDs.add(e.id);
+      if (atEnd) state.audit.push(e);
+      else state.audit.unshift(e);
+    }
+    state.audit.sort((a, b) => b.id - a.id);
+  }
+
+  async function loadAudit() {
+    try {
+      const entries = await api('GET', '/api/v1/audit?limit=' + AUDIT_PAGE, undefined, true);
+      state.audit = [];
+      state.auditIDs = new Set();
+      addAudit(entries, true);
+      state.auditMore = entries.length === AUDIT_PAGE;
+      renderAudit();
+    } catch (e) {
+      if (e.code !== 401) toast('Cannot read the audit log: ' + e.message, true);
+    }
+  }
+
+  async function loadOlderAudit() {
+    const last = state.audit[state.audit.length - 1];
+    if (!last) return;
+    try {
+      const entries = await api('GET', '/api/v1/audit?limit=' + AUDIT_PAGE + '&before=' + last.id);
+      addAudit(entries, true);
+      state.auditMore = entries.length === AUDIT_PAGE;
+      renderAudit();
+    } catch (e) {
+      if (e.code !== 401) toast('Cannot read the audit log: ' + e.message, true);
+    }
+  }
+
+  // ---------- status, peer, events ----------
+
+  async function loadStatus() {
+    try {
+      state.local = await api('GET', '/api/v1/status', undefined, true);
+      render();
+    } catch (e) {
+      if (e.code !== 401) toast('Cannot read the status of this node: ' + e.message, true);
+    }
+  }
+
+  let peerTimer = null;
+  let peerInFlight = false;
+
+  async function loadPeer() {
+    if (peerInFlight) return;
+    peerInFlight = true;
+    try {
+      state.peer = await api('GET', '/api/v1/peer/status', undefined, true);
+      state.peerErr = null;
+    } catch (e) {
+      if (e.code === 401) return;
+      state.peer = null;
+      state.peerErr = { code: e.code, msg: e.message };
+    } finally {
+      peerInFlight = false;
+      state.peerLoaded = true;
+    }
+    render();
+  }
+
+  function schedulePeer(now) {
+    clearTimeout(peerTimer);
+    peerTimer = setTimeout(async () => {
+      await loadPeer();
+      schedulePeer(false);
+    }, now ? 0 : PEER_POLL_MS);
+  }
+
+  // onLocalStatus takes a status event: the peer summary it carries makes
+  // the peer's side refresh at once when it disagrees with what is shown.
+  function onLocalStatus(st) {
+    state.local = st;
+    const sum = st.peer;
+    if (sum) {
+      const p = state.peer;
+      const differs = !p ? sum.reachable : (!sum.reachable || sum.status !== p.status || sum.epoch !== p.epoch);
+      if (differs || (state.peerErr && sum.reachable)) schedulePeer(true);
+    }
+    render();
+  }
+
+  let es = null;
+  let retryTimer = null;
+  let retryDelay = 1000;
+  let everOpen = false;
+
+  function setConn(c) {
+    state.conn = c;
+    const banner = $('conn-banner');
+    banner.hidden = c !== 'down';
+    if (c === 'down') {
+      $('conn-text').textContent = 'Connection to ' + (state.local ? state.local.node : 'this node') + ' lost — reconnecting…';
+    }
+    render();
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    if (es) es.close();
+    es = new EventSource('/api/v1/events');
+    es.addEventListener('open', () => {
+      retryDelay = 1000;
+      const wasDown = state.conn === 'down';
+      setConn('open');
+      if (wasDown || !everOpen) {
+        // Anything may have happened meanwhile (a restart of the node):
+        // read the audit log again; the first event is the status.
+        loadAudit();
+        schedulePeer(true);
+      }
+      everOpen = true;
+    });
+    es.addEventListener('status', (e) => onLocalStatus(JSON.parse(e.data)));
+    es.addEventListener('audit', (e) => {
+      addAudit([JSON.parse(e.data)], false);
+      renderAudit();
+    });
+    es.addEventListener('error', () => {
+      if (state.conn !== 'down') setConn('down');
+      if (es.readyState === EventSource.CLOSED) {
+        // The server answered with an error (a restart ended the session,
+        // a shutdown): check the session, then reconnect.
+        es.close();
+        retryTimer = setTimeout(probeAndReconnect, retryDelay);
+        retryDelay = Math.min(retryDelay * 2, 10000);
+      }
+    });
+  }
+
+  async function probeAndReconnect() {
+    try {
+      await api('GET', '/api/v1/status', undefined, true);
+    } catch (e) {
+      if (e.code === 401) return;
+    }
+    connect();
+  }
+
+  // ---------- the confirmation dialog ----------
+
+  const dialog = $('confirm');
+  let pending = null; // {side, action, opener, forceShown}
+  let submitting = false;
+
+  // consequence says what the command will do, and whether to offer force.
+  function consequence(side, action) {
+    const name = nameOf(side);
+    const st = nodeOf(side);
+    const other = nodeOf(otherSide(side));
+    const otherName = nameOf(otherSide(side));
+    const otherKnown = !!other;
+    if (action === 'start') {
+      if (other && other.status === 'active') {
+        return {
+          warn: true, force: true,
+          text: otherName + ' is Active: starting ' + name + ' makes two Active nodes. Both would run the telephony ' +
+            'and the phones may register on either. Stop services on ' + otherName + ' first, unless it is really down ' +
+            'and ' + name + ' cannot see it.',
+        };
+      }
+      if (!otherKnown) {
+        return {
+          warn: true, force: false,
+          text: otherName + ' cannot be read from this page, so it may be Active. ' + name + ' checks it again before ' +
+            'starting and refuses if it sees it Active; if it cannot reach it, it starts. Make sure ' + otherName + ' is down.',
+        };
+      }
+      return {
+        warn: false, force: false,
+        text: name + ' becomes Active (epoch ' + ((st ? st.epoch : 0) + 1) + ' or above) and runs the telephony. ' +
+          otherName + ' stays ' + statusText(other.status) + '.',
+      };
+    }
+    if (other && other.status === 'active') {
+      return { warn: false, force: false, text: 'Stopping services on ' + name + ' ends its calls; ' + otherName + ' stays Active and alone runs the telephony.' };
+    }
+    if (!otherKnown) {
+      return { warn: true, force: false, text: name + ' is ' + statusText(st && st.status) + ': stopping its services ends the calls on it. ' + otherName + ' cannot be read, so the telephony may be down until you start services somewhere.' };
+    }
+    return {
+      warn: true, force: false,
+      text: name + ' is ' + statusText(st && st.status) + ': stopping its services ends the calls on it, and no node runs the telephony until you start services on ' + otherName + '.',
+    };
+  }
+
+  function openConfirm(side, action, opener) {
+    if (opener.disabled) return;
+    pending = { side, action, opener, forceShown: false };
+    $('confirm-reason').value = '';
+    $('confirm-force').checked = false;
+    $('confirm-error').hidden = true;
+    $('confirm-error').textContent = '';
+    updateConfirm();
+    dialog.showModal();
+    $('confirm-reason').focus();
+  }
+
+  function updateConfirm() {
+    if (!pending) return;
+    const { side, action } = pending;
+    const name = nameOf(side);
+    const cq = consequence(side, action);
+    $('confirm-title').textContent = (action === 'start' ? 'Start services on ' : 'Stop services on ') + name + '?';
+    const box = $('confirm-consequence');
+    box.className = 'consequence' + (cq.warn ? ' consequence-warn' : '');
+    box.textContent = cq.text;
+    const showForce = action === 'start' && (cq.force || pending.forceShown);
+    $('force-box').hidden = !showForce;
+    if (showForce) {
+      $('force-text').textContent = pending.forceShown && !cq.force ?
+        name + ' refused because it sees another Active node. Check that node; if it is really down or unusable, you can force the start.' :
+        'Forcing overrides the two-Active guard. Use it only when ' + nameOf(otherSide(side)) + ' is really down or unusable.';
+    } else {
+      $('confirm-force').checked = false;
+    }
+    const force = showForce && $('confirm-force').checked;
+    const ok = $('confirm-ok');
+    ok.textContent = action === 'start' ? (force ? 'Force start on ' + name : 'Start services on ' + name) : 'Stop services on ' + name;
+    ok.className = 'btn ' + (action === 'stop' || force ? 'btn-danger' : 'btn-primary');
+    ok.disabled = submitting;
+    $('confirm-cancel').disabled = false;
+  }
+
+  function closeConfirm() {
+    const opener = pending && pending.opener;
+    pending = null;
+    if (dialog.open) dialog.close();
+    if (opener && !opener.disabled) opener.focus();
+    else $('summary').focus();
+  }
+
+  async function submitConfirm(ev) {
+    ev.preventDefault();
+    if (!pending || submitting) return;
+    const { side, action } = pending;
+    const reason = $('confirm-reason').value.trim();
+    const err = $('confirm-error');
+    if (!reason) {
+      err.textContent = 'A reason is required: it is recorded in the audit log.';
+      err.hidden = false;
+      $('confirm-reason').focus();
+      return;
+    }
+    const name = nameOf(side);
+    const forceOn = !$('force-box').hidden && $('confirm-force').checked;
+    const body = action === 'start' ? { reason, force: forceOn } : { reason };
+    const path = (side === 'peer' ? '/api/v1/peer/services/' : '/api/v1/services/') + action;
+    submitting = true;
+    state.busy = (action === 'start' ? 'starting services on ' : 'stopping services on ') + name;
+    err.hidden = true;
+    updateConfirm();
+    render();
+    try {
+      const st = await api('POST', path, body);
+      if (side === 'local') state.local = st;
+      else {
+        state.peer = st;
+        state.peerErr = null;
+      }
+      submitting = false;
+      state.busy = null;
+      closeConfirm();
+      toast((action === 'start' ? 'Start services' : 'Stop services') + ' on ' + name + ': done, ' + name + ' is ' + statusText(st.status) + '.');
+      schedulePeer(true);
+    } catch (e) {
+      submitting = false;
+      state.busy = null;
+      if (e.code === 401) return;
+      let msg = name + ' refused: ' + e.message;
+      if (e.code === 0 || e.code === 502) msg = 'Not done: ' + e.message;
+      else if (e.code >= 500) msg = (action === 'start' ? 'Start' : 'Stop') + ' services on ' + name + ' failed: ' + e.message;
+      else if (e.code === 403) msg = 'Refused: ' + e.message;
+      if (pending && action === 'start' && e.code === 409 && !/transition/i.test(e.message)) {
+        pending.forceShown = true;
+      }
+      if (pending) {
+        err.textContent = msg;
+        err.hidden = false;
+        updateConfirm();
+        err.focus();
+      } else {
+        toast(msg, true);
+      }
+      schedulePeer(true);
+    }
+    render();
+  }
+
+  // Keep Tab inside the dialog; Escape closes it (the browser's cancel).
+  dialog.addEventListener('keydown', (e) => {
+    if (e.key !== 'Tab') return;
+    const f = [...dialog.querySelectorAll('button, textarea, input, [tabindex]:not([tabindex="-1"])')]
+      .filter((x) => !x.disabled && x.offsetParent !== null);
+    if (!f.length) return;
+    const first = f[0];
+    const last = f[f.length - 1];
+    if (e.shiftKey && document.activeElement === first) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && document.activeElement === last) {
+      e.preventDefault();
+      first.focus();
+    }
+  });
+  dialog.addEventListener('cancel', (e) => {
+    e.preventDefault();
+    closeConfirm();
+  });
+  dialog.addEventListener('click', (e) => {
+    // A click on the backdrop closes the dialog.
+    if (e.target === dialog) closeConfirm();
+  });
+  $('confirm-cancel').addEventListener('click', closeConfirm);
+  $('confirm-form').addEventListener('submit', submitConfirm);
+  $('confirm-force').addEventListener('change', updateConfirm);
+  $('confirm-error').tabIndex = -1;
+  $('summary').tabIndex = -1;
+  $('audit-more').addEventListener('click', loadOlderAudit);
+
+  // ---------- toast ----------
+
+  let toastTimer = null;
+
+  function toast(msg, bad) {
+    const t = $('toast');
+    t.textContent = msg;
+    t.className = 'toast' + (bad ? ' toast-bad' : ' toast-ok');
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => {
+      t.textContent = '';
+      t.className = 'toast';
+    }, 15000);
+  }
+
+  // ---------- start ----------
+
+  buildCard('local');
+  buildCard('peer');
+  render();
+  loadStatus();
+  connect();
+  // Relative times ("2 min ago") age on their own.
+  setInterval(() => {
+    if (!dialog.open) render();
+  }, 15000);
+}());

@@ -19,6 +19,11 @@ type ReadinessInput struct {
 	StaleJobs      []string // replication jobs older than their max_age
 	PeerUnhealthy  bool     // the peer reports critical services unhealthy
 	LocalUnhealthy []string // this node's unhealthy critical services
+	// Auto mode: the peer has not been seen over gossip (its API may answer
+	// while the heartbeat does not: a wrong gossip.key, a closed port).
+	PeerNotInGossip bool
+	// Auto mode with a witness: whether the witness is seen.
+	WitnessConfigured, WitnessAlive bool
 }
 
 // Readiness says whether the pair is ready to fail over, and if not, why:
@@ -48,6 +53,12 @@ func Readiness(in ReadinessInput) (ready bool, reasons []string) {
 		if in.PeerUnhealthy && !in.PeerStatus.claimsActive() {
 			reasons = append(reasons, fmt.Sprintf("peer %s reports critical services unhealthy", in.PeerName))
 		}
+	}
+	if in.PeerNotInGossip {
+		reasons = append(reasons, fmt.Sprintf("peer %s is not seen over gossip: check gossip.key and the gossip ports on both nodes", in.PeerName))
+	}
+	if in.WitnessConfigured && !in.WitnessAlive {
+		reasons = append(reasons, "the witness is not seen: a lost peer cannot be confirmed, so no automatic failover")
 	}
 	if len(in.LocalUnhealthy) > 0 && !in.Status.claimsActive() {
 		reasons = append(reasons, "critical services unhealthy here: "+strings.Join(in.LocalUnhealthy, ", "))

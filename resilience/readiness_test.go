@@ -28,6 +28,11 @@ func TestReadiness(t *testing.T) {
 			false, []string{"critical services unhealthy here: asterisk"}},
 		{"stale replication", func(in *ReadinessInput) { in.StaleJobs = []string{"db"} },
 			false, []string{"replication job db is older than its max_age"}},
+		{"not in gossip", func(in *ReadinessInput) { in.PeerNotInGossip = true },
+			false, []string{"not seen over gossip: check gossip.key"}},
+		{"witness lost", func(in *ReadinessInput) { in.WitnessConfigured = true },
+			false, []string{"the witness is not seen"}},
+		{"witness seen", func(in *ReadinessInput) { in.WitnessConfigured, in.WitnessAlive = true, true }, true, nil},
 		{"several reasons at once", func(in *ReadinessInput) {
 			in.PeerVersion, in.PeerStatus, in.StaleJobs = "3000.1", Activating, []string{"files"}
 		}, false, []string{"major 3000", "split brain", "replication job files"}},

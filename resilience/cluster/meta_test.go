@@ -1,0 +1,110 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestMetaRoundTrip(t *testing.T) {
+	for _, m := range []Meta{
+		{},
+		{Role: "main", Status: "active", Version: "2025.10.3", Epoch: 1<<64 - 1, Healthy: true, Sees: []string{"standby", "witness"}},
+		{Role: "witness", Status: "inactive", Sees: []string{"a"}, Leaving: true},
+		{Role: "main", Status: "inactive", Epoch: 7, Holding: true},
+	} {
+		b, err := m.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := Meta{Name: "kept"}
+		if err := got.UnmarshalBinary(b); err != nil {
+			t.Fatalf("%+v: %v", m, err)
+		}
+		m.Name = "kept"
+		if !got.Equal(m) {
+			t.Errorf("round trip of %+v = %+v", m, got)
+		}
+	}
+}
+
+func TestMetaIsCompact(t *testing.T) {
+	m := Meta{Role: "standby", Status: "deactivating", Version: "2025.10.3", Epoch: 12345, Healthy: true,
+		Sees: []string{"xivo-main-paris-01", "resman-witness-01"}}
+	b, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 80 {
+		t.Errorf("meta is %d bytes", len(b))
+	}
+}
+
+func TestMetaTooLong(t *testing.T) {
+	var sees []string
+	for i := range 40 {
+		sees = append(sees, fmt.Sprintf("member-with-a-long-name-%02d", i))
+	}
+	m := Meta{Role: "main", Status: "active", Version: "1", Sees: sees}
+	if _, err := m.MarshalBinary(); err == nil {
+		t.Fatal("no error for a meta over the limit")
+	}
+	b, trimmed := fitMeta(m, MaxMetaSize)
+	if !trimmed || len(b) > MaxMetaSize {
+		t.Fatalf("fitMeta: %d bytes, trimmed %t", len(b), trimmed)
+	}
+	var got Meta
+	if err := got.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if got.Role != "main" || got.Status != "active" || len(got.Sees) == 0 || len(got.Sees) >= 40 {
+		t.Errorf("trimmed meta = %+v", got)
+	}
+
+	long := Meta{Role: "main", Version: strings.Repeat("v", 600)}
+	b, _ = fitMeta(long, MaxMetaSize)
+	if len(b) > MaxMetaSize || len(b) == 0 {
+		t.Errorf("fitMeta of a long version: %d bytes", len(b))
+	}
+}
+
+func TestMetaDecodeErrors(t *testing.T) {
+	good, _ := Meta{Role: "main", Sees: []string{"b"}}.MarshalBinary()
+	for i := range len(good) {
+		var m Meta
+		if err := m.UnmarshalBinary(good[:i]); !errors.Is(err, errMeta) {
+			t.Errorf("truncated at %d: err = %v", i, err)
+		}
+	}
+	var m Meta
+	if err := m.UnmarshalBinary([]byte{0}); !errors.Is(err, errMeta) {
+		t.Errorf("version 0: err = %v", err)
+	}
+	// A newer version appends fields: the known prefix still decodes.
+	newer := append([]byte{metaVersion + 1}, good[1:]...)
+	newer = append(newer, 0xff, 0x01)
+	if err := m.UnmarshalBinary(newer); err != nil || m.Role != "main" {
+		t.Errorf("newer version: %+v, %v", m, err)
+	}
+}
+
+func FuzzMetaDecode(f *testing.F) {
+	good, _ := Meta{Role: "main", Status: "active", Epoch: 7, Healthy: true, Sees: []string{"a", "b"}}.MarshalBinary()
+	f.Add(good)
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m Meta
+		if err := m.UnmarshalBinary(b); err != nil {
+			return
+		}
+		again, err := m.MarshalBinary()
+		if err != nil {
+			return // decoded fields can be re-encoded longer than the limit
+		}
+		var m2 Meta
+		if err := m2.UnmarshalBinary(again); err != nil || !m2.Equal(m) {
+			t.Fatalf("re-decode of %+v: %+v, %v", m, m2, err)
+		}
+	})
+}

@@ -18,6 +18,7 @@ import (
 	"text/template"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
@@ -28,8 +29,8 @@ var demoTemplate string
 
 // demoNode is one node of the demo deployment.
 type demoNode struct {
-	Name, Role, PeerName, DataDir, Token, Exe, LogLevel, MDSPassword string
-	APIPort, PeerAPIPort, SIPPort, MDSPort                           int
+	Name, Role, PeerName, DataDir, Token, Exe, LogLevel, MDSPassword, PasswordHash string
+	APIPort, PeerAPIPort, SIPPort, MDSPort                                         int
 }
 
 func newDemoCmd() *cobra.Command {
@@ -75,7 +76,11 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 		}
 		defer os.RemoveAll(dataDir)
 	}
-	token, mdsPassword := randomToken(), randomToken()
+	token, mdsPassword, password := randomToken(), randomToken(), randomToken()[:12]
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
 	mdsPort := basePort + 30
 	nodes := []demoNode{
 		{Name: "xivo-main", Role: "main", PeerName: "xivo-standby", APIPort: basePort, PeerAPIPort: basePort + 1, SIPPort: basePort + 20},
@@ -85,7 +90,7 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 	for i := range nodes {
 		n := &nodes[i]
 		n.DataDir, n.Token, n.Exe, n.LogLevel = filepath.Join(dataDir, n.Name), token, exe, logLevel
-		n.MDSPort, n.MDSPassword = mdsPort, mdsPassword
+		n.MDSPort, n.MDSPassword, n.PasswordHash = mdsPort, mdsPassword, string(hash)
 		cfg, err := demoConfig(*n)
 		if err != nil {
 			return err
@@ -132,7 +137,7 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 	go func() { readyWG.Wait(); close(started) }()
 	select {
 	case <-started:
-		printDemoBanner(out, nodes, token, dataDir)
+		printDemoBanner(out, nodes, token, password, dataDir)
 	case <-ctx.Done():
 	}
 	<-ctx.Done()
@@ -162,7 +167,7 @@ func demoConfig(n demoNode) (*config.Config, error) {
 	return cfg, nil
 }
 
-func printDemoBanner(w io.Writer, nodes []demoNode, token, dataDir string) {
+func printDemoBanner(w io.Writer, nodes []demoNode, token, password, dataDir string) {
 	main, standby := nodes[0], nodes[1]
 	url := func(p int) string { return "http://127.0.0.1:" + strconv.Itoa(p) }
 	fmt.Fprintf(w, `resman demo: a Main and a Standby PBX node on 127.0.0.1, manual mode.
@@ -170,6 +175,7 @@ func printDemoBanner(w io.Writer, nodes []demoNode, token, dataDir string) {
   Main     %-13s %s   (stand-in Asterisk sip:127.0.0.1:%d)
   Standby  %-13s %s   (stand-in Asterisk sip:127.0.0.1:%d)
   MDS      sip:127.0.0.1:%d   (stand-in media server: the Active node registers to it)
+  Web      %s   login admin / %s   (both nodes side by side)
   Token    %s
   Data     %s
 
@@ -184,7 +190,7 @@ Try, in another terminal:
 
 Ctrl-C stops the demo.
 `, main.Name, url(main.APIPort), main.SIPPort, standby.Name, url(standby.APIPort), standby.SIPPort,
-		main.MDSPort, token, dataDir, token, url(main.APIPort), url(standby.APIPort), url(main.APIPort), url(standby.APIPort),
+		main.MDSPort, url(main.APIPort), password, token, dataDir, token, url(main.APIPort), url(standby.APIPort), url(main.APIPort), url(standby.APIPort),
 		url(standby.APIPort), url(main.APIPort), url(standby.APIPort))
 }
 

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -74,8 +75,27 @@ type proc struct {
 	cfg    string
 	url    string
 	cmd    *exec.Cmd
-	logs   *bytes.Buffer
+	logs   *syncBuffer
 	exited chan struct{}
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writes and the
+// test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 type nodeSpec struct {
@@ -116,8 +136,13 @@ log: {level: debug}
 
 func startProc(t testing.TB, name, cfg, url string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, cfg: cfg, url: url, logs: &bytes.Buffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(binary, "run", "-c", cfg)
+	return startCmd(t, name, exec.Command(binary, "run", "-c", cfg), cfg, url)
+}
+
+// startCmd starts cmd (a resman run) and waits until url serves /healthz.
+func startCmd(t testing.TB, name string, cmd *exec.Cmd, cfg, url string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, cfg: cfg, url: url, logs: &syncBuffer{}, exited: make(chan struct{}), cmd: cmd}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/audit"
 	"github.com/resman-pbx/resman/resilience/client"
+	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/node"
 	"github.com/resman-pbx/resman/resilience/web"
 	"github.com/resman-pbx/resman/services"
@@ -78,9 +79,6 @@ func newLogger(w io.Writer, lc config.Log) *slog.Logger {
 // ready, when not nil, is called once the API listens and the node (if any)
 // has booted.
 func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready func()) error {
-	if cfg.Node != nil && cfg.Node.Mode == string(resilience.ModeAuto) {
-		return withCode(exitUsage, errors.New("node.mode: auto mode is not available in this build yet; use manual"))
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -92,32 +90,14 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	var booted <-chan struct{}
 	var n *node.Node
 	if cfg.Node != nil {
-		var sup *services.Supervisor
-		var closeNode func()
-		var err error
-		var sipReg *xds.Registrar
-		n, sup, sipReg, closeNode, err = buildNode(cfg, logger, reg)
+		parts, err := buildNode(cfg, logger, reg)
 		if err != nil {
 			return err
 		}
-		defer closeNode()
+		defer parts.close()
+		n = parts.node
 		booted = n.Ready()
-		if sipReg != nil {
-			runners = append(runners, func(ctx context.Context) error {
-				if err := sipReg.Run(ctx); err != nil {
-					return fmt.Errorf("xds: %w", err)
-				}
-				return nil
-			})
-		}
-		runners = append(runners,
-			func(ctx context.Context) error { sup.Run(ctx); return nil },
-			func(ctx context.Context) error {
-				if err := n.Run(ctx); err != nil {
-					return fmt.Errorf("node: %w", err)
-				}
-				return nil
-			})
+		runners = append(runners, parts.runners...)
 	}
 	mounts, more, closeFollowers, err := buildFollowers(cfg, logger, reg)
 	if err != nil {
@@ -133,7 +113,7 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	if n != nil {
 		webNode = n
 	}
-	srv := web.New(webNode, web.Options{Token: cfg.API.Token, Gatherer: reg, Registerer: reg, Logger: logger, Mounts: mounts})
+	srv := web.New(webNode, web.Options{Token: cfg.API.Token, Users: cfg.API.Users, Gatherer: reg, Registerer: reg, Logger: logger, Mounts: mounts})
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
@@ -187,19 +167,29 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	}
 }
 
+// nodeParts is a node wired from its config, with the runners of its parts.
+type nodeParts struct {
+	node    *node.Node
+	runners []func(context.Context) error
+	close   func()
+}
+
 // buildNode wires a node from its config: services supervisor, SIP
-// registrar (XDS), peer client, audit log and the runtime.
-func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*node.Node, *services.Supervisor, *xds.Registrar, func(), error) {
+// registrar (XDS), gossip (auto mode), peer client, audit log, runtime.
+func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*nodeParts, error) {
 	nc := cfg.Node
 	if err := os.MkdirAll(nc.DataDir, 0o750); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("node.data_dir: %w", err)
+		return nil, fmt.Errorf("node.data_dir: %w", err)
 	}
 	al, err := audit.Open(filepath.Join(nc.DataDir, "audit.db"))
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
-	// The supervisor's change callback needs the node, which needs the
-	// supervisor: the pointer is filled once both exist.
+	p := &nodeParts{close: func() { al.Close() }}
+	fail := func(err error) (*nodeParts, error) { al.Close(); return nil, err }
+
+	// The parts' change callbacks need the node, which needs the parts:
+	// the pointer is filled once all exist.
 	var nodeRef atomic.Pointer[node.Node]
 	sup, err := services.New(cfg.Services, services.Options{
 		Logger:     logger,
@@ -211,13 +201,31 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 		},
 	})
 	if err != nil {
-		al.Close()
-		return nil, nil, nil, nil, err
+		return fail(err)
 	}
-	var sipReg *xds.Registrar
+	p.runners = append(p.runners, func(ctx context.Context) error { sup.Run(ctx); return nil })
+
+	tick := 50 * time.Millisecond
+	d := node.Deps{
+		Core: resilience.Config{
+			Name: nc.Name, Role: resilience.Role(nc.Role), Mode: resilience.Mode(nc.Mode),
+			LostTicks:         ticks(cfg.Failover.LostAfter, tick),
+			FailbackAuto:      cfg.Failover.Failback != config.FailbackManual,
+			FailbackHoldTicks: ticks(cfg.Failover.FailbackHold, tick),
+			Witness:           cfg.Failover.Witness != "",
+		},
+		Version:    nc.Version,
+		Services:   sup,
+		Audit:      al,
+		DataDir:    nc.DataDir,
+		Logger:     logger,
+		Registerer: reg,
+		TickEvery:  tick,
+	}
+
 	if cfg.XDS != nil {
 		host, _ := os.Hostname()
-		sipReg, err = xds.New(*cfg.XDS, xds.Options{
+		sipReg, err := xds.New(*cfg.XDS, xds.Options{
 			Logger:     logger,
 			Registerer: reg,
 			Hostname:   host,
@@ -228,22 +236,40 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 			},
 		})
 		if err != nil {
-			al.Close()
-			return nil, nil, nil, nil, fmt.Errorf("xds: %w", err)
+			return fail(fmt.Errorf("xds: %w", err))
 		}
-	}
-	d := node.Deps{
-		Core:       resilience.Config{Name: nc.Name, Role: resilience.Role(nc.Role), Mode: resilience.Mode(nc.Mode)},
-		Version:    nc.Version,
-		Services:   sup,
-		Audit:      al,
-		DataDir:    nc.DataDir,
-		Logger:     logger,
-		Registerer: reg,
-	}
-	if sipReg != nil {
 		d.Registrar = sipReg
+		p.runners = append(p.runners, func(ctx context.Context) error {
+			if err := sipReg.Run(ctx); err != nil {
+				return fmt.Errorf("xds: %w", err)
+			}
+			return nil
+		})
 	}
+
+	if nc.Mode == config.ModeAuto {
+		key, err := cfg.GossipKeyBytes()
+		if err != nil {
+			return fail(fmt.Errorf("gossip.key: %w", err))
+		}
+		g := cfg.Gossip
+		cl, err := cluster.New(cluster.Options{
+			Name: nc.Name, Bind: g.Bind, Key: key, Join: g.Join,
+			ProbeInterval: g.ProbeInterval, ProbeTimeout: g.ProbeTimeout, SuspicionMult: g.SuspicionMult,
+			RejoinInterval: g.RejoinInterval, Logger: logger, Registerer: reg,
+		}, cluster.Meta{Name: nc.Name, Role: nc.Role, Status: string(resilience.Inactive), Version: nc.Version, Healthy: true})
+		if err != nil {
+			return fail(fmt.Errorf("gossip: %w", err))
+		}
+		d.Membership = cl
+		p.runners = append(p.runners, func(ctx context.Context) error {
+			if err := cl.Run(ctx); err != nil {
+				return fmt.Errorf("gossip: %w", err)
+			}
+			return nil
+		})
+	}
+
 	if cfg.Peer != nil {
 		d.Peer = client.New(cfg.Peer.API, cfg.API.Token, client.WithTimeout(cfg.Peer.Timeout), client.WithActor(nc.Name))
 		d.PeerName = cfg.Peer.Name
@@ -253,11 +279,22 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 	}
 	n, err := node.New(d)
 	if err != nil {
-		al.Close()
-		return nil, nil, nil, nil, err
+		return fail(err)
 	}
 	nodeRef.Store(n)
-	return n, sup, sipReg, func() { al.Close() }, nil
+	p.node = n
+	p.runners = append(p.runners, func(ctx context.Context) error {
+		if err := n.Run(ctx); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+		return nil
+	})
+	return p, nil
+}
+
+// ticks converts a duration to core ticks, at least one.
+func ticks(d, tick time.Duration) int {
+	return max(1, int((d+tick-1)/tick))
 }
 
 // noteXDS puts registration changes in the audit log; reachability changes

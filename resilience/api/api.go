@@ -65,6 +65,33 @@ type Replication struct {
 	LastRun time.Time `json:"last_run"`
 	OK      bool      `json:"ok"`
 	Error   string    `json:"error,omitempty"`
+	// Kind is exec (a command) or files (trees copied over the API).
+	Kind string `json:"kind,omitempty"`
+	// Direction is send (this node runs the job) or receive (this node
+	// holds the copy; LastRun is the last receive).
+	Direction string `json:"direction,omitempty"`
+	// Running: a run is under way (send).
+	Running bool `json:"running,omitempty"`
+	// DurationSeconds of the last run (send).
+	DurationSeconds float64 `json:"duration_seconds,omitempty"`
+	// LastSuccess is the end of the last successful run or receive.
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// AgeSeconds is the age of LastSuccess; 0 when there was none.
+	AgeSeconds float64 `json:"age_seconds,omitempty"`
+	// MaxAgeSeconds is the job's max_age.
+	MaxAgeSeconds float64 `json:"max_age_seconds,omitempty"`
+	// Stale: no success, or the last one is older than max_age.
+	Stale bool `json:"stale"`
+	// BytesSent by the last run (files jobs, request bodies).
+	BytesSent int64 `json:"bytes_sent,omitempty"`
+	// FilesChanged by the last run or receive: paths written, fixed or
+	// deleted (files jobs).
+	FilesChanged int `json:"files_changed,omitempty"`
+	// NextRun is when the scheduler runs the job next (send, while
+	// Active).
+	NextRun time.Time `json:"next_run,omitzero"`
+	// Output is the tail of a failed exec run's output.
+	Output string `json:"output,omitempty"`
 }
 
 // Registration is the SIP registration state of this node at one MDS.
@@ -83,10 +110,16 @@ type Registration struct {
 	NextRefresh time.Time `json:"next_refresh,omitzero"`
 }
 
-// Failover is the manual HA failover state (auto mode, on the Main).
+// Failover is the failover state of auto mode: a manual HA failover (on
+// the Main) and whether the node holds Inactive.
 type Failover struct {
 	Manual bool       `json:"manual"`
 	Until  *time.Time `json:"until,omitempty"`
+	// Holding: the node will not go Active by itself (it stepped down and
+	// waits out its hold, or an admin stopped it).
+	Holding bool `json:"holding"`
+	// HeldByAdmin: an admin's Stop holds it until an admin's Start.
+	HeldByAdmin bool `json:"held_by_admin"`
 }
 
 // Transition is the last status change with its cause.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/cluster"
 )
 
 // Services drives the local services. Start and Stop may block up to their
@@ -50,6 +51,13 @@ type PeerClient interface {
 	StopServices(ctx context.Context, req api.StopRequest) (api.Status, error)
 }
 
+// Membership is the gossip layer of auto mode. SetMeta must not block for
+// long; Events is read by the node's loop only. Never used in manual mode.
+type Membership interface {
+	SetMeta(cluster.Meta)
+	Events() <-chan cluster.Event
+}
+
 // AuditLog stores audit entries durably.
 type AuditLog interface {
 	Append(api.AuditEntry) (api.AuditEntry, error)
@@ -76,6 +84,11 @@ type Deps struct {
 	Registerer    prometheus.Registerer
 	// UnregisterTimeout bounds the SIP unregistration before services stop.
 	UnregisterTimeout time.Duration
+	// Membership is the heartbeat (auto mode only; nil in manual mode).
+	Membership Membership
+	// TickEvery is the length of one core tick in auto mode; the core's
+	// LostTicks and FailbackHoldTicks count in it.
+	TickEvery time.Duration
 }
 
 // Node is a running PBX node. Its exported methods are safe for concurrent
@@ -99,7 +112,8 @@ type Node struct {
 
 	mu        sync.RWMutex
 	snap      snapshot
-	published []byte // last status event, to publish only changes
+	published []byte       // last status event, to publish only changes
+	meta      cluster.Meta // last meta announced over gossip (loop only)
 }
 
 type snapshot struct {
@@ -110,6 +124,12 @@ type snapshot struct {
 	peerHealth bool
 	unhealthy  []string
 	last       *api.Transition
+	holding    bool
+	adminHold  bool
+	// Auto mode: whether the peer was ever seen over gossip, and the
+	// witness as last seen.
+	peerInGossip bool
+	witnessAlive bool
 }
 
 // outcome is how a transition ended, for a waiting admin command.
@@ -157,6 +177,12 @@ func New(d Deps) (*Node, error) {
 	if d.IsUnreachable == nil {
 		d.IsUnreachable = func(error) bool { return true }
 	}
+	if d.TickEvery <= 0 {
+		d.TickEvery = 50 * time.Millisecond
+	}
+	if d.Core.Mode == resilience.ModeAuto && d.Membership == nil {
+		return nil, errors.New("node: auto mode needs a membership (gossip)")
+	}
 	n := &Node{
 		d:       d,
 		log:     d.Logger.With("component", "node"),
@@ -199,13 +225,30 @@ func (n *Node) Run(ctx context.Context) error {
 	close(n.ready)
 	n.log.Info("node booted", "role", n.d.Core.Role, "mode", n.d.Core.Mode, "status", n.m.Status(), "epoch", n.m.Epoch())
 
-	if n.d.Peer != nil {
+	var tick <-chan time.Time
+	var gossip <-chan cluster.Event
+	if n.auto() {
+		// The heartbeat gives the peer's view; its API is read only for
+		// admin commands.
+		t := time.NewTicker(n.d.TickEvery)
+		defer t.Stop()
+		tick, gossip = t.C, n.d.Membership.Events()
+		n.announce()
+	} else if n.d.Peer != nil {
 		go n.pollPeer(ctx)
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick:
+			n.step(ctx, resilience.Tick{})
+		case ev, ok := <-gossip:
+			if !ok {
+				gossip = nil
+				continue
+			}
+			n.onGossip(ctx, ev)
 		case <-n.health:
 			n.step(ctx, resilience.Health{Unhealthy: n.d.Services.Unhealthy()})
 		case msg := <-n.msgs:
@@ -264,12 +307,16 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 	n.mu.Lock()
 	n.snap.status, n.snap.epoch = after, n.m.Epoch()
 	n.snap.unhealthy = n.m.Unhealthy()
+	n.snap.holding, n.snap.adminHold = n.m.Holding(), n.m.AdminHold()
 	if after != before {
 		n.snap.since = time.Now()
 		n.snap.last = &api.Transition{From: string(before), To: string(after), Cause: last.Cause, At: n.snap.since}
 	}
 	n.mu.Unlock()
 	n.metrics.setStatus(after, n.m.Epoch())
+	if n.auto() {
+		n.announce()
+	}
 	if after != before && (after == resilience.Active || after == resilience.Inactive) {
 		if n.failure != nil {
 			last = *n.failure
@@ -281,6 +328,54 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 	}
 	n.publishStatus()
 	return err
+}
+
+func (n *Node) auto() bool { return n.d.Core.Mode == resilience.ModeAuto }
+
+// announce gossips this node's meta when it changed. Loop goroutine only.
+func (n *Node) announce() {
+	m := cluster.Meta{
+		Name: n.d.Core.Name, Role: string(n.d.Core.Role), Status: string(n.m.Status()), Version: n.d.Version,
+		Epoch: n.m.Epoch(), Healthy: len(n.m.Unhealthy()) == 0, Holding: n.m.Holding(),
+	}
+	if m.Equal(n.meta) {
+		return
+	}
+	n.meta = m
+	n.d.Membership.SetMeta(m)
+}
+
+// onGossip turns a membership change into the core's view of the peer or
+// of the witness. Loop goroutine only.
+func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
+	mem := ev.Member
+	alive := ev.Kind != cluster.Down
+	switch {
+	case mem.Meta.Role == string(resilience.RoleWitness):
+		n.mu.Lock()
+		n.snap.witnessAlive = alive
+		n.mu.Unlock()
+		n.step(ctx, resilience.WitnessSeen{Witness: resilience.WitnessView{
+			Alive: alive, SeesPeer: alive && mem.Meta.SeesMember(n.d.PeerName)}})
+	case mem.Name == n.d.PeerName:
+		p := api.Peer{Name: mem.Name, Reachable: alive, CheckedAt: time.Now().UTC()}
+		if alive {
+			p.Status, p.Epoch, p.Version, p.Healthy = mem.Meta.Status, mem.Meta.Epoch, mem.Meta.Version, mem.Meta.Healthy
+		} else {
+			p.Error = "lost over gossip"
+			if mem.Meta.Leaving {
+				p.Error = "left the cluster (stopped)"
+			}
+		}
+		n.setPeer(p)
+		n.mu.Lock()
+		n.snap.peerInGossip = n.snap.peerInGossip || alive
+		n.mu.Unlock()
+		view := n.peerView(p)
+		view.Holding = alive && mem.Meta.Holding
+		view.Unhealthy = alive && !mem.Meta.Healthy
+		n.step(ctx, resilience.PeerSeen{Peer: view})
+	}
 }
 
 // runWork carries out the long actions of one transition in order, then
@@ -463,6 +558,11 @@ func (n *Node) Status() api.Status {
 		st.XDS = n.d.Registrar.Status()
 	}
 	in := resilience.ReadinessInput{Version: n.d.Version, Status: s.status, Epoch: s.epoch, LocalUnhealthy: s.unhealthy}
+	if n.auto() {
+		in.PeerNotInGossip = n.d.Peer != nil && !s.peerInGossip
+		in.WitnessConfigured, in.WitnessAlive = n.d.Core.Witness, s.witnessAlive
+		st.Failover.Holding, st.Failover.HeldByAdmin = s.holding, s.adminHold
+	}
 	if s.peer != nil {
 		p := *s.peer
 		st.Peer = &p

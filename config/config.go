@@ -143,8 +143,10 @@ type Failover struct {
 	// FailbackHold is how long the Main must be healthy before it takes
 	// back; 0 takes back at once. Default: 30s.
 	FailbackHold time.Duration `mapstructure:"failback_hold"`
-	// LostAfter is how long the Main must be lost or unhealthy before the
-	// Standby activates. Default: 1s.
+	// LostAfter is how long the peer must stay lost, or the Active node
+	// unhealthy, before the auto rules act. Both signals are already
+	// confirmed upstream (memberlist's suspicion, the checks' fall count),
+	// so this only rides out a flap. Default: 100ms.
 	LostAfter time.Duration `mapstructure:"lost_after"`
 	// Witness is the gossip host:port of the optional third member that
 	// breaks ties. No default.
@@ -244,6 +246,13 @@ type CC struct {
 	Token string `mapstructure:"token" secret:"true"`
 	// Services run while the followed node is Active. Not env-overridable.
 	Services []Service `mapstructure:"services"`
+	// DataDir holds the follower's audit log. Default: cc/ under
+	// node.data_dir when a node runs in the same file, else
+	// /var/lib/resman/cc.
+	DataDir string `mapstructure:"data_dir"`
+	// CheckInterval is how often the followed node is polled when its
+	// event stream is down. Default: 1s.
+	CheckInterval time.Duration `mapstructure:"check_interval"`
 }
 
 // Edge is the reverse proxy in front of both sides.
@@ -256,12 +265,24 @@ type Edge struct {
 	Check EdgeCheck `mapstructure:"check"`
 	// Sides lists one or two sides. Not env-overridable.
 	Sides []Side `mapstructure:"sides"`
+	// TLS, when set, makes the proxy listener serve HTTPS.
+	TLS *EdgeTLS `mapstructure:"tls"`
+}
+
+// EdgeTLS is the certificate of the Edge's HTTPS listener: PEM files.
+type EdgeTLS struct {
+	Cert string `mapstructure:"cert"`
+	// Key is the private key file's path (tagged secret to stay out of
+	// printed configs, as keys' paths often tell where secrets live).
+	Key string `mapstructure:"key" secret:"true"`
 }
 
 // EdgeCheck is the Edge's health check of each side's node.
 type EdgeCheck struct {
 	// Interval between checks. Default: 500ms.
 	Interval time.Duration `mapstructure:"interval"`
+	// Timeout of one check. Default: the interval.
+	Timeout time.Duration `mapstructure:"timeout"`
 	// Rise consecutive passes and Fall consecutive failures change a side's
 	// state. Defaults: 2 and 2.
 	Rise int `mapstructure:"rise"`

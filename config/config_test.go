@@ -591,7 +591,7 @@ edge:
 		Peer: &Peer{Name: "xivo-standby", API: "http://127.0.0.2:9440", CheckInterval: 2 * time.Second, Timeout: 2 * time.Second},
 		Gossip: Gossip{Bind: "0.0.0.0:7946", ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond,
 			SuspicionMult: 2, RejoinInterval: time.Second},
-		Failover: Failover{Failback: FailbackAuto, FailbackHold: 30 * time.Second, LostAfter: time.Second},
+		Failover: Failover{Failback: FailbackAuto, FailbackHold: 30 * time.Second, LostAfter: 100 * time.Millisecond},
 		Services: []Service{
 			{Name: "a", Unit: "a", Timeout: 30 * time.Second,
 				Check: &Check{TCP: "127.0.0.1:1", Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 2}},
@@ -603,7 +603,7 @@ edge:
 		Replication: []Replication{{Name: "db", Run: []string{"x"}, Every: time.Hour, MaxAge: 2 * time.Hour}},
 		XDS:         &XDS{Contact: "sip:x@10.0.0.1", MDS: []MDS{{Name: "m", Registrar: "sip:10.0.0.11", Transport: "udp", Expires: 120}}},
 		Edge: &Edge{Listen: ":8443", Token: "0123456789abcdef0123",
-			Check: EdgeCheck{Interval: 500 * time.Millisecond, Rise: 2, Fall: 2},
+			Check: EdgeCheck{Interval: 500 * time.Millisecond, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2},
 			Sides: []Side{{Name: "main", Node: "http://10.0.0.1:9440", Routes: []Route{{Path: "/", Upstream: "http://10.0.0.21"}}}}},
 		Log: Log{Level: "info", Format: "text"},
 	}

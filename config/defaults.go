@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -59,7 +60,7 @@ func (c *Config) applyDefaults(given func(string) bool) {
 	f := &c.Failover
 	def(given, "failover.failback", &f.Failback, FailbackAuto)
 	def(given, "failover.failback_hold", &f.FailbackHold, 30*time.Second)
-	def(given, "failover.lost_after", &f.LostAfter, time.Second)
+	def(given, "failover.lost_after", &f.LostAfter, 100*time.Millisecond)
 
 	serviceDefaults(given, "services", c.Services)
 	for i := range c.Replication {
@@ -78,9 +79,16 @@ func (c *Config) applyDefaults(given func(string) bool) {
 	}
 	if cc := c.CC; cc != nil {
 		serviceDefaults(given, "cc.services", cc.Services)
+		dir := DefaultDataDir + "/cc"
+		if c.Node != nil && c.Node.DataDir != "" {
+			dir = strings.TrimRight(c.Node.DataDir, "/") + "/cc"
+		}
+		def(given, "cc.data_dir", &cc.DataDir, dir)
+		def(given, "cc.check_interval", &cc.CheckInterval, time.Second)
 	}
 	if e := c.Edge; e != nil {
 		def(given, "edge.check.interval", &e.Check.Interval, 500*time.Millisecond)
+		def(given, "edge.check.timeout", &e.Check.Timeout, e.Check.Interval)
 		def(given, "edge.check.rise", &e.Check.Rise, 2)
 		def(given, "edge.check.fall", &e.Check.Fall, 2)
 	}

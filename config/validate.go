@@ -378,6 +378,10 @@ func (v *checker) cc() {
 	}
 	v.url("cc.follow", cc.Follow, true, "http://127.0.0.1:9440")
 	v.token("cc.token", cc.Token, "the api.token of the node it follows")
+	if !strings.HasPrefix(cc.DataDir, "/") {
+		v.add("cc.data_dir", "must be an absolute path, like %s/cc, got %q", DefaultDataDir, cc.DataDir)
+	}
+	v.positive("cc.check_interval", cc.CheckInterval)
 	v.services("cc.services", cc.Services)
 }
 
@@ -393,6 +397,20 @@ func (v *checker) edge() {
 	}
 	v.token("edge.token", e.Token, "the nodes' api.token")
 	v.positive("edge.check.interval", e.Check.Interval)
+	if e.Check.Interval > 0 { // else the timeout's default is wrong too: one error is enough
+		v.positive("edge.check.timeout", e.Check.Timeout)
+	}
+	if e.Check.Timeout > e.Check.Interval && e.Check.Interval > 0 {
+		v.add("edge.check.timeout", "must be at most edge.check.interval (%s), got %s", e.Check.Interval, e.Check.Timeout)
+	}
+	if t := e.TLS; t != nil {
+		if t.Cert == "" {
+			v.add("edge.tls.cert", "required: the PEM file of the certificate, like /etc/resman/edge.crt")
+		}
+		if t.Key == "" {
+			v.add("edge.tls.key", "required: the PEM file of the private key, like /etc/resman/edge.key")
+		}
+	}
 	v.atLeastOne("edge.check.rise", e.Check.Rise)
 	v.atLeastOne("edge.check.fall", e.Check.Fall)
 	if n := len(e.Sides); n < 1 || n > 2 {

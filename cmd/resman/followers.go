@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/resman-pbx/resman/cc"
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/edge"
 	"github.com/resman-pbx/resman/resilience/web"
 )
 
@@ -15,11 +17,67 @@ import (
 // follower and the Edge proxy. It returns their API mounts on the shared
 // listener, their runners (each runs until ctx is done) and a cleanup.
 func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) ([]web.Mount, []func(context.Context) error, func(), error) {
+	var mounts []web.Mount
+	var runners []func(context.Context) error
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
 	if cfg.CC != nil {
-		return nil, nil, nil, withCode(exitUsage, errors.New("cc: the CC follower is not available in this build yet"))
+		f, err := cc.New(cc.Options{
+			Config:        *cfg.CC,
+			Token:         cfg.API.Token,
+			DataDir:       cfg.CC.DataDir,
+			CheckInterval: cfg.CC.CheckInterval,
+			Standalone:    cfg.Node == nil,
+			Logger:        logger,
+			Registerer:    reg,
+		})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("cc: %w", err)
+		}
+		cleanups = append(cleanups, func() { f.Close() })
+		h := f.Handler()
+		mounts = append(mounts, web.Mount{Prefix: "/api/v1/cc", Handler: h})
+		if cfg.Node == nil {
+			mounts = append(mounts,
+				web.Mount{Prefix: cc.PathNodeStatus, Handler: h},
+				web.Mount{Prefix: cc.PathNodeAudit, Handler: h},
+				web.Mount{Prefix: cc.PathActive, Handler: h})
+		}
+		runners = append(runners, func(ctx context.Context) error {
+			if err := f.Run(ctx); err != nil {
+				return fmt.Errorf("cc: %w", err)
+			}
+			return nil
+		})
 	}
 	if cfg.Edge != nil {
-		return nil, nil, nil, withCode(exitUsage, errors.New("edge: the Edge proxy is not available in this build yet"))
+		standalone := cfg.Node == nil && cfg.CC == nil
+		opts := edge.Options{
+			Config:       *cfg.Edge,
+			Token:        cfg.API.Token,
+			CheckTimeout: cfg.Edge.Check.Timeout,
+			Standalone:   standalone,
+			Logger:       logger,
+			Registerer:   reg,
+		}
+		if t := cfg.Edge.TLS; t != nil {
+			opts.TLSCert, opts.TLSKey = t.Cert, t.Key
+		}
+		e, err := edge.New(opts)
+		if err != nil {
+			cleanup()
+			return nil, nil, nil, err
+		}
+		h := e.APIHandler()
+		mounts = append(mounts, web.Mount{Prefix: "/api/v1/edge", Handler: h})
+		if standalone {
+			mounts = append(mounts, web.Mount{Prefix: edge.PathNodeStatus, Handler: h})
+		}
+		runners = append(runners, e.Run)
 	}
-	return nil, nil, func() {}, nil
+	return mounts, runners, cleanup, nil
 }

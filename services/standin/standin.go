@@ -1,21 +1,27 @@
 // Package standin provides built-in stand-ins for the services of a PBX: a
 // SIP endpoint that answers OPTIONS like Asterisk does, and a tiny web app
-// that says which side served it. They need no setup, so the demo and the
+// that says which side served it, over plain HTTP, an event stream and a
+// WebSocket. They need no setup, so the demo and the
 // real-process tests run them as run: services (resman standin ...).
 package standin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
@@ -88,9 +94,8 @@ func ServeSIP(ctx context.Context, udp net.PacketConn, tcp net.Listener, log *sl
 	return nil
 }
 
-// HTTP serves a tiny web app at addr: / names the side that served it
-// ("served by <name>") and /healthz answers ok. It returns nil when ctx is
-// done, or an error at once if it cannot listen.
+// HTTP serves a tiny web app at addr (see Handler). It returns nil when ctx
+// is done, or an error at once if it cannot listen.
 func HTTP(ctx context.Context, addr, name string, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -100,13 +105,15 @@ func HTTP(ctx context.Context, addr, name string, log *slog.Logger) error {
 }
 
 // ServeHTTP is HTTP on a listener the caller opened; it closes it when ctx
-// is done.
+// is done. Event streams and WebSockets end with ctx.
 func ServeHTTP(ctx context.Context, ln net.Listener, name string, log *slog.Logger) error {
 	log = orDiscard(log).With("component", "standin", "standin", "http")
 	srv := &http.Server{
 		Handler:           Handler(name),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// Requests see ctx end: streams stop at shutdown.
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "name", name)
 	errc := make(chan error, 1)
@@ -127,24 +134,146 @@ func ServeHTTP(ctx context.Context, ln net.Listener, name string, log *slog.Logg
 	return nil
 }
 
-// Handler is the web app of HTTP, for a caller that serves it itself.
+// TickInterval is the period of the /events stream.
+const TickInterval = time.Second
+
+// Stats is the answer of GET /stats.
+type Stats struct {
+	Name string `json:"name"`
+	// Requests counts the requests served but /healthz and /stats.
+	Requests uint64 `json:"requests"`
+}
+
+// Handler is the web app of HTTP, for a caller that serves it itself:
+//
+//   - / names the side that served it ("served by <name>") and shows the
+//     /events and /ws feeds live, so a browser follows a failover;
+//   - /events is a Server-Sent Events stream: "tick N from <name>" every
+//     TickInterval, the first at once;
+//   - /ws is a WebSocket that sends "hello from <name>", then echoes
+//     every message;
+//   - /healthz answers ok; /stats counts the other requests (Stats).
+//
+// Every answer but /healthz carries X-Served-By: <name>.
 func Handler(name string) http.Handler {
-	page := "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>resman demo</title></head>\n" +
-		"<body><h1>served by " + html.EscapeString(name) + "</h1></body></html>\n"
+	page := strings.ReplaceAll(pageTemplate, "{{name}}", html.EscapeString(name))
+	var requests atomic.Uint64
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	counted := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			w.Header().Set("X-Served-By", name)
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("GET /{$}", counted(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Served-By", name)
 		_, _ = w.Write([]byte(page))
-	})
+	}))
+	mux.HandleFunc("GET /events", counted(func(w http.ResponseWriter, r *http.Request) {
+		serveEvents(w, r, name)
+	}))
+	mux.HandleFunc("GET /ws", counted(func(w http.ResponseWriter, r *http.Request) {
+		serveWebSocket(w, r, name)
+	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Served-By", name)
+		_ = json.NewEncoder(w).Encode(Stats{Name: name, Requests: requests.Load()})
+	})
 	return mux
 }
+
+// serveEvents streams a tick naming the side every TickInterval until the
+// client or the server goes away.
+func serveEvents(w http.ResponseWriter, r *http.Request, name string) {
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	// A browser reconnects a second after the stream breaks.
+	if _, err := io.WriteString(w, "retry: 1000\n\n"); err != nil {
+		return
+	}
+	t := time.NewTicker(TickInterval)
+	defer t.Stop()
+	for n := 1; ; n++ {
+		if _, err := fmt.Fprintf(w, "data: tick %d from %s\n\n", n, name); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// serveWebSocket greets with the side's name, then echoes.
+func serveWebSocket(w http.ResponseWriter, r *http.Request, name string) {
+	// The page may come through a proxy under another host name: accept
+	// any origin (a stand-in, not a product).
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return // Accept has answered
+	}
+	defer c.CloseNow()
+	ctx := r.Context()
+	if err := c.Write(ctx, websocket.MessageText, []byte("hello from "+name)); err != nil {
+		return
+	}
+	for {
+		typ, msg, err := c.Read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				c.Close(websocket.StatusGoingAway, "server shutting down")
+			}
+			return
+		}
+		if err := c.Write(ctx, typ, msg); err != nil {
+			return
+		}
+	}
+}
+
+// pageTemplate is the page of /; {{name}} is the escaped side name.
+const pageTemplate = `<!doctype html>
+<html><head><meta charset="utf-8"><title>resman demo</title>
+<style>body{font-family:sans-serif;margin:2em}code{background:#eee;padding:0 .3em}</style></head>
+<body><h1>served by {{name}}</h1>
+<p>Event stream: <code id="sse">connecting</code></p>
+<p>WebSocket: <code id="ws">connecting</code></p>
+<script>
+const base = location.pathname.replace(/[^/]*$/, "");
+const es = new EventSource(base + "events");
+es.onmessage = (e) => { document.getElementById("sse").textContent = e.data; };
+es.onerror = () => { document.getElementById("sse").textContent = "reconnecting"; };
+function connect() {
+  const s = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + base + "ws");
+  let n = 0, timer;
+  s.onmessage = (e) => { document.getElementById("ws").textContent = e.data; };
+  s.onopen = () => { timer = setInterval(() => s.send("ping " + (++n)), 1000); };
+  s.onclose = () => {
+    clearInterval(timer);
+    document.getElementById("ws").textContent = "reconnecting";
+    setTimeout(connect, 1000);
+  };
+}
+connect();
+</script>
+</body></html>
+`
 
 func orDiscard(log *slog.Logger) *slog.Logger {
 	if log == nil {

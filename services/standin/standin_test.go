@@ -1,15 +1,19 @@
 package standin
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
@@ -166,5 +170,76 @@ func TestHTTPCannotListen(t *testing.T) {
 	defer cancel()
 	if err := HTTP(ctx, taken.Addr().String(), "main", nil); err == nil || !strings.Contains(err.Error(), "listen HTTP") {
 		t.Errorf("HTTP on a taken port = %v, want a listen error", err)
+	}
+}
+
+func TestHTTPEventsAndWebSocket(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, func(ctx context.Context) error { return ServeHTTP(ctx, ln, "standby", nil) })
+	base := "http://" + ln.Addr().String()
+
+	// The event stream names the side at once and keeps ticking.
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/events", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := res.Header.Get("Content-Type"); ct != "text/event-stream" || res.Header.Get("X-Served-By") != "standby" {
+		t.Errorf("/events: Content-Type %q, X-Served-By %q", ct, res.Header.Get("X-Served-By"))
+	}
+	sc := bufio.NewScanner(res.Body)
+	var ticks []string
+	for sc.Scan() && len(ticks) < 2 {
+		if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			ticks = append(ticks, line)
+		}
+	}
+	res.Body.Close()
+	if len(ticks) != 2 || ticks[0] != "tick 1 from standby" || ticks[1] != "tick 2 from standby" {
+		t.Errorf("ticks = %q", ticks)
+	}
+
+	// The WebSocket greets with the name, then echoes.
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if _, msg, err := c.Read(ctx); err != nil || string(msg) != "hello from standby" {
+		t.Fatalf("greeting = %q, %v", msg, err)
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := c.Read(ctx); err != nil || string(msg) != "ping" {
+		t.Fatalf("echo = %q, %v", msg, err)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+
+	// /stats counted /events and /ws, not itself nor /healthz.
+	get(t, base+"/healthz")
+	_, body, _ := get(t, base+"/stats")
+	var st Stats
+	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Name != "standby" || st.Requests != 2 {
+		t.Errorf("/stats = %s (%v), want 2 requests", body, err)
+	}
+}
+
+func TestHTTPPageShowsFeeds(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Handler("main").ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	body := rec.Body.String()
+	for _, want := range []string{"served by main", `EventSource(base + "events")`, `base + "ws"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if rec.Header().Get("X-Served-By") != "main" {
+		t.Errorf("X-Served-By = %q", rec.Header().Get("X-Served-By"))
 	}
 }

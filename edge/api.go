@@ -1,0 +1,148 @@
+package edge
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/resman-pbx/resman/resilience/api"
+)
+
+// Paths of the Edge's status API, served on the file's api.listen.
+const (
+	PathStatus     = "/api/v1/edge/status"
+	PathNodeStatus = "/api/v1/status" // only when Standalone
+)
+
+// Status is the answer of GET /api/v1/edge/status.
+type Status struct {
+	// Side receiving the traffic; empty when no side is Active.
+	Side string `json:"side"`
+	// Since when Side has had the traffic (or none has).
+	Since time.Time `json:"since"`
+	// Switches counts the changes of Side since the Edge started.
+	Switches uint64 `json:"switches"`
+	// Listen is the proxy's address.
+	Listen string `json:"listen"`
+	TLS    bool   `json:"tls"`
+	// Check is the health check's setting.
+	Check CheckStatus  `json:"check"`
+	Sides []SideStatus `json:"sides"`
+}
+
+// CheckStatus is the Edge's health check setting.
+type CheckStatus struct {
+	Interval string `json:"interval"`
+	Rise     int    `json:"rise"`
+	Fall     int    `json:"fall"`
+}
+
+// SideStatus is what the Edge knows of one side.
+type SideStatus struct {
+	Name string `json:"name"`
+	Node string `json:"node"`
+	// Health is up (receives traffic when chosen), down or unknown.
+	Health string `json:"health"`
+	// Routed: this side has the traffic.
+	Routed bool `json:"routed"`
+	// Active: the node's last answer said Active.
+	Active bool `json:"active"`
+	// NodeStatus is the status in the node's last answer.
+	NodeStatus string `json:"node_status,omitempty"`
+	Epoch      uint64 `json:"epoch"`
+	// Passes and Fails are the current runs of passed and failed checks.
+	Passes    int       `json:"passes"`
+	Fails     int       `json:"fails"`
+	LastCheck time.Time `json:"last_check,omitzero"`
+	Error     string    `json:"error,omitempty"`
+	// Streams counts the open WebSocket and streaming connections.
+	Streams int           `json:"streams"`
+	Routes  []RouteStatus `json:"routes"`
+}
+
+// RouteStatus is one route of a side.
+type RouteStatus struct {
+	Path     string `json:"path"`
+	Upstream string `json:"upstream"`
+}
+
+// Status is a snapshot of the Edge.
+func (e *Edge) Status() Status {
+	e.mu.Lock()
+	routed := e.routed.Load()
+	st := Status{
+		Since:    e.since.UTC(),
+		Switches: e.switches,
+		Listen:   e.addr,
+		TLS:      e.tls != nil,
+		Check:    CheckStatus{Interval: e.interval.String(), Rise: e.rise, Fall: e.fall},
+	}
+	if st.Listen == "" {
+		st.Listen = e.listen
+	}
+	if routed != nil {
+		st.Side = routed.name
+	}
+	for _, s := range e.sides {
+		ss := SideStatus{
+			Name: s.name, Node: s.node, Health: orUnknown(s.health), Routed: s == routed,
+			Active: s.claims, NodeStatus: s.nodeState, Epoch: s.epoch,
+			Passes: s.passes, Fails: s.fails, Error: s.lastErr,
+		}
+		if !s.lastCheck.IsZero() {
+			ss.LastCheck = s.lastCheck.UTC()
+		}
+		for _, rt := range s.routes {
+			ss.Routes = append(ss.Routes, RouteStatus{Path: rt.path, Upstream: rt.upstream.String()})
+		}
+		st.Sides = append(st.Sides, ss)
+	}
+	e.mu.Unlock()
+	for i, s := range e.sides {
+		st.Sides[i].Streams = s.openStreams()
+	}
+	return st
+}
+
+// APIHandler serves the status API: GET /api/v1/edge/status, and GET
+// /api/v1/status when Standalone, with the bearer token (the file's
+// api.token). Errors are JSON api.Error answers.
+func (e *Edge) APIHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != PathStatus && !(e.standalone && r.URL.Path == PathNodeStatus) {
+			writeJSON(w, http.StatusNotFound, api.Error{Error: "not found"})
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, api.Error{Error: "method " + r.Method + " not allowed; allowed: GET, HEAD"})
+			return
+		}
+		if !e.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="resman"`)
+			writeJSON(w, http.StatusUnauthorized, api.Error{Error: "a valid bearer token is required"})
+			return
+		}
+		writeJSON(w, http.StatusOK, e.Status())
+	})
+}
+
+func (e *Edge) authorized(r *http.Request) bool {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return false
+	}
+	got := sha256.Sum256([]byte(token))
+	return e.hasToken && subtle.ConstantTimeCompare(got[:], e.tokenHash[:]) == 1
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

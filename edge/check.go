@@ -1,0 +1,279 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/client"
+)
+
+// Backoff between two connections of a node's event stream.
+const (
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 10 * time.Second
+)
+
+// Health of a side, as the checks see it.
+const (
+	HealthUnknown = "unknown" // not yet rise passes nor a failure verdict
+	HealthUp      = "up"      // Active and answering: may receive traffic
+	HealthDown    = "down"
+)
+
+// verdict is the result of one check of a side's node.
+type verdict int
+
+const (
+	verdictFail     verdict = iota // no usable answer
+	verdictActive                  // 200, status active
+	verdictInactive                // the node answered that it is not Active
+)
+
+// side is one side behind the Edge: its node, its routes, its check state
+// (guarded by Edge.mu) and its open streams (guarded by smu).
+type side struct {
+	edge   *Edge
+	name   string
+	node   string
+	routes []*route
+	client *client.Client
+
+	// Check state, under edge.mu.
+	health    string
+	passes    int
+	fails     int
+	claims    bool // the last answer said Active
+	epoch     uint64
+	nodeState string // status in the last answer
+	lastCheck time.Time
+	lastErr   string
+	// eventAt is when the event stream last said the node is not Active:
+	// checks started before are stale.
+	eventAt time.Time
+
+	smu     sync.Mutex
+	streams map[*stream]struct{}
+	byConn  map[net.Conn]*stream
+}
+
+// match returns the route of path: the longest prefix that ends at a path
+// segment boundary ("/api" takes /api and /api/x, not /apix).
+func (s *side) match(path []byte) *route {
+	for _, rt := range s.routes {
+		p := rt.path
+		if len(path) >= len(p) && string(path[:len(p)]) == p &&
+			(len(path) == len(p) || p[len(p)-1] == '/' || path[len(p)] == '/') {
+			return rt
+		}
+	}
+	return nil
+}
+
+// checkLoop checks the side now and then every interval until ctx is done.
+func (s *side) checkLoop(ctx context.Context) {
+	t := time.NewTicker(s.edge.interval)
+	defer t.Stop()
+	for {
+		at := time.Now()
+		v, a, err := s.check(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.edge.observe(s, at, v, a, err, false)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// check asks the node GET /active once.
+func (s *side) check(ctx context.Context) (verdict, api.Active, error) {
+	a, err := s.client.Active(ctx)
+	if err != nil {
+		return verdictFail, a, err
+	}
+	if a.Status == api.StatusActive {
+		return verdictActive, a, nil
+	}
+	return verdictInactive, a, nil
+}
+
+// eventLoop follows the node's event stream (with the Edge's token), with
+// backoff between reconnections: a node that starts deactivating stops
+// receiving traffic at once, without waiting for the next check. Going
+// back up still takes rise checks.
+func (s *side) eventLoop(ctx context.Context) {
+	backoff := minBackoff
+	warned := false
+	for ctx.Err() == nil {
+		delivered := false
+		err := s.client.Events(ctx, func(ev api.Event) error {
+			st, ok := ev.Data.(api.Status)
+			if !ok {
+				return nil
+			}
+			delivered = true
+			if st.Status != api.StatusActive {
+				s.edge.observeEvent(s, api.Active{Status: st.Status, Epoch: st.Epoch})
+			}
+			return nil
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if delivered {
+			backoff = minBackoff
+		}
+		var ae *client.Error
+		if errors.As(err, &ae) && !warned {
+			warned = true
+			s.edge.log.Warn("no event stream from the node: checks only", "side", s.name, "error", err)
+		} else {
+			s.edge.log.Debug("event stream ended", "side", s.name, "error", err, "retry_in", backoff)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// observeEvent applies an event of the node saying it is not Active.
+func (e *Edge) observeEvent(s *side, a api.Active) {
+	e.observe(s, time.Now(), verdictInactive, a, nil, true)
+}
+
+// observe counts one check result of s and routes to the side that should
+// have the traffic now.
+func (e *Edge) observe(s *side, at time.Time, v verdict, a api.Active, err error, event bool) {
+	e.mu.Lock()
+	if at.Before(s.eventAt) {
+		// The node's event stream has said newer.
+		e.mu.Unlock()
+		return
+	}
+	if event {
+		s.eventAt = at
+	}
+	before := s.health
+	s.lastCheck = time.Now()
+	switch v {
+	case verdictActive:
+		s.fails = 0
+		s.passes++
+		s.claims, s.epoch, s.nodeState, s.lastErr = true, a.Epoch, a.Status, ""
+		if s.passes >= e.rise {
+			s.health = HealthUp
+		}
+	case verdictInactive:
+		// An answer, not a failure: the node says it does not serve.
+		s.passes = 0
+		s.fails = 0
+		s.claims, s.nodeState, s.lastErr = false, a.Status, ""
+		if a.Epoch > s.epoch {
+			s.epoch = a.Epoch
+		}
+		s.health = HealthDown
+	default:
+		s.passes = 0
+		s.fails++
+		s.nodeState = ""
+		s.lastErr = checkError(err)
+		if s.fails >= e.fall {
+			s.health = HealthDown
+			s.claims = false
+		}
+	}
+	after := s.health
+	e.metrics.setHealth(s.name, after == HealthUp)
+	if before != after {
+		attrs := []any{"side", s.name, "from", orUnknown(before), "to", after, "epoch", s.epoch}
+		switch v {
+		case verdictFail:
+			e.log.Warn("side down: its node does not answer", append(attrs, "fails", s.fails, "error", err)...)
+		case verdictInactive:
+			e.log.Info("side down: its node is not active", append(attrs, "node_status", a.Status, "seen_by", map[bool]string{true: "event", false: "check"}[event])...)
+		default:
+			e.log.Info("side up: its node is active", attrs...)
+		}
+	} else if v == verdictFail {
+		e.log.Debug("check failed", "side", s.name, "error", err)
+	}
+	lost := e.reselectLocked()
+	e.mu.Unlock()
+	if lost != nil {
+		go lost.closeStreams("side lost active")
+	}
+}
+
+// reselectLocked routes to the side that should have the traffic: the one
+// that is up, or, both being up, the higher epoch (on a tie the side
+// already routed, else the first listed). It returns the side that lost the
+// traffic, if any.
+func (e *Edge) reselectLocked() *side {
+	var best *side
+	cur := e.routed.Load()
+	for _, s := range e.sides {
+		if s.health != HealthUp {
+			continue
+		}
+		switch {
+		case best == nil, s.epoch > best.epoch, s.epoch == best.epoch && s == cur:
+			best = s
+		}
+	}
+	if best == cur {
+		return nil
+	}
+	e.routed.Store(best)
+	e.since = time.Now()
+	e.switches++
+	e.metrics.switched(e.sides, best)
+	from, to := "none", "none"
+	if cur != nil {
+		from = cur.name
+	}
+	if best != nil {
+		to = best.name
+		e.log.Info("routing switched", "from", from, "to", to, "epoch", best.epoch, "switches", e.switches)
+	} else {
+		e.log.Warn("no side is active: answering 503", "from", from, "switches", e.switches)
+	}
+	return cur
+}
+
+// checkError says why a check failed, without the node's URL (the status
+// API lists it beside).
+func checkError(err error) string {
+	var ae *client.Error
+	var ne net.Error
+	switch {
+	case errors.As(err, &ae):
+		return fmt.Sprintf("answered %d", ae.StatusCode)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "no answer in time"
+	case errors.Is(err, client.ErrUnreachable):
+		return "unreachable"
+	case err != nil:
+		return "unusable answer"
+	}
+	return ""
+}
+
+func orUnknown(h string) string {
+	if h == "" {
+		return HealthUnknown
+	}
+	return h
+}

@@ -1,0 +1,304 @@
+// Package edge is the reverse proxy in front of a Main/Standby pair: users,
+// browsers and phones connect to the Edge, and the Edge sends every request
+// to the side whose node is Active.
+//
+// The Edge asks each side's node GET /active every check interval. A side
+// receives traffic once it has answered "active" rise times in a row; it
+// stops receiving traffic after fall failed checks in a row, or at once
+// when its node says that it is not Active, in an answer or on the node's
+// event stream (which the Edge follows with edge.token, so that a stopping
+// node loses its traffic before its services are down). All routes switch
+// together: the Edge routes to one side at a time (the higher epoch wins if
+// both claim Active). When the routed side changes, the WebSocket and
+// streaming connections (Server-Sent Events, answers without a length) of
+// the side that lost Active are closed, so that clients reconnect to the
+// new side. With no side Active, requests get a 503 page with Retry-After.
+//
+// The proxy runs on fasthttp (server and upstream client, HTTP/1.1 with
+// keep-alive to the upstreams): measured against nginx on the same job,
+// net/http with httputil.ReverseProxy reached about half of its
+// throughput, fasthttp matches it (see README.md). Small answers are read
+// whole and sent on; large ones and answers without a length are streamed
+// and flushed as they come. WebSocket upgrades and requests for an event
+// stream get a connection of their own to the upstream, and bytes are
+// copied both ways. Error pages never name an upstream.
+package edge
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/client"
+)
+
+// Timeouts and limits of the proxy listener and of the upstream client.
+const (
+	// readTimeout bounds reading one request (headers and body).
+	readTimeout     = 60 * time.Second
+	idleTimeout     = 120 * time.Second
+	shutdownTimeout = 3 * time.Second
+	dialTimeout     = 5 * time.Second
+	tlsTimeout      = 5 * time.Second
+	upstreamIdle    = 90 * time.Second
+	// maxRequestBody bounds an upload; bodies are streamed, not held.
+	maxRequestBody = 1 << 30
+)
+
+// Options configure an Edge.
+type Options struct {
+	// Config is the edge section, validated and defaulted by config.
+	Config config.Edge
+	// Token is the bearer token of the Edge's status API (the file's
+	// api.token).
+	Token string
+	// TLSCert and TLSKey are PEM files; when both are set the proxy
+	// listens with TLS (HTTPS, HTTP/1.1): edge.tls.cert and edge.tls.key.
+	TLSCert, TLSKey string
+	// CheckTimeout bounds one check of a side's node (default: the check
+	// interval): edge.check.timeout.
+	CheckTimeout time.Duration
+	// Standalone also serves the status at /api/v1/status: no node runs in
+	// the same file.
+	Standalone bool
+	// Logger receives the logs, tagged component=edge; nil discards them.
+	Logger *slog.Logger
+	// Registerer, if set, receives the resman_edge_* metrics.
+	Registerer prometheus.Registerer
+}
+
+// Edge is the proxy. Its methods are safe for concurrent use.
+type Edge struct {
+	log        *slog.Logger
+	listen     string
+	interval   time.Duration
+	rise, fall int
+	sides      []*side
+	tls        *tls.Config
+	checkHC    *http.Client
+	tokenHash  [sha256.Size]byte
+	hasToken   bool
+	standalone bool
+	metrics    *metrics
+	pages      pages
+
+	// routed is the side receiving traffic, nil when none is Active.
+	routed atomic.Pointer[side]
+
+	// mu guards the selection state and every side's check state.
+	mu       sync.Mutex
+	since    time.Time
+	switches uint64
+	started  bool
+	addr     string // the address the proxy listens on, once it does
+}
+
+// New builds an Edge from its config. It fails on an unusable upstream URL
+// or TLS files.
+func New(opts Options) (*Edge, error) {
+	cfg := opts.Config
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "edge")
+	if len(cfg.Sides) == 0 {
+		return nil, errors.New("edge: no side configured")
+	}
+	e := &Edge{
+		log:        log,
+		listen:     cfg.Listen,
+		interval:   cfg.Check.Interval,
+		rise:       max(cfg.Check.Rise, 1),
+		fall:       max(cfg.Check.Fall, 1),
+		standalone: opts.Standalone,
+		since:      time.Now(),
+	}
+	if e.interval <= 0 {
+		e.interval = 500 * time.Millisecond
+	}
+	checkTimeout := opts.CheckTimeout
+	if checkTimeout <= 0 {
+		checkTimeout = e.interval
+	}
+	e.tokenHash, e.hasToken = sha256.Sum256([]byte(opts.Token)), opts.Token != ""
+	if !e.hasToken {
+		log.Warn("no API token configured: the Edge's status API refuses every call")
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	e.metrics = m
+	// Retry after about the time a side needs to be seen Active.
+	retry := max(1, int((e.interval*time.Duration(e.rise)+time.Second-1)/time.Second))
+	e.pages = newPages(strconv.Itoa(retry))
+
+	if (opts.TLSCert == "") != (opts.TLSKey == "") {
+		return nil, errors.New("edge tls: set both the certificate and the key, or neither")
+	}
+	if opts.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("edge tls: %w", err)
+		}
+		e.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	e.checkHC = &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     upstreamIdle,
+		TLSHandshakeTimeout: tlsTimeout,
+	}}
+	seen := map[string]bool{}
+	for i, sc := range cfg.Sides {
+		if seen[sc.Name] {
+			return nil, fmt.Errorf("edge.sides[%d].name: %q used twice", i, sc.Name)
+		}
+		seen[sc.Name] = true
+		s := &side{
+			edge:    e,
+			name:    sc.Name,
+			node:    sc.Node,
+			streams: map[*stream]struct{}{},
+			byConn:  map[net.Conn]*stream{},
+			client:  client.New(sc.Node, cfg.Token, client.WithHTTPClient(e.checkHC), client.WithTimeout(checkTimeout)),
+		}
+		if len(sc.Routes) == 0 {
+			return nil, fmt.Errorf("edge.sides[%d].routes: no route", i)
+		}
+		for j, rc := range sc.Routes {
+			u, err := url.Parse(rc.Upstream)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("edge.sides[%d].routes[%d].upstream: not an http(s) URL with a host", i, j)
+			}
+			s.routes = append(s.routes, newRoute(s, rc.Path, u))
+		}
+		// Longest prefix first: the first match is the most specific.
+		slices.SortStableFunc(s.routes, func(a, b *route) int { return len(b.path) - len(a.path) })
+		e.sides = append(e.sides, s)
+	}
+	e.metrics.setRouted(e.sides, nil)
+	return e, nil
+}
+
+// Run listens on edge.listen and serves until ctx is done, checking both
+// sides meanwhile.
+func (e *Edge) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", e.listen)
+	if err != nil {
+		return fmt.Errorf("edge.listen %s: %w", e.listen, err)
+	}
+	return e.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened (plain TCP: the Edge adds
+// TLS when configured). It closes ln and returns nil when ctx is done. Call
+// it once.
+func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
+	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		ln.Close()
+		return errors.New("edge: Serve called twice")
+	}
+	e.started = true
+	e.addr = ln.Addr().String()
+	e.mu.Unlock()
+
+	srv := &fasthttp.Server{
+		Handler:                      e.handle,
+		Name:                         "",
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		NoDefaultDate:                true,
+		ReadBufferSize:               bufferSize,
+		WriteBufferSize:              bufferSize,
+		ReadTimeout:                  readTimeout,
+		IdleTimeout:                  idleTimeout,
+		MaxRequestBodySize:           maxRequestBody,
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		SecureErrorLogMessage:        true,
+		Logger:                       fasthttpLogger{e.log},
+		ConnState:                    e.connState,
+	}
+	scheme := "http"
+	if e.tls != nil {
+		ln = tls.NewListener(ln, e.tls.Clone())
+		scheme = "https"
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range e.sides {
+		wg.Go(func() { s.checkLoop(ctx) })
+		wg.Go(func() { s.eventLoop(ctx) })
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	e.log.Info("proxy listening", "addr", ln.Addr().String(), "scheme", scheme,
+		"interval", e.interval, "rise", e.rise, "fall", e.fall)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		errc = nil
+	}
+	cancel()
+	wg.Wait()
+	// Streams never go idle: cut them, then let the other requests end.
+	for _, s := range e.sides {
+		s.closeStreams("shutdown")
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer scancel()
+	if err := srv.ShutdownWithContext(sctx); err != nil {
+		e.log.Debug("shutdown", "error", err)
+	}
+	if errc != nil {
+		serveErr = <-errc
+	}
+	for _, s := range e.sides {
+		for _, rt := range s.routes {
+			rt.hc.CloseIdleConnections()
+		}
+	}
+	if serveErr != nil {
+		return fmt.Errorf("edge: serve %s: %w", ln.Addr(), serveErr)
+	}
+	return nil
+}
+
+// fasthttpLogger sends the server's messages to the log at debug level.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...))
+}
+
+// Addr is the address the proxy listens on, empty before Serve.
+func (e *Edge) Addr() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.addr
+}

@@ -1,0 +1,92 @@
+package edge
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the resman_edge_* metrics.
+type metrics struct {
+	activeSide     *prometheus.GaugeVec
+	healthy        *prometheus.GaugeVec
+	switches       prometheus.Counter
+	requests       *prometheus.CounterVec
+	upstreamErrors *prometheus.CounterVec
+	closed         prometheus.Counter
+	// unavailable and notFound count the Edge's own 503 and 404 answers
+	// without a label lookup.
+	unavailable, notFound prometheus.Counter
+}
+
+// noSide labels what no side answered (503 with no side Active, 404).
+const noSide = "none"
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		activeSide: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resman_edge_active_side",
+			Help: "1 for the side receiving the traffic (side=\"none\" when no side is Active), 0 for the others."}, []string{"side"}),
+		healthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resman_edge_side_up",
+			Help: "1 while the side's node passes the checks (Active, rise/fall applied)."}, []string{"side"}),
+		switches: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_switches_total",
+			Help: "Changes of the side receiving the traffic (to none included)."}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "resman_edge_requests_total",
+			Help: "Requests answered, by side, route (path prefix) and status code (499: the client went away)."}, []string{"side", "route", "code"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "resman_edge_upstream_errors_total",
+			Help: "Requests an upstream did not answer (the client got a 502)."}, []string{"side"}),
+		closed: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_closed_connections_total",
+			Help: "WebSocket and streaming connections closed because their side lost Active."}),
+	}
+	m.unavailable = m.requests.WithLabelValues(noSide, noSide, "503")
+	m.notFound = m.requests.WithLabelValues(noSide, noSide, "404")
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.activeSide, m.healthy, m.switches, m.requests, m.upstreamErrors, m.closed} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register edge metrics (one Edge per registry): %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// setRouted sets resman_edge_active_side for routed (nil: none).
+func (m *metrics) setRouted(sides []*side, routed *side) {
+	m.activeSide.WithLabelValues(noSide).Set(b2f(routed == nil))
+	for _, s := range sides {
+		m.activeSide.WithLabelValues(s.name).Set(b2f(s == routed))
+		m.upstreamErrors.WithLabelValues(s.name)
+		m.healthy.WithLabelValues(s.name)
+	}
+}
+
+func (m *metrics) switched(sides []*side, routed *side) {
+	m.switches.Inc()
+	m.setRouted(sides, routed)
+}
+
+func (m *metrics) setHealth(side string, up bool) {
+	m.healthy.WithLabelValues(side).Set(b2f(up))
+}
+
+func (m *metrics) unrouted(code int) {
+	if code == 503 {
+		m.unavailable.Inc()
+	} else {
+		m.notFound.Inc()
+	}
+}
+
+func codeLabel(code int) string {
+	if code == 0 {
+		return "other"
+	}
+	return strconv.Itoa(code)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

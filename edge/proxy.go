@@ -1,0 +1,408 @@
+package edge
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+)
+
+// Limits of the upstream client.
+const (
+	// maxBuffered is the largest upstream answer read whole before it is
+	// sent on; larger answers, and answers without a length, are streamed.
+	maxBuffered = 1 << 20
+	// maxUpstreamConns bounds the connections to one upstream.
+	maxUpstreamConns = 4096
+	// upstreamWait bounds the wait for a free connection at that bound.
+	upstreamWait = 10 * time.Second
+	// upstreamWrite bounds sending a request to the upstream.
+	upstreamWrite = 30 * time.Second
+	// bufferSize is the read and write buffer of each connection: headers
+	// must fit in it.
+	bufferSize = 16 << 10
+)
+
+// route is one path prefix of a side and its upstream.
+type route struct {
+	side     *side
+	path     string
+	upstream *url.URL
+	// addr is the upstream's host:port, host its Host header, prefix the
+	// path the upstream URL adds (empty for none).
+	addr, host, prefix string
+	scheme             []byte
+	tls                *tls.Config // nil for http
+	hc                 *fasthttp.HostClient
+	dialer             *net.Dialer
+	// codes caches the requests counter of each status code, so that
+	// counting a request allocates nothing.
+	codes [600]atomic.Pointer[counterRef]
+}
+
+type counterRef struct{ c prometheus.Counter }
+
+func newRoute(s *side, path string, u *url.URL) *route {
+	rt := &route{side: s, path: path, upstream: u, host: u.Host, scheme: []byte(u.Scheme),
+		dialer: &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}}
+	rt.addr = u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		rt.addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	if p := u.EscapedPath(); p != "" && p != "/" {
+		rt.prefix = p
+		if p[len(p)-1] == '/' {
+			rt.prefix = p[:len(p)-1]
+		}
+	}
+	if u.Scheme == "https" {
+		rt.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	}
+	rt.hc = &fasthttp.HostClient{
+		Addr:                          rt.addr,
+		IsTLS:                         rt.tls != nil,
+		TLSConfig:                     rt.tls,
+		Dial:                          func(addr string) (net.Conn, error) { return rt.dialer.Dial("tcp", addr) },
+		MaxConns:                      maxUpstreamConns,
+		MaxConnWaitTimeout:            upstreamWait,
+		MaxIdleConnDuration:           upstreamIdle,
+		WriteTimeout:                  upstreamWrite,
+		ReadBufferSize:                bufferSize,
+		WriteBufferSize:               bufferSize,
+		MaxResponseBodySize:           maxBuffered,
+		StreamResponseBody:            true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+		NoDefaultUserAgentHeader:      true,
+	}
+	return rt
+}
+
+// prepare turns the client's request into the upstream's, as nginx does
+// by default: Host set to the upstream's, the path joined to the upstream
+// URL's own path, the client's address appended to X-Forwarded-For,
+// X-Forwarded-Host and -Proto set to what the client asked for.
+// Connection is the Edge's business (keep-alive to the upstream; Upgrade
+// for a WebSocket), and an Upgrade that is not a WebSocket's is dropped;
+// other headers go through.
+func (rt *route) prepare(ctx *fasthttp.RequestCtx, upgrade bool) {
+	h := &ctx.Request.Header
+	var buf [128]byte
+	b := append(buf[:0], h.Peek("X-Forwarded-For")...)
+	if len(b) > 0 {
+		b = append(b, ", "...)
+	}
+	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		b = ta.AddrPort().Addr().Unmap().AppendTo(b)
+	} else {
+		b = netip.IPv4Unspecified().AppendTo(b)
+	}
+	h.SetBytesV("X-Forwarded-For", b)
+	h.SetBytesV("X-Forwarded-Host", h.Host())
+	if ctx.IsTLS() {
+		h.Set("X-Forwarded-Proto", "https")
+	} else {
+		h.Set("X-Forwarded-Proto", "http")
+	}
+	if !upgrade && h.ConnectionUpgrade() {
+		h.Del("Upgrade")
+		h.Del("Connection")
+	}
+	h.SetHost(rt.host)
+	ctx.Request.UseHostHeader = true
+	uri := ctx.Request.URI()
+	// The path goes as the client wrote it (the route matched it
+	// normalized).
+	uri.DisablePathNormalizing = true
+	if !bytes.Equal(uri.Scheme(), rt.scheme) {
+		uri.SetSchemeBytes(rt.scheme)
+	}
+	if rt.prefix != "" {
+		uri.SetPathBytes(append([]byte(rt.prefix), uri.PathOriginal()...))
+	}
+}
+
+// forward proxies a plain request. A small answer is read whole before it
+// is sent on, so that its upstream connection is free at once; a large
+// one, or one without a length (flushed as it comes), is streamed, and its
+// connections are closed after it rather than kept half-read.
+func (rt *route) forward(ctx *fasthttp.RequestCtx) {
+	req := &ctx.Request
+	clientClose := req.Header.ConnectionClose()
+	// The upstream connection stays open whatever the client does.
+	req.Header.ResetConnectionClose()
+	rt.prepare(ctx, false)
+	err := rt.hc.Do(req, &ctx.Response)
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+	if err != nil {
+		rt.upstreamError(ctx, err)
+		return
+	}
+	rt.count(ctx.Response.StatusCode())
+	if cl := ctx.Response.Header.ContentLength(); (cl < 0 || cl > maxBuffered) && ctx.Response.BodyStream() != nil {
+		// Streamed: if the client goes away, the rest must not be left
+		// on a pooled upstream connection.
+		ctx.SetConnectionClose()
+		if cl < 0 {
+			// A stream (events, a long poll...): cut it when the side
+			// loses Active.
+			rt.side.track(&stream{conns: []net.Conn{ctx.Conn()}, byConn: true})
+		}
+	}
+}
+
+// tunnel proxies a WebSocket upgrade, or an event stream, over a
+// connection of its own: the request goes to a new upstream connection,
+// then bytes are copied both ways until either side closes. The tunnel is
+// a stream of its side.
+func (rt *route) tunnel(ctx *fasthttp.RequestCtx, upgrade bool) {
+	rt.prepare(ctx, upgrade)
+	if !upgrade {
+		// One answer per tunnel.
+		ctx.Request.Header.SetConnectionClose()
+	}
+	up, err := rt.dial()
+	if err != nil {
+		rt.upstreamError(ctx, err)
+		return
+	}
+	_ = up.SetWriteDeadline(time.Now().Add(upstreamWrite))
+	bw := bufio.NewWriterSize(up, 4<<10)
+	if err = ctx.Request.Write(bw); err == nil {
+		err = bw.Flush()
+	}
+	_ = up.SetWriteDeadline(time.Time{})
+	if err != nil {
+		up.Close()
+		rt.upstreamError(ctx, err)
+		return
+	}
+	st := &stream{conns: []net.Conn{ctx.Conn(), up}}
+	rt.side.track(st)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(client net.Conn) { rt.pipe(client, up, st) })
+}
+
+func (rt *route) dial() (net.Conn, error) {
+	if rt.tls == nil {
+		return rt.dialer.Dial("tcp", rt.addr)
+	}
+	d := &tls.Dialer{NetDialer: rt.dialer, Config: rt.tls}
+	return d.DialContext(context.Background(), "tcp", rt.addr)
+}
+
+// pipe copies the client's bytes to the upstream and the upstream's back,
+// counting the status of the upstream's answer, until either side closes.
+func (rt *route) pipe(client, up net.Conn, st *stream) {
+	defer rt.side.untrack(st)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(up, client)
+		// The client sent all it had: let the upstream finish its answer.
+		if cw, ok := up.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		} else {
+			up.Close()
+		}
+	}()
+	status := &statusWriter{w: client, rt: rt}
+	_, _ = io.Copy(status, up)
+	if !status.counted {
+		rt.count(0)
+	}
+	client.Close()
+	up.Close()
+	<-done
+}
+
+// statusWriter counts the status code of the first line that goes
+// through it.
+type statusWriter struct {
+	w       io.Writer
+	rt      *route
+	head    []byte
+	counted bool
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if !s.counted {
+		s.head = append(s.head, p[:min(len(p), 16)]...)
+		if len(s.head) >= 12 || len(p) == 0 {
+			s.counted = true
+			code := 0
+			// "HTTP/1.1 101 "
+			if len(s.head) >= 12 && bytes.HasPrefix(s.head, []byte("HTTP/1.")) {
+				for _, c := range s.head[9:12] {
+					if c < '0' || c > '9' {
+						code = 0
+						break
+					}
+					code = code*10 + int(c-'0')
+				}
+			}
+			s.rt.count(code)
+		}
+	}
+	return s.w.Write(p)
+}
+
+// upstreamError answers a request the upstream did not: a 502 page that
+// names no upstream.
+func (rt *route) upstreamError(ctx *fasthttp.RequestCtx, err error) {
+	e := rt.side.edge
+	rt.count(http.StatusBadGateway)
+	e.metrics.upstreamErrors.WithLabelValues(rt.side.name).Inc()
+	e.log.Warn("upstream error", "side", rt.side.name, "route", rt.path, "upstream", rt.addr, "error", err)
+	ctx.Response.Reset()
+	e.pages.write(ctx, http.StatusBadGateway)
+}
+
+func (rt *route) count(code int) {
+	if code < 0 || code >= len(rt.codes) {
+		code = 0
+	}
+	ref := rt.codes[code].Load()
+	if ref == nil {
+		ref = &counterRef{c: rt.side.edge.metrics.requests.WithLabelValues(rt.side.name, rt.path, codeLabel(code))}
+		rt.codes[code].Store(ref)
+	}
+	ref.c.Inc()
+}
+
+// handle proxies a request to the routed side, or answers 503 when no
+// side is Active and 404 when no route of that side matches.
+func (e *Edge) handle(ctx *fasthttp.RequestCtx) {
+	s := e.routed.Load()
+	if s == nil {
+		e.metrics.unrouted(http.StatusServiceUnavailable)
+		e.pages.write(ctx, http.StatusServiceUnavailable)
+		return
+	}
+	rt := s.match(ctx.Path())
+	if rt == nil {
+		e.metrics.unrouted(http.StatusNotFound)
+		e.pages.write(ctx, http.StatusNotFound)
+		return
+	}
+	h := &ctx.Request.Header
+	switch {
+	case h.ConnectionUpgrade() && bytes.EqualFold(h.Peek("Upgrade"), []byte("websocket")):
+		rt.tunnel(ctx, true)
+	case h.IsGet() && bytes.Contains(h.Peek("Accept"), []byte("text/event-stream")):
+		rt.tunnel(ctx, false)
+	default:
+		rt.forward(ctx)
+	}
+}
+
+// stream is a long-lived answer of a side: an event stream, an answer
+// without a length or an upgraded connection (WebSocket). Closing its
+// connections ends it; the client reconnects to the routed side.
+type stream struct {
+	conns []net.Conn
+	side  *side
+	// byConn: the stream ends with its client connection (see connState).
+	byConn bool
+}
+
+// track registers st as a stream of s. A stream that starts after s lost
+// Active is closed at once.
+func (s *side) track(st *stream) {
+	st.side = s
+	s.smu.Lock()
+	s.streams[st] = struct{}{}
+	if st.byConn {
+		s.byConn[st.conns[0]] = st
+	}
+	s.smu.Unlock()
+	if s.edge.routed.Load() != s {
+		s.closeStream(st)
+	}
+}
+
+func (s *side) untrack(st *stream) {
+	s.smu.Lock()
+	s.forgetLocked(st)
+	s.smu.Unlock()
+}
+
+func (s *side) forgetLocked(st *stream) {
+	delete(s.streams, st)
+	if st.byConn && s.byConn[st.conns[0]] == st {
+		delete(s.byConn, st.conns[0])
+	}
+}
+
+// connState ends the streams of a client connection that closed.
+func (e *Edge) connState(c net.Conn, state fasthttp.ConnState) {
+	if state != fasthttp.StateClosed {
+		return
+	}
+	for _, s := range e.sides {
+		s.smu.Lock()
+		if st := s.byConn[c]; st != nil {
+			s.forgetLocked(st)
+		}
+		s.smu.Unlock()
+	}
+}
+
+// closeStream cuts one stream of s, if it is still open.
+func (s *side) closeStream(st *stream) {
+	s.smu.Lock()
+	_, open := s.streams[st]
+	s.forgetLocked(st)
+	s.smu.Unlock()
+	if open {
+		st.close()
+		s.edge.metrics.closed.Inc()
+	}
+}
+
+func (st *stream) close() {
+	for _, c := range st.conns {
+		c.Close()
+	}
+}
+
+// closeStreams cuts every open stream of s.
+func (s *side) closeStreams(why string) {
+	s.smu.Lock()
+	open := make([]*stream, 0, len(s.streams))
+	for st := range s.streams {
+		open = append(open, st)
+	}
+	clear(s.streams)
+	clear(s.byConn)
+	s.smu.Unlock()
+	for _, st := range open {
+		st.close()
+	}
+	if len(open) > 0 {
+		s.edge.metrics.closed.Add(float64(len(open)))
+		s.edge.log.Info("closed streaming connections", "side", s.name, "count", len(open), "why", why)
+	}
+}
+
+func (s *side) openStreams() int {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	return len(s.streams)
+}

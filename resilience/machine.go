@@ -240,7 +240,12 @@ func (m *Machine) tick() {
 	m.peerSickFor = countIf(p.claimsActive() && p.Unhealthy, m.peerSickFor)
 	m.peerEligibleFor = countIf(p.settledInactive() && !p.Holding && !p.Unhealthy, m.peerEligibleFor)
 	m.isolatedFor = countIf(m.cfg.Witness && !p.Reachable && !m.witness.Alive, m.isolatedFor)
-	if m.holdTicks > 0 {
+	switch {
+	case m.holdTicks > 0 && p.Reachable && p.Status == Active:
+		// The hold after stepping down lasts until the peer has taken
+		// over; from then on failback waits out its own hold.
+		m.holdTicks = 0
+	case m.holdTicks > 0:
 		m.holdTicks--
 	}
 }

@@ -14,7 +14,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 
 // TestScenarios runs every testdata/*.txt file. A file starts with a config
 // line; each "> event" line is followed by the actions it produced, an
-// "error: ..." line for a refusal, and "= status epoch=N". Run with -rewrite
+// "error: ..." line for a refusal, and "= status epoch=N [holding |
+// held-by-admin]". Run with -rewrite
 // to regenerate the expected lines, then read the diff.
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.txt")
@@ -74,7 +75,13 @@ func runScenario(src string) (string, error) {
 			if stepErr != nil {
 				out.WriteString("error: " + stepErr.Error() + "\n")
 			}
-			fmt.Fprintf(&out, "= %s epoch=%d\n", m.Status(), m.Epoch())
+			fmt.Fprintf(&out, "= %s epoch=%d", m.Status(), m.Epoch())
+			if m.AdminHold() {
+				out.WriteString(" held-by-admin")
+			} else if m.Holding() {
+				out.WriteString(" holding")
+			}
+			out.WriteString("\n")
 			inBlock = true
 		case inBlock && line != "" && !strings.HasPrefix(line, "#"):
 			// An expected line of the block: replaced by what ran.

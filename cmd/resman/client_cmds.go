@@ -116,7 +116,10 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 	if !st.Healthy {
 		health = "UNHEALTHY"
 	}
-	fmt.Fprintf(w, "version %s, %s\n", st.Version, health)
+	if st.Version != "" {
+		health = "version " + st.Version + ", " + health
+	}
+	fmt.Fprintln(w, health)
 	if st.HA.Ready {
 		fmt.Fprintln(w, "HA: ready")
 	} else {

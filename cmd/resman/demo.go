@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	_ "embed"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,13 +25,36 @@ import (
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
-//go:embed demo.yaml.tmpl
-var demoTemplate string
+// The demo's configs: ordinary resman configs rendered from templates and
+// validated like any user file.
+var (
+	//go:embed demo.yaml.tmpl
+	demoNodeTemplate string
+	//go:embed demo-cc.yaml.tmpl
+	demoCCTemplate string
+	//go:embed demo-edge.yaml.tmpl
+	demoEdgeTemplate string
+)
 
-// demoNode is one node of the demo deployment.
+// demoPorts lays the demo out from one base port.
+type demoPorts struct {
+	MainAPI, StandbyAPI, EdgeProxy, EdgeAPI, CCMainAPI, CCStandbyAPI  int
+	MainSIP, StandbySIP, MainWeb, StandbyWeb, CCMainWeb, CCStandbyWeb int
+	MainGossip, StandbyGossip, MDS                                    int
+}
+
+func newDemoPorts(b int) demoPorts {
+	return demoPorts{
+		MainAPI: b, StandbyAPI: b + 1, EdgeProxy: b + 2, EdgeAPI: b + 3, CCMainAPI: b + 4, CCStandbyAPI: b + 5,
+		MainSIP: b + 20, StandbySIP: b + 21, MainWeb: b + 30, StandbyWeb: b + 31, CCMainWeb: b + 32, CCStandbyWeb: b + 33,
+		MainGossip: b + 40, StandbyGossip: b + 41, MDS: b + 50,
+	}
+}
+
+// demoNode is the data of one node's config.
 type demoNode struct {
-	Name, Role, PeerName, DataDir, Token, Exe, LogLevel, MDSPassword, PasswordHash string
-	APIPort, PeerAPIPort, SIPPort, MDSPort                                         int
+	Name, Role, PeerName, DataDir, Token, Exe, LogLevel, MDSPassword, PasswordHash, GossipKey string
+	APIPort, PeerAPIPort, SIPPort, WebPort, MDSPort, GossipPort, PeerGossipPort               int
 }
 
 func newDemoCmd() *cobra.Command {
@@ -39,15 +63,17 @@ func newDemoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a whole deployment on 127.0.0.1 with built-in stand-in services, no setup",
-		Long: `Runs a Main and a Standby node on 127.0.0.1, each with a built-in stand-in for
-Asterisk (a SIP endpoint checked with SIP OPTIONS), in manual mode. Prints the
-URLs and the token, and the commands to fail over and back. Ctrl-C stops it.
+		Long: `Runs, on 127.0.0.1, a Main and a Standby node in auto mode (encrypted
+heartbeat, automatic failover and failback), each with built-in stand-ins for
+Asterisk (a SIP endpoint checked with SIP OPTIONS) and for the PBX's web
+interface; a media server (MDS) stand-in the Active node registers to over SIP;
+a CC follower next to each node, running its stand-in CC service while its node
+is Active; and an Edge in front of both sides, so a browser on one address
+follows a failover. Prints the URLs, the login and the token. Ctrl-C stops it.
 
-The Active node registers to a stand-in media server (MDS) over SIP, and the
-registration moves with the Active role.
-
-Ports: the Main's API on --base-port, the Standby's on --base-port+1, the
-stand-in SIP endpoints on --base-port+20 and +21, the MDS on --base-port+30.`,
+Ports, from --base-port B: Main API B, Standby API B+1, Edge B+2 (its status
+API B+3), CC APIs B+4 and B+5, SIP stand-ins B+20 and B+21, web stand-ins
+B+30..B+33, gossip B+40 and B+41, MDS B+50.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if basePort < 1024 || basePort > 65000 {
@@ -60,7 +86,7 @@ stand-in SIP endpoints on --base-port+20 and +21, the MDS on --base-port+30.`,
 	}
 	cmd.Flags().IntVar(&basePort, "base-port", 9440, "first port of the demo")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "keep state here across demo runs (default: a temporary directory, removed on exit)")
-	cmd.Flags().StringVar(&logLevel, "log-level", "warn", "log level of the demo nodes (debug, info, warn, error)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "warn", "log level of the demo components (debug, info, warn, error)")
 	return cmd
 }
 
@@ -77,26 +103,52 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 		defer os.RemoveAll(dataDir)
 	}
 	token, mdsPassword, password := randomToken(), randomToken(), randomToken()[:12]
+	gossipKey := base64.StdEncoding.EncodeToString([]byte(randomToken()[:16]))
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
 	if err != nil {
 		return err
 	}
-	mdsPort := basePort + 30
+	p := newDemoPorts(basePort)
 	nodes := []demoNode{
-		{Name: "xivo-main", Role: "main", PeerName: "xivo-standby", APIPort: basePort, PeerAPIPort: basePort + 1, SIPPort: basePort + 20},
-		{Name: "xivo-standby", Role: "standby", PeerName: "xivo-main", APIPort: basePort + 1, PeerAPIPort: basePort, SIPPort: basePort + 21},
+		{Name: "xivo-main", Role: "main", PeerName: "xivo-standby", APIPort: p.MainAPI, PeerAPIPort: p.StandbyAPI,
+			SIPPort: p.MainSIP, WebPort: p.MainWeb, GossipPort: p.MainGossip, PeerGossipPort: p.StandbyGossip},
+		{Name: "xivo-standby", Role: "standby", PeerName: "xivo-main", APIPort: p.StandbyAPI, PeerAPIPort: p.MainAPI,
+			SIPPort: p.StandbySIP, WebPort: p.StandbyWeb, GossipPort: p.StandbyGossip, PeerGossipPort: p.MainGossip},
 	}
+	// The Standby first, so the Main's first look at its peer finds it.
 	var cfgs []*config.Config
-	for i := range nodes {
+	for _, i := range []int{1, 0} {
 		n := &nodes[i]
 		n.DataDir, n.Token, n.Exe, n.LogLevel = filepath.Join(dataDir, n.Name), token, exe, logLevel
-		n.MDSPort, n.MDSPassword, n.PasswordHash = mdsPort, mdsPassword, string(hash)
-		cfg, err := demoConfig(*n)
+		n.MDSPort, n.MDSPassword, n.PasswordHash, n.GossipKey = p.MDS, mdsPassword, string(hash), gossipKey
+		cfg, err := demoConfig(n.Name, demoNodeTemplate, *n)
 		if err != nil {
 			return err
 		}
 		cfgs = append(cfgs, cfg)
 	}
+	for _, c := range []struct {
+		name             string
+		api, follow, web int
+	}{{"cc-main", p.CCMainAPI, p.MainAPI, p.CCMainWeb}, {"cc-standby", p.CCStandbyAPI, p.StandbyAPI, p.CCStandbyWeb}} {
+		cfg, err := demoConfig(c.name, demoCCTemplate, map[string]any{
+			"Name": c.name, "APIPort": c.api, "FollowPort": c.follow, "WebPort": c.web, "Token": token, "Exe": exe,
+			"DataDir": filepath.Join(dataDir, c.name), "LogLevel": logLevel,
+		})
+		if err != nil {
+			return err
+		}
+		cfgs = append(cfgs, cfg)
+	}
+	edgeCfg, err := demoConfig("edge", demoEdgeTemplate, map[string]any{
+		"APIPort": p.EdgeAPI, "ProxyPort": p.EdgeProxy, "Token": token, "LogLevel": logLevel,
+		"MainAPIPort": p.MainAPI, "StandbyAPIPort": p.StandbyAPI, "MainWebPort": p.MainWeb, "StandbyWebPort": p.StandbyWeb,
+		"MainCCPort": p.CCMainWeb, "StandbyCCPort": p.CCStandbyWeb,
+	})
+	if err != nil {
+		return err
+	}
+	cfgs = append(cfgs, edgeCfg)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -108,7 +160,7 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := mds.ListenAndServe(ctx, "udp", fmt.Sprintf("127.0.0.1:%d", mdsPort)); err != nil && ctx.Err() == nil {
+		if err := mds.ListenAndServe(ctx, "udp", fmt.Sprintf("127.0.0.1:%d", p.MDS)); err != nil && ctx.Err() == nil {
 			errs <- fmt.Errorf("mds stand-in: %w", err)
 			cancel()
 		}
@@ -117,27 +169,32 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 	case <-mds.Ready():
 	case <-ctx.Done():
 	}
-	var readyWG sync.WaitGroup
-	// The Standby first, so the Main's first look at its peer finds it
-	// (the Main then starts Active, the Standby stays Inactive).
-	for _, i := range []int{1, 0} {
-		cfg := cfgs[i]
-		readyWG.Add(1)
+
+	var ready sync.WaitGroup
+	for _, cfg := range cfgs {
+		name := "edge"
+		switch {
+		case cfg.Node != nil:
+			name = cfg.Node.Name
+		case cfg.CC != nil:
+			name = cfg.CC.Name
+		}
+		ready.Add(1)
 		wg.Add(1)
-		logger := newLogger(os.Stderr, cfg.Log).With("node", cfg.Node.Name)
+		logger := newLogger(os.Stderr, cfg.Log).With("demo", name)
 		go func() {
 			defer wg.Done()
-			if err := runComponents(ctx, cfg, logger, readyWG.Done); err != nil {
-				errs <- fmt.Errorf("%s: %w", cfg.Node.Name, err)
+			if err := runComponents(ctx, cfg, logger, ready.Done); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
 				cancel()
 			}
 		}()
 	}
 	started := make(chan struct{})
-	go func() { readyWG.Wait(); close(started) }()
+	go func() { ready.Wait(); close(started) }()
 	select {
 	case <-started:
-		printDemoBanner(out, nodes, token, password, dataDir)
+		printDemoBanner(out, p, token, password, dataDir)
 	case <-ctx.Done():
 	}
 	<-ctx.Done()
@@ -150,48 +207,51 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 	return errors.Join(all...)
 }
 
-// demoConfig renders and validates one node's config like any user file.
-func demoConfig(n demoNode) (*config.Config, error) {
-	t, err := template.New("demo").Parse(demoTemplate)
+// demoConfig renders and validates one config like any user file.
+func demoConfig(name, tmpl string, data any) (*config.Config, error) {
+	t, err := template.New(name).Parse(tmpl)
 	if err != nil {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, n); err != nil {
+	if err := t.Execute(&buf, data); err != nil {
 		return nil, err
 	}
 	cfg, err := config.Parse(buf.Bytes(), func(string) (string, bool) { return "", false })
 	if err != nil {
-		return nil, fmt.Errorf("demo config of %s: %w", n.Name, err)
+		return nil, fmt.Errorf("demo config of %s: %w", name, err)
 	}
 	return cfg, nil
 }
 
-func printDemoBanner(w io.Writer, nodes []demoNode, token, password, dataDir string) {
-	main, standby := nodes[0], nodes[1]
-	url := func(p int) string { return "http://127.0.0.1:" + strconv.Itoa(p) }
-	fmt.Fprintf(w, `resman demo: a Main and a Standby PBX node on 127.0.0.1, manual mode.
+func printDemoBanner(w io.Writer, p demoPorts, token, password, dataDir string) {
+	url := func(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
+	fmt.Fprintf(w, `resman demo: a Main/Standby PBX pair in auto mode on 127.0.0.1, with CC followers,
+a media server and an Edge in front.
 
-  Main     %-13s %s   (stand-in Asterisk sip:127.0.0.1:%d)
-  Standby  %-13s %s   (stand-in Asterisk sip:127.0.0.1:%d)
-  MDS      sip:127.0.0.1:%d   (stand-in media server: the Active node registers to it)
-  Web      %s   login admin / %s   (both nodes side by side)
+  Users    %s   the Edge: the Active side's web app (and /cc/), one address
+  Web      %s   Resilience Management: login admin / %s
+  Main     %s   xivo-main    (stand-in Asterisk sip:127.0.0.1:%d)
+  Standby  %s   xivo-standby (stand-in Asterisk sip:127.0.0.1:%d)
+  CC       %s  %s   cc-main, cc-standby (follow their node)
+  MDS      sip:127.0.0.1:%d   the Active node registers to it
   Token    %s
   Data     %s
 
 Try, in another terminal:
   export RESMAN_TOKEN=%s
   resman status --node %s
-  resman services start --node %s --reason "try a second Active"    # refused: the Main is Active
-  resman services stop  --node %s --reason "failover to the standby"
-  resman services start --node %s --reason "failover to the standby"
-  resman audit --node %s
-  curl -s %s/active; curl -s %s/metrics | grep resman_node_status
+  curl -s %s/                # the users' address: served by xivo-main
+  pkill -f 'standin sip --listen 127.0.0.1:%d'   # Asterisk dies on the Main:
+  curl -s %s/                # ~2 s later the Standby has taken over
+  resman audit --node %s   # ...and %s later the Main takes back (failback)
+  resman services stop --node %s --reason "maintenance"   # held: the Standby takes over
+  resman services start --node %s --force --reason "back" # forced takeover: the higher epoch wins
 
 Ctrl-C stops the demo.
-`, main.Name, url(main.APIPort), main.SIPPort, standby.Name, url(standby.APIPort), standby.SIPPort,
-		main.MDSPort, url(main.APIPort), password, token, dataDir, token, url(main.APIPort), url(standby.APIPort), url(main.APIPort), url(standby.APIPort),
-		url(standby.APIPort), url(main.APIPort), url(standby.APIPort))
+`, url(p.EdgeProxy), url(p.MainAPI), password, url(p.MainAPI), p.MainSIP, url(p.StandbyAPI), p.StandbySIP,
+		url(p.CCMainAPI), url(p.CCStandbyAPI), p.MDS, token, dataDir,
+		token, url(p.MainAPI), url(p.EdgeProxy), p.MainSIP, url(p.EdgeProxy), url(p.MainAPI), "10 s", url(p.MainAPI), url(p.MainAPI))
 }
 
 func randomToken() string {

@@ -528,6 +528,16 @@ func TestDemo(t *testing.T) {
 	if out, code := run("services", "start", "--node", standbyURL, "--reason", "demo failover"); code != 0 || !strings.Contains(out, "active") {
 		t.Fatalf("demo start standby: %s", out)
 	}
+	// The users' address (the Edge) follows the Active side.
+	waitFor(t, "the Edge serves the standby's app", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", base+2))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), "served by xivo-standby")
+	})
 	// The MDS registration moved with the Active role.
 	waitFor(t, "standby registered to the MDS, main not", func() bool {
 		out, _ := run("status", "--node", standbyURL)

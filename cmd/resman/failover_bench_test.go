@@ -1,0 +1,80 @@
+package main
+
+// BenchmarkFailover measures, with real processes in network namespaces,
+// the time from kill -9 of the Active Main to the Standby answering Active
+// on /active (its services started), over fresh pairs:
+//
+//	go test -run '^$' -bench Failover -benchtime 10x ./cmd/resman/
+//
+// "default" runs the shipped gossip timers; "tuned" a faster set
+// (probe_interval 100ms, probe_timeout 50ms, suspicion_mult 1). It reports
+// the median and the spread (min, max) in milliseconds.
+
+import (
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func BenchmarkFailover(b *testing.B) {
+	for _, tc := range []struct {
+		name, gossip string
+	}{
+		{"default", ""},
+		{"tuned", "probe_interval: 100ms, probe_timeout: 50ms, suspicion_mult: 1, "},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var d []time.Duration
+			for range b.N {
+				d = append(d, failoverOnce(b, tc.gossip))
+			}
+			slices.Sort(d)
+			b.ReportMetric(float64(d[len(d)/2].Milliseconds()), "median-ms")
+			b.ReportMetric(float64(d[0].Milliseconds()), "min-ms")
+			b.ReportMetric(float64(d[len(d)-1].Milliseconds()), "max-ms")
+		})
+	}
+}
+
+// failoverOnce builds a fresh pair, kills the Main and times the takeover.
+func failoverOnce(b *testing.B, gossipTuning string) time.Duration {
+	b.StopTimer()
+	defer b.StartTimer()
+	l := newLab(b, "main", "standby")
+	cfgs := map[string]string{}
+	for _, n := range [][2]string{{"main", "standby"}, {"standby", "main"}} {
+		path := autoNodeConfig(b, l, n[0], n[0], n[1], false)
+		if gossipTuning != "" {
+			raw, _ := os.ReadFile(path)
+			raw = []byte(strings.Replace(string(raw), "gossip: {", "gossip: {"+gossipTuning, 1))
+			os.WriteFile(path, raw, 0o600)
+		}
+		cfgs[n[0]] = path
+	}
+	standby := startIn(b, l, "standby", cfgs["standby"])
+	main := startIn(b, l, "main", cfgs["main"])
+	waitFor(b, "pair settled", func() bool {
+		m, s := status(b, main.url), status(b, standby.url)
+		return m.Status == "active" && s.Peer != nil && s.Peer.Status == "active" && s.Peer.Epoch == m.Epoch
+	})
+	client := &http.Client{Timeout: 100 * time.Millisecond}
+	t0 := time.Now()
+	main.kill(syscall.SIGKILL)
+	for {
+		resp, err := client.Get(standby.url + "/active")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return time.Since(t0)
+			}
+		}
+		if time.Since(t0) > 30*time.Second {
+			b.Fatal("standby did not take over")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -26,7 +26,7 @@ const (
 const (
 	// runGrace is how long a run: process must stay up for its start to
 	// count: most misconfigurations (bad flag, port in use) exit at once.
-	runGrace = 200 * time.Millisecond
+	runGrace = 50 * time.Millisecond
 	// killWait bounds the wait for a process to die after SIGKILL.
 	killWait = 5 * time.Second
 	// unitStateTimeout bounds `systemctl is-active` at New.

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -209,6 +210,11 @@ func TestAutoKill9MainThenFailback(t *testing.T) {
 	t.Logf("kill -9 to standby active: %v (informational; measured by the benchmark)", time.Since(t0))
 	if !auditHas(t, a.standbyURL, "lost") {
 		t.Fatal("the standby's audit log does not say the main was lost")
+	}
+	_, metrics := call(t, "GET", a.standbyURL+"/metrics", "", "", false)
+	if !strings.Contains(metrics, "resman_failover_seconds_count 1") ||
+		!strings.Contains(metrics, `resman_activation_seconds_count{action="failover"} 1`) {
+		t.Fatal("the standby's metrics do not count the failover and its activation")
 	}
 	// The Main comes back: Inactive first (the Standby's epoch is higher),
 	// then failback after failback_hold, Standby first.

@@ -14,6 +14,8 @@ type metrics struct {
 	peerUp      prometheus.Gauge
 	haReady     prometheus.Gauge
 	healthy     prometheus.Gauge
+	activation  *prometheus.HistogramVec
+	failover    prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,9 +34,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "1 when the pair is ready to fail over."}),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "resman_node_healthy",
 			Help: "1 when no critical local service is unhealthy."}),
+		activation: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "resman_activation_seconds",
+			Help:    "Time from the decision to activate to Active (services started), by what decided it.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"action"}),
+		failover: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "resman_failover_seconds",
+			Help:    "Auto mode: time from the peer seen lost (gossip Down) to this node Active with its services started.",
+			Buckets: []float64{.05, .1, .25, .5, .75, 1, 1.5, 2, 5, 10}}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.status, m.epoch, m.transitions, m.commands, m.peerUp, m.haReady, m.healthy)
+		reg.MustRegister(m.status, m.epoch, m.transitions, m.commands, m.peerUp, m.haReady, m.healthy,
+			m.activation, m.failover)
 	}
 	return m
 }

@@ -109,6 +109,11 @@ type Node struct {
 	waiters []chan outcome
 	// failure is the failed record of the transition under way, if any.
 	failure *resilience.Record
+	// For the activation and failover histograms (loop only): when and
+	// why the activation under way began, and when the peer was lost.
+	activatingAt     time.Time
+	activatingAction string
+	peerLostAt       time.Time
 
 	mu        sync.RWMutex
 	snap      snapshot
@@ -304,6 +309,7 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 		go n.runWork(ctx, work)
 	}
 	after := n.m.Status()
+	n.observeTiming(before, after, last)
 	n.mu.Lock()
 	n.snap.status, n.snap.epoch = after, n.m.Epoch()
 	n.snap.unhealthy = n.m.Unhealthy()
@@ -331,6 +337,20 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 }
 
 func (n *Node) auto() bool { return n.d.Core.Mode == resilience.ModeAuto }
+
+// observeTiming feeds the activation and failover histograms. Loop only.
+func (n *Node) observeTiming(before, after resilience.Status, last resilience.Record) {
+	now := time.Now()
+	switch {
+	case before != resilience.Activating && after == resilience.Activating:
+		n.activatingAt, n.activatingAction = now, last.Action
+	case before == resilience.Activating && after == resilience.Active && !n.activatingAt.IsZero():
+		n.metrics.activation.WithLabelValues(n.activatingAction).Observe(now.Sub(n.activatingAt).Seconds())
+		if n.activatingAction == "failover" && !n.peerLostAt.IsZero() {
+			n.metrics.failover.Observe(now.Sub(n.peerLostAt).Seconds())
+		}
+	}
+}
 
 // announce gossips this node's meta when it changed. Loop goroutine only.
 func (n *Node) announce() {
@@ -371,6 +391,12 @@ func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
 		n.mu.Lock()
 		n.snap.peerInGossip = n.snap.peerInGossip || alive
 		n.mu.Unlock()
+		switch {
+		case !alive && n.peerLostAt.IsZero():
+			n.peerLostAt = time.Now()
+		case alive:
+			n.peerLostAt = time.Time{}
+		}
 		view := n.peerView(p)
 		view.Holding = alive && mem.Meta.Holding
 		view.Unhealthy = alive && !mem.Meta.Healthy

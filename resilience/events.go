@@ -48,6 +48,13 @@ type Tick struct{}
 // WitnessSeen is a new view of the witness (auto mode with a witness).
 type WitnessSeen struct{ Witness WitnessView }
 
+// Reconfigure applies a reloaded config: mode and failover timing may
+// change at run time; name and role may not. Who is who reloaded it.
+type Reconfigure struct {
+	Config Config
+	Who    string
+}
+
 func (Boot) isEvent()            {}
 func (AdminStart) isEvent()      {}
 func (AdminStop) isEvent()       {}
@@ -57,6 +64,7 @@ func (PeerSeen) isEvent()        {}
 func (Health) isEvent()          {}
 func (Tick) isEvent()            {}
 func (WitnessSeen) isEvent()     {}
+func (Reconfigure) isEvent()     {}
 
 // Action is an output of the core, for the runtime to carry out in order.
 type Action interface{ isAction() }
@@ -131,6 +139,9 @@ func FormatEvent(ev Event) string {
 		return "tick"
 	case WitnessSeen:
 		return fmt.Sprintf("witness alive=%t sees-peer=%t", e.Witness.Alive, e.Witness.SeesPeer)
+	case Reconfigure:
+		return fmt.Sprintf("reconfigure mode=%s lost=%d hold=%d witness=%t", e.Config.Mode, e.Config.LostTicks,
+			e.Config.FailbackHoldTicks, e.Config.Witness)
 	}
 	return fmt.Sprintf("unknown event %T", ev)
 }

@@ -92,6 +92,8 @@ func (m *Machine) Step(ev Event) ([]Action, error) {
 		return m.stepAuto(), nil
 	case AdminStart:
 		m.seePeer(e.Peer)
+	case Reconfigure:
+		return m.reconfigure(e)
 	}
 	switch m.status {
 	case Inactive:
@@ -230,6 +232,39 @@ func (m *Machine) boot(b Boot) []Action {
 	default:
 		return m.becomeDeactivating(Self, "boot", "", "first start: the Standby starts Inactive")
 	}
+}
+
+// reconfigure applies a reloaded config. The auto-mode clocks restart, so
+// a switch to auto mode never acts on what was counted before it.
+func (m *Machine) reconfigure(e Reconfigure) ([]Action, error) {
+	c := e.Config
+	if c.Name != m.cfg.Name || c.Role != m.cfg.Role {
+		return m.refuse(e.Who, "reload config", "", ErrPrecondition,
+			"node.name and node.role cannot change while running: restart resman")
+	}
+	if err := c.Validate(); err != nil {
+		return m.refuse(e.Who, "reload config", "", ErrInvalid, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
+	}
+	var changes []string
+	if c.Mode != m.cfg.Mode {
+		changes = append(changes, fmt.Sprintf("mode %s -> %s", m.cfg.Mode, c.Mode))
+	}
+	if c.LostTicks != m.cfg.LostTicks || c.FailbackHoldTicks != m.cfg.FailbackHoldTicks ||
+		c.FailbackAuto != m.cfg.FailbackAuto || c.Witness != m.cfg.Witness {
+		changes = append(changes, "failover settings")
+	}
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	m.cfg = c
+	m.peerLostFor, m.unhealthyFor, m.peerSickFor, m.peerEligibleFor, m.isolatedFor = 0, 0, 0, 0, 0
+	if c.Mode == ModeManual {
+		// Holds are an auto-mode notion; manual mode never moves anyway.
+		m.adminHold, m.holdTicks = false, 0
+	}
+	rec := Record{Who: e.Who, Action: "reload config", Cause: strings.Join(changes, ", "), Outcome: OutcomeOK,
+		Epoch: m.epoch, From: m.status, To: m.status}
+	return append([]Action{rec}, m.stepAuto()...), nil
 }
 
 // tick advances the auto-mode clocks by one tick.

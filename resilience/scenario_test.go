@@ -155,6 +155,12 @@ func parseEvent(s string) (Event, error) {
 			names = strings.Split(v, ",")
 		}
 		return Health{Unhealthy: names}, nil
+	case "reconfigure":
+		c := Config{Name: kv["name"], Role: Role(kv["role"]), Mode: Mode(kv["mode"]),
+			FailbackAuto: kv["failback"] != "manual", Witness: kv["witness"] == "true"}
+		c.LostTicks, _ = strconv.Atoi(kv["lost"])
+		c.FailbackHoldTicks, _ = strconv.Atoi(kv["hold"])
+		return Reconfigure{Config: c, Who: "admin"}, nil
 	case "witness":
 		return WitnessSeen{Witness: WitnessView{Alive: kv["alive"] == "true", SeesPeer: kv["sees-peer"] == "true"}}, nil
 	}

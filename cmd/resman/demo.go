@@ -184,7 +184,7 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 		logger := newLogger(os.Stderr, cfg.Log).With("demo", name)
 		go func() {
 			defer wg.Done()
-			if err := runComponents(ctx, cfg, logger, ready.Done); err != nil {
+			if err := runComponents(ctx, cfg, logger, runOptions{ready: ready.Done}); err != nil {
 				errs <- fmt.Errorf("%s: %w", name, err)
 				cancel()
 			}

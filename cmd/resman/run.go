@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	osuser "os/user"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,7 +50,10 @@ func newRunCmd() *cobra.Command {
 			logger := newLogger(os.Stderr, cfg.Log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runComponents(ctx, cfg, logger, nil)
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			return runComponents(ctx, cfg, logger, runOptions{configPath: file, reload: hup})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "config file (YAML)")
@@ -74,11 +78,20 @@ func newLogger(w io.Writer, lc config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// runOptions are the optional parts of runComponents.
+type runOptions struct {
+	// ready, when set, is called once the API listens and the node (if
+	// any) has booted.
+	ready func()
+	// configPath and reload: each value on reload re-reads the file and
+	// applies what can change at run time (see reloadNode).
+	configPath string
+	reload     <-chan os.Signal
+}
+
 // runComponents runs what cfg configures until ctx is done: a node, and
 // the CC follower and Edge (followers.go) whose APIs share the listener.
-// ready, when not nil, is called once the API listens and the node (if any)
-// has booted.
-func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready func()) error {
+func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -98,6 +111,19 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 		n = parts.node
 		booted = n.Ready()
 		runners = append(runners, parts.runners...)
+		if opts.reload != nil {
+			runners = append(runners, func(ctx context.Context) error {
+				current := cfg
+				for {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-opts.reload:
+						current = reloadNode(ctx, opts.configPath, current, parts, logger)
+					}
+				}
+			})
+		}
 	}
 	mounts, more, closeFollowers, err := buildFollowers(cfg, logger, reg)
 	if err != nil {
@@ -148,8 +174,8 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	}
 	if ctx.Err() == nil {
 		logger.Info("serving", "component", "api", "listen", ln.Addr().String())
-		if ready != nil {
-			ready()
+		if opts.ready != nil {
+			opts.ready()
 		}
 	}
 	<-ctx.Done()
@@ -172,6 +198,67 @@ type nodeParts struct {
 	node    *node.Node
 	runners []func(context.Context) error
 	close   func()
+	gossip  gossipSwitch
+}
+
+// gossipSwitch starts and stops the gossip layer, which runs in auto mode
+// only (manual mode has no heartbeat at all): at start, and when a reload
+// switches the mode.
+type gossipSwitch struct {
+	logger *slog.Logger
+	reg    prometheus.Registerer
+	mu     sync.Mutex
+	cl     *cluster.Cluster
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+// start creates the cluster from cfg and runs it until stop or ctx ends.
+func (g *gossipSwitch) start(ctx context.Context, cfg *config.Config) (*cluster.Cluster, error) {
+	key, err := cfg.GossipKeyBytes()
+	if err != nil {
+		return nil, fmt.Errorf("gossip.key: %w", err)
+	}
+	gc, nc := cfg.Gossip, cfg.Node
+	cl, err := cluster.New(cluster.Options{
+		Name: nc.Name, Bind: gc.Bind, Key: key, Join: gc.Join,
+		ProbeInterval: gc.ProbeInterval, ProbeTimeout: gc.ProbeTimeout, SuspicionMult: gc.SuspicionMult,
+		RejoinInterval: gc.RejoinInterval, Logger: g.logger, Registerer: g.reg,
+	}, cluster.Meta{Name: nc.Name, Role: nc.Role, Status: string(resilience.Inactive), Version: nc.Version, Healthy: true})
+	if err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := cl.Run(cctx); err != nil {
+			g.logger.Error("gossip stopped", "component", "cluster", "err", err)
+		}
+	}()
+	g.mu.Lock()
+	g.cl, g.stop, g.done = cl, cancel, done
+	g.mu.Unlock()
+	return cl, nil
+}
+
+// running is the cluster, or nil in manual mode.
+func (g *gossipSwitch) running() *cluster.Cluster {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cl
+}
+
+// shutdown leaves the cluster and waits for it to stop.
+func (g *gossipSwitch) shutdown() {
+	g.mu.Lock()
+	stop, done := g.stop, g.done
+	g.cl, g.stop, g.done = nil, nil, nil
+	g.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
 }
 
 // buildNode wires a node from its config: services supervisor, SIP
@@ -186,6 +273,7 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 		return nil, err
 	}
 	p := &nodeParts{close: func() { al.Close() }}
+	p.gossip = gossipSwitch{logger: logger, reg: reg}
 	fail := func(err error) (*nodeParts, error) { al.Close(); return nil, err }
 
 	// The parts' change callbacks need the node, which needs the parts:
@@ -205,22 +293,15 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 	}
 	p.runners = append(p.runners, func(ctx context.Context) error { sup.Run(ctx); return nil })
 
-	tick := 50 * time.Millisecond
 	d := node.Deps{
-		Core: resilience.Config{
-			Name: nc.Name, Role: resilience.Role(nc.Role), Mode: resilience.Mode(nc.Mode),
-			LostTicks:         ticks(cfg.Failover.LostAfter, tick),
-			FailbackAuto:      cfg.Failover.Failback != config.FailbackManual,
-			FailbackHoldTicks: ticks(cfg.Failover.FailbackHold, tick),
-			Witness:           cfg.Failover.Witness != "",
-		},
+		Core:       coreConfig(cfg),
 		Version:    nc.Version,
 		Services:   sup,
 		Audit:      al,
 		DataDir:    nc.DataDir,
 		Logger:     logger,
 		Registerer: reg,
-		TickEvery:  tick,
+		TickEvery:  coreTick,
 	}
 
 	if cfg.XDS != nil {
@@ -248,26 +329,15 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 	}
 
 	if nc.Mode == config.ModeAuto {
-		key, err := cfg.GossipKeyBytes()
+		// The gossip layer lives as long as the process, or until a reload
+		// switches to manual mode.
+		cl, err := p.gossip.start(context.Background(), cfg)
 		if err != nil {
-			return fail(fmt.Errorf("gossip.key: %w", err))
-		}
-		g := cfg.Gossip
-		cl, err := cluster.New(cluster.Options{
-			Name: nc.Name, Bind: g.Bind, Key: key, Join: g.Join,
-			ProbeInterval: g.ProbeInterval, ProbeTimeout: g.ProbeTimeout, SuspicionMult: g.SuspicionMult,
-			RejoinInterval: g.RejoinInterval, Logger: logger, Registerer: reg,
-		}, cluster.Meta{Name: nc.Name, Role: nc.Role, Status: string(resilience.Inactive), Version: nc.Version, Healthy: true})
-		if err != nil {
-			return fail(fmt.Errorf("gossip: %w", err))
+			return fail(err)
 		}
 		d.Membership = cl
-		p.runners = append(p.runners, func(ctx context.Context) error {
-			if err := cl.Run(ctx); err != nil {
-				return fmt.Errorf("gossip: %w", err)
-			}
-			return nil
-		})
+		closeAudit := p.close
+		p.close = func() { p.gossip.shutdown(); closeAudit() }
 	}
 
 	if cfg.Peer != nil {
@@ -290,6 +360,88 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 		return nil
 	})
 	return p, nil
+}
+
+// coreTick is the length of one tick of the decision core in auto mode.
+const coreTick = 50 * time.Millisecond
+
+// coreConfig is what the decision core needs of a node's config.
+func coreConfig(cfg *config.Config) resilience.Config {
+	nc := cfg.Node
+	return resilience.Config{
+		Name: nc.Name, Role: resilience.Role(nc.Role), Mode: resilience.Mode(nc.Mode),
+		LostTicks:         ticks(cfg.Failover.LostAfter, coreTick),
+		FailbackAuto:      cfg.Failover.Failback != config.FailbackManual,
+		FailbackHoldTicks: ticks(cfg.Failover.FailbackHold, coreTick),
+		Witness:           cfg.Failover.Witness != "",
+	}
+}
+
+// reloadNode re-reads the config file and applies what may change at run
+// time: node.mode (starting or stopping the heartbeat) and the failover
+// settings. A file that does not load or validate changes nothing (it may
+// be half-written); other changes are reported as needing a restart. It
+// returns the config now in force.
+func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodeParts, logger *slog.Logger) *config.Config {
+	const who = "resman (config reload)"
+	next, err := config.Load(path)
+	if err != nil {
+		logger.Error("config reload refused: keeping the last good config", "component", "node", "err", err)
+		p.node.Note("reload config", resilience.OutcomeFailed, "the file does not load or validate: kept the last good config", err.Error())
+		return cur
+	}
+	if others := restartOnlyChanges(cur, next); len(others) > 0 {
+		p.node.Note("reload config", resilience.OutcomeFailed, "these changes need a restart and were not applied: "+
+			strings.Join(others, ", "), "")
+	}
+	wantAuto := next.Node.Mode == config.ModeAuto
+	var m node.Membership
+	started := false
+	switch cl := p.gossip.running(); {
+	case wantAuto && cl != nil:
+		m = cl
+	case wantAuto:
+		cl, err := p.gossip.start(context.Background(), next)
+		if err != nil {
+			p.node.Note("reload config", resilience.OutcomeFailed, "cannot start the heartbeat: kept the last good config", err.Error())
+			return cur
+		}
+		m, started = cl, true
+	}
+	if err := p.node.Reconfigure(ctx, who, coreConfig(next), m); err != nil {
+		if started {
+			p.gossip.shutdown()
+		}
+		logger.Error("config reload refused", "component", "node", "err", err)
+		return cur
+	}
+	if !wantAuto {
+		p.gossip.shutdown()
+	}
+	applied := *cur
+	nodeCopy := *cur.Node
+	nodeCopy.Mode = next.Node.Mode
+	applied.Node, applied.Failover = &nodeCopy, next.Failover
+	logger.Info("config reloaded", "component", "node", "mode", next.Node.Mode)
+	return &applied
+}
+
+// restartOnlyChanges names the top-level sections that differ between two
+// configs beyond node.mode and failover, which a reload applies.
+func restartOnlyChanges(a, b *config.Config) []string {
+	x, y := *a, *b
+	xn, yn := *a.Node, *b.Node
+	xn.Mode, yn.Mode = "", ""
+	x.Node, y.Node = &xn, &yn
+	x.Failover, y.Failover = config.Failover{}, config.Failover{}
+	var out []string
+	xv, yv := reflect.ValueOf(x), reflect.ValueOf(y)
+	for i := range xv.NumField() {
+		if !reflect.DeepEqual(xv.Field(i).Interface(), yv.Field(i).Interface()) {
+			out = append(out, strings.ToLower(xv.Type().Field(i).Name))
+		}
+	}
+	return out
 }
 
 // ticks converts a duration to core ticks, at least one.

@@ -122,6 +122,7 @@ type Node struct {
 }
 
 type snapshot struct {
+	mode       resilience.Mode
 	status     resilience.Status
 	epoch      uint64
 	since      time.Time
@@ -134,6 +135,7 @@ type snapshot struct {
 	// Auto mode: whether the peer was ever seen over gossip, and the
 	// witness as last seen.
 	peerInGossip bool
+	witness      bool // a witness is configured
 	witnessAlive bool
 }
 
@@ -145,6 +147,80 @@ type outcome struct {
 
 var errStopped = errors.New("node is shutting down")
 
+// loopState is what the loop runs per mode: ticks and gossip in auto mode,
+// the peer poller in manual mode. Loop goroutine only.
+type loopState struct {
+	ticker     *time.Ticker
+	tick       <-chan time.Time
+	gossip     <-chan cluster.Event
+	pollCancel context.CancelFunc
+}
+
+func (ls *loopState) stop() {
+	if ls.ticker != nil {
+		ls.ticker.Stop()
+	}
+	if ls.pollCancel != nil {
+		ls.pollCancel()
+	}
+	*ls = loopState{}
+}
+
+// startMode starts what the current mode runs. In auto mode the heartbeat
+// gives the peer's view and the peer's API is read only for admin
+// commands; in manual mode the API is polled.
+func (n *Node) startMode(ctx context.Context, ls *loopState) {
+	ls.stop()
+	switch {
+	case n.auto():
+		ls.ticker = time.NewTicker(n.d.TickEvery)
+		ls.tick, ls.gossip = ls.ticker.C, n.d.Membership.Events()
+		n.meta = cluster.Meta{}
+		n.announce()
+	case n.d.Peer != nil:
+		pctx, cancel := context.WithCancel(ctx)
+		ls.pollCancel = cancel
+		go n.pollPeer(pctx)
+	}
+}
+
+// reconfigure applies a reloaded config in the loop: the core first (it
+// may refuse), then what the mode runs.
+func (n *Node) reconfigure(ctx context.Context, ls *loopState, r reconfigure) error {
+	if r.core.Mode == resilience.ModeAuto && r.membership == nil {
+		return fmt.Errorf("%w: auto mode needs the gossip layer", resilience.ErrInvalid)
+	}
+	if err := n.step(ctx, resilience.Reconfigure{Config: r.core, Who: r.who}); err != nil {
+		return err
+	}
+	modeChanged := r.core.Mode != n.d.Core.Mode
+	n.d.Core, n.d.Membership = r.core, r.membership
+	n.mu.Lock()
+	n.snap.mode, n.snap.witness = r.core.Mode, r.core.Witness
+	n.snap.peerInGossip, n.snap.witnessAlive = false, false
+	n.mu.Unlock()
+	if modeChanged {
+		n.startMode(ctx, ls)
+	}
+	n.publishStatus()
+	return nil
+}
+
+// Reconfigure applies a reloaded config: the mode (with the gossip layer
+// for auto mode, nil for manual) and the failover timing. Name and role
+// cannot change. Safe from any goroutine; blocks until applied.
+func (n *Node) Reconfigure(ctx context.Context, who string, core resilience.Config, m Membership) error {
+	reply := make(chan error, 1)
+	select {
+	case n.msgs <- reconfigure{core: core, membership: m, who: who, reply: reply}:
+	case <-n.stopped:
+		return errStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-reply
+}
+
 type (
 	command struct {
 		ev    resilience.Event
@@ -154,8 +230,14 @@ type (
 		err  error
 		wait chan outcome // nil when nothing is under way
 	}
-	workDone struct{ ev resilience.Event }
-	peerSeen struct{ peer api.Peer }
+	workDone    struct{ ev resilience.Event }
+	peerSeen    struct{ peer api.Peer }
+	reconfigure struct {
+		core       resilience.Config
+		membership Membership
+		who        string
+		reply      chan error
+	}
 )
 
 // New builds a node; Run starts it.
@@ -199,6 +281,7 @@ func New(d Deps) (*Node, error) {
 		stopped: make(chan struct{}),
 	}
 	n.snap.status = resilience.Inactive
+	n.snap.mode, n.snap.witness = d.Core.Mode, d.Core.Witness
 	n.snap.since = time.Now()
 	return n, nil
 }
@@ -230,27 +313,18 @@ func (n *Node) Run(ctx context.Context) error {
 	close(n.ready)
 	n.log.Info("node booted", "role", n.d.Core.Role, "mode", n.d.Core.Mode, "status", n.m.Status(), "epoch", n.m.Epoch())
 
-	var tick <-chan time.Time
-	var gossip <-chan cluster.Event
-	if n.auto() {
-		// The heartbeat gives the peer's view; its API is read only for
-		// admin commands.
-		t := time.NewTicker(n.d.TickEvery)
-		defer t.Stop()
-		tick, gossip = t.C, n.d.Membership.Events()
-		n.announce()
-	} else if n.d.Peer != nil {
-		go n.pollPeer(ctx)
-	}
+	var ls loopState
+	defer ls.stop()
+	n.startMode(ctx, &ls)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick:
+		case <-ls.tick:
 			n.step(ctx, resilience.Tick{})
-		case ev, ok := <-gossip:
+		case ev, ok := <-ls.gossip:
 			if !ok {
-				gossip = nil
+				ls.gossip = nil
 				continue
 			}
 			n.onGossip(ctx, ev)
@@ -269,8 +343,13 @@ func (n *Node) Run(ctx context.Context) error {
 			case workDone:
 				n.step(ctx, msg.ev)
 			case peerSeen:
+				if n.auto() {
+					continue // a poll started before a switch to auto mode
+				}
 				n.setPeer(msg.peer)
 				n.step(ctx, resilience.PeerSeen{Peer: n.peerView(msg.peer)})
+			case reconfigure:
+				msg.reply <- n.reconfigure(ctx, &ls, msg)
 			}
 		}
 	}
@@ -572,7 +651,7 @@ func (n *Node) Status() api.Status {
 	s := n.snap
 	n.mu.RUnlock()
 	st := api.Status{
-		Node: n.d.Core.Name, Role: string(n.d.Core.Role), Mode: string(n.d.Core.Mode),
+		Node: n.d.Core.Name, Role: string(n.d.Core.Role), Mode: string(s.mode),
 		Status: string(s.status), Epoch: s.epoch, Since: s.since.UTC(), Version: n.d.Version,
 		Healthy:     len(s.unhealthy) == 0,
 		Services:    n.d.Services.Status(),
@@ -584,9 +663,9 @@ func (n *Node) Status() api.Status {
 		st.XDS = n.d.Registrar.Status()
 	}
 	in := resilience.ReadinessInput{Version: n.d.Version, Status: s.status, Epoch: s.epoch, LocalUnhealthy: s.unhealthy}
-	if n.auto() {
+	if s.mode == resilience.ModeAuto {
 		in.PeerNotInGossip = n.d.Peer != nil && !s.peerInGossip
-		in.WitnessConfigured, in.WitnessAlive = n.d.Core.Witness, s.witnessAlive
+		in.WitnessConfigured, in.WitnessAlive = s.witness, s.witnessAlive
 		st.Failover.Holding, st.Failover.HeldByAdmin = s.holding, s.adminHold
 	}
 	if s.peer != nil {

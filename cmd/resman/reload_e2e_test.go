@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestReloadSwitchesMode starts a pair in manual mode, switches both to
+// auto mode with SIGHUP, and shows the heartbeat then fails over by itself;
+// a broken file on reload changes nothing and says so.
+func TestReloadSwitchesMode(t *testing.T) {
+	mainP, standbyP, mainSpec, standbySpec := pair(t)
+	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+
+	// A broken file: refused, audited, the mode unchanged.
+	good, _ := os.ReadFile(standbyP.cfg)
+	os.WriteFile(standbyP.cfg, []byte("node: {name: [broken"), 0o600)
+	standbyP.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "refused reload in the audit log", func() bool { return auditHas(t, standbyP.url, "kept the last good config") })
+	if st := status(t, standbyP.url); st.Mode != "manual" {
+		t.Fatalf("a broken file changed the mode to %s", st.Mode)
+	}
+
+	// Both to auto mode: gossip on the hosts' own addresses.
+	mg, sg := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.2")
+	toAuto := func(cfg []byte, spec, peer nodeSpec, port, peerPort int) []byte {
+		s := strings.Replace(string(cfg), "mode: manual", "mode: auto", 1)
+		s = strings.Replace(s, "  timeout: 1s\n", fmt.Sprintf("  timeout: 1s\n  gossip: \"%s:%d\"\n", peer.host, peerPort), 1)
+		return []byte(s + fmt.Sprintf("gossip: {bind: \"%s:%d\", key: \"%s\"}\n", spec.host, port, gossipKey))
+	}
+	mainCfg, _ := os.ReadFile(mainP.cfg)
+	os.WriteFile(standbyP.cfg, toAuto(good, standbySpec, mainSpec, sg, mg), 0o600)
+	os.WriteFile(mainP.cfg, toAuto(mainCfg, mainSpec, standbySpec, mg, sg), 0o600)
+	standbyP.cmd.Process.Signal(syscall.SIGHUP)
+	mainP.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "both in auto mode, seeing each other over gossip", func() bool {
+		m, s := status(t, mainP.url), status(t, standbyP.url)
+		return m.Mode == "auto" && s.Mode == "auto" && s.HA.Ready && s.Peer != nil && s.Peer.Epoch == m.Epoch
+	})
+	if !auditHas(t, standbyP.url, "mode manual -> auto") {
+		t.Fatal("the switch is not in the audit log")
+	}
+	mainP.kill(syscall.SIGKILL)
+	waitFor(t, "the standby takes over by itself", func() bool { return status(t, standbyP.url).Status == "active" })
+}

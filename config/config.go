@@ -200,15 +200,43 @@ type Check struct {
 
 // Replication is a job the Main runs to copy data to the Standby.
 type Replication struct {
-	// Name is unique among jobs. Required.
+	// Name is unique among jobs, and the same on both nodes. Required.
 	Name string `mapstructure:"name"`
-	// Run is the job's argv list. Required.
+	// Run is an exec job's argv list (e.g. a database dump loaded on the
+	// peer). Exactly one of Run and Files.
 	Run []string `mapstructure:"run"`
+	// Files is a built-in job copying directory trees to the peer over the
+	// authenticated API. Exactly one of Run and Files.
+	Files *ReplicationFiles `mapstructure:"files"`
 	// Every is the period between runs. Required, above 0.
 	Every time.Duration `mapstructure:"every"`
-	// MaxAge is the age of the last success beyond which the Standby's
-	// copy counts as stale; at least Every. Default: twice Every.
+	// MaxAge is the age of the last success beyond which the copy counts
+	// as stale (HA not ready); at least Every. Default: twice Every.
 	MaxAge time.Duration `mapstructure:"max_age"`
+	// Timeout bounds one run. Default: 30m.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// ReplicationFiles is the built-in files job: directory trees copied from
+// the Active node to the Inactive one, only what changed, atomically.
+type ReplicationFiles struct {
+	// Roots are the trees; the same names on both nodes (paths may differ).
+	Roots []ReplicationRoot `mapstructure:"roots"`
+	// Delete removes files the sender no longer has. Set it alike on both
+	// nodes. Default: false.
+	Delete bool `mapstructure:"delete"`
+	// MaxFiles, MaxFileMiB and MaxTotalMiB refuse a run beyond them.
+	// Defaults: 100000, 1024 and 10240.
+	MaxFiles    int `mapstructure:"max_files"`
+	MaxFileMiB  int `mapstructure:"max_file_mib"`
+	MaxTotalMiB int `mapstructure:"max_total_mib"`
+}
+
+// ReplicationRoot is one replicated tree.
+type ReplicationRoot struct {
+	Name string `mapstructure:"name"`
+	// Path is absolute, on this node.
+	Path string `mapstructure:"path"`
 }
 
 // XDS registers the active PBX to the media servers. Only on a main or

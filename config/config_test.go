@@ -600,7 +600,7 @@ edge:
 			{Name: "c", Unit: "c", Timeout: 30 * time.Second,
 				Check: &Check{TCP: "127.0.0.1:1", Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 2}},
 		},
-		Replication: []Replication{{Name: "db", Run: []string{"x"}, Every: time.Hour, MaxAge: 2 * time.Hour}},
+		Replication: []Replication{{Name: "db", Run: []string{"x"}, Every: time.Hour, MaxAge: 2 * time.Hour, Timeout: 30 * time.Minute}},
 		XDS:         &XDS{Contact: "sip:x@10.0.0.1", MDS: []MDS{{Name: "m", Registrar: "sip:10.0.0.11", Transport: "udp", Expires: 120}}},
 		Edge: &Edge{Listen: ":8443", Token: "0123456789abcdef0123",
 			Check: EdgeCheck{Interval: 500 * time.Millisecond, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2},
@@ -859,4 +859,53 @@ func FuzzParse(f *testing.F) {
 			c.Redacted()
 		}
 	})
+}
+
+func TestReplicationFilesRules(t *testing.T) {
+	base := `node: {name: n1, role: main, version: "1", data_dir: /var/lib/r}
+api: {token: 0123456789abcdef0123}
+peer: {name: n2, api: "http://127.0.0.2:9440"}
+`
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"valid files job", `replication:
+  - {name: conf, every: 1h, files: {roots: [{name: ast, path: /etc/asterisk}]}}`, nil},
+		{"both run and files", `replication:
+  - {name: conf, every: 1h, run: [x], files: {roots: [{name: ast, path: /etc/asterisk}]}}`,
+			[]string{"replication[0].run: set one of run or files, got both"}},
+		{"no roots, relative path, overlap", `replication:
+  - {name: a, every: 1h, files: {roots: []}}
+  - {name: b, every: 1h, files: {roots: [{name: x, path: etc/asterisk}, {name: y, path: /etc/asterisk}]}}
+  - {name: c, every: 1h, files: {roots: [{name: z, path: /etc/asterisk/sip}], max_file_mib: 20, max_total_mib: 10}}`,
+			[]string{
+				"replication[0].files.roots: required",
+				"replication[1].files.roots[0].path: must be an absolute path",
+				"replication[2].files.roots[0].path: overlaps replication[1].files.roots[1].path",
+				"replication[2].files.max_file_mib: must not exceed max_total_mib (10), got 20",
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(base+tc.yaml), nil)
+			var got []string
+			var ps Problems
+			if errors.As(err, &ps) {
+				for _, p := range ps {
+					got = append(got, p.String())
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("problems:\n%s\nwant %d: %q", strings.Join(got, "\n"), len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("problem %d = %q, want it to contain %q", i, got[i], w)
+				}
+			}
+		})
+	}
 }

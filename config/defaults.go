@@ -65,8 +65,15 @@ func (c *Config) applyDefaults(given func(string) bool) {
 	serviceDefaults(given, "services", c.Services)
 	for i := range c.Replication {
 		r := &c.Replication[i]
+		key := fmt.Sprintf("replication[%d]", i)
 		if r.Every > 0 {
-			def(given, fmt.Sprintf("replication[%d].max_age", i), &r.MaxAge, 2*r.Every)
+			def(given, key+".max_age", &r.MaxAge, 2*r.Every)
+		}
+		def(given, key+".timeout", &r.Timeout, 30*time.Minute)
+		if f := r.Files; f != nil {
+			def(given, key+".files.max_files", &f.MaxFiles, 100000)
+			def(given, key+".files.max_file_mib", &f.MaxFileMiB, 1024)
+			def(given, key+".files.max_total_mib", &f.MaxTotalMiB, 10240)
 		}
 	}
 	if x := c.XDS; x != nil {

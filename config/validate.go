@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -304,6 +305,7 @@ func (v *checker) replication() {
 		}
 	}
 	seen := map[string]int{}
+	roots := map[string]string{} // path -> key, to refuse overlapping roots
 	for i, r := range rs {
 		key := fmt.Sprintf("replication[%d]", i)
 		v.name(key+".name", r.Name, "a job name, like db")
@@ -312,15 +314,54 @@ func (v *checker) replication() {
 		} else {
 			seen[r.Name] = i
 		}
-		if len(r.Run) == 0 {
-			v.add(key+".run", "required: the command to run, like [/usr/local/bin/sync-db]")
-		} else {
+		switch {
+		case len(r.Run) > 0 && r.Files != nil:
+			v.add(key+".run", "set one of run or files, got both")
+		case len(r.Run) > 0:
 			v.command(key+".run", r.Run)
+		case r.Files != nil:
+			v.replicationFiles(key+".files", r.Files, roots)
+		default:
+			v.add(key+".run", "required: a command, like [/usr/local/bin/sync-db], unless files (trees to copy) is set")
 		}
 		v.positive(key+".every", r.Every)
+		v.positive(key+".timeout", r.Timeout)
 		if r.Every > 0 && r.MaxAge < r.Every {
 			v.add(key+".max_age", "must be at least replication[%d].every (%s), got %s", i, r.Every, r.MaxAge)
 		}
+	}
+}
+
+func (v *checker) replicationFiles(key string, f *ReplicationFiles, roots map[string]string) {
+	if len(f.Roots) == 0 {
+		v.add(key+".roots", "required: at least one root, like - {name: asterisk, path: /etc/asterisk}")
+	}
+	names := map[string]int{}
+	for k, r := range f.Roots {
+		rk := fmt.Sprintf("%s.roots[%d]", key, k)
+		v.name(rk+".name", r.Name, "a root name, the same on both nodes, like asterisk")
+		if j, dup := names[r.Name]; dup && r.Name != "" {
+			v.add(rk+".name", "duplicate of %s.roots[%d].name %q", key, j, r.Name)
+		} else {
+			names[r.Name] = k
+		}
+		clean := filepath.Clean(r.Path)
+		if !filepath.IsAbs(r.Path) {
+			v.add(rk+".path", "must be an absolute path, got %q", r.Path)
+			continue
+		}
+		for other, okey := range roots {
+			if clean == other || strings.HasPrefix(clean, other+"/") || strings.HasPrefix(other, clean+"/") {
+				v.add(rk+".path", "overlaps %s (%s)", okey, other)
+			}
+		}
+		roots[clean] = rk + ".path"
+	}
+	v.atLeastOne(key+".max_files", f.MaxFiles)
+	v.atLeastOne(key+".max_file_mib", f.MaxFileMiB)
+	v.atLeastOne(key+".max_total_mib", f.MaxTotalMiB)
+	if f.MaxFileMiB > f.MaxTotalMiB && f.MaxTotalMiB > 0 {
+		v.add(key+".max_file_mib", "must not exceed max_total_mib (%d), got %d", f.MaxTotalMiB, f.MaxFileMiB)
 	}
 }
 

@@ -64,7 +64,7 @@ func Readiness(in ReadinessInput) (ready bool, reasons []string) {
 		reasons = append(reasons, "critical services unhealthy here: "+strings.Join(in.LocalUnhealthy, ", "))
 	}
 	for _, j := range in.StaleJobs {
-		reasons = append(reasons, fmt.Sprintf("replication job %s is older than its max_age", j))
+		reasons = append(reasons, fmt.Sprintf("replication job %s has not succeeded within its max_age (or never ran)", j))
 	}
 	return len(reasons) == 0, reasons
 }

@@ -27,7 +27,7 @@ func TestReadiness(t *testing.T) {
 		{"local unhealthy on the inactive side", func(in *ReadinessInput) { in.Status, in.LocalUnhealthy = Inactive, []string{"asterisk"} },
 			false, []string{"critical services unhealthy here: asterisk"}},
 		{"stale replication", func(in *ReadinessInput) { in.StaleJobs = []string{"db"} },
-			false, []string{"replication job db is older than its max_age"}},
+			false, []string{"replication job db has not succeeded within its max_age"}},
 		{"not in gossip", func(in *ReadinessInput) { in.PeerNotInGossip = true },
 			false, []string{"not seen over gossip: check gossip.key"}},
 		{"witness lost", func(in *ReadinessInput) { in.WitnessConfigured = true },

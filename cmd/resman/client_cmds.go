@@ -150,6 +150,9 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 		}
 		tw.Flush()
 	}
+	for _, r := range st.Replication {
+		printReplication(w, r)
+	}
 	for _, x := range st.XDS {
 		state := "not registered"
 		if x.Registered {
@@ -261,5 +264,57 @@ func newAuditCmd() *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many entries")
 	cmd.Flags().Uint64Var(&before, "before", 0, "only entries older than this ID (paging)")
 	f.register(cmd)
+	return cmd
+}
+
+func printReplication(w io.Writer, r api.Replication) {
+	state := "never succeeded"
+	if !r.LastSuccess.IsZero() {
+		state = "last success " + r.LastSuccess.Local().Format("2006-01-02 15:04:05")
+	}
+	if r.Stale {
+		state += ", STALE"
+	}
+	if r.Error != "" {
+		state += ": " + r.Error
+	}
+	fmt.Fprintf(w, "replication %s (%s, %s): %s\n", r.Name, r.Kind, r.Direction, state)
+}
+
+func newReplicationCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "replication", Short: "Replication jobs (Active node to the other)"}
+	var f apiFlags
+	var reason, job string
+	run := &cobra.Command{
+		Use:   "run",
+		Short: "Run one replication job (--job) or all now, from the Active node",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return usageErr("--reason is required: say why, it goes to the audit log")
+			}
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+			defer cancel()
+			st, err := c.RunReplication(ctx, api.ReplicationRunRequest{Reason: reason, Job: job})
+			if err != nil {
+				return apiErr(err)
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			for _, r := range st {
+				printReplication(cmd.OutOrStdout(), r)
+			}
+			return nil
+		},
+	}
+	run.Flags().StringVar(&reason, "reason", "", "why (required; recorded in the audit log)")
+	run.Flags().StringVar(&job, "job", "", "the job to run (default: all)")
+	f.register(run)
+	cmd.AddCommand(run)
 	return cmd
 }

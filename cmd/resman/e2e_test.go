@@ -245,16 +245,7 @@ func call(t testing.TB, method, url, contentType, body string, auth bool) (int, 
 // pair starts a Main on 127.0.0.1 and a Standby on 127.0.0.2.
 func pair(t testing.TB) (mainP, standbyP *proc, mainSpec, standbySpec nodeSpec) {
 	t.Helper()
-	mainSpec = nodeSpec{name: "xivo-main", role: "main", peer: "xivo-standby", host: "127.0.0.1",
-		dataDir: t.TempDir(), apiPort: freePort(t, "127.0.0.1"), sipPort: freePort(t, "127.0.0.1")}
-	standbySpec = nodeSpec{name: "xivo-standby", role: "standby", peer: "xivo-main", host: "127.0.0.2",
-		dataDir: t.TempDir(), apiPort: freePort(t, "127.0.0.2"), sipPort: freePort(t, "127.0.0.2")}
-	mainURL := fmt.Sprintf("http://127.0.0.1:%d", mainSpec.apiPort)
-	standbyURL := fmt.Sprintf("http://127.0.0.2:%d", standbySpec.apiPort)
-	mainSpec.peerURL, standbySpec.peerURL = standbyURL, mainURL
-	standbyP = startProc(t, "standby", writeNodeConfig(t, standbySpec), standbyURL)
-	mainP = startProc(t, "main", writeNodeConfig(t, mainSpec), mainURL)
-	return
+	return pairWith(t, "", "")
 }
 
 func TestManualFailoverAndFailback(t *testing.T) {

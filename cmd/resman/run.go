@@ -28,6 +28,7 @@ import (
 	"github.com/resman-pbx/resman/resilience/client"
 	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/node"
+	"github.com/resman-pbx/resman/resilience/replication"
 	"github.com/resman-pbx/resman/resilience/web"
 	"github.com/resman-pbx/resman/services"
 	"github.com/resman-pbx/resman/xds"
@@ -102,6 +103,7 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	var runners []func(context.Context) error
 	var booted <-chan struct{}
 	var n *node.Node
+	var nodeMounts []web.Mount
 	if cfg.Node != nil {
 		parts, err := buildNode(cfg, logger, reg)
 		if err != nil {
@@ -111,6 +113,7 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 		n = parts.node
 		booted = n.Ready()
 		runners = append(runners, parts.runners...)
+		nodeMounts = parts.mounts
 		if opts.reload != nil {
 			runners = append(runners, func(ctx context.Context) error {
 				current := cfg
@@ -131,6 +134,7 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	}
 	defer closeFollowers()
 	runners = append(runners, more...)
+	mounts = append(nodeMounts, mounts...)
 	if len(runners) == 0 {
 		return withCode(exitUsage, errors.New("nothing to run: the file configures no node, cc or edge"))
 	}
@@ -197,6 +201,7 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 type nodeParts struct {
 	node    *node.Node
 	runners []func(context.Context) error
+	mounts  []web.Mount
 	close   func()
 	gossip  gossipSwitch
 }
@@ -340,6 +345,12 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 		p.close = func() { p.gossip.shutdown(); closeAudit() }
 	}
 
+	if len(cfg.Replication) > 0 && cfg.Peer != nil {
+		if err := wireReplication(cfg, &d, p, &nodeRef, logger, reg); err != nil {
+			return fail(err)
+		}
+	}
+
 	if cfg.Peer != nil {
 		d.Peer = client.New(cfg.Peer.API, cfg.API.Token, client.WithTimeout(cfg.Peer.Timeout), client.WithActor(nc.Name))
 		d.PeerName = cfg.Peer.Name
@@ -360,6 +371,74 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 		return nil
 	})
 	return p, nil
+}
+
+// wireReplication builds both sides of replication: the jobs run from
+// this node while it is Active (toward the peer), and the receiver takes
+// them while it is not, so data flows from whichever side serves calls.
+func wireReplication(cfg *config.Config, d *node.Deps, p *nodeParts, nodeRef *atomic.Pointer[node.Node], logger *slog.Logger, reg prometheus.Registerer) error {
+	jobs := replicationJobs(cfg.Replication)
+	dir := filepath.Join(cfg.Node.DataDir, "replication")
+	runner, err := replication.New(replication.Options{
+		Jobs: jobs, PeerURL: cfg.Peer.API, Token: cfg.API.Token, DataDir: dir, Logger: logger, Registerer: reg,
+		OnResult: func(r replication.Result) {
+			if n := nodeRef.Load(); n != nil {
+				outcome, cause := resilience.OutcomeOK, fmt.Sprintf("%s job %s (%s) took %s", r.Trigger, r.Job, r.Kind, r.Duration.Round(time.Millisecond))
+				if !r.OK {
+					outcome = resilience.OutcomeFailed
+				}
+				n.Note("replication", outcome, cause, r.Error)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("replication: %w", err)
+	}
+	recv, err := replication.NewReceiver(replication.ReceiverOptions{
+		Jobs: jobs, Token: cfg.API.Token, DataDir: dir, Logger: logger, Registerer: reg,
+		Accept: func() error {
+			n := nodeRef.Load()
+			if n == nil {
+				return errors.New("node not started")
+			}
+			if st := n.Active(); st.Status == string(resilience.Active) || st.Status == string(resilience.Activating) {
+				return fmt.Errorf("this node is %s: it does not take replication (it would overwrite what serves calls)", st.Status)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("replication: %w", err)
+	}
+	d.ReplSender, d.ReplReceiver = runner, recv
+	p.mounts = append(p.mounts, web.Mount{Prefix: replication.Prefix, Handler: recv.Handler()})
+	p.runners = append(p.runners, func(ctx context.Context) error {
+		runner.Schedule(ctx, func() bool {
+			n := nodeRef.Load()
+			return n != nil && n.Active().Status == string(resilience.Active)
+		})
+		return nil
+	})
+	return nil
+}
+
+// replicationJobs maps the config's jobs onto the replication package's.
+func replicationJobs(rs []config.Replication) []replication.Job {
+	var jobs []replication.Job
+	for _, r := range rs {
+		j := replication.Job{Name: r.Name, Run: r.Run, Every: r.Every, MaxAge: r.MaxAge, Timeout: r.Timeout}
+		if f := r.Files; f != nil {
+			j.Kind, j.Delete = replication.KindFiles, f.Delete
+			j.Limits = replication.Limits{MaxFiles: f.MaxFiles, MaxFileSize: int64(f.MaxFileMiB) << 20, MaxTotalSize: int64(f.MaxTotalMiB) << 20}
+			for _, root := range f.Roots {
+				j.Roots = append(j.Roots, replication.Root{Name: root.Name, Path: root.Path})
+			}
+		} else {
+			j.Kind = replication.KindExec
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs
 }
 
 // coreTick is the length of one tick of the decision core in auto mode.

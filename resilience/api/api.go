@@ -141,6 +141,13 @@ type StopRequest struct {
 	Reason string `json:"reason"`
 }
 
+// ReplicationRunRequest is the body of POST /api/v1/replication/run: run
+// one job (Job) or all (Job empty) now, from the Active node.
+type ReplicationRunRequest struct {
+	Reason string `json:"reason"`
+	Job    string `json:"job,omitempty"`
+}
+
 // Error is the body of every 4xx and 5xx answer.
 type Error struct {
 	Error string `json:"error"`

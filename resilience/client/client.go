@@ -135,6 +135,14 @@ func (c *Client) StopServices(ctx context.Context, req api.StopRequest) (api.Sta
 	return st, err
 }
 
+// RunReplication asks the Active node to run one replication job (or all,
+// with an empty Job) now; it answers with the jobs' status.
+func (c *Client) RunReplication(ctx context.Context, req api.ReplicationRunRequest) ([]api.Replication, error) {
+	var st []api.Replication
+	err := c.call(ctx, http.MethodPost, "/api/v1/replication/run", req, true, &st)
+	return st, err
+}
+
 // Audit returns up to limit audit entries, newest first, older than the
 // entry before when before is not 0. A limit of 0 takes the server's
 // default (100).

@@ -22,6 +22,7 @@ import (
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/replication"
 )
 
 // Services drives the local services. Start and Stop may block up to their
@@ -58,6 +59,22 @@ type Membership interface {
 	Events() <-chan cluster.Event
 }
 
+// ReplicationSender runs the replication jobs from this node when it is
+// Active (the runner); ReplicationReceiver takes them when it is not. Their
+// Status and StaleJobs must not block on I/O.
+type ReplicationSender interface {
+	RunNow(ctx context.Context, job string) (replication.Result, error)
+	RunAll(ctx context.Context) ([]replication.Result, error)
+	Status(now time.Time) []api.Replication
+	StaleJobs(now time.Time) []string
+}
+
+// ReplicationReceiver is the receiving side of replication.
+type ReplicationReceiver interface {
+	Status(now time.Time) []api.Replication
+	StaleJobs(now time.Time) []string
+}
+
 // AuditLog stores audit entries durably.
 type AuditLog interface {
 	Append(api.AuditEntry) (api.AuditEntry, error)
@@ -89,6 +106,12 @@ type Deps struct {
 	// TickEvery is the length of one core tick in auto mode; the core's
 	// LostTicks and FailbackHoldTicks count in it.
 	TickEvery time.Duration
+	// ReplSender and ReplReceiver: nil without replication jobs.
+	ReplSender   ReplicationSender
+	ReplReceiver ReplicationReceiver
+	// ReplWait bounds how long a replication run request waits for the
+	// jobs before answering with their status (they go on). Default: 20s.
+	ReplWait time.Duration
 }
 
 // Node is a running PBX node. Its exported methods are safe for concurrent
@@ -266,6 +289,9 @@ func New(d Deps) (*Node, error) {
 	}
 	if d.TickEvery <= 0 {
 		d.TickEvery = 50 * time.Millisecond
+	}
+	if d.ReplWait <= 0 {
+		d.ReplWait = 20 * time.Second
 	}
 	if d.Core.Mode == resilience.ModeAuto && d.Membership == nil {
 		return nil, errors.New("node: auto mode needs a membership (gossip)")
@@ -645,6 +671,59 @@ func (n *Node) recordForward(who, action, reason string, err error) {
 		Outcome: outcome, Detail: detail, Epoch: s.Epoch, From: resilience.Status(s.Status), To: resilience.Status(s.Status)})
 }
 
+// RunReplication runs one replication job, or all, now: only from the
+// Active node, toward its peer. It waits up to ReplWait for the jobs, then
+// answers with their status while they go on; a job that failed makes the
+// answer ErrFailed with its error.
+func (n *Node) RunReplication(ctx context.Context, who string, req api.ReplicationRunRequest) ([]api.Replication, error) {
+	if n.d.ReplSender == nil {
+		return nil, fmt.Errorf("%w: no replication jobs are configured", resilience.ErrPrecondition)
+	}
+	if strings.TrimSpace(req.Reason) == "" {
+		return nil, fmt.Errorf("%w: reason is required", resilience.ErrInvalid)
+	}
+	if st := n.Active(); st.Status != string(resilience.Active) {
+		return nil, fmt.Errorf("%w: replication runs from the Active node; this node is %s", resilience.ErrConflict, st.Status)
+	}
+	what := "all jobs"
+	if req.Job != "" {
+		what = "job " + req.Job
+	}
+	cur := n.Status()
+	n.record(resilience.Record{Who: who, Action: "run replication", Reason: req.Reason, Cause: "admin command: " + what,
+		Outcome: resilience.OutcomeOK, Epoch: cur.Epoch, From: resilience.Status(cur.Status), To: resilience.Status(cur.Status)})
+	type outcome struct {
+		results []replication.Result
+		err     error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		// The run outlives the request: a long copy is not cut by a client
+		// that stops waiting.
+		if req.Job != "" {
+			r, err := n.d.ReplSender.RunNow(context.WithoutCancel(ctx), req.Job)
+			done <- outcome{[]replication.Result{r}, err}
+			return
+		}
+		rs, err := n.d.ReplSender.RunAll(context.WithoutCancel(ctx))
+		done <- outcome{rs, err}
+	}()
+	wait := time.NewTimer(n.d.ReplWait)
+	defer wait.Stop()
+	select {
+	case o := <-done:
+		switch {
+		case errors.Is(o.err, replication.ErrUnknownJob):
+			return nil, fmt.Errorf("%w: %s: no such replication job", resilience.ErrInvalid, req.Job)
+		case o.err != nil:
+			return n.Status().Replication, fmt.Errorf("%w: replication of %s: %v", resilience.ErrFailed, what, o.err)
+		}
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	return n.Status().Replication, nil
+}
+
 // Status is the node's current status. It does not block on I/O.
 func (n *Node) Status() api.Status {
 	n.mu.RLock()
@@ -663,6 +742,17 @@ func (n *Node) Status() api.Status {
 		st.XDS = n.d.Registrar.Status()
 	}
 	in := resilience.ReadinessInput{Version: n.d.Version, Status: s.status, Epoch: s.epoch, LocalUnhealthy: s.unhealthy}
+	if n.d.ReplSender != nil && n.d.ReplReceiver != nil {
+		now := time.Now()
+		st.Replication = append(n.d.ReplSender.Status(now), n.d.ReplReceiver.Status(now)...)
+		// The Active side answers for what it sent, the other for what it
+		// received: a Standby never replicated is not ready to take over.
+		if s.status == resilience.Active || s.status == resilience.Activating {
+			in.StaleJobs = n.d.ReplSender.StaleJobs(now)
+		} else {
+			in.StaleJobs = n.d.ReplReceiver.StaleJobs(now)
+		}
+	}
 	if s.mode == resilience.ModeAuto {
 		in.PeerNotInGossip = n.d.Peer != nil && !s.peerInGossip
 		in.WitnessConfigured, in.WitnessAlive = s.witness, s.witnessAlive

@@ -138,3 +138,22 @@ func checkReason(r string) error {
 	}
 	return nil
 }
+
+func (s *Server) runReplication(c *fiber.Ctx) error {
+	rn, ok := s.node.(ReplicationNode)
+	if !ok {
+		return errorf(fiber.StatusPreconditionFailed, "this node runs no replication")
+	}
+	var req api.ReplicationRunRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if err := checkReason(req.Reason); err != nil {
+		return err
+	}
+	st, err := rn.RunReplication(s.baseCtx, who(c), req)
+	if err != nil {
+		return s.nodeError(c, "replication run", err)
+	}
+	return c.JSON(st)
+}

@@ -43,3 +43,12 @@ type PeerNode interface {
 	PeerStartServices(ctx context.Context, who string, req api.StartRequest) (api.Status, error)
 	PeerStopServices(ctx context.Context, who string, req api.StopRequest) (api.Status, error)
 }
+
+// ReplicationNode is a Node that runs replication jobs on demand: POST
+// /api/v1/replication/run. RunReplication blocks until the jobs end or ctx
+// is done and returns the jobs' status; refusals wrap the resilience
+// sentinel errors (a run from an Inactive node is ErrConflict).
+type ReplicationNode interface {
+	Node
+	RunReplication(ctx context.Context, who string, req api.ReplicationRunRequest) ([]api.Replication, error)
+}

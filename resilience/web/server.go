@@ -230,6 +230,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer, metricsAuth bool, mounts [
 	s.get(v1, "/peer/status", s.peerStatus)
 	s.post(v1, "/peer/services/start", s.peerStart)
 	s.post(v1, "/peer/services/stop", s.peerStop)
+	s.post(v1, "/replication/run", s.runReplication)
 	// GET only: a HEAD would open and drop a subscription.
 	s.route(v1, "/events", []string{fiber.MethodGet}, s.events)
 }

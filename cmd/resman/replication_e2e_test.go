@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReplicationFilesJob: a files job copies a tree from the Active node
+// to the other over the API; a Standby that never received is not HA
+// ready and says why; the run is audited; a run asked of the Inactive
+// node is refused.
+func TestReplicationFilesJob(t *testing.T) {
+	srcRoot, dstRoot := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(srcRoot, "sip.conf"), []byte("[general]\ncontext=default\n"), 0o644)
+	os.MkdirAll(filepath.Join(srcRoot, "dialplan"), 0o755)
+	os.WriteFile(filepath.Join(srcRoot, "dialplan", "extensions.conf"), []byte("exten => 100,1,Answer()\n"), 0o644)
+	job := func(root string) string {
+		return fmt.Sprintf("replication:\n  - {name: asterisk-conf, every: 1h, files: {roots: [{name: etc, path: %s}]}}\n", root)
+	}
+	mainP, standbyP, _, _ := pairWith(t, job(srcRoot), job(dstRoot))
+	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	waitFor(t, "standby not ready: never replicated", func() bool {
+		return strings.Contains(strings.Join(status(t, standbyP.url).HA.Reasons, ";"), "replication job asterisk-conf")
+	})
+
+	if _, stderr, code := cli(t, "replication", "run", "--node", standbyP.url, "--reason", "wrong side"); code != exitRefused {
+		t.Fatalf("run on the inactive node: exit %d %s", code, stderr)
+	}
+	out, stderr, code := cli(t, "replication", "run", "--node", mainP.url, "--reason", "before maintenance")
+	if code != 0 || !strings.Contains(out, "asterisk-conf") {
+		t.Fatalf("replication run: exit %d %s %s", code, out, stderr)
+	}
+	got, err := os.ReadFile(filepath.Join(dstRoot, "dialplan", "extensions.conf"))
+	if err != nil || string(got) != "exten => 100,1,Answer()\n" {
+		t.Fatalf("the file did not arrive: %q %v", got, err)
+	}
+	waitFor(t, "standby ready after replication", func() bool { return status(t, standbyP.url).HA.Ready })
+	if !auditHas(t, mainP.url, "manual job asterisk-conf") {
+		t.Fatal("the run is not in the main's audit log")
+	}
+}
+
+// pairWith starts a Main on 127.0.0.1 and a Standby on 127.0.0.2, with
+// extra config appended to each node's file.
+func pairWith(t testing.TB, mainExtra, standbyExtra string) (mainP, standbyP *proc, mainSpec, standbySpec nodeSpec) {
+	t.Helper()
+	mainSpec = nodeSpec{name: "xivo-main", role: "main", peer: "xivo-standby", host: "127.0.0.1",
+		dataDir: t.TempDir(), apiPort: freePort(t, "127.0.0.1"), sipPort: freePort(t, "127.0.0.1")}
+	standbySpec = nodeSpec{name: "xivo-standby", role: "standby", peer: "xivo-main", host: "127.0.0.2",
+		dataDir: t.TempDir(), apiPort: freePort(t, "127.0.0.2"), sipPort: freePort(t, "127.0.0.2")}
+	mainSpec.peerURL = fmt.Sprintf("http://127.0.0.2:%d", standbySpec.apiPort)
+	standbySpec.peerURL = fmt.Sprintf("http://127.0.0.1:%d", mainSpec.apiPort)
+	write := func(spec nodeSpec, extra string) string {
+		path := writeNodeConfig(t, spec)
+		if extra != "" {
+			raw, _ := os.ReadFile(path)
+			os.WriteFile(path, append(raw, extra...), 0o600)
+		}
+		return path
+	}
+	standbyP = startProc(t, "standby", write(standbySpec, standbyExtra), mainSpec.peerURL)
+	mainP = startProc(t, "main", write(mainSpec, mainExtra), standbySpec.peerURL)
+	return
+}

@@ -38,5 +38,10 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./cmd/resman/
 
+# The Debian package, in testout/dist/ (see scripts/build-deb.sh).
+.PHONY: deb
+deb:
+	./scripts/build-deb.sh
+
 clean:
 	rm -f resman

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds the resman Debian package: testout/dist/resman_<version>_amd64.deb
+# (testout/ is ignored by git). Usage: scripts/build-deb.sh, or make deb.
+#
+# Environment:
+#   RESMAN_VERSION     package version; default: the tag vX.Y.Z on HEAD without
+#                      its v, else 0.0.0~git<commit date>.<commit>
+#   RESMAN_BIN         an already built linux/amd64 resman to package; default:
+#                      build one (static, trimmed, version stamped)
+#   OUT_DIR            where the .deb goes; default testout/dist
+#   RESMAN_MAINTAINER  the Maintainer field
+#   RESMAN_DEB_COMPRESSION  gzip (default), xz, zstd or none
+#   NFPM               the nfpm command; default: go run of a pinned nfpm,
+#                      fetched once through the Go module proxy, then cached
+#
+# Exit status: 0 built (the path is the last line printed), 1 failed,
+# 3 the packaging tool (nfpm) could not be fetched or run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# v2.46 and later need modules outside the Go module proxy (an msix packager).
+NFPM_VERSION=v2.45.2
+NFPM=${NFPM:-go run github.com/goreleaser/nfpm/v2/cmd/nfpm@${NFPM_VERSION}}
+OUT_DIR=${OUT_DIR:-testout/dist}
+export RESMAN_MAINTAINER=${RESMAN_MAINTAINER:-resman maintainers <resman@localhost>}
+compression=${RESMAN_DEB_COMPRESSION:-gzip}
+case "$compression" in
+  gzip|xz|zstd|none) ;;
+  *) echo "build-deb: RESMAN_DEB_COMPRESSION must be gzip, xz, zstd or none, got '$compression'" >&2; exit 1 ;;
+esac
+
+if [ -z "${RESMAN_VERSION:-}" ]; then
+  if tag=$(git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null); then
+    RESMAN_VERSION=${tag#v}
+  elif rev=$(git rev-parse --short=12 HEAD 2>/dev/null); then
+    RESMAN_VERSION="0.0.0~git$(git log -1 --format=%cd --date=format:%Y%m%d).${rev}"
+  else
+    RESMAN_VERSION=0.0.0~dev
+  fi
+fi
+case "$RESMAN_VERSION" in
+  [0-9]*) ;;
+  *) echo "build-deb: RESMAN_VERSION must start with a digit, got '$RESMAN_VERSION'" >&2; exit 1 ;;
+esac
+export RESMAN_VERSION
+# Reproducible timestamps: the last commit's time.
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+fi
+export SOURCE_DATE_EPOCH
+
+nfpm_err=$(mktemp)
+trap 'rm -f "$nfpm_err"' EXIT
+if ! $NFPM --version >/dev/null 2>"$nfpm_err"; then
+  echo "build-deb: the packaging tool cannot be fetched or run ($NFPM):" >&2
+  tail -n 5 "$nfpm_err" >&2
+  exit 3
+fi
+
+mkdir -p "$OUT_DIR"
+if [ -z "${RESMAN_BIN:-}" ]; then
+  RESMAN_BIN="$OUT_DIR/build/resman"
+  echo "build-deb: building resman $RESMAN_VERSION" >&2
+  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath \
+    -ldflags "-s -w -X main.version=$RESMAN_VERSION" -o "$RESMAN_BIN" ./cmd/resman
+fi
+# nfpm expands variables in version and maintainer only: put the binary's
+# path and the compression in a copy of the config.
+config="$OUT_DIR/nfpm.yaml"
+bin_abs=$(cd "$(dirname "$RESMAN_BIN")" && pwd)/$(basename "$RESMAN_BIN")
+sed -e "s|\${RESMAN_BIN}|$bin_abs|" -e "s|\${RESMAN_DEB_COMPRESSION}|$compression|" \
+  deploy/nfpm.yaml >"$config"
+
+deb="$OUT_DIR/resman_${RESMAN_VERSION}_amd64.deb"
+rm -f "$deb"
+$NFPM package --config "$config" --packager deb --target "$deb" >&2
+echo "$deb"

@@ -5,7 +5,7 @@ GO      ?= go
 GOFLAGS ?=
 PKGS    := ./...
 
-.PHONY: build demo test test-tools test-go fuzz vet bench clean
+.PHONY: build demo test test-tools test-go fuzz vet bench bench-api bench-failover bench-loss bench-xds bench-edge clean
 
 build:
 	$(GO) build -o resman ./cmd/resman
@@ -34,9 +34,23 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzManualPair -fuzztime 15s ./resilience/
 	$(GO) test -run '^$$' -fuzz FuzzAutoPair -fuzztime 25s ./resilience/
 
-# Benchmarks: API latency and idle memory of a node (see README).
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 200x ./cmd/resman/
+# Benchmarks (see README): each prints medians; the namespace ones need root.
+bench: bench-api bench-failover bench-xds bench-edge
+
+bench-api:      # API latency and idle memory of a node
+	$(GO) test -run '^$$' -bench 'Status|StartStop|IdleRSS' -benchtime 200x ./cmd/resman/
+
+bench-failover: # kill -9 of the Main to the Standby Active, default and tuned timers
+	$(GO) test -run '^$$' -bench 'BenchmarkFailover' -benchtime 10x ./cmd/resman/
+
+bench-loss:     # false takeovers under 50% loss (RESMAN_LOSS_DURATION, default 30s)
+	$(GO) test -run '^$$' -bench FalseTakeovers -benchtime 1x -timeout 60m ./cmd/resman/
+
+bench-xds:      # node Active to 1, 10, 100 MDS registered
+	$(GO) test -run '^$$' -bench ActivateToRegistered -benchtime 20x ./xds/
+
+bench-edge:     # Edge vs direct vs nginx, and failure to first redirected answer
+	./edge/bench.sh
 
 # The Debian package, in testout/dist/ (see scripts/build-deb.sh).
 .PHONY: deb

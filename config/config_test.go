@@ -909,3 +909,28 @@ peer: {name: n2, api: "http://127.0.0.2:9440"}
 		})
 	}
 }
+
+// TestYAMLRoundTrip: what config check --print shows reads back as the
+// same config.
+func TestYAMLRoundTrip(t *testing.T) {
+	for _, f := range []string{"testdata/all-in-one.yaml", "testdata/auto-node.yaml", "testdata/witness.yaml"} {
+		cfg, err := Load(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out, err := cfg.YAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(out, nil)
+		if err != nil {
+			t.Fatalf("%s: printed config does not load back: %v\n%s", f, err, out)
+		}
+		if !reflect.DeepEqual(cfg, back) {
+			t.Errorf("%s: round trip differs:\n%s", f, out)
+		}
+		if strings.Contains(string(out), "datadir") || !strings.Contains(string(out), "data_dir") {
+			t.Errorf("%s: keys not in the schema's names:\n%s", f, out)
+		}
+	}
+}

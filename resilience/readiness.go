@@ -41,6 +41,11 @@ func Readiness(in ReadinessInput) (ready bool, reasons []string) {
 			r += ": " + in.PeerError
 		}
 		reasons = append(reasons, r)
+	case in.PeerError != "":
+		// It answered, but not with its status: nothing else about it can
+		// be judged, and the likely cause is one the admin can fix.
+		reasons = append(reasons, fmt.Sprintf("peer %s answers but its status cannot be read (%s): check that both nodes share api.token",
+			in.PeerName, in.PeerError))
 	default:
 		if mine, theirs := Major(in.Version), Major(in.PeerVersion); mine != theirs {
 			reasons = append(reasons, fmt.Sprintf("peer %s runs version %s, major %s differs from ours (%s)",

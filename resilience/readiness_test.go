@@ -28,6 +28,9 @@ func TestReadiness(t *testing.T) {
 			false, []string{"critical services unhealthy here: asterisk"}},
 		{"stale replication", func(in *ReadinessInput) { in.StaleJobs = []string{"db"} },
 			false, []string{"replication job db has not succeeded within its max_age"}},
+		{"unreadable peer: one clear reason", func(in *ReadinessInput) {
+			in.PeerError, in.PeerVersion, in.PeerUnhealthy = "401: unauthorized", "", true
+		}, false, []string{"answers but its status cannot be read (401: unauthorized): check that both nodes share api.token"}},
 		{"not in gossip", func(in *ReadinessInput) { in.PeerNotInGossip = true },
 			false, []string{"not seen over gossip: check gossip.key"}},
 		{"witness lost", func(in *ReadinessInput) { in.WitnessConfigured = true },

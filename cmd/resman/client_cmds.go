@@ -129,9 +129,12 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 		}
 	}
 	if p := st.Peer; p != nil {
-		if p.Reachable && p.Error == "" {
+		switch {
+		case p.Reachable && p.Error == "":
 			fmt.Fprintf(w, "peer %s: %s, epoch %d, version %s\n", p.Name, p.Status, p.Epoch, p.Version)
-		} else {
+		case p.Reachable:
+			fmt.Fprintf(w, "peer %s: answers, status unreadable (%s)\n", p.Name, p.Error)
+		default:
 			fmt.Fprintf(w, "peer %s: unreachable (%s)\n", p.Name, p.Error)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/term"
 
@@ -33,7 +32,7 @@ func newConfigCmd() *cobra.Command {
 				return withCode(exitFailed, err)
 			}
 			if print {
-				out, err := yaml.Marshal(cfg.Redacted())
+				out, err := cfg.Redacted().YAML()
 				if err != nil {
 					return err
 				}

@@ -559,3 +559,31 @@ func TestExamplesPassConfigCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestNotifiesSystemd: under a Type=notify unit, resman says READY=1 once
+// its API serves.
+func TestNotifiesSystemd(t *testing.T) {
+	dir, err := os.MkdirTemp("", "rmsd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "notify")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	spec := nodeSpec{name: "xivo-main", role: "main", peer: "xivo-standby", host: "127.0.0.1", dataDir: t.TempDir(),
+		apiPort: freePort(t, "127.0.0.1"), sipPort: freePort(t, "127.0.0.1"), peerURL: fmt.Sprintf("http://127.0.0.2:%d", freePort(t, "127.0.0.2"))}
+	cfg := writeNodeConfig(t, spec)
+	cmd := exec.Command(binary, "run", "-c", cfg)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	startCmd(t, "main", cmd, cfg, fmt.Sprintf("http://127.0.0.1:%d", spec.apiPort))
+	ln.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 64)
+	n, err := ln.Read(buf)
+	if err != nil || string(buf[:n]) != "READY=1" {
+		t.Fatalf("notify socket got %q, %v; want READY=1", buf[:n], err)
+	}
+}

@@ -190,7 +190,8 @@ func TestDebianPackage(t *testing.T) {
 		}
 	}
 	for k, want := range map[string]string{
-		"Type":                  "exec",
+		"Type":                  "notify",
+		"NotifyAccess":          "main",
 		"ExecStart":             "/usr/bin/resman run -c /etc/resman/resman.yaml",
 		"ExecReload":            "/bin/kill -HUP $MAINPID",
 		"User":                  "resman",

@@ -54,7 +54,10 @@ func newRunCmd() *cobra.Command {
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			return runComponents(ctx, cfg, logger, runOptions{configPath: file, reload: hup})
+			return runComponents(ctx, cfg, logger, runOptions{
+				configPath: file, reload: hup,
+				ready: func() { notifySystemd("READY=1") },
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "config file (YAML)")
@@ -549,6 +552,24 @@ func noteXDS(n *node.Node, ev xds.Event) {
 	default:
 		n.HealthChanged() // republish the status with the new reachability
 	}
+}
+
+// notifySystemd sends a state ("READY=1") to systemd for a Type=notify
+// unit; outside systemd (no NOTIFY_SOCKET) it does nothing.
+func notifySystemd(state string) {
+	sock := os.Getenv("NOTIFY_SOCKET")
+	if sock == "" {
+		return
+	}
+	if strings.HasPrefix(sock, "@") {
+		sock = "\x00" + sock[1:] // an abstract socket
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	conn.Write([]byte(state))
 }
 
 // actor names the admin behind a CLI command in the audit log.

@@ -1,12 +1,9 @@
 package cc
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/resman-pbx/resman/resilience/api"
 )
@@ -137,15 +134,7 @@ func (f *Follower) NodeStatus() api.Status {
 	return out
 }
 
-func (f *Follower) authorized(r *http.Request) bool {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return false
-	}
-	got := sha256.Sum256([]byte(token))
-	return f.hasToken && subtle.ConstantTimeCompare(got[:], f.tokenHash[:]) == 1
-}
+func (f *Follower) authorized(r *http.Request) bool { return f.token.Allows(r) }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -21,9 +21,9 @@ package cc
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/resman-pbx/resman/resilience/auth"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -82,16 +82,15 @@ type Options struct {
 // Follower follows one node and drives the CC services. Its methods are
 // safe for concurrent use.
 type Follower struct {
-	log       *slog.Logger
-	name      string
-	url       string
-	interval  time.Duration
-	client    *client.Client
-	sup       *services.Supervisor
-	audit     *audit.Log
-	metrics   *metrics
-	tokenHash [sha256.Size]byte
-	hasToken  bool
+	log      *slog.Logger
+	name     string
+	url      string
+	interval time.Duration
+	client   *client.Client
+	sup      *services.Supervisor
+	audit    *audit.Log
+	metrics  *metrics
+	token    auth.Token
 	// standalone also answers /api/v1/status and /active.
 	standalone bool
 
@@ -218,8 +217,8 @@ func New(opts Options) (*Follower, error) {
 		since:      time.Now(),
 		following:  Following{Node: cfg.Follow, URL: cfg.Follow},
 	}
-	f.tokenHash, f.hasToken = sha256.Sum256([]byte(opts.Token)), opts.Token != ""
-	if !f.hasToken {
+	f.token = auth.NewToken(opts.Token)
+	if !f.token.Set() {
 		log.Warn("no API token configured: the follower's API refuses every authenticated call")
 	}
 	// Running services (units found active) make an Active follower; it

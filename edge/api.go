@@ -1,11 +1,8 @@
 package edge
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/resman-pbx/resman/resilience/api"
@@ -130,15 +127,7 @@ func (e *Edge) APIHandler() http.Handler {
 	})
 }
 
-func (e *Edge) authorized(r *http.Request) bool {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return false
-	}
-	got := sha256.Sum256([]byte(token))
-	return e.hasToken && subtle.ConstantTimeCompare(got[:], e.tokenHash[:]) == 1
-}
+func (e *Edge) authorized(r *http.Request) bool { return e.token.Allows(r) }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -26,10 +26,10 @@ package edge
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/resman-pbx/resman/resilience/auth"
 	"log/slog"
 	"net"
 	"net/http"
@@ -91,8 +91,7 @@ type Edge struct {
 	sides      []*side
 	tls        *tls.Config
 	checkHC    *http.Client
-	tokenHash  [sha256.Size]byte
-	hasToken   bool
+	token      auth.Token
 	standalone bool
 	metrics    *metrics
 	pages      pages
@@ -136,8 +135,8 @@ func New(opts Options) (*Edge, error) {
 	if checkTimeout <= 0 {
 		checkTimeout = e.interval
 	}
-	e.tokenHash, e.hasToken = sha256.Sum256([]byte(opts.Token)), opts.Token != ""
-	if !e.hasToken {
+	e.token = auth.NewToken(opts.Token)
+	if !e.token.Set() {
 		log.Warn("no API token configured: the Edge's status API refuses every call")
 	}
 	m, err := newMetrics(opts.Registerer)

@@ -2,12 +2,11 @@ package replication
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/resman-pbx/resman/resilience/auth"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -70,9 +69,8 @@ type Receiver struct {
 	idle    time.Duration
 	accept  func() error
 	// saver persists the receives (nil without a data dir).
-	saver     *saver
-	tokenHash [sha256.Size]byte
-	hasToken  bool
+	saver *saver
+	token auth.Token
 
 	mu       sync.Mutex
 	sessions map[string]*session // by id
@@ -138,8 +136,7 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 		rc.idle = DefaultSessionIdle
 	}
 	if opts.Token != "" {
-		rc.tokenHash = sha256.Sum256([]byte(opts.Token))
-		rc.hasToken = true
+		rc.token = auth.NewToken(opts.Token)
 	} else {
 		rc.log.Warn("no API token: every replication push will be refused")
 	}
@@ -309,17 +306,7 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (rc *Receiver) authorized(r *http.Request) bool {
-	if !rc.hasToken {
-		return false
-	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return false
-	}
-	sum := sha256.Sum256([]byte(tok))
-	return subtle.ConstantTimeCompare(sum[:], rc.tokenHash[:]) == 1
-}
+func (rc *Receiver) authorized(r *http.Request) bool { return rc.token.Allows(r) }
 
 // decodeBody reads a JSON body of at most maxReq bytes.
 func (rc *Receiver) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {

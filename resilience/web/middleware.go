@@ -1,9 +1,8 @@
 package web
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
+	"github.com/resman-pbx/resman/resilience/auth"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -91,14 +90,11 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 // bearer checks the Authorization header and returns the principal: "api",
 // or "api:<actor>" with a valid X-Resman-Actor header.
 func (s *Server) bearer(c *fiber.Ctx) (string, error) {
-	h := c.Get(fiber.HeaderAuthorization)
-	scheme, token, _ := strings.Cut(h, " ")
-	token = strings.TrimSpace(token)
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+	token := auth.Bearer(c.Get(fiber.HeaderAuthorization))
+	if token == "" {
 		return "", errorf(fiber.StatusUnauthorized, "a bearer token is required")
 	}
-	got := sha256.Sum256([]byte(token))
-	if !s.hasToken || subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
+	if !s.token.Matches(token) {
 		return "", errorf(fiber.StatusUnauthorized, "invalid bearer token")
 	}
 	actor := c.Get(HeaderActor)

@@ -2,9 +2,9 @@ package web
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/resman-pbx/resman/resilience/auth"
 	"log/slog"
 	"net"
 	"net/http"
@@ -104,10 +104,9 @@ type Server struct {
 	app  *fiber.App
 	log  *slog.Logger
 	// auth is the web login (nil without a node).
-	auth      *webAuth
-	metrics   *httpMetrics
-	tokenHash [sha256.Size]byte
-	hasToken  bool
+	auth    *webAuth
+	metrics *httpMetrics
+	token   auth.Token
 	// allow lists the methods of each route, for 405 answers.
 	allow map[string]string
 	// keepAlive is the SSE keep-alive period (tests shorten it).
@@ -156,8 +155,7 @@ func New(n Node, opts Options) *Server {
 		s.auth = newWebAuth(opts.Users, n.Status().Node, webLog, time.Now)
 	}
 	if opts.Token != "" {
-		s.tokenHash = sha256.Sum256([]byte(opts.Token))
-		s.hasToken = true
+		s.token = auth.NewToken(opts.Token)
 	} else {
 		logger.Warn("no API token configured: every /api/v1 call will be refused")
 	}

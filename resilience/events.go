@@ -48,6 +48,23 @@ type Tick struct{}
 // WitnessSeen is a new view of the witness (auto mode with a witness).
 type WitnessSeen struct{ Witness WitnessView }
 
+// AdminFailover is a manual HA failover (auto mode, on the Active Main):
+// step down and hold Inactive for ForTicks so the Standby takes over.
+// NotReady, when set, is why HA is not ready (the runtime judges it): the
+// failover is then refused.
+type AdminFailover struct {
+	Who, Reason string
+	ForTicks    int
+	For         string // ForTicks as the admin gave it, for the record
+	NotReady    string
+}
+
+// AdminFailoverStop ends a manual HA failover early; failback then
+// follows the policy.
+type AdminFailoverStop struct {
+	Who, Reason string
+}
+
 // Reconfigure applies a reloaded config: mode and failover timing may
 // change at run time; name and role may not. Who is who reloaded it.
 type Reconfigure struct {
@@ -55,16 +72,18 @@ type Reconfigure struct {
 	Who    string
 }
 
-func (Boot) isEvent()            {}
-func (AdminStart) isEvent()      {}
-func (AdminStop) isEvent()       {}
-func (ServicesStarted) isEvent() {}
-func (ServicesStopped) isEvent() {}
-func (PeerSeen) isEvent()        {}
-func (Health) isEvent()          {}
-func (Tick) isEvent()            {}
-func (WitnessSeen) isEvent()     {}
-func (Reconfigure) isEvent()     {}
+func (Boot) isEvent()              {}
+func (AdminStart) isEvent()        {}
+func (AdminStop) isEvent()         {}
+func (ServicesStarted) isEvent()   {}
+func (ServicesStopped) isEvent()   {}
+func (PeerSeen) isEvent()          {}
+func (Health) isEvent()            {}
+func (Tick) isEvent()              {}
+func (WitnessSeen) isEvent()       {}
+func (Reconfigure) isEvent()       {}
+func (AdminFailover) isEvent()     {}
+func (AdminFailoverStop) isEvent() {}
 
 // Action is an output of the core, for the runtime to carry out in order.
 type Action interface{ isAction() }
@@ -139,6 +158,10 @@ func FormatEvent(ev Event) string {
 		return "tick"
 	case WitnessSeen:
 		return fmt.Sprintf("witness alive=%t sees-peer=%t", e.Witness.Alive, e.Witness.SeesPeer)
+	case AdminFailover:
+		return fmt.Sprintf("failover who=%s for=%d not-ready=%q reason=%q", e.Who, e.ForTicks, e.NotReady, e.Reason)
+	case AdminFailoverStop:
+		return fmt.Sprintf("failover-stop who=%s reason=%q", e.Who, e.Reason)
 	case Reconfigure:
 		return fmt.Sprintf("reconfigure mode=%s lost=%d hold=%d witness=%t", e.Config.Mode, e.Config.LostTicks,
 			e.Config.FailbackHoldTicks, e.Config.Witness)

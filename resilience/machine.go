@@ -31,6 +31,7 @@ type Machine struct {
 	isolatedFor     int // neither peer nor witness seen (with a witness)
 	holdTicks       int // a timed hold: do not activate by itself
 	adminHold       bool
+	failoverTicks   int // a manual HA failover under way: hold until it ends
 	// pending is who asked for the transition under way, and why: the
 	// record written when the transition ends names them too.
 	pending Record
@@ -62,7 +63,10 @@ func (m *Machine) Unhealthy() []string { return slices.Clone(m.unhealthy) }
 // Holding reports whether this node will not go Active by itself (auto
 // mode): an admin stopped it, or it stepped down and waits out its hold.
 // The runtime announces it to the peer.
-func (m *Machine) Holding() bool { return m.adminHold || m.holdTicks > 0 }
+func (m *Machine) Holding() bool { return m.adminHold || m.holdTicks > 0 || m.failoverTicks > 0 }
+
+// FailoverTicks is what remains of a manual HA failover (0: none).
+func (m *Machine) FailoverTicks() int { return m.failoverTicks }
 
 // AdminHold reports whether an admin's Stop holds this node Inactive.
 func (m *Machine) AdminHold() bool { return m.adminHold }
@@ -88,8 +92,17 @@ func (m *Machine) Step(ev Event) ([]Action, error) {
 		m.witness = e.Witness
 		return m.stepAuto(), nil
 	case Tick:
-		m.tick()
-		return m.stepAuto(), nil
+		acts := m.tick()
+		return append(acts, m.stepAuto()...), nil
+	case AdminFailover:
+		return m.adminFailover(e)
+	case AdminFailoverStop:
+		if m.failoverTicks == 0 {
+			return []Action{m.noop(e.Who, "stop manual failover", e.Reason, "no manual failover under way")}, nil
+		}
+		m.failoverTicks = 0
+		rec := m.noop(e.Who, "stop manual failover", e.Reason, "manual failover ended early: failback follows the policy")
+		return append([]Action{rec}, m.stepAuto()...), nil
 	case AdminStart:
 		m.seePeer(e.Peer)
 	case Reconfigure:
@@ -267,8 +280,31 @@ func (m *Machine) reconfigure(e Reconfigure) ([]Action, error) {
 	return append([]Action{rec}, m.stepAuto()...), nil
 }
 
-// tick advances the auto-mode clocks by one tick.
-func (m *Machine) tick() {
+// adminFailover starts a manual HA failover: the Main steps down and holds
+// for the given time; the Standby takes over by the usual rules.
+func (m *Machine) adminFailover(e AdminFailover) ([]Action, error) {
+	const action = "manual failover"
+	switch {
+	case m.cfg.Mode != ModeAuto:
+		return m.refuse(e.Who, action, e.Reason, ErrPrecondition,
+			"manual HA failover is for auto mode; in manual mode stop services here and start them on the peer")
+	case m.cfg.Role != RoleMain:
+		return m.refuse(e.Who, action, e.Reason, ErrPrecondition, "manual HA failover runs on the Main")
+	case m.status != Active:
+		return m.refuse(e.Who, action, e.Reason, ErrPrecondition, fmt.Sprintf("this node is %s, not Active", m.status))
+	case e.ForTicks < 1:
+		return m.refuse(e.Who, action, e.Reason, ErrInvalid, "the failover needs a duration")
+	case e.NotReady != "":
+		return m.refuse(e.Who, action, e.Reason, ErrPrecondition, "HA is not ready: "+e.NotReady)
+	}
+	m.failoverTicks = e.ForTicks
+	return m.becomeDeactivating(e.Who, action, e.Reason, fmt.Sprintf(
+		"manual HA failover for %s: the Standby takes over, and this node holds Inactive until it ends", e.For)), nil
+}
+
+// tick advances the auto-mode clocks by one tick. It returns the record of
+// a manual failover that ends with it.
+func (m *Machine) tick() []Action {
 	p := m.peer
 	m.peerLostFor = countIf(!p.Reachable, m.peerLostFor)
 	m.unhealthyFor = countIf(len(m.unhealthy) > 0 && m.status == Active, m.unhealthyFor)
@@ -283,6 +319,13 @@ func (m *Machine) tick() {
 	case m.holdTicks > 0:
 		m.holdTicks--
 	}
+	if m.failoverTicks > 0 {
+		m.failoverTicks--
+		if m.failoverTicks == 0 {
+			return []Action{m.noop(Self, "manual failover ended", "", "its time is over: failback follows the policy")}
+		}
+	}
+	return nil
 }
 
 func countIf(cond bool, n int) int {

@@ -24,6 +24,9 @@ type ReadinessInput struct {
 	PeerNotInGossip bool
 	// Auto mode with a witness: whether the witness is seen.
 	WitnessConfigured, WitnessAlive bool
+	// ManualFailoverUntil, when set, says a manual HA failover holds this
+	// node Inactive until then: one node carries the load.
+	ManualFailoverUntil string
 }
 
 // Readiness says whether the pair is ready to fail over, and if not, why:
@@ -33,6 +36,9 @@ type ReadinessInput struct {
 func Readiness(in ReadinessInput) (ready bool, reasons []string) {
 	if in.PeerName == "" {
 		return false, []string{"no peer configured"}
+	}
+	if in.ManualFailoverUntil != "" {
+		reasons = append(reasons, "not redundant: manual failover until "+in.ManualFailoverUntil+" (this node holds Inactive)")
 	}
 	switch {
 	case !in.PeerReachable:

@@ -155,6 +155,11 @@ func parseEvent(s string) (Event, error) {
 			names = strings.Split(v, ",")
 		}
 		return Health{Unhealthy: names}, nil
+	case "failover":
+		n, _ := strconv.Atoi(kv["for"])
+		return AdminFailover{Who: kv["who"], Reason: kv["reason"], ForTicks: n, For: kv["for"] + " ticks", NotReady: kv["not-ready"]}, nil
+	case "failover-stop":
+		return AdminFailoverStop{Who: kv["who"], Reason: kv["reason"]}, nil
 	case "reconfigure":
 		c := Config{Name: kv["name"], Role: Role(kv["role"]), Mode: Mode(kv["mode"]),
 			FailbackAuto: kv["failback"] != "manual", Witness: kv["witness"] == "true"}

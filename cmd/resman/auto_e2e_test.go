@@ -310,3 +310,56 @@ func TestAutoWitness(t *testing.T) {
 	})
 	chk.verify(t)
 }
+
+// TestAutoManualFailover: a manual HA failover hands the load to the
+// Standby and ends by itself, by a restart of the Main, and by stop; each
+// time the Main takes back by failback.
+func TestAutoManualFailover(t *testing.T) {
+	a := newAutoPair(t, false)
+	chk := startChecker(t, a.mainURL, a.standbyURL)
+	mainBack := func(what string) {
+		waitFor(t, what, func() bool {
+			return status(t, a.mainURL).Status == "active" && status(t, a.standbyURL).Status == "inactive"
+		})
+	}
+
+	// Refused where it makes no sense: on the Standby.
+	if _, stderr, code := cli(t, "failover", "start", "--node", a.standbyURL, "--for", "1m", "--reason", "x"); code != exitRefused ||
+		!strings.Contains(stderr, "runs on the Main") {
+		t.Fatalf("failover on the standby: exit %d %s", code, stderr)
+	}
+
+	// Ends by itself.
+	out, stderr, code := cli(t, "failover", "start", "--node", a.mainURL, "--for", "10s", "--reason", "test the standby")
+	if code != 0 || !strings.Contains(out, "MANUAL FAILOVER until") {
+		t.Fatalf("failover start: exit %d %s %s", code, out, stderr)
+	}
+	waitFor(t, "standby active", func() bool { return status(t, a.standbyURL).Status == "active" })
+	if st := status(t, a.mainURL); !strings.Contains(strings.Join(st.HA.Reasons, ";"), "not redundant: manual failover until") {
+		t.Fatalf("the main must say it is not redundant: %q", st.HA.Reasons)
+	}
+	mainBack("the failover expires and the main takes back")
+	if !auditHas(t, a.mainURL, "its time is over") {
+		t.Fatal("the expiry is not in the audit log")
+	}
+
+	// Ends by a restart of the Main.
+	if _, stderr, code := cli(t, "failover", "start", "--node", a.mainURL, "--for", "1h", "--reason", "long test"); code != 0 {
+		t.Fatalf("failover start: %s", stderr)
+	}
+	waitFor(t, "standby active", func() bool { return status(t, a.standbyURL).Status == "active" })
+	a.main.kill(syscall.SIGTERM)
+	a.main = startIn(t, a.lab, "main", a.mainCfg)
+	mainBack("the restarted main takes back")
+
+	// Ends by stop.
+	if _, stderr, code := cli(t, "failover", "start", "--node", a.mainURL, "--for", "1h", "--reason", "long test"); code != 0 {
+		t.Fatalf("failover start: %s", stderr)
+	}
+	waitFor(t, "standby active", func() bool { return status(t, a.standbyURL).Status == "active" })
+	if _, stderr, code := cli(t, "failover", "stop", "--node", a.mainURL, "--reason", "enough"); code != 0 {
+		t.Fatalf("failover stop: %s", stderr)
+	}
+	mainBack("stopped: the main takes back")
+	chk.verify(t)
+}

@@ -163,6 +163,11 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 		}
 		fmt.Fprintf(w, "mds %s: %s %s\n", x.MDS, state, x.Error)
 	}
+	if f := st.Failover; f.Manual && f.Until != nil {
+		fmt.Fprintf(w, "MANUAL FAILOVER until %s: this node holds Inactive\n", f.Until.Local().Format("2006-01-02 15:04:05"))
+	} else if f.HeldByAdmin {
+		fmt.Fprintln(w, "held Inactive by an admin's Stop services (auto mode): Start services to release")
+	}
 	if lc := st.LastChange; lc != nil {
 		fmt.Fprintf(w, "last change: %s -> %s at %s: %s\n", lc.From, lc.To, lc.At.Local().Format("15:04:05"), lc.Cause)
 	}
@@ -319,5 +324,58 @@ func newReplicationCmd() *cobra.Command {
 	run.Flags().StringVar(&job, "job", "", "the job to run (default: all)")
 	f.register(run)
 	cmd.AddCommand(run)
+	return cmd
+}
+
+func newFailoverCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "failover start|stop",
+		Short: "Manual HA failover (auto mode, on the Main): hand over to the Standby for a while",
+	}
+	for _, verb := range []string{"start", "stop"} {
+		var f apiFlags
+		var reason, forDur string
+		sub := &cobra.Command{
+			Use:  verb,
+			Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if strings.TrimSpace(reason) == "" {
+					return usageErr("--reason is required: say why, it goes to the audit log")
+				}
+				c, err := f.client()
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+				defer cancel()
+				var st api.Status
+				if verb == "start" {
+					if forDur == "" {
+						return usageErr("--for is required: how long the Standby carries the load, like 30m")
+					}
+					st, err = c.StartFailover(ctx, api.FailoverRequest{Reason: reason, For: forDur})
+				} else {
+					st, err = c.StopFailover(ctx, api.StopRequest{Reason: reason})
+				}
+				if err != nil {
+					return apiErr(err)
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), st)
+				}
+				printStatus(cmd.OutOrStdout(), st, time.Now())
+				return nil
+			},
+		}
+		if verb == "start" {
+			sub.Short = "Step the Main down and hold it Inactive for --for (refused unless HA is ready)"
+			sub.Flags().StringVar(&forDur, "for", "", "how long, like 30m (10s to 168h)")
+		} else {
+			sub.Short = "End a manual HA failover early (failback follows the policy)"
+		}
+		sub.Flags().StringVar(&reason, "reason", "", "why (required; recorded in the audit log)")
+		f.register(sub)
+		cmd.AddCommand(sub)
+	}
 	return cmd
 }

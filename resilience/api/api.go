@@ -141,6 +141,13 @@ type StopRequest struct {
 	Reason string `json:"reason"`
 }
 
+// FailoverRequest is the body of POST /api/v1/failover: a manual HA
+// failover for For (a duration like 30m).
+type FailoverRequest struct {
+	Reason string `json:"reason"`
+	For    string `json:"for"`
+}
+
 // ReplicationRunRequest is the body of POST /api/v1/replication/run: run
 // one job (Job) or all (Job empty) now, from the Active node.
 type ReplicationRunRequest struct {

@@ -135,6 +135,20 @@ func (c *Client) StopServices(ctx context.Context, req api.StopRequest) (api.Sta
 	return st, err
 }
 
+// StartFailover asks an auto-mode Main for a manual HA failover.
+func (c *Client) StartFailover(ctx context.Context, req api.FailoverRequest) (api.Status, error) {
+	var st api.Status
+	err := c.call(ctx, http.MethodPost, "/api/v1/failover", req, true, &st)
+	return st, err
+}
+
+// StopFailover ends a manual HA failover early.
+func (c *Client) StopFailover(ctx context.Context, req api.StopRequest) (api.Status, error) {
+	var st api.Status
+	err := c.call(ctx, http.MethodDelete, "/api/v1/failover", req, true, &st)
+	return st, err
+}
+
 // RunReplication asks the Active node to run one replication job (or all,
 // with an empty Job) now; it answers with the jobs' status.
 func (c *Client) RunReplication(ctx context.Context, req api.ReplicationRunRequest) ([]api.Replication, error) {

@@ -155,6 +155,8 @@ type snapshot struct {
 	last       *api.Transition
 	holding    bool
 	adminHold  bool
+	// failoverUntil is the end of a manual HA failover under way.
+	failoverUntil *time.Time
 	// Auto mode: whether the peer was ever seen over gossip, and the
 	// witness as last seen.
 	peerInGossip bool
@@ -419,6 +421,13 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 	n.snap.status, n.snap.epoch = after, n.m.Epoch()
 	n.snap.unhealthy = n.m.Unhealthy()
 	n.snap.holding, n.snap.adminHold = n.m.Holding(), n.m.AdminHold()
+	switch ft := n.m.FailoverTicks(); {
+	case ft == 0:
+		n.snap.failoverUntil = nil
+	case n.snap.failoverUntil == nil:
+		until := time.Now().Add(time.Duration(ft) * n.d.TickEvery).UTC().Truncate(time.Second)
+		n.snap.failoverUntil = &until
+	}
 	if after != before {
 		n.snap.since = time.Now()
 		n.snap.last = &api.Transition{From: string(before), To: string(after), Cause: last.Cause, At: n.snap.since}
@@ -605,7 +614,7 @@ func (n *Node) command(ctx context.Context, name string, want resilience.Status,
 	if r.wait != nil {
 		select {
 		case o := <-r.wait:
-			if o.status != want {
+			if want != "" && o.status != want {
 				n.metrics.commands.WithLabelValues(name, resilience.OutcomeFailed).Inc()
 				return n.Status(), fmt.Errorf("%w: %s: %s", resilience.ErrFailed, name, o.rec.Cause)
 			}
@@ -669,6 +678,42 @@ func (n *Node) recordForward(who, action, reason string, err error) {
 	s := n.Status()
 	n.record(resilience.Record{Who: who, Action: action, Reason: reason, Cause: "forwarded to peer " + n.d.PeerName,
 		Outcome: outcome, Detail: detail, Epoch: s.Epoch, From: resilience.Status(s.Status), To: resilience.Status(s.Status)})
+}
+
+// Manual HA failover bounds: shorter is a blip, longer should be a
+// switchover or a config change.
+const (
+	minFailover = 10 * time.Second
+	maxFailover = 7 * 24 * time.Hour
+)
+
+// StartFailover is a manual HA failover (auto mode, on the Active Main):
+// it steps down and holds Inactive for req.For so the Standby carries the
+// load; refused unless HA is ready. Blocks until this node is Inactive.
+func (n *Node) StartFailover(ctx context.Context, who string, req api.FailoverRequest) (api.Status, error) {
+	if strings.TrimSpace(req.Reason) == "" {
+		return api.Status{}, fmt.Errorf("%w: reason is required", resilience.ErrInvalid)
+	}
+	d, err := time.ParseDuration(req.For)
+	if err != nil || d < minFailover || d > maxFailover {
+		return api.Status{}, fmt.Errorf("%w: for must be a duration from %s to %s, like 30m, got %q",
+			resilience.ErrInvalid, minFailover, maxFailover, req.For)
+	}
+	notReady := ""
+	if st := n.Status(); !st.HA.Ready {
+		notReady = strings.Join(st.HA.Reasons, "; ")
+	}
+	return n.command(ctx, "manual failover", resilience.Inactive, resilience.AdminFailover{
+		Who: who, Reason: req.Reason, ForTicks: int(d / n.d.TickEvery), For: d.String(), NotReady: notReady})
+}
+
+// StopFailover ends a manual HA failover early; failback then follows the
+// policy.
+func (n *Node) StopFailover(ctx context.Context, who string, req api.StopRequest) (api.Status, error) {
+	if strings.TrimSpace(req.Reason) == "" {
+		return api.Status{}, fmt.Errorf("%w: reason is required", resilience.ErrInvalid)
+	}
+	return n.command(ctx, "stop manual failover", "", resilience.AdminFailoverStop{Who: who, Reason: req.Reason})
 }
 
 // RunReplication runs one replication job, or all, now: only from the
@@ -757,6 +802,10 @@ func (n *Node) Status() api.Status {
 		in.PeerNotInGossip = n.d.Peer != nil && !s.peerInGossip
 		in.WitnessConfigured, in.WitnessAlive = s.witness, s.witnessAlive
 		st.Failover.Holding, st.Failover.HeldByAdmin = s.holding, s.adminHold
+		if u := s.failoverUntil; u != nil {
+			st.Failover.Manual, st.Failover.Until = true, u
+			in.ManualFailoverUntil = u.Local().Format("2006-01-02 15:04:05")
+		}
 	}
 	if s.peer != nil {
 		p := *s.peer

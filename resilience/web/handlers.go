@@ -157,3 +157,36 @@ func (s *Server) runReplication(c *fiber.Ctx) error {
 	}
 	return c.JSON(st)
 }
+
+// failover starts (POST) or stops (DELETE) a manual HA failover.
+func (s *Server) failover(c *fiber.Ctx) error {
+	fn, ok := s.node.(FailoverNode)
+	if !ok {
+		return errorf(fiber.StatusPreconditionFailed, "this node runs no manual HA failover")
+	}
+	var st api.Status
+	var err error
+	if c.Method() == fiber.MethodDelete {
+		var req api.StopRequest
+		if err := decodeBody(c, &req); err != nil {
+			return err
+		}
+		if err := checkReason(req.Reason); err != nil {
+			return err
+		}
+		st, err = fn.StopFailover(s.baseCtx, who(c), req)
+	} else {
+		var req api.FailoverRequest
+		if err := decodeBody(c, &req); err != nil {
+			return err
+		}
+		if err := checkReason(req.Reason); err != nil {
+			return err
+		}
+		st, err = fn.StartFailover(s.baseCtx, who(c), req)
+	}
+	if err != nil {
+		return s.nodeError(c, "failover", err)
+	}
+	return c.JSON(st)
+}

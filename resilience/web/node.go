@@ -52,3 +52,12 @@ type ReplicationNode interface {
 	Node
 	RunReplication(ctx context.Context, who string, req api.ReplicationRunRequest) ([]api.Replication, error)
 }
+
+// FailoverNode is a Node that runs manual HA failovers (auto mode, on the
+// Main): POST and DELETE /api/v1/failover. Both may block until the
+// transition ends.
+type FailoverNode interface {
+	Node
+	StartFailover(ctx context.Context, who string, req api.FailoverRequest) (api.Status, error)
+	StopFailover(ctx context.Context, who string, req api.StopRequest) (api.Status, error)
+}

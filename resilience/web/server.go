@@ -229,6 +229,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer, metricsAuth bool, mounts [
 	s.post(v1, "/peer/services/start", s.peerStart)
 	s.post(v1, "/peer/services/stop", s.peerStop)
 	s.post(v1, "/replication/run", s.runReplication)
+	s.route(v1, "/failover", []string{fiber.MethodPost, fiber.MethodDelete}, s.failover)
 	// GET only: a HEAD would open and drop a subscription.
 	s.route(v1, "/events", []string{fiber.MethodGet}, s.events)
 }

@@ -59,6 +59,13 @@ type AdminFailover struct {
 	NotReady    string
 }
 
+// SwitchoverStop is the first step of a planned switchover on the Active
+// node: stop here (the runtime then starts the peer). ID names the
+// switchover in every record.
+type SwitchoverStop struct {
+	Who, Reason, ID string
+}
+
 // AdminFailoverStop ends a manual HA failover early; failback then
 // follows the policy.
 type AdminFailoverStop struct {
@@ -84,6 +91,7 @@ func (WitnessSeen) isEvent()       {}
 func (Reconfigure) isEvent()       {}
 func (AdminFailover) isEvent()     {}
 func (AdminFailoverStop) isEvent() {}
+func (SwitchoverStop) isEvent()    {}
 
 // Action is an output of the core, for the runtime to carry out in order.
 type Action interface{ isAction() }
@@ -162,6 +170,8 @@ func FormatEvent(ev Event) string {
 		return fmt.Sprintf("failover who=%s for=%d not-ready=%q reason=%q", e.Who, e.ForTicks, e.NotReady, e.Reason)
 	case AdminFailoverStop:
 		return fmt.Sprintf("failover-stop who=%s reason=%q", e.Who, e.Reason)
+	case SwitchoverStop:
+		return fmt.Sprintf("switchover-stop who=%s id=%s reason=%q", e.Who, e.ID, e.Reason)
 	case Reconfigure:
 		return fmt.Sprintf("reconfigure mode=%s lost=%d hold=%d witness=%t", e.Config.Mode, e.Config.LostTicks,
 			e.Config.FailbackHoldTicks, e.Config.Witness)

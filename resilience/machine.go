@@ -32,6 +32,10 @@ type Machine struct {
 	holdTicks       int // a timed hold: do not activate by itself
 	adminHold       bool
 	failoverTicks   int // a manual HA failover under way: hold until it ends
+	// noFailback: after a planned switchover away from the Main, it does
+	// not take the Active role back by priority or failback (it still takes
+	// over if its peer is lost). Cleared by its next activation.
+	noFailback bool
 	// pending is who asked for the transition under way, and why: the
 	// record written when the transition ends names them too.
 	pending Record
@@ -63,7 +67,15 @@ func (m *Machine) Unhealthy() []string { return slices.Clone(m.unhealthy) }
 // Holding reports whether this node will not go Active by itself (auto
 // mode): an admin stopped it, or it stepped down and waits out its hold.
 // The runtime announces it to the peer.
-func (m *Machine) Holding() bool { return m.adminHold || m.holdTicks > 0 || m.failoverTicks > 0 }
+//
+// A node that holds still takes over when its peer is lost, unless an admin
+// stopped it or it stepped down for ill health (blocksTakeover).
+func (m *Machine) Holding() bool {
+	return m.blocksTakeover() || m.failoverTicks > 0 || m.noFailback
+}
+
+// blocksTakeover: this node does not go Active by itself at all.
+func (m *Machine) blocksTakeover() bool { return m.adminHold || m.holdTicks > 0 }
 
 // FailoverTicks is what remains of a manual HA failover (0: none).
 func (m *Machine) FailoverTicks() int { return m.failoverTicks }
@@ -96,6 +108,8 @@ func (m *Machine) Step(ev Event) ([]Action, error) {
 		return append(acts, m.stepAuto()...), nil
 	case AdminFailover:
 		return m.adminFailover(e)
+	case SwitchoverStop:
+		return m.switchoverStop(e)
 	case AdminFailoverStop:
 		if m.failoverTicks == 0 {
 			return []Action{m.noop(e.Who, "stop manual failover", e.Reason, "no manual failover under way")}, nil
@@ -280,6 +294,22 @@ func (m *Machine) reconfigure(e Reconfigure) ([]Action, error) {
 	return append([]Action{rec}, m.stepAuto()...), nil
 }
 
+// switchoverStop is the first half of a planned switchover: this Active
+// node steps down so the peer can start. In auto mode the Main then keeps
+// off failback, so the switchover is not undone.
+func (m *Machine) switchoverStop(e SwitchoverStop) ([]Action, error) {
+	const action = "switchover: stop here"
+	if m.status != Active {
+		return m.refuse(e.Who, action, e.Reason, ErrPrecondition, fmt.Sprintf("this node is %s, not Active", m.status))
+	}
+	cause := fmt.Sprintf("planned switchover %s: stopping here, then %s starts", e.ID, m.peerLabel())
+	if m.cfg.Mode == ModeAuto && m.cfg.Role == RoleMain {
+		m.noFailback = true
+		cause += "; no failback until this node is started again"
+	}
+	return m.becomeDeactivating(e.Who, action, e.Reason, cause), nil
+}
+
 // adminFailover starts a manual HA failover: the Main steps down and holds
 // for the given time; the Standby takes over by the usual rules.
 func (m *Machine) adminFailover(e AdminFailover) ([]Action, error) {
@@ -352,12 +382,15 @@ func (m *Machine) stepAuto() []Action {
 
 // autoInactive decides whether an Inactive node takes the Active role.
 func (m *Machine) autoInactive() []Action {
-	if m.Holding() {
+	if m.blocksTakeover() {
 		return nil
 	}
 	p, lost := m.peer, m.cfg.LostTicks
 	var cause string
 	switch {
+	case m.Holding() && p.Reachable:
+		// Holding: only the loss of the peer makes this node take over.
+		return nil
 	case !p.Reachable:
 		if m.peerLostFor < lost {
 			return nil
@@ -424,6 +457,7 @@ func (m *Machine) outranked() bool {
 func (m *Machine) becomeActivating(who, action, reason, cause string, epoch uint64) []Action {
 	from := m.status
 	m.status, m.epoch = Activating, epoch
+	m.noFailback, m.failoverTicks = false, 0
 	m.pending = Record{Who: who, Reason: reason}
 	return []Action{
 		Persist{Saved{Status: Active, Epoch: epoch}},

@@ -158,6 +158,8 @@ func parseEvent(s string) (Event, error) {
 	case "failover":
 		n, _ := strconv.Atoi(kv["for"])
 		return AdminFailover{Who: kv["who"], Reason: kv["reason"], ForTicks: n, For: kv["for"] + " ticks", NotReady: kv["not-ready"]}, nil
+	case "switchover-stop":
+		return SwitchoverStop{Who: kv["who"], Reason: kv["reason"], ID: kv["id"]}, nil
 	case "failover-stop":
 		return AdminFailoverStop{Who: kv["who"], Reason: kv["reason"]}, nil
 	case "reconfigure":

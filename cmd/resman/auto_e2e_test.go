@@ -363,3 +363,28 @@ func TestAutoManualFailover(t *testing.T) {
 	mainBack("stopped: the main takes back")
 	chk.verify(t)
 }
+
+// TestAutoSwitchover: in auto mode a switchover to the Standby is not
+// undone by failback, and a switchover back restores the Main.
+func TestAutoSwitchover(t *testing.T) {
+	a := newAutoPair(t, false)
+	chk := startChecker(t, a.mainURL, a.standbyURL)
+	if _, stderr, code := cli(t, "switchover", "--node", a.mainURL, "--reason", "maintenance of the main"); code != 0 {
+		t.Fatalf("switchover: %s", stderr)
+	}
+	// Longer than failback_hold (3 s): the Standby stays Active.
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		if m, s := status(t, a.mainURL), status(t, a.standbyURL); m.Status != "inactive" || s.Status != "active" {
+			t.Fatalf("the switchover was undone: main %s, standby %s", m.Status, s.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, stderr, code := cli(t, "switchover", "--node", a.standbyURL, "--reason", "maintenance done"); code != 0 {
+		t.Fatalf("switchover back: %s", stderr)
+	}
+	waitFor(t, "main active again", func() bool {
+		return status(t, a.mainURL).Status == "active" && status(t, a.standbyURL).Status == "inactive"
+	})
+	chk.verify(t)
+}

@@ -379,3 +379,42 @@ func newFailoverCmd() *cobra.Command {
 	}
 	return cmd
 }
+
+func newSwitchoverCmd() *cobra.Command {
+	var f apiFlags
+	var reason string
+	var sync bool
+	cmd := &cobra.Command{
+		Use:   "switchover",
+		Short: "Planned, ordered swap of the Active side (run on the Active node; --sync copies data first)",
+		Long: `Stops the services on this (Active) node, then starts them on its peer, with a
+final replication run first when --sync is given. Refused, with every missing
+precondition listed, unless this node is Active and its peer answers Inactive.
+If the peer does not start, this node starts again and the rollback is reported.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return usageErr("--reason is required: say why, it goes to the audit log")
+			}
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+			defer cancel()
+			st, err := c.Switchover(ctx, api.SwitchoverRequest{Reason: reason, Sync: sync})
+			if err != nil {
+				return apiErr(err)
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			printStatus(cmd.OutOrStdout(), st, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required; recorded in the audit log)")
+	cmd.Flags().BoolVar(&sync, "sync", false, "run every replication job toward the peer first")
+	f.register(cmd)
+	return cmd
+}

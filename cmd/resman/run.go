@@ -355,7 +355,9 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 	}
 
 	if cfg.Peer != nil {
-		d.Peer = client.New(cfg.Peer.API, cfg.API.Token, client.WithTimeout(cfg.Peer.Timeout), client.WithActor(nc.Name))
+		// Status polls carry peer.timeout in their context; commands forwarded
+		// to the peer (the page, a switchover) wait for its transition.
+		d.Peer = client.New(cfg.Peer.API, cfg.API.Token, client.WithTimeout(2*time.Minute), client.WithActor(nc.Name))
 		d.PeerName = cfg.Peer.Name
 		d.PeerEvery = cfg.Peer.CheckInterval
 		d.PeerTimeout = cfg.Peer.Timeout

@@ -141,6 +141,13 @@ type StopRequest struct {
 	Reason string `json:"reason"`
 }
 
+// SwitchoverRequest is the body of POST /api/v1/switchover: a planned,
+// ordered swap of the Active side, with a final data sync first when Sync.
+type SwitchoverRequest struct {
+	Reason string `json:"reason"`
+	Sync   bool   `json:"sync"`
+}
+
 // FailoverRequest is the body of POST /api/v1/failover: a manual HA
 // failover for For (a duration like 30m).
 type FailoverRequest struct {

@@ -135,6 +135,13 @@ func (c *Client) StopServices(ctx context.Context, req api.StopRequest) (api.Sta
 	return st, err
 }
 
+// Switchover asks the Active node for a planned, ordered swap.
+func (c *Client) Switchover(ctx context.Context, req api.SwitchoverRequest) (api.Status, error) {
+	var st api.Status
+	err := c.call(ctx, http.MethodPost, "/api/v1/switchover", req, true, &st)
+	return st, err
+}
+
 // StartFailover asks an auto-mode Main for a manual HA failover.
 func (c *Client) StartFailover(ctx context.Context, req api.FailoverRequest) (api.Status, error) {
 	var st api.Status

@@ -7,6 +7,8 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -678,6 +680,90 @@ func (n *Node) recordForward(who, action, reason string, err error) {
 	s := n.Status()
 	n.record(resilience.Record{Who: who, Action: action, Reason: reason, Cause: "forwarded to peer " + n.d.PeerName,
 		Outcome: outcome, Detail: detail, Epoch: s.Epoch, From: resilience.Status(s.Status), To: resilience.Status(s.Status)})
+}
+
+// Switchover is a planned, ordered swap of the Active side, run on the
+// Active node: it checks every precondition (and lists what is missing),
+// runs a final replication when asked, stops here, then starts the peer;
+// if the peer does not start, it starts here again and reports the
+// rollback. Each step is audited under one switchover id.
+func (n *Node) Switchover(ctx context.Context, who string, req api.SwitchoverRequest) (api.Status, error) {
+	if strings.TrimSpace(req.Reason) == "" {
+		return api.Status{}, fmt.Errorf("%w: reason is required", resilience.ErrInvalid)
+	}
+	id := switchoverID()
+	peerName := n.d.PeerName
+	var missing []string
+	if self := n.Status(); self.Status != string(resilience.Active) {
+		missing = append(missing, fmt.Sprintf("a switchover runs on the Active node; this node is %s", self.Status))
+	}
+	if n.d.Peer == nil {
+		missing = append(missing, "no peer is configured")
+	} else {
+		pctx, cancel := context.WithTimeout(ctx, n.d.PeerTimeout)
+		ps, err := n.d.Peer.Status(pctx)
+		cancel()
+		switch {
+		case err != nil:
+			missing = append(missing, fmt.Sprintf("peer %s's API does not answer: %v", peerName, err))
+		case ps.Status != string(resilience.Inactive):
+			missing = append(missing, fmt.Sprintf("peer %s is %s, not Inactive", peerName, ps.Status))
+		case resilience.Major(ps.Version) != resilience.Major(n.d.Version):
+			missing = append(missing, fmt.Sprintf("peer %s runs version %s, another major than ours (%s)", peerName, ps.Version, n.d.Version))
+		}
+	}
+	if req.Sync && n.d.ReplSender == nil {
+		missing = append(missing, "a sync was asked but no replication job is configured")
+	}
+	note := func(outcome, cause, detail string) {
+		s := n.Status()
+		n.record(resilience.Record{Who: who, Action: "switchover", Reason: req.Reason, Cause: fmt.Sprintf("switchover %s: %s", id, cause),
+			Outcome: outcome, Detail: detail, Epoch: s.Epoch, From: resilience.Status(s.Status), To: resilience.Status(s.Status)})
+	}
+	if len(missing) > 0 {
+		note(resilience.OutcomeRefused, "refused", strings.Join(missing, "; "))
+		return n.Status(), fmt.Errorf("%w: switchover refused: %s", resilience.ErrPrecondition, strings.Join(missing, "; "))
+	}
+	note(resilience.OutcomeOK, fmt.Sprintf("begins: from this node to %s (sync: %t)", peerName, req.Sync), "")
+
+	if req.Sync {
+		if _, err := n.d.ReplSender.RunAll(ctx); err != nil {
+			note(resilience.OutcomeFailed, "the final sync failed: nothing was changed", err.Error())
+			return n.Status(), fmt.Errorf("%w: switchover %s: the final sync failed, nothing was changed: %v", resilience.ErrFailed, id, err)
+		}
+		note(resilience.OutcomeOK, "final sync done", "")
+	}
+	if _, err := n.command(ctx, "switchover", resilience.Inactive, resilience.SwitchoverStop{Who: who, Reason: req.Reason, ID: id}); err != nil {
+		note(resilience.OutcomeFailed, "stopping here failed", err.Error())
+		return n.Status(), err
+	}
+	ps, err := n.d.Peer.StartServices(ctx, api.StartRequest{Reason: fmt.Sprintf("switchover %s from %s: %s", id, n.d.Core.Name, req.Reason)})
+	if err != nil {
+		note(resilience.OutcomeFailed, fmt.Sprintf("%s did not start; starting here again", peerName), err.Error())
+		_, rerr := n.StartServices(ctx, who, api.StartRequest{Reason: "rollback of switchover " + id})
+		switch {
+		case errors.Is(rerr, resilience.ErrConflict):
+			// The peer answered late but is Active: the switchover is done.
+			note(resilience.OutcomeOK, fmt.Sprintf("done after all: %s is Active", peerName), "")
+			return n.Status(), nil
+		case rerr != nil:
+			note(resilience.OutcomeFailed, "the rollback failed too: check both nodes", rerr.Error())
+			return n.Status(), fmt.Errorf("%w: switchover %s: %s did not start (%v) and the rollback failed: %v",
+				resilience.ErrFailed, id, peerName, err, rerr)
+		}
+		note(resilience.OutcomeOK, "rolled back: this node is Active again", "")
+		return n.Status(), fmt.Errorf("%w: switchover %s rolled back: %s did not start: %v; this node is Active again",
+			resilience.ErrFailed, id, peerName, err)
+	}
+	note(resilience.OutcomeOK, fmt.Sprintf("done: %s is %s (epoch %d)", peerName, ps.Status, ps.Epoch), "")
+	return n.Status(), nil
+}
+
+// switchoverID names one switchover in the audit log.
+func switchoverID() string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return "sw-" + hex.EncodeToString(b)
 }
 
 // Manual HA failover bounds: shorter is a blip, longer should be a

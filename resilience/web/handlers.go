@@ -190,3 +190,22 @@ func (s *Server) failover(c *fiber.Ctx) error {
 	}
 	return c.JSON(st)
 }
+
+func (s *Server) switchover(c *fiber.Ctx) error {
+	sn, ok := s.node.(SwitchoverNode)
+	if !ok {
+		return errorf(fiber.StatusPreconditionFailed, "this node runs no switchover")
+	}
+	var req api.SwitchoverRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if err := checkReason(req.Reason); err != nil {
+		return err
+	}
+	st, err := sn.Switchover(s.baseCtx, who(c), req)
+	if err != nil {
+		return s.nodeError(c, "switchover", err)
+	}
+	return c.JSON(st)
+}

@@ -61,3 +61,11 @@ type FailoverNode interface {
 	StartFailover(ctx context.Context, who string, req api.FailoverRequest) (api.Status, error)
 	StopFailover(ctx context.Context, who string, req api.StopRequest) (api.Status, error)
 }
+
+// SwitchoverNode is a Node that runs planned switchovers: POST
+// /api/v1/switchover. Switchover blocks until the swap ends (or is
+// refused or rolled back).
+type SwitchoverNode interface {
+	Node
+	Switchover(ctx context.Context, who string, req api.SwitchoverRequest) (api.Status, error)
+}

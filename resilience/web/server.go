@@ -230,6 +230,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer, metricsAuth bool, mounts [
 	s.post(v1, "/peer/services/stop", s.peerStop)
 	s.post(v1, "/replication/run", s.runReplication)
 	s.route(v1, "/failover", []string{fiber.MethodPost, fiber.MethodDelete}, s.failover)
+	s.post(v1, "/switchover", s.switchover)
 	// GET only: a HEAD would open and drop a subscription.
 	s.route(v1, "/events", []string{fiber.MethodGet}, s.events)
 }

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSwitchoverWithSync: refused with every missing precondition when
+// asked of the Inactive node; on the Active node it copies a changed file
+// first, then moves the Active role, never with two Actives.
+func TestSwitchoverWithSync(t *testing.T) {
+	srcRoot, dstRoot := t.TempDir(), t.TempDir()
+	job := func(root string) string {
+		return fmt.Sprintf("replication:\n  - {name: conf, every: 1h, files: {roots: [{name: etc, path: %s}]}}\n", root)
+	}
+	mainP, standbyP, _, _ := pairWith(t, job(srcRoot), job(dstRoot))
+	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	chk := startChecker(t, mainP.url, standbyP.url)
+
+	_, stderr, code := cli(t, "switchover", "--node", standbyP.url, "--reason", "wrong side")
+	if code != exitRefused || !strings.Contains(stderr, "runs on the Active node") || !strings.Contains(stderr, "xivo-main is active, not Inactive") {
+		t.Fatalf("switchover on the inactive node: exit %d %s", code, stderr)
+	}
+
+	os.WriteFile(filepath.Join(srcRoot, "sip.conf"), []byte("changed just before the switchover\n"), 0o644)
+	out, stderr, code := cli(t, "switchover", "--node", mainP.url, "--sync", "--reason", "maintenance of the main")
+	if code != 0 || !strings.Contains(out, "INACTIVE") {
+		t.Fatalf("switchover: exit %d %s %s", code, out, stderr)
+	}
+	if st := status(t, standbyP.url); st.Status != "active" {
+		t.Fatalf("standby after the switchover: %s", st.Status)
+	}
+	got, err := os.ReadFile(filepath.Join(dstRoot, "sip.conf"))
+	if err != nil || string(got) != "changed just before the switchover\n" {
+		t.Fatalf("the changed file did not cross before the swap: %q %v", got, err)
+	}
+	for _, step := range []string{"begins", "final sync done", "done: xivo-standby is active"} {
+		if !auditHas(t, mainP.url, step) {
+			t.Errorf("the audit log lacks the step %q", step)
+		}
+	}
+	chk.verify(t)
+}
+
+// TestSwitchoverRollsBack: the Standby cannot start (its Asterisk's port is
+// taken): the Main starts again and the answer says so.
+func TestSwitchoverRollsBack(t *testing.T) {
+	mainP, standbyP, _, standbySpec := pair(t)
+	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	busy, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", standbySpec.host, standbySpec.sipPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, stderr, code := cli(t, "switchover", "--node", mainP.url, "--reason", "try")
+	if code != exitFailed || !strings.Contains(stderr, "rolled back") {
+		t.Fatalf("switchover to a standby that cannot start: exit %d %s", code, stderr)
+	}
+	if m, s := status(t, mainP.url), status(t, standbyP.url); m.Status != "active" || s.Status != "inactive" {
+		t.Fatalf("after the rollback: main %s, standby %s", m.Status, s.Status)
+	}
+	if !auditHas(t, mainP.url, "rolled back: this node is Active again") {
+		t.Fatal("the rollback is not in the audit log")
+	}
+}

@@ -53,8 +53,8 @@ func newDemoPorts(b int) demoPorts {
 
 // demoNode is the data of one node's config.
 type demoNode struct {
-	Name, Role, PeerName, DataDir, Token, Exe, LogLevel, MDSPassword, PasswordHash, GossipKey string
-	APIPort, PeerAPIPort, SIPPort, WebPort, MDSPort, GossipPort, PeerGossipPort               int
+	Name, Role, PeerName, DataDir, Token, Exe, LogLevel, MDSPassword, PasswordHash, GossipKey, ConfDir string
+	APIPort, PeerAPIPort, SIPPort, WebPort, MDSPort, GossipPort, PeerGossipPort                        int
 }
 
 func newDemoCmd() *cobra.Command {
@@ -121,6 +121,16 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 		n := &nodes[i]
 		n.DataDir, n.Token, n.Exe, n.LogLevel = filepath.Join(dataDir, n.Name), token, exe, logLevel
 		n.MDSPort, n.MDSPassword, n.PasswordHash, n.GossipKey = p.MDS, mdsPassword, string(hash), gossipKey
+		// A configuration tree to replicate; the Main's has content.
+		n.ConfDir = filepath.Join(dataDir, n.Name+"-etc-asterisk")
+		if err := os.MkdirAll(n.ConfDir, 0o755); err != nil {
+			return err
+		}
+		if n.Role == "main" {
+			if err := os.WriteFile(filepath.Join(n.ConfDir, "sip.conf"), []byte("; demo\n[general]\ncontext=default\n"), 0o644); err != nil {
+				return err
+			}
+		}
 		cfg, err := demoConfig(n.Name, demoNodeTemplate, *n)
 		if err != nil {
 			return err
@@ -245,13 +255,15 @@ Try, in another terminal:
   pkill -f 'standin sip --listen 127.0.0.1:%d'   # Asterisk dies on the Main:
   curl -s %s/                # ~2 s later the Standby has taken over
   resman audit --node %s   # ...and %s later the Main takes back (failback)
-  resman services stop --node %s --reason "maintenance"   # held: the Standby takes over
-  resman services start --node %s --force --reason "back" # forced takeover: the higher epoch wins
+  resman switchover --node %s --sync --reason "maintenance"   # copy %s, then swap
+  resman switchover --node %s --reason "back"                 # and back, ordered
+  resman failover start --node %s --for 1m --reason "test"    # the Standby for a minute
 
 Ctrl-C stops the demo.
 `, url(p.EdgeProxy), url(p.MainAPI), password, url(p.MainAPI), p.MainSIP, url(p.StandbyAPI), p.StandbySIP,
 		url(p.CCMainAPI), url(p.CCStandbyAPI), p.MDS, token, dataDir,
-		token, url(p.MainAPI), url(p.EdgeProxy), p.MainSIP, url(p.EdgeProxy), url(p.MainAPI), "10 s", url(p.MainAPI), url(p.MainAPI))
+		token, url(p.MainAPI), url(p.EdgeProxy), p.MainSIP, url(p.EdgeProxy), url(p.MainAPI), "10 s",
+		url(p.MainAPI), filepath.Join(dataDir, "xivo-main-etc-asterisk"), url(p.StandbyAPI), url(p.MainAPI))
 }
 
 func randomToken() string {

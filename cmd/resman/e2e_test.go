@@ -529,11 +529,19 @@ func TestDemo(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return strings.Contains(string(body), "served by xivo-standby")
 	})
+	// A switchover back with a sync: the Main's configuration tree reaches
+	// the Standby first, then the Main is Active again.
+	if out, code := run("switchover", "--node", standbyURL, "--sync", "--reason", "demo switchover"); code != 0 {
+		t.Fatalf("demo switchover: %s", out)
+	}
+	if out, code := run("status", "--node", mainURL); code != 0 || !strings.Contains(out, "ACTIVE") {
+		t.Fatalf("main after the switchover: %s", out)
+	}
 	// The MDS registration moved with the Active role.
-	waitFor(t, "standby registered to the MDS, main not", func() bool {
-		out, _ := run("status", "--node", standbyURL)
-		outMain, _ := run("status", "--node", mainURL)
-		return strings.Contains(out, "mds mds1: registered") && strings.Contains(outMain, "mds mds1: not registered")
+	waitFor(t, "main registered to the MDS again, standby not", func() bool {
+		out, _ := run("status", "--node", mainURL)
+		outStandby, _ := run("status", "--node", standbyURL)
+		return strings.Contains(out, "mds mds1: registered") && strings.Contains(outStandby, "mds mds1: not registered")
 	})
 	cmd.Process.Signal(os.Interrupt)
 	select {

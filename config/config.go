@@ -50,6 +50,7 @@ type Config struct {
 	Services []Service `mapstructure:"services"`
 	// Replication jobs the Main runs. Not env-overridable.
 	Replication []Replication `mapstructure:"replication"`
+	Switchover  Switchover    `mapstructure:"switchover"`
 	XDS         *XDS          `mapstructure:"xds"`
 	CC          *CC           `mapstructure:"cc"`
 	Edge        *Edge         `mapstructure:"edge"`
@@ -215,6 +216,25 @@ type Replication struct {
 	MaxAge time.Duration `mapstructure:"max_age"`
 	// Timeout bounds one run. Default: 30m.
 	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// Switchover tunes the planned switchover.
+type Switchover struct {
+	// Drain, when set, is checked before the Active node stops: the
+	// switchover waits until no call is active.
+	Drain *Drain `mapstructure:"drain"`
+}
+
+// Drain is a check that the Active node has no active calls: a command
+// that exits 0 when drained (e.g. one asking Asterisk for its channel
+// count), run every Interval until Timeout.
+type Drain struct {
+	Exec []string `mapstructure:"exec"`
+	// Timeout: past it, the switchover is abandoned and nothing changes.
+	// Default: 2m.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// Interval between checks. Default: 2s.
+	Interval time.Duration `mapstructure:"interval"`
 }
 
 // ReplicationFiles is the built-in files job: directory trees copied from

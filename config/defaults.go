@@ -99,6 +99,10 @@ func (c *Config) applyDefaults(given func(string) bool) {
 		def(given, "edge.check.rise", &e.Check.Rise, 2)
 		def(given, "edge.check.fall", &e.Check.Fall, 2)
 	}
+	if d := c.Switchover.Drain; d != nil {
+		def(given, "switchover.drain.timeout", &d.Timeout, 2*time.Minute)
+		def(given, "switchover.drain.interval", &d.Interval, 2*time.Second)
+	}
 	def(given, "log.level", &c.Log.Level, "info")
 	def(given, "log.format", &c.Log.Format, "text")
 }

@@ -35,6 +35,7 @@ func (c *Config) Validate() error {
 	v.failover()
 	v.services("services", c.Services)
 	v.replication()
+	v.switchover()
 	v.xds()
 	v.cc()
 	v.edge()
@@ -329,6 +330,23 @@ func (v *checker) replication() {
 		if r.Every > 0 && r.MaxAge < r.Every {
 			v.add(key+".max_age", "must be at least replication[%d].every (%s), got %s", i, r.Every, r.MaxAge)
 		}
+	}
+}
+
+func (v *checker) switchover() {
+	d := v.c.Switchover.Drain
+	if d == nil {
+		return
+	}
+	if len(d.Exec) == 0 {
+		v.add("switchover.drain.exec", "required: a command that exits 0 when no call is active")
+	} else {
+		v.command("switchover.drain.exec", d.Exec)
+	}
+	v.positive("switchover.drain.timeout", d.Timeout)
+	v.positive("switchover.drain.interval", d.Interval)
+	if d.Interval > d.Timeout && d.Timeout > 0 {
+		v.add("switchover.drain.interval", "must be at most switchover.drain.timeout (%s), got %s", d.Timeout, d.Interval)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	osuser "os/user"
 	"path/filepath"
@@ -348,6 +349,10 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 		p.close = func() { p.gossip.shutdown(); closeAudit() }
 	}
 
+	if dc := cfg.Switchover.Drain; dc != nil {
+		d.Drain = drainCheck(*dc)
+	}
+
 	if len(cfg.Replication) > 0 && cfg.Peer != nil {
 		if err := wireReplication(cfg, &d, p, &nodeRef, logger, reg); err != nil {
 			return fail(err)
@@ -376,6 +381,36 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 		return nil
 	})
 	return p, nil
+}
+
+// drainCheck runs the configured drain command every interval until it
+// exits 0 (no active call) or the timeout passes.
+func drainCheck(dc config.Drain) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, dc.Timeout)
+		defer cancel()
+		var last string
+		for {
+			cctx, ccancel := context.WithTimeout(ctx, dc.Interval)
+			out, err := exec.CommandContext(cctx, dc.Exec[0], dc.Exec[1:]...).CombinedOutput()
+			ccancel()
+			if err == nil {
+				return nil
+			}
+			last = strings.TrimSpace(string(out))
+			if len(last) > 200 {
+				last = last[len(last)-200:]
+			}
+			if last == "" {
+				last = err.Error()
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("not drained after %s (last check: %s)", dc.Timeout, last)
+			case <-time.After(dc.Interval):
+			}
+		}
+	}
 }
 
 // wireReplication builds both sides of replication: the jobs run from

@@ -67,3 +67,29 @@ func TestSwitchoverRollsBack(t *testing.T) {
 		t.Fatal("the rollback is not in the audit log")
 	}
 }
+
+// TestSwitchoverWaitsForDrain: with a drain check, a switchover waits
+// until no call is active, and gives up (changing nothing) past its
+// timeout.
+func TestSwitchoverWaitsForDrain(t *testing.T) {
+	calls := filepath.Join(t.TempDir(), "active-calls")
+	os.WriteFile(calls, []byte("1"), 0o644)
+	drain := fmt.Sprintf("switchover: {drain: {exec: [sh, -c, \"test ! -e %s\"], timeout: 2s, interval: 200ms}}\n", calls)
+	mainP, standbyP, _, _ := pairWith(t, drain, "")
+	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+
+	_, stderr, code := cli(t, "switchover", "--node", mainP.url, "--reason", "calls going on")
+	if code != exitFailed || !strings.Contains(stderr, "calls are still active, nothing was changed") {
+		t.Fatalf("switchover with active calls: exit %d %s", code, stderr)
+	}
+	if st := status(t, mainP.url); st.Status != "active" {
+		t.Fatalf("an abandoned switchover changed the main to %s", st.Status)
+	}
+	os.Remove(calls) // the last call ends
+	if _, stderr, code := cli(t, "switchover", "--node", mainP.url, "--reason", "drained"); code != 0 {
+		t.Fatalf("switchover once drained: %s", stderr)
+	}
+	if st := status(t, standbyP.url); st.Status != "active" {
+		t.Fatalf("standby after the drained switchover: %s", st.Status)
+	}
+}

@@ -114,6 +114,9 @@ type Deps struct {
 	// ReplWait bounds how long a replication run request waits for the
 	// jobs before answering with their status (they go on). Default: 20s.
 	ReplWait time.Duration
+	// Drain, when set, returns once no call is active, or an error saying
+	// why it gave up; a switchover waits on it before stopping here.
+	Drain func(ctx context.Context) error
 }
 
 // Node is a running PBX node. Its exported methods are safe for concurrent
@@ -732,6 +735,14 @@ func (n *Node) Switchover(ctx context.Context, who string, req api.SwitchoverReq
 			return n.Status(), fmt.Errorf("%w: switchover %s: the final sync failed, nothing was changed: %v", resilience.ErrFailed, id, err)
 		}
 		note(resilience.OutcomeOK, "final sync done", "")
+	}
+	if n.d.Drain != nil {
+		note(resilience.OutcomeOK, "draining: waiting until no call is active", "")
+		if err := n.d.Drain(ctx); err != nil {
+			note(resilience.OutcomeFailed, "the drain check did not pass: nothing was changed", err.Error())
+			return n.Status(), fmt.Errorf("%w: switchover %s: calls are still active, nothing was changed: %v", resilience.ErrFailed, id, err)
+		}
+		note(resilience.OutcomeOK, "drained", "")
 	}
 	if _, err := n.command(ctx, "switchover", resilience.Inactive, resilience.SwitchoverStop{Who: who, Reason: req.Reason, ID: id}); err != nil {
 		note(resilience.OutcomeFailed, "stopping here failed", err.Error())

@@ -5,7 +5,7 @@ GO      ?= go
 GOFLAGS ?=
 PKGS    := ./...
 
-.PHONY: build demo test test-tools test-go fuzz vet bench bench-api bench-failover bench-loss bench-xds bench-edge clean
+.PHONY: build demo test test-tools test-go fuzz vet bench bench-api bench-failover bench-switchover bench-loss bench-xds bench-edge clean
 
 build:
 	$(GO) build -o resman ./cmd/resman
@@ -35,7 +35,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzAutoPair -fuzztime 25s ./resilience/
 
 # Benchmarks (see README): each prints medians; the namespace ones need root.
-bench: bench-api bench-failover bench-xds bench-edge
+bench: bench-api bench-failover bench-switchover bench-xds bench-edge
 
 bench-api:      # API latency and idle memory of a node
 	$(GO) test -run '^$$' -bench 'Status|StartStop|IdleRSS' -benchtime 200x ./cmd/resman/
@@ -45,6 +45,9 @@ bench-failover: # kill -9 of the Main to the Standby Active, default and tuned t
 
 bench-loss:     # false takeovers under 50% loss (RESMAN_LOSS_DURATION, default 30s)
 	$(GO) test -run '^$$' -bench FalseTakeovers -benchtime 1x -timeout 60m ./cmd/resman/
+
+bench-switchover: # planned switchover, without and with a sync (RESMAN_BENCH_BIG=1 adds 1 GiB)
+	$(GO) test -run '^$$' -bench 'BenchmarkSwitchover' -benchtime 4x ./cmd/resman/
 
 bench-xds:      # node Active to 1, 10, 100 MDS registered
 	$(GO) test -run '^$$' -bench ActivateToRegistered -benchtime 20x ./xds/

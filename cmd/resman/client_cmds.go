@@ -57,7 +57,11 @@ func firstNonEmpty(vals ...string) string {
 // apiErr turns a client error into an exit code and a one-line reason.
 func apiErr(err error) error {
 	var ae *client.Error
+	var ee *exitError
 	switch {
+	case errors.As(err, &ee):
+		return err // already carries its exit code
+
 	case errors.As(err, &ae):
 		switch ae.StatusCode {
 		case http.StatusConflict, http.StatusPreconditionFailed:
@@ -185,31 +189,12 @@ func newServicesCmd() *cobra.Command {
 		sub := &cobra.Command{
 			Use:  verb,
 			Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				if strings.TrimSpace(reason) == "" {
-					return usageErr("--reason is required: say why, it goes to the audit log")
-				}
-				c, err := f.client()
-				if err != nil {
-					return err
-				}
-				ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-				defer cancel()
-				var st api.Status
+			RunE: writeCommand(&f, &reason, printBrief, func(ctx context.Context, c *client.Client) (api.Status, error) {
 				if verb == "start" {
-					st, err = c.StartServices(ctx, api.StartRequest{Reason: reason, Force: force})
-				} else {
-					st, err = c.StopServices(ctx, api.StopRequest{Reason: reason})
+					return c.StartServices(ctx, api.StartRequest{Reason: reason, Force: force})
 				}
-				if err != nil {
-					return apiErr(err)
-				}
-				if f.json {
-					return printJSON(cmd.OutOrStdout(), st)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (epoch %d)\n", st.Node, st.Status, st.Epoch)
-				return nil
-			},
+				return c.StopServices(ctx, api.StopRequest{Reason: reason})
+			}),
 		}
 		if verb == "start" {
 			sub.Short = "Start services: make this node Active (refused while the peer is Active, unless --force)"
@@ -223,6 +208,41 @@ func newServicesCmd() *cobra.Command {
 	}
 	return cmd
 }
+
+// writeCommand is the shape of every command that changes a node: a
+// required reason, one call, and its answer printed by show (or as JSON).
+// call gets the client and a context bounded by --timeout.
+func writeCommand(f *apiFlags, reason *string, show func(io.Writer, api.Status),
+	call func(ctx context.Context, c *client.Client) (api.Status, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if strings.TrimSpace(*reason) == "" {
+			return usageErr("--reason is required: say why, it goes to the audit log")
+		}
+		c, err := f.client()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+		defer cancel()
+		st, err := call(ctx, c)
+		if err != nil {
+			return apiErr(err)
+		}
+		if f.json {
+			return printJSON(cmd.OutOrStdout(), st)
+		}
+		show(cmd.OutOrStdout(), st)
+		return nil
+	}
+}
+
+// printBrief is the one line a services command prints: node, status, epoch.
+func printBrief(w io.Writer, st api.Status) {
+	fmt.Fprintf(w, "%s: %s (epoch %d)\n", st.Node, st.Status, st.Epoch)
+}
+
+// printFull is the whole status, for commands whose effect spans both nodes.
+func printFull(w io.Writer, st api.Status) { printStatus(w, st, time.Now()) }
 
 func newAuditCmd() *cobra.Command {
 	var f apiFlags
@@ -338,34 +358,15 @@ func newFailoverCmd() *cobra.Command {
 		sub := &cobra.Command{
 			Use:  verb,
 			Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				if strings.TrimSpace(reason) == "" {
-					return usageErr("--reason is required: say why, it goes to the audit log")
+			RunE: writeCommand(&f, &reason, printFull, func(ctx context.Context, c *client.Client) (api.Status, error) {
+				if verb == "stop" {
+					return c.StopFailover(ctx, api.StopRequest{Reason: reason})
 				}
-				c, err := f.client()
-				if err != nil {
-					return err
+				if forDur == "" {
+					return api.Status{}, usageErr("--for is required: how long the Standby carries the load, like 30m")
 				}
-				ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-				defer cancel()
-				var st api.Status
-				if verb == "start" {
-					if forDur == "" {
-						return usageErr("--for is required: how long the Standby carries the load, like 30m")
-					}
-					st, err = c.StartFailover(ctx, api.FailoverRequest{Reason: reason, For: forDur})
-				} else {
-					st, err = c.StopFailover(ctx, api.StopRequest{Reason: reason})
-				}
-				if err != nil {
-					return apiErr(err)
-				}
-				if f.json {
-					return printJSON(cmd.OutOrStdout(), st)
-				}
-				printStatus(cmd.OutOrStdout(), st, time.Now())
-				return nil
-			},
+				return c.StartFailover(ctx, api.FailoverRequest{Reason: reason, For: forDur})
+			}),
 		}
 		if verb == "start" {
 			sub.Short = "Step the Main down and hold it Inactive for --for (refused unless HA is ready)"
@@ -392,26 +393,9 @@ final replication run first when --sync is given. Refused, with every missing
 precondition listed, unless this node is Active and its peer answers Inactive.
 If the peer does not start, this node starts again and the rollback is reported.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if strings.TrimSpace(reason) == "" {
-				return usageErr("--reason is required: say why, it goes to the audit log")
-			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			st, err := c.Switchover(ctx, api.SwitchoverRequest{Reason: reason, Sync: sync})
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.json {
-				return printJSON(cmd.OutOrStdout(), st)
-			}
-			printStatus(cmd.OutOrStdout(), st, time.Now())
-			return nil
-		},
+		RunE: writeCommand(&f, &reason, printFull, func(ctx context.Context, c *client.Client) (api.Status, error) {
+			return c.Switchover(ctx, api.SwitchoverRequest{Reason: reason, Sync: sync})
+		}),
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required; recorded in the audit log)")
 	cmd.Flags().BoolVar(&sync, "sync", false, "run every replication job toward the peer first")

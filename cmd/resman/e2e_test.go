@@ -415,6 +415,8 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"status", "--node", "127.0.0.1:9440"}, exitUsage, "want a URL"},
 		{[]string{"services", "start", "--reason", "x", "--bogus"}, exitUsage, "unknown flag"},
 		{[]string{"audit", "--limit", "0"}, exitUsage, "--limit"},
+		{[]string{"failover", "start", "--reason", "x"}, exitUsage, "--for is required"},
+		{[]string{"switchover"}, exitUsage, "--reason is required"},
 		{[]string{"config", "check", "/nonexistent/resman.yaml"}, exitFailed, "/nonexistent/resman.yaml"},
 	}
 	for _, tc := range cases {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
 )
@@ -215,7 +216,7 @@ func TestPageInBrowser(t *testing.T) {
 	// A transition: every control disabled, saying why.
 	node.setStatus(func(st *api.Status) { st.Status = api.StatusDeactivating })
 	waitJS(t, ctx, "transition shown", q("#node-local .status-band")+".classList.contains('status-deactivating')")
-	waitJS(t, ctx, "controls disabled", `[...document.querySelectorAll('.node-card .btn')].every(b => b.disabled && b.title.includes('a transition is under way'))`)
+	waitJS(t, ctx, "controls disabled", `[...document.querySelectorAll('.node-card .btn:not(#btn-failover-stop)')].every(b => b.disabled && b.title.includes('a transition is under way'))`)
 	screenshot(t, ctx, "transition")
 
 	// The peer unreachable: its side says so and its controls are off.
@@ -288,5 +289,141 @@ func TestPageInBrowser(t *testing.T) {
 	run(t, ctx, "logout", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-submit")))
 	if txt := evalJS[string](t, ctx, "document.body.textContent"); !strings.Contains(txt, "You are logged out.") {
 		t.Errorf("after logout: %q", txt)
+	}
+}
+
+// lastCall is the last call of method the fake node saw, waiting for it
+// up to a deadline.
+func lastCall(t *testing.T, f *fakeNode, method string) call {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		calls := f.Calls()
+		for i := len(calls) - 1; i >= 0; i-- {
+			if calls[i].Method == method {
+				return calls[i]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fake node saw no %s call", method)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestHAControlsInBrowser drives the switchover and the manual HA
+// failover of this node from the page.
+func TestHAControlsInBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	node := newFakeNode()
+	dressUp(node)
+	// This node starts Inactive, its peer Active.
+	node.status.Status = api.StatusInactive
+	node.status.Peer.Status = api.StatusActive
+	node.peer.Status = api.StatusActive
+	node.status.Replication[0].Direction = "send"
+	s := New(node, Options{Token: testToken, Users: testUsers(t)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	base := "http://" + ln.Addr().String()
+
+	run(t, ctx, "log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")),
+		chromedp.SendKeys(chromedp.CSS("#user"), testUser),
+		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#node-local .status-text")))
+	waitJS(t, ctx, "both nodes", q("#node-local .status-text")+".textContent === 'Inactive' && "+
+		q("#node-peer .status-text")+".textContent === 'Active'")
+
+	// Inactive, manual mode: both disabled, saying why.
+	waitJS(t, ctx, "switchover disabled", q("#btn-switchover")+".disabled && "+
+		q("#btn-switchover")+".title.includes(\"this node is Inactive: open xivo-standby's page\")")
+	if title := evalJS[string](t, ctx, q("#btn-failover")+".title"); !evalJS[bool](t, ctx, q("#btn-failover")+".disabled") ||
+		!strings.Contains(title, "manual mode: use Stop services here and Start services on the peer") {
+		t.Errorf("manual HA failover in manual mode: title %q, want disabled saying manual mode", title)
+	}
+	if !evalJS[bool](t, ctx, q("#failover-banner")+".hidden") {
+		t.Error("the manual failover banner shows with no manual failover")
+	}
+
+	// Active with the peer Inactive: the switchover is offered.
+	node.setPeer(func(st *api.Status) { st.Status = api.StatusInactive })
+	node.setStatus(func(st *api.Status) {
+		st.Status = api.StatusActive
+		p := *st.Peer
+		p.Status = api.StatusInactive
+		st.Peer = &p
+	})
+	waitJS(t, ctx, "switchover enabled", "!"+q("#btn-switchover")+".disabled")
+	run(t, ctx, "open switchover", chromedp.Click(chromedp.CSS("#btn-switchover")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
+	if got := evalJS[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-main stops, then xivo-standby starts; calls move to xivo-standby") {
+		t.Errorf("switchover consequence = %q", got)
+	}
+	if !evalJS[bool](t, ctx, "!"+q("#sync-box")+".hidden && "+q("#for-box")+".hidden && "+q("#force-box")+".hidden && document.activeElement.id === 'confirm-reason'") {
+		t.Error("the switchover dialog: want the sync option only, and the focus on the reason")
+	}
+	// A refusal shows in the dialog.
+	node.mu.Lock()
+	node.switchErr = fmt.Errorf("%w: not ready for a switchover: replication db is stale", resilience.ErrPrecondition)
+	node.mu.Unlock()
+	run(t, ctx, "refused switchover", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "kernel update"),
+		chromedp.Click(chromedp.CSS("#confirm-sync")), chromedp.Click(chromedp.CSS("#confirm-ok")))
+	waitJS(t, ctx, "refusal shown", "!"+q("#confirm-error")+".hidden && "+q("#confirm-error")+".textContent.includes('replication db is stale')")
+	node.mu.Lock()
+	node.switchErr = nil
+	node.mu.Unlock()
+	run(t, ctx, "switchover", chromedp.Click(chromedp.CSS("#confirm-ok")))
+	waitJS(t, ctx, "switchover done", "!"+q("#confirm")+".open && "+q("#node-local .status-text")+".textContent === 'Inactive'")
+	if c := lastCall(t, node, "switchover"); c.Switch.Reason != "kernel update" || !c.Switch.Sync || !strings.HasPrefix(c.Who, "web:") {
+		t.Errorf("switchover call = %+v, want reason %q, sync, by web:", c, "kernel update")
+	}
+	waitJS(t, ctx, "switchover disabled again", q("#btn-switchover")+".disabled")
+
+	// Auto mode on the Main, Active, HA ready: the manual HA failover.
+	node.setPeer(func(st *api.Status) { st.Status = api.StatusInactive; st.Mode = "auto" })
+	node.setStatus(func(st *api.Status) {
+		st.Status, st.Mode = api.StatusActive, "auto"
+		st.HA = api.HA{Ready: false, Reasons: []string{"replication db is stale"}}
+		p := *st.Peer
+		p.Status = api.StatusInactive
+		st.Peer = &p
+	})
+	waitJS(t, ctx, "failover disabled, HA not ready", q("#btn-failover")+".disabled && "+
+		q("#btn-failover")+".title.includes('HA is not ready: replication db is stale')")
+	node.setStatus(func(st *api.Status) { st.HA = api.HA{Ready: true, Reasons: []string{}} })
+	waitJS(t, ctx, "failover enabled", "!"+q("#btn-failover")+".disabled")
+	run(t, ctx, "open failover", chromedp.Click(chromedp.CSS("#btn-failover")), chromedp.WaitVisible(chromedp.CSS("#confirm-for")))
+	evalJS[bool](t, ctx, `(() => { const s = document.getElementById('confirm-for'); s.value = '1h'; s.dispatchEvent(new Event('change')); return true; })()`)
+	if got := evalJS[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-main steps down and holds Inactive until ") ||
+		!strings.Contains(got, "xivo-standby carries the load; the pair is not redundant meanwhile") {
+		t.Errorf("failover consequence = %q", got)
+	}
+	if !evalJS[bool](t, ctx, q("#sync-box")+".hidden") {
+		t.Error("the sync option shows for a manual HA failover")
+	}
+	run(t, ctx, "failover", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "test the standby"), chromedp.Click(chromedp.CSS("#confirm-ok")))
+	waitJS(t, ctx, "failover banner", "!"+q("#confirm")+".open && !"+q("#failover-banner")+".hidden && "+
+		q("#failover-text")+".textContent.startsWith('Manual HA failover until ') && !"+q("#btn-failover-stop")+".disabled")
+	if c := lastCall(t, node, "failover-start"); c.Fail.For != "1h" || c.Fail.Reason != "test the standby" {
+		t.Errorf("failover call = %+v, want for 1h", c)
+	}
+	if title := evalJS[string](t, ctx, q("#btn-failover")+".title"); !strings.Contains(title, "a manual HA failover is under way") {
+		t.Errorf("failover button during a manual failover: title %q", title)
+	}
+	screenshot(t, ctx, "ha-controls")
+
+	// Stop it.
+	run(t, ctx, "open stop failover", chromedp.Click(chromedp.CSS("#btn-failover-stop")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
+	if !evalJS[bool](t, ctx, q("#for-box")+".hidden && "+q("#sync-box")+".hidden") {
+		t.Error("the stop dialog offers a duration or sync")
+	}
+	run(t, ctx, "stop failover", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "done testing"), chromedp.Click(chromedp.CSS("#confirm-ok")))
+	waitJS(t, ctx, "banner gone", "!"+q("#confirm")+".open && "+q("#failover-banner")+".hidden")
+	if c := lastCall(t, node, "failover-stop"); c.Stop.Reason != "done testing" {
+		t.Errorf("stop failover call = %+v", c)
 	}
 }

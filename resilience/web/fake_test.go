@@ -14,6 +14,8 @@ type call struct {
 	Who    string
 	Start  api.StartRequest
 	Stop   api.StopRequest
+	Switch api.SwitchoverRequest
+	Fail   api.FailoverRequest
 	Limit  int
 	Before uint64
 }
@@ -32,11 +34,14 @@ type fakeNode struct {
 	peerErr      error
 	peerStartErr error
 	peerStopErr  error
-	entries      []api.AuditEntry
-	panicky      bool
-	calls        []call
-	subs         map[int]chan api.Event
-	nextSub      int
+	// switchErr and failoverErr answer Switchover and StartFailover.
+	switchErr   error
+	failoverErr error
+	entries     []api.AuditEntry
+	panicky     bool
+	calls       []call
+	subs        map[int]chan api.Event
+	nextSub     int
 
 	// subscribed receives the ID of each new subscription, cancelled the
 	// ID of each cancelled one.
@@ -211,4 +216,53 @@ func (f *fakeNode) setPeer(mut func(st *api.Status)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	mut(&f.peer)
+}
+
+// Switchover swaps the Active side: this node Inactive, the peer Active.
+func (f *fakeNode) Switchover(_ context.Context, who string, req api.SwitchoverRequest) (api.Status, error) {
+	f.record(call{Method: "switchover", Who: who, Switch: req})
+	if f.switchErr != nil {
+		return api.Status{}, f.switchErr
+	}
+	f.setPeer(func(st *api.Status) { st.Status = api.StatusActive; st.Epoch++ })
+	f.setStatus(func(st *api.Status) {
+		st.Status = api.StatusInactive
+		if st.Peer != nil {
+			p := *st.Peer
+			p.Status, p.Epoch = api.StatusActive, p.Epoch+1
+			st.Peer = &p
+		}
+	})
+	return f.Status(), nil
+}
+
+// StartFailover steps down for req.For: Inactive, holding, the peer Active.
+func (f *fakeNode) StartFailover(_ context.Context, who string, req api.FailoverRequest) (api.Status, error) {
+	f.record(call{Method: "failover-start", Who: who, Fail: req})
+	d, err := time.ParseDuration(req.For)
+	if err != nil {
+		return api.Status{}, err
+	}
+	if f.failoverErr != nil {
+		return api.Status{}, f.failoverErr
+	}
+	until := time.Now().Add(d).UTC().Truncate(time.Second)
+	f.setPeer(func(st *api.Status) { st.Status = api.StatusActive })
+	f.setStatus(func(st *api.Status) {
+		st.Status = api.StatusInactive
+		st.Failover = api.Failover{Manual: true, Until: &until, Holding: true}
+		if st.Peer != nil {
+			p := *st.Peer
+			p.Status = api.StatusActive
+			st.Peer = &p
+		}
+	})
+	return f.Status(), nil
+}
+
+// StopFailover ends the manual HA failover.
+func (f *fakeNode) StopFailover(_ context.Context, who string, req api.StopRequest) (api.Status, error) {
+	f.record(call{Method: "failover-stop", Who: who, Stop: req})
+	f.setStatus(func(st *api.Status) { st.Failover = api.Failover{} })
+	return f.Status(), nil
 }

@@ -1,5 +1,6 @@
 // resman Resilience Management page: this node and its peer side by side,
-// live over Server-Sent Events, with Start / Stop services for each node.
+// live over Server-Sent Events, with Start / Stop services for each node,
+// and the switchover and manual HA failover of this node.
 // Plain JavaScript, no framework, no inline handlers (the page runs under a
 // Content-Security-Policy of default-src 'self').
 'use strict';
@@ -8,6 +9,15 @@
   const PEER_POLL_MS = 3000;
   const AUDIT_PAGE = 50;
   const TRANSITIONS = ['activating', 'deactivating'];
+  // The commands of the dialog: their name, and the request they send.
+  const ACTIONS = {
+    start: { label: 'Start services', busy: 'starting services on ' },
+    stop: { label: 'Stop services', busy: 'stopping services on ' },
+    switchover: { label: 'Switchover', busy: 'switching over from ', method: 'POST', path: '/api/v1/switchover' },
+    failover: { label: 'Manual HA failover', busy: 'starting a manual HA failover on ', method: 'POST', path: '/api/v1/failover' },
+    unfailover: { label: 'Stop manual failover', busy: 'stopping the manual HA failover on ', method: 'DELETE', path: '/api/v1/failover' },
+  };
+  const DURATION_MS = { '10m': 10 * 60000, '30m': 30 * 60000, '1h': 3600000, '4h': 4 * 3600000 };
   const STATUS_TEXT = {
     active: 'Active', inactive: 'Inactive', activating: 'Activating…', deactivating: 'Deactivating…',
   };
@@ -204,6 +214,80 @@
     };
   }
 
+  // haControlState says whether the switchover, manual HA failover and
+  // stop manual failover of this node are possible, and why not. They run
+  // on this node only: the page of the other node runs them there.
+  function haControlState() {
+    const l = state.local;
+    let common = null;
+    if (state.conn === 'down' || (state.conn !== 'open' && !l)) common = 'no connection to this node';
+    else if (!l) common = 'status not known yet';
+    else if (state.busy) common = 'a command is in progress: ' + state.busy;
+    if (common) return { switchover: common, failover: common, unfailover: common };
+    const t = transitionWhere();
+    const tr = t ? 'a transition is under way on ' + t : null;
+    return { switchover: switchoverWhy(l, tr), failover: failoverWhy(l, tr), unfailover: tr };
+  }
+
+  function switchoverWhy(l, tr) {
+    if (tr) return tr;
+    if (l.status !== 'active') return 'this node is ' + statusText(l.status) + ': open ' + peerName() + '\'s page';
+    const pv = peerView();
+    if (pv.kind === 'none') return 'no peer configured';
+    if (pv.kind === 'unreachable') return 'the peer is unreachable';
+    if (pv.kind === 'loading') return 'the peer\'s status is not known yet';
+    if (pv.st.status !== 'inactive') return 'the peer is ' + statusText(pv.st.status) + ', not Inactive';
+    return null;
+  }
+
+  function failoverWhy(l, tr) {
+    if (l.failover && l.failover.manual) return 'a manual HA failover is under way';
+    if (l.mode !== 'auto') return 'manual mode: use Stop services here and Start services on the peer';
+    if (l.role !== 'main') return 'this node is the Standby: open ' + peerName() + '\'s page';
+    if (tr) return tr;
+    if (l.status !== 'active') return 'this node is ' + statusText(l.status);
+    if (!l.ha || !l.ha.ready) {
+      const reasons = (l.ha && l.ha.reasons) || [];
+      return 'HA is not ready: ' + (reasons[0] || 'no reason given');
+    }
+    return null;
+  }
+
+  function hasSendJobs() {
+    return !!state.local && (state.local.replication || []).some((r) => r.direction === 'send');
+  }
+
+  // localTime shows a time of day, with the date unless it is today.
+  function localTime(d) {
+    return d.toDateString() === new Date().toDateString() ? clockFmt.format(d) : dateFmt.format(d);
+  }
+
+  function renderHA() {
+    const hs = haControlState();
+    const name = nameOf('local');
+    const sw = $('btn-switchover');
+    const fo = $('btn-failover');
+    sw.disabled = !!hs.switchover;
+    sw.title = 'Switchover from ' + name + ' to ' + peerName() + (hs.switchover ? ': ' + hs.switchover : '');
+    fo.disabled = !!hs.failover;
+    fo.title = 'Manual HA failover of ' + name + (hs.failover ? ': ' + hs.failover : '');
+    const whys = [];
+    if (hs.switchover) whys.push('Switchover: ' + hs.switchover);
+    if (hs.failover) whys.push('Manual HA failover: ' + hs.failover);
+    $('ha-note').textContent = whys.join(' · ');
+
+    // The manual HA failover under way, on this node's card.
+    const c = cards.local;
+    const l = state.local;
+    const on = !!l && !!l.failover && l.failover.manual;
+    c.fo.hidden = !on;
+    const until = on ? when(l.failover.until) : null;
+    c.foText.textContent = on ? 'Manual HA failover until ' + (until ? localTime(until) : 'it is stopped') : '';
+    const why = on ? hs.unfailover : 'no manual HA failover';
+    c.foStop.disabled = !!why;
+    c.foStop.title = 'Stop the manual HA failover of ' + name + (why ? ': ' + why : '');
+  }
+
   // ---------- rendering ----------
 
   const cards = {};
@@ -231,7 +315,15 @@
       el('div', { class: 'buttons' }, c.start, c.stop), c.note);
     c.start.setAttribute('aria-describedby', c.note.id);
     c.stop.setAttribute('aria-describedby', c.note.id);
-    root.append(el('header', { class: 'card-head' }, c.title, c.tags), c.band, controls, c.facts, c.details);
+    root.append(el('header', { class: 'card-head' }, c.title, c.tags), c.band);
+    if (side === 'local') {
+      c.foText = el('strong', { id: 'failover-text' });
+      c.foStop = el('button', { type: 'button', class: 'btn btn-secondary', id: 'btn-failover-stop' }, 'Stop manual failover');
+      c.fo = el('div', { class: 'failover-banner', id: 'failover-banner', role: 'status', hidden: true }, c.foText, c.foStop);
+      c.foStop.addEventListener('click', () => openConfirm('local', 'unfailover', c.foStop));
+      root.append(c.fo);
+    }
+    root.append(controls, c.facts, c.details);
     c.start.addEventListener('click', () => openConfirm(side, 'start', c.start));
     c.stop.addEventListener('click', () => openConfirm(side, 'stop', c.stop));
     cards[side] = c;
@@ -428,6 +520,7 @@
     renderSummary();
     renderCard('local');
     renderCard('peer');
+    renderHA();
     if (dialog.open) updateConfirm();
   }
 
@@ -657,11 +750,39 @@
     };
   }
 
+  // haConsequence says what a switchover or manual HA failover of this
+  // node will do.
+  function haConsequence(action) {
+    const name = nameOf('local');
+    const other = peerName();
+    if (action === 'switchover') {
+      return {
+        warn: true,
+        text: name + ' stops, then ' + other + ' starts; calls move to ' + other + '. Calls in progress on ' + name +
+          ' end. If ' + other + ' cannot start, the switchover is rolled back and ' + name + ' stays Active.',
+      };
+    }
+    if (action === 'failover') {
+      const until = new Date(Date.now() + (DURATION_MS[$('confirm-for').value] || 0));
+      return {
+        warn: true,
+        text: name + ' steps down and holds Inactive until ' + localTime(until) + '; ' + other +
+          ' carries the load; the pair is not redundant meanwhile. Calls in progress on ' + name + ' end.',
+      };
+    }
+    return {
+      warn: false,
+      text: 'The manual HA failover of ' + name + ' ends now: ' + name + ' no longer holds Inactive, and failback follows the configured policy.',
+    };
+  }
+
   function openConfirm(side, action, opener) {
     if (opener.disabled) return;
     pending = { side, action, opener, forceShown: false };
     $('confirm-reason').value = '';
     $('confirm-force').checked = false;
+    $('confirm-sync').checked = false;
+    $('confirm-for').value = '30m';
     $('confirm-error').hidden = true;
     $('confirm-error').textContent = '';
     updateConfirm();
@@ -673,9 +794,32 @@
     if (!pending) return;
     const { side, action } = pending;
     const name = nameOf(side);
+    const ok = $('confirm-ok');
+    const box = $('confirm-consequence');
+    $('sync-box').hidden = !(action === 'switchover' && hasSendJobs());
+    if ($('sync-box').hidden) $('confirm-sync').checked = false;
+    $('for-box').hidden = action !== 'failover';
+    if (!ACTIONS[action].path) {
+      updateServicesConfirm(side, action, name, ok, box);
+    } else {
+      const cq = haConsequence(action);
+      $('confirm-title').textContent = action === 'switchover' ? 'Switchover from ' + name + ' to ' + peerName() + '?' :
+        action === 'failover' ? 'Manual HA failover of ' + name + '?' : 'Stop the manual HA failover of ' + name + '?';
+      box.className = 'consequence' + (cq.warn ? ' consequence-warn' : '');
+      box.textContent = cq.text;
+      $('force-box').hidden = true;
+      $('confirm-force').checked = false;
+      ok.textContent = action === 'switchover' ? 'Switch over to ' + peerName() :
+        action === 'failover' ? 'Start manual HA failover' : 'Stop manual failover';
+      ok.className = 'btn ' + (action === 'unfailover' ? 'btn-primary' : 'btn-danger');
+    }
+    ok.disabled = submitting;
+    $('confirm-cancel').disabled = false;
+  }
+
+  function updateServicesConfirm(side, action, name, ok, box) {
     const cq = consequence(side, action);
     $('confirm-title').textContent = (action === 'start' ? 'Start services on ' : 'Stop services on ') + name + '?';
-    const box = $('confirm-consequence');
     box.className = 'consequence' + (cq.warn ? ' consequence-warn' : '');
     box.textContent = cq.text;
     const showForce = action === 'start' && (cq.force || pending.forceShown);
@@ -688,11 +832,8 @@
       $('confirm-force').checked = false;
     }
     const force = showForce && $('confirm-force').checked;
-    const ok = $('confirm-ok');
     ok.textContent = action === 'start' ? (force ? 'Force start on ' + name : 'Start services on ' + name) : 'Stop services on ' + name;
     ok.className = 'btn ' + (action === 'stop' || force ? 'btn-danger' : 'btn-primary');
-    ok.disabled = submitting;
-    $('confirm-cancel').disabled = false;
   }
 
   function closeConfirm() {
@@ -717,15 +858,19 @@
     }
     const name = nameOf(side);
     const forceOn = !$('force-box').hidden && $('confirm-force').checked;
-    const body = action === 'start' ? { reason, force: forceOn } : { reason };
-    const path = (side === 'peer' ? '/api/v1/peer/services/' : '/api/v1/services/') + action;
+    const act = ACTIONS[action];
+    let body = { reason };
+    if (action === 'start') body = { reason, force: forceOn };
+    else if (action === 'switchover') body = { reason, sync: !$('sync-box').hidden && $('confirm-sync').checked };
+    else if (action === 'failover') body = { reason, for: $('confirm-for').value };
+    const path = act.path || (side === 'peer' ? '/api/v1/peer/services/' : '/api/v1/services/') + action;
     submitting = true;
-    state.busy = (action === 'start' ? 'starting services on ' : 'stopping services on ') + name;
+    state.busy = act.busy + name;
     err.hidden = true;
     updateConfirm();
     render();
     try {
-      const st = await api('POST', path, body);
+      const st = await api(act.method || 'POST', path, body);
       if (side === 'local') state.local = st;
       else {
         state.peer = st;
@@ -734,7 +879,7 @@
       submitting = false;
       state.busy = null;
       closeConfirm();
-      toast((action === 'start' ? 'Start services' : 'Stop services') + ' on ' + name + ': done, ' + name + ' is ' + statusText(st.status) + '.');
+      toast(act.label + ' on ' + name + ': done, ' + name + ' is ' + statusText(st.status) + '.');
       schedulePeer(true);
     } catch (e) {
       submitting = false;
@@ -742,7 +887,7 @@
       if (e.code === 401) return;
       let msg = name + ' refused: ' + e.message;
       if (e.code === 0 || e.code === 502) msg = 'Not done: ' + e.message;
-      else if (e.code >= 500) msg = (action === 'start' ? 'Start' : 'Stop') + ' services on ' + name + ' failed: ' + e.message;
+      else if (e.code >= 500) msg = act.label + ' on ' + name + ' failed: ' + e.message;
       else if (e.code === 403) msg = 'Refused: ' + e.message;
       if (pending && action === 'start' && e.code === 409 && !/transition/i.test(e.message)) {
         pending.forceShown = true;
@@ -763,7 +908,7 @@
   // Keep Tab inside the dialog; Escape closes it (the browser's cancel).
   dialog.addEventListener('keydown', (e) => {
     if (e.key !== 'Tab') return;
-    const f = [...dialog.querySelectorAll('button, textarea, input, [tabindex]:not([tabindex="-1"])')]
+    const f = [...dialog.querySelectorAll('button, textarea, input, select, [tabindex]:not([tabindex="-1"])')]
       .filter((x) => !x.disabled && x.offsetParent !== null);
     if (!f.length) return;
     const first = f[0];
@@ -787,6 +932,9 @@
   $('confirm-cancel').addEventListener('click', closeConfirm);
   $('confirm-form').addEventListener('submit', submitConfirm);
   $('confirm-force').addEventListener('change', updateConfirm);
+  $('confirm-for').addEventListener('change', updateConfirm);
+  $('btn-switchover').addEventListener('click', () => openConfirm('local', 'switchover', $('btn-switchover')));
+  $('btn-failover').addEventListener('click', () => openConfirm('local', 'failover', $('btn-failover')));
   $('confirm-error').tabIndex = -1;
   $('summary').tabIndex = -1;
   $('audit-more').addEventListener('click', loadOlderAudit);

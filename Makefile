@@ -62,3 +62,16 @@ deb:
 
 clean:
 	rm -f resman
+
+# Proof under failure (docs/proof.md). chaos: a seeded random schedule of
+# faults against a whole deployment in network namespaces (root), 10
+# minutes unless CHAOS_DURATION says otherwise; RESMAN_CHAOS_SEED replays
+# a seed. proof: resman side by side with keepalived (installed with
+# apt-get when missing), results and pictures in testout/proof/.
+CHAOS_DURATION ?= 10m
+.PHONY: chaos proof
+chaos:
+	RESMAN_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 60m ./cmd/resman/
+
+proof:
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkVersusKeepalived$$' -benchtime 1x -timeout 120m ./cmd/resman/

@@ -1,0 +1,1147 @@
+package main
+
+// TestChaos (tier 3): a Main, a Standby and a witness in auto mode in
+// network namespaces, a CC follower of the Main and an Edge in front of
+// both sides' web apps, with a user making requests through the Edge; a
+// seeded random schedule of faults (kill -9 and restart, SIGSTOP/SIGCONT,
+// partitions of every shape, packet loss, SIGHUP, concurrent admin
+// commands with and without --force, a dead Asterisk) while a monitor
+// samples every component and records each broken invariant:
+//
+//   - two Active nodes for longer than twoActiveBound while each sees the
+//     other (not counted during a partition with no witness verdict);
+//   - a request answered by a side whose node had answered Inactive for
+//     chaosEdgeGrace before the request and until its answer;
+//   - an audit entry seen before a kill -9 missing after the restart;
+//   - a node or the CC follower activating or deactivating for more than
+//     chaosStuckBound;
+//   - the CC follower running while its node has answered Inactive for
+//     chaosCCGrace;
+//   - and at the end, everything healed, not exactly one Active node (with
+//     the CC follower and the Edge agreeing) within chaosSettleDeadline.
+//
+// The schedule is a pure function of the seed and the duration:
+//
+//	RESMAN_CHAOS_SEED=N go test -run TestChaos -v ./cmd/resman/          # replay a seed
+//	RESMAN_CHAOS_DURATION=10m go test -run TestChaos -v -timeout 30m ./cmd/resman/   # make chaos
+//
+// It writes testout/proof/chaos-SEED.svg (the timeline) and
+// testout/proof/chaos-SEED.json (the schedule as run and the findings).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/resman-pbx/resman/cc"
+	"github.com/resman-pbx/resman/edge"
+	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/timeline"
+)
+
+const (
+	// chaosStuckBound: no component may stay activating or deactivating
+	// longer (every service timeout of the test is 5 s).
+	chaosStuckBound = 30 * time.Second
+	// chaosEdgeGrace: the Edge checks each side every 200 ms and drops a
+	// side at its first "not Active" answer (or event); a second is five
+	// checks.
+	chaosEdgeGrace = time.Second
+	// chaosCCGrace: the follower stops within milliseconds of the node's
+	// event, or at its next poll (1 s) without a stream.
+	chaosCCGrace = 10 * time.Second
+	// chaosSettleDeadline: after the last fault is healed, the time for a
+	// rejoin (1 s ±25%), a split brain to settle, failback_hold (3 s) and
+	// the CC and the Edge to follow, many times over.
+	chaosSettleDeadline = 90 * time.Second
+	chaosSamplePeriod   = 100 * time.Millisecond
+	chaosDefaultLength  = 75 * time.Second
+)
+
+// chaosAct is one step of the schedule, at an offset from its start.
+type chaosAct struct {
+	At    time.Duration `json:"at"`
+	Do    string        `json:"do"` // kill, start, freeze, thaw, cut, isolate, lose, heal, hup, admin, sipkill, siphang, sipcont
+	Host  string        `json:"host,omitempty"`
+	Other string        `json:"other,omitempty"` // cut: the other host; lose: the sender
+	Pct   int           `json:"pct,omitempty"`
+	Ops   []adminOp     `json:"ops,omitempty"`
+	fault int           // index of the fault it belongs to
+}
+
+type adminOp struct {
+	Node  string `json:"node"`
+	Start bool   `json:"start"` // else stop
+	Force bool   `json:"force,omitempty"`
+}
+
+func (o adminOp) String() string {
+	switch {
+	case !o.Start:
+		return "stop " + o.Node
+	case o.Force:
+		return "start --force " + o.Node
+	}
+	return "start " + o.Node
+}
+
+// chaosFault is one fault of the schedule: its acts, and when it ran.
+type chaosFault struct {
+	Label string     `json:"label"`
+	Acts  []chaosAct `json:"acts"`
+	Began float64    `json:"began_s"` // seconds since the schedule started, as run
+	Ended float64    `json:"ended_s"`
+}
+
+var nodeHosts = []string{"main", "standby", "witness"}
+
+// chaosSchedule draws the faults of a run from seed, until total.
+func chaosSchedule(seed uint64, total time.Duration) []chaosFault {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	between := func(lo, hi time.Duration) time.Duration {
+		return lo + time.Duration(r.Int64N(int64(hi-lo)/int64(time.Millisecond)+1))*time.Millisecond
+	}
+	pick := func(weights map[string]int) string {
+		keys := make([]string, 0, len(weights))
+		sum := 0
+		for k, w := range weights {
+			keys = append(keys, k)
+			sum += w
+		}
+		slices.Sort(keys) // map order is random; the draw must not be
+		n := r.IntN(sum)
+		for _, k := range keys {
+			if n < weights[k] {
+				return k
+			}
+			n -= weights[k]
+		}
+		return keys[0]
+	}
+	node := func() string { return pick(map[string]int{"main": 45, "standby": 35, "witness": 20}) }
+	pbx := func() string { return pick(map[string]int{"main": 55, "standby": 45}) }
+	admin := func(at time.Duration) chaosFault {
+		var ops []adminOp
+		for range 1 + r.IntN(2) {
+			op := adminOp{Node: pbx()}
+			switch k := r.IntN(10); {
+			case k < 4:
+			case k < 8:
+				op.Start = true
+			default:
+				op.Start, op.Force = true, true
+			}
+			ops = append(ops, op)
+		}
+		var names []string
+		for _, o := range ops {
+			names = append(names, o.String())
+		}
+		return chaosFault{Label: "admin: " + strings.Join(names, " + "), Acts: []chaosAct{{At: at, Do: "admin", Ops: ops}}}
+	}
+	hup := func(at time.Duration) chaosFault {
+		h := node()
+		return chaosFault{Label: "SIGHUP " + h, Acts: []chaosAct{{At: at, Do: "hup", Host: h}}}
+	}
+	processFault := func(at time.Duration, kind, h string) chaosFault {
+		switch kind {
+		case "kill":
+			d := between(time.Second, 6*time.Second)
+			return chaosFault{Label: "kill -9 " + h, Acts: []chaosAct{{At: at, Do: "kill", Host: h}, {At: at + d, Do: "start", Host: h}}}
+		case "freeze":
+			d := between(2*time.Second, 8*time.Second)
+			return chaosFault{Label: "SIGSTOP " + h, Acts: []chaosAct{{At: at, Do: "freeze", Host: h}, {At: at + d, Do: "thaw", Host: h}}}
+		}
+		panic(kind)
+	}
+	end := func(f chaosFault) time.Duration { return f.Acts[len(f.Acts)-1].At }
+
+	var out []chaosFault
+	at := 3 * time.Second // the monitor sees the settled deployment first
+	for at < total {
+		var f chaosFault
+		kind := pick(map[string]int{"kill": 18, "freeze": 14, "partition": 18, "loss": 12, "admin": 18, "hup": 8, "cc": 6, "sip": 8, "siphang": 6})
+		switch kind {
+		case "kill", "freeze":
+			f = processFault(at, kind, node())
+		case "partition":
+			d := between(3*time.Second, 10*time.Second)
+			heal := chaosAct{At: at + d, Do: "heal"}
+			switch r.IntN(4) {
+			case 0:
+				f = chaosFault{Label: "cut main | standby", Acts: []chaosAct{{At: at, Do: "cut", Host: "main", Other: "standby"}, heal}}
+			case 1:
+				f = chaosFault{Label: "cut main | witness", Acts: []chaosAct{{At: at, Do: "cut", Host: "main", Other: "witness"}, heal}}
+			case 2:
+				f = chaosFault{Label: "isolate standby", Acts: []chaosAct{{At: at, Do: "isolate", Host: "standby"}, heal}}
+			default:
+				f = chaosFault{Label: "isolate main", Acts: []chaosAct{{At: at, Do: "isolate", Host: "main"}, heal}}
+			}
+		case "loss":
+			d := between(4*time.Second, 12*time.Second)
+			pct := []int{30, 50, 70}[r.IntN(3)]
+			heal := chaosAct{At: at + d, Do: "heal"}
+			switch r.IntN(4) {
+			case 0:
+				f = chaosFault{Label: fmt.Sprintf("loss %d%% main → standby", pct), Acts: []chaosAct{{At: at, Do: "lose", Host: "standby", Other: "main", Pct: pct}, heal}}
+			case 1:
+				f = chaosFault{Label: fmt.Sprintf("loss %d%% standby → main", pct), Acts: []chaosAct{{At: at, Do: "lose", Host: "main", Other: "standby", Pct: pct}, heal}}
+			case 2:
+				f = chaosFault{Label: fmt.Sprintf("loss %d%% main ↔ standby", pct), Acts: []chaosAct{
+					{At: at, Do: "lose", Host: "standby", Other: "main", Pct: pct}, {At: at, Do: "lose", Host: "main", Other: "standby", Pct: pct}, heal}}
+			default:
+				f = chaosFault{Label: fmt.Sprintf("loss %d%% witness → main", pct), Acts: []chaosAct{{At: at, Do: "lose", Host: "main", Other: "witness", Pct: pct}, heal}}
+			}
+		case "admin":
+			f = admin(at)
+		case "hup":
+			f = hup(at)
+		case "cc":
+			d := between(time.Second, 4*time.Second)
+			f = chaosFault{Label: "kill -9 cc", Acts: []chaosAct{{At: at, Do: "kill", Host: "cc"}, {At: at + d, Do: "start", Host: "cc"}}}
+		case "sip":
+			h := pbx()
+			f = chaosFault{Label: "kill -9 " + h + "'s asterisk", Acts: []chaosAct{{At: at, Do: "sipkill", Host: h}}}
+		case "siphang":
+			// A hung Asterisk: alive, answering nothing; resman stops it
+			// (SIGTERM, then SIGKILL after the service's timeout) if it
+			// steps down, else it wakes up later.
+			h := pbx()
+			d := between(3*time.Second, 10*time.Second)
+			f = chaosFault{Label: "SIGSTOP " + h + "'s asterisk", Acts: []chaosAct{{At: at, Do: "siphang", Host: h}, {At: at + d, Do: "sipcont", Host: h}}}
+		}
+		out = append(out, f)
+		stepEnd := end(f)
+		// A second fault during the first one, a third of the time: an
+		// admin command, a reload, or a process fault on another host
+		// (never a second network fault: heal flushes every rule).
+		if r.IntN(3) == 0 {
+			at2 := at + between(0, max(stepEnd-at, 2*time.Second))
+			var g chaosFault
+			switch k := r.IntN(10); {
+			case k < 5:
+				g = admin(at2)
+			case k < 7:
+				g = hup(at2)
+			default:
+				h := node()
+				if f.Acts[0].Host == h {
+					h = map[string]string{"main": "standby", "standby": "witness", "witness": "main"}[h]
+				}
+				g = processFault(at2, []string{"kill", "freeze"}[r.IntN(2)], h)
+			}
+			out = append(out, g)
+			stepEnd = max(stepEnd, end(g))
+		}
+		at = stepEnd + between(500*time.Millisecond, 3*time.Second)
+	}
+	for i := range out {
+		for j := range out[i].Acts {
+			out[i].Acts[j].fault = i
+		}
+	}
+	return out
+}
+
+// sample is what the monitor read of a component at a moment.
+type sample struct {
+	at       time.Time
+	ok       bool   // it answered
+	status   string // active, inactive, activating, deactivating
+	epoch    uint64
+	peerSeen bool // a node: it sees its peer; the Edge: unused
+	held     bool
+	side     string // the Edge: the routed side
+}
+
+// edgeAnswer is one answer the user behind the Edge got.
+type edgeAnswer struct {
+	sent, got time.Time
+	code      int
+	servedBy  string
+}
+
+// chaosMonitor samples every component and keeps the findings.
+type chaosMonitor struct {
+	start time.Time
+	chart *timeline.Chart
+
+	mu         sync.Mutex
+	hist       map[string][]sample
+	paused     bool
+	twoSince   time.Time // start of the current counted two-Active window
+	twoLongest time.Duration
+	twoFound   bool      // the current window has been reported
+	twoRaw     time.Time // both Active, whatever they see (informational)
+	rawLongest time.Duration
+	twoWindows int // two-Active windows counted, and any
+	rawWindows int
+	transSince map[string]time.Time
+	violations []string
+	answers    []edgeAnswer
+}
+
+func (m *chaosMonitor) violate(at time.Time, format string, args ...any) {
+	msg := fmt.Sprintf("%6.1fs ", at.Sub(m.start).Seconds()) + fmt.Sprintf(format, args...)
+	m.violations = append(m.violations, msg)
+	m.chart.Fault(at, at, "✗ "+fmt.Sprintf(format, args...))
+}
+
+func (m *chaosMonitor) last(name string) sample {
+	h := m.hist[name]
+	if len(h) == 0 {
+		return sample{}
+	}
+	return h[len(h)-1]
+}
+
+func (m *chaosMonitor) setPaused(p bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.paused != p {
+		m.paused, m.twoSince = p, time.Time{}
+	}
+}
+
+// record adds a sample and checks the invariants that depend on it.
+func (m *chaosMonitor) record(name string, s sample) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hist[name] = append(m.hist[name], s)
+
+	// Stuck in a transition; a sample without an answer (a frozen or dead
+	// process) neither starts nor ends the run.
+	if s.ok {
+		if s.status == api.StatusActivating || s.status == api.StatusDeactivating {
+			if m.transSince[name].IsZero() {
+				m.transSince[name] = s.at
+			} else if d := s.at.Sub(m.transSince[name]); d > chaosStuckBound {
+				m.violate(s.at, "%s %s for %v", name, s.status, d.Round(time.Second))
+				m.transSince[name] = s.at // report again only after another bound
+			}
+		} else {
+			m.transSince[name] = time.Time{}
+		}
+	}
+
+	if name != "main" && name != "standby" {
+		return
+	}
+	mn, sb := m.last("main"), m.last("standby")
+	both := mn.ok && sb.ok && mn.status == api.StatusActive && sb.status == api.StatusActive
+	if both {
+		if m.twoRaw.IsZero() {
+			m.twoRaw = s.at
+			m.rawWindows++
+		}
+		m.rawLongest = max(m.rawLongest, s.at.Sub(m.twoRaw))
+	} else {
+		m.twoRaw = time.Time{}
+	}
+	if both && mn.peerSeen && sb.peerSeen && !m.paused {
+		if m.twoSince.IsZero() {
+			m.twoSince = s.at
+			m.twoWindows++
+		}
+		d := s.at.Sub(m.twoSince)
+		if d > twoActiveBound && !m.twoFound {
+			m.twoFound = true
+			m.violate(s.at, "two Active nodes seeing each other for more than %v (epochs %d and %d)", twoActiveBound, mn.epoch, sb.epoch)
+		}
+		m.twoLongest = max(m.twoLongest, d)
+	} else {
+		m.twoSince, m.twoFound = time.Time{}, false
+	}
+}
+
+func (m *chaosMonitor) history(name string) []sample {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.hist[name])
+}
+
+// notActiveThroughout reports whether name answered, not Active, at every
+// sample in [from, to], with at least two samples there.
+func notActiveThroughout(h []sample, from, to time.Time) bool {
+	i, _ := slices.BinarySearchFunc(h, from, func(s sample, t time.Time) int { return s.at.Compare(t) })
+	n := 0
+	for ; i < len(h) && !h[i].at.After(to); i++ {
+		if !h[i].ok || h[i].status == api.StatusActive {
+			return false
+		}
+		n++
+	}
+	return n >= 2
+}
+
+// authGet GETs url with the token into v.
+func authGet(client *http.Client, url string, v any) error {
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// chaosRun is the deployment under test and the state of the schedule.
+type chaosRun struct {
+	t     *testing.T
+	pair  *autoPair
+	mon   *chaosMonitor
+	cfg   map[string]string
+	procs map[string]*proc
+	url   map[string]string
+
+	ccCfg, ccDataDir, ccAPI string
+	ccProc                  *ceProc
+	edgeAPI, edgeURL        string
+
+	dead, frozen map[string]bool
+	hung         map[string]int // host -> pid of its SIGSTOPped asterisk
+	network      bool           // a partition or loss is in force
+
+	seen  map[string]map[uint64]api.AuditEntry // audit entries seen, per component
+	admin sync.WaitGroup
+	mu    sync.Mutex
+	log   []string
+}
+
+func (c *chaosRun) logf(format string, args ...any) {
+	msg := fmt.Sprintf("%6.1fs ", time.Since(c.mon.start).Seconds()) + fmt.Sprintf(format, args...)
+	c.mu.Lock()
+	c.log = append(c.log, msg)
+	c.mu.Unlock()
+	c.t.Log(msg)
+}
+
+// bgStart starts a helper process (a stand-in app) and kills it when the
+// test ends.
+func bgStart(t *testing.T, name string, cmd *exec.Cmd, healthz string) {
+	t.Helper()
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out.String())
+		}
+	})
+	waitFor(t, name+" serving", func() bool { return ceGet(healthz) == 200 })
+}
+
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos schedule: not in -short")
+	}
+	requireTools(t, "ip", "nft")
+	seed := rand.Uint64() % 1_000_000
+	if v := os.Getenv("RESMAN_CHAOS_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("RESMAN_CHAOS_SEED: %v", err)
+		}
+		seed = n
+	}
+	length := chaosDefaultLength
+	if v := os.Getenv("RESMAN_CHAOS_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("RESMAN_CHAOS_DURATION: %v", err)
+		}
+		length = d
+	}
+	replay := fmt.Sprintf("RESMAN_CHAOS_SEED=%d RESMAN_CHAOS_DURATION=%v go test -run TestChaos -v ./cmd/resman/", seed, length)
+	t.Logf("chaos seed %d, %v; replay: %s", seed, length, replay)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("chaos run FAILED with seed %d; replay: %s", seed, replay)
+		}
+	})
+	faults := chaosSchedule(seed, length)
+
+	a := newAutoPair(t, true)
+	l := a.lab
+	c := &chaosRun{t: t, pair: a,
+		cfg:    map[string]string{"main": a.mainCfg, "standby": a.standbyCfg, "witness": a.witnessCfg},
+		procs:  map[string]*proc{"main": a.main, "standby": a.standby, "witness": a.wit},
+		url:    map[string]string{},
+		dead:   map[string]bool{},
+		frozen: map[string]bool{},
+		hung:   map[string]int{},
+		seen:   map[string]map[uint64]api.AuditEntry{},
+	}
+	for _, h := range nodeHosts {
+		c.url[h] = fmt.Sprintf("http://%s:9440", l.host(h).ip)
+	}
+
+	// Each side's web app, on its own host; the CC follower and the Edge
+	// on the lab's bridge address, outside the namespaces, so that the
+	// partitions cut the pair and the witness, not the test's view.
+	for _, side := range []string{"main", "standby"} {
+		addr := l.host(side).ip + ":8080"
+		bgStart(t, side+" app", l.command(side, binary, "standin", "http", "--listen", addr, "--name", side), "http://"+addr+"/healthz")
+	}
+	br := l.subnet + ".254"
+	c.ccAPI = fmt.Sprintf("http://%s:%d", br, freePort(t, br))
+	ccWeb := fmt.Sprintf("%s:%d", br, freePort(t, br))
+	c.ccDataDir = t.TempDir()
+	c.ccCfg = ceWrite(t, "cc.yaml", fmt.Sprintf(`api: {listen: "%s", token: %s}
+cc:
+  name: cc-main
+  follow: %s
+  token: %s
+  services:
+    - name: cc-web
+      run: [%s, standin, http, --listen, "%s", --name, cc]
+      check: {http: "http://%s/healthz", interval: 200ms, timeout: 200ms, rise: 1}
+      timeout: 5s
+log: {level: debug}
+`, strings.TrimPrefix(c.ccAPI, "http://"), testToken, c.url["main"], testToken, binary, ccWeb, ccWeb))
+	c.startCC()
+	c.edgeAPI = fmt.Sprintf("http://%s:%d", br, freePort(t, br))
+	c.edgeURL = fmt.Sprintf("http://%s:%d", br, freePort(t, br))
+	edgeCfg := ceWrite(t, "edge.yaml", fmt.Sprintf(`api: {listen: "%s", token: %s}
+edge:
+  listen: "%s"
+  token: %s
+  check: {interval: 200ms, rise: 2, fall: 2}
+  sides:
+    - name: main
+      node: %s
+      routes: [{path: /, upstream: "http://%s:8080"}]
+    - name: standby
+      node: %s
+      routes: [{path: /, upstream: "http://%s:8080"}]
+log: {level: debug}
+`, strings.TrimPrefix(c.edgeAPI, "http://"), testToken, strings.TrimPrefix(c.edgeURL, "http://"), testToken,
+		c.url["main"], l.host("main").ip, c.url["standby"], l.host("standby").ip))
+	ceStart(t, "edge", nil, c.edgeAPI+"/healthz", "run", "-c", edgeCfg)
+	waitFor(t, "cc active and the edge routing to main", func() bool {
+		var cs cc.Status
+		var es edge.Status
+		return authGet(http.DefaultClient, c.ccAPI+cc.PathStatus, &cs) == nil && cs.Status == "active" &&
+			authGet(http.DefaultClient, c.edgeAPI+"/api/v1/edge/status", &es) == nil && es.Side == "main"
+	})
+
+	// The monitor and the user behind the Edge.
+	start := time.Now()
+	chart := timeline.New(fmt.Sprintf("resman chaos run, seed %d, %v schedule", seed, length), start)
+	c.mon = &chaosMonitor{start: start, chart: chart, hist: map[string][]sample{}, transSince: map[string]time.Time{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	stopBackground := sync.OnceFunc(func() { cancel(); bg.Wait() })
+	t.Cleanup(stopBackground)
+	lanes := []string{"main", "standby", "witness", "cc-main", "edge → main", "edge → standby"}
+	for _, lane := range lanes {
+		chart.Lane(lane)
+	}
+	for _, name := range []string{"main", "standby", "witness", "cc", "edge"} {
+		bg.Go(func() { c.sampleLoop(ctx, name) })
+	}
+	bg.Go(func() { c.userLoop(ctx) })
+	defer func() {
+		// The picture and the record, whether the run passed or not.
+		stopBackground()
+		for _, f := range faults {
+			if f.Began != 0 {
+				chart.Fault(start.Add(seconds(f.Began)), start.Add(seconds(f.Ended)), f.Label)
+			}
+		}
+		c.mon.mu.Lock()
+		c.mu.Lock()
+		rec := map[string]any{
+			"seed": seed, "duration": length.String(), "started": start.UTC().Format(time.RFC3339),
+			"faults": faults, "violations": append([]string{}, c.mon.violations...),
+			"longest_two_active_seeing_each_other_s": c.mon.twoLongest.Seconds(),
+			"longest_two_active_any_s":               c.mon.rawLongest.Seconds(),
+			"two_active_windows_seeing_each_other":   c.mon.twoWindows,
+			"two_active_windows_any":                 c.mon.rawWindows,
+			"edge_answers":                           len(c.mon.answers),
+			"log":                                    c.log,
+		}
+		c.mu.Unlock()
+		c.mon.mu.Unlock()
+		writeProof(t, fmt.Sprintf("chaos-%d.svg", seed), chart)
+		writeProof(t, fmt.Sprintf("chaos-%d.json", seed), rec)
+	}()
+
+	// The schedule.
+	var acts []chaosAct
+	for _, f := range faults {
+		acts = append(acts, f.Acts...)
+	}
+	slices.SortStableFunc(acts, func(x, y chaosAct) int { return int(x.At - y.At) })
+	for _, f := range faults {
+		t.Logf("fault at %5.1fs: %s", f.Acts[0].At.Seconds(), f.Label)
+	}
+	for _, act := range acts {
+		if d := time.Until(start.Add(act.At)); d > 0 {
+			time.Sleep(d) // the schedule's own pacing
+		}
+		f := &faults[act.fault]
+		now := time.Since(start).Seconds()
+		if f.Began == 0 {
+			f.Began = now
+		}
+		f.Ended = now
+		c.do(act, f.Label)
+	}
+	c.settle()
+	c.admin.Wait()
+	stopBackground()
+	c.checkEdge()
+	c.checkCC()
+	c.mon.mu.Lock()
+	violations := slices.Clone(c.mon.violations)
+	t.Logf("%d faults; two-Active windows while seeing each other: %d, longest %v (bound %v); any: %d, longest %v; %d answers through the Edge",
+		len(faults), c.mon.twoWindows, c.mon.twoLongest.Round(time.Millisecond), twoActiveBound,
+		c.mon.rawWindows, c.mon.rawLongest.Round(time.Millisecond), len(c.mon.answers))
+	c.mon.mu.Unlock()
+	for _, v := range violations {
+		t.Errorf("invariant broken: %s", v)
+	}
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// do carries out one act of the schedule.
+func (c *chaosRun) do(act chaosAct, label string) {
+	t, l := c.t, c.pair.lab
+	switch act.Do {
+	case "kill":
+		c.logf("kill -9 %s", act.Host)
+		if act.Host == "cc" {
+			c.snapshotAudit("cc")
+			c.ccProc.cmd.Process.Signal(syscall.SIGKILL)
+			<-c.ccProc.exited
+		} else {
+			c.snapshotAudit(act.Host)
+			c.procs[act.Host].kill(syscall.SIGKILL)
+		}
+		c.dead[act.Host] = true
+	case "start":
+		c.logf("restart %s", act.Host)
+		if act.Host == "cc" {
+			c.startCC()
+		} else {
+			c.procs[act.Host] = startIn(t, l, act.Host, c.cfg[act.Host])
+		}
+		c.dead[act.Host] = false
+		c.checkAudit(act.Host)
+	case "freeze":
+		c.logf("SIGSTOP %s", act.Host)
+		c.procs[act.Host].cmd.Process.Signal(syscall.SIGSTOP)
+		c.frozen[act.Host] = true
+	case "thaw":
+		c.logf("SIGCONT %s", act.Host)
+		c.procs[act.Host].cmd.Process.Signal(syscall.SIGCONT)
+		c.frozen[act.Host] = false
+	case "cut":
+		c.logf("%s", label)
+		l.cut(act.Host, act.Other)
+		c.network = true
+	case "isolate":
+		c.logf("%s", label)
+		l.isolate(act.Host)
+		c.network = true
+	case "lose":
+		c.logf("%s: drop %d%% of %s's packets at %s", label, act.Pct, act.Other, act.Host)
+		l.lose(act.Host, act.Other, act.Pct)
+		c.network = true
+	case "heal":
+		c.logf("heal (%s)", label)
+		l.heal()
+		c.network = false
+	case "hup":
+		if c.dead[act.Host] {
+			c.logf("%s: %s is dead, nothing to reload", label, act.Host)
+			break
+		}
+		c.logf("%s", label)
+		c.procs[act.Host].cmd.Process.Signal(syscall.SIGHUP)
+	case "sipkill":
+		pid := c.asteriskPID(act.Host)
+		if pid == 0 {
+			c.logf("%s: no asterisk running on %s", label, act.Host)
+			break
+		}
+		c.logf("%s (pid %d)", label, pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+	case "siphang":
+		pid := c.asteriskPID(act.Host)
+		if pid == 0 {
+			c.logf("%s: no asterisk running on %s", label, act.Host)
+			break
+		}
+		c.logf("%s (pid %d)", label, pid)
+		syscall.Kill(pid, syscall.SIGSTOP)
+		c.hung[act.Host] = pid
+	case "sipcont":
+		if pid := c.hung[act.Host]; pid != 0 {
+			// The same process, if resman has not killed it meanwhile.
+			c.logf("SIGCONT %s's asterisk (pid %d)", act.Host, pid)
+			syscall.Kill(pid, syscall.SIGCONT)
+			delete(c.hung, act.Host)
+		}
+	case "admin":
+		// At once, as two admins would; the answers are checked as they
+		// come, the schedule goes on.
+		for _, op := range act.Ops {
+			c.admin.Go(func() { c.adminCommand(op, label) })
+		}
+	}
+	// A partition or a lossy link with no witness to give a verdict: two
+	// Active nodes are the design until it heals, as in the other tests.
+	c.mon.setPaused(c.network && (c.dead["witness"] || c.frozen["witness"]))
+}
+
+func (c *chaosRun) startCC() {
+	c.ccProc = ceStart(c.t, "cc", []string{"RESMAN_CC_DATA_DIR=" + c.ccDataDir}, c.ccAPI+"/healthz", "run", "-c", c.ccCfg)
+}
+
+// adminCommand runs resman services start|stop with the CLI.
+func (c *chaosRun) adminCommand(op adminOp, label string) {
+	args := []string{"services", "stop", "--node", c.url[op.Node], "--reason", "chaos: " + label, "--timeout", "10s"}
+	if op.Start {
+		args[1] = "start"
+	}
+	if op.Force {
+		args = append(args, "--force")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), "RESMAN_TOKEN="+testToken, "USER=chaos")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		code = -1
+	}
+	c.logf("admin %s: exit %d %s", op, code, strings.TrimSpace(out.String()))
+	// 0 done, 1 failed (a start rolled back), 3 refused (the two-Active
+	// guard, a transition under way), 4 unreachable (dead or frozen): all
+	// fair answers under chaos. 2 (bad usage) or a crash is a bug.
+	if !slices.Contains([]int{0, 1, 3, 4}, code) {
+		c.mon.mu.Lock()
+		c.mon.violate(time.Now(), "admin %s: exit %d: %s", op, code, strings.TrimSpace(out.String()))
+		c.mon.mu.Unlock()
+	}
+}
+
+// asteriskPID finds the SIP stand-in a node runs as its asterisk service:
+// a child of the node's process.
+func (c *chaosRun) asteriskPID(host string) int {
+	p := c.procs[host]
+	if c.dead[host] || p.cmd.Process == nil {
+		return 0
+	}
+	return childPID(p.cmd.Process.Pid, "standin\x00sip")
+}
+
+// auditURL is where a component's audit log is read.
+func (c *chaosRun) auditURL(name string) string {
+	if name == "cc" {
+		return c.ccAPI + cc.PathAudit
+	}
+	return c.url[name] + "/api/v1/audit"
+}
+
+// readAudit reads a component's whole audit log, page by page.
+func (c *chaosRun) readAudit(name string) (map[uint64]api.AuditEntry, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	all := map[uint64]api.AuditEntry{}
+	before := uint64(0)
+	for {
+		url := c.auditURL(name) + "?limit=1000"
+		if before != 0 {
+			url += "&before=" + strconv.FormatUint(before, 10)
+		}
+		var page []api.AuditEntry
+		if err := authGet(client, url, &page); err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			return all, nil
+		}
+		for _, e := range page {
+			all[e.ID] = e
+			if before == 0 || e.ID < before {
+				before = e.ID
+			}
+		}
+		if before <= 1 {
+			return all, nil
+		}
+	}
+}
+
+// snapshotAudit remembers the entries a component shows before it is
+// killed.
+func (c *chaosRun) snapshotAudit(name string) {
+	if c.frozen[name] || c.dead[name] {
+		return
+	}
+	es, err := c.readAudit(name)
+	if err != nil {
+		c.logf("read %s's audit log before the kill: %v (not checked this time)", name, err)
+		return
+	}
+	if c.seen[name] == nil {
+		c.seen[name] = map[uint64]api.AuditEntry{}
+	}
+	for id, e := range es {
+		c.seen[name][id] = e
+	}
+}
+
+// checkAudit: every entry seen before a kill is still there, unchanged.
+func (c *chaosRun) checkAudit(name string) {
+	if len(c.seen[name]) == 0 {
+		return
+	}
+	es, err := c.readAudit(name)
+	if err != nil {
+		c.t.Fatalf("read %s's audit log after the restart: %v", name, err)
+	}
+	lost := 0
+	for id, want := range c.seen[name] {
+		got, ok := es[id]
+		if !ok || got.Action != want.Action || !got.Time.Equal(want.Time) || got.Outcome != want.Outcome {
+			lost++
+		}
+	}
+	c.mon.mu.Lock()
+	defer c.mon.mu.Unlock()
+	if lost > 0 {
+		c.mon.violate(time.Now(), "%s lost or changed %d of %d audit entries across a kill -9", name, lost, len(c.seen[name]))
+	}
+}
+
+// sampleLoop samples one component every chaosSamplePeriod.
+func (c *chaosRun) sampleLoop(ctx context.Context, name string) {
+	client := &http.Client{Timeout: 400 * time.Millisecond}
+	tick := time.NewTicker(chaosSamplePeriod)
+	defer tick.Stop()
+	chart := c.mon.chart
+	for {
+		now := time.Now()
+		s := sample{at: now}
+		switch name {
+		case "main", "standby", "witness":
+			var st api.Status
+			if authGet(client, c.url[name]+"/api/v1/status", &st) == nil {
+				s.ok, s.status, s.epoch, s.held = true, st.Status, st.Epoch, st.Failover.HeldByAdmin
+				s.peerSeen = st.Peer != nil && st.Peer.Reachable
+				note := st.Status + epochNote(st.Epoch)
+				if s.held {
+					note += ", held by admin"
+				}
+				chart.Set(name, now, timeline.FromStatus(st.Status), note)
+			} else {
+				chart.Set(name, now, timeline.Unreachable, "no answer")
+			}
+		case "cc":
+			var st cc.Status
+			if authGet(client, c.ccAPI+cc.PathStatus, &st) == nil {
+				s.ok, s.status = true, st.Status
+				chart.Set("cc-main", now, timeline.FromStatus(st.Status), st.Status)
+			} else {
+				chart.Set("cc-main", now, timeline.Unreachable, "no answer")
+			}
+		case "edge":
+			var st edge.Status
+			if authGet(client, c.edgeAPI+"/api/v1/edge/status", &st) == nil {
+				s.ok, s.side = true, st.Side
+				for _, side := range []string{"main", "standby"} {
+					state, note := timeline.Inactive, "not routed"
+					if st.Side == side {
+						state, note = timeline.Active, "routed"
+					}
+					chart.Set("edge → "+side, now, state, note)
+				}
+			} else {
+				chart.Set("edge → main", now, timeline.Unreachable, "no answer")
+				chart.Set("edge → standby", now, timeline.Unreachable, "no answer")
+			}
+		}
+		c.mon.record(name, s)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// userLoop is the user behind the Edge: one request after the other.
+func (c *chaosRun) userLoop(ctx context.Context) {
+	client := &http.Client{Timeout: 3 * time.Second}
+	for ctx.Err() == nil {
+		sent := time.Now()
+		req, _ := http.NewRequestWithContext(ctx, "GET", c.edgeURL+"/", nil)
+		a := edgeAnswer{sent: sent}
+		if resp, err := client.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			a.code, a.servedBy = resp.StatusCode, resp.Header.Get("X-Served-By")
+		}
+		a.got = time.Now()
+		c.mon.mu.Lock()
+		c.mon.answers = append(c.mon.answers, a)
+		c.mon.mu.Unlock()
+		pause(ctx, 20*time.Millisecond)
+	}
+}
+
+// checkEdge: no answer came from a side whose node had said it was not
+// Active since chaosEdgeGrace before the request, and until the answer.
+func (c *chaosRun) checkEdge() {
+	hist := map[string][]sample{"main": c.mon.history("main"), "standby": c.mon.history("standby")}
+	c.mon.mu.Lock()
+	defer c.mon.mu.Unlock()
+	served := map[string]int{}
+	for _, a := range c.mon.answers {
+		h, ok := hist[a.servedBy]
+		if !ok || a.code != 200 {
+			served[fmt.Sprint(a.code)]++
+			continue
+		}
+		served[a.servedBy]++
+		if notActiveThroughout(h, a.sent.Add(-chaosEdgeGrace), a.got) {
+			c.mon.violate(a.sent, "the Edge sent a request to %s, not Active since %v before", a.servedBy, chaosEdgeGrace)
+		}
+	}
+	c.t.Logf("answers through the Edge: %v (others by status code)", served)
+}
+
+// checkCC: the follower did not run its services while its node had been
+// answering Inactive for chaosCCGrace.
+func (c *chaosRun) checkCC() {
+	mainH, ccH := c.mon.history("main"), c.mon.history("cc")
+	c.mon.mu.Lock()
+	defer c.mon.mu.Unlock()
+	reported := time.Time{}
+	for _, s := range ccH {
+		if !s.ok || s.status != api.StatusActive || s.at.Sub(reported) < chaosCCGrace {
+			continue
+		}
+		if notActiveThroughout(mainH, s.at.Add(-chaosCCGrace), s.at) {
+			c.mon.violate(s.at, "cc-main active while main has not been Active for %v", chaosCCGrace)
+			reported = s.at
+		}
+	}
+}
+
+// settle heals everything and waits for exactly one Active node, seen by
+// its peer, followed by the CC follower and the Edge, for 5 s in a row.
+func (c *chaosRun) settle() {
+	t, l := c.t, c.pair.lab
+	c.logf("end of the schedule: heal everything")
+	l.heal()
+	c.network = false
+	for _, h := range []string{"main", "standby", "witness", "cc"} {
+		if c.frozen[h] {
+			c.procs[h].cmd.Process.Signal(syscall.SIGCONT)
+			c.frozen[h] = false
+		}
+		if c.dead[h] {
+			c.do(chaosAct{Do: "start", Host: h}, "heal")
+		}
+	}
+	for h := range c.hung {
+		c.do(chaosAct{Do: "sipcont", Host: h}, "heal")
+	}
+	c.mon.setPaused(false)
+	c.admin.Wait()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(chaosSettleDeadline)
+	var stable, lastStart time.Time
+	var why string
+	for {
+		st := map[string]api.Status{}
+		for _, h := range []string{"main", "standby"} {
+			var s api.Status
+			if err := authGet(client, c.url[h]+"/api/v1/status", &s); err == nil {
+				st[h] = s
+			}
+		}
+		var ccs cc.Status
+		var es edge.Status
+		ccErr := authGet(client, c.ccAPI+cc.PathStatus, &ccs)
+		edgeErr := authGet(client, c.edgeAPI+"/api/v1/edge/status", &es)
+		m, s := st["main"], st["standby"]
+		active := ""
+		switch {
+		case m.Status == "active" && s.Status == "inactive":
+			active = "main"
+		case s.Status == "active" && m.Status == "inactive":
+			active = "standby"
+		}
+		wantCC := "inactive"
+		if active == "main" {
+			wantCC = "active"
+		}
+		switch {
+		case active == "":
+			why = fmt.Sprintf("main %q, standby %q", m.Status, s.Status)
+		case m.Peer == nil || !m.Peer.Reachable || s.Peer == nil || !s.Peer.Reachable:
+			why = "the nodes do not both see each other"
+		case ccErr != nil || ccs.Status != wantCC:
+			why = fmt.Sprintf("cc-main %q, want %q (%v)", ccs.Status, wantCC, ccErr)
+		case edgeErr != nil || es.Side != active:
+			why = fmt.Sprintf("edge routes to %q, want %q (%v)", es.Side, active, edgeErr)
+		default:
+			why = ""
+		}
+		if why == "" {
+			if stable.IsZero() {
+				stable = time.Now()
+			}
+			if time.Since(stable) >= 5*time.Second {
+				c.logf("settled: %s Active (epoch %d), %s Inactive, cc-main %s, edge → %s",
+					active, st[active].Epoch, map[string]string{"main": "standby", "standby": "main"}[active], ccs.Status, es.Side)
+				return
+			}
+		} else {
+			stable = time.Time{}
+		}
+		// Neither Active because an admin's stop holds them: an admin
+		// starts the Main again (or the Standby), without force.
+		if m.Status == "inactive" && s.Status == "inactive" && time.Since(lastStart) > 5*time.Second {
+			for _, h := range []string{"main", "standby"} {
+				if st[h].Failover.HeldByAdmin {
+					lastStart = time.Now()
+					c.adminCommand(adminOp{Node: h, Start: true}, "release the admin hold after the schedule")
+					break
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not settled %v after the last fault: %s", chaosSettleDeadline, why)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestChaosScheduleReplays: the same seed and duration give the same
+// schedule, which is what makes a failed seed worth printing.
+func TestChaosScheduleReplays(t *testing.T) {
+	a, b := chaosSchedule(42, 10*time.Minute), chaosSchedule(42, 10*time.Minute)
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if !bytes.Equal(ja, jb) {
+		t.Fatal("seed 42 gave two different schedules")
+	}
+	kinds := map[string]int{}
+	for _, f := range chaosSchedule(7, chaosDefaultLength) {
+		for _, act := range f.Acts {
+			kinds[act.Do]++
+		}
+	}
+	t.Logf("default schedule of seed 7: %v", kinds)
+	if n := len(chaosSchedule(7, chaosDefaultLength)); n < 8 || n > 20 {
+		t.Fatalf("default schedule has %d faults, want about a dozen", n)
+	}
+}
+
+// TestChaosMonitorCatches feeds the monitor made-up samples: it must
+// report what breaks an invariant and only that.
+func TestChaosMonitorCatches(t *testing.T) {
+	t0 := time.Now()
+	at := func(s float64) time.Time { return t0.Add(seconds(s)) }
+	newMon := func() *chaosMonitor {
+		return &chaosMonitor{start: t0, chart: timeline.New("test", t0), hist: map[string][]sample{}, transSince: map[string]time.Time{}}
+	}
+	node := func(s float64, status string, seen bool) sample {
+		return sample{at: at(s), ok: true, status: status, peerSeen: seen}
+	}
+	twoActive := func(m *chaosMonitor, seconds float64, seen bool) {
+		for s := 0.0; s <= seconds; s += 0.1 {
+			m.record("main", node(s, "active", seen))
+			m.record("standby", node(s+0.05, "active", seen))
+		}
+	}
+
+	m := newMon()
+	twoActive(m, 2.5, true)
+	if len(m.violations) != 0 {
+		t.Fatalf("2.5 s of two Actives reported: %v", m.violations)
+	}
+	m = newMon()
+	twoActive(m, 4, true)
+	if len(m.violations) != 1 || !strings.Contains(m.violations[0], "two Active") {
+		t.Fatalf("4 s of two Actives seeing each other: %v", m.violations)
+	}
+	m = newMon()
+	twoActive(m, 4, false)
+	m.setPaused(true)
+	twoActive(m, 4, true)
+	if len(m.violations) != 0 {
+		t.Fatalf("two Actives not seeing each other, or paused, reported: %v", m.violations)
+	}
+	if m.rawLongest < 3*time.Second {
+		t.Fatalf("the informational window is %v", m.rawLongest)
+	}
+
+	m = newMon()
+	for s := 0.0; s < 40; s += 0.5 {
+		st := "deactivating"
+		if int(s)%10 == 9 {
+			m.record("cc", sample{at: at(s)}) // no answer: does not end the run
+			continue
+		}
+		m.record("cc", sample{at: at(s), ok: true, status: st})
+	}
+	if len(m.violations) != 1 || !strings.Contains(m.violations[0], "cc deactivating") {
+		t.Fatalf("40 s deactivating: %v", m.violations)
+	}
+
+	// The Edge: main answered inactive from 10 s on.
+	var h []sample
+	for s := 0.0; s < 20; s += 0.1 {
+		st := "active"
+		if s >= 10 {
+			st = "inactive"
+		}
+		h = append(h, node(s, st, true))
+	}
+	for _, tc := range []struct {
+		sent float64
+		want bool
+	}{{9.5, false}, {10.5, false}, {11.2, true}, {15, true}} {
+		if got := notActiveThroughout(h, at(tc.sent).Add(-chaosEdgeGrace), at(tc.sent+0.01)); got != tc.want {
+			t.Errorf("request sent at %v s: not Active throughout = %v, want %v", tc.sent, got, tc.want)
+		}
+	}
+}

@@ -51,10 +51,13 @@ type Config struct {
 	// Replication jobs the Main runs. Not env-overridable.
 	Replication []Replication `mapstructure:"replication"`
 	Switchover  Switchover    `mapstructure:"switchover"`
-	XDS         *XDS          `mapstructure:"xds"`
-	CC          *CC           `mapstructure:"cc"`
-	Edge        *Edge         `mapstructure:"edge"`
-	Log         Log           `mapstructure:"log"`
+	// Hooks are commands run on the node's own transitions. The lists are
+	// not env-overridable.
+	Hooks Hooks `mapstructure:"hooks"`
+	XDS   *XDS  `mapstructure:"xds"`
+	CC    *CC   `mapstructure:"cc"`
+	Edge  *Edge `mapstructure:"edge"`
+	Log   Log   `mapstructure:"log"`
 }
 
 // Node describes this PBX host.
@@ -235,6 +238,34 @@ type Drain struct {
 	Timeout time.Duration `mapstructure:"timeout"`
 	// Interval between checks. Default: 2s.
 	Interval time.Duration `mapstructure:"interval"`
+}
+
+// MaxHookTimeout is the longest a hook may run: a before_activate hook
+// delays the activation by as much.
+const MaxHookTimeout = 5 * time.Minute
+
+// Hooks are commands a main or standby node runs on its own transitions,
+// one at a time, in list order.
+type Hooks struct {
+	// Timeout is the default of each hook's timeout. Default: 10s.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// BeforeActivate hooks run before the services start; one that fails
+	// or times out vetoes the activation.
+	BeforeActivate []Hook `mapstructure:"before_activate"`
+	// AfterActivate hooks run once the node is Active.
+	AfterActivate []Hook `mapstructure:"after_activate"`
+	// AfterDeactivate hooks run once the node is Inactive, services stopped.
+	AfterDeactivate []Hook `mapstructure:"after_deactivate"`
+}
+
+// Hook is one command run on a transition.
+type Hook struct {
+	// Name is unique within its list. Required, no spaces.
+	Name string `mapstructure:"name"`
+	// Run is an argv list. Required.
+	Run []string `mapstructure:"run"`
+	// Timeout bounds one run, at most MaxHookTimeout. Default: hooks.timeout.
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // ReplicationFiles is the built-in files job: directory trees copied from

@@ -139,6 +139,11 @@ func TestValidShapes(t *testing.T) {
 			if c.Log != (Log{Level: "warn", Format: "json"}) {
 				t.Errorf("log %+v", c.Log)
 			}
+			h := c.Hooks
+			if h.Timeout != 20*time.Second || len(h.BeforeActivate) != 1 || h.BeforeActivate[0].Timeout != 5*time.Second ||
+				h.AfterActivate[0].Timeout != 20*time.Second || !slices.Equal(h.AfterDeactivate[0].Run, []string{"/usr/local/bin/notify", "inactive"}) {
+				t.Errorf("hooks %+v", h)
+			}
 		}},
 	}
 	for _, tt := range tests {
@@ -297,7 +302,11 @@ func TestEnvKeys(t *testing.T) {
 			t.Errorf("%s is not bound", name)
 		}
 	}
-	for _, name := range []string{"RESMAN_SERVICES", "RESMAN_API_USERS", "RESMAN_XDS_MDS", "RESMAN_EDGE_SIDES", "RESMAN_CC_SERVICES"} {
+	if k, ok := got["RESMAN_HOOKS_TIMEOUT"]; !ok || k.optional {
+		t.Errorf("hooks.timeout: %+v, want bound and always accepted", k)
+	}
+	for _, name := range []string{"RESMAN_SERVICES", "RESMAN_API_USERS", "RESMAN_XDS_MDS", "RESMAN_EDGE_SIDES", "RESMAN_CC_SERVICES",
+		"RESMAN_HOOKS_BEFORE_ACTIVATE", "RESMAN_HOOKS_AFTER_ACTIVATE", "RESMAN_HOOKS_AFTER_DEACTIVATE"} {
 		if _, ok := got[name]; ok {
 			t.Errorf("%s is a list of sections and must not be bound", name)
 		}
@@ -605,7 +614,8 @@ edge:
 		Edge: &Edge{Listen: ":8443", Token: "0123456789abcdef0123",
 			Check: EdgeCheck{Interval: 500 * time.Millisecond, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2},
 			Sides: []Side{{Name: "main", Node: "http://10.0.0.1:9440", Routes: []Route{{Path: "/", Upstream: "http://10.0.0.21"}}}}},
-		Log: Log{Level: "info", Format: "text"},
+		Hooks: Hooks{Timeout: 10 * time.Second},
+		Log:   Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, *want)
@@ -932,5 +942,75 @@ func TestYAMLRoundTrip(t *testing.T) {
 		if strings.Contains(string(out), "datadir") || !strings.Contains(string(out), "data_dir") {
 			t.Errorf("%s: keys not in the schema's names:\n%s", f, out)
 		}
+	}
+}
+
+func TestHooks(t *testing.T) {
+	t.Parallel()
+	c := mustParse(t, manualMain+`
+hooks:
+  before_activate:
+    - {name: check-trunk, run: [/usr/local/bin/check-trunk], timeout: 5s}
+  after_activate:
+    - {name: page-oncall, run: [/usr/local/bin/notify, active]}
+  after_deactivate:
+    - {name: page-oncall, run: [/usr/local/bin/notify, inactive], timeout: 5m}
+`, map[string]string{"RESMAN_HOOKS_TIMEOUT": "3s"})
+	want := Hooks{Timeout: 3 * time.Second,
+		BeforeActivate:  []Hook{{Name: "check-trunk", Run: []string{"/usr/local/bin/check-trunk"}, Timeout: 5 * time.Second}},
+		AfterActivate:   []Hook{{Name: "page-oncall", Run: []string{"/usr/local/bin/notify", "active"}, Timeout: 3 * time.Second}},
+		AfterDeactivate: []Hook{{Name: "page-oncall", Run: []string{"/usr/local/bin/notify", "inactive"}, Timeout: 5 * time.Minute}},
+	}
+	if !reflect.DeepEqual(c.Hooks, want) {
+		t.Errorf("hooks:\n got %+v\nwant %+v", c.Hooks, want)
+	}
+
+	tests := []struct {
+		name, yaml string
+		env        map[string]string
+		want       []string
+	}{
+		{name: "each hook's problems", yaml: manualMain + `
+hooks:
+  before_activate:
+    - {run: [x]}
+    - {name: a, run: []}
+    - {name: a, run: ["", y], timeout: 0s}
+    - {name: "b c", run: [x], timeout: 6m}
+  after_activate:
+    - {name: a, run: [x], tiemout: 1s}
+`, want: []string{
+			"hooks.before_activate[0].name: required",
+			"hooks.before_activate[1].run: required: a command",
+			"hooks.before_activate[2].name: duplicate of hooks.before_activate[1].name \"a\"",
+			"hooks.before_activate[2].run: the program (first item) must not be empty",
+			"hooks.before_activate[2].timeout: must be a duration above 0 and at most 5m0s, like 5s, got 0s",
+			"hooks.before_activate[3].name: must not contain spaces",
+			"hooks.before_activate[3].timeout: must be a duration above 0 and at most 5m0s, like 5s, got 6m0s",
+			"hooks.after_activate[0].tiemout: unknown key, did you mean timeout?",
+		}},
+		{name: "a wrong default is reported once, not for each hook that inherits it",
+			yaml: manualMain + "hooks: {after_activate: [{name: a, run: [x]}, {name: b, run: [x], timeout: 1s}]}\n",
+			env:  map[string]string{"RESMAN_HOOKS_TIMEOUT": "10m"},
+			want: []string{"hooks.timeout: must be a duration above 0 and at most 5m0s, like 10s, got 10m0s (set by RESMAN_HOOKS_TIMEOUT)"}},
+		{name: "a hook is a section, not a command",
+			yaml: manualMain + "hooks: {after_activate: [x]}\n",
+			want: []string{"hooks.after_activate[0]: expected a section of key: value pairs"}},
+		{name: "not on a witness",
+			yaml: "node: {name: w, role: witness, mode: auto}\napi: {token: 0123456789abcdef0123}\n" +
+				"gossip: {key: \"ixRkyckRn2MAzPkiERpX1Q==\", join: [\"10.0.0.1:7946\", \"10.0.0.2:7946\"]}\n" +
+				"hooks: {after_activate: [{name: a, run: [x]}]}\n",
+			want: []string{"hooks: a witness is never Active and runs no hooks"}},
+		{name: "not without a node",
+			yaml: "api: {token: 0123456789abcdef0123}\ncc: {name: cc, follow: \"http://127.0.0.1:9440\", token: 0123456789abcdef0123}\n" +
+				"hooks: {before_activate: [{name: a, run: [x]}]}\n",
+			want: []string{"hooks: only a main or standby node runs hooks"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse([]byte(tt.yaml), envOf(tt.env))
+			checkProblems(t, err, tt.want)
+		})
 	}
 }

@@ -103,6 +103,12 @@ func (c *Config) applyDefaults(given func(string) bool) {
 		def(given, "switchover.drain.timeout", &d.Timeout, 2*time.Minute)
 		def(given, "switchover.drain.interval", &d.Interval, 2*time.Second)
 	}
+	def(given, "hooks.timeout", &c.Hooks.Timeout, 10*time.Second)
+	for _, phase := range c.Hooks.phases() {
+		for i := range phase.hooks {
+			def(given, fmt.Sprintf("%s[%d].timeout", phase.key, i), &phase.hooks[i].Timeout, c.Hooks.Timeout)
+		}
+	}
 	def(given, "log.level", &c.Log.Level, "info")
 	def(given, "log.format", &c.Log.Format, "text")
 }

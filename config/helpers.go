@@ -36,6 +36,26 @@ func (c Check) Kind() string {
 	return ""
 }
 
+// hookPhase is one list of hooks with its key path.
+type hookPhase struct {
+	key   string
+	hooks []Hook
+}
+
+// phases lists the hook lists in schema order.
+func (h Hooks) phases() []hookPhase {
+	return []hookPhase{
+		{"hooks.before_activate", h.BeforeActivate},
+		{"hooks.after_activate", h.AfterActivate},
+		{"hooks.after_deactivate", h.AfterDeactivate},
+	}
+}
+
+// Any reports whether at least one hook is configured.
+func (h Hooks) Any() bool {
+	return len(h.BeforeActivate)+len(h.AfterActivate)+len(h.AfterDeactivate) > 0
+}
+
 // GossipKeyBytes decodes gossip.key into the 16, 24 or 32 bytes of the
 // gossip encryption key.
 func (c *Config) GossipKeyBytes() ([]byte, error) {

@@ -47,11 +47,11 @@ func Load(path string) (*Config, error) {
 // RESMAN_ plus its path in upper case with dots as underscores, e.g.
 // RESMAN_NODE_MODE or RESMAN_GOSSIP_JOIN (a comma-separated list). Lists of
 // sections (services, replication, api.users, xds.mds, cc.services,
-// edge.sides) cannot be overridden. Overrides of keys in the optional
+// edge.sides, the hooks lists) cannot be overridden. Overrides of keys in the optional
 // sections node, peer, xds, cc and edge apply only when that section is in
 // the file (write "cc: {}" to configure a section from the environment
 // alone), so a stray variable never creates a half-configured component.
-// api, gossip, failover and log always accept overrides. Empty values are
+// api, gossip, failover, hooks and log always accept overrides. Empty values are
 // ignored, as with viper.
 func Parse(yaml []byte, env func(string) (string, bool)) (*Config, error) {
 	c, err := parse(yaml, env)

@@ -36,6 +36,7 @@ func (c *Config) Validate() error {
 	v.services("services", c.Services)
 	v.replication()
 	v.switchover()
+	v.hooks()
 	v.xds()
 	v.cc()
 	v.edge()
@@ -347,6 +348,44 @@ func (v *checker) switchover() {
 	v.positive("switchover.drain.interval", d.Interval)
 	if d.Interval > d.Timeout && d.Timeout > 0 {
 		v.add("switchover.drain.interval", "must be at most switchover.drain.timeout (%s), got %s", d.Timeout, d.Interval)
+	}
+}
+
+func (v *checker) hooks() {
+	h := v.c.Hooks
+	if h.Any() {
+		switch {
+		case v.c.Node == nil:
+			v.add("hooks", "only a main or standby node runs hooks: add a node section or remove the hooks")
+		case v.role() == RoleWitness:
+			v.add("hooks", "a witness is never Active and runs no hooks: remove them")
+		}
+	}
+	defaultOK := h.Timeout > 0 && h.Timeout <= MaxHookTimeout
+	if !defaultOK {
+		v.add("hooks.timeout", "must be a duration above 0 and at most %s, like 10s, got %s", MaxHookTimeout, h.Timeout)
+	}
+	for _, phase := range h.phases() {
+		seen := map[string]int{}
+		for i, hk := range phase.hooks {
+			key := fmt.Sprintf("%s[%d]", phase.key, i)
+			v.name(key+".name", hk.Name, "a hook name, like page-oncall")
+			if j, dup := seen[hk.Name]; dup && hk.Name != "" {
+				v.add(key+".name", "duplicate of %s[%d].name %q", phase.key, j, hk.Name)
+			} else {
+				seen[hk.Name] = i
+			}
+			if len(hk.Run) == 0 {
+				v.add(key+".run", "required: a command, like [/usr/local/bin/notify, active]")
+			} else {
+				v.command(key+".run", hk.Run)
+			}
+			// A timeout inherited from a wrong hooks.timeout is that
+			// key's problem, reported once.
+			if (hk.Timeout <= 0 || hk.Timeout > MaxHookTimeout) && (defaultOK || hk.Timeout != h.Timeout) {
+				v.add(key+".timeout", "must be a duration above 0 and at most %s, like 5s, got %s", MaxHookTimeout, hk.Timeout)
+			}
+		}
 	}
 }
 

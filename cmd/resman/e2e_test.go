@@ -576,20 +576,6 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// TestExamplesPassConfigCheck keeps every shipped example valid.
-func TestExamplesPassConfigCheck(t *testing.T) {
-	files, err := filepath.Glob("../../examples/*/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no examples found: %v", err)
-	}
-	for _, f := range files {
-		out, stderr, code := cli(t, "config", "check", f)
-		if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), ": ok") {
-			t.Errorf("%s: exit %d\n%s%s", f, code, out, stderr)
-		}
-	}
-}
-
 // TestNotifiesSystemd: under a Type=notify unit, resman says READY=1 once
 // its API serves.
 func TestNotifiesSystemd(t *testing.T) {

@@ -180,10 +180,21 @@ func checkDeployment(t *testing.T, files []exampleFile) {
 		}
 		sides := map[string]bool{}
 		for i, side := range f.cfg.Edge.Sides {
-			if n, ok := nodeAt(nodes, side.Node); !ok {
+			n, ok := nodeAt(nodes, side.Node)
+			if !ok {
 				t.Errorf("%s: edge.sides[%d].node %q reaches neither node's api.listen", f.name, i, side.Node)
-			} else {
-				sides[n.name] = true
+				continue
+			}
+			sides[n.name] = true
+			// A route to a CC server goes to the one that follows this
+			// side's node: the one whose services run while it is Active.
+			for j, r := range side.Routes {
+				u, _ := url.Parse(r.Upstream)
+				for _, c := range ccs {
+					if h, _, _ := net.SplitHostPort(c.cfg.API.Listen); h == u.Hostname() && !reaches(c.cfg.CC.Follow, n.cfg.API.Listen) {
+						t.Errorf("%s: edge.sides[%d].routes[%d] goes to %s, which does not follow %s", f.name, i, j, c.name, n.name)
+					}
+				}
 			}
 		}
 		if len(sides) != 2 {

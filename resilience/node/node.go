@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/hooks"
 	"github.com/resman-pbx/resman/resilience/replication"
 )
 
@@ -117,6 +119,9 @@ type Deps struct {
 	// Drain, when set, returns once no call is active, or an error saying
 	// why it gave up; a switchover waits on it before stopping here.
 	Drain func(ctx context.Context) error
+	// Hooks run on this node's transitions (see package hooks): a failing
+	// before_activate hook vetoes the activation as a failed start would.
+	Hooks hooks.Set
 }
 
 // Node is a running PBX node. Its exported methods are safe for concurrent
@@ -142,6 +147,13 @@ type Node struct {
 	activatingAt     time.Time
 	activatingAction string
 	peerLostAt       time.Time
+
+	hooks *hooks.Runner
+	// trans is what the hooks are told of the transition under way or
+	// last ended; vetoed: a before_activate hook vetoed it (no
+	// after_deactivate then: nothing was started). Loop only.
+	trans  hooks.Transition
+	vetoed bool
 
 	mu        sync.RWMutex
 	snap      snapshot
@@ -260,7 +272,10 @@ type (
 		err  error
 		wait chan outcome // nil when nothing is under way
 	}
-	workDone    struct{ ev resilience.Event }
+	workDone struct {
+		ev     resilience.Event
+		vetoed bool // a before_activate hook refused the start
+	}
 	peerSeen    struct{ peer api.Peer }
 	reconfigure struct {
 		core       resilience.Config
@@ -316,6 +331,7 @@ func New(d Deps) (*Node, error) {
 	n.snap.status = resilience.Inactive
 	n.snap.mode, n.snap.witness = d.Core.Mode, d.Core.Witness
 	n.snap.since = time.Now()
+	n.hooks = hooks.New(hooks.Options{Hooks: d.Hooks, Logger: d.Logger, Registerer: d.Registerer, OnFailure: n.hookFailed})
 	return n, nil
 }
 
@@ -374,6 +390,7 @@ func (n *Node) Run(ctx context.Context) error {
 				}
 				msg.reply <- commandReply{err: err, wait: wait}
 			case workDone:
+				n.vetoed = n.vetoed || msg.vetoed
 				n.step(ctx, msg.ev)
 			case peerSeen:
 				if n.auto() {
@@ -408,7 +425,10 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 			if a.Outcome == resilience.OutcomeFailed {
 				n.failure = &a
 			}
-			n.record(a)
+			id := n.record(a)
+			if a.From != a.To && (a.To == resilience.Activating || a.To == resilience.Deactivating) {
+				n.trans = n.transition(id, a)
+			}
 		case resilience.RegisterSIP:
 			if n.d.Registrar != nil {
 				n.d.Registrar.Activate(a.Epoch)
@@ -416,9 +436,6 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 		case resilience.UnregisterSIP, resilience.StartServices, resilience.StopServices:
 			work = append(work, a)
 		}
-	}
-	if len(work) > 0 {
-		go n.runWork(ctx, work)
 	}
 	after := n.m.Status()
 	n.observeTiming(before, after, last)
@@ -435,12 +452,35 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 	}
 	if after != before {
 		n.snap.since = time.Now()
-		n.snap.last = &api.Transition{From: string(before), To: string(after), Cause: last.Cause, At: n.snap.since}
+		cause := last.Cause
+		if f := n.failure; f != nil && f.Cause != last.Cause && (after == resilience.Active || after == resilience.Inactive) {
+			// The end of a rolled-back start: say what failed, not only
+			// that the services stopped.
+			cause = f.Cause + "; then " + last.Cause
+		}
+		n.snap.last = &api.Transition{From: string(before), To: string(after), Cause: cause, At: n.snap.since}
 	}
 	n.mu.Unlock()
 	n.metrics.setStatus(after, n.m.Epoch())
 	if n.auto() {
 		n.announce()
+	}
+	// The after hooks are queued before the work of a next transition can
+	// queue its before hooks: the hooks run in this order.
+	if after != before {
+		switch after {
+		case resilience.Active:
+			n.hooks.After(ctx, hooks.AfterActivate, n.trans)
+			n.vetoed = false
+		case resilience.Inactive:
+			if !n.vetoed {
+				n.hooks.After(ctx, hooks.AfterDeactivate, n.trans)
+			}
+			n.vetoed = false
+		}
+	}
+	if len(work) > 0 {
+		go n.runWork(ctx, work, n.trans)
 	}
 	if after != before && (after == resilience.Active || after == resilience.Inactive) {
 		if n.failure != nil {
@@ -524,10 +564,13 @@ func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
 }
 
 // runWork carries out the long actions of one transition in order, then
-// reports the completion to the loop.
-func (n *Node) runWork(ctx context.Context, work []resilience.Action) {
+// reports the completion to the loop. Before starting the services it runs
+// the before_activate hooks: a veto is reported as a failed start, so the
+// core rolls back as it does for any failed start.
+func (n *Node) runWork(ctx context.Context, work []resilience.Action, t hooks.Transition) {
 	for _, a := range work {
 		var done resilience.Event
+		vetoed := false
 		switch a.(type) {
 		case resilience.UnregisterSIP:
 			if n.d.Registrar != nil {
@@ -540,25 +583,58 @@ func (n *Node) runWork(ctx context.Context, work []resilience.Action) {
 			}
 			continue
 		case resilience.StartServices:
+			if err := n.hooks.Before(ctx, t); err != nil {
+				done, vetoed = resilience.ServicesStarted{Err: err.Error()}, true
+				break
+			}
 			done = resilience.ServicesStarted{Err: errText(n.d.Services.Start(ctx))}
 		case resilience.StopServices:
 			done = resilience.ServicesStopped{Err: errText(n.d.Services.Stop(ctx))}
 		}
 		select {
-		case n.msgs <- workDone{ev: done}:
+		case n.msgs <- workDone{ev: done, vetoed: vetoed}:
 		case <-ctx.Done():
 		}
 	}
 }
 
-func (n *Node) record(r resilience.Record) {
+// transition is what the hooks are told of the transition that the record
+// r (with audit ID id) begins.
+func (n *Node) transition(id uint64, r resilience.Record) hooks.Transition {
+	to := resilience.Active
+	if r.To == resilience.Deactivating {
+		to = resilience.Inactive
+	}
+	tid := strconv.FormatUint(id, 10)
+	if id == 0 { // the audit log could not take the entry
+		tid = fmt.Sprintf("%d-%d", r.Epoch, time.Now().UnixNano())
+	}
+	return hooks.Transition{ID: tid, Node: n.d.Core.Name, Role: string(n.d.Core.Role), Mode: string(n.d.Core.Mode),
+		From: string(r.From), To: string(to), Epoch: r.Epoch, Cause: r.Cause}
+}
+
+// hookFailed audits an after hook that failed; the status stays as it is.
+func (n *Node) hookFailed(p hooks.Phase, t hooks.Transition, f *hooks.Failure) {
+	s := n.Status()
+	n.record(resilience.Record{Who: resilience.Self, Action: "hook", Outcome: resilience.OutcomeFailed,
+		Cause:  fmt.Sprintf("%s hook %s failed (transition %s: %s -> %s, epoch %d)", p, f.Hook, t.ID, t.From, t.To, t.Epoch),
+		Detail: f.Error(), Epoch: s.Epoch, From: resilience.Status(s.Status), To: resilience.Status(s.Status)})
+}
+
+// SetHooks replaces the hooks (a config reload): the next transitions run
+// the new ones. Safe from any goroutine.
+func (n *Node) SetHooks(s hooks.Set) { n.hooks.SetHooks(s) }
+
+// record writes r to the audit log and returns its ID, 0 when it could
+// not be written.
+func (n *Node) record(r resilience.Record) uint64 {
 	e, err := n.d.Audit.Append(api.AuditEntry{
 		Who: r.Who, Action: r.Action, Reason: r.Reason, Cause: r.Cause, Outcome: r.Outcome,
 		Detail: r.Detail, Epoch: r.Epoch, From: string(r.From), To: string(r.To),
 	})
 	if err != nil {
 		n.log.Error("cannot write the audit log", "err", err, "action", r.Action, "who", r.Who)
-		return
+		return 0
 	}
 	if r.From != r.To {
 		n.metrics.transitions.WithLabelValues(string(r.From), string(r.To), r.Outcome).Inc()
@@ -566,6 +642,7 @@ func (n *Node) record(r resilience.Record) {
 	n.log.Info("audit", "who", r.Who, "action", r.Action, "outcome", r.Outcome, "from", r.From, "to", r.To,
 		"epoch", r.Epoch, "cause", r.Cause, "reason", r.Reason)
 	n.hub.publish(api.Event{Name: api.EventAudit, Data: e})
+	return e.ID
 }
 
 // StartServices is an admin's Start services: refused (409) while the peer

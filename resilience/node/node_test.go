@@ -102,11 +102,17 @@ type harness struct {
 
 func start(t *testing.T, dir string, role resilience.Role, peer *fakePeer, svc *fakeServices) *harness {
 	t.Helper()
+	return startWith(t, dir, role, peer, svc, nil)
+}
+
+// startWith is start with tweak applied to the node's Deps.
+func startWith(t *testing.T, dir string, role resilience.Role, peer *fakePeer, svc *fakeServices, tweak func(*Deps)) *harness {
+	t.Helper()
 	al, err := audit.Open(filepath.Join(dir, "audit.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Deps{
+	d := Deps{
 		Core:          resilience.Config{Name: "node-" + string(role), Role: role, Mode: resilience.ModeManual},
 		Version:       "2025.10.3",
 		Peer:          peer,
@@ -117,7 +123,11 @@ func start(t *testing.T, dir string, role resilience.Role, peer *fakePeer, svc *
 		Audit:         al,
 		DataDir:       dir,
 		Logger:        slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-	})
+	}
+	if tweak != nil {
+		tweak(&d)
+	}
+	n, err := New(d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,22 +95,38 @@ func TestDebianPackage(t *testing.T) {
 		}
 	}
 	for path, want := range map[string]string{
-		"/usr/bin/resman":                                           "-rwxr-xr-x root/root",
-		"/lib/systemd/system/resman.service":                        "-rw-r--r-- root/root",
-		"/etc/resman/":                                              "drwxr-x--- root/root",
-		"/etc/resman/resman.yaml":                                   "-rw-r----- root/root",
-		"/etc/polkit-1/rules.d/49-resman.rules":                     "-rw-r--r-- root/root",
-		"/var/lib/resman/":                                          "drwxr-x--- root/root",
-		"/usr/share/doc/resman/README.md":                           "-rw-r--r-- root/root",
-		"/usr/share/doc/resman/install.md":                          "-rw-r--r-- root/root",
-		"/usr/share/doc/resman/troubleshooting.md":                  "-rw-r--r-- root/root",
-		"/usr/share/doc/resman/examples/manual-pair/xivo-main.yaml": "-rw-r--r-- root/root",
-		"/usr/share/doc/resman/reference/config.md":                 "-rw-r--r-- root/root",
-		"/usr/share/lintian/overrides/resman":                       "-rw-r--r-- root/root",
+		"/usr/bin/resman":                           "-rwxr-xr-x root/root",
+		"/lib/systemd/system/resman.service":        "-rw-r--r-- root/root",
+		"/etc/resman/":                              "drwxr-x--- root/root",
+		"/etc/resman/resman.yaml":                   "-rw-r----- root/root",
+		"/etc/polkit-1/rules.d/49-resman.rules":     "-rw-r--r-- root/root",
+		"/var/lib/resman/":                          "drwxr-x--- root/root",
+		"/usr/share/doc/resman/README.md":           "-rw-r--r-- root/root",
+		"/usr/share/doc/resman/install.md":          "-rw-r--r-- root/root",
+		"/usr/share/doc/resman/troubleshooting.md":  "-rw-r--r-- root/root",
+		"/usr/share/doc/resman/reference/config.md": "-rw-r--r-- root/root",
+		"/usr/share/lintian/overrides/resman":       "-rw-r--r-- root/root",
 	} {
 		if got := modes[path]; got != want {
 			t.Errorf("%s: %q, want %q", path, got, want)
 		}
+	}
+
+	// Every file of examples/, each deployment's configs and README, at
+	// its path below the doc directory.
+	err := filepath.WalkDir("../../examples", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel("../../examples", path)
+		dst := "/usr/share/doc/resman/examples/" + filepath.ToSlash(rel)
+		if got := modes[dst]; got != "-rw-r--r-- root/root" {
+			t.Errorf("%s: %q, want %q (shipped from %s)", dst, got, "-rw-r--r-- root/root", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// Maintainer scripts: present, valid sh, and doing what the guide says.
@@ -162,6 +179,16 @@ func TestDebianPackage(t *testing.T) {
 	installedCfg := filepath.Join(root, "etc/resman/resman.yaml")
 	if got := pkgRun(t, installedBin, "config", "check", installedCfg); !strings.HasSuffix(strings.TrimSpace(got), ": ok") {
 		t.Errorf("config check of the installed default config: %q", got)
+	}
+	// The installed examples pass the installed binary's config check.
+	installedExamples, _ := filepath.Glob(filepath.Join(root, "usr/share/doc/resman/examples/*/*.yaml"))
+	if len(installedExamples) == 0 {
+		t.Errorf("no example config installed under /usr/share/doc/resman/examples/")
+	}
+	for _, f := range installedExamples {
+		if got := pkgRun(t, installedBin, "config", "check", f); !strings.HasSuffix(strings.TrimSpace(got), ": ok") {
+			t.Errorf("config check of the installed %s: %q", f, got)
+		}
 	}
 	cfg, err := config.Load(installedCfg)
 	if err != nil {

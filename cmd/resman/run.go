@@ -28,6 +28,7 @@ import (
 	"github.com/resman-pbx/resman/resilience/audit"
 	"github.com/resman-pbx/resman/resilience/client"
 	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/hooks"
 	"github.com/resman-pbx/resman/resilience/node"
 	"github.com/resman-pbx/resman/resilience/replication"
 	"github.com/resman-pbx/resman/resilience/web"
@@ -311,6 +312,7 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 		Logger:     logger,
 		Registerer: reg,
 		TickEvery:  coreTick,
+		Hooks:      hookSet(cfg.Hooks),
 	}
 
 	if cfg.XDS != nil {
@@ -481,6 +483,18 @@ func replicationJobs(rs []config.Replication) []replication.Job {
 	return jobs
 }
 
+// hookSet maps the config's hooks onto the hooks package's.
+func hookSet(h config.Hooks) hooks.Set {
+	conv := func(hs []config.Hook) []hooks.Hook {
+		var out []hooks.Hook
+		for _, x := range hs {
+			out = append(out, hooks.Hook{Name: x.Name, Run: x.Run, Timeout: x.Timeout})
+		}
+		return out
+	}
+	return hooks.Set{BeforeActivate: conv(h.BeforeActivate), AfterActivate: conv(h.AfterActivate), AfterDeactivate: conv(h.AfterDeactivate)}
+}
+
 // coreTick is the length of one tick of the decision core in auto mode.
 const coreTick = 50 * time.Millisecond
 
@@ -497,8 +511,8 @@ func coreConfig(cfg *config.Config) resilience.Config {
 }
 
 // reloadNode re-reads the config file and applies what may change at run
-// time: node.mode (starting or stopping the heartbeat) and the failover
-// settings. A file that does not load or validate changes nothing (it may
+// time: node.mode (starting or stopping the heartbeat), the failover
+// settings and the hooks (for the transitions from then on). A file that does not load or validate changes nothing (it may
 // be half-written); other changes are reported as needing a restart. It
 // returns the config now in force.
 func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodeParts, logger *slog.Logger) *config.Config {
@@ -537,22 +551,30 @@ func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodePar
 	if !wantAuto {
 		p.gossip.shutdown()
 	}
+	if !reflect.DeepEqual(cur.Hooks, next.Hooks) {
+		p.node.SetHooks(hookSet(next.Hooks))
+		h := next.Hooks
+		p.node.Note("reload config", resilience.OutcomeOK, fmt.Sprintf(
+			"hooks replaced for the next transitions: %d before_activate, %d after_activate, %d after_deactivate",
+			len(h.BeforeActivate), len(h.AfterActivate), len(h.AfterDeactivate)), "")
+	}
 	applied := *cur
 	nodeCopy := *cur.Node
 	nodeCopy.Mode = next.Node.Mode
-	applied.Node, applied.Failover = &nodeCopy, next.Failover
+	applied.Node, applied.Failover, applied.Hooks = &nodeCopy, next.Failover, next.Hooks
 	logger.Info("config reloaded", "component", "node", "mode", next.Node.Mode)
 	return &applied
 }
 
 // restartOnlyChanges names the top-level sections that differ between two
-// configs beyond node.mode and failover, which a reload applies.
+// configs beyond node.mode, failover and hooks, which a reload applies.
 func restartOnlyChanges(a, b *config.Config) []string {
 	x, y := *a, *b
 	xn, yn := *a.Node, *b.Node
 	xn.Mode, yn.Mode = "", ""
 	x.Node, y.Node = &xn, &yn
 	x.Failover, y.Failover = config.Failover{}, config.Failover{}
+	x.Hooks, y.Hooks = config.Hooks{}, config.Hooks{}
 	var out []string
 	xv, yv := reflect.ValueOf(x), reflect.ValueOf(y)
 	for i := range xv.NumField() {

@@ -616,9 +616,13 @@ func (n *Node) transition(id uint64, r resilience.Record) hooks.Transition {
 // hookFailed audits an after hook that failed; the status stays as it is.
 func (n *Node) hookFailed(p hooks.Phase, t hooks.Transition, f *hooks.Failure) {
 	s := n.Status()
+	detail := f.Status
+	if f.Output != "" {
+		detail += "; output: " + f.Output
+	}
 	n.record(resilience.Record{Who: resilience.Self, Action: "hook", Outcome: resilience.OutcomeFailed,
 		Cause:  fmt.Sprintf("%s hook %s failed (transition %s: %s -> %s, epoch %d)", p, f.Hook, t.ID, t.From, t.To, t.Epoch),
-		Detail: f.Error(), Epoch: s.Epoch, From: resilience.Status(s.Status), To: resilience.Status(s.Status)})
+		Detail: detail, Epoch: s.Epoch, From: resilience.Status(s.Status), To: resilience.Status(s.Status)})
 }
 
 // SetHooks replaces the hooks (a config reload): the next transitions run

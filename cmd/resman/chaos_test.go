@@ -69,7 +69,13 @@ const (
 	// the CC and the Edge to follow, many times over.
 	chaosSettleDeadline = 90 * time.Second
 	chaosSamplePeriod   = 100 * time.Millisecond
-	chaosDefaultLength  = 75 * time.Second
+	// chaosSkew: each component is sampled on its own clock, so the last
+	// sample of a node may be older than one of its follower; a node
+	// counts as not Active at a moment only if its samples said so until
+	// chaosSkew after it (a follower that moved with its node is not
+	// caught out by a stale sample of the node).
+	chaosSkew          = 3 * chaosSamplePeriod
+	chaosDefaultLength = 75 * time.Second
 )
 
 // chaosAct is one step of the schedule, at an offset from its start.
@@ -925,7 +931,8 @@ func (c *chaosRun) userLoop(ctx context.Context) {
 }
 
 // checkEdge: no answer came from a side whose node had said it was not
-// Active since chaosEdgeGrace before the request, and until the answer.
+// Active since chaosEdgeGrace before the request, and until the answer
+// (and chaosSkew after it).
 func (c *chaosRun) checkEdge() {
 	hist := map[string][]sample{"main": c.mon.history("main"), "standby": c.mon.history("standby")}
 	c.mon.mu.Lock()
@@ -938,7 +945,7 @@ func (c *chaosRun) checkEdge() {
 			continue
 		}
 		served[a.servedBy]++
-		if notActiveThroughout(h, a.sent.Add(-chaosEdgeGrace), a.got) {
+		if notActiveThroughout(h, a.sent.Add(-chaosEdgeGrace), a.got.Add(chaosSkew)) {
 			c.mon.violate(a.sent, "the Edge sent a request to %s, not Active since %v before", a.servedBy, chaosEdgeGrace)
 		}
 	}
@@ -946,7 +953,7 @@ func (c *chaosRun) checkEdge() {
 }
 
 // checkCC: the follower did not run its services while its node had been
-// answering Inactive for chaosCCGrace.
+// answering Inactive for chaosCCGrace (and went on for chaosSkew).
 func (c *chaosRun) checkCC() {
 	mainH, ccH := c.mon.history("main"), c.mon.history("cc")
 	c.mon.mu.Lock()
@@ -956,7 +963,7 @@ func (c *chaosRun) checkCC() {
 		if !s.ok || s.status != api.StatusActive || s.at.Sub(reported) < chaosCCGrace {
 			continue
 		}
-		if notActiveThroughout(mainH, s.at.Add(-chaosCCGrace), s.at) {
+		if notActiveThroughout(mainH, s.at.Add(-chaosCCGrace), s.at.Add(chaosSkew)) {
 			c.mon.violate(s.at, "cc-main active while main has not been Active for %v", chaosCCGrace)
 			reported = s.at
 		}

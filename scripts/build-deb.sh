@@ -64,11 +64,54 @@ if [ -z "${RESMAN_BIN:-}" ]; then
   CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath \
     -ldflags "-s -w -X main.version=$RESMAN_VERSION" -o "$RESMAN_BIN" ./cmd/resman
 fi
-# nfpm expands variables in version and maintainer only: put the binary's
-# path and the compression in a copy of the config.
+# The copyright file: ours, then the licence of every Go module linked into
+# the binary, as the binary itself lists them.
+copyright="$OUT_DIR/copyright"
+cp deploy/debian/copyright "$copyright"
+mods=$(go version -m "$RESMAN_BIN" | awk '$1 == "dep" { print $2 "@" $3 }')
+if [ -n "$mods" ]; then
+  # Download (from the module cache when there) to find each module's files.
+  # shellcheck disable=SC2086
+  dirs=$(go mod download -json $mods | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  for mod in $mods; do
+    # The module cache writes capitals as !lower.
+    esc=/$(printf '%s' "$mod" | sed 's/[A-Z]/!\L&/g')
+    dir=$(printf '%s\n' "$dirs" | awk -v s="$esc" 'substr($0, length($0) - length(s) + 1) == s' | head -n 1)
+    lic=$(ls "$dir"/LICENSE* "$dir"/LICENCE* "$dir"/COPYING* 2>/dev/null | head -n 1 || true)
+    if [ -z "$lic" ]; then
+      echo "build-deb: no licence file found for $mod" >&2
+      exit 1
+    fi
+    {
+      printf '\nFiles: /usr/bin/resman (Go module %s)\n' "${mod%@*}"
+      printf 'Copyright: see the licence text\n'
+      printf 'License: %s\n' "$(basename "$lic") of ${mod%@*} ${mod#*@}"
+      sed -e 's/^[[:space:]]*$/./' -e 's/^/ /' "$lic"
+    } >>"$copyright"
+  done
+fi
+{
+  printf '\nFiles: /usr/bin/resman (the Go standard library, %s)\n' "$(go env GOVERSION)"
+  printf 'Copyright: see the licence text\n'
+  printf 'License: LICENSE of Go\n'
+  sed -e 's/^[[:space:]]*$/./' -e 's/^/ /' "$(go env GOROOT)/LICENSE"
+} >>"$copyright"
+copyright_abs=$(cd "$(dirname "$copyright")" && pwd)/$(basename "$copyright")
+
+# Shell completion, from the binary itself (cobra).
+completions="$OUT_DIR/completions"
+mkdir -p "$completions"
+"$RESMAN_BIN" completion bash >"$completions/resman"
+"$RESMAN_BIN" completion zsh >"$completions/_resman"
+"$RESMAN_BIN" completion fish >"$completions/resman.fish"
+completions_abs=$(cd "$completions" && pwd)
+
+# nfpm expands variables in version and maintainer only: put the paths of
+# the files made here and the compression in a copy of the config.
 config="$OUT_DIR/nfpm.yaml"
 bin_abs=$(cd "$(dirname "$RESMAN_BIN")" && pwd)/$(basename "$RESMAN_BIN")
-sed -e "s|\${RESMAN_BIN}|$bin_abs|" -e "s|\${RESMAN_DEB_COMPRESSION}|$compression|" \
+sed -e "s|\${RESMAN_BIN}|$bin_abs|" -e "s|\${RESMAN_COPYRIGHT}|$copyright_abs|" \
+  -e "s|\${RESMAN_COMPLETIONS}|$completions_abs|" -e "s|\${RESMAN_DEB_COMPRESSION}|$compression|" \
   deploy/nfpm.yaml >"$config"
 
 deb="$OUT_DIR/resman_${RESMAN_VERSION}_amd64.deb"

@@ -95,17 +95,22 @@ func TestDebianPackage(t *testing.T) {
 		}
 	}
 	for path, want := range map[string]string{
-		"/usr/bin/resman":                           "-rwxr-xr-x root/root",
-		"/lib/systemd/system/resman.service":        "-rw-r--r-- root/root",
-		"/etc/resman/":                              "drwxr-x--- root/root",
-		"/etc/resman/resman.yaml":                   "-rw-r----- root/root",
-		"/etc/polkit-1/rules.d/49-resman.rules":     "-rw-r--r-- root/root",
-		"/var/lib/resman/":                          "drwxr-x--- root/root",
-		"/usr/share/doc/resman/README.md":           "-rw-r--r-- root/root",
-		"/usr/share/doc/resman/install.md":          "-rw-r--r-- root/root",
-		"/usr/share/doc/resman/troubleshooting.md":  "-rw-r--r-- root/root",
-		"/usr/share/doc/resman/reference/config.md": "-rw-r--r-- root/root",
-		"/usr/share/lintian/overrides/resman":       "-rw-r--r-- root/root",
+		"/usr/bin/resman":                                  "-rwxr-xr-x root/root",
+		"/lib/systemd/system/resman.service":               "-rw-r--r-- root/root",
+		"/etc/resman/":                                     "drwxr-x--- root/root",
+		"/etc/resman/resman.yaml":                          "-rw-r----- root/root",
+		"/etc/polkit-1/rules.d/49-resman.rules":            "-rw-r--r-- root/root",
+		"/var/lib/resman/":                                 "drwxr-x--- root/root",
+		"/usr/share/doc/resman/README.md":                  "-rw-r--r-- root/root",
+		"/usr/share/doc/resman/install.md":                 "-rw-r--r-- root/root",
+		"/usr/share/doc/resman/troubleshooting.md":         "-rw-r--r-- root/root",
+		"/usr/share/doc/resman/reference/config.md":        "-rw-r--r-- root/root",
+		"/usr/share/lintian/overrides/resman":              "-rw-r--r-- root/root",
+		"/usr/share/doc/resman/copyright":                  "-rw-r--r-- root/root",
+		"/usr/share/doc/resman/CHANGELOG.md":               "-rw-r--r-- root/root",
+		"/usr/share/bash-completion/completions/resman":    "-rw-r--r-- root/root",
+		"/usr/share/zsh/vendor-completions/_resman":        "-rw-r--r-- root/root",
+		"/usr/share/fish/vendor_completions.d/resman.fish": "-rw-r--r-- root/root",
 	} {
 		if got := modes[path]; got != want {
 			t.Errorf("%s: %q, want %q", path, got, want)
@@ -179,6 +184,25 @@ func TestDebianPackage(t *testing.T) {
 	installedCfg := filepath.Join(root, "etc/resman/resman.yaml")
 	if got := pkgRun(t, installedBin, "config", "check", installedCfg); !strings.HasSuffix(strings.TrimSpace(got), ": ok") {
 		t.Errorf("config check of the installed default config: %q", got)
+	}
+	// The copyright file covers what the binary links: the modules it
+	// lists and the Go standard library.
+	copyright, err := os.ReadFile(filepath.Join(root, "usr/share/doc/resman/copyright"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Upstream-Name: resman", "Go module github.com/hashicorp/memberlist",
+		"Go module github.com/emiago/sipgo", "Go module github.com/gofiber/fiber/v2", "the Go standard library"} {
+		if !strings.Contains(string(copyright), want) {
+			t.Errorf("copyright file lacks %q", want)
+		}
+	}
+	// Bash completion from the binary: it completes the subcommands.
+	if bash, _ := os.ReadFile(filepath.Join(root, "usr/share/bash-completion/completions/resman")); !strings.Contains(string(bash), "__start_resman") {
+		t.Errorf("bash completion does not define __start_resman")
+	}
+	if m := strings.TrimSpace(pkgRun(t, "dpkg-deb", "-f", deb, "Maintainer")); !strings.Contains(m, "<") {
+		t.Errorf("Maintainer %q has no address", m)
 	}
 	// The installed examples pass the installed binary's config check.
 	installedExamples, _ := filepath.Glob(filepath.Join(root, "usr/share/doc/resman/examples/*/*.yaml"))

@@ -85,3 +85,20 @@ func Major(version string) string {
 	major, _, _ := strings.Cut(strings.TrimSpace(version), ".")
 	return major
 }
+
+// WitnessReadiness says whether a witness can do its job: confirm to each
+// node of the pair that the other is lost, or not. It must see both, the
+// Main and the Standby, over gossip. seen maps the pair's nodes it sees to
+// their roles.
+func WitnessReadiness(seen map[string]Role) (ready bool, reasons []string) {
+	for _, r := range []Role{RoleMain, RoleStandby} {
+		found := false
+		for _, role := range seen {
+			found = found || role == r
+		}
+		if !found {
+			reasons = append(reasons, fmt.Sprintf("the witness does not see a %s node over gossip: check gossip.join, gossip.key and the gossip ports", r))
+		}
+	}
+	return len(reasons) == 0, reasons
+}

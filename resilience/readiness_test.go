@@ -59,3 +59,31 @@ func TestReadiness(t *testing.T) {
 		})
 	}
 }
+
+func TestWitnessReadiness(t *testing.T) {
+	tests := []struct {
+		name  string
+		seen  map[string]Role
+		ready bool
+		want  []string
+	}{
+		{"sees both", map[string]Role{"xivo-main": RoleMain, "xivo-standby": RoleStandby}, true, nil},
+		{"sees none", nil, false, []string{"does not see a main node", "does not see a standby node"}},
+		{"sees the main only", map[string]Role{"xivo-main": RoleMain}, false, []string{"does not see a standby node"}},
+		{"another witness is not a node of the pair", map[string]Role{"xivo-main": RoleMain, "w2": RoleWitness}, false,
+			[]string{"does not see a standby node"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ready, reasons := WitnessReadiness(tt.seen)
+			if ready != tt.ready || len(reasons) != len(tt.want) {
+				t.Fatalf("ready %v, reasons %q; want ready %v and %d reasons", ready, reasons, tt.ready, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(reasons[i], w) {
+					t.Errorf("reason %d = %q, want it to contain %q", i, reasons[i], w)
+				}
+			}
+		})
+	}
+}

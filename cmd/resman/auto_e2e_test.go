@@ -263,10 +263,16 @@ func TestAutoWitness(t *testing.T) {
 	chk := startChecker(t, a.mainURL, a.standbyURL)
 
 	// A Standby cut off from everyone must not go Active.
+	witnessURL := fmt.Sprintf("http://%s:9440", a.lab.host("witness").ip)
+	waitFor(t, "the witness ready, seeing both nodes", func() bool { return status(t, witnessURL).HA.Ready })
 	a.lab.isolate("standby")
 	waitFor(t, "standby sees the main lost", func() bool {
 		p := status(t, a.standbyURL).Peer
 		return p != nil && !p.Reachable
+	})
+	waitFor(t, "the witness says it lost the standby", func() bool {
+		st := status(t, witnessURL)
+		return !st.HA.Ready && len(st.HA.Reasons) == 1 && strings.Contains(st.HA.Reasons[0], "does not see a standby node")
 	})
 	// Give the rules many ticks to act wrongly; they must not.
 	deadline := time.Now().Add(3 * time.Second)

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -179,6 +180,8 @@ type snapshot struct {
 	peerInGossip bool
 	witness      bool // a witness is configured
 	witnessAlive bool
+	// A witness: the pair's nodes it sees over gossip, and their roles.
+	pairSeen map[string]resilience.Role
 }
 
 // outcome is how a transition ended, for a waiting admin command.
@@ -536,6 +539,19 @@ func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
 		n.mu.Unlock()
 		n.step(ctx, resilience.WitnessSeen{Witness: resilience.WitnessView{
 			Alive: alive, SeesPeer: alive && mem.Meta.SeesMember(n.d.PeerName)}})
+	case n.d.Core.Role == resilience.RoleWitness:
+		n.mu.Lock()
+		seen := maps.Clone(n.snap.pairSeen)
+		if seen == nil {
+			seen = map[string]resilience.Role{}
+		}
+		delete(seen, mem.Name)
+		if role := resilience.Role(mem.Meta.Role); alive && (role == resilience.RoleMain || role == resilience.RoleStandby) {
+			seen[mem.Name] = role
+		}
+		// A new map: Status reads snapshots outside the lock.
+		n.snap.pairSeen = seen
+		n.mu.Unlock()
 	case mem.Name == n.d.PeerName:
 		p := api.Peer{Name: mem.Name, Reachable: alive, CheckedAt: time.Now().UTC()}
 		if alive {
@@ -993,6 +1009,9 @@ func (n *Node) Status() api.Status {
 		in.PeerUnhealthy = p.Reachable && !s.peerHealth
 	}
 	st.HA.Ready, st.HA.Reasons = resilience.Readiness(in)
+	if n.d.Core.Role == resilience.RoleWitness {
+		st.HA.Ready, st.HA.Reasons = resilience.WitnessReadiness(s.pairSeen)
+	}
 	if st.HA.Reasons == nil {
 		st.HA.Reasons = []string{}
 	}

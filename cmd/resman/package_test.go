@@ -105,6 +105,8 @@ func TestDebianPackage(t *testing.T) {
 		"/usr/share/doc/resman/install.md":                 "-rw-r--r-- root/root",
 		"/usr/share/doc/resman/troubleshooting.md":         "-rw-r--r-- root/root",
 		"/usr/share/doc/resman/reference/config.md":        "-rw-r--r-- root/root",
+		"/usr/share/doc/resman/reference/hooks.md":         "-rw-r--r-- root/root",
+		"/usr/share/doc/resman/reference/replication.md":   "-rw-r--r-- root/root",
 		"/usr/share/lintian/overrides/resman":              "-rw-r--r-- root/root",
 		"/usr/share/doc/resman/copyright":                  "-rw-r--r-- root/root",
 		"/usr/share/doc/resman/CHANGELOG.md":               "-rw-r--r-- root/root",

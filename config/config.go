@@ -376,6 +376,25 @@ type Side struct {
 	Node string `mapstructure:"node"`
 	// Routes, at least one.
 	Routes []Route `mapstructure:"routes"`
+	// UpstreamTLS, when set, says how the side's https connections are
+	// verified: its routes' https upstreams and its node, when https.
+	// Without it, their certificates are checked against the system's
+	// roots and the URL's host.
+	UpstreamTLS *UpstreamTLS `mapstructure:"upstream_tls"`
+}
+
+// UpstreamTLS is how the Edge verifies a side's https servers: a PBX's
+// web server often has its own self-signed certificate.
+type UpstreamTLS struct {
+	// CAFile is a PEM file of certificates (a CA, or the server's
+	// self-signed certificate) trusted instead of the system's roots.
+	CAFile string `mapstructure:"ca_file"`
+	// ServerName is sent as SNI and checked against the certificate
+	// instead of the URL's host. The Host header is not changed.
+	ServerName string `mapstructure:"server_name"`
+	// InsecureSkipVerify accepts any certificate (logged as a warning and
+	// shown in the Edge's status). Default: false.
+	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
 }
 
 // Route maps a path prefix to an upstream on one side.

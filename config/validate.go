@@ -543,6 +543,7 @@ func (v *checker) edge() {
 			}
 			v.url(rkey+".upstream", r.Upstream, true, "http://10.0.0.21:8080")
 		}
+		v.upstreamTLS(key+".upstream_tls", s)
 	}
 }
 

@@ -58,12 +58,26 @@ type SideStatus struct {
 	// Streams counts the open WebSocket and streaming connections.
 	Streams int           `json:"streams"`
 	Routes  []RouteStatus `json:"routes"`
+	// UpstreamTLS is the side's upstream_tls, when set.
+	UpstreamTLS *UpstreamTLSStatus `json:"upstream_tls,omitempty"`
 }
 
 // RouteStatus is one route of a side.
 type RouteStatus struct {
 	Path     string `json:"path"`
 	Upstream string `json:"upstream"`
+	// Error says why the upstream last failed to answer (the client got a
+	// 502), at ErrorAt; empty once it answers again.
+	Error   string    `json:"error,omitempty"`
+	ErrorAt time.Time `json:"error_at,omitzero"`
+}
+
+// UpstreamTLSStatus is how a side's https servers are verified.
+type UpstreamTLSStatus struct {
+	CAFile     string `json:"ca_file,omitempty"`
+	ServerName string `json:"server_name,omitempty"`
+	// InsecureSkipVerify: the side's certificates are not verified.
+	InsecureSkipVerify bool `json:"insecure_skip_verify"`
 }
 
 // Status is a snapshot of the Edge.
@@ -93,7 +107,14 @@ func (e *Edge) Status() Status {
 			ss.LastCheck = s.lastCheck.UTC()
 		}
 		for _, rt := range s.routes {
-			ss.Routes = append(ss.Routes, RouteStatus{Path: rt.path, Upstream: rt.upstream.String()})
+			rs := RouteStatus{Path: rt.path, Upstream: rt.upstream.String()}
+			if le := rt.lastErr.Load(); le != nil {
+				rs.Error, rs.ErrorAt = le.msg, le.at.UTC()
+			}
+			ss.Routes = append(ss.Routes, rs)
+		}
+		if t := s.tlsConf; t != nil {
+			ss.UpstreamTLS = &UpstreamTLSStatus{CAFile: t.CAFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 		}
 		st.Sides = append(st.Sides, ss)
 	}

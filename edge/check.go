@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
 )
@@ -42,6 +43,8 @@ type side struct {
 	node   string
 	routes []*route
 	client *client.Client
+	// tlsConf is the side's upstream_tls, nil when not set.
+	tlsConf *config.UpstreamTLS
 
 	// Check state, under edge.mu.
 	health    string
@@ -258,6 +261,9 @@ func (e *Edge) reselectLocked() *side {
 func checkError(err error) string {
 	var ae *client.Error
 	var ne net.Error
+	if m := tlsProblem(err); m != "" {
+		return m
+	}
 	switch {
 	case errors.As(err, &ae):
 		return fmt.Sprintf("answered %d", ae.StatusCode)

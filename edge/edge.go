@@ -36,6 +36,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,26 +160,34 @@ func New(opts Options) (*Edge, error) {
 		e.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
-	e.checkHC = &http.Client{Transport: &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 2,
-		IdleConnTimeout:     upstreamIdle,
-		TLSHandshakeTimeout: tlsTimeout,
-	}}
+	e.checkHC = newCheckClient(nil)
 	seen := map[string]bool{}
 	for i, sc := range cfg.Sides {
 		if seen[sc.Name] {
 			return nil, fmt.Errorf("edge.sides[%d].name: %q used twice", i, sc.Name)
 		}
 		seen[sc.Name] = true
+		upTLS, err := upstreamTLSConfig(i, sc.UpstreamTLS)
+		if err != nil {
+			return nil, err
+		}
+		hc := e.checkHC
+		if sc.UpstreamTLS != nil {
+			// The node, when https, is trusted as the upstreams are.
+			hc = newCheckClient(upTLS.Clone())
+			if sc.UpstreamTLS.InsecureSkipVerify {
+				log.Warn("upstream_tls.insecure_skip_verify: this side's certificates are not verified; anyone on the path can impersonate it",
+					"side", sc.Name)
+			}
+		}
 		s := &side{
 			edge:    e,
 			name:    sc.Name,
 			node:    sc.Node,
+			tlsConf: sc.UpstreamTLS,
 			streams: map[*stream]struct{}{},
 			byConn:  map[net.Conn]*stream{},
-			client:  client.New(sc.Node, cfg.Token, client.WithHTTPClient(e.checkHC), client.WithTimeout(checkTimeout)),
+			client:  client.New(sc.Node, cfg.Token, client.WithHTTPClient(hc), client.WithTimeout(checkTimeout)),
 		}
 		if len(sc.Routes) == 0 {
 			return nil, fmt.Errorf("edge.sides[%d].routes: no route", i)
@@ -188,7 +197,7 @@ func New(opts Options) (*Edge, error) {
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return nil, fmt.Errorf("edge.sides[%d].routes[%d].upstream: not an http(s) URL with a host", i, j)
 			}
-			s.routes = append(s.routes, newRoute(s, rc.Path, u))
+			s.routes = append(s.routes, newRoute(s, rc.Path, u, upTLS))
 		}
 		// Longest prefix first: the first match is the most specific.
 		slices.SortStableFunc(s.routes, func(a, b *route) int { return len(b.path) - len(a.path) })
@@ -196,6 +205,41 @@ func New(opts Options) (*Edge, error) {
 	}
 	e.metrics.setRouted(e.sides, nil)
 	return e, nil
+}
+
+// newCheckClient is the HTTP client of the checks of a side's node and of
+// its event stream; tc, if set, is its TLS config (upstream_tls).
+func newCheckClient(tc *tls.Config) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     upstreamIdle,
+		TLSHandshakeTimeout: tlsTimeout,
+		TLSClientConfig:     tc,
+	}}
+}
+
+// upstreamTLSConfig is the TLS client config of side i's https
+// connections (its upstreams and its node): the system's roots and each
+// URL's host, unless edge.sides[i].upstream_tls says otherwise. ServerName
+// stays empty unless configured: each connection then verifies its URL's
+// host.
+func upstreamTLSConfig(i int, t *config.UpstreamTLS) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t == nil {
+		return c, nil
+	}
+	if t.CAFile != "" {
+		pool, err := config.CertPool(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("edge.sides[%d].upstream_tls.ca_file %s: %w", i, t.CAFile, err)
+		}
+		c.RootCAs = pool
+	}
+	c.ServerName = strings.Trim(t.ServerName, "[]")
+	c.InsecureSkipVerify = t.InsecureSkipVerify
+	return c, nil
 }
 
 // Run listens on edge.listen and serves until ctx is done, checking both

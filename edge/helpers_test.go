@@ -73,6 +73,12 @@ type fakeNode struct {
 
 func newFakeNode(t *testing.T, a answer) *fakeNode {
 	t.Helper()
+	return newFakeNodeWith(t, a, (*httptest.Server).Start)
+}
+
+// newFakeNodeWith is newFakeNode started by start (StartTLS for https).
+func newFakeNodeWith(t *testing.T, a answer, start func(*httptest.Server)) *fakeNode {
+	t.Helper()
 	f := &fakeNode{now: a, subs: map[chan api.Status]struct{}{}}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api/v1/events" && r.Header.Get("Authorization") == "Bearer "+testToken {
@@ -114,7 +120,7 @@ func newFakeNode(t *testing.T, a answer) *fakeNode {
 	}))
 	ctx, cancel := context.WithCancel(context.Background())
 	f.srv.Config.BaseContext = func(net.Listener) context.Context { return ctx }
-	f.srv.Start()
+	start(f.srv)
 	t.Cleanup(func() { cancel(); f.srv.Close() })
 	return f
 }
@@ -267,6 +273,7 @@ type sideSpec struct {
 	name   string
 	node   *fakeNode
 	routes []config.Route
+	tls    *config.UpstreamTLS
 }
 
 func side1(name string, node *fakeNode, up *upstream) sideSpec {
@@ -286,7 +293,7 @@ func startEdge(t *testing.T, check config.EdgeCheck, sides []sideSpec, opts ...e
 	t.Helper()
 	cfg := config.Edge{Listen: "127.0.0.1:0", Token: testToken, Check: check}
 	for _, s := range sides {
-		cfg.Sides = append(cfg.Sides, config.Side{Name: s.name, Node: s.node.srv.URL, Routes: s.routes})
+		cfg.Sides = append(cfg.Sides, config.Side{Name: s.name, Node: s.node.srv.URL, Routes: s.routes, UpstreamTLS: s.tls})
 	}
 	reg := prometheus.NewRegistry()
 	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testLogger(t)}

@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -48,11 +51,22 @@ type route struct {
 	// codes caches the requests counter of each status code, so that
 	// counting a request allocates nothing.
 	codes [600]atomic.Pointer[counterRef]
+	// lastErr is why the upstream last failed to answer, nil once it
+	// answers again.
+	lastErr atomic.Pointer[routeError]
 }
 
 type counterRef struct{ c prometheus.Counter }
 
-func newRoute(s *side, path string, u *url.URL) *route {
+// routeError is an upstream's last failure, for the status.
+type routeError struct {
+	msg string
+	at  time.Time
+}
+
+// newRoute is the route of path to u on side s; upTLS is the side's TLS
+// client config, used when u is https.
+func newRoute(s *side, path string, u *url.URL, upTLS *tls.Config) *route {
 	rt := &route{side: s, path: path, upstream: u, host: u.Host, scheme: []byte(u.Scheme),
 		dialer: &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}}
 	rt.addr = u.Host
@@ -70,7 +84,10 @@ func newRoute(s *side, path string, u *url.URL) *route {
 		}
 	}
 	if u.Scheme == "https" {
-		rt.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+		rt.tls = upTLS.Clone()
+		if rt.tls.ServerName == "" {
+			rt.tls.ServerName = u.Hostname()
+		}
 	}
 	rt.hc = &fasthttp.HostClient{
 		Addr:                          rt.addr,
@@ -154,6 +171,7 @@ func (rt *route) forward(ctx *fasthttp.RequestCtx) {
 		rt.upstreamError(ctx, err)
 		return
 	}
+	rt.answered()
 	rt.count(ctx.Response.StatusCode())
 	if cl := ctx.Response.Header.ContentLength(); (cl < 0 || cl > maxBuffered) && ctx.Response.BodyStream() != nil {
 		// Streamed: if the client goes away, the rest must not be left
@@ -193,6 +211,7 @@ func (rt *route) tunnel(ctx *fasthttp.RequestCtx, upgrade bool) {
 		rt.upstreamError(ctx, err)
 		return
 	}
+	rt.answered()
 	st := &stream{conns: []net.Conn{ctx.Conn(), up}}
 	rt.side.track(st)
 	ctx.HijackSetNoResponse(true)
@@ -264,14 +283,48 @@ func (s *statusWriter) Write(p []byte) (int, error) {
 }
 
 // upstreamError answers a request the upstream did not: a 502 page that
-// names no upstream.
+// names no upstream. The log and the status say why, with what to do when
+// the upstream's certificate is not trusted.
 func (rt *route) upstreamError(ctx *fasthttp.RequestCtx, err error) {
 	e := rt.side.edge
 	rt.count(http.StatusBadGateway)
 	e.metrics.upstreamErrors.WithLabelValues(rt.side.name).Inc()
-	e.log.Warn("upstream error", "side", rt.side.name, "route", rt.path, "upstream", rt.addr, "error", err)
+	msg := err.Error()
+	if m := tlsProblem(err); m != "" {
+		msg = m
+	}
+	rt.lastErr.Store(&routeError{msg: msg, at: time.Now()})
+	e.log.Warn("upstream error", "side", rt.side.name, "route", rt.path, "upstream", rt.addr, "error", msg)
 	ctx.Response.Reset()
 	e.pages.write(ctx, http.StatusBadGateway)
+}
+
+// answered forgets the upstream's last failure: it answers again.
+func (rt *route) answered() {
+	if rt.lastErr.Load() != nil {
+		rt.lastErr.Store(nil)
+	}
+}
+
+// tlsProblem says, with what to do, why a TLS connection failed to
+// verify the server's certificate, or "" for another error.
+func tlsProblem(err error) string {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var notTLS tls.RecordHeaderError
+	switch {
+	case errors.As(err, &unknown):
+		return "TLS: the certificate is signed by an unknown authority (self-signed?): trust it with upstream_tls.ca_file"
+	case errors.As(err, &host):
+		return "TLS: " + strings.TrimPrefix(host.Error(), "x509: ") +
+			": set upstream_tls.server_name to a name the certificate lists"
+	case errors.As(err, &invalid):
+		return "TLS: " + strings.TrimPrefix(invalid.Error(), "x509: ")
+	case errors.As(err, &notTLS):
+		return "TLS: the server does not speak TLS (an http:// server?)"
+	}
+	return ""
 }
 
 func (rt *route) count(code int) {

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/resman-pbx/resman/services/procexec"
 )
 
 const (
@@ -32,83 +32,34 @@ func (s *Supervisor) runCommand(ctx context.Context, timeout time.Duration, argv
 	if len(argv) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	out := newTailBuffer(tailSize)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = s.environ()
-	cmd.SysProcAttr = commandProcAttr()
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = commandWaitDelay
-	err := cmd.Run()
-	if errors.Is(err, exec.ErrWaitDelay) {
-		// It exited 0; something it started still holds its output.
-		err = nil
-	}
+	res, err := procexec.Run(ctx, procexec.Command{
+		Argv:        argv,
+		Env:         s.environ(),
+		Timeout:     timeout,
+		WaitDelay:   commandWaitDelay,
+		OutputLimit: tailSize,
+	})
 	if err == nil {
 		return nil
 	}
+	cause := err
+	var perr *procexec.Error
+	if errors.As(err, &perr) {
+		// The exit status, the start's error or the context's: the
+		// message names the command itself.
+		cause = perr.Err
+	}
 	name := strings.Join(argv, " ")
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		if errors.Is(ctxErr, context.DeadlineExceeded) {
-			return fmt.Errorf("run %q: timed out after %s: %w%s", name, timeout, ctxErr, out.suffix())
-		}
-		return fmt.Errorf("run %q: %w%s", name, ctxErr, out.suffix())
+	if errors.Is(cause, context.DeadlineExceeded) {
+		return fmt.Errorf("run %q: timed out after %s: %w%s", name, timeout, cause, quote(res.Line(0)))
 	}
-	return fmt.Errorf("run %q: %w%s", name, err, out.suffix())
+	return fmt.Errorf("run %q: %w%s", name, cause, quote(res.Line(0)))
 }
 
-// killGroup sends sig to the process group pgid; a group already gone is
-// not an error.
-func killGroup(pgid int, sig syscall.Signal) error {
-	if pgid <= 0 {
-		return fmt.Errorf("invalid process group %d", pgid)
-	}
-	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal process group %d: %w", pgid, err)
-	}
-	return nil
-}
-
-// tailBuffer keeps the last bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-// String is the tail on one line: lines joined with "; ", blanks dropped,
-// a rune cut by the truncation removed.
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	text := strings.ToValidUTF8(string(t.buf), "")
-	t.mu.Unlock()
-	var lines []string
-	for line := range strings.SplitSeq(text, "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			lines = append(lines, line)
-		}
-	}
-	return strings.Join(lines, "; ")
-}
-
-// suffix is ": <tail>" for an error message, or nothing without output.
-func (t *tailBuffer) suffix() string {
-	if s := t.String(); s != "" {
-		return ": " + s
+// quote is ": <output>" for an error message, or nothing without output.
+func quote(output string) string {
+	if output != "" {
+		return ": " + output
 	}
 	return ""
 }
@@ -118,13 +69,13 @@ func (t *tailBuffer) suffix() string {
 type lineLogger struct {
 	log    *slog.Logger
 	stream string
-	tail   *tailBuffer
+	tail   *procexec.Tail
 
 	mu      sync.Mutex
 	partial []byte
 }
 
-func newLineLogger(log *slog.Logger, stream string, tail *tailBuffer) *lineLogger {
+func newLineLogger(log *slog.Logger, stream string, tail *procexec.Tail) *lineLogger {
 	return &lineLogger{log: log, stream: stream, tail: tail}
 }
 

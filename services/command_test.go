@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/resman-pbx/resman/services/procexec"
 )
 
 func TestTailBuffer(t *testing.T) {
@@ -21,15 +23,15 @@ func TestTailBuffer(t *testing.T) {
 		{"blank only", 10, []string{"\n \n"}, ""},
 	}
 	for _, tt := range tests {
-		b := newTailBuffer(tt.max)
+		b := procexec.NewTail(tt.max)
 		for _, w := range tt.writes {
 			b.Write([]byte(w))
 		}
-		if got := b.String(); got != tt.want {
-			t.Errorf("%s: String() = %q, want %q", tt.name, got, tt.want)
+		if got := b.Line(0); got != tt.want {
+			t.Errorf("%s: Line(0) = %q, want %q", tt.name, got, tt.want)
 		}
-		if got, want := b.suffix(), map[bool]string{true: "", false: ": " + tt.want}[tt.want == ""]; got != want {
-			t.Errorf("%s: suffix() = %q, want %q", tt.name, got, want)
+		if got, want := quote(b.Line(0)), map[bool]string{true: "", false: ": " + tt.want}[tt.want == ""]; got != want {
+			t.Errorf("%s: quote() = %q, want %q", tt.name, got, want)
 		}
 	}
 }
@@ -37,7 +39,7 @@ func TestTailBuffer(t *testing.T) {
 func TestLineLogger(t *testing.T) {
 	var lb logBuf
 	log := slog.New(slog.NewTextHandler(&lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	tail := newTailBuffer(tailSize)
+	tail := procexec.NewTail(tailSize)
 	l := newLineLogger(log, "stdout", tail)
 	l.Write([]byte("first li"))
 	l.Write([]byte("ne\r\nsecond\nthi"))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/services/procexec"
 )
 
 // kind is how a service is driven.
@@ -178,7 +179,7 @@ func (s *Supervisor) stop(ctx context.Context, svc *service) error {
 type process struct {
 	cmd  *exec.Cmd
 	pgid int
-	out  *tailBuffer
+	out  *procexec.Tail
 	logs [2]*lineLogger
 	done chan struct{} // closed once the process has exited and been reaped
 	err  error         // cmd.Wait's result; read only after done
@@ -193,14 +194,14 @@ func (p *process) exitError() error {
 	if err == nil {
 		err = errors.New("exit status 0")
 	}
-	return fmt.Errorf("process %q exited: %w%s", p.cmd.Args[0], err, p.out.suffix())
+	return fmt.Errorf("process %q exited: %w%s", p.cmd.Args[0], err, quote(p.out.Line(0)))
 }
 
 // startRun spawns svc's run: process and waits out the grace period: a
 // process that exits within it has failed to start.
 func (s *Supervisor) startRun(ctx context.Context, svc *service) error {
 	argv := svc.spec.Run
-	out := newTailBuffer(tailSize)
+	out := procexec.NewTail(tailSize)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = s.environ()
 	cmd.SysProcAttr = runProcAttr()
@@ -232,7 +233,7 @@ func (s *Supervisor) startRun(ctx context.Context, svc *service) error {
 	case <-p.done:
 	case <-grace.C:
 	case <-ctx.Done():
-		killGroup(p.pgid, syscall.SIGKILL)
+		procexec.KillGroup(p.pgid, syscall.SIGKILL)
 		<-p.done
 		return fmt.Errorf("wait for %q to settle: %w", argv[0], ctx.Err())
 	}
@@ -259,7 +260,7 @@ func (s *Supervisor) waitRun(svc *service, p *process) {
 	}
 	// Take down what is left of its process group: the service lives and
 	// dies as a whole.
-	killGroup(p.pgid, syscall.SIGKILL)
+	procexec.KillGroup(p.pgid, syscall.SIGKILL)
 	close(p.done)
 	s.update(svc, func() {
 		if svc.proc != p || p.stopping || svc.state != StateRunning {
@@ -289,7 +290,7 @@ func (s *Supervisor) stopRun(ctx context.Context, svc *service) error {
 		return nil
 	default:
 	}
-	if err := killGroup(p.pgid, syscall.SIGTERM); err != nil {
+	if err := procexec.KillGroup(p.pgid, syscall.SIGTERM); err != nil {
 		svc.log.Warn("cannot send SIGTERM", "pid", p.pgid, "error", err)
 	}
 	timer := time.NewTimer(svc.spec.Timeout)
@@ -302,7 +303,7 @@ func (s *Supervisor) stopRun(ctx context.Context, svc *service) error {
 	case <-ctx.Done():
 		svc.log.Warn("stop cancelled; sending SIGKILL", "pid", p.pgid, "error", ctx.Err())
 	}
-	if err := killGroup(p.pgid, syscall.SIGKILL); err != nil {
+	if err := procexec.KillGroup(p.pgid, syscall.SIGKILL); err != nil {
 		svc.log.Warn("cannot send SIGKILL", "pid", p.pgid, "error", err)
 	}
 	wait := time.NewTimer(killWait)

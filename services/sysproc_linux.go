@@ -6,14 +6,8 @@ import "syscall"
 // timeouts reach its children) and has the kernel kill it when resman dies,
 // even by SIGKILL. Pdeathsig is tied to the spawning OS thread; the Go
 // runtime does not end threads under unlocked goroutines, so in practice it
-// is resman's death.
+// is resman's death. (Start, stop and check commands run through procexec,
+// in their own group without Pdeathsig.)
 func runProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-}
-
-// commandProcAttr puts a start, stop or check command in its own group so
-// that a timeout kills all it spawned. No Pdeathsig: a start command may be
-// mid-way through an init script that must not be cut by resman's death.
-func commandProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
 }

@@ -9,9 +9,3 @@ import "syscall"
 func runProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
-
-// commandProcAttr puts a command in its own group so that a timeout kills
-// all it spawned.
-func commandProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
-}

@@ -30,14 +30,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resman-pbx/resman/services/procexec"
 )
 
 // Phase is when a hook runs; its value is the config key and RESMAN_HOOK.
@@ -291,39 +291,29 @@ func (r *Runner) run(ctx context.Context, p Phase, h Hook, t Transition) *Failur
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	hctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	out := &tail{max: LogTail}
-	cmd := exec.CommandContext(hctx, h.Run[0], h.Run[1:]...)
-	cmd.Env = environ(os.Environ(), p, t)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
-	cmd.WaitDelay = waitDelay
 	log.Debug("hook starts", "run", h.Run, "timeout", timeout)
-	start := time.Now()
-	err := cmd.Run()
-	if cmd.Process != nil {
-		// What the hook left in its group ends with it.
-		killGroup(cmd.Process.Pid)
-	}
-	took := time.Since(start)
-	if errors.Is(err, exec.ErrWaitDelay) {
-		err = nil // it exited 0; a child held its output and was killed
-	}
+	res, err := procexec.Run(ctx, procexec.Command{
+		Argv:          h.Run,
+		Env:           environ(os.Environ(), p, t),
+		Timeout:       timeout,
+		WaitDelay:     waitDelay,
+		KillLeftovers: true, // what the hook left in its group ends with it
+		OutputLimit:   LogTail,
+	})
+	took := res.Duration
 
 	outcome, status := "ok", ""
-	var ee *exec.ExitError
+	var perr *procexec.Error
 	switch {
 	case err == nil:
-	case errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
-		outcome, status = "timeout", fmt.Sprintf("timed out after %s, process group killed", timeout)
-	case ctx.Err() != nil:
-		outcome, status = "failed", "cancelled (resman is stopping), process group killed"
-	case errors.As(err, &ee):
-		outcome, status = "failed", ee.Error()
-	default:
+	case !errors.As(err, &perr):
 		outcome, status = "failed", "cannot run: "+err.Error()
+	case perr.Reason == procexec.TimedOut:
+		outcome, status = "timeout", perr.Status()
+	case perr.Reason == procexec.Cancelled:
+		outcome, status = "failed", "cancelled (resman is stopping), process group killed"
+	default: // the exit status, or "cannot run: ..."
+		outcome, status = "failed", perr.Status()
 	}
 	r.metrics.observe(p, h.Name, outcome, took)
 
@@ -331,14 +321,14 @@ func (r *Runner) run(ctx context.Context, p Phase, h Hook, t Transition) *Failur
 	if outcome != "ok" {
 		level = slog.LevelInfo
 	}
-	if text, dropped := out.snapshot(); text != "" {
-		log.Log(ctx, level, "hook output", "output", text, "dropped_bytes", dropped)
+	if res.Output != "" {
+		log.Log(ctx, level, "hook output", "output", res.Output, "dropped_bytes", res.Dropped)
 	}
 	if outcome == "ok" {
 		log.Info("hook done", "duration", took.Round(time.Millisecond))
 		return nil
 	}
-	f := &Failure{Phase: p, Hook: h.Name, Status: status, Output: out.last(ErrorTail)}
+	f := &Failure{Phase: p, Hook: h.Name, Status: status, Output: res.Line(ErrorTail)}
 	log.Warn("hook failed", "status", status, "duration", took.Round(time.Millisecond), "to", t.To)
 	return f
 }
@@ -362,61 +352,4 @@ func environ(base []string, p Phase, t Transition) []string {
 		"RESMAN_CAUSE="+t.Cause,
 		"RESMAN_TRANSITION_ID="+t.ID,
 	)
-}
-
-// killGroup sends SIGKILL to the process group pgid; a group already gone
-// is not an error. (The services supervisor kills its commands' groups the
-// same way.)
-func killGroup(pgid int) error {
-	if pgid <= 0 {
-		return fmt.Errorf("invalid process group %d", pgid)
-	}
-	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("kill process group %d: %w", pgid, err)
-	}
-	return nil
-}
-
-// tail keeps the last max bytes written to it, and counts the others.
-type tail struct {
-	mu      sync.Mutex
-	max     int
-	buf     []byte
-	dropped int64
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-		t.dropped += int64(over)
-	}
-	return len(p), nil
-}
-
-// snapshot is the kept output as text (a rune cut by the truncation
-// dropped) and how many bytes were dropped before it.
-func (t *tail) snapshot() (string, int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.ToValidUTF8(string(t.buf), ""), t.dropped
-}
-
-// last is the last n bytes (at most) of the output on one line: lines
-// joined with "; ", blank ones dropped.
-func (t *tail) last(n int) string {
-	text, _ := t.snapshot()
-	var lines []string
-	for line := range strings.SplitSeq(text, "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			lines = append(lines, line)
-		}
-	}
-	s := strings.Join(lines, "; ")
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[len(s)-n:], "")
-	}
-	return s
 }

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/resman-pbx/resman/services/procexec"
 )
 
 const (
@@ -28,76 +26,31 @@ const (
 // (the peer's API URL) in its environment.
 func (r *Runner) runExec(ctx context.Context, js *jobState, res *Result) error {
 	job := &js.job
-	out := &tail{max: outputTail}
-	cmd := exec.CommandContext(ctx, job.Run[0], job.Run[1:]...)
-	cmd.Env = append(os.Environ(), "RESMAN_JOB="+job.Name, "RESMAN_PEER_API="+r.peerURL)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Cancel = func() error {
-		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("kill process group %d: %w", cmd.Process.Pid, err)
-		}
-		return nil
-	}
-	cmd.WaitDelay = execWaitDelay
-	err := cmd.Run()
-	res.Output = out.String()
-	if errors.Is(err, exec.ErrWaitDelay) {
-		// It exited 0; something it started still holds its output.
-		err = nil
-	}
+	out, err := procexec.Run(ctx, procexec.Command{
+		Argv:        job.Run,
+		Env:         append(os.Environ(), "RESMAN_JOB="+job.Name, "RESMAN_PEER_API="+r.peerURL),
+		WaitDelay:   execWaitDelay,
+		OutputLimit: outputTail,
+	})
+	res.Output = out.Output
 	if err == nil {
 		return nil
 	}
-	quote := out.last(errorTail)
+	quote := out.Line(errorTail)
 	if quote != "" {
 		quote = ": " + quote
 	}
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		if errors.Is(ctxErr, context.DeadlineExceeded) {
-			return fmt.Errorf("timed out after %s, process group killed: %w%s", job.Timeout, ctxErr, quote)
-		}
-		return fmt.Errorf("cancelled, process group killed: %w%s", ctxErr, quote)
-	}
-	return fmt.Errorf("%s: %w%s", job.Run[0], err, quote)
-}
-
-// tail keeps the last max bytes written to it.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-// String is the tail as text, a rune cut by the truncation dropped.
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.ToValidUTF8(string(t.buf), "")
-}
-
-// last is the last n bytes (about) of the tail on one line: lines joined
-// with "; ", blank ones dropped.
-func (t *tail) last(n int) string {
-	var lines []string
-	for line := range strings.SplitSeq(t.String(), "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			lines = append(lines, line)
+	cause := err
+	var perr *procexec.Error
+	if errors.As(err, &perr) {
+		cause = perr.Err
+		// ctx carries the job's timeout: its end is a cancellation here.
+		if perr.Reason == procexec.Cancelled {
+			if errors.Is(cause, context.DeadlineExceeded) {
+				return fmt.Errorf("timed out after %s, process group killed: %w%s", job.Timeout, cause, quote)
+			}
+			return fmt.Errorf("cancelled, process group killed: %w%s", cause, quote)
 		}
 	}
-	s := strings.Join(lines, "; ")
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[len(s)-n:], "")
-	}
-	return s
+	return fmt.Errorf("%s: %w%s", job.Run[0], cause, quote)
 }

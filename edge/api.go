@@ -2,6 +2,7 @@ package edge
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -10,8 +11,16 @@ import (
 
 // Paths of the Edge's status API, served on the file's api.listen.
 const (
-	PathStatus     = "/api/v1/edge/status"
-	PathNodeStatus = "/api/v1/status" // only when Standalone
+	PathStatus = "/api/v1/edge/status"
+	// PathNodeStatus is served only when Standalone: the Edge then answers
+	// like a node (resman status), with NodeStatus.
+	PathNodeStatus = "/api/v1/status"
+)
+
+// Role and Mode are what the Edge reports in its node-shaped status.
+const (
+	Role = "edge"
+	Mode = "proxy"
 )
 
 // Status is the answer of GET /api/v1/edge/status.
@@ -125,9 +134,79 @@ func (e *Edge) Status() Status {
 	return st
 }
 
+// NodeStatus is the Edge's status in the shape of a node's (GET
+// /api/v1/status when Standalone, read by resman status): role edge, mode
+// proxy, active while a side receives the traffic (the epoch is that
+// side's; with none, the highest a side has told), healthy while the proxy
+// listens, HA ready while it routes, with
+// reasons naming the sides that are not up otherwise. No peer; LastChange
+// is the last change of the routed side.
+func (e *Edge) NodeStatus() api.Status {
+	st := e.Status()
+	e.mu.Lock()
+	serving := e.serving
+	var last *api.Transition
+	if e.lastSwitch != nil {
+		cp := *e.lastSwitch
+		last = &cp
+	}
+	e.mu.Unlock()
+	out := api.Status{
+		Node:        e.name,
+		Role:        Role,
+		Mode:        Mode,
+		Status:      api.StatusInactive,
+		Since:       st.Since,
+		Healthy:     serving,
+		HA:          api.HA{Reasons: []string{}},
+		Services:    []api.Service{},
+		Replication: []api.Replication{},
+		XDS:         []api.Registration{},
+		LastChange:  last,
+	}
+	if !serving {
+		out.HA.Reasons = append(out.HA.Reasons, "the proxy does not listen on "+st.Listen)
+	}
+	for _, ss := range st.Sides {
+		switch {
+		case ss.Routed:
+			out.Status, out.Epoch = api.StatusActive, ss.Epoch
+		case out.Status != api.StatusActive:
+			out.Epoch = max(out.Epoch, ss.Epoch)
+		}
+	}
+	if out.Status != api.StatusActive {
+		out.HA.Reasons = append(out.HA.Reasons, "no side is Active: users get the 503 page")
+		for _, ss := range st.Sides {
+			out.HA.Reasons = append(out.HA.Reasons, sideReason(ss, st.Check.Rise))
+		}
+	}
+	out.HA.Ready = len(out.HA.Reasons) == 0
+	return out
+}
+
+// sideReason says why a side does not receive the traffic.
+func sideReason(ss SideStatus, rise int) string {
+	what := "side " + ss.Name + " is " + ss.Health
+	if ss.Health == HealthUnknown {
+		what = "side " + ss.Name + " is not up yet"
+	}
+	switch {
+	case ss.Error != "":
+		return fmt.Sprintf("%s: checks of its node fail: %s (%d in a row)", what, ss.Error, ss.Fails)
+	case ss.NodeStatus != "" && !ss.Active:
+		return fmt.Sprintf("%s: its node is %s (epoch %d)", what, ss.NodeStatus, ss.Epoch)
+	case ss.Health == HealthUp:
+		return what // not routed while up: only for a moment
+	case ss.Passes > 0:
+		return fmt.Sprintf("%s: its node answered active %d of %d times", what, ss.Passes, rise)
+	}
+	return what + ": its node has not answered yet"
+}
+
 // APIHandler serves the status API: GET /api/v1/edge/status, and GET
-// /api/v1/status when Standalone, with the bearer token (the file's
-// api.token). Errors are JSON api.Error answers.
+// /api/v1/status (NodeStatus) when Standalone, with the bearer token (the
+// file's api.token). Errors are JSON api.Error answers.
 func (e *Edge) APIHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != PathStatus && !(e.standalone && r.URL.Path == PathNodeStatus) {
@@ -142,6 +221,10 @@ func (e *Edge) APIHandler() http.Handler {
 		if !e.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="resman"`)
 			writeJSON(w, http.StatusUnauthorized, api.Error{Error: "a valid bearer token is required"})
+			return
+		}
+		if r.URL.Path == PathNodeStatus {
+			writeJSON(w, http.StatusOK, e.NodeStatus())
 			return
 		}
 		writeJSON(w, http.StatusOK, e.Status())

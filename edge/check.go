@@ -244,15 +244,24 @@ func (e *Edge) reselectLocked() *side {
 	e.switches++
 	e.metrics.switched(e.sides, best)
 	from, to := "none", "none"
+	change := &api.Transition{From: api.StatusInactive, To: api.StatusInactive, At: e.since.UTC()}
 	if cur != nil {
 		from = cur.name
+		change.From = api.StatusActive
 	}
 	if best != nil {
 		to = best.name
+		change.To = api.StatusActive
+		change.Cause = fmt.Sprintf("routed to side %s (epoch %d)", best.name, best.epoch)
+		if cur != nil {
+			change.Cause += ", was side " + cur.name
+		}
 		e.log.Info("routing switched", "from", from, "to", to, "epoch", best.epoch, "switches", e.switches)
 	} else {
+		change.Cause = "side " + cur.name + " lost Active: no side to route to"
 		e.log.Warn("no side is active: answering 503", "from", from, "switches", e.switches)
 	}
+	e.lastSwitch = change
 	return cur
 }
 

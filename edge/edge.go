@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -45,6 +46,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
 )
 
@@ -74,8 +76,8 @@ type Options struct {
 	// CheckTimeout bounds one check of a side's node (default: the check
 	// interval): edge.check.timeout.
 	CheckTimeout time.Duration
-	// Standalone also serves the status at /api/v1/status: no node runs in
-	// the same file.
+	// Standalone also serves NodeStatus, the status in a node's shape, at
+	// /api/v1/status: no node nor CC follower runs in the same file.
 	Standalone bool
 	// Logger receives the logs, tagged component=edge; nil discards them.
 	Logger *slog.Logger
@@ -87,6 +89,7 @@ type Options struct {
 type Edge struct {
 	log        *slog.Logger
 	listen     string
+	name       string // the Edge's name in its node-shaped status
 	interval   time.Duration
 	rise, fall int
 	sides      []*side
@@ -105,7 +108,10 @@ type Edge struct {
 	since    time.Time
 	switches uint64
 	started  bool
+	serving  bool   // the proxy listens (between the start and the end of Serve)
 	addr     string // the address the proxy listens on, once it does
+	// lastSwitch is the last change of the routed side, nil before any.
+	lastSwitch *api.Transition
 }
 
 // New builds an Edge from its config. It fails on an unusable upstream URL
@@ -126,6 +132,7 @@ func New(opts Options) (*Edge, error) {
 		interval:   cfg.Check.Interval,
 		rise:       max(cfg.Check.Rise, 1),
 		fall:       max(cfg.Check.Fall, 1),
+		name:       edgeName(cfg.Listen),
 		standalone: opts.Standalone,
 		since:      time.Now(),
 	}
@@ -242,6 +249,19 @@ func upstreamTLSConfig(i int, t *config.UpstreamTLS) (*tls.Config, error) {
 	return c, nil
 }
 
+// edgeName is the Edge's name in its node-shaped status: the host of
+// edge.listen when it names one, else "edge".
+func edgeName(listen string) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil || host == "" {
+		return Role
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		return Role
+	}
+	return host
+}
+
 // Run listens on edge.listen and serves until ctx is done, checking both
 // sides meanwhile.
 func (e *Edge) Run(ctx context.Context) error {
@@ -263,8 +283,14 @@ func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 		return errors.New("edge: Serve called twice")
 	}
 	e.started = true
+	e.serving = true
 	e.addr = ln.Addr().String()
 	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.serving = false
+		e.mu.Unlock()
+	}()
 
 	srv := &fasthttp.Server{
 		Handler:                      e.handle,

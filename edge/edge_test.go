@@ -352,8 +352,7 @@ func TestStatusAPI(t *testing.T) {
 	up := newUpstream(t, "main")
 	e := startEdge(t, fast(), []sideSpec{side1("main", node, up)}, func(o *Options) { o.Standalone = true })
 	e.waitRouted(t, "main")
-	api := http.Handler(e.APIHandler())
-	srv := newAPIServer(t, api)
+	srv := newAPIServer(t, e.APIHandler())
 
 	for _, path := range []string{PathStatus, PathNodeStatus} {
 		req, _ := http.NewRequest("GET", srv+path, nil)
@@ -365,28 +364,55 @@ func TestStatusAPI(t *testing.T) {
 		if res.StatusCode != 401 || res.Header.Get("WWW-Authenticate") == "" {
 			t.Errorf("GET %s without a token = %d", path, res.StatusCode)
 		}
-		req.Header.Set("Authorization", "Bearer "+testToken)
-		res, err = http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st Status
-		err = json.NewDecoder(res.Body).Decode(&st)
-		res.Body.Close()
-		if err != nil || res.StatusCode != 200 {
-			t.Fatalf("GET %s = %d, %v", path, res.StatusCode, err)
-		}
-		s := st.Sides[0]
-		if st.Side != "main" || st.Switches != 1 || st.Since.IsZero() || s.Health != HealthUp || s.Epoch != 7 ||
-			!s.Routed || !s.Active || s.Routes[0].Upstream != up.url() || st.Check.Rise != 2 {
-			t.Errorf("GET %s = %+v", path, st)
-		}
 	}
-	req, _ := http.NewRequest("POST", srv+PathStatus, nil)
+	var st Status
+	authJSON(t, srv+PathStatus, &st)
+	s := st.Sides[0]
+	if st.Side != "main" || st.Switches != 1 || st.Since.IsZero() || s.Health != HealthUp || s.Epoch != 7 ||
+		!s.Routed || !s.Active || s.Routes[0].Upstream != up.url() || st.Check.Rise != 2 {
+		t.Errorf("GET %s = %+v", PathStatus, st)
+	}
+	// Alone in its file, the Edge answers like a node (resman status).
+	var ns api.Status
+	authJSON(t, srv+PathNodeStatus, &ns)
+	if ns.Role != Role || ns.Status != api.StatusActive || ns.Epoch != 7 || !ns.HA.Ready {
+		t.Errorf("GET %s = %+v", PathNodeStatus, ns)
+	}
+	// Beside a node or a CC follower, /api/v1/status is theirs.
+	other := startEdge(t, fast(), []sideSpec{side1("main", node, up)})
+	req, _ := http.NewRequest("GET", newAPIServer(t, other.APIHandler())+PathNodeStatus, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 404 {
+		t.Errorf("GET %s not standalone = %v, %v", PathNodeStatus, res, err)
+	} else {
+		res.Body.Close()
+	}
+	req, _ = http.NewRequest("POST", srv+PathStatus, nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 405 {
 		t.Errorf("POST status = %v, %v", res, err)
 	}
+}
+
+// authJSON GETs url with the token and decodes its 200 answer into v; it
+// returns the raw body.
+func authJSON(t *testing.T, url string, v any) []byte {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET %s = %d, %v: %s", url, res.StatusCode, err, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v: %s", url, err, b)
+	}
+	return b
 }
 
 func newAPIServer(t *testing.T, h http.Handler) string {

@@ -217,6 +217,9 @@ func TestUpstreamTLSAppliesToTheNode(t *testing.T) {
 	if s := plain.Status().Sides[0]; !strings.Contains(s.Error, "unknown authority") || !strings.Contains(s.Error, "upstream_tls.ca_file") {
 		t.Errorf("check error %q does not say the certificate is not trusted", s.Error)
 	}
+	if ns := plain.NodeStatus(); ns.HA.Ready || !strings.Contains(strings.Join(ns.HA.Reasons, "\n"), "unknown authority") {
+		t.Errorf("node status reasons %q", ns.HA.Reasons)
+	}
 
 	trusted := startEdge(t, fast(), []sideSpec{{name: "main", node: node, routes: routes,
 		tls: &config.UpstreamTLS{CAFile: certFile}}})

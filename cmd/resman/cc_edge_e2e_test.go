@@ -355,10 +355,15 @@ log: {level: debug}
 	ceStart(t, "edge", nil, edgeAPI+"/healthz", "run", "-c", edgeCfg)
 	routed := func() string {
 		var st edge.Status
-		ceJSON(t, edgeAPI+"/api/v1/status", &st) // alone in its file: also /api/v1/status
+		ceJSON(t, edgeAPI+edge.PathStatus, &st)
 		return st.Side
 	}
 	waitFor(t, "edge routing to main", func() bool { return routed() == "main" })
+	// Alone in its file, the Edge answers the CLI like a node.
+	if out, stderr, code := cli(t, "status", "--node", edgeAPI); code != 0 || !strings.Contains(out, "127.0.0.1 (edge, proxy mode)  ACTIVE  epoch 1") ||
+		!strings.Contains(out, "HA: ready") || !strings.Contains(out, "routed to side main (epoch 1)") {
+		t.Fatalf("resman status of the edge: exit %d\n%s%s", code, out, stderr)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var client edgeClient
@@ -384,6 +389,10 @@ log: {level: debug}
 	mainStopped := time.Now()
 	waitFor(t, "edge routing to no side", func() bool { return routed() == "" })
 	edgeSawMainDown := time.Now()
+	if out, stderr, code := cli(t, "status", "--node", edgeAPI); code != 0 || !strings.Contains(out, "(edge, proxy mode)  INACTIVE") ||
+		!strings.Contains(out, "HA: not ready") || !strings.Contains(out, "  - side main is down: its node is inactive") {
+		t.Fatalf("resman status of the edge with no side active: exit %d\n%s%s", code, out, stderr)
+	}
 	// ...both sides are Inactive: 503 with Retry-After, from the Edge.
 	res, err := http.Get(edgeURL + "/")
 	if err != nil {

@@ -1,24 +1,37 @@
 package main
 
 // TestChaos (tier 3): a Main, a Standby and a witness in auto mode in
-// network namespaces, a CC follower of the Main and an Edge in front of
-// both sides' web apps, with a user making requests through the Edge; a
-// seeded random schedule of faults (kill -9 and restart, SIGSTOP/SIGCONT,
-// partitions of every shape, packet loss, SIGHUP, concurrent admin
-// commands with and without --force, a dead Asterisk) while a monitor
-// samples every component and records each broken invariant:
+// network namespaces, a CC follower of each node (cc-main, cc-standby), an
+// Edge in front of both sides' web apps with a user making requests
+// through it, and an MDS (an in-process xds/registrar on the lab's bridge
+// address, with digest authentication) to which the Active node registers
+// its contact; a seeded random schedule of faults (kill -9 and restart,
+// SIGSTOP/SIGCONT, partitions of every shape, packet loss, SIGHUP,
+// concurrent admin commands with and without --force, a dead or hung
+// Asterisk, a killed CC follower, the MDS killed and restarted empty)
+// while a monitor samples every component and records each broken
+// invariant:
 //
 //   - two Active nodes for longer than twoActiveBound while each sees the
 //     other (not counted during a partition with no witness verdict);
 //   - a request answered by a side whose node had answered Inactive for
 //     chaosEdgeGrace before the request and until its answer;
 //   - an audit entry seen before a kill -9 missing after the restart;
-//   - a node or the CC follower activating or deactivating for more than
+//   - a node or a CC follower activating or deactivating for more than
 //     chaosStuckBound;
-//   - the CC follower running while its node has answered Inactive for
+//   - a CC follower running while its node has answered Inactive for
 //     chaosCCGrace;
+//   - the MDS holding a binding to a node's contact while that node has
+//     answered Inactive or deactivating for chaosMDSGrace. A node killed
+//     -9 while Active cannot unregister, and the registrar keeps one
+//     binding per contact (the new Active's REGISTER adds its own contact
+//     to the same address of record, it does not replace the other): the
+//     dead node's binding stays until it lapses, which is allowed while
+//     the node does not answer, and only then;
 //   - and at the end, everything healed, not exactly one Active node (with
-//     the CC follower and the Edge agreeing) within chaosSettleDeadline.
+//     both CC followers, the Edge and the MDS agreeing: the MDS bound to
+//     the Active node's contact and to no other) within
+//     chaosSettleDeadline.
 //
 // The schedule is a pure function of the seed and the duration:
 //
@@ -35,6 +48,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -51,6 +66,7 @@ import (
 	"github.com/resman-pbx/resman/edge"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/timeline"
+	"github.com/resman-pbx/resman/xds/registrar"
 )
 
 const (
@@ -64,6 +80,20 @@ const (
 	// chaosCCGrace: the follower stops within milliseconds of the node's
 	// event, or at its next poll (1 s) without a stream.
 	chaosCCGrace = 10 * time.Second
+	// chaosMDSExpires: the lifetime the nodes ask of the MDS (the least
+	// the config allows), so a binding nobody unregisters lapses within
+	// 10 s of its last refresh (refreshes come every 7.5 s).
+	chaosMDSExpires = 10 * time.Second
+	// chaosMDSGrace: a node leaving Active unregisters before it stops its
+	// services (xds Deactivate, within the node's 5 s UnregisterTimeout,
+	// each SIP transaction within 2 s), so its binding is gone before it
+	// first answers Inactive; the binding may still exist while it answers
+	// deactivating, for one exchange with the MDS (a challenge and the
+	// answer: milliseconds on the bridge, or a fast failure when the MDS
+	// is down). 2 s is that exchange's deadline, and well under the 10 s a
+	// forgotten binding would take to lapse on its own, so a node that
+	// does not unregister is caught.
+	chaosMDSGrace = 2 * time.Second
 	// chaosSettleDeadline: after the last fault is healed, the time for a
 	// rejoin (1 s ±25%), a split brain to settle, failback_hold (3 s) and
 	// the CC and the Edge to follow, many times over.
@@ -81,7 +111,7 @@ const (
 // chaosAct is one step of the schedule, at an offset from its start.
 type chaosAct struct {
 	At    time.Duration `json:"at"`
-	Do    string        `json:"do"` // kill, start, freeze, thaw, cut, isolate, lose, heal, hup, admin, sipkill, siphang, sipcont
+	Do    string        `json:"do"` // kill, start, freeze, thaw, cut, isolate, lose, heal, hup, admin, sipkill, siphang, sipcont, mdskill, mdsstart
 	Host  string        `json:"host,omitempty"`
 	Other string        `json:"other,omitempty"` // cut: the other host; lose: the sender
 	Pct   int           `json:"pct,omitempty"`
@@ -180,7 +210,7 @@ func chaosSchedule(seed uint64, total time.Duration) []chaosFault {
 	at := 3 * time.Second // the monitor sees the settled deployment first
 	for at < total {
 		var f chaosFault
-		kind := pick(map[string]int{"kill": 18, "freeze": 14, "partition": 18, "loss": 12, "admin": 18, "hup": 8, "cc": 6, "sip": 8, "siphang": 6})
+		kind := pick(map[string]int{"kill": 18, "freeze": 14, "partition": 18, "loss": 12, "admin": 18, "hup": 8, "cc": 6, "sip": 8, "siphang": 6, "mds": 6})
 		switch kind {
 		case "kill", "freeze":
 			f = processFault(at, kind, node())
@@ -218,7 +248,14 @@ func chaosSchedule(seed uint64, total time.Duration) []chaosFault {
 			f = hup(at)
 		case "cc":
 			d := between(time.Second, 4*time.Second)
-			f = chaosFault{Label: "kill -9 cc", Acts: []chaosAct{{At: at, Do: "kill", Host: "cc"}, {At: at + d, Do: "start", Host: "cc"}}}
+			h := "cc-" + pbx()
+			f = chaosFault{Label: "kill -9 " + h, Acts: []chaosAct{{At: at, Do: "kill", Host: h}, {At: at + d, Do: "start", Host: h}}}
+		case "mds":
+			// The MDS dies and comes back with no bindings (a registrar
+			// keeping them in memory): the Active node is bound again at
+			// its next refresh or retry.
+			d := between(2*time.Second, 8*time.Second)
+			f = chaosFault{Label: "kill the MDS (restarts empty)", Acts: []chaosAct{{At: at, Do: "mdskill"}, {At: at + d, Do: "mdsstart"}}}
 		case "sip":
 			h := pbx()
 			f = chaosFault{Label: "kill -9 " + h + "'s asterisk", Acts: []chaosAct{{At: at, Do: "sipkill", Host: h}}}
@@ -272,6 +309,9 @@ type sample struct {
 	peerSeen bool // a node: it sees its peer; the Edge: unused
 	held     bool
 	side     string // the Edge: the routed side
+	// bound: the MDS: the nodes whose contact it has a binding for, with
+	// the binding's expiry.
+	bound map[string]time.Time
 }
 
 // edgeAnswer is one answer the user behind the Edge got.
@@ -299,6 +339,8 @@ type chaosMonitor struct {
 	transSince map[string]time.Time
 	violations []string
 	answers    []edgeAnswer
+	kills      map[string][]time.Time // kill -9 of each host, for the findings' wording
+	mdsBoth    time.Duration          // longest the MDS was bound to both nodes (informational)
 }
 
 func (m *chaosMonitor) violate(at time.Time, format string, args ...any) {
@@ -383,15 +425,40 @@ func (m *chaosMonitor) history(name string) []sample {
 // notActiveThroughout reports whether name answered, not Active, at every
 // sample in [from, to], with at least two samples there.
 func notActiveThroughout(h []sample, from, to time.Time) bool {
+	return answeredThroughout(h, from, to, func(st string) bool { return st != api.StatusActive })
+}
+
+// leftThroughout reports whether name answered Inactive or deactivating
+// (it had left Active, or never was) at every sample in [from, to], with
+// at least two samples there.
+func leftThroughout(h []sample, from, to time.Time) bool {
+	return answeredThroughout(h, from, to, func(st string) bool {
+		return st == api.StatusInactive || st == api.StatusDeactivating
+	})
+}
+
+// answeredThroughout reports whether every sample in [from, to] is an
+// answer whose status is, with at least two samples there.
+func answeredThroughout(h []sample, from, to time.Time, is func(string) bool) bool {
 	i, _ := slices.BinarySearchFunc(h, from, func(s sample, t time.Time) int { return s.at.Compare(t) })
 	n := 0
 	for ; i < len(h) && !h[i].at.After(to); i++ {
-		if !h[i].ok || h[i].status == api.StatusActive {
+		if !h[i].ok || !is(h[i].status) {
 			return false
 		}
 		n++
 	}
 	return n >= 2
+}
+
+// noteKill remembers a kill -9, for the wording of the MDS's findings.
+func (m *chaosMonitor) noteKill(host string, at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.kills == nil {
+		m.kills = map[string][]time.Time{}
+	}
+	m.kills[host] = append(m.kills[host], at)
 }
 
 // authGet GETs url with the token into v.
@@ -418,9 +485,9 @@ type chaosRun struct {
 	procs map[string]*proc
 	url   map[string]string
 
-	ccCfg, ccDataDir, ccAPI string
-	ccProc                  *ceProc
-	edgeAPI, edgeURL        string
+	ccs              map[string]*chaosCC // by name: cc-main, cc-standby
+	mds              *chaosMDS
+	edgeAPI, edgeURL string
 
 	dead, frozen map[string]bool
 	hung         map[string]int // host -> pid of its SIGSTOPped asterisk
@@ -461,6 +528,111 @@ func bgStart(t *testing.T, name string, cmd *exec.Cmd, healthz string) {
 	waitFor(t, name+" serving", func() bool { return ceGet(healthz) == 200 })
 }
 
+// chaosCC is a CC follower of one node, on the lab's bridge address.
+type chaosCC struct {
+	name, node        string // cc-main follows main, cc-standby standby
+	cfg, dataDir, api string
+	proc              *ceProc
+}
+
+// chaosMDS is the media server: an in-process xds/registrar on the lab's
+// bridge address, which every namespace reaches and which no network fault
+// cuts (they cut hosts apart, never from the bridge address). It can be
+// killed and started again on the same address, empty, as a registrar that
+// keeps its bindings in memory comes back.
+type chaosMDS struct {
+	addr, password string
+	log            syncBuffer
+
+	mu   sync.Mutex
+	srv  *registrar.Server // nil while down
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func (m *chaosMDS) start() error {
+	srv := registrar.New(registrar.Options{User: "xivo", Password: m.password, Realm: "mds1",
+		Logger: slog.New(slog.NewTextHandler(&m.log, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done, failed := make(chan struct{}), make(chan error, 1)
+	go func() {
+		defer close(done)
+		if err := srv.ListenAndServe(ctx, "udp", m.addr); err != nil {
+			failed <- err
+		}
+	}()
+	select {
+	case <-srv.Ready():
+	case err := <-failed:
+		cancel()
+		return err
+	}
+	m.mu.Lock()
+	m.srv, m.stop, m.done = srv, cancel, done
+	m.mu.Unlock()
+	return nil
+}
+
+// kill closes the MDS's socket and forgets its bindings.
+func (m *chaosMDS) kill() {
+	m.mu.Lock()
+	stop, done := m.stop, m.done
+	m.srv, m.stop, m.done = nil, nil, nil
+	m.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
+// bindings returns what the MDS has bound now; false while it is down.
+func (m *chaosMDS) bindings() ([]registrar.Binding, bool) {
+	m.mu.Lock()
+	srv := m.srv
+	m.mu.Unlock()
+	if srv == nil {
+		return nil, false
+	}
+	return srv.Bindings(), true
+}
+
+// contactNode is the node a contact belongs to: its user part (each node
+// registers sip:NAME@ITS-ADDRESS:5060).
+func contactNode(contact string) string {
+	user, _, _ := strings.Cut(strings.TrimPrefix(contact, "sip:"), "@")
+	return user
+}
+
+// boundNodes lists the nodes a sample of the MDS is bound to, sorted.
+func boundNodes(s sample) []string {
+	var out []string
+	for n := range s.bound {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// chaosNodeConfig is autoNodeConfig (with the witness) and an xds: section
+// registering the node's contact, its Asterisk's address, to the MDS with
+// digest authentication, as the demo does.
+func chaosNodeConfig(t *testing.T, l *lab, name, role, peer string, mds *chaosMDS) string {
+	path := autoNodeConfig(t, l, name, role, peer, true)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, `xds:
+  contact: "sip:%s@%s:5060"
+  mds:
+    - {name: mds1, registrar: "sip:%s", transport: udp, user: xivo, password: "%s", expires: %d}
+`, name, l.host(name).ip, mds.addr, mds.password, int(chaosMDSExpires/time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos schedule: not in -short")
@@ -491,12 +663,42 @@ func TestChaos(t *testing.T) {
 	})
 	faults := chaosSchedule(seed, length)
 
-	a := newAutoPair(t, true)
-	l := a.lab
+	// The lab, the MDS on its bridge address, and the pair registering to
+	// it (newAutoPair, with an xds: section).
+	l := newLab(t, nodeHosts...)
+	br := l.subnet + ".254"
+	mds := &chaosMDS{addr: fmt.Sprintf("%s:%d", br, freePort(t, br)), password: randomToken()}
+	if err := mds.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		mds.kill()
+		if t.Failed() {
+			t.Logf("mds log:\n%s", mds.log.String())
+		}
+	})
+	a := &autoPair{lab: l,
+		mainCfg:    chaosNodeConfig(t, l, "main", "main", "standby", mds),
+		standbyCfg: chaosNodeConfig(t, l, "standby", "standby", "main", mds),
+		witnessCfg: witnessConfig(t, l),
+		mainURL:    fmt.Sprintf("http://%s:9440", l.host("main").ip),
+		standbyURL: fmt.Sprintf("http://%s:9440", l.host("standby").ip),
+	}
+	a.wit = startIn(t, l, "witness", a.witnessCfg)
+	a.standby = startIn(t, l, "standby", a.standbyCfg)
+	a.main = startIn(t, l, "main", a.mainCfg)
+	waitFor(t, "main active, standby inactive, HA ready, each seeing the other", func() bool {
+		m, s := status(t, a.mainURL), status(t, a.standbyURL)
+		return m.Status == "active" && s.Status == "inactive" && m.HA.Ready && s.HA.Ready &&
+			s.Peer != nil && s.Peer.Status == "active" && s.Peer.Epoch == m.Epoch &&
+			m.Peer != nil && m.Peer.Status == "inactive"
+	})
 	c := &chaosRun{t: t, pair: a,
 		cfg:    map[string]string{"main": a.mainCfg, "standby": a.standbyCfg, "witness": a.witnessCfg},
 		procs:  map[string]*proc{"main": a.main, "standby": a.standby, "witness": a.wit},
 		url:    map[string]string{},
+		ccs:    map[string]*chaosCC{},
+		mds:    mds,
 		dead:   map[string]bool{},
 		frozen: map[string]bool{},
 		hung:   map[string]int{},
@@ -506,30 +708,32 @@ func TestChaos(t *testing.T) {
 		c.url[h] = fmt.Sprintf("http://%s:9440", l.host(h).ip)
 	}
 
-	// Each side's web app, on its own host; the CC follower and the Edge
+	// Each side's web app, on its own host; the CC followers and the Edge
 	// on the lab's bridge address, outside the namespaces, so that the
 	// partitions cut the pair and the witness, not the test's view.
 	for _, side := range []string{"main", "standby"} {
 		addr := l.host(side).ip + ":8080"
 		bgStart(t, side+" app", l.command(side, binary, "standin", "http", "--listen", addr, "--name", side), "http://"+addr+"/healthz")
 	}
-	br := l.subnet + ".254"
-	c.ccAPI = fmt.Sprintf("http://%s:%d", br, freePort(t, br))
-	ccWeb := fmt.Sprintf("%s:%d", br, freePort(t, br))
-	c.ccDataDir = t.TempDir()
-	c.ccCfg = ceWrite(t, "cc.yaml", fmt.Sprintf(`api: {listen: "%s", token: %s}
+	for _, side := range []string{"main", "standby"} {
+		f := &chaosCC{name: "cc-" + side, node: side, dataDir: t.TempDir(),
+			api: fmt.Sprintf("http://%s:%d", br, freePort(t, br))}
+		web := fmt.Sprintf("%s:%d", br, freePort(t, br))
+		f.cfg = ceWrite(t, f.name+".yaml", fmt.Sprintf(`api: {listen: "%s", token: %s}
 cc:
-  name: cc-main
+  name: %s
   follow: %s
   token: %s
   services:
     - name: cc-web
-      run: [%s, standin, http, --listen, "%s", --name, cc]
+      run: [%s, standin, http, --listen, "%s", --name, %s]
       check: {http: "http://%s/healthz", interval: 200ms, timeout: 200ms, rise: 1}
       timeout: 5s
 log: {level: debug}
-`, strings.TrimPrefix(c.ccAPI, "http://"), testToken, c.url["main"], testToken, binary, ccWeb, ccWeb))
-	c.startCC()
+`, strings.TrimPrefix(f.api, "http://"), testToken, f.name, c.url[side], testToken, binary, web, f.name, web))
+		c.ccs[f.name] = f
+		c.startCC(f.name)
+	}
 	c.edgeAPI = fmt.Sprintf("http://%s:%d", br, freePort(t, br))
 	c.edgeURL = fmt.Sprintf("http://%s:%d", br, freePort(t, br))
 	edgeCfg := ceWrite(t, "edge.yaml", fmt.Sprintf(`api: {listen: "%s", token: %s}
@@ -548,11 +752,14 @@ log: {level: debug}
 `, strings.TrimPrefix(c.edgeAPI, "http://"), testToken, strings.TrimPrefix(c.edgeURL, "http://"), testToken,
 		c.url["main"], l.host("main").ip, c.url["standby"], l.host("standby").ip))
 	ceStart(t, "edge", nil, c.edgeAPI+"/healthz", "run", "-c", edgeCfg)
-	waitFor(t, "cc active and the edge routing to main", func() bool {
-		var cs cc.Status
+	waitFor(t, "cc-main active, cc-standby inactive, the edge routing to main, the MDS bound to main", func() bool {
+		var cm, cs cc.Status
 		var es edge.Status
-		return authGet(http.DefaultClient, c.ccAPI+cc.PathStatus, &cs) == nil && cs.Status == "active" &&
-			authGet(http.DefaultClient, c.edgeAPI+"/api/v1/edge/status", &es) == nil && es.Side == "main"
+		bs, _ := mds.bindings()
+		return authGet(http.DefaultClient, c.ccs["cc-main"].api+cc.PathStatus, &cm) == nil && cm.Status == "active" &&
+			authGet(http.DefaultClient, c.ccs["cc-standby"].api+cc.PathStatus, &cs) == nil && cs.Status == "inactive" &&
+			authGet(http.DefaultClient, c.edgeAPI+"/api/v1/edge/status", &es) == nil && es.Side == "main" &&
+			len(bs) == 1 && contactNode(bs[0].Contact) == "main"
 	})
 
 	// The monitor and the user behind the Edge.
@@ -563,11 +770,11 @@ log: {level: debug}
 	var bg sync.WaitGroup
 	stopBackground := sync.OnceFunc(func() { cancel(); bg.Wait() })
 	t.Cleanup(stopBackground)
-	lanes := []string{"main", "standby", "witness", "cc-main", "edge → main", "edge → standby"}
+	lanes := []string{"main", "standby", "witness", "cc-main", "cc-standby", "edge → main", "edge → standby", "mds → main", "mds → standby"}
 	for _, lane := range lanes {
 		chart.Lane(lane)
 	}
-	for _, name := range []string{"main", "standby", "witness", "cc", "edge"} {
+	for _, name := range []string{"main", "standby", "witness", "cc-main", "cc-standby", "edge", "mds"} {
 		bg.Go(func() { c.sampleLoop(ctx, name) })
 	}
 	bg.Go(func() { c.userLoop(ctx) })
@@ -589,6 +796,7 @@ log: {level: debug}
 			"two_active_windows_seeing_each_other":   c.mon.twoWindows,
 			"two_active_windows_any":                 c.mon.rawWindows,
 			"edge_answers":                           len(c.mon.answers),
+			"longest_mds_bound_to_both_s":            c.mon.mdsBoth.Seconds(),
 			"log":                                    c.log,
 		}
 		c.mu.Unlock()
@@ -622,12 +830,15 @@ log: {level: debug}
 	c.admin.Wait()
 	stopBackground()
 	c.checkEdge()
-	c.checkCC()
+	for _, f := range c.ccs {
+		c.mon.checkCC(f.name, f.node)
+	}
+	c.mon.checkMDS()
 	c.mon.mu.Lock()
 	violations := slices.Clone(c.mon.violations)
-	t.Logf("%d faults; two-Active windows while seeing each other: %d, longest %v (bound %v); any: %d, longest %v; %d answers through the Edge",
+	t.Logf("%d faults; two-Active windows while seeing each other: %d, longest %v (bound %v); any: %d, longest %v; %d answers through the Edge; the MDS bound to both nodes for %v at most",
 		len(faults), c.mon.twoWindows, c.mon.twoLongest.Round(time.Millisecond), twoActiveBound,
-		c.mon.rawWindows, c.mon.rawLongest.Round(time.Millisecond), len(c.mon.answers))
+		c.mon.rawWindows, c.mon.rawLongest.Round(time.Millisecond), len(c.mon.answers), c.mon.mdsBoth.Round(time.Millisecond))
 	c.mon.mu.Unlock()
 	for _, v := range violations {
 		t.Errorf("invariant broken: %s", v)
@@ -642,19 +853,19 @@ func (c *chaosRun) do(act chaosAct, label string) {
 	switch act.Do {
 	case "kill":
 		c.logf("kill -9 %s", act.Host)
-		if act.Host == "cc" {
-			c.snapshotAudit("cc")
-			c.ccProc.cmd.Process.Signal(syscall.SIGKILL)
-			<-c.ccProc.exited
+		c.snapshotAudit(act.Host)
+		if f := c.ccs[act.Host]; f != nil {
+			f.proc.cmd.Process.Signal(syscall.SIGKILL)
+			<-f.proc.exited
 		} else {
-			c.snapshotAudit(act.Host)
 			c.procs[act.Host].kill(syscall.SIGKILL)
 		}
 		c.dead[act.Host] = true
+		c.mon.noteKill(act.Host, time.Now())
 	case "start":
 		c.logf("restart %s", act.Host)
-		if act.Host == "cc" {
-			c.startCC()
+		if c.ccs[act.Host] != nil {
+			c.startCC(act.Host)
 		} else {
 			c.procs[act.Host] = startIn(t, l, act.Host, c.cfg[act.Host])
 		}
@@ -715,6 +926,16 @@ func (c *chaosRun) do(act chaosAct, label string) {
 			syscall.Kill(pid, syscall.SIGCONT)
 			delete(c.hung, act.Host)
 		}
+	case "mdskill":
+		c.logf("%s", label)
+		c.mds.kill()
+		c.dead["mds"] = true
+	case "mdsstart":
+		c.logf("restart the MDS, with no bindings")
+		if err := c.mds.start(); err != nil {
+			t.Fatalf("restart the MDS: %v", err)
+		}
+		c.dead["mds"] = false
 	case "admin":
 		// At once, as two admins would; the answers are checked as they
 		// come, the schedule goes on.
@@ -727,8 +948,9 @@ func (c *chaosRun) do(act chaosAct, label string) {
 	c.mon.setPaused(c.network && (c.dead["witness"] || c.frozen["witness"]))
 }
 
-func (c *chaosRun) startCC() {
-	c.ccProc = ceStart(c.t, "cc", []string{"RESMAN_CC_DATA_DIR=" + c.ccDataDir}, c.ccAPI+"/healthz", "run", "-c", c.ccCfg)
+func (c *chaosRun) startCC(name string) {
+	f := c.ccs[name]
+	f.proc = ceStart(c.t, name, []string{"RESMAN_CC_DATA_DIR=" + f.dataDir}, f.api+"/healthz", "run", "-c", f.cfg)
 }
 
 // adminCommand runs resman services start|stop with the CLI.
@@ -777,8 +999,8 @@ func (c *chaosRun) asteriskPID(host string) int {
 
 // auditURL is where a component's audit log is read.
 func (c *chaosRun) auditURL(name string) string {
-	if name == "cc" {
-		return c.ccAPI + cc.PathAudit
+	if f := c.ccs[name]; f != nil {
+		return f.api + cc.PathAudit
 	}
 	return c.url[name] + "/api/v1/audit"
 }
@@ -877,13 +1099,36 @@ func (c *chaosRun) sampleLoop(ctx context.Context, name string) {
 			} else {
 				chart.Set(name, now, timeline.Unreachable, "no answer")
 			}
-		case "cc":
+		case "cc-main", "cc-standby":
 			var st cc.Status
-			if authGet(client, c.ccAPI+cc.PathStatus, &st) == nil {
+			if authGet(client, c.ccs[name].api+cc.PathStatus, &st) == nil {
 				s.ok, s.status = true, st.Status
-				chart.Set("cc-main", now, timeline.FromStatus(st.Status), st.Status)
+				chart.Set(name, now, timeline.FromStatus(st.Status), st.Status)
 			} else {
-				chart.Set("cc-main", now, timeline.Unreachable, "no answer")
+				chart.Set(name, now, timeline.Unreachable, "no answer")
+			}
+		case "mds":
+			// Which node the MDS sends calls to: a lane per contact, like
+			// the Edge's; a killed node's binding and its peer's may both
+			// be there until the first lapses.
+			if bs, ok := c.mds.bindings(); ok {
+				s.ok, s.bound = true, map[string]time.Time{}
+				notes := map[string]string{}
+				for _, b := range bs {
+					n := contactNode(b.Contact)
+					s.bound[n] = b.Expires
+					notes[n] = fmt.Sprintf("bound, Call-ID %.8s…", b.CallID)
+				}
+				for _, side := range []string{"main", "standby"} {
+					state, note := timeline.Inactive, "not bound"
+					if n, ok := notes[side]; ok {
+						state, note = timeline.Active, n
+					}
+					chart.Set("mds → "+side, now, state, note)
+				}
+			} else {
+				chart.Set("mds → main", now, timeline.Unreachable, "MDS down")
+				chart.Set("mds → standby", now, timeline.Unreachable, "MDS down")
 			}
 		case "edge":
 			var st edge.Status
@@ -954,30 +1199,80 @@ func (c *chaosRun) checkEdge() {
 
 // checkCC: the follower did not run its services while its node had been
 // answering Inactive for chaosCCGrace (and went on for chaosSkew).
-func (c *chaosRun) checkCC() {
-	mainH, ccH := c.mon.history("main"), c.mon.history("cc")
-	c.mon.mu.Lock()
-	defer c.mon.mu.Unlock()
+func (m *chaosMonitor) checkCC(follower, node string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	reported := time.Time{}
-	for _, s := range ccH {
+	for _, s := range m.hist[follower] {
 		if !s.ok || s.status != api.StatusActive || s.at.Sub(reported) < chaosCCGrace {
 			continue
 		}
-		if notActiveThroughout(mainH, s.at.Add(-chaosCCGrace), s.at.Add(chaosSkew)) {
-			c.mon.violate(s.at, "cc-main active while main has not been Active for %v", chaosCCGrace)
+		if notActiveThroughout(m.hist[node], s.at.Add(-chaosCCGrace), s.at.Add(chaosSkew)) {
+			m.violate(s.at, "%s active while %s has not been Active for %v", follower, node, chaosCCGrace)
 			reported = s.at
 		}
 	}
 }
 
+// checkMDS: the MDS held no binding to a node's contact while that node had
+// been answering Inactive or deactivating for chaosMDSGrace (and went on
+// for chaosSkew). A node that does not answer is not counted: killed -9
+// while Active it cannot unregister, and its binding stays at the MDS,
+// beside the new Active's, until it lapses. Once the node answers again,
+// Inactive, the binding its previous life left counts like any other. It
+// also measures how long the MDS was bound to both nodes at once.
+func (m *chaosMonitor) checkMDS() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var bothLongest time.Duration
+	defer func() { m.mdsBoth = bothLongest }()
+	reported := map[string]time.Time{}
+	var bothSince time.Time
+	for _, s := range m.hist["mds"] {
+		if !s.ok {
+			bothSince = time.Time{}
+			continue
+		}
+		if len(s.bound) >= 2 {
+			if bothSince.IsZero() {
+				bothSince = s.at
+			}
+			bothLongest = max(bothLongest, s.at.Sub(bothSince))
+		} else {
+			bothSince = time.Time{}
+		}
+		for _, node := range []string{"main", "standby"} {
+			exp, ok := s.bound[node]
+			if !ok || s.at.Sub(reported[node]) < chaosMDSExpires {
+				continue
+			}
+			if !leftThroughout(m.hist[node], s.at.Add(-chaosMDSGrace), s.at.Add(chaosSkew)) {
+				continue
+			}
+			reported[node] = s.at
+			msg := fmt.Sprintf("the MDS bound to %s's contact while %s has answered Inactive for %v", node, node, chaosMDSGrace)
+			registered := exp.Add(-chaosMDSExpires) // the MDS grants what is asked
+			for _, k := range m.kills[node] {
+				if k.After(registered) && k.Before(s.at) {
+					msg += fmt.Sprintf(" (registered at %.1fs by the process killed -9 at %.1fs: restarted, %s leaves it until it lapses at %.1fs)",
+						registered.Sub(m.start).Seconds(), k.Sub(m.start).Seconds(), node, exp.Sub(m.start).Seconds())
+					break
+				}
+			}
+			m.violate(s.at, "%s", msg)
+		}
+	}
+}
+
 // settle heals everything and waits for exactly one Active node, seen by
-// its peer, followed by the CC follower and the Edge, for 5 s in a row.
+// its peer, followed by both CC followers, the Edge and the MDS (bound to
+// the Active node's contact and no other), for 5 s in a row.
 func (c *chaosRun) settle() {
 	t, l := c.t, c.pair.lab
 	c.logf("end of the schedule: heal everything")
 	l.heal()
 	c.network = false
-	for _, h := range []string{"main", "standby", "witness", "cc"} {
+	for _, h := range []string{"main", "standby", "witness", "cc-main", "cc-standby"} {
 		if c.frozen[h] {
 			c.procs[h].cmd.Process.Signal(syscall.SIGCONT)
 			c.frozen[h] = false
@@ -988,6 +1283,9 @@ func (c *chaosRun) settle() {
 	}
 	for h := range c.hung {
 		c.do(chaosAct{Do: "sipcont", Host: h}, "heal")
+	}
+	if c.dead["mds"] {
+		c.do(chaosAct{Do: "mdsstart"}, "heal")
 	}
 	c.mon.setPaused(false)
 	c.admin.Wait()
@@ -1003,10 +1301,23 @@ func (c *chaosRun) settle() {
 				st[h] = s
 			}
 		}
-		var ccs cc.Status
+		ccs := map[string]string{}
+		var ccErr error
+		for name, f := range c.ccs {
+			var cs cc.Status
+			if err := authGet(client, f.api+cc.PathStatus, &cs); err != nil {
+				ccErr = err
+			}
+			ccs[name] = cs.Status
+		}
 		var es edge.Status
-		ccErr := authGet(client, c.ccAPI+cc.PathStatus, &ccs)
 		edgeErr := authGet(client, c.edgeAPI+"/api/v1/edge/status", &es)
+		bs, mdsUp := c.mds.bindings()
+		mdsSample := sample{bound: map[string]time.Time{}}
+		for _, b := range bs {
+			mdsSample.bound[contactNode(b.Contact)] = b.Expires
+		}
+		bound := boundNodes(mdsSample)
 		m, s := st["main"], st["standby"]
 		active := ""
 		switch {
@@ -1015,19 +1326,21 @@ func (c *chaosRun) settle() {
 		case s.Status == "active" && m.Status == "inactive":
 			active = "standby"
 		}
-		wantCC := "inactive"
-		if active == "main" {
-			wantCC = "active"
+		wantCC := map[string]string{"cc-main": "inactive", "cc-standby": "inactive"}
+		if active != "" {
+			wantCC["cc-"+active] = "active"
 		}
 		switch {
 		case active == "":
 			why = fmt.Sprintf("main %q, standby %q", m.Status, s.Status)
 		case m.Peer == nil || !m.Peer.Reachable || s.Peer == nil || !s.Peer.Reachable:
 			why = "the nodes do not both see each other"
-		case ccErr != nil || ccs.Status != wantCC:
-			why = fmt.Sprintf("cc-main %q, want %q (%v)", ccs.Status, wantCC, ccErr)
+		case ccErr != nil || !maps.Equal(ccs, wantCC):
+			why = fmt.Sprintf("CC followers %v, want %v (%v)", ccs, wantCC, ccErr)
 		case edgeErr != nil || es.Side != active:
 			why = fmt.Sprintf("edge routes to %q, want %q (%v)", es.Side, active, edgeErr)
+		case !mdsUp || !slices.Equal(bound, []string{active}):
+			why = fmt.Sprintf("the MDS is bound to %v, want [%s]", bound, active)
 		default:
 			why = ""
 		}
@@ -1036,8 +1349,8 @@ func (c *chaosRun) settle() {
 				stable = time.Now()
 			}
 			if time.Since(stable) >= 5*time.Second {
-				c.logf("settled: %s Active (epoch %d), %s Inactive, cc-main %s, edge → %s",
-					active, st[active].Epoch, map[string]string{"main": "standby", "standby": "main"}[active], ccs.Status, es.Side)
+				c.logf("settled: %s Active (epoch %d), %s Inactive, CC followers %v, edge → %s, MDS → %v",
+					active, st[active].Epoch, map[string]string{"main": "standby", "standby": "main"}[active], ccs, es.Side, bound)
 				return
 			}
 		} else {
@@ -1125,12 +1438,12 @@ func TestChaosMonitorCatches(t *testing.T) {
 	for s := 0.0; s < 40; s += 0.5 {
 		st := "deactivating"
 		if int(s)%10 == 9 {
-			m.record("cc", sample{at: at(s)}) // no answer: does not end the run
+			m.record("cc-main", sample{at: at(s)}) // no answer: does not end the run
 			continue
 		}
-		m.record("cc", sample{at: at(s), ok: true, status: st})
+		m.record("cc-main", sample{at: at(s), ok: true, status: st})
 	}
-	if len(m.violations) != 1 || !strings.Contains(m.violations[0], "cc deactivating") {
+	if len(m.violations) != 1 || !strings.Contains(m.violations[0], "cc-main deactivating") {
 		t.Fatalf("40 s deactivating: %v", m.violations)
 	}
 
@@ -1150,5 +1463,95 @@ func TestChaosMonitorCatches(t *testing.T) {
 		if got := notActiveThroughout(h, at(tc.sent).Add(-chaosEdgeGrace), at(tc.sent+0.01)); got != tc.want {
 			t.Errorf("request sent at %v s: not Active throughout = %v, want %v", tc.sent, got, tc.want)
 		}
+	}
+
+	// A follower of each node: cc-standby running while standby has
+	// answered Inactive from 10 s on is caught once cc-standby has gone on
+	// for chaosCCGrace; cc-main, following the Active main, is not.
+	m = newMon()
+	for s := 0.0; s < 25; s += 0.1 {
+		mn, sb := "inactive", "active"
+		if s >= 10 {
+			mn, sb = "active", "inactive"
+		}
+		m.record("main", node(s, mn, true))
+		m.record("standby", node(s+0.02, sb, true))
+		m.record("cc-main", node(s+0.04, mn, true))
+		m.record("cc-standby", node(s+0.06, "active", true))
+	}
+	m.checkCC("cc-main", "main")
+	m.checkCC("cc-standby", "standby")
+	if len(m.violations) != 1 || !strings.Contains(m.violations[0], "cc-standby active while standby") {
+		t.Fatalf("cc-standby running 15 s after standby went Inactive: %v", m.violations)
+	}
+
+	// The MDS. mdsRun plays main Active until 10 s then as main says from
+	// there (status "" is no answer), standby the other way round, and the
+	// MDS bound to standby from 10.2 s and to main until mainUntil, each
+	// binding refreshed at regAt (its expiry is regAt + chaosMDSExpires).
+	mdsRun := func(mainFrom func(s float64) string, mainUntil, regAt float64, kills ...float64) *chaosMonitor {
+		m := newMon()
+		for _, k := range kills {
+			m.noteKill("main", at(k))
+		}
+		for s := 0.0; s < 30; s += 0.1 {
+			mn, sb := "active", "inactive"
+			if s >= 10 {
+				mn, sb = mainFrom(s), "active"
+			}
+			if mn == "" {
+				m.record("main", sample{at: at(s)})
+			} else {
+				m.record("main", node(s, mn, true))
+			}
+			m.record("standby", node(s+0.02, sb, true))
+			bound := map[string]time.Time{}
+			if s < mainUntil {
+				bound["main"] = at(regAt).Add(chaosMDSExpires)
+			}
+			if s >= 10.2 {
+				bound["standby"] = at(s).Add(chaosMDSExpires)
+			}
+			m.record("mds", sample{at: at(s + 0.04), ok: true, bound: bound})
+		}
+		m.checkMDS()
+		return m
+	}
+	status := func(st string) func(float64) string { return func(float64) string { return st } }
+	// Unregistered as main deactivates: fine, and the overlap is measured.
+	m = mdsRun(status("inactive"), 10.5, 8)
+	if len(m.violations) != 0 || m.mdsBoth < 200*time.Millisecond {
+		t.Fatalf("binding gone within the grace: %v, bound to both for %v", m.violations, m.mdsBoth)
+	}
+	// Still bound 4 s after main answered Inactive (or deactivating).
+	for _, st := range []string{"inactive", "deactivating"} {
+		m = mdsRun(status(st), 14, 8)
+		if len(m.violations) != 1 || !strings.Contains(m.violations[0], "the MDS bound to main's contact while main has answered Inactive") ||
+			strings.Contains(m.violations[0], "killed") {
+			t.Fatalf("bound to main 4 s after it answered %s: %v", st, m.violations)
+		}
+	}
+	// Main activating again (its binding about to be refreshed) is not
+	// Inactive.
+	if m = mdsRun(status("activating"), 14, 8); len(m.violations) != 0 {
+		t.Fatalf("bound to an activating main: %v", m.violations)
+	}
+	// Killed -9 at 10 s: its binding may stay while it does not answer...
+	dead := func(until float64) func(float64) string {
+		return func(s float64) string {
+			if s < until {
+				return ""
+			}
+			return "inactive"
+		}
+	}
+	m = mdsRun(dead(18), 18, 8, 10)
+	if len(m.violations) != 0 {
+		t.Fatalf("bound to a dead main: %v", m.violations)
+	}
+	// ...not once it answers Inactive again, restarted.
+	m = mdsRun(dead(12), 18, 8, 10)
+	if len(m.violations) != 1 || !strings.Contains(m.violations[0], "killed -9 at 10.0s") {
+		t.Fatalf("bound to a restarted, Inactive main: %v", m.violations)
 	}
 }

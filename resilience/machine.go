@@ -485,9 +485,10 @@ func (m *Machine) becomeDeactivating(who, action, reason, cause string) []Action
 		Persist{Saved{Status: Inactive, Epoch: m.epoch}},
 		Record{Who: who, Action: action, Reason: reason, Cause: cause, Outcome: OutcomeOK, Epoch: m.epoch, From: from, To: Deactivating},
 	}
-	if from == Active {
+	if from == Active || action == "boot" {
 		// Unregister first so the media servers stop sending calls to
-		// services about to stop.
+		// services about to stop. At boot too: a previous life of this
+		// node (killed while Active) may have left its binding there.
 		acts = append(acts, UnregisterSIP{})
 	}
 	return append(acts, StopServices{})

@@ -102,11 +102,15 @@ type Registrar struct {
 	cancelBase context.CancelFunc
 	wg         sync.WaitGroup // loops, probes and unregisters in flight
 
-	mu      sync.Mutex
-	active  bool
-	epoch   uint64
-	running bool
-	closed  bool
+	mu     sync.Mutex
+	active bool
+	// leftover: a binding of this contact from before this Registrar may
+	// remain at the MDS (a node killed while Active cannot unregister).
+	// The first Deactivate clears it even while inactive.
+	leftover bool
+	epoch    uint64
+	running  bool
+	closed   bool
 }
 
 // New checks cfg and builds a Registrar. Nothing is sent before Activate
@@ -127,7 +131,7 @@ func New(cfg config.XDS, opts Options) (*Registrar, error) {
 		opts.Hostname = contact.Host
 	}
 
-	r := &Registrar{opts: opts, log: log, contact: contact}
+	r := &Registrar{opts: opts, log: log, contact: contact, leftover: true}
 	for i, m := range cfg.MDS {
 		b, err := newBinding(r, i, m)
 		if err != nil {
@@ -211,7 +215,7 @@ func (r *Registrar) Activate(epoch uint64) {
 		r.log.Debug("already active", "epoch", epoch)
 		return
 	}
-	r.active = true
+	r.active, r.leftover = true, false
 	r.log.Info("activating: registering to the MDS", "epoch", epoch, "mds", len(r.bindings))
 	for _, b := range r.bindings {
 		b.start(r.base, &r.wg)
@@ -220,7 +224,9 @@ func (r *Registrar) Activate(epoch uint64) {
 
 // Deactivate stops refreshing and unregisters from every MDS in parallel.
 // It returns when every MDS has answered or ctx is done, whichever comes
-// first; the error joins the failures. While inactive it does nothing.
+// first; the error joins the failures. While inactive it does nothing,
+// except the first time: then it removes any binding of this contact a
+// previous run left (once, best effort).
 func (r *Registrar) Deactivate(ctx context.Context) error {
 	return r.deactivate(ctx, false)
 }
@@ -230,12 +236,16 @@ func (r *Registrar) deactivate(ctx context.Context, final bool) error {
 	if final {
 		r.closed = true
 	}
-	if !r.active {
+	switch {
+	case r.active:
+		r.log.Info("deactivating: unregistering from the MDS", "epoch", r.epoch)
+	case r.leftover && !final:
+		r.log.Info("inactive: removing any binding a previous run left at the MDS")
+	default:
 		r.mu.Unlock()
 		return nil
 	}
-	r.active = false
-	r.log.Info("deactivating: unregistering from the MDS", "epoch", r.epoch)
+	r.active, r.leftover = false, false
 	stops := make([]func(context.Context) error, len(r.bindings))
 	for i, b := range r.bindings {
 		stops[i] = b.stop()

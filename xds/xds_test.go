@@ -259,8 +259,18 @@ func TestActivateIdempotentDeactivateNoop(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// The first Deactivate clears what a previous run may have left (one
+	// unregistration); the next ones while inactive send nothing.
+	if err := r.Deactivate(ctx); err != nil {
+		t.Fatalf("first Deactivate while inactive: %v", err)
+	}
+	rec.wait(t, 0, 5*time.Second, kind("mds1", EventUnregistered))
+	before := srv.Stats().Registers
 	if err := r.Deactivate(ctx); err != nil {
 		t.Fatalf("Deactivate while inactive: %v", err)
+	}
+	if got := srv.Stats().Registers; got != before {
+		t.Errorf("a second Deactivate while inactive sent %d REGISTERs", got-before)
 	}
 	r.Activate(1)
 	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
@@ -290,8 +300,38 @@ func TestActivateIdempotentDeactivateNoop(t *testing.T) {
 			n++
 		}
 	}
-	if n != 1 {
-		t.Errorf("%d unregistered events, want 1", n)
+	if n != 2 {
+		t.Errorf("%d unregistered events, want 2 (the leftover clearing, then the deactivation)", n)
+	}
+}
+
+// A node killed while Active cannot unregister: its binding stays at the
+// MDS. The next run of the node removes it at its first Deactivate, which
+// the core asks for at every boot that does not end Active.
+func TestFirstDeactivateRemovesALeftoverBinding(t *testing.T) {
+	srv := startRegistrar(t, "udp", registrar.Options{User: "pbx", Password: "pw"})
+	cfg := config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}
+
+	prevRec := newRecorder()
+	prev := startXDS(t, cfg, fastOptions(nil, prevRec))
+	prev.Activate(1)
+	prevRec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
+	prev.cancelBase() // its loops end without unregistering, as under kill -9
+	if _, ok := bindingOf(srv, testContact); !ok {
+		t.Fatalf("no binding of the previous run: %+v", srv.Bindings())
+	}
+
+	r := startXDS(t, cfg, fastOptions(nil, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Deactivate(ctx); err != nil {
+		t.Fatalf("Deactivate: %v", err)
+	}
+	if _, ok := bindingOf(srv, testContact); ok {
+		t.Errorf("the previous run's binding is still at the MDS: %+v", srv.Bindings())
+	}
+	if st := r.Status()[0]; st.Registered || st.StatusCode != 200 || st.Error != "" {
+		t.Errorf("status after clearing = %+v", st)
 	}
 }
 

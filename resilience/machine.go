@@ -346,7 +346,10 @@ func (m *Machine) tick() []Action {
 		// The hold after stepping down lasts until the peer has taken
 		// over; from then on failback waits out its own hold.
 		m.holdTicks = 0
-	case m.holdTicks > 0:
+	case m.holdTicks > 0 && m.status == Inactive:
+		// Counted from Inactive on: stopping a hung service can take its
+		// whole stop timeout, and the hold must outlast it, or this node
+		// would take back the Active role before the peer could.
 		m.holdTicks--
 	}
 	if m.failoverTicks > 0 {

@@ -273,7 +273,7 @@ func (s *Supervisor) waitRun(svc *service, p *process) {
 	})
 }
 
-// stopRun sends SIGTERM to svc's process group, then SIGKILL after the
+// stopRun sends SIGTERM (and SIGCONT) to svc's process group, then SIGKILL after the
 // service's timeout or once ctx is done.
 func (s *Supervisor) stopRun(ctx context.Context, svc *service) error {
 	svc.mu.Lock()
@@ -293,6 +293,10 @@ func (s *Supervisor) stopRun(ctx context.Context, svc *service) error {
 	if err := procexec.KillGroup(p.pgid, syscall.SIGTERM); err != nil {
 		svc.log.Warn("cannot send SIGTERM", "pid", p.pgid, "error", err)
 	}
+	// As systemd does: a stopped (frozen) process only acts on SIGTERM
+	// once continued; without this it would hold the stop for the whole
+	// timeout.
+	_ = procexec.KillGroup(p.pgid, syscall.SIGCONT)
 	timer := time.NewTimer(svc.spec.Timeout)
 	defer timer.Stop()
 	select {

@@ -340,6 +340,39 @@ func TestRunProcessIgnoringSIGTERMGetsSIGKILL(t *testing.T) {
 	}
 }
 
+// A frozen process (SIGSTOP) stops at SIGTERM, as under systemd: resman
+// continues it, rather than waiting the whole timeout for a SIGKILL.
+func TestRunProcessFrozenStopsAtSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	log, lb := testLogger(t)
+	s := newTestSupervisor(t, []config.Service{{
+		Name:    "frozen",
+		// It handles SIGTERM (as Asterisk does): a stopped process keeps
+		// such a signal pending until it is continued.
+		Run:     sh(`trap 'exit 0' TERM; echo $$ > "$DIR/pid"; sleep 60 & wait`),
+		Timeout: 30 * time.Second,
+	}}, Options{Env: []string{"DIR=" + dir}, Logger: log})
+	if err := s.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	pid := readPID(t, filepath.Join(dir, "pid"))
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := s.Stop(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if !processGone(pid) {
+		t.Errorf("process %d survived Stop", pid)
+	}
+	// Not a speed target: the stop ended on SIGTERM, far inside its
+	// 30 s timeout, and without a SIGKILL.
+	if d := time.Since(start); d > 20*time.Second || strings.Contains(lb.String(), "sending SIGKILL") {
+		t.Errorf("the frozen process was stopped by SIGKILL after %v, not by SIGTERM", d)
+	}
+}
+
 func TestOnChangeFires(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string

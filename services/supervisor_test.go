@@ -346,7 +346,7 @@ func TestRunProcessFrozenStopsAtSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	log, lb := testLogger(t)
 	s := newTestSupervisor(t, []config.Service{{
-		Name:    "frozen",
+		Name: "frozen",
 		// It handles SIGTERM (as Asterisk does): a stopped process keeps
 		// such a signal pending until it is continued.
 		Run:     sh(`trap 'exit 0' TERM; echo $$ > "$DIR/pid"; sleep 60 & wait`),

@@ -109,6 +109,7 @@ func TestDebianPackage(t *testing.T) {
 		"/usr/share/doc/resman/reference/replication.md":   "-rw-r--r-- root/root",
 		"/usr/share/lintian/overrides/resman":              "-rw-r--r-- root/root",
 		"/usr/share/doc/resman/copyright":                  "-rw-r--r-- root/root",
+		"/usr/share/doc/resman/img/keepalived.svg":         "-rw-r--r-- root/root",
 		"/usr/share/doc/resman/CHANGELOG.md":               "-rw-r--r-- root/root",
 		"/usr/share/bash-completion/completions/resman":    "-rw-r--r-- root/root",
 		"/usr/share/zsh/vendor-completions/_resman":        "-rw-r--r-- root/root",

@@ -120,9 +120,16 @@ type Peer struct {
 type Gossip struct {
 	// Bind is the local gossip host:port. Default: 0.0.0.0:7946.
 	Bind string `mapstructure:"bind"`
-	// Key is base64 of 16, 24 or 32 bytes, the same on every member.
-	// Required in auto mode. Secret.
+	// Key is base64 of 16, 24 or 32 bytes: the primary key, which gossip
+	// is encrypted with, and which every member must accept (as its own
+	// Key or among its ExtraKeys). Required in auto mode, and whenever
+	// ExtraKeys is set. Secret.
 	Key string `mapstructure:"key" secret:"true"`
+	// ExtraKeys are further keys of the same form, accepted to decrypt
+	// gossip but never used to encrypt it: the keyring of a key rotation
+	// without a gap. At most MaxExtraGossipKeys, none twice, not Key
+	// itself. A reload applies Key and ExtraKeys live. Secret.
+	ExtraKeys []string `mapstructure:"extra_keys" secret:"true"`
 	// ProbeInterval between two probes of a member. Default: 200ms.
 	ProbeInterval time.Duration `mapstructure:"probe_interval"`
 	// ProbeTimeout waits for one probe's ack; below ProbeInterval.
@@ -239,6 +246,10 @@ type Drain struct {
 	// Interval between checks. Default: 2s.
 	Interval time.Duration `mapstructure:"interval"`
 }
+
+// MaxExtraGossipKeys bounds gossip.extra_keys: a rotation needs one; every
+// key is tried on every packet that the primary does not decrypt.
+const MaxExtraGossipKeys = 4
 
 // MaxHookTimeout is the longest a hook may run: a before_activate hook
 // delays the activation by as much.

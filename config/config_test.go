@@ -314,6 +314,9 @@ func TestEnvKeys(t *testing.T) {
 	if k := got["RESMAN_GOSSIP_JOIN"]; !k.list || k.optional {
 		t.Errorf("gossip.join: %+v", k)
 	}
+	if k := got["RESMAN_GOSSIP_EXTRA_KEYS"]; !k.list || k.optional {
+		t.Errorf("gossip.extra_keys: %+v", k)
+	}
 	if k := got["RESMAN_PEER_NAME"]; !k.optional {
 		t.Errorf("peer.name: %+v", k)
 	}
@@ -689,7 +692,8 @@ func TestRedacted(t *testing.T) {
 	for name, got := range map[string]string{
 		"api.token": r.API.Token, "api.users[0].password_hash": r.API.Users[0].PasswordHash,
 		"api.users[1].password_hash": r.API.Users[1].PasswordHash, "gossip.key": r.Gossip.Key,
-		"xds.mds[0].password": r.XDS.MDS[0].Password, "cc.token": r.CC.Token, "edge.token": r.Edge.Token,
+		"gossip.extra_keys[0]": r.Gossip.ExtraKeys[0],
+		"xds.mds[0].password":  r.XDS.MDS[0].Password, "cc.token": r.CC.Token, "edge.token": r.Edge.Token,
 	} {
 		if got != RedactedValue {
 			t.Errorf("%s = %q, want %s", name, got, RedactedValue)
@@ -708,6 +712,7 @@ func TestRedacted(t *testing.T) {
 	r.Services[0].Start[0] = "x"
 	r.Services[0].Check.SIP = "x"
 	r.Gossip.Join[0] = "x"
+	r.Gossip.ExtraKeys[0] = "x"
 	r.Node.Name = "x"
 	if !reflect.DeepEqual(c, orig) {
 		t.Error("the copy aliases the original")
@@ -732,7 +737,8 @@ func TestSecretsAreTagged(t *testing.T) {
 		for _, f := range fieldsOf(typ) {
 			sf := typ.Field(f.index)
 			k := childKey(key, f.name)
-			looksSecret := strings.Contains(f.name, "token") || strings.Contains(f.name, "password") || strings.HasSuffix(f.name, "key")
+			looksSecret := strings.Contains(f.name, "token") || strings.Contains(f.name, "password") ||
+				strings.HasSuffix(f.name, "key") || strings.HasSuffix(f.name, "_keys")
 			if looksSecret != (sf.Tag.Get("secret") == "true") {
 				t.Errorf("%s: looks secret %v, tagged %q", k, looksSecret, sf.Tag.Get("secret"))
 			}

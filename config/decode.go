@@ -45,6 +45,22 @@ func childKey(parent, name string) string {
 type decoder struct {
 	probs Problems
 	set   map[string]bool
+	// secret is set while a field tagged secret:"true" is decoded: its
+	// problems then describe the value without showing it.
+	secret bool
+}
+
+// describe names a value for a problem, without its text for a secret.
+func (d *decoder) describe(in any) string {
+	if d.secret {
+		switch in.(type) {
+		case string:
+			return "a string"
+		case float64:
+			return "a decimal number"
+		}
+	}
+	return describe(in)
 }
 
 func (d *decoder) problem(key, format string, args ...any) {
@@ -98,7 +114,7 @@ func (d *decoder) decode(key string, in any, out reflect.Value) {
 func (d *decoder) decodeStruct(key string, in any, out reflect.Value) {
 	m, ok := asMap(in)
 	if !ok {
-		d.problem(key, "expected a section of key: value pairs, got %s", describe(in))
+		d.problem(key, "expected a section of key: value pairs, got %s", d.describe(in))
 		return
 	}
 	d.set[key] = true
@@ -114,7 +130,10 @@ func (d *decoder) decodeStruct(key string, in any, out reflect.Value) {
 			d.problem(childKey(key, k), "unknown key, %s", suggest(k, fs))
 			continue
 		}
+		secret := d.secret
+		d.secret = secret || out.Type().Field(fs[i].index).Tag.Get("secret") == "true"
 		d.decode(childKey(key, k), m[k], out.Field(fs[i].index))
+		d.secret = secret
 	}
 }
 
@@ -132,7 +151,7 @@ func (d *decoder) decodeSlice(key string, in any, out reflect.Value) {
 		if out.Type().Elem().Kind() == reflect.Struct {
 			example = "of sections (- name: ...)"
 		}
-		d.problem(key, "expected a list %s, got %s", example, describe(in))
+		d.problem(key, "expected a list %s, got %s", example, d.describe(in))
 		return
 	}
 	s := reflect.MakeSlice(out.Type(), len(items), len(items))
@@ -174,9 +193,13 @@ func (d *decoder) str(key string, in any) (string, bool) {
 	case float64, bool:
 		// YAML changed what was written (2025.10 becomes 2025.1, yes may
 		// become true): ask for quotes rather than guess.
-		d.problem(key, "expected a string, got %s %v: put the value in quotes", describe(in), v)
+		if d.secret {
+			d.problem(key, "expected a string, got %s: put the value in quotes", d.describe(in))
+		} else {
+			d.problem(key, "expected a string, got %s %v: put the value in quotes", describe(in), v)
+		}
 	default:
-		d.problem(key, "expected a string, got %s", describe(in))
+		d.problem(key, "expected a string, got %s", d.describe(in))
 	}
 	return "", false
 }

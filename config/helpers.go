@@ -66,10 +66,27 @@ func (c *Config) GossipKeyBytes() ([]byte, error) {
 	return b, nil
 }
 
+// GossipKeys decodes gossip.key, the primary key gossip is encrypted with,
+// and gossip.extra_keys, the other keys accepted to decrypt it.
+func (c *Config) GossipKeys() (primary []byte, extra [][]byte, err error) {
+	if primary, err = c.GossipKeyBytes(); err != nil {
+		return nil, nil, err
+	}
+	for i, k := range c.Gossip.ExtraKeys {
+		b, err := decodeGossipKey(k)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gossip.extra_keys[%d]: %w", i, err)
+		}
+		extra = append(extra, b)
+	}
+	return primary, extra, nil
+}
+
 // Redacted returns a deep copy of c with every non-empty secret (fields
 // tagged secret:"true": api.token, api.users[].password_hash, gossip.key,
-// xds.mds[].password, cc.token, edge.token) replaced by RedactedValue, for
-// logs and "config check --print". c is left untouched.
+// each of gossip.extra_keys, xds.mds[].password, cc.token, edge.token,
+// edge.tls.key) replaced by RedactedValue, for logs and "config check
+// --print". c is left untouched.
 func (c *Config) Redacted() *Config {
 	if c == nil {
 		return nil
@@ -122,13 +139,29 @@ func redact(v reflect.Value) {
 	case reflect.Struct:
 		for i := range v.NumField() {
 			f := v.Field(i)
-			if v.Type().Field(i).Tag.Get("secret") == "true" && f.Kind() == reflect.String {
-				if f.String() != "" {
-					f.SetString(RedactedValue)
-				}
+			if v.Type().Field(i).Tag.Get("secret") == "true" {
+				redactSecret(f)
 				continue
 			}
 			redact(f)
 		}
+	}
+}
+
+// redactSecret replaces a secret string, or each item of a list of them.
+func redactSecret(f reflect.Value) {
+	switch {
+	case f.Kind() == reflect.String:
+		if f.String() != "" {
+			f.SetString(RedactedValue)
+		}
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		for i := range f.Len() {
+			redactSecret(f.Index(i))
+		}
+	default:
+		// A secret of another kind would need its own case: rather than
+		// leave it in clear, drop it.
+		f.Set(reflect.Zero(f.Type()))
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -166,11 +167,14 @@ func (v *checker) gossip() {
 	switch {
 	case g.Key == "" && v.auto():
 		v.add("gossip.key", "required in auto mode: base64 of 16, 24 or 32 random bytes (openssl rand -base64 32)")
+	case g.Key == "" && len(g.ExtraKeys) > 0:
+		v.add("gossip.key", "required with gossip.extra_keys: the key gossip is encrypted with (extra keys are only accepted)")
 	case g.Key != "":
 		if _, err := decodeGossipKey(g.Key); err != nil {
 			v.add("gossip.key", "%v", err)
 		}
 	}
+	v.extraGossipKeys(g)
 	v.required("gossip.bind", g.Bind, "host:port, like "+DefaultBind)
 	v.hostPort("gossip.bind", g.Bind, false, DefaultBind)
 	v.positive("gossip.probe_interval", g.ProbeInterval)
@@ -191,6 +195,34 @@ func (v *checker) gossip() {
 			v.add(key, "must be a host:port, got an empty value")
 		} else {
 			v.hostPort(key, j, true, "10.0.0.2:7946")
+		}
+	}
+}
+
+// extraGossipKeys checks gossip.extra_keys like gossip.key, each by its
+// index, and refuses repeats (compared decoded). No value is echoed.
+func (v *checker) extraGossipKeys(g Gossip) {
+	if n := len(g.ExtraKeys); n > MaxExtraGossipKeys {
+		v.add("gossip.extra_keys", "at most %d keys, got %d: keep only the keys some member still encrypts with", MaxExtraGossipKeys, n)
+	}
+	primary, _ := decodeGossipKey(g.Key)
+	seen := map[string]int{}
+	for i, k := range g.ExtraKeys {
+		key := fmt.Sprintf("gossip.extra_keys[%d]", i)
+		b, err := decodeGossipKey(k)
+		switch {
+		case k == "":
+			v.add(key, "must be base64 of 16, 24 or 32 random bytes (openssl rand -base64 32), got an empty value")
+		case err != nil:
+			v.add(key, "%v", err)
+		case primary != nil && bytes.Equal(b, primary):
+			v.add(key, "is gossip.key itself: the primary key is always accepted, list only the other keys here")
+		default:
+			if j, dup := seen[string(b)]; dup {
+				v.add(key, "duplicate of gossip.extra_keys[%d]", j)
+			} else {
+				seen[string(b)] = i
+			}
 		}
 	}
 }

@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "resman")
 	build := exec.Command("go", "build", "-o", binary, ".")
+	// Static, as the package ships it (the package test runs it in a
+	// chroot of the unpacked package).
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build resman:", err)

@@ -7,13 +7,18 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/resman-pbx/resman/config"
 )
@@ -265,6 +270,8 @@ func TestDebianPackage(t *testing.T) {
 		}
 	}
 
+	t.Run("unit-runs-the-daemon", func(t *testing.T) { unitRunsTheDaemon(t, root, unit) })
+
 	t.Run("systemd-analyze", func(t *testing.T) {
 		if _, err := exec.LookPath("systemd-analyze"); err != nil {
 			t.Skip("systemd-analyze is not installed (apt-get install systemd): unit not verified")
@@ -283,4 +290,128 @@ func TestDebianPackage(t *testing.T) {
 			t.Errorf("systemd-analyze verify resman.service: %v\n%s", err, msgs)
 		}
 	})
+}
+
+// unitRunsTheDaemon does what systemd does with the unit, without systemd
+// (no PID 1 here): in the unpacked package as its root (chroot; the binary
+// is static), in a network namespace of its own (the shipped config listens
+// on 127.0.0.1:9440), as an unprivileged user, it runs ExecStart as
+// shipped with the shipped config, waits for READY=1 on NOTIFY_SOCKET
+// (Type=notify), asks the daemon its status, runs ExecReload with MAINPID
+// set, and stops it with SIGTERM as systemd's stop does, within
+// TimeoutStopSec.
+func unitRunsTheDaemon(t *testing.T, root string, unit map[string]string) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (chroot, unshare): the daemon is not started from the unit")
+	}
+	for _, tool := range []string{"unshare", "chroot", "nsenter", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s missing: the daemon is not started from the unit", tool)
+		}
+	}
+	// The package's data directory, owned by the unprivileged user the
+	// daemon runs as here (nobody: the package's resman user exists only
+	// once postinst ran).
+	const uid = 65534
+	// What postinst does with the resman user: the data directory is
+	// his, the config directory and file his group's.
+	for path, owner := range map[string][2]int{"var/lib/resman": {uid, uid}, "etc/resman": {0, uid}, "etc/resman/resman.yaml": {0, uid}} {
+		if err := os.Chown(filepath.Join(root, path), owner[0], owner[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The root of a system: readable by all (t.TempDir makes it 0700).
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// NOTIFY_SOCKET is resolved inside the chroot.
+	if err := os.MkdirAll(filepath.Join(root, "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(root, "run/notify")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := os.Chmod(sock, 0o777); err != nil {
+		t.Fatal(err)
+	}
+
+	argv := strings.Fields(unit["ExecStart"])
+	script := fmt.Sprintf("ip link set lo up && exec chroot --userspec=%d:%d %s %s", uid, uid, root, strings.Join(argv, " "))
+	cmd := exec.Command("unshare", "--net", "sh", "-c", script)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET=/run/notify"}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	exited := false
+	defer func() {
+		if !exited {
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("daemon output:\n%s", out.String())
+		}
+	}()
+
+	notified := func(want string) {
+		t.Helper()
+		ln.SetReadDeadline(time.Now().Add(30 * time.Second))
+		buf := make([]byte, 256)
+		n, err := ln.Read(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("notify socket got %q, %v; want %q", buf[:n], err, want)
+		}
+	}
+	notified("READY=1")
+
+	// Asked from inside its network namespace, with the shipped token.
+	pid := cmd.Process.Pid
+	status := exec.Command("nsenter", "-t", strconv.Itoa(pid), "-n", filepath.Join(root, "usr/bin/resman"),
+		"status", "--node", "http://127.0.0.1:9440")
+	status.Env = []string{"RESMAN_TOKEN=CHANGE-ME-this-placeholder-token-is-public"}
+	got, err := status.CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "xivo-main (main, manual mode)") {
+		t.Fatalf("status of the daemon: %v\n%s", err, got)
+	}
+
+	// ExecReload, as systemd runs it.
+	reload := exec.Command("sh", "-c", unit["ExecReload"])
+	reload.Env = []string{"PATH=/usr/bin:/bin", "MAINPID=" + strconv.Itoa(pid)}
+	if msg, err := reload.CombinedOutput(); err != nil {
+		t.Fatalf("ExecReload: %v\n%s", err, msg)
+	}
+	waitFor(t, "the reload logged", func() bool { return strings.Contains(out.String(), "reload") })
+	select {
+	case err := <-done:
+		exited = true
+		t.Fatalf("the daemon exited on reload: %v", err)
+	default:
+	}
+
+	// Stop: SIGTERM, then systemd waits TimeoutStopSec before SIGKILL.
+	stopWithin, err := time.ParseDuration(unit["TimeoutStopSec"] + "s")
+	if err != nil {
+		t.Fatalf("TimeoutStopSec=%q: %v", unit["TimeoutStopSec"], err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		exited = true
+		if err != nil {
+			t.Errorf("the daemon ended with %v on SIGTERM, want exit 0 (Restart=on-failure would restart it)", err)
+		}
+	case <-time.After(stopWithin):
+		t.Fatalf("the daemon did not stop within TimeoutStopSec (%v)", stopWithin)
+	}
+	// What it persisted is in the package's data directory.
+	if _, err := os.Stat(filepath.Join(root, "var/lib/resman/state.json")); err != nil {
+		t.Errorf("no state.json in the data directory: %v", err)
+	}
 }

@@ -41,9 +41,13 @@ type Options struct {
 	// Advertise is the ip:port the others reach this member at, when it is
 	// not Bind's (NAT, or Bind on every address of a multi-homed host).
 	Advertise string
-	// Key is the gossip encryption key, 16, 24 or 32 bytes, the same on
-	// every member. Required.
+	// Key is the primary gossip key, 16, 24 or 32 bytes: gossip is
+	// encrypted with it. Every member must accept it. Required.
 	Key []byte
+	// ExtraKeys are further keys of the same sizes accepted to decrypt
+	// gossip, never used to encrypt it: for a key rotation without a gap.
+	// SetKeys changes Key and ExtraKeys at run time.
+	ExtraKeys [][]byte
 	// Join lists the members' gossip host:port to join at start and to
 	// rejoin while one of them is missing. This member's own address may be
 	// in the list; it is skipped.
@@ -86,6 +90,11 @@ type Cluster struct {
 	pushSem chan struct{}
 	queue   *eventQueue
 	events  chan Event
+
+	// keyring holds Key and ExtraKeys; memberlist reads it under its own
+	// lock. keyMu serialises SetKeys.
+	keyring *memberlist.Keyring
+	keyMu   sync.Mutex
 
 	mu      sync.Mutex
 	self    Meta
@@ -151,6 +160,7 @@ func New(opts Options, initial Meta) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: start gossip on %s: %w", where, err)
 	}
 	c.ml = ml
+	c.met.setKeys(c.Keys())
 	local := ml.LocalNode()
 	c.addr = net.JoinHostPort(local.Addr.String(), strconv.Itoa(int(local.Port)))
 	c.updateGauges()
@@ -161,7 +171,7 @@ func New(opts Options, initial Meta) (*Cluster, error) {
 	// end by its timeout once memberlist is down, and it touches nothing
 	// of ours but the logger.
 	go c.pushLoop()
-	c.log.Info("gossip started", "name", opts.Name, "addr", c.addr, "join", opts.Join,
+	c.log.Info("gossip started", "name", opts.Name, "addr", c.addr, "join", opts.Join, "keys", c.Keys().String(),
 		"probe_interval", opts.ProbeInterval, "probe_timeout", opts.ProbeTimeout, "suspicion_mult", opts.SuspicionMult)
 	return c, nil
 }
@@ -171,13 +181,7 @@ func (o *Options) fill() error {
 	if o.Name == "" {
 		bad = append(bad, "empty name")
 	}
-	switch len(o.Key) {
-	case 16, 24, 32:
-	case 0:
-		bad = append(bad, "gossip key missing: 16, 24 or 32 bytes, the same on every member")
-	default:
-		bad = append(bad, fmt.Sprintf("gossip key of %d bytes: must be 16, 24 or 32", len(o.Key)))
-	}
+	bad = append(bad, checkKeys(o.Key, o.ExtraKeys)...)
 	if o.Transport == nil {
 		if _, _, err := splitHostPort(o.Bind, true); err != nil {
 			bad = append(bad, fmt.Sprintf("bind %q: %v", o.Bind, err))
@@ -243,7 +247,14 @@ func (c *Cluster) memberlistConfig(logger *log.Logger) (*memberlist.Config, erro
 	cfg := memberlist.DefaultLANConfig()
 	cfg.Name = o.Name
 	cfg.Logger = logger
-	cfg.SecretKey = slices.Clone(o.Key)
+	// A keyring rather than SecretKey alone, so that SetKeys can change
+	// the keys while gossip runs. Never nil: gossip is always encrypted.
+	kr, err := memberlist.NewKeyring(ringKeys(o.Key, o.ExtraKeys)[1:], slices.Clone(o.Key))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	c.keyring = kr
+	cfg.Keyring = kr
 	cfg.GossipVerifyIncoming = true
 	cfg.GossipVerifyOutgoing = true
 

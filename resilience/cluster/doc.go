@@ -9,6 +9,10 @@
 // from the join, leave and update notifications: memberlist's Node.State
 // is not reliable in them.
 //
+// Gossip is encrypted with the primary key; extra keys are also accepted.
+// SetKeys changes the keyring while gossip runs, for a key rotation
+// without a gap; keys are only ever named by their Fingerprint.
+//
 // Two things memberlist does not do alone, and this package does:
 //
 //   - Rejoin. Two members that declared each other dead during a

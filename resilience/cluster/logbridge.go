@@ -118,6 +118,6 @@ func (b *logBridge) reject(dir, addr string) {
 	b.mu.Unlock()
 	if warn {
 		b.log.Warn("gossip "+dir+" "+addr+" rejected: wrong gossip.key?",
-			"peer", addr, "hint", "gossip.key must be the same on every member; further rejections from this address are counted in resman_gossip_rejected_total and logged at most once a minute")
+			"peer", addr, "hint", "each member must accept the key the others encrypt with: the same gossip.key, or during a rotation the other's key in gossip.extra_keys; further rejections from this address are counted in resman_gossip_rejected_total and logged at most once a minute")
 	}
 }

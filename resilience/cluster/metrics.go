@@ -13,6 +13,8 @@ type metrics struct {
 	rejoins  *prometheus.CounterVec
 	rejected prometheus.Counter
 	peerDown prometheus.Histogram
+	keys     prometheus.Gauge
+	keyInfo  *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,6 +31,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		peerDown: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "resman_gossip_peer_down_seconds",
 			Help:    "Time from the last sign of life of a member (an acked probe or a gossip update) to its Down event.",
 			Buckets: []float64{0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60}}),
+		keys: prometheus.NewGauge(prometheus.GaugeOpts{Name: "resman_gossip_keys",
+			Help: "Gossip keys installed in this node's keyring: gossip.key and gossip.extra_keys."}),
+		keyInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resman_gossip_key_info",
+			Help: "1 for each gossip key installed, by fingerprint (the first 8 hex digits of the SHA-256 of the key, never the key); primary=true for the key gossip is encrypted with."},
+			[]string{"fingerprint", "primary"}),
 	}
 	m.members.WithLabelValues("alive").Set(0)
 	m.members.WithLabelValues("down").Set(0)
@@ -55,7 +62,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.members, m.rejoins, m.rejected, m.peerDown}
+	return []prometheus.Collector{m.members, m.rejoins, m.rejected, m.peerDown, m.keys, m.keyInfo}
+}
+
+// setKeys shows the keyring: how many keys, and which by fingerprint.
+func (m *metrics) setKeys(k KeyInfo) {
+	m.keys.Set(float64(k.Count()))
+	m.keyInfo.Reset()
+	m.keyInfo.WithLabelValues(k.Primary, "true").Set(1)
+	for _, fp := range k.Extra {
+		m.keyInfo.WithLabelValues(fp, "false").Set(1)
+	}
 }
 
 // unregister frees the names for a later Cluster on the same registerer.

@@ -58,6 +58,8 @@ type Spec struct {
 	Meta cluster.Meta
 	// Key, when set, replaces the harness key (a wrong-key member).
 	Key []byte
+	// ExtraKeys are the member's other accepted keys (a key rotation).
+	ExtraKeys [][]byte
 	// Join, when set, replaces the default join list (every other member of
 	// the harness, by name).
 	Join []string
@@ -131,6 +133,7 @@ func (h *Harness) start(s Spec, tr *Transport, join []string) *Node {
 	opts := cluster.Options{
 		Name:       s.Name,
 		Key:        key,
+		ExtraKeys:  s.ExtraKeys,
 		Join:       join,
 		Logger:     slog.New(logs),
 		Registerer: reg,

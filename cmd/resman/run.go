@@ -13,6 +13,7 @@ import (
 	osuser "os/user"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -225,13 +226,13 @@ type gossipSwitch struct {
 
 // start creates the cluster from cfg and runs it until stop or ctx ends.
 func (g *gossipSwitch) start(ctx context.Context, cfg *config.Config) (*cluster.Cluster, error) {
-	key, err := cfg.GossipKeyBytes()
+	key, extra, err := cfg.GossipKeys()
 	if err != nil {
-		return nil, fmt.Errorf("gossip.key: %w", err)
+		return nil, err
 	}
 	gc, nc := cfg.Gossip, cfg.Node
 	cl, err := cluster.New(cluster.Options{
-		Name: nc.Name, Bind: gc.Bind, Key: key, Join: gc.Join,
+		Name: nc.Name, Bind: gc.Bind, Key: key, ExtraKeys: extra, Join: gc.Join,
 		ProbeInterval: gc.ProbeInterval, ProbeTimeout: gc.ProbeTimeout, SuspicionMult: gc.SuspicionMult,
 		RejoinInterval: gc.RejoinInterval, Logger: g.logger, Registerer: g.reg,
 	}, cluster.Meta{Name: nc.Name, Role: nc.Role, Status: string(resilience.Inactive), Version: nc.Version, Healthy: true})
@@ -512,7 +513,9 @@ func coreConfig(cfg *config.Config) resilience.Config {
 
 // reloadNode re-reads the config file and applies what may change at run
 // time: node.mode (starting or stopping the heartbeat), the failover
-// settings and the hooks (for the transitions from then on). A file that does not load or validate changes nothing (it may
+// settings, the hooks (for the transitions from then on) and the gossip
+// keys (gossip.key and gossip.extra_keys, into the running keyring: a key
+// rotation). A file that does not load or validate changes nothing (it may
 // be half-written); other changes are reported as needing a restart. It
 // returns the config now in force.
 func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodeParts, logger *slog.Logger) *config.Config {
@@ -541,15 +544,31 @@ func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodePar
 		}
 		m, started = cl, true
 	}
-	if err := p.node.Reconfigure(ctx, who, coreConfig(next), m); err != nil {
-		if started {
-			p.gossip.shutdown()
+	// Only when the core's part changed: the node forgets what it saw over
+	// gossip on a reconfigure, and a reload of keys or hooks alone must
+	// not make the pair look not HA-ready until the peer's next update.
+	if started || !reflect.DeepEqual(coreConfig(cur), coreConfig(next)) {
+		if err := p.node.Reconfigure(ctx, who, coreConfig(next), m); err != nil {
+			if started {
+				p.gossip.shutdown()
+			}
+			logger.Error("config reload refused", "component", "node", "err", err)
+			return cur
 		}
-		logger.Error("config reload refused", "component", "node", "err", err)
-		return cur
 	}
 	if !wantAuto {
 		p.gossip.shutdown()
+	}
+	// A heartbeat just started has the new keys already.
+	keysInForce := next.Gossip
+	if !started && !gossipKeysEqual(cur.Gossip, next.Gossip) {
+		var cl *cluster.Cluster
+		if wantAuto {
+			cl = p.gossip.running()
+		}
+		if !applyGossipKeys(p.node, cl, next) {
+			keysInForce = cur.Gossip
+		}
 	}
 	if !reflect.DeepEqual(cur.Hooks, next.Hooks) {
 		p.node.SetHooks(hookSet(next.Hooks))
@@ -562,12 +581,74 @@ func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodePar
 	nodeCopy := *cur.Node
 	nodeCopy.Mode = next.Node.Mode
 	applied.Node, applied.Failover, applied.Hooks = &nodeCopy, next.Failover, next.Hooks
+	applied.Gossip.Key, applied.Gossip.ExtraKeys = keysInForce.Key, keysInForce.ExtraKeys
 	logger.Info("config reloaded", "component", "node", "mode", next.Node.Mode)
 	return &applied
 }
 
+// gossipKeysEqual reports whether two gossip sections have the same keys.
+func gossipKeysEqual(a, b config.Gossip) bool {
+	return a.Key == b.Key && slices.Equal(a.ExtraKeys, b.ExtraKeys)
+}
+
+// applyGossipKeys puts next's gossip keys into the running keyring cl (nil
+// when no heartbeat runs: they are then only recorded, for when auto mode
+// starts) and audits it, naming the keys by fingerprint only. It returns
+// false when the keys could not be applied.
+func applyGossipKeys(n *node.Node, cl *cluster.Cluster, next *config.Config) bool {
+	primary, extra, err := next.GossipKeys()
+	if err != nil { // the file was validated: not expected
+		n.Note("reload config", resilience.OutcomeFailed, "gossip keys not applied", err.Error())
+		return false
+	}
+	if cl == nil {
+		now := cluster.KeyInfo{Primary: cluster.Fingerprint(primary)}
+		for _, k := range extra {
+			now.Extra = append(now.Extra, cluster.Fingerprint(k))
+		}
+		n.Note("reload config", resilience.OutcomeOK, "gossip keys recorded (no heartbeat runs; used when auto mode starts): "+now.String(), "")
+		return true
+	}
+	before := cl.Keys()
+	if _, err := cl.SetKeys(primary, extra); err != nil {
+		n.Note("reload config", resilience.OutcomeFailed, "gossip keys not applied: the keyring is unchanged or partly changed", err.Error())
+		return false
+	}
+	n.Note("reload config", resilience.OutcomeOK, "gossip keys applied live: "+keysChange(before, cl.Keys()), "")
+	return true
+}
+
+// keysChange describes a keyring change by fingerprints: the ring now, and
+// what was added, removed, or made primary.
+func keysChange(before, after cluster.KeyInfo) string {
+	all := func(k cluster.KeyInfo) []string { return append([]string{k.Primary}, k.Extra...) }
+	var added, removed []string
+	for _, fp := range all(after) {
+		if !slices.Contains(all(before), fp) {
+			added = append(added, fp)
+		}
+	}
+	for _, fp := range all(before) {
+		if !slices.Contains(all(after), fp) {
+			removed = append(removed, fp)
+		}
+	}
+	s := after.String()
+	if before.Primary != after.Primary {
+		s += " (primary was " + before.Primary + ")"
+	}
+	if len(added) > 0 {
+		s += "; added " + strings.Join(added, ", ")
+	}
+	if len(removed) > 0 {
+		s += "; removed " + strings.Join(removed, ", ")
+	}
+	return s
+}
+
 // restartOnlyChanges names the top-level sections that differ between two
-// configs beyond node.mode, failover and hooks, which a reload applies.
+// configs beyond node.mode, failover, hooks and the gossip keys, which a
+// reload applies.
 func restartOnlyChanges(a, b *config.Config) []string {
 	x, y := *a, *b
 	xn, yn := *a.Node, *b.Node
@@ -575,6 +656,8 @@ func restartOnlyChanges(a, b *config.Config) []string {
 	x.Node, y.Node = &xn, &yn
 	x.Failover, y.Failover = config.Failover{}, config.Failover{}
 	x.Hooks, y.Hooks = config.Hooks{}, config.Hooks{}
+	x.Gossip.Key, y.Gossip.Key = "", ""
+	x.Gossip.ExtraKeys, y.Gossip.ExtraKeys = nil, nil
 	var out []string
 	xv, yv := reflect.ValueOf(x), reflect.ValueOf(y)
 	for i := range xv.NumField() {

@@ -216,11 +216,12 @@ func TestAfterHookFailureIsAudited(t *testing.T) {
 	}
 }
 
-// fakeMembership is an auto-mode heartbeat that never reports anyone and
-// records the metas announced.
+// fakeMembership is an auto-mode heartbeat that reports what the test
+// sends on events (nothing when nil) and records the metas announced.
 type fakeMembership struct {
 	mu       sync.Mutex
 	statuses []string
+	events   chan cluster.Event // nil: never reports anyone
 }
 
 func (f *fakeMembership) SetMeta(m cluster.Meta) {
@@ -229,7 +230,7 @@ func (f *fakeMembership) SetMeta(m cluster.Meta) {
 	f.statuses = append(f.statuses, m.Status)
 }
 
-func (f *fakeMembership) Events() <-chan cluster.Event { return nil }
+func (f *fakeMembership) Events() <-chan cluster.Event { return f.events }
 
 func (f *fakeMembership) announced() []string {
 	f.mu.Lock()

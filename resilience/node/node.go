@@ -242,7 +242,11 @@ func (n *Node) reconfigure(ctx context.Context, ls *loopState, r reconfigure) er
 	n.d.Core, n.d.Membership = r.core, r.membership
 	n.mu.Lock()
 	n.snap.mode, n.snap.witness = r.core.Mode, r.core.Witness
-	n.snap.peerInGossip, n.snap.witnessAlive = false, false
+	if modeChanged {
+		// What gossip showed belongs to the mode that ran; the same
+		// heartbeat going on (new timings, keys) still shows it.
+		n.snap.peerInGossip, n.snap.witnessAlive = false, false
+	}
 	n.mu.Unlock()
 	if modeChanged {
 		n.startMode(ctx, ls)

@@ -13,6 +13,7 @@ import (
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/audit"
+	"github.com/resman-pbx/resman/resilience/cluster"
 )
 
 // fakeServices records calls; startErr makes Start fail.
@@ -347,5 +348,42 @@ func TestSubscribeSeesTransitions(t *testing.T) {
 	}
 	if !seen["activating"] {
 		t.Fatalf("the in-between status must be published, saw %v", seen)
+	}
+}
+
+// A reload that keeps the mode (new failover timings) keeps what gossip
+// showed: the pair stays HA-ready instead of saying "not seen over gossip"
+// until the peer's next update.
+func TestReconfigureKeepsWhatGossipShowed(t *testing.T) {
+	peer := &fakePeer{}
+	peer.set("", 0, errDown)
+	gossip := &fakeMembership{events: make(chan cluster.Event, 4)}
+	core := resilience.Config{Name: "node-standby", Role: resilience.RoleStandby, Mode: resilience.ModeAuto, LostTicks: 2, FailbackHoldTicks: 2}
+	h := startWith(t, t.TempDir(), resilience.RoleStandby, peer, &fakeServices{}, func(d *Deps) {
+		d.Core, d.Membership = core, gossip
+	})
+	gossip.events <- cluster.Event{Kind: cluster.Up, Member: cluster.Member{Name: "the-peer", Alive: true,
+		Meta: cluster.Meta{Name: "the-peer", Role: "main", Status: "active", Epoch: 1, Healthy: true, Version: "2025.10.3"}}}
+	notSeen := func() bool {
+		for _, r := range h.node.Status().HA.Reasons {
+			if strings.Contains(r, "not seen over gossip") {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for notSeen() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the peer's gossip event was not taken: %q", h.node.Status().HA.Reasons)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	core.FailbackHoldTicks = 5
+	if err := h.node.Reconfigure(context.Background(), "test", core, gossip); err != nil {
+		t.Fatal(err)
+	}
+	if notSeen() {
+		t.Fatalf("after a reload in the same mode: %q", h.node.Status().HA.Reasons)
 	}
 }

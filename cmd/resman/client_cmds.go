@@ -212,8 +212,8 @@ func newServicesCmd() *cobra.Command {
 // writeCommand is the shape of every command that changes a node: a
 // required reason, one call, and its answer printed by show (or as JSON).
 // call gets the client and a context bounded by --timeout.
-func writeCommand(f *apiFlags, reason *string, show func(io.Writer, api.Status),
-	call func(ctx context.Context, c *client.Client) (api.Status, error)) func(*cobra.Command, []string) error {
+func writeCommand[T any](f *apiFlags, reason *string, show func(io.Writer, T),
+	call func(ctx context.Context, c *client.Client) (T, error)) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
 		if strings.TrimSpace(*reason) == "" {
 			return usageErr("--reason is required: say why, it goes to the audit log")
@@ -317,28 +317,13 @@ func newReplicationCmd() *cobra.Command {
 		Use:   "run",
 		Short: "Run one replication job (--job) or all now, from the Active node",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if strings.TrimSpace(reason) == "" {
-				return usageErr("--reason is required: say why, it goes to the audit log")
+		RunE: writeCommand(&f, &reason, func(w io.Writer, rs []api.Replication) {
+			for _, r := range rs {
+				printReplication(w, r)
 			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			st, err := c.RunReplication(ctx, api.ReplicationRunRequest{Reason: reason, Job: job})
-			if err != nil {
-				return apiErr(err)
-			}
-			if f.json {
-				return printJSON(cmd.OutOrStdout(), st)
-			}
-			for _, r := range st {
-				printReplication(cmd.OutOrStdout(), r)
-			}
-			return nil
-		},
+		}, func(ctx context.Context, c *client.Client) ([]api.Replication, error) {
+			return c.RunReplication(ctx, api.ReplicationRunRequest{Reason: reason, Job: job})
+		}),
 	}
 	run.Flags().StringVar(&reason, "reason", "", "why (required; recorded in the audit log)")
 	run.Flags().StringVar(&job, "job", "", "the job to run (default: all)")

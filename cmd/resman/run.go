@@ -544,17 +544,12 @@ func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodePar
 		}
 		m, started = cl, true
 	}
-	// Only when the core's part changed: the node forgets what it saw over
-	// gossip on a reconfigure, and a reload of keys or hooks alone must
-	// not make the pair look not HA-ready until the peer's next update.
-	if started || !reflect.DeepEqual(coreConfig(cur), coreConfig(next)) {
-		if err := p.node.Reconfigure(ctx, who, coreConfig(next), m); err != nil {
-			if started {
-				p.gossip.shutdown()
-			}
-			logger.Error("config reload refused", "component", "node", "err", err)
-			return cur
+	if err := p.node.Reconfigure(ctx, who, coreConfig(next), m); err != nil {
+		if started {
+			p.gossip.shutdown()
 		}
+		logger.Error("config reload refused", "component", "node", "err", err)
+		return cur
 	}
 	if !wantAuto {
 		p.gossip.shutdown()

@@ -37,7 +37,9 @@ func TestExamples(t *testing.T) {
 		case err != nil:
 			return err
 		case d.IsDir():
-			yamls[path] = yamls[path]
+			if _, ok := yamls[path]; !ok {
+				yamls[path] = nil // a directory without config files is reported below
+			}
 		case strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml"):
 			yamls[filepath.Dir(path)] = append(yamls[filepath.Dir(path)], path)
 		}

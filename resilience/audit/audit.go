@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/resman-pbx/resman/resilience/api"
 )
@@ -28,7 +29,7 @@ type Log struct {
 // process holds the file (two resman processes sharing a data_dir).
 func Open(path string) (*Log, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open audit log %s: locked by another process (is another resman using this data_dir?)", path)
 	}
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"unicode"
 )
@@ -70,7 +71,13 @@ func (v *checker) upstreamTLS(key string, s Side) {
 	if !https {
 		v.add(key, "has no effect: neither the node nor an upstream of this side is an https:// URL")
 	}
-	if t.CAFile != "" {
+	switch {
+	case t.CAFile == "":
+	case !filepath.IsAbs(t.CAFile):
+		// resman runs from / under systemd: a relative path would be read
+		// from elsewhere than where config check found it.
+		v.add(key+".ca_file", "must be an absolute path, like /etc/resman/xivo-main.crt, got %q", t.CAFile)
+	default:
 		if _, err := CertPool(t.CAFile); err != nil {
 			v.add(key+".ca_file", "%q: %v", t.CAFile, err)
 		}

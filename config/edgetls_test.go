@@ -77,6 +77,16 @@ func TestEdgeUpstreamTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing.crt")
+	// A relative path that reads from the test's directory: resman under
+	// systemd runs from /, where it would not.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	relative, err := filepath.Rel(wd, certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	c := mustParse(t, edgeWithSide("http://10.0.0.1:9440", "https://10.0.0.1",
 		fmt.Sprintf("{ca_file: %q, server_name: xivo-main.example.com}", certFile)), nil)
@@ -117,6 +127,8 @@ func TestEdgeUpstreamTLS(t *testing.T) {
 	}{
 		{name: "missing file", tls: fmt.Sprintf("{ca_file: %q}", missing),
 			want: []string{fmt.Sprintf("%s.ca_file: %q: cannot read: no such file or directory", key, missing)}},
+		{name: "relative path", tls: fmt.Sprintf("{ca_file: %q}", relative),
+			want: []string{fmt.Sprintf("%s.ca_file: must be an absolute path, like /etc/resman/xivo-main.crt, got %q", key, relative)}},
 		{name: "not PEM", tls: fmt.Sprintf("{ca_file: %q}", notPEM),
 			want: []string{fmt.Sprintf("%s.ca_file: %q: not a PEM file: want one or more -----BEGIN CERTIFICATE----- blocks", key, notPEM)}},
 		{name: "a key, not a certificate", tls: fmt.Sprintf("{ca_file: %q}", keyFile),

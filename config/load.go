@@ -52,7 +52,8 @@ func Load(path string) (*Config, error) {
 // the file (write "cc: {}" to configure a section from the environment
 // alone), so a stray variable never creates a half-configured component.
 // api, gossip, failover, hooks and log always accept overrides. Empty values are
-// ignored, as with viper.
+// ignored, as with viper; a list variable with no item (only commas or
+// spaces) is a problem, not an empty list.
 func Parse(yaml []byte, env func(string) (string, bool)) (*Config, error) {
 	c, err := parse(yaml, env)
 	var ps Problems
@@ -78,6 +79,7 @@ func parse(yaml []byte, env func(string) (string, bool)) (*Config, error) {
 		present[f.name] = v.InConfig(f.name)
 	}
 	fromEnv := map[string]string{}
+	var envProbs Problems
 	if env != nil {
 		// v.Set instead of v.BindEnv: same effect (the value reaches
 		// AllSettings even for keys absent from the file), but the lookup
@@ -91,7 +93,16 @@ func parse(yaml []byte, env func(string) (string, bool)) (*Config, error) {
 				continue
 			}
 			if k.list {
-				v.Set(k.key, splitList(val))
+				items := splitList(val)
+				if len(items) == 0 {
+					// Not "clear the list": an unset variable does that
+					// without a doubt. Most likely an expansion that came
+					// out empty (RESMAN_GOSSIP_EXTRA_KEYS=" $OLD").
+					envProbs = append(envProbs, Problem{Key: k.key, Msg: fmt.Sprintf(
+						"%s has no item, only commas or spaces: unset it, or give a comma-separated list", k.env)})
+					continue
+				}
+				v.Set(k.key, items)
 			} else {
 				v.Set(k.key, val)
 			}
@@ -110,6 +121,7 @@ func parse(yaml []byte, env func(string) (string, bool)) (*Config, error) {
 	c := &Config{}
 	d := decoder{set: map[string]bool{}}
 	d.decode("", settings, reflect.ValueOf(c).Elem())
+	d.probs = append(d.probs, envProbs...)
 	c.applyDefaults(func(key string) bool { return d.set[key] })
 
 	probs := d.probs

@@ -3,10 +3,12 @@
 # (testout/ is ignored by git). Usage: scripts/build-deb.sh, or make deb.
 #
 # Environment:
-#   RESMAN_VERSION     package version; default: the tag vX.Y.Z on HEAD without
-#                      its v, else 0.0.0~git<commit date>.<commit>
-#   RESMAN_BIN         an already built linux/amd64 resman to package; default:
-#                      build one (static, trimmed, version stamped)
+#   RESMAN_VERSION     package version, a Debian version (1.2.3, 1.2.3~rc1-1);
+#                      default: the tag vX.Y.Z on HEAD without its v, else
+#                      0.0.0~git<commit date>.<commit>
+#   RESMAN_BIN         an already built linux/amd64 resman to package (checked
+#                      with go version -m); default: build one (static,
+#                      trimmed, version stamped)
 #   OUT_DIR            where the .deb goes; default testout/dist
 #   RESMAN_MAINTAINER  the Maintainer field
 #   RESMAN_DEB_COMPRESSION  gzip (default), xz, zstd or none
@@ -42,7 +44,44 @@ case "$RESMAN_VERSION" in
   [0-9]*) ;;
   *) echo "build-deb: RESMAN_VERSION must start with a digit, got '$RESMAN_VERSION'" >&2; exit 1 ;;
 esac
+# A Debian version (deb-version(7)) that dpkg accepts: an optional epoch
+# (N:), then digits first, then letters, digits and . + ~ -, not ending in
+# - (an empty revision). Anything else makes a package dpkg refuses.
+if ! [[ "$RESMAN_VERSION" =~ ^([0-9]+:)?[0-9][A-Za-z0-9.+~-]*$ ]] || [[ "$RESMAN_VERSION" == *- ]]; then
+  echo "build-deb: RESMAN_VERSION must be a Debian version like 1.2.3 or 1.2.3~rc1-1 (digits first, then letters, digits and . + ~ -, not ending in -), got '$RESMAN_VERSION'" >&2
+  exit 1
+fi
 export RESMAN_VERSION
+
+# A given binary is checked before anything is fetched or written: a
+# regular executable file, Go's build of resman for linux/amd64 (the
+# package's architecture).
+if [ -n "${RESMAN_BIN:-}" ]; then
+  why=
+  if [ ! -e "$RESMAN_BIN" ]; then why="no such file"
+  elif [ ! -f "$RESMAN_BIN" ]; then why="not a regular file"
+  elif [ ! -x "$RESMAN_BIN" ]; then why="not executable"
+  fi
+  if [ -n "$why" ]; then
+    echo "build-deb: RESMAN_BIN must be a built resman, got '$RESMAN_BIN': $why" >&2
+    exit 1
+  fi
+  if ! bininfo=$(go version -m "$RESMAN_BIN" 2>&1); then
+    echo "build-deb: RESMAN_BIN '$RESMAN_BIN' is not a Go program: $(printf '%s' "$bininfo" | tail -n 1)" >&2
+    exit 1
+  fi
+  binpath=$(printf '%s\n' "$bininfo" | awk '$1 == "path" { print $2; exit }')
+  binos=$(printf '%s\n' "$bininfo" | awk '$1 == "build" && $2 ~ /^GOOS=/ { sub(/^GOOS=/, "", $2); print $2; exit }')
+  binarch=$(printf '%s\n' "$bininfo" | awk '$1 == "build" && $2 ~ /^GOARCH=/ { sub(/^GOARCH=/, "", $2); print $2; exit }')
+  if [ "$binpath" != "github.com/resman-pbx/resman/cmd/resman" ]; then
+    echo "build-deb: RESMAN_BIN '$RESMAN_BIN' is not resman: it is a build of '${binpath:-an unknown package}', want github.com/resman-pbx/resman/cmd/resman" >&2
+    exit 1
+  fi
+  if [ "$binos/$binarch" != "linux/amd64" ]; then
+    echo "build-deb: RESMAN_BIN '$RESMAN_BIN' is built for $binos/$binarch, the package is for linux/amd64 (build with GOOS=linux GOARCH=amd64)" >&2
+    exit 1
+  fi
+fi
 # Reproducible timestamps: the last commit's time.
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)

@@ -296,7 +296,11 @@ func startEdge(t *testing.T, check config.EdgeCheck, sides []sideSpec, opts ...e
 		cfg.Sides = append(cfg.Sides, config.Side{Name: s.name, Node: s.node.srv.URL, Routes: s.routes, UpstreamTLS: s.tls})
 	}
 	reg := prometheus.NewRegistry()
-	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testLogger(t)}
+	// A check's timeout defaults to the check interval, 10 ms with fast():
+	// a slow machine would fail checks and flap the sides. The tests test
+	// answers and cut connections, never a node too slow to answer, so the
+	// timeout is a generous safety net.
+	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testLogger(t), CheckTimeout: waitLimit}
 	for _, f := range opts {
 		f(&o)
 	}

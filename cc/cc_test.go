@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -194,20 +196,49 @@ func TestFailedStartRollsBackAndRetries(t *testing.T) {
 
 // One transition at a time: a change of the node during a transition
 // waits for its end, then the follower moves to the node's last status.
+// The start of service a waits for a gate the test opens, so the changes
+// of the node surely come during the start, however slow the machine.
 func TestOneTransitionAtATime(t *testing.T) {
+	gate := filepath.Join(t.TempDir(), "gate")
+	gated := config.Service{Name: "a", Start: []string{"sh", "-c", `while [ ! -e "$0" ]; do sleep 0.01; done`, gate},
+		Stop: []string{"true"}, Timeout: time.Minute}
+	openGate := func() {
+		t.Helper()
+		if err := os.WriteFile(gate, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	node := newFakeNode(t, api.StatusInactive, 1)
-	f := startFollower(t, node, []config.Service{sleeper("a"), sleeper("b")})
+	f := startFollower(t, node, []config.Service{gated, sleeper("b")})
 	waitUntil(t, "the node seen", func() bool { return f.Status().Following.Reachable })
+	seen := func(status string, epoch uint64) {
+		t.Helper()
+		waitUntil(t, "the node seen "+status+" (epoch "+itoa(epoch)+")", func() bool {
+			fw := f.Status().Following
+			return fw.Status == status && fw.Epoch == epoch
+		})
+		if st := f.Status().Status; st != api.StatusActivating {
+			t.Fatalf("follower %s while the start is held", st)
+		}
+	}
 
 	node.set(api.StatusActive, 2)
 	f.waitStatus(t, api.StatusActivating)
 	node.set(api.StatusInactive, 2) // during the start
+	seen(api.StatusInactive, 2)
+	openGate()
 	f.waitStatus(t, api.StatusInactive)
+	if err := os.Remove(gate); err != nil {
+		t.Fatal(err)
+	}
 
 	node.set(api.StatusActive, 3)
 	f.waitStatus(t, api.StatusActivating)
 	node.set(api.StatusInactive, 3)
+	seen(api.StatusInactive, 3)
 	node.set(api.StatusActive, 4) // back before the start ended: nothing to undo
+	seen(api.StatusActive, 4)
+	openGate()
 	f.waitStatus(t, api.StatusActive)
 	waitUntil(t, "settled", func() bool {
 		c := f.causes(t)

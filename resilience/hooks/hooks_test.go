@@ -236,7 +236,12 @@ func TestLeftoverChildIsKilledWhenTheHookExits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
+	// An unreadable pid would make alive() false at once and the check
+	// below pass without looking at any process.
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || pid <= 0 {
+		t.Fatalf("pid file %q: %v", raw, err)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for alive(pid) {
 		if time.Now().After(deadline) {

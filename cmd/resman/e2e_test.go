@@ -210,6 +210,22 @@ func cli(t testing.TB, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
+// auditEntries reads a node's audit log (newest first) with the CLI,
+// failing the test when it cannot: a check of what the log holds, or does
+// not hold, must not pass on a read that failed.
+func auditEntries(t testing.TB, url string) []api.AuditEntry {
+	t.Helper()
+	out, stderr, code := cli(t, "audit", "--node", url, "--json", "--limit", "1000")
+	if code != 0 {
+		t.Fatalf("audit %s: exit %d: %s", url, code, stderr)
+	}
+	var es []api.AuditEntry
+	if err := json.Unmarshal([]byte(out), &es); err != nil {
+		t.Fatalf("audit --json is not JSON: %v\n%s", err, out)
+	}
+	return es
+}
+
 func status(t testing.TB, url string) api.Status {
 	t.Helper()
 	out, stderr, code := cli(t, "status", "--node", url, "--json")
@@ -364,13 +380,13 @@ func TestBadInputChangesNothing(t *testing.T) {
 	mainP, _, _, _ := pair(t)
 	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
 	before := status(t, mainP.url)
-	auditCount := func() int {
-		out, _, _ := cli(t, "audit", "--node", mainP.url, "--json", "--limit", "1000")
-		var es []api.AuditEntry
-		json.Unmarshal([]byte(out), &es)
-		return len(es)
-	}
+	// A failed read fails the test: two failed reads would both count 0
+	// and hide entries written by bad input.
+	auditCount := func() int { return len(auditEntries(t, mainP.url)) }
 	entriesBefore := auditCount()
+	if entriesBefore == 0 {
+		t.Fatal("the audit log is empty before the bad input: the boot entry is missing")
+	}
 	stop := mainP.url + "/api/v1/services/stop"
 	cases := []struct {
 		name, method, url, ctype, body string

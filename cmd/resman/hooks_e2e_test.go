@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,8 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/resman-pbx/resman/resilience/api"
 )
 
 // TestHooksVetoThenNotify: on a manual pair, the Standby's before_activate
@@ -78,13 +75,8 @@ func TestHooksVetoThenNotify(t *testing.T) {
 		}
 	}
 	// The transition's id is the audit entry that began it.
-	outJSON, _, _ := cli(t, "audit", "--node", standbyP.url, "--json")
-	var entries []api.AuditEntry
-	if err := json.Unmarshal([]byte(outJSON), &entries); err != nil {
-		t.Fatal(err)
-	}
 	startID := ""
-	for _, e := range entries { // newest first
+	for _, e := range auditEntries(t, standbyP.url) { // newest first
 		if e.Action == "start services" && e.To == "activating" {
 			startID = strconv.FormatUint(e.ID, 10)
 			break

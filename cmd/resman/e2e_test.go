@@ -11,11 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -502,18 +504,74 @@ services:
 	}
 }
 
-func TestDemo(t *testing.T) {
-	base := freePort(t, "127.0.0.1")
-	if base > 65000 {
-		t.Skip("free port too high for the demo's port block; rerun")
+// demoBasePort picks a base for the demo's block of ports (B to B+50, see
+// newDemoPorts) outside the kernel's ephemeral range, with every port of
+// the block free for TCP and UDP on 127.0.0.1. A block inside the
+// ephemeral range (where freePort's ports come from) is raced by outgoing
+// connections, the demo's own among them, which take ports of the block
+// before the demo binds them.
+func demoBasePort(t *testing.T) int {
+	t.Helper()
+	lo, hi := 32768, 60999
+	if raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(raw), &lo, &hi)
 	}
+	var spans [][2]int // first and last base of each span outside the range
+	if last := min(lo-51, 65000); last >= 1024 {
+		first := 10000 // clear of the well-known and most registered ports
+		if last < first {
+			first = 1024
+		}
+		spans = append(spans, [2]int{first, last})
+	}
+	if first := max(hi+1, 1024); first <= 65000 {
+		spans = append(spans, [2]int{first, 65000})
+	}
+	if len(spans) == 0 {
+		t.Fatalf("the ephemeral port range %d-%d leaves no room for the demo's ports", lo, hi)
+	}
+	for range 200 {
+		sp := spans[rand.IntN(len(spans))]
+		base := sp[0] + rand.IntN(sp[1]-sp[0]+1)
+		if demoPortsFree(base) {
+			return base
+		}
+	}
+	t.Fatal("no free block of demo ports outside the ephemeral range")
+	return 0
+}
+
+// demoPortsFree reports whether every port newDemoPorts lays out from base
+// is free for TCP and UDP on 127.0.0.1.
+func demoPortsFree(base int) bool {
+	v := reflect.ValueOf(newDemoPorts(base))
+	for i := range v.NumField() {
+		addr := fmt.Sprintf("127.0.0.1:%d", v.Field(i).Int())
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false
+		}
+		l.Close()
+		u, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return false
+		}
+		u.Close()
+	}
+	return true
+}
+
+func TestDemo(t *testing.T) {
+	base := demoBasePort(t)
 	cmd := exec.Command(binary, "demo", "--base-port", fmt.Sprint(base))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
+	// Written by the process's copying goroutine while the cleanup may
+	// read it.
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

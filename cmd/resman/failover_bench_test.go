@@ -40,6 +40,23 @@ func BenchmarkFailover(b *testing.B) {
 	}
 }
 
+// replaceInFile replaces the first old in the file at path with new,
+// failing when it cannot: a variant whose setting was silently not applied
+// would measure the default under the variant's name.
+func replaceInFile(tb testing.TB, path, old, new string) {
+	tb.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if !strings.Contains(string(raw), old) {
+		tb.Fatalf("%s has no %q to replace", path, old)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(raw), old, new, 1)), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // failoverOnce builds a fresh pair, kills the Main and times the takeover.
 func failoverOnce(b *testing.B, gossipTuning string) time.Duration {
 	b.StopTimer()
@@ -49,9 +66,7 @@ func failoverOnce(b *testing.B, gossipTuning string) time.Duration {
 	for _, n := range [][2]string{{"main", "standby"}, {"standby", "main"}} {
 		path := autoNodeConfig(b, l, n[0], n[0], n[1], false)
 		if gossipTuning != "" {
-			raw, _ := os.ReadFile(path)
-			raw = []byte(strings.Replace(string(raw), "gossip: {", "gossip: {"+gossipTuning, 1))
-			os.WriteFile(path, raw, 0o600)
+			replaceInFile(b, path, "gossip: {", "gossip: {"+gossipTuning)
 		}
 		cfgs[n[0]] = path
 	}

@@ -359,8 +359,11 @@ func main() {
 	}
 }
 `
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module sipprobe\n\ngo 1.26\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644)
+	for name, text := range map[string]string{"go.mod": "module sipprobe\n\ngo 1.26\n", "main.go": src} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 	bin := filepath.Join(dir, "sipprobe")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	cmd.Dir = dir
@@ -461,8 +464,7 @@ func resmanSIPOnce(b *testing.B, sig syscall.Signal, checkInterval string) sipRe
 	cfg := func(host, peer string) string {
 		path := autoNodeConfig(b, l, host, host, peer, false)
 		if checkInterval != "" {
-			raw, _ := os.ReadFile(path)
-			os.WriteFile(path, []byte(strings.Replace(string(raw), "interval: 500ms", "interval: "+checkInterval, 1)), 0o600)
+			replaceInFile(b, path, "interval: 500ms", "interval: "+checkInterval)
 		}
 		return path
 	}

@@ -16,8 +16,17 @@ func TestReloadSwitchesMode(t *testing.T) {
 	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
 
 	// A broken file: refused, audited, the mode unchanged.
-	good, _ := os.ReadFile(standbyP.cfg)
-	os.WriteFile(standbyP.cfg, []byte("node: {name: [broken"), 0o600)
+	good, err := os.ReadFile(standbyP.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeCfg := func(path string, b []byte) {
+		t.Helper()
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCfg(standbyP.cfg, []byte("node: {name: [broken"))
 	standbyP.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "refused reload in the audit log", func() bool { return auditHas(t, standbyP.url, "kept the last good config") })
 	if st := status(t, standbyP.url); st.Mode != "manual" {
@@ -31,9 +40,12 @@ func TestReloadSwitchesMode(t *testing.T) {
 		s = strings.Replace(s, "  timeout: 1s\n", fmt.Sprintf("  timeout: 1s\n  gossip: \"%s:%d\"\n", peer.host, peerPort), 1)
 		return []byte(s + fmt.Sprintf("gossip: {bind: \"%s:%d\", key: \"%s\"}\n", spec.host, port, gossipKey))
 	}
-	mainCfg, _ := os.ReadFile(mainP.cfg)
-	os.WriteFile(standbyP.cfg, toAuto(good, standbySpec, mainSpec, sg, mg), 0o600)
-	os.WriteFile(mainP.cfg, toAuto(mainCfg, mainSpec, standbySpec, mg, sg), 0o600)
+	mainCfg, err := os.ReadFile(mainP.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeCfg(standbyP.cfg, toAuto(good, standbySpec, mainSpec, sg, mg))
+	writeCfg(mainP.cfg, toAuto(mainCfg, mainSpec, standbySpec, mg, sg))
 	standbyP.cmd.Process.Signal(syscall.SIGHUP)
 	mainP.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "both in auto mode, seeing each other over gossip", func() bool {

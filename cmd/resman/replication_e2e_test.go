@@ -14,9 +14,14 @@ import (
 // node is refused.
 func TestReplicationFilesJob(t *testing.T) {
 	srcRoot, dstRoot := t.TempDir(), t.TempDir()
-	os.WriteFile(filepath.Join(srcRoot, "sip.conf"), []byte("[general]\ncontext=default\n"), 0o644)
-	os.MkdirAll(filepath.Join(srcRoot, "dialplan"), 0o755)
-	os.WriteFile(filepath.Join(srcRoot, "dialplan", "extensions.conf"), []byte("exten => 100,1,Answer()\n"), 0o644)
+	if err := os.MkdirAll(filepath.Join(srcRoot, "dialplan"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"sip.conf": "[general]\ncontext=default\n", "dialplan/extensions.conf": "exten => 100,1,Answer()\n"} {
+		if err := os.WriteFile(filepath.Join(srcRoot, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	job := func(root string) string {
 		return fmt.Sprintf("replication:\n  - {name: asterisk-conf, every: 1h, files: {roots: [{name: etc, path: %s}]}}\n", root)
 	}
@@ -56,8 +61,17 @@ func pairWith(t testing.TB, mainExtra, standbyExtra string) (mainP, standbyP *pr
 	write := func(spec nodeSpec, extra string) string {
 		path := writeNodeConfig(t, spec)
 		if extra != "" {
-			raw, _ := os.ReadFile(path)
-			os.WriteFile(path, append(raw, extra...), 0o600)
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.WriteString(extra)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatalf("append the extra config to %s: %v", path, err)
+			}
 		}
 		return path
 	}

@@ -26,7 +26,9 @@ func TestSwitchoverWithSync(t *testing.T) {
 		t.Fatalf("switchover on the inactive node: exit %d %s", code, stderr)
 	}
 
-	os.WriteFile(filepath.Join(srcRoot, "sip.conf"), []byte("changed just before the switchover\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(srcRoot, "sip.conf"), []byte("changed just before the switchover\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out, stderr, code := cli(t, "switchover", "--node", mainP.url, "--sync", "--reason", "maintenance of the main")
 	if code != 0 || !strings.Contains(out, "INACTIVE") {
 		t.Fatalf("switchover: exit %d %s %s", code, out, stderr)
@@ -73,7 +75,9 @@ func TestSwitchoverRollsBack(t *testing.T) {
 // timeout.
 func TestSwitchoverWaitsForDrain(t *testing.T) {
 	calls := filepath.Join(t.TempDir(), "active-calls")
-	os.WriteFile(calls, []byte("1"), 0o644)
+	if err := os.WriteFile(calls, []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	drain := fmt.Sprintf("switchover: {drain: {exec: [sh, -c, \"test ! -e %s\"], timeout: 2s, interval: 200ms}}\n", calls)
 	mainP, standbyP, _, _ := pairWith(t, drain, "")
 	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
@@ -85,7 +89,9 @@ func TestSwitchoverWaitsForDrain(t *testing.T) {
 	if st := status(t, mainP.url); st.Status != "active" {
 		t.Fatalf("an abandoned switchover changed the main to %s", st.Status)
 	}
-	os.Remove(calls) // the last call ends
+	if err := os.Remove(calls); err != nil { // the last call ends
+		t.Fatal(err)
+	}
 	if _, stderr, code := cli(t, "switchover", "--node", mainP.url, "--reason", "drained"); code != 0 {
 		t.Fatalf("switchover once drained: %s", stderr)
 	}

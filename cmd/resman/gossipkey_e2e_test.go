@@ -25,7 +25,8 @@ import (
 )
 
 // haSampler reads the status of nodes every 100ms and keeps every sample
-// where a node was not HA-ready, or did not answer.
+// where a node was not HA-ready, or did not answer (within a generous
+// 10 s: a slow answer on a loaded machine is not a drop in readiness).
 type haSampler struct {
 	stop, done chan struct{}
 	mu         sync.Mutex
@@ -35,7 +36,7 @@ type haSampler struct {
 
 func sampleHA(urls ...string) *haSampler {
 	s := &haSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	client := &http.Client{Timeout: time.Second}
+	client := &http.Client{Timeout: 10 * time.Second}
 	go func() {
 		defer close(s.done)
 		for {
@@ -108,7 +109,11 @@ func TestGossipKeyRotationLive(t *testing.T) {
 	}
 	rejected := map[string]string{}
 	for _, m := range members {
-		rejected[m.name] = metricLine(t, m.url, "resman_gossip_rejected_total")
+		// Shown from the start: an absent metric would compare equal to
+		// itself at the end and hide refused gossip.
+		if rejected[m.name] = metricLine(t, m.url, "resman_gossip_rejected_total"); rejected[m.name] == "" {
+			t.Fatalf("%s shows no resman_gossip_rejected_total", m.name)
+		}
 	}
 	chk := startChecker(t, a.mainURL, a.standbyURL)
 	ha := sampleHA(a.mainURL, a.standbyURL)

@@ -387,7 +387,9 @@ func unitRunsTheDaemon(t *testing.T, root string, unit map[string]string) {
 	if msg, err := reload.CombinedOutput(); err != nil {
 		t.Fatalf("ExecReload: %v\n%s", err, msg)
 	}
-	waitFor(t, "the reload logged", func() bool { return strings.Contains(out.String(), "reload") })
+	// The reload done, not only begun: "config reload refused" would
+	// also contain "reload".
+	waitFor(t, "the reload logged", func() bool { return strings.Contains(out.String(), `msg="config reloaded"`) })
 	select {
 	case err := <-done:
 		exited = true

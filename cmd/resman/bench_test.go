@@ -82,5 +82,8 @@ func BenchmarkIdleRSS(b *testing.B) {
 			}
 		}
 	}
+	if kib == 0 {
+		b.Fatalf("no VmRSS read from /proc/%d/status", mainP.cmd.Process.Pid)
+	}
 	b.ReportMetric(float64(kib)/1024, "rss-MiB")
 }

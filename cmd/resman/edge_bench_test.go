@@ -510,6 +510,11 @@ func measureThroughput(b *testing.B) *throughput {
 				if pid := targets[t].pid; pid != 0 {
 					cpu[t] += cpuTime(pid) - before
 				}
+				// No answer at all (every request refused or not 200):
+				// the figures and the ratios would be meaningless.
+				if res.requests == 0 {
+					b.Fatalf("round %d: %s answered no request with 200 (%d errors)", r+1, t, res.errors)
+				}
 				all[t] = append(all[t], res)
 				fmt.Printf("round %d  %-6s %8.0f req/s  p50 %8v  p99 %8v  errors %d\n", r+1, t, res.rps(),
 					percentile(res.lat, 0.50).Round(time.Microsecond), percentile(res.lat, 0.99).Round(time.Microsecond), res.errors)

@@ -90,10 +90,10 @@ func runScenario(src string) (string, error) {
 			if err != nil {
 				return "", fmt.Errorf("%s: %w", where, err)
 			}
-			c := Config{Name: kv["name"], Role: Role(kv["role"]), Mode: Mode(kv["mode"]),
-				FailbackAuto: kv["failback"] != "manual", Witness: kv["witness"] == "true"}
-			c.LostTicks, _ = strconv.Atoi(kv["lost"])
-			c.FailbackHoldTicks, _ = strconv.Atoi(kv["hold"])
+			c, err := scenarioConfig(kv)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", where, err)
+			}
 			m, err = New(c)
 			if err != nil {
 				return "", fmt.Errorf("%s: %w", where, err)
@@ -163,11 +163,8 @@ func parseEvent(s string) (Event, error) {
 	case "failover-stop":
 		return AdminFailoverStop{Who: kv["who"], Reason: kv["reason"]}, nil
 	case "reconfigure":
-		c := Config{Name: kv["name"], Role: Role(kv["role"]), Mode: Mode(kv["mode"]),
-			FailbackAuto: kv["failback"] != "manual", Witness: kv["witness"] == "true"}
-		c.LostTicks, _ = strconv.Atoi(kv["lost"])
-		c.FailbackHoldTicks, _ = strconv.Atoi(kv["hold"])
-		return Reconfigure{Config: c, Who: "admin"}, nil
+		c, err := scenarioConfig(kv)
+		return Reconfigure{Config: c, Who: "admin"}, err
 	case "witness":
 		return WitnessSeen{Witness: WitnessView{Alive: kv["alive"] == "true", SeesPeer: kv["sees-peer"] == "true"}}, nil
 	}
@@ -262,4 +259,20 @@ func diffLines(want, got string) string {
 		}
 	}
 	return b.String()
+}
+
+// scenarioConfig reads a config line's keys; lost and hold, when given,
+// must be whole numbers (a typo must not silently mean 0).
+func scenarioConfig(kv map[string]string) (Config, error) {
+	c := Config{Name: kv["name"], Role: Role(kv["role"]), Mode: Mode(kv["mode"]),
+		FailbackAuto: kv["failback"] != "manual", Witness: kv["witness"] == "true"}
+	for key, n := range map[string]*int{"lost": &c.LostTicks, "hold": &c.FailbackHoldTicks} {
+		if v, ok := kv[key]; ok {
+			var err error
+			if *n, err = strconv.Atoi(v); err != nil {
+				return Config{}, fmt.Errorf("%s=%q: want a whole number of ticks", key, v)
+			}
+		}
+	}
+	return c, nil
 }

@@ -1378,8 +1378,12 @@ func (c *chaosRun) settle() {
 // schedule, which is what makes a failed seed worth printing.
 func TestChaosScheduleReplays(t *testing.T) {
 	a, b := chaosSchedule(42, 10*time.Minute), chaosSchedule(42, 10*time.Minute)
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
+	// Two failed encodings would compare equal: the errors count.
+	ja, erra := json.Marshal(a)
+	jb, errb := json.Marshal(b)
+	if erra != nil || errb != nil || len(a) == 0 {
+		t.Fatalf("seed 42: %d faults, encoded with %v, %v", len(a), erra, errb)
+	}
 	if !bytes.Equal(ja, jb) {
 		t.Fatal("seed 42 gave two different schedules")
 	}

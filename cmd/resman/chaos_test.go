@@ -654,6 +654,10 @@ func TestChaos(t *testing.T) {
 		}
 		length = d
 	}
+	// A schedule with no fault would pass and write a proof of nothing.
+	if len(chaosSchedule(seed, length)) == 0 {
+		t.Fatalf("RESMAN_CHAOS_DURATION: %v makes a schedule without a fault (the first comes at 3s): give more, like %v", length, chaosDefaultLength)
+	}
 	replay := fmt.Sprintf("RESMAN_CHAOS_SEED=%d RESMAN_CHAOS_DURATION=%v go test -run TestChaos -v ./cmd/resman/", seed, length)
 	t.Logf("chaos seed %d, %v; replay: %s", seed, length, replay)
 	t.Cleanup(func() {

@@ -39,19 +39,10 @@ import (
 	"github.com/resman-pbx/resman/resilience/api"
 )
 
-// Load of the throughput benchmark, overridable for a quick look.
-func benchSettings() (conns, rounds int, round time.Duration) {
-	conns, rounds, round = 32, 5, 3*time.Second
-	if v, err := strconv.Atoi(os.Getenv("EDGE_BENCH_CONNS")); err == nil && v > 0 {
-		conns = v
-	}
-	if v, err := strconv.Atoi(os.Getenv("EDGE_BENCH_ROUNDS")); err == nil && v > 0 {
-		rounds = v
-	}
-	if v, err := time.ParseDuration(os.Getenv("EDGE_BENCH_ROUND")); err == nil && v > 0 {
-		round = v
-	}
-	return
+// Load of the throughput benchmark, overridable for a quick look; a bad
+// value fails the benchmark and names the variable.
+func benchSettings(b testing.TB) (conns, rounds int, round time.Duration) {
+	return envInt(b, "EDGE_BENCH_CONNS", 32), envInt(b, "EDGE_BENCH_ROUNDS", 5), envDuration(b, "EDGE_BENCH_ROUND", 3*time.Second)
 }
 
 // loadResult is one run of the load generator against one target.
@@ -472,7 +463,7 @@ var benchOnce = struct {
 func measureThroughput(b *testing.B) *throughput {
 	th := &benchOnce.throughput
 	th.once.Do(func() {
-		conns, rounds, round := benchSettings()
+		conns, rounds, round := benchSettings(b)
 		app := startStandinApp(b, "main")
 		other := startStandinApp(b, "standby")
 		mainNode := newBenchNode(b, api.Active{Status: api.StatusActive, Epoch: 1})

@@ -572,6 +572,9 @@ func envDuration(b testing.TB, name string, def time.Duration) time.Duration {
 		if err != nil {
 			b.Fatalf("%s: %v", name, err)
 		}
+		if d <= 0 {
+			b.Fatalf("%s: want a duration above 0, like %v, got %q", name, def, v)
+		}
 		return d
 	}
 	return def

@@ -23,6 +23,9 @@ func BenchmarkFalseTakeovers(b *testing.B) {
 		if err != nil {
 			b.Fatalf("RESMAN_LOSS_DURATION: %v", err)
 		}
+		if d <= 0 {
+			b.Fatalf("RESMAN_LOSS_DURATION: want a duration above 0, like 30s, got %q", v)
+		}
 		dur = d
 	}
 	for _, withWitness := range []bool{false, true} {

@@ -13,7 +13,9 @@
 //     of the peer. Events before Boot are ignored.
 //  2. Execute the actions of one Step in order. StartServices and
 //     StopServices are long; feed ServicesStarted / ServicesStopped when they
-//     end. Persist must be durable before the next action runs.
+//     end. Persist must be durable before the next action runs: when it
+//     cannot be carried out, feed PersistFailed at once and carry out none
+//     of the Step's other actions; the core takes the decision back.
 //  3. Feed one event at a time (Step is not safe for concurrent use).
 //  4. For admin commands, pass a fresh PeerView: the two-Active guard is only
 //     as good as that view.
@@ -25,7 +27,13 @@
 //   - Start and Stop are idempotent; the last decided status survives a
 //     restart (Persist, then Boot).
 //   - Manual mode never changes status without an admin action.
-//   - Every activation increments the epoch past any epoch seen.
+//   - Every activation takes an epoch past any epoch seen, of its own
+//     node's slot (epoch.go): no two activations of the pair share one,
+//     and arithmetic never wraps (MaxEpoch); a view with an absurd epoch
+//     moves nothing.
+//   - A decision that cannot be persisted is not acted on.
+//   - A restarted node whose peer took a newer epoch while it was down
+//     comes back Inactive, in either mode.
 //   - A start is refused while the peer is seen Active, unless forced.
 //   - A witness never goes Active.
 //
@@ -44,4 +52,9 @@
 //     neither peer nor witness (it may be the isolated side).
 //   - An admin's Stop holds the node Inactive until an admin's Start, so
 //     the peer takes over instead of the rules starting it again.
+//   - A node stopped for a planned switchover (either role, either mode)
+//     holds until the switchover ends: the peer is seen Active, or the
+//     runtime feeds SwitchoverEnded. It takes over only for a lost peer.
+//   - A node that has not seen its peer since it started takes over for a
+//     lost peer only once BootGraceTicks have passed.
 package resilience

@@ -20,3 +20,8 @@ var (
 // service did not start and the node rolled back). The API answers 500 with
 // the message, which is meant for the admin.
 var ErrFailed = errors.New("failed")
+
+// ErrNotDurable: the decision could not be persisted (full disk, read-only
+// file system, I/O error), so nothing was started or stopped. The API
+// answers 503 with the message; the CLI exits 1.
+var ErrNotDurable = errors.New("decision not persisted")

@@ -66,6 +66,18 @@ type SwitchoverStop struct {
 	Who, Reason, ID string
 }
 
+// SwitchoverEnded reports that the switchover ID has ended, done or
+// failed, on the node that stopped for it: the hold that kept it from
+// taking the Active role back by itself while the move ran is released.
+type SwitchoverEnded struct{ ID string }
+
+// PersistFailed reports that the Persist action of the last Step could not
+// be carried out (full disk, read-only file system, I/O error). The runtime
+// feeds it at once and carries out none of that Step's other actions: the
+// core takes the decision back, as if that Step had not happened, and
+// records why.
+type PersistFailed struct{ Err string }
+
 // AdminFailoverStop ends a manual HA failover early; failback then
 // follows the policy.
 type AdminFailoverStop struct {
@@ -92,6 +104,8 @@ func (Reconfigure) isEvent()       {}
 func (AdminFailover) isEvent()     {}
 func (AdminFailoverStop) isEvent() {}
 func (SwitchoverStop) isEvent()    {}
+func (SwitchoverEnded) isEvent()   {}
+func (PersistFailed) isEvent()     {}
 
 // Action is an output of the core, for the runtime to carry out in order.
 type Action interface{ isAction() }
@@ -172,9 +186,13 @@ func FormatEvent(ev Event) string {
 		return fmt.Sprintf("failover-stop who=%s reason=%q", e.Who, e.Reason)
 	case SwitchoverStop:
 		return fmt.Sprintf("switchover-stop who=%s id=%s reason=%q", e.Who, e.ID, e.Reason)
+	case SwitchoverEnded:
+		return fmt.Sprintf("switchover-ended id=%s", e.ID)
+	case PersistFailed:
+		return fmt.Sprintf("persist-failed err=%q", e.Err)
 	case Reconfigure:
-		return fmt.Sprintf("reconfigure mode=%s lost=%d hold=%d witness=%t", e.Config.Mode, e.Config.LostTicks,
-			e.Config.FailbackHoldTicks, e.Config.Witness)
+		return fmt.Sprintf("reconfigure mode=%s lost=%d hold=%d grace=%d witness=%t", e.Config.Mode, e.Config.LostTicks,
+			e.Config.FailbackHoldTicks, e.Config.BootGraceTicks, e.Config.Witness)
 	}
 	return fmt.Sprintf("unknown event %T", ev)
 }

@@ -36,6 +36,23 @@ type Machine struct {
 	// not take the Active role back by priority or failback (it still takes
 	// over if its peer is lost). Cleared by its next activation.
 	noFailback bool
+	// switchover: the ID of the planned switchover that stopped this
+	// node. Until it ends (the peer is seen Active, or the runtime says it
+	// ended) this node holds: it does not take the Active role back by
+	// itself while the peer is being started.
+	switchover string
+	// peerSeenSinceBoot: the peer was reachable at least once since this
+	// node started; until then a lost peer counts only after the boot
+	// grace (bootTicks counts it).
+	peerSeenSinceBoot bool
+	bootTicks         int
+	// undo is the machine as it was before the last Step that asked for a
+	// Persist, and undoRec that Step's first record: a PersistFailed takes
+	// the decision back. persistErr is the last persist error, so a
+	// failure repeated every tick is recorded once.
+	undo       *Machine
+	undoRec    Record
+	persistErr string
 	// pending is who asked for the transition under way, and why: the
 	// record written when the transition ends names them too.
 	pending Record
@@ -71,7 +88,21 @@ func (m *Machine) Unhealthy() []string { return slices.Clone(m.unhealthy) }
 // A node that holds still takes over when its peer is lost, unless an admin
 // stopped it or it stepped down for ill health (blocksTakeover).
 func (m *Machine) Holding() bool {
-	return m.blocksTakeover() || m.failoverTicks > 0 || m.noFailback
+	return m.blocksTakeover() || m.failoverTicks > 0 || m.noFailback || m.switchover != ""
+}
+
+// Switchover is the ID of the planned switchover that stopped this node and
+// has not ended yet ("" when none).
+func (m *Machine) Switchover() string { return m.switchover }
+
+// PersistError is why the last decision could not be persisted ("" when the
+// last one was): the node then did not act on it.
+func (m *Machine) PersistError() string { return m.persistErr }
+
+// InBootGrace reports whether a lost peer does not count yet: this node has
+// not seen its peer since it started and the boot grace has not run out.
+func (m *Machine) InBootGrace() bool {
+	return !m.peerSeenSinceBoot && m.bootTicks < m.cfg.BootGraceTicks
 }
 
 // blocksTakeover: this node does not go Active by itself at all.
@@ -87,6 +118,46 @@ func (m *Machine) AdminHold() bool { return m.adminHold }
 // refused admin command returns an error wrapping ErrConflict, ErrBusy or
 // ErrPrecondition, together with the Record of the refusal.
 func (m *Machine) Step(ev Event) ([]Action, error) {
+	if pf, ok := ev.(PersistFailed); ok {
+		return m.persistFailed(pf)
+	}
+	before := *m
+	before.undo = nil
+	acts, err := m.step(ev)
+	m.undo = nil
+	for _, a := range acts {
+		if _, ok := a.(Persist); ok {
+			m.undo = &before
+		}
+		if r, ok := a.(Record); ok && m.undo != nil {
+			m.undoRec = r
+			break
+		}
+	}
+	return acts, err
+}
+
+// persistFailed takes back the decision of the last Step: the runtime
+// carried out none of its actions. In auto mode the rules decide again at
+// the next event, and try to persist again.
+func (m *Machine) persistFailed(e PersistFailed) ([]Action, error) {
+	if m.undo == nil {
+		return nil, nil
+	}
+	rec, lastErr := m.undoRec, m.persistErr
+	*m = *m.undo
+	m.persistErr = e.Err
+	msg := "the decision could not be persisted, so nothing was started or stopped: " + e.Err
+	err := fmt.Errorf("%w: %s", ErrNotDurable, msg)
+	if rec.Who == Self && e.Err == lastErr {
+		// The rules try again at every tick: record the failure once.
+		return nil, err
+	}
+	return []Action{Record{Who: rec.Who, Action: rec.Action, Reason: rec.Reason, Cause: msg,
+		Outcome: OutcomeFailed, Detail: e.Err, Epoch: m.epoch, From: m.status, To: m.status}}, err
+}
+
+func (m *Machine) step(ev Event) ([]Action, error) {
 	if b, ok := ev.(Boot); ok {
 		return m.boot(b), nil
 	}
@@ -110,6 +181,13 @@ func (m *Machine) Step(ev Event) ([]Action, error) {
 		return m.adminFailover(e)
 	case SwitchoverStop:
 		return m.switchoverStop(e)
+	case SwitchoverEnded:
+		if e.ID == "" || e.ID != m.switchover {
+			return nil, nil
+		}
+		m.switchover = ""
+		rec := m.noop(Self, "switchover ended", "", fmt.Sprintf("switchover %s ended: this node follows the rules again", e.ID))
+		return append([]Action{rec}, m.stepAuto()...), nil
 	case AdminFailoverStop:
 		if m.failoverTicks == 0 {
 			return []Action{m.noop(e.Who, "stop manual failover", e.Reason, "no manual failover under way")}, nil
@@ -119,6 +197,8 @@ func (m *Machine) Step(ev Event) ([]Action, error) {
 		return append([]Action{rec}, m.stepAuto()...), nil
 	case AdminStart:
 		m.seePeer(e.Peer)
+		e.Peer = m.peer // as taken: an absurd epoch reads as unreadable
+		ev = e
 	case Reconfigure:
 		return m.reconfigure(e)
 	}
@@ -161,8 +241,13 @@ func (m *Machine) stepInactive(ev Event) ([]Action, error) {
 		} else if !e.Peer.Reachable {
 			cause = fmt.Sprintf("admin command; %s is unreachable", m.peerLabel())
 		}
+		epoch, ok := m.nextEpoch()
+		if !ok {
+			return m.refuse(e.Who, "start services", e.Reason, ErrPrecondition, fmt.Sprintf(
+				"no epoch is left above %d (the maximum is %d): the state of the pair is corrupt", max(m.epoch, m.peerEpoch), MaxEpoch))
+		}
 		m.adminHold, m.holdTicks = false, 0
-		return m.becomeActivating(e.Who, "start services", e.Reason, cause, m.nextEpoch()), nil
+		return m.becomeActivating(e.Who, "start services", e.Reason, cause, epoch), nil
 	case AdminStop:
 		why := "already inactive"
 		if m.cfg.Mode == ModeAuto && !m.adminHold {
@@ -230,6 +315,17 @@ func (m *Machine) boot(b Boot) []Action {
 	if m.booted {
 		return nil
 	}
+	acts := m.bootDecision(b)
+	if b.Saved != nil && len(acts) > 0 {
+		if p, ok := acts[0].(Persist); ok && p.Saved == *b.Saved {
+			// Already durable: a restart with a full disk still restores.
+			acts = acts[1:]
+		}
+	}
+	return acts
+}
+
+func (m *Machine) bootDecision(b Boot) []Action {
 	m.booted = true
 	m.seePeer(b.Peer)
 	if b.Saved != nil {
@@ -239,7 +335,10 @@ func (m *Machine) boot(b Boot) []Action {
 	case m.cfg.Role == RoleWitness:
 		return []Action{Record{Who: Self, Action: "boot", Cause: "a witness never goes Active",
 			Outcome: OutcomeOK, From: Inactive, To: Inactive}}
-	case b.Saved != nil && b.Saved.Status == Active && m.cfg.Mode == ModeAuto && m.outranked():
+	case b.Saved != nil && b.Saved.Status == Active && m.outranked():
+		// In manual mode too: the peer's activation is newer than ours,
+		// so it is the admin's latest decision; restoring ours would make
+		// two Active nodes.
 		return m.becomeDeactivating(Self, "boot", "", fmt.Sprintf(
 			"restart: %s took over while this node was down (%s, epoch %d above ours %d)",
 			m.peerLabel(), b.Peer.Status, b.Peer.Epoch, m.epoch))
@@ -255,7 +354,11 @@ func (m *Machine) boot(b Boot) []Action {
 		return m.becomeDeactivating(Self, "boot", "", fmt.Sprintf(
 			"first start: peer %s is %s (epoch %d), so the Main starts Inactive", m.peerName(), b.Peer.Status, b.Peer.Epoch))
 	case m.cfg.Role == RoleMain:
-		return m.becomeActivating(Self, "boot", "", "first start: the Main starts Active (peer "+b.Peer.String()+")", m.nextEpoch())
+		epoch, ok := m.nextEpoch()
+		if !ok {
+			return m.becomeDeactivating(Self, "boot", "", "first start: no epoch is left below the maximum; staying Inactive")
+		}
+		return m.becomeActivating(Self, "boot", "", "first start: the Main starts Active (peer "+b.Peer.String()+")", epoch)
 	default:
 		return m.becomeDeactivating(Self, "boot", "", "first start: the Standby starts Inactive")
 	}
@@ -277,7 +380,7 @@ func (m *Machine) reconfigure(e Reconfigure) ([]Action, error) {
 		changes = append(changes, fmt.Sprintf("mode %s -> %s", m.cfg.Mode, c.Mode))
 	}
 	if c.LostTicks != m.cfg.LostTicks || c.FailbackHoldTicks != m.cfg.FailbackHoldTicks ||
-		c.FailbackAuto != m.cfg.FailbackAuto || c.Witness != m.cfg.Witness {
+		c.FailbackAuto != m.cfg.FailbackAuto || c.Witness != m.cfg.Witness || c.BootGraceTicks != m.cfg.BootGraceTicks {
 		changes = append(changes, "failover settings")
 	}
 	if len(changes) == 0 {
@@ -302,7 +405,12 @@ func (m *Machine) switchoverStop(e SwitchoverStop) ([]Action, error) {
 	if m.status != Active {
 		return m.refuse(e.Who, action, e.Reason, ErrPrecondition, fmt.Sprintf("this node is %s, not Active", m.status))
 	}
-	cause := fmt.Sprintf("planned switchover %s: stopping here, then %s starts", e.ID, m.peerLabel())
+	if e.ID == "" {
+		return m.refuse(e.Who, action, e.Reason, ErrInvalid, "a switchover needs an id")
+	}
+	cause := fmt.Sprintf("planned switchover %s: stopping here, then %s starts; this node holds until the switchover ends",
+		e.ID, m.peerLabel())
+	m.switchover = e.ID
 	if m.cfg.Mode == ModeAuto && m.cfg.Role == RoleMain {
 		m.noFailback = true
 		cause += "; no failback until this node is started again"
@@ -341,6 +449,9 @@ func (m *Machine) tick() []Action {
 	m.peerSickFor = countIf(p.claimsActive() && p.Unhealthy, m.peerSickFor)
 	m.peerEligibleFor = countIf(p.settledInactive() && !p.Holding && !p.Unhealthy, m.peerEligibleFor)
 	m.isolatedFor = countIf(m.cfg.Witness && !p.Reachable && !m.witness.Alive, m.isolatedFor)
+	if !m.peerSeenSinceBoot && m.bootTicks < m.cfg.BootGraceTicks {
+		m.bootTicks++
+	}
 	switch {
 	case m.holdTicks > 0 && p.Reachable && p.Status == Active:
 		// The hold after stepping down lasts until the peer has taken
@@ -395,10 +506,13 @@ func (m *Machine) autoInactive() []Action {
 		// Holding: only the loss of the peer makes this node take over.
 		return nil
 	case !p.Reachable:
-		if m.peerLostFor < lost {
+		if m.peerLostFor < lost || m.InBootGrace() {
 			return nil
 		}
 		cause = fmt.Sprintf("%s lost for %d ticks", m.peerLabel(), m.peerLostFor)
+		if !m.peerSeenSinceBoot && m.cfg.BootGraceTicks > 0 {
+			cause += fmt.Sprintf(", not seen since this node started (boot grace of %d ticks over)", m.cfg.BootGraceTicks)
+		}
 		if m.cfg.Witness {
 			if !m.witness.Alive || m.witness.SeesPeer {
 				// Cut off from the witness too, or the witness still sees
@@ -419,7 +533,11 @@ func (m *Machine) autoInactive() []Action {
 	default:
 		return nil
 	}
-	return m.becomeActivating(Self, "failover", "", cause, m.nextEpoch())
+	epoch, ok := m.nextEpoch()
+	if !ok {
+		return nil
+	}
+	return m.becomeActivating(Self, "failover", "", cause, epoch)
 }
 
 // autoActive decides whether an Active node steps down.
@@ -460,7 +578,7 @@ func (m *Machine) outranked() bool {
 func (m *Machine) becomeActivating(who, action, reason, cause string, epoch uint64) []Action {
 	from := m.status
 	m.status, m.epoch = Activating, epoch
-	m.noFailback, m.failoverTicks = false, 0
+	m.noFailback, m.failoverTicks, m.switchover = false, 0, ""
 	m.pending = Record{Who: who, Reason: reason}
 	return []Action{
 		Persist{Saved{Status: Active, Epoch: epoch}},
@@ -470,7 +588,7 @@ func (m *Machine) becomeActivating(who, action, reason, cause string, epoch uint
 }
 
 func (m *Machine) becomeActive() []Action {
-	m.status = Active
+	m.status, m.persistErr = Active, ""
 	p := m.pending
 	return []Action{
 		Record{Who: p.Who, Action: "activated", Reason: p.Reason, Cause: "services started",
@@ -498,7 +616,7 @@ func (m *Machine) becomeDeactivating(who, action, reason, cause string) []Action
 }
 
 func (m *Machine) becomeInactive(stopErr string) []Action {
-	m.status = Inactive
+	m.status, m.persistErr = Inactive, ""
 	p := m.pending
 	rec := Record{Who: p.Who, Action: "deactivated", Reason: p.Reason, Cause: "services stopped",
 		Outcome: OutcomeOK, Epoch: m.epoch, From: Deactivating, To: Inactive}
@@ -522,14 +640,30 @@ func (m *Machine) noop(who, action, reason, why string) Record {
 }
 
 // nextEpoch is past both this node's and the peer's last known epoch, so the
-// newest activation always carries the highest epoch.
-func (m *Machine) nextEpoch() uint64 {
-	return max(m.epoch, m.peerEpoch) + 1
+// newest activation always carries the highest epoch, and of this node's
+// slot, so no other activation of the pair takes the same (see epoch.go).
+// false: the epochs are exhausted, which only a corrupt state reaches.
+func (m *Machine) nextEpoch() (uint64, bool) {
+	return nextEpochFor(m.cfg.Role, max(m.epoch, m.peerEpoch))
 }
 
+// seePeer takes a view of the peer. A view with an absurd epoch is refused
+// by the runtime before it gets here; should one come, it counts as a peer
+// that answers but cannot be read, so it moves nothing.
 func (m *Machine) seePeer(p PeerView) {
+	if ValidEpoch(p.Epoch) != nil {
+		p = PeerView{Name: p.Name, Reachable: p.Reachable, Unreadable: p.Reachable}
+	}
 	m.peer = p
 	m.peerEpoch = max(m.peerEpoch, p.Epoch)
+	if p.Reachable {
+		m.peerSeenSinceBoot, m.peerLostFor = true, 0
+		if m.switchover != "" && !p.Unreadable && p.Status == Active {
+			// The peer has started: the switchover that stopped this node
+			// is done.
+			m.switchover = ""
+		}
+	}
 }
 
 // peerLabel is "peer NAME", or "the peer" when its name is not known.

@@ -160,6 +160,10 @@ func parseEvent(s string) (Event, error) {
 		return AdminFailover{Who: kv["who"], Reason: kv["reason"], ForTicks: n, For: kv["for"] + " ticks", NotReady: kv["not-ready"]}, nil
 	case "switchover-stop":
 		return SwitchoverStop{Who: kv["who"], Reason: kv["reason"], ID: kv["id"]}, nil
+	case "switchover-ended":
+		return SwitchoverEnded{ID: kv["id"]}, nil
+	case "persist-failed":
+		return PersistFailed{Err: kv["err"]}, nil
 	case "failover-stop":
 		return AdminFailoverStop{Who: kv["who"], Reason: kv["reason"]}, nil
 	case "reconfigure":
@@ -266,7 +270,7 @@ func diffLines(want, got string) string {
 func scenarioConfig(kv map[string]string) (Config, error) {
 	c := Config{Name: kv["name"], Role: Role(kv["role"]), Mode: Mode(kv["mode"]),
 		FailbackAuto: kv["failback"] != "manual", Witness: kv["witness"] == "true"}
-	for key, n := range map[string]*int{"lost": &c.LostTicks, "hold": &c.FailbackHoldTicks} {
+	for key, n := range map[string]*int{"lost": &c.LostTicks, "hold": &c.FailbackHoldTicks, "grace": &c.BootGraceTicks} {
 		if v, ok := kv[key]; ok {
 			var err error
 			if *n, err = strconv.Atoi(v); err != nil {

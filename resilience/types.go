@@ -56,6 +56,11 @@ type Config struct {
 	// decides.
 	FailbackAuto      bool
 	FailbackHoldTicks int
+	// BootGraceTicks: a node that has not seen its peer since it started
+	// waits this long before taking over for a lost peer, so two nodes
+	// powered on together, in any order, end with the Main Active and no
+	// move on the Standby.
+	BootGraceTicks int
 	// Witness: a witness is configured; a lost peer then counts only when
 	// the witness is alive and does not see it either, and an Active node
 	// that sees neither peer nor witness steps down.
@@ -77,6 +82,9 @@ func (c Config) Validate() error {
 	}
 	if c.Name == "" {
 		bad = append(bad, "empty name")
+	}
+	if c.BootGraceTicks < 0 {
+		bad = append(bad, "boot grace ticks < 0")
 	}
 	if c.Mode == ModeAuto && c.LostTicks < 1 {
 		bad = append(bad, "lost ticks < 1 in auto mode")

@@ -123,6 +123,10 @@ type Deps struct {
 	// Hooks run on this node's transitions (see package hooks): a failing
 	// before_activate hook vetoes the activation as a failed start would.
 	Hooks hooks.Set
+
+	// saveState persists a decision (tests replace it); default: the
+	// atomic, synced write of state.json.
+	saveState func(path string, s resilience.Saved, now time.Time) error
 }
 
 // Node is a running PBX node. Its exported methods are safe for concurrent
@@ -155,6 +159,13 @@ type Node struct {
 	// after_deactivate then: nothing was started). Loop only.
 	trans  hooks.Transition
 	vetoed bool
+	// retries counts the tries in a row to feed again a completion whose
+	// Step could not be persisted (see retryLater). Loop only.
+	retries int
+
+	// absurd is the last absurd epoch logged, per source (api, gossip).
+	absurdMu sync.Mutex
+	absurd   map[string]uint64
 
 	mu        sync.RWMutex
 	snap      snapshot
@@ -175,6 +186,11 @@ type snapshot struct {
 	adminHold  bool
 	// failoverUntil is the end of a manual HA failover under way.
 	failoverUntil *time.Time
+	// persistErr: why the last decision could not be persisted ("" when
+	// it was); switchover: the switchover that stopped this node and holds
+	// it, until it ends.
+	persistErr string
+	switchover string
 	// Auto mode: whether the peer was ever seen over gossip, and the
 	// witness as last seen.
 	peerInGossip bool
@@ -322,6 +338,9 @@ func New(d Deps) (*Node, error) {
 	if d.ReplWait <= 0 {
 		d.ReplWait = 20 * time.Second
 	}
+	if d.saveState == nil {
+		d.saveState = saveState
+	}
 	if d.Core.Mode == resilience.ModeAuto && d.Membership == nil {
 		return nil, errors.New("node: auto mode needs a membership (gossip)")
 	}
@@ -358,14 +377,19 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 // when Run returns: stopping resman does not stop the telephony.
 func (n *Node) Run(ctx context.Context) error {
 	defer close(n.stopped)
-	statePath := filepath.Join(n.d.DataDir, "state.json")
+	statePath := n.statePath()
 	saved, err := loadState(statePath)
 	if err != nil {
 		return err
 	}
 	peer := n.fetchPeer(ctx)
 	n.setPeer(peer)
-	n.step(ctx, resilience.Boot{Saved: saved, Peer: n.peerView(peer)})
+	if err := n.step(ctx, resilience.Boot{Saved: saved, Peer: n.peerView(peer)}); err != nil {
+		// Running on a decision a restart would not find is how two
+		// Active nodes happen: refuse to run instead.
+		return fmt.Errorf("boot: the boot decision cannot be persisted in %s, so the node does not run (free space in node.data_dir, or make it writable): %w",
+			statePath, err)
+	}
 	close(n.ready)
 	n.log.Info("node booted", "role", n.d.Core.Role, "mode", n.d.Core.Mode, "status", n.m.Status(), "epoch", n.m.Epoch())
 
@@ -417,19 +441,14 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 	before := n.m.Status()
 	acts, err := n.m.Step(ev)
+	acts, notDurable, err := n.persist(ev, acts, err)
 	var work []resilience.Action
 	var last resilience.Record
 	for _, a := range acts {
 		switch a := a.(type) {
-		case resilience.Persist:
-			if perr := saveState(filepath.Join(n.d.DataDir, "state.json"), a.Saved, time.Now()); perr != nil {
-				// The decision stands; a restart would restore the previous
-				// one. Say so loudly.
-				n.log.Error("cannot persist the decision", "err", perr)
-			}
 		case resilience.Record:
 			last = a
-			if a.Outcome == resilience.OutcomeFailed {
+			if a.Outcome == resilience.OutcomeFailed && !notDurable {
 				n.failure = &a
 			}
 			id := n.record(a)
@@ -450,6 +469,7 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 	n.snap.status, n.snap.epoch = after, n.m.Epoch()
 	n.snap.unhealthy = n.m.Unhealthy()
 	n.snap.holding, n.snap.adminHold = n.m.Holding(), n.m.AdminHold()
+	n.snap.persistErr, n.snap.switchover = n.m.PersistError(), n.m.Switchover()
 	switch ft := n.m.FailoverTicks(); {
 	case ft == 0:
 		n.snap.failoverUntil = nil
@@ -500,6 +520,75 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 	}
 	n.publishStatus()
 	return err
+}
+
+// persist carries out the Persist action of a Step before any other of its
+// actions: a decision is acted on only once it is durable. When it cannot
+// be persisted, the core takes the decision back (PersistFailed) and
+// persist returns the actions of that instead, none of the Step's own, and
+// an error wrapping resilience.ErrNotDurable; notDurable is then true.
+// Otherwise it returns the Step's actions without the Persist. Loop only.
+func (n *Node) persist(ev resilience.Event, acts []resilience.Action, err error) (_ []resilience.Action, notDurable bool, _ error) {
+	var (
+		rest []resilience.Action
+		p    resilience.Persist
+		perr error
+	)
+	for _, a := range acts {
+		q, ok := a.(resilience.Persist)
+		if !ok {
+			rest = append(rest, a)
+			continue
+		}
+		if p, perr = q, n.d.saveState(n.statePath(), q.Saved, time.Now()); perr != nil {
+			break
+		}
+		n.retries = 0
+	}
+	if perr == nil {
+		return rest, false, err
+	}
+	n.log.Error("cannot persist the decision: not acting on it", "err", perr,
+		"decision", fmt.Sprintf("%s (epoch %d)", p.Saved.Status, p.Saved.Epoch), "event", resilience.FormatEvent(ev))
+	facts, ferr := n.m.Step(resilience.PersistFailed{Err: perr.Error()})
+	if ferr == nil {
+		ferr = fmt.Errorf("%w: %v", resilience.ErrNotDurable, perr)
+	}
+	// Only records are expected; a Persist here would be carried out
+	// without the check above, so it is dropped.
+	facts = slices.DeleteFunc(facts, func(a resilience.Action) bool { _, ok := a.(resilience.Persist); return ok })
+	if _, ok := ev.(resilience.ServicesStarted); ok {
+		// The end of a start was taken back with the decision that
+		// followed it (stopping the services again): nothing else would
+		// tell the core again, so it is told again later.
+		n.retryLater(ev)
+	}
+	return facts, true, ferr
+}
+
+// statePath is the file holding the persisted decision.
+func (n *Node) statePath() string { return filepath.Join(n.d.DataDir, "state.json") }
+
+// retryLater feeds ev to the loop again after a while (longer after each
+// try in a row), for a completion whose Step could not be persisted. Loop
+// only.
+func (n *Node) retryLater(ev resilience.Event) {
+	n.retries++
+	wait := min(time.Second<<min(n.retries-1, 5), 30*time.Second)
+	n.log.Warn("the end of the start is fed again later, once the decision can be persisted", "in", wait, "try", n.retries)
+	go func() {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-n.stopped:
+			return
+		}
+		select {
+		case n.msgs <- workDone{ev: ev}:
+		case <-n.stopped:
+		}
+	}()
 }
 
 func (n *Node) auto() bool { return n.d.Core.Mode == resilience.ModeAuto }
@@ -558,9 +647,15 @@ func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
 		n.mu.Unlock()
 	case mem.Name == n.d.PeerName:
 		p := api.Peer{Name: mem.Name, Reachable: alive, CheckedAt: time.Now().UTC()}
-		if alive {
+		switch verr := resilience.ValidEpoch(mem.Meta.Epoch); {
+		case alive && verr != nil:
+			// The gossip layer refuses such a meta; should one come, it
+			// is an answer that cannot be read.
+			p.Error = "the peer's meta cannot be read: " + verr.Error()
+			n.warnAbsurdEpoch("gossip", mem.Meta.Epoch)
+		case alive:
 			p.Status, p.Epoch, p.Version, p.Healthy = mem.Meta.Status, mem.Meta.Epoch, mem.Meta.Version, mem.Meta.Healthy
-		} else {
+		default:
 			p.Error = "lost over gossip"
 			if mem.Meta.Leaving {
 				p.Error = "left the cluster (stopped)"
@@ -714,11 +809,17 @@ func (n *Node) command(ctx context.Context, name string, want resilience.Status,
 	}
 	r := <-reply
 	if r.err != nil {
-		n.metrics.commands.WithLabelValues(name, resilience.OutcomeRefused).Inc()
+		outcome := resilience.OutcomeRefused
+		if errors.Is(r.err, resilience.ErrNotDurable) {
+			outcome = resilience.OutcomeFailed
+		}
+		n.metrics.commands.WithLabelValues(name, outcome).Inc()
 		return n.Status(), r.err
 	}
 	if r.wait != nil {
 		select {
+		case <-n.stopped:
+			return n.Status(), errStopped
 		case o := <-r.wait:
 			if want != "" && o.status != want {
 				n.metrics.commands.WithLabelValues(name, resilience.OutcomeFailed).Inc()
@@ -810,6 +911,8 @@ func (n *Node) Switchover(ctx context.Context, who string, req api.SwitchoverReq
 		switch {
 		case err != nil:
 			missing = append(missing, fmt.Sprintf("peer %s's API does not answer: %v", peerName, err))
+		case resilience.ValidEpoch(ps.Epoch) != nil:
+			missing = append(missing, fmt.Sprintf("peer %s's status cannot be read: %v", peerName, resilience.ValidEpoch(ps.Epoch)))
 		case ps.Status != string(resilience.Inactive):
 			missing = append(missing, fmt.Sprintf("peer %s is %s, not Inactive", peerName, ps.Status))
 		case resilience.Major(ps.Version) != resilience.Major(n.d.Version):
@@ -845,30 +948,59 @@ func (n *Node) Switchover(ctx context.Context, who string, req api.SwitchoverReq
 		}
 		note(resilience.OutcomeOK, "drained", "")
 	}
+	// From the stop on, the switchover runs to its end (done or rolled
+	// back) even when the caller stops waiting: a caller gone must not
+	// leave both nodes stopped, nor this one held.
+	ctx = context.WithoutCancel(ctx)
 	if _, err := n.command(ctx, "switchover", resilience.Inactive, resilience.SwitchoverStop{Who: who, Reason: req.Reason, ID: id}); err != nil {
 		note(resilience.OutcomeFailed, "stopping here failed", err.Error())
+		// Release the hold, should the stop have taken one (a no-op
+		// otherwise).
+		n.endSwitchover(ctx, id)
+		return n.Status(), err
+	}
+	// Every way out from here ends the switchover: the hold that kept this
+	// node from taking the Active role back while the peer starts is
+	// released (when the peer is Active, seeing it would release it too).
+	end := func(err error) (api.Status, error) {
+		n.endSwitchover(ctx, id)
 		return n.Status(), err
 	}
 	ps, err := n.d.Peer.StartServices(ctx, api.StartRequest{Reason: fmt.Sprintf("switchover %s from %s: %s", id, n.d.Core.Name, req.Reason)})
 	if err != nil {
 		note(resilience.OutcomeFailed, fmt.Sprintf("%s did not start; starting here again", peerName), err.Error())
 		_, rerr := n.StartServices(ctx, who, api.StartRequest{Reason: "rollback of switchover " + id})
-		switch {
-		case errors.Is(rerr, resilience.ErrConflict):
-			// The peer answered late but is Active: the switchover is done.
-			note(resilience.OutcomeOK, fmt.Sprintf("done after all: %s is Active", peerName), "")
-			return n.Status(), nil
-		case rerr != nil:
+		if errors.Is(rerr, resilience.ErrConflict) {
+			// Refused because the peer claims Active: it may have answered
+			// late but started. Done only if it is Active now.
+			pctx, cancel := context.WithTimeout(ctx, n.d.PeerTimeout)
+			now, serr := n.d.Peer.Status(pctx)
+			cancel()
+			if serr == nil && now.Status == string(resilience.Active) && resilience.ValidEpoch(now.Epoch) == nil {
+				note(resilience.OutcomeOK, fmt.Sprintf("done after all: %s is Active (epoch %d)", peerName, now.Epoch), "")
+				return end(nil)
+			}
+		}
+		if rerr != nil {
 			note(resilience.OutcomeFailed, "the rollback failed too: check both nodes", rerr.Error())
-			return n.Status(), fmt.Errorf("%w: switchover %s: %s did not start (%v) and the rollback failed: %v",
-				resilience.ErrFailed, id, peerName, err, rerr)
+			return end(fmt.Errorf("%w: switchover %s: %s did not start (%v) and the rollback failed: %v",
+				resilience.ErrFailed, id, peerName, err, rerr))
 		}
 		note(resilience.OutcomeOK, "rolled back: this node is Active again", "")
-		return n.Status(), fmt.Errorf("%w: switchover %s rolled back: %s did not start: %v; this node is Active again",
-			resilience.ErrFailed, id, peerName, err)
+		return end(fmt.Errorf("%w: switchover %s rolled back: %s did not start: %v; this node is Active again",
+			resilience.ErrFailed, id, peerName, err))
 	}
 	note(resilience.OutcomeOK, fmt.Sprintf("done: %s is %s (epoch %d)", peerName, ps.Status, ps.Epoch), "")
-	return n.Status(), nil
+	return end(nil)
+}
+
+// endSwitchover tells the core that switchover id has ended, so the hold
+// it put on this node is released (a no-op when already released: this
+// node started again, or it saw the peer Active).
+func (n *Node) endSwitchover(ctx context.Context, id string) {
+	if _, err := n.command(ctx, "switchover end", "", resilience.SwitchoverEnded{ID: id}); err != nil && !errors.Is(err, errStopped) {
+		n.log.Error("cannot end the switchover: this node may hold until it sees the peer Active", "switchover", id, "err", err)
+	}
 }
 
 // switchoverID names one switchover in the audit log.
@@ -1016,6 +1148,12 @@ func (n *Node) Status() api.Status {
 	if n.d.Core.Role == resilience.RoleWitness {
 		st.HA.Ready, st.HA.Reasons = resilience.WitnessReadiness(s.pairSeen)
 	}
+	if s.persistErr != "" {
+		// Whatever this node decides is taken back: it cannot take over.
+		st.HA.Ready = false
+		st.HA.Reasons = append(st.HA.Reasons, fmt.Sprintf(
+			"this node cannot persist its decisions (%s): free space in node.data_dir, or make it writable", s.persistErr))
+	}
 	if st.HA.Reasons == nil {
 		st.HA.Reasons = []string{}
 	}
@@ -1090,6 +1228,11 @@ func (n *Node) fetchPeer(ctx context.Context) api.Peer {
 	defer cancel()
 	st, err := n.d.Peer.Status(cctx)
 	switch {
+	case err == nil && resilience.ValidEpoch(st.Epoch) != nil:
+		// An answer, but not one to act on: it counts as a peer that
+		// answers and cannot be read (possibly Active).
+		p.Reachable, p.Error = true, "the peer's answer cannot be read: "+resilience.ValidEpoch(st.Epoch).Error()
+		n.warnAbsurdEpoch("api", st.Epoch)
 	case err == nil:
 		p.Reachable, p.Status, p.Epoch, p.Version = true, st.Status, st.Epoch, st.Version
 		p.Healthy = st.Healthy
@@ -1099,6 +1242,22 @@ func (n *Node) fetchPeer(ctx context.Context) api.Peer {
 		p.Reachable, p.Error = true, err.Error()
 	}
 	return p
+}
+
+// warnAbsurdEpoch logs a peer's epoch refused as absurd, once per source
+// and value: the poller would repeat it every few seconds.
+func (n *Node) warnAbsurdEpoch(source string, epoch uint64) {
+	n.absurdMu.Lock()
+	seen := n.absurd[source] == epoch
+	if n.absurd == nil {
+		n.absurd = map[string]uint64{}
+	}
+	n.absurd[source] = epoch
+	n.absurdMu.Unlock()
+	if !seen {
+		n.log.Warn("peer's status refused: its epoch is absurd; the peer counts as answering but unreadable",
+			"peer", n.d.PeerName, "via", source, "epoch", epoch, "err", resilience.ValidEpoch(epoch))
+	}
 }
 
 func (n *Node) setPeer(p api.Peer) {

@@ -61,11 +61,13 @@ func (f *fakeServices) callLog() string {
 	return strings.Join(f.calls, ",")
 }
 
-// fakePeer answers with a settable status or error.
+// fakePeer answers with a settable status or error; start, when set,
+// answers StartServices (called without the lock held).
 type fakePeer struct {
-	mu  sync.Mutex
-	st  api.Status
-	err error
+	mu    sync.Mutex
+	st    api.Status
+	err   error
+	start func(api.StartRequest) (api.Status, error)
 }
 
 func (p *fakePeer) Status(context.Context) (api.Status, error) {
@@ -74,7 +76,13 @@ func (p *fakePeer) Status(context.Context) (api.Status, error) {
 	return p.st, p.err
 }
 
-func (p *fakePeer) StartServices(context.Context, api.StartRequest) (api.Status, error) {
+func (p *fakePeer) StartServices(_ context.Context, req api.StartRequest) (api.Status, error) {
+	p.mu.Lock()
+	start := p.start
+	p.mu.Unlock()
+	if start != nil {
+		return start(req)
+	}
 	return api.Status{}, errors.New("not used")
 }
 
@@ -184,8 +192,8 @@ func TestMainBootsActiveAndStandbyInactive(t *testing.T) {
 	peer.set("", 0, errDown)
 	m := start(t, t.TempDir(), resilience.RoleMain, peer, &fakeServices{})
 	st := m.waitStatus("active")
-	if st.Epoch != 1 || st.Peer == nil || st.Peer.Reachable {
-		t.Fatalf("main: want epoch 1 and an unreachable peer, got %+v", st)
+	if st.Epoch == 0 || resilience.EpochTakenBy(st.Epoch) != resilience.RoleMain || st.Peer == nil || st.Peer.Reachable {
+		t.Fatalf("main: want an epoch of the Main and an unreachable peer, got %+v", st)
 	}
 	if got := m.svc.callLog(); got != "start" {
 		t.Fatalf("main services calls = %q, want start", got)

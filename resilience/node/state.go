@@ -36,6 +36,9 @@ func loadState(path string) (*resilience.Saved, error) {
 	if s.Status != resilience.Active && s.Status != resilience.Inactive {
 		return nil, fmt.Errorf("read state %s: status %q is neither active nor inactive", path, s.Status)
 	}
+	if err := resilience.ValidEpoch(s.Epoch); err != nil {
+		return nil, fmt.Errorf("read state %s: %w (move the file away to start as a new node)", path, err)
+	}
 	return &resilience.Saved{Status: s.Status, Epoch: s.Epoch}, nil
 }
 

@@ -24,8 +24,9 @@
 // Refusals of the node are mapped from the sentinel errors of package
 // resilience: ErrConflict and ErrBusy to 409, ErrInvalid to 400,
 // ErrPrecondition to 412, ErrFailed (a command carried out that failed) to
-// a 500 with its message; any other error is a 500 whose detail is only
-// logged.
+// a 500 with its message, ErrNotDurable (a decision the node could not
+// persist, so did not carry out) to a 503 with its message; any other
+// error is a 500 whose detail is only logged.
 //
 // Authentication is a separate middleware step that yields the principal
 // recorded as "who" in the audit log ("api", or "api:<actor>" when the

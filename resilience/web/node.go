@@ -11,7 +11,9 @@ import (
 // until the transition ends or ctx is done. Refusals are errors wrapping
 // resilience.ErrConflict, ErrBusy, ErrInvalid or ErrPrecondition, with a
 // message meant for the admin; a command carried out that failed wraps
-// resilience.ErrFailed, its message meant for the admin too.
+// resilience.ErrFailed, and one not carried out because its decision
+// could not be persisted wraps resilience.ErrNotDurable, their messages
+// meant for the admin too.
 type Node interface {
 	// Status is the current status; it does not block on I/O.
 	Status() api.Status

@@ -292,6 +292,27 @@ func TestNodeErrors(t *testing.T) {
 	}
 }
 
+// A decision the node could not persist was not carried out: 503, with
+// the node's message, which says why.
+func TestNotDurableIs503(t *testing.T) {
+	s, node, logs := newTestServer(t, Options{})
+	msg := "decision not persisted: the decision could not be persisted, so nothing was started or stopped: no space left on device"
+	node.startErr = fmt.Errorf("%w: the decision could not be persisted, so nothing was started or stopped: no space left on device", resilience.ErrNotDurable)
+	node.stopErr = node.startErr
+	for _, path := range []string{pathStart, pathStop} {
+		a := do(t, s, "POST", path, `{"reason":"r"}`, nil)
+		if a.code != 503 {
+			t.Errorf("%s: code = %d, want 503", path, a.code)
+		}
+		if got := apiError(t, a); got != msg {
+			t.Errorf("%s: error = %q, want %q", path, got, msg)
+		}
+	}
+	if !strings.Contains(logs.String(), "could not be persisted") {
+		t.Errorf("the failure is not logged:\n%s", logs)
+	}
+}
+
 func TestPanic(t *testing.T) {
 	s, node, logs := newTestServer(t, Options{})
 	node.panicky = true

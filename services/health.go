@@ -2,6 +2,9 @@ package services
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +65,18 @@ func (h *hysteresis) observe(pass bool) bool {
 	return h.state != before
 }
 
+// observeStarting counts one probe result of a service that is still
+// starting: a pass counts towards rise as usual, but a failure only breaks
+// the run of passes, since a service coming up has not fallen. It reports
+// whether the state changed.
+func (h *hysteresis) observeStarting(pass bool) bool {
+	if pass {
+		return h.observe(true)
+	}
+	h.passes = 0
+	return false
+}
+
 // reset forgets all results: the service starts a new life.
 func (h *hysteresis) reset() {
 	h.state, h.passes, h.fails = healthUnknown, 0, 0
@@ -72,8 +87,8 @@ func (h *hysteresis) reset() {
 // one SIP user agent for all sip checks and closes it before returning.
 // Call it once per Supervisor.
 func (s *Supervisor) Run(ctx context.Context) {
-	p := s.newProbers()
-	defer p.close()
+	p, release := s.acquireProbers()
+	defer release()
 	var wg sync.WaitGroup
 	for _, svc := range s.services {
 		if svc.check != nil {
@@ -107,15 +122,9 @@ func (s *Supervisor) probeOnce(ctx context.Context, svc *service, p *probers) {
 	if !running {
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, svc.check.timeout)
-	err := svc.check.probe(pctx, p)
-	cancel()
+	err := s.runProbe(ctx, svc, p, svc.check.timeout)
 	if ctx.Err() != nil {
 		return // shutting down: not the service's fault
-	}
-	if err != nil {
-		s.metrics.checkFailed(svc.spec.Name)
-		svc.log.Debug("check failed", "check", svc.check.kind, "error", err)
 	}
 	flipped, now := false, healthUnknown
 	s.update(svc, func() {
@@ -140,6 +149,129 @@ func (s *Supervisor) probeOnce(ctx context.Context, svc *service, p *probers) {
 	default:
 		svc.log.Info("service healthy", "check", svc.check.kind)
 	}
+}
+
+// runProbe runs one probe of svc's check, bounded by timeout and ctx, and
+// counts a failure in the metrics unless ctx is done (then the failure is
+// not the service's).
+func (s *Supervisor) runProbe(ctx context.Context, svc *service, p *probers, timeout time.Duration) error {
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	err := svc.check.probe(pctx, p)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		s.metrics.checkFailed(svc.spec.Name)
+		svc.log.Debug("check failed", "check", svc.check.kind, "error", err)
+	}
+	return err
+}
+
+// acquireProbers returns the probers shared by Run and the starts waiting
+// for a check, making them if nobody holds them; release gives them back,
+// and the last release closes them. One SIP user agent serves them all.
+func (s *Supervisor) acquireProbers() (p *probers, release func()) {
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if s.shared == nil {
+		s.shared = s.newProbers()
+	}
+	s.sharedRefs++
+	p = s.shared
+	return p, sync.OnceFunc(func() {
+		s.probeMu.Lock()
+		s.sharedRefs--
+		last := s.sharedRefs == 0
+		if last {
+			s.shared = nil
+		}
+		s.probeMu.Unlock()
+		if last {
+			p.close()
+		}
+	})
+}
+
+// errExitedDuringStart is awaitCheck's answer when the run: process it
+// watches has exited; the caller knows how it exited.
+var errExitedDuringStart = errors.New("process exited during start")
+
+// awaitCheck probes svc, which is starting, until its check has passed rise
+// times in a row: at once, then every interval, each probe bounded by the
+// check's timeout and by deadline. Failures while starting do not make the
+// service unhealthy; they only break the run of passes. It fails when
+// deadline passes first (quoting the last probe error), when ctx is done,
+// or, with errExitedDuringStart, as soon as exited is closed (nil for a
+// service without a process of its own). On success svc's health is
+// already up: no further rise period is needed once it is running.
+func (s *Supervisor) awaitCheck(ctx context.Context, svc *service, deadline time.Time, exited <-chan struct{}) error {
+	c := svc.check
+	svc.mu.Lock()
+	gen := svc.gen
+	svc.mu.Unlock()
+	p, release := s.acquireProbers()
+	defer release()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	ticker := time.NewTicker(c.interval)
+	defer ticker.Stop()
+	var lastErr error
+	for {
+		if remaining := time.Until(deadline); remaining > 0 {
+			err := s.probeUnlessExited(ctx, svc, p, min(c.timeout, remaining), exited)
+			select {
+			case <-exited:
+				return errExitedDuringStart
+			default:
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("wait for check %s: %w", c.describe(), ctx.Err())
+			}
+			up := false
+			s.update(svc, func() {
+				if svc.gen == gen && svc.state == StateStarting {
+					svc.health.observeStarting(err == nil)
+					up = svc.health.state == healthUp
+				}
+			})
+			if up {
+				svc.log.Info("service healthy", "check", c.kind)
+				return nil
+			}
+			if err != nil {
+				lastErr = err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for check %s: %w", c.describe(), ctx.Err())
+		case <-exited:
+			return errExitedDuringStart
+		case <-timer.C:
+			why := "too few probes in time"
+			if lastErr != nil {
+				why = lastErr.Error()
+			}
+			return fmt.Errorf("check %s did not pass %d times in a row within %s: %s",
+				c.describe(), c.rise, svc.spec.Timeout, why)
+		case <-ticker.C:
+		}
+	}
+}
+
+// probeUnlessExited is runProbe, cut short if exited is closed meanwhile.
+func (s *Supervisor) probeUnlessExited(ctx context.Context, svc *service, p *probers, timeout time.Duration, exited <-chan struct{}) error {
+	if exited == nil {
+		return s.runProbe(ctx, svc, p, timeout)
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-exited:
+			cancel()
+		case <-pctx.Done():
+		}
+	}()
+	return s.runProbe(pctx, svc, p, timeout)
 }
 
 // checker is a parsed health check.
@@ -188,4 +320,16 @@ func newChecker(c config.Check) (*checker, error) {
 		return nil, errNoCheck
 	}
 	return ch, nil
+}
+
+// describe names the check in messages: its URI or URL, "tcp HOST:PORT" or
+// "exec CMD ARG...".
+func (c *checker) describe() string {
+	switch c.kind {
+	case config.KindTCP:
+		return "tcp " + c.target
+	case config.KindExec:
+		return "exec " + strings.Join(c.exec, " ")
+	}
+	return c.target
 }

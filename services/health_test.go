@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -97,19 +98,29 @@ func TestHealthRiseAndFall(t *testing.T) {
 	}
 }
 
+// A critical service's check is undecided while the service starts: Start
+// waits for it, and meanwhile the service is not unhealthy, however many
+// probes fail (fall is 2 here).
 func TestUnknownHealthIsNotUnhealthy(t *testing.T) {
+	dir := t.TempDir()
 	s := newTestSupervisor(t, []config.Service{{
-		Name: "db", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
-		Critical: true, Check: fastCheck(config.Check{Exec: []string{"false"}}),
-	}}, Options{})
-	if err := s.Start(ctxT(t)); err != nil { // Run not started: health stays unknown
-		t.Fatal(err)
-	}
-	if st := statusOf(t, s, "db"); st.Healthy || st.State != StateRunning {
-		t.Errorf("db = %+v, want running and not yet healthy", st)
+		Name: "db", Start: []string{"true"}, Stop: []string{"true"}, Timeout: waitLimit,
+		Critical: true, Check: fastCheck(config.Check{Exec: sh(`echo x >> "$DIR/probes"; false`)}),
+	}}, Options{Env: []string{"DIR=" + dir}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Start(ctx) }()
+	waitFor(t, "4 failed probes", func() bool { return len(readLines(t, filepath.Join(dir, "probes"))) >= 4 })
+	if st := statusOf(t, s, "db"); st.Healthy || st.State != StateStarting {
+		t.Errorf("db = %+v, want starting and not yet healthy", st)
 	}
 	if got := s.Unhealthy(); len(got) != 0 {
 		t.Errorf("Unhealthy = %v, want none while health is unknown", got)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Start = %v, want context.Canceled", err)
 	}
 }
 

@@ -25,8 +25,10 @@ const (
 )
 
 const (
-	// runGrace is how long a run: process must stay up for its start to
-	// count: most misconfigurations (bad flag, port in use) exit at once.
+	// runGrace is how long a run: process of a service that does not
+	// await its check must stay up for its start to count: most
+	// misconfigurations (bad flag, port in use) exit at once. A critical
+	// service with a check waits for its check instead.
 	runGrace = 50 * time.Millisecond
 	// killWait bounds the wait for a process to die after SIGKILL.
 	killWait = 5 * time.Second
@@ -112,7 +114,15 @@ func (svc *service) enterLocked(state string) {
 	svc.checkErr = ""
 }
 
-// start starts svc unless it is running.
+// awaitsCheck reports whether a start of svc waits for its check to pass:
+// only critical services with a check do.
+func (svc *service) awaitsCheck() bool {
+	return svc.spec.Critical && svc.check != nil
+}
+
+// start starts svc unless it is running. A service that awaitsCheck is
+// running only once its check has passed rise times in a row, within its
+// timeout counted from the beginning of the start.
 func (s *Supervisor) start(ctx context.Context, svc *service) error {
 	svc.mu.Lock()
 	running := svc.state == StateRunning
@@ -122,6 +132,7 @@ func (s *Supervisor) start(ctx context.Context, svc *service) error {
 	}
 	s.update(svc, func() { svc.enterLocked(StateStarting) })
 	begin := time.Now()
+	deadline := begin.Add(svc.spec.Timeout)
 	var err error
 	switch svc.kind {
 	case kindCommands:
@@ -129,7 +140,11 @@ func (s *Supervisor) start(ctx context.Context, svc *service) error {
 	case kindUnit:
 		err = s.runCommand(ctx, svc.spec.Timeout, []string{"systemctl", "start", svc.spec.Unit})
 	case kindRun:
-		err = s.startRun(ctx, svc)
+		err = s.startRun(ctx, svc, deadline)
+	}
+	if err == nil && svc.kind != kindRun && svc.awaitsCheck() {
+		// startRun has waited already, watching its process.
+		err = s.awaitCheck(ctx, svc, deadline, nil)
 	}
 	if err != nil {
 		s.update(svc, func() {
@@ -188,18 +203,22 @@ type process struct {
 	stopping bool
 }
 
-// exitError describes how p ended.
-func (p *process) exitError() error {
+// exitError describes how p ended; during is "" or " during start".
+func (p *process) exitError(during string) error {
 	err := p.err
 	if err == nil {
 		err = errors.New("exit status 0")
 	}
-	return fmt.Errorf("process %q exited: %w%s", p.cmd.Args[0], err, quote(p.out.Line(0)))
+	return fmt.Errorf("process %q exited%s: %w%s", p.cmd.Args[0], during, err, quote(p.out.Line(0)))
 }
 
-// startRun spawns svc's run: process and waits out the grace period: a
-// process that exits within it has failed to start.
-func (s *Supervisor) startRun(ctx context.Context, svc *service) error {
+// startRun spawns svc's run: process and waits until it counts as started:
+// for a service that awaitsCheck, until its check has passed (see
+// awaitCheck) before deadline; for the others, until it has outlived the
+// grace period. A process that exits meanwhile has failed to start. A
+// process still alive when its check did not pass in time is stopped, so
+// that the next start does not spawn a second one.
+func (s *Supervisor) startRun(ctx context.Context, svc *service, deadline time.Time) error {
 	argv := svc.spec.Run
 	out := procexec.NewTail(tailSize)
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -227,15 +246,35 @@ func (s *Supervisor) startRun(ctx context.Context, svc *service) error {
 	go s.waitRun(svc, p)
 	svc.log.Debug("spawned", "pid", p.pgid, "argv", argv)
 
-	grace := time.NewTimer(min(runGrace, svc.spec.Timeout))
-	defer grace.Stop()
-	select {
-	case <-p.done:
-	case <-grace.C:
-	case <-ctx.Done():
-		procexec.KillGroup(p.pgid, syscall.SIGKILL)
-		<-p.done
-		return fmt.Errorf("wait for %q to settle: %w", argv[0], ctx.Err())
+	if svc.awaitsCheck() {
+		err := s.awaitCheck(ctx, svc, deadline, p.done)
+		switch {
+		case errors.Is(err, errExitedDuringStart):
+			<-p.done
+			return p.exitError(" during start")
+		case err != nil && ctx.Err() != nil:
+			procexec.KillGroup(p.pgid, syscall.SIGKILL)
+			<-p.done
+			return err
+		case err != nil:
+			// Alive but not working: stopped as Stop would, within the
+			// caller's ctx; the start fails for the check either way.
+			if serr := s.stopRun(ctx, svc); serr != nil {
+				return fmt.Errorf("%w; stopping it: %w", err, serr)
+			}
+			return err
+		}
+	} else {
+		grace := time.NewTimer(min(runGrace, svc.spec.Timeout))
+		defer grace.Stop()
+		select {
+		case <-p.done:
+		case <-grace.C:
+		case <-ctx.Done():
+			procexec.KillGroup(p.pgid, syscall.SIGKILL)
+			<-p.done
+			return fmt.Errorf("wait for %q to settle: %w", argv[0], ctx.Err())
+		}
 	}
 	var err error
 	s.update(svc, func() {
@@ -243,7 +282,7 @@ func (s *Supervisor) startRun(ctx context.Context, svc *service) error {
 		// state is running, so exactly one of us sees it.
 		select {
 		case <-p.done:
-			err = p.exitError()
+			err = p.exitError(" during start")
 		default:
 			svc.state = StateRunning
 		}
@@ -267,7 +306,7 @@ func (s *Supervisor) waitRun(svc *service, p *process) {
 			return
 		}
 		svc.state = StateFailed
-		svc.err = p.exitError().Error()
+		svc.err = p.exitError("").Error()
 		svc.gen++
 		svc.health.reset()
 	})

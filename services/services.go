@@ -12,7 +12,9 @@
 //     must outlive resman.
 //
 // Health checks (sip, exec, tcp, http) run only while a service is running
-// and flip its health with HAProxy-like rise/fall hysteresis.
+// and flip its health with HAProxy-like rise/fall hysteresis. The start of a
+// critical service with a check also waits for that check to pass rise
+// times in a row: an active node's critical services work, not merely run.
 package services
 
 import (
@@ -76,6 +78,12 @@ type Supervisor struct {
 	// ops serialises Start and Stop: a transition runs to its end before
 	// the next one begins.
 	ops sync.Mutex
+
+	// shared are the probers of Run and of the checks Start waits for,
+	// made by the first user and closed by the last (see acquireProbers).
+	probeMu    sync.Mutex
+	shared     *probers
+	sharedRefs int
 }
 
 // New returns a Supervisor of specs, which config has validated and
@@ -109,6 +117,13 @@ func New(specs []config.Service, opts Options) (*Supervisor, error) {
 			return nil, fmt.Errorf("service %q: %w", spec.Name, err)
 		}
 		s.services = append(s.services, svc)
+		if svc.awaitsCheck() {
+			// The first probe runs at once, the others every interval.
+			if least := time.Duration(svc.check.rise-1) * svc.check.interval; svc.spec.Timeout <= least {
+				s.log.Warn("the check cannot pass rise times within the service's timeout: every start will fail",
+					"service", spec.Name, "timeout", svc.spec.Timeout, "rise", svc.check.rise, "interval", svc.check.interval)
+			}
+		}
 	}
 	if systemctl, err := exec.LookPath("systemctl"); err == nil {
 		for _, svc := range s.services {
@@ -124,9 +139,18 @@ func New(specs []config.Service, opts Options) (*Supervisor, error) {
 }
 
 // Start starts every service in config order. It stops at the first
-// failure and returns an error naming that service; the services after it
+// failure and returns an error naming that service; the services before it
+// keep running (the caller rolls back with Stop) and the services after it
 // are left as they were. Running services are left alone and failed ones
 // are started again.
+//
+// A critical service with a check counts as started only once its check
+// has passed rise times in a row, within the service's timeout (from the
+// beginning of its start); until then it is starting. Its run: process
+// exiting meanwhile, or the timeout passing first, fails the start (and a
+// run: process still alive is stopped). Other services count as started as
+// soon as their start command succeeds, their unit is started or their
+// run: process has outlived a short grace period.
 func (s *Supervisor) Start(ctx context.Context) error {
 	s.ops.Lock()
 	defer s.ops.Unlock()

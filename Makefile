@@ -5,7 +5,7 @@ GO      ?= go
 GOFLAGS ?=
 PKGS    := ./...
 
-.PHONY: build demo test test-tools test-go fuzz vet bench bench-api bench-failover bench-switchover bench-loss bench-xds bench-edge clean
+.PHONY: build demo test test-tools test-go fuzz gofmt vet bench bench-api bench-failover bench-switchover bench-loss bench-xds bench-edge clean
 
 build:
 	$(GO) build -o resman ./cmd/resman
@@ -14,25 +14,51 @@ demo:
 	$(GO) run ./cmd/resman demo
 
 # Installs the tier-3 tools (Debian packages) when missing, then runs every
-# tier. With CI set, a tier-3 test whose tool is missing fails instead of
-# skipping.
-test: test-tools vet test-go fuzz
+# tier: vet and gofmt, go test ./..., the race run of the core, the fuzz
+# runs. Every tier runs even when one before it failed; at the end a summary
+# gives, for each tier, the tests passed, failed and skipped (each skip with
+# its reason), then the line "N passed, N failed, N skipped" with the totals,
+# and the target fails if anything failed. With CI set, a tier-3 test whose
+# tool is missing fails instead of skipping.
+TESTSUMMARY := testout/bin/testsummary
+SUMMARYDIR  := testout/summary
+TIER         = $(TESTSUMMARY) run -dir $(SUMMARYDIR) -tier
+
+# The tiers' commands; $(1) is empty or -json.
+go_test_all  = $(GO) test $(1) -p 2 -count=1 $(PKGS)
+go_test_race = $(GO) test $(1) -p 2 -count=1 -race ./resilience/...
+go_fuzz      = $(GO) test $(1) -run '^$$' -fuzz $(2) -fuzztime $(3) ./resilience/
+gofmt_check  = out=$$(gofmt -l $$(git ls-files "*.go")); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+test: test-tools
+	@$(GO) build -o $(TESTSUMMARY) ./scripts/testsummary
+	@rm -rf $(SUMMARYDIR)
+	@$(TIER) vet -check gofmt -- sh -c '$(gofmt_check)'
+	@$(TIER) vet -check 'go vet' -- $(GO) vet $(PKGS)
+	@$(TIER) go -- $(call go_test_all,-json)
+	@$(TIER) race -- $(call go_test_race,-json)
+	@$(TIER) fuzz -- $(call go_fuzz,-json,FuzzManualPair,15s)
+	@$(TIER) fuzz -- $(call go_fuzz,-json,FuzzAutoPair,25s)
+	@$(TESTSUMMARY) report -dir $(SUMMARYDIR) -tiers vet,go,race,fuzz
 
 test-tools:
 	./scripts/install-test-tools.sh
 
-vet:
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+# One tier at a time, with go test's own output and no summary.
+gofmt:
+	@$(gofmt_check)
+
+vet: gofmt
 	$(GO) vet $(PKGS)
 
 test-go:
-	$(GO) test -p 2 -count=1 $(PKGS)
-	$(GO) test -p 2 -count=1 -race ./resilience/...
+	$(call go_test_all)
+	$(call go_test_race)
 
 # Short runs of the core's fuzz tests on top of their seed corpus.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzManualPair -fuzztime 15s ./resilience/
-	$(GO) test -run '^$$' -fuzz FuzzAutoPair -fuzztime 25s ./resilience/
+	$(call go_fuzz,,FuzzManualPair,15s)
+	$(call go_fuzz,,FuzzAutoPair,25s)
 
 # Benchmarks (see README): each prints medians; the namespace ones need root.
 bench: bench-api bench-failover bench-switchover bench-xds bench-edge

@@ -71,11 +71,19 @@ func apiErr(err error) error {
 		case http.StatusBadRequest:
 			return withCode(exitUsage, fmt.Errorf("bad request: %s", ae.Message))
 		}
-		return withCode(exitFailed, fmt.Errorf("%s", ae.Message))
+		// 500 (carried out and failed), 503 (not carried out: the node
+		// cannot persist its decision) and any other answer: failed, with
+		// the node's message, on one line.
+		return withCode(exitFailed, errors.New(oneLine(ae.Message)))
 	case errors.Is(err, client.ErrUnreachable):
 		return withCode(exitUnreachable, err)
 	}
 	return withCode(exitFailed, err)
+}
+
+// oneLine keeps a message on the one line the CLI prints.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(strings.TrimSpace(s))
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/client"
+)
+
+// Each answer of the node maps to its documented exit code, with the
+// node's message on one line.
+func TestAPIErrExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		code     int
+		msg      string
+		exit     int
+		wantLine string
+	}{
+		{503, "decision not persisted: the decision could not be persisted, so nothing was started or stopped: no space left on device",
+			exitFailed, "decision not persisted: the decision could not be persisted, so nothing was started or stopped: no space left on device"},
+		{503, "decision not persisted:\nsave state: read-only file system\n", exitFailed, "decision not persisted: save state: read-only file system"},
+		{500, "failed: start services: start failed", exitFailed, "failed: start services: start failed"},
+		{409, "conflict: peer xivo-main is active (epoch 2)", exitRefused, "refused: conflict: peer xivo-main is active (epoch 2)"},
+		{412, "precondition failed: manual mode", exitRefused, "refused: precondition failed: manual mode"},
+		{400, "reason is required", exitUsage, "bad request: reason is required"},
+		{401, "unauthorized", exitFailed, "unauthorized: check --token or RESMAN_TOKEN"},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(tc.code)
+			_ = json.NewEncoder(w).Encode(api.Error{Error: tc.msg})
+		}))
+		_, err := client.New(srv.URL, "token-0123456789abcdef").StartServices(context.Background(), api.StartRequest{Reason: "r"})
+		srv.Close()
+		err = apiErr(err)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != tc.exit {
+			t.Errorf("%d: %v, want exit %d", tc.code, err, tc.exit)
+			continue
+		}
+		if got := err.Error(); got != tc.wantLine || strings.Contains(got, "\n") {
+			t.Errorf("%d: reason %q, want %q", tc.code, got, tc.wantLine)
+		}
+	}
+	if err := apiErr(client.ErrUnreachable); !errors.As(err, new(*exitError)) || err.(*exitError).code != exitUnreachable {
+		t.Errorf("unreachable: %v", err)
+	}
+}

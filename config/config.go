@@ -154,6 +154,11 @@ type Failover struct {
 	// FailbackHold is how long the Main must be healthy before it takes
 	// back; 0 takes back at once. Default: 30s.
 	FailbackHold time.Duration `mapstructure:"failback_hold"`
+	// BootGrace is how long a node that has not seen its peer since it
+	// started waits before taking over for a lost peer, so that two nodes
+	// powered on together, in any order, end with the Main Active; 0
+	// takes over after LostAfter as usual. Default: 30s.
+	BootGrace time.Duration `mapstructure:"boot_grace"`
 	// LostAfter is how long the peer must stay lost, or the Active node
 	// unhealthy, before the auto rules act. Both signals are already
 	// confirmed upstream (memberlist's suspicion, the checks' fall count),

@@ -98,6 +98,9 @@ func TestValidShapes(t *testing.T) {
 			if c.Failover.FailbackHold != 0 || c.Failover.Failback != FailbackManual {
 				t.Errorf("explicit failback_hold 0 must stay 0: %+v", c.Failover)
 			}
+			if c.Failover.BootGrace != 0 {
+				t.Errorf("explicit boot_grace 0 must stay 0: %+v", c.Failover)
+			}
 			if key, err := c.GossipKeyBytes(); err != nil || len(key) != 32 {
 				t.Errorf("key %d bytes, %v", len(key), err)
 			}
@@ -421,7 +424,7 @@ peer: {name: xivo-standby, api: "http://127.0.0.2:9440"}
 `,
 			wantErrs: []string{"peer.gossip: required in auto mode", "gossip.key: required in auto mode"}},
 		{name: "gossip form", yaml: autoMain + `
-failover: {failback: sometimes, failback_hold: -1s, lost_after: 0, witness: "witness"}
+failover: {failback: sometimes, failback_hold: -1s, boot_grace: -2s, lost_after: 0, witness: "witness"}
 `, env: map[string]string{"RESMAN_GOSSIP_KEY": "c2hvcnQ=", "RESMAN_GOSSIP_PROBE_TIMEOUT": "1s",
 			"RESMAN_GOSSIP_SUSPICION_MULT": "0", "RESMAN_GOSSIP_BIND": "7946", "RESMAN_GOSSIP_JOIN": ":7946"},
 			wantErrs: []string{
@@ -432,6 +435,7 @@ failover: {failback: sometimes, failback_hold: -1s, lost_after: 0, witness: "wit
 				`gossip.join[0]: must name a host, like 10.0.0.2:7946, got ":7946"`,
 				`failover.failback: must be auto or manual, got "sometimes"`,
 				"failover.failback_hold: must not be negative, got -1s",
+				"failover.boot_grace: must not be negative, got -2s",
 				"failover.lost_after: must be a duration above 0, like 1s, got 0s",
 				`failover.witness: must be host:port with a port from 1 to 65535, like 10.0.0.3:7946, got "witness"`,
 			}},
@@ -603,7 +607,7 @@ edge:
 		Peer: &Peer{Name: "xivo-standby", API: "http://127.0.0.2:9440", CheckInterval: 2 * time.Second, Timeout: 2 * time.Second},
 		Gossip: Gossip{Bind: "0.0.0.0:7946", ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond,
 			SuspicionMult: 2, RejoinInterval: time.Second},
-		Failover: Failover{Failback: FailbackAuto, FailbackHold: 30 * time.Second, LostAfter: 100 * time.Millisecond},
+		Failover: Failover{Failback: FailbackAuto, FailbackHold: 30 * time.Second, BootGrace: 30 * time.Second, LostAfter: 100 * time.Millisecond},
 		Services: []Service{
 			{Name: "a", Unit: "a", Timeout: 30 * time.Second,
 				Check: &Check{TCP: "127.0.0.1:1", Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 2}},

@@ -60,6 +60,7 @@ func (c *Config) applyDefaults(given func(string) bool) {
 	f := &c.Failover
 	def(given, "failover.failback", &f.Failback, FailbackAuto)
 	def(given, "failover.failback_hold", &f.FailbackHold, 30*time.Second)
+	def(given, "failover.boot_grace", &f.BootGrace, 30*time.Second)
 	def(given, "failover.lost_after", &f.LostAfter, 100*time.Millisecond)
 
 	serviceDefaults(given, "services", c.Services)

@@ -233,6 +233,9 @@ func (v *checker) failover() {
 	if f.FailbackHold < 0 {
 		v.add("failover.failback_hold", "must not be negative, got %s", f.FailbackHold)
 	}
+	if f.BootGrace < 0 {
+		v.add("failover.boot_grace", "must not be negative, got %s", f.BootGrace)
+	}
 	v.positive("failover.lost_after", f.LostAfter)
 	v.hostPort("failover.witness", f.Witness, true, "10.0.0.3:7946")
 }

@@ -507,8 +507,18 @@ func coreConfig(cfg *config.Config) resilience.Config {
 		LostTicks:         ticks(cfg.Failover.LostAfter, coreTick),
 		FailbackAuto:      cfg.Failover.Failback != config.FailbackManual,
 		FailbackHoldTicks: ticks(cfg.Failover.FailbackHold, coreTick),
+		BootGraceTicks:    graceTicks(cfg.Failover.BootGrace, coreTick),
 		Witness:           cfg.Failover.Witness != "",
 	}
+}
+
+// graceTicks converts failover.boot_grace to core ticks: 0 is no grace at
+// all, anything else at least one tick.
+func graceTicks(d, tick time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return ticks(d, tick)
 }
 
 // reloadNode re-reads the config file and applies what may change at run

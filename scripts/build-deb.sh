@@ -70,9 +70,12 @@ if [ -n "${RESMAN_BIN:-}" ]; then
     echo "build-deb: RESMAN_BIN '$RESMAN_BIN' is not a Go program: $(printf '%s' "$bininfo" | tail -n 1)" >&2
     exit 1
   fi
-  binpath=$(printf '%s\n' "$bininfo" | awk '$1 == "path" { print $2; exit }')
-  binos=$(printf '%s\n' "$bininfo" | awk '$1 == "build" && $2 ~ /^GOOS=/ { sub(/^GOOS=/, "", $2); print $2; exit }')
-  binarch=$(printf '%s\n' "$bininfo" | awk '$1 == "build" && $2 ~ /^GOARCH=/ { sub(/^GOARCH=/, "", $2); print $2; exit }')
+  # The awk programs read their whole input: one that exits at the first
+  # match can close the pipe while printf still writes (the text is over
+  # 4 KiB), and pipefail turns that SIGPIPE into exit 141.
+  binpath=$(printf '%s\n' "$bininfo" | awk '$1 == "path" && !n++ { print $2 }')
+  binos=$(printf '%s\n' "$bininfo" | awk '$1 == "build" && $2 ~ /^GOOS=/ && !n++ { sub(/^GOOS=/, "", $2); print $2 }')
+  binarch=$(printf '%s\n' "$bininfo" | awk '$1 == "build" && $2 ~ /^GOARCH=/ && !n++ { sub(/^GOARCH=/, "", $2); print $2 }')
   if [ "$binpath" != "github.com/resman-pbx/resman/cmd/resman" ]; then
     echo "build-deb: RESMAN_BIN '$RESMAN_BIN' is not resman: it is a build of '${binpath:-an unknown package}', want github.com/resman-pbx/resman/cmd/resman" >&2
     exit 1
@@ -115,7 +118,7 @@ if [ -n "$mods" ]; then
   for mod in $mods; do
     # The module cache writes capitals as !lower.
     esc=/$(printf '%s' "$mod" | sed 's/[A-Z]/!\L&/g')
-    dir=$(printf '%s\n' "$dirs" | awk -v s="$esc" 'substr($0, length($0) - length(s) + 1) == s' | head -n 1)
+    dir=$(printf '%s\n' "$dirs" | awk -v s="$esc" 'substr($0, length($0) - length(s) + 1) == s && !n++')
     lic=$(ls "$dir"/LICENSE* "$dir"/LICENCE* "$dir"/COPYING* 2>/dev/null | head -n 1 || true)
     if [ -z "$lic" ]; then
       echo "build-deb: no licence file found for $mod" >&2

@@ -100,6 +100,8 @@ type Cluster struct {
 	self    Meta
 	members map[string]*member
 	joins   map[string]joinState // by configured address
+	// refused: members whose meta was refused for its epoch, and logged.
+	refused map[string]bool
 
 	running  atomic.Bool
 	stopOnce sync.Once
@@ -664,9 +666,22 @@ func (c *Cluster) observe(kind EventKind, n *memberlist.Node) {
 	}
 	meta := Meta{Name: n.Name}
 	if len(n.Meta) > 0 {
-		if err := meta.UnmarshalBinary(n.Meta); err != nil {
+		err := meta.UnmarshalBinary(n.Meta)
+		switch {
+		case errors.Is(err, errMetaEpoch):
+			// Corrupt or forged: nothing of it is taken, and the member's
+			// previous view stays (a Down uses that view anyway).
+			c.refusedMeta(n.Name, err)
+			if kind != Down {
+				return
+			}
+		case err != nil:
 			c.log.Warn("cannot read a member's meta (another resman version?)", "member", n.Name, "err", err)
 			meta = Meta{Name: n.Name}
+		default:
+			c.mu.Lock()
+			delete(c.refused, n.Name)
+			c.mu.Unlock()
 		}
 	}
 	now := time.Now()
@@ -729,6 +744,23 @@ func (c *Cluster) observe(kind EventKind, n *memberlist.Node) {
 	}
 	if seesChanged {
 		c.kickPush()
+	}
+}
+
+// refusedMeta logs a member's meta refused for its epoch, once until the
+// member gossips a meta that is taken again: it repeats it at every
+// update.
+func (c *Cluster) refusedMeta(name string, err error) {
+	c.mu.Lock()
+	logged := c.refused[name]
+	if c.refused == nil {
+		c.refused = map[string]bool{}
+	}
+	c.refused[name] = true
+	c.mu.Unlock()
+	if !logged {
+		c.log.Warn("member's meta refused: its epoch is above the maximum; keeping the member's previous view",
+			"member", name, "err", err)
 	}
 }
 

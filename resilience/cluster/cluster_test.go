@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/cluster/clustertest"
 )
@@ -122,6 +123,49 @@ func TestMetaUpdatePropagates(t *testing.T) {
 		if d := time.Since(start); d > time.Second {
 			t.Errorf("update took %s", d)
 		}
+	})
+}
+
+// A member gossiping an epoch above the maximum is not taken at its
+// word: the others keep its previous view, and say so once in their log.
+func TestAbsurdEpochMetaIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := clustertest.New(t, 3)
+		main, standby := pair(t, h)
+		clustertest.WaitMember(t, standby, "main", func(m cluster.Member) bool {
+			return m.Alive && slices.Equal(m.Meta.Sees, []string{"standby"})
+		}, 2*time.Second)
+		ofMain := func(ev cluster.Event) bool { return ev.Member.Name == "main" }
+		before := standby.Events.Count(ofMain)
+		for _, status := range []string{"inactive", "deactivating", "active"} {
+			m := main.Cluster.LocalMeta()
+			m.Status, m.Epoch = status, resilience.MaxEpoch+1
+			main.Cluster.SetMeta(m)
+			time.Sleep(2 * time.Second)
+		}
+		if c := standby.Events.Count(ofMain) - before; c != 0 {
+			t.Errorf("the standby took %d events of the absurd meta: %v", c, standby.Events.All())
+		}
+		if m, ok := standby.Cluster.Member("main"); !ok || !m.Alive || m.Meta.Epoch != 3 || m.Meta.Status != "active" {
+			t.Errorf("the standby's view of main = %+v, want the previous one (active, epoch 3)", m)
+		}
+		want := "member's meta refused: its epoch is above the maximum"
+		if c := countLines(standby.Logs, want); c != 1 {
+			t.Errorf("warned %d times, want once; logs:\n%s", c, strings.Join(standby.Logs.Lines(), "\n"))
+		}
+		for _, l := range standby.Logs.Lines() {
+			if strings.Contains(l, want) && !strings.Contains(l, "member=main") {
+				t.Errorf("the warning does not name the member: %s", l)
+			}
+		}
+
+		// A sound meta is taken again.
+		m := main.Cluster.LocalMeta()
+		m.Status, m.Epoch = "inactive", 4
+		main.Cluster.SetMeta(m)
+		standby.Events.Wait(t, clustertest.HasMeta("main", func(m cluster.Meta) bool {
+			return m.Status == "inactive" && m.Epoch == 4
+		}), 2*time.Second)
 	})
 }
 

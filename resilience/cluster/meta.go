@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/resman-pbx/resman/resilience"
 )
 
 // MaxMetaSize is the largest encoded Meta memberlist accepts.
@@ -23,6 +25,10 @@ const (
 
 // errMeta is wrapped by every decoding error.
 var errMeta = errors.New("cluster: bad member meta")
+
+// errMetaEpoch is wrapped by the decoding error of a meta whose epoch is
+// above resilience.MaxEpoch: corrupt or forged, the whole meta is refused.
+var errMetaEpoch = fmt.Errorf("%w: absurd epoch", errMeta)
 
 // Meta is what each member gossips about itself.
 type Meta struct {
@@ -111,7 +117,8 @@ func appendString(b []byte, s string) []byte {
 }
 
 // UnmarshalBinary decodes what MarshalBinary encoded. Name is left as it
-// was.
+// was. A meta with an epoch above resilience.MaxEpoch is refused whole
+// (m is left as it was): no field of a corrupt or forged meta is taken.
 func (m *Meta) UnmarshalBinary(b []byte) error {
 	d := decoder{b: b}
 	if v := d.byte(); d.err == nil && v < metaVersion {
@@ -136,6 +143,9 @@ func (m *Meta) UnmarshalBinary(b []byte) error {
 	}
 	if d.err != nil {
 		return d.err
+	}
+	if err := resilience.ValidEpoch(out.Epoch); err != nil {
+		return fmt.Errorf("%w: %w", errMetaEpoch, err)
 	}
 	slices.Sort(out.Sees)
 	*m = out

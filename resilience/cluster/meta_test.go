@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/resman-pbx/resman/resilience"
 )
 
 func TestMetaRoundTrip(t *testing.T) {
 	for _, m := range []Meta{
 		{},
-		{Role: "main", Status: "active", Version: "2025.10.3", Epoch: 1<<64 - 1, Healthy: true, Sees: []string{"standby", "witness"}},
+		{Role: "main", Status: "active", Version: "2025.10.3", Epoch: resilience.MaxEpoch, Healthy: true, Sees: []string{"standby", "witness"}},
 		{Role: "witness", Status: "inactive", Sees: []string{"a"}, Leaving: true},
 		{Role: "main", Status: "inactive", Epoch: 7, Holding: true},
 	} {
@@ -86,6 +88,26 @@ func TestMetaDecodeErrors(t *testing.T) {
 	newer = append(newer, 0xff, 0x01)
 	if err := m.UnmarshalBinary(newer); err != nil || m.Role != "main" {
 		t.Errorf("newer version: %+v, %v", m, err)
+	}
+}
+
+// A meta whose epoch is above the maximum is refused whole: corrupt or
+// forged, none of its fields is taken.
+func TestMetaAbsurdEpochIsRefused(t *testing.T) {
+	for _, epoch := range []uint64{resilience.MaxEpoch + 1, 1<<64 - 1} {
+		b, err := Meta{Role: "main", Status: "inactive", Epoch: epoch, Healthy: true}.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := Meta{Name: "main", Role: "main", Status: "active", Epoch: 4, Sees: []string{"standby"}}
+		m := before.Clone()
+		err = m.UnmarshalBinary(b)
+		if !errors.Is(err, errMeta) || !errors.Is(err, errMetaEpoch) || !strings.Contains(err.Error(), fmt.Sprint(epoch)) {
+			t.Errorf("epoch %d: err = %v, want a refusal naming the epoch", epoch, err)
+		}
+		if !m.Equal(before) {
+			t.Errorf("epoch %d: the refused meta changed the view: %+v", epoch, m)
+		}
 	}
 }
 

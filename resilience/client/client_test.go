@@ -211,6 +211,22 @@ func TestActiveInactive(t *testing.T) {
 	}
 }
 
+// A decision the node could not persist is an answer (503 with the node's
+// message), not an unreachable node.
+func TestNotDurableIsAnAnswer(t *testing.T) {
+	node, _, base := start(t)
+	node.startErr = fmt.Errorf("%w: the decision could not be persisted, so nothing was started or stopped: no space left on device",
+		resilience.ErrNotDurable)
+	_, err := client.New(base, token).StartServices(context.Background(), api.StartRequest{Reason: "r"})
+	var e *client.Error
+	if !errors.As(err, &e) || e.StatusCode != 503 || errors.Is(err, client.ErrUnreachable) {
+		t.Fatalf("err = %v, want a 503 *client.Error", err)
+	}
+	if want := "decision not persisted: the decision could not be persisted, so nothing was started or stopped: no space left on device"; e.Message != want {
+		t.Errorf("message = %q, want %q", e.Message, want)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	node, _, base := start(t)
 	node.startErr = fmt.Errorf("the peer xivo-standby is Active (epoch 3): %w", resilience.ErrConflict)

@@ -279,6 +279,7 @@ func appRequests(t *testing.T, app string) uint64 {
 func TestCCAndEdgeFollowFailoverAndFailback(t *testing.T) {
 	mainP, standbyP, _, _ := pair(t)
 	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	mainEpoch := status(t, mainP.url).Epoch
 
 	// The web apps of both sides, as the Edge's upstreams.
 	mainApp := fmt.Sprintf("http://127.0.0.1:%d", freePort(t, "127.0.0.1"))
@@ -328,7 +329,7 @@ log: {level: debug}
 		!strings.Contains(out, "peer xivo-main: active") {
 		t.Fatalf("resman status of the cc: exit %d\n%s%s", code, out, stderr)
 	}
-	if out, stderr, code := cli(t, "audit", "--node", ccAPI); code != 0 || !strings.Contains(out, "paired node xivo-main is active (epoch 1)") {
+	if out, stderr, code := cli(t, "audit", "--node", ccAPI); code != 0 || !strings.Contains(out, fmt.Sprintf("paired node xivo-main is active (epoch %d)", mainEpoch)) {
 		t.Fatalf("resman audit of the cc: exit %d\n%s%s", code, out, stderr)
 	}
 
@@ -360,8 +361,9 @@ log: {level: debug}
 	}
 	waitFor(t, "edge routing to main", func() bool { return routed() == "main" })
 	// Alone in its file, the Edge answers the CLI like a node.
-	if out, stderr, code := cli(t, "status", "--node", edgeAPI); code != 0 || !strings.Contains(out, "127.0.0.1 (edge, proxy mode)  ACTIVE  epoch 1") ||
-		!strings.Contains(out, "HA: ready") || !strings.Contains(out, "routed to side main (epoch 1)") {
+	if out, stderr, code := cli(t, "status", "--node", edgeAPI); code != 0 ||
+		!strings.Contains(out, fmt.Sprintf("127.0.0.1 (edge, proxy mode)  ACTIVE  epoch %d", mainEpoch)) ||
+		!strings.Contains(out, "HA: ready") || !strings.Contains(out, fmt.Sprintf("routed to side main (epoch %d)", mainEpoch)) {
 		t.Fatalf("resman status of the edge: exit %d\n%s%s", code, out, stderr)
 	}
 

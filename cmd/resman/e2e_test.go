@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 )
 
@@ -276,6 +277,7 @@ func TestManualFailoverAndFailback(t *testing.T) {
 	if st.Status != "inactive" || st.Role != "standby" {
 		t.Fatalf("standby at boot: %s %s", st.Role, st.Status)
 	}
+	mainEpoch := status(t, mainP.url).Epoch
 
 	// The guard: the Standby refuses a second Active, naming the Main.
 	_, stderr, code := cli(t, "services", "start", "--node", standbyP.url, "--reason", "try")
@@ -297,8 +299,11 @@ func TestManualFailoverAndFailback(t *testing.T) {
 		t.Fatalf("start standby over the API: %d %s", c, body)
 	}
 	var started api.Status
-	if err := json.Unmarshal([]byte(body), &started); err != nil || started.Status != "active" || started.Epoch != 2 {
-		t.Fatalf("standby after start: %s (err %v)", body, err)
+	// Each activation takes an epoch above every epoch seen, of its node's
+	// parity (the Main even, the Standby odd).
+	if err := json.Unmarshal([]byte(body), &started); err != nil || started.Status != "active" || started.Epoch <= mainEpoch ||
+		resilience.EpochTakenBy(started.Epoch) != resilience.RoleStandby {
+		t.Fatalf("standby after start: %s (err %v); want active above the Main's epoch %d, of the Standby", body, err, mainEpoch)
 	}
 	waitFor(t, "standby's stand-in asterisk healthy", func() bool {
 		s := status(t, standbyP.url)
@@ -307,7 +312,7 @@ func TestManualFailoverAndFailback(t *testing.T) {
 
 	// Failback: the Main refuses while the Standby is Active; then the reverse order works.
 	if _, stderr, code = cli(t, "services", "start", "--node", mainP.url, "--reason", "failback"); code != exitRefused ||
-		!strings.Contains(stderr, "xivo-standby is active (epoch 2)") {
+		!strings.Contains(stderr, fmt.Sprintf("xivo-standby is active (epoch %d)", started.Epoch)) {
 		t.Fatalf("start main while standby active: exit %d %q", code, stderr)
 	}
 	if _, stderr, code = cli(t, "services", "stop", "--node", standbyP.url, "--reason", "failback"); code != 0 {
@@ -317,8 +322,8 @@ func TestManualFailoverAndFailback(t *testing.T) {
 		t.Fatalf("start main: %d %s", code, stderr)
 	}
 	st = status(t, mainP.url)
-	if st.Status != "active" || st.Epoch != 3 {
-		t.Fatalf("main after failback: %s epoch %d, want active epoch 3", st.Status, st.Epoch)
+	if st.Status != "active" || st.Epoch <= started.Epoch || resilience.EpochTakenBy(st.Epoch) != resilience.RoleMain {
+		t.Fatalf("main after failback: %s epoch %d, want active above the Standby's %d, of the Main", st.Status, st.Epoch, started.Epoch)
 	}
 	out, _, code = cli(t, "audit", "--node", mainP.url)
 	if code != 0 || !strings.Contains(out, `"failback"`) || !strings.Contains(out, "api:e2e@") {
@@ -329,10 +334,13 @@ func TestManualFailoverAndFailback(t *testing.T) {
 func TestForceAndKill9Restart(t *testing.T) {
 	mainP, standbyP, mainSpec, _ := pair(t)
 	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	mainEpoch := status(t, mainP.url).Epoch
 
 	out, stderr, code := cli(t, "services", "start", "--node", standbyP.url, "--force", "--reason", "phones cannot reach the main")
-	if code != 0 || !strings.Contains(out, "active (epoch 2)") {
-		t.Fatalf("forced start: exit %d %q %q", code, out, stderr)
+	forcedEpoch := status(t, standbyP.url).Epoch
+	if code != 0 || forcedEpoch <= mainEpoch || resilience.EpochTakenBy(forcedEpoch) != resilience.RoleStandby ||
+		!strings.Contains(out, fmt.Sprintf("active (epoch %d)", forcedEpoch)) {
+		t.Fatalf("forced start: exit %d %q %q; want active above the Main's epoch %d, of the Standby", code, out, stderr, mainEpoch)
 	}
 	waitFor(t, "split brain shown on the main", func() bool {
 		return strings.Contains(strings.Join(status(t, mainP.url).HA.Reasons, ";"), "split brain")
@@ -341,12 +349,12 @@ func TestForceAndKill9Restart(t *testing.T) {
 		t.Fatal("stop main failed")
 	}
 
-	// kill -9 the Standby: its decision (Active, epoch 2) and audit survive.
+	// kill -9 the Standby: its decision (Active, its epoch) and audit survive.
 	standbyP.kill(syscall.SIGKILL)
 	standbyP = startProc(t, "standby-again", standbyP.cfg, standbyP.url)
 	waitFor(t, "standby restored active", func() bool { return status(t, standbyP.url).Status == "active" })
-	if st := status(t, standbyP.url); st.Epoch != 2 {
-		t.Fatalf("epoch after kill -9: %d, want 2", st.Epoch)
+	if st := status(t, standbyP.url); st.Epoch != forcedEpoch {
+		t.Fatalf("epoch after kill -9: %d, want %d", st.Epoch, forcedEpoch)
 	}
 	out, _, _ = cli(t, "audit", "--node", standbyP.url, "--json")
 	var entries []api.AuditEntry

@@ -14,8 +14,9 @@
 //  2. Execute the actions of one Step in order. StartServices and
 //     StopServices are long; feed ServicesStarted / ServicesStopped when they
 //     end. Persist must be durable before the next action runs: when it
-//     cannot be carried out, feed PersistFailed at once and carry out none
-//     of the Step's other actions; the core takes the decision back.
+//     cannot be carried out, feed PersistFailed at once, carry out none of
+//     the actions after the Persist, and carry out those PersistFailed
+//     returns; the core takes the decision back.
 //  3. Feed one event at a time (Step is not safe for concurrent use).
 //  4. For admin commands, pass a fresh PeerView: the two-Active guard is only
 //     as good as that view.
@@ -53,8 +54,8 @@
 //   - An admin's Stop holds the node Inactive until an admin's Start, so
 //     the peer takes over instead of the rules starting it again.
 //   - A node stopped for a planned switchover (either role, either mode)
-//     holds until the switchover ends: the peer is seen Active, or the
-//     runtime feeds SwitchoverEnded. It takes over only for a lost peer.
+//     holds until the runtime feeds SwitchoverEnded (done or failed). It
+//     takes over only for a lost peer.
 //   - A node that has not seen its peer since it started takes over for a
 //     lost peer only once BootGraceTicks have passed.
 package resilience

@@ -16,10 +16,14 @@ type Boot struct {
 }
 
 // AdminStart is an admin's "Start services". Peer must be a fresh view.
+// Rollback names the switchover whose rollback this start is: while a
+// switchover that stopped this node runs, only its own rollback may start
+// it again.
 type AdminStart struct {
 	Who, Reason string
 	Force       bool
 	Peer        PeerView
+	Rollback    string
 }
 
 // AdminStop is an admin's "Stop services".
@@ -73,9 +77,10 @@ type SwitchoverEnded struct{ ID string }
 
 // PersistFailed reports that the Persist action of the last Step could not
 // be carried out (full disk, read-only file system, I/O error). The runtime
-// feeds it at once and carries out none of that Step's other actions: the
-// core takes the decision back, as if that Step had not happened, and
-// records why.
+// feeds it at once and carries out none of the actions that followed the
+// Persist; it carries out those PersistFailed returns. The core takes the
+// decision back and records why; a rollback of a failed start goes on
+// (stopping is the safe way) and is persisted again later.
 type PersistFailed struct{ Err string }
 
 // AdminFailoverStop ends a manual HA failover early; failback then
@@ -165,7 +170,11 @@ func FormatEvent(ev Event) string {
 		}
 		return fmt.Sprintf("boot saved=%s peer=%s", saved, e.Peer)
 	case AdminStart:
-		return fmt.Sprintf("start who=%s force=%t peer=%s reason=%q", e.Who, e.Force, e.Peer, e.Reason)
+		s := fmt.Sprintf("start who=%s force=%t peer=%s reason=%q", e.Who, e.Force, e.Peer, e.Reason)
+		if e.Rollback != "" {
+			s += " rollback=" + e.Rollback
+		}
+		return s
 	case AdminStop:
 		return fmt.Sprintf("stop who=%s reason=%q", e.Who, e.Reason)
 	case ServicesStarted:

@@ -28,18 +28,25 @@ type Machine struct {
 	unhealthyFor    int // this node's critical services unhealthy
 	peerSickFor     int // the peer Active but unhealthy
 	peerEligibleFor int // the peer settled Inactive, healthy, not holding
-	isolatedFor     int // neither peer nor witness seen (with a witness)
-	holdTicks       int // a timed hold: do not activate by itself
-	adminHold       bool
-	failoverTicks   int // a manual HA failover under way: hold until it ends
+	// peerSettledFor: the peer settled Inactive, counted from the end of
+	// this node's last hold on. The Main takes the Active role from an
+	// Inactive Standby only after a tick of it: a Standby that started to
+	// take over just as the Main's hold ended shows by then.
+	peerSettledFor int
+	isolatedFor    int // neither peer nor witness seen (with a witness)
+	holdTicks      int // a timed hold: do not activate by itself
+	adminHold      bool
+	failoverTicks  int // a manual HA failover under way: hold until it ends
 	// noFailback: after a planned switchover away from the Main, it does
 	// not take the Active role back by priority or failback (it still takes
 	// over if its peer is lost). Cleared by its next activation.
 	noFailback bool
 	// switchover: the ID of the planned switchover that stopped this
-	// node. Until it ends (the peer is seen Active, or the runtime says it
-	// ended) this node holds: it does not take the Active role back by
-	// itself while the peer is being started.
+	// node. Until the runtime says it ended (SwitchoverEnded), done or
+	// failed, this node holds: it does not take the Active role back by
+	// itself while the peer is being started, even once it saw the peer
+	// Active (the procedure may still be starting it, on a view of this
+	// node fetched earlier).
 	switchover string
 	// peerSeenSinceBoot: the peer was reachable at least once since this
 	// node started; until then a lost peer counts only after the boot
@@ -53,6 +60,17 @@ type Machine struct {
 	undo       *Machine
 	undoRec    Record
 	persistErr string
+	// keepRest: the last Step rolls back a failed start. That cannot be
+	// taken back (the start is over, and stopping is the safe way), so a
+	// PersistFailed keeps it: these are its actions after the Persist,
+	// still to carry out. dirty: the decision in force is not on disk
+	// yet; it is persisted again at the next Tick or PeerSeen.
+	keepRest []Action
+	dirty    bool
+	// undoFrom, when set during a Step, is where a PersistFailed takes
+	// the machine back to: after what that Step cannot take back (a
+	// completion, time passing), before the decision that followed.
+	undoFrom *Machine
 	// pending is who asked for the transition under way, and why: the
 	// record written when the transition ends names them too.
 	pending Record
@@ -122,9 +140,23 @@ func (m *Machine) Step(ev Event) ([]Action, error) {
 		return m.persistFailed(pf)
 	}
 	before := *m
-	before.undo = nil
+	before.undo, before.keepRest = nil, nil
+	m.undoFrom = nil
 	acts, err := m.step(ev)
-	m.undo = nil
+	if m.undoFrom != nil {
+		before = *m.undoFrom
+		m.undoFrom = nil
+	}
+	m.undo, m.keepRest = nil, nil
+	if st, ok := ev.(ServicesStarted); ok && st.Err != "" {
+		for k, a := range acts {
+			if _, ok := a.(Persist); ok {
+				m.keepRest = append(slices.Clone(acts[:k]), acts[k+1:]...)
+				break
+			}
+		}
+		return acts, err
+	}
 	for _, a := range acts {
 		if _, ok := a.(Persist); ok {
 			m.undo = &before
@@ -141,10 +173,19 @@ func (m *Machine) Step(ev Event) ([]Action, error) {
 // carried out none of its actions. In auto mode the rules decide again at
 // the next event, and try to persist again.
 func (m *Machine) persistFailed(e PersistFailed) ([]Action, error) {
+	if rest := m.keepRest; rest != nil {
+		m.keepRest, m.dirty, m.persistErr = nil, true, e.Err
+		rec := Record{Who: Self, Action: "persist", Outcome: OutcomeFailed, Detail: e.Err, Epoch: m.epoch, From: m.status, To: m.status,
+			Cause: "the rollback of the failed start could not be persisted: stopping the services anyway, and persisting again later"}
+		return append([]Action{rec}, rest...), nil
+	}
 	if m.undo == nil {
 		return nil, nil
 	}
 	rec, lastErr := m.undoRec, m.persistErr
+	if rec.Action == "" { // a decision persisted again, with no record
+		rec = Record{Who: Self, Action: "persist"}
+	}
 	*m = *m.undo
 	m.persistErr = e.Err
 	msg := "the decision could not be persisted, so nothing was started or stopped: " + e.Err
@@ -167,7 +208,7 @@ func (m *Machine) step(ev Event) ([]Action, error) {
 	switch e := ev.(type) {
 	case PeerSeen:
 		m.seePeer(e.Peer)
-		return m.stepAuto(), nil
+		return append(m.persistAgain(), m.stepAuto()...), nil
 	case Health:
 		m.unhealthy = slices.Clone(e.Unhealthy)
 		return m.stepAuto(), nil
@@ -176,6 +217,8 @@ func (m *Machine) step(ev Event) ([]Action, error) {
 		return m.stepAuto(), nil
 	case Tick:
 		acts := m.tick()
+		m.markUndo()
+		acts = append(acts, m.persistAgain()...)
 		return append(acts, m.stepAuto()...), nil
 	case AdminFailover:
 		return m.adminFailover(e)
@@ -186,15 +229,19 @@ func (m *Machine) step(ev Event) ([]Action, error) {
 			return nil, nil
 		}
 		m.switchover = ""
-		rec := m.noop(Self, "switchover ended", "", fmt.Sprintf("switchover %s ended: this node follows the rules again", e.ID))
-		return append([]Action{rec}, m.stepAuto()...), nil
+		m.holdEnded()
+		// The rules decide again at the next tick, on a view that has
+		// caught up with the end of the switchover.
+		return []Action{m.noop(Self, "switchover ended", "", fmt.Sprintf("switchover %s ended: this node follows the rules again", e.ID))}, nil
 	case AdminFailoverStop:
 		if m.failoverTicks == 0 {
 			return []Action{m.noop(e.Who, "stop manual failover", e.Reason, "no manual failover under way")}, nil
 		}
 		m.failoverTicks = 0
-		rec := m.noop(e.Who, "stop manual failover", e.Reason, "manual failover ended early: failback follows the policy")
-		return append([]Action{rec}, m.stepAuto()...), nil
+		m.holdEnded()
+		// The rules decide at the next tick: the Standby may be taking
+		// over right now, on a view of this node still holding.
+		return []Action{m.noop(e.Who, "stop manual failover", e.Reason, "manual failover ended early: failback follows the policy")}, nil
 	case AdminStart:
 		m.seePeer(e.Peer)
 		e.Peer = m.peer // as taken: an absurd epoch reads as unreadable
@@ -221,6 +268,13 @@ func (m *Machine) stepInactive(ev Event) ([]Action, error) {
 		if m.cfg.Role == RoleWitness {
 			return m.refuse(e.Who, "start services", e.Reason, ErrPrecondition,
 				"a witness has no services and never goes Active")
+		}
+		if m.switchover != "" && e.Rollback != m.switchover {
+			// The switchover is starting the peer, on a view of this node
+			// that says Inactive: a start here now would make two Actives.
+			return m.refuse(e.Who, "start services", e.Reason, ErrBusy, fmt.Sprintf(
+				"switchover %s stopped this node and is starting %s: wait until it ends (it rolls back here if %s does not start)",
+				m.switchover, m.peerName(), m.peerName()))
 		}
 		if e.Peer.claimsActive() && !e.Force {
 			return m.refuse(e.Who, "start services", e.Reason, ErrConflict, fmt.Sprintf(
@@ -275,7 +329,11 @@ func (m *Machine) stepActivating(ev Event) ([]Action, error) {
 			acts[1] = rec
 			return acts, nil
 		}
-		return m.becomeActive(), nil
+		// The peer may have claimed the Active role with a newer epoch
+		// while the services started: settle it now, not a tick later.
+		acts := m.becomeActive()
+		m.markUndo()
+		return append(acts, m.stepAuto()...), nil
 	}
 	return nil, nil
 }
@@ -283,7 +341,8 @@ func (m *Machine) stepActivating(ev Event) ([]Action, error) {
 func (m *Machine) stepActive(ev Event) ([]Action, error) {
 	switch e := ev.(type) {
 	case AdminStart:
-		return []Action{m.noop(e.Who, "start services", e.Reason, "already active")}, nil
+		// The fresh view it carries may show a newer Active peer.
+		return append([]Action{m.noop(e.Who, "start services", e.Reason, "already active")}, m.stepAuto()...), nil
 	case AdminStop:
 		cause := "admin command"
 		if m.cfg.Mode == ModeAuto {
@@ -387,7 +446,7 @@ func (m *Machine) reconfigure(e Reconfigure) ([]Action, error) {
 		return nil, nil
 	}
 	m.cfg = c
-	m.peerLostFor, m.unhealthyFor, m.peerSickFor, m.peerEligibleFor, m.isolatedFor = 0, 0, 0, 0, 0
+	m.peerLostFor, m.unhealthyFor, m.peerSickFor, m.peerEligibleFor, m.isolatedFor, m.peerSettledFor = 0, 0, 0, 0, 0, 0
 	if c.Mode == ModeManual {
 		// Holds are an auto-mode notion; manual mode never moves anyway.
 		m.adminHold, m.holdTicks = false, 0
@@ -448,6 +507,7 @@ func (m *Machine) tick() []Action {
 	m.unhealthyFor = countIf(len(m.unhealthy) > 0 && m.status == Active, m.unhealthyFor)
 	m.peerSickFor = countIf(p.claimsActive() && p.Unhealthy, m.peerSickFor)
 	m.peerEligibleFor = countIf(p.settledInactive() && !p.Holding && !p.Unhealthy, m.peerEligibleFor)
+	m.peerSettledFor = countIf(p.settledInactive(), m.peerSettledFor)
 	m.isolatedFor = countIf(m.cfg.Witness && !p.Reachable && !m.witness.Alive, m.isolatedFor)
 	if !m.peerSeenSinceBoot && m.bootTicks < m.cfg.BootGraceTicks {
 		m.bootTicks++
@@ -462,15 +522,41 @@ func (m *Machine) tick() []Action {
 		// whole stop timeout, and the hold must outlast it, or this node
 		// would take back the Active role before the peer could.
 		m.holdTicks--
+		if m.holdTicks == 0 {
+			m.holdEnded()
+		}
 	}
 	if m.failoverTicks > 0 {
 		m.failoverTicks--
 		if m.failoverTicks == 0 {
+			m.holdEnded()
 			return []Action{m.noop(Self, "manual failover ended", "", "its time is over: failback follows the policy")}
 		}
 	}
 	return nil
 }
+
+// markUndo sets where a PersistFailed of this Step takes the machine back
+// to: here, after what cannot be taken back.
+func (m *Machine) markUndo() {
+	c := *m
+	c.undo, c.keepRest, c.undoFrom = nil, nil, nil
+	m.undoFrom = &c
+}
+
+// persistAgain persists the decision in force when it is not on disk yet
+// (dirty) and no transition runs.
+func (m *Machine) persistAgain() []Action {
+	if !m.dirty || (m.status != Active && m.status != Inactive) {
+		return nil
+	}
+	m.dirty = false
+	return []Action{Persist{Saved{Status: m.status, Epoch: m.epoch}}}
+}
+
+// holdEnded restarts the count of the peer settled Inactive: the peer may
+// have started to take over on a view of this node still holding.
+func (m *Machine) holdEnded() { m.peerSettledFor = 0 }
 
 func countIf(cond bool, n int) int {
 	if cond {
@@ -502,8 +588,14 @@ func (m *Machine) autoInactive() []Action {
 	p, lost := m.peer, m.cfg.LostTicks
 	var cause string
 	switch {
-	case m.Holding() && p.Reachable:
-		// Holding: only the loss of the peer makes this node take over.
+	case p.Reachable && (m.failoverTicks > 0 || m.switchover != ""):
+		// Held by an admin's move: only the loss of the peer makes this
+		// node take over.
+		return nil
+	case p.Reachable && m.noFailback && !(p.settledInactive() && p.Holding):
+		// A Main switched away from takes the Active role back only from
+		// a peer that will not take it (an admin stopped it, it stepped
+		// down), or when the peer is lost.
 		return nil
 	case !p.Reachable:
 		if m.peerLostFor < lost || m.InBootGrace() {
@@ -523,7 +615,7 @@ func (m *Machine) autoInactive() []Action {
 		}
 	case p.Unreadable:
 		return nil
-	case p.settledInactive() && m.cfg.Role == RoleMain:
+	case p.settledInactive() && m.cfg.Role == RoleMain && m.peerSettledFor >= 1:
 		cause = fmt.Sprintf("%s is inactive: the Main takes the Active role", m.peerLabel())
 	case p.settledInactive() && p.Holding:
 		cause = fmt.Sprintf("%s holds inactive: this node takes the Active role", m.peerLabel())
@@ -658,11 +750,6 @@ func (m *Machine) seePeer(p PeerView) {
 	m.peerEpoch = max(m.peerEpoch, p.Epoch)
 	if p.Reachable {
 		m.peerSeenSinceBoot, m.peerLostFor = true, 0
-		if m.switchover != "" && !p.Unreadable && p.Status == Active {
-			// The peer has started: the switchover that stopped this node
-			// is done.
-			m.switchover = ""
-		}
 	}
 }
 

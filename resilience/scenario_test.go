@@ -142,7 +142,7 @@ func parseEvent(s string) (Event, error) {
 		return b, err
 	case "start":
 		p, err := parsePeer(kv["peer"])
-		return AdminStart{Who: kv["who"], Reason: kv["reason"], Force: kv["force"] == "true", Peer: p}, err
+		return AdminStart{Who: kv["who"], Reason: kv["reason"], Force: kv["force"] == "true", Peer: p, Rollback: kv["rollback"]}, err
 	case "stop":
 		return AdminStop{Who: kv["who"], Reason: kv["reason"]}, nil
 	case "started":

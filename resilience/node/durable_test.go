@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,6 +148,48 @@ func TestStopNotDurableKeepsServicesRunning(t *testing.T) {
 	}
 	if got := svc.callLog(); got != "start,stop" {
 		t.Fatalf("services calls = %q, want start,stop", got)
+	}
+}
+
+// A failed start whose rollback cannot be persisted at first still ends
+// rolled back: the services are stopped again, the node is Inactive, and
+// the admin gets the start's failure.
+func TestFailedStartRollbackNotDurableAtFirst(t *testing.T) {
+	var mu sync.Mutex
+	failures := 0
+	save := func(path string, st resilience.Saved, now time.Time) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if st.Status == resilience.Inactive && st.Epoch > 0 && failures == 0 {
+			failures++
+			return errors.New("no space left on device")
+		}
+		return saveState(path, st, now)
+	}
+	peer := &fakePeer{}
+	peer.set("", 0, errDown)
+	svc := &fakeServices{startErr: errors.New("asterisk: exit status 1")}
+	h := startWith(t, t.TempDir(), resilience.RoleStandby, peer, svc, func(d *Deps) { d.saveState = save })
+	h.waitStatus("inactive")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := h.node.StartServices(ctx, "bob", api.StartRequest{Reason: "try"})
+	if !errors.Is(err, resilience.ErrFailed) || !strings.Contains(err.Error(), "asterisk: exit status 1") {
+		t.Fatalf("want ErrFailed with the service error, got %v", err)
+	}
+	if st.Status != "inactive" {
+		t.Fatalf("status %s, want inactive", st.Status)
+	}
+	if got := svc.callLog(); got != "stop,start,stop" {
+		t.Fatalf("calls = %q, want boot stop, start, rollback stop", got)
+	}
+	es, _ := h.node.Audit(context.Background(), 100, 0)
+	found := false
+	for _, e := range es {
+		found = found || (e.Outcome == api.OutcomeFailed && strings.Contains(e.Cause, "could not be persisted"))
+	}
+	if !found {
+		t.Fatalf("the persist failure is not in the audit log: %+v", es)
 	}
 }
 

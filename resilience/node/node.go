@@ -441,14 +441,33 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 	before := n.m.Status()
 	acts, err := n.m.Step(ev)
-	acts, notDurable, err := n.persist(ev, acts, err)
 	var work []resilience.Action
 	var last resilience.Record
-	for _, a := range acts {
-		switch a := a.(type) {
+	failedPersist := false
+	for i := 0; i < len(acts); i++ {
+		switch a := acts[i].(type) {
+		case resilience.Persist:
+			// Durable before the next action runs; if it cannot be, none
+			// of the actions after it run, only what the core answers to
+			// PersistFailed.
+			if failedPersist {
+				n.log.Error("a second decision to persist after a failed one: not persisted", "decision", a.Saved)
+				continue
+			}
+			perr := n.d.saveState(n.statePath(), a.Saved, time.Now())
+			if perr == nil {
+				n.retries = 0
+				continue
+			}
+			failedPersist = true
+			var facts []resilience.Action
+			facts, err = n.notDurable(ev, a, perr)
+			acts = append(acts[:i+1:i+1], facts...)
 		case resilience.Record:
 			last = a
-			if a.Outcome == resilience.OutcomeFailed && !notDurable {
+			if a.Outcome == resilience.OutcomeFailed && a.From != a.To {
+				// A failed transition (not a refusal, not a decision that
+				// could not be persisted): the waiters are told its cause.
 				n.failure = &a
 			}
 			id := n.record(a)
@@ -522,48 +541,27 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 	return err
 }
 
-// persist carries out the Persist action of a Step before any other of its
-// actions: a decision is acted on only once it is durable. When it cannot
-// be persisted, the core takes the decision back (PersistFailed) and
-// persist returns the actions of that instead, none of the Step's own, and
-// an error wrapping resilience.ErrNotDurable; notDurable is then true.
-// Otherwise it returns the Step's actions without the Persist. Loop only.
-func (n *Node) persist(ev resilience.Event, acts []resilience.Action, err error) (_ []resilience.Action, notDurable bool, _ error) {
-	var (
-		rest []resilience.Action
-		p    resilience.Persist
-		perr error
-	)
-	for _, a := range acts {
-		q, ok := a.(resilience.Persist)
-		if !ok {
-			rest = append(rest, a)
-			continue
-		}
-		if p, perr = q, n.d.saveState(n.statePath(), q.Saved, time.Now()); perr != nil {
-			break
-		}
-		n.retries = 0
-	}
-	if perr == nil {
-		return rest, false, err
-	}
+// notDurable reports to the core that the decision p of the Step fed ev
+// could not be persisted (perr), and returns the actions the core answers
+// with (they replace the rest of the Step's) and the error for an admin
+// command, which wraps resilience.ErrNotDurable when the decision was
+// taken back. Loop only.
+func (n *Node) notDurable(ev resilience.Event, p resilience.Persist, perr error) ([]resilience.Action, error) {
 	n.log.Error("cannot persist the decision: not acting on it", "err", perr,
 		"decision", fmt.Sprintf("%s (epoch %d)", p.Saved.Status, p.Saved.Epoch), "event", resilience.FormatEvent(ev))
-	facts, ferr := n.m.Step(resilience.PersistFailed{Err: perr.Error()})
-	if ferr == nil {
-		ferr = fmt.Errorf("%w: %v", resilience.ErrNotDurable, perr)
+	facts, err := n.m.Step(resilience.PersistFailed{Err: perr.Error()})
+	if err == nil && len(facts) == 0 {
+		// Nothing to take back, nothing to do: the decision stands, not
+		// durable; the caller must still hear of it.
+		err = fmt.Errorf("%w: %v", resilience.ErrNotDurable, perr)
 	}
-	// Only records are expected; a Persist here would be carried out
-	// without the check above, so it is dropped.
-	facts = slices.DeleteFunc(facts, func(a resilience.Action) bool { _, ok := a.(resilience.Persist); return ok })
-	if _, ok := ev.(resilience.ServicesStarted); ok {
-		// The end of a start was taken back with the decision that
-		// followed it (stopping the services again): nothing else would
-		// tell the core again, so it is told again later.
+	if st, ok := ev.(resilience.ServicesStarted); ok && st.Err != "" && n.m.Status() == resilience.Activating {
+		// The end of a failed start was taken back with the rollback that
+		// followed it: nothing else would tell the core again, so it is
+		// told again later.
 		n.retryLater(ev)
 	}
-	return facts, true, ferr
+	return facts, err
 }
 
 // statePath is the file holding the persisted decision.
@@ -969,6 +967,8 @@ func (n *Node) Switchover(ctx context.Context, who string, req api.SwitchoverReq
 	ps, err := n.d.Peer.StartServices(ctx, api.StartRequest{Reason: fmt.Sprintf("switchover %s from %s: %s", id, n.d.Core.Name, req.Reason)})
 	if err != nil {
 		note(resilience.OutcomeFailed, fmt.Sprintf("%s did not start; starting here again", peerName), err.Error())
+		// The move failed: it ends here, so that this node may start again.
+		n.endSwitchover(ctx, id)
 		_, rerr := n.StartServices(ctx, who, api.StartRequest{Reason: "rollback of switchover " + id})
 		if errors.Is(rerr, resilience.ErrConflict) {
 			// Refused because the peer claims Active: it may have answered

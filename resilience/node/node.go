@@ -766,6 +766,12 @@ func (n *Node) record(r resilience.Record) uint64 {
 // is seen Active unless forced; blocks until the node is Active, the start
 // failed and was rolled back, or ctx ends.
 func (n *Node) StartServices(ctx context.Context, who string, req api.StartRequest) (api.Status, error) {
+	return n.startServices(ctx, who, req, "")
+}
+
+// startServices is StartServices; rollback names the switchover whose
+// rollback this start is (the hold of that switchover lets it through).
+func (n *Node) startServices(ctx context.Context, who string, req api.StartRequest, rollback string) (api.Status, error) {
 	if strings.TrimSpace(req.Reason) == "" {
 		return api.Status{}, fmt.Errorf("%w: reason is required", resilience.ErrInvalid)
 	}
@@ -777,7 +783,7 @@ func (n *Node) StartServices(ctx context.Context, who string, req api.StartReque
 		view = n.peerView(p)
 	}
 	return n.command(ctx, "start services", resilience.Active,
-		resilience.AdminStart{Who: who, Reason: req.Reason, Force: req.Force, Peer: view})
+		resilience.AdminStart{Who: who, Reason: req.Reason, Force: req.Force, Peer: view, Rollback: rollback})
 }
 
 // StopServices is an admin's Stop services; blocks until the node is
@@ -957,9 +963,9 @@ func (n *Node) Switchover(ctx context.Context, who string, req api.SwitchoverReq
 		n.endSwitchover(ctx, id)
 		return n.Status(), err
 	}
-	// Every way out from here ends the switchover: the hold that kept this
-	// node from taking the Active role back while the peer starts is
-	// released (when the peer is Active, seeing it would release it too).
+	// Every way out from here ends the switchover, once the peer started
+	// or this node's rollback ended: the hold that kept this node from
+	// taking the Active role back meanwhile is released.
 	end := func(err error) (api.Status, error) {
 		n.endSwitchover(ctx, id)
 		return n.Status(), err
@@ -967,9 +973,9 @@ func (n *Node) Switchover(ctx context.Context, who string, req api.SwitchoverReq
 	ps, err := n.d.Peer.StartServices(ctx, api.StartRequest{Reason: fmt.Sprintf("switchover %s from %s: %s", id, n.d.Core.Name, req.Reason)})
 	if err != nil {
 		note(resilience.OutcomeFailed, fmt.Sprintf("%s did not start; starting here again", peerName), err.Error())
-		// The move failed: it ends here, so that this node may start again.
-		n.endSwitchover(ctx, id)
-		_, rerr := n.StartServices(ctx, who, api.StartRequest{Reason: "rollback of switchover " + id})
+		// The only start the hold lets through: this switchover's own
+		// rollback.
+		_, rerr := n.startServices(ctx, who, api.StartRequest{Reason: "rollback of switchover " + id}, id)
 		if errors.Is(rerr, resilience.ErrConflict) {
 			// Refused because the peer claims Active: it may have answered
 			// late but started. Done only if it is Active now.
@@ -995,8 +1001,8 @@ func (n *Node) Switchover(ctx context.Context, who string, req api.SwitchoverReq
 }
 
 // endSwitchover tells the core that switchover id has ended, so the hold
-// it put on this node is released (a no-op when already released: this
-// node started again, or it saw the peer Active).
+// it put on this node is released (a no-op when already released, e.g.
+// by this node's rollback start).
 func (n *Node) endSwitchover(ctx context.Context, id string) {
 	if _, err := n.command(ctx, "switchover end", "", resilience.SwitchoverEnded{ID: id}); err != nil && !errors.Is(err, errStopped) {
 		n.log.Error("cannot end the switchover: this node may hold until it sees the peer Active", "switchover", id, "err", err)

@@ -1005,7 +1005,7 @@ func (n *Node) Switchover(ctx context.Context, who string, req api.SwitchoverReq
 // by this node's rollback start).
 func (n *Node) endSwitchover(ctx context.Context, id string) {
 	if _, err := n.command(ctx, "switchover end", "", resilience.SwitchoverEnded{ID: id}); err != nil && !errors.Is(err, errStopped) {
-		n.log.Error("cannot end the switchover: this node may hold until it sees the peer Active", "switchover", id, "err", err)
+		n.log.Error("cannot end the switchover: this node holds until resman restarts", "switchover", id, "err", err)
 	}
 }
 

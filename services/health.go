@@ -211,7 +211,10 @@ func (s *Supervisor) awaitCheck(ctx context.Context, svc *service, deadline time
 	defer release()
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	ticker := time.NewTicker(c.interval)
+	// While a service comes up, probe at the fast interval, as HAProxy's
+	// fastinter does for servers in transition: the activation waits for
+	// the service, not for the check's period.
+	ticker := time.NewTicker(startProbeInterval(c.interval))
 	defer ticker.Stop()
 	var lastErr error
 	for {
@@ -256,6 +259,14 @@ func (s *Supervisor) awaitCheck(ctx context.Context, svc *service, deadline time
 		}
 	}
 }
+
+// fastInterval bounds the time between two probes of a service that is
+// starting.
+const fastInterval = 100 * time.Millisecond
+
+// startProbeInterval is the time between two probes while a service
+// starts: the check's interval, at most fastInterval.
+func startProbeInterval(interval time.Duration) time.Duration { return min(interval, fastInterval) }
 
 // probeUnlessExited is runProbe, cut short if exited is closed meanwhile.
 func (s *Supervisor) probeUnlessExited(ctx context.Context, svc *service, p *probers, timeout time.Duration, exited <-chan struct{}) error {

@@ -118,8 +118,8 @@ func New(specs []config.Service, opts Options) (*Supervisor, error) {
 		}
 		s.services = append(s.services, svc)
 		if svc.awaitsCheck() {
-			// The first probe runs at once, the others every interval.
-			if least := time.Duration(svc.check.rise-1) * svc.check.interval; svc.spec.Timeout <= least {
+			// The first probe runs at once, the others at the fast interval.
+			if least := time.Duration(svc.check.rise-1) * startProbeInterval(svc.check.interval); svc.spec.Timeout <= least {
 				s.log.Warn("the check cannot pass rise times within the service's timeout: every start will fail",
 					"service", spec.Name, "timeout", svc.spec.Timeout, "rise", svc.check.rise, "interval", svc.check.interval)
 			}

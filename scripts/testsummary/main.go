@@ -155,7 +155,7 @@ func runCmd(args []string) error {
 		r := record{Tier: *tier, Test: *check, Result: pass}
 		if exit != 0 {
 			r.Result = fail
-			r.Reason = fmt.Sprintf("%s exited %d", cmdline, exit)
+			r.Reason = fmt.Sprintf("exited %d: %s (its output is above)", exit, cmdline)
 		}
 		recs = append(recs, r)
 	} else if exit != 0 && !anyFailed(recs) {

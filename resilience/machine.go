@@ -148,6 +148,10 @@ func (m *Machine) Step(ev Event) ([]Action, error) {
 		m.undoFrom = nil
 	}
 	m.undo, m.keepRest = nil, nil
+	if slices.ContainsFunc(acts, func(a Action) bool { _, ok := a.(Persist); return ok }) {
+		// Presumed durable: a PersistFailed says otherwise.
+		m.persistErr = ""
+	}
 	if st, ok := ev.(ServicesStarted); ok && st.Err != "" {
 		for k, a := range acts {
 			if _, ok := a.(Persist); ok {
@@ -182,7 +186,7 @@ func (m *Machine) persistFailed(e PersistFailed) ([]Action, error) {
 	if m.undo == nil {
 		return nil, nil
 	}
-	rec, lastErr := m.undoRec, m.persistErr
+	rec, lastErr := m.undoRec, m.undo.persistErr
 	if rec.Action == "" { // a decision persisted again, with no record
 		rec = Record{Who: Self, Action: "persist"}
 	}
@@ -453,6 +457,7 @@ func (m *Machine) reconfigure(e Reconfigure) ([]Action, error) {
 	}
 	rec := Record{Who: e.Who, Action: "reload config", Cause: strings.Join(changes, ", "), Outcome: OutcomeOK,
 		Epoch: m.epoch, From: m.status, To: m.status}
+	m.markUndo() // a decision that cannot be persisted does not take back the reload
 	return append([]Action{rec}, m.stepAuto()...), nil
 }
 

@@ -5,44 +5,57 @@ import (
 	"strings"
 )
 
-// ReadinessInput is what HA readiness is judged on.
+// NodeFacts is what the pair knows of one of its nodes. Both nodes hold the
+// same facts of the pair (each its own, and its peer's as the peer
+// announces them), so both compute the same readiness from them.
+type NodeFacts struct {
+	Name    string
+	Role    Role
+	Status  Status
+	Epoch   uint64
+	Version string
+	// Unhealthy: the node reports critical services unhealthy.
+	Unhealthy bool
+	// FailoverUntil, when set, says a manual HA failover holds the node
+	// Inactive until then (as the admin reads it).
+	FailoverUntil string
+}
+
+// ReadinessInput is what HA readiness is judged on: the facts of both
+// nodes, then what only this node can see.
 type ReadinessInput struct {
-	PeerName       string // empty: no peer configured
-	PeerReachable  bool
-	PeerError      string
-	PeerStatus     Status
-	PeerEpoch      uint64
-	PeerVersion    string
-	Version        string
-	Status         Status
-	Epoch          uint64
-	StaleJobs      []string // replication jobs older than their max_age
-	PeerUnhealthy  bool     // the peer reports critical services unhealthy
-	LocalUnhealthy []string // this node's unhealthy critical services
+	Self NodeFacts
+	// Peer: its facts as last seen. Peer.Name empty: no peer configured.
+	Peer          NodeFacts
+	PeerReachable bool
+	// PeerError: why the peer is unreachable, or why its answer could not
+	// be read.
+	PeerError string
 	// Auto mode: the peer has not been seen over gossip (its API may answer
 	// while the heartbeat does not: a wrong gossip.key, a closed port).
 	PeerNotInGossip bool
 	// Auto mode with a witness: whether the witness is seen.
 	WitnessConfigured, WitnessAlive bool
-	// ManualFailoverUntil, when set, says a manual HA failover holds this
-	// node Inactive until then: one node carries the load.
-	ManualFailoverUntil string
+	StaleJobs                       []string // replication jobs older than their max_age
+	// PersistError: this node cannot persist its decisions.
+	PersistError string
 }
 
-// Readiness says whether the pair is ready to fail over, and if not, why:
-// the peer is seen, runs the same major version, replication is fresh, and
-// there is no split brain. A differing major makes HA not ready but does not
-// block a failover.
+// Readiness says whether the pair is ready to fail over, and if not, why.
+// The facts of the pair come first, worded the same whichever node judges
+// them (nodes by name, the Main first): the peer is seen, one node is
+// Active and only one, the majors match, the node that would take over is
+// healthy, no manual failover holds one of them. Then what only this node
+// sees: gossip, the witness, replication, its disk. A differing major makes
+// HA not ready but does not block a failover.
 func Readiness(in ReadinessInput) (ready bool, reasons []string) {
-	if in.PeerName == "" {
+	self, peer := in.Self, in.Peer
+	if peer.Name == "" {
 		return false, []string{"no peer configured"}
-	}
-	if in.ManualFailoverUntil != "" {
-		reasons = append(reasons, "not redundant: manual failover until "+in.ManualFailoverUntil+" (this node holds Inactive)")
 	}
 	switch {
 	case !in.PeerReachable:
-		r := fmt.Sprintf("peer %s is unreachable", in.PeerName)
+		r := fmt.Sprintf("%s is unreachable from %s", peer.Name, self.Name)
 		if in.PeerError != "" {
 			r += ": " + in.PeerError
 		}
@@ -50,34 +63,62 @@ func Readiness(in ReadinessInput) (ready bool, reasons []string) {
 	case in.PeerError != "":
 		// It answered, but not with its status: nothing else about it can
 		// be judged, and the likely cause is one the admin can fix.
-		reasons = append(reasons, fmt.Sprintf("peer %s answers but its status cannot be read (%s): check that both nodes share api.token",
-			in.PeerName, in.PeerError))
+		reasons = append(reasons, fmt.Sprintf("%s answers %s but its status cannot be read (%s): check that both nodes share api.token",
+			peer.Name, self.Name, in.PeerError))
 	default:
-		if mine, theirs := Major(in.Version), Major(in.PeerVersion); mine != theirs {
-			reasons = append(reasons, fmt.Sprintf("peer %s runs version %s, major %s differs from ours (%s)",
-				in.PeerName, in.PeerVersion, theirs, in.Version))
-		}
-		if in.Status.claimsActive() && in.PeerStatus.claimsActive() {
-			reasons = append(reasons, fmt.Sprintf("split brain: both nodes claim Active (here epoch %d, peer %s epoch %d)",
-				in.Epoch, in.PeerName, in.PeerEpoch))
-		}
-		if in.PeerUnhealthy && !in.PeerStatus.claimsActive() {
-			reasons = append(reasons, fmt.Sprintf("peer %s reports critical services unhealthy", in.PeerName))
-		}
+		reasons = append(reasons, pairReasons(self, peer)...)
 	}
 	if in.PeerNotInGossip {
-		reasons = append(reasons, fmt.Sprintf("peer %s is not seen over gossip: check gossip.key and the gossip ports on both nodes", in.PeerName))
+		reasons = append(reasons, fmt.Sprintf("%s does not see %s over gossip: check gossip.key and the gossip ports on both nodes",
+			self.Name, peer.Name))
 	}
 	if in.WitnessConfigured && !in.WitnessAlive {
-		reasons = append(reasons, "the witness is not seen: a lost peer cannot be confirmed, so no automatic failover")
-	}
-	if len(in.LocalUnhealthy) > 0 && !in.Status.claimsActive() {
-		reasons = append(reasons, "critical services unhealthy here: "+strings.Join(in.LocalUnhealthy, ", "))
+		reasons = append(reasons, fmt.Sprintf("%s does not see the witness: a lost peer cannot be confirmed, so no automatic failover", self.Name))
 	}
 	for _, j := range in.StaleJobs {
-		reasons = append(reasons, fmt.Sprintf("replication job %s has not succeeded within its max_age (or never ran)", j))
+		reasons = append(reasons, fmt.Sprintf("replication job %s has not succeeded within its max_age (or never ran), seen from %s", j, self.Name))
+	}
+	if in.PersistError != "" {
+		reasons = append(reasons, fmt.Sprintf("%s cannot persist its decisions (%s): free space in node.data_dir, or make it writable",
+			self.Name, in.PersistError))
 	}
 	return len(reasons) == 0, reasons
+}
+
+// pairReasons judges the facts of both nodes, in the same words whichever
+// node judges them.
+func pairReasons(self, peer NodeFacts) []string {
+	a, b := self, peer
+	if b.Role == RoleMain || (a.Role != RoleMain && b.Name < a.Name) {
+		a, b = b, a
+	}
+	var reasons []string
+	for _, n := range []NodeFacts{a, b} {
+		if n.FailoverUntil != "" {
+			reasons = append(reasons, fmt.Sprintf("not redundant: a manual failover holds %s Inactive until %s", n.Name, n.FailoverUntil))
+		}
+	}
+	if ma, mb := Major(a.Version), Major(b.Version); ma != mb {
+		reasons = append(reasons, fmt.Sprintf("%s runs version %s and %s runs %s: the majors differ (%s, %s)",
+			a.Name, a.Version, b.Name, b.Version, ma, mb))
+	}
+	switch {
+	case a.Status.claimsActive() && b.Status.claimsActive():
+		stale := a
+		if a.Epoch > b.Epoch || (a.Epoch == b.Epoch && a.Role == RoleMain) {
+			stale = b
+		}
+		reasons = append(reasons, fmt.Sprintf("split brain: %s (epoch %d) and %s (epoch %d) both claim Active; %s has the older claim: stop services there",
+			a.Name, a.Epoch, b.Name, b.Epoch, stale.Name))
+	case a.Status == Inactive && b.Status == Inactive:
+		reasons = append(reasons, fmt.Sprintf("no node is Active: the telephony runs on neither %s nor %s", a.Name, b.Name))
+	}
+	for _, n := range []NodeFacts{a, b} {
+		if n.Unhealthy && !n.Status.claimsActive() {
+			reasons = append(reasons, fmt.Sprintf("%s reports critical services unhealthy: it cannot take over", n.Name))
+		}
+	}
+	return reasons
 }
 
 // Major is the major part of a version: what comes before the first dot.

@@ -1,44 +1,54 @@
 package resilience
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
 
 func TestReadiness(t *testing.T) {
-	base := ReadinessInput{PeerName: "xivo-standby", PeerReachable: true, PeerStatus: Inactive,
-		PeerVersion: "2025.10.3", Version: "2025.10.1", Status: Active, Epoch: 3}
+	base := ReadinessInput{
+		Self:          NodeFacts{Name: "xivo-main", Role: RoleMain, Version: "2025.10.1", Status: Active, Epoch: 4},
+		Peer:          NodeFacts{Name: "xivo-standby", Role: RoleStandby, Version: "2025.10.3", Status: Inactive, Epoch: 3},
+		PeerReachable: true,
+	}
 	tests := []struct {
 		name  string
 		edit  func(*ReadinessInput)
 		ready bool
 		want  []string
 	}{
-		{"ready: same major, peer inactive", func(*ReadinessInput) {}, true, nil},
-		{"no peer", func(in *ReadinessInput) { in.PeerName = "" }, false, []string{"no peer configured"}},
+		{"ready: same major, one Active", func(*ReadinessInput) {}, true, nil},
+		{"no peer", func(in *ReadinessInput) { in.Peer.Name = "" }, false, []string{"no peer configured"}},
 		{"unreachable", func(in *ReadinessInput) { in.PeerReachable, in.PeerError = false, "dial tcp: refused" },
-			false, []string{"peer xivo-standby is unreachable: dial tcp: refused"}},
-		{"major differs", func(in *ReadinessInput) { in.PeerVersion = "2024.05.0" },
-			false, []string{"major 2024 differs from ours (2025.10.1)"}},
-		{"split brain", func(in *ReadinessInput) { in.PeerStatus, in.PeerEpoch = Active, 2 },
-			false, []string{"split brain: both nodes claim Active (here epoch 3, peer xivo-standby epoch 2)"}},
-		{"peer unhealthy", func(in *ReadinessInput) { in.PeerUnhealthy = true },
-			false, []string{"peer xivo-standby reports critical services unhealthy"}},
-		{"local unhealthy on the inactive side", func(in *ReadinessInput) { in.Status, in.LocalUnhealthy = Inactive, []string{"asterisk"} },
-			false, []string{"critical services unhealthy here: asterisk"}},
+			false, []string{"xivo-standby is unreachable from xivo-main: dial tcp: refused"}},
+		{"major differs", func(in *ReadinessInput) { in.Peer.Version = "2024.05.0" },
+			false, []string{"xivo-main runs version 2025.10.1 and xivo-standby runs 2024.05.0: the majors differ (2025, 2024)"}},
+		{"split brain names the stale side", func(in *ReadinessInput) { in.Peer.Status, in.Peer.Epoch = Active, 5 },
+			false, []string{"split brain: xivo-main (epoch 4) and xivo-standby (epoch 5) both claim Active; xivo-main has the older claim"}},
+		{"no node Active", func(in *ReadinessInput) { in.Self.Status = Inactive },
+			false, []string{"no node is Active: the telephony runs on neither xivo-main nor xivo-standby"}},
+		{"peer unhealthy", func(in *ReadinessInput) { in.Peer.Unhealthy = true },
+			false, []string{"xivo-standby reports critical services unhealthy: it cannot take over"}},
+		{"the Active side unhealthy is a failover, not a readiness matter", func(in *ReadinessInput) { in.Self.Unhealthy = true }, true, nil},
+		{"manual failover seen from either node", func(in *ReadinessInput) {
+			in.Self.Status, in.Self.FailoverUntil, in.Peer.Status = Inactive, "2026-12-06 22:00:00", Active
+		}, false, []string{"not redundant: a manual failover holds xivo-main Inactive until 2026-12-06 22:00:00"}},
 		{"stale replication", func(in *ReadinessInput) { in.StaleJobs = []string{"db"} },
 			false, []string{"replication job db has not succeeded within its max_age"}},
 		{"unreadable peer: one clear reason", func(in *ReadinessInput) {
-			in.PeerError, in.PeerVersion, in.PeerUnhealthy = "401: unauthorized", "", true
-		}, false, []string{"answers but its status cannot be read (401: unauthorized): check that both nodes share api.token"}},
+			in.PeerError, in.Peer.Version, in.Peer.Unhealthy = "401: unauthorized", "", true
+		}, false, []string{"answers xivo-main but its status cannot be read (401: unauthorized): check that both nodes share api.token"}},
 		{"not in gossip", func(in *ReadinessInput) { in.PeerNotInGossip = true },
-			false, []string{"not seen over gossip: check gossip.key"}},
+			false, []string{"xivo-main does not see xivo-standby over gossip: check gossip.key"}},
 		{"witness lost", func(in *ReadinessInput) { in.WitnessConfigured = true },
-			false, []string{"the witness is not seen"}},
+			false, []string{"does not see the witness"}},
 		{"witness seen", func(in *ReadinessInput) { in.WitnessConfigured, in.WitnessAlive = true, true }, true, nil},
+		{"cannot persist", func(in *ReadinessInput) { in.PersistError = "no space left on device" },
+			false, []string{"xivo-main cannot persist its decisions (no space left on device)"}},
 		{"several reasons at once", func(in *ReadinessInput) {
-			in.PeerVersion, in.PeerStatus, in.StaleJobs = "3000.1", Activating, []string{"files"}
-		}, false, []string{"major 3000", "split brain", "replication job files"}},
+			in.Peer.Version, in.Peer.Status, in.StaleJobs = "3000.1", Activating, []string{"files"}
+		}, false, []string{"majors differ", "split brain", "replication job files"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,6 +68,37 @@ func TestReadiness(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadinessIsAPairFact: both nodes, each judging with its own facts as
+// Self and the other's as Peer, reach the same answer in the same words,
+// for every combination of statuses, epochs, versions, health and manual
+// failover.
+func TestReadinessIsAPairFact(t *testing.T) {
+	statuses := []Status{Inactive, Activating, Active, Deactivating}
+	n := 0
+	for _, ms := range statuses {
+		for _, ss := range statuses {
+			for _, me := range []uint64{2, 4} {
+				for _, bits := range []int{0, 1, 2, 3, 4, 5, 6, 7} {
+					m := NodeFacts{Name: "xivo-main", Role: RoleMain, Status: ms, Epoch: me, Version: "2025.1"}
+					s := NodeFacts{Name: "xivo-standby", Role: RoleStandby, Status: ss, Epoch: 3, Version: "2025.2"}
+					m.Unhealthy, s.Unhealthy = bits&1 != 0, bits&2 != 0
+					if bits&4 != 0 {
+						s.Version = "2024.9"
+						m.FailoverUntil = "12:00"
+					}
+					r1, why1 := Readiness(ReadinessInput{Self: m, Peer: s, PeerReachable: true})
+					r2, why2 := Readiness(ReadinessInput{Self: s, Peer: m, PeerReachable: true})
+					if r1 != r2 || !slices.Equal(why1, why2) {
+						t.Fatalf("main: %v %q\nstandby: %v %q", r1, why1, r2, why2)
+					}
+					n++
+				}
+			}
+		}
+	}
+	t.Logf("%d combinations judged alike by both nodes", n)
 }
 
 func TestWitnessReadiness(t *testing.T) {

@@ -340,9 +340,14 @@ func TestAutoManualFailover(t *testing.T) {
 		t.Fatalf("failover start: exit %d %s %s", code, out, stderr)
 	}
 	waitFor(t, "standby active", func() bool { return status(t, a.standbyURL).Status == "active" })
-	if st := status(t, a.mainURL); !strings.Contains(strings.Join(st.HA.Reasons, ";"), "not redundant: manual failover until") {
+	if st := status(t, a.mainURL); !strings.Contains(strings.Join(st.HA.Reasons, ";"), "not redundant: a manual failover holds") {
 		t.Fatalf("the main must say it is not redundant: %q", st.HA.Reasons)
 	}
+	// Readiness is a fact of the pair: the Standby says so too, once
+	// gossip has told it.
+	waitFor(t, "the standby says the pair is not redundant", func() bool {
+		return strings.Contains(strings.Join(status(t, a.standbyURL).HA.Reasons, ";"), "not redundant: a manual failover holds")
+	})
 	mainBack("the failover expires and the main takes back")
 	if !auditHas(t, a.mainURL, "its time is over") {
 		t.Fatal("the expiry is not in the audit log")

@@ -48,6 +48,9 @@ type Peer struct {
 	Healthy   bool      `json:"healthy"`
 	Error     string    `json:"error,omitempty"`
 	CheckedAt time.Time `json:"checked_at"`
+	// FailoverUntil: a manual HA failover holds the peer Inactive until
+	// then (auto mode, as it announces over gossip).
+	FailoverUntil *time.Time `json:"failover_until,omitempty"`
 }
 
 // Service is one supervised local service.

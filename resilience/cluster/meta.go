@@ -52,6 +52,9 @@ type Meta struct {
 	// Holding: the member will not go Active by itself (it stepped down
 	// and waits out a hold, or an admin stopped it in auto mode).
 	Holding bool
+	// FailoverUntil: a manual HA failover holds the member Inactive until
+	// then (Unix seconds; 0: none), so its peer's readiness says so too.
+	FailoverUntil int64
 }
 
 // SeesMember reports whether name is in m.Sees.
@@ -64,7 +67,8 @@ func (m Meta) SeesMember(name string) bool {
 func (m Meta) Equal(o Meta) bool {
 	return m.Name == o.Name && m.Role == o.Role && m.Status == o.Status &&
 		m.Version == o.Version && m.Epoch == o.Epoch && m.Healthy == o.Healthy &&
-		m.Leaving == o.Leaving && m.Holding == o.Holding && slices.Equal(m.Sees, o.Sees)
+		m.Leaving == o.Leaving && m.Holding == o.Holding && slices.Equal(m.Sees, o.Sees) &&
+		m.FailoverUntil == o.FailoverUntil
 }
 
 // Clone returns a copy of m that shares no memory with it.
@@ -76,7 +80,7 @@ func (m Meta) Clone() Meta {
 // MarshalBinary encodes m compactly (without Name):
 //
 //	version(1) role status version(len-prefixed) epoch(uvarint) flags(1)
-//	count(uvarint) sees...(len-prefixed)
+//	count(uvarint) sees...(len-prefixed) failover-until(uvarint)
 //
 // It fails when the result is longer than MaxMetaSize.
 func (m Meta) MarshalBinary() ([]byte, error) {
@@ -108,7 +112,7 @@ func (m Meta) appendTo(b []byte) []byte {
 	for _, s := range m.Sees {
 		b = appendString(b, s)
 	}
-	return b
+	return binary.AppendUvarint(b, uint64(max(m.FailoverUntil, 0)))
 }
 
 func appendString(b []byte, s string) []byte {
@@ -140,6 +144,9 @@ func (m *Meta) UnmarshalBinary(b []byte) error {
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		out.Sees = append(out.Sees, d.string())
+	}
+	if d.err == nil && len(d.b) > 0 { // absent from an older member's meta
+		out.FailoverUntil = int64(min(d.uvarint(), 1<<62))
 	}
 	if d.err != nil {
 		return d.err

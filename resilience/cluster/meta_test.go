@@ -73,11 +73,21 @@ func TestMetaTooLong(t *testing.T) {
 
 func TestMetaDecodeErrors(t *testing.T) {
 	good, _ := Meta{Role: "main", Sees: []string{"b"}}.MarshalBinary()
-	for i := range len(good) {
+	// The last field (failover-until) is absent from an older member's
+	// meta: cut before it, the meta still decodes.
+	for i := range len(good) - 1 {
 		var m Meta
 		if err := m.UnmarshalBinary(good[:i]); !errors.Is(err, errMeta) {
 			t.Errorf("truncated at %d: err = %v", i, err)
 		}
+	}
+	var old Meta
+	if err := old.UnmarshalBinary(good[:len(good)-1]); err != nil || old.Role != "main" || old.FailoverUntil != 0 {
+		t.Errorf("an older meta without failover-until: %+v, %v", old, err)
+	}
+	withFailover, _ := Meta{Role: "main", Holding: true, FailoverUntil: 1796601600}.MarshalBinary()
+	if err := old.UnmarshalBinary(withFailover); err != nil || old.FailoverUntil != 1796601600 || !old.Holding {
+		t.Errorf("failover-until round trip: %+v, %v", old, err)
 	}
 	var m Meta
 	if err := m.UnmarshalBinary([]byte{0}); !errors.Is(err, errMeta) {

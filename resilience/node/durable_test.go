@@ -44,7 +44,7 @@ func repairState(t *testing.T, dir string) {
 // notDurableReason is the readiness reason of a node that cannot persist.
 func notDurableReason(st api.Status) string {
 	for _, r := range st.HA.Reasons {
-		if strings.Contains(r, "this node cannot persist its decisions (") && strings.Contains(r, "node.data_dir") {
+		if strings.Contains(r, "cannot persist its decisions (") && strings.Contains(r, "node.data_dir") {
 			return r
 		}
 	}

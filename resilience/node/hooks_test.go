@@ -276,8 +276,13 @@ func TestVetoInAutoModeTakesTheFailedStartPath(t *testing.T) {
 	if got := svc.callLog(); got != want {
 		t.Fatalf("services calls = %q, want the boot stop, one rollback stop per veto (%d), then the start", got, n)
 	}
-	// Active is announced once, at the very end.
+	// Active is announced once, at the very end. The status is published
+	// a moment before the announce: wait for it.
 	statuses := gossip.announced()
+	for deadline := time.Now().Add(30 * time.Second); !slices.Contains(statuses, "active") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		statuses = gossip.announced()
+	}
 	if i := slices.Index(statuses, "active"); i != len(statuses)-1 {
 		t.Fatalf("announced %v: the node claimed Active before the veto was lifted", statuses)
 	}

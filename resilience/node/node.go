@@ -251,7 +251,9 @@ func (n *Node) reconfigure(ctx context.Context, ls *loopState, r reconfigure) er
 	if r.core.Mode == resilience.ModeAuto && r.membership == nil {
 		return fmt.Errorf("%w: auto mode needs the gossip layer", resilience.ErrInvalid)
 	}
-	if err := n.step(ctx, resilience.Reconfigure{Config: r.core, Who: r.who}); err != nil {
+	if err := n.step(ctx, resilience.Reconfigure{Config: r.core, Who: r.who}); err != nil && !errors.Is(err, resilience.ErrNotDurable) {
+		// A decision the new config led to that could not be persisted
+		// is refused on its own: the reload stands.
 		return err
 	}
 	modeChanged := r.core.Mode != n.d.Core.Mode
@@ -611,6 +613,11 @@ func (n *Node) announce() {
 		Name: n.d.Core.Name, Role: string(n.d.Core.Role), Status: string(n.m.Status()), Version: n.d.Version,
 		Epoch: n.m.Epoch(), Healthy: len(n.m.Unhealthy()) == 0, Holding: n.m.Holding(),
 	}
+	n.mu.RLock()
+	if u := n.snap.failoverUntil; u != nil {
+		m.FailoverUntil = u.Unix()
+	}
+	n.mu.RUnlock()
 	if m.Equal(n.meta) {
 		return
 	}
@@ -653,6 +660,10 @@ func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
 			n.warnAbsurdEpoch("gossip", mem.Meta.Epoch)
 		case alive:
 			p.Status, p.Epoch, p.Version, p.Healthy = mem.Meta.Status, mem.Meta.Epoch, mem.Meta.Version, mem.Meta.Healthy
+			if mem.Meta.FailoverUntil > 0 {
+				u := time.Unix(mem.Meta.FailoverUntil, 0).UTC()
+				p.FailoverUntil = &u
+			}
 		default:
 			p.Error = "lost over gossip"
 			if mem.Meta.Leaving {
@@ -1105,6 +1116,18 @@ func (n *Node) RunReplication(ctx context.Context, who string, req api.Replicati
 	return n.Status().Replication, nil
 }
 
+// failoverTime is the end of a manual failover as readiness shows it, the
+// same on both nodes (UTC: the two nodes' time zones may differ).
+func failoverTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+// peerRole is the role of the peer of a node of role r.
+func peerRole(r resilience.Role) resilience.Role {
+	if r == resilience.RoleMain {
+		return resilience.RoleStandby
+	}
+	return resilience.RoleMain
+}
+
 // Status is the node's current status. It does not block on I/O.
 func (n *Node) Status() api.Status {
 	n.mu.RLock()
@@ -1122,7 +1145,11 @@ func (n *Node) Status() api.Status {
 	if n.d.Registrar != nil {
 		st.XDS = n.d.Registrar.Status()
 	}
-	in := resilience.ReadinessInput{Version: n.d.Version, Status: s.status, Epoch: s.epoch, LocalUnhealthy: s.unhealthy}
+	in := resilience.ReadinessInput{
+		Self: resilience.NodeFacts{Name: n.d.Core.Name, Role: n.d.Core.Role, Status: s.status, Epoch: s.epoch,
+			Version: n.d.Version, Unhealthy: len(s.unhealthy) > 0},
+		PersistError: s.persistErr,
+	}
 	if n.d.ReplSender != nil && n.d.ReplReceiver != nil {
 		now := time.Now()
 		st.Replication = append(n.d.ReplSender.Status(now), n.d.ReplReceiver.Status(now)...)
@@ -1140,25 +1167,22 @@ func (n *Node) Status() api.Status {
 		st.Failover.Holding, st.Failover.HeldByAdmin = s.holding, s.adminHold
 		if u := s.failoverUntil; u != nil {
 			st.Failover.Manual, st.Failover.Until = true, u
-			in.ManualFailoverUntil = u.Local().Format("2006-01-02 15:04:05")
+			in.Self.FailoverUntil = failoverTime(*u)
 		}
 	}
 	if s.peer != nil {
 		p := *s.peer
 		st.Peer = &p
-		in.PeerName, in.PeerReachable, in.PeerError = p.Name, p.Reachable, p.Error
-		in.PeerStatus, in.PeerEpoch, in.PeerVersion = resilience.Status(p.Status), p.Epoch, p.Version
-		in.PeerUnhealthy = p.Reachable && !s.peerHealth
+		in.PeerReachable, in.PeerError = p.Reachable, p.Error
+		in.Peer = resilience.NodeFacts{Name: p.Name, Role: peerRole(n.d.Core.Role), Status: resilience.Status(p.Status),
+			Epoch: p.Epoch, Version: p.Version, Unhealthy: p.Reachable && !s.peerHealth}
+		if p.FailoverUntil != nil {
+			in.Peer.FailoverUntil = failoverTime(*p.FailoverUntil)
+		}
 	}
 	st.HA.Ready, st.HA.Reasons = resilience.Readiness(in)
 	if n.d.Core.Role == resilience.RoleWitness {
 		st.HA.Ready, st.HA.Reasons = resilience.WitnessReadiness(s.pairSeen)
-	}
-	if s.persistErr != "" {
-		// Whatever this node decides is taken back: it cannot take over.
-		st.HA.Ready = false
-		st.HA.Reasons = append(st.HA.Reasons, fmt.Sprintf(
-			"this node cannot persist its decisions (%s): free space in node.data_dir, or make it writable", s.persistErr))
 	}
 	if st.HA.Reasons == nil {
 		st.HA.Reasons = []string{}

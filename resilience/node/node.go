@@ -159,9 +159,6 @@ type Node struct {
 	// after_deactivate then: nothing was started). Loop only.
 	trans  hooks.Transition
 	vetoed bool
-	// retries counts the tries in a row to feed again a completion whose
-	// Step could not be persisted (see retryLater). Loop only.
-	retries int
 
 	// absurd is the last absurd epoch logged, per source (api, gossip).
 	absurdMu sync.Mutex
@@ -458,7 +455,6 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 			}
 			perr := n.d.saveState(n.statePath(), a.Saved, time.Now())
 			if perr == nil {
-				n.retries = 0
 				continue
 			}
 			failedPersist = true
@@ -557,39 +553,11 @@ func (n *Node) notDurable(ev resilience.Event, p resilience.Persist, perr error)
 		// durable; the caller must still hear of it.
 		err = fmt.Errorf("%w: %v", resilience.ErrNotDurable, perr)
 	}
-	if st, ok := ev.(resilience.ServicesStarted); ok && st.Err != "" && n.m.Status() == resilience.Activating {
-		// The end of a failed start was taken back with the rollback that
-		// followed it: nothing else would tell the core again, so it is
-		// told again later.
-		n.retryLater(ev)
-	}
 	return facts, err
 }
 
 // statePath is the file holding the persisted decision.
 func (n *Node) statePath() string { return filepath.Join(n.d.DataDir, "state.json") }
-
-// retryLater feeds ev to the loop again after a while (longer after each
-// try in a row), for a completion whose Step could not be persisted. Loop
-// only.
-func (n *Node) retryLater(ev resilience.Event) {
-	n.retries++
-	wait := min(time.Second<<min(n.retries-1, 5), 30*time.Second)
-	n.log.Warn("the end of the start is fed again later, once the decision can be persisted", "in", wait, "try", n.retries)
-	go func() {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-n.stopped:
-			return
-		}
-		select {
-		case n.msgs <- workDone{ev: ev}:
-		case <-n.stopped:
-		}
-	}()
-}
 
 func (n *Node) auto() bool { return n.d.Core.Mode == resilience.ModeAuto }
 

@@ -8,12 +8,21 @@ package main
 // its contact; a seeded random schedule of faults (kill -9 and restart,
 // SIGSTOP/SIGCONT, partitions of every shape, packet loss, SIGHUP,
 // concurrent admin commands with and without --force, a dead or hung
-// Asterisk, a killed CC follower, the MDS killed and restarted empty)
+// Asterisk, a killed CC follower, the MDS killed and restarted empty, a
+// node's data directory full then freed) and of planned moves (admin
+// switchovers from either node, manual HA failovers and their stop, and
+// the same with a kill -9 and restart of a node while the move holds it)
 // while a monitor samples every component and records each broken
 // invariant:
 //
-//   - two Active nodes for longer than twoActiveBound while each sees the
-//     other (not counted during a partition with no witness verdict);
+//   - two Active nodes at all during a clean planned move (chaosQuiet of
+//     no other fault before it and after it: see chaosFault.Clean), not
+//     one sample;
+//   - two Active nodes, each seeing the other, for longer than
+//     chaosTwoActiveBound (one gossip probe interval) anywhere else (not
+//     counted during a partition with no witness verdict, nor while the
+//     data directory of one of them is full: a node that cannot persist
+//     cannot step down);
 //   - a request answered by a side whose node had answered Inactive for
 //     chaosEdgeGrace before the request and until its answer;
 //   - an audit entry seen before a kill -9 missing after the restart;
@@ -28,10 +37,15 @@ package main
 //     to the same address of record, it does not replace the other): the
 //     dead node's binding stays until it lapses, which is allowed while
 //     the node does not answer, and only then;
+//   - an admin command answered with an exit code that is not a fair
+//     answer under chaos (2: bad usage, or a crash);
 //   - and at the end, everything healed, not exactly one Active node (with
 //     both CC followers, the Edge and the MDS agreeing: the MDS bound to
 //     the Active node's contact and to no other) within
 //     chaosSettleDeadline.
+//
+// Two Active nodes are proved, not guessed from two samples in a row: see
+// twoActiveProofs.
 //
 // The schedule is a pure function of the seed and the duration:
 //
@@ -99,48 +113,107 @@ const (
 	// the CC and the Edge to follow, many times over.
 	chaosSettleDeadline = 90 * time.Second
 	chaosSamplePeriod   = 100 * time.Millisecond
+	// chaosNodeSamplePeriod: the Main and the Standby are sampled faster,
+	// so that a two-Active window is measured within a few tens of
+	// milliseconds of its length (see twoActiveProofs).
+	chaosNodeSamplePeriod = 25 * time.Millisecond
 	// chaosSkew: each component is sampled on its own clock, so the last
 	// sample of a node may be older than one of its follower; a node
 	// counts as not Active at a moment only if its samples said so until
 	// chaosSkew after it (a follower that moved with its node is not
 	// caught out by a stale sample of the node).
-	chaosSkew          = 3 * chaosSamplePeriod
+	chaosSkew = 3 * chaosSamplePeriod
+	// chaosProbeInterval is the gossip probe interval of the test's
+	// config (chaosNodeConfig writes it). chaosTwoActiveBound: two Active
+	// nodes that see each other settle by epoch as soon as one of them
+	// hears the other's claim, which gossip carries within a probe
+	// interval; one probe interval is the bound.
+	chaosProbeInterval  = 200 * time.Millisecond
+	chaosTwoActiveBound = chaosProbeInterval
+	// chaosQuiet: the quiet a planned move needs before and after it to be
+	// clean: longer than what any fault leaves behind once it ended (a
+	// restarted Main comes back Inactive and takes back after
+	// failback_hold, 3 s; a healed partition rejoins within 1.25 s and
+	// settles a split brain, then fails back), and than what the move
+	// itself sets off (a failover's stop: failback_hold, then the swap).
+	chaosQuiet         = 10 * time.Second
 	chaosDefaultLength = 75 * time.Second
 )
 
 // chaosAct is one step of the schedule, at an offset from its start.
 type chaosAct struct {
-	At    time.Duration `json:"at"`
-	Do    string        `json:"do"` // kill, start, freeze, thaw, cut, isolate, lose, heal, hup, admin, sipkill, siphang, sipcont, mdskill, mdsstart
-	Host  string        `json:"host,omitempty"`
-	Other string        `json:"other,omitempty"` // cut: the other host; lose: the sender
-	Pct   int           `json:"pct,omitempty"`
-	Ops   []adminOp     `json:"ops,omitempty"`
-	fault int           // index of the fault it belongs to
+	At time.Duration `json:"at"`
+	// Do: kill, start, freeze, thaw, cut, isolate, lose, heal, hup, admin,
+	// sipkill, siphang, sipcont, mdskill, mdsstart, fill, free.
+	Do string `json:"do"`
+	// Host: the host acted on; "src" for kill and start: the node the
+	// fault's first admin command ran on, as run (the node a planned move
+	// stopped and holds).
+	Host  string    `json:"host,omitempty"`
+	Other string    `json:"other,omitempty"` // cut: the other host; lose: the sender
+	Pct   int       `json:"pct,omitempty"`
+	Ops   []adminOp `json:"ops,omitempty"`
+	fault int       // index of the fault it belongs to
 }
 
+// Admin commands: services start and stop (not planned moves: a stop holds
+// the node until a start, a start may be forced into two Active nodes),
+// and the planned moves.
+const (
+	cmdStart         = "start"
+	cmdStop          = "stop"
+	cmdSwitchover    = "switchover"
+	cmdFailoverStart = "failover-start"
+	cmdFailoverStop  = "failover-stop"
+)
+
 type adminOp struct {
+	// Node: main, standby, or "active": the node answering Active when
+	// the command is sent (none: the command is not sent).
 	Node  string `json:"node"`
-	Start bool   `json:"start"` // else stop
+	Cmd   string `json:"cmd"`
 	Force bool   `json:"force,omitempty"`
+}
+
+func (o adminOp) planned() bool {
+	return o.Cmd == cmdSwitchover || o.Cmd == cmdFailoverStart || o.Cmd == cmdFailoverStop
 }
 
 func (o adminOp) String() string {
 	switch {
-	case !o.Start:
-		return "stop " + o.Node
-	case o.Force:
+	case o.Cmd == cmdStart && o.Force:
 		return "start --force " + o.Node
+	case o.Cmd == cmdFailoverStart:
+		return "failover start " + o.Node
+	case o.Cmd == cmdFailoverStop:
+		return "failover stop " + o.Node
 	}
-	return "start " + o.Node
+	return o.Cmd + " " + o.Node
 }
 
 // chaosFault is one fault of the schedule: its acts, and when it ran.
 type chaosFault struct {
 	Label string     `json:"label"`
 	Acts  []chaosAct `json:"acts"`
-	Began float64    `json:"began_s"` // seconds since the schedule started, as run
-	Ended float64    `json:"ended_s"`
+	// Planned: every act is a planned move (switchover, failover start or
+	// stop). Clean: planned, and no other fault of the schedule from
+	// chaosQuiet before its first act to chaosQuiet after its last (the
+	// last act of a fault is when it ends: a restart, a heal, a SIGCONT,
+	// a free). A clean move is guarded from its first act to chaosQuiet
+	// after its last: not one sample of two Active nodes there.
+	Planned bool    `json:"planned,omitempty"`
+	Clean   bool    `json:"clean,omitempty"`
+	Began   float64 `json:"began_s"` // seconds since the schedule started, as run
+	// Ended: when its last act ran, or its last admin command answered.
+	Ended float64 `json:"ended_s"`
+	// CleanAsRun: Clean, and the quiet held as run too (an act that ran
+	// late, a command that answered late, the healing at the end).
+	CleanAsRun bool `json:"clean_as_run,omitempty"`
+}
+
+// span is the scheduled time of a fault's first and last act.
+func (f chaosFault) span() (time.Duration, time.Duration) {
+	return f.Acts[0].At, f.Acts[len(f.Acts)-1].At
 }
 
 var nodeHosts = []string{"main", "standby", "witness"}
@@ -170,24 +243,71 @@ func chaosSchedule(seed uint64, total time.Duration) []chaosFault {
 	}
 	node := func() string { return pick(map[string]int{"main": 45, "standby": 35, "witness": 20}) }
 	pbx := func() string { return pick(map[string]int{"main": 55, "standby": 45}) }
-	admin := func(at time.Duration) chaosFault {
-		var ops []adminOp
-		for range 1 + r.IntN(2) {
-			op := adminOp{Node: pbx()}
-			switch k := r.IntN(10); {
-			case k < 4:
-			case k < 8:
-				op.Start = true
-			default:
-				op.Start, op.Force = true, true
-			}
-			ops = append(ops, op)
-		}
+	adminFault := func(at time.Duration, ops ...adminOp) chaosFault {
 		var names []string
 		for _, o := range ops {
 			names = append(names, o.String())
 		}
 		return chaosFault{Label: "admin: " + strings.Join(names, " + "), Acts: []chaosAct{{At: at, Do: "admin", Ops: ops}}}
+	}
+	// admin: services start or stop, one or two at once.
+	admin := func(at time.Duration) chaosFault {
+		var ops []adminOp
+		for range 1 + r.IntN(2) {
+			op := adminOp{Node: pbx(), Cmd: cmdStop}
+			switch k := r.IntN(10); {
+			case k < 4:
+			case k < 8:
+				op.Cmd = cmdStart
+			default:
+				op.Cmd, op.Force = cmdStart, true
+			}
+			ops = append(ops, op)
+		}
+		return adminFault(at, ops...)
+	}
+	// move: a planned move, from either node; most switchovers are asked
+	// of the Active node, which is where one runs.
+	move := func(at time.Duration) chaosFault {
+		if r.IntN(2) == 0 {
+			return adminFault(at, adminOp{Node: pick(map[string]int{"active": 60, "main": 20, "standby": 20}), Cmd: cmdSwitchover})
+		}
+		n := pick(map[string]int{"main": 90, "standby": 10}) // the Standby refuses
+		d := between(3*time.Second, 12*time.Second)
+		return chaosFault{Label: fmt.Sprintf("manual failover on %s, stopped after %v", n, d.Round(100*time.Millisecond)), Acts: []chaosAct{
+			{At: at, Do: "admin", Ops: []adminOp{{Node: n, Cmd: cmdFailoverStart}}},
+			{At: at + d, Do: "admin", Ops: []adminOp{{Node: n, Cmd: cmdFailoverStop}}}}}
+	}
+	// holdKill: a planned move, and a kill -9 and restart while it holds
+	// a node.
+	holdKill := func(at time.Duration) chaosFault {
+		d1, d2 := between(time.Second, 4*time.Second), between(time.Second, 5*time.Second)
+		if r.IntN(2) == 0 {
+			victim := pick(map[string]int{"main": 60, "standby": 40})
+			d3 := between(2*time.Second, 5*time.Second)
+			return chaosFault{Label: "manual failover on main, kill -9 " + victim + " while it holds", Acts: []chaosAct{
+				{At: at, Do: "admin", Ops: []adminOp{{Node: "main", Cmd: cmdFailoverStart}}},
+				{At: at + d1, Do: "kill", Host: victim},
+				{At: at + d1 + d2, Do: "start", Host: victim},
+				{At: at + d1 + d2 + d3, Do: "admin", Ops: []adminOp{{Node: "main", Cmd: cmdFailoverStop}}}}}
+		}
+		return chaosFault{Label: "switchover on the active node, kill -9 it while it holds", Acts: []chaosAct{
+			{At: at, Do: "admin", Ops: []adminOp{{Node: "active", Cmd: cmdSwitchover}}},
+			{At: at + d1, Do: "kill", Host: "src"},
+			{At: at + d1 + d2, Do: "start", Host: "src"}}}
+	}
+	// disk: a node's data directory full for a while, with a command
+	// asked of it meanwhile half the time.
+	disk := func(at time.Duration) chaosFault {
+		h, d := pbx(), between(3*time.Second, 10*time.Second)
+		acts := []chaosAct{{At: at, Do: "fill", Host: h}}
+		label := "data dir of " + h + " full"
+		if r.IntN(2) == 0 {
+			op := adminOp{Node: h, Cmd: pick(map[string]int{cmdStop: 50, cmdSwitchover: 50})}
+			acts = append(acts, chaosAct{At: at + between(500*time.Millisecond, d-500*time.Millisecond), Do: "admin", Ops: []adminOp{op}})
+			label += ", admin: " + op.String()
+		}
+		return chaosFault{Label: label, Acts: append(acts, chaosAct{At: at + d, Do: "free", Host: h})}
 	}
 	hup := func(at time.Duration) chaosFault {
 		h := node()
@@ -204,14 +324,37 @@ func chaosSchedule(seed uint64, total time.Duration) []chaosFault {
 		}
 		panic(kind)
 	}
-	end := func(f chaosFault) time.Duration { return f.Acts[len(f.Acts)-1].At }
+	end := func(f chaosFault) time.Duration { _, e := f.span(); return e }
 
 	var out []chaosFault
+	var lastEnd time.Duration // the end of every fault so far
+	add := func(f chaosFault) {
+		out = append(out, f)
+		lastEnd = max(lastEnd, end(f))
+	}
 	at := 3 * time.Second // the monitor sees the settled deployment first
 	for at < total {
 		var f chaosFault
-		kind := pick(map[string]int{"kill": 18, "freeze": 14, "partition": 18, "loss": 12, "admin": 18, "hup": 8, "cc": 6, "sip": 8, "siphang": 6, "mds": 6})
+		kind := pick(map[string]int{"kill": 16, "freeze": 12, "partition": 16, "loss": 10, "admin": 14, "hup": 6, "cc": 5,
+			"sip": 7, "siphang": 5, "mds": 5, "move": 18, "holdkill": 6, "disk": 6})
 		switch kind {
+		case "move":
+			// Alone, with chaosQuiet of nothing else before and after it,
+			// and a second more, so that an act running a few
+			// milliseconds late does not make it less than clean as run:
+			// a clean planned move.
+			at = max(at, lastEnd+chaosQuiet+time.Second)
+			if at >= total {
+				continue
+			}
+			f = move(at)
+			add(f)
+			at = end(f) + chaosQuiet + time.Second + between(0, 2*time.Second)
+			continue
+		case "holdkill":
+			f = holdKill(at)
+		case "disk":
+			f = disk(at)
 		case "kill", "freeze":
 			f = processFault(at, kind, node())
 		case "partition":
@@ -267,44 +410,79 @@ func chaosSchedule(seed uint64, total time.Duration) []chaosFault {
 			d := between(3*time.Second, 10*time.Second)
 			f = chaosFault{Label: "SIGSTOP " + h + "'s asterisk", Acts: []chaosAct{{At: at, Do: "siphang", Host: h}, {At: at + d, Do: "sipcont", Host: h}}}
 		}
-		out = append(out, f)
+		add(f)
 		stepEnd := end(f)
 		// A second fault during the first one, a third of the time: an
-		// admin command, a reload, or a process fault on another host
-		// (never a second network fault: heal flushes every rule).
+		// admin command, a planned move (not a clean one: it overlaps), a
+		// reload, or a process fault on another host (never a second
+		// network fault: heal flushes every rule; never on the host whose
+		// data directory is full or which a planned move holds: kill
+		// faults of their own do that).
 		if r.IntN(3) == 0 {
 			at2 := at + between(0, max(stepEnd-at, 2*time.Second))
 			var g chaosFault
-			switch k := r.IntN(10); {
+			switch k := r.IntN(12); {
 			case k < 5:
 				g = admin(at2)
 			case k < 7:
+				g = move(at2)
+			case k < 9:
 				g = hup(at2)
 			default:
 				h := node()
-				if f.Acts[0].Host == h {
+				switch {
+				case kind == "holdkill":
+					h = "witness"
+				case f.Acts[0].Host == h:
 					h = map[string]string{"main": "standby", "standby": "witness", "witness": "main"}[h]
 				}
 				g = processFault(at2, []string{"kill", "freeze"}[r.IntN(2)], h)
 			}
-			out = append(out, g)
+			add(g)
 			stepEnd = max(stepEnd, end(g))
 		}
 		at = stepEnd + between(500*time.Millisecond, 3*time.Second)
 	}
 	for i := range out {
-		for j := range out[i].Acts {
-			out[i].Acts[j].fault = i
+		f := &out[i]
+		f.Planned = true
+		for j := range f.Acts {
+			f.Acts[j].fault = i
+			if f.Acts[j].Do != "admin" || !slices.ContainsFunc(f.Acts[j].Ops, adminOp.planned) ||
+				slices.ContainsFunc(f.Acts[j].Ops, func(o adminOp) bool { return !o.planned() }) {
+				f.Planned = false
+			}
 		}
+	}
+	for i := range out {
+		out[i].Clean = out[i].Planned && quietAround(out, i, func(f chaosFault) (time.Duration, time.Duration) { return f.span() })
 	}
 	return out
 }
 
+// quietAround reports whether no fault but i is in force from chaosQuiet
+// before fault i to chaosQuiet after it, each fault from and to the times
+// span gives (as scheduled or as run).
+func quietAround(faults []chaosFault, i int, span func(chaosFault) (time.Duration, time.Duration)) bool {
+	from, to := span(faults[i])
+	for j, g := range faults {
+		if j == i {
+			continue
+		}
+		gFrom, gTo := span(g)
+		if gTo+chaosQuiet > from && to+chaosQuiet > gFrom {
+			return false
+		}
+	}
+	return true
+}
+
 // sample is what the monitor read of a component at a moment.
 type sample struct {
-	at       time.Time
-	ok       bool   // it answered
-	status   string // active, inactive, activating, deactivating
+	at       time.Time // sent
+	got      time.Time // answered (or given up)
+	ok       bool      // it answered
+	status   string    // active, inactive, activating, deactivating
 	epoch    uint64
 	peerSeen bool // a node: it sees its peer; the Edge: unused
 	held     bool
@@ -321,6 +499,13 @@ type edgeAnswer struct {
 	servedBy  string
 }
 
+// interval is a stretch of a run; to is zero while it lasts.
+type interval struct{ from, to time.Time }
+
+func (iv interval) overlaps(from, to time.Time) bool {
+	return iv.from.Before(to) && (iv.to.IsZero() || iv.to.After(from))
+}
+
 // chaosMonitor samples every component and keeps the findings.
 type chaosMonitor struct {
 	start time.Time
@@ -328,19 +513,25 @@ type chaosMonitor struct {
 
 	mu         sync.Mutex
 	hist       map[string][]sample
-	paused     bool
-	twoSince   time.Time // start of the current counted two-Active window
-	twoLongest time.Duration
-	twoFound   bool      // the current window has been reported
-	twoRaw     time.Time // both Active, whatever they see (informational)
-	rawLongest time.Duration
-	twoWindows int // two-Active windows counted, and any
-	rawWindows int
 	transSince map[string]time.Time
 	violations []string
 	answers    []edgeAnswer
 	kills      map[string][]time.Time // kill -9 of each host, for the findings' wording
 	mdsBoth    time.Duration          // longest the MDS was bound to both nodes (informational)
+	// paused: a partition or a lossy link with no witness verdict (two
+	// Active nodes are the design until it heals); full: a node's data
+	// directory full (it cannot persist, so it cannot step down).
+	paused []interval
+	full   map[string][]interval
+	// What checkTwoActive measured (informational): samples proving two
+	// Active nodes, windows of them (any; seeing each other), the longest
+	// of each, and the clean planned moves guarded.
+	proofs                 int
+	rawWindows, twoWindows int
+	rawLongest, twoLongest time.Duration
+	cleanMoves             int
+	cleanGuarded           time.Duration
+	windows                []string // every window, described
 }
 
 func (m *chaosMonitor) violate(at time.Time, format string, args ...any) {
@@ -357,12 +548,31 @@ func (m *chaosMonitor) last(name string) sample {
 	return h[len(h)-1]
 }
 
+// setInterval opens (on) or closes (off) the last interval of ivs.
+func setInterval(ivs []interval, on bool, at time.Time) []interval {
+	open := len(ivs) > 0 && ivs[len(ivs)-1].to.IsZero()
+	switch {
+	case on && !open:
+		ivs = append(ivs, interval{from: at})
+	case !on && open:
+		ivs[len(ivs)-1].to = at
+	}
+	return ivs
+}
+
 func (m *chaosMonitor) setPaused(p bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.paused != p {
-		m.paused, m.twoSince = p, time.Time{}
+	m.paused = setInterval(m.paused, p, time.Now())
+}
+
+func (m *chaosMonitor) setFull(host string, full bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.full == nil {
+		m.full = map[string][]interval{}
 	}
+	m.full[host] = setInterval(m.full[host], full, time.Now())
 }
 
 // record adds a sample and checks the invariants that depend on it.
@@ -385,34 +595,201 @@ func (m *chaosMonitor) record(name string, s sample) {
 			m.transSince[name] = time.Time{}
 		}
 	}
+}
 
-	if name != "main" && name != "standby" {
-		return
+// twoActiveProof is a sample proving two Active nodes: it answered Active,
+// and so did the other node's last sample answered before it was sent and
+// the other node's first sample sent after it was answered. The other node
+// was Active before and after it, so both were at the moment it answered:
+// a node does not go Inactive and Active again between two samples (that
+// is a whole stop and start). Two samples in a row both Active prove
+// nothing: the first node may have stepped down before the second was
+// read, which is how every hand-over looks.
+type twoActiveProof struct {
+	s    sample
+	node string
+	idx  int // its index in its node's history
+	// seen: the three samples each say their node sees its peer.
+	seen          bool
+	main, standby uint64 // the epochs
+}
+
+// twoActiveProofs finds the samples of hm (the Main's) and hs (the
+// Standby's) proving two Active nodes, in the order they were sent.
+func twoActiveProofs(hm, hs []sample) []twoActiveProof {
+	var out []twoActiveProof
+	find := func(xs, ys []sample, node string) {
+		for k, x := range xs {
+			if !x.ok || x.status != api.StatusActive {
+				continue
+			}
+			// ys is in the order sent and answered (one request at a time).
+			i, _ := slices.BinarySearchFunc(ys, x.at, func(y sample, t time.Time) int {
+				if y.got.After(t) {
+					return 1
+				}
+				return -1
+			})
+			j, _ := slices.BinarySearchFunc(ys, x.got, func(y sample, t time.Time) int {
+				if y.at.Before(t) {
+					return -1
+				}
+				return 1
+			})
+			if i == 0 || j == len(ys) {
+				continue
+			}
+			prev, next := ys[i-1], ys[j]
+			if !prev.ok || !next.ok || prev.status != api.StatusActive || next.status != api.StatusActive {
+				continue
+			}
+			p := twoActiveProof{s: x, node: node, idx: k, seen: x.peerSeen && prev.peerSeen && next.peerSeen}
+			if node == "main" {
+				p.main, p.standby = x.epoch, prev.epoch
+			} else {
+				p.main, p.standby = prev.epoch, x.epoch
+			}
+			out = append(out, p)
+		}
 	}
-	mn, sb := m.last("main"), m.last("standby")
-	both := mn.ok && sb.ok && mn.status == api.StatusActive && sb.status == api.StatusActive
-	if both {
-		if m.twoRaw.IsZero() {
-			m.twoRaw = s.at
-			m.rawWindows++
-		}
-		m.rawLongest = max(m.rawLongest, s.at.Sub(m.twoRaw))
-	} else {
-		m.twoRaw = time.Time{}
+	find(hm, hs, "main")
+	find(hs, hm, "standby")
+	slices.SortFunc(out, func(a, b twoActiveProof) int { return a.s.at.Compare(b.s.at) })
+	return out
+}
+
+// twoActiveWindow is a run of samples of both nodes, in the order sent,
+// each proving two Active nodes (and, when asked, that they see each
+// other): both were so from the first one's answer to the last one's
+// sending at least.
+type twoActiveWindow struct {
+	from, to      time.Time
+	main, standby uint64 // the epochs at its end
+}
+
+func (w twoActiveWindow) length() time.Duration { return max(0, w.to.Sub(w.from)) }
+
+// twoActiveWindows groups proofs into windows: a sample of either node
+// that proves nothing (or not that they see each other, with seen) ends
+// one.
+func twoActiveWindows(hm, hs []sample, proofs []twoActiveProof, seen bool) []twoActiveWindow {
+	type key struct {
+		node string
+		idx  int
 	}
-	if both && mn.peerSeen && sb.peerSeen && !m.paused {
-		if m.twoSince.IsZero() {
-			m.twoSince = s.at
-			m.twoWindows++
+	byKey := map[key]twoActiveProof{}
+	for _, p := range proofs {
+		byKey[key{p.node, p.idx}] = p
+	}
+	type mark struct {
+		at time.Time
+		k  key
+	}
+	var all []mark
+	for node, h := range map[string][]sample{"main": hm, "standby": hs} {
+		for i, s := range h {
+			all = append(all, mark{at: s.at, k: key{node, i}})
 		}
-		d := s.at.Sub(m.twoSince)
-		if d > twoActiveBound && !m.twoFound {
-			m.twoFound = true
-			m.violate(s.at, "two Active nodes seeing each other for more than %v (epochs %d and %d)", twoActiveBound, mn.epoch, sb.epoch)
+	}
+	slices.SortFunc(all, func(a, b mark) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
 		}
-		m.twoLongest = max(m.twoLongest, d)
-	} else {
-		m.twoSince, m.twoFound = time.Time{}, false
+		return strings.Compare(a.k.node, b.k.node)
+	})
+	var out []twoActiveWindow
+	var cur *twoActiveWindow
+	for _, mk := range all {
+		p, ok := byKey[mk.k]
+		if !ok || seen && !p.seen {
+			cur = nil
+			continue
+		}
+		if cur == nil {
+			out = append(out, twoActiveWindow{from: p.s.got})
+			cur = &out[len(out)-1]
+		}
+		cur.to, cur.main, cur.standby = p.s.at, p.main, p.standby
+	}
+	return out
+}
+
+// checkTwoActive: not one sample proving two Active nodes during a clean
+// planned move (as run: faults' Began and Ended, guarded until chaosQuiet
+// after the move, and no later than until); and no window of two Active
+// nodes seeing each other longer than chaosTwoActiveBound, unless a
+// partition with no witness verdict overlaps it (two Actives by design),
+// or counted only from the moment the data directory of either node was
+// freed (a node that cannot persist cannot step down).
+func (m *chaosMonitor) checkTwoActive(faults []chaosFault, until time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	hm, hs := m.hist["main"], m.hist["standby"]
+	proofs := twoActiveProofs(hm, hs)
+	m.proofs = len(proofs)
+
+	for _, f := range faults {
+		if !f.CleanAsRun {
+			continue
+		}
+		from := m.start.Add(seconds(f.Began))
+		to := m.start.Add(seconds(f.Ended) + chaosQuiet)
+		if to.After(until) {
+			to = until
+		}
+		m.cleanMoves++
+		m.cleanGuarded += to.Sub(from)
+		var in []twoActiveProof
+		for _, p := range proofs {
+			if !p.s.at.Before(from) && p.s.at.Before(to) {
+				in = append(in, p)
+			}
+		}
+		if len(in) > 0 {
+			m.violate(in[0].s.at, "two Active nodes during the clean planned move %q: %d samples prove it, the first at %.3fs (%s's, epochs %d and %d)",
+				f.Label, len(in), in[0].s.at.Sub(m.start).Seconds(), in[0].node, in[0].main, in[0].standby)
+		}
+	}
+
+	raw := twoActiveWindows(hm, hs, proofs, false)
+	m.rawWindows = len(raw)
+	describe := func(w twoActiveWindow, what string) {
+		m.windows = append(m.windows, fmt.Sprintf("%.3fs-%.3fs (%v at least, epochs %d and %d): %s",
+			w.from.Sub(m.start).Seconds(), w.to.Sub(m.start).Seconds(), w.length().Round(time.Millisecond), w.main, w.standby, what))
+	}
+	for _, w := range raw {
+		m.rawLongest = max(m.rawLongest, w.length())
+		describe(w, "two Active nodes")
+	}
+	for _, w := range twoActiveWindows(hm, hs, proofs, true) {
+		if slices.ContainsFunc(m.paused, func(iv interval) bool { return iv.overlaps(w.from, w.to.Add(time.Nanosecond)) }) {
+			describe(w, "seeing each other, during a partition with no witness verdict: not counted")
+			continue
+		}
+		excused := false
+		for _, ivs := range m.full {
+			for _, iv := range ivs {
+				if !iv.overlaps(w.from, w.to.Add(time.Nanosecond)) {
+					continue
+				}
+				if iv.to.IsZero() || !iv.to.Before(w.to) {
+					excused = true
+				} else if iv.to.After(w.from) {
+					w.from = iv.to
+				}
+			}
+		}
+		if excused {
+			describe(w, "seeing each other, while a data directory was full: not counted")
+			continue
+		}
+		describe(w, "seeing each other, counted")
+		m.twoWindows++
+		m.twoLongest = max(m.twoLongest, w.length())
+		if w.length() > chaosTwoActiveBound {
+			m.violate(w.from, "two Active nodes seeing each other for %v at least, beyond one probe interval (%v), from %.3fs (epochs %d and %d)",
+				w.length().Round(time.Millisecond), chaosTwoActiveBound, w.from.Sub(m.start).Seconds(), w.main, w.standby)
+		}
 	}
 }
 
@@ -492,6 +869,15 @@ type chaosRun struct {
 	dead, frozen map[string]bool
 	hung         map[string]int // host -> pid of its SIGSTOPped asterisk
 	network      bool           // a partition or loss is in force
+	disks        map[string]*smallDisk
+	full         map[string]bool // the data directory is full
+
+	// faults: the schedule, with when each fault ran (Began and Ended,
+	// under mu: admin commands answer in their own goroutines); src: the
+	// node each fault's first admin command ran on.
+	faults []chaosFault
+	src    map[int]string
+	moves  []map[string]any // the planned moves' commands and answers
 
 	seen  map[string]map[uint64]api.AuditEntry // audit entries seen, per component
 	admin sync.WaitGroup
@@ -618,6 +1004,18 @@ func boundNodes(s sample) []string {
 // digest authentication, as the demo does.
 func chaosNodeConfig(t *testing.T, l *lab, name, role, peer string, mds *chaosMDS) string {
 	path := autoNodeConfig(t, l, name, role, peer, true)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The probe interval chaosTwoActiveBound is made of, written out.
+	withProbe := strings.Replace(string(raw), "gossip: {", fmt.Sprintf("gossip: {probe_interval: %v, ", chaosProbeInterval), 1)
+	if withProbe == string(raw) {
+		t.Fatalf("%s: no gossip section to set the probe interval in", path)
+	}
+	if err := os.WriteFile(path, []byte(withProbe), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -638,6 +1036,7 @@ func TestChaos(t *testing.T) {
 		t.Skip("chaos schedule: not in -short")
 	}
 	requireTools(t, "ip", "nft")
+	requireMount(t)
 	seed := rand.Uint64() % 1_000_000
 	if v := os.Getenv("RESMAN_CHAOS_SEED"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -688,6 +1087,9 @@ func TestChaos(t *testing.T) {
 		mainURL:    fmt.Sprintf("http://%s:9440", l.host("main").ip),
 		standbyURL: fmt.Sprintf("http://%s:9440", l.host("standby").ip),
 	}
+	// Each node's data directory on a small disk of its own, which the
+	// schedule fills up and frees.
+	disks := map[string]*smallDisk{"main": mountDataDir(t, a.mainCfg), "standby": mountDataDir(t, a.standbyCfg)}
 	a.wit = startIn(t, l, "witness", a.witnessCfg)
 	a.standby = startIn(t, l, "standby", a.standbyCfg)
 	a.main = startIn(t, l, "main", a.mainCfg)
@@ -707,6 +1109,10 @@ func TestChaos(t *testing.T) {
 		frozen: map[string]bool{},
 		hung:   map[string]int{},
 		seen:   map[string]map[uint64]api.AuditEntry{},
+		disks:  disks,
+		full:   map[string]bool{},
+		faults: faults,
+		src:    map[int]string{},
 	}
 	for _, h := range nodeHosts {
 		c.url[h] = fmt.Sprintf("http://%s:9440", l.host(h).ip)
@@ -785,23 +1191,29 @@ log: {level: debug}
 	defer func() {
 		// The picture and the record, whether the run passed or not.
 		stopBackground()
-		for _, f := range faults {
+		c.mon.mu.Lock()
+		c.mu.Lock()
+		for _, f := range c.faults {
 			if f.Began != 0 {
 				chart.Fault(start.Add(seconds(f.Began)), start.Add(seconds(f.Ended)), f.Label)
 			}
 		}
-		c.mon.mu.Lock()
-		c.mu.Lock()
 		rec := map[string]any{
 			"seed": seed, "duration": length.String(), "started": start.UTC().Format(time.RFC3339),
-			"faults": faults, "violations": append([]string{}, c.mon.violations...),
-			"longest_two_active_seeing_each_other_s": c.mon.twoLongest.Seconds(),
-			"longest_two_active_any_s":               c.mon.rawLongest.Seconds(),
-			"two_active_windows_seeing_each_other":   c.mon.twoWindows,
-			"two_active_windows_any":                 c.mon.rawWindows,
-			"edge_answers":                           len(c.mon.answers),
-			"longest_mds_bound_to_both_s":            c.mon.mdsBoth.Seconds(),
-			"log":                                    c.log,
+			"faults": c.faults, "violations": append([]string{}, c.mon.violations...),
+			"samples_proving_two_active":                   c.mon.proofs,
+			"longest_two_active_seeing_each_other_s":       c.mon.twoLongest.Seconds(),
+			"longest_two_active_any_s":                     c.mon.rawLongest.Seconds(),
+			"two_active_windows_seeing_each_other_counted": c.mon.twoWindows,
+			"two_active_windows_any":                       c.mon.rawWindows,
+			"two_active_bound_s":                           chaosTwoActiveBound.Seconds(),
+			"clean_planned_moves":                          c.mon.cleanMoves,
+			"clean_planned_moves_guarded_s":                c.mon.cleanGuarded.Seconds(),
+			"planned_move_commands":                        c.moves,
+			"two_active_windows":                           append([]string{}, c.mon.windows...),
+			"edge_answers":                                 len(c.mon.answers),
+			"longest_mds_bound_to_both_s":                  c.mon.mdsBoth.Seconds(),
+			"log":                                          c.log,
 		}
 		c.mu.Unlock()
 		c.mon.mu.Unlock()
@@ -822,15 +1234,10 @@ log: {level: debug}
 		if d := time.Until(start.Add(act.At)); d > 0 {
 			time.Sleep(d) // the schedule's own pacing
 		}
-		f := &faults[act.fault]
-		now := time.Since(start).Seconds()
-		if f.Began == 0 {
-			f.Began = now
-		}
-		f.Ended = now
-		c.do(act, f.Label)
+		c.ran(act.fault)
+		c.do(act, faults[act.fault].Label)
 	}
-	c.settle()
+	settled := c.settle()
 	c.admin.Wait()
 	stopBackground()
 	c.checkEdge()
@@ -838,11 +1245,34 @@ log: {level: debug}
 		c.mon.checkCC(f.name, f.node)
 	}
 	c.mon.checkMDS()
+	// The clean planned moves as run: the quiet held around them, the
+	// healing at the end counting as a fault when it had anything to do.
+	c.mu.Lock()
+	asRun := slices.Clone(c.faults)
+	if settled.acted {
+		asRun = append(asRun, chaosFault{Label: "healing at the end", Began: settled.began, Ended: settled.ended, Acts: []chaosAct{{}}})
+	}
+	for i := range c.faults {
+		f := &c.faults[i]
+		f.CleanAsRun = f.Clean && f.Began != 0 && quietAround(asRun, i, func(g chaosFault) (time.Duration, time.Duration) {
+			if g.Began == 0 { // never ran
+				return -time.Hour, -time.Hour
+			}
+			return seconds(g.Began), seconds(g.Ended)
+		})
+		if f.Clean && !f.CleanAsRun {
+			c.log = append(c.log, fmt.Sprintf("the clean planned move %q was not clean as run: another fault ran within %v of it", f.Label, chaosQuiet))
+		}
+	}
+	faultsAsRun := slices.Clone(c.faults)
+	c.mu.Unlock()
+	c.mon.checkTwoActive(faultsAsRun, time.Now())
 	c.mon.mu.Lock()
 	violations := slices.Clone(c.mon.violations)
-	t.Logf("%d faults; two-Active windows while seeing each other: %d, longest %v (bound %v); any: %d, longest %v; %d answers through the Edge; the MDS bound to both nodes for %v at most",
-		len(faults), c.mon.twoWindows, c.mon.twoLongest.Round(time.Millisecond), twoActiveBound,
-		c.mon.rawWindows, c.mon.rawLongest.Round(time.Millisecond), len(c.mon.answers), c.mon.mdsBoth.Round(time.Millisecond))
+	t.Logf("%d faults; %d samples prove two Active nodes; windows of two Active nodes seeing each other counted: %d, the longest %v (bound %v); any: %d, the longest %v; %d clean planned moves guarded for %v; %d answers through the Edge; the MDS bound to both nodes for %v at most",
+		len(faults), c.mon.proofs, c.mon.twoWindows, c.mon.twoLongest.Round(time.Millisecond), chaosTwoActiveBound,
+		c.mon.rawWindows, c.mon.rawLongest.Round(time.Millisecond), c.mon.cleanMoves, c.mon.cleanGuarded.Round(time.Second),
+		len(c.mon.answers), c.mon.mdsBoth.Round(time.Millisecond))
 	c.mon.mu.Unlock()
 	for _, v := range violations {
 		t.Errorf("invariant broken: %s", v)
@@ -854,8 +1284,21 @@ func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Se
 // do carries out one act of the schedule.
 func (c *chaosRun) do(act chaosAct, label string) {
 	t, l := c.t, c.pair.lab
+	if act.Host == "src" {
+		c.mu.Lock()
+		act.Host = c.src[act.fault]
+		c.mu.Unlock()
+		if act.Host == "" {
+			c.logf("%s: the move ran on no node: nothing to %s", label, act.Do)
+			return
+		}
+	}
 	switch act.Do {
 	case "kill":
+		if c.dead[act.Host] {
+			c.logf("%s: %s is dead already", label, act.Host)
+			break
+		}
 		c.logf("kill -9 %s", act.Host)
 		c.snapshotAudit(act.Host)
 		if f := c.ccs[act.Host]; f != nil {
@@ -864,9 +1307,13 @@ func (c *chaosRun) do(act chaosAct, label string) {
 		} else {
 			c.procs[act.Host].kill(syscall.SIGKILL)
 		}
-		c.dead[act.Host] = true
+		c.dead[act.Host], c.frozen[act.Host] = true, false
 		c.mon.noteKill(act.Host, time.Now())
 	case "start":
+		if !c.dead[act.Host] {
+			c.logf("%s: %s is running", label, act.Host)
+			break
+		}
 		c.logf("restart %s", act.Host)
 		if c.ccs[act.Host] != nil {
 			c.startCC(act.Host)
@@ -940,11 +1387,35 @@ func (c *chaosRun) do(act chaosAct, label string) {
 			t.Fatalf("restart the MDS: %v", err)
 		}
 		c.dead["mds"] = false
+	case "fill":
+		c.logf("%s: fill its disk", label)
+		c.disks[act.Host].fill(t)
+		c.full[act.Host] = true
+		c.mon.setFull(act.Host, true)
+	case "free":
+		c.logf("free the disk of %s", act.Host)
+		c.disks[act.Host].free(t)
+		c.full[act.Host] = false
+		c.mon.setFull(act.Host, false)
 	case "admin":
 		// At once, as two admins would; the answers are checked as they
 		// come, the schedule goes on.
-		for _, op := range act.Ops {
-			c.admin.Go(func() { c.adminCommand(op, label) })
+		for i, op := range act.Ops {
+			if op.Node == "active" {
+				op.Node = c.activeNode()
+				if op.Node == "" {
+					c.logf("admin %s: no node answers Active: not sent", op.Cmd)
+					continue
+				}
+			}
+			if i == 0 {
+				c.mu.Lock()
+				if _, ok := c.src[act.fault]; !ok {
+					c.src[act.fault] = op.Node
+				}
+				c.mu.Unlock()
+			}
+			c.admin.Go(func() { c.adminCommand(op, label, act.fault) })
 		}
 	}
 	// A partition or a lossy link with no witness to give a verdict: two
@@ -952,22 +1423,60 @@ func (c *chaosRun) do(act chaosAct, label string) {
 	c.mon.setPaused(c.network && (c.dead["witness"] || c.frozen["witness"]))
 }
 
+// ran notes that an act of fault i runs now.
+func (c *chaosRun) ran(i int) {
+	now := time.Since(c.mon.start).Seconds()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := &c.faults[i]
+	if f.Began == 0 {
+		f.Began = now
+	}
+	f.Ended = max(f.Ended, now)
+}
+
+// activeNode is the node whose last sample answered Active (the Main if
+// both did), or "".
+func (c *chaosRun) activeNode() string {
+	c.mon.mu.Lock()
+	defer c.mon.mu.Unlock()
+	for _, h := range []string{"main", "standby"} {
+		if s := c.mon.last(h); s.ok && s.status == api.StatusActive {
+			return h
+		}
+	}
+	return ""
+}
+
 func (c *chaosRun) startCC(name string) {
 	f := c.ccs[name]
 	f.proc = ceStart(c.t, name, []string{"RESMAN_CC_DATA_DIR=" + f.dataDir}, f.api+"/healthz", "run", "-c", f.cfg)
 }
 
-// adminCommand runs resman services start|stop with the CLI.
-func (c *chaosRun) adminCommand(op adminOp, label string) {
-	args := []string{"services", "stop", "--node", c.url[op.Node], "--reason", "chaos: " + label, "--timeout", "10s"}
-	if op.Start {
-		args[1] = "start"
-	}
-	if op.Force {
-		args = append(args, "--force")
+// adminCommand runs an admin command with the CLI, for fault i (-1: the
+// healing at the end): services start or stop, a switchover, a manual
+// failover's start (for 10 minutes: its stop ends it) or stop.
+func (c *chaosRun) adminCommand(op adminOp, label string, i int) {
+	reason := "chaos: " + label
+	var args []string
+	switch op.Cmd {
+	case cmdStart, cmdStop:
+		args = []string{"services", op.Cmd, "--node", c.url[op.Node], "--reason", reason, "--timeout", "10s"}
+		if op.Force {
+			args = append(args, "--force")
+		}
+	case cmdSwitchover:
+		args = []string{"switchover", "--node", c.url[op.Node], "--reason", reason, "--timeout", "20s"}
+	case cmdFailoverStart:
+		args = []string{"failover", "start", "--node", c.url[op.Node], "--for", "10m", "--reason", reason, "--timeout", "10s"}
+	case cmdFailoverStop:
+		args = []string{"failover", "stop", "--node", c.url[op.Node], "--reason", reason, "--timeout", "10s"}
+	default:
+		panic(op.Cmd)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	sent := time.Since(c.mon.start)
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = append(os.Environ(), "RESMAN_TOKEN="+testToken, "USER=chaos")
 	var out bytes.Buffer
@@ -980,13 +1489,28 @@ func (c *chaosRun) adminCommand(op adminOp, label string) {
 	} else if err != nil {
 		code = -1
 	}
-	c.logf("admin %s: exit %d %s", op, code, strings.TrimSpace(out.String()))
-	// 0 done, 1 failed (a start rolled back), 3 refused (the two-Active
-	// guard, a transition under way), 4 unreachable (dead or frozen): all
-	// fair answers under chaos. 2 (bad usage) or a crash is a bug.
+	// The first line says it all (a status's first line, or the one line
+	// of an error).
+	answer, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
+	c.logf("admin %s: exit %d %s", op, code, answer)
+	if i >= 0 {
+		c.mu.Lock()
+		f := &c.faults[i]
+		f.Ended = max(f.Ended, time.Since(c.mon.start).Seconds())
+		if op.planned() {
+			c.moves = append(c.moves, map[string]any{"fault": f.Label, "clean": f.Clean, "command": op.String(),
+				"sent_s": sent.Seconds(), "took_s": (time.Since(c.mon.start) - sent).Seconds(), "exit": code, "answer": answer})
+		}
+		c.mu.Unlock()
+	}
+	// 0 done, 1 failed (a start rolled back, a decision not persisted), 3
+	// refused (the two-Active guard, a transition under way, a
+	// precondition of a switchover or a failover), 4 unreachable (dead or
+	// frozen): all fair answers under chaos. 2 (bad usage) or a crash is a
+	// bug.
 	if !slices.Contains([]int{0, 1, 3, 4}, code) {
 		c.mon.mu.Lock()
-		c.mon.violate(time.Now(), "admin %s: exit %d: %s", op, code, strings.TrimSpace(out.String()))
+		c.mon.violate(time.Now(), "admin %s: exit %d: %s", op, code, answer)
 		c.mon.mu.Unlock()
 	}
 }
@@ -1080,10 +1604,15 @@ func (c *chaosRun) checkAudit(name string) {
 	}
 }
 
-// sampleLoop samples one component every chaosSamplePeriod.
+// sampleLoop samples one component every chaosSamplePeriod, the Main and
+// the Standby every chaosNodeSamplePeriod.
 func (c *chaosRun) sampleLoop(ctx context.Context, name string) {
 	client := &http.Client{Timeout: 400 * time.Millisecond}
-	tick := time.NewTicker(chaosSamplePeriod)
+	period := chaosSamplePeriod
+	if name == "main" || name == "standby" {
+		period = chaosNodeSamplePeriod
+	}
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	chart := c.mon.chart
 	for {
@@ -1150,6 +1679,7 @@ func (c *chaosRun) sampleLoop(ctx context.Context, name string) {
 				chart.Set("edge → standby", now, timeline.Unreachable, "no answer")
 			}
 		}
+		s.got = time.Now()
 		c.mon.record(name, s)
 		select {
 		case <-ctx.Done():
@@ -1271,17 +1801,34 @@ func (m *chaosMonitor) checkMDS() {
 // settle heals everything and waits for exactly one Active node, seen by
 // its peer, followed by both CC followers, the Edge and the MDS (bound to
 // the Active node's contact and no other), for 5 s in a row.
-func (c *chaosRun) settle() {
+//
+// It reports whether it had anything to heal or release, and when it began
+// and ended doing so (seconds since the schedule started).
+func (c *chaosRun) settle() (done struct {
+	acted        bool
+	began, ended float64
+}) {
 	t, l := c.t, c.pair.lab
+	done.began = time.Since(c.mon.start).Seconds()
+	defer func() { done.ended = time.Since(c.mon.start).Seconds() }()
 	c.logf("end of the schedule: heal everything")
+	done.acted = c.network || len(c.hung) > 0 || c.dead["mds"]
 	l.heal()
 	c.network = false
+	for _, h := range []string{"main", "standby"} {
+		if c.full[h] { // before a restart: a node that cannot persist its boot decision does not run
+			done.acted = true
+			c.do(chaosAct{Do: "free", Host: h}, "heal")
+		}
+	}
 	for _, h := range []string{"main", "standby", "witness", "cc-main", "cc-standby"} {
 		if c.frozen[h] {
+			done.acted = true
 			c.procs[h].cmd.Process.Signal(syscall.SIGCONT)
 			c.frozen[h] = false
 		}
 		if c.dead[h] {
+			done.acted = true
 			c.do(chaosAct{Do: "start", Host: h}, "heal")
 		}
 	}
@@ -1355,18 +1902,24 @@ func (c *chaosRun) settle() {
 			if time.Since(stable) >= 5*time.Second {
 				c.logf("settled: %s Active (epoch %d), %s Inactive, CC followers %v, edge → %s, MDS → %v",
 					active, st[active].Epoch, map[string]string{"main": "standby", "standby": "main"}[active], ccs, es.Side, bound)
-				return
+				return done
 			}
 		} else {
 			stable = time.Time{}
 		}
 		// Neither Active because an admin's stop holds them: an admin
-		// starts the Main again (or the Standby), without force.
+		// starts the Main again (or the Standby), without force; or
+		// because a manual failover holds the Main: an admin stops it.
 		if m.Status == "inactive" && s.Status == "inactive" && time.Since(lastStart) > 5*time.Second {
 			for _, h := range []string{"main", "standby"} {
 				if st[h].Failover.HeldByAdmin {
-					lastStart = time.Now()
-					c.adminCommand(adminOp{Node: h, Start: true}, "release the admin hold after the schedule")
+					lastStart, done.acted = time.Now(), true
+					c.adminCommand(adminOp{Node: h, Cmd: cmdStart}, "release the admin hold after the schedule", -1)
+					break
+				}
+				if st[h].Failover.Manual {
+					lastStart, done.acted = time.Now(), true
+					c.adminCommand(adminOp{Node: h, Cmd: cmdFailoverStop}, "end the manual failover after the schedule", -1)
 					break
 				}
 			}
@@ -1401,6 +1954,57 @@ func TestChaosScheduleReplays(t *testing.T) {
 	if n := len(chaosSchedule(7, chaosDefaultLength)); n < 8 || n > 20 {
 		t.Fatalf("default schedule has %d faults, want about a dozen", n)
 	}
+
+	// Over many seeds: planned moves of every kind come, clean ones among
+	// them, each with chaosQuiet of nothing else around it; no node is
+	// killed or frozen while its data directory is full.
+	counts := map[string]int{}
+	for seed := range uint64(100) {
+		fs := chaosSchedule(seed, chaosDefaultLength)
+		for i, f := range fs {
+			from, to := f.span()
+			if f.Planned {
+				counts["planned"]++
+			}
+			if f.Clean {
+				counts["clean"]++
+				for j, g := range fs {
+					if gFrom, gTo := g.span(); j != i && gTo+chaosQuiet > from && to+chaosQuiet > gFrom {
+						t.Fatalf("seed %d: the clean move %q at %v has %q at %v-%v", seed, f.Label, from, g.Label, gFrom, gTo)
+					}
+				}
+			}
+			for _, a := range f.Acts {
+				counts[a.Do]++
+				for _, o := range a.Ops {
+					counts[o.Cmd]++
+					if o.planned() && o.Node == "active" {
+						counts["... on the active node"]++
+					}
+				}
+				if a.Host == "src" {
+					counts["kill/start of the node a move holds"]++
+				}
+			}
+			if f.Acts[0].Do != "fill" {
+				continue
+			}
+			for _, g := range fs {
+				for _, a := range g.Acts {
+					if (a.Do == "kill" || a.Do == "freeze") && a.Host == f.Acts[0].Host && a.At >= from && a.At <= to {
+						t.Fatalf("seed %d: %q during %q", seed, g.Label, f.Label)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("100 default schedules: %v", counts)
+	for _, k := range []string{"clean", cmdSwitchover, cmdFailoverStart, cmdFailoverStop, "... on the active node", "fill", "free",
+		"kill/start of the node a move holds"} {
+		if counts[k] == 0 {
+			t.Errorf("100 default schedules have no %s", k)
+		}
+	}
 }
 
 // TestChaosMonitorCatches feeds the monitor made-up samples: it must
@@ -1414,32 +2018,117 @@ func TestChaosMonitorCatches(t *testing.T) {
 	node := func(s float64, status string, seen bool) sample {
 		return sample{at: at(s), ok: true, status: status, peerSeen: seen}
 	}
-	twoActive := func(m *chaosMonitor, seconds float64, seen bool) {
-		for s := 0.0; s <= seconds; s += 0.1 {
-			m.record("main", node(s, "active", seen))
-			m.record("standby", node(s+0.05, "active", seen))
+	// play samples the Main every chaosNodeSamplePeriod from from to to,
+	// the Standby half a period later, each answer lat after it was sent,
+	// saying what mainAt and standbyAt say (status "": no answer).
+	type say func(s float64) (status string, seen bool)
+	play := func(m *chaosMonitor, from, to, lat float64, mainAt, standbyAt say) {
+		p := chaosNodeSamplePeriod.Seconds()
+		for s := from; s < to; s += p {
+			for _, x := range []struct {
+				name string
+				at   float64
+				f    say
+			}{{"main", s, mainAt}, {"standby", s + p/2, standbyAt}} {
+				st, seen := x.f(x.at)
+				m.record(x.name, sample{at: at(x.at), got: at(x.at + lat), ok: st != "", status: st, peerSeen: seen})
+			}
 		}
+	}
+	// both: both Active from a to b (seeing each other or not), the Main
+	// alone Active otherwise.
+	both := func(a, b float64, seen bool) (say, say) {
+		return func(float64) (string, bool) { return "active", seen },
+			func(s float64) (string, bool) {
+				if s >= a && s < b {
+					return "active", seen
+				}
+				return "inactive", seen
+			}
+	}
+	check := func(m *chaosMonitor, faults ...chaosFault) {
+		m.checkTwoActive(faults, at(1000))
 	}
 
 	m := newMon()
-	twoActive(m, 2.5, true)
-	if len(m.violations) != 0 {
-		t.Fatalf("2.5 s of two Actives reported: %v", m.violations)
+	mn, sb := both(5, 5.15, true)
+	play(m, 0, 10, 0.005, mn, sb)
+	check(m)
+	if len(m.violations) != 0 || m.twoWindows != 1 {
+		t.Fatalf("150 ms of two Actives seeing each other: %v, %d windows", m.violations, m.twoWindows)
 	}
 	m = newMon()
-	twoActive(m, 4, true)
-	if len(m.violations) != 1 || !strings.Contains(m.violations[0], "two Active") {
-		t.Fatalf("4 s of two Actives seeing each other: %v", m.violations)
+	mn, sb = both(5, 5.4, true)
+	play(m, 0, 10, 0.005, mn, sb)
+	check(m)
+	if len(m.violations) != 1 || !strings.Contains(m.violations[0], "two Active nodes seeing each other") {
+		t.Fatalf("400 ms of two Actives seeing each other: %v", m.violations)
 	}
 	m = newMon()
-	twoActive(m, 4, false)
-	m.setPaused(true)
-	twoActive(m, 4, true)
-	if len(m.violations) != 0 {
-		t.Fatalf("two Actives not seeing each other, or paused, reported: %v", m.violations)
+	mn, sb = both(1, 5, false)
+	play(m, 0, 10, 0.005, mn, sb)
+	m.paused = []interval{{from: at(9.9), to: at(15)}}
+	mn, sb = both(10, 14, true)
+	play(m, 10, 15, 0.005, mn, sb)
+	check(m)
+	if len(m.violations) != 0 || m.rawWindows != 2 || m.rawLongest < 3*time.Second {
+		t.Fatalf("two Actives not seeing each other, or paused: %v; %d windows, the longest %v", m.violations, m.rawWindows, m.rawLongest)
 	}
-	if m.rawLongest < 3*time.Second {
-		t.Fatalf("the informational window is %v", m.rawLongest)
+
+	// A hand-over from the Main to the Standby at 10 s, never two Active
+	// nodes, with one slow answer of the Main: sent at 9.9 s while it was
+	// still Active, answered at 10.05 s, after the Standby's first answer
+	// Active. The last samples of the two say Active together; nothing
+	// proves two Active nodes, not even during a clean planned move.
+	m = newMon()
+	handover := func(who string) say {
+		return func(s float64) (string, bool) {
+			if (s < 10) == (who == "main") {
+				return "active", true
+			}
+			return "inactive", true
+		}
+	}
+	play(m, 0, 9.9, 0.005, handover("main"), handover("standby"))
+	m.record("main", sample{at: at(9.9), got: at(10.05), ok: true, status: "active", peerSeen: true})
+	m.record("standby", sample{at: at(9.9125), got: at(9.9175), ok: true, status: "inactive", peerSeen: true})
+	for s := 10.0125; s < 10.05; s += chaosNodeSamplePeriod.Seconds() {
+		m.record("standby", sample{at: at(s), got: at(s + 0.005), ok: true, status: "active", peerSeen: true})
+	}
+	play(m, 10.05, 20, 0.005, handover("main"), handover("standby"))
+	clean := chaosFault{Label: "switchover on main", Planned: true, Clean: true, CleanAsRun: true, Began: 9.5, Ended: 9.6}
+	check(m, clean)
+	if len(m.violations) != 0 || m.proofs != 0 {
+		t.Fatalf("a hand-over with a slow answer: %v, %d samples prove two Actives", m.violations, m.proofs)
+	}
+
+	// During a clean planned move, not one sample: 60 ms of two Actives
+	// (a few samples) is caught there, and only there.
+	mn, sb = both(12, 12.06, true)
+	for _, f := range []chaosFault{clean, {Label: "switchover on main, not clean", Planned: true, Began: 9.5, Ended: 9.6}} {
+		m = newMon()
+		play(m, 0, 20, 0.005, mn, sb)
+		check(m, f)
+		if want := f.CleanAsRun; (len(m.violations) == 1 && strings.Contains(m.violations[0], "during the clean planned move")) != want ||
+			!want && len(m.violations) != 0 {
+			t.Fatalf("60 ms of two Actives during %q: %v", f.Label, m.violations)
+		}
+	}
+
+	// A full data directory: the node cannot step down, so the window
+	// counts from the moment it is freed.
+	for _, tc := range []struct {
+		until float64
+		want  int
+	}{{8.1, 0}, {8.5, 1}} {
+		m = newMon()
+		mn, sb = both(6, tc.until, true)
+		m.full = map[string][]interval{"main": {{from: at(5), to: at(8)}}}
+		play(m, 0, 10, 0.005, mn, sb)
+		check(m)
+		if len(m.violations) != tc.want {
+			t.Fatalf("two Actives from 6 s to %v s, the main's disk full from 5 s to 8 s: %v", tc.until, m.violations)
+		}
 	}
 
 	m = newMon()

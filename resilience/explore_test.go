@@ -92,7 +92,7 @@ func TestExplorePair(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s: %d states explored to depth %d in %s", c.name, n, c.depth+extra, time.Since(start).Round(time.Millisecond))
+			t.Logf("measured: %s: %d states explored to depth %d in %s", c.name, n, c.depth+extra, time.Since(start).Round(time.Millisecond))
 		})
 	}
 }

@@ -98,7 +98,7 @@ func TestReadinessIsAPairFact(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d combinations judged alike by both nodes", n)
+	t.Logf("measured: %d combinations judged alike by both nodes", n)
 }
 
 func TestWitnessReadiness(t *testing.T) {

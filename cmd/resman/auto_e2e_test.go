@@ -184,7 +184,7 @@ func (c *checker) verify(t *testing.T) {
 	if c.longest > twoActiveBound {
 		t.Fatalf("two Active nodes for %v, beyond the documented bound of %v", c.longest, twoActiveBound)
 	}
-	t.Logf("longest two-Active window: %v", c.longest)
+	t.Logf("measured: longest two-Active window: %v", c.longest)
 }
 
 // auditHas reports whether an entry of the node's audit log has cause in

@@ -261,6 +261,11 @@ func (c *converter) read(r io.Reader) error {
 	}
 }
 
+// measuredMark starts a test's log line that reports a figure (states
+// explored, a longest window): the line is shown even when the test
+// passes, which go test's output leaves out.
+const measuredMark = "measured: "
+
 func (c *converter) line(line []byte) {
 	var e event
 	if len(bytes.TrimSpace(line)) == 0 || line[0] != '{' || json.Unmarshal(line, &e) != nil || e.Action == "" {
@@ -297,6 +302,10 @@ func (c *converter) line(line []byte) {
 	}
 	switch e.Action {
 	case "output":
+		if strings.Contains(e.Output, measuredMark) {
+			// A figure a test measured: shown even when it passes.
+			fmt.Fprintf(c.w, "%s %s: %s", e.Package, e.Test, strings.TrimLeft(e.Output, " "))
+		}
 		t.output = append(t.output, e.Output)
 		tr.lines = append(tr.lines, treeLine{e.Test, e.Output})
 	case pass, fail, skip:

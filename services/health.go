@@ -195,8 +195,9 @@ func (s *Supervisor) acquireProbers() (p *probers, release func()) {
 var errExitedDuringStart = errors.New("process exited during start")
 
 // awaitCheck probes svc, which is starting, until its check has passed rise
-// times in a row: at once, then every interval, each probe bounded by the
-// check's timeout and by deadline. Failures while starting do not make the
+// times in a row: at once, then at the fast interval (see
+// startProbeInterval), each probe bounded by the check's timeout and by
+// deadline, up to maxStartProbes at once. Failures while starting do not make the
 // service unhealthy; they only break the run of passes. It fails when
 // deadline passes first (quoting the last probe error), when ctx is done,
 // or, with errExitedDuringStart, as soon as exited is closed (nil for a
@@ -209,6 +210,18 @@ func (s *Supervisor) awaitCheck(ctx context.Context, svc *service, deadline time
 	svc.mu.Unlock()
 	p, release := s.acquireProbers()
 	defer release()
+	// Probes may overlap: one sent before the service listened can wait
+	// out its whole timeout (a UDP request nobody answers), and the next
+	// ones must not wait behind it. Each is counted in the order it was
+	// sent: a result older than a pass already counted says nothing new.
+	pctx, cancel := context.WithCancel(ctx)
+	type result struct {
+		seq int
+		err error
+	}
+	results := make(chan result, maxStartProbes)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }() // before release: the probes use p
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	// While a service comes up, probe at the fast interval, as HAProxy's
@@ -216,10 +229,27 @@ func (s *Supervisor) awaitCheck(ctx context.Context, svc *service, deadline time
 	// the service, not for the check's period.
 	ticker := time.NewTicker(startProbeInterval(c.interval))
 	defer ticker.Stop()
+	seq, inflight, lastPass := 0, 0, -1
+	launch := func() {
+		remaining := time.Until(deadline)
+		if remaining <= 0 || inflight >= maxStartProbes {
+			return
+		}
+		n := seq
+		seq++
+		inflight++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- result{n, s.runProbe(pctx, svc, p, min(c.timeout, remaining))}
+		}()
+	}
+	launch()
 	var lastErr error
 	for {
-		if remaining := time.Until(deadline); remaining > 0 {
-			err := s.probeUnlessExited(ctx, svc, p, min(c.timeout, remaining), exited)
+		select {
+		case r := <-results:
+			inflight--
 			select {
 			case <-exited:
 				return errExitedDuringStart
@@ -228,10 +258,18 @@ func (s *Supervisor) awaitCheck(ctx context.Context, svc *service, deadline time
 			if ctx.Err() != nil {
 				return fmt.Errorf("wait for check %s: %w", c.describe(), ctx.Err())
 			}
+			if r.seq < lastPass {
+				continue
+			}
+			if r.err == nil {
+				lastPass = r.seq
+			} else {
+				lastErr = r.err
+			}
 			up := false
 			s.update(svc, func() {
 				if svc.gen == gen && svc.state == StateStarting {
-					svc.health.observeStarting(err == nil)
+					svc.health.observeStarting(r.err == nil)
 					up = svc.health.state == healthUp
 				}
 			})
@@ -239,11 +277,8 @@ func (s *Supervisor) awaitCheck(ctx context.Context, svc *service, deadline time
 				svc.log.Info("service healthy", "check", c.kind)
 				return nil
 			}
-			if err != nil {
-				lastErr = err
-			}
-		}
-		select {
+		case <-ticker.C:
+			launch()
 		case <-ctx.Done():
 			return fmt.Errorf("wait for check %s: %w", c.describe(), ctx.Err())
 		case <-exited:
@@ -255,10 +290,12 @@ func (s *Supervisor) awaitCheck(ctx context.Context, svc *service, deadline time
 			}
 			return fmt.Errorf("check %s did not pass %d times in a row within %s: %s",
 				c.describe(), c.rise, svc.spec.Timeout, why)
-		case <-ticker.C:
 		}
 	}
 }
+
+// maxStartProbes bounds the probes of a starting service under way at once.
+const maxStartProbes = 4
 
 // fastInterval bounds the time between two probes of a service that is
 // starting.
@@ -267,23 +304,6 @@ const fastInterval = 100 * time.Millisecond
 // startProbeInterval is the time between two probes while a service
 // starts: the check's interval, at most fastInterval.
 func startProbeInterval(interval time.Duration) time.Duration { return min(interval, fastInterval) }
-
-// probeUnlessExited is runProbe, cut short if exited is closed meanwhile.
-func (s *Supervisor) probeUnlessExited(ctx context.Context, svc *service, p *probers, timeout time.Duration, exited <-chan struct{}) error {
-	if exited == nil {
-		return s.runProbe(ctx, svc, p, timeout)
-	}
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-exited:
-			cancel()
-		case <-pctx.Done():
-		}
-	}()
-	return s.runProbe(pctx, svc, p, timeout)
-}
 
 // checker is a parsed health check.
 type checker struct {

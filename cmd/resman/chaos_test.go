@@ -28,6 +28,9 @@ package main
 //   - an audit entry seen before a kill -9 missing after the restart;
 //   - a node or a CC follower activating or deactivating for more than
 //     chaosStuckBound;
+//   - no node Active for more than chaosNoActiveBound while both answer
+//     Inactive, see each other, and neither holds for an admin's stop nor
+//     has its data directory full (see checkNoActive);
 //   - a CC follower running while its node has answered Inactive for
 //     chaosCCGrace;
 //   - the MDS holding a binding to a node's contact while that node has
@@ -87,6 +90,12 @@ const (
 	// chaosStuckBound: no component may stay activating or deactivating
 	// longer (every service timeout of the test is 5 s).
 	chaosStuckBound = 30 * time.Second
+	// chaosNoActiveBound: two nodes that answer Inactive, see each other
+	// and hold for no admin's stop must not leave the pair without an
+	// Active node longer: the longest legitimate gap is a node stepping
+	// down with a hung service (its 5 s stop timeout) before the other
+	// takes over, or a failback (3 s of failback_hold, then the swap).
+	chaosNoActiveBound = 20 * time.Second
 	// chaosEdgeGrace: the Edge checks each side every 200 ms and drops a
 	// side at its first "not Active" answer (or event); a second is five
 	// checks.
@@ -532,20 +541,13 @@ type chaosMonitor struct {
 	cleanMoves             int
 	cleanGuarded           time.Duration
 	windows                []string // every window, described
+	noActiveLongest        time.Duration
 }
 
 func (m *chaosMonitor) violate(at time.Time, format string, args ...any) {
 	msg := fmt.Sprintf("%6.1fs ", at.Sub(m.start).Seconds()) + fmt.Sprintf(format, args...)
 	m.violations = append(m.violations, msg)
 	m.chart.Fault(at, at, "✗ "+fmt.Sprintf(format, args...))
-}
-
-func (m *chaosMonitor) last(name string) sample {
-	h := m.hist[name]
-	if len(h) == 0 {
-		return sample{}
-	}
-	return h[len(h)-1]
 }
 
 // setInterval opens (on) or closes (off) the last interval of ivs.
@@ -793,6 +795,64 @@ func (m *chaosMonitor) checkTwoActive(faults []chaosFault, until time.Time) {
 	}
 }
 
+// checkNoActive: the pair is not left without an Active node for longer
+// than chaosNoActiveBound while nothing stops one from taking over: both
+// nodes answer Inactive, each sees the other, neither holds for an admin's
+// stop, and neither has its data directory full. A window is a run of
+// samples of either node, in the order sent, each answering so with the
+// other node's last answer before it saying so too; it counts from the
+// first one's answer to the last one's sending.
+func (m *chaosMonitor) checkNoActive() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	idle := func(s sample) bool { return s.ok && s.status == api.StatusInactive && s.peerSeen && !s.held }
+	type mark struct {
+		s     sample
+		other []sample
+	}
+	var all []mark
+	for node, h := range map[string][]sample{"main": m.hist["main"], "standby": m.hist["standby"]} {
+		other := m.hist[map[string]string{"main": "standby", "standby": "main"}[node]]
+		for _, s := range h {
+			all = append(all, mark{s, other})
+		}
+	}
+	slices.SortFunc(all, func(a, b mark) int { return a.s.at.Compare(b.s.at) })
+	var from, to time.Time
+	flush := func() {
+		if !from.IsZero() && to.Sub(from) > chaosNoActiveBound {
+			m.violate(from, "no node Active for %v from %.1fs, while both answered Inactive, saw each other and neither held for an admin's stop nor had its data directory full",
+				to.Sub(from).Round(100*time.Millisecond), from.Sub(m.start).Seconds())
+		}
+		if !from.IsZero() {
+			m.noActiveLongest = max(m.noActiveLongest, to.Sub(from))
+		}
+		from, to = time.Time{}, time.Time{}
+	}
+	for _, mk := range all {
+		x := mk.s
+		i, _ := slices.BinarySearchFunc(mk.other, x.at, func(y sample, t time.Time) int {
+			if y.got.After(t) {
+				return 1
+			}
+			return -1
+		})
+		full := false
+		for _, ivs := range m.full {
+			full = full || slices.ContainsFunc(ivs, func(iv interval) bool { return iv.overlaps(x.at.Add(-chaosSkew), x.got.Add(chaosSkew)) })
+		}
+		if i == 0 || !idle(x) || !idle(mk.other[i-1]) || full {
+			flush()
+			continue
+		}
+		if from.IsZero() {
+			from = x.got
+		}
+		to = x.at
+	}
+	flush()
+}
+
 func (m *chaosMonitor) history(name string) []sample {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -878,6 +938,7 @@ type chaosRun struct {
 	faults []chaosFault
 	src    map[int]string
 	moves  []map[string]any // the planned moves' commands and answers
+	audits map[string][]string
 
 	seen  map[string]map[uint64]api.AuditEntry // audit entries seen, per component
 	admin sync.WaitGroup
@@ -1113,6 +1174,7 @@ func TestChaos(t *testing.T) {
 		full:   map[string]bool{},
 		faults: faults,
 		src:    map[int]string{},
+		audits: map[string][]string{},
 	}
 	for _, h := range nodeHosts {
 		c.url[h] = fmt.Sprintf("http://%s:9440", l.host(h).ip)
@@ -1201,19 +1263,21 @@ log: {level: debug}
 		rec := map[string]any{
 			"seed": seed, "duration": length.String(), "started": start.UTC().Format(time.RFC3339),
 			"faults": c.faults, "violations": append([]string{}, c.mon.violations...),
-			"samples_proving_two_active":                   c.mon.proofs,
-			"longest_two_active_seeing_each_other_s":       c.mon.twoLongest.Seconds(),
-			"longest_two_active_any_s":                     c.mon.rawLongest.Seconds(),
-			"two_active_windows_seeing_each_other_counted": c.mon.twoWindows,
-			"two_active_windows_any":                       c.mon.rawWindows,
-			"two_active_bound_s":                           chaosTwoActiveBound.Seconds(),
-			"clean_planned_moves":                          c.mon.cleanMoves,
-			"clean_planned_moves_guarded_s":                c.mon.cleanGuarded.Seconds(),
-			"planned_move_commands":                        c.moves,
-			"two_active_windows":                           append([]string{}, c.mon.windows...),
-			"edge_answers":                                 len(c.mon.answers),
-			"longest_mds_bound_to_both_s":                  c.mon.mdsBoth.Seconds(),
-			"log":                                          c.log,
+			"samples_proving_two_active":                       c.mon.proofs,
+			"longest_two_active_seeing_each_other_s":           c.mon.twoLongest.Seconds(),
+			"longest_two_active_any_s":                         c.mon.rawLongest.Seconds(),
+			"two_active_windows_seeing_each_other_counted":     c.mon.twoWindows,
+			"two_active_windows_any":                           c.mon.rawWindows,
+			"two_active_bound_s":                               chaosTwoActiveBound.Seconds(),
+			"clean_planned_moves":                              c.mon.cleanMoves,
+			"longest_no_active_node_while_free_to_take_over_s": c.mon.noActiveLongest.Seconds(),
+			"clean_planned_moves_guarded_s":                    c.mon.cleanGuarded.Seconds(),
+			"planned_move_commands":                            c.moves,
+			"two_active_windows":                               append([]string{}, c.mon.windows...),
+			"edge_answers":                                     len(c.mon.answers),
+			"longest_mds_bound_to_both_s":                      c.mon.mdsBoth.Seconds(),
+			"log":                                              c.log,
+			"audit":                                            c.audits,
 		}
 		c.mu.Unlock()
 		c.mon.mu.Unlock()
@@ -1239,6 +1303,25 @@ log: {level: debug}
 	}
 	settled := c.settle()
 	c.admin.Wait()
+	// Both nodes' audit logs, oldest first, for the record: what each
+	// decided and why.
+	for _, h := range []string{"main", "standby"} {
+		es, err := c.readAudit(h)
+		if err != nil {
+			t.Errorf("read %s's audit log for the record: %v", h, err)
+			continue
+		}
+		ids := slices.Sorted(maps.Keys(es))
+		var lines []string
+		for _, id := range ids {
+			e := es[id]
+			lines = append(lines, fmt.Sprintf("%6.1fs #%d %s %s %s->%s epoch %d: %s (%s)%s", e.Time.Sub(start).Seconds(), e.ID, e.Who, e.Action,
+				e.From, e.To, e.Epoch, e.Cause, e.Outcome, map[bool]string{true: " [" + e.Detail + "]"}[e.Detail != ""]))
+		}
+		c.mu.Lock()
+		c.audits[h] = lines
+		c.mu.Unlock()
+	}
 	stopBackground()
 	c.checkEdge()
 	for _, f := range c.ccs {
@@ -1267,6 +1350,7 @@ log: {level: debug}
 	faultsAsRun := slices.Clone(c.faults)
 	c.mu.Unlock()
 	c.mon.checkTwoActive(faultsAsRun, time.Now())
+	c.mon.checkNoActive()
 	c.mon.mu.Lock()
 	violations := slices.Clone(c.mon.violations)
 	t.Logf("%d faults; %d samples prove two Active nodes; windows of two Active nodes seeing each other counted: %d, the longest %v (bound %v); any: %d, the longest %v; %d clean planned moves guarded for %v; %d answers through the Edge; the MDS bound to both nodes for %v at most",
@@ -1435,14 +1519,21 @@ func (c *chaosRun) ran(i int) {
 	f.Ended = max(f.Ended, now)
 }
 
-// activeNode is the node whose last sample answered Active (the Main if
-// both did), or "".
+// activeNode is the node whose last answer, within the last second,
+// was Active (the Main if both), or "". A sample that got no answer (a
+// slow moment) does not hide the answer before it.
 func (c *chaosRun) activeNode() string {
 	c.mon.mu.Lock()
 	defer c.mon.mu.Unlock()
 	for _, h := range []string{"main", "standby"} {
-		if s := c.mon.last(h); s.ok && s.status == api.StatusActive {
-			return h
+		hist := c.mon.hist[h]
+		for i := len(hist) - 1; i >= 0 && time.Since(hist[i].at) < time.Second; i-- {
+			if hist[i].ok {
+				if hist[i].status == api.StatusActive {
+					return h
+				}
+				break
+			}
 		}
 	}
 	return ""
@@ -2128,6 +2219,39 @@ func TestChaosMonitorCatches(t *testing.T) {
 		check(m)
 		if len(m.violations) != tc.want {
 			t.Fatalf("two Actives from 6 s to %v s, the main's disk full from 5 s to 8 s: %v", tc.until, m.violations)
+		}
+	}
+
+	// No node Active for 25 s: caught when both answer Inactive, see
+	// each other and neither holds for an admin's stop or has its data
+	// directory full; not for 15 s, nor otherwise.
+	for _, tc := range []struct {
+		name        string
+		until       float64
+		seen, held  bool
+		full, wantV bool
+	}{
+		{"25 s", 30, true, false, false, true},
+		{"15 s", 20, true, false, false, false},
+		{"25 s, not seeing each other", 30, false, false, false, false},
+		{"25 s, the standby held by an admin", 30, true, true, false, false},
+		{"25 s, the main's data dir full", 30, true, false, true, false},
+	} {
+		m = newMon()
+		if tc.full {
+			m.full = map[string][]interval{"main": {{from: at(4), to: at(tc.until)}}}
+		}
+		for s := 0.0; s < 40; s += chaosNodeSamplePeriod.Seconds() {
+			mst := "active"
+			if s >= 5 && s < tc.until {
+				mst = "inactive"
+			}
+			m.record("main", sample{at: at(s), got: at(s + 0.005), ok: true, status: mst, peerSeen: tc.seen})
+			m.record("standby", sample{at: at(s + 0.01), got: at(s + 0.015), ok: true, status: "inactive", peerSeen: tc.seen, held: tc.held})
+		}
+		m.checkNoActive()
+		if got := len(m.violations) == 1 && strings.Contains(m.violations[0], "no node Active"); got != tc.wantV || !tc.wantV && len(m.violations) != 0 {
+			t.Fatalf("%s with no node Active: %v", tc.name, m.violations)
 		}
 	}
 

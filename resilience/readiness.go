@@ -19,6 +19,8 @@ type NodeFacts struct {
 	// FailoverUntil, when set, says a manual HA failover holds the node
 	// Inactive until then (as the admin reads it).
 	FailoverUntil string
+	// HeldByAdmin: an admin's Stop holds the node Inactive (auto mode).
+	HeldByAdmin bool
 }
 
 // ReadinessInput is what HA readiness is judged on: the facts of both
@@ -116,6 +118,9 @@ func pairReasons(self, peer NodeFacts) []string {
 	for _, n := range []NodeFacts{a, b} {
 		if n.Unhealthy && !n.Status.claimsActive() {
 			reasons = append(reasons, fmt.Sprintf("%s reports critical services unhealthy: it cannot take over", n.Name))
+		}
+		if n.HeldByAdmin && !n.Status.claimsActive() {
+			reasons = append(reasons, fmt.Sprintf("%s is held Inactive by an admin's stop: it will not take over until services are started there", n.Name))
 		}
 	}
 	return reasons

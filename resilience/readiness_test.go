@@ -34,6 +34,8 @@ func TestReadiness(t *testing.T) {
 		{"manual failover seen from either node", func(in *ReadinessInput) {
 			in.Self.Status, in.Self.FailoverUntil, in.Peer.Status = Inactive, "2026-12-06 22:00:00", Active
 		}, false, []string{"not redundant: a manual failover holds xivo-main Inactive until 2026-12-06 22:00:00"}},
+		{"the node that would take over is held by an admin", func(in *ReadinessInput) { in.Peer.HeldByAdmin = true },
+			false, []string{"xivo-standby is held Inactive by an admin's stop: it will not take over until services are started there"}},
 		{"stale replication", func(in *ReadinessInput) { in.StaleJobs = []string{"db"} },
 			false, []string{"replication job db has not succeeded within its max_age"}},
 		{"unreadable peer: one clear reason", func(in *ReadinessInput) {
@@ -80,10 +82,10 @@ func TestReadinessIsAPairFact(t *testing.T) {
 	for _, ms := range statuses {
 		for _, ss := range statuses {
 			for _, me := range []uint64{2, 4} {
-				for _, bits := range []int{0, 1, 2, 3, 4, 5, 6, 7} {
+				for bits := range 16 {
 					m := NodeFacts{Name: "xivo-main", Role: RoleMain, Status: ms, Epoch: me, Version: "2025.1"}
 					s := NodeFacts{Name: "xivo-standby", Role: RoleStandby, Status: ss, Epoch: 3, Version: "2025.2"}
-					m.Unhealthy, s.Unhealthy = bits&1 != 0, bits&2 != 0
+					m.Unhealthy, s.Unhealthy, s.HeldByAdmin = bits&1 != 0, bits&2 != 0, bits&8 != 0
 					if bits&4 != 0 {
 						s.Version = "2024.9"
 						m.FailoverUntil = "12:00"

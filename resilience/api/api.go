@@ -51,6 +51,10 @@ type Peer struct {
 	// FailoverUntil: a manual HA failover holds the peer Inactive until
 	// then (auto mode, as it announces over gossip).
 	FailoverUntil *time.Time `json:"failover_until,omitempty"`
+	// Holding: the peer will not go Active by itself; HeldByAdmin: an
+	// admin's Stop holds it (auto mode).
+	Holding     bool `json:"holding,omitempty"`
+	HeldByAdmin bool `json:"held_by_admin,omitempty"`
 }
 
 // Service is one supervised local service.

@@ -21,6 +21,7 @@ const (
 	flagHealthy byte = 1 << iota
 	flagLeaving
 	flagHolding
+	flagHeldByAdmin
 )
 
 // errMeta is wrapped by every decoding error.
@@ -52,6 +53,9 @@ type Meta struct {
 	// Holding: the member will not go Active by itself (it stepped down
 	// and waits out a hold, or an admin stopped it in auto mode).
 	Holding bool
+	// HeldByAdmin: an admin's Stop holds it until an admin's Start (an
+	// older member never sets the flag).
+	HeldByAdmin bool
 	// FailoverUntil: a manual HA failover holds the member Inactive until
 	// then (Unix seconds; 0: none), so its peer's readiness says so too.
 	FailoverUntil int64
@@ -67,7 +71,7 @@ func (m Meta) SeesMember(name string) bool {
 func (m Meta) Equal(o Meta) bool {
 	return m.Name == o.Name && m.Role == o.Role && m.Status == o.Status &&
 		m.Version == o.Version && m.Epoch == o.Epoch && m.Healthy == o.Healthy &&
-		m.Leaving == o.Leaving && m.Holding == o.Holding && slices.Equal(m.Sees, o.Sees) &&
+		m.Leaving == o.Leaving && m.Holding == o.Holding && m.HeldByAdmin == o.HeldByAdmin && slices.Equal(m.Sees, o.Sees) &&
 		m.FailoverUntil == o.FailoverUntil
 }
 
@@ -107,6 +111,9 @@ func (m Meta) appendTo(b []byte) []byte {
 	if m.Holding {
 		flags |= flagHolding
 	}
+	if m.HeldByAdmin {
+		flags |= flagHeldByAdmin
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(m.Sees)))
 	for _, s := range m.Sees {
@@ -138,6 +145,7 @@ func (m *Meta) UnmarshalBinary(b []byte) error {
 	out.Healthy = flags&flagHealthy != 0
 	out.Leaving = flags&flagLeaving != 0
 	out.Holding = flags&flagHolding != 0
+	out.HeldByAdmin = flags&flagHeldByAdmin != 0
 	n := d.uvarint()
 	if d.err == nil && n > uint64(len(d.b)) {
 		d.fail("sees count %d", n)

@@ -579,7 +579,7 @@ func (n *Node) observeTiming(before, after resilience.Status, last resilience.Re
 func (n *Node) announce() {
 	m := cluster.Meta{
 		Name: n.d.Core.Name, Role: string(n.d.Core.Role), Status: string(n.m.Status()), Version: n.d.Version,
-		Epoch: n.m.Epoch(), Healthy: len(n.m.Unhealthy()) == 0, Holding: n.m.Holding(),
+		Epoch: n.m.Epoch(), Healthy: len(n.m.Unhealthy()) == 0, Holding: n.m.Holding(), HeldByAdmin: n.m.AdminHold(),
 	}
 	n.mu.RLock()
 	if u := n.snap.failoverUntil; u != nil {
@@ -628,6 +628,7 @@ func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
 			n.warnAbsurdEpoch("gossip", mem.Meta.Epoch)
 		case alive:
 			p.Status, p.Epoch, p.Version, p.Healthy = mem.Meta.Status, mem.Meta.Epoch, mem.Meta.Version, mem.Meta.Healthy
+			p.Holding, p.HeldByAdmin = mem.Meta.Holding, mem.Meta.HeldByAdmin
 			if mem.Meta.FailoverUntil > 0 {
 				u := time.Unix(mem.Meta.FailoverUntil, 0).UTC()
 				p.FailoverUntil = &u
@@ -648,10 +649,7 @@ func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
 		case alive:
 			n.peerLostAt = time.Time{}
 		}
-		view := n.peerView(p)
-		view.Holding = alive && mem.Meta.Holding
-		view.Unhealthy = alive && !mem.Meta.Healthy
-		n.step(ctx, resilience.PeerSeen{Peer: view})
+		n.step(ctx, resilience.PeerSeen{Peer: n.peerView(p)})
 	}
 }
 
@@ -1115,7 +1113,7 @@ func (n *Node) Status() api.Status {
 	}
 	in := resilience.ReadinessInput{
 		Self: resilience.NodeFacts{Name: n.d.Core.Name, Role: n.d.Core.Role, Status: s.status, Epoch: s.epoch,
-			Version: n.d.Version, Unhealthy: len(s.unhealthy) > 0},
+			Version: n.d.Version, Unhealthy: len(s.unhealthy) > 0, HeldByAdmin: s.adminHold},
 		PersistError: s.persistErr,
 	}
 	if n.d.ReplSender != nil && n.d.ReplReceiver != nil {
@@ -1143,7 +1141,7 @@ func (n *Node) Status() api.Status {
 		st.Peer = &p
 		in.PeerReachable, in.PeerError = p.Reachable, p.Error
 		in.Peer = resilience.NodeFacts{Name: p.Name, Role: peerRole(n.d.Core.Role), Status: resilience.Status(p.Status),
-			Epoch: p.Epoch, Version: p.Version, Unhealthy: p.Reachable && !s.peerHealth}
+			Epoch: p.Epoch, Version: p.Version, Unhealthy: p.Reachable && !s.peerHealth, HeldByAdmin: p.Reachable && p.HeldByAdmin}
 		if p.FailoverUntil != nil {
 			in.Peer.FailoverUntil = failoverTime(*p.FailoverUntil)
 		}
@@ -1233,7 +1231,7 @@ func (n *Node) fetchPeer(ctx context.Context) api.Peer {
 		n.warnAbsurdEpoch("api", st.Epoch)
 	case err == nil:
 		p.Reachable, p.Status, p.Epoch, p.Version = true, st.Status, st.Epoch, st.Version
-		p.Healthy = st.Healthy
+		p.Healthy, p.Holding, p.HeldByAdmin = st.Healthy, st.Failover.Holding, st.Failover.HeldByAdmin
 	case n.d.IsUnreachable(err):
 		p.Error = err.Error()
 	default:
@@ -1270,9 +1268,14 @@ func (n *Node) peerView(p api.Peer) resilience.PeerView {
 	if n.d.Peer == nil {
 		return resilience.PeerView{}
 	}
+	// A whole view, from gossip or from the API alike: an admin's Start
+	// steps with a view from the API, and a view without the peer's hold
+	// once made a Standby step down for failback to a Main that held.
+	readable := p.Reachable && p.Error == ""
 	return resilience.PeerView{
 		Name: p.Name, Reachable: p.Reachable, Unreadable: p.Reachable && p.Error != "",
 		Status: resilience.Status(p.Status), Epoch: p.Epoch,
+		Holding: readable && p.Holding, Unhealthy: readable && !p.Healthy,
 	}
 }
 

@@ -109,17 +109,13 @@ func (m *Machine) Holding() bool {
 	return m.blocksTakeover() || m.failoverTicks > 0 || m.noFailback || m.switchover != ""
 }
 
-// Switchover is the ID of the planned switchover that stopped this node and
-// has not ended yet ("" when none).
-func (m *Machine) Switchover() string { return m.switchover }
-
 // PersistError is why the last decision could not be persisted ("" when the
 // last one was): the node then did not act on it.
 func (m *Machine) PersistError() string { return m.persistErr }
 
-// InBootGrace reports whether a lost peer does not count yet: this node has
+// inBootGrace reports whether a lost peer does not count yet: this node has
 // not seen its peer since it started and the boot grace has not run out.
-func (m *Machine) InBootGrace() bool {
+func (m *Machine) inBootGrace() bool {
 	return !m.peerSeenSinceBoot && m.bootTicks < m.cfg.BootGraceTicks
 }
 
@@ -131,6 +127,10 @@ func (m *Machine) FailoverTicks() int { return m.failoverTicks }
 
 // AdminHold reports whether an admin's Stop holds this node Inactive.
 func (m *Machine) AdminHold() bool { return m.adminHold }
+
+// Switchover is the ID of the planned switchover that stopped this node and
+// has not ended yet ("" when none).
+func (m *Machine) Switchover() string { return m.switchover }
 
 // Step feeds one event and returns the actions to carry out, in order. A
 // refused admin command returns an error wrapping ErrConflict, ErrBusy or
@@ -603,7 +603,7 @@ func (m *Machine) autoInactive() []Action {
 		// down), or when the peer is lost.
 		return nil
 	case !p.Reachable:
-		if m.peerLostFor < lost || m.InBootGrace() {
+		if m.peerLostFor < lost || m.inBootGrace() {
 			return nil
 		}
 		cause = fmt.Sprintf("%s lost for %d ticks", m.peerLabel(), m.peerLostFor)

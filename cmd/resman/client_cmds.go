@@ -179,6 +179,8 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 		fmt.Fprintf(w, "MANUAL FAILOVER until %s: this node holds Inactive\n", f.Until.Local().Format("2006-01-02 15:04:05"))
 	} else if f.HeldByAdmin {
 		fmt.Fprintln(w, "held Inactive by an admin's Stop services (auto mode): Start services to release")
+	} else if f.Switchover != "" {
+		fmt.Fprintf(w, "held Inactive by switchover %s until it ends\n", f.Switchover)
 	}
 	if lc := st.LastChange; lc != nil {
 		fmt.Fprintf(w, "last change: %s -> %s at %s: %s\n", lc.From, lc.To, lc.At.Local().Format("15:04:05"), lc.Cause)

@@ -127,6 +127,9 @@ type Failover struct {
 	Holding bool `json:"holding"`
 	// HeldByAdmin: an admin's Stop holds it until an admin's Start.
 	HeldByAdmin bool `json:"held_by_admin"`
+	// Switchover: the planned switchover that stopped this node and holds
+	// it until it ends.
+	Switchover string `json:"switchover,omitempty"`
 }
 
 // Transition is the last status change with its cause.

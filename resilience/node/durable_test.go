@@ -285,8 +285,9 @@ func switchoverHarness(t *testing.T) (*harness, *fakeServices) {
 // switchoverHeld reports the switchover that holds the node, if any.
 func (h *harness) switchoverHeld() (string, bool) {
 	h.node.mu.RLock()
-	defer h.node.mu.RUnlock()
-	return h.node.snap.switchover, h.node.snap.holding
+	holding := h.node.snap.holding
+	h.node.mu.RUnlock()
+	return h.node.Status().Failover.Switchover, holding
 }
 
 // Whatever the end of a switchover after the stop, the hold it put on

@@ -1127,6 +1127,7 @@ func (n *Node) Status() api.Status {
 			in.StaleJobs = n.d.ReplReceiver.StaleJobs(now)
 		}
 	}
+	st.Failover.Switchover = s.switchover // a hold in either mode
 	if s.mode == resilience.ModeAuto {
 		in.PeerNotInGossip = n.d.Peer != nil && !s.peerInGossip
 		in.WitnessConfigured, in.WitnessAlive = s.witness, s.witnessAlive

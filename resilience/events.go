@@ -73,7 +73,12 @@ type SwitchoverStop struct {
 // SwitchoverEnded reports that the switchover ID has ended, done or
 // failed, on the node that stopped for it: the hold that kept it from
 // taking the Active role back by itself while the move ran is released.
-type SwitchoverEnded struct{ ID string }
+// Peer is a fresh view of the peer, read at the end (over gossip the
+// peer's start may show later than the end of the switchover).
+type SwitchoverEnded struct {
+	ID   string
+	Peer PeerView
+}
 
 // PersistFailed reports that the Persist action of the last Step could not
 // be carried out (full disk, read-only file system, I/O error). The runtime
@@ -196,7 +201,7 @@ func FormatEvent(ev Event) string {
 	case SwitchoverStop:
 		return fmt.Sprintf("switchover-stop who=%s id=%s reason=%q", e.Who, e.ID, e.Reason)
 	case SwitchoverEnded:
-		return fmt.Sprintf("switchover-ended id=%s", e.ID)
+		return fmt.Sprintf("switchover-ended id=%s peer=%s", e.ID, e.Peer)
 	case PersistFailed:
 		return fmt.Sprintf("persist-failed err=%q", e.Err)
 	case Reconfigure:

@@ -232,6 +232,9 @@ func (m *Machine) step(ev Event) ([]Action, error) {
 		if e.ID == "" || e.ID != m.switchover {
 			return nil, nil
 		}
+		if e.Peer.Reachable {
+			m.seePeer(e.Peer)
+		}
 		m.switchover = ""
 		m.holdEnded()
 		// The rules decide again at the next tick, on a view that has

@@ -374,7 +374,7 @@ func (w *pairWorld) advanceSwitchover(step func(int, Event) error) []string {
 	from, to := &w.n[i], &w.n[j]
 	end := func() {
 		w.sw = nil
-		step(i, SwitchoverEnded{ID: sw.ID})
+		step(i, SwitchoverEnded{ID: sw.ID, Peer: w.view(i)})
 	}
 	rollback := func() {
 		sw.Phase = 3

@@ -161,7 +161,8 @@ func parseEvent(s string) (Event, error) {
 	case "switchover-stop":
 		return SwitchoverStop{Who: kv["who"], Reason: kv["reason"], ID: kv["id"]}, nil
 	case "switchover-ended":
-		return SwitchoverEnded{ID: kv["id"]}, nil
+		p, err := parsePeer(kv["peer"])
+		return SwitchoverEnded{ID: kv["id"], Peer: p}, err
 	case "persist-failed":
 		return PersistFailed{Err: kv["err"]}, nil
 	case "failover-stop":

@@ -981,7 +981,12 @@ func (n *Node) Switchover(ctx context.Context, who string, req api.SwitchoverReq
 // it put on this node is released (a no-op when already released, e.g.
 // by this node's rollback start).
 func (n *Node) endSwitchover(ctx context.Context, id string) {
-	if _, err := n.command(ctx, "switchover end", "", resilience.SwitchoverEnded{ID: id}); err != nil && !errors.Is(err, errStopped) {
+	// A fresh view of the peer goes with it: gossip may still show the
+	// peer as it was before the switchover started it, and this node,
+	// released, would act on that.
+	p := n.fetchPeer(ctx)
+	n.setPeer(p)
+	if _, err := n.command(ctx, "switchover end", "", resilience.SwitchoverEnded{ID: id, Peer: n.peerView(p)}); err != nil && !errors.Is(err, errStopped) {
 		n.log.Error("cannot end the switchover: this node holds until resman restarts", "switchover", id, "err", err)
 	}
 }

@@ -49,6 +49,7 @@ gofmt:
 	@$(gofmt_check)
 
 vet: gofmt
+	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
 
 test-go:

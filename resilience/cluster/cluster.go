@@ -69,6 +69,11 @@ type Options struct {
 	// Transport carries the gossip; nil is the real network on Bind. Tests
 	// pass an in-memory one (see clustertest).
 	Transport memberlist.Transport
+	// Expected are the members admitted besides this one; any other
+	// member, even with the gossip key, is refused (a Refused event, a
+	// warning and resman_gossip_members_refused_total). Nil admits every
+	// member that has the key.
+	Expected []Expected
 }
 
 // Cluster is this node's membership in the gossip cluster: it runs
@@ -102,6 +107,11 @@ type Cluster struct {
 	joins   map[string]joinState // by configured address
 	// refused: members whose meta was refused for its epoch, and logged.
 	refused map[string]bool
+	// expected: Options.Expected resolved (nil without a list);
+	// refusedAt: when a refused member was last reported, by member,
+	// address and reason.
+	expected  atomic.Pointer[[]resolvedExpected]
+	refusedAt map[string]time.Time
 
 	running  atomic.Bool
 	stopOnce sync.Once
@@ -145,6 +155,10 @@ func New(opts Options, initial Meta) (*Cluster, error) {
 	initial.Name, initial.Sees, initial.Leaving = opts.Name, nil, false
 	c.self = initial.Clone()
 	c.storeMeta(c.self)
+
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	c.refreshExpected(rctx)
+	cancel()
 
 	bridge := newLogBridge(c.log, c.met.rejected.Inc)
 	cfg, err := c.memberlistConfig(log.New(bridge, "", 0))
@@ -281,6 +295,7 @@ func (c *Cluster) memberlistConfig(logger *log.Logger) (*memberlist.Config, erro
 	cfg.Events = d
 	cfg.Ping = d
 	cfg.Conflict = d
+	cfg.Alive = d
 
 	if o.Transport != nil {
 		cfg.Transport = o.Transport
@@ -466,6 +481,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 
 // rejoin joins the configured addresses at which no alive member is seen.
 func (c *Cluster) rejoin(ctx context.Context) {
+	c.refreshExpected(ctx)
 	for _, addr := range c.missing(ctx) {
 		select {
 		case <-c.stop:

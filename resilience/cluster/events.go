@@ -18,6 +18,10 @@ const (
 	Down
 	// Update: an alive member gossiped a new Meta.
 	Update
+	// Refused: a member that holds the gossip key but is not one of
+	// Options.Expected (or not at its address, or with another role) was
+	// kept out; Reason says why. Member carries its name and address only.
+	Refused
 )
 
 func (k EventKind) String() string {
@@ -28,6 +32,8 @@ func (k EventKind) String() string {
 		return "down"
 	case Update:
 		return "update"
+	case Refused:
+		return "refused"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -49,6 +55,8 @@ type Member struct {
 type Event struct {
 	Kind   EventKind
 	Member Member
+	// Reason says why a Refused member was kept out.
+	Reason string
 }
 
 func (e Event) String() string {
@@ -86,8 +94,14 @@ func (q *eventQueue) push(ev Event) {
 		return
 	}
 	if len(q.items) >= coalesceAfter {
+		if ev.Kind == Refused {
+			// Only for the audit: dropped rather than merged into a
+			// real member's event (its name may be a forged one). The
+			// warning and the metric count it anyway.
+			return
+		}
 		for i := len(q.items) - 1; i >= 0; i-- {
-			if q.items[i].Member.Name == ev.Member.Name {
+			if q.items[i].Member.Name == ev.Member.Name && q.items[i].Kind != Refused {
 				q.items[i] = merge(q.items[i], ev)
 				return
 			}

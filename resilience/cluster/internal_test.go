@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -107,5 +108,50 @@ func TestOptionsDefaultsAndChecks(t *testing.T) {
 	if o.ProbeInterval != DefaultProbeInterval || o.ProbeTimeout != DefaultProbeTimeout ||
 		o.SuspicionMult != DefaultSuspicionMult || o.RejoinInterval != DefaultRejoinInterval || o.Logger == nil {
 		t.Errorf("defaults not filled: %+v", o)
+	}
+}
+
+func TestAdmission(t *testing.T) {
+	c := &Cluster{opts: Options{Name: "xivo-main"}}
+	exp := resolveExpected(context.Background(), []Expected{
+		{Name: "xivo-standby", Addr: "10.0.0.2:7946", Roles: []string{"standby"}, Key: "peer.gossip"},
+		{Addr: "10.0.0.3:7946", Roles: []string{"witness"}, Key: "failover.witness"},
+	})
+	c.expected.Store(&exp)
+	metaOf := func(role string) []byte {
+		b, err := Meta{Name: "x", Role: role, Status: "active", Epoch: 9}.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name, addr, role string
+		why              string // "" admitted
+	}{
+		{"xivo-main", "10.9.9.9:1", "main", ""}, // our own announcement
+		{"xivo-standby", "10.0.0.2:7946", "standby", ""},
+		{"xivo-standby", "[::ffff:10.0.0.2]:7946", "standby", ""},
+		{"witness-a", "10.0.0.3:7946", "witness", ""},
+		{"xivo-standby", "10.0.0.9:7946", "standby", "announces address 10.0.0.9:7946, and peer.gossip is 10.0.0.2:7946"},
+		{"xivo-standby", "10.0.0.2:7947", "standby", "announces address"},
+		{"xivo-standby", "10.0.0.2:7946", "witness", `announces role "witness", but the member at 10.0.0.2:7946 (peer.gossip) may only be standby`},
+		{"other", "10.0.0.2:7946", "standby", "is peer.gossip, the address of xivo-standby, but the member there is named other"},
+		{"witness-a", "10.0.0.3:7946", "main", `announces role "main"`},
+		{"witness-b", "10.0.0.4:7946", "witness", "not a configured member"},
+		{"stranger", "10.0.0.5:7946", "", "not a configured member"},
+	} {
+		err := c.admission(tc.name, netip.MustParseAddrPort(tc.addr), metaOf(tc.role))
+		switch {
+		case tc.why == "" && err != nil:
+			t.Errorf("%s at %s (%s): refused: %v", tc.name, tc.addr, tc.role, err)
+		case tc.why != "" && (err == nil || !strings.Contains(err.Error(), tc.why)):
+			t.Errorf("%s at %s (%s): got %v, want an error with %q", tc.name, tc.addr, tc.role, err, tc.why)
+		}
+	}
+	// Without a list (tests, the harness), every member is admitted.
+	c.expected.Store(nil)
+	if err := c.admission("stranger", netip.MustParseAddrPort("10.0.0.5:7946"), nil); err != nil {
+		t.Errorf("without a list: %v", err)
 	}
 }

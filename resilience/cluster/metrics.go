@@ -12,6 +12,7 @@ type metrics struct {
 	members  *prometheus.GaugeVec
 	rejoins  *prometheus.CounterVec
 	rejected prometheus.Counter
+	refused  prometheus.Counter
 	peerDown prometheus.Histogram
 	keys     prometheus.Gauge
 	keyInfo  *prometheus.GaugeVec
@@ -28,6 +29,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"result"}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_gossip_rejected_total",
 			Help: "Gossip packets, streams and joins refused because they could not be decrypted (a wrong or missing gossip.key)."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_gossip_members_refused_total",
+			Help: "Alive announcements refused because the member, although it holds the gossip key, is not a configured member (unknown name or address, or a role it may not have)."}),
 		peerDown: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "resman_gossip_peer_down_seconds",
 			Help:    "Time from the last sign of life of a member (an acked probe or a gossip update) to its Down event.",
 			Buckets: []float64{0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60}}),
@@ -62,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.members, m.rejoins, m.rejected, m.peerDown, m.keys, m.keyInfo}
+	return []prometheus.Collector{m.members, m.rejoins, m.rejected, m.refused, m.peerDown, m.keys, m.keyInfo}
 }
 
 // setKeys shows the keyring: how many keys, and which by fingerprint.

@@ -63,6 +63,9 @@ type Spec struct {
 	// Join, when set, replaces the default join list (every other member of
 	// the harness, by name).
 	Join []string
+	// Expected, when set, gives the member's Options.Expected from the
+	// addresses of the harness's members (by name, as in Join).
+	Expected func(addr func(name string) string) []cluster.Expected
 	// Tune adjusts the options last.
 	Tune func(*cluster.Options)
 }
@@ -114,6 +117,16 @@ func (h *Harness) Start(specs ...Spec) []*Node {
 			for name, a := range addrs {
 				if name != s.Name {
 					join = append(join, a)
+				}
+			}
+		}
+		if s.Expected != nil {
+			exp := s.Expected(func(name string) string { return addrs[name] })
+			tune := s.Tune
+			s.Tune = func(o *cluster.Options) {
+				o.Expected = exp
+				if tune != nil {
+					tune(o)
 				}
 			}
 		}

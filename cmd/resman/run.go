@@ -234,7 +234,7 @@ func (g *gossipSwitch) start(ctx context.Context, cfg *config.Config) (*cluster.
 	cl, err := cluster.New(cluster.Options{
 		Name: nc.Name, Bind: gc.Bind, Key: key, ExtraKeys: extra, Join: gc.Join,
 		ProbeInterval: gc.ProbeInterval, ProbeTimeout: gc.ProbeTimeout, SuspicionMult: gc.SuspicionMult,
-		RejoinInterval: gc.RejoinInterval, Logger: g.logger, Registerer: g.reg,
+		RejoinInterval: gc.RejoinInterval, Logger: g.logger, Registerer: g.reg, Expected: expectedMembers(cfg),
 	}, cluster.Meta{Name: nc.Name, Role: nc.Role, Status: string(resilience.Inactive), Version: nc.Version, Healthy: true})
 	if err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)

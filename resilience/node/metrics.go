@@ -16,6 +16,7 @@ type metrics struct {
 	healthy     prometheus.Gauge
 	activation  *prometheus.HistogramVec
 	failover    prometheus.Histogram
+	claims      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,10 +41,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		failover: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "resman_failover_seconds",
 			Help:    "Auto mode: time from the peer seen lost (gossip Down) to this node Active with its services started.",
 			Buckets: []float64{.05, .1, .25, .5, .75, 1, 1.5, 2, 5, 10}}),
+		claims: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "resman_gossip_trust_total",
+			Help: "Auto mode: gossip the node did not take on trust, by result: member_refused (a member with the key but not configured), and a peer's claim that would make this Active node give way, confirmed, refuted or unconfirmed by the peer's API."},
+			[]string{"result"}),
+	}
+	for _, r := range []string{"member_refused", "confirmed", "refuted", "unconfirmed"} {
+		m.claims.WithLabelValues(r)
 	}
 	if reg != nil {
 		reg.MustRegister(m.status, m.epoch, m.transitions, m.commands, m.peerUp, m.haReady, m.healthy,
-			m.activation, m.failover)
+			m.activation, m.failover, m.claims)
 	}
 	return m
 }

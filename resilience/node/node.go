@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -152,6 +151,9 @@ type Node struct {
 	activatingAt     time.Time
 	activatingAction string
 	peerLostAt       time.Time
+	// claim: a gossip view of the peer that would move this node, waiting
+	// for the peer's API to confirm it (loop only; see gossip.go).
+	claim claimState
 
 	hooks *hooks.Runner
 	// trans is what the hooks are told of the transition under way or
@@ -298,8 +300,10 @@ type (
 		ev     resilience.Event
 		vetoed bool // a before_activate hook refused the start
 	}
-	peerSeen    struct{ peer api.Peer }
-	reconfigure struct {
+	peerSeen struct{ peer api.Peer }
+	// claimChecked: the peer's API answer to a gossip claim (gossip.go).
+	claimChecked struct{ api api.Peer }
+	reconfigure  struct {
 		core       resilience.Config
 		membership Membership
 		who        string
@@ -400,6 +404,7 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-ls.tick:
+			n.confirmClaim(ctx)
 			n.step(ctx, resilience.Tick{})
 		case ev, ok := <-ls.gossip:
 			if !ok {
@@ -422,6 +427,8 @@ func (n *Node) Run(ctx context.Context) error {
 			case workDone:
 				n.vetoed = n.vetoed || msg.vetoed
 				n.step(ctx, msg.ev)
+			case claimChecked:
+				n.claimChecked(ctx, msg.api)
 			case peerSeen:
 				if n.auto() {
 					continue // a poll started before a switch to auto mode
@@ -591,66 +598,6 @@ func (n *Node) announce() {
 	}
 	n.meta = m
 	n.d.Membership.SetMeta(m)
-}
-
-// onGossip turns a membership change into the core's view of the peer or
-// of the witness. Loop goroutine only.
-func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
-	mem := ev.Member
-	alive := ev.Kind != cluster.Down
-	switch {
-	case mem.Meta.Role == string(resilience.RoleWitness):
-		n.mu.Lock()
-		n.snap.witnessAlive = alive
-		n.mu.Unlock()
-		n.step(ctx, resilience.WitnessSeen{Witness: resilience.WitnessView{
-			Alive: alive, SeesPeer: alive && mem.Meta.SeesMember(n.d.PeerName)}})
-	case n.d.Core.Role == resilience.RoleWitness:
-		n.mu.Lock()
-		seen := maps.Clone(n.snap.pairSeen)
-		if seen == nil {
-			seen = map[string]resilience.Role{}
-		}
-		delete(seen, mem.Name)
-		if role := resilience.Role(mem.Meta.Role); alive && (role == resilience.RoleMain || role == resilience.RoleStandby) {
-			seen[mem.Name] = role
-		}
-		// A new map: Status reads snapshots outside the lock.
-		n.snap.pairSeen = seen
-		n.mu.Unlock()
-	case mem.Name == n.d.PeerName:
-		p := api.Peer{Name: mem.Name, Reachable: alive, CheckedAt: time.Now().UTC()}
-		switch verr := resilience.ValidEpoch(mem.Meta.Epoch); {
-		case alive && verr != nil:
-			// The gossip layer refuses such a meta; should one come, it
-			// is an answer that cannot be read.
-			p.Error = "the peer's meta cannot be read: " + verr.Error()
-			n.warnAbsurdEpoch("gossip", mem.Meta.Epoch)
-		case alive:
-			p.Status, p.Epoch, p.Version, p.Healthy = mem.Meta.Status, mem.Meta.Epoch, mem.Meta.Version, mem.Meta.Healthy
-			p.Holding, p.HeldByAdmin = mem.Meta.Holding, mem.Meta.HeldByAdmin
-			if mem.Meta.FailoverUntil > 0 {
-				u := time.Unix(mem.Meta.FailoverUntil, 0).UTC()
-				p.FailoverUntil = &u
-			}
-		default:
-			p.Error = "lost over gossip"
-			if mem.Meta.Leaving {
-				p.Error = "left the cluster (stopped)"
-			}
-		}
-		n.setPeer(p)
-		n.mu.Lock()
-		n.snap.peerInGossip = n.snap.peerInGossip || alive
-		n.mu.Unlock()
-		switch {
-		case !alive && n.peerLostAt.IsZero():
-			n.peerLostAt = time.Now()
-		case alive:
-			n.peerLostAt = time.Time{}
-		}
-		n.step(ctx, resilience.PeerSeen{Peer: n.peerView(p)})
-	}
 }
 
 // runWork carries out the long actions of one transition in order, then

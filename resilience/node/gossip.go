@@ -1,0 +1,198 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/resman-pbx/resman/resilience"
+	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/cluster"
+)
+
+// onGossip turns a membership change into the core's view of the peer or
+// of the witness. Loop goroutine only.
+func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
+	mem := ev.Member
+	if ev.Kind == cluster.Refused {
+		n.metrics.claims.WithLabelValues("member_refused").Inc()
+		n.Note("refuse gossip member", resilience.OutcomeRefused,
+			fmt.Sprintf("gossip member %s at %s holds the gossip key but is not a configured member", mem.Name, mem.Addr), ev.Reason)
+		return
+	}
+	alive := ev.Kind != cluster.Down
+	switch {
+	case n.d.PeerName != "" && mem.Name == n.d.PeerName:
+		// Before the witness case: the peer's name never makes a witness.
+		n.onPeerGossip(ctx, mem, alive)
+	case mem.Meta.Role == string(resilience.RoleWitness):
+		n.mu.Lock()
+		n.snap.witnessAlive = alive
+		n.mu.Unlock()
+		n.step(ctx, resilience.WitnessSeen{Witness: resilience.WitnessView{
+			Alive: alive, SeesPeer: alive && mem.Meta.SeesMember(n.d.PeerName)}})
+	case n.d.Core.Role == resilience.RoleWitness:
+		n.mu.Lock()
+		seen := maps.Clone(n.snap.pairSeen)
+		if seen == nil {
+			seen = map[string]resilience.Role{}
+		}
+		delete(seen, mem.Name)
+		if role := resilience.Role(mem.Meta.Role); alive && (role == resilience.RoleMain || role == resilience.RoleStandby) {
+			seen[mem.Name] = role
+		}
+		// A new map: Status reads snapshots outside the lock.
+		n.snap.pairSeen = seen
+		n.mu.Unlock()
+	}
+}
+
+// onPeerGossip takes the peer's gossip view, unless it is a claim that
+// would move this node: that waits for the peer's API (see claimState).
+func (n *Node) onPeerGossip(ctx context.Context, mem cluster.Member, alive bool) {
+	p := api.Peer{Name: mem.Name, Reachable: alive, CheckedAt: time.Now().UTC()}
+	switch verr := resilience.ValidEpoch(mem.Meta.Epoch); {
+	case alive && verr != nil:
+		// The gossip layer refuses such a meta; should one come, it
+		// is an answer that cannot be read.
+		p.Error = "the peer's meta cannot be read: " + verr.Error()
+		n.warnAbsurdEpoch("gossip", mem.Meta.Epoch)
+	case alive:
+		p.Status, p.Epoch, p.Version, p.Healthy = mem.Meta.Status, mem.Meta.Epoch, mem.Meta.Version, mem.Meta.Healthy
+		p.Holding, p.HeldByAdmin = mem.Meta.Holding, mem.Meta.HeldByAdmin
+		if mem.Meta.FailoverUntil > 0 {
+			u := time.Unix(mem.Meta.FailoverUntil, 0).UTC()
+			p.FailoverUntil = &u
+		}
+	default:
+		p.Error = "lost over gossip"
+		if mem.Meta.Leaving {
+			p.Error = "left the cluster (stopped)"
+		}
+	}
+	if n.needsConfirmation(p) {
+		n.claim.pending = &p
+		n.confirmClaim(ctx)
+		return
+	}
+	n.claim.pending = nil
+	n.takePeerGossip(ctx, p)
+}
+
+// takePeerGossip feeds a gossip view of the peer to the core.
+func (n *Node) takePeerGossip(ctx context.Context, p api.Peer) {
+	n.setPeer(p)
+	n.mu.Lock()
+	n.snap.peerInGossip = n.snap.peerInGossip || p.Reachable
+	n.mu.Unlock()
+	switch {
+	case !p.Reachable && n.peerLostAt.IsZero():
+		n.peerLostAt = time.Now()
+	case p.Reachable:
+		n.peerLostAt = time.Time{}
+	}
+	n.step(ctx, resilience.PeerSeen{Peer: n.peerView(p)})
+}
+
+// claimState follows a gossip claim of the peer that would make this
+// Active node give way: the peer Active (or activating) at a higher epoch.
+// Anyone with the gossip key can announce that, so the claim is taken only
+// once the peer's own API, reached with api.token, says the same. Until
+// then the core keeps its previous view of the peer and this node stays
+// Active; the API is asked again every PeerEvery. Loop goroutine only.
+type claimState struct {
+	pending *api.Peer // the latest gossip view waiting, nil when none
+	busy    bool      // a check of the peer's API is in flight
+	triedAt time.Time // when the last check started
+	// confirmed: the last claim the API confirmed, taken again without a
+	// check while the peer's gossip repeats it.
+	confirmedStatus string
+	confirmedEpoch  uint64
+	// warned: the epoch of the last claim warned about.
+	warned uint64
+}
+
+// needsConfirmation says whether the gossip view p would move this node and
+// must wait for the peer's API.
+func (n *Node) needsConfirmation(p api.Peer) bool {
+	if n.d.Peer == nil || !p.Reachable || p.Error != "" {
+		return false
+	}
+	self, claims := n.m.Status(), resilience.Status(p.Status)
+	if self != resilience.Active && self != resilience.Activating {
+		return false
+	}
+	if claims != resilience.Active && claims != resilience.Activating {
+		return false
+	}
+	if p.Epoch <= n.m.Epoch() {
+		return false // the core keeps this node Active against it
+	}
+	return p.Status != n.claim.confirmedStatus || p.Epoch != n.claim.confirmedEpoch
+}
+
+// confirmClaim asks the peer's API about the pending claim, at most once
+// every PeerEvery, without blocking the loop; the answer comes back as a
+// claimChecked message.
+func (n *Node) confirmClaim(ctx context.Context) {
+	c := &n.claim
+	if c.pending == nil || c.busy || (!c.triedAt.IsZero() && time.Since(c.triedAt) < n.d.PeerEvery) {
+		return
+	}
+	c.busy, c.triedAt = true, time.Now()
+	go func() {
+		p := n.fetchPeer(ctx)
+		select {
+		case n.msgs <- claimChecked{api: p}:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// claimChecked decides the pending claim on the peer's API answer.
+func (n *Node) claimChecked(ctx context.Context, ap api.Peer) {
+	c := &n.claim
+	c.busy = false
+	claim := c.pending
+	if claim == nil || !n.auto() {
+		return // a later gossip view replaced it
+	}
+	if !n.needsConfirmation(*claim) {
+		// This node moved meanwhile; the claim no longer moves it.
+		c.pending = nil
+		n.takePeerGossip(ctx, *claim)
+		return
+	}
+	says := resilience.Status(ap.Status)
+	switch {
+	case !ap.Reachable || ap.Error != "":
+		n.metrics.claims.WithLabelValues("unconfirmed").Inc()
+		if c.warned != claim.Epoch {
+			c.warned = claim.Epoch
+			n.log.Warn("the peer claims Active over gossip, but its API cannot confirm it: this node stays Active and asks again",
+				"peer", n.d.PeerName, "claim_status", claim.Status, "claim_epoch", claim.Epoch, "epoch", n.m.Epoch(),
+				"api_error", ap.Error, "every", n.d.PeerEvery)
+		}
+		shown := *claim
+		shown.Error = fmt.Sprintf("claims %s at epoch %d over gossip, not confirmed by its API: %s", claim.Status, claim.Epoch, ap.Error)
+		n.setPeer(shown)
+	case (says == resilience.Active || says == resilience.Activating) && ap.Epoch >= claim.Epoch:
+		n.metrics.claims.WithLabelValues("confirmed").Inc()
+		c.pending, c.confirmedStatus, c.confirmedEpoch = nil, claim.Status, claim.Epoch
+		n.takePeerGossip(ctx, *claim)
+	default:
+		n.metrics.claims.WithLabelValues("refuted").Inc()
+		c.pending = nil
+		if c.warned != claim.Epoch {
+			c.warned = claim.Epoch
+			n.Note("refuse gossip claim", resilience.OutcomeRefused,
+				fmt.Sprintf("peer %s claimed %s at epoch %d over gossip; its API says %s at epoch %d", n.d.PeerName,
+					claim.Status, claim.Epoch, ap.Status, ap.Epoch),
+				"a member with the gossip key announced what the peer does not say: a forged member, or a stale one")
+		}
+		// The API's answer is the peer's own word: the core takes it.
+		n.setPeer(ap)
+		n.step(ctx, resilience.PeerSeen{Peer: n.peerView(ap)})
+	}
+}

@@ -1,0 +1,122 @@
+package node
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/resman-pbx/resman/resilience"
+	"github.com/resman-pbx/resman/resilience/cluster"
+)
+
+// activeMainInAuto boots a Main in auto mode, Active, next to a peer whose
+// API answers as the test sets it.
+func activeMainInAuto(t *testing.T, peer *fakePeer) (*harness, *fakeMembership) {
+	t.Helper()
+	gossip := &fakeMembership{events: make(chan cluster.Event, 4)}
+	h := startWith(t, t.TempDir(), resilience.RoleMain, peer, &fakeServices{}, func(d *Deps) {
+		d.Core = resilience.Config{Name: "node-main", Role: resilience.RoleMain, Mode: resilience.ModeAuto, LostTicks: 2}
+		d.Membership, d.TickEvery, d.PeerEvery = gossip, 10*time.Millisecond, 20*time.Millisecond
+	})
+	h.waitStatus("active")
+	return h, gossip
+}
+
+// claimActive is the peer's gossip saying it is Active at epoch.
+func claimActive(epoch uint64) cluster.Event {
+	return cluster.Event{Kind: cluster.Up, Member: cluster.Member{Name: "the-peer", Alive: true,
+		Meta: cluster.Meta{Name: "the-peer", Role: "standby", Status: "active", Epoch: epoch, Healthy: true, Version: "2025.10.3"}}}
+}
+
+func (h *harness) trust(result string) float64 {
+	var m dto.Metric
+	if err := h.node.metrics.claims.WithLabelValues(result).Write(&m); err != nil {
+		h.t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func (h *harness) waitTrust(result string, atLeast float64) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.trust(result) < atLeast {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("resman_gossip_trust_total{result=%q} = %v, want at least %v", result, h.trust(result), atLeast)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A member with the gossip key and the peer's name claims Active at a far
+// higher epoch while the real peer's API says Inactive: the Main does not
+// step down, and the refusal is audited.
+func TestGossipClaimRefutedByThePeersAPI(t *testing.T) {
+	peer := &fakePeer{}
+	peer.set("inactive", 1, nil)
+	h, gossip := activeMainInAuto(t, peer)
+	gossip.events <- claimActive(1001)
+	h.waitTrust("refuted", 1)
+	if st := h.node.Status(); st.Status != "active" || st.Peer == nil || st.Peer.Status != "inactive" {
+		t.Fatalf("after a refuted claim: status %s, peer %+v; want active next to the API's inactive peer", st.Status, st.Peer)
+	}
+	entries, err := h.log.List(20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range entries {
+		if e.Action == "refuse gossip claim" && e.Outcome == resilience.OutcomeRefused &&
+			strings.Contains(e.Cause, "claimed active at epoch 1001 over gossip; its API says inactive at epoch 1") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no audit entry for the refuted claim: %+v", entries)
+	}
+	if got := h.svc.callLog(); got != "start" {
+		t.Fatalf("services calls = %q: the Main moved", got)
+	}
+}
+
+// While the peer's API cannot be reached, the claim is not taken: the Main
+// stays Active, shows the claim as unconfirmed, and keeps asking. When the
+// API answers the same, the Main gives way.
+func TestGossipClaimWaitsForThePeersAPI(t *testing.T) {
+	peer := &fakePeer{}
+	peer.set("", 0, errDown)
+	h, gossip := activeMainInAuto(t, peer)
+	gossip.events <- claimActive(1001)
+	h.waitTrust("unconfirmed", 3) // asked again at least twice: ticks went by
+	st := h.node.Status()
+	if st.Status != "active" || st.Peer == nil || !strings.Contains(st.Peer.Error, "not confirmed by its API") {
+		t.Fatalf("status %s, peer %+v; want active, the peer's claim shown as not confirmed", st.Status, st.Peer)
+	}
+	peer.set("active", 1001, nil)
+	h.waitStatus("inactive")
+	h.waitTrust("confirmed", 1)
+	if got := h.svc.callLog(); got != "start,stop" {
+		t.Fatalf("services calls = %q, want start,stop", got)
+	}
+}
+
+// A refused member is audited with the reason the gossip layer gave.
+func TestRefusedGossipMemberIsAudited(t *testing.T) {
+	peer := &fakePeer{}
+	peer.set("inactive", 1, nil)
+	h, gossip := activeMainInAuto(t, peer)
+	gossip.events <- cluster.Event{Kind: cluster.Refused, Member: cluster.Member{Name: "intruder", Addr: "10.0.0.66:7946"},
+		Reason: "it is not a configured member"}
+	h.waitTrust("member_refused", 1)
+	entries, err := h.log.List(20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Action == "refuse gossip member" && strings.Contains(e.Cause, "intruder at 10.0.0.66:7946") && e.Detail == "it is not a configured member" {
+			return
+		}
+	}
+	t.Fatalf("no audit entry for the refused member: %+v", entries)
+}

@@ -15,9 +15,13 @@
 // users of [Options.Users] (bcrypt hashes); a session is a random 256-bit
 // ID in an HttpOnly, SameSite=Strict cookie, kept in memory with an idle
 // timeout and an absolute lifetime, and every write made with it needs the
-// session's CSRF token. Failed logins are slowed per user name and per
-// client address. Logins, failures and logouts are logged with
-// component=web.
+// session's CSRF token. Failed logins lock out the user name from one
+// client address (the TCP peer, never a forwarded header) and an address
+// spraying names, and slow down a name attacked from many addresses
+// except from the addresses it logged in from; attempts take their place
+// before the password check, so parallel attempts get no more checks.
+// Event streams are limited per client and in all. Logins, failures and
+// logouts are logged with component=web.
 //
 // Every error answer, including those fiber and fasthttp produce themselves
 // (unknown path, wrong method, body too large, panics), is a JSON api.Error.

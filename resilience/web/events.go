@@ -3,8 +3,10 @@ package web
 import (
 	"bufio"
 	"encoding/json"
+	"math"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -23,6 +25,25 @@ func (s *Server) events(c *fiber.Ctx) error {
 		return errorf(fiber.StatusServiceUnavailable, "the server is shutting down")
 	default:
 	}
+	// A stream is counted against its client (the web session, or the
+	// bearer token from one address) and against all streams.
+	var client any = bearerClient{addr: sourceOf(c)}
+	sess, _ := c.Locals(localSession).(*session)
+	if sess != nil {
+		client = sess
+	}
+	release, refusal := s.streams.acquire(client)
+	if refusal != "" {
+		s.metrics.streamsRefused.WithLabelValues(refusal).Inc()
+		s.log.Warn("event stream refused", "who", who(c), "ip", c.Context().RemoteIP().String(), "limit", refusal)
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(s.keepAlive.Seconds())))))
+		if refusal == limitClient {
+			return errorf(fiber.StatusTooManyRequests, "too many event streams open for this client (%d): close one, or retry later", s.streams.perClient)
+		}
+		return errorf(fiber.StatusTooManyRequests, "too many event streams open on this node (%d): retry later", s.streams.total)
+	}
+	s.metrics.streams.Inc()
+
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
@@ -37,7 +58,7 @@ func (s *Server) events(c *fiber.Ctx) error {
 		ended <-chan struct{}
 		alive func() bool
 	)
-	if sess, ok := c.Locals(localSession).(*session); ok {
+	if sess != nil {
 		ended = sess.done
 		alive = func() bool { return s.auth.sessions.alive(sess) }
 	}
@@ -45,10 +66,71 @@ func (s *Server) events(c *fiber.Ctx) error {
 	s.log.Debug("event stream opened", "who", principal)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer cancel()
+		// Deferred after cancel, so run before it: the place is free by
+		// the time the node sees the subscription end.
+		defer func() {
+			release()
+			s.metrics.streams.Dec()
+		}()
 		why := s.stream(w, conn, events, ended, alive)
 		s.log.Debug("event stream closed", "who", principal, "why", why)
 	})
 	return nil
+}
+
+// Limits of streamLimiter, as refusals name them (and the metric's label).
+const (
+	limitClient = "client"
+	limitNode   = "node"
+)
+
+// bearerClient is the client of a stream opened with the bearer token: the
+// token holder at one address.
+type bearerClient struct{ addr string }
+
+// streamLimiter counts the open event streams per client and in all.
+type streamLimiter struct {
+	perClient, total int
+
+	mu   sync.Mutex
+	open map[any]int
+	all  int
+}
+
+func newStreamLimiter(perClient, total int) *streamLimiter {
+	if perClient <= 0 {
+		perClient = DefaultEventStreamsPerClient
+	}
+	if total <= 0 {
+		total = DefaultEventStreams
+	}
+	return &streamLimiter{perClient: perClient, total: total, open: map[any]int{}}
+}
+
+// acquire takes a place for a stream of client, or says which limit is
+// reached. release gives the place back (once, however often called).
+func (l *streamLimiter) acquire(client any) (release func(), refusal string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.open[client] >= l.perClient:
+		return nil, limitClient
+	case l.all >= l.total:
+		return nil, limitNode
+	}
+	l.open[client]++
+	l.all++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.open[client]--; l.open[client] <= 0 {
+				delete(l.open, client)
+			}
+			l.all--
+		})
+	}, ""
 }
 
 // stream writes events to w until it must end, and says why. ended and

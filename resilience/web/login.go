@@ -51,6 +51,12 @@ type webAuth struct {
 	cookieName string
 	log        *slog.Logger
 	sem        chan struct{}
+	// compare checks a password against a bcrypt hash (a seam: tests
+	// count the checks).
+	compare func(hash, password []byte) error
+	// sleep waits d, or until stop is closed (it then reports false): the
+	// wait of a slowed login (a seam: tests record it).
+	sleep func(d time.Duration, stop <-chan struct{}) bool
 
 	// dummy is compared against for unknown users, so that they cost the
 	// same bcrypt work as known ones.
@@ -67,6 +73,8 @@ func newWebAuth(users []config.User, nodeName string, log *slog.Logger, now func
 		cookieName: cookieName(nodeName),
 		log:        log,
 		sem:        make(chan struct{}, bcryptParallel),
+		compare:    bcrypt.CompareHashAndPassword,
+		sleep:      sleepUnless,
 	}
 	a.sessions.log = log
 	for _, u := range users {
@@ -82,6 +90,18 @@ func newWebAuth(users []config.User, nodeName string, log *slog.Logger, now func
 		a.dummyCost = bcrypt.DefaultCost
 	}
 	return a
+}
+
+// sleepUnless waits d, or until stop is closed: it then reports false.
+func sleepUnless(d time.Duration, stop <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-stop:
+		return false
+	}
 }
 
 // cookieName is the session cookie's name for a node: the node name's
@@ -114,7 +134,7 @@ func (a *webAuth) verify(user, password string) (ok, known bool) {
 		})
 		hash = a.dummy
 	}
-	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
+	err := a.compare(hash, []byte(password))
 	return known && err == nil, known
 }
 
@@ -201,7 +221,8 @@ func (s *Server) checkCSRF(c *fiber.Ctx, sess *session, token string) error {
 // login handles POST /login, a form with user and password.
 func (s *Server) login(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	ip := c.IP()
+	// The TCP peer, never a header a client could forge (see sourceOf).
+	ip := c.Context().RemoteIP().String()
 	if crossSite(c) {
 		s.auth.log.Warn("login refused: cross-site form", "ip", ip)
 		return s.renderLogin(c, fiber.StatusForbidden, loginPage{Error: "Cross-site login refused."})
@@ -218,17 +239,26 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if user == "" || password == "" {
 		return s.renderLogin(c, fiber.StatusBadRequest, loginPage{User: user, Error: "Enter your user name and password."})
 	}
-	keys := []string{"user:" + user, "ip:" + ip}
-	if wait := s.auth.limiter.wait(keys...); wait > 0 {
-		secs := int(math.Ceil(wait.Seconds()))
-		s.auth.log.Warn("login refused: too many failures", "user", logName(user), "ip", ip, "retry_after", secs)
+	// The attempt takes its place before the password check, under one
+	// lock: parallel attempts get no more checks than the allowance.
+	attempt, refused := s.auth.limiter.reserve(user, sourceOf(c))
+	if refused != nil {
+		secs := int(math.Ceil(refused.wait.Seconds()))
+		s.auth.log.Warn("login refused: too many failures", "user", logName(user), "ip", ip, "scope", refused.scope.String(), "retry_after", secs)
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
 		return s.renderLogin(c, fiber.StatusTooManyRequests, loginPage{User: user,
 			Error: "Too many failed logins. Try again in " + humanSeconds(secs) + "."})
 	}
+	defer attempt.release()
+	if attempt.delay > 0 {
+		s.auth.log.Warn("login slowed: many failures for this user from other addresses", "user", logName(user), "ip", ip, "delay", attempt.delay)
+		if !s.auth.sleep(attempt.delay, s.closing) {
+			return s.renderLogin(c, fiber.StatusServiceUnavailable, loginPage{User: user, Error: "The node is shutting down. Try again shortly."})
+		}
+	}
 	ok, known := s.auth.verify(user, password)
 	if !ok {
-		s.auth.limiter.fail(keys...)
+		attempt.fail()
 		why := "wrong password"
 		if !known {
 			why = "unknown user"
@@ -236,7 +266,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 		s.auth.log.Warn("login failed", "user", logName(user), "ip", ip, "why", why)
 		return s.renderLogin(c, fiber.StatusUnauthorized, loginPage{User: user, Error: "Wrong user name or password."})
 	}
-	s.auth.limiter.succeed(keys...)
+	attempt.succeed()
 	id, _ := s.auth.sessions.create(user)
 	c.Cookie(&fiber.Cookie{
 		Name:     s.auth.cookieName,

@@ -13,6 +13,10 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// streams counts the open event streams, streamsRefused the refused
+	// ones by the limit that refused them (client, node).
+	streams        prometheus.Gauge
+	streamsRefused *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer, log *slog.Logger) *httpMetrics {
@@ -26,10 +30,20 @@ func newHTTPMetrics(reg prometheus.Registerer, log *slog.Logger) *httpMetrics {
 			Help:    "Time to handle an HTTP request of the API, by route (for the event stream: until it starts).",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "resman_http_event_streams",
+			Help: "Event streams (GET /api/v1/events) open now.",
+		}),
+		streamsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resman_http_event_streams_refused_total",
+			Help: "Event streams refused with 429, by the limit reached: client (one session, or the token from one address) or node (all streams).",
+		}, []string{"limit"}),
 	}
 	if reg != nil {
 		m.requests = register(reg, m.requests, log)
 		m.duration = register(reg, m.duration, log)
+		m.streams = register(reg, m.streams, log)
+		m.streamsRefused = register(reg, m.streamsRefused, log)
 	}
 	return m
 }

@@ -33,6 +33,12 @@ const (
 	MaxAuditLimit     = 1000
 	// KeepAliveInterval is the period of the SSE comment keep-alive.
 	KeepAliveInterval = 15 * time.Second
+	// DefaultEventStreamsPerClient bounds the event streams open at once
+	// by one web session, or with the bearer token from one client
+	// address; DefaultEventStreams bounds them all (Options can change
+	// both). Beyond, GET /api/v1/events answers 429.
+	DefaultEventStreamsPerClient = 8
+	DefaultEventStreams          = 256
 
 	readTimeout = 10 * time.Second
 	// writeTimeout bounds writing one answer; on the event stream it is
@@ -90,6 +96,11 @@ type Options struct {
 	// (bcrypt hashes, as in config api.users). With none, the page is
 	// served but nobody can log in.
 	Users []config.User
+	// MaxEventStreamsPerClient and MaxEventStreams bound the open event
+	// streams per client and in all (0: DefaultEventStreamsPerClient,
+	// DefaultEventStreams).
+	MaxEventStreamsPerClient int
+	MaxEventStreams          int
 }
 
 // Mount is a net/http handler served under a path prefix.
@@ -111,6 +122,8 @@ type Server struct {
 	allow map[string]string
 	// keepAlive is the SSE keep-alive period (tests shorten it).
 	keepAlive time.Duration
+	// streams bounds the open event streams.
+	streams *streamLimiter
 
 	// closing is closed when Shutdown starts: event streams end.
 	closing   chan struct{}
@@ -147,6 +160,7 @@ func New(n Node, opts Options) *Server {
 		metrics:    newHTTPMetrics(opts.Registerer, logger),
 		allow:      map[string]string{},
 		keepAlive:  KeepAliveInterval,
+		streams:    newStreamLimiter(opts.MaxEventStreamsPerClient, opts.MaxEventStreams),
 		closing:    make(chan struct{}),
 		baseCtx:    ctx,
 		cancelBase: cancel,

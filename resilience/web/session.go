@@ -5,12 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 )
 
-// Session and lock-out limits of the web login.
+// Session limits of the web login (the lock-out's are in lockout.go).
 const (
 	// SessionIdleTimeout ends a session after this long without a request
 	// made by the admin (background refreshes of the page do not count).
@@ -21,19 +20,6 @@ const (
 	// MaxSessions bounds the sessions kept in memory; past it the oldest
 	// is ended.
 	MaxSessions = 1000
-
-	// LoginFreeFailures is the number of failed logins, per user name and
-	// per client address, before each further attempt must wait.
-	LoginFreeFailures = 5
-	// LoginBaseDelay is the first wait after LoginFreeFailures failures;
-	// it doubles with each further failure, up to LoginMaxDelay.
-	LoginBaseDelay = time.Second
-	LoginMaxDelay  = 15 * time.Minute
-
-	// loginForget drops the failure count of a key unused this long.
-	loginForget = 24 * time.Hour
-	// maxLoginKeys bounds the failure counts kept in memory.
-	maxLoginKeys = 10000
 )
 
 // session is one logged-in browser.
@@ -193,93 +179,4 @@ func (st *sessionStore) count() int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return len(st.byID)
-}
-
-// loginLimiter counts failed logins per key (a user name, a client
-// address) and makes each attempt after LoginFreeFailures failures wait an
-// exponentially growing delay.
-type loginLimiter struct {
-	mu  sync.Mutex
-	m   map[string]*failures
-	now func() time.Time
-}
-
-type failures struct {
-	n     int
-	last  time.Time
-	until time.Time
-}
-
-func newLoginLimiter(now func() time.Time) *loginLimiter {
-	return &loginLimiter{m: map[string]*failures{}, now: now}
-}
-
-// wait is how long an attempt for keys must still wait, 0 when it may go.
-func (l *loginLimiter) wait(keys ...string) time.Duration {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var w time.Duration
-	for _, k := range keys {
-		if f := l.m[k]; f != nil && f.until.After(now) {
-			w = max(w, f.until.Sub(now))
-		}
-	}
-	return w
-}
-
-// fail counts a failure for each key.
-func (l *loginLimiter) fail(keys ...string) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.m) >= maxLoginKeys {
-		l.pruneLocked(now)
-	}
-	for _, k := range keys {
-		f := l.m[k]
-		if f == nil || now.Sub(f.last) >= loginForget {
-			f = &failures{}
-			l.m[k] = f
-		}
-		f.n++
-		f.last = now
-		if f.n >= LoginFreeFailures {
-			d := LoginMaxDelay
-			if shift := f.n - LoginFreeFailures; shift < 20 {
-				d = min(LoginBaseDelay<<shift, LoginMaxDelay)
-			}
-			f.until = now.Add(d)
-		}
-	}
-}
-
-// succeed forgets the failures of keys.
-func (l *loginLimiter) succeed(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, k := range keys {
-		delete(l.m, k)
-	}
-}
-
-// pruneLocked drops stale counts, then the least recent ones until the
-// map has room.
-func (l *loginLimiter) pruneLocked(now time.Time) {
-	for k, f := range l.m {
-		if now.Sub(f.last) >= loginForget || (f.n < LoginFreeFailures && now.Sub(f.last) >= time.Hour) {
-			delete(l.m, k)
-		}
-	}
-	if len(l.m) < maxLoginKeys {
-		return
-	}
-	keys := make([]string, 0, len(l.m))
-	for k := range l.m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return l.m[keys[i]].last.Before(l.m[keys[j]].last) })
-	for _, k := range keys[:len(keys)-maxLoginKeys/2] {
-		delete(l.m, k)
-	}
 }

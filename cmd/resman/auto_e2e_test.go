@@ -83,13 +83,15 @@ func startIn(t testing.TB, l *lab, host, cfg string) *proc {
 	return startCmd(t, host, l.command(host, binary, "run", "-c", cfg), cfg, url)
 }
 
-func newAutoPair(t *testing.T, withWitness bool) *autoPair {
+// newAutoPair starts a Main and a Standby in auto mode, and a witness, in
+// a lab of their own; extra hosts are added to the lab, running nothing.
+func newAutoPair(t *testing.T, withWitness bool, extra ...string) *autoPair {
 	t.Helper()
 	names := []string{"main", "standby"}
 	if withWitness {
 		names = append(names, "witness")
 	}
-	l := newLab(t, names...)
+	l := newLab(t, append(names, extra...)...)
 	a := &autoPair{lab: l,
 		mainCfg:    autoNodeConfig(t, l, "main", "main", "standby", withWitness),
 		standbyCfg: autoNodeConfig(t, l, "standby", "standby", "main", withWitness),

@@ -7,12 +7,10 @@ package audit
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/resman-pbx/resman/resilience/api"
 )
@@ -26,18 +24,23 @@ type Log struct {
 }
 
 // Open opens or creates the log at path. It fails within a second if another
-// process holds the file (two resman processes sharing a data_dir).
+// process holds the file (two resman processes sharing a data_dir). A
+// damaged file is refused with a CorruptError (matching ErrCorrupt) that
+// names it and says what to do, rather than crash the process: see
+// checkFile. A missing or empty file is made a new, empty log.
 func Open(path string) (*Log, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open audit log %s: locked by another process (is another resman using this data_dir?)", path)
+	if err := checkFile(path); err != nil {
+		return nil, err
 	}
+	db, err := openBolt(path, false)
 	if err != nil {
-		return nil, fmt.Errorf("open audit log %s: %w", path, err)
+		return nil, err
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucket)
-		return err
+	err = guarded(path, func() error {
+		return db.Update(func(tx *bolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists(bucket)
+			return err
+		})
 	})
 	if err != nil {
 		db.Close()

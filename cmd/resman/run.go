@@ -39,6 +39,7 @@ import (
 
 func newRunCmd() *cobra.Command {
 	var file string
+	var reset bool
 	cmd := &cobra.Command{
 		Use:   "run --config FILE",
 		Short: "Run every component the config file configures",
@@ -58,12 +59,13 @@ func newRunCmd() *cobra.Command {
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
 			return runComponents(ctx, cfg, logger, runOptions{
-				configPath: file, reload: hup,
+				configPath: file, reload: hup, reset: reset,
 				ready: func() { notifySystemd("READY=1") },
 			})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "config file (YAML)")
+	cmd.Flags().BoolVar(&reset, "reset", false, "start although a store in node.data_dir is damaged, or empty or missing next to the other's history: set a damaged file aside, start a new audit.db or rebuild state.json Inactive at the highest epoch either store shows (never lower), and audit the reset; once, by hand (docs/troubleshooting.md)")
 	return cmd
 }
 
@@ -94,6 +96,8 @@ type runOptions struct {
 	// applies what can change at run time (see reloadNode).
 	configPath string
 	reload     <-chan os.Signal
+	// reset: resman run --reset (see node.CheckStores).
+	reset bool
 }
 
 // runComponents runs what cfg configures until ctx is done: a node, and
@@ -111,6 +115,9 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	var n *node.Node
 	var nodeMounts []web.Mount
 	if cfg.Node != nil {
+		if err := node.CheckStores(cfg.Node.DataDir, opts.reset, logger); err != nil {
+			return err
+		}
 		parts, err := buildNode(cfg, logger, reg)
 		if err != nil {
 			return err

@@ -55,6 +55,7 @@ type binding struct {
 	errText     string // last failure, "" after a success
 	reachable   bool
 	probed      bool
+	kick        chan struct{} // asks the loop for a REGISTER now
 	okRun       int
 	failRun     int
 }
@@ -100,6 +101,7 @@ func newBinding(r *Registrar, i int, m config.MDS) (*binding, error) {
 		fromTag:   randHex(8),
 		log:       r.log.With("mds", name),
 		asked:     expires,
+		kick:      make(chan struct{}, 1),
 	}, nil
 }
 
@@ -143,8 +145,13 @@ func (b *binding) stop() func(context.Context) error {
 }
 
 // loop registers, then refreshes at 3/4 of the granted Expires, retrying
-// failures with backoff, until ctx is done.
+// failures with backoff, until ctx is done. Between REGISTERs it verifies
+// the binding (idle).
 func (b *binding) loop(ctx context.Context) {
+	select { // a kick from before this loop is stale: it registers now anyway
+	case <-b.kick:
+	default:
+	}
 	attempt := 0
 	for {
 		wait, err := b.register(ctx)
@@ -159,16 +166,61 @@ func (b *binding) loop(ctx context.Context) {
 			b.mu.Unlock()
 			return
 		}
-		b.nextRefresh = time.Now().Add(wait)
+		due := time.Now().Add(wait)
+		b.nextRefresh = due
 		b.mu.Unlock()
 
-		t := time.NewTimer(wait)
+		if !b.idle(ctx, due, err == nil) {
+			return
+		}
+	}
+}
+
+// idle waits until the next REGISTER is due, a kick asks for one at once
+// (the MDS is reachable again), or, while held, a binding query every
+// VerifyInterval finds our contact missing. It returns false when ctx ends.
+func (b *binding) idle(ctx context.Context, due time.Time, held bool) bool {
+	for {
+		next, verify := due, false
+		if held {
+			if v := time.Now().Add(b.r.opts.VerifyInterval); v.Before(due) {
+				next, verify = v, true
+			}
+		}
+		t := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return
+			return false
+		case <-b.kick:
+			t.Stop()
+			return true
 		case <-t.C:
 		}
+		if !verify {
+			return true
+		}
+		held = b.verify(ctx)
+		if ctx.Err() != nil {
+			return false
+		}
+		if !held {
+			return true
+		}
+	}
+}
+
+// kickLoop asks the running registration loop, if any, for a REGISTER now.
+func (b *binding) kickLoop() {
+	b.mu.Lock()
+	running := b.cancel != nil
+	b.mu.Unlock()
+	if !running {
+		return
+	}
+	select {
+	case b.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -182,7 +234,7 @@ func (b *binding) register(ctx context.Context) (time.Duration, error) {
 	b.mu.Unlock()
 
 	start := time.Now()
-	res, asked, err := b.exchange(ctx, asked)
+	res, asked, err := b.exchange(ctx, b.r.contact.Clone(), asked)
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
@@ -197,6 +249,60 @@ func (b *binding) register(ctx context.Context) (time.Duration, error) {
 	}
 	b.succeeded(ctx, start, granted, code)
 	return time.Duration(granted) * time.Second * 3 / 4, nil
+}
+
+// verify sends a binding query (REGISTER without Contact, RFC 3261
+// 10.2.3): the 200 OK lists the contacts the MDS holds. It reports whether
+// ours is among them; false also when the query failed, after recording
+// the failure (the binding then stands until it lapses, as for a failed
+// refresh). A binding found missing is recorded as not registered.
+func (b *binding) verify(ctx context.Context) bool {
+	b.opMu.Lock()
+	defer b.opMu.Unlock()
+	start := time.Now()
+	res, _, err := b.exchange(ctx, nil, 0)
+	if ctx.Err() != nil {
+		return false
+	}
+	left := 0
+	if err == nil {
+		left, err = b.listedExpires(res, "binding query")
+	}
+	if err != nil {
+		var re *ResponseError
+		b.failed(ctx, err, statusCode(res))
+		return !(errors.As(err, &re) && re.Kind == KindNotHeld) && b.isRegistered()
+	}
+	b.confirmed(ctx, start, left)
+	return true
+}
+
+func (b *binding) isRegistered() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.registeredAt(time.Now())
+}
+
+// confirmed records a binding query that found our contact, with left
+// seconds to run.
+func (b *binding) confirmed(ctx context.Context, start time.Time, left int) {
+	b.mu.Lock()
+	if ctx.Err() != nil {
+		b.mu.Unlock()
+		return
+	}
+	recovered := b.errText != ""
+	if left > 0 {
+		b.expiresAt = start.Add(time.Duration(left) * time.Second)
+	}
+	b.errText = ""
+	b.mu.Unlock()
+	if recovered {
+		b.log.Info("binding confirmed by a query")
+		b.r.emit(Event{MDS: b.name, Kind: EventRegistered, StatusCode: 200})
+		return
+	}
+	b.log.Debug("binding confirmed", "expires", left)
 }
 
 func (b *binding) succeeded(ctx context.Context, start time.Time, granted, code int) {
@@ -234,8 +340,10 @@ func (b *binding) failed(ctx context.Context, err error, code int) {
 	if code != 0 {
 		b.code = code
 	}
-	if !b.registeredAt(now) {
-		b.registered = false
+	var re *ResponseError
+	if !b.registeredAt(now) || (errors.As(err, &re) && re.Kind == KindNotHeld) {
+		// the MDS said it does not hold our contact: believe it
+		b.registered, b.expiresAt = false, time.Time{}
 	}
 	b.mu.Unlock()
 
@@ -260,7 +368,7 @@ func (b *binding) unregister(ctx context.Context, gen uint64) error {
 		return nil
 	}
 
-	res, _, err := b.exchange(ctx, 0)
+	res, _, err := b.exchange(ctx, b.r.contact.Clone(), 0)
 	if err == nil && !isSuccess(res) {
 		err = b.responseError(res, "unregistration", "")
 	}
@@ -287,21 +395,33 @@ func (b *binding) unregister(ctx context.Context, gen uint64) error {
 	return err
 }
 
-// exchange sends REGISTER asking expires (0 unregisters), answers digest
-// challenges and 423 Interval Too Brief, and returns the final response
-// with the Expires finally asked.
-func (b *binding) exchange(ctx context.Context, expires int) (*sip.Response, int, error) {
+// exchange sends REGISTER binding contact for expires seconds (0 removes
+// that contact, and only it: never Contact: *), or, with a nil contact, a
+// binding query. It answers digest challenges and 423 Interval Too Brief,
+// and returns the final response with the Expires finally asked.
+func (b *binding) exchange(ctx context.Context, contact *sip.Uri, expires int) (*sip.Response, int, error) {
 	creds := map[string]sip.Header{} // Authorization, Proxy-Authorization
 	stale, brief := 0, false
 	what := "registration"
-	if expires == 0 {
+	switch {
+	case contact == nil:
+		what = "binding query"
+	case expires == 0 && !sameURI(*contact, b.r.contact):
+		what = "removal of " + contact.String()
+	case expires == 0:
 		what = "unregistration"
 	}
 	for range maxRounds {
 		req := b.newRequest(ctx, sip.REGISTER)
-		req.AppendHeader(&sip.ContactHeader{Address: *b.r.contact.Clone()})
-		e := sip.ExpiresHeader(expires)
-		req.AppendHeader(&e)
+		if contact != nil {
+			c := &sip.ContactHeader{Address: *contact.Clone(), Params: sip.NewParams()}
+			if expires == 0 {
+				c.Params.Add("expires", "0")
+			}
+			req.AppendHeader(c)
+			e := sip.ExpiresHeader(expires)
+			req.AppendHeader(&e)
+		}
 		for _, name := range []string{"Proxy-Authorization", "Authorization"} {
 			if h, ok := creds[name]; ok {
 				req.AppendHeader(h)
@@ -351,7 +471,7 @@ func (b *binding) exchange(ctx context.Context, expires int) (*sip.Response, int
 			creds[credName] = sip.NewHeader(credName, cred.String())
 		case 423:
 			h := res.GetHeader("Min-Expires")
-			if h == nil || brief || expires == 0 {
+			if h == nil || brief || expires == 0 || contact == nil {
 				return res, expires, b.responseError(res, what, "")
 			}
 			n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
@@ -373,16 +493,45 @@ func (b *binding) exchange(ctx context.Context, expires int) (*sip.Response, int
 
 // granted reads the Expires granted by a final answer to REGISTER: the
 // expires parameter of our Contact, else the Expires header, else what was
-// asked; never more than asked.
+// asked; never more than asked. A success that does not list our contact
+// is an error: the MDS does not hold it.
 func (b *binding) granted(res *sip.Response, asked int) (int, error) {
+	left, err := b.listedExpires(res, "registration")
+	if err != nil {
+		return 0, err
+	}
+	granted := asked
+	if left >= 0 {
+		granted = left
+	}
+	if granted == 0 {
+		return 0, b.malformed(res, "binding granted for 0 seconds")
+	}
+	return min(granted, asked), nil
+}
+
+// listedExpires checks a final answer to a REGISTER that binds or queries
+// (what): it must be a success listing our contact (RFC 3261 10.3 step 8:
+// a 200 OK lists every binding of the address of record). It returns the
+// seconds our binding has left, from its expires parameter or else the
+// Expires header; -1 when the answer tells neither.
+func (b *binding) listedExpires(res *sip.Response, what string) (int, error) {
 	switch {
 	case isSuccess(res):
 	case res.StatusCode >= 300 && res.StatusCode < 400, res.StatusCode < 200:
 		return 0, &ResponseError{MDS: b.name, Kind: KindUnexpected, StatusCode: res.StatusCode, Reason: res.Reason}
 	default:
-		return 0, b.responseError(res, "registration", "")
+		return 0, b.responseError(res, what, "")
 	}
-	granted, have, found, listed := asked, false, false, 0
+	left := -1
+	if h := res.GetHeader("Expires"); h != nil {
+		n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
+		if err != nil || n < 0 {
+			return 0, b.malformed(res, fmt.Sprintf("invalid Expires header %q", h.Value()))
+		}
+		left = n
+	}
+	found, listed := false, 0
 	for _, h := range res.GetHeaders("Contact") {
 		c, ok := h.(*sip.ContactHeader)
 		if !ok {
@@ -398,24 +547,25 @@ func (b *binding) granted(res *sip.Response, asked int) (int, error) {
 			if err != nil || n < 0 {
 				return 0, b.malformed(res, fmt.Sprintf("invalid expires parameter %q in our Contact", v))
 			}
-			granted, have = n, true
+			left = n
 		}
 	}
-	if !have {
-		if h := res.GetHeader("Expires"); h != nil {
-			n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
-			if err != nil || n < 0 {
-				return 0, b.malformed(res, fmt.Sprintf("invalid Expires header %q", h.Value()))
-			}
-			granted = n
-		} else if listed > 0 && !found {
-			b.log.Debug("registrar did not list our contact", "contacts", listed)
-		}
+	if !found {
+		return 0, b.notHeld(res, listed)
 	}
-	if granted == 0 {
-		return 0, b.malformed(res, "binding granted for 0 seconds")
+	return left, nil
+}
+
+func (b *binding) notHeld(res *sip.Response, listed int) error {
+	n := "no contact"
+	switch {
+	case listed == 1:
+		n = "1 contact"
+	case listed > 1:
+		n = strconv.Itoa(listed) + " contacts"
 	}
-	return min(granted, asked), nil
+	return &ResponseError{MDS: b.name, Kind: KindNotHeld, StatusCode: res.StatusCode, Reason: res.Reason,
+		Detail: "lists " + n + ", not ours (" + b.r.contact.String() + ")"}
 }
 
 // do runs one transaction within RequestTimeout.
@@ -540,9 +690,11 @@ func (b *binding) probe(ctx context.Context) {
 
 	b.mu.Lock()
 	var ev *Event
+	back := false // reachable after being unreachable
 	if err == nil {
 		b.okRun, b.failRun = b.okRun+1, 0
 		if !b.reachable && (!b.probed || b.okRun >= b.r.opts.Rise) {
+			back = b.probed
 			b.reachable = true
 			ev = &Event{MDS: b.name, Kind: EventReachable, StatusCode: res.StatusCode}
 		}
@@ -561,6 +713,11 @@ func (b *binding) probe(ctx context.Context) {
 	}
 	if ev.Kind == EventReachable {
 		b.log.Info("MDS reachable", "status", res.StatusCode)
+		if back {
+			// it may have lost our binding while away, and a retry
+			// may be far off: register at once
+			b.kickLoop()
+		}
 	} else {
 		b.log.Warn("MDS unreachable", "error", err)
 	}

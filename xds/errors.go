@@ -12,6 +12,7 @@ const (
 	KindRefused    = "refused"    // a 4xx, 5xx or 6xx final answer
 	KindUnexpected = "unexpected" // an answer REGISTER should not get (3xx)
 	KindMalformed  = "malformed"  // an answer that cannot be used as it is
+	KindNotHeld    = "not held"   // a 200 OK whose list of bindings lacks our contact
 )
 
 // ResponseError is an MDS answer that is not the success asked for. Its
@@ -39,6 +40,8 @@ func (e *ResponseError) Error() string {
 		s.WriteString(": " + what + " refused: ")
 	case KindUnexpected:
 		s.WriteString(": unexpected response to REGISTER: ")
+	case KindNotHeld:
+		s.WriteString(": registration not held: ")
 	default:
 		s.WriteString(": malformed response to REGISTER: ")
 	}
@@ -47,7 +50,7 @@ func (e *ResponseError) Error() string {
 		s.WriteString(" " + e.Reason)
 	}
 	if e.Detail != "" {
-		if e.Kind == KindRefused {
+		if e.Kind == KindRefused || e.Kind == KindNotHeld {
 			s.WriteString(" " + e.Detail)
 		} else {
 			s.WriteString(": " + e.Detail)
@@ -60,10 +63,13 @@ func (e *ResponseError) Error() string {
 }
 
 // failureCode is the code label of a failed registration: the SIP status,
-// "timeout" when no answer came, "error" otherwise.
+// "not_held" for a success that does not list our contact, "timeout" when
+// no answer came, "error" otherwise.
 func failureCode(err error) string {
 	var re *ResponseError
 	switch {
+	case errors.As(err, &re) && re.Kind == KindNotHeld:
+		return "not_held"
 	case errors.As(err, &re):
 		return strconv.Itoa(re.StatusCode)
 	case errors.Is(err, context.DeadlineExceeded):

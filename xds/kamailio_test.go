@@ -14,12 +14,15 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/api"
 )
 
 // kamailio is a real registrar run from testdata/kamailio.cfg.
 type kamailio struct {
 	addr   string
-	pid    int // also its process group: kamailio forks workers
+	bin    string
+	cfg    string // the config file, in dir
+	pid    int    // also its process group: kamailio forks workers
 	kamcmd string
 	ctl    string
 	dir    string
@@ -48,38 +51,16 @@ func startKamailio(t *testing.T, user, password string) *kamailio {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "kamailio.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-DD", "-E", "-Y", dir, "-w", dir, "-f", cfgPath, "-m", "32", "-M", "4")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start kamailio: %v", err)
-	}
 	k := &kamailio{
 		addr:   "127.0.0.1:" + strconv.Itoa(port),
-		pid:    cmd.Process.Pid,
+		bin:    bin,
+		cfg:    cfgPath,
 		kamcmd: kamcmd,
 		ctl:    "unix:" + filepath.Join(dir, "kamailio.ctl"),
 		dir:    dir,
-		done:   make(chan struct{}),
 	}
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(k.done)
-	}()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-k.pid, syscall.SIGCONT)
-		_ = syscall.Kill(k.pid, syscall.SIGTERM)
-		select {
-		case <-k.done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-k.pid, syscall.SIGKILL)
-			<-k.done
-		}
+		k.stop()
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(dir, "kamailio.log")); err == nil {
 				if len(b) > 6000 {
@@ -89,15 +70,64 @@ func startKamailio(t *testing.T, user, password string) *kamailio {
 			}
 		}
 	})
+	k.launch(t)
+	return k
+}
+
+// launch starts the kamailio process and waits until it answers OPTIONS.
+func (k *kamailio) launch(t *testing.T) {
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(k.dir, "kamailio.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(k.bin, "-DD", "-E", "-Y", k.dir, "-w", k.dir, "-f", k.cfg, "-m", "32", "-M", "4")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start kamailio: %v", err)
+	}
+	done := make(chan struct{})
+	k.pid, k.done = cmd.Process.Pid, done
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
 	waitFor(t, 15*time.Second, "kamailio to answer OPTIONS", func() bool {
 		select {
-		case <-k.done:
+		case <-done:
 			t.Fatal("kamailio exited")
 		default:
 		}
 		return sipPing(k.addr)
 	})
-	return k
+}
+
+// stop ends the kamailio process by its PID (SIGTERM, SIGKILL to its group
+// after 5s) and waits for it.
+func (k *kamailio) stop() {
+	if k.done == nil {
+		return
+	}
+	_ = syscall.Kill(-k.pid, syscall.SIGCONT)
+	_ = syscall.Kill(k.pid, syscall.SIGTERM)
+	select {
+	case <-k.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-k.pid, syscall.SIGKILL)
+		<-k.done
+	}
+	k.done = nil
+}
+
+// restart stops kamailio and starts it again on the same port: with usrloc
+// in memory, it has lost every binding.
+func (k *kamailio) restart(t *testing.T) {
+	t.Helper()
+	k.stop()
+	k.launch(t)
 }
 
 // locations is kamailio's location table, as kamcmd prints it.
@@ -221,4 +251,69 @@ func TestKamailio(t *testing.T) {
 			return strings.Contains(k.locations(t), testContact)
 		})
 	})
+}
+
+// A kamailio restarted without a database has lost our binding: the next
+// binding query finds it missing, the status says not registered, and the
+// binding is back within about one verification interval.
+func TestKamailioRestartedBindingRestored(t *testing.T) {
+	t.Parallel()
+	const user, password = "pbx", "kam-Secret-43"
+	k := startKamailio(t, user, password)
+	rec := newRecorder()
+	opts := fastOptions(nil, nil)
+	opts.RequestTimeout = 300 * time.Millisecond
+	opts.VerifyInterval = 500 * time.Millisecond
+	opts.ProbeInterval = time.Hour // only the verification may notice
+	var r *Registrar
+	notHeld := make(chan api.Registration, 1)
+	opts.OnEvent = func(ev Event) {
+		var re *ResponseError
+		if ev.Kind == EventFailed && errors.As(ev.Err, &re) && re.Kind == KindNotHeld {
+			select {
+			case notHeld <- r.Status()[0]:
+			default:
+			}
+		}
+		rec.add(ev)
+	}
+	m := mds("kam", k.addr, "udp", user, password)
+	m.Expires = 60 // the refresh comes after 45s: only the verification restores it
+	r = startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+	r.Activate(1)
+	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
+	waitFor(t, 5*time.Second, "the contact in ul.dump", func() bool {
+		return strings.Contains(k.locations(t), testContact)
+	})
+	n := len(rec.all())
+
+	k.restart(t)
+	back := time.Now()
+	if strings.Contains(k.locations(t), testContact) {
+		t.Fatal("the restarted kamailio still holds the contact: the test proves nothing")
+	}
+	ev, _ := rec.wait(t, n, 10*time.Second, func(ev Event) bool {
+		var re *ResponseError
+		return ev.Kind == EventFailed && errors.As(ev.Err, &re) && re.Kind == KindNotHeld
+	})
+	if want := "kam: registration not held: 200 OK lists no contact, not ours (" + testContact + ")"; ev.Err.Error() != want {
+		t.Errorf("failure = %v, want %q", ev.Err, want)
+	}
+	if st := <-notHeld; st.Registered || st.Error != ev.Err.Error() {
+		t.Errorf("status when the loss was found = %+v, want not registered", st)
+	}
+	waitFor(t, 10*time.Second, "the contact back in ul.dump", func() bool {
+		return strings.Contains(k.locations(t), testContact)
+	})
+	// At worst a query sent to the stopped kamailio timed out just before
+	// it came back, then the next one found the loss.
+	limit := opts.RequestTimeout + opts.VerifyInterval + 500*time.Millisecond
+	if took := time.Since(back); took > limit {
+		t.Errorf("binding back %s after kamailio answered again, want within %s", took, limit)
+	} else {
+		t.Logf("binding back %s after kamailio answered again", took.Round(time.Millisecond))
+	}
+	if st := r.Status()[0]; !st.Registered || st.Error != "" {
+		t.Errorf("status = %+v", st)
+	}
 }

@@ -141,6 +141,7 @@ func freePort(t *testing.T) int {
 func newSippXDS(t *testing.T, addr, password string, rec *recorder, tune func(*Options)) *Registrar {
 	t.Helper()
 	opts := fastOptions(nil, rec)
+	opts.VerifyInterval = time.Hour // the scenarios expect no binding query
 	if tune != nil {
 		tune(&opts)
 	}

@@ -37,6 +37,7 @@ const (
 	DefaultProbeInterval  = 5 * time.Second
 	DefaultRise           = 2
 	DefaultFall           = 2
+	DefaultVerifyInterval = 10 * time.Second
 	// DefaultExpires is asked of an MDS whose config names none.
 	DefaultExpires = 120
 )
@@ -85,6 +86,9 @@ type Options struct {
 	// consecutive unanswered ones unreachable. Defaults: 2 and 2.
 	Rise int
 	Fall int
+	// VerifyInterval is the period of the binding queries that check,
+	// while Active, that each MDS still holds our contact. Default: 10s.
+	VerifyInterval time.Duration
 }
 
 // Registrar registers this node to every configured MDS while active.
@@ -197,6 +201,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.Fall <= 0 {
 		o.Fall = DefaultFall
+	}
+	if o.VerifyInterval <= 0 {
+		o.VerifyInterval = DefaultVerifyInterval
 	}
 	return o
 }

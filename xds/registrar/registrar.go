@@ -255,6 +255,14 @@ func (s *Server) Bindings() []Binding {
 	return out
 }
 
+// DropBindings forgets every binding, as a registrar restarted without a
+// database does.
+func (s *Server) DropBindings() {
+	s.mu.Lock()
+	clear(s.bindings)
+	s.mu.Unlock()
+}
+
 // hold applies Drop and Delay; it reports false when no answer must be sent.
 func (s *Server) hold(k Knobs) bool {
 	if k.Drop {

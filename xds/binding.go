@@ -122,8 +122,9 @@ func (b *binding) start(base context.Context, wg *sync.WaitGroup) {
 }
 
 // stop ends the registration loop now and returns the unregistration, to
-// run once the loop has returned.
-func (b *binding) stop() func(context.Context) error {
+// run once the loop has returned; without send (a shared contact) that
+// only forgets the binding.
+func (b *binding) stop(send bool) func(context.Context) error {
 	b.mu.Lock()
 	cancel, done, gen := b.cancel, b.done, b.gen
 	b.cancel, b.done = nil, nil
@@ -139,6 +140,12 @@ func (b *binding) stop() func(context.Context) error {
 			case <-ctx.Done():
 				return fmt.Errorf("%s: unregister: %w", b.name, ctx.Err())
 			}
+		}
+		if !send {
+			b.mu.Lock()
+			b.registered, b.expiresAt = false, time.Time{}
+			b.mu.Unlock()
+			return nil
 		}
 		return b.unregister(ctx, gen)
 	}
@@ -248,7 +255,43 @@ func (b *binding) register(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	b.succeeded(ctx, start, granted, code)
+	b.removePeer(ctx, res)
 	return time.Duration(granted) * time.Second * 3 / 4, nil
+}
+
+// removePeer removes the peer's contact when RemovePeer applies and res,
+// a 200 OK, lists it. Under opMu.
+func (b *binding) removePeer(ctx context.Context, res *sip.Response) {
+	peer := b.r.peerToRemove()
+	if peer == nil || !lists(res, *peer) {
+		return
+	}
+	rm, _, err := b.exchange(ctx, peer.Clone(), 0)
+	if ctx.Err() != nil {
+		return
+	}
+	if err == nil && !isSuccess(rm) {
+		err = b.responseError(rm, "removal of the peer's contact", "")
+	}
+	if err == nil && lists(rm, *peer) {
+		err = fmt.Errorf("%s: the peer's contact %s is still listed after its removal", b.name, peer)
+	}
+	if err != nil {
+		b.log.Warn("removing the peer's contact failed", "peer_contact", peer.String(), "error", err)
+	} else {
+		b.log.Info("removed the peer's contact", "peer_contact", peer.String())
+	}
+	b.r.emit(Event{MDS: b.name, Kind: EventPeerRemoved, Err: err, StatusCode: statusCode(rm)})
+}
+
+// lists reports whether res names contact among its Contact headers.
+func lists(res *sip.Response, contact sip.Uri) bool {
+	for _, h := range res.GetHeaders("Contact") {
+		if c, ok := h.(*sip.ContactHeader); ok && sameURI(c.Address, contact) {
+			return true
+		}
+	}
+	return false
 }
 
 // verify sends a binding query (REGISTER without Contact, RFC 3261
@@ -274,6 +317,7 @@ func (b *binding) verify(ctx context.Context) bool {
 		return !(errors.As(err, &re) && re.Kind == KindNotHeld) && b.isRegistered()
 	}
 	b.confirmed(ctx, start, left)
+	b.removePeer(ctx, res)
 	return true
 }
 

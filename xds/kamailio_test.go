@@ -317,3 +317,75 @@ func TestKamailioRestartedBindingRestored(t *testing.T) {
 		t.Errorf("status = %+v", st)
 	}
 }
+
+// A node killed while Active leaves its binding; the new Active, told the
+// peer was Active before it, leaves kamailio holding its own contact only,
+// within 2s of its registration.
+func TestKamailioNewActiveRemovesKilledPeer(t *testing.T) {
+	t.Parallel()
+	const user, password = "pbx", "kam-Secret-44"
+	k := startKamailio(t, user, password)
+	m := mds("kam", k.addr, "udp", user, password)
+	killedActive(t, m, peerContact)
+	if !strings.Contains(k.locations(t), peerContact) {
+		t.Fatalf("the killed node's binding is not there: %s", k.locations(t))
+	}
+
+	rec := newRecorder()
+	opts := fastOptions(nil, rec)
+	opts.PeerContact = peerContact
+	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+	r.RemovePeer()
+	r.Activate(2)
+	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
+	registered := time.Now()
+	waitFor(t, 2*time.Second, "kamailio to hold our contact only", func() bool {
+		l := k.locations(t)
+		return strings.Contains(l, testContact) && !strings.Contains(l, peerContact)
+	})
+	t.Logf("our contact only %s after our registration", time.Since(registered).Round(time.Millisecond))
+	ev, _ := rec.wait(t, 0, time.Second, kind("kam", EventPeerRemoved))
+	if ev.Err != nil {
+		t.Errorf("peer removed event = %+v", ev)
+	}
+}
+
+// A contact shared by the two nodes: the Inactive node restarting (its boot
+// clean-up, a deactivation) never removes the Active node's binding.
+func TestKamailioSharedContactSurvivesInactiveRestart(t *testing.T) {
+	t.Parallel()
+	const user, password = "pbx", "kam-Secret-45"
+	k := startKamailio(t, user, password)
+	m := mds("kam", k.addr, "udp", user, password)
+	rec := newRecorder()
+	active := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, fastOptions(nil, rec))
+	active.Activate(1)
+	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
+
+	for i := range 2 { // two restarts of the Inactive node
+		opts := fastOptions(nil, nil)
+		opts.PeerContact = testContact
+		inactive, err := New(config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- inactive.Run(ctx) }()
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := inactive.Deactivate(dctx); err != nil {
+			t.Errorf("restart %d: Deactivate: %v", i, err)
+		}
+		dcancel()
+		cancel() // Run's end unregisters too, unless shared
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(k.locations(t), testContact) {
+			t.Fatalf("restart %d of the Inactive node removed the shared binding", i)
+		}
+	}
+	if st := active.Status()[0]; !st.Registered {
+		t.Errorf("Active node status = %+v", st)
+	}
+}

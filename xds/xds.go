@@ -49,6 +49,7 @@ const (
 	EventFailed       = "failed"       // a REGISTER failed; repeated identical failures are reported once
 	EventReachable    = "reachable"    // the MDS answers OPTIONS again
 	EventUnreachable  = "unreachable"  // the MDS stopped answering OPTIONS
+	EventPeerRemoved  = "peer removed" // the peer's contact was removed (Err if that failed)
 )
 
 // Event is a registration or reachability change of one MDS, for the audit
@@ -89,6 +90,11 @@ type Options struct {
 	// VerifyInterval is the period of the binding queries that check,
 	// while Active, that each MDS still holds our contact. Default: 10s.
 	VerifyInterval time.Duration
+	// PeerContact is the xds.contact of the other node of the pair. While
+	// Active, after RemovePeer, this node removes it from every MDS.
+	// Equal to our own contact (a shared contact), this node never
+	// unregisters. Default: none.
+	PeerContact string
 }
 
 // Registrar registers this node to every configured MDS while active.
@@ -97,6 +103,8 @@ type Registrar struct {
 	opts     Options
 	log      *slog.Logger
 	contact  sip.Uri
+	peer     *sip.Uri // Options.PeerContact, nil if none
+	shared   bool     // the peer's contact is ours: never unregister it
 	ua       *sipgo.UserAgent
 	client   *sipgo.Client
 	metrics  *metrics
@@ -113,8 +121,10 @@ type Registrar struct {
 	// The first Deactivate clears it even while inactive.
 	leftover bool
 	epoch    uint64
-	running  bool
-	closed   bool
+	// removePeer: RemovePeer was called since the last Deactivate.
+	removePeer bool
+	running    bool
+	closed     bool
 }
 
 // New checks cfg and builds a Registrar. Nothing is sent before Activate
@@ -136,6 +146,13 @@ func New(cfg config.XDS, opts Options) (*Registrar, error) {
 	}
 
 	r := &Registrar{opts: opts, log: log, contact: contact, leftover: true}
+	if opts.PeerContact != "" {
+		peer, err := parseContact(opts.PeerContact)
+		if err != nil {
+			return nil, fmt.Errorf("xds: the peer's contact: %w", err)
+		}
+		r.peer, r.shared = &peer, sameURI(peer, contact)
+	}
 	for i, m := range cfg.MDS {
 		b, err := newBinding(r, i, m)
 		if err != nil {
@@ -243,7 +260,15 @@ func (r *Registrar) deactivate(ctx context.Context, final bool) error {
 	if final {
 		r.closed = true
 	}
+	r.removePeer = false
 	switch {
+	case r.shared && r.active:
+		r.log.Info("deactivating: the contact is shared with the peer, left at the MDS", "epoch", r.epoch)
+	case r.shared && r.leftover && !final:
+		r.log.Info("inactive: the contact is shared with the peer, left at the MDS")
+		r.leftover = false
+		r.mu.Unlock()
+		return nil
 	case r.active:
 		r.log.Info("deactivating: unregistering from the MDS", "epoch", r.epoch)
 	case r.leftover && !final:
@@ -255,7 +280,7 @@ func (r *Registrar) deactivate(ctx context.Context, final bool) error {
 	r.active, r.leftover = false, false
 	stops := make([]func(context.Context) error, len(r.bindings))
 	for i, b := range r.bindings {
-		stops[i] = b.stop()
+		stops[i] = b.stop(!r.shared)
 	}
 	r.wg.Add(len(stops))
 	r.mu.Unlock()
@@ -304,6 +329,43 @@ func (r *Registrar) deactivate(ctx context.Context, final bool) error {
 		errs = append(errs, fmt.Errorf("xds: unregister unfinished at %s: %w", strings.Join(names, ", "), ctx.Err()))
 	}
 	return errors.Join(errs...)
+}
+
+// RemovePeer says the peer is dead or was the Active node before this one:
+// until the next Deactivate, whenever an MDS lists Options.PeerContact
+// among the bindings, this node removes it (Expires: 0 on that contact).
+// It never removes our own contact: with a shared contact it does nothing.
+func (r *Registrar) RemovePeer() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.peer == nil:
+		r.log.Warn("cannot remove the peer's contact: its contact is not known")
+		return
+	case r.shared:
+		r.log.Info("the peer's contact is ours (shared): left in place")
+		return
+	case r.closed || r.removePeer:
+		return
+	}
+	r.removePeer = true
+	r.log.Info("the peer's contact will be removed from the MDS", "peer_contact", r.peer.String(), "active", r.active)
+	if r.active {
+		// registered already: a REGISTER now lists the contacts
+		for _, b := range r.bindings {
+			b.kickLoop()
+		}
+	}
+}
+
+// peerToRemove is the peer's contact while RemovePeer applies, else nil.
+func (r *Registrar) peerToRemove() *sip.Uri {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.removePeer || !r.active {
+		return nil
+	}
+	return r.peer
 }
 
 // Status is a snapshot of every MDS, in config order. It does no I/O.

@@ -2,7 +2,9 @@
 // RESMAN_* environment overrides into a typed Config, fills defaults, and
 // validates the result, naming the key path of every problem it finds.
 //
-// Fields tagged secret:"true" hold secrets; Redacted replaces them.
+// Fields tagged secret:"true" hold secrets; Redacted replaces them, and
+// WeakSecrets checks them by their secretkind tag: token, gossip-key,
+// bcrypt, password or path (a file's path, not a secret value).
 package config
 
 import "time"
@@ -87,7 +89,7 @@ type API struct {
 	Listen string `mapstructure:"listen"`
 	// Token is the bearer token scripts, peers, CC and Edge present. Secret.
 	// Required, at least 16 characters.
-	Token string `mapstructure:"token" secret:"true"`
+	Token string `mapstructure:"token" secret:"true" secretkind:"token"`
 	// Users may log in to the web page. Not env-overridable.
 	Users []User `mapstructure:"users"`
 }
@@ -95,7 +97,7 @@ type API struct {
 // User is a web login; PasswordHash is a bcrypt hash (resman hash-password).
 type User struct {
 	Name         string `mapstructure:"name"`
-	PasswordHash string `mapstructure:"password_hash" secret:"true"`
+	PasswordHash string `mapstructure:"password_hash" secret:"true" secretkind:"bcrypt"`
 }
 
 // Peer is the other node of the pair. Required for main and standby, absent
@@ -124,12 +126,12 @@ type Gossip struct {
 	// is encrypted with, and which every member must accept (as its own
 	// Key or among its ExtraKeys). Required in auto mode, and whenever
 	// ExtraKeys is set. Secret.
-	Key string `mapstructure:"key" secret:"true"`
+	Key string `mapstructure:"key" secret:"true" secretkind:"gossip-key"`
 	// ExtraKeys are further keys of the same form, accepted to decrypt
 	// gossip but never used to encrypt it: the keyring of a key rotation
 	// without a gap. At most MaxExtraGossipKeys, none twice, not Key
 	// itself. A reload applies Key and ExtraKeys live. Secret.
-	ExtraKeys []string `mapstructure:"extra_keys" secret:"true"`
+	ExtraKeys []string `mapstructure:"extra_keys" secret:"true" secretkind:"gossip-key"`
 	// ProbeInterval between two probes of a member. Default: 200ms.
 	ProbeInterval time.Duration `mapstructure:"probe_interval"`
 	// ProbeTimeout waits for one probe's ack; below ProbeInterval.
@@ -326,7 +328,7 @@ type MDS struct {
 	// User for digest authentication; optional.
 	User string `mapstructure:"user"`
 	// Password is secret; required when User is set.
-	Password string `mapstructure:"password" secret:"true"`
+	Password string `mapstructure:"password" secret:"true" secretkind:"password"`
 	// Expires asked of the registrar, in seconds, 10 to 3600. Default: 120.
 	Expires int `mapstructure:"expires"`
 }
@@ -338,7 +340,7 @@ type CC struct {
 	// Follow is the base URL of the node it follows. Required.
 	Follow string `mapstructure:"follow"`
 	// Token is the followed node's api.token. Required. Secret.
-	Token string `mapstructure:"token" secret:"true"`
+	Token string `mapstructure:"token" secret:"true" secretkind:"token"`
 	// Services run while the followed node is Active. Not env-overridable.
 	Services []Service `mapstructure:"services"`
 	// DataDir holds the follower's audit log. Default: cc/ under
@@ -356,7 +358,7 @@ type Edge struct {
 	Listen string `mapstructure:"listen"`
 	// Token is the nodes' api.token, used to ask which side is Active.
 	// Required. Secret.
-	Token string    `mapstructure:"token" secret:"true"`
+	Token string    `mapstructure:"token" secret:"true" secretkind:"token"`
 	Check EdgeCheck `mapstructure:"check"`
 	// Sides lists one or two sides. Not env-overridable.
 	Sides []Side `mapstructure:"sides"`
@@ -369,7 +371,7 @@ type EdgeTLS struct {
 	Cert string `mapstructure:"cert"`
 	// Key is the private key file's path (tagged secret to stay out of
 	// printed configs, as keys' paths often tell where secrets live).
-	Key string `mapstructure:"key" secret:"true"`
+	Key string `mapstructure:"key" secret:"true" secretkind:"path"`
 }
 
 // EdgeCheck is the Edge's health check of each side's node.

@@ -573,6 +573,12 @@ edge:
 			wantErrs: []string{"gossip.bind: required: host:port, like 0.0.0.0:7946", "log.format: required: must be text or json"}},
 		{name: "witness with a peer is one problem", yaml: fixture(t, "witness.yaml") + "peer: {name: x}\n",
 			wantErrs: []string{"peer: a witness has no peer: list both nodes in gossip.join instead"}},
+		{name: "the witness is this node itself", yaml: strings.Replace(autoMain, "gossip: {", `gossip: {bind: "10.0.0.1:7946", `, 1) +
+			"failover: {witness: \"10.0.0.1:7946\"}\n",
+			wantErrs: []string{`failover.witness: is this node's own gossip.bind ("10.0.0.1:7946"): name the witness's gossip.bind, a third host`}},
+		{name: "the witness is this node itself, spelt differently", yaml: strings.Replace(autoMain, "gossip: {", `gossip: {bind: "[::1]:7946", `, 1) +
+			"failover: {witness: \"[0:0::1]:7946\"}\n",
+			wantErrs: []string{`failover.witness: is this node's own gossip.bind`}},
 		{name: "a null section is absent", yaml: "node:\napi: {token: 0123456789abcdef0123}\n",
 			wantErrs: []string{"node: a config needs at least one of node, cc or edge"}},
 		{name: "log", yaml: manualMain + "log: {level: INFO, format: yaml}\n",
@@ -667,14 +673,14 @@ func TestApplyDefaults(t *testing.T) {
 func TestProblemsOrderAndFormat(t *testing.T) {
 	t.Parallel()
 	ps := Problems{
-		{"log.level", "l"},
-		{"services[10].name", "s10"},
-		{"zzz", "unknown"},
-		{"services[2].check.sip", "s2sip"},
-		{"node.role", "r"},
-		{"services[2].name", "s2"},
-		{"node", "n"},
-		{"api.users[0].name", "u"},
+		{Key: "log.level", Msg: "l"},
+		{Key: "services[10].name", Msg: "s10"},
+		{Key: "zzz", Msg: "unknown"},
+		{Key: "services[2].check.sip", Msg: "s2sip"},
+		{Key: "node.role", Msg: "r"},
+		{Key: "services[2].name", Msg: "s2"},
+		{Key: "node", Msg: "n"},
+		{Key: "api.users[0].name", Msg: "u"},
 	}
 	want := "node: n\nnode.role: r\napi.users[0].name: u\nservices[2].name: s2\nservices[2].check.sip: s2sip\n" +
 		"services[10].name: s10\nlog.level: l\nzzz: unknown"

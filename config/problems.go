@@ -10,17 +10,23 @@ import (
 
 // Problem is one thing wrong with a config: Key is the full key path
 // (node.role, services[0].check.sip), Msg says what is wrong and what is
-// expected.
+// expected. File, set only by the checks of several files (CheckDeployment),
+// names the file Key is in.
 type Problem struct {
-	Key string
-	Msg string
+	File string
+	Key  string
+	Msg  string
 }
 
 func (p Problem) String() string {
-	if p.Key == "" {
-		return p.Msg
+	s := p.Msg
+	if p.Key != "" {
+		s = p.Key + ": " + s
 	}
-	return p.Key + ": " + p.Msg
+	if p.File != "" {
+		s = p.File + ": " + s
+	}
+	return s
 }
 
 // Problems is every problem found in a config. As an error it prints one
@@ -37,9 +43,13 @@ func (ps Problems) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// sort orders by schema position; problems of one key keep their order.
+// sort orders by file, then by schema position; problems of one key keep
+// their order.
 func (ps Problems) sort() {
 	slices.SortStableFunc(ps, func(a, b Problem) int {
+		if c := cmp.Compare(a.File, b.File); c != 0 {
+			return c
+		}
 		if c := slices.Compare(keyRank(a.Key), keyRank(b.Key)); c != 0 {
 			return c
 		}

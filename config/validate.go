@@ -238,6 +238,23 @@ func (v *checker) failover() {
 	}
 	v.positive("failover.lost_after", f.LostAfter)
 	v.hostPort("failover.witness", f.Witness, true, "10.0.0.3:7946")
+	if f.Witness != "" && sameHostPort(f.Witness, v.c.Gossip.Bind) {
+		v.add("failover.witness", "is this node's own gossip.bind (%q): name the witness's gossip.bind, a third host", v.c.Gossip.Bind)
+	}
+}
+
+// sameHostPort reports whether a and b are the same host:port: the same
+// port, and the same name (in any case) or IP address.
+func sameHostPort(a, b string) bool {
+	ah, ap, err1 := net.SplitHostPort(a)
+	bh, bp, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || ap != bp {
+		return false
+	}
+	if ia, ib := net.ParseIP(ah), net.ParseIP(bh); ia != nil && ib != nil {
+		return ia.Equal(ib)
+	}
+	return strings.EqualFold(ah, bh)
 }
 
 func (v *checker) services(list string, ss []Service) {

@@ -58,6 +58,7 @@ type binding struct {
 	kick        chan struct{} // asks the loop for a REGISTER now
 	okRun       int
 	failRun     int
+	pending     bool // an unregistration is being retried
 }
 
 func newBinding(r *Registrar, i int, m config.MDS) (*binding, error) {
@@ -110,8 +111,9 @@ func (b *binding) start(base context.Context, wg *sync.WaitGroup) {
 	ctx, cancel := context.WithCancel(base)
 	done := make(chan struct{})
 	b.mu.Lock()
-	b.gen++
+	b.gen++ // ends any unregistration retries
 	b.cancel, b.done = cancel, done
+	b.pending = false
 	b.mu.Unlock()
 	wg.Add(1)
 	go func() {
@@ -217,10 +219,11 @@ func (b *binding) idle(ctx context.Context, due time.Time, held bool) bool {
 	}
 }
 
-// kickLoop asks the running registration loop, if any, for a REGISTER now.
+// kickLoop asks the running registration loop, or the unregistration
+// retries, if any, for a REGISTER now.
 func (b *binding) kickLoop() {
 	b.mu.Lock()
-	running := b.cancel != nil
+	running := b.cancel != nil || b.pending
 	b.mu.Unlock()
 	if !running {
 		return
@@ -400,16 +403,88 @@ func (b *binding) failed(ctx context.Context, err error, code int) {
 	b.r.emit(Event{MDS: b.name, Kind: EventFailed, Err: err, StatusCode: code})
 }
 
+// errSuperseded: the binding was started again since the unregistration
+// was asked for.
+var errSuperseded = errors.New("registering again")
+
 // unregister removes our contact (Expires: 0) unless the binding was
-// started again since stop (gen changed).
+// started again since stop (gen changed). The first attempt is bounded by
+// ctx; a failed one is retried in the background (retryUnregister) until
+// the MDS confirms, the binding would have lapsed anyway, the binding is
+// started again, or the Registrar stops.
 func (b *binding) unregister(ctx context.Context, gen uint64) error {
+	b.mu.Lock()
+	deadline := b.expiresAt
+	if !b.registeredAt(time.Now()) {
+		// a binding from a previous run lasts at most what it asked
+		deadline = time.Now().Add(time.Duration(b.asked) * time.Second)
+	}
+	b.mu.Unlock()
+	err := b.unregisterOnce(ctx, gen)
+	switch {
+	case err == nil, errors.Is(err, errSuperseded):
+		return nil
+	case b.r.base.Err() != nil:
+		return err // stopping: no retries
+	}
+	b.r.wg.Add(1)
+	go func() {
+		defer b.r.wg.Done()
+		b.retryUnregister(gen, deadline)
+	}()
+	return err
+}
+
+// retryUnregister retries the unregistration with backoff until deadline.
+func (b *binding) retryUnregister(gen uint64, deadline time.Time) {
+	ctx := b.r.base
+	for attempt := 1; ; attempt++ {
+		wait := backoff(attempt, b.r.opts.BackoffMin, b.r.opts.BackoffMax, mrand.Float64())
+		next := time.Now().Add(wait)
+		b.mu.Lock()
+		if b.gen != gen {
+			b.mu.Unlock()
+			return
+		}
+		if !next.Before(deadline) {
+			err := fmt.Errorf("%s: unregistration abandoned after %d attempts: the binding lapses by %s (last error: %s)",
+				b.name, attempt, deadline.UTC().Format(time.RFC3339), b.errText)
+			b.pending, b.nextRefresh = false, time.Time{}
+			b.errText = err.Error()
+			b.mu.Unlock()
+			b.log.Warn("unregistration abandoned", "error", err)
+			b.r.emit(Event{MDS: b.name, Kind: EventUnregistered, Err: err})
+			return
+		}
+		b.pending, b.nextRefresh = true, next
+		b.mu.Unlock()
+
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-b.kick: // reachable again: at once
+			t.Stop()
+		case <-t.C:
+		}
+		if err := b.unregisterOnce(ctx, gen); err == nil || errors.Is(err, errSuperseded) || ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// unregisterOnce sends one unregistration and records its outcome: on
+// success the binding is gone; on failure it stands as it was (until it
+// lapses), with the error, reported once per distinct error.
+func (b *binding) unregisterOnce(ctx context.Context, gen uint64) error {
 	b.opMu.Lock()
 	defer b.opMu.Unlock()
 	b.mu.Lock()
 	again := b.gen != gen
 	b.mu.Unlock()
 	if again {
-		return nil
+		return errSuperseded
 	}
 
 	res, _, err := b.exchange(ctx, b.r.contact.Clone(), 0)
@@ -418,22 +493,31 @@ func (b *binding) unregister(ctx context.Context, gen uint64) error {
 	}
 	code := statusCode(res)
 	b.mu.Lock()
-	b.registered = false
-	b.expiresAt = time.Time{}
+	if b.gen != gen {
+		b.mu.Unlock()
+		return errSuperseded
+	}
 	if code != 0 {
 		b.code = code
 	}
+	changed := true
 	if err != nil {
+		changed = err.Error() != b.errText
 		b.errText = err.Error()
 	} else {
-		b.errText = ""
+		b.registered, b.expiresAt = false, time.Time{}
+		b.errText, b.pending, b.nextRefresh = "", false, time.Time{}
 	}
 	b.mu.Unlock()
 
-	if err != nil {
-		b.log.Warn("unregister failed", "error", err)
-	} else {
+	switch {
+	case err == nil:
 		b.log.Info("unregistered", "status", code)
+	case changed:
+		b.log.Warn("unregister failed", "error", err)
+	default:
+		b.log.Debug("unregister still failing", "error", err)
+		return err
 	}
 	b.r.emit(Event{MDS: b.name, Kind: EventUnregistered, Err: err, StatusCode: code})
 	return err
@@ -782,7 +866,7 @@ func (b *binding) status(now time.Time) api.Registration {
 	if st.Registered {
 		st.ExpiresAt = b.expiresAt
 	}
-	if b.cancel != nil {
+	if b.cancel != nil || b.pending {
 		st.NextRefresh = b.nextRefresh
 	}
 	return st

@@ -389,3 +389,51 @@ func TestKamailioSharedContactSurvivesInactiveRestart(t *testing.T) {
 		t.Errorf("Active node status = %+v", st)
 	}
 }
+
+// An unregistration sent to a frozen kamailio is retried until kamailio
+// resumes and confirms it: the contact is gone within 10s of the resume.
+func TestKamailioUnregistrationFinishesAfterFreeze(t *testing.T) {
+	t.Parallel()
+	const user, password = "pbx", "kam-Secret-46"
+	k := startKamailio(t, user, password)
+	rec := newRecorder()
+	opts := fastOptions(nil, rec)
+	opts.RequestTimeout = 300 * time.Millisecond
+	opts.ProbeInterval = 100 * time.Millisecond
+	m := mds("kam", k.addr, "udp", user, password)
+	m.Expires = 60 // it must be the unregistration that removes it, not a lapse
+	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+	r.Activate(1)
+	_, i := rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
+
+	k.signal(t, syscall.SIGSTOP)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := r.Deactivate(ctx); err == nil {
+		t.Fatal("Deactivate succeeded against a frozen kamailio")
+	}
+	ev, i := rec.wait(t, i, 5*time.Second, kind("kam", EventUnregistered))
+	if ev.Err == nil {
+		t.Fatalf("unregistered event = %+v", ev)
+	}
+	// Retried while frozen: the next attempt is rescheduled at least once.
+	first := r.Status()[0].NextRefresh
+	waitFor(t, 10*time.Second, "a retry while frozen", func() bool {
+		st := r.Status()[0]
+		return !st.NextRefresh.IsZero() && !st.NextRefresh.Equal(first)
+	})
+	if st := r.Status()[0]; !st.Registered || st.Error == "" {
+		t.Errorf("status while the unregistration is pending = %+v", st)
+	}
+
+	k.signal(t, syscall.SIGCONT)
+	resumed := time.Now()
+	waitFor(t, 10*time.Second, "the contact gone from ul.dump", func() bool {
+		return !strings.Contains(k.locations(t), testContact)
+	})
+	t.Logf("contact gone %s after kamailio resumed", time.Since(resumed).Round(time.Millisecond))
+	rec.wait(t, i, 10*time.Second, func(ev Event) bool { return ev.Kind == EventUnregistered && ev.Err == nil })
+	if st := r.Status()[0]; st.Registered || st.Error != "" {
+		t.Errorf("status after the confirmation = %+v", st)
+	}
+}

@@ -72,6 +72,7 @@ Try it with no setup:  resman demo`,
 		newSwitchoverCmd(),
 		newConfigCmd(),
 		newHashPasswordCmd(),
+		newGenSecretCmd(),
 		newVersionCmd(),
 		newStandinCmd(),
 	)

@@ -69,7 +69,8 @@ Asterisk (a SIP endpoint checked with SIP OPTIONS) and for the PBX's web
 interface; a media server (MDS) stand-in the Active node registers to over SIP;
 a CC follower next to each node, running its stand-in CC service while its node
 is Active; and an Edge in front of both sides, so a browser on one address
-follows a failover. Prints the URLs, the login and the token. Ctrl-C stops it.
+follows a failover. Prints the URLs, the login and the token. Ctrl-C stops it,
+and so does the end of the process that started it (go run, a shell).
 
 Ports, from --base-port B: Main API B, Standby API B+1, Edge B+2 (its status
 API B+3), CC APIs B+4 and B+5, SIP stand-ins B+20 and B+21, web stand-ins
@@ -78,6 +79,14 @@ B+30..B+33, gossip B+40 and B+41, MDS B+50.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if basePort < 1024 || basePort > 65000 {
 				return usageErr("--base-port must be between 1024 and 65000, got %d", basePort)
+			}
+			if err := newDemoPorts(basePort).checkFree(basePort); err != nil {
+				return withCode(exitFailed, err)
+			}
+			// The demo ends with whoever started it (go run, a terminal
+			// closed), instead of running on unseen and holding its ports.
+			if err := stopWithParent(); err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -165,12 +174,15 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 	var wg sync.WaitGroup
 	errs := make(chan error, len(cfgs)+1)
 
-	// The MDS stand-in first, so the Active node's first REGISTER finds it.
+	// The MDS stand-in first, so the Active node's first REGISTER finds it,
+	// and last to stop, so the Active node's unregistration reaches it.
+	mdsCtx, stopMDS := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMDS()
+	mdsDone := make(chan struct{})
 	mds := registrar.New(registrar.Options{User: "xivo", Password: mdsPassword, Realm: "mds1"})
-	wg.Add(1)
 	go func() {
-		defer wg.Done()
-		if err := mds.ListenAndServe(ctx, "udp", fmt.Sprintf("127.0.0.1:%d", p.MDS)); err != nil && ctx.Err() == nil {
+		defer close(mdsDone)
+		if err := mds.ListenAndServe(mdsCtx, "udp", fmt.Sprintf("127.0.0.1:%d", p.MDS)); err != nil && mdsCtx.Err() == nil {
 			errs <- fmt.Errorf("mds stand-in: %w", err)
 			cancel()
 		}
@@ -180,35 +192,65 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 	case <-ctx.Done():
 	}
 
-	var ready sync.WaitGroup
-	for _, cfg := range cfgs {
-		name := "edge"
+	// At the end the followers (CC, Edge) stop first, then the nodes, then
+	// the MDS: each stops while what it talks to still answers.
+	nodesCtx, stopNodes := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopNodes()
+	// At the start the nodes come first, so the followers' first look
+	// finds them.
+	var nodesRunning sync.WaitGroup
+	start := func(cfg *config.Config) <-chan struct{} {
+		name, cctx, group := "edge", ctx, &wg
 		switch {
 		case cfg.Node != nil:
-			name = cfg.Node.Name
+			name, cctx, group = cfg.Node.Name, nodesCtx, &nodesRunning
 		case cfg.CC != nil:
 			name = cfg.CC.Name
 		}
-		ready.Add(1)
-		wg.Add(1)
+		ready := make(chan struct{})
+		group.Add(1)
 		logger := newLogger(os.Stderr, cfg.Log).With("demo", name)
 		go func() {
-			defer wg.Done()
-			if err := runComponents(ctx, cfg, logger, runOptions{ready: ready.Done}); err != nil {
+			defer group.Done()
+			if err := runComponents(cctx, cfg, logger, runOptions{ready: func() { close(ready) }}); err != nil {
 				errs <- fmt.Errorf("%s: %w", name, err)
 				cancel()
 			}
 		}()
+		return ready
 	}
-	started := make(chan struct{})
-	go func() { ready.Wait(); close(started) }()
-	select {
-	case <-started:
-		printDemoBanner(out, p, token, password, dataDir)
-	case <-ctx.Done():
+	waitAll := func(chs []<-chan struct{}) bool {
+		for _, ch := range chs {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		return true
+	}
+	var nodesReady, followersReady []<-chan struct{}
+	for _, cfg := range cfgs {
+		if cfg.Node != nil {
+			nodesReady = append(nodesReady, start(cfg))
+		}
+	}
+	if waitAll(nodesReady) {
+		for _, cfg := range cfgs {
+			if cfg.Node == nil {
+				followersReady = append(followersReady, start(cfg))
+			}
+		}
+		if waitAll(followersReady) {
+			printDemoBanner(out, p, token, password, dataDir)
+		}
 	}
 	<-ctx.Done()
 	wg.Wait()
+	stopNodes()
+	nodesRunning.Wait()
+	stopMDS()
+	<-mdsDone
 	close(errs)
 	var all []error
 	for err := range errs {

@@ -81,10 +81,12 @@ func newLogger(w io.Writer, lc config.Log) *slog.Logger {
 		level = slog.LevelError
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if lc.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	routeSIPLogs(h)
+	return slog.New(h)
 }
 
 // runOptions are the optional parts of runComponents.

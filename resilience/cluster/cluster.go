@@ -499,9 +499,24 @@ func (c *Cluster) rejoin(ctx context.Context) {
 		switch {
 		case err != nil:
 			c.met.rejoins.WithLabelValues("failed").Inc()
-			if st.failingSince.IsZero() {
-				c.log.Warn("cannot join gossip member; retrying", "addr", addr, "every", c.opts.RejoinInterval, "err", err)
-			} else {
+			failing := time.Duration(0)
+			if !st.failingSince.IsZero() {
+				failing = time.Since(st.failingSince)
+			}
+			switch {
+			case st.failingSince.IsZero():
+				// Often a member starting a moment later, or one that
+				// has just stopped: a warning only if it lasts.
+				c.log.Info("cannot join gossip member yet; retrying", "addr", addr, "every", c.opts.RejoinInterval, "err", err)
+			case failing >= joinWarnAfter && !st.warned:
+				c.log.Warn("cannot join gossip member; still retrying", "addr", addr, "failing_for", failing.Round(time.Second),
+					"every", c.opts.RejoinInterval, "err", err)
+				c.mu.Lock()
+				js := c.joins[addr]
+				js.warned = true
+				c.joins[addr] = js
+				c.mu.Unlock()
+			default:
 				c.log.Debug("join failed again", "addr", addr, "err", err)
 			}
 		case !st.failingSince.IsZero():
@@ -520,10 +535,16 @@ func (c *Cluster) rejoin(ctx context.Context) {
 	}
 }
 
+// joinWarnAfter is how long joins to a configured member fail before a
+// warning: a member that starts a moment after this one, or stops before
+// it, is no news.
+const joinWarnAfter = 10 * time.Second
+
 // joinState is what the rejoin loop remembers of one configured address.
 type joinState struct {
 	joined       bool      // a join has succeeded once
 	failingSince time.Time // zero unless the last attempt failed
+	warned       bool      // the failure has been warned about
 }
 
 func (s joinState) next(err error, now time.Time) joinState {
@@ -640,10 +661,13 @@ func (c *Cluster) leave() {
 		if err != nil {
 			c.log.Debug("leaving meta not confirmed", "err", err)
 		}
-		if err := c.ml.Leave(c.leaveTimeout()); err != nil {
-			c.log.Warn("leave not confirmed; the others will find out by probing", "err", err)
-		} else {
+		switch err := c.ml.Leave(c.leaveTimeout()); {
+		case err == nil:
 			c.log.Info("left the gossip cluster")
+		case c.aliveMembers() == 0:
+			c.log.Info("left the gossip cluster; no member was there to tell")
+		default:
+			c.log.Warn("leave not confirmed; the others will find out by probing", "err", err)
 		}
 	}
 	<-c.leaveSem
@@ -790,6 +814,19 @@ func (c *Cluster) seesLocked() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// aliveMembers counts the other members seen alive.
+func (c *Cluster) aliveMembers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.members {
+		if m.Alive {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *Cluster) updateGauges() {

@@ -199,11 +199,21 @@ func newServicesCmd() *cobra.Command {
 		sub := &cobra.Command{
 			Use:  verb,
 			Args: cobra.NoArgs,
-			RunE: writeCommand(&f, &reason, printBrief, func(ctx context.Context, c *client.Client) (api.Status, error) {
-				if verb == "start" {
-					return c.StartServices(ctx, api.StartRequest{Reason: reason, Force: force})
+			RunE: writeCommand(&f, &reason, printServices(verb), func(ctx context.Context, c *client.Client) (servicesResult, error) {
+				// Read first, to say "already" rather than print a bare
+				// status when nothing was to be done.
+				before, err := c.Status(ctx)
+				if err != nil {
+					return servicesResult{}, err
 				}
-				return c.StopServices(ctx, api.StopRequest{Reason: reason})
+				var after api.Status
+				if verb == "start" {
+					after, err = c.StartServices(ctx, api.StartRequest{Reason: reason, Force: force})
+				} else {
+					after, err = c.StopServices(ctx, api.StopRequest{Reason: reason})
+				}
+				return servicesResult{Status: after, already: before.Status == after.Status &&
+					after.Status == map[string]string{"start": "active", "stop": "inactive"}[verb]}, err
 			}),
 		}
 		if verb == "start" {
@@ -246,9 +256,23 @@ func writeCommand[T any](f *apiFlags, reason *string, show func(io.Writer, T),
 	}
 }
 
-// printBrief is the one line a services command prints: node, status, epoch.
-func printBrief(w io.Writer, st api.Status) {
-	fmt.Fprintf(w, "%s: %s (epoch %d)\n", st.Node, st.Status, st.Epoch)
+// servicesResult is a services command's answer, and whether the node
+// already was where it was asked to go. --json prints the status alone.
+type servicesResult struct {
+	api.Status
+	already bool
+}
+
+// printServices prints the one line of a services command: node, status,
+// epoch, and "already" when nothing changed.
+func printServices(verb string) func(io.Writer, servicesResult) {
+	return func(w io.Writer, r servicesResult) {
+		if r.already {
+			fmt.Fprintf(w, "%s: already %s (epoch %d): nothing to %s\n", r.Node, r.Status.Status, r.Epoch, verb)
+			return
+		}
+		fmt.Fprintf(w, "%s: %s (epoch %d)\n", r.Node, r.Status.Status, r.Epoch)
+	}
 }
 
 // printFull is the whole status, for commands whose effect spans both nodes.
@@ -365,7 +389,7 @@ func newFailoverCmd() *cobra.Command {
 		}
 		if verb == "start" {
 			sub.Short = "Step the Main down and hold it Inactive for --for (refused unless HA is ready)"
-			sub.Flags().StringVar(&forDur, "for", "", "how long, like 30m (10s to 168h)")
+			sub.Flags().StringVar(&forDur, "for", "", "how long the Main stays held, like 30m (10s to 168h); failback then follows failover.failback_hold")
 		} else {
 			sub.Short = "End a manual HA failover early (failback follows the policy)"
 		}

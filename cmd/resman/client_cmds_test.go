@@ -52,3 +52,30 @@ func TestAPIErrExitCodes(t *testing.T) {
 		t.Errorf("unreachable: %v", err)
 	}
 }
+
+// services start on a node that is already Active says so, instead of a
+// bare status; a real start prints the new status.
+func TestServicesSaysAlready(t *testing.T) {
+	for _, tc := range []struct {
+		verb, before, after, want string
+	}{
+		{"start", "active", "active", "xivo-main: already active (epoch 2): nothing to start\n"},
+		{"start", "inactive", "active", "xivo-main: active (epoch 2)\n"},
+		{"stop", "inactive", "inactive", "xivo-main: already inactive (epoch 2): nothing to stop\n"},
+		{"stop", "active", "inactive", "xivo-main: inactive (epoch 2)\n"},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			st := api.Status{Node: "xivo-main", Status: tc.before, Epoch: 2}
+			if r.Method == http.MethodPost {
+				st.Status = tc.after
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(st)
+		}))
+		out, stderr, code := cli(t, "services", tc.verb, "--node", srv.URL, "--token", "token-0123456789abcdef", "--reason", "test")
+		srv.Close()
+		if code != 0 || out != tc.want {
+			t.Errorf("%s from %s: exit %d, printed %q (%s), want %q", tc.verb, tc.before, code, out, stderr, tc.want)
+		}
+	}
+}

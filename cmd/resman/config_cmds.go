@@ -19,33 +19,81 @@ func newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Work with config files"}
 	var print bool
 	check := &cobra.Command{
-		Use:   "check FILE",
-		Short: "Validate a config file; list every problem with its key path",
-		Args:  cobra.ExactArgs(1),
+		Use:   "check FILE...",
+		Short: "Validate config files; list every problem with its key path",
+		Long: `Validates each config file and lists every problem with its key path; exits 1
+if there is any. Placeholder or weak secrets (the examples' change-me token,
+CHANGEME gossip key...) are warnings here, on standard error: resman run
+refuses to start with them. Make new ones with resman gen-secret.
+
+Several files are one deployment (the main, the standby, a witness, CC
+followers, an Edge): each is checked alone, then all together, that they
+agree where a running deployment needs them to (the same token and gossip
+key, peers that point at each other...).`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(args[0])
-			var probs config.Problems
-			if errors.As(err, &probs) {
-				return withCode(exitFailed, fmt.Errorf("%s: %d problem(s):\n%s", args[0], len(probs), probs.Error()))
+			if print && len(args) > 1 {
+				return usageErr("--print takes one file")
 			}
-			if err != nil {
-				return withCode(exitFailed, err)
-			}
-			if print {
-				out, err := cfg.Redacted().YAML()
+			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			var files []config.File
+			for _, path := range args {
+				cfg, err := checkOneConfig(path)
 				if err != nil {
-					return err
+					if len(args) == 1 {
+						return err
+					}
+					fmt.Fprintln(errOut, err)
+					continue
 				}
-				cmd.OutOrStdout().Write(out)
+				if print {
+					y, err := cfg.Redacted().YAML()
+					if err != nil {
+						return err
+					}
+					out.Write(y)
+				} else {
+					fmt.Fprintf(out, "%s: ok\n", path)
+				}
+				for _, p := range cfg.WeakSecrets() {
+					fmt.Fprintf(errOut, "warning: %s: %s\n", path, p)
+				}
+				files = append(files, config.File{Name: path, Config: cfg})
+			}
+			if len(args) == 1 {
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", args[0])
+			if bad := len(args) - len(files); bad > 0 {
+				return withCode(exitFailed, fmt.Errorf("%d of %d files have problems: the files were not checked together", bad, len(args)))
+			}
+			errs, warnings := config.CheckDeployment(files)
+			for _, p := range warnings {
+				fmt.Fprintf(errOut, "warning: %s\n", p)
+			}
+			if len(errs) > 0 {
+				return withCode(exitFailed, fmt.Errorf("%d files, checked together: %d problem(s):\n%s", len(files), len(errs), errs.Error()))
+			}
+			fmt.Fprintf(out, "%d files, checked together: ok\n", len(files))
 			return nil
 		},
 	}
 	check.Flags().BoolVar(&print, "print", false, "print the effective config (defaults filled, secrets redacted)")
 	cmd.AddCommand(check)
 	return cmd
+}
+
+// checkOneConfig loads and validates one file. The error (exit code 1)
+// lists every problem under "PATH: N problem(s):".
+func checkOneConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	var probs config.Problems
+	if errors.As(err, &probs) {
+		return nil, withCode(exitFailed, fmt.Errorf("%s: %d problem(s):\n%s", path, len(probs), probs.Error()))
+	}
+	if err != nil {
+		return nil, withCode(exitFailed, err)
+	}
+	return cfg, nil
 }
 
 func newHashPasswordCmd() *cobra.Command {

@@ -2,33 +2,30 @@ package main
 
 // The example deployments (examples/): each directory holds a README.md and
 // every config file the deployment needs; each file passes `resman config
-// check` run as the real CLI, and the files of one directory agree with each
-// other where a running deployment needs them to (the same token and gossip
-// key, a pair whose peers point at each other, followers and an Edge that
-// point at the nodes).
+// check` run as the real CLI (warning of its placeholder secrets), and the
+// files of one directory agree with each other where a running deployment
+// needs them to (config.CheckDeployment: the same token and gossip key, a
+// pair whose peers point at each other, followers and an Edge that point at
+// the nodes), which `resman config check` given them all says too.
+//
+// Then `resman config check FILE...` itself: several files checked
+// together, on copies of the examples with one mistake each.
 
 import (
-	"fmt"
 	"io/fs"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/resman-pbx/resman/config"
 )
 
 const examplesDir = "../../examples"
-
-// exampleFile is one loaded config file of an example directory.
-type exampleFile struct {
-	name string // base name, for messages
-	cfg  *config.Config
-}
 
 func TestExamples(t *testing.T) {
 	yamls := map[string][]string{} // every directory under examples/ -> its config files
@@ -62,203 +59,216 @@ func TestExamples(t *testing.T) {
 			if dir != examplesDir && len(yamls[dir]) == 0 {
 				t.Errorf("%s holds no config file", dir)
 			}
-			var files []exampleFile
+			var files []config.File
 			for _, f := range yamls[dir] {
 				out, stderr, code := cli(t, "config", "check", f)
 				if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), ": ok") {
 					t.Errorf("resman config check %s: exit %d\n%s%s", f, code, out, stderr)
 					continue
 				}
+				// As shipped, every file carries the placeholder token:
+				// a warning, not a failure.
+				if !strings.Contains(stderr, "warning: "+f+": api.token: is a placeholder") {
+					t.Errorf("resman config check %s does not warn of the placeholder api.token:\n%s", f, stderr)
+				}
 				cfg, err := config.Load(f)
 				if err != nil {
 					t.Fatalf("%s: %v", f, err)
 				}
-				files = append(files, exampleFile{filepath.Base(f), cfg})
+				files = append(files, config.File{Name: filepath.Base(f), Config: cfg})
 			}
-			if len(files) > 0 && !t.Failed() {
-				checkDeployment(t, files)
+			if len(files) == 0 || t.Failed() {
+				return
+			}
+			// The files of the directory agree, with no warning either.
+			errs, warnings := config.CheckDeployment(files)
+			for _, p := range append(errs, warnings...) {
+				t.Errorf("%s", p)
+			}
+			// And so says config check, given them all.
+			out, stderr, code := cli(t, append([]string{"config", "check"}, yamls[dir]...)...)
+			if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), ": ok") {
+				t.Errorf("resman config check %s: exit %d\n%s%s", strings.Join(yamls[dir], " "), code, out, stderr)
 			}
 		})
 	}
 }
 
-// checkDeployment checks that the files of one deployment agree.
-func checkDeployment(t *testing.T, files []exampleFile) {
-	var mains, standbys, witnesses, ccs, edges []exampleFile
-	for _, f := range files {
-		if n := f.cfg.Node; n != nil {
-			switch n.Role {
-			case config.RoleMain:
-				mains = append(mains, f)
-			case config.RoleStandby:
-				standbys = append(standbys, f)
-			case config.RoleWitness:
-				witnesses = append(witnesses, f)
-			}
-		}
-		if f.cfg.CC != nil {
-			ccs = append(ccs, f)
-		}
-		if f.cfg.Edge != nil {
-			edges = append(edges, f)
-		}
-	}
-	if len(mains) != 1 || len(standbys) != 1 || len(witnesses) > 1 {
-		t.Errorf("want one main, one standby and at most one witness file; got %d, %d and %d",
-			len(mains), len(standbys), len(witnesses))
-		return
-	}
-	m, s := mains[0], standbys[0]
-	nodes := []exampleFile{m, s}
-
-	// The pair: the same settings, each pointing at the other.
-	same(t, m, s, "node.mode", func(c *config.Config) any { return c.Node.Mode })
-	same(t, m, s, "node.version", func(c *config.Config) any { return c.Node.Version })
-	same(t, m, s, "api.token", func(c *config.Config) any { return c.API.Token })
-	same(t, m, s, "gossip.key", func(c *config.Config) any { return c.Gossip.Key })
-	same(t, m, s, "failover", func(c *config.Config) any { return c.Failover })
-	same(t, m, s, "replication (jobs, kinds, root names, delete)", replicationShape)
-	same(t, m, s, "xds.mds", func(c *config.Config) any {
-		if c.XDS == nil {
-			return nil
-		}
-		return c.XDS.MDS
-	})
-	for _, pair := range [][2]exampleFile{{m, s}, {s, m}} {
-		a, b := pair[0], pair[1]
-		if a.cfg.Peer.Name != b.cfg.Node.Name {
-			t.Errorf("%s: peer.name %q, but %s: node.name %q", a.name, a.cfg.Peer.Name, b.name, b.cfg.Node.Name)
-		}
-		if !reaches(a.cfg.Peer.API, b.cfg.API.Listen) {
-			t.Errorf("%s: peer.api %q does not reach %s: api.listen %q", a.name, a.cfg.Peer.API, b.name, b.cfg.API.Listen)
-		}
-		if a.cfg.Node.Mode == config.ModeAuto && !reaches(a.cfg.Peer.Gossip, b.cfg.Gossip.Bind) {
-			t.Errorf("%s: peer.gossip %q does not reach %s: gossip.bind %q", a.name, a.cfg.Peer.Gossip, b.name, b.cfg.Gossip.Bind)
-		}
-	}
-	if m.cfg.XDS != nil && s.cfg.XDS != nil && m.cfg.XDS.Contact == s.cfg.XDS.Contact {
-		t.Errorf("both nodes register xds.contact %q: each must name its own node, or calls do not move", m.cfg.XDS.Contact)
-	}
-
-	// The witness: the nodes name it, it joins both, the same key.
-	switch {
-	case len(witnesses) == 1:
-		w := witnesses[0]
-		same(t, m, w, "gossip.key", func(c *config.Config) any { return c.Gossip.Key })
-		if !reaches(m.cfg.Failover.Witness, w.cfg.Gossip.Bind) {
-			t.Errorf("%s: failover.witness %q does not reach %s: gossip.bind %q", m.name, m.cfg.Failover.Witness, w.name, w.cfg.Gossip.Bind)
-		}
-		for _, n := range nodes {
-			if !slices.ContainsFunc(w.cfg.Gossip.Join, func(j string) bool { return reaches(j, n.cfg.Gossip.Bind) }) {
-				t.Errorf("%s: gossip.join %q does not reach %s: gossip.bind %q", w.name, w.cfg.Gossip.Join, n.name, n.cfg.Gossip.Bind)
-			}
-		}
-	case m.cfg.Failover.Witness != "":
-		t.Errorf("%s names failover.witness %q, but the directory has no witness file", m.name, m.cfg.Failover.Witness)
-	}
-
-	// CC followers: each follows a node of the pair, with its token; no
-	// node followed twice.
-	followed := map[string]string{}
-	for _, f := range ccs {
-		n, ok := nodeAt(nodes, f.cfg.CC.Follow)
-		if !ok {
-			t.Errorf("%s: cc.follow %q reaches neither node's api.listen", f.name, f.cfg.CC.Follow)
-			continue
-		}
-		if f.cfg.CC.Token != n.cfg.API.Token {
-			t.Errorf("%s: cc.token is not the api.token of %s, the node it follows", f.name, n.name)
-		}
-		if other, dup := followed[n.name]; dup {
-			t.Errorf("%s and %s both follow %s", other, f.name, n.name)
-		}
-		followed[n.name] = f.name
-	}
-
-	// Edges: one side per node, with the nodes' token.
-	for _, f := range edges {
-		if f.cfg.Edge.Token != m.cfg.API.Token {
-			t.Errorf("%s: edge.token is not the nodes' api.token", f.name)
-		}
-		sides := map[string]bool{}
-		for i, side := range f.cfg.Edge.Sides {
-			n, ok := nodeAt(nodes, side.Node)
-			if !ok {
-				t.Errorf("%s: edge.sides[%d].node %q reaches neither node's api.listen", f.name, i, side.Node)
-				continue
-			}
-			sides[n.name] = true
-			// A route to a CC server goes to the one that follows this
-			// side's node: the one whose services run while it is Active.
-			for j, r := range side.Routes {
-				u, _ := url.Parse(r.Upstream)
-				for _, c := range ccs {
-					if h, _, _ := net.SplitHostPort(c.cfg.API.Listen); h == u.Hostname() && !reaches(c.cfg.CC.Follow, n.cfg.API.Listen) {
-						t.Errorf("%s: edge.sides[%d].routes[%d] goes to %s, which does not follow %s", f.name, i, j, c.name, n.name)
-					}
-				}
-			}
-		}
-		if len(sides) != 2 {
-			t.Errorf("%s: the sides reach %d of the 2 nodes", f.name, len(sides))
-		}
-	}
-}
-
-// same fails when get gives different values for files a and b.
-func same(t *testing.T, a, b exampleFile, what string, get func(*config.Config) any) {
+// copyExample copies the config files of examples/DIR into a new
+// directory and returns their paths there, by base name.
+func copyExample(t *testing.T, dir string) (string, map[string]string) {
 	t.Helper()
-	if va, vb := fmt.Sprintf("%+v", get(a.cfg)), fmt.Sprintf("%+v", get(b.cfg)); va != vb {
-		t.Errorf("%s differs: %s has %s, %s has %s", what, a.name, va, b.name, vb)
+	src, _ := filepath.Glob(filepath.Join(examplesDir, dir, "*.yaml"))
+	if len(src) < 2 {
+		t.Fatalf("examples/%s: %d config files", dir, len(src))
+	}
+	tmp := t.TempDir()
+	paths := map[string]string{}
+	for _, f := range src {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(tmp, filepath.Base(f))
+		if err := os.WriteFile(dst, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths[filepath.Base(f)] = dst
+	}
+	return tmp, paths
+}
+
+// editFile replaces the first match of re in path by repl; the test fails
+// if there is none.
+func editFile(t *testing.T, path, re, repl string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx := regexp.MustCompile(re)
+	loc := rx.FindIndex(data)
+	if loc == nil {
+		t.Fatalf("%s has no %s to edit", path, re)
+	}
+	out := append(append(append([]byte{}, data[:loc[0]]...), rx.ReplaceAll(data[loc[0]:loc[1]], []byte(repl))...), data[loc[1]:]...)
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// replicationShape is what both nodes must list alike: jobs, kinds, root
-// names and delete (the root paths are each node's own).
-func replicationShape(c *config.Config) any {
-	var jobs []string
-	for _, r := range c.Replication {
-		j := r.Name + " run " + strings.Join(r.Run, " ")
-		if f := r.Files; f != nil {
-			var roots []string
-			for _, root := range f.Roots {
-				roots = append(roots, root.Name)
+// checkAll runs resman config check on every config file of dir.
+func checkAll(t *testing.T, dir string) (string, string, int) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	sort.Strings(files)
+	return cli(t, append([]string{"config", "check"}, files...)...)
+}
+
+func TestConfigCheckDeployment(t *testing.T) {
+	dir, p := copyExample(t, "pair")
+	main, standby := p["xivo-main.yaml"], p["xivo-standby.yaml"]
+
+	// As shipped: each file ok, then the three together; the placeholders
+	// are warnings.
+	out, stderr, code := checkAll(t, dir)
+	if code != 0 {
+		t.Fatalf("config check of examples/pair: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, f := range p {
+		if !strings.Contains(out, f+": ok\n") || !strings.Contains(stderr, "warning: "+f+": api.token: is a placeholder") {
+			t.Errorf("%s: not ok, or no warning of its placeholder token:\n%s%s", f, out, stderr)
+		}
+	}
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); lines[len(lines)-1] != "3 files, checked together: ok" {
+		t.Errorf("the last line is not the deployment's verdict:\n%s", out)
+	}
+
+	// One file's token changed: each file is still valid, together they
+	// are not; the message names both files and the key, not the values.
+	editFile(t, standby, `(?m)^(  token:) .*$`, `$1 "standby-token-0123456789abcdef"`)
+	out, stderr, code = checkAll(t, dir)
+	want := standby + ": api.token: differs from " + main + ": api.token"
+	if code != exitFailed || !strings.Contains(stderr, want) || !strings.Contains(stderr, "1 problem(s)") {
+		t.Errorf("want exit %d and %q, got exit %d\n%s%s", exitFailed, want, code, out, stderr)
+	}
+	if strings.Contains(stderr, "standby-token") || strings.Contains(stderr, "change-me-to") {
+		t.Errorf("a token is shown:\n%s", stderr)
+	}
+	// Only the other token is a placeholder now.
+	if strings.Contains(stderr, "warning: "+standby+": api.token") {
+		t.Errorf("the new token is warned of:\n%s", stderr)
+	}
+
+	// A rule of its own: the witness joins one node only.
+	editFile(t, standby, `(?m)^(  token:) .*$`, `$1 "change-me-to-a-long-random-token"`)
+	editFile(t, p["witness.yaml"], `join: \[10\.0\.0\.1:7946, 10\.0\.0\.2:7946\]`, `join: [10.0.0.1:7946]`)
+	_, stderr, code = checkAll(t, dir)
+	want = p["witness.yaml"] + `: gossip.join: ["10.0.0.1:7946"] does not reach ` + standby + `: gossip.bind "10.0.0.2:7946"`
+	if code != exitFailed || !strings.Contains(stderr, want) {
+		t.Errorf("want exit %d and %q, got exit %d\n%s", exitFailed, want, code, stderr)
+	}
+}
+
+func TestConfigCheckDeploymentRules(t *testing.T) {
+	for _, tt := range []struct {
+		name, dir, file, re, repl string
+		code                      int
+		want                      string // FILE is the edited file's path, OTHER the main's, STANDBY the standby's
+	}{
+		{"peer names", "manual-pair", "xivo-standby.yaml", `(?m)^(  name:) xivo-main`, `$1 xivo-1`, exitFailed,
+			`FILE: peer.name: "xivo-1" is not OTHER: node.name "xivo-main"`},
+		{"peer.api", "manual-pair", "xivo-standby.yaml", `http://10\.0\.0\.1:9440`, `http://10.0.0.1:9441`, exitFailed,
+			`FILE: peer.api: "http://10.0.0.1:9441" does not reach OTHER: api.listen "10.0.0.1:9440"`},
+		{"gossip key", "pair-mds", "xivo-standby.yaml", `(?m)^(  key:) .*$`, `$1 "ixRkyckRn2MAzPkiERpX1Q=="`, exitFailed,
+			`FILE: gossip.key: differs from OTHER: gossip.key`},
+		{"version", "manual-pair-cc", "xivo-standby.yaml", `(?m)^(  version:) .*$`, `$1 "2026.1.0"`, exitFailed,
+			`FILE: node.version: differs from OTHER: node.version ("2026.1.0" here, "2025.10.3" there)`},
+		{"xds.mds", "pair-mds", "xivo-standby.yaml", `10\.0\.0\.12:5060`, `10.0.0.13:5060`, exitFailed,
+			`FILE: xds.mds[1].registrar: differs from OTHER: xds.mds[1].registrar`},
+		{"a shared xds.contact: a warning", "manual-pair-mds-edge", "xivo-standby.yaml", `sip:xivo@10\.0\.0\.2:5060`, `sip:xivo@10.0.0.1:5060`, 0,
+			`warning: FILE: xds.contact: "sip:xivo@10.0.0.1:5060" is also OTHER: xds.contact`},
+		{"a CC follower", "pair-cc", "cc-main.yaml", `(?m)^(  follow:) .*$`, `$1 http://10.0.0.2:9440`, exitFailed,
+			`cc-standby.yaml: cc.follow: follows STANDBY, as FILE does`},
+		{"the Edge's sides", "pair-cc-edge", "edge.yaml", `http://10\.0\.0\.2:9440`, `http://10.0.0.1:9440`, exitFailed,
+			`FILE: edge.sides: reach 1 of the 2 nodes`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, p := copyExample(t, tt.dir)
+			editFile(t, p[tt.file], tt.re, tt.repl)
+			out, stderr, code := checkAll(t, dir)
+			want := strings.NewReplacer("FILE", p[tt.file], "OTHER", p["xivo-main.yaml"], "STANDBY", p["xivo-standby.yaml"]).Replace(tt.want)
+			if code != tt.code || !strings.Contains(stderr, want) {
+				t.Errorf("want exit %d and %q, got exit %d\n%s%s", tt.code, want, code, out, stderr)
 			}
-			j = fmt.Sprintf("%s files %v delete=%v", r.Name, roots, f.Delete)
-		}
-		jobs = append(jobs, j)
+		})
 	}
-	return jobs
 }
 
-// nodeAt returns the node whose api.listen the URL reaches.
-func nodeAt(nodes []exampleFile, u string) (exampleFile, bool) {
-	for _, n := range nodes {
-		if reaches(u, n.cfg.API.Listen) {
-			return n, true
+// A file that fails alone is reported as when checked alone; the files
+// are then not checked together.
+func TestConfigCheckDeploymentWithABadFile(t *testing.T) {
+	dir, p := copyExample(t, "manual-pair")
+	editFile(t, p["xivo-standby.yaml"], `(?m)^(  role:) standby`, `$1 primary`)
+	out, stderr, code := checkAll(t, dir)
+	for _, want := range []string{p["xivo-standby.yaml"] + ": 1 problem(s):\nnode.role: must be main, standby or witness", "1 of 2 files", "not checked together"} {
+		if code != exitFailed || !strings.Contains(stderr, want) {
+			t.Errorf("want exit %d and %q, got exit %d\n%s%s", exitFailed, want, code, out, stderr)
 		}
 	}
-	return exampleFile{}, false
+	if !strings.Contains(out, p["xivo-main.yaml"]+": ok") {
+		t.Errorf("the good file is not reported ok:\n%s", out)
+	}
 }
 
-// reaches reports whether addr, a URL or a host:port that a client dials,
-// reaches listen, a host:port that a server binds (an empty or unspecified
-// host binds every address: then only the ports are compared).
-func reaches(addr, listen string) bool {
-	if u, err := url.Parse(addr); err == nil && u.Host != "" {
-		port := u.Port()
-		if port == "" {
-			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+// One file: as before, plus a warning for each placeholder or weak
+// secret; exit 0 all the same. A file without any prints only "ok".
+func TestConfigCheckWarnsOfWeakSecrets(t *testing.T) {
+	_, p := copyExample(t, "manual-pair-mds-edge")
+	f := p["xivo-main.yaml"]
+	out, stderr, code := cli(t, "config", "check", f)
+	if code != 0 || out != f+": ok\n" {
+		t.Fatalf("exit %d, stdout %q; want 0 and %q", code, out, f+": ok\n")
+	}
+	for _, key := range []string{"api.token", "api.users[0].password_hash", "xds.mds[0].password", "xds.mds[1].password"} {
+		if !strings.Contains(stderr, "warning: "+f+": "+key+": ") {
+			t.Errorf("no warning for %s:\n%s", key, stderr)
 		}
-		addr = net.JoinHostPort(u.Hostname(), port)
 	}
-	ah, ap, err1 := net.SplitHostPort(addr)
-	lh, lp, err2 := net.SplitHostPort(listen)
-	if err1 != nil || err2 != nil || ap != lp {
-		return false
+	if !strings.Contains(stderr, "resman gen-secret token") {
+		t.Errorf("the warnings do not say how to make a token:\n%s", stderr)
 	}
-	if ip := net.ParseIP(lh); lh == "" || ip != nil && ip.IsUnspecified() {
-		return true
+
+	editFile(t, f, `(?m)^(  token:) .*$`, `$1 "`+newAPIToken()+`"`)
+	hash, err := bcrypt.GenerateFromPassword([]byte("correct horse battery"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return ah == lh
+	editFile(t, f, `(?m)^(\s+- \{name: admin, password_hash:) .*$`, `$1 "`+strings.ReplaceAll(string(hash), "$", "$$")+`"}`)
+	editFile(t, f, `change-me-mds1-password`, `mds1-digest-pw-8c7e1`)
+	editFile(t, f, `change-me-mds2-password`, `mds2-digest-pw-31f0a`)
+	out, stderr, code = cli(t, "config", "check", f)
+	if code != 0 || out != f+": ok\n" || stderr != "" {
+		t.Errorf("with secrets of its own: exit %d\n%s%s", code, out, stderr)
+	}
 }

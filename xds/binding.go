@@ -58,7 +58,8 @@ type binding struct {
 	kick        chan struct{} // asks the loop for a REGISTER now
 	okRun       int
 	failRun     int
-	pending     bool // an unregistration is being retried
+	pending     bool      // an unregistration is being retried
+	notBefore   time.Time // no REGISTER before (Retry-After)
 }
 
 func newBinding(r *Registrar, i int, m config.MDS) (*binding, error) {
@@ -166,7 +167,7 @@ func (b *binding) loop(ctx context.Context) {
 		wait, err := b.register(ctx)
 		if err != nil {
 			attempt++
-			wait = backoff(attempt, b.r.opts.BackoffMin, b.r.opts.BackoffMax, mrand.Float64())
+			wait = max(backoff(attempt, b.r.opts.BackoffMin, b.r.opts.BackoffMax, mrand.Float64()), b.holdFor(err))
 		} else {
 			attempt = 0
 		}
@@ -203,6 +204,9 @@ func (b *binding) idle(ctx context.Context, due time.Time, held bool) bool {
 			return false
 		case <-b.kick:
 			t.Stop()
+			if b.held() > 0 {
+				continue // Retry-After first: the timer is due no sooner
+			}
 			return true
 		case <-t.C:
 		}
@@ -420,7 +424,14 @@ func (b *binding) unregister(ctx context.Context, gen uint64) error {
 		deadline = time.Now().Add(time.Duration(b.asked) * time.Second)
 	}
 	b.mu.Unlock()
-	err := b.unregisterOnce(ctx, gen)
+	var err error
+	if d := b.held(); d > 0 {
+		err = fmt.Errorf("%s: unregistration deferred by %s: the MDS asked for no REGISTER before then (Retry-After)", b.name, d.Round(time.Second))
+		b.log.Warn("unregistration deferred", "error", err)
+		b.r.emit(Event{MDS: b.name, Kind: EventUnregistered, Err: err})
+	} else {
+		err = b.unregisterOnce(ctx, gen)
+	}
 	switch {
 	case err == nil, errors.Is(err, errSuperseded):
 		return nil
@@ -439,7 +450,7 @@ func (b *binding) unregister(ctx context.Context, gen uint64) error {
 func (b *binding) retryUnregister(gen uint64, deadline time.Time) {
 	ctx := b.r.base
 	for attempt := 1; ; attempt++ {
-		wait := backoff(attempt, b.r.opts.BackoffMin, b.r.opts.BackoffMax, mrand.Float64())
+		wait := max(backoff(attempt, b.r.opts.BackoffMin, b.r.opts.BackoffMax, mrand.Float64()), b.held())
 		next := time.Now().Add(wait)
 		b.mu.Lock()
 		if b.gen != gen {
@@ -464,13 +475,19 @@ func (b *binding) retryUnregister(gen uint64, deadline time.Time) {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-b.kick: // reachable again: at once
+		case <-b.kick: // reachable again: at once, unless Retry-After holds
 			t.Stop()
+			if d := b.held(); d > 0 {
+				attempt--
+				continue
+			}
 		case <-t.C:
 		}
-		if err := b.unregisterOnce(ctx, gen); err == nil || errors.Is(err, errSuperseded) || ctx.Err() != nil {
+		err := b.unregisterOnce(ctx, gen)
+		if err == nil || errors.Is(err, errSuperseded) || ctx.Err() != nil {
 			return
 		}
+		b.holdFor(err)
 	}
 }
 
@@ -895,8 +912,55 @@ func (b *binding) responseError(res *sip.Response, what, detail string) *Respons
 	switch res.StatusCode {
 	case 401, 403, 407:
 		e.Hint = fmt.Sprintf("check xds.mds[%d].user/password", b.idx)
+	case 500, 503, 480, 486:
+		if d := retryAfter(res); d > 0 {
+			e.RetryAfter = d
+			e.Hint = fmt.Sprintf("the MDS asks to retry after %ds", int(d/time.Second))
+		}
 	}
 	return e
+}
+
+// maxRetryAfter caps what an MDS may ask: a mistaken Retry-After of days
+// must not keep the PBX off it that long.
+const maxRetryAfter = time.Hour
+
+// retryAfter reads the Retry-After header (RFC 3261 20.33: seconds, then
+// an optional comment and parameters); 0 if absent or unreadable.
+func retryAfter(res *sip.Response) time.Duration {
+	h := res.GetHeader("Retry-After")
+	if h == nil {
+		return 0
+	}
+	v := strings.TrimSpace(h.Value())
+	end := 0
+	for end < len(v) && v[end] >= '0' && v[end] <= '9' {
+		end++
+	}
+	n, err := strconv.Atoi(v[:end])
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second, maxRetryAfter)
+}
+
+// holdFor records the Retry-After carried by err, if any: no REGISTER to
+// this MDS before it has passed. It returns the delay left.
+func (b *binding) holdFor(err error) time.Duration {
+	var re *ResponseError
+	if errors.As(err, &re) && re.RetryAfter > 0 {
+		b.mu.Lock()
+		b.notBefore = time.Now().Add(re.RetryAfter)
+		b.mu.Unlock()
+	}
+	return b.held()
+}
+
+// held is how long Retry-After still forbids a REGISTER, 0 if not.
+func (b *binding) held() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return max(0, time.Until(b.notBefore))
 }
 
 func (b *binding) malformed(res *sip.Response, detail string) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Kinds of ResponseError.
@@ -26,6 +27,9 @@ type ResponseError struct {
 	Reason     string
 	Detail     string // e.g. "after authentication", "invalid Expires header"
 	Hint       string // e.g. "check xds.mds[0].user/password"
+	// RetryAfter is the delay the MDS asked for (Retry-After on a 500,
+	// 503, 480 or 486), 0 if none.
+	RetryAfter time.Duration
 }
 
 func (e *ResponseError) Error() string {

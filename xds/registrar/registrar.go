@@ -64,6 +64,9 @@ type Knobs struct {
 	Delay time.Duration
 	// FailCode answers every REGISTER with this status (e.g. 503). 0: off.
 	FailCode int
+	// RetryAfter adds Retry-After: RetryAfter (seconds) to the FailCode
+	// answers. 0: none.
+	RetryAfter int
 	// Drop never answers anything (a hung registrar).
 	Drop bool
 }
@@ -300,7 +303,11 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if k.FailCode != 0 {
-		s.reply(tx, req, k.FailCode)
+		res := sip.NewResponseFromRequest(req, k.FailCode, reason(k.FailCode), nil)
+		if k.RetryAfter > 0 {
+			res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(k.RetryAfter)))
+		}
+		s.respond(tx, res)
 		return
 	}
 	if s.opts.User != "" {
@@ -574,6 +581,8 @@ func reason(code int) string {
 		return "Interval Too Brief"
 	case 480:
 		return "Temporarily Unavailable"
+	case 486:
+		return "Busy Here"
 	case 500:
 		return "Server Internal Error"
 	case 503:

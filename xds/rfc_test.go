@@ -1,0 +1,69 @@
+package xds
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/xds/registrar"
+)
+
+// A refusal with Retry-After (503, 500, 480, 486) holds every REGISTER to
+// that MDS until it has passed (RFC 3261 21.5.4 and 20.33), whatever the
+// backoff, a kick or a probe say.
+func TestRetryAfterHonoured(t *testing.T) {
+	for _, code := range []int{503, 500, 480, 486} {
+		t.Run(strings.ReplaceAll(registrarReason(code), " ", "_"), func(t *testing.T) {
+			t.Parallel()
+			srv := startRegistrar(t, "udp", registrar.Options{Knobs: registrar.Knobs{FailCode: code, RetryAfter: 120}})
+			rec := newRecorder()
+			opts := fastOptions(nil, rec) // backoff 20ms to 200ms
+			r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
+			r.Activate(1)
+			ev, _ := rec.wait(t, 0, 5*time.Second, kind("mds1", EventFailed))
+			if ev.Err == nil || !strings.HasSuffix(ev.Err.Error(), "(the MDS asks to retry after 120s)") {
+				t.Errorf("failure = %v", ev.Err)
+			}
+			if st := r.Status()[0]; st.NextRefresh.Before(time.Now().Add(110 * time.Second)) {
+				t.Errorf("next REGISTER at %s, want 120s after the refusal", st.NextRefresh)
+			}
+			// The MDS recovers, and answers probes all along (kicks are
+			// tried by a probe flip below): still nothing is sent to it.
+			// Watched for 10 backoff ceilings, a bounded negative
+			// observation: without Retry-After the backoff (200ms at most)
+			// would have sent several.
+			srv.SetKnobs(registrar.Knobs{Drop: true})
+			rec.wait(t, 0, 5*time.Second, kind("mds1", EventUnreachable))
+			srv.SetKnobs(registrar.Knobs{})
+			n := len(rec.all())
+			rec.wait(t, n, 5*time.Second, kind("mds1", EventReachable))
+			time.Sleep(10 * opts.BackoffMax)
+			if got := srv.Stats().Registers; got != 1 {
+				t.Errorf("%d REGISTERs, want 1 (no other before Retry-After)", got)
+			}
+			// Nor an unregistration: it is deferred, and Deactivate says so.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if err := r.Deactivate(ctx); err == nil || !strings.Contains(err.Error(), "mds1: unregistration deferred by ") || !strings.HasSuffix(err.Error(), "(Retry-After)") {
+				t.Errorf("Deactivate = %v", err)
+			}
+			if got := srv.Stats().Registers; got != 1 {
+				t.Errorf("%d REGISTERs after Deactivate, want 1", got)
+			}
+		})
+	}
+}
+
+func registrarReason(code int) string {
+	switch code {
+	case 503:
+		return "503 Service Unavailable"
+	case 500:
+		return "500 Server Internal Error"
+	case 480:
+		return "480 Temporarily Unavailable"
+	}
+	return "486 Busy Here"
+}

@@ -138,4 +138,3 @@ func TestReachableAgainRegistersAtOnce(t *testing.T) {
 		t.Errorf("status = %+v", st)
 	}
 }
-

@@ -36,6 +36,7 @@ type binding struct {
 	transport string  // UDP or TCP
 	aor       sip.Uri // To and From: sip:user@registrar-host
 	callID    string  // constant for the binding's life
+	timerF    time.Duration
 	fromTag   string
 	log       *slog.Logger
 
@@ -104,7 +105,22 @@ func newBinding(r *Registrar, i int, m config.MDS) (*binding, error) {
 		log:       r.log.With("mds", name),
 		asked:     expires,
 		kick:      make(chan struct{}, 1),
+		timerF:    timerF(r.opts, name),
 	}, nil
+}
+
+// timerF is the Timer F of the MDS named name: from Options.MDSTimers,
+// else Options.Timers, else RFC 3261's 64*T1 with T1 500ms.
+func timerF(o Options, name string) time.Duration {
+	for _, t := range []Timers{o.MDSTimers[name], o.Timers} {
+		switch {
+		case t.TimerF > 0:
+			return t.TimerF
+		case t.T1 > 0:
+			return 64 * t.T1
+		}
+	}
+	return 64 * DefaultT1
 }
 
 // start launches the registration loop.
@@ -713,21 +729,51 @@ func (b *binding) notHeld(res *sip.Response, listed int) error {
 		Detail: "lists " + n + ", not ours (" + b.r.contact.String() + ")"}
 }
 
-// do runs one transaction within RequestTimeout.
+// do runs one transaction: it waits RequestTimeout for an answer, and
+// once a provisional one came (100 Trying), up to Timer F from the start
+// for the final one (RFC 3261 17.1.2.2). ctx bounds it all.
 func (b *binding) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	timeout := b.r.opts.RequestTimeout
-	tctx, cancel := context.WithTimeout(ctx, timeout)
+	first := min(b.r.opts.RequestTimeout, b.timerF)
+	tctx, cancel := context.WithTimeout(ctx, b.timerF)
 	defer cancel()
-	res, err := b.r.client.Do(tctx, req)
-	switch {
-	case err == nil:
-		return res, nil
-	case ctx.Err() != nil:
-		return nil, fmt.Errorf("%s: %s: %w", b.name, req.Method, ctx.Err())
-	case tctx.Err() != nil, errors.Is(err, sip.ErrTransactionTimeout):
-		return nil, fmt.Errorf("%s: no response to %s from %s within %s: %w", b.name, req.Method, b.where(), timeout, context.DeadlineExceeded)
-	default:
+	tx, err := b.r.client.TransactionRequest(tctx, req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: %s: %w", b.name, req.Method, ctx.Err())
+		}
 		return nil, fmt.Errorf("%s: %s to %s: %w", b.name, req.Method, b.where(), err)
+	}
+	defer tx.Terminate()
+	answer := time.NewTimer(first)
+	defer answer.Stop()
+	var prov *sip.Response
+	for {
+		select {
+		case res := <-tx.Responses():
+			if !res.IsProvisional() {
+				return res, nil
+			}
+			if prov == nil {
+				prov = res
+				answer.Stop() // from now on Timer F (tctx) bounds the wait
+			}
+			continue
+		case <-answer.C:
+		case <-tx.Done():
+			err = tx.Err()
+		case <-tctx.Done():
+		}
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("%s: %s: %w", b.name, req.Method, ctx.Err())
+		case prov != nil && (err == nil || tctx.Err() != nil || errors.Is(err, sip.ErrTransactionTimeout)):
+			return nil, fmt.Errorf("%s: no final response to %s from %s: %d %s, then nothing within %s: %w",
+				b.name, req.Method, b.where(), prov.StatusCode, prov.Reason, b.timerF, context.DeadlineExceeded)
+		case err == nil, tctx.Err() != nil, errors.Is(err, sip.ErrTransactionTimeout):
+			return nil, fmt.Errorf("%s: no response to %s from %s within %s: %w", b.name, req.Method, b.where(), first, context.DeadlineExceeded)
+		default:
+			return nil, fmt.Errorf("%s: %s to %s: %w", b.name, req.Method, b.where(), err)
+		}
 	}
 }
 

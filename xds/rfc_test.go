@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -66,4 +67,35 @@ func registrarReason(code int) string {
 		return "480 Temporarily Unavailable"
 	}
 	return "486 Busy Here"
+}
+
+// A provisional answer (100 Trying) extends the wait for the final one from
+// RequestTimeout to Timer F (64*T1, RFC 3261 17.1.2.2), per MDS.
+func TestProvisionalExtendsTheWait(t *testing.T) {
+	srv := startRegistrar(t, "udp", registrar.Options{Knobs: registrar.Knobs{Trying: true, Delay: time.Second}})
+	slow := startRegistrar(t, "udp", registrar.Options{Knobs: registrar.Knobs{Trying: true, Delay: time.Minute}})
+	rec := newRecorder()
+	opts := fastOptions(nil, rec)
+	opts.RequestTimeout = 200 * time.Millisecond // far below the 1s Delay
+	opts.ProbeInterval = time.Hour
+	opts.MDSTimers = map[string]Timers{"slow": {T1: 10 * time.Millisecond}} // Timer F 640ms
+	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+		mds("mds1", srv.Addr(), "udp", "", ""),
+		mds("slow", slow.Addr(), "udp", "", ""),
+	}}, opts)
+	r.Activate(1)
+	ev, _ := rec.wait(t, 0, 5*time.Second, func(ev Event) bool {
+		return ev.MDS == "mds1" && (ev.Kind == EventRegistered || ev.Kind == EventFailed)
+	})
+	if ev.Kind != EventRegistered {
+		t.Errorf("mds1: %+v, want registered after 100 Trying then 200 a second later", ev)
+	}
+	ev, _ = rec.wait(t, 0, 5*time.Second, kind("slow", EventFailed))
+	const want = "slow: no final response to REGISTER from udp " // ... after 100 Trying within 640ms
+	if ev.Err == nil || !strings.HasPrefix(ev.Err.Error(), want) || !strings.Contains(ev.Err.Error(), ": 100 Trying, then nothing within 640ms") {
+		t.Errorf("slow: %v", ev.Err)
+	}
+	if !errors.Is(ev.Err, context.DeadlineExceeded) {
+		t.Errorf("slow: %v is not a timeout", ev.Err)
+	}
 }

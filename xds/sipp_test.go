@@ -247,3 +247,28 @@ func TestSippMalformedResponses(t *testing.T) {
 	}
 	s.wait(t)
 }
+
+// An MDS answering 100 Trying, then 200 OK 3s later, registers: the
+// provisional answer extends the wait from RequestTimeout (500ms here) to
+// Timer F (32s by default).
+func TestSippTryingThenOKAfter3s(t *testing.T) {
+	t.Parallel() // mostly waits for sipp's pause
+	s := startSipp(t, "register_trying.xml", freePort(t))
+	rec := newRecorder()
+	r := newSippXDS(t, s.addr, "unused", rec, nil)
+	start := time.Now()
+	r.Activate(1)
+	ev, _ := rec.wait(t, 0, 10*time.Second, func(ev Event) bool { return ev.Kind == EventRegistered || ev.Kind == EventFailed })
+	if ev.Kind != EventRegistered {
+		t.Fatalf("registration: %+v", ev)
+	}
+	if took := time.Since(start); took < 3*time.Second {
+		t.Errorf("registered after %s: sipp pauses 3s before its 200", took)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Deactivate(ctx); err != nil {
+		t.Errorf("Deactivate: %v", err)
+	}
+	s.wait(t)
+}

@@ -38,6 +38,7 @@ const (
 	DefaultRise           = 2
 	DefaultFall           = 2
 	DefaultVerifyInterval = 10 * time.Second
+	DefaultT1             = 500 * time.Millisecond // RFC 3261's; Timer F is 64*T1
 	// DefaultExpires is asked of an MDS whose config names none.
 	DefaultExpires = 120
 )
@@ -95,6 +96,22 @@ type Options struct {
 	// Equal to our own contact (a shared contact), this node never
 	// unregisters. Default: none.
 	PeerContact string
+
+	// Timers of the SIP transactions, for every MDS; MDSTimers overrides
+	// them for the MDS of that name. Defaults: RFC 3261's.
+	Timers    Timers
+	MDSTimers map[string]Timers
+}
+
+// Timers of the non-INVITE transactions with an MDS (RFC 3261 17.1.2).
+// An MDS that sends a provisional answer (100 Trying) is waited for up to
+// TimerF in all, instead of RequestTimeout.
+type Timers struct {
+	// T1 is the round-trip estimate. Default: 500ms.
+	T1 time.Duration
+	// TimerF bounds a transaction. Default: 64*T1, 32s with the default
+	// T1; at most sipgo's own Timer F (64 times its T1, 32s).
+	TimerF time.Duration
 }
 
 // Registrar registers this node to every configured MDS while active.

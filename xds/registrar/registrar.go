@@ -62,6 +62,9 @@ type Knobs struct {
 	MinExpires int
 	// Delay holds every answer this long.
 	Delay time.Duration
+	// Trying answers every REGISTER with 100 Trying at once, before Delay
+	// and the final answer.
+	Trying bool
 	// FailCode answers every REGISTER with this status (e.g. 503). 0: off.
 	FailCode int
 	// RetryAfter adds Retry-After: RetryAfter (seconds) to the FailCode
@@ -299,6 +302,9 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	s.stats.Registers++
 	k := s.knobs
 	s.mu.Unlock()
+	if k.Trying && !k.Drop {
+		s.respond(tx, sip.NewResponseFromRequest(req, 100, "Trying", nil))
+	}
 	if !s.hold(k) {
 		return
 	}

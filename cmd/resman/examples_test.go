@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -85,12 +86,46 @@ func TestExamples(t *testing.T) {
 			for _, p := range append(errs, warnings...) {
 				t.Errorf("%s", p)
 			}
-			// And so says config check, given them all.
-			out, stderr, code := cli(t, append([]string{"config", "check"}, yamls[dir]...)...)
-			if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), ": ok") {
-				t.Errorf("resman config check %s: exit %d\n%s%s", strings.Join(yamls[dir], " "), code, out, stderr)
-			}
+			// And so says config check, given them all, as the README
+			// shows it.
+			checkREADMECommand(t, dir, yamls[dir])
 		})
+	}
+}
+
+// readmeCheckRE finds the README's command that checks the files together
+// ("$ resman config check a.yaml b.yaml") and the output shown after it,
+// up to the end of its block.
+var readmeCheckRE = regexp.MustCompile("(?m)^\\$ resman config check ((?:[a-z-]+\\.yaml ?){2,})\n((?:[^`].*\n)*)```")
+
+// checkREADMECommand runs the README's command that checks every config
+// file of dir together, and compares its output with the README's.
+func checkREADMECommand(t *testing.T, dir string, yamls []string) {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := readmeCheckRE.FindStringSubmatch(string(readme))
+	if m == nil {
+		t.Errorf("%s/README.md does not show how to check its files together: \"$ resman config check A.yaml B.yaml...\" and its output", dir)
+		return
+	}
+	names := strings.Fields(m[1])
+	var want []string
+	for _, f := range yamls {
+		want = append(want, filepath.Base(f))
+	}
+	if a, b := slices.Sorted(slices.Values(names)), slices.Sorted(slices.Values(want)); !slices.Equal(a, b) {
+		t.Errorf("%s/README.md checks %v together, want every file of the directory %v", dir, a, b)
+	}
+	args := []string{"config", "check"}
+	for _, n := range names {
+		args = append(args, filepath.Join(dir, n))
+	}
+	out, stderr, code := cli(t, args...)
+	if got := strings.ReplaceAll(out, dir+string(filepath.Separator), ""); code != 0 || got != m[2] {
+		t.Errorf("resman config check %s: exit %d, printed\n%s%s\nwant exit 0 and, as %s/README.md shows,\n%s", m[1], code, got, stderr, dir, m[2])
 	}
 }
 

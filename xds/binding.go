@@ -2,13 +2,18 @@ package xds
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -599,13 +604,9 @@ func (b *binding) exchange(ctx context.Context, contact *sip.Uri, expires int) (
 			if res.StatusCode == 407 {
 				chalName, credName = "Proxy-Authenticate", "Proxy-Authorization"
 			}
-			h := res.GetHeader(chalName)
-			if h == nil {
-				return res, expires, b.malformed(res, "no "+chalName+" header")
-			}
-			chal, err := digest.ParseChallenge(h.Value())
+			chal, err := b.pickChallenge(res, chalName)
 			if err != nil {
-				return res, expires, b.malformed(res, "unreadable "+chalName+" header")
+				return res, expires, err
 			}
 			if b.user == "" {
 				e := b.responseError(res, what, "")
@@ -618,13 +619,7 @@ func (b *binding) exchange(ctx context.Context, contact *sip.Uri, expires int) (
 				}
 				stale++
 			}
-			chal.Algorithm = strings.ToUpper(chal.Algorithm)
-			cred, err := digest.Digest(chal, digest.Options{
-				Method:   string(sip.REGISTER),
-				URI:      req.Recipient.String(),
-				Username: b.user,
-				Password: b.password,
-			})
+			cred, err := answerChallenge(chal, string(sip.REGISTER), req.Recipient.String(), b.user, b.password)
 			if err != nil {
 				// digest errors name the algorithm or qop, never the secret.
 				return res, expires, fmt.Errorf("%s: cannot answer the challenge in %s: %w", b.name, res.StartLine(), err)
@@ -650,6 +645,102 @@ func (b *binding) exchange(ctx context.Context, contact *sip.Uri, expires int) (
 		}
 	}
 	return nil, expires, fmt.Errorf("%s: REGISTER to %s: gave up after %d challenges", b.name, b.where(), maxRounds)
+}
+
+// digestRank orders the digest algorithms we answer, by strength, without
+// their -sess suffix; "" is MD5 (RFC 2617).
+var digestRank = map[string]int{"": 1, "MD5": 1, "SHA-256": 2, "SHA-512-256": 3}
+
+// pickChallenge reads every challenge (header name) of res and returns the
+// one we answer: the strongest algorithm among those we support with qop
+// auth or none. None readable is malformed; none supported is
+// KindUnsupported, saying why each was not.
+func (b *binding) pickChallenge(res *sip.Response, name string) (*digest.Challenge, error) {
+	hs := res.GetHeaders(name)
+	if len(hs) == 0 {
+		return nil, b.malformed(res, "no "+name+" header")
+	}
+	var (
+		best     *digest.Challenge
+		bestRank int
+		why      []string
+		readable bool
+	)
+	for _, h := range hs {
+		chal, err := digest.ParseChallenge(h.Value())
+		if err != nil {
+			continue
+		}
+		readable = true
+		alg := strings.ToUpper(chal.Algorithm)
+		base, sess := strings.CutSuffix(alg, "-SESS")
+		rank, known := digestRank[base]
+		var no string
+		switch {
+		case !known:
+			no = "algorithm " + chal.Algorithm + " is not supported"
+		case len(chal.QOP) > 0 && !chal.SupportsQOP("auth"):
+			no = "qop " + strings.Join(chal.QOP, ",") + " is not supported"
+		case sess && len(chal.QOP) == 0:
+			no = "algorithm " + chal.Algorithm + " without qop is not supported"
+		}
+		if no != "" {
+			if !slices.Contains(why, no) {
+				why = append(why, no)
+			}
+			continue
+		}
+		if rank > bestRank {
+			best, bestRank = chal, rank
+		}
+	}
+	switch {
+	case best != nil:
+		return best, nil
+	case !readable:
+		return nil, b.malformed(res, "unreadable "+name+" header")
+	}
+	return nil, &ResponseError{MDS: b.name, Kind: KindUnsupported, StatusCode: res.StatusCode, Reason: res.Reason,
+		Detail: strings.Join(why, "; ")}
+}
+
+// answerChallenge computes the digest credentials for chal (RFC 7616,
+// RFC 2617): qop auth when offered, else none; for a -sess algorithm A1
+// is H(H(user:realm:password):nonce:cnonce).
+func answerChallenge(chal *digest.Challenge, method, uri, user, password string) (*digest.Credentials, error) {
+	alg := strings.ToUpper(chal.Algorithm)
+	base, sess := strings.CutSuffix(alg, "-SESS")
+	c := *chal
+	c.Algorithm = base
+	c.QOP = nil
+	if chal.SupportsQOP("auth") {
+		c.QOP = []string{"auth"}
+	}
+	o := digest.Options{Method: method, URI: uri, Username: user, Password: password, Cnonce: randHex(8), Count: 1}
+	if sess {
+		newHash := sha256.New
+		switch base {
+		case "MD5":
+			newHash = md5.New
+		case "SHA-512-256":
+			newHash = sha512.New512_256
+		}
+		o.A1 = hexHash(newHash, hexHash(newHash, user+":"+chal.Realm+":"+password)+":"+chal.Nonce+":"+o.Cnonce)
+	}
+	cred, err := digest.Digest(&c, o)
+	if err != nil {
+		return nil, err
+	}
+	if chal.Algorithm != "" {
+		cred.Algorithm = chal.Algorithm // as offered, -sess included
+	}
+	return cred, nil
+}
+
+func hexHash(newHash func() hash.Hash, s string) string {
+	h := newHash()
+	h.Write([]byte(s))
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // granted reads the Expires granted by a final answer to REGISTER: the

@@ -10,10 +10,11 @@ import (
 
 // Kinds of ResponseError.
 const (
-	KindRefused    = "refused"    // a 4xx, 5xx or 6xx final answer
-	KindUnexpected = "unexpected" // an answer REGISTER should not get (3xx)
-	KindMalformed  = "malformed"  // an answer that cannot be used as it is
-	KindNotHeld    = "not held"   // a 200 OK whose list of bindings lacks our contact
+	KindRefused     = "refused"     // a 4xx, 5xx or 6xx final answer
+	KindUnexpected  = "unexpected"  // an answer REGISTER should not get (3xx)
+	KindMalformed   = "malformed"   // an answer that cannot be used as it is
+	KindNotHeld     = "not held"    // a 200 OK whose list of bindings lacks our contact
+	KindUnsupported = "unsupported" // a challenge we cannot answer (algorithm, qop)
 )
 
 // ResponseError is an MDS answer that is not the success asked for. Its
@@ -46,6 +47,8 @@ func (e *ResponseError) Error() string {
 		s.WriteString(": unexpected response to REGISTER: ")
 	case KindNotHeld:
 		s.WriteString(": registration not held: ")
+	case KindUnsupported:
+		s.WriteString(": cannot answer the challenge in ")
 	default:
 		s.WriteString(": malformed response to REGISTER: ")
 	}

@@ -99,3 +99,77 @@ func TestProvisionalExtendsTheWait(t *testing.T) {
 		t.Errorf("slow: %v is not a timeout", ev.Err)
 	}
 }
+
+// Every challenge of the answer is considered and the strongest algorithm
+// we support is answered; -sess variants are supported.
+func TestStrongestChallengeAnswered(t *testing.T) {
+	for _, tc := range []struct {
+		offered []string
+		want    string
+	}{
+		{[]string{"MD5", "SHA-256"}, "SHA-256"},
+		{[]string{"SHA-256", "MD5"}, "SHA-256"},
+		{[]string{"MD5", "SHA-512-256", "SHA-256"}, "SHA-512-256"},
+		{[]string{"MD5-sess"}, "MD5-sess"},
+		{[]string{"MD5", "SHA-256-sess"}, "SHA-256-sess"},
+		{[]string{"SHA-1", "MD5"}, "MD5"},
+	} {
+		t.Run(strings.Join(tc.offered, ","), func(t *testing.T) {
+			for _, proxy := range []bool{false, true} {
+				srv := startRegistrar(t, "udp", registrar.Options{User: "pbx", Password: "pw", Algorithms: tc.offered, ProxyAuth: proxy})
+				rec := newRecorder()
+				opts := fastOptions(nil, rec)
+				opts.ProbeInterval = time.Hour
+				r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
+				r.Activate(1)
+				ev, _ := rec.wait(t, 0, 5*time.Second, func(ev Event) bool { return ev.Kind == EventRegistered || ev.Kind == EventFailed })
+				if ev.Kind != EventRegistered {
+					t.Fatalf("proxy %v: %+v", proxy, ev)
+				}
+				if got := srv.Stats().Algorithm; got != tc.want {
+					t.Errorf("proxy %v: answered %q, want %q", proxy, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// Challenges we cannot answer are said to be so, not taken for a wrong
+// password.
+func TestUnsupportedChallengeSaidSo(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts registrar.Options
+		want string
+	}{
+		{"auth-int", registrar.Options{QOP: "auth-int"},
+			"mds1: cannot answer the challenge in 401 Unauthorized: qop auth-int is not supported"},
+		{"SHA-1", registrar.Options{Algorithms: []string{"SHA-1"}},
+			"mds1: cannot answer the challenge in 401 Unauthorized: algorithm SHA-1 is not supported"},
+		{"sess without qop", registrar.Options{Algorithms: []string{"MD5-sess"}, NoQOP: true},
+			"mds1: cannot answer the challenge in 401 Unauthorized: algorithm MD5-sess without qop is not supported"},
+		{"two unsupported", registrar.Options{Algorithms: []string{"SHA-1", "MD5"}, QOP: "auth-int"},
+			"mds1: cannot answer the challenge in 401 Unauthorized: algorithm SHA-1 is not supported; qop auth-int is not supported"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.User, tc.opts.Password = "pbx", "pw"
+			srv := startRegistrar(t, "udp", tc.opts)
+			rec := newRecorder()
+			opts := fastOptions(nil, rec)
+			opts.ProbeInterval = time.Hour
+			r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
+			r.Activate(1)
+			ev, _ := rec.wait(t, 0, 5*time.Second, kind("mds1", EventFailed))
+			if ev.Err == nil || ev.Err.Error() != tc.want {
+				t.Errorf("error = %v, want %q", ev.Err, tc.want)
+			}
+			var re *ResponseError
+			if !errors.As(ev.Err, &re) || re.Kind != KindUnsupported || re.StatusCode != 401 {
+				t.Errorf("error %#v is not an unsupported-challenge ResponseError", ev.Err)
+			}
+			if srv.Stats().Registers != 1 {
+				t.Errorf("%d REGISTERs before the failure, want 1 (no answer to send)", srv.Stats().Registers)
+			}
+		})
+	}
+}

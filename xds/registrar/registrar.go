@@ -10,11 +10,15 @@ package registrar
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net"
@@ -45,6 +49,14 @@ type Options struct {
 	ProxyAuth bool
 	// NoQOP leaves qop out of the challenge (RFC 2069 style digest).
 	NoQOP bool
+	// QOP replaces the qop of the challenge (default "auth"), e.g.
+	// "auth-int" to play a registrar that insists on it (answers with
+	// auth-int are then refused: this server does not check bodies).
+	QOP string
+	// Algorithms are the challenges offered, one header each, in this
+	// order: MD5, MD5-sess, SHA-256, SHA-256-sess, SHA-512-256,
+	// SHA-512-256-sess. Default: MD5 alone.
+	Algorithms []string
 	// DefaultExpires is granted when a REGISTER names none. Default: 3600.
 	DefaultExpires int
 	// Knobs are the initial misbehaviours; see SetKnobs.
@@ -89,6 +101,8 @@ type Binding struct {
 type Stats struct {
 	Registers int // every REGISTER, challenged or not
 	Options   int
+	// Algorithm of the last digest answer accepted.
+	Algorithm string
 }
 
 // Server is a registrar. Its methods are safe for concurrent use.
@@ -371,27 +385,62 @@ func (s *Server) authorized(req *sip.Request) (ok, stale bool) {
 	if !known || now.After(exp) {
 		return false, true
 	}
+	base, sess := strings.CutSuffix(strings.ToUpper(cred.Algorithm), "-SESS")
+	newHash := hashOf(base)
+	if newHash == nil || (cred.QOP != "" && cred.QOP != "auth") || (sess && cred.QOP == "") {
+		return false, false
+	}
 	chal := &digest.Challenge{
 		Realm:     cred.Realm,
 		Nonce:     cred.Nonce,
 		Opaque:    cred.Opaque,
-		Algorithm: cred.Algorithm,
+		Algorithm: base,
 	}
 	if cred.QOP != "" {
 		chal.QOP = []string{cred.QOP}
 	}
-	want, err := digest.Digest(chal, digest.Options{
+	o := digest.Options{
 		Method:   string(req.Method),
 		URI:      cred.URI,
 		Username: s.opts.User,
 		Password: s.opts.Password,
 		Cnonce:   cred.Cnonce,
 		Count:    cred.Nc,
-	})
+	}
+	if sess { // RFC 7616 3.4.2: A1 = H(user:realm:password):nonce:cnonce
+		o.A1 = hexHash(newHash, hexHash(newHash, s.opts.User+":"+cred.Realm+":"+s.opts.Password)+":"+cred.Nonce+":"+cred.Cnonce)
+	}
+	want, err := digest.Digest(chal, o)
 	if err != nil {
 		return false, false
 	}
-	return subtle.ConstantTimeCompare([]byte(want.Response), []byte(cred.Response)) == 1, false
+	if subtle.ConstantTimeCompare([]byte(want.Response), []byte(cred.Response)) != 1 {
+		return false, false
+	}
+	s.mu.Lock()
+	s.stats.Algorithm = cred.Algorithm
+	s.mu.Unlock()
+	return true, false
+}
+
+// hashOf is the hash of a digest algorithm without its -sess, nil if
+// unknown.
+func hashOf(alg string) func() hash.Hash {
+	switch alg {
+	case "", "MD5":
+		return md5.New
+	case "SHA-256":
+		return sha256.New
+	case "SHA-512-256":
+		return sha512.New512_256
+	}
+	return nil
+}
+
+func hexHash(newHash func() hash.Hash, s string) string {
+	h := newHash()
+	h.Write([]byte(s))
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func (s *Server) challenge(tx sip.ServerTransaction, req *sip.Request, stale bool) {
@@ -408,16 +457,25 @@ func (s *Server) challenge(tx sip.ServerTransaction, req *sip.Request, stale boo
 	s.nonces[nonce] = now.Add(nonceLifetime)
 	s.mu.Unlock()
 
-	chal := digest.Challenge{Realm: s.opts.Realm, Nonce: nonce, Algorithm: "MD5", Stale: stale}
-	if !s.opts.NoQOP {
-		chal.QOP = []string{"auth"}
-	}
 	code, hdr := 401, "WWW-Authenticate"
 	if s.opts.ProxyAuth {
 		code, hdr = 407, "Proxy-Authenticate"
 	}
 	res := sip.NewResponseFromRequest(req, code, reason(code), nil)
-	res.AppendHeader(sip.NewHeader(hdr, chal.String()))
+	algs := s.opts.Algorithms
+	if len(algs) == 0 {
+		algs = []string{"MD5"}
+	}
+	for _, alg := range algs {
+		chal := digest.Challenge{Realm: s.opts.Realm, Nonce: nonce, Algorithm: alg, Stale: stale}
+		switch {
+		case s.opts.QOP != "":
+			chal.QOP = []string{s.opts.QOP}
+		case !s.opts.NoQOP:
+			chal.QOP = []string{"auth"}
+		}
+		res.AppendHeader(sip.NewHeader(hdr, chal.String()))
+	}
 	s.respond(tx, res)
 }
 

@@ -14,12 +14,16 @@
 //     mode, mtime, SHA-256), the receiver (Receiver, mounted on the
 //     Standby's API) answers which files it lacks or holds different, and
 //     only those are uploaded, in chunks that fit one API request. The
-//     receiver verifies each file's hash, replaces it atomically (temp file
-//     in the same directory, fsync, rename, fsync of the directory), and
-//     with delete removes what the manifest does not list. It writes only
-//     under its own configured roots: paths with "..", absolute paths, NUL
-//     and control characters are refused, no symlink is followed or
-//     created, and a temp file never outlives a failed transfer.
+//     receiver verifies each file's hash into a temp file in the same
+//     directory and applies the transfer whole at its commit (rename over
+//     the target, fsync of the directory; with delete, removal of what the
+//     manifest does not list), or nothing of it: a refused request poisons
+//     its session, and every request checks again that the node is
+//     Inactive. It writes only under its own configured roots: paths with
+//     "..", absolute paths, NUL and control characters are refused, no
+//     symlink is followed or created, the roots never grow past
+//     max_total_mib as counted on disk, and a temp file never outlives a
+//     failed transfer.
 //
 // Every run ends in a Result: start, duration, ok or failed, error, bytes
 // sent, files changed. The Runner keeps the last Result of each job in a

@@ -216,11 +216,13 @@ func TestFilesPathTraversalRefused(t *testing.T) {
 		if code != http.StatusBadRequest || !strings.Contains(out, "invalid path") {
 			t.Errorf("%q: %d %s", bad, code, out)
 		}
-		// Not asked for: an upload of it is refused too.
+		// Not asked for, and the session refused: an upload of it is
+		// refused too.
 		if code, out := p.chunk(s, bad, 0, []byte("evil")); code != http.StatusConflict {
 			t.Errorf("upload %q: %d %s", bad, code, out)
 		}
 		for _, typ := range []string{typeDir, typeOther} {
+			s := p.begin()
 			if code, out := p.manifest(s, entry{Path: bad, Type: typ}); code != http.StatusBadRequest {
 				t.Errorf("%s %q: %d %s", typ, bad, code, out)
 			}
@@ -244,7 +246,6 @@ func TestFilesSymlinkEscapeRefused(t *testing.T) {
 	must(t, os.Mkdir(filepath.Join(p.dst, "real"), 0o755))
 	must(t, os.Symlink("real", filepath.Join(p.dst, "inner-link")))
 
-	s := p.begin()
 	for _, e := range []entry{
 		fileEntry("link/evil.conf", []byte("evil")),
 		fileEntry("link/target.conf", []byte("evil")),
@@ -254,6 +255,7 @@ func TestFilesSymlinkEscapeRefused(t *testing.T) {
 		{Path: "link", Type: typeDir, Mode: 0o755},
 		{Path: "link/sub", Type: typeDir, Mode: 0o755},
 	} {
+		s := p.begin()
 		code, out := p.manifest(s, e)
 		if code != http.StatusUnprocessableEntity || !strings.Contains(out, "symlink") {
 			t.Errorf("%s %q: %d %s", e.Type, e.Path, code, out)
@@ -283,13 +285,18 @@ func TestFilesSymlinkEscapeRefused(t *testing.T) {
 func TestFilesHashMismatchKeepsOldFile(t *testing.T) {
 	p := newPair(t, nil).start()
 	writeFile(t, filepath.Join(p.dst, "a.conf"), "old")
-	s := p.begin()
 	good := bytes.Repeat([]byte("new!"), 30000) // 120000 bytes: two chunks
-	if code, out := p.manifest(s, fileEntry("a.conf", good)); code != http.StatusOK || !strings.Contains(out, "a.conf") {
-		t.Fatalf("manifest: %d %s", code, out)
-	}
 	bad := bytes.Clone(good)
 	bad[len(bad)-1] = 'X'
+	session := func() string {
+		t.Helper()
+		s := p.begin()
+		if code, out := p.manifest(s, fileEntry("a.conf", good)); code != http.StatusOK || !strings.Contains(out, "a.conf") {
+			t.Fatalf("manifest: %d %s", code, out)
+		}
+		return s
+	}
+	s := session()
 	if code, out := p.chunk(s, "a.conf", 0, bad[:60000]); code != http.StatusOK {
 		t.Fatalf("chunk 1: %d %s", code, out)
 	}
@@ -305,9 +312,12 @@ func TestFilesHashMismatchKeepsOldFile(t *testing.T) {
 	}
 	noTemps(t, p.dst)
 	// Out of order, past the end: refused, nothing left behind.
+	s = session()
 	if code, _ := p.chunk(s, "a.conf", 5, good[:10]); code != http.StatusConflict {
 		t.Fatalf("out of order: %d", code)
 	}
+	noTemps(t, p.dst)
+	s = session()
 	if code, _ := p.chunk(s, "a.conf", 0, good[:60000]); code != http.StatusOK {
 		t.Fatalf("chunk 1 again: %d", code)
 	}
@@ -316,43 +326,50 @@ func TestFilesHashMismatchKeepsOldFile(t *testing.T) {
 	}
 	noTemps(t, p.dst)
 	// The commit is refused while a requested file is missing.
-	code, out = p.raw(http.MethodPost, PathCommit, map[string][]string{"session": {s}}, nil, testToken)
+	s = session()
+	code, out = p.commit(s)
 	if code != http.StatusConflict || !strings.Contains(out, "1 requested files were not received") {
 		t.Fatalf("commit: %d %s", code, out)
 	}
-	// The right bytes go through.
+	// The right bytes go through, and are put in place at the commit.
+	s = session()
 	p.chunk(s, "a.conf", 0, good[:60000])
 	if code, out := p.chunk(s, "a.conf", 60000, good[60000:]); code != http.StatusOK || !strings.Contains(out, `"done":true`) {
 		t.Fatalf("good chunk: %d %s", code, out)
 	}
+	if readFile(t, filepath.Join(p.dst, "a.conf")) != "old" || len(temps(t, p.dst)) != 1 {
+		t.Fatal("a.conf replaced before the commit")
+	}
+	if code, out := p.commit(s); code != http.StatusOK {
+		t.Fatalf("commit: %d %s", code, out)
+	}
 	if !bytes.Equal([]byte(readFile(t, filepath.Join(p.dst, "a.conf"))), good) {
 		t.Fatal("a.conf not replaced")
 	}
+	noTemps(t, p.dst)
 }
 
-// A file that changes between the manifest and its upload is not sent;
-// the others are, the transfer is not committed, and no temp file stays.
+// A file that changes between the manifest and its upload is not sent:
+// the transfer stops and is not committed, so that none of it is applied,
+// not even the files sent before; no temp file stays.
 func TestFilesChangedWhileSent(t *testing.T) {
 	p := newPair(t, func(j *Job) { j.Delete = true }).start()
 	writeFile(t, filepath.Join(p.src, "a.conf"), "a1")
 	writeFile(t, filepath.Join(p.src, "b.conf"), "b1")
 	writeFile(t, filepath.Join(p.dst, "a.conf"), "a0")
 	writeFile(t, filepath.Join(p.dst, "extra.conf"), "extra")
+	before := listTree(t, p.dst)
 	p.runner.beforeUpload = func(root, path string) {
-		if path == "a.conf" {
-			writeFile(t, filepath.Join(p.src, "a.conf"), "a2")
+		if path == "b.conf" {
+			writeFile(t, filepath.Join(p.src, "b.conf"), "b2")
 		}
 	}
 	res, err := p.run()
-	if err == nil || !strings.Contains(err.Error(), "1 of 2 files could not be sent") || !strings.Contains(err.Error(), "changed while being sent") {
+	if err == nil || !strings.Contains(err.Error(), "b.conf changed while being sent: file 2 of 2") ||
+		!strings.Contains(err.Error(), "nothing of it is applied") {
 		t.Fatalf("err = %v", err)
 	}
-	if readFile(t, filepath.Join(p.dst, "a.conf")) != "a0" || readFile(t, filepath.Join(p.dst, "b.conf")) != "b1" {
-		t.Fatal("wrong content")
-	}
-	if _, err := os.Stat(filepath.Join(p.dst, "extra.conf")); err != nil {
-		t.Fatal("deleted without a commit")
-	}
+	sameMap(t, "the Standby", before, listTree(t, p.dst))
 	if res.FilesSent != 1 || p.wire.count(PathAbort) != 1 || p.wire.count(PathCommit) != 0 {
 		t.Fatalf("result %+v, %d aborts", res, p.wire.count(PathAbort))
 	}

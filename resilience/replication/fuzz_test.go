@@ -1,6 +1,11 @@
 package replication
 
 import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,9 +72,13 @@ func FuzzReceiverStaysInRoot(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p string, dir bool) {
 		dirRoot, err := os.OpenRoot(root)
 		must(t, err)
-		s := &session{rc: rc, job: &rc.jobs[0], need: map[string]*entry{}, tot: totals{lim: rc.jobs[0].Limits},
-			roots: map[string]*sessRoot{"r": {name: "r", path: root, dir: dirRoot, seen: map[string]uint8{}, cache: newHashCache()}}}
-		defer s.close()
+		s := rc.newSession(&rc.jobs[0])
+		s.addRoot(rc.jobs[0].Roots[0], dirRoot)
+		s.mu.Lock()
+		defer func() {
+			s.close()
+			s.mu.Unlock()
+		}()
 		e := entry{Path: p, Type: typeDir, Mode: 0o755}
 		if !dir {
 			e = fileEntry(p, []byte("data"))
@@ -77,6 +86,9 @@ func FuzzReceiverStaysInRoot(f *testing.F) {
 		need, _, err := s.apply(s.roots["r"], &e)
 		if err == nil && need {
 			_, _, err = s.receive("r", p, 0, strings.NewReader("data"))
+		}
+		if err == nil {
+			_, err = rc.commit(s)
 		}
 		if err == nil && checkPath(p) != nil {
 			t.Fatalf("accepted %q", p)
@@ -91,5 +103,91 @@ func FuzzReceiverStaysInRoot(f *testing.F) {
 		if len(entries) != 2 {
 			t.Fatalf("%q: written next to the root", p)
 		}
+	})
+}
+
+// FuzzManifestPage feeds any body to the receiver as a manifest page (the
+// wire decoding and the checks of every entry), then commits. Whatever the
+// body: no panic, an answer the protocol knows, nothing written outside
+// the root, only file paths of the page asked for; and a refused page
+// poisons its session: the commit that follows is refused and the root is
+// as it was. The seeds are in testdata/fuzz/FuzzManifestPage.
+func FuzzManifestPage(f *testing.F) {
+	f.Fuzz(func(t *testing.T, body []byte) {
+		base := t.TempDir()
+		root, outside := filepath.Join(base, "root"), filepath.Join(base, "outside")
+		writeFile(t, filepath.Join(root, "keep.conf"), "keep")
+		writeFile(t, filepath.Join(root, "sub", "old.conf"), "old")
+		writeFile(t, filepath.Join(outside, "target.conf"), "outside")
+		must(t, os.Symlink(outside, filepath.Join(root, "link")))
+		rc, err := NewReceiver(ReceiverOptions{Token: testToken, Jobs: []Job{{Name: "j", Every: time.Hour, Delete: true,
+			Roots: []Root{{Name: "r", Path: root}}, Limits: Limits{MaxFiles: 50, MaxFileSize: 1 << 20, MaxTotalSize: 2 << 20}}}})
+		must(t, err)
+		h := rc.Handler()
+		do := func(method, path string, q url.Values, body []byte) (int, []byte) {
+			req := httptest.NewRequest(method, path+"?"+q.Encode(), bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			return w.Code, w.Body.Bytes()
+		}
+		before, beforeOut := listTree(t, root), listTree(t, outside)
+
+		code, out := do(http.MethodPost, PathBegin, nil, []byte(`{"job":"j","roots":["r"],"delete":true}`))
+		if code != http.StatusOK {
+			t.Fatalf("begin: %d %s", code, out)
+		}
+		var br beginResponse
+		must(t, json.Unmarshal(out, &br))
+		q := url.Values{"session": {br.Session}}
+
+		code, out = do(http.MethodPost, PathManifest, q, body)
+		refused := code != http.StatusOK
+		var need []string
+		switch code {
+		case http.StatusOK:
+			var mr manifestResponse
+			if err := json.Unmarshal(out, &mr); err != nil {
+				t.Fatalf("answer %s: %v", out, err)
+			}
+			// The receiver reads the first JSON value of the body, as
+			// here.
+			var req manifestRequest
+			must(t, json.NewDecoder(bytes.NewReader(body)).Decode(&req))
+			files := map[string]bool{}
+			for _, e := range req.Entries {
+				if e.Type == typeFile {
+					files[e.Path] = true
+				}
+			}
+			for _, p := range mr.Need {
+				if !files[p] || checkPath(p) != nil {
+					t.Fatalf("asked for %q, no file path of the page", p)
+				}
+			}
+			need = mr.Need
+		case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("manifest: %d %s", code, out)
+		}
+
+		code, out = do(http.MethodPost, PathCommit, q, nil)
+		applied := code == http.StatusOK
+		switch {
+		case refused && code != http.StatusConflict:
+			t.Fatalf("commit after a refused page: %d %s", code, out)
+		case len(need) > 0 && code != http.StatusConflict:
+			t.Fatalf("commit with %d files missing: %d %s", len(need), code, out)
+		case len(need) == 0 && !applied && code != http.StatusConflict && code != http.StatusUnprocessableEntity:
+			t.Fatalf("commit: %d %s", code, out)
+		}
+		if !applied {
+			sameMap(t, "the root after a refused transfer", before, listTree(t, root))
+		}
+		sameMap(t, "outside the root", beforeOut, listTree(t, outside))
+		if entries, _ := os.ReadDir(base); len(entries) != 2 {
+			t.Fatalf("written next to the root: %v", entries)
+		}
+		noTemps(t, root)
 	})
 }

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"github.com/resman-pbx/resman/resilience/auth"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -48,10 +50,13 @@ type ReceiverOptions struct {
 	// SessionIdle drops a session left without a request that long.
 	// Default: DefaultSessionIdle.
 	SessionIdle time.Duration
-	// Accept, when set, is asked before a files transfer begins; an error
-	// refuses it (409) with that message. Wire it to refuse while this
-	// node is Active, so that the Main never overwrites a Standby that
-	// serves calls.
+	// Accept, when set, is asked at every request (begin, manifest,
+	// chunk, commit, abort, report), and again before each change a
+	// commit applies; an error refuses the request (409) with that
+	// message and ends its session, which then applies nothing more.
+	// Wire it to refuse unless this node is Inactive, so that the Main
+	// never overwrites a node that serves calls; and call EndSessions
+	// when the node leaves Inactive.
 	Accept func() error
 }
 
@@ -72,11 +77,26 @@ type Receiver struct {
 	saver *saver
 	token auth.Token
 
-	mu       sync.Mutex
-	sessions map[string]*session // by id
-	byJob    map[string]*session
-	state    map[string]Received
-	caches   map[string]*hashCache // by job "/" root
+	// applyMu is held while a session changes what its roots hold (the
+	// changes of a commit, the directories made for a temp file), each
+	// change checked against Accept and EndSessions under it:
+	// EndSessions takes it to wait for the change in progress.
+	applyMu sync.Mutex
+	// Test hooks: beforeApply runs before each change of a commit, with
+	// its index; endWaiting when EndSessions has marked the sessions and
+	// waits for applyMu.
+	beforeApply func(step int)
+	endWaiting  func()
+
+	mu sync.Mutex
+	// ends counts the calls of EndSessions: a begin that raced with one
+	// is refused.
+	ends      uint64
+	endReason string
+	sessions  map[string]*session // by id
+	byJob     map[string]*session
+	state     map[string]Received
+	caches    map[string]*hashCache // by job "/" root
 }
 
 // Received is the last successful receive of one job.
@@ -269,7 +289,9 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	case PathBegin:
 		out, err = rc.begin(w, r)
 	case PathReport:
-		out, err = rc.report(w, r)
+		if err = rc.acceptErr(""); err == nil {
+			out, err = rc.report(w, r)
+		}
 	default:
 		out, err = rc.withSession(r, func(s *session) (any, error) {
 			switch r.URL.Path {
@@ -282,7 +304,7 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 			default:
 				return rc.abort(s)
 			}
-		})
+		}, r.URL.Path == PathAbort)
 	}
 	if err != nil {
 		code := http.StatusInternalServerError
@@ -333,10 +355,11 @@ func (rc *Receiver) begin(w http.ResponseWriter, r *http.Request) (any, error) {
 	if job.Kind != KindFiles {
 		return nil, errStatus(http.StatusUnprocessableEntity, "job %s is a %s job on this node, not a files job", job.Name, job.Kind)
 	}
-	if rc.accept != nil {
-		if err := rc.accept(); err != nil {
-			return nil, errStatus(http.StatusConflict, "this node refuses to receive job %s: %v", job.Name, err)
-		}
+	rc.mu.Lock()
+	ends := rc.ends
+	rc.mu.Unlock()
+	if err := rc.acceptErr(job.Name); err != nil {
+		return nil, err
 	}
 	if req.Delete != job.Delete {
 		return nil, errStatus(http.StatusUnprocessableEntity,
@@ -352,8 +375,7 @@ func (rc *Receiver) begin(w http.ResponseWriter, r *http.Request) (any, error) {
 	if req.Bytes > lim.MaxTotalSize {
 		return nil, errStatus(http.StatusUnprocessableEntity, "job %s: the sender's roots hold %s, above this node's max_total_mib (%s)", job.Name, sizeText(req.Bytes), sizeText(lim.MaxTotalSize))
 	}
-	s := &session{job: job, delete: job.Delete, roots: map[string]*sessRoot{}, need: map[string]*entry{},
-		tot: totals{lim: lim}, rc: rc}
+	s := rc.newSession(job)
 	for _, name := range req.Roots {
 		if _, dup := s.roots[name]; dup {
 			s.close()
@@ -370,10 +392,7 @@ func (rc *Receiver) begin(w http.ResponseWriter, r *http.Request) (any, error) {
 			s.close()
 			return nil, errStatus(http.StatusUnprocessableEntity, "job %s: root %s: %v", job.Name, root.Name, err)
 		}
-		rc.mu.Lock()
-		cache := rc.caches[job.Name+"/"+root.Name]
-		rc.mu.Unlock()
-		s.roots[name] = &sessRoot{name: root.Name, path: root.Path, dir: dir, seen: map[string]uint8{}, cache: cache}
+		s.addRoot(root, dir)
 	}
 	id := make([]byte, 16)
 	rand.Read(id)
@@ -381,6 +400,12 @@ func (rc *Receiver) begin(w http.ResponseWriter, r *http.Request) (any, error) {
 	s.lastUse.Store(rc.now().UnixNano())
 
 	rc.mu.Lock()
+	if rc.ends != ends {
+		reason := rc.endReason
+		rc.mu.Unlock()
+		s.close()
+		return nil, errStatus(http.StatusConflict, "this node refuses to receive job %s: %s", job.Name, reason)
+	}
 	old := rc.byJob[job.Name]
 	if old != nil {
 		delete(rc.sessions, old.id)
@@ -407,8 +432,82 @@ func indexRoot(roots []Root, name string) int {
 	return -1
 }
 
-// withSession runs fn on the session named by ?session=, locked.
-func (rc *Receiver) withSession(r *http.Request, fn func(*session) (any, error)) (any, error) {
+// newSession makes a session of job, without roots yet.
+func (rc *Receiver) newSession(job *Job) *session {
+	return &session{rc: rc, job: job, delete: job.Delete, roots: map[string]*sessRoot{}, need: map[string]*entry{},
+		tot: totals{lim: job.Limits}, quota: quota{limit: job.Limits.MaxTotalSize}}
+}
+
+// addRoot adds root, open as dir, to s.
+func (s *session) addRoot(root Root, dir *os.Root) {
+	s.rc.mu.Lock()
+	cache := s.rc.caches[s.job.Name+"/"+root.Name]
+	s.rc.mu.Unlock()
+	s.roots[root.Name] = &sessRoot{name: root.Name, path: root.Path, dir: dir, seen: map[string]uint8{}, cache: cache,
+		dirModes: map[string]fs.FileMode{}}
+}
+
+// measure counts, for the quota, what the job's roots hold on disk: the
+// roots left out of the transfer, and (without delete) the transfer's own.
+// It runs once, when the first file is asked for: a transfer without one
+// adds no byte.
+func (s *session) measure() error {
+	if s.measured {
+		return nil
+	}
+	s.measured = true
+	for _, root := range s.job.Roots {
+		sr := s.roots[root.Name]
+		if sr != nil && s.delete {
+			continue
+		}
+		dir := (*os.Root)(nil)
+		if sr != nil {
+			dir = sr.dir
+		} else {
+			d, err := openRootDir(root.Path)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("job %s: root %s: %w", s.job.Name, root.Name, err)
+			}
+			defer d.Close()
+			dir = d
+		}
+		n, err := diskBytes(dir)
+		if err != nil {
+			return fmt.Errorf("job %s: root %s: measure what it holds: %w", s.job.Name, root.Name, err)
+		}
+		if sr != nil {
+			s.quota.disk += n
+		} else {
+			s.quota.other += n
+		}
+	}
+	return nil
+}
+
+// acceptErr asks Accept: an error is the 409 refusing the request.
+func (rc *Receiver) acceptErr(job string) error {
+	if rc.accept == nil {
+		return nil
+	}
+	err := rc.accept()
+	if err == nil {
+		return nil
+	}
+	if job == "" {
+		return errStatus(http.StatusConflict, "this node refuses to receive: %v", err)
+	}
+	return errStatus(http.StatusConflict, "this node refuses to receive job %s: %v", job, err)
+}
+
+// withSession runs fn on the session named by ?session=, locked, once
+// Accept agreed. A refusal, by Accept or by fn (any error), refuses the
+// session: it applies nothing, its temp files are removed, and its
+// further requests are answered 409 (but abort, which drops it).
+func (rc *Receiver) withSession(r *http.Request, fn func(*session) (any, error), abort bool) (any, error) {
 	id := r.URL.Query().Get("session")
 	rc.mu.Lock()
 	s := rc.sessions[id]
@@ -418,15 +517,40 @@ func (rc *Receiver) withSession(r *http.Request, fn func(*session) (any, error))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed && s.refused == "" {
 		return nil, errStatus(http.StatusNotFound, "no transfer session %q: it ended, expired or was replaced", id)
 	}
+	if s.refused == "" {
+		if reason := s.stop.Load(); reason != nil {
+			s.end(*reason)
+		} else if err := rc.acceptErr(s.job.Name); err != nil {
+			s.end(err.Error())
+			return nil, err
+		}
+	}
+	if s.refused != "" {
+		if abort {
+			rc.drop(s)
+			return struct{}{}, nil
+		}
+		return nil, errStatus(http.StatusConflict, "this transfer was refused and applies nothing (%s): begin another", s.refused)
+	}
 	s.lastUse.Store(rc.now().UnixNano())
-	return fn(s)
+	out, err := fn(s)
+	if err != nil {
+		s.end(err.Error())
+		return nil, err
+	}
+	if reason := s.stop.Load(); reason != nil && !s.closed {
+		// Ended while this request was served: what it took is dropped.
+		s.end(*reason)
+		return nil, errStatus(http.StatusConflict, "%s", *reason)
+	}
+	return out, nil
 }
 
-// end removes s from the maps (s is locked) and closes it.
-func (rc *Receiver) end(s *session) {
+// drop removes s from the maps (s is locked) and closes it.
+func (rc *Receiver) drop(s *session) {
 	rc.mu.Lock()
 	if rc.sessions[s.id] == s {
 		delete(rc.sessions, s.id)
@@ -436,6 +560,60 @@ func (rc *Receiver) end(s *session) {
 	}
 	rc.mu.Unlock()
 	s.close()
+}
+
+// EndSessions ends every transfer session at once, for reason: each
+// applies nothing more, its temp files are removed, its next request is
+// answered 409 with reason. Call it when this node leaves Inactive, once
+// Accept refuses (then no session can begin again before the node is
+// Inactive again).
+//
+// It returns once no session changes what the roots hold: a commit
+// applying its changes checks, before each one, under applyMu, that its
+// session was not ended and that Accept agrees; EndSessions marks the
+// sessions, then waits for applyMu. So after it returns, nothing more is
+// written under the roots, and the only change that may land after the
+// node left Inactive is the one a commit had begun when it did: one
+// rename, mkdir, chmod, chtimes or removal of a single path (a directory
+// delete removes is removed path by path). Bytes of a chunk being read
+// when EndSessions runs still go to its temp file, which is removed when
+// that request ends.
+func (rc *Receiver) EndSessions(reason string) {
+	msg := "the transfer was ended by this node: " + reason
+	rc.mu.Lock()
+	rc.ends++
+	rc.endReason = reason
+	list := make([]*session, 0, len(rc.sessions))
+	for _, s := range rc.sessions {
+		list = append(list, s)
+	}
+	rc.mu.Unlock()
+	for _, s := range list {
+		s.stop.Store(&msg)
+	}
+	if rc.endWaiting != nil {
+		rc.endWaiting()
+	}
+	// Empty: waiting for the change in progress is the point.
+	rc.applyMu.Lock()
+	rc.applyMu.Unlock()
+	for _, s := range list {
+		if s.mu.TryLock() {
+			s.end(msg)
+			s.mu.Unlock()
+			continue
+		}
+		// A request holds it (a chunk being read, a commit answering):
+		// it is ended as soon as that request lets it go.
+		go func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.end(msg)
+		}()
+	}
+	if len(list) > 0 {
+		rc.log.Warn("transfers ended", "count", len(list), "reason", reason)
+	}
 }
 
 // sweep drops the sessions idle longer than rc.idle.
@@ -481,7 +659,6 @@ func (rc *Receiver) manifest(w http.ResponseWriter, r *http.Request, s *session)
 		}
 		if changed {
 			resp.Changed++
-			s.changed++
 		}
 	}
 	return resp, nil
@@ -504,6 +681,12 @@ func (rc *Receiver) chunk(w http.ResponseWriter, r *http.Request, s *session) (a
 	return chunkResponse{Received: s.progress, Done: done}, nil
 }
 
+// commit applies the session: the roots are walked first, and a result
+// above max_total_mib is refused before anything changes; then, under
+// applyMu, each change (directories, staged files renamed into place,
+// modes and mtimes, deletions) is made after checking that the session
+// was not ended and that Accept still agrees. If it stops part way, what
+// was applied stays (each change is whole) and the rest is dropped.
 func (rc *Receiver) commit(s *session) (any, error) {
 	if n := len(s.need); n > 0 {
 		var first string
@@ -513,38 +696,145 @@ func (rc *Receiver) commit(s *session) (any, error) {
 			}
 		}
 		root, p, _ := strings.Cut(first, "\x00")
-		return nil, errStatus(http.StatusConflict, "%d requested files were not received (the first: %s/%s); nothing was deleted", n, root, p)
+		return nil, errStatus(http.StatusConflict, "%d requested files were not received (the first: %s/%s); nothing was applied", n, root, p)
 	}
-	deleted := 0
-	if s.delete {
-		names := make([]string, 0, len(s.roots))
-		for n := range s.roots {
-			names = append(names, n)
+	// Without a file to put in place the roots grow by no byte; without
+	// delete nothing else is to be found: no walk.
+	var plans []rootPlan
+	if s.delete || len(s.staged) > 0 {
+		if err := s.measure(); err != nil {
+			return nil, err
 		}
-		sort.Strings(names)
-		for _, n := range names {
-			d, err := s.deleteExtra(s.roots[n])
-			deleted += d
-			if err != nil {
-				return nil, errStatus(http.StatusInternalServerError, "root %s: delete: %v", n, err)
-			}
+		var held int64
+		var err error
+		if plans, held, err = s.plan(); err != nil {
+			return nil, err
+		}
+		if total := s.quota.other + held; total > s.quota.limit {
+			return nil, errStatus(http.StatusUnprocessableEntity,
+				"on this node: the job's roots would hold %s after this transfer, above max_total_mib (%s); nothing was applied",
+				sizeText(total), sizeText(s.quota.limit))
 		}
 	}
-	if err := s.syncDirty(); err != nil {
+	changed, deleted, err := rc.apply(s, plans)
+	if serr := s.syncDirty(); err == nil && serr != nil {
+		err = serr
+	}
+	if err != nil {
 		return nil, err
 	}
+	s.made = nil // they hold the files now
 	for _, sr := range s.roots {
 		sr.cache.prune(func(p string) bool { return sr.seen[p] == seenEntry })
 	}
-	resp := commitResponse{Changed: s.changed + deleted, Deleted: deleted, BytesReceived: s.bytes}
-	rc.record(s.job, Received{At: rc.now(), Kind: KindFiles, FilesChanged: resp.Changed, BytesReceived: s.bytes})
-	rc.end(s)
-	rc.log.Info("received", "job", s.job.Name, "files_changed", resp.Changed, "deleted", deleted, "bytes", s.bytes)
+	resp := commitResponse{Changed: changed, Deleted: deleted, BytesReceived: s.bytes}
+	rc.record(s.job, Received{At: rc.now(), Kind: KindFiles, FilesChanged: changed, BytesReceived: s.bytes})
+	rc.drop(s)
+	rc.log.Info("received", "job", s.job.Name, "files_changed", changed, "deleted", deleted, "bytes", s.bytes)
 	return resp, nil
 }
 
+// apply makes the changes of a commit under applyMu, each after step (see
+// commit), and counts the paths changed and deleted.
+func (rc *Receiver) apply(s *session, plans []rootPlan) (changed, deleted int, err error) {
+	rc.applyMu.Lock()
+	defer rc.applyMu.Unlock()
+	steps := len(s.dirs) + len(s.staged) + len(s.metas)
+	for _, rp := range plans {
+		steps += len(rp.temps)
+		for _, x := range rp.extra {
+			steps += len(x)
+		}
+	}
+	done := 0
+	// stopped says how far the commit went, when it went part way.
+	stopped := func(err error, applied int) error {
+		if applied == 0 {
+			return err
+		}
+		code := http.StatusInternalServerError
+		var se *statusError
+		if errors.As(err, &se) {
+			code = se.code
+		}
+		return errStatus(code, "%v; the commit stopped after %d of %d changes, the rest is not applied", err, applied, steps)
+	}
+	step := func() error {
+		if rc.beforeApply != nil {
+			rc.beforeApply(done)
+		}
+		if err := s.mayWrite(); err != nil {
+			return stopped(err, done)
+		}
+		done++
+		return nil
+	}
+	// failed is an error of the change under way: not applied.
+	failed := func(err error) error { return stopped(err, done-1) }
+	// Accept agrees under the lock even when there is nothing to change:
+	// a node no longer Inactive records no receive.
+	if err := s.mayWrite(); err != nil {
+		return 0, 0, err
+	}
+	sort.SliceStable(s.dirs, func(i, j int) bool {
+		a, b := s.dirs[i], s.dirs[j]
+		if a.root.name != b.root.name {
+			return a.root.name < b.root.name
+		}
+		return a.path < b.path // parents first
+	})
+	for _, op := range s.dirs {
+		if err := step(); err != nil {
+			return changed, deleted, err
+		}
+		c, err := s.applyDir(op)
+		if err != nil {
+			return changed, deleted, failed(err)
+		}
+		if c {
+			changed++
+		}
+	}
+	for len(s.staged) > 0 {
+		if err := step(); err != nil {
+			return changed, deleted, err
+		}
+		u := s.staged[0]
+		if err := s.place(u); err != nil {
+			return changed, deleted, failed(err)
+		}
+		s.staged = s.staged[1:]
+		changed++
+	}
+	for _, op := range s.metas {
+		if err := step(); err != nil {
+			return changed, deleted, err
+		}
+		if err := s.applyMeta(op); err != nil {
+			return changed, deleted, failed(err)
+		}
+		changed++
+	}
+	for _, rp := range plans {
+		for _, x := range rp.extra {
+			if err := s.remove(rp.sr, x, step, failed); err != nil {
+				return changed, deleted, err
+			}
+			changed++
+			deleted++
+		}
+		for _, p := range rp.temps {
+			if err := step(); err != nil {
+				return changed, deleted, err
+			}
+			rp.sr.dir.Remove(p)
+		}
+	}
+	return changed, deleted, nil
+}
+
 func (rc *Receiver) abort(s *session) (any, error) {
-	rc.end(s)
+	rc.drop(s)
 	rc.log.Info("transfer aborted by the sender", "job", s.job.Name)
 	return struct{}{}, nil
 }

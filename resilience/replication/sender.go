@@ -12,16 +12,15 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 )
 
 // abortTimeout bounds the abort sent after a failed transfer.
 const abortTimeout = 10 * time.Second
 
-// fileError is a problem with one file (it changed while being sent, the
-// peer found its hash wrong): the transfer goes on with the others, then
-// fails without committing.
+// fileError is a problem with one file on this node (it changed since its
+// manifest entry, or while being sent): the transfer stops without
+// committing, so that the receiver applies none of it.
 type fileError struct{ error }
 
 // runFiles runs a files job: manifest, begin, manifest pages, uploads of
@@ -110,28 +109,23 @@ func (r *Runner) runFiles(ctx context.Context, js *jobState, res *Result) error 
 		}
 	}
 
-	var failed []string
 	buf := make([]byte, maxReq)
-	for _, w := range wants {
+	for i, w := range wants {
 		if r.beforeUpload != nil {
 			r.beforeUpload(w.t.root.Name, w.e.Path)
 		}
 		err := r.upload(ctx, w.t, w.e, q, buf, &res.BytesSent)
 		var fe fileError
 		if errors.As(err, &fe) {
-			failed = append(failed, fe.Error())
-			js.log.Warn("file not sent", "err", fe.error)
-			continue
+			// The receiver applies a transfer whole or not at all: the
+			// files after this one would be sent for nothing.
+			return fmt.Errorf("%v: file %d of %d, the transfer stops and nothing of it is applied (it goes again next run)",
+				fe.error, i+1, len(wants))
 		}
 		if err != nil {
 			return err
 		}
 		res.FilesSent++
-	}
-	if len(failed) > 0 {
-		shown := failed[:min(len(failed), 3)]
-		return fmt.Errorf("%d of %d files could not be sent, nothing was deleted (they go again next run): %s",
-			len(failed), len(wants), strings.Join(shown, "; "))
 	}
 	var cr commitResponse
 	if err := r.client.do(ctx, http.MethodPost, PathCommit, q, nil, &cr, &res.BytesSent); err != nil {
@@ -217,9 +211,6 @@ func (r *Runner) upload(ctx context.Context, t *tree, e *entry, session url.Valu
 			"offset": {strconv.FormatInt(offset, 10)}}
 		var cr chunkResponse
 		err = r.client.do(ctx, http.MethodPut, PathChunk, q, buf[:n], &cr, sent)
-		if peerCode(err) == http.StatusUnprocessableEntity {
-			return fileError{fmt.Errorf("%s: %w", name, err)}
-		}
 		if err != nil {
 			return fmt.Errorf("send %s: %w", name, err)
 		}

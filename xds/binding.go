@@ -854,6 +854,10 @@ func (b *binding) do(ctx context.Context, req *sip.Request) (*sip.Response, erro
 			err = tx.Err()
 		case <-tctx.Done():
 		}
+		if f, ok := b.r.parsed.take(branchOf(req)); ok && prov == nil {
+			return nil, unreadableError(fmt.Sprintf("%s: unreadable response to %s from %s: %s (in %q)",
+				b.name, req.Method, b.where(), f.err, f.firstLine))
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("%s: %s: %w", b.name, req.Method, ctx.Err())
@@ -866,6 +870,15 @@ func (b *binding) do(ctx context.Context, req *sip.Request) (*sip.Response, erro
 			return nil, fmt.Errorf("%s: %s to %s: %w", b.name, req.Method, b.where(), err)
 		}
 	}
+}
+
+// branchOf is the branch of the request's top Via, "" if none.
+func branchOf(req *sip.Request) string {
+	if v := req.Via(); v != nil {
+		b, _ := v.Params.Get("branch")
+		return b
+	}
+	return ""
 }
 
 // newRequest builds a request of this binding's dialog-less session:

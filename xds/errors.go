@@ -70,13 +70,16 @@ func (e *ResponseError) Error() string {
 }
 
 // failureCode is the code label of a failed registration: the SIP status,
-// "not_held" for a success that does not list our contact, "timeout" when
+// "not_held" for a success that does not list our contact, "unreadable"
+// for an answer that does not parse, "timeout" when
 // no answer came, "error" otherwise.
 func failureCode(err error) string {
 	var re *ResponseError
 	switch {
 	case errors.As(err, &re) && re.Kind == KindNotHeld:
 		return "not_held"
+	case errors.Is(err, errUnreadable):
+		return "unreadable"
 	case errors.As(err, &re):
 		return strconv.Itoa(re.StatusCode)
 	case errors.Is(err, context.DeadlineExceeded):

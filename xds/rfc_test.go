@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
@@ -171,5 +173,30 @@ func TestUnsupportedChallengeSaidSo(t *testing.T) {
 				t.Errorf("%d REGISTERs before the failure, want 1 (no answer to send)", srv.Stats().Registers)
 			}
 		})
+	}
+}
+
+// An answer that does not parse is reported as what it is, naming the MDS
+// and the fault, not as a timeout; and counted as such.
+func TestUnparsableAnswerSaidSo(t *testing.T) {
+	addr := scriptedPeer(t, "SIP/2.0 2x0 Whatever")
+	rec := newRecorder()
+	reg := prometheus.NewRegistry()
+	opts := fastOptions(nil, rec)
+	opts.Registerer = reg
+	opts.RequestTimeout = 200 * time.Millisecond
+	opts.ProbeInterval = time.Hour
+	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", addr, "udp", "", "")}}, opts)
+	r.Activate(1)
+	ev, _ := rec.wait(t, 0, 5*time.Second, kind("mds1", EventFailed))
+	const want = `mds1: unreadable response to REGISTER from udp ` // then the address, the fault and the first line
+	if ev.Err == nil || !strings.HasPrefix(ev.Err.Error(), want) || !strings.HasSuffix(ev.Err.Error(), `(in "SIP/2.0 2x0 Whatever")`) {
+		t.Errorf("error = %v", ev.Err)
+	}
+	if errors.Is(ev.Err, context.DeadlineExceeded) {
+		t.Errorf("%v is reported as a timeout", ev.Err)
+	}
+	if v := metricValue(t, reg, "resman_xds_register_failures_total", map[string]string{"mds": "mds1", "code": "unreadable"}); v < 1 {
+		t.Errorf("unreadable failures = %v", v)
 	}
 }

@@ -236,7 +236,8 @@ func TestSippMalformedResponses(t *testing.T) {
 		t.Errorf("second failure = %v", ev.Err)
 	}
 	ev, i = rec.wait(t, i+1, 10*time.Second, kind("sipp", EventFailed))
-	if ev.Err == nil || !strings.HasPrefix(ev.Err.Error(), "sipp: no response to REGISTER") {
+	if ev.Err == nil || !strings.HasPrefix(ev.Err.Error(), "sipp: unreadable response to REGISTER from udp 127.0.0.1:") ||
+		!strings.Contains(ev.Err.Error(), ": Contact header: ") {
 		t.Errorf("third failure (unparsable answer) = %v", ev.Err)
 	}
 	rec.wait(t, i+1, 10*time.Second, kind("sipp", EventRegistered))

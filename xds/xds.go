@@ -126,6 +126,7 @@ type Registrar struct {
 	client   *sipgo.Client
 	metrics  *metrics
 	bindings []*binding
+	parsed   *parseFailures // answers the SIP stack could not parse
 
 	base       context.Context // lives until Run ends; parent of the loops
 	cancelBase context.CancelFunc
@@ -181,7 +182,8 @@ func New(cfg config.XDS, opts Options) (*Registrar, error) {
 		return nil, fmt.Errorf("xds: metrics: %w", err)
 	}
 
-	sipLog := slog.New(minLevel{log.Handler(), slog.LevelInfo}).With("layer", "sip")
+	r.parsed = &parseFailures{}
+	sipLog := slog.New(parseWatch{minLevel{log.Handler(), slog.LevelInfo}, r.parsed}).With("layer", "sip")
 	r.ua, err = sipgo.NewUA(
 		sipgo.WithUserAgent("resman"),
 		sipgo.WithUserAgentHostname(opts.Hostname),

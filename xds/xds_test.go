@@ -479,7 +479,7 @@ func TestMalformedAndUnexpectedResponses(t *testing.T) {
 		{"server error", []string{"SIP/2.0 503 Service Unavailable"},
 			"mds1: registration refused: 503 Service Unavailable"},
 		{"unparsable", []string{"SIP/2.0 2x0 Whatever"},
-			"mds1: no response to REGISTER from udp 127.0.0.1:"},
+			"mds1: unreadable response to REGISTER from udp 127.0.0.1:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := scriptedPeer(t, tc.answers...)

@@ -675,6 +675,7 @@ func (b *binding) pickChallenge(res *sip.Response, name string) (*digest.Challen
 		alg := strings.ToUpper(chal.Algorithm)
 		base, sess := strings.CutSuffix(alg, "-SESS")
 		rank, known := digestRank[base]
+		known = known && !(sess && base == "") // "-sess" names no hash
 		var no string
 		switch {
 		case !known:

@@ -148,6 +148,8 @@ func TestUnsupportedChallengeSaidSo(t *testing.T) {
 			"mds1: cannot answer the challenge in 401 Unauthorized: qop auth-int is not supported"},
 		{"SHA-1", registrar.Options{Algorithms: []string{"SHA-1"}},
 			"mds1: cannot answer the challenge in 401 Unauthorized: algorithm SHA-1 is not supported"},
+		{"sess alone", registrar.Options{Algorithms: []string{"-sess"}},
+			"mds1: cannot answer the challenge in 401 Unauthorized: algorithm -sess is not supported"},
 		{"sess without qop", registrar.Options{Algorithms: []string{"MD5-sess"}, NoQOP: true},
 			"mds1: cannot answer the challenge in 401 Unauthorized: algorithm MD5-sess without qop is not supported"},
 		{"two unsupported", registrar.Options{Algorithms: []string{"SHA-1", "MD5"}, QOP: "auth-int"},

@@ -887,6 +887,9 @@ func branchOf(req *sip.Request) string {
 func (b *binding) newRequest(ctx context.Context, method sip.RequestMethod) *sip.Request {
 	req := sip.NewRequest(method, *b.target.Clone())
 	req.SetTransport(b.transport)
+	if b.r.source != nil {
+		req.Laddr = sip.Addr{IP: b.r.source}
+	}
 	req.AppendHeader(b.newVia(ctx))
 	from := &sip.FromHeader{Address: *b.aor.Clone(), Params: sip.NewParams()}
 	to := &sip.ToHeader{Address: *b.aor.Clone(), Params: sip.NewParams()}
@@ -918,14 +921,19 @@ func (b *binding) newRequest(ctx context.Context, method sip.RequestMethod) *sip
 }
 
 // newVia is the Via of a new transaction, with rport (RFC 3581). Over UDP
-// sipgo's socket is bound to the unspecified address, which must not be the
-// sent-by: the host is the local address routing to the MDS. Over TCP the
-// connection's own address fills it in.
+// the host is the source address, or without one (sipgo's socket is then
+// bound to the unspecified address, which must not be the sent-by) the
+// local address routing to the MDS. Over TCP the connection's own address
+// fills it in.
 func (b *binding) newVia(ctx context.Context) *sip.ViaHeader {
 	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: b.transport, Params: sip.NewParams()}
 	v.Params.Add("branch", sip.GenerateBranchN(16))
 	v.Params.Add("rport", "")
-	if b.transport == "UDP" {
+	switch {
+	case b.transport != "UDP":
+	case b.r.source != nil:
+		v.Host = b.r.source.String()
+	default:
 		v.Host = b.localHost(ctx)
 	}
 	return v

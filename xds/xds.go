@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -97,6 +98,12 @@ type Options struct {
 	// unregisters. Default: none.
 	PeerContact string
 
+	// SourceAddress is the local IP the SIP client sends from (0.0.0.0
+	// or :: for whatever the routes pick). Default: the host of
+	// xds.contact — this node's address — when it is an IP of this host
+	// and the contact is not shared with the peer; else the routes'.
+	SourceAddress string
+
 	// Timers of the SIP transactions, for every MDS; MDSTimers overrides
 	// them for the MDS of that name. Defaults: RFC 3261's.
 	Timers    Timers
@@ -121,6 +128,7 @@ type Registrar struct {
 	log      *slog.Logger
 	contact  sip.Uri
 	peer     *sip.Uri // Options.PeerContact, nil if none
+	source   net.IP   // the local address requests go from, nil: the routes'
 	shared   bool     // the peer's contact is ours: never unregister it
 	ua       *sipgo.UserAgent
 	client   *sipgo.Client
@@ -178,6 +186,12 @@ func New(cfg config.XDS, opts Options) (*Registrar, error) {
 		}
 		r.bindings = append(r.bindings, b)
 	}
+	if r.source, err = sourceAddress(opts.SourceAddress, contact, r.shared); err != nil {
+		return nil, err
+	}
+	if r.source != nil {
+		log.Info("sending from a fixed source address", "source", r.source.String())
+	}
 	if r.metrics, err = newMetrics(r, opts.Registerer); err != nil {
 		return nil, fmt.Errorf("xds: metrics: %w", err)
 	}
@@ -214,6 +228,31 @@ func New(cfg config.XDS, opts Options) (*Registrar, error) {
 	})
 	r.base, r.cancelBase = context.WithCancel(context.Background())
 	return r, nil
+}
+
+// sourceAddress is the address to send from: set, or by default the
+// contact's host when it is an IP this host can bind and not shared.
+func sourceAddress(set string, contact sip.Uri, shared bool) (net.IP, error) {
+	if set != "" {
+		ip := net.ParseIP(strings.Trim(set, "[]"))
+		switch {
+		case ip == nil:
+			return nil, fmt.Errorf("xds: source address %q is not an IP address", set)
+		case ip.IsUnspecified():
+			return nil, nil
+		}
+		return ip, nil
+	}
+	ip := net.ParseIP(strings.Trim(contact.Host, "[]"))
+	if ip == nil || shared || ip.IsUnspecified() {
+		return nil, nil
+	}
+	pc, err := net.ListenPacket("udp", net.JoinHostPort(ip.String(), "0"))
+	if err != nil {
+		return nil, nil // not an address of this host
+	}
+	pc.Close()
+	return ip, nil
 }
 
 func withDefaults(o Options) Options {

@@ -15,13 +15,15 @@ package xds
 //     non-negative integer, or 0, is a malformed answer, never a binding.
 //   - FuzzChallenge: a REGISTER exchange over UDP with a fuzzed
 //     WWW-Authenticate or Proxy-Authenticate challenge (and a second one,
-//     stale or not): an unreadable challenge or one that cannot be
-//     answered is a clear error; an answer carries exactly the realm,
-//     nonce and opaque of the challenge (for the values the digest library
-//     can echo: see checkAnswer), the Request-URI actually sent, and the
-//     response the RFC 7616 formula gives for the password; a second
-//     challenge is answered once only if stale; and the password is never
-//     in a header, an error or the log.
+//     stale or not): an unreadable challenge is malformed, one whose
+//     algorithm is not of RFC 7616 or whose qop is not auth is refused as
+//     unsupported, never answered wrongly; an answer carries exactly the
+//     algorithm, realm, nonce and opaque of the challenge (for the values
+//     the digest library can echo: see checkAnswer), the Request-URI
+//     actually sent, qop auth when offered, and the username and response
+//     the RFC 7616 formulas give for the password; a second challenge is
+//     answered once only if stale; and the password is never in a
+//     header, an error or the log.
 //
 // The seed corpus is in testdata/fuzz/<target>/.
 
@@ -30,6 +32,7 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -350,36 +353,53 @@ func (m *fuzzMDS) serve() {
 	}
 }
 
-// rfcResponse computes a digest response as RFC 7616 defines it, for the
-// algorithms and qop the target checks exactly: MD5 or SHA-256, without
-// qop or with qop=auth, no userhash. ok is false for other challenges.
-func rfcResponse(chal *digest.Challenge, cred *digest.Credentials, method, password string) (string, bool) {
-	var h func() hash.Hash
-	switch strings.ToUpper(chal.Algorithm) {
-	case "", "MD5":
-		h = md5.New
-	case "SHA-256":
-		h = sha256.New
-	default:
-		return "", false
+// rfc7616 maps the algorithms RFC 7616 defines (and RFC 2617's absent
+// one, MD5), upper case, to their hash and whether they are -sess.
+var rfc7616 = map[string]struct {
+	hash func() hash.Hash
+	sess bool
+}{
+	"": {md5.New, false}, "MD5": {md5.New, false}, "MD5-SESS": {md5.New, true},
+	"SHA-256": {sha256.New, false}, "SHA-256-SESS": {sha256.New, true},
+	"SHA-512-256": {sha512.New512_256, false}, "SHA-512-256-SESS": {sha512.New512_256, true},
+}
+
+// answerable reports whether chal can and must be answered: an algorithm
+// of RFC 7616, with qop auth offered or no qop (a -sess algorithm needs
+// the cnonce only qop brings).
+func answerable(chal *digest.Challenge) bool {
+	a, ok := rfc7616[strings.ToUpper(chal.Algorithm)]
+	switch {
+	case !ok:
+		return false
+	case len(chal.QOP) == 0:
+		return !a.sess
 	}
-	if chal.Userhash {
-		return "", false
-	}
+	return chal.SupportsQOP("auth")
+}
+
+// rfcResponse computes, by RFC 7616 section 3.4, the username and response
+// an answer to chal must carry for cred's URI, cnonce and count.
+func rfcResponse(chal *digest.Challenge, cred *digest.Credentials, method, user, password string) (username, response string) {
+	a := rfc7616[strings.ToUpper(chal.Algorithm)]
 	H := func(parts ...string) string {
-		d := h()
+		d := a.hash()
 		d.Write([]byte(strings.Join(parts, ":")))
 		return hex.EncodeToString(d.Sum(nil))
 	}
-	ha1 := H("pbx", chal.Realm, password)
-	ha2 := H(method, cred.URI)
-	switch {
-	case len(chal.QOP) == 0:
-		return H(ha1, chal.Nonce, ha2), true
-	case chal.SupportsQOP("auth"):
-		return H(ha1, chal.Nonce, fmt.Sprintf("%08x", cred.Nc), cred.Cnonce, "auth", ha2), true
+	username = user
+	if chal.Userhash {
+		username = H(user, chal.Realm)
 	}
-	return "", false
+	ha1 := H(user, chal.Realm, password)
+	if a.sess {
+		ha1 = H(ha1, chal.Nonce, cred.Cnonce)
+	}
+	ha2 := H(method, cred.URI)
+	if len(chal.QOP) == 0 {
+		return username, H(ha1, chal.Nonce, ha2)
+	}
+	return username, H(ha1, chal.Nonce, fmt.Sprintf("%08x", cred.Nc), cred.Cnonce, "auth", ha2)
 }
 
 // checkAnswer checks the credentials a REGISTER carried against the
@@ -397,8 +417,16 @@ func checkAnswer(t *testing.T, req fuzzRequest, proxy bool, chal *digest.Challen
 	if err != nil {
 		t.Fatalf("the credentials sent do not parse: %v\n%s", err, mine[0])
 	}
-	if !chal.Userhash && cred.Username != "pbx" {
-		t.Fatalf("username %q, want pbx", cred.Username)
+	username, response := rfcResponse(chal, cred, "REGISTER", "pbx", fuzzPassword)
+	if cred.Username != username {
+		t.Fatalf("username %q, want %q (userhash %v)", cred.Username, username, chal.Userhash)
+	}
+	wantQOP := ""
+	if len(chal.QOP) > 0 {
+		wantQOP = "auth"
+	}
+	if cred.QOP != wantQOP || !strings.EqualFold(cred.Algorithm, chal.Algorithm) {
+		t.Fatalf("qop %q algorithm %q, challenge qop %q algorithm %q: want qop %q and the algorithm offered", cred.QOP, cred.Algorithm, chal.QOP, chal.Algorithm, wantQOP)
 	}
 	// Known limit of github.com/icholy/digest: it writes the quoted values
 	// with strconv.Quote, so a value with control characters or invalid
@@ -414,8 +442,8 @@ func checkAnswer(t *testing.T, req fuzzRequest, proxy bool, chal *digest.Challen
 	if cred.URI != req.uri {
 		t.Fatalf("digest URI %q, but the Request-URI sent is %q", cred.URI, req.uri)
 	}
-	if want, ok := rfcResponse(chal, cred, "REGISTER", fuzzPassword); ok && cred.Response != want {
-		t.Fatalf("digest response %s, want %s by RFC 7616 (challenge %+v)", cred.Response, want, chal)
+	if cred.Response != response {
+		t.Fatalf("digest response %s, want %s by RFC 7616 (challenge %+v)", cred.Response, response, chal)
 	}
 }
 
@@ -497,43 +525,38 @@ func FuzzChallenge(f *testing.F) {
 			t.Fatalf("no exchange: %v, %d requests", err, len(reqs))
 		}
 
-		// expect checks the outcome of answering chal (read from the
-		// i-th answer), whose credentials the (i+1)-th REGISTER carries.
+		// expect checks the outcome of the challenge value read from the
+		// i-th answer, whose credentials the (i+1)-th REGISTER carries.
 		// It reports whether the exchange goes on.
 		expect := func(i int, value string) (*digest.Challenge, bool) {
+			var re *ResponseError
 			chal, perr := digest.ParseChallenge(value)
-			if perr != nil {
-				var re *ResponseError
+			switch {
+			case perr != nil:
 				if !errors.As(err, &re) || re.Kind != KindMalformed || !strings.Contains(err.Error(), "unreadable "+chalName+" header") || len(reqs) != i+1 {
 					t.Fatalf("unreadable challenge %q: %v after %d requests, want a malformed answer after %d", value, err, len(reqs), i+1)
 				}
 				return nil, false
-			}
-			probe := *chal
-			probe.Algorithm = strings.ToUpper(probe.Algorithm)
-			if _, derr := digest.Digest(&probe, digest.Options{Method: "REGISTER", URI: reqs[i].uri, Username: "pbx", Password: fuzzPassword}); derr != nil {
-				if err == nil || !strings.Contains(err.Error(), "cannot answer the challenge") || len(reqs) != i+1 {
-					t.Fatalf("challenge %q that cannot be answered (%v): %v after %d requests", value, derr, err, len(reqs))
+			case !answerable(chal):
+				if !errors.As(err, &re) || re.Kind != KindUnsupported || !strings.Contains(err.Error(), "not supported") || len(reqs) != i+1 {
+					t.Fatalf("challenge %q that cannot be answered: %v after %d requests, want %q after %d", value, err, len(reqs), KindUnsupported, i+1)
 				}
 				return nil, false
-			}
-			if len(reqs) < i+2 {
+			case i > 0 && !chal.Stale:
+				if err == nil || !strings.Contains(err.Error(), "after authentication") || len(reqs) != 2 {
+					t.Fatalf("a second challenge, not stale: %v after %d requests, want a refusal after 2", err, len(reqs))
+				}
+				return nil, false
+			case len(reqs) < i+2:
 				t.Fatalf("challenge %q was not answered: %v", value, err)
 			}
-			checkAnswer(t, reqs[i+1], proxy, &probe)
+			checkAnswer(t, reqs[i+1], proxy, chal)
 			return chal, true
 		}
 		if _, goOn := expect(0, *first); !goOn {
 			return
 		}
 		if again != nil {
-			chal, perr := digest.ParseChallenge(*again)
-			if perr == nil && !chal.Stale {
-				if err == nil || !strings.Contains(err.Error(), "after authentication") || len(reqs) != 2 {
-					t.Fatalf("a second challenge, not stale: %v after %d requests, want a refusal after 2", err, len(reqs))
-				}
-				return
-			}
 			if _, goOn := expect(1, *again); !goOn {
 				return
 			}

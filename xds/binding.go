@@ -66,6 +66,7 @@ type binding struct {
 	failRun     int
 	pending     bool      // an unregistration is being retried
 	notBefore   time.Time // no REGISTER before (Retry-After)
+	noQueries   sync.Once // logs that the MDS refuses binding queries
 }
 
 func newBinding(r *Registrar, i int, m config.MDS) (*binding, error) {
@@ -183,6 +184,9 @@ func (b *binding) loop(ctx context.Context) {
 	case <-b.kick:
 	default:
 	}
+	if b.held() > 0 && !b.idle(ctx, time.Now(), false) { // Retry-After first
+		return
+	}
 	attempt := 0
 	for {
 		wait, err := b.register(ctx)
@@ -209,7 +213,9 @@ func (b *binding) loop(ctx context.Context) {
 
 // idle waits until the next REGISTER is due, a kick asks for one at once
 // (the MDS is reachable again), or, while held, a binding query every
-// VerifyInterval finds our contact missing. It returns false when ctx ends.
+// VerifyInterval finds our contact missing (or the MDS refuses queries:
+// the REGISTER then verifies). Retry-After delays all of it. It returns
+// false when ctx ends.
 func (b *binding) idle(ctx context.Context, due time.Time, held bool) bool {
 	for {
 		next, verify := due, false
@@ -217,6 +223,9 @@ func (b *binding) idle(ctx context.Context, due time.Time, held bool) bool {
 			if v := time.Now().Add(b.r.opts.VerifyInterval); v.Before(due) {
 				next, verify = v, true
 			}
+		}
+		if d := b.held(); d > 0 && time.Until(next) < d {
+			next = time.Now().Add(d)
 		}
 		t := time.NewTimer(time.Until(next))
 		select {
@@ -231,15 +240,22 @@ func (b *binding) idle(ctx context.Context, due time.Time, held bool) bool {
 			return true
 		case <-t.C:
 		}
+		if b.held() > 0 {
+			continue
+		}
 		if !verify {
 			return true
 		}
-		held = b.verify(ctx)
+		switch b.verify(ctx) {
+		case verified:
+			held = true
+		case verifyFailed:
+			held = b.isRegistered()
+		default: // lost, or queries refused: register now
+			return ctx.Err() == nil
+		}
 		if ctx.Err() != nil {
 			return false
-		}
-		if !held {
-			return true
 		}
 	}
 }
@@ -322,31 +338,50 @@ func lists(res *sip.Response, contact sip.Uri) bool {
 	return false
 }
 
+// Outcomes of a binding query.
+const (
+	verified       = iota // our contact is listed
+	lost                  // a 200 OK without it
+	queriesRefused        // the MDS refuses queries: verify by REGISTER
+	verifyFailed          // no answer, or a refusal to report
+)
+
 // verify sends a binding query (REGISTER without Contact, RFC 3261
-// 10.2.3): the 200 OK lists the contacts the MDS holds. It reports whether
-// ours is among them; false also when the query failed, after recording
-// the failure (the binding then stands until it lapses, as for a failed
-// refresh). A binding found missing is recorded as not registered.
-func (b *binding) verify(ctx context.Context) bool {
+// 10.2.3): the 200 OK lists the contacts the MDS holds. A binding found
+// missing is recorded as not registered; a failure is recorded as for a
+// refresh (the binding then stands until it lapses), except a plain
+// refusal of the query (not about credentials, no Retry-After), which
+// only asks for a REGISTER instead.
+func (b *binding) verify(ctx context.Context) int {
 	b.opMu.Lock()
 	defer b.opMu.Unlock()
 	start := time.Now()
 	res, _, err := b.exchange(ctx, nil, 0)
 	if ctx.Err() != nil {
-		return false
+		return verifyFailed
 	}
 	left := 0
 	if err == nil {
 		left, err = b.listedExpires(res, "binding query")
 	}
-	if err != nil {
-		var re *ResponseError
+	var re *ResponseError
+	switch {
+	case err == nil:
+		b.confirmed(ctx, start, left)
+		b.removePeer(ctx, res)
+		return verified
+	case errors.As(err, &re) && re.Kind == KindNotHeld:
 		b.failed(ctx, err, statusCode(res))
-		return !(errors.As(err, &re) && re.Kind == KindNotHeld) && b.isRegistered()
+		return lost
+	case errors.As(err, &re) && re.Kind == KindRefused && re.RetryAfter == 0 && re.Hint == "":
+		b.noQueries.Do(func() {
+			b.log.Info("the MDS refuses binding queries: verifying by REGISTER instead", "error", err)
+		})
+		return queriesRefused
 	}
-	b.confirmed(ctx, start, left)
-	b.removePeer(ctx, res)
-	return true
+	b.holdFor(err)
+	b.failed(ctx, err, statusCode(res))
+	return verifyFailed
 }
 
 func (b *binding) isRegistered() bool {

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +137,57 @@ func TestReachableAgainRegistersAtOnce(t *testing.T) {
 	rec.wait(t, i, 5*time.Second, kind("mds1", EventReachable))
 	if st := r.Status()[0]; !st.Registered {
 		t.Errorf("status = %+v", st)
+	}
+}
+
+// An MDS that refuses binding queries is verified by refreshing instead,
+// every VerifyInterval: a lost binding still comes back that soon.
+func TestQueriesRefusedVerifiedByRefresh(t *testing.T) {
+	srv := startRegistrar(t, "udp", registrar.Options{User: "pbx", Password: "pw", Knobs: registrar.Knobs{QueryFailCode: 405}})
+	rec := newRecorder()
+	opts := fastOptions(nil, rec)
+	opts.VerifyInterval = 200 * time.Millisecond
+	opts.ProbeInterval = time.Hour
+	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
+	r.Activate(1)
+	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
+	srv.DropBindings()
+	lost := time.Now()
+	waitFor(t, 5*time.Second, "the binding back", func() bool { _, ok := bindingOf(srv, testContact); return ok })
+	if took := time.Since(lost); took > time.Second {
+		t.Errorf("binding back after %s, verification every %s", took, opts.VerifyInterval)
+	}
+	for _, ev := range rec.all() {
+		if ev.Kind == EventFailed {
+			t.Errorf("the refused query is reported as a failure: %+v", ev)
+		}
+	}
+	if st := r.Status()[0]; !st.Registered || st.Error != "" {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+// A query answered with Retry-After holds every REGISTER, refreshes
+// included, until it has passed.
+func TestQueryRetryAfterHolds(t *testing.T) {
+	srv := startRegistrar(t, "udp", registrar.Options{Knobs: registrar.Knobs{MaxExpires: 1}})
+	rec := newRecorder()
+	opts := fastOptions(nil, rec)
+	opts.VerifyInterval = 100 * time.Millisecond
+	opts.ProbeInterval = time.Hour
+	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
+	r.Activate(1) // granted 1s: refreshed after 750ms, verified at 100ms
+	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
+	srv.SetKnobs(registrar.Knobs{MaxExpires: 1, QueryFailCode: 503, RetryAfter: 120})
+	ev, _ := rec.wait(t, 0, 5*time.Second, kind("mds1", EventFailed))
+	if ev.Err == nil || !strings.Contains(ev.Err.Error(), "503 Service Unavailable (the MDS asks to retry after 120s)") {
+		t.Errorf("failure = %v", ev.Err)
+	}
+	n := srv.Stats().Registers
+	// Watched past the refresh due at 750ms and many verification
+	// intervals, a bounded negative observation: nothing may be sent.
+	time.Sleep(1500 * time.Millisecond)
+	if got := srv.Stats().Registers; got != n {
+		t.Errorf("%d REGISTERs during Retry-After", got-n)
 	}
 }

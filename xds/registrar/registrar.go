@@ -80,8 +80,11 @@ type Knobs struct {
 	// FailCode answers every REGISTER with this status (e.g. 503). 0: off.
 	FailCode int
 	// RetryAfter adds Retry-After: RetryAfter (seconds) to the FailCode
-	// answers. 0: none.
+	// and QueryFailCode answers. 0: none.
 	RetryAfter int
+	// QueryFailCode answers binding queries (REGISTER without Contact)
+	// with this status, after authentication. 0: off.
+	QueryFailCode int
 	// Drop never answers anything (a hung registrar).
 	Drop bool
 }
@@ -341,6 +344,14 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 			s.challenge(tx, req, stale)
 			return
 		}
+	}
+	if k.QueryFailCode != 0 && req.GetHeader("Contact") == nil {
+		res := sip.NewResponseFromRequest(req, k.QueryFailCode, reason(k.QueryFailCode), nil)
+		if k.RetryAfter > 0 {
+			res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(k.RetryAfter)))
+		}
+		s.respond(tx, res)
+		return
 	}
 	res, err := s.update(req, k)
 	if err != nil {
@@ -641,6 +652,8 @@ func reason(code int) string {
 		return "Proxy Authentication Required"
 	case 408:
 		return "Request Timeout"
+	case 405:
+		return "Method Not Allowed"
 	case 423:
 		return "Interval Too Brief"
 	case 480:

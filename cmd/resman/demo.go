@@ -10,13 +10,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"text/template"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
@@ -241,8 +245,8 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 				followersReady = append(followersReady, start(cfg))
 			}
 		}
-		if waitAll(followersReady) {
-			printDemoBanner(out, p, token, password, dataDir)
+		if waitAll(followersReady) && waitSettled(ctx, p) {
+			printDemoBanner(out, p, token, password, dataDir, demoCLI())
 		}
 	}
 	<-ctx.Done()
@@ -257,6 +261,35 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 		all = append(all, err)
 	}
 	return errors.Join(all...)
+}
+
+// waitSettled waits until the Main is Active and the Edge serves its web
+// app and CC, so that the banner's first commands show the demo at rest. It
+// gives up after a minute (the banner is printed all the same) and returns
+// false only when ctx ends.
+func waitSettled(ctx context.Context, p demoPorts) bool {
+	client := &http.Client{Timeout: 2 * time.Second}
+	ok := func(url string) bool {
+		resp, err := client.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	url := func(port int, path string) string { return "http://127.0.0.1:" + strconv.Itoa(port) + path }
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if ok(url(p.MainAPI, "/active")) && ok(url(p.EdgeProxy, "/")) && ok(url(p.EdgeProxy, "/cc/")) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return ctx.Err() == nil
 }
 
 // demoConfig renders and validates one config like any user file.
@@ -276,7 +309,7 @@ func demoConfig(name, tmpl string, data any) (*config.Config, error) {
 	return cfg, nil
 }
 
-func printDemoBanner(w io.Writer, p demoPorts, token, password, dataDir string) {
+func printDemoBanner(w io.Writer, p demoPorts, token, password, dataDir, resman string) {
 	url := func(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
 	fmt.Fprintf(w, `resman demo: a Main/Standby PBX pair in auto mode on 127.0.0.1, with CC followers,
 a media server and an Edge in front.
@@ -291,21 +324,81 @@ a media server and an Edge in front.
   Data     %s
 
 Try, in another terminal:
-  export RESMAN_TOKEN=%s
-  resman status --node %s
-  curl -s %s/                # the users' address: served by xivo-main
-  pkill -f 'standin sip --listen 127.0.0.1:%d'   # Asterisk dies on the Main:
-  curl -s %s/                # ~2 s later the Standby has taken over
-  resman audit --node %s   # ...and %s later the Main takes back (failback)
-  resman switchover --node %s --sync --reason "maintenance"   # copy %s, then swap
-  resman switchover --node %s --reason "back"                 # and back, ordered
-  resman failover start --node %s --for 1m --reason "test"    # the Standby for a minute
-
+%s
 Ctrl-C stops the demo.
 `, url(p.EdgeProxy), url(p.MainAPI), password, url(p.MainAPI), p.MainSIP, url(p.StandbyAPI), p.StandbySIP,
-		url(p.CCMainAPI), url(p.CCStandbyAPI), p.MDS, token, dataDir,
-		token, url(p.MainAPI), url(p.EdgeProxy), p.MainSIP, url(p.EdgeProxy), url(p.MainAPI), "10 s",
-		url(p.MainAPI), filepath.Join(dataDir, "xivo-main-etc-asterisk"), url(p.StandbyAPI), url(p.MainAPI))
+		url(p.CCMainAPI), url(p.CCStandbyAPI), p.MDS, token, dataDir, renderDemoTry(p, token, resman))
+}
+
+// demoTry is the demo's walkthrough: the banner prints it, the README shows
+// it (with the default ports), and TestDemoWalkthrough replays it against a
+// running demo, so the three cannot drift apart. In cmd, {{.Resman}} is the
+// CLI, {{.Main}}, {{.Standby}} and {{.Edge}} are URLs, {{.MainSIP}} the
+// Main's stand-in Asterisk port.
+var demoTry = []struct{ cmd, note string }{
+	{"export RESMAN_TOKEN={{.Token}}", ""},
+	{"{{.Resman}} status --node {{.Main}}", "both nodes, HA ready"},
+	{"curl -s {{.Edge}}/", "the users' address: served by xivo-main"},
+	{"curl -s {{.Edge}}/cc/", "the CC behind the same address: cc-main"},
+	{"pkill -f 'standin sip --listen 127.0.0.1:{{.MainSIP}}'", "Asterisk dies on the Main"},
+	{"curl -s {{.Edge}}/", "seconds later: served by xivo-standby"},
+	{"{{.Resman}} audit --node {{.Main}}", "who did what and why; ~10 s later the Main takes back"},
+	{`{{.Resman}} services start --node {{.Standby}} --reason "test"`, "refused (exit 3) while the Main is Active"},
+	{`{{.Resman}} switchover --node {{.Main}} --sync --reason "maintenance"`, "copy the Main's config, then swap"},
+	{`{{.Resman}} switchover --node {{.Standby}} --reason "back"`, "and back, ordered"},
+	{`{{.Resman}} failover start --node {{.Main}} --for 1m --reason "test"`, "the Standby for a minute"},
+}
+
+// renderDemoTry renders demoTry for the ports p, one command a line with
+// its note aligned. resman is how to call the CLI: "./resman" adds the
+// line that builds it from the clone.
+func renderDemoTry(p demoPorts, token, resman string) string {
+	url := func(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
+	vars := map[string]any{"Token": token, "Resman": resman, "Main": url(p.MainAPI), "Standby": url(p.StandbyAPI),
+		"Edge": url(p.EdgeProxy), "MainSIP": p.MainSIP}
+	type line struct{ cmd, note string }
+	var lines []line
+	if resman == "./resman" {
+		lines = append(lines, line{"go build -o resman ./cmd/resman", "the CLI, from this clone"})
+	}
+	for _, st := range demoTry {
+		var b strings.Builder
+		template.Must(template.New("try").Parse(st.cmd)).Execute(&b, vars)
+		lines = append(lines, line{b.String(), st.note})
+	}
+	width := 0
+	for _, l := range lines {
+		width = max(width, len(l.cmd))
+	}
+	var out strings.Builder
+	for _, l := range lines {
+		if l.note == "" {
+			fmt.Fprintf(&out, "  %s\n", l.cmd)
+			continue
+		}
+		fmt.Fprintf(&out, "  %-*s   # %s\n", width, l.cmd, l.note)
+	}
+	return out.String()
+}
+
+// demoCLI is how the banner calls the CLI: resman when this binary is the
+// one on PATH, ./resman (built from the clone) under go run, else its path.
+func demoCLI() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "resman"
+	}
+	if p, err := exec.LookPath("resman"); err == nil {
+		if a, err1 := os.Stat(p); err1 == nil {
+			if b, err2 := os.Stat(exe); err2 == nil && os.SameFile(a, b) {
+				return "resman"
+			}
+		}
+	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "./resman"
+	}
+	return exe
 }
 
 func randomToken() string {

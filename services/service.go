@@ -147,7 +147,14 @@ func (s *Supervisor) start(ctx context.Context, svc *service) error {
 		err = s.awaitCheck(ctx, svc, deadline, nil)
 	}
 	if err != nil {
+		// A run: process whose start was cancelled (resman stopping) has
+		// been killed and reaped: it is stopped, not failed.
+		cancelled := svc.kind == kindRun && ctx.Err() != nil
 		s.update(svc, func() {
+			if cancelled {
+				svc.state, svc.err, svc.proc = StateStopped, "", nil
+				return
+			}
 			svc.state = StateFailed
 			svc.err = err.Error()
 		})

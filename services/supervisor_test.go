@@ -548,3 +548,31 @@ func TestRunProcessDiesWithResman(t *testing.T) {
 	_ = helper.Wait()
 	waitFor(t, "the run: process to die with its supervisor", func() bool { return processGone(pid) })
 }
+
+// A run: process whose start is cancelled (resman stopping in the middle
+// of it) is killed and counts as stopped: no "service failed" at shutdown.
+func TestRunProcessStartCancelledIsStopped(t *testing.T) {
+	dir := t.TempDir()
+	s := newTestSupervisor(t, []config.Service{{
+		Name:    "app",
+		Run:     sh(`echo $$ >> "$DIR/pids"; exec sleep 60`),
+		Timeout: time.Minute, // the settle grace outlasts the cancel below
+	}}, Options{Env: []string{"DIR=" + dir}})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		waitFor(t, "the process to be spawned", func() bool {
+			_, err := os.Stat(filepath.Join(dir, "pids"))
+			return err == nil
+		})
+		cancel()
+	}()
+	if err := s.Start(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start error = %v, want context.Canceled", err)
+	}
+	if st := statusOf(t, s, "app"); st.State != StateStopped || st.Error != "" {
+		t.Errorf("app = %+v, want stopped without error", st)
+	}
+	if pid := readPID(t, filepath.Join(dir, "pids")); !processGone(pid) {
+		t.Errorf("process %d still alive after the cancelled start", pid)
+	}
+}

@@ -329,6 +329,11 @@ func (r *Runner) run(ctx context.Context, p Phase, h Hook, t Transition) *Failur
 		return nil
 	}
 	f := &Failure{Phase: p, Hook: h.Name, Status: status, Output: res.Line(ErrorTail)}
+	if perr != nil && perr.Reason == procexec.Cancelled {
+		// resman is stopping: expected, not a warning.
+		log.Info("hook cancelled", "status", status, "duration", took.Round(time.Millisecond), "to", t.To)
+		return f
+	}
 	log.Warn("hook failed", "status", status, "duration", took.Round(time.Millisecond), "to", t.To)
 	return f
 }

@@ -166,7 +166,13 @@ func Handler(name string) http.Handler {
 			h(w, r)
 		}
 	}
-	mux.HandleFunc("GET /{$}", counted(func(w http.ResponseWriter, r *http.Request) {
+	// The page at / and at any path ending in /: behind the Edge a
+	// stand-in also serves a route's prefix, like the demo's /cc/.
+	mux.HandleFunc("GET /", counted(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte(page))

@@ -155,6 +155,9 @@ func TestHTTP(t *testing.T) {
 	if code, body, _ := get(t, base+"/healthz"); code != 200 || strings.TrimSpace(body) != "ok" {
 		t.Errorf("GET /healthz = %d %q, want 200 ok", code, body)
 	}
+	if code, body, _ := get(t, base+"/cc/"); code != 200 || !strings.Contains(body, "served by main &lt;1&gt;") {
+		t.Errorf("GET /cc/ = %d %q, want the page: an Edge route's prefix", code, body)
+	}
 	if code, _, _ := get(t, base+"/nope"); code != 404 {
 		t.Errorf("GET /nope = %d, want 404", code)
 	}

@@ -925,6 +925,13 @@ func (b *binding) newRequest(ctx context.Context, method sip.RequestMethod) *sip
 	if b.r.source != nil {
 		req.Laddr = sip.Addr{IP: b.r.source}
 	}
+	if p := b.r.proxy; p != nil {
+		// loose routing (RFC 3261 16.12): sent to the proxy, which
+		// forwards to the Request-URI
+		route := sip.Uri{Scheme: "sip", Host: p.Host, Port: p.Port, UriParams: sip.NewParams()}
+		route.UriParams.Add("lr", "")
+		req.AppendHeader(&sip.RouteHeader{Address: route})
+	}
 	req.AppendHeader(b.newVia(ctx))
 	from := &sip.FromHeader{Address: *b.aor.Clone(), Params: sip.NewParams()}
 	to := &sip.ToHeader{Address: *b.aor.Clone(), Params: sip.NewParams()}
@@ -981,7 +988,7 @@ func (b *binding) localHost(ctx context.Context) string {
 	ctx, cancel := context.WithTimeout(ctx, b.r.opts.RequestTimeout)
 	defer cancel()
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "udp", b.hostPort())
+	c, err := d.DialContext(ctx, "udp", b.nextHop())
 	if err != nil {
 		return ""
 	}
@@ -1088,17 +1095,31 @@ func (b *binding) registeredAt(now time.Time) bool {
 	return b.registered && now.Before(b.expiresAt)
 }
 
-// where is the transport and address of the MDS, for messages.
+// where is the transport and address of the MDS, for messages, and of the
+// outbound proxy if any.
 func (b *binding) where() string {
-	return strings.ToLower(b.transport) + " " + b.hostPort()
+	w := strings.ToLower(b.transport) + " " + hostPort(b.target)
+	if b.r.proxy != nil {
+		w += " through the outbound proxy " + hostPort(*b.r.proxy)
+	}
+	return w
 }
 
-func (b *binding) hostPort() string {
-	port := b.target.Port
+// nextHop is the host:port requests are sent to: the outbound proxy, or
+// the MDS.
+func (b *binding) nextHop() string {
+	if b.r.proxy != nil {
+		return hostPort(*b.r.proxy)
+	}
+	return hostPort(b.target)
+}
+
+func hostPort(u sip.Uri) string {
+	port := u.Port
 	if port == 0 {
 		port = 5060
 	}
-	return net.JoinHostPort(strings.Trim(b.target.Host, "[]"), strconv.Itoa(port))
+	return net.JoinHostPort(strings.Trim(u.Host, "[]"), strconv.Itoa(port))
 }
 
 func (b *binding) responseError(res *sip.Response, what, detail string) *ResponseError {

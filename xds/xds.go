@@ -104,6 +104,11 @@ type Options struct {
 	// and the contact is not shared with the peer; else the routes'.
 	SourceAddress string
 
+	// OutboundProxy is a SIP URI (sip:HOST[:PORT]) every request goes
+	// through (a Route header naming it, loose routing), over each MDS's
+	// transport. Default: none, straight to the MDS.
+	OutboundProxy string
+
 	// Timers of the SIP transactions, for every MDS; MDSTimers overrides
 	// them for the MDS of that name. Defaults: RFC 3261's.
 	Timers    Timers
@@ -129,6 +134,7 @@ type Registrar struct {
 	contact  sip.Uri
 	peer     *sip.Uri // Options.PeerContact, nil if none
 	source   net.IP   // the local address requests go from, nil: the routes'
+	proxy    *sip.Uri // Options.OutboundProxy, nil if none
 	shared   bool     // the peer's contact is ours: never unregister it
 	ua       *sipgo.UserAgent
 	client   *sipgo.Client
@@ -185,6 +191,13 @@ func New(cfg config.XDS, opts Options) (*Registrar, error) {
 			return nil, err
 		}
 		r.bindings = append(r.bindings, b)
+	}
+	if opts.OutboundProxy != "" {
+		p, err := parseRegistrar(opts.OutboundProxy)
+		if err != nil {
+			return nil, fmt.Errorf("xds: outbound proxy: %w", err)
+		}
+		r.proxy = &p
 	}
 	if r.source, err = sourceAddress(opts.SourceAddress, contact, r.shared); err != nil {
 		return nil, err

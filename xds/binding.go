@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
@@ -38,7 +39,8 @@ type binding struct {
 	user      string
 	password  string  // secret: never in logs, errors, events or status
 	target    sip.Uri // Request-URI: the MDS registrar
-	transport string  // UDP or TCP
+	transport string  // UDP, TCP or TLS
+	client    *sipgo.Client
 	aor       sip.Uri // To and From: sip:user@registrar-host
 	callID    string  // constant for the binding's life
 	timerF    time.Duration
@@ -84,8 +86,13 @@ func newBinding(r *Registrar, i int, m config.MDS) (*binding, error) {
 		transport = "UDP"
 	case "tcp":
 		transport = "TCP"
+	case "tls":
+		transport = "TLS"
+		if target.Port == 0 {
+			target.Port = 5061
+		}
 	default:
-		return nil, fmt.Errorf("xds.mds[%d].transport: %q is not udp or tcp", i, m.Transport)
+		return nil, fmt.Errorf("xds.mds[%d].transport: %q is not udp, tcp or tls", i, m.Transport)
 	}
 	expires := m.Expires
 	if expires <= 0 {
@@ -863,7 +870,7 @@ func (b *binding) do(ctx context.Context, req *sip.Request) (*sip.Response, erro
 	first := min(b.r.opts.RequestTimeout, b.timerF)
 	tctx, cancel := context.WithTimeout(ctx, b.timerF)
 	defer cancel()
-	tx, err := b.r.client.TransactionRequest(tctx, req)
+	tx, err := b.client.TransactionRequest(tctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s: %s: %w", b.name, req.Method, ctx.Err())
@@ -1022,7 +1029,7 @@ func (b *binding) probe(ctx context.Context) {
 	defer cancel()
 	req := b.newRequest(tctx, sip.OPTIONS)
 	req.SetBody(nil)
-	res, err := b.r.client.Do(tctx, req)
+	res, err := b.client.Do(tctx, req)
 	if ctx.Err() != nil {
 		return
 	}

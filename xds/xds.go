@@ -13,11 +13,14 @@ package xds
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -109,6 +112,13 @@ type Options struct {
 	// transport. Default: none, straight to the MDS.
 	OutboundProxy string
 
+	// TLSCAFile is a PEM file of the CAs that sign the certificates of
+	// the MDS reached over TLS. Default: the system's roots.
+	TLSCAFile string
+	// TLSServerNames is the name each MDS's certificate must carry, by MDS
+	// name. Default: the host of its registrar.
+	TLSServerNames map[string]string
+
 	// Timers of the SIP transactions, for every MDS; MDSTimers overrides
 	// them for the MDS of that name. Defaults: RFC 3261's.
 	Timers    Timers
@@ -132,12 +142,14 @@ type Registrar struct {
 	opts     Options
 	log      *slog.Logger
 	contact  sip.Uri
-	peer     *sip.Uri // Options.PeerContact, nil if none
-	source   net.IP   // the local address requests go from, nil: the routes'
-	proxy    *sip.Uri // Options.OutboundProxy, nil if none
-	shared   bool     // the peer's contact is ours: never unregister it
-	ua       *sipgo.UserAgent
+	peer     *sip.Uri         // Options.PeerContact, nil if none
+	source   net.IP           // the local address requests go from, nil: the routes'
+	proxy    *sip.Uri         // Options.OutboundProxy, nil if none
+	shared   bool             // the peer's contact is ours: never unregister it
+	ua       *sipgo.UserAgent // the main one
 	client   *sipgo.Client
+	uas      []*sipgo.UserAgent // the main one, and those of MDS with a TLS server name
+	sipLog   *slog.Logger
 	metrics  *metrics
 	bindings []*binding
 	parsed   *parseFailures // answers the SIP stack could not parse
@@ -210,10 +222,54 @@ func New(cfg config.XDS, opts Options) (*Registrar, error) {
 	}
 
 	r.parsed = &parseFailures{}
-	sipLog := slog.New(parseWatch{minLevel{log.Handler(), slog.LevelInfo}, r.parsed}).With("layer", "sip")
-	r.ua, err = sipgo.NewUA(
+	r.sipLog = slog.New(parseWatch{minLevel{log.Handler(), slog.LevelInfo}, r.parsed}).With("layer", "sip")
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if opts.TLSCAFile != "" {
+		pem, err := os.ReadFile(opts.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("xds: TLS CA file: %w", err)
+		}
+		tlsConf.RootCAs = x509.NewCertPool()
+		if !tlsConf.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("xds: TLS CA file %s: no PEM certificate in it", opts.TLSCAFile)
+		}
+	}
+	if r.ua, r.client, err = r.newStack(tlsConf); err != nil {
+		return nil, err
+	}
+	r.uas = append(r.uas, r.ua)
+	for _, b := range r.bindings {
+		b.client = r.client
+		name := opts.TLSServerNames[b.name]
+		if b.transport != "TLS" || name == "" {
+			continue
+		}
+		// sipgo has one TLS config per user agent: an MDS whose
+		// certificate names another host than its registrar's gets its
+		// own.
+		c := tlsConf.Clone()
+		c.ServerName = name
+		ua, client, err := r.newStack(c)
+		if err != nil {
+			r.closeUAs()
+			return nil, err
+		}
+		r.uas = append(r.uas, ua)
+		b.client = client
+	}
+	r.base, r.cancelBase = context.WithCancel(context.Background())
+	return r, nil
+}
+
+// newStack builds a SIP user agent and its client, whose server side
+// answers the OPTIONS an MDS may send back on our connections (keepalives)
+// instead of logging them in the default logger.
+func (r *Registrar) newStack(tlsConf *tls.Config) (*sipgo.UserAgent, *sipgo.Client, error) {
+	sipLog := r.sipLog
+	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("resman"),
-		sipgo.WithUserAgentHostname(opts.Hostname),
+		sipgo.WithUserAgentHostname(r.opts.Hostname),
+		sipgo.WithUserAgenTLSConfig(tlsConf),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(sipLog),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(res *sip.Response) {
@@ -223,24 +279,31 @@ func New(cfg config.XDS, opts Options) (*Registrar, error) {
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("xds: user agent: %w", err)
+		return nil, nil, fmt.Errorf("xds: user agent: %w", err)
 	}
-	if r.client, err = sipgo.NewClient(r.ua, sipgo.WithClientLogger(sipLog)); err != nil {
-		r.ua.Close()
-		return nil, fmt.Errorf("xds: client: %w", err)
-	}
-	// Requests an MDS sends back on our connections (keepalives) get an
-	// answer instead of a log line in the default logger.
-	srv, err := sipgo.NewServer(r.ua, sipgo.WithServerLogger(sipLog))
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(sipLog))
 	if err != nil {
-		r.ua.Close()
-		return nil, fmt.Errorf("xds: server: %w", err)
+		ua.Close()
+		return nil, nil, fmt.Errorf("xds: client: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog))
+	if err != nil {
+		ua.Close()
+		return nil, nil, fmt.Errorf("xds: server: %w", err)
 	}
 	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
-	r.base, r.cancelBase = context.WithCancel(context.Background())
-	return r, nil
+	return ua, client, nil
+}
+
+// closeUAs closes every SIP user agent.
+func (r *Registrar) closeUAs() {
+	for _, ua := range r.uas {
+		if err := ua.Close(); err != nil {
+			r.log.Debug("closing user agent", "error", err)
+		}
+	}
 }
 
 // sourceAddress is the address to send from: set, or by default the
@@ -482,9 +545,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 	}
 	r.cancelBase()
 	r.wg.Wait()
-	if err := r.ua.Close(); err != nil {
-		r.log.Debug("closing user agent", "error", err)
-	}
+	r.closeUAs()
 	r.log.Info("xds stopped")
 	return nil
 }

@@ -543,7 +543,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		want string
 	}{
 		{"no contact", config.XDS{MDS: []config.MDS{good}}, "xds.contact"},
-		{"tls", config.XDS{Contact: testContact, MDS: []config.MDS{mds("m", "127.0.0.1", "tls", "u", "p")}}, "xds.mds[0].transport"},
+		{"ws", config.XDS{Contact: testContact, MDS: []config.MDS{mds("m", "127.0.0.1", "ws", "u", "p")}}, "xds.mds[0].transport"},
 		{"sips", config.XDS{Contact: testContact, MDS: []config.MDS{good, mds("m", "sips:x", "udp", "u", "p")}}, "xds.mds[1].registrar"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

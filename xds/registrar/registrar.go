@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -63,6 +64,8 @@ type Options struct {
 	Knobs Knobs
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
+	// TLS holds the server certificate for ListenAndServe over "tls".
+	TLS *tls.Config
 }
 
 // Knobs make the registrar misbehave, for tests and demos.
@@ -201,8 +204,18 @@ func (s *Server) ListenAndServe(ctx context.Context, network, addr string) error
 		}
 		closer, bound = ln, ln.Addr().String()
 		serve = func() error { return s.srv.ServeTCP(ln) }
+	case "tls":
+		if s.opts.TLS == nil {
+			return errors.New("registrar: tls needs Options.TLS")
+		}
+		ln, err := tls.Listen("tcp", addr, s.opts.TLS)
+		if err != nil {
+			return fmt.Errorf("registrar: listen tls %s: %w", addr, err)
+		}
+		closer, bound = ln, ln.Addr().String()
+		serve = func() error { return s.srv.ServeTLS(ln) }
 	default:
-		return fmt.Errorf("registrar: network %q: want udp or tcp", network)
+		return fmt.Errorf("registrar: network %q: want udp, tcp or tls", network)
 	}
 	s.mu.Lock()
 	if s.addr == "" {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	_ "embed"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -116,7 +115,7 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 		defer os.RemoveAll(dataDir)
 	}
 	token, mdsPassword, password := randomToken(), randomToken(), randomToken()[:12]
-	gossipKey := base64.StdEncoding.EncodeToString([]byte(randomToken()[:16]))
+	gossipKey := newGossipKey()
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
 	if err != nil {
 		return err

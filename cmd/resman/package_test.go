@@ -309,6 +309,26 @@ func unitRunsTheDaemon(t *testing.T, root string, unit map[string]string) {
 			t.Skipf("%s missing: the daemon is not started from the unit", tool)
 		}
 	}
+	// As shipped, the config's token is the public placeholder: the daemon
+	// refuses to run and names the key. The admin's first step
+	// (docs/install.md) is a token of their own.
+	cfgPath := filepath.Join(root, "etc/resman/resman.yaml")
+	refused := exec.Command(filepath.Join(root, "usr/bin/resman"), "run", "-c", cfgPath)
+	if out, err := refused.CombinedOutput(); err == nil || !strings.Contains(string(out), "api.token: is a placeholder") {
+		t.Fatalf("run with the shipped placeholder token: %v\n%s", err, out)
+	}
+	shipped, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "pkg-test-token-5f0c2a9e7b14d3"
+	ours := strings.Replace(string(shipped), "CHANGE-ME-this-placeholder-token-is-public", token, 1)
+	if ours == string(shipped) {
+		t.Fatal("the shipped config's token is not the placeholder this test replaces")
+	}
+	if err := os.WriteFile(cfgPath, []byte(ours), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	// The package's data directory, owned by the unprivileged user the
 	// daemon runs as here (nobody: the package's resman user exists only
 	// once postinst ran).
@@ -371,11 +391,11 @@ func unitRunsTheDaemon(t *testing.T, root string, unit map[string]string) {
 	}
 	notified("READY=1")
 
-	// Asked from inside its network namespace, with the shipped token.
+	// Asked from inside its network namespace, with the admin's token.
 	pid := cmd.Process.Pid
 	status := exec.Command("nsenter", "-t", strconv.Itoa(pid), "-n", filepath.Join(root, "usr/bin/resman"),
 		"status", "--node", "http://127.0.0.1:9440")
-	status.Env = []string{"RESMAN_TOKEN=CHANGE-ME-this-placeholder-token-is-public"}
+	status.Env = []string{"RESMAN_TOKEN=" + token}
 	got, err := status.CombinedOutput()
 	if err != nil || !strings.Contains(string(got), "xivo-main (main, manual mode)") {
 		t.Fatalf("status of the daemon: %v\n%s", err, got)

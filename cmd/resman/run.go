@@ -49,6 +49,11 @@ func newRunCmd() *cobra.Command {
 				return usageErr("--config is required")
 			}
 			cfg, err := config.Load(file)
+			if err == nil {
+				// Placeholders from the examples, or weak secrets: the
+				// node would run, open to anyone who read the docs.
+				err = cfg.RequireStrongSecrets(file)
+			}
 			if err != nil {
 				return withCode(exitUsage, err)
 			}
@@ -540,9 +545,13 @@ func graceTicks(d, tick time.Duration) int {
 func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodeParts, logger *slog.Logger) *config.Config {
 	const who = "resman (config reload)"
 	next, err := config.Load(path)
+	if err == nil {
+		err = next.RequireStrongSecrets(path)
+	}
 	if err != nil {
 		logger.Error("config reload refused: keeping the last good config", "component", "node", "err", err)
-		p.node.Note("reload config", resilience.OutcomeFailed, "the file does not load or validate: kept the last good config", err.Error())
+		p.node.Note("reload config", resilience.OutcomeFailed,
+			"the file does not load or validate, or holds placeholder or weak secrets: kept the last good config", err.Error())
 		return cur
 	}
 	if others := restartOnlyChanges(cur, next); len(others) > 0 {

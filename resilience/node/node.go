@@ -77,6 +77,9 @@ type ReplicationSender interface {
 type ReplicationReceiver interface {
 	Status(now time.Time) []api.Replication
 	StaleJobs(now time.Time) []string
+	// EndSessions ends the transfers under way and returns once no
+	// replication write is in progress.
+	EndSessions(reason string)
 }
 
 // AuditLog stores audit entries durably.
@@ -513,6 +516,14 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 	}
 	n.mu.Unlock()
 	n.metrics.setStatus(after, n.m.Epoch())
+	if before == resilience.Inactive && after != resilience.Inactive && n.d.ReplReceiver != nil {
+		// The snapshot says `after`: the receiver refuses from now on.
+		// End the transfers begun while Inactive before any service
+		// starts: a long run from the old Main must not write here once
+		// this node serves calls. Outside n.mu: the receiver's Accept
+		// reads the status.
+		n.d.ReplReceiver.EndSessions("this node is " + string(after))
+	}
 	if n.auto() {
 		n.announce()
 	}

@@ -28,6 +28,12 @@ TIER         = $(TESTSUMMARY) run -dir $(SUMMARYDIR) -tier
 go_test_all  = $(GO) test $(1) -p 2 -count=1 $(PKGS)
 go_test_race = $(GO) test $(1) -p 2 -count=1 -race ./resilience/...
 go_fuzz      = $(GO) test $(1) -run '^$$' -fuzz $(2) -fuzztime $(3) ./resilience/
+# The parsers of outside input: $(2) a target (anchored: FuzzEvents is also
+# a prefix of FuzzEventsRoundTrip), $(3) its package. A short minimizing
+# time, or a new input can take the whole run.
+go_fuzz_pkg  = $(GO) test $(1) -run '^$$' -fuzz "^$(2)$$" -fuzztime 8s -fuzzminimizetime 1s $(3)
+FUZZ_INPUTS  = FuzzEvents:./resilience/client/ FuzzYAMLRoundTrip:./config/ FuzzMetaDecode:./resilience/cluster/ \
+               FuzzManifestPage:./resilience/replication/ FuzzREGISTERAnswer:./xds/ FuzzChallenge:./xds/
 gofmt_check  = out=$$(gofmt -l $$(git ls-files "*.go")); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 test: test-tools
@@ -39,6 +45,7 @@ test: test-tools
 	@$(TIER) race -- $(call go_test_race,-json)
 	@$(TIER) fuzz -- $(call go_fuzz,-json,FuzzManualPair,15s)
 	@$(TIER) fuzz -- $(call go_fuzz,-json,FuzzAutoPair,25s)
+	@for t in $(FUZZ_INPUTS); do $(TIER) fuzz -- $(call go_fuzz_pkg,-json,$${t%%:*},$${t#*:}); done
 	@$(TESTSUMMARY) report -dir $(SUMMARYDIR) -tiers vet,go,race,fuzz
 
 test-tools:
@@ -60,6 +67,7 @@ test-go:
 fuzz:
 	$(call go_fuzz,,FuzzManualPair,15s)
 	$(call go_fuzz,,FuzzAutoPair,25s)
+	for t in $(FUZZ_INPUTS); do $(call go_fuzz_pkg,,$${t%%:*},$${t#*:}) || exit 1; done
 
 # Benchmarks (see README): each prints medians; the namespace ones need root.
 bench: bench-api bench-failover bench-switchover bench-xds bench-edge

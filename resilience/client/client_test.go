@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -427,5 +429,25 @@ func TestEventsEndOnShutdown(t *testing.T) {
 		}
 	case <-time.After(waitFor):
 		t.Fatal("Events did not return at shutdown")
+	}
+}
+
+// One event made of many data: lines, each under the line limit, must not
+// grow without bound: the whole event is held to the same 16 MiB.
+func TestEventsBoundsAnEventOfManyLines(t *testing.T) {
+	line := "data: " + strings.Repeat("x", 1<<20) + "\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: status\n")
+		for range 40 { // 40 MiB, never a blank line
+			if _, err := io.WriteString(w, line); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	err := client.New(srv.URL, token).Events(context.Background(), func(api.Event) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "an event is larger than") {
+		t.Fatalf("Events = %v, want the event refused as too large", err)
 	}
 }

@@ -103,6 +103,11 @@ func (c *Client) Events(ctx context.Context, fn func(api.Event) error) error {
 		case "event":
 			name = value
 		case "data":
+			// The line limit alone would let an event of many lines grow
+			// without bound.
+			if data.Len()+1+len(value) > maxBody {
+				return fmt.Errorf("%s %s: an event is larger than %d bytes", method, path, maxBody)
+			}
 			if data.Len() > 0 {
 				data.WriteByte('\n')
 			}

@@ -123,17 +123,18 @@ func newBinding(r *Registrar, i int, m config.MDS) (*binding, error) {
 }
 
 // timerF is the Timer F of the MDS named name: from Options.MDSTimers,
-// else Options.Timers, else RFC 3261's 64*T1 with T1 500ms.
+// else Options.Timers, else RFC 3261's 64*T1 with T1 500ms; never more
+// than sipgo's own Timer F, which ends its transactions.
 func timerF(o Options, name string) time.Duration {
 	for _, t := range []Timers{o.MDSTimers[name], o.Timers} {
 		switch {
 		case t.TimerF > 0:
-			return t.TimerF
+			return min(t.TimerF, 64*sip.T1)
 		case t.T1 > 0:
-			return 64 * t.T1
+			return min(64*t.T1, 64*sip.T1)
 		}
 	}
-	return 64 * DefaultT1
+	return min(64*DefaultT1, 64*sip.T1)
 }
 
 // start launches the registration loop.

@@ -202,3 +202,23 @@ func TestUnparsableAnswerSaidSo(t *testing.T) {
 		t.Errorf("unreadable failures = %v", v)
 	}
 }
+
+// Timer F: per MDS, else for all, else 64*T1; never past sipgo's own.
+func TestTimerFChoice(t *testing.T) {
+	o := Options{
+		Timers:    Timers{T1: 100 * time.Millisecond},
+		MDSTimers: map[string]Timers{"a": {TimerF: 3 * time.Second}, "long": {TimerF: time.Hour}},
+	}
+	for name, want := range map[string]time.Duration{
+		"a":     3 * time.Second,
+		"other": 6400 * time.Millisecond,
+		"long":  32 * time.Second, // sipgo ends its transactions then
+	} {
+		if got := timerF(o, name); got != want {
+			t.Errorf("Timer F of %s = %s, want %s", name, got, want)
+		}
+	}
+	if got := timerF(Options{}, "x"); got != 32*time.Second {
+		t.Errorf("default Timer F = %s, want 32s (64*T1)", got)
+	}
+}

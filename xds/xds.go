@@ -129,7 +129,9 @@ type Options struct {
 // An MDS that sends a provisional answer (100 Trying) is waited for up to
 // TimerF in all, instead of RequestTimeout.
 type Timers struct {
-	// T1 is the round-trip estimate. Default: 500ms.
+	// T1 is the round-trip estimate. Default: 500ms. Here it sets only
+	// the default TimerF: the retransmission timers are sipgo's, for the
+	// whole process (its T1, 500ms).
 	T1 time.Duration
 	// TimerF bounds a transaction. Default: 64*T1, 32s with the default
 	// T1; at most sipgo's own Timer F (64 times its T1, 32s).

@@ -266,6 +266,11 @@ func TestAutoWitness(t *testing.T) {
 	// A Standby cut off from everyone must not go Active.
 	witnessURL := fmt.Sprintf("http://%s:9440", a.lab.host("witness").ip)
 	waitFor(t, "the witness ready, seeing both nodes", func() bool { return status(t, witnessURL).HA.Ready })
+	// Its status says what it sees, and shows no peer: it has none.
+	out, stderr, code := cli(t, "status", "--node", witnessURL)
+	if code != 0 || !strings.Contains(out, "HA: ready\nsees over gossip: main (main), standby (standby)\n") || strings.Contains(out, "peer ") {
+		t.Fatalf("the witness's status: exit %d\n%s%s", code, out, stderr)
+	}
 	a.lab.isolate("standby")
 	waitFor(t, "standby sees the main lost", func() bool {
 		p := status(t, a.standbyURL).Peer

@@ -140,6 +140,16 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 			fmt.Fprintf(w, "  - %s\n", r)
 		}
 	}
+	if st.Role == "witness" {
+		var seen []string
+		for _, m := range st.Sees {
+			seen = append(seen, m.Name+" ("+m.Role+")")
+		}
+		if len(seen) == 0 {
+			seen = []string{"no node"}
+		}
+		fmt.Fprintf(w, "sees over gossip: %s\n", strings.Join(seen, ", "))
+	}
 	if p := st.Peer; p != nil {
 		switch {
 		case p.Reachable && p.Error == "":

@@ -30,6 +30,15 @@ type Status struct {
 	XDS         []Registration `json:"xds"`
 	Failover    Failover       `json:"failover"`
 	LastChange  *Transition    `json:"last_change,omitempty"`
+	// Sees: on a witness, the pair's nodes it sees over gossip, sorted by
+	// name (a witness has no peer).
+	Sees []Member `json:"sees,omitempty"`
+}
+
+// Member is a node of the pair as a witness sees it over gossip.
+type Member struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
 }
 
 // HA is the pair's readiness to fail over, with the reasons it is not.

@@ -1113,6 +1113,11 @@ func (n *Node) Status() api.Status {
 	st.HA.Ready, st.HA.Reasons = resilience.Readiness(in)
 	if n.d.Core.Role == resilience.RoleWitness {
 		st.HA.Ready, st.HA.Reasons = resilience.WitnessReadiness(s.pairSeen)
+		st.Peer = nil // a witness has none: it sees both nodes
+		for name, role := range s.pairSeen {
+			st.Sees = append(st.Sees, api.Member{Name: name, Role: string(role)})
+		}
+		slices.SortFunc(st.Sees, func(a, b api.Member) int { return strings.Compare(a.Name, b.Name) })
 	}
 	if st.HA.Reasons == nil {
 		st.HA.Reasons = []string{}

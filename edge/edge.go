@@ -22,6 +22,11 @@
 // and flushed as they come. WebSocket upgrades and requests for an event
 // stream get a connection of their own to the upstream, and bytes are
 // copied both ways. Error pages never name an upstream.
+//
+// Hop-by-hop headers (RFC 9110 §7.6.1) are removed in both directions,
+// and the headers a Connection header names; the Edge's own headers are
+// set after, so that no client removes them. h2c, HTTP/2 and HTTP/1.1
+// requests without Host are refused (hop.go, README.md).
 package edge
 
 import (
@@ -294,6 +299,7 @@ func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 
 	srv := &fasthttp.Server{
 		Handler:                      e.handle,
+		ErrorHandler:                 e.parseError,
 		Name:                         "",
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,

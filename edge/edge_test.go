@@ -584,10 +584,11 @@ func TestPlainHTTP(t *testing.T) {
 	if code, body, _ := get(t, nil, e.url+"/v2/calls?x=1"); code != 200 || body != "api of api: /api/v2/calls\n" {
 		t.Errorf("GET /v2/calls = %d %q, want the api upstream's /api/v2/calls", code, body)
 	}
-	// An upgrade to anything but a WebSocket is a plain request.
+	// An upgrade to anything but a WebSocket or h2c is a plain request,
+	// without its Upgrade.
 	req, _ = http.NewRequest("GET", e.url+"/headers", nil)
-	req.Header.Set("Connection", "Upgrade, HTTP2-Settings")
-	req.Header.Set("Upgrade", "h2c")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "foo/2")
 	res, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -595,8 +596,21 @@ func TestPlainHTTP(t *testing.T) {
 	var h map[string]string
 	json.NewDecoder(res.Body).Decode(&h)
 	res.Body.Close()
-	if res.StatusCode != 200 || h["Upgrade"] != "" || e.Status().Sides[0].Streams != 0 {
-		t.Errorf("h2c upgrade: %d, upstream saw Upgrade %q", res.StatusCode, h["Upgrade"])
+	if res.StatusCode != 200 || h["Upgrade"] != "" || h["Connection"] != "" || e.Status().Sides[0].Streams != 0 {
+		t.Errorf("foo upgrade: %d, upstream saw Upgrade %q, Connection %q", res.StatusCode, h["Upgrade"], h["Connection"])
+	}
+	// h2c is refused (TestH2CIsRefused has every form).
+	req, _ = http.NewRequest("GET", e.url+"/headers", nil)
+	req.Header.Set("Connection", "Upgrade, HTTP2-Settings")
+	req.Header.Set("Upgrade", "h2c")
+	req.Header.Set("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 400 {
+		t.Errorf("h2c upgrade: %d, want 400", res.StatusCode)
 	}
 	// An upstream's 404 goes through as is.
 	if code, _, h := get(t, nil, e.url+"/nope"); code != 404 || h.Get("Content-Type") != "text/plain; charset=utf-8" {

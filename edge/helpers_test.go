@@ -34,7 +34,7 @@ const (
 )
 
 // waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for !cond() {
@@ -71,13 +71,13 @@ type fakeNode struct {
 	subs map[chan api.Status]struct{}
 }
 
-func newFakeNode(t *testing.T, a answer) *fakeNode {
+func newFakeNode(t testing.TB, a answer) *fakeNode {
 	t.Helper()
 	return newFakeNodeWith(t, a, (*httptest.Server).Start)
 }
 
 // newFakeNodeWith is newFakeNode started by start (StartTLS for https).
-func newFakeNodeWith(t *testing.T, a answer, start func(*httptest.Server)) *fakeNode {
+func newFakeNodeWith(t testing.TB, a answer, start func(*httptest.Server)) *fakeNode {
 	t.Helper()
 	f := &fakeNode{now: a, subs: map[chan api.Status]struct{}{}}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -289,7 +289,7 @@ type testEdge struct {
 type edgeOpt func(*Options)
 
 // startEdge serves an Edge over loopback until the test ends.
-func startEdge(t *testing.T, check config.EdgeCheck, sides []sideSpec, opts ...edgeOpt) *testEdge {
+func startEdge(t testing.TB, check config.EdgeCheck, sides []sideSpec, opts ...edgeOpt) *testEdge {
 	t.Helper()
 	cfg := config.Edge{Listen: "127.0.0.1:0", Token: testToken, Check: check}
 	for _, s := range sides {
@@ -338,7 +338,7 @@ func fast() config.EdgeCheck {
 	return config.EdgeCheck{Interval: 10 * time.Millisecond, Rise: 2, Fall: 2}
 }
 
-func (e *testEdge) waitRouted(t *testing.T, side string) {
+func (e *testEdge) waitRouted(t testing.TB, side string) {
 	t.Helper()
 	waitUntil(t, "routing to "+orNone(side), func() bool { return e.Status().Side == side })
 }
@@ -443,7 +443,7 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	lb := &logBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -16,7 +16,7 @@ type metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	closed         prometheus.Counter
 	// unavailable and notFound count the Edge's own 503 and 404 answers
-	// without a label lookup.
+	// (the frequent ones) without a label lookup.
 	unavailable, notFound prometheus.Counter
 }
 
@@ -69,11 +69,16 @@ func (m *metrics) setHealth(side string, up bool) {
 	m.healthy.WithLabelValues(side).Set(b2f(up))
 }
 
-func (m *metrics) unrouted(code int) {
-	if code == 503 {
+// own counts an answer of the Edge itself (side and route "none"): 503
+// with no side Active, 404 with no route, and the requests it refuses.
+func (m *metrics) own(code int) {
+	switch code {
+	case 503:
 		m.unavailable.Inc()
-	} else {
+	case 404:
 		m.notFound.Inc()
+	default:
+		m.requests.WithLabelValues(noSide, noSide, codeLabel(code)).Inc()
 	}
 }
 

@@ -24,6 +24,11 @@ func newPages(retryAfter string) pages {
 		"<meta http-equiv=\"refresh\" content=\""+retryAfter+"\">")
 	add(http.StatusBadGateway, "Bad gateway", "The service did not answer. Please try again.", "")
 	add(http.StatusNotFound, "Not found", "There is nothing at this address.", "")
+	add(http.StatusBadRequest, "Bad request",
+		"The request is not valid HTTP/1.1, or asks for a protocol this service does not speak.", "")
+	add(http.StatusHTTPVersionNotSupported, "HTTP version not supported", "This service speaks HTTP/1.1.", "")
+	add(http.StatusRequestHeaderFieldsTooLarge, "Request header too large", "The request's header is too large.", "")
+	add(http.StatusRequestTimeout, "Request timeout", "The request did not arrive in time.", "")
 	return p
 }
 

@@ -112,32 +112,44 @@ func newRoute(s *side, path string, u *url.URL, upTLS *tls.Config) *route {
 // prepare turns the client's request into the upstream's, as nginx does
 // by default: Host set to the upstream's, the path joined to the upstream
 // URL's own path, the client's address appended to X-Forwarded-For,
-// X-Forwarded-Host and -Proto set to what the client asked for.
-// Connection is the Edge's business (keep-alive to the upstream; Upgrade
-// for a WebSocket), and an Upgrade that is not a WebSocket's is dropped;
-// other headers go through.
-func (rt *route) prepare(ctx *fasthttp.RequestCtx, upgrade bool) {
+// X-Forwarded-Host and -Proto set to what the client asked for. The
+// hop-by-hop headers go first (see stripRequest), and those the Edge sets
+// are set after, so that no client can remove them; for a WebSocket
+// upgrade, Upgrade stays and Connection is Upgrade. Other headers go
+// through, in their order.
+func (rt *route) prepare(ctx *fasthttp.RequestCtx, s seen, websocket bool) {
 	h := &ctx.Request.Header
+	stripRequest(h, s, websocket)
 	var buf [128]byte
-	b := append(buf[:0], h.Peek("X-Forwarded-For")...)
-	if len(b) > 0 {
-		b = append(b, ", "...)
+	b := buf[:0]
+	// Every X-Forwarded-For line of the client, in order, in one field.
+	if s&seenXForwardedFor != 0 {
+		for _, v := range h.PeekAll("X-Forwarded-For") {
+			if len(v) > 0 {
+				b = append(append(b, v...), ", "...)
+			}
+		}
 	}
 	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
 		b = ta.AddrPort().Addr().Unmap().AppendTo(b)
 	} else {
 		b = netip.IPv4Unspecified().AppendTo(b)
 	}
-	h.SetBytesV("X-Forwarded-For", b)
-	h.SetBytesV("X-Forwarded-Host", h.Host())
-	if ctx.IsTLS() {
-		h.Set("X-Forwarded-Proto", "https")
+	h.SetCanonical(keyXForwardedFor, b)
+	if host := h.Host(); len(host) > 0 {
+		h.SetCanonical(keyXForwardedHost, host)
 	} else {
-		h.Set("X-Forwarded-Proto", "http")
+		// HTTP/1.0 without Host: no host asked for, none made up.
+		delRequest(h, "X-Forwarded-Host")
 	}
-	if !upgrade && h.ConnectionUpgrade() {
-		h.Del("Upgrade")
-		h.Del("Connection")
+	// Set last: it also removes the sentinels of stripRequest.
+	if ctx.IsTLS() {
+		h.SetCanonical(keySentinel, []byte("https"))
+	} else {
+		h.SetCanonical(keySentinel, []byte("http"))
+	}
+	if websocket {
+		h.Set("Connection", "Upgrade")
 	}
 	h.SetHost(rt.host)
 	ctx.Request.UseHostHeader = true
@@ -156,42 +168,46 @@ func (rt *route) prepare(ctx *fasthttp.RequestCtx, upgrade bool) {
 // forward proxies a plain request. A small answer is read whole before it
 // is sent on, so that its upstream connection is free at once; a large
 // one, or one without a length (flushed as it comes), is streamed, and its
-// connections are closed after it rather than kept half-read.
-func (rt *route) forward(ctx *fasthttp.RequestCtx) {
+// connections are closed after it rather than kept half-read. The
+// answer's hop-by-hop headers are removed (see stripResponse): the
+// client's connection is the Edge's business, not the upstream's.
+func (rt *route) forward(ctx *fasthttp.RequestCtx, s seen) {
 	req := &ctx.Request
 	clientClose := req.Header.ConnectionClose()
-	// The upstream connection stays open whatever the client does.
-	req.Header.ResetConnectionClose()
-	rt.prepare(ctx, false)
-	err := rt.hc.Do(req, &ctx.Response)
+	// Connection goes: the upstream connection stays open whatever the
+	// client does.
+	rt.prepare(ctx, s, false)
+	if err := rt.hc.Do(req, &ctx.Response); err != nil {
+		rt.upstreamError(ctx, err)
+	} else {
+		rt.answered()
+		rt.count(ctx.Response.StatusCode())
+		stripResponse(&ctx.Response.Header)
+		if cl := ctx.Response.Header.ContentLength(); (cl < 0 || cl > maxBuffered) && ctx.Response.BodyStream() != nil {
+			// Streamed: if the client goes away, the rest must not be left
+			// on a pooled upstream connection.
+			ctx.SetConnectionClose()
+			if cl < 0 {
+				// A stream (events, a long poll...): cut it when the side
+				// loses Active.
+				rt.side.track(&stream{conns: []net.Conn{ctx.Conn()}, byConn: true})
+			}
+		}
+	}
 	if clientClose {
 		ctx.SetConnectionClose()
-	}
-	if err != nil {
-		rt.upstreamError(ctx, err)
-		return
-	}
-	rt.answered()
-	rt.count(ctx.Response.StatusCode())
-	if cl := ctx.Response.Header.ContentLength(); (cl < 0 || cl > maxBuffered) && ctx.Response.BodyStream() != nil {
-		// Streamed: if the client goes away, the rest must not be left
-		// on a pooled upstream connection.
-		ctx.SetConnectionClose()
-		if cl < 0 {
-			// A stream (events, a long poll...): cut it when the side
-			// loses Active.
-			rt.side.track(&stream{conns: []net.Conn{ctx.Conn()}, byConn: true})
-		}
 	}
 }
 
 // tunnel proxies a WebSocket upgrade, or an event stream, over a
-// connection of its own: the request goes to a new upstream connection,
-// then bytes are copied both ways until either side closes. The tunnel is
-// a stream of its side.
-func (rt *route) tunnel(ctx *fasthttp.RequestCtx, upgrade bool) {
-	rt.prepare(ctx, upgrade)
-	if !upgrade {
+// connection of its own: the request goes to a new upstream connection
+// and the head of the answer comes back without its hop-by-hop headers
+// (see readAnswer); then, after a 101, bytes are copied both ways until
+// either side closes, after another answer its body, and the connection
+// closes. The tunnel is a stream of its side.
+func (rt *route) tunnel(ctx *fasthttp.RequestCtx, s seen, websocket bool) {
+	rt.prepare(ctx, s, websocket)
+	if !websocket {
 		// One answer per tunnel.
 		ctx.Request.Header.SetConnectionClose()
 	}
@@ -211,11 +227,22 @@ func (rt *route) tunnel(ctx *fasthttp.RequestCtx, upgrade bool) {
 		rt.upstreamError(ctx, err)
 		return
 	}
-	rt.answered()
+	// Tracked from now: a side that loses Active cuts the wait for the
+	// answer too.
 	st := &stream{conns: []net.Conn{ctx.Conn(), up}}
 	rt.side.track(st)
+	br := bufio.NewReaderSize(up, 4<<10)
+	head, ans, err := readAnswer(br, websocket)
+	if err != nil {
+		rt.side.untrack(st)
+		up.Close()
+		rt.upstreamError(ctx, err)
+		return
+	}
+	rt.answered()
+	rt.count(ans.status)
 	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(client net.Conn) { rt.pipe(client, up, st) })
+	ctx.Hijack(func(client net.Conn) { rt.pipe(client, up, br, head, ans, st) })
 }
 
 func (rt *route) dial() (net.Conn, error) {
@@ -226,60 +253,42 @@ func (rt *route) dial() (net.Conn, error) {
 	return d.DialContext(context.Background(), "tcp", rt.addr)
 }
 
-// pipe copies the client's bytes to the upstream and the upstream's back,
-// counting the status of the upstream's answer, until either side closes.
-func (rt *route) pipe(client, up net.Conn, st *stream) {
+// pipe sends the head of the upstream's answer to the client; then, after
+// a 101, copies the client's bytes to the upstream and the upstream's
+// back until either side closes; after another answer, the answer's body
+// only: the connection then closes, and what the client sends meanwhile
+// goes nowhere (never to the upstream, unchecked).
+func (rt *route) pipe(client, up net.Conn, br *bufio.Reader, head []byte, ans answerHead, st *stream) {
 	defer rt.side.untrack(st)
+	switching := ans.status == http.StatusSwitchingProtocols
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = io.Copy(up, client)
-		// The client sent all it had: let the upstream finish its answer.
+		if switching {
+			_, _ = io.Copy(up, client)
+		} else {
+			_, _ = io.Copy(io.Discard, client)
+		}
+		// The client is done: let the upstream finish its answer.
 		if cw, ok := up.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		} else {
 			up.Close()
 		}
 	}()
-	status := &statusWriter{w: client, rt: rt}
-	_, _ = io.Copy(status, up)
-	if !status.counted {
-		rt.count(0)
-	}
-	client.Close()
-	up.Close()
-	<-done
-}
-
-// statusWriter counts the status code of the first line that goes
-// through it.
-type statusWriter struct {
-	w       io.Writer
-	rt      *route
-	head    []byte
-	counted bool
-}
-
-func (s *statusWriter) Write(p []byte) (int, error) {
-	if !s.counted {
-		s.head = append(s.head, p[:min(len(p), 16)]...)
-		if len(s.head) >= 12 || len(p) == 0 {
-			s.counted = true
-			code := 0
-			// "HTTP/1.1 101 "
-			if len(s.head) >= 12 && bytes.HasPrefix(s.head, []byte("HTTP/1.")) {
-				for _, c := range s.head[9:12] {
-					if c < '0' || c > '9' {
-						code = 0
-						break
-					}
-					code = code*10 + int(c-'0')
-				}
-			}
-			s.rt.count(code)
+	if _, err := client.Write(head); err == nil {
+		if switching {
+			_, _ = io.Copy(client, br)
+		} else {
+			_ = copyBody(client, br, ans)
 		}
 	}
-	return s.w.Write(p)
+	// The hijacked connection's Close waits for pipe to return: close the
+	// connection itself, so that the client sees the end and the copy
+	// from it ends.
+	st.conns[0].Close()
+	up.Close()
+	<-done
 }
 
 // upstreamError answers a request the upstream did not: a 502 page that
@@ -340,29 +349,65 @@ func (rt *route) count(code int) {
 }
 
 // handle proxies a request to the routed side, or answers 503 when no
-// side is Active and 404 when no route of that side matches.
+// side is Active and 404 when no route of that side matches. A request
+// the Edge refuses (see checkRequest) gets its answer first, whatever the
+// sides do, and never reaches an upstream.
 func (e *Edge) handle(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	seen := seenIn(h)
+	status, websocket := checkRequest(h, seen)
+	if status != 0 {
+		e.refuse(ctx, status)
+		return
+	}
 	s := e.routed.Load()
 	if s == nil {
-		e.metrics.unrouted(http.StatusServiceUnavailable)
+		e.metrics.own(http.StatusServiceUnavailable)
 		e.pages.write(ctx, http.StatusServiceUnavailable)
 		return
 	}
 	rt := s.match(ctx.Path())
 	if rt == nil {
-		e.metrics.unrouted(http.StatusNotFound)
+		e.metrics.own(http.StatusNotFound)
 		e.pages.write(ctx, http.StatusNotFound)
 		return
 	}
-	h := &ctx.Request.Header
 	switch {
-	case h.ConnectionUpgrade() && bytes.EqualFold(h.Peek("Upgrade"), []byte("websocket")):
-		rt.tunnel(ctx, true)
+	case websocket:
+		rt.tunnel(ctx, seen, true)
 	case h.IsGet() && bytes.Contains(h.Peek("Accept"), []byte("text/event-stream")):
-		rt.tunnel(ctx, false)
+		rt.tunnel(ctx, seen, false)
 	default:
-		rt.forward(ctx)
+		rt.forward(ctx, seen)
 	}
+}
+
+// refuse answers status with its page and closes the connection: what a
+// client whose request was refused sends next is not to be read as
+// HTTP/1.1.
+func (e *Edge) refuse(ctx *fasthttp.RequestCtx, status int) {
+	e.metrics.own(status)
+	ctx.SetConnectionClose()
+	e.pages.write(ctx, status)
+}
+
+// parseError answers a request fasthttp could not read (the server's
+// ErrorHandler) as fasthttp would (400; 431 for a header block too large,
+// 408 for a timeout), with the Edge's pages, counted. HTTP/2's
+// prior-knowledge preface (PRI * HTTP/2.0) ends here, with a 400: the
+// asterisk-form target is for OPTIONS only (RFC 9112 §3.2.4), and fasthttp
+// forgets the request line of a request it refuses.
+func (e *Edge) parseError(ctx *fasthttp.RequestCtx, err error) {
+	status := http.StatusBadRequest
+	var small *fasthttp.ErrSmallBuffer
+	var netErr *net.OpError
+	switch {
+	case errors.As(err, &small):
+		status = http.StatusRequestHeaderFieldsTooLarge
+	case errors.As(err, &netErr) && netErr.Timeout():
+		status = http.StatusRequestTimeout
+	}
+	e.refuse(ctx, status)
 }
 
 // stream is a long-lived answer of a side: an event stream, an answer

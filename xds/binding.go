@@ -166,18 +166,33 @@ func (b *binding) stop(send bool) func(context.Context) error {
 		cancel()
 	}
 	b.mu.Unlock()
+	forget := func() {
+		b.mu.Lock()
+		b.registered, b.expiresAt = false, time.Time{}
+		b.mu.Unlock()
+	}
 	return func(ctx context.Context) error {
 		if done != nil {
 			select {
 			case <-done:
 			case <-ctx.Done():
+				// The loop, cancelled, ends at once: the unregistration
+				// follows it in the background, retried as any.
+				b.r.wg.Add(1)
+				go func() {
+					defer b.r.wg.Done()
+					<-done
+					if !send {
+						forget()
+						return
+					}
+					_ = b.unregister(b.r.base, gen)
+				}()
 				return fmt.Errorf("%s: unregister: %w", b.name, ctx.Err())
 			}
 		}
 		if !send {
-			b.mu.Lock()
-			b.registered, b.expiresAt = false, time.Time{}
-			b.mu.Unlock()
+			forget()
 			return nil
 		}
 		return b.unregister(ctx, gen)

@@ -85,3 +85,22 @@ func TestUnregisterGivesUpWhenTheBindingLapses(t *testing.T) {
 		t.Errorf("status after giving up = %+v", st)
 	}
 }
+
+// A Deactivate whose ctx is already over still leaves the unregistration
+// to finish in the background.
+func TestUnregisterAfterAnExpiredDeactivate(t *testing.T) {
+	srv := startRegistrar(t, "udp", registrar.Options{})
+	rec := newRecorder()
+	opts := fastOptions(nil, rec)
+	opts.ProbeInterval = time.Hour
+	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
+	r.Activate(1)
+	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Deactivate(ctx); err == nil {
+		t.Error("Deactivate with a cancelled ctx reported success")
+	}
+	waitFor(t, 5*time.Second, "the binding gone", func() bool { _, ok := bindingOf(srv, testContact); return !ok })
+	rec.wait(t, 0, 5*time.Second, func(ev Event) bool { return ev.Kind == EventUnregistered && ev.Err == nil })
+}

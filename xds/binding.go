@@ -1050,9 +1050,13 @@ func (b *binding) probe(ctx context.Context) {
 		return
 	}
 	if err != nil {
-		if tctx.Err() != nil || errors.Is(err, sip.ErrTransactionTimeout) {
+		f, unreadable := b.r.parsed.take(branchOf(req))
+		switch {
+		case unreadable:
+			err = unreadableError(fmt.Sprintf("%s: unreadable response to OPTIONS from %s: %s (in %q)", b.name, b.where(), f.err, f.firstLine))
+		case tctx.Err() != nil || errors.Is(err, sip.ErrTransactionTimeout):
 			err = fmt.Errorf("%s: no response to OPTIONS from %s within %s: %w", b.name, b.where(), timeout, context.DeadlineExceeded)
-		} else {
+		default:
 			err = fmt.Errorf("%s: OPTIONS to %s: %w", b.name, b.where(), err)
 		}
 	}

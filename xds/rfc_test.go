@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +221,39 @@ func TestTimerFChoice(t *testing.T) {
 	}
 	if got := timerF(Options{}, "x"); got != 32*time.Second {
 		t.Errorf("default Timer F = %s, want 32s (64*T1)", got)
+	}
+}
+
+// An OPTIONS answer that does not parse is said so in the unreachable
+// event, not taken for silence.
+func TestUnparsableProbeAnswerSaidSo(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() { // answers every request with a bad status line, Via copied
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var via string
+			for _, line := range strings.Split(string(buf[:n]), "\r\n") {
+				if strings.HasPrefix(strings.ToLower(line), "via:") {
+					via = line
+				}
+			}
+			_, _ = pc.WriteTo([]byte("SIP/2.0 2x0 Whatever\r\n"+via+"\r\nContent-Length: 0\r\n\r\n"), from)
+		}
+	}()
+	rec := newRecorder()
+	opts := fastOptions(nil, rec)
+	opts.RequestTimeout = 100 * time.Millisecond
+	startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", pc.LocalAddr().String(), "udp", "", "")}}, opts)
+	ev, _ := rec.wait(t, 0, 5*time.Second, kind("mds1", EventUnreachable))
+	if ev.Err == nil || !strings.HasPrefix(ev.Err.Error(), "mds1: unreadable response to OPTIONS from udp ") {
+		t.Errorf("unreachable: %v", ev.Err)
 	}
 }

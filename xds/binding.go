@@ -68,6 +68,7 @@ type binding struct {
 	failRun     int
 	pending     bool      // an unregistration is being retried
 	notBefore   time.Time // no REGISTER before (Retry-After)
+	attempt     int       // REGISTERs failed in a row, for the backoff
 	noQueries   sync.Once // logs that the MDS refuses binding queries
 }
 
@@ -210,27 +211,41 @@ func (b *binding) loop(ctx context.Context) {
 	if b.held() > 0 && !b.idle(ctx, time.Now(), false) { // Retry-After first
 		return
 	}
-	attempt := 0
+	b.mu.Lock()
+	b.attempt = 0
+	b.mu.Unlock()
 	for {
-		wait, err := b.register(ctx)
-		if err != nil {
-			attempt++
-			wait = max(backoff(attempt, b.r.opts.BackoffMin, b.r.opts.BackoffMax, mrand.Float64()), b.holdFor(err))
-		} else {
-			attempt = 0
-		}
+		_, err := b.register(ctx) // sets nextRefresh before it reports
 		b.mu.Lock()
 		if ctx.Err() != nil {
 			b.mu.Unlock()
 			return
 		}
-		due := time.Now().Add(wait)
-		b.nextRefresh = due
+		due := b.nextRefresh
 		b.mu.Unlock()
 
 		if !b.idle(ctx, due, err == nil) {
 			return
 		}
+	}
+}
+
+// schedule sets the next REGISTER after one that ended with err: the
+// refresh (in) after a success, else the retry after backoff, or after
+// Retry-After. It is set before the outcome is reported, so that whoever
+// hears of it sees when the next one comes.
+func (b *binding) schedule(ctx context.Context, err error, in time.Duration) {
+	hold := b.holdFor(err)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err == nil {
+		b.attempt = 0
+	} else {
+		b.attempt++
+		in = max(backoff(b.attempt, b.r.opts.BackoffMin, b.r.opts.BackoffMax, mrand.Float64()), hold)
+	}
+	if ctx.Err() == nil {
+		b.nextRefresh = time.Now().Add(in)
 	}
 }
 
@@ -318,12 +333,15 @@ func (b *binding) register(ctx context.Context) (time.Duration, error) {
 	}
 	code := statusCode(res)
 	if err != nil {
+		b.schedule(ctx, err, 0)
 		b.failed(ctx, err, code)
 		return 0, err
 	}
+	refresh := time.Duration(granted) * time.Second * 3 / 4
+	b.schedule(ctx, nil, refresh)
 	b.succeeded(ctx, start, granted, code)
 	b.removePeer(ctx, res)
-	return time.Duration(granted) * time.Second * 3 / 4, nil
+	return refresh, nil
 }
 
 // removePeer removes the peer's contact when RemovePeer applies and res,

@@ -582,3 +582,40 @@ func TestNoUserWhenChallenged(t *testing.T) {
 		t.Errorf("error = %v, want %q", ev.Err, want)
 	}
 }
+
+// Whoever hears of a registration or a failure sees, in the status, when
+// the next REGISTER comes: it is set before the event.
+func TestNextRefreshSetWhenReported(t *testing.T) {
+	srv := startRegistrar(t, "udp", registrar.Options{})
+	rec := newRecorder()
+	opts := fastOptions(nil, nil)
+	opts.ProbeInterval = time.Hour
+	var r *Registrar
+	type seen struct {
+		kind string
+		next time.Time
+	}
+	snaps := make(chan seen, 16)
+	opts.OnEvent = func(ev Event) {
+		if ev.Kind == EventRegistered || ev.Kind == EventFailed {
+			select {
+			case snaps <- seen{ev.Kind, r.Status()[0].NextRefresh}:
+			default:
+			}
+		}
+		rec.add(ev)
+	}
+	r = startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
+	r.Activate(1)
+	_, i := rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
+	srv.SetKnobs(registrar.Knobs{FailCode: 503})
+	srv.DropBindings()
+	r.bindings[0].kickLoop()
+	rec.wait(t, i, 5*time.Second, kind("mds1", EventFailed))
+	for _, want := range []string{EventRegistered, EventFailed} {
+		s := <-snaps
+		if s.kind != want || !s.next.After(time.Now().Add(-time.Second)) {
+			t.Errorf("%s reported with next_refresh %v, want it set", s.kind, s.next)
+		}
+	}
+}

@@ -263,7 +263,10 @@ func TestSippTryingThenOKAfter3s(t *testing.T) {
 	if ev.Kind != EventRegistered {
 		t.Fatalf("registration: %+v", ev)
 	}
-	if took := time.Since(start); took < 3*time.Second {
+	// The answer came after the pause, not before: sipp's pause timer
+	// starts when it handles the REGISTER, a little after our start, and
+	// measured 2.99997 s once; 2.9 s tells a pause from none.
+	if took := time.Since(start); took < 2900*time.Millisecond {
 		t.Errorf("registered after %s: sipp pauses 3s before its 200", took)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -315,6 +315,22 @@ type XDS struct {
 	Contact string `mapstructure:"contact"`
 	// MDS lists the registrars, at least one. Not env-overridable.
 	MDS []MDS `mapstructure:"mds"`
+	// PeerContact is the peer node's own xds.contact: the node that becomes
+	// Active removes it from the MDS once registered (a peer killed while
+	// Active could not unregister). Optional, a sip: URI.
+	PeerContact string `mapstructure:"peer_contact"`
+	// SourceAddress is the local IP SIP requests go from (0.0.0.0 or ::
+	// for whatever the routes pick). Default: the host of contact when it
+	// is an IP of this host and not shared with the peer.
+	SourceAddress string `mapstructure:"source_address"`
+	// OutboundProxy is a sip: URI every request is sent through. Optional.
+	OutboundProxy string `mapstructure:"outbound_proxy"`
+	// TLSCAFile is an absolute path to a PEM file of the CAs of the MDS
+	// reached over TLS. Default: the system's roots.
+	TLSCAFile string `mapstructure:"tls_ca_file"`
+	// UnregisterOnStop removes this node's bindings when resman stops. By
+	// default they stay: stopping resman leaves the PBX receiving calls.
+	UnregisterOnStop bool `mapstructure:"unregister_on_stop"`
 }
 
 // MDS is one media server registrar.
@@ -323,8 +339,11 @@ type MDS struct {
 	Name string `mapstructure:"name"`
 	// Registrar is a sip: URI with a host. Required.
 	Registrar string `mapstructure:"registrar"`
-	// Transport is udp or tcp. Default: udp.
+	// Transport is udp, tcp or tls. Default: udp.
 	Transport string `mapstructure:"transport"`
+	// TLSServerName is the name the MDS certificate must carry; only with
+	// transport tls. Default: the host of registrar.
+	TLSServerName string `mapstructure:"tls_server_name"`
 	// User for digest authentication; optional.
 	User string `mapstructure:"user"`
 	// Password is secret; required when User is set.

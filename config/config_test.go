@@ -500,18 +500,37 @@ replication:
 xds:
   contact: "xivo@10.0.0.1"
   mds:
-    - {name: m, registrar: "sip:", transport: tls, expires: 5, user: xivo}
+    - {name: m, registrar: "sip:", transport: sctp, expires: 5, user: xivo}
     - {name: m, registrar: "sip:10.0.0.12:99999", expires: 4000}
 `,
 			wantErrs: []string{
 				`xds.contact: must be a sip: URI with a host, like sip:xivo@10.0.0.1:5060, got "xivo@10.0.0.1"`,
 				`xds.mds[0].registrar: must be a sip: URI with a host, like sip:10.0.0.11:5060, got "sip:"`,
-				`xds.mds[0].transport: must be udp or tcp, got "tls"`,
+				`xds.mds[0].transport: must be udp, tcp or tls, got "sctp"`,
 				"xds.mds[0].password: required when user is set",
 				"xds.mds[0].expires: must be between 10 and 3600 seconds, got 5",
 				`xds.mds[1].name: duplicate of xds.mds[0].name "m"`,
 				`xds.mds[1].registrar: must be a sip: URI with a host`,
 				"xds.mds[1].expires: must be between 10 and 3600 seconds, got 4000",
+			}},
+		{name: "xds peer, source, proxy and TLS keys", yaml: manualMain + `
+xds:
+  contact: "sip:xivo@10.0.0.1"
+  peer_contact: "xivo@10.0.0.2"
+  source_address: "10.0.0.300"
+  outbound_proxy: "sips:10.0.0.5"
+  tls_ca_file: "mds-ca.pem"
+  mds:
+    - {name: m1, registrar: "sip:10.0.0.11", transport: udp, tls_server_name: mds1.example.com}
+    - {name: m2, registrar: "sip:10.0.0.12", transport: tls, tls_server_name: "mds 2"}
+`,
+			wantErrs: []string{
+				`xds.mds[0].tls_server_name: applies only with transport tls (transport is "udp")`,
+				`xds.mds[1].tls_server_name: must be a host name, like mds1.example.com, got "mds 2"`,
+				`xds.peer_contact: must be a sip: URI with a host, the peer node's xds.contact, like sip:xivo@10.0.0.2:5060, got "xivo@10.0.0.2"`,
+				`xds.source_address: must be an IP address of this host (or 0.0.0.0 for the routes' choice), like 10.0.0.1, got "10.0.0.300"`,
+				`xds.outbound_proxy: must be a sip: URI with a host, like sip:10.0.0.5:5060, got "sips:10.0.0.5"`,
+				`xds.tls_ca_file: must be an absolute path, like /etc/resman/mds-ca.pem, got "mds-ca.pem"`,
 			}},
 		{name: "xds without a node", yaml: `
 api: {token: 0123456789abcdef0123}
@@ -632,6 +651,37 @@ edge:
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, *want)
+	}
+}
+
+func TestXDSPeerSourceProxyTLSKeys(t *testing.T) {
+	t.Parallel()
+	c := mustParse(t, manualMain+`
+xds:
+  contact: "sip:xivo@10.0.0.1:5060"
+  peer_contact: "sip:xivo@10.0.0.2:5060"
+  source_address: "10.0.0.1"
+  outbound_proxy: "sip:10.0.0.5:5060"
+  tls_ca_file: /etc/resman/mds-ca.pem
+  unregister_on_stop: true
+  mds:
+    - {name: m1, registrar: "sip:10.0.0.11", transport: tls, tls_server_name: mds1.example.com}
+    - {name: m2, registrar: "sip:10.0.0.12", transport: tcp}
+`, nil)
+	want := &XDS{Contact: "sip:xivo@10.0.0.1:5060", PeerContact: "sip:xivo@10.0.0.2:5060", SourceAddress: "10.0.0.1",
+		OutboundProxy: "sip:10.0.0.5:5060", TLSCAFile: "/etc/resman/mds-ca.pem", UnregisterOnStop: true,
+		MDS: []MDS{{Name: "m1", Registrar: "sip:10.0.0.11", Transport: "tls", TLSServerName: "mds1.example.com", Expires: 120},
+			{Name: "m2", Registrar: "sip:10.0.0.12", Transport: "tcp", Expires: 120}}}
+	if !reflect.DeepEqual(c.XDS, want) {
+		t.Errorf("xds:\n got %+v\nwant %+v", *c.XDS, *want)
+	}
+	// unregister_on_stop is false unless set: stopping resman leaves the
+	// bindings, as it leaves the PBX running.
+	c = mustParse(t, manualMain+`
+xds: {contact: "sip:x@10.0.0.1", source_address: "0.0.0.0", mds: [{name: m, registrar: "sip:10.0.0.11"}]}
+`, map[string]string{"RESMAN_XDS_PEER_CONTACT": "sip:x@10.0.0.2"})
+	if c.XDS.UnregisterOnStop || c.XDS.PeerContact != "sip:x@10.0.0.2" {
+		t.Errorf("unregister_on_stop %v (want false by default), peer_contact %q (want from the env)", c.XDS.UnregisterOnStop, c.XDS.PeerContact)
 	}
 }
 

@@ -38,6 +38,9 @@ type File struct {
 //     auto mode M: peer.gossip reaches S: gossip.bind; and the other way;
 //   - the same xds.contact on both: a warning (calls follow a failover
 //     only if the contact is an address that moves with the Active node);
+//   - M: xds.peer_contact is S: xds.contact, and the other way; unset or
+//     another: a warning (the new Active could not remove the contact a
+//     node killed while Active left at the MDS);
 //   - every gossip member (M, S, a witness) accepts every other's
 //     gossip.key, as its own gossip.key or in its gossip.extra_keys (so a
 //     key rotation in progress passes);
@@ -259,6 +262,21 @@ func (d *deployment) xds() {
 		d.warn(d.s, "xds.contact", "%q is also %s: xds.contact: calls follow a failover only if it is an address that moves to the Active node; else each node names its own",
 			s.Contact, d.m.Name)
 	}
+	// Each node names the other's contact as its peer_contact, so that the
+	// new Active removes the binding a node killed while Active left.
+	for _, p := range []struct {
+		f, other File
+		x, ox    *XDS
+	}{{d.m, d.s, m, s}, {d.s, d.m, s, m}} {
+		switch {
+		case p.x.PeerContact == "":
+			d.warn(p.f, "xds.peer_contact", "is not set, but %s: xds is: set it to %s: xds.contact %q, so that after a failover the new Active removes the contact the old one left at the MDS (else it stays until it lapses, xds.mds[].expires)",
+				p.other.Name, p.other.Name, p.ox.Contact)
+		case p.x.PeerContact != p.ox.Contact:
+			d.warn(p.f, "xds.peer_contact", "%q is not %s: xds.contact %q: the new Active would remove a contact nobody registers and leave the peer's",
+				p.x.PeerContact, p.other.Name, p.ox.Contact)
+		}
+	}
 	index := func(ms []MDS, name string) int {
 		return slices.IndexFunc(ms, func(x MDS) bool { return x.Name == name })
 	}
@@ -282,6 +300,7 @@ func (d *deployment) xds() {
 		}{
 			{"registrar", x.Registrar, ref.Registrar, false},
 			{"transport", x.Transport, ref.Transport, false},
+			{"tls_server_name", x.TLSServerName, ref.TLSServerName, false},
 			{"user", x.User, ref.User, false},
 			{"password", x.Password, ref.Password, true},
 			{"expires", fmt.Sprint(x.Expires), fmt.Sprint(ref.Expires), false},

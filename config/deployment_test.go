@@ -174,8 +174,22 @@ func TestCheckDeployment(t *testing.T) {
 		{name: "xds on one node only", dir: "manual-pair-mds-edge", change: func(d map[string]*Config) { d["xivo-standby.yaml"].XDS = nil },
 			errs: []string{"xivo-standby.yaml: xds: is not set, but xivo-main.yaml: xds is"}},
 		{name: "one xds.contact for both", dir: "manual-pair-mds-edge", change: func(d map[string]*Config) {
-			d["xivo-standby.yaml"].XDS.Contact = d["xivo-main.yaml"].XDS.Contact
+			shared := d["xivo-main.yaml"].XDS.Contact
+			d["xivo-standby.yaml"].XDS.Contact = shared
+			d["xivo-main.yaml"].XDS.PeerContact, d["xivo-standby.yaml"].XDS.PeerContact = shared, shared
 		}, warns: []string{`xivo-standby.yaml: xds.contact: "sip:xivo@10.0.0.1:5060" is also xivo-main.yaml: xds.contact`}},
+		{name: "xds.peer_contact unset on one node", dir: "pair-mds", change: func(d map[string]*Config) {
+			d["xivo-main.yaml"].XDS.PeerContact = ""
+		}, warns: []string{`xivo-main.yaml: xds.peer_contact: is not set, but xivo-standby.yaml: xds is: set it to xivo-standby.yaml: xds.contact "sip:xivo@10.0.0.2:5060"`}},
+		{name: "xds.peer_contact not the other's contact", dir: "manual-pair-mds-edge", change: func(d map[string]*Config) {
+			d["xivo-standby.yaml"].XDS.PeerContact = "sip:xivo@10.0.0.9:5060"
+		}, warns: []string{`xivo-standby.yaml: xds.peer_contact: "sip:xivo@10.0.0.9:5060" is not xivo-main.yaml: xds.contact "sip:xivo@10.0.0.1:5060"`}},
+		{name: "xds.mds[].tls_server_name", dir: "pair-mds", change: func(d map[string]*Config) {
+			for _, f := range []string{"xivo-main.yaml", "xivo-standby.yaml"} {
+				d[f].XDS.MDS[0].Transport = "tls"
+			}
+			d["xivo-standby.yaml"].XDS.MDS[0].TLSServerName = "mds1.example.com"
+		}, errs: []string{`xivo-standby.yaml: xds.mds[0].tls_server_name: differs from xivo-main.yaml: xds.mds[0].tls_server_name ("mds1.example.com" here, "" there)`}},
 		{name: "a CC follower's token", dir: "pair-cc", change: func(d map[string]*Config) { d["cc-standby.yaml"].CC.Token = "another-token-0123456789abcdef" },
 			errs: []string{"cc-standby.yaml: cc.token: differs from xivo-standby.yaml: api.token: it must be the token of the node it follows"}},
 		{name: "a CC follower follows nothing", dir: "manual-pair-cc", change: func(d map[string]*Config) { d["cc-main.yaml"].CC.Follow = "http://10.0.0.5:9440" },

@@ -490,6 +490,18 @@ func (v *checker) xds() {
 	} else if !validSIP(x.Contact) || strings.HasPrefix(x.Contact, "sips:") {
 		v.add("xds.contact", "must be a sip: URI with a host, like sip:xivo@10.0.0.1:5060, got %q", x.Contact)
 	}
+	if x.PeerContact != "" && (!validSIP(x.PeerContact) || strings.HasPrefix(x.PeerContact, "sips:")) {
+		v.add("xds.peer_contact", "must be a sip: URI with a host, the peer node's xds.contact, like sip:xivo@10.0.0.2:5060, got %q", x.PeerContact)
+	}
+	if x.SourceAddress != "" && net.ParseIP(strings.Trim(x.SourceAddress, "[]")) == nil {
+		v.add("xds.source_address", "must be an IP address of this host (or 0.0.0.0 for the routes' choice), like 10.0.0.1, got %q", x.SourceAddress)
+	}
+	if x.OutboundProxy != "" && (!validSIP(x.OutboundProxy) || strings.HasPrefix(x.OutboundProxy, "sips:")) {
+		v.add("xds.outbound_proxy", "must be a sip: URI with a host, like sip:10.0.0.5:5060, got %q", x.OutboundProxy)
+	}
+	if x.TLSCAFile != "" && !filepath.IsAbs(x.TLSCAFile) {
+		v.add("xds.tls_ca_file", "must be an absolute path, like /etc/resman/mds-ca.pem, got %q", x.TLSCAFile)
+	}
 	if len(x.MDS) == 0 {
 		v.add("xds.mds", "list at least one media server (name, registrar)")
 	}
@@ -507,7 +519,16 @@ func (v *checker) xds() {
 		} else if !validSIP(m.Registrar) || strings.HasPrefix(m.Registrar, "sips:") {
 			v.add(key+".registrar", "must be a sip: URI with a host, like sip:10.0.0.11:5060, got %q", m.Registrar)
 		}
-		v.oneOf(key+".transport", m.Transport, "udp", "tcp")
+		v.oneOf(key+".transport", m.Transport, "udp", "tcp", "tls")
+		if m.TLSServerName != "" {
+			switch {
+			case m.Transport != "tls":
+				v.add(key+".tls_server_name", "applies only with transport tls (transport is %q): remove it or set transport: tls", m.Transport)
+			case strings.ContainsFunc(m.TLSServerName, unicode.IsSpace) || strings.ContainsAny(m.TLSServerName, "/@[]") ||
+				strings.Contains(m.TLSServerName, ":") && net.ParseIP(m.TLSServerName) == nil:
+				v.add(key+".tls_server_name", "must be a host name, like mds1.example.com, got %q", m.TLSServerName)
+			}
+		}
 		if m.Expires < 10 || m.Expires > 3600 {
 			v.add(key+".expires", "must be between 10 and 3600 seconds, got %d", m.Expires)
 		}

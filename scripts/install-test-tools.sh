@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the real-process tests (tier 3) need, from Debian packages:
 # a SIP registrar (kamailio), a SIP test peer (sipp), network namespaces and
-# firewall rules (iproute2, nftables), and a headless browser (chromium).
+# firewall rules (iproute2, nftables), a headless browser (chromium), and
+# what boots the Debian package under a real systemd (systemd-container for
+# systemd-nspawn, mmdebstrap for the Debian tree it boots).
 # Safe to run again: it installs only what is missing. Needs root or sudo.
 set -euo pipefail
 
@@ -15,6 +17,9 @@ declare -A need=(
   [ping]=iputils-ping
   [arping]=arping
   [chromium]=chromium
+  [systemd-nspawn]=systemd-container
+  [mmdebstrap]=mmdebstrap
+  [nsenter]=util-linux
 )
 missing=()
 for bin in "${!need[@]}"; do

@@ -119,6 +119,13 @@ type Options struct {
 	// name. Default: the host of its registrar.
 	TLSServerNames map[string]string
 
+	// UnregisterOnStop makes Run unregister this node's contact when its
+	// ctx ends (resman stopping), for hosts where stopping resman stops
+	// the PBX too. By default the bindings stay at the MDS: the PBX keeps
+	// running and receiving calls, and when resman starts again the Active
+	// node verifies them (an Inactive one removes them, as at any start).
+	UnregisterOnStop bool
+
 	// Timers of the SIP transactions, for every MDS; MDSTimers overrides
 	// them for the MDS of that name. Defaults: RFC 3261's.
 	Timers    Timers
@@ -467,6 +474,27 @@ func (r *Registrar) deactivate(ctx context.Context, final bool) error {
 	return errors.Join(errs...)
 }
 
+// leave stops for good without unregistering: the bindings stay at the
+// MDS, where the PBX, still running, keeps receiving calls.
+func (r *Registrar) leave(ctx context.Context) {
+	r.mu.Lock()
+	r.closed, r.removePeer = true, false
+	if r.active && !r.shared {
+		r.log.Info("stopping: this node's bindings are left at the MDS, the PBX keeps receiving calls; they are verified when resman starts again (xds.unregister_on_stop false)", "epoch", r.epoch)
+	} else {
+		r.log.Info("stopping: nothing unregistered (xds.unregister_on_stop false)")
+	}
+	r.active = false
+	stops := make([]func(context.Context) error, len(r.bindings))
+	for i, b := range r.bindings {
+		stops[i] = b.stop(false)
+	}
+	r.mu.Unlock()
+	for _, stop := range stops {
+		_ = stop(ctx) // ends the loop, sends nothing
+	}
+}
+
 // RemovePeer says the peer is dead or was the Active node before this one:
 // until the next Deactivate, whenever an MDS lists Options.PeerContact
 // among the bindings, this node removes it (Expires: 0 on that contact).
@@ -514,10 +542,12 @@ func (r *Registrar) Status() []api.Registration {
 	return out
 }
 
-// Run probes every MDS with OPTIONS until ctx is done, then unregisters
-// (best effort, within RequestTimeout), waits for its goroutines and closes
-// the SIP user agent. Activate and Deactivate work with or without Run;
-// after Run returns the Registrar is stopped for good.
+// Run probes every MDS with OPTIONS until ctx is done, then, with
+// Options.UnregisterOnStop, unregisters (best effort, within
+// RequestTimeout) — without it, leaves the bindings at the MDS —, waits
+// for its goroutines and closes the SIP user agent. Activate and
+// Deactivate work with or without Run; after Run returns the Registrar is
+// stopped for good.
 func (r *Registrar) Run(ctx context.Context) error {
 	r.mu.Lock()
 	if r.running || r.closed {
@@ -540,11 +570,15 @@ func (r *Registrar) Run(ctx context.Context) error {
 	<-ctx.Done()
 	stopProbes()
 	dctx, cancel := context.WithTimeout(context.Background(), r.opts.RequestTimeout)
-	err := r.deactivate(dctx, true)
-	cancel()
-	if err != nil {
-		r.log.Warn("unregister on shutdown incomplete", "error", err)
+	if r.opts.UnregisterOnStop {
+		r.log.Info("stopping: unregistering this node from the MDS (xds.unregister_on_stop true)")
+		if err := r.deactivate(dctx, true); err != nil {
+			r.log.Warn("unregister on shutdown incomplete", "error", err)
+		}
+	} else {
+		r.leave(dctx)
 	}
+	cancel()
 	r.cancelBase()
 	r.wg.Wait()
 	r.closeUAs()

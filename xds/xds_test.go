@@ -335,12 +335,16 @@ func TestFirstDeactivateRemovesALeftoverBinding(t *testing.T) {
 	}
 }
 
+// With UnregisterOnStop (xds.unregister_on_stop), the end of Run
+// unregisters; without it, see stop_test.go.
 func TestRunEndUnregisters(t *testing.T) {
 	srv := startRegistrar(t, "tcp", registrar.Options{User: "pbx", Password: "pw"})
 	rec := newRecorder()
+	opts := fastOptions(nil, rec)
+	opts.UnregisterOnStop = true
 	r, err := New(config.XDS{Contact: testContact, MDS: []config.MDS{
 		mds("mds1", srv.Addr(), "tcp", "pbx", "pw"),
-	}}, fastOptions(nil, rec))
+	}}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -332,10 +332,25 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 
 	if cfg.XDS != nil {
 		host, _ := os.Hostname()
+		var tlsNames map[string]string
+		for _, m := range cfg.XDS.MDS {
+			if m.TLSServerName != "" {
+				if tlsNames == nil {
+					tlsNames = map[string]string{}
+				}
+				tlsNames[m.Name] = m.TLSServerName
+			}
+		}
 		sipReg, err := xds.New(*cfg.XDS, xds.Options{
-			Logger:     logger,
-			Registerer: reg,
-			Hostname:   host,
+			Logger:           logger,
+			Registerer:       reg,
+			Hostname:         host,
+			PeerContact:      cfg.XDS.PeerContact,
+			SourceAddress:    cfg.XDS.SourceAddress,
+			OutboundProxy:    cfg.XDS.OutboundProxy,
+			TLSCAFile:        cfg.XDS.TLSCAFile,
+			TLSServerNames:   tlsNames,
+			UnregisterOnStop: cfg.XDS.UnregisterOnStop,
 			OnEvent: func(ev xds.Event) {
 				if n := nodeRef.Load(); n != nil {
 					noteXDS(n, ev)
@@ -714,6 +729,12 @@ func noteXDS(n *node.Node, ev xds.Event) {
 		n.Note("sip unregister", outcome, "unregistered from MDS "+ev.MDS, detail)
 	case xds.EventFailed:
 		n.Note("sip register", resilience.OutcomeFailed, "registration to MDS "+ev.MDS+" failed", detail)
+	case xds.EventPeerRemoved:
+		outcome := resilience.OutcomeOK
+		if ev.Err != nil {
+			outcome = resilience.OutcomeFailed
+		}
+		n.Note("sip unregister peer", outcome, "removed the peer's contact from MDS "+ev.MDS, detail)
 	default:
 		n.HealthChanged() // republish the status with the new reachability
 	}

@@ -484,6 +484,13 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 			}
 		case resilience.RegisterSIP:
 			if n.d.Registrar != nil {
+				// The core activates only when the peer is not Active or
+				// is outranked: a peer contact still at an MDS is a
+				// leftover (a peer killed while Active, or stepping down),
+				// to remove once this node is registered.
+				if rp, ok := n.d.Registrar.(interface{ RemovePeer() }); ok {
+					rp.RemovePeer()
+				}
 				n.d.Registrar.Activate(a.Epoch)
 			}
 		case resilience.UnregisterSIP, resilience.StartServices, resilience.StopServices:

@@ -76,7 +76,8 @@ func TestDebianPackage(t *testing.T) {
 		"Package":      "resman",
 		"Version":      version,
 		"Architecture": "amd64",
-		"Depends":      "adduser, polkitd (>= 121)",
+		// procps: ExecReload runs /bin/kill, which minimal images lack.
+		"Depends": "adduser, polkitd (>= 121), procps",
 	} {
 		if got := strings.TrimSpace(pkgRun(t, "dpkg-deb", "-f", deb, field)); got != want {
 			t.Errorf("control field %s: %q, want %q", field, got, want)
@@ -249,21 +250,22 @@ func TestDebianPackage(t *testing.T) {
 		}
 	}
 	for k, want := range map[string]string{
-		"Type":                  "notify",
-		"NotifyAccess":          "main",
-		"ExecStart":             "/usr/bin/resman run -c /etc/resman/resman.yaml",
-		"ExecReload":            "/bin/kill -HUP $MAINPID",
-		"User":                  "resman",
-		"Group":                 "resman",
-		"Restart":               "on-failure",
-		"RestartSec":            "1",
-		"NoNewPrivileges":       "yes",
-		"ProtectSystem":         "strict",
-		"ProtectHome":           "yes",
-		"PrivateTmp":            "yes",
-		"ReadWritePaths":        cfg.Node.DataDir,
-		"CapabilityBoundingSet": "",
-		"WantedBy":              "multi-user.target",
+		"Type":                     "notify",
+		"NotifyAccess":             "main",
+		"ExecStart":                "/usr/bin/resman run -c /etc/resman/resman.yaml",
+		"ExecReload":               "/bin/kill -HUP $MAINPID",
+		"User":                     "resman",
+		"Group":                    "resman",
+		"Restart":                  "on-failure",
+		"RestartSec":               "1",
+		"RestartPreventExitStatus": "2",
+		"NoNewPrivileges":          "yes",
+		"ProtectSystem":            "strict",
+		"ProtectHome":              "yes",
+		"PrivateTmp":               "yes",
+		"ReadWritePaths":           cfg.Node.DataDir,
+		"CapabilityBoundingSet":    "",
+		"WantedBy":                 "multi-user.target",
 	} {
 		if got, ok := unit[k]; !ok || got != want {
 			t.Errorf("resman.service %s=%q (set: %v), want %q", k, got, ok, want)

@@ -37,10 +37,9 @@ import (
 )
 
 // The tree: Debian's minbase, plus what boots systemd (systemd,
-// systemd-sysv, dbus) and what the package depends on (adduser, polkitd).
-// procps is there as on every standard Debian install (priority
-// important): the unit's ExecReload runs /bin/kill, which procps ships and
-// minbase lacks.
+// systemd-sysv, dbus) and what the package depends on (adduser, polkitd,
+// procps for the unit's ExecReload /bin/kill, which minbase lacks): the
+// container has no network, so apt-get finds the dependencies installed.
 const (
 	sdSuite   = "bookworm"
 	sdVariant = "minbase"
@@ -116,7 +115,13 @@ func TestPackageUnderSystemd(t *testing.T) {
 	if got := c.show(t, "ActiveState")["ActiveState"]; got == "active" {
 		t.Errorf("resman is active with the placeholder token")
 	}
-	// End Restart=on-failure's retries before the config changes.
+	// Exit 2 (a bad config) is not retried (RestartPreventExitStatus=2):
+	// the unit stays failed, with no restart, over three RestartSec.
+	time.Sleep(3 * time.Second)
+	if got := c.show(t, "NRestarts", "ActiveState", "ExecMainStatus"); got["NRestarts"] != "0" ||
+		got["ActiveState"] != "failed" || got["ExecMainStatus"] != "2" {
+		t.Errorf("after the refused start: %v, want failed with status 2 and no restart", got)
+	}
 	c.must(t, "systemctl stop resman && { systemctl reset-failed resman 2>/dev/null || true; }")
 
 	// The admin's token: gen-secret's line in place of the placeholder's,

@@ -331,6 +331,10 @@ type XDS struct {
 	// UnregisterOnStop removes this node's bindings when resman stops. By
 	// default they stay: stopping resman leaves the PBX receiving calls.
 	UnregisterOnStop bool `mapstructure:"unregister_on_stop"`
+	// ContactEpoch adds the node's epoch to the Contact it registers (a
+	// resman-epoch parameter and a q-value derived from it), so that an
+	// MDS that forks by q prefers the newest Active. Default: false.
+	ContactEpoch bool `mapstructure:"contact_epoch"`
 }
 
 // MDS is one media server registrar.

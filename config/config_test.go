@@ -664,12 +664,13 @@ xds:
   outbound_proxy: "sip:10.0.0.5:5060"
   tls_ca_file: /etc/resman/mds-ca.pem
   unregister_on_stop: true
+  contact_epoch: true
   mds:
     - {name: m1, registrar: "sip:10.0.0.11", transport: tls, tls_server_name: mds1.example.com}
     - {name: m2, registrar: "sip:10.0.0.12", transport: tcp}
 `, nil)
 	want := &XDS{Contact: "sip:xivo@10.0.0.1:5060", PeerContact: "sip:xivo@10.0.0.2:5060", SourceAddress: "10.0.0.1",
-		OutboundProxy: "sip:10.0.0.5:5060", TLSCAFile: "/etc/resman/mds-ca.pem", UnregisterOnStop: true,
+		OutboundProxy: "sip:10.0.0.5:5060", TLSCAFile: "/etc/resman/mds-ca.pem", UnregisterOnStop: true, ContactEpoch: true,
 		MDS: []MDS{{Name: "m1", Registrar: "sip:10.0.0.11", Transport: "tls", TLSServerName: "mds1.example.com", Expires: 120},
 			{Name: "m2", Registrar: "sip:10.0.0.12", Transport: "tcp", Expires: 120}}}
 	if !reflect.DeepEqual(c.XDS, want) {
@@ -680,8 +681,9 @@ xds:
 	c = mustParse(t, manualMain+`
 xds: {contact: "sip:x@10.0.0.1", source_address: "0.0.0.0", mds: [{name: m, registrar: "sip:10.0.0.11"}]}
 `, map[string]string{"RESMAN_XDS_PEER_CONTACT": "sip:x@10.0.0.2"})
-	if c.XDS.UnregisterOnStop || c.XDS.PeerContact != "sip:x@10.0.0.2" {
-		t.Errorf("unregister_on_stop %v (want false by default), peer_contact %q (want from the env)", c.XDS.UnregisterOnStop, c.XDS.PeerContact)
+	if c.XDS.UnregisterOnStop || c.XDS.ContactEpoch || c.XDS.PeerContact != "sip:x@10.0.0.2" {
+		t.Errorf("unregister_on_stop %v, contact_epoch %v (want both false by default), peer_contact %q (want from the env)",
+			c.XDS.UnregisterOnStop, c.XDS.ContactEpoch, c.XDS.PeerContact)
 	}
 }
 

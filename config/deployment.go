@@ -38,6 +38,7 @@ type File struct {
 //     auto mode M: peer.gossip reaches S: gossip.bind; and the other way;
 //   - the same xds.contact on both: a warning (calls follow a failover
 //     only if the contact is an address that moves with the Active node);
+//   - xds.contact_epoch alike on both: else a warning;
 //   - M: xds.peer_contact is S: xds.contact, and the other way; unset or
 //     another: a warning (the new Active could not remove the contact a
 //     node killed while Active left at the MDS);
@@ -276,6 +277,10 @@ func (d *deployment) xds() {
 			d.warn(p.f, "xds.peer_contact", "%q is not %s: xds.contact %q: the new Active would remove a contact nobody registers and leave the peer's",
 				p.x.PeerContact, p.other.Name, p.ox.Contact)
 		}
+	}
+	if m.ContactEpoch != s.ContactEpoch {
+		d.differs(true, d.s, "xds.contact_epoch", d.m, "xds.contact_epoch", fmt.Sprint(s.ContactEpoch), fmt.Sprint(m.ContactEpoch),
+			"an MDS forking by q would rank the node without it by another rule", false)
 	}
 	index := func(ms []MDS, name string) int {
 		return slices.IndexFunc(ms, func(x MDS) bool { return x.Name == name })

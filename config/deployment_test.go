@@ -184,6 +184,9 @@ func TestCheckDeployment(t *testing.T) {
 		{name: "xds.peer_contact not the other's contact", dir: "manual-pair-mds-edge", change: func(d map[string]*Config) {
 			d["xivo-standby.yaml"].XDS.PeerContact = "sip:xivo@10.0.0.9:5060"
 		}, warns: []string{`xivo-standby.yaml: xds.peer_contact: "sip:xivo@10.0.0.9:5060" is not xivo-main.yaml: xds.contact "sip:xivo@10.0.0.1:5060"`}},
+		{name: "xds.contact_epoch on one node only", dir: "pair-mds", change: func(d map[string]*Config) {
+			d["xivo-standby.yaml"].XDS.ContactEpoch = true
+		}, warns: []string{`xivo-standby.yaml: xds.contact_epoch: differs from xivo-main.yaml: xds.contact_epoch ("true" here, "false" there)`}},
 		{name: "xds.mds[].tls_server_name", dir: "pair-mds", change: func(d map[string]*Config) {
 			for _, f := range []string{"xivo-main.yaml", "xivo-standby.yaml"} {
 				d[f].XDS.MDS[0].Transport = "tls"

@@ -659,6 +659,10 @@ func (b *binding) exchange(ctx context.Context, contact *sip.Uri, expires int) (
 			c := &sip.ContactHeader{Address: *contact.Clone(), Params: sip.NewParams()}
 			if expires == 0 {
 				c.Params.Add("expires", "0")
+			} else if sameURI(*contact, b.r.contact) {
+				for _, p := range b.r.contactParams() {
+					c.Params.Add(p[0], p[1])
+				}
 			}
 			req.AppendHeader(c)
 			e := sip.ExpiresHeader(expires)

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -125,6 +126,13 @@ type Options struct {
 	// running and receiving calls, and when resman starts again the Active
 	// node verifies them (an Inactive one removes them, as at any start).
 	UnregisterOnStop bool
+
+	// ContactEpoch adds the node's epoch to its Contact when it registers:
+	// a resman-epoch=N parameter and a q-value derived from N (q =
+	// (1 + (N-1) mod 1000) / 1000), so that an MDS that forks by q prefers
+	// the newest Active over a leftover binding of the previous one. The
+	// q-value wraps every 1000 epochs. Default: off, no parameter.
+	ContactEpoch bool
 
 	// Timers of the SIP transactions, for every MDS; MDSTimers overrides
 	// them for the MDS of that name. Defaults: RFC 3261's.
@@ -520,6 +528,29 @@ func (r *Registrar) RemovePeer() {
 			b.kickLoop()
 		}
 	}
+}
+
+// contactParams are the parameters of our Contact in a REGISTER that
+// binds it: with Options.ContactEpoch, the epoch and its q-value.
+func (r *Registrar) contactParams() [][2]string {
+	if !r.opts.ContactEpoch {
+		return nil
+	}
+	r.mu.Lock()
+	epoch := r.epoch
+	r.mu.Unlock()
+	if epoch == 0 {
+		return nil
+	}
+	return [][2]string{{"q", EpochQ(epoch)}, {"resman-epoch", strconv.FormatUint(epoch, 10)}}
+}
+
+// EpochQ is the q-value of the Contact registered at epoch (epoch > 0) with
+// Options.ContactEpoch: 0.001 to 1.000, growing with the epoch, back to
+// 0.001 after 1.000.
+func EpochQ(epoch uint64) string {
+	n := (epoch-1)%1000 + 1
+	return fmt.Sprintf("%d.%03d", n/1000, n%1000)
 }
 
 // peerToRemove is the peer's contact while RemovePeer applies, else nil.

@@ -351,6 +351,7 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 			TLSCAFile:        cfg.XDS.TLSCAFile,
 			TLSServerNames:   tlsNames,
 			UnregisterOnStop: cfg.XDS.UnregisterOnStop,
+			ContactEpoch:     cfg.XDS.ContactEpoch,
 			OnEvent: func(ev xds.Event) {
 				if n := nodeRef.Load(); n != nil {
 					noteXDS(n, ev)

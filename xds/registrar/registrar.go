@@ -101,6 +101,9 @@ type Binding struct {
 	CSeq      uint32
 	Transport string // UDP or TCP
 	Source    string // host:port the last REGISTER came from
+	// Params are the Contact header's parameters but expires, as sent
+	// (e.g. q=0.007;resman-epoch=7), "" if none.
+	Params string
 }
 
 // Stats counts the requests received.
@@ -525,6 +528,7 @@ func (s *Server) update(req *sip.Request, k Knobs) (*sip.Response, error) {
 	type change struct {
 		contact string
 		expires int
+		params  string
 	}
 	var changes []change
 	wildcard := false
@@ -554,7 +558,9 @@ func (s *Server) update(req *sip.Request, k Knobs) (*sip.Response, error) {
 		if maxE <= 0 {
 			maxE = 3600
 		}
-		changes = append(changes, change{contact: c.Address.String(), expires: min(e, maxE)})
+		params := c.Params.Clone()
+		params.Remove("expires")
+		changes = append(changes, change{contact: c.Address.String(), expires: min(e, maxE), params: params.ToString(';')})
 	}
 	if wildcard && (len(changes) > 0 || dflt != 0) {
 		return sip.NewResponseFromRequest(req, 400, reason(400), nil), errors.New("Contact: * needs Expires: 0 and no other contact")
@@ -606,6 +612,7 @@ func (s *Server) update(req *sip.Request, k Knobs) (*sip.Response, error) {
 			CSeq:      cseq.SeqNo,
 			Transport: req.Transport(),
 			Source:    req.Source(),
+			Params:    ch.params,
 		}
 		if !existed {
 			s.log.Info("registered", "aor", aor, "contact", ch.contact, "expires", ch.expires)

@@ -82,6 +82,11 @@ func (n *Node) onPeerGossip(ctx context.Context, mem cluster.Member, alive bool)
 
 // takePeerGossip feeds a gossip view of the peer to the core.
 func (n *Node) takePeerGossip(ctx context.Context, p api.Peer) {
+	if n.olderThanShown(p) {
+		n.log.Debug("gossip view of the peer older than the one this node has: skipped",
+			"peer", p.Name, "status", p.Status, "epoch", p.Epoch)
+		return
+	}
 	n.setPeer(p)
 	n.mu.Lock()
 	n.snap.peerInGossip = n.snap.peerInGossip || p.Reachable
@@ -195,4 +200,30 @@ func (n *Node) claimChecked(ctx context.Context, ap api.Peer) {
 		n.setPeer(ap)
 		n.step(ctx, resilience.PeerSeen{Peer: n.peerView(ap)})
 	}
+}
+
+// statusOrder ranks the statuses one activation goes through, in order;
+// each activation takes a new epoch, so within one epoch a peer never goes
+// back to an earlier status.
+var statusOrder = map[string]int{
+	string(resilience.Activating): 1, string(resilience.Active): 2,
+	string(resilience.Deactivating): 3, string(resilience.Inactive): 4,
+}
+
+// olderThanShown says whether p, a readable view of the peer, is older than
+// the one this node has: the same epoch at an earlier status. Gossip can
+// lag behind an admin command's fresh read of the peer's API (a switchover
+// back: the peer's API already says inactive while its Active meta is still
+// on its way), and taking it would show a split brain that is over.
+func (n *Node) olderThanShown(p api.Peer) bool {
+	if !p.Reachable || p.Error != "" {
+		return false // a loss is news whatever was seen before
+	}
+	n.mu.RLock()
+	cur := n.snap.peer
+	n.mu.RUnlock()
+	if cur == nil || !cur.Reachable || cur.Error != "" || cur.Epoch != p.Epoch {
+		return false
+	}
+	return statusOrder[p.Status] > 0 && statusOrder[p.Status] < statusOrder[cur.Status]
 }

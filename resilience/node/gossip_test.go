@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -119,4 +120,42 @@ func TestRefusedGossipMemberIsAudited(t *testing.T) {
 		}
 	}
 	t.Fatalf("no audit entry for the refused member: %+v", entries)
+}
+
+// A gossip view that lags behind a fresher read of the peer's API (same
+// epoch, an earlier status) is not taken: after a switchover back, the
+// Main showed a split brain that was over until the gossip caught up.
+func TestGossipOlderThanTheAPIViewIsSkipped(t *testing.T) {
+	peer := &fakePeer{}
+	peer.set("inactive", 1, nil)
+	h, gossip := activeMainInAuto(t, peer)
+	// An admin command's read: the peer is inactive at epoch 1, below this
+	// Main's own (so no claim to confirm).
+	h.node.setPeer(h.node.fetchPeer(context.Background()))
+	// Gossip still carries the peer's Active meta of epoch 1; a refused
+	// member's event after it marks when the loop has handled it.
+	gossip.events <- claimActive(1)
+	gossip.events <- cluster.Event{Kind: cluster.Refused, Member: cluster.Member{Name: "x", Addr: "10.0.0.9:7946"}, Reason: "barrier"}
+	h.waitTrust("member_refused", 1)
+	st := h.node.Status()
+	if st.Peer == nil || st.Peer.Status != "inactive" {
+		t.Fatalf("the older gossip view was taken: %+v", st.Peer)
+	}
+	for _, r := range st.HA.Reasons {
+		if strings.Contains(r, "split brain") {
+			t.Fatalf("readiness: %v", st.HA.Reasons)
+		}
+	}
+	// The gossip catching up at the same epoch and status (a hold
+	// released, say) is taken.
+	held := claimActive(1)
+	held.Kind, held.Member.Meta.Status, held.Member.Meta.Holding = cluster.Update, "inactive", true
+	gossip.events <- held
+	deadline := time.Now().Add(10 * time.Second)
+	for p := h.node.Status().Peer; p == nil || !p.Holding; p = h.node.Status().Peer {
+		if time.Now().After(deadline) {
+			t.Fatalf("the later gossip view was not taken: %+v", p)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

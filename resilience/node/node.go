@@ -436,6 +436,9 @@ func (n *Node) Run(ctx context.Context) error {
 				if n.auto() {
 					continue // a poll started before a switch to auto mode
 				}
+				if n.olderThanShown(msg.peer) {
+					continue // an admin command's fresher read came first
+				}
 				n.setPeer(msg.peer)
 				n.step(ctx, resilience.PeerSeen{Peer: n.peerView(msg.peer)})
 			case reconfigure:

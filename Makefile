@@ -84,8 +84,9 @@ bench-loss:     # false takeovers under 50% loss (RESMAN_LOSS_DURATION, default 
 bench-switchover: # planned switchover, without and with a sync (RESMAN_BENCH_BIG=1 adds 1 GiB)
 	$(GO) test -run '^$$' -bench 'BenchmarkSwitchover' -benchtime 4x ./cmd/resman/
 
-bench-xds:      # node Active to 1, 10, 100 MDS registered
+bench-xds:      # node Active to 1, 10, 100 MDS registered; kamailio restart to binding back; kill -9 failover to stale contact removed
 	$(GO) test -run '^$$' -bench ActivateToRegistered -benchtime 20x ./xds/
+	$(GO) test -run '^$$' -bench 'KamailioRestartToBound|KamailioFailoverStaleRemoved' -benchtime 10x -timeout 30m ./xds/
 
 bench-edge:     # Edge vs direct vs nginx, and failure to first redirected answer
 	./edge/bench.sh

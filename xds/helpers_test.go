@@ -181,7 +181,7 @@ func mds(name, addr, transport, user, password string) config.MDS {
 
 // needTool finds an external tool. Missing, it skips the test, or fails it
 // when the CI environment variable is set.
-func needTool(t *testing.T, name, pkg string) string {
+func needTool(t testing.TB, name, pkg string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err == nil {

@@ -31,7 +31,7 @@ type kamailio struct {
 
 // startKamailio runs kamailio in the foreground on a free loopback port,
 // waits until it answers OPTIONS and stops it by PID at cleanup.
-func startKamailio(t *testing.T, user, password string) *kamailio {
+func startKamailio(t testing.TB, user, password string) *kamailio {
 	t.Helper()
 	bin := needTool(t, "kamailio", "kamailio")
 	kamcmd := needTool(t, "kamcmd", "kamailio")
@@ -75,7 +75,7 @@ func startKamailio(t *testing.T, user, password string) *kamailio {
 }
 
 // launch starts the kamailio process and waits until it answers OPTIONS.
-func (k *kamailio) launch(t *testing.T) {
+func (k *kamailio) launch(t testing.TB) {
 	t.Helper()
 	logf, err := os.OpenFile(filepath.Join(k.dir, "kamailio.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -124,14 +124,14 @@ func (k *kamailio) stop() {
 
 // restart stops kamailio and starts it again on the same port: with usrloc
 // in memory, it has lost every binding.
-func (k *kamailio) restart(t *testing.T) {
+func (k *kamailio) restart(t testing.TB) {
 	t.Helper()
 	k.stop()
 	k.launch(t)
 }
 
 // locations is kamailio's location table, as kamcmd prints it.
-func (k *kamailio) locations(t *testing.T) string {
+func (k *kamailio) locations(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command(k.kamcmd, "-s", k.ctl, "ul.dump").CombinedOutput()
 	if err != nil {

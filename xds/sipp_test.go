@@ -117,7 +117,7 @@ func (s *sipp) dump(t *testing.T) {
 }
 
 // freePort finds a loopback port free for both UDP and TCP.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	for range 20 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -148,6 +148,7 @@ func startProc(t testing.TB, name, cfg, url string) *proc {
 // startCmd starts cmd (a resman run) and waits until url serves /healthz.
 func startCmd(t testing.TB, name string, cmd *exec.Cmd, cfg, url string) *proc {
 	t.Helper()
+	skipShort(t)
 	p := &proc{t: t, name: name, cfg: cfg, url: url, logs: &syncBuffer{}, exited: make(chan struct{}), cmd: cmd}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {

@@ -28,10 +28,21 @@ type labHost struct {
 	name, ns, ip string
 }
 
+// skipShort skips a tier-3 test (real processes, tools, namespaces)
+// under -short: `go test -short ./...` is the quick feedback loop, and
+// make test runs everything.
+func skipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("tier 3 (real processes): skipped by -short; make test runs it")
+	}
+}
+
 // requireTools skips the test when a tool is missing, except under CI
 // where a missing tool is a failure.
 func requireTools(t testing.TB, tools ...string) {
 	t.Helper()
+	skipShort(t)
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			msg := fmt.Sprintf("%s not installed (run scripts/install-test-tools.sh)", tool)

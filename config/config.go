@@ -7,7 +7,11 @@
 // bcrypt, password or path (a file's path, not a secret value).
 package config
 
-import "time"
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
 
 // Values of Node.Role, Node.Mode and Failover.Failback.
 const (
@@ -92,6 +96,36 @@ type API struct {
 	Token string `mapstructure:"token" secret:"true" secretkind:"token"`
 	// Users may log in to the web page. Not env-overridable.
 	Users []User `mapstructure:"users"`
+	// TrustedProxies are the reverse proxies in front of the page (TLS),
+	// as IP addresses or CIDR prefixes: from them, X-Forwarded-For names
+	// the client for the login lock-out, the stream limits and the logs.
+	// Not env-overridable. Default: none (the TCP peer is the client).
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+}
+
+// TrustedProxyPrefixes returns api.trusted_proxies as prefixes (an address
+// alone is a /32 or /128). The config is validated: bad entries are
+// skipped.
+func (a API) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range a.TrustedProxies {
+		if p, err := parseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // User is a web login; PasswordHash is a bcrypt hash (resman hash-password).

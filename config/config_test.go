@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -1080,5 +1081,23 @@ hooks:
 			_, err := Parse([]byte(tt.yaml), envOf(tt.env))
 			checkProblems(t, err, tt.want)
 		})
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	base := "node: {name: a, role: main, mode: manual, version: \"1.0\", data_dir: /var/lib/resman}\n" +
+		"api: {listen: \"127.0.0.1:9440\", token: \"e2e-token-0123456789abcdef\", trusted_proxies: [%s]}\n" +
+		"peer: {name: b, api: \"http://10.0.0.2:9440\"}\n"
+	cfg, err := Parse([]byte(fmt.Sprintf(base, `"10.0.0.5", "192.168.1.0/24", "::ffff:10.0.0.9"`)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(cfg.API.TrustedProxyPrefixes())
+	if want := "[10.0.0.5/32 192.168.1.0/24 10.0.0.9/32]"; got != want {
+		t.Errorf("prefixes %s, want %s", got, want)
+	}
+	_, err = Parse([]byte(fmt.Sprintf(base, `"10.0.0.5", "proxy.example"`)), func(string) (string, bool) { return "", false })
+	if err == nil || !strings.Contains(err.Error(), "api.trusted_proxies[1]: must be an IP address or a CIDR prefix") {
+		t.Errorf("a host name: %v", err)
 	}
 }

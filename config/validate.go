@@ -105,6 +105,11 @@ func (v *checker) api() {
 	if v.c.Node != nil || v.c.CC != nil || v.c.Edge != nil {
 		v.token("api.token", a.Token, "the bearer token scripts, peers, CC and Edge present")
 	}
+	for i, tp := range a.TrustedProxies {
+		if _, err := parseProxy(tp); err != nil {
+			v.add(fmt.Sprintf("api.trusted_proxies[%d]", i), "must be an IP address or a CIDR prefix, like 10.0.0.5 or 10.0.0.0/24, got %q", tp)
+		}
+	}
 	seen := map[string]int{}
 	for i, u := range a.Users {
 		key := fmt.Sprintf("api.users[%d]", i)

@@ -27,7 +27,7 @@ func (s *Server) events(c *fiber.Ctx) error {
 	}
 	// A stream is counted against its client (the web session, or the
 	// bearer token from one address) and against all streams.
-	var client any = bearerClient{addr: sourceOf(c)}
+	var client any = bearerClient{addr: s.sourceOf(c)}
 	sess, _ := c.Locals(localSession).(*session)
 	if sess != nil {
 		client = sess

@@ -2,7 +2,9 @@ package web
 
 import (
 	"net"
+	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,12 +127,55 @@ type loginRefusal struct {
 	scope loginScope
 }
 
-// sourceOf is the client address the lock-out counts against: the TCP
-// peer of the connection, never a header (X-Forwarded-For, X-Real-IP are
-// the client's to choose). An IPv6 address stands for its /64, which one
+// clientIP is the client's address: the TCP peer of the connection, or,
+// when that peer is one of Options.TrustedProxies, the address that proxy
+// recorded: the rightmost X-Forwarded-For entry that is not itself a
+// trusted proxy. A header is never read from anyone else: X-Forwarded-For,
+// X-Real-IP and Forwarded are the client's to choose.
+func (s *Server) clientIP(c *fiber.Ctx) net.IP {
+	peer := c.Context().RemoteIP()
+	if !s.trusted(peer) {
+		return peer
+	}
+	var hops []string
+	c.Request().Header.VisitAll(func(k, v []byte) {
+		if strings.EqualFold(string(k), fiber.HeaderXForwardedFor) {
+			hops = append(hops, strings.Split(string(v), ",")...)
+		}
+	})
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip := net.ParseIP(strings.TrimSpace(hops[i]))
+		if ip == nil {
+			break // a hop the proxy did not write: stop at the proxy
+		}
+		if !s.trusted(ip) {
+			return ip
+		}
+		peer = ip
+	}
+	return peer
+}
+
+// trusted says whether ip is one of Options.TrustedProxies.
+func (s *Server) trusted(ip net.IP) bool {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceOf is the client address the lock-out and the stream limits count
+// against (see clientIP). An IPv6 address stands for its /64, which one
 // client usually holds whole.
-func sourceOf(c *fiber.Ctx) string {
-	return sourceKey(c.Context().RemoteIP())
+func (s *Server) sourceOf(c *fiber.Ctx) string {
+	return sourceKey(s.clientIP(c))
 }
 
 func sourceKey(ip net.IP) string {

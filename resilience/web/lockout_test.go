@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -375,5 +376,46 @@ func TestSourceKey(t *testing.T) {
 		if got := sourceKey(net.ParseIP(in)); got != want {
 			t.Errorf("sourceKey(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestLoginBehindATrustedProxy: behind the TLS proxy the operations guide
+// recommends, every client comes from the proxy's address. With the proxy
+// in TrustedProxies, its X-Forwarded-For names the client, so B's failures
+// still do not lock A out; a peer that is not trusted cannot use the
+// header to move its failures elsewhere.
+func TestLoginBehindATrustedProxy(t *testing.T) {
+	s, _, logs := newTestServer(t, Options{Users: testUsers(t), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.4/32")}})
+	checks := countChecks(s)
+	base, _ := serve(t, s)
+	proxy := clientFrom(t, base, "127.0.0.4")
+	for range LoginFreeFailures + 2 {
+		loginOver(t, proxy, base, testUser, "wrong", map[string]string{"X-Forwarded-For": "10.0.0.66"})
+	}
+	if got := loginOver(t, proxy, base, testUser, testPassword, map[string]string{"X-Forwarded-For": "10.0.0.66"}); got.code != 429 {
+		t.Fatalf("B (10.0.0.66) through the proxy after its failures: %d, want 429", got.code)
+	}
+	// A through the same proxy: a forged first hop is ignored, the one the
+	// proxy appended counts.
+	if got := loginOver(t, proxy, base, testUser, testPassword, map[string]string{"X-Forwarded-For": "10.0.0.66, 10.0.0.7"}); got.code != 303 {
+		t.Fatalf("A (10.0.0.7) through the proxy: %d, want 303", got.code)
+	}
+	if !strings.Contains(logs.String(), "ip=10.0.0.66") || !strings.Contains(logs.String(), "ip=10.0.0.7") {
+		t.Errorf("the log does not name the clients behind the proxy:\n%s", logs)
+	}
+	// Not a trusted peer: its header is ignored, its failures are its own.
+	other := clientFrom(t, base, "127.0.0.5")
+	before := checks.Load()
+	for range LoginFreeFailures {
+		loginOver(t, other, base, testUser, "wrong", map[string]string{"X-Forwarded-For": "10.0.0.7"})
+	}
+	if got := loginOver(t, other, base, testUser, testPassword, nil); got.code != 429 {
+		t.Fatalf("127.0.0.5 after its failures: %d, want 429", got.code)
+	}
+	if got := loginOver(t, proxy, base, testUser, testPassword, map[string]string{"X-Forwarded-For": "10.0.0.7"}); got.code != 303 {
+		t.Fatalf("A through the proxy after 127.0.0.5's forged failures: %d, want 303", got.code)
+	}
+	if n := checks.Load() - before; n != LoginFreeFailures+1 {
+		t.Errorf("%d password checks, want %d", n, LoginFreeFailures+1)
 	}
 }

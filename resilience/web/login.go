@@ -208,11 +208,11 @@ func (s *Server) sessionAuth(c *fiber.Ctx) (bool, error) {
 // constant time, and not from another site.
 func (s *Server) checkCSRF(c *fiber.Ctx, sess *session, token string) error {
 	if crossSite(c) {
-		s.auth.log.Warn("cross-site write refused", "user", sess.user, "route", s.routeLabel(c.Path()), "ip", c.IP())
+		s.auth.log.Warn("cross-site write refused", "user", sess.user, "route", s.routeLabel(c.Path()), "ip", s.clientIP(c).String())
 		return errorf(fiber.StatusForbidden, "cross-site request refused")
 	}
 	if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(sess.csrf)) != 1 {
-		s.auth.log.Warn("CSRF token missing or wrong", "user", sess.user, "route", s.routeLabel(c.Path()), "ip", c.IP())
+		s.auth.log.Warn("CSRF token missing or wrong", "user", sess.user, "route", s.routeLabel(c.Path()), "ip", s.clientIP(c).String())
 		return errorf(fiber.StatusForbidden, "missing or wrong CSRF token: reload the page")
 	}
 	return nil
@@ -221,8 +221,8 @@ func (s *Server) checkCSRF(c *fiber.Ctx, sess *session, token string) error {
 // login handles POST /login, a form with user and password.
 func (s *Server) login(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	// The TCP peer, never a header a client could forge (see sourceOf).
-	ip := c.Context().RemoteIP().String()
+	// The TCP peer, or what a trusted proxy says (see clientIP).
+	ip := s.clientIP(c).String()
 	if crossSite(c) {
 		s.auth.log.Warn("login refused: cross-site form", "ip", ip)
 		return s.renderLogin(c, fiber.StatusForbidden, loginPage{Error: "Cross-site login refused."})
@@ -241,7 +241,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	}
 	// The attempt takes its place before the password check, under one
 	// lock: parallel attempts get no more checks than the allowance.
-	attempt, refused := s.auth.limiter.reserve(user, sourceOf(c))
+	attempt, refused := s.auth.limiter.reserve(user, s.sourceOf(c))
 	if refused != nil {
 		secs := int(math.Ceil(refused.wait.Seconds()))
 		s.auth.log.Warn("login refused: too many failures", "user", logName(user), "ip", ip, "scope", refused.scope.String(), "retry_after", secs)
@@ -299,7 +299,7 @@ func (s *Server) logout(c *fiber.Ctx) error {
 			return err
 		}
 		s.auth.sessions.remove(id)
-		s.auth.log.Info("logout", "user", sess.user, "ip", c.IP(), "who", "web:"+sess.user)
+		s.auth.log.Info("logout", "user", sess.user, "ip", s.clientIP(c).String(), "who", "web:"+sess.user)
 	}
 	s.clearCookie(c)
 	return c.Redirect("/?m=out", fiber.StatusSeeOther)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -101,6 +102,11 @@ type Options struct {
 	// DefaultEventStreams).
 	MaxEventStreamsPerClient int
 	MaxEventStreams          int
+	// TrustedProxies are the reverse proxies (TLS in front of the page)
+	// whose X-Forwarded-For names the client, for the login lock-out, the
+	// stream limits and the logs. From any other peer the header is
+	// ignored. None: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
 }
 
 // Mount is a net/http handler served under a path prefix.
@@ -122,6 +128,8 @@ type Server struct {
 	allow map[string]string
 	// keepAlive is the SSE keep-alive period (tests shorten it).
 	keepAlive time.Duration
+	// proxies: Options.TrustedProxies.
+	proxies []netip.Prefix
 	// streams bounds the open event streams.
 	streams *streamLimiter
 
@@ -161,6 +169,7 @@ func New(n Node, opts Options) *Server {
 		allow:      map[string]string{},
 		keepAlive:  KeepAliveInterval,
 		streams:    newStreamLimiter(opts.MaxEventStreamsPerClient, opts.MaxEventStreams),
+		proxies:    opts.TrustedProxies,
 		closing:    make(chan struct{}),
 		baseCtx:    ctx,
 		cancelBase: cancel,

@@ -7,6 +7,18 @@
 
 (function () {
   const PEER_POLL_MS = 3000;
+  // This node is watched with a read of its status: every WATCH_MS while
+  // its event stream is open, every DOWN_POLL_MS while it is not. A read
+  // of its status that gets no answer within STATUS_TIMEOUT_MS, or any
+  // call that cannot connect, is a silent read; SILENT_READS in a row (or
+  // one while the stream is broken) mean this node does not answer. Other
+  // background reads time out after READ_TIMEOUT_MS without counting (a
+  // read of the peer may wait for the peer).
+  const WATCH_MS = 5000;
+  const DOWN_POLL_MS = 3000;
+  const STATUS_TIMEOUT_MS = 4000;
+  const READ_TIMEOUT_MS = 20000;
+  const SILENT_READS = 2;
   const AUDIT_PAGE = 50;
   const TRANSITIONS = ['activating', 'deactivating'];
   // The commands of the dialog: their name, and the request they send.
@@ -36,6 +48,11 @@
     busy: null, // text of the command under way from this page
     conn: 'connecting', // connecting, open, down
     lastStatus: {}, // node name -> status, for announcements
+    localSeenAt: 0, // when this node last answered (ms)
+    silentReads: 0, // reads of this node in a row that got no answer
+    localDown: false, // this node does not answer: the page shows old data
+    peerLast: null, // the last status of the peer read from this page
+    peerLastAt: 0, // when it was read (ms)
   };
 
   // ---------- helpers ----------
@@ -96,6 +113,16 @@
       text, withAgo ? el('span', { class: 'muted' }, ' (' + ago(d) + ')') : null);
   }
 
+  // age says how long ago a time (ms) was, to the second: a page that
+  // shows old data says how old.
+  function age(at) {
+    const s = Math.max(0, Math.round((Date.now() - at) / 1000));
+    if (s < 120) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
+    if (s < 86400) return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+    return Math.floor(s / 86400) + ' d ' + Math.floor((s % 86400) / 3600) + ' h';
+  }
+
   function inTransition(st) {
     return !!st && TRANSITIONS.includes(st.status);
   }
@@ -111,6 +138,8 @@
 
   // api calls the node's API with the session cookie; background calls do
   // not renew the session. A 401 means the session ended: back to login.
+  // Background calls time out (a node whose host lost power answers
+  // nothing and closes nothing); commands wait for the node.
   async function api(method, path, body, background) {
     const headers = { Accept: 'application/json' };
     if (background) headers['X-Resman-Background'] = '1';
@@ -120,18 +149,38 @@
       headers['X-CSRF-Token'] = csrf;
       init.body = JSON.stringify(body);
     }
+    const isStatus = path === '/api/v1/status';
+    const limit = isStatus ? STATUS_TIMEOUT_MS : READ_TIMEOUT_MS;
+    let timer = null;
+    if (background) {
+      const ac = new AbortController();
+      init.signal = ac.signal;
+      timer = setTimeout(() => ac.abort(), limit);
+    }
+    // silent: no answer. A call that cannot connect says this node is
+    // gone; a timeout says so only for a read of its status.
+    const silent = (e) => {
+      clearTimeout(timer);
+      const timedOut = e.name === 'AbortError';
+      if (!timedOut || isStatus) nodeSilent();
+      return new APIError(0, timedOut ? 'this node did not answer within ' + limit / 1000 + ' s' :
+        'this node cannot be reached (' + e.message + ')');
+    };
     let resp;
     try {
       resp = await fetch(path, init);
     } catch (e) {
-      throw new APIError(0, 'this node cannot be reached (' + e.message + ')');
+      throw silent(e);
     }
     let data = null;
     try {
       data = await resp.json();
     } catch (e) {
+      if (e.name === 'AbortError') throw silent(e);
       data = null;
     }
+    clearTimeout(timer);
+    nodeAnswered();
     if (resp.status === 401) {
       window.location.assign('/?m=expired');
       throw new APIError(401, 'session ended');
@@ -159,6 +208,7 @@
   // peerView says what is known of the peer: full (its own status),
   // unreachable (with the last summary this node has), none, loading.
   function peerView() {
+    if (state.localDown) return { kind: 'stale' };
     const sum = state.local ? state.local.peer : null;
     if (state.peerErr && state.peerErr.code === 412) return { kind: 'none', msg: state.peerErr.msg };
     if (state.peerErr) return { kind: 'unreachable', msg: state.peerErr.msg, sum };
@@ -191,11 +241,71 @@
     return null;
   }
 
+  // pairOrder sorts the nodes of the pair as the core names them: the Main
+  // first, else by name. Both nodes' pages word the pair the same.
+  function pairOrder(x, y) {
+    if ((x.role === 'main') !== (y.role === 'main')) return x.role === 'main' ? -1 : 1;
+    return x.node < y.node ? -1 : x.node > y.node ? 1 : 0;
+  }
+
+  function claimsActive(st) {
+    return st.status === 'active' || st.status === 'activating';
+  }
+
+  // splitBrain is null unless both nodes claim Active; then it names the
+  // node with the older claim (stale), which the core steps down: the
+  // lower epoch, and on equal epochs the Standby (the Main keeps the role).
+  function splitBrain() {
+    const l = state.local;
+    const p = nodeOf('peer');
+    if (!l || !p || !claimsActive(l) || !claimsActive(p)) return null;
+    const [a, b] = [l, p].sort(pairOrder);
+    let stale = a;
+    let keep = b;
+    if (a.epoch > b.epoch || (a.epoch === b.epoch && a.role === 'main')) {
+      stale = b;
+      keep = a;
+    }
+    return { a, b, stale, keep, staleSide: stale === l ? 'local' : 'peer' };
+  }
+
+  // claimText compares the claims of a split brain, from the side of the
+  // stale node or of the one that keeps the role.
+  function claimText(sb, ofKeep) {
+    const [x, y] = ofKeep ? [sb.keep, sb.stale] : [sb.stale, sb.keep];
+    return 'epoch ' + x.epoch + ' against ' + y.epoch +
+      (sb.stale.epoch === sb.keep.epoch ? ': on equal epochs the Main keeps the role' : '');
+  }
+
+  // pairHA is the pair's readiness: each node judges the facts of the
+  // pair in the same words, and adds what only it sees. With both nodes
+  // read, the pair is ready when both say so, with the reasons of both
+  // (the Main's first, each once): the same on both nodes' pages.
+  function pairHA(l, p) {
+    if (!l || !l.ha) return null;
+    if (!p || !p.ha) return { ready: !!l.ha.ready, reasons: l.ha.reasons || [] };
+    const [a, b] = [l, p].sort(pairOrder);
+    const reasons = [...(a.ha.reasons || [])];
+    for (const r of b.ha.reasons || []) if (!reasons.includes(r)) reasons.push(r);
+    return { ready: !!a.ha.ready && !!b.ha.ready, reasons };
+  }
+
+  // lastKnown is what the page last read of side, and when (ms): what a
+  // page whose node does not answer can still show.
+  function lastKnown(side) {
+    if (side === 'local') return { st: state.local, at: state.localSeenAt };
+    if (state.peerLast) return { st: state.peerLast, at: state.peerLastAt };
+    const sum = state.local && state.local.peer;
+    const d = sum && sum.reachable && sum.status ? when(sum.checked_at) : null;
+    return { st: null, sum: d ? sum : null, at: d ? Math.min(d.getTime(), state.localSeenAt || Date.now()) : 0 };
+  }
+
   // controlState says for each button of side whether it is enabled, and
   // why not.
   function controlState(side) {
     const st = nodeOf(side);
     const no = (why) => ({ start: why, stop: why });
+    if (state.localDown) return no('this node does not answer');
     if (state.conn !== 'open' && !state.local) return no('no connection to this node');
     if (state.conn === 'down') return no('no connection to this node');
     if (side === 'peer') {
@@ -220,7 +330,8 @@
   function haControlState() {
     const l = state.local;
     let common = null;
-    if (state.conn === 'down' || (state.conn !== 'open' && !l)) common = 'no connection to this node';
+    if (state.localDown) common = 'this node does not answer';
+    else if (state.conn === 'down' || (state.conn !== 'open' && !l)) common = 'no connection to this node';
     else if (!l) common = 'status not known yet';
     else if (state.busy) common = 'a command is in progress: ' + state.busy;
     if (common) return { switchover: common, failover: common, unfailover: common };
@@ -388,23 +499,39 @@
     c.statusSub.textContent = sub || '';
   }
 
+  // staleBand shows the last known status of a node and its age, in grey:
+  // this node does not answer, nothing shown is current.
+  function staleBand(c, status, at, sub) {
+    c.band.className = 'status-band status-stale';
+    c.statusText.replaceChildren('Last known: ', el('span', { class: 'known-status' }, plainStatus(status)),
+      ', ' + age(at) + ' ago');
+    c.statusSub.textContent = sub;
+  }
+
   function renderCard(side) {
     const c = cards[side];
     const pv = side === 'peer' ? peerView() : null;
-    const st = nodeOf(side);
+    const stale = state.localDown;
+    const known = stale ? lastKnown(side) : null;
+    const st = stale ? known.st : nodeOf(side);
     c.title.textContent = nameOf(side);
     const role = st ? st.role : side === 'peer' ? peerRole() : '';
     c.tags.replaceChildren(...[
       el('span', { class: 'tag tag-where' }, side === 'local' ? 'This node' : 'Peer'),
       role ? el('span', { class: 'tag tag-role' }, roleText(role)) : null].filter(Boolean));
-    c.root.classList.toggle('stale', side === 'local' && state.conn === 'down');
+    c.root.classList.toggle('stale', stale || (side === 'local' && state.conn === 'down'));
 
     c.facts.replaceChildren();
     c.details.replaceChildren();
     if (st) {
       const since = when(st.since);
-      setBand(c, st.status, statusText(st.status),
-        'epoch ' + st.epoch + (since ? ' · since ' + dateFmt.format(since) : ''));
+      if (stale) {
+        staleBand(c, st.status, known.at, 'epoch ' + st.epoch + ' · as read at ' + localTime(new Date(known.at)) +
+          (side === 'local' ? ': ' + nameOf('local') + ' does not answer' : ' through ' + nameOf('local')));
+      } else {
+        setBand(c, st.status, statusText(st.status),
+          'epoch ' + st.epoch + (since ? ' · since ' + dateFmt.format(since) : ''));
+      }
       c.facts.append(...fact('Epoch', String(st.epoch)),
         ...fact('Since', timeEl(st.since, true)),
         ...fact('Version', st.version || '—'),
@@ -421,6 +548,14 @@
         ...tableOrNone('Services', ['Service', 'State', 'Health', 'Critical', 'Last error'], serviceRows(st), 'No services configured.'),
         ...tableOrNone('MDS registrations', ['MDS', 'Registration', 'Reachability', 'Last code', 'Expires', 'Error'], xdsRows(st), 'No MDS registration configured.'),
         ...tableOrNone('Replication', ['Job', 'Last run', 'Result', 'Error'], replicationRows(st), 'No replication configured.'));
+    } else if (stale) {
+      if (known.sum) {
+        staleBand(c, known.sum.status, known.at, 'epoch ' + known.sum.epoch + ', as ' + nameOf('local') + ' saw it');
+      } else {
+        setBand(c, 'stale', 'Not known', 'not read from this page before ' + nameOf('local') + ' stopped answering');
+      }
+      c.details.append(el('p', { class: 'muted none' }, 'Nothing more of ' + nameOf(side) + ' is known here: ' +
+        nameOf('local') + ' does not answer.'));
     } else if (side === 'peer' && pv.kind === 'unreachable') {
       const sum = pv.sum;
       setBand(c, 'unreachable', 'Unreachable', 'cannot be read from ' + nameOf('local'));
@@ -477,31 +612,93 @@
 
   function renderSummary() {
     const l = state.local;
+    const line = $('summary');
+    const reasonsEl = $('summary-reasons');
+    const go = $('summary-go');
+    $('conn-text').textContent = state.localDown ?
+      (l ? l.node : 'This node') + ' does not answer — trying again every ' + DOWN_POLL_MS / 1000 + ' s…' :
+      'Connection to ' + (l ? l.node : 'this node') + ' lost — reconnecting…';
+
+    if (state.localDown) {
+      // Nothing shown is current: no alert from old data, no readiness;
+      // how old it is, and where the truth is.
+      setAlert('', null);
+      line.className = 'summary-line summary-stale';
+      line.textContent = 'This node' + (l ? ' (' + l.node + ')' : '') + ' does not answer: ' +
+        (state.localSeenAt ? 'what is shown is ' + age(state.localSeenAt) + ' old.' : 'nothing could be read from it.');
+      reasonsEl.replaceChildren();
+      reasonsEl.hidden = true;
+      const pn = l && l.peer ? l.peer.name : null;
+      go.hidden = !pn;
+      go.textContent = pn ? 'Open ' + pn + '\'s own page: it answers for itself and sees the pair from there.' : '';
+      document.title = (l ? l.node : 'This node') + ' does not answer · Resilience Management · resman';
+      return;
+    }
+    go.hidden = true;
+    go.textContent = '';
+
     const p = nodeOf('peer');
     const pv = peerView();
-    const alert = $('pair-alert');
-    let alertText = '';
-    if (l && p && l.status === 'active' && p.status === 'active') {
-      alertText = 'Two Active nodes: ' + l.node + ' and ' + p.node + ' both run the telephony. Stop services on one of them.';
-    } else if (l && p && l.status === 'inactive' && p.status === 'inactive') {
-      alertText = 'No Active node: neither ' + l.node + ' nor ' + p.node + ' runs the telephony. Start services on one of them.';
-    } else if (l && pv.kind === 'unreachable' && l.status === 'inactive') {
-      alertText = l.node + ' is Inactive and ' + peerName() + ' cannot be reached: the telephony may be down.';
-    }
-    alert.hidden = !alertText;
-    alert.textContent = alertText;
+    const ha = pairHA(l, p);
+    const reasons = ha ? ha.reasons : [];
+    const sb = splitBrain();
+    const bothInactive = !!l && !!p && l.status === 'inactive' && p.status === 'inactive';
+    const noActive = bothInactive || reasons.some((r) => r.startsWith('no node is Active'));
+    const split = !!sb || reasons.some((r) => r.startsWith('split brain'));
 
+    if (sb) {
+      setAlert('Two Active nodes: ' + sb.a.node + ' (epoch ' + sb.a.epoch + ') and ' + sb.b.node + ' (epoch ' + sb.b.epoch +
+        ') both run the telephony. ' + sb.stale.node + ' holds the older claim (' + claimText(sb) + '): stop services there; ' +
+        sb.keep.node + ' keeps the role.', sb.staleSide);
+    } else if (bothInactive) {
+      const [a, b] = [l, p].sort(pairOrder);
+      setAlert('No Active node: neither ' + a.node + ' nor ' + b.node + ' runs the telephony. Start services on one of them.', null);
+    } else if (l && pv.kind === 'unreachable' && l.status === 'inactive') {
+      setAlert(l.node + ' is Inactive and ' + peerName() + ' cannot be reached: the telephony may be down.', null);
+    } else {
+      setAlert('', null);
+    }
+
+    // The pair, worded the same whichever node serves the page: the Main
+    // first, no "this node" (the cards say which one it is).
     const parts = [];
-    if (l) parts.push(l.node + ' (' + roleText(l.role) + ', this node) is ' + statusText(l.status));
-    if (p) parts.push(p.node + ' (' + roleText(p.role) + ') is ' + statusText(p.status));
-    else if (pv.kind === 'unreachable') parts.push(peerName() + ' cannot be reached');
-    if (l) parts.push('HA ' + (l.ha && l.ha.ready ? 'ready' : 'not ready'));
-    $('summary').textContent = parts.length ? parts.join(' · ') : 'Loading the status of the pair…';
+    if (noActive) parts.push('No node is Active');
+    else if (split) parts.push('Two Active nodes');
+    for (const st of [l, p].filter(Boolean).sort(pairOrder)) {
+      parts.push(st.node + ' (' + roleText(st.role) + ') is ' + statusText(st.status));
+    }
+    if (l && !p) {
+      if (pv.kind === 'unreachable') parts.push(peerName() + ' cannot be reached from ' + l.node);
+      else if (pv.kind === 'loading') parts.push(peerName() + ' is being read');
+    }
+    if (ha) parts.push(ha.ready ? 'HA ready' : 'HA not ready');
+    line.textContent = parts.length ? parts.join(' · ') : 'Loading the status of the pair…';
+    line.className = 'summary-line' + (!ha ? '' : noActive || split ? ' summary-bad' : ha.ready ? ' summary-ok' : ' summary-warn');
+    reasonsEl.replaceChildren(...reasons.map((r) => el('li', {}, r)));
+    reasonsEl.hidden = !reasons.length;
 
     // Main on the left, Standby on the right, whichever this node is.
     $('nodes').classList.toggle('local-right', !!l && l.role === 'standby');
     $('audit-node').textContent = l ? 'of ' + l.node + ' (this node)' : '';
     document.title = (l ? l.node + ' ' + statusText(l.status) + ' · ' : '') + 'Resilience Management · resman';
+  }
+
+  // setAlert shows the pair's alert (none when text is empty), with the
+  // button that stops the stale node of a split brain on stopSide.
+  function setAlert(text, stopSide) {
+    const alert = $('pair-alert');
+    const t = $('pair-alert-text');
+    if (t.textContent !== text) t.textContent = text;
+    alert.hidden = !text;
+    const b = $('split-stop');
+    b.hidden = !stopSide;
+    if (!stopSide) return;
+    const name = nameOf(stopSide);
+    b.dataset.side = stopSide;
+    b.textContent = 'Stop services on ' + name;
+    const why = controlState(stopSide).stop;
+    b.disabled = !!why;
+    b.title = 'Stop services on ' + name + ', which holds the older claim' + (why ? ': ' + why : '');
   }
 
   function announceChanges() {
@@ -614,8 +811,11 @@
     try {
       state.peer = await api('GET', '/api/v1/peer/status', undefined, true);
       state.peerErr = null;
+      state.peerLast = state.peer;
+      state.peerLastAt = Date.now();
     } catch (e) {
-      if (e.code === 401) return;
+      // No answer from this node says nothing of the peer.
+      if (e.code === 401 || e.code === 0) return;
       state.peer = null;
       state.peerErr = { code: e.code, msg: e.message };
     } finally {
@@ -637,6 +837,7 @@
   // the peer's side refresh at once when it disagrees with what is shown.
   function onLocalStatus(st) {
     state.local = st;
+    state.localSeenAt = Date.now();
     const sum = st.peer;
     if (sum) {
       const p = state.peer;
@@ -647,27 +848,83 @@
   }
 
   let es = null;
-  let retryTimer = null;
-  let retryDelay = 1000;
   let everOpen = false;
 
   function setConn(c) {
     state.conn = c;
-    const banner = $('conn-banner');
-    banner.hidden = c !== 'down';
-    if (c === 'down') {
-      $('conn-text').textContent = 'Connection to ' + (state.local ? state.local.node : 'this node') + ' lost — reconnecting…';
-    }
+    $('conn-banner').hidden = c !== 'down';
     render();
   }
 
+  // nodeAnswered: a call to this node got an answer (any answer).
+  function nodeAnswered() {
+    state.localSeenAt = Date.now();
+    state.silentReads = 0;
+    if (state.localDown) {
+      state.localDown = false;
+      render();
+    }
+  }
+
+  // nodeSilent: a call to this node got none. Once is enough while the
+  // event stream is broken; with the stream open (it can stay open on a
+  // host that lost power), SILENT_READS in a row, read at once.
+  function nodeSilent() {
+    state.silentReads++;
+    if (state.localDown) return;
+    if (state.conn === 'down' || state.silentReads >= SILENT_READS) {
+      state.localDown = true;
+      if (state.conn !== 'down') {
+        if (es) es.close();
+        setConn('down');
+      } else {
+        render();
+      }
+    }
+    kickWatch();
+  }
+
+  // watch reads this node's status: a heartbeat while the stream is open,
+  // the way back while it is not (it reopens the stream once the node
+  // answers).
+  let watchTimer = null;
+  let watchInFlight = false;
+
+  function kickWatch() {
+    clearTimeout(watchTimer);
+    if (!watchInFlight) watchTimer = setTimeout(watch, 0);
+  }
+
+  async function watch() {
+    watchInFlight = true;
+    try {
+      const st = await api('GET', '/api/v1/status', undefined, true);
+      if (state.conn !== 'open') {
+        state.local = st;
+        // Back: reopen the stream now rather than at the browser's next
+        // retry (a stream still opening is left alone).
+        if (state.conn === 'down' && (!es || es.readyState !== EventSource.OPEN)) connect();
+        render();
+      }
+    } catch (e) {
+      if (e.code === 401) return;
+    } finally {
+      watchInFlight = false;
+    }
+    clearTimeout(watchTimer);
+    // A silent read with the stream open is checked again at once.
+    const next = state.conn !== 'open' ? DOWN_POLL_MS : state.silentReads ? 0 : WATCH_MS;
+    watchTimer = setTimeout(watch, next);
+  }
+
   function connect() {
-    clearTimeout(retryTimer);
     if (es) es.close();
     es = new EventSource('/api/v1/events');
     es.addEventListener('open', () => {
-      retryDelay = 1000;
       const wasDown = state.conn === 'down';
+      state.localSeenAt = Date.now();
+      state.silentReads = 0;
+      state.localDown = false;
       setConn('open');
       if (wasDown || !everOpen) {
         // Anything may have happened meanwhile (a restart of the node):
@@ -682,25 +939,17 @@
       addAudit([JSON.parse(e.data)], false);
       renderAudit();
     });
-    es.addEventListener('error', () => {
+    const mine = es;
+    mine.addEventListener('error', () => {
+      if (mine !== es) return;
+      // The stream was live until now: what it showed was current.
+      if (state.conn === 'open' && !state.localDown) state.localSeenAt = Date.now();
       if (state.conn !== 'down') setConn('down');
-      if (es.readyState === EventSource.CLOSED) {
-        // The server answered with an error (a restart ended the session,
-        // a shutdown): check the session, then reconnect.
-        es.close();
-        retryTimer = setTimeout(probeAndReconnect, retryDelay);
-        retryDelay = Math.min(retryDelay * 2, 10000);
-      }
+      // The server answered with an error (a restart ended the session,
+      // a shutdown): the watch checks the session and reconnects.
+      if (mine.readyState === EventSource.CLOSED) mine.close();
+      kickWatch();
     });
-  }
-
-  async function probeAndReconnect() {
-    try {
-      await api('GET', '/api/v1/status', undefined, true);
-    } catch (e) {
-      if (e.code === 401) return;
-    }
-    connect();
   }
 
   // ---------- the confirmation dialog ----------
@@ -736,6 +985,21 @@
         warn: false, force: false,
         text: name + ' becomes Active (epoch ' + ((st ? st.epoch : 0) + 1) + ' or above) and runs the telephony. ' +
           otherName + ' stays ' + statusText(other.status) + '.',
+      };
+    }
+    const sb = splitBrain();
+    if (sb && side === sb.staleSide) {
+      return {
+        warn: false, force: false,
+        text: 'Two Active nodes: ' + name + ' holds the older claim (' + claimText(sb) + '). Stopping services on ' + name +
+          ' ends its calls; ' + otherName + ' stays Active and alone runs the telephony.',
+      };
+    }
+    if (sb) {
+      return {
+        warn: true, force: false,
+        text: 'Two Active nodes: ' + name + ' holds the newer claim (' + claimText(sb, true) + '): it is the one to keep. ' +
+          'Stop services on ' + otherName + ' instead, unless you mean to move the telephony there.',
       };
     }
     if (other && other.status === 'active') {
@@ -875,6 +1139,8 @@
       else {
         state.peer = st;
         state.peerErr = null;
+        state.peerLast = st;
+        state.peerLastAt = Date.now();
       }
       submitting = false;
       state.busy = null;
@@ -938,6 +1204,7 @@
   $('confirm-error').tabIndex = -1;
   $('summary').tabIndex = -1;
   $('audit-more').addEventListener('click', loadOlderAudit);
+  $('split-stop').addEventListener('click', () => openConfirm($('split-stop').dataset.side, 'stop', $('split-stop')));
 
   // ---------- toast ----------
 
@@ -961,8 +1228,13 @@
   render();
   loadStatus();
   connect();
-  // Relative times ("2 min ago") age on their own.
+  watchTimer = setTimeout(watch, WATCH_MS);
+  // Relative times ("2 min ago") age on their own; the age of what a page
+  // whose node does not answer shows, every second.
   setInterval(() => {
-    if (!dialog.open) render();
+    if (!dialog.open && !state.localDown) render();
   }, 15000);
+  setInterval(() => {
+    if (!dialog.open && state.localDown) render();
+  }, 1000);
 }());

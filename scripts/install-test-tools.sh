@@ -3,7 +3,9 @@
 # a SIP registrar (kamailio), a SIP test peer (sipp), network namespaces and
 # firewall rules (iproute2, nftables), a headless browser (chromium), and
 # what boots the Debian package under a real systemd (systemd-container for
-# systemd-nspawn, mmdebstrap for the Debian tree it boots).
+# systemd-nspawn, mmdebstrap for the Debian tree it boots), and promtool,
+# which checks and unit-tests the fleet alert rules (Debian ships it in the
+# package prometheus, which also installs a Prometheus server service).
 # Safe to run again: it installs only what is missing. Needs root or sudo.
 set -euo pipefail
 
@@ -20,6 +22,7 @@ declare -A need=(
   [systemd-nspawn]=systemd-container
   [mmdebstrap]=mmdebstrap
   [nsenter]=util-linux
+  [promtool]=prometheus
 )
 missing=()
 for bin in "${!need[@]}"; do

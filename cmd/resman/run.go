@@ -396,7 +396,7 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 		// Status polls carry peer.timeout in their context; commands forwarded
 		// to the peer (the page, a switchover) wait for its transition.
 		d.Peer = client.New(cfg.Peer.API, cfg.API.Token, client.WithTimeout(2*time.Minute), client.WithActor(nc.Name))
-		d.PeerName = cfg.Peer.Name
+		d.PeerName, d.PeerURL = cfg.Peer.Name, cfg.Peer.API
 		d.PeerEvery = cfg.Peer.CheckInterval
 		d.PeerTimeout = cfg.Peer.Timeout
 		d.IsUnreachable = func(err error) bool { return errors.Is(err, client.ErrUnreachable) }

@@ -49,7 +49,10 @@ type HA struct {
 
 // Peer is what this node last saw of the other node.
 type Peer struct {
-	Name      string    `json:"name"`
+	Name string `json:"name"`
+	// URL is the peer's API and page as this node reaches it (peer.api),
+	// for a link to the peer's own page.
+	URL       string    `json:"url,omitempty"`
 	Reachable bool      `json:"reachable"`
 	Status    string    `json:"status,omitempty"`
 	Epoch     uint64    `json:"epoch"`

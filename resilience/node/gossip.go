@@ -51,7 +51,7 @@ func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
 // onPeerGossip takes the peer's gossip view, unless it is a claim that
 // would move this node: that waits for the peer's API (see claimState).
 func (n *Node) onPeerGossip(ctx context.Context, mem cluster.Member, alive bool) {
-	p := api.Peer{Name: mem.Name, Reachable: alive, CheckedAt: time.Now().UTC()}
+	p := api.Peer{Name: mem.Name, URL: n.d.PeerURL, Reachable: alive, CheckedAt: time.Now().UTC()}
 	switch verr := resilience.ValidEpoch(mem.Meta.Epoch); {
 	case alive && verr != nil:
 		// The gossip layer refuses such a meta; should one come, it

@@ -90,6 +90,7 @@ type Deps struct {
 	// Peer is nil when no peer is configured (a witness).
 	Peer        PeerClient
 	PeerName    string
+	PeerURL     string        // the peer's API base URL (peer.api), shown for a link
 	PeerEvery   time.Duration // how often the peer is polled
 	PeerTimeout time.Duration // bound of one peer call
 	// IsUnreachable tells a transport failure (peer down) from an answer

@@ -30,7 +30,7 @@ func (n *Node) pollPeer(ctx context.Context) {
 }
 
 func (n *Node) fetchPeer(ctx context.Context) api.Peer {
-	p := api.Peer{Name: n.d.PeerName, CheckedAt: time.Now().UTC()}
+	p := api.Peer{Name: n.d.PeerName, URL: n.d.PeerURL, CheckedAt: time.Now().UTC()}
 	if n.d.Peer == nil {
 		return p
 	}

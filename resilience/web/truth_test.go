@@ -80,6 +80,9 @@ func TestDeadNodeInBrowser(t *testing.T) {
 	ctx := newBrowser(t)
 	node := newFakeNode()
 	dressUp(node)
+	node.mu.Lock()
+	node.status.Peer.URL = "http://10.0.0.2:9440"
+	node.mu.Unlock()
 	s, addr := serveFake(t, node)
 	base := "http://" + addr
 	logIn(t, ctx, base)
@@ -115,13 +118,13 @@ func TestDeadNodeInBrowser(t *testing.T) {
 	if !evalJS[bool](t, ctx, `[...document.querySelectorAll('.node-card')].every((c) => c.classList.contains('stale'))`) {
 		t.Error("not both cards are greyed")
 	}
-	// Where the truth is: the peer's own page. The status carries no URL
-	// of the peer, so the page names it and links nothing.
-	if got := evalJS[string](t, ctx, q("#summary-go")+".hidden ? '' : "+q("#summary-go")+".textContent"); got != "Open xivo-standby's own page: it answers for itself and sees the pair from there." {
+	// Where the truth is: the peer's own page, linked at the address this
+	// node knows it by (peer.api).
+	if got := evalJS[string](t, ctx, q("#summary-go")+".hidden ? '' : "+q("#summary-go")+".textContent"); got != "Open xivo-standby's own page (http://10.0.0.2:9440/): it answers for itself and sees the pair from there." {
 		t.Errorf("where to go: %q", got)
 	}
-	if n := evalJS[int](t, ctx, `document.querySelectorAll('#summary-go a, .summary a').length`); n != 0 {
-		t.Errorf("%d links in the summary, but the page has no URL of the peer", n)
+	if href := evalJS[string](t, ctx, `(document.querySelector('#summary-go a') || {}).href || ''`); href != "http://10.0.0.2:9440/" {
+		t.Errorf("the link to the peer's page: %q", href)
 	}
 	if !evalJS[bool](t, ctx, `[...document.querySelectorAll('.node-card .btn:not(#btn-failover-stop)')].every((b) => b.disabled && b.title.includes('this node does not answer'))`) {
 		t.Error("controls of a dead node's page are not all disabled saying this node does not answer")

@@ -630,12 +630,31 @@
       reasonsEl.hidden = true;
       const pn = l && l.peer ? l.peer.name : null;
       go.hidden = !pn;
-      go.textContent = pn ? 'Open ' + pn + '\'s own page: it answers for itself and sees the pair from there.' : '';
+      go.replaceChildren();
+      if (pn) {
+        // A link when this node knows the peer's address (peer.api), and
+        // only to an http(s) URL: the address this node uses, which the
+        // browser may or may not reach.
+        let url = null;
+        try {
+          const u = new URL(l.peer.url || '');
+          if (u.protocol === 'http:' || u.protocol === 'https:') url = u.origin + '/';
+        } catch (e) { /* no URL: name the peer only */ }
+        const what = 'Open ' + pn + '\'s own page';
+        if (url) {
+          const a = document.createElement('a');
+          a.href = url;
+          a.textContent = what;
+          go.append(a, ' (' + url + '): it answers for itself and sees the pair from there.');
+        } else {
+          go.textContent = what + ': it answers for itself and sees the pair from there.';
+        }
+      }
       document.title = (l ? l.node : 'This node') + ' does not answer · Resilience Management · resman';
       return;
     }
     go.hidden = true;
-    go.textContent = '';
+    go.replaceChildren();
 
     const p = nodeOf('peer');
     const pv = peerView();

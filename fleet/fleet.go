@@ -93,22 +93,7 @@ func New(opts Options) (*Aggregator, error) {
 	cfg := opts.Config
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(opts.Token); err != nil {
-		if cfg.PairsDir == "" || len(cfg.Pairs) > 0 {
-			return nil, err
-		}
-		// Only pairs_dir: its pairs are checked below.
-		var ps config.Problems
-		if errors.As(err, &ps) {
-			var rest config.Problems
-			for _, p := range ps {
-				if p.Key != "fleet.pairs" {
-					rest = append(rest, p)
-				}
-			}
-			if len(rest) > 0 {
-				return nil, rest
-			}
-		}
+		return nil, err
 	}
 	lists := []config.FleetPairList{{Key: "fleet.pairs", Pairs: cfg.Pairs}}
 	if cfg.PairsDir != "" {
@@ -165,6 +150,10 @@ func newTransport(concurrency int) *http.Transport {
 	tr.MaxIdleConns = 0 // no limit: one per node
 	tr.MaxIdleConnsPerHost = concurrency
 	tr.IdleConnTimeout = 5 * time.Minute
+	// A request is one short GET; a status answer is about a KiB. Small
+	// buffers matter with one connection kept per node.
+	tr.WriteBufferSize = 1 << 10
+	tr.ReadBufferSize = 2 << 10
 	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	return tr
 }

@@ -1,0 +1,158 @@
+package fleet
+
+// The fleet page in headless Chromium against the simulator: the token
+// form, the rows worst first, the filter, the links to the node pages,
+// and the token refused.
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/api"
+)
+
+// chromium finds Chromium; without it the test skips, or fails when CI is
+// set.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is not installed (apt-get install chromium); CI is set, so the browser test fails instead of skipping")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium): skipping the browser test of the fleet page")
+	return ""
+}
+
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium(t)), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 900))
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+func steps(t *testing.T, ctx context.Context, what string, acts ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, acts...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func until(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond),
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("waiting for %s (%s): %v", what, expr, err)
+	}
+}
+
+func js[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+func TestFleetPageInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	ctx := browser(t)
+	s := newSim(t, 4)
+	s.set("p00002", "b", func(st *api.Status) { st.Status = api.StatusActive; st.Epoch = 2 })
+	s.set("p00003", "a", func(st *api.Status) { st.HA = api.HA{Reasons: []string{"peer p00003-b unhealthy"}} })
+	_, url, _ := startAggregator(t, s, config.Fleet{Interval: 200 * time.Millisecond}, Options{})
+	waitAllPolled(t, &http.Client{}, url, 5*time.Second)
+
+	steps(t, ctx, "the token form", chromedp.Navigate(url+PathPage), chromedp.WaitVisible(chromedp.CSS("#token")))
+	steps(t, ctx, "a wrong token",
+		chromedp.SendKeys(chromedp.CSS("#token"), "wrong-token-0123456789"),
+		chromedp.Click(chromedp.CSS("#login-form button")))
+	until(t, ctx, "the refusal", `document.getElementById("login-error").textContent.includes("refused")`)
+	steps(t, ctx, "the right token",
+		chromedp.SendKeys(chromedp.CSS("#token"), aggToken),
+		chromedp.Click(chromedp.CSS("#login-form button")))
+	until(t, ctx, "the rows", `document.querySelectorAll("#rows tr").length === 4`)
+
+	names := js[[]string](t, ctx, `[...document.querySelectorAll("#rows td.name")].map(e => e.textContent)`)
+	if want := []string{"p00002", "p00003", "p00000", "p00001"}; !equal(names, want) {
+		t.Errorf("rows %v, want %v (split brain, HA not ready, then ok by name)", names, want)
+	}
+	if cls := js[string](t, ctx, `document.querySelector("#rows tr").className`); cls != "sev-critical" {
+		t.Errorf("first row class %q", cls)
+	}
+	href := js[string](t, ctx, `document.querySelector("#rows tr .node a").href`)
+	if want := s.srv.URL + "/p00002/a/"; href != want {
+		t.Errorf("link %q, want %q", href, want)
+	}
+	if got := js[string](t, ctx, `document.querySelector("#rows tr ul.reasons").textContent`); got == "" {
+		t.Error("no reasons on the split brain row")
+	}
+	if dir := os.Getenv("FLEET_SCREENSHOT_DIR"); dir != "" {
+		c, cancel := context.WithTimeout(ctx, 30*time.Second)
+		png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
+		cancel()
+		if err == nil {
+			_ = os.WriteFile(filepath.Join(dir, "fleet.png"), png, 0o644)
+		}
+	}
+
+	steps(t, ctx, "filter", chromedp.SendKeys(chromedp.CSS("#filter"), "unhealthy"))
+	until(t, ctx, "one row", `document.querySelectorAll("#rows tr").length === 1`)
+	if n := js[string](t, ctx, `document.querySelector("#rows td.name").textContent`); n != "p00003" {
+		t.Errorf("filtered row %q", n)
+	}
+	steps(t, ctx, "clear the filter, not ready only",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("filter").value = ""; document.getElementById("filter").dispatchEvent(new Event("input"))`),
+		chromedp.Click(chromedp.CSS("#only-bad")))
+	until(t, ctx, "two rows", `document.querySelectorAll("#rows tr").length === 2`)
+
+	// A change on a pair reaches the page.
+	s.set("p00002", "b", func(st *api.Status) { st.Status = api.StatusInactive })
+	until(t, ctx, "p00002 ready again", `document.querySelectorAll("#rows tr").length === 1`)
+
+	steps(t, ctx, "forget the token", chromedp.Click(chromedp.CSS("#forget")), chromedp.WaitVisible(chromedp.CSS("#token")))
+	if v := js[bool](t, ctx, `sessionStorage.getItem("resman-fleet-token") === null`); !v {
+		t.Error("the token is still stored")
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

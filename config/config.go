@@ -64,6 +64,9 @@ type Config struct {
 	CC    *CC   `mapstructure:"cc"`
 	Edge  *Edge `mapstructure:"edge"`
 	Log   Log   `mapstructure:"log"`
+	// Fleet is the read-only aggregator of many pairs' status (package
+	// fleet). Its pairs lists are not env-overridable.
+	Fleet *Fleet `mapstructure:"fleet"`
 }
 
 // Node describes this PBX host.

@@ -335,7 +335,7 @@ func TestProblems(t *testing.T) {
 		wantErrs []string
 	}{
 		{name: "empty file", yaml: "",
-			wantErrs: []string{"node: a config needs at least one of node, cc or edge, found none"}},
+			wantErrs: []string{"node: a config needs at least one of node, cc, edge or fleet, found none"}},
 		{name: "unknown top-level key", yaml: manualMain + "nodes: {name: x}\n",
 			wantErrs: []string{"nodes: unknown key, did you mean node?"}},
 		{name: "unknown key far from any", yaml: manualMain + "frobnicate: 1\n",
@@ -600,7 +600,7 @@ edge:
 			"failover: {witness: \"[0:0::1]:7946\"}\n",
 			wantErrs: []string{`failover.witness: is this node's own gossip.bind`}},
 		{name: "a null section is absent", yaml: "node:\napi: {token: 0123456789abcdef0123}\n",
-			wantErrs: []string{"node: a config needs at least one of node, cc or edge"}},
+			wantErrs: []string{"node: a config needs at least one of node, cc, edge or fleet"}},
 		{name: "log", yaml: manualMain + "log: {level: INFO, format: yaml}\n",
 			wantErrs: []string{`log.level: must be debug, info, warn or error, got "INFO"`, `log.format: must be text or json, got "yaml"`}},
 	}

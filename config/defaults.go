@@ -100,6 +100,11 @@ func (c *Config) applyDefaults(given func(string) bool) {
 		def(given, "edge.check.rise", &e.Check.Rise, 2)
 		def(given, "edge.check.fall", &e.Check.Fall, 2)
 	}
+	if f := c.Fleet; f != nil {
+		def(given, "fleet.interval", &f.Interval, DefaultFleetInterval)
+		def(given, "fleet.timeout", &f.Timeout, f.Interval)
+		def(given, "fleet.concurrency", &f.Concurrency, DefaultFleetConcurrency)
+	}
 	if d := c.Switchover.Drain; d != nil {
 		def(given, "switchover.drain.timeout", &d.Timeout, 2*time.Minute)
 		def(given, "switchover.drain.interval", &d.Interval, 2*time.Second)

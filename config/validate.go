@@ -41,6 +41,7 @@ func (c *Config) Validate() error {
 	v.xds()
 	v.cc()
 	v.edge()
+	v.fleet()
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	if len(v.ps) == 0 {
@@ -71,8 +72,8 @@ func (v *checker) pairNode() bool { return v.role() == RoleMain || v.role() == R
 func (v *checker) auto() bool { return v.c.Node != nil && v.c.Node.Mode == ModeAuto }
 
 func (v *checker) components() {
-	if v.c.Node == nil && v.c.CC == nil && v.c.Edge == nil {
-		v.add("node", "a config needs at least one of node, cc or edge, found none")
+	if v.c.Node == nil && v.c.CC == nil && v.c.Edge == nil && v.c.Fleet == nil {
+		v.add("node", "a config needs at least one of node, cc, edge or fleet, found none")
 	}
 }
 
@@ -102,7 +103,7 @@ func (v *checker) api() {
 	a := v.c.API
 	v.required("api.listen", a.Listen, "host:port, like "+DefaultAPIListen)
 	v.hostPort("api.listen", a.Listen, false, DefaultAPIListen)
-	if v.c.Node != nil || v.c.CC != nil || v.c.Edge != nil {
+	if v.c.Node != nil || v.c.CC != nil || v.c.Edge != nil || v.c.Fleet != nil {
 		v.token("api.token", a.Token, "the bearer token scripts, peers, CC and Edge present")
 	}
 	for i, tp := range a.TrustedProxies {
@@ -782,4 +783,16 @@ func decodeGossipKey(s string) ([]byte, error) {
 		return b, nil
 	}
 	return nil, fmt.Errorf("must be base64 of 16, 24 or 32 bytes, got %d bytes", len(b))
+}
+
+// fleet checks the fleet section (config/fleet.go).
+func (v *checker) fleet() {
+	if err := v.c.Fleet.Validate(v.c.API.Token); err != nil {
+		var ps Problems
+		if errors.As(err, &ps) {
+			v.ps = append(v.ps, ps...)
+		} else {
+			v.add("fleet", "%v", err)
+		}
+	}
 }

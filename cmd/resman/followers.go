@@ -10,11 +10,12 @@ import (
 	"github.com/resman-pbx/resman/cc"
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/edge"
+	"github.com/resman-pbx/resman/fleet"
 	"github.com/resman-pbx/resman/resilience/web"
 )
 
 // buildFollowers wires the components that follow the nodes: the CC
-// follower and the Edge proxy. It returns their API mounts on the shared
+// follower, the Edge proxy and the fleet aggregator. It returns their API mounts on the shared
 // listener, their runners (each runs until ctx is done) and a cleanup.
 func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) ([]web.Mount, []func(context.Context) error, func(), error) {
 	var mounts []web.Mount
@@ -78,6 +79,16 @@ func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Regi
 			mounts = append(mounts, web.Mount{Prefix: edge.PathNodeStatus, Handler: h})
 		}
 		runners = append(runners, e.Run)
+	}
+	if cfg.Fleet != nil {
+		a, err := fleet.New(fleet.Options{Config: *cfg.Fleet, Token: cfg.API.Token, Logger: logger, Registerer: reg})
+		if err != nil {
+			cleanup()
+			return nil, nil, nil, fmt.Errorf("fleet: %w", err)
+		}
+		h := a.Handler()
+		mounts = append(mounts, web.Mount{Prefix: fleet.PathAPI, Handler: h}, web.Mount{Prefix: fleet.PathPage, Handler: h})
+		runners = append(runners, a.Run)
 	}
 	return mounts, runners, cleanup, nil
 }

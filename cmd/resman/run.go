@@ -156,7 +156,7 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	runners = append(runners, more...)
 	mounts = append(nodeMounts, mounts...)
 	if len(runners) == 0 {
-		return withCode(exitUsage, errors.New("nothing to run: the file configures no node, cc or edge"))
+		return withCode(exitUsage, errors.New("nothing to run: the file configures no node, cc, edge or fleet"))
 	}
 
 	var webNode web.Node

@@ -159,6 +159,13 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 		default:
 			fmt.Fprintf(w, "peer %s: unreachable (%s)\n", p.Name, p.Error)
 		}
+		// What the peer waits for, as its own status would say it.
+		if u := p.FailoverUntil; u != nil && u.After(now) {
+			fmt.Fprintf(w, "  manual failover: %s held Inactive until %s (in %s)\n", p.Name, clock(*u), u.Sub(now).Round(time.Second))
+		}
+		if p.HeldByAdmin {
+			fmt.Fprintf(w, "  %s held Inactive by an admin's Stop services: Start services on it to release\n", p.Name)
+		}
 	}
 	if len(st.Services) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -175,9 +182,7 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 		}
 		tw.Flush()
 	}
-	for _, r := range st.Replication {
-		printReplication(w, r)
-	}
+	printReplications(w, st)
 	for _, x := range st.XDS {
 		state := "not registered"
 		if x.Registered {
@@ -186,7 +191,7 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 		fmt.Fprintf(w, "mds %s: %s %s\n", x.MDS, state, x.Error)
 	}
 	if f := st.Failover; f.Manual && f.Until != nil {
-		fmt.Fprintf(w, "MANUAL FAILOVER until %s: this node holds Inactive\n", f.Until.Local().Format("2006-01-02 15:04:05"))
+		fmt.Fprintf(w, "MANUAL FAILOVER until %s (in %s): this node holds Inactive\n", clock(*f.Until), f.Until.Sub(now).Round(time.Second))
 	} else if f.HeldByAdmin {
 		fmt.Fprintln(w, "held Inactive by an admin's Stop services (auto mode): Start services to release")
 	} else if f.Switchover != "" {
@@ -337,6 +342,34 @@ func newAuditCmd() *cobra.Command {
 	cmd.Flags().Uint64Var(&before, "before", 0, "only entries older than this ID (paging)")
 	f.register(cmd)
 	return cmd
+}
+
+// clock shows an instant with its zone, so that it reads the same next to
+// a page in another zone.
+func clock(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 MST") }
+
+// printReplications prints the replication jobs as this node answers for
+// them now: the Active node for what it sends, the other for what it
+// receives. The other direction's rows are this node's past (it received
+// while it was Inactive, or sent while Active): shown as such, never as
+// stale, since readiness does not count them.
+func printReplications(w io.Writer, st api.Status) {
+	sending := st.Status == api.StatusActive || st.Status == api.StatusActivating
+	for _, r := range st.Replication {
+		if (r.Direction == "send") == sending || r.Direction == "" {
+			printReplication(w, r)
+			continue
+		}
+		if r.LastSuccess.IsZero() {
+			continue // nothing to say: the other side's job, never done here
+		}
+		verb := "received"
+		if r.Direction == "send" {
+			verb = "sent"
+		}
+		fmt.Fprintf(w, "replication %s (%s, %s): not this node's side now; last %s %s\n", r.Name, r.Kind, r.Direction,
+			verb, r.LastSuccess.Local().Format("2006-01-02 15:04:05"))
+	}
 }
 
 func printReplication(w io.Writer, r api.Replication) {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
@@ -77,5 +78,40 @@ func TestServicesSaysAlready(t *testing.T) {
 		if code != 0 || out != tc.want {
 			t.Errorf("%s from %s: exit %d, printed %q (%s), want %q", tc.verb, tc.before, code, out, stderr, tc.want)
 		}
+	}
+}
+
+// resman status shows what the page shows of the pair: the peer's manual
+// failover and hold, and the replication jobs as this node answers for
+// them (no STALE for the other side's rows on a healthy pair).
+func TestStatusShowsThePairsPendingFacts(t *testing.T) {
+	now := time.Date(2026, 12, 7, 14, 0, 0, 0, time.UTC)
+	until := now.Add(12 * time.Minute)
+	st := api.Status{Node: "xivo-standby", Role: "standby", Mode: "auto", Status: api.StatusActive, Epoch: 3, Since: now.Add(-time.Minute),
+		HA:   api.HA{Ready: false, Reasons: []string{"manual failover: xivo-main held Inactive until 14:12"}},
+		Peer: &api.Peer{Name: "xivo-main", Reachable: true, Status: api.StatusInactive, Epoch: 2, Version: "2025.10.3", FailoverUntil: &until},
+		Replication: []api.Replication{
+			{Name: "asterisk-conf", Kind: "files", Direction: "send", LastSuccess: now.Add(-time.Minute)},
+			{Name: "asterisk-conf", Kind: "files", Direction: "receive", Stale: true, Error: "never received"},
+		}}
+	var b strings.Builder
+	printStatus(&b, st, now)
+	out := b.String()
+	for _, want := range []string{
+		"  manual failover: xivo-main held Inactive until " + until.Local().Format("2006-01-02 15:04:05 MST") + " (in 12m0s)\n",
+		"replication asterisk-conf (files, send): last success ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "STALE") || strings.Contains(out, "never received") || strings.Contains(out, "(files, receive)") {
+		t.Errorf("the Active node's status shows the receiving side's rows as a problem:\n%s", out)
+	}
+	st.Peer.FailoverUntil, st.Peer.HeldByAdmin = nil, true
+	b.Reset()
+	printStatus(&b, st, now)
+	if !strings.Contains(b.String(), "  xivo-main held Inactive by an admin's Stop services: Start services on it to release\n") {
+		t.Errorf("the peer's hold is not shown:\n%s", b.String())
 	}
 }

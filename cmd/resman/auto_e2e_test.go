@@ -368,6 +368,9 @@ func TestAutoManualFailover(t *testing.T) {
 	a.main.kill(syscall.SIGTERM)
 	a.main = startIn(t, a.lab, "main", a.mainCfg)
 	mainBack("the restarted main takes back")
+	if !auditHas(t, a.mainURL, "resman restarted during the manual failover") {
+		t.Fatal("the restart ended the manual failover without saying so in the audit log")
+	}
 
 	// Ends by stop.
 	if _, stderr, code := cli(t, "failover", "start", "--node", a.mainURL, "--for", "1h", "--reason", "long test"); code != 0 {

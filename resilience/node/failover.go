@@ -2,7 +2,12 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -51,3 +56,52 @@ func (n *Node) StopFailover(ctx context.Context, who string, req api.StopRequest
 // failoverTime is the end of a manual failover as readiness shows it, the
 // same on both nodes (UTC: the two nodes' time zones may differ).
 func failoverTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+// failoverMarkFile keeps the end of a manual HA failover under way, so
+// that a restart, which ends it (the core keeps it in memory only), says
+// so in the audit log instead of ending it silently.
+const failoverMarkFile = "manual-failover.json"
+
+// markFailover writes the end of the manual failover that just began, or
+// removes the mark when until is zero. Best effort: the mark only serves
+// the audit log.
+func (n *Node) markFailover(until time.Time) {
+	path := filepath.Join(n.d.DataDir, failoverMarkFile)
+	if until.IsZero() {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			n.log.Warn("cannot remove the manual failover's mark", "path", path, "err", err)
+		}
+		return
+	}
+	raw, _ := json.Marshal(struct {
+		Until time.Time `json:"until"`
+	}{until})
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		n.log.Warn("cannot mark the manual failover: a restart would end it without an audit entry", "path", path, "err", err)
+	}
+}
+
+// failoverEndedByRestart audits a manual failover that the previous run
+// left under way: a restart ends it. Called once, at boot.
+func (n *Node) failoverEndedByRestart() {
+	path := filepath.Join(n.d.DataDir, failoverMarkFile)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	defer os.Remove(path)
+	var m struct {
+		Until time.Time `json:"until"`
+	}
+	if json.Unmarshal(raw, &m) != nil || m.Until.IsZero() {
+		return
+	}
+	cause := fmt.Sprintf("resman restarted during the manual failover that was to last until %s: it has ended; failback follows the policy",
+		failoverTime(m.Until))
+	if !m.Until.After(time.Now()) {
+		cause = fmt.Sprintf("the manual failover ended at %s while resman was stopped; failback follows the policy", failoverTime(m.Until))
+	}
+	st := n.m.Status()
+	n.record(resilience.Record{Who: resilience.Self, Action: "manual failover ended", Cause: cause, Outcome: resilience.OutcomeOK,
+		Epoch: n.m.Epoch(), From: st, To: st})
+}

@@ -392,6 +392,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return fmt.Errorf("boot: the boot decision cannot be persisted in %s, so the node does not run (free space in node.data_dir, or make it writable): %w",
 			statePath, err)
 	}
+	n.failoverEndedByRestart()
 	close(n.ready)
 	n.log.Info("node booted", "role", n.d.Core.Role, "mode", n.d.Core.Mode, "status", n.m.Status(), "epoch", n.m.Epoch())
 
@@ -503,12 +504,15 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 	n.snap.unhealthy = n.m.Unhealthy()
 	n.snap.holding, n.snap.adminHold = n.m.Holding(), n.m.AdminHold()
 	n.snap.persistErr, n.snap.switchover = n.m.PersistError(), n.m.Switchover()
+	var foStarted *time.Time
+	foEnded := false
 	switch ft := n.m.FailoverTicks(); {
 	case ft == 0:
+		foEnded = n.snap.failoverUntil != nil
 		n.snap.failoverUntil = nil
 	case n.snap.failoverUntil == nil:
 		until := time.Now().Add(time.Duration(ft) * n.d.TickEvery).UTC().Truncate(time.Second)
-		n.snap.failoverUntil = &until
+		n.snap.failoverUntil, foStarted = &until, &until
 	}
 	if after != before {
 		n.snap.since = time.Now()
@@ -521,6 +525,12 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 		n.snap.last = &api.Transition{From: string(before), To: string(after), Cause: cause, At: n.snap.since}
 	}
 	n.mu.Unlock()
+	switch {
+	case foStarted != nil:
+		n.markFailover(*foStarted)
+	case foEnded:
+		n.markFailover(time.Time{})
+	}
 	n.metrics.setStatus(after, n.m.Epoch())
 	if before == resilience.Inactive && after != resilience.Inactive && n.d.ReplReceiver != nil {
 		// The snapshot says `after`: the receiver refuses from now on.

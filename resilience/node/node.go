@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -139,6 +140,13 @@ type Node struct {
 	health  chan struct{}
 	ready   chan struct{} // closed once Boot has been stepped
 	stopped chan struct{} // closed when Run returns
+	// runs: the admin-asked replication runs, which outlive the request
+	// but not the node (Run cancels and waits for them); replRunning: one
+	// at a time.
+	runs        sync.WaitGroup
+	runsCtx     context.Context
+	stopRuns    context.CancelFunc
+	replRunning atomic.Bool
 
 	// waiters are admin commands waiting for the transition they started to
 	// end. Owned by the loop goroutine.
@@ -356,6 +364,7 @@ func New(d Deps) (*Node, error) {
 		ready:   make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
+	n.runsCtx, n.stopRuns = context.WithCancel(context.Background())
 	n.snap.status = resilience.Inactive
 	n.snap.mode, n.snap.witness = d.Core.Mode, d.Core.Witness
 	n.snap.since = time.Now()
@@ -379,6 +388,10 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 // when Run returns: stopping resman does not stop the telephony.
 func (n *Node) Run(ctx context.Context) error {
 	defer close(n.stopped)
+	// Replication runs asked meanwhile end with the node, and it waits
+	// for them: nothing of it goes on writing after Run returns.
+	defer n.runs.Wait()
+	defer n.stopRuns()
 	statePath := n.statePath()
 	saved, err := loadState(statePath)
 	if err != nil {

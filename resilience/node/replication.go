@@ -32,6 +32,18 @@ func (n *Node) RunReplication(ctx context.Context, who string, req api.Replicati
 	if req.Job != "" {
 		what = "job " + req.Job
 	}
+	// One asked run at a time: a script or a double click must not start
+	// a copy per request.
+	if !n.replRunning.CompareAndSwap(false, true) {
+		return nil, fmt.Errorf("%w: a replication run asked earlier is still under way; its jobs show as running", resilience.ErrConflict)
+	}
+	select {
+	case <-n.runsCtx.Done():
+		n.replRunning.Store(false)
+		return nil, errStopped
+	default:
+	}
+	n.runs.Add(1)
 	cur := n.Status()
 	n.record(resilience.Record{Who: who, Action: "run replication", Reason: req.Reason, Cause: "admin command: " + what,
 		Outcome: resilience.OutcomeOK, Epoch: cur.Epoch, From: resilience.Status(cur.Status), To: resilience.Status(cur.Status)})
@@ -41,14 +53,16 @@ func (n *Node) RunReplication(ctx context.Context, who string, req api.Replicati
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		// The run outlives the request: a long copy is not cut by a client
-		// that stops waiting.
+		defer n.runs.Done()
+		defer n.replRunning.Store(false)
+		// The run outlives the request, so that a long copy is not cut by a
+		// client that stops waiting, but not the node.
 		if req.Job != "" {
-			r, err := n.d.ReplSender.RunNow(context.WithoutCancel(ctx), req.Job)
+			r, err := n.d.ReplSender.RunNow(n.runsCtx, req.Job)
 			done <- outcome{[]replication.Result{r}, err}
 			return
 		}
-		rs, err := n.d.ReplSender.RunAll(context.WithoutCancel(ctx))
+		rs, err := n.d.ReplSender.RunAll(n.runsCtx)
 		done <- outcome{rs, err}
 	}()
 	wait := time.NewTimer(n.d.ReplWait)

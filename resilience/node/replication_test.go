@@ -33,9 +33,11 @@ func (s *slowSender) run(ctx context.Context) error {
 func (s *slowSender) RunNow(ctx context.Context, job string) (replication.Result, error) {
 	return replication.Result{}, s.run(ctx)
 }
-func (s *slowSender) RunAll(ctx context.Context) ([]replication.Result, error) { return nil, s.run(ctx) }
-func (s *slowSender) Status(time.Time) []api.Replication                       { return nil }
-func (s *slowSender) StaleJobs(time.Time) []string                             { return nil }
+func (s *slowSender) RunAll(ctx context.Context) ([]replication.Result, error) {
+	return nil, s.run(ctx)
+}
+func (s *slowSender) Status(time.Time) []api.Replication { return nil }
+func (s *slowSender) StaleJobs(time.Time) []string       { return nil }
 
 type idleReceiver struct{}
 

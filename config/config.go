@@ -97,6 +97,13 @@ type API struct {
 	// Token is the bearer token scripts, peers, CC and Edge present. Secret.
 	// Required, at least 16 characters.
 	Token string `mapstructure:"token" secret:"true" secretkind:"token"`
+	// ReadTokens are bearer tokens that may only read the node's API: GET
+	// /api/v1/status, /audit, /events, /peer/status (and /metrics with
+	// metrics auth); a write with one is refused with 403. For the fleet
+	// aggregator, the CC follower and the Edge, which only read. Secret.
+	// Each at least 16 characters, none equal to Token; at most
+	// MaxReadTokens.
+	ReadTokens []string `mapstructure:"read_tokens" secret:"true" secretkind:"token"`
 	// Users may log in to the web page. Not env-overridable.
 	Users []User `mapstructure:"users"`
 	// TrustedProxies are the reverse proxies in front of the page (TLS),

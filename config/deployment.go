@@ -49,8 +49,10 @@ type File struct {
 //     W: gossip.join reaches both nodes' gossip.bind; without a witness
 //     file, a failover.witness set is a warning;
 //   - each CC follower's cc.follow reaches a node's api.listen, its
-//     cc.token is that node's api.token, and no node is followed twice;
-//   - each Edge: edge.token is the nodes' api.token, each side's node
+//     cc.token is that node's api.token or one of its api.read_tokens,
+//     and no node is followed twice;
+//   - each Edge: edge.token is the nodes' api.token or a read token both
+//     list in api.read_tokens (the Edge asks both), each side's node
 //     reaches a node's api.listen, the sides reach both nodes, and a
 //     route to a CC follower's host goes to the one following that side's
 //     node.
@@ -403,8 +405,9 @@ func (d *deployment) followers() {
 			d.neither(f, "cc.follow", cc.Follow)
 			continue
 		}
-		if cc.Token != n.Config.API.Token {
-			d.differs(false, f, "cc.token", n, "api.token", "", "", "it must be the token of the node it follows, or it cannot read its status", true)
+		if !acceptsToken(n.Config.API, cc.Token) {
+			d.differs(false, f, "cc.token", n, "api.token and from each of its api.read_tokens", "", "",
+				"it must be a token of the node it follows (one of its api.read_tokens is enough: the follower only reads), or it cannot read its status", true)
 		}
 		if other, dup := followed[n.Name]; dup {
 			d.err(f, "cc.follow", "follows %s, as %s does: each node has at most one CC follower", n.Name, other)
@@ -413,13 +416,28 @@ func (d *deployment) followers() {
 	}
 }
 
+// acceptsToken reports whether a node with api a accepts token for reads:
+// its api.token or one of its api.read_tokens.
+func acceptsToken(a API, token string) bool {
+	return token != "" && (token == a.Token || slices.Contains(a.ReadTokens, token))
+}
+
 // edge: each Edge asks both nodes with their token, one side each, and
 // sends a side's traffic to that side's CC follower.
 func (d *deployment) edge() {
 	for _, f := range d.edges {
 		e := f.Config.Edge
-		if e.Token != d.m.Config.API.Token {
-			d.differs(false, f, "edge.token", d.m, "api.token", "", "", "the nodes' token: it cannot ask them which is Active", true)
+		switch m, s := acceptsToken(d.m.Config.API, e.Token), acceptsToken(d.s.Config.API, e.Token); {
+		case !m && !s:
+			d.differs(false, f, "edge.token", d.m, "api.token", "", "",
+				"the nodes' token (or a read token both list in api.read_tokens: the Edge only reads): it cannot ask them which is Active", true)
+		case !m || !s:
+			other := d.s
+			if !m {
+				other = d.m
+			}
+			d.differs(false, f, "edge.token", other, "api.token and from each of its api.read_tokens", "", "",
+				"the Edge asks both nodes which is Active: list the read token in both nodes' api.read_tokens", true)
 		}
 		sides := map[string]bool{}
 		for i, side := range e.Sides {

@@ -194,7 +194,24 @@ func TestCheckDeployment(t *testing.T) {
 			d["xivo-standby.yaml"].XDS.MDS[0].TLSServerName = "mds1.example.com"
 		}, errs: []string{`xivo-standby.yaml: xds.mds[0].tls_server_name: differs from xivo-main.yaml: xds.mds[0].tls_server_name ("mds1.example.com" here, "" there)`}},
 		{name: "a CC follower's token", dir: "pair-cc", change: func(d map[string]*Config) { d["cc-standby.yaml"].CC.Token = "another-token-0123456789abcdef" },
-			errs: []string{"cc-standby.yaml: cc.token: differs from xivo-standby.yaml: api.token: it must be the token of the node it follows"}},
+			errs: []string{"cc-standby.yaml: cc.token: differs from xivo-standby.yaml: api.token and from each of its api.read_tokens: it must be a token of the node it follows"}},
+		{name: "a CC follower with a read token of its node", dir: "pair-cc", change: func(d map[string]*Config) {
+			d["xivo-standby.yaml"].API.ReadTokens = []string{"read-token-standby-0123456789"}
+			d["cc-standby.yaml"].CC.Token = "read-token-standby-0123456789"
+		}},
+		{name: "a CC follower with a read token of the other node", dir: "pair-cc", change: func(d map[string]*Config) {
+			d["xivo-main.yaml"].API.ReadTokens = []string{"read-token-main-0123456789"}
+			d["cc-standby.yaml"].CC.Token = "read-token-main-0123456789"
+		}, errs: []string{"cc-standby.yaml: cc.token: differs from xivo-standby.yaml: api.token and from each of its api.read_tokens: it must be a token of the node it follows"}},
+		{name: "the Edge with a read token of both nodes", dir: "pair-cc-edge", change: func(d map[string]*Config) {
+			d["xivo-main.yaml"].API.ReadTokens = []string{"another-read-token-0123456789", "read-token-edge-0123456789"}
+			d["xivo-standby.yaml"].API.ReadTokens = []string{"read-token-edge-0123456789"}
+			d["edge.yaml"].Edge.Token = "read-token-edge-0123456789"
+		}},
+		{name: "the Edge with a read token of one node", dir: "pair-cc-edge", change: func(d map[string]*Config) {
+			d["xivo-main.yaml"].API.ReadTokens = []string{"read-token-edge-0123456789"}
+			d["edge.yaml"].Edge.Token = "read-token-edge-0123456789"
+		}, errs: []string{"edge.yaml: edge.token: differs from xivo-standby.yaml: api.token and from each of its api.read_tokens: the Edge asks both nodes which is Active"}},
 		{name: "a CC follower follows nothing", dir: "manual-pair-cc", change: func(d map[string]*Config) { d["cc-main.yaml"].CC.Follow = "http://10.0.0.5:9440" },
 			errs: []string{`cc-main.yaml: cc.follow: "http://10.0.0.5:9440" reaches neither xivo-main.yaml: api.listen "10.0.0.1:9440" nor xivo-standby.yaml: api.listen "10.0.0.2:9440"`}},
 		{name: "two CC followers of one node", dir: "pair-cc", change: func(d map[string]*Config) { d["cc-standby.yaml"].CC.Follow = "http://10.0.0.1:9440" },
@@ -223,7 +240,7 @@ func TestCheckDeployment(t *testing.T) {
 			matchProblems(t, "error", errs, tt.errs)
 			matchProblems(t, "warning", warns, tt.warns)
 			for _, p := range append(errs, warns...) {
-				for _, secret := range []string{"another-token", "another-password", keyA, keyB} {
+				for _, secret := range []string{"another-token", "another-password", "read-token", keyA, keyB} {
 					if strings.Contains(p.String(), secret) {
 						t.Errorf("a secret is shown: %s", p)
 					}

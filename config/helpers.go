@@ -83,7 +83,8 @@ func (c *Config) GossipKeys() (primary []byte, extra [][]byte, err error) {
 }
 
 // Redacted returns a deep copy of c with every non-empty secret (fields
-// tagged secret:"true": api.token, api.users[].password_hash, gossip.key,
+// tagged secret:"true": api.token, each of api.read_tokens,
+// api.users[].password_hash, gossip.key,
 // each of gossip.extra_keys, xds.mds[].password, cc.token, edge.token,
 // edge.tls.key) replaced by RedactedValue, for logs and "config check
 // --print". c is left untouched.

@@ -109,7 +109,8 @@ func (c *Config) secretValues() []secretValue {
 // wrong and how to make a good one. The secrets are the fields tagged
 // secret:"true", checked by their secretkind:
 //
-//   - token (api.token, cc.token, edge.token): a placeholder (changeme,
+//   - token (api.token, api.read_tokens[i], cc.token, edge.token,
+//     fleet.pairs[i].token): a placeholder (changeme,
 //     change-me, replace-me, your-token... in any case and punctuation),
 //     or fewer than MinSecretDistinct distinct characters;
 //   - gossip-key (gossip.key, gossip.extra_keys[i]): a placeholder in the
@@ -154,10 +155,13 @@ func (c *Config) WeakSecrets() Problems {
 			}
 		default: // token
 			how := "Make a token with `resman gen-secret token` (or openssl rand -hex 24)"
-			if s.key == "api.token" {
+			switch {
+			case s.key == "api.token":
 				how += " and put it in every file of the deployment (api.token of the nodes and the witness, cc.token, edge.token)"
-			} else {
-				how += ": this is the api.token of the nodes it talks to, change it there too"
+			case strings.HasPrefix(s.key, "api.read_tokens["):
+				how += ": this is a read token of this node, give the new one to the fleet aggregator, CC or Edge that use it"
+			default:
+				how += ": this is a token of the nodes it talks to (their api.token or one of their api.read_tokens), change it there too"
 			}
 			switch n := utf8.RuneCountInString(distinctRunes(s.value)); {
 			case isPlaceholder(s.value):

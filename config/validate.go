@@ -21,6 +21,10 @@ import (
 // MinTokenLen is the shortest accepted bearer token.
 const MinTokenLen = 16
 
+// MaxReadTokens bounds api.read_tokens: every request with a token is
+// compared with each of them.
+const MaxReadTokens = 16
+
 // Validate checks c as it is (call it after defaults are filled) and returns
 // Problems listing every problem found, or nil.
 func (c *Config) Validate() error {
@@ -105,6 +109,23 @@ func (v *checker) api() {
 	v.hostPort("api.listen", a.Listen, false, DefaultAPIListen)
 	if v.c.Node != nil || v.c.CC != nil || v.c.Edge != nil || v.c.Fleet != nil {
 		v.token("api.token", a.Token, "the bearer token scripts, peers, CC and Edge present")
+	}
+	if len(a.ReadTokens) > MaxReadTokens {
+		v.add("api.read_tokens", "at most %d tokens, got %d", MaxReadTokens, len(a.ReadTokens))
+	}
+	seenRead := map[string]int{}
+	for i, rt := range a.ReadTokens {
+		key := fmt.Sprintf("api.read_tokens[%d]", i)
+		v.token(key, rt, "a token that may only read")
+		switch j, dup := seenRead[rt]; {
+		case rt == "":
+		case rt == a.Token:
+			v.add(key, "must differ from api.token: the full token may write, a read token may only read")
+		case dup:
+			v.add(key, "duplicate of api.read_tokens[%d]", j)
+		default:
+			seenRead[rt] = i
+		}
 	}
 	for i, tp := range a.TrustedProxies {
 		if _, err := parseProxy(tp); err != nil {

@@ -163,7 +163,7 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	if n != nil {
 		webNode = n
 	}
-	srv := web.New(webNode, web.Options{Token: cfg.API.Token, Users: cfg.API.Users, TrustedProxies: cfg.API.TrustedProxyPrefixes(), Gatherer: reg, Registerer: reg, Logger: logger, Mounts: mounts})
+	srv := web.New(webNode, web.Options{Token: cfg.API.Token, ReadTokens: cfg.API.ReadTokens, Users: cfg.API.Users, TrustedProxies: cfg.API.TrustedProxyPrefixes(), Gatherer: reg, Registerer: reg, Logger: logger, Mounts: mounts})
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)

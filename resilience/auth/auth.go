@@ -48,3 +48,71 @@ func Bearer(header string) string {
 func (t Token) Allows(r *http.Request) bool {
 	return t.Matches(Bearer(r.Header.Get("Authorization")))
 }
+
+// Access is what a bearer token may do.
+type Access int
+
+const (
+	// None: no token, or a wrong one.
+	None Access = iota
+	// Read: a read token, for reads only (GET, HEAD).
+	Read
+	// Full: the full token, for everything.
+	Full
+)
+
+func (a Access) String() string {
+	switch a {
+	case Read:
+		return "read"
+	case Full:
+		return "full"
+	}
+	return "none"
+}
+
+// Tokens are an API's full token and its read-only tokens.
+type Tokens struct {
+	full Token
+	read []Token
+}
+
+// NewTokens returns the full token and the read tokens; empty secrets
+// allow nothing.
+func NewTokens(full string, read []string) Tokens {
+	t := Tokens{full: NewToken(full)}
+	for _, r := range read {
+		if r != "" {
+			t.read = append(t.read, NewToken(r))
+		}
+	}
+	return t
+}
+
+// Set reports whether any token is configured.
+func (t Tokens) Set() bool { return t.full.Set() || len(t.read) > 0 }
+
+// Check returns what presented may do. Every token is compared, in
+// constant time, whichever matches: the time tells nothing of which one
+// did, nor how much of it.
+func (t Tokens) Check(presented string) Access {
+	full := t.full.Matches(presented)
+	read := false
+	for _, r := range t.read {
+		if r.Matches(presented) {
+			read = true
+		}
+	}
+	switch {
+	case full:
+		return Full
+	case read:
+		return Read
+	}
+	return None
+}
+
+// CheckRequest is Check of r's bearer token.
+func (t Tokens) CheckRequest(r *http.Request) Access {
+	return t.Check(Bearer(r.Header.Get("Authorization")))
+}

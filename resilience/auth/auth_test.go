@@ -35,3 +35,48 @@ func TestToken(t *testing.T) {
 		t.Fatal("an unset token must allow nothing")
 	}
 }
+
+func TestTokensAccess(t *testing.T) {
+	const full, read1, read2 = "full-0123456789abcdef", "read-0123456789abcdef", "read-fedcba9876543210"
+	toks := NewTokens(full, []string{read1, "", read2})
+	tests := []struct {
+		presented string
+		want      Access
+	}{
+		{full, Full},
+		{read1, Read},
+		{read2, Read},
+		{read1 + "x", None},
+		{"full-0123456789abcdeX", None},
+		{"", None},
+	}
+	for _, tc := range tests {
+		if got := toks.Check(tc.presented); got != tc.want {
+			t.Errorf("Check(%q) = %v, want %v", tc.presented, got, tc.want)
+		}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", "Bearer "+tc.presented)
+		if got := toks.CheckRequest(r); got != tc.want {
+			t.Errorf("CheckRequest(%q) = %v, want %v", tc.presented, got, tc.want)
+		}
+	}
+	// A read token equal to the full token does not lower it.
+	if got := NewTokens(full, []string{full}).Check(full); got != Full {
+		t.Errorf("the full token also listed as a read token: %v, want Full", got)
+	}
+	// No full token: the read tokens still read, nothing writes.
+	if got := NewTokens("", []string{read1}).Check(read1); got != Read {
+		t.Errorf("read token without a full token: %v, want Read", got)
+	}
+	if got := NewTokens("", nil).Check(""); got != None {
+		t.Errorf("nothing configured: %v, want None", got)
+	}
+	if !NewTokens("", []string{read1}).Set() || NewTokens("", []string{""}).Set() {
+		t.Error("Set: want true with any token, false with none")
+	}
+	for a, s := range map[Access]string{None: "none", Read: "read", Full: "full"} {
+		if a.String() != s {
+			t.Errorf("%d.String() = %q, want %q", a, a.String(), s)
+		}
+	}
+}

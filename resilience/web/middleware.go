@@ -70,8 +70,9 @@ func methodLabel(m string) string {
 
 // authenticate establishes who makes the call and stores it for the
 // handlers (see who). A request with an Authorization header must carry
-// the bearer token; one without it may use a web session cookie instead
-// (with the CSRF token on writes): who is then "web:<user>".
+// the bearer token, or a read token for a read (GET, HEAD); one without it
+// may use a web session cookie instead (with the CSRF token on writes):
+// who is then "web:<user>".
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	if ok, err := s.sessionAuth(c); ok {
 		if err != nil {
@@ -79,32 +80,38 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		}
 		return c.Next()
 	}
-	who, err := s.bearer(c)
+	who, access, err := s.bearer(c)
 	if err != nil {
 		return err
+	}
+	if access != auth.Full && c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
+		s.log.Warn("write refused: the token may only read", "who", who, "route", s.routeLabel(c.Path()), "method", methodLabel(c.Method()), "ip", s.clientIP(c).String())
+		return errorf(fiber.StatusForbidden, "this token may only read (it is one of the node's api.read_tokens): a write needs the node's api.token")
 	}
 	c.Locals(localWho, who)
 	return c.Next()
 }
 
-// bearer checks the Authorization header and returns the principal: "api",
-// or "api:<actor>" with a valid X-Resman-Actor header.
-func (s *Server) bearer(c *fiber.Ctx) (string, error) {
+// bearer checks the Authorization header and returns the principal ("api",
+// or "api:<actor>" with a valid X-Resman-Actor header) and what its token
+// may do.
+func (s *Server) bearer(c *fiber.Ctx) (string, auth.Access, error) {
 	token := auth.Bearer(c.Get(fiber.HeaderAuthorization))
 	if token == "" {
-		return "", errorf(fiber.StatusUnauthorized, "a bearer token is required")
+		return "", auth.None, errorf(fiber.StatusUnauthorized, "a bearer token is required")
 	}
-	if !s.token.Matches(token) {
-		return "", errorf(fiber.StatusUnauthorized, "invalid bearer token")
+	access := s.token.Check(token)
+	if access == auth.None {
+		return "", auth.None, errorf(fiber.StatusUnauthorized, "invalid bearer token")
 	}
 	actor := c.Get(HeaderActor)
 	if actor == "" {
-		return "api", nil
+		return "api", access, nil
 	}
 	if err := checkActor(actor); err != nil {
-		return "", err
+		return "", auth.None, err
 	}
-	return "api:" + strings.Clone(actor), nil
+	return "api:" + strings.Clone(actor), access, nil
 }
 
 // checkActor accepts up to MaxActorLength printable ASCII characters (HTTP

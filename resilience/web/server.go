@@ -75,6 +75,10 @@ type Options struct {
 	// Token is the bearer token every /api/v1 call must present. An empty
 	// Token refuses every authenticated call.
 	Token string
+	// ReadTokens are further bearer tokens that may only read: GET (and
+	// HEAD) routes, /metrics with MetricsAuth; a write with one is
+	// answered 403 (config api.read_tokens).
+	ReadTokens []string
 	// Gatherer is exposed on /metrics; nil exposes an empty registry.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the server's own metrics
@@ -123,7 +127,7 @@ type Server struct {
 	// auth is the web login (nil without a node).
 	auth    *webAuth
 	metrics *httpMetrics
-	token   auth.Token
+	token   auth.Tokens
 	// allow lists the methods of each route, for 405 answers.
 	allow map[string]string
 	// keepAlive is the SSE keep-alive period (tests shorten it).
@@ -177,10 +181,12 @@ func New(n Node, opts Options) *Server {
 	if n != nil {
 		s.auth = newWebAuth(opts.Users, n.Status().Node, webLog, time.Now)
 	}
-	if opts.Token != "" {
-		s.token = auth.NewToken(opts.Token)
-	} else {
+	s.token = auth.NewTokens(opts.Token, opts.ReadTokens)
+	switch {
+	case !s.token.Set():
 		logger.Warn("no API token configured: every /api/v1 call will be refused")
+	case opts.Token == "":
+		logger.Warn("no API token configured, only read tokens: every /api/v1 write with a token will be refused")
 	}
 
 	s.app = fiber.New(fiber.Config{

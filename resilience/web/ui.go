@@ -26,6 +26,10 @@ type loginPage struct {
 	Error   string
 	Notice  string
 	NoUsers bool
+	// Node and Role name the node that serves the form, so that the admin
+	// knows which of the pair they log in to.
+	Node string
+	Role string
 }
 
 // appPage is the data of the page.
@@ -56,6 +60,13 @@ func (s *Server) page(c *fiber.Ctx) error {
 
 func (s *Server) renderLogin(c *fiber.Ctx, code int, p loginPage) error {
 	p.NoUsers = len(s.auth.users) == 0
+	if s.node != nil {
+		st := s.node.Status()
+		p.Node = st.Node
+		if st.Role != "" {
+			p.Role = strings.ToUpper(st.Role[:1]) + st.Role[1:]
+		}
+	}
 	return s.render(c, code, "login.html.tmpl", p)
 }
 

@@ -86,8 +86,30 @@
     return r.charAt(0).toUpperCase() + r.slice(1);
   }
 
-  const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
-  const clockFmt = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
+  // Every time on the page is in UTC and says so ("14:05:12 UTC"), as the
+  // node's own texts (causes, readiness reasons) and its logs are: one
+  // instant never shows in two zones.
+  const pad = (n) => String(n).padStart(2, '0');
+  function utcClock(d) {
+    return pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes()) + ':' + pad(d.getUTCSeconds()) + ' UTC';
+  }
+  function utcDate(d) {
+    return d.getUTCFullYear() + '-' + pad(d.getUTCMonth() + 1) + '-' + pad(d.getUTCDate());
+  }
+  const dateFmt = { format: (d) => utcDate(d) + ' ' + utcClock(d) };
+  const clockFmt = { format: utcClock };
+  function sameUTCDay(d) {
+    return utcDate(d) === utcDate(new Date());
+  }
+
+  // inFuture says how far ahead a time is: "in 12 min".
+  function inFuture(d) {
+    const s = Math.round((d.getTime() - Date.now()) / 1000);
+    if (s <= 0) return 'now';
+    if (s < 120) return 'in ' + s + ' s';
+    if (s < 3600) return 'in ' + Math.round(s / 60) + ' min';
+    return 'in ' + Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+  }
 
   function when(t) {
     if (!t || t.startsWith('0001-')) return null;
@@ -108,7 +130,7 @@
   function timeEl(t, withAgo, short) {
     const d = when(t);
     if (!d) return el('span', { class: 'muted' }, '—');
-    const text = short && d.toDateString() === new Date().toDateString() ? clockFmt.format(d) : dateFmt.format(d);
+    const text = short && sameUTCDay(d) ? clockFmt.format(d) : dateFmt.format(d);
     return el('time', { datetime: d.toISOString(), title: d.toISOString() },
       text, withAgo ? el('span', { class: 'muted' }, ' (' + ago(d) + ')') : null);
   }
@@ -347,8 +369,21 @@
     if (pv.kind === 'none') return 'no peer configured';
     if (pv.kind === 'unreachable') return 'the peer is unreachable';
     if (pv.kind === 'loading') return 'the peer\'s status is not known yet';
+    const sum = l.peer;
+    if (sum && !sum.reachable) return 'the peer is unreachable from ' + l.node;
     if (pv.st.status !== 'inactive') return 'the peer is ' + statusText(pv.st.status) + ', not Inactive';
+    const a = major(l.version);
+    const b = major(pv.st.version);
+    if (a !== null && b !== null && a !== b) {
+      return 'different major versions: ' + l.node + ' runs ' + l.version + ', ' + pv.st.node + ' ' + pv.st.version;
+    }
     return null;
+  }
+
+  // major is the major number of a version ("v2.3.1" → 2), or null.
+  function major(v) {
+    const m = /^v?(\d+)(?:\.|$|[-+])/.exec(v || '');
+    return m ? Number(m[1]) : null;
   }
 
   function failoverWhy(l, tr) {
@@ -357,6 +392,9 @@
     if (l.role !== 'main') return 'this node is the Standby: open ' + peerName() + '\'s page';
     if (tr) return tr;
     if (l.status !== 'active') return 'this node is ' + statusText(l.status);
+    const sum = l.peer;
+    if (!sum || !sum.reachable) return 'the peer is unreachable: nobody would take over';
+    if (sum.status && sum.status !== 'inactive') return 'the peer is ' + statusText(sum.status) + ', not Inactive';
     if (!l.ha || !l.ha.ready) {
       const reasons = (l.ha && l.ha.reasons) || [];
       return 'HA is not ready: ' + (reasons[0] || 'no reason given');
@@ -370,7 +408,7 @@
 
   // localTime shows a time of day, with the date unless it is today.
   function localTime(d) {
-    return d.toDateString() === new Date().toDateString() ? clockFmt.format(d) : dateFmt.format(d);
+    return sameUTCDay(d) ? clockFmt.format(d) : dateFmt.format(d);
   }
 
   function renderHA() {
@@ -397,11 +435,16 @@
     const why = on ? hs.unfailover : 'no manual HA failover';
     c.foStop.disabled = !!why;
     c.foStop.title = 'Stop the manual HA failover of ' + name + (why ? ': ' + why : '');
+    c.foNote.textContent = on && why ? 'Stop manual failover: ' + why : '';
   }
 
   // ---------- rendering ----------
 
   const cards = {};
+  const narrow = window.matchMedia('(max-width: 520px)');
+  narrow.addEventListener('change', () => {
+    for (const c of Object.values(cards)) c.more.open = !narrow.matches;
+  });
 
   // buildCard makes the parts of a node card that stay (the buttons keep
   // their focus across updates).
@@ -418,6 +461,7 @@
       start: el('button', { type: 'button', class: 'btn btn-primary btn-start', 'data-side': side, 'data-action': 'start' }, 'Start services'),
       stop: el('button', { type: 'button', class: 'btn btn-danger btn-stop', 'data-side': side, 'data-action': 'stop' }, 'Stop services'),
       note: el('p', { class: 'control-note', id: 'node-' + side + '-note' }),
+      held: el('p', { class: 'held-banner', role: 'status', hidden: true }),
       facts: el('dl', { class: 'facts' }),
       details: el('div', { class: 'details' }),
     };
@@ -426,15 +470,22 @@
       el('div', { class: 'buttons' }, c.start, c.stop), c.note);
     c.start.setAttribute('aria-describedby', c.note.id);
     c.stop.setAttribute('aria-describedby', c.note.id);
-    root.append(el('header', { class: 'card-head' }, c.title, c.tags), c.band);
+    root.append(el('header', { class: 'card-head' }, c.title, c.tags), c.band, c.held);
     if (side === 'local') {
       c.foText = el('strong', { id: 'failover-text' });
       c.foStop = el('button', { type: 'button', class: 'btn btn-secondary', id: 'btn-failover-stop' }, 'Stop manual failover');
-      c.fo = el('div', { class: 'failover-banner', id: 'failover-banner', role: 'status', hidden: true }, c.foText, c.foStop);
+      c.foNote = el('span', { class: 'control-note', id: 'failover-note' });
+      c.foStop.setAttribute('aria-describedby', 'failover-note');
+      c.fo = el('div', { class: 'failover-banner', id: 'failover-banner', role: 'status', hidden: true }, c.foText, c.foStop, c.foNote);
       c.foStop.addEventListener('click', () => openConfirm('local', 'unfailover', c.foStop));
       root.append(c.fo);
     }
-    root.append(controls, c.facts, c.details);
+    // The facts and tables of a node fold on a phone, so that both nodes'
+    // status and controls fit on about one screen; open on wider screens.
+    c.more = el('details', { class: 'more', open: !narrow.matches },
+      el('summary', { class: 'more-summary' }, 'Details: epoch, health, services, registrations, replication'),
+      c.facts, c.details);
+    root.append(controls, c.more);
     c.start.addEventListener('click', () => openConfirm(side, 'start', c.start));
     c.stop.addEventListener('click', () => openConfirm(side, 'stop', c.stop));
     cards[side] = c;
@@ -538,7 +589,7 @@
         ...fact('Mode', st.mode || '—'),
         ...fact('Health', yesNo(st.healthy, 'healthy', 'unhealthy')),
         ...fact('HA readiness', haEl(st.ha)),
-        ...fact(side === 'local' ? 'Sees its peer' : 'Sees this node', peerSeenEl(st.peer)));
+        ...fact(side === 'local' ? 'Sees its peer' : 'Sees this node', peerSeenEl(st.peer, st.mode)));
       if (st.last_change) {
         const lc = st.last_change;
         c.facts.append(...fact('Last change', el('div', {}, plainStatus(lc.from) + ' → ' + plainStatus(lc.to) +
@@ -560,11 +611,10 @@
       const sum = pv.sum;
       setBand(c, 'unreachable', 'Unreachable', 'cannot be read from ' + nameOf('local'));
       c.facts.append(...fact('Error', el('span', { class: 'err-text' }, pv.msg)));
+      c.facts.append(...fact('Last answer', lastAnswerEl(sum)));
       if (sum) {
         const checked = when(sum.checked_at);
-        c.facts.append(
-          ...fact('Last seen', sum.status ? statusText(sum.status) + ', epoch ' + sum.epoch : 'never answered'),
-          ...fact('Checked', checked ? timeEl(sum.checked_at, true) : '—'));
+        c.facts.append(...fact('Checked', checked ? timeEl(sum.checked_at, true) : '—'));
       }
       c.details.append(el('p', { class: 'muted none' }, 'Services, registrations and replication of ' + peerName() +
         ' are not available while it cannot be reached. Its controls are disabled.'));
@@ -575,6 +625,11 @@
       setBand(c, 'loading', 'Loading…', '');
     }
 
+    const held = !stale && heldByAdmin(side);
+    c.held.hidden = !held;
+    c.held.textContent = held ? 'Held by an admin\'s Stop: Start services to release. ' + nameOf(side) +
+      ' does not go Active by itself, even if ' + nameOf(otherSide(side)) + ' fails.' : '';
+
     const cs = controlState(side);
     setButton(c.start, cs.start, side, 'start');
     setButton(c.stop, cs.stop, side, 'stop');
@@ -582,6 +637,15 @@
     c.note.textContent = whys.length === 2 ? 'Start: ' + whys[0] + ' · Stop: ' + whys[1] :
       whys.length === 1 && cs.start && cs.stop ? whys[0] :
         whys.length === 1 ? (cs.start ? 'Start services: ' : 'Stop services: ') + whys[0] : '';
+  }
+
+  // heldByAdmin: an admin's Stop holds the node of side Inactive (auto
+  // mode); the peer's hold is also in this node's view of it.
+  function heldByAdmin(side) {
+    const st = nodeOf(side);
+    if (st && st.failover && st.failover.held_by_admin) return true;
+    if (side === 'peer' && state.local && state.local.peer && !st) return !!state.local.peer.held_by_admin;
+    return false;
   }
 
   function setButton(b, why, side, action) {
@@ -597,17 +661,35 @@
       reasons.length ? el('ul', { class: 'reasons' }, reasons.map((r) => el('li', {}, r))) : null);
   }
 
-  function peerSeenEl(p) {
+  // lastAnswerEl says when the unreachable peer last answered and what it
+  // said: read by this page, else as this node last saw it.
+  function lastAnswerEl(sum) {
+    if (state.peerLast) {
+      return el('span', { class: 'freshness' }, plainStatus(state.peerLast.status) + ', epoch ' + state.peerLast.epoch +
+        ' · last answer ' + ago(new Date(state.peerLastAt)) + ' (read by this page)');
+    }
+    if (sum && sum.status) {
+      return el('span', { class: 'freshness' }, plainStatus(sum.status) + ', epoch ' + sum.epoch + ' · as ' + nameOf('local') + ' last saw it');
+    }
+    return el('span', { class: 'freshness muted' }, 'no answer since this page was opened');
+  }
+
+  // peerSeenEl is what a node sees of the other, and where its view comes
+  // from: in auto mode over gossip (live while reachable: checked_at is
+  // then the last gossip that changed the view, not its age), in manual
+  // mode from polls (checked_at is the last answer).
+  function peerSeenEl(p, mode) {
     if (!p) return el('span', { class: 'muted' }, 'no peer configured');
     const checked = when(p.checked_at);
     if (!p.reachable) {
       return el('div', {}, el('span', { class: 'pill pill-bad' }, p.name + ' unreachable'),
         p.error ? el('div', { class: 'err-text small' }, p.error) : null,
-        checked ? el('div', { class: 'muted small' }, 'checked ' + ago(checked)) : null);
+        checked ? el('div', { class: 'muted small freshness' }, (mode === 'auto' ? 'no gossip; last checked ' : 'no answer; last checked ') + ago(checked)) : null);
     }
+    const from = mode === 'auto' ? 'over gossip, live' : checked ? 'last answer ' + ago(checked) : 'polled';
     return el('div', {}, el('span', { class: 'pill pill-ok' }, p.name + ' reachable'),
       ' ' + statusText(p.status) + ', epoch ' + p.epoch,
-      checked ? el('div', { class: 'muted small' }, 'checked ' + ago(checked)) : null);
+      el('div', { class: 'muted small freshness' }, from));
   }
 
   function renderSummary() {
@@ -628,6 +710,7 @@
         (state.localSeenAt ? 'what is shown is ' + age(state.localSeenAt) + ' old.' : 'nothing could be read from it.');
       reasonsEl.replaceChildren();
       reasonsEl.hidden = true;
+      $('pending').hidden = true;
       const pn = l && l.peer ? l.peer.name : null;
       go.hidden = !pn;
       go.replaceChildren();
@@ -696,10 +779,44 @@
     reasonsEl.replaceChildren(...reasons.map((r) => el('li', {}, r)));
     reasonsEl.hidden = !reasons.length;
 
+    renderPending();
+
     // Main on the left, Standby on the right, whichever this node is.
     $('nodes').classList.toggle('local-right', !!l && l.role === 'standby');
     $('audit-node').textContent = l ? 'of ' + l.node + ' (this node)' : '';
     document.title = (l ? l.node + ' ' + statusText(l.status) + ' · ' : '') + 'Resilience Management · resman';
+  }
+
+  // pendingLines are the transitions the pair waits for, from both
+  // nodes' statuses: a manual HA failover's hold (from this node's
+  // failover, or from its view of the peer: peer.failover_until), a
+  // switchover's hold.
+  function pendingLines() {
+    const out = [];
+    const seen = new Set();
+    const add = (node, until) => {
+      const d = when(until);
+      if (!d || seen.has(node)) return;
+      seen.add(node);
+      out.push('manual failover: ' + node + ' held until ' + localTime(d) + ' (' + inFuture(d) + ')');
+    };
+    const l = state.local;
+    if (!l) return out;
+    const p = nodeOf('peer');
+    if (l.failover && l.failover.manual) add(l.node, l.failover.until);
+    if (p && p.failover && p.failover.manual) add(p.node, p.failover.until);
+    if (l.peer && l.peer.failover_until) add(l.peer.name, l.peer.failover_until);
+    for (const st of [l, p].filter(Boolean)) {
+      if (st.failover && st.failover.switchover) out.push('switchover ' + st.failover.switchover + ': ' + st.node + ' held Inactive until it ends');
+    }
+    return out;
+  }
+
+  function renderPending() {
+    const box = $('pending');
+    const lines = pendingLines();
+    box.replaceChildren(...lines.map((t) => el('li', {}, t)));
+    box.hidden = !lines.length;
   }
 
   // setAlert shows the pair's alert (none when text is empty), with the
@@ -762,17 +879,43 @@
       el('td', { class: 'detail-cell' }, detail.join(' · ')));
   }
 
+  // auditKind sorts an entry: routine (a replication run that went
+  // well, the bulk of the log), admin (a person or tool through the API or
+  // the page) or auto (what resman decided by itself).
+  function auditKind(e) {
+    if (e.action === 'replication' && e.outcome === 'ok') return 'routine';
+    if (/^(web|api):/.test(e.who) || e.who === 'web' || e.who === 'api') return 'admin';
+    return 'auto';
+  }
+
+  function auditShown(e) {
+    const kind = auditKind(e);
+    if (!$('audit-f-' + kind).checked) return false;
+    if ($('audit-f-failed').checked && e.outcome === 'ok') return false;
+    return true;
+  }
+
   function renderAudit() {
     const body = $('audit-body');
+    const shown = state.audit.filter(auditShown);
+    const routine = state.audit.filter((e) => auditKind(e) === 'routine').length;
+    const folded = $('audit-f-routine').checked ? 0 : routine;
+    $('audit-folded').textContent = folded ? folded + ' routine ' + (folded === 1 ? 'entry' : 'entries') +
+      ' (replication runs that went well) folded: tick "Routine" to show them.' : '';
     if (!state.audit.length) {
       body.replaceChildren(el('tr', {}, el('td', { colspan: '6', class: 'muted' }, 'No entries yet.')));
+    } else if (!shown.length) {
+      body.replaceChildren(el('tr', {}, el('td', { colspan: '6', class: 'muted' }, 'No entry matches the filters among the ' +
+        state.audit.length + ' loaded.')));
     } else {
-      const rows = state.audit.map(auditRow);
+      const rows = shown.map(auditRow);
       labelCells(rows, ['When', 'Who', 'What', 'Why', 'Outcome', 'Detail']);
       body.replaceChildren(...rows);
     }
     $('audit-more').hidden = !state.auditMore;
   }
+
+  for (const f of ['admin', 'auto', 'routine', 'failed']) $('audit-f-' + f).addEventListener('change', renderAudit);
 
   function addAudit(entries, atEnd) {
     for (const e of entries) {
@@ -1021,6 +1164,20 @@
           'Stop services on ' + otherName + ' instead, unless you mean to move the telephony there.',
       };
     }
+    if (st && st.mode === 'auto' && claimsActive(st) && other && other.status === 'inactive') {
+      if (takesOver(other)) {
+        return {
+          warn: true, force: false,
+          text: 'Stopping services on ' + name + ' ends the calls on it. ' + otherName + ' takes over within about a second; ' +
+            name + ' is then held Inactive until you Start services on it.',
+        };
+      }
+      return {
+        warn: true, force: false,
+        text: 'Stopping services on ' + name + ' ends the calls on it, and ' + otherName + ' does not take over: ' +
+          notTakingOver(other) + '. No node runs the telephony until you start services on one of them.',
+      };
+    }
     if (other && other.status === 'active') {
       return { warn: false, force: false, text: 'Stopping services on ' + name + ' ends its calls; ' + otherName + ' stays Active and alone runs the telephony.' };
     }
@@ -1031,6 +1188,20 @@
       warn: true, force: false,
       text: name + ' is ' + statusText(st && st.status) + ': stopping its services ends the calls on it, and no node runs the telephony until you start services on ' + otherName + '.',
     };
+  }
+
+  // takesOver: in auto mode, an Inactive node that is healthy and holds
+  // nothing goes Active by itself when its Active peer stops.
+  function takesOver(st) {
+    return st.mode === 'auto' && st.healthy && !(st.failover && (st.failover.holding || st.failover.held_by_admin));
+  }
+
+  function notTakingOver(st) {
+    if (st.mode !== 'auto') return 'it is in manual mode';
+    if (!st.healthy) return 'it is unhealthy';
+    if (st.failover && st.failover.held_by_admin) return 'it is held by an admin\'s Stop';
+    if (st.failover && st.failover.manual) return 'a manual HA failover holds it';
+    return 'it holds Inactive';
   }
 
   // haConsequence says what a switchover or manual HA failover of this

@@ -168,6 +168,16 @@ func TestPreconditionsInBrowser(t *testing.T) {
 		st.Peer = &v
 	})
 	waitShot(t, ctx, "preconditions", "switchover refused, this node Inactive", swDisabled("this node is Inactive: open xivo-standby's page"))
+	// A switchover stopped this node and starts the peer: the node refuses
+	// a Start until it ends, and the page knows it.
+	node.setStatus(func(st *api.Status) { st.Failover.Switchover = "sw-7f3a" })
+	waitShot(t, ctx, "preconditions", "Start disabled during a switchover",
+		q("#node-local .btn-start")+".disabled && "+visibleText("#node-local-note")+
+			" === 'Start: switchover sw-7f3a is starting xivo-standby: wait until it ends · Stop: already Inactive'")
+	if got := evalJS[string](t, ctx, visibleText("#pending")); got != "switchover sw-7f3a: xivo-main held Inactive until it ends" {
+		t.Errorf("the pending line during a switchover: %q", got)
+	}
+	node.setStatus(func(st *api.Status) { st.Failover.Switchover = "" })
 
 	// The node's refusal after Confirm stays the last word for what the
 	// page cannot know (here, a stale replication job).

@@ -340,6 +340,12 @@
     if (state.busy) return no('a command is in progress: ' + state.busy);
     const t = transitionWhere();
     if (t) return no('a transition is under way on ' + t);
+    // A switchover that stopped this node is starting the other: the node
+    // refuses a Start until it ends.
+    if (st.status === 'inactive' && st.failover && st.failover.switchover) {
+      return { start: 'switchover ' + st.failover.switchover + ' is starting ' + nameOf(otherSide(side)) + ': wait until it ends', stop: 'already Inactive' };
+    }
+    if (st.role === 'witness') return no('a witness has no services');
     return {
       start: st.status === 'active' ? 'already Active' : null,
       stop: st.status === 'inactive' ? 'already Inactive' : null,
@@ -372,18 +378,16 @@
     const sum = l.peer;
     if (sum && !sum.reachable) return 'the peer is unreachable from ' + l.node;
     if (pv.st.status !== 'inactive') return 'the peer is ' + statusText(pv.st.status) + ', not Inactive';
-    const a = major(l.version);
-    const b = major(pv.st.version);
-    if (a !== null && b !== null && a !== b) {
+    if (major(l.version) !== major(pv.st.version)) {
       return 'different major versions: ' + l.node + ' runs ' + l.version + ', ' + pv.st.node + ' ' + pv.st.version;
     }
     return null;
   }
 
-  // major is the major number of a version ("v2.3.1" → 2), or null.
+  // major is what the node compares for a switchover (resilience.Major):
+  // the version up to its first dot.
   function major(v) {
-    const m = /^v?(\d+)(?:\.|$|[-+])/.exec(v || '');
-    return m ? Number(m[1]) : null;
+    return (v || '').trim().split('.')[0];
   }
 
   function failoverWhy(l, tr) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -297,13 +298,25 @@ func newAuditCmd() *cobra.Command {
 	var f apiFlags
 	var limit int
 	var before uint64
+	var pair bool
+	var peerURL string
+	var filter auditFilter
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Show a node's audit log, newest first: who did what, why, and how it ended",
-		Args:  cobra.NoArgs,
+		Long: `Shows a node's audit log, newest first. With --pair, both nodes' entries on one
+time axis, with how long the pair had no Active node and two Active nodes; the
+peer is read at the address the node knows it by (or --peer URL), with the same
+token. --only keeps admin actions, automatic transitions or failures; with
+--pair, routine entries (a scheduled replication that went well) are folded
+unless --routine.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit < 1 || limit > 1000 {
 				return usageErr("--limit must be between 1 and 1000, got %d", limit)
+			}
+			if err := filter.check(); err != nil {
+				return err
 			}
 			c, err := f.client()
 			if err != nil {
@@ -311,9 +324,15 @@ func newAuditCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 			defer cancel()
+			if pair {
+				return auditPair(ctx, cmd.OutOrStdout(), &f, c, peerURL, limit, filter)
+			}
 			entries, err := c.Audit(ctx, limit, before)
 			if err != nil {
 				return apiErr(err)
+			}
+			if filter.only != "" && filter.only != "all" {
+				entries = slices.DeleteFunc(entries, func(e api.AuditEntry) bool { return !filter.keep(e) })
 			}
 			if f.json {
 				return printJSON(cmd.OutOrStdout(), entries)
@@ -338,10 +357,59 @@ func newAuditCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().IntVar(&limit, "limit", 50, "how many entries")
-	cmd.Flags().Uint64Var(&before, "before", 0, "only entries older than this ID (paging)")
+	cmd.Flags().IntVar(&limit, "limit", 50, "how many entries (of each node with --pair)")
+	cmd.Flags().Uint64Var(&before, "before", 0, "only entries older than this ID (paging; not with --pair)")
+	cmd.Flags().BoolVar(&pair, "pair", false, "both nodes' entries on one time axis, with the windows of no and two Active nodes")
+	cmd.Flags().StringVar(&peerURL, "peer", "", "the peer's API URL for --pair (default: the address the node knows it by)")
+	cmd.Flags().StringVar(&filter.only, "only", "all", "all, admin, auto or failures")
+	cmd.Flags().BoolVar(&filter.routine, "routine", false, "with --pair, show the routine entries too")
 	f.register(cmd)
 	return cmd
+}
+
+// auditPair reads both nodes' audit logs and prints them on one axis.
+func auditPair(ctx context.Context, out io.Writer, f *apiFlags, c *client.Client, peerURL string, limit int, filter auditFilter) error {
+	st, err := c.Status(ctx)
+	if err != nil {
+		return apiErr(err)
+	}
+	if st.Peer == nil || st.Peer.Name == "" {
+		return usageErr("%s has no peer: --pair needs one", st.Node)
+	}
+	if peerURL == "" {
+		if peerURL = st.Peer.URL; peerURL == "" {
+			return usageErr("%s does not say its peer's address: pass --peer URL", st.Node)
+		}
+	}
+	pf := *f
+	pf.node = peerURL
+	pc, err := pf.client()
+	if err != nil {
+		return err
+	}
+	mine, err := c.Audit(ctx, limit, 0)
+	if err != nil {
+		return apiErr(err)
+	}
+	theirs, err := pc.Audit(ctx, limit, 0)
+	if err != nil {
+		return fmt.Errorf("the peer %s at %s: %w", st.Peer.Name, peerURL, apiErr(err))
+	}
+	rows := mergeAudit(map[string][]api.AuditEntry{st.Node: mine, st.Peer.Name: theirs})
+	if f.json {
+		type row struct {
+			Node string `json:"node"`
+			api.AuditEntry
+		}
+		js := make([]row, 0, len(rows))
+		for _, r := range rows {
+			if filter.keep(r.AuditEntry) {
+				js = append(js, row{r.node, r.AuditEntry})
+			}
+		}
+		return printJSON(out, js)
+	}
+	return printPairAudit(out, rows, []string{st.Node, st.Peer.Name}, filter, time.Now())
 }
 
 // clock shows an instant with its zone, so that it reads the same next to

@@ -34,6 +34,8 @@ peer: {name: xivo-standby, api: "http://127.0.0.2:9440"}
 				"api.read_tokens[3]: must differ from api.token: the full token may write",
 				"api.read_tokens[5]: duplicate of api.read_tokens[4]",
 			}},
+		{name: "a file without a node", yaml: "api: {token: 0123456789abcdef0123, read_tokens: [\"" + readA + "\"]}\ncc: {name: c, follow: \"http://127.0.0.1:9440\", token: 0123456789abcdef0123}\n",
+			wantErrs: []string{"api.read_tokens: only a node (a file with a node section) accepts read tokens: the CC follower's, the Edge's and the fleet's APIs only read, with api.token"}},
 		{name: "too many", yaml: withRead(`[` + strings.Repeat(`"`+readA+`", `, MaxReadTokens) + `"` + readB + `"]`),
 			wantErrs: []string{"api.read_tokens: at most 16 tokens, got 17"}},
 	}

@@ -110,6 +110,10 @@ func (v *checker) api() {
 	if v.c.Node != nil || v.c.CC != nil || v.c.Edge != nil || v.c.Fleet != nil {
 		v.token("api.token", a.Token, "the bearer token scripts, peers, CC and Edge present")
 	}
+	if len(a.ReadTokens) > 0 && v.c.Node == nil {
+		// Listed and ignored, they would mislead: refuse them.
+		v.add("api.read_tokens", "only a node (a file with a node section) accepts read tokens: the CC follower's, the Edge's and the fleet's APIs only read, with api.token")
+	}
 	if len(a.ReadTokens) > MaxReadTokens {
 		v.add("api.read_tokens", "at most %d tokens, got %d", MaxReadTokens, len(a.ReadTokens))
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Who the core names as the actor of the transitions it decides itself.
@@ -609,9 +610,9 @@ func (m *Machine) autoInactive() []Action {
 		if m.peerLostFor < lost || m.inBootGrace() {
 			return nil
 		}
-		cause = fmt.Sprintf("%s lost for %d ticks", m.peerLabel(), m.peerLostFor)
+		cause = fmt.Sprintf("%s lost for %s", m.peerLabel(), m.span(m.peerLostFor))
 		if !m.peerSeenSinceBoot && m.cfg.BootGraceTicks > 0 {
-			cause += fmt.Sprintf(", not seen since this node started (boot grace of %d ticks over)", m.cfg.BootGraceTicks)
+			cause += fmt.Sprintf(", not seen since this node started (boot grace of %s over)", m.span(m.cfg.BootGraceTicks))
 		}
 		if m.cfg.Witness {
 			if !m.witness.Alive || m.witness.SeesPeer {
@@ -629,7 +630,7 @@ func (m *Machine) autoInactive() []Action {
 		cause = fmt.Sprintf("%s holds inactive: this node takes the Active role", m.peerLabel())
 	case p.claimsActive() && p.Unhealthy && m.peerSickFor >= 3*lost:
 		// It should have stepped down for us; it did not.
-		cause = fmt.Sprintf("%s is active but unhealthy for %d ticks and did not step down", m.peerLabel(), m.peerSickFor)
+		cause = fmt.Sprintf("%s is active but unhealthy for %s and did not step down", m.peerLabel(), m.span(m.peerSickFor))
 	default:
 		return nil
 	}
@@ -651,14 +652,14 @@ func (m *Machine) autoActive() []Action {
 			cause += "; equal epochs: the Main keeps the Active role"
 		}
 	case len(m.unhealthy) > 0 && m.unhealthyFor >= lost && p.settledInactive() && !p.Holding && !p.Unhealthy:
-		cause = fmt.Sprintf("critical services unhealthy (%s) for %d ticks: handing over to %s",
-			strings.Join(m.unhealthy, ", "), m.unhealthyFor, m.peerLabel())
+		cause = fmt.Sprintf("critical services unhealthy (%s) for %s: handing over to %s",
+			strings.Join(m.unhealthy, ", "), m.span(m.unhealthyFor), m.peerLabel())
 		m.holdTicks = max(m.cfg.FailbackHoldTicks, 1)
 	case m.cfg.Role == RoleStandby && m.cfg.FailbackAuto && m.peerEligibleFor >= max(m.cfg.FailbackHoldTicks, 1):
-		cause = fmt.Sprintf("failback: %s up and ready for %d ticks", m.peerLabel(), m.peerEligibleFor)
+		cause = fmt.Sprintf("failback: %s up and ready for %s", m.peerLabel(), m.span(m.peerEligibleFor))
 	case m.cfg.Witness && m.isolatedFor >= lost:
-		cause = fmt.Sprintf("isolated: neither %s nor the witness seen for %d ticks; stepping down so the other side can take over",
-			m.peerLabel(), m.isolatedFor)
+		cause = fmt.Sprintf("isolated: neither %s nor the witness seen for %s; stepping down so the other side can take over",
+			m.peerLabel(), m.span(m.isolatedFor))
 	default:
 		return nil
 	}
@@ -774,4 +775,14 @@ func (m *Machine) peerName() string {
 		return "the peer"
 	}
 	return m.peer.Name
+}
+
+// span says n ticks for an audit cause: as a duration when the runtime
+// told the tick's length (Config.Tick), else in ticks, as the scenario
+// files count.
+func (m *Machine) span(n int) string {
+	if m.cfg.Tick <= 0 {
+		return fmt.Sprintf("%d ticks", n)
+	}
+	return (time.Duration(n) * m.cfg.Tick).String()
 }

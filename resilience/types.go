@@ -3,6 +3,7 @@ package resilience
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Role is the configured role of a node. It never changes at run time.
@@ -65,6 +66,9 @@ type Config struct {
 	// the witness is alive and does not see it either, and an Active node
 	// that sees neither peer nor witness steps down.
 	Witness bool
+	// Tick is the length of one tick, only to say durations in the audit
+	// causes in seconds; the core never reads a clock. Zero says ticks.
+	Tick time.Duration
 }
 
 // Validate checks the fields the core relies on.

@@ -63,7 +63,7 @@ func TestAuditPairCommand(t *testing.T) {
 	}
 	standby := serve(api.Status{Node: "xivo-standby"}, []api.AuditEntry{
 		e(0, "resman", "boot", "ok", "", "inactive", "first start"),
-		e(42, "resman", "failover", "ok", "inactive", "activating", "xivo-main lost for 2 ticks"),
+		e(42, "resman", "failover", "ok", "inactive", "activating", "xivo-main lost for 100ms"),
 		e(43, "resman", "activated", "ok", "activating", "active", "services started"),
 	})
 	defer standby.Close()

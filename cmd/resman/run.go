@@ -539,6 +539,7 @@ func coreConfig(cfg *config.Config) resilience.Config {
 		FailbackHoldTicks: ticks(cfg.Failover.FailbackHold, coreTick),
 		BootGraceTicks:    graceTicks(cfg.Failover.BootGrace, coreTick),
 		Witness:           cfg.Failover.Witness != "",
+		Tick:              coreTick,
 	}
 }
 

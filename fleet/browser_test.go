@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,6 +140,18 @@ func TestFleetPageInBrowser(t *testing.T) {
 	// A change on a pair reaches the page.
 	s.set("p00002", "b", func(st *api.Status) { st.Status = api.StatusInactive })
 	until(t, ctx, "p00002 ready again", `document.querySelectorAll("#rows tr").length === 1`)
+
+	// The feed of changes: newest first, what went wrong at the start and
+	// what cleared since.
+	until(t, ctx, "the feed", `(document.querySelector("#events li") || {textContent: ""}).textContent.includes("pair p00002: ready again")`)
+	feed := js[[]string](t, ctx, `[...document.querySelectorAll("#events li .event-text")].map(e => e.textContent)`)
+	if !slices.Contains(feed, "pair p00003: HA not ready because p00003-a: peer p00003-b unhealthy") ||
+		!slices.ContainsFunc(feed, func(s string) bool { return strings.HasPrefix(s, "pair p00002: split brain because two Active nodes") }) {
+		t.Errorf("feed %q", feed)
+	}
+	if cls := js[string](t, ctx, `document.querySelector("#events li .pill").className`); cls != "pill pill-ok" {
+		t.Errorf("the ready event's pill %q", cls)
+	}
 
 	steps(t, ctx, "forget the token", chromedp.Click(chromedp.CSS("#forget")), chromedp.WaitVisible(chromedp.CSS("#token")))
 	if v := js[bool](t, ctx, `sessionStorage.getItem("resman-fleet-token") === null`); !v {

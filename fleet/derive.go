@@ -108,6 +108,9 @@ type Pair struct {
 
 	// replSuccess is the oldest of the jobs' newest successes.
 	replSuccess time.Time
+	// reasonClasses and reasonSeverities are each reason's class and
+	// severity (for the events).
+	reasonClasses, reasonSeverities []string
 }
 
 // Node is one node of a pair as last read.
@@ -348,6 +351,8 @@ func derivePair(name string, reads []read) Pair {
 			p.Classes = append(p.Classes, f.class)
 		}
 		p.Reasons = append(p.Reasons, f.reason)
+		p.reasonClasses = append(p.reasonClasses, f.class)
+		p.reasonSeverities = append(p.reasonSeverities, sev(f.class))
 	}
 	p.Ready = SeverityRank(p.Severity) <= SeverityRank(SeverityInfo)
 	return p

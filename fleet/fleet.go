@@ -2,8 +2,9 @@
 // pairs (GET /api/v1/status on both nodes of each, read-only), derives per
 // pair whether it is ready and how bad it is (split brain, no Active node,
 // HA not ready, manual failover, version mismatch, stale replication),
-// and serves the result as JSON (GET /api/v1/fleet), as Prometheus metrics
-// and as a read-only page (GET /fleet).
+// and serves the result as JSON (GET /api/v1/fleet), as a feed of what
+// changed (GET /api/v1/fleet/events), as Prometheus metrics and as a
+// read-only page (GET /fleet).
 //
 // It never changes a pair: its only requests to the nodes are GETs of
 // /api/v1/status. A pair never depends on it: the nodes do not know it
@@ -62,6 +63,7 @@ type Aggregator struct {
 	pairs   []*pairState
 	targets []*target
 	running atomic.Bool
+	events  eventLog
 }
 
 // pairState is what the aggregator knows of one pair.
@@ -70,6 +72,7 @@ type pairState struct {
 	nodes []*target
 	mu    sync.Mutex
 	view  Pair
+	watch watch // under mu
 }
 
 // target is one node to read.
@@ -230,6 +233,11 @@ func (a *Aggregator) poll(ctx context.Context, t *target) {
 	prev := ps.view
 	ps.view = a.derive(ps)
 	view := ps.view
+	evs := ps.watch.update(view)
+	if len(evs) > 0 {
+		// Under ps.mu: one pair's events are kept in the order seen.
+		a.events.add(a.now(), evs)
+	}
 	ps.mu.Unlock()
 	if err != nil {
 		a.metrics.pollErrors.WithLabelValues(ps.name).Inc()

@@ -53,6 +53,10 @@ func TestMountedOnTheAPIListener(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Errorf("no token: %d %s", resp.StatusCode, body)
 	}
+	resp, body = do(t, http.MethodGet, url+PathEvents, aggToken)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"events":[`) {
+		t.Errorf("events: %d %s", resp.StatusCode, body)
+	}
 	resp, body = do(t, http.MethodGet, url+PathPage, "")
 	if resp.StatusCode != 200 || !strings.Contains(body, "fleet.js") {
 		t.Errorf("page: %d", resp.StatusCode)

@@ -1,12 +1,15 @@
-// resman fleet page: reads GET /api/v1/fleet every 2 s with the token the
-// reader typed (kept in sessionStorage, this tab only) and shows one row
-// per pair, worst first. Read-only; text is set with textContent only.
+// resman fleet page: reads GET /api/v1/fleet and /api/v1/fleet/events
+// every 2 s with the token the reader typed (kept in sessionStorage, this
+// tab only) and shows one row per pair, worst first, and the feed of
+// recent changes. Read-only; text is set with textContent only.
 "use strict";
 (function () {
   const KEY = "resman-fleet-token";
   const PERIOD = 2000;
   const $ = (id) => document.getElementById(id);
+  const SHOWN_EVENTS = 50;
   let pairs = [];
+  let events = [];
   let timer = null;
 
   function el(tag, cls, text) {
@@ -34,6 +37,12 @@
       if (r.status === 401) { sessionStorage.removeItem(KEY); showLogin("The token was refused."); return; }
       if (!r.ok) throw new Error("HTTP " + r.status);
       pairs = await r.json();
+      const re = await fetch("/api/v1/fleet/events", { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
+      if (re.ok) {
+        const ans = await re.json();
+        events = ans.events;
+        $("events-max").textContent = String(ans.max);
+      }
       $("login").hidden = true;
       $("fleet").hidden = false;
       $("forget").hidden = false;
@@ -112,6 +121,25 @@
       c.appendChild(el("span", "pill pill-" + s, counts[s] + " " + s));
     }
     c.appendChild(el("span", "muted small", shown + " of " + pairs.length + " shown"));
+    renderEvents(q);
+  }
+
+  function renderEvents(q) {
+    const frag = document.createDocumentFragment();
+    let n = 0;
+    for (const e of events) {
+      if (n >= SHOWN_EVENTS) break;
+      if (q && !(e.pair + " " + e.text + " " + e.severity).toLowerCase().includes(q)) continue;
+      n++;
+      const li = el("li", "event");
+      li.appendChild(el("time", "muted small", new Date(e.at).toLocaleString()));
+      li.lastChild.dateTime = e.at;
+      li.appendChild(el("span", "pill pill-" + e.severity, e.kind === "change" ? "change" : e.severity));
+      li.appendChild(el("span", "event-text", e.text));
+      frag.appendChild(li);
+    }
+    $("events").replaceChildren(frag);
+    $("events-empty").hidden = n > 0;
   }
 
   document.addEventListener("DOMContentLoaded", function () {

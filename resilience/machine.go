@@ -126,6 +126,26 @@ func (m *Machine) blocksTakeover() bool { return m.adminHold || m.holdTicks > 0 
 // FailoverTicks is what remains of a manual HA failover (0: none).
 func (m *Machine) FailoverTicks() int { return m.failoverTicks }
 
+// FailbackTicks is, on an Active Standby with automatic failback whose
+// Main is up and ready, what remains before it hands the role back (0:
+// no failback is counting).
+func (m *Machine) FailbackTicks() int {
+	hold := max(m.cfg.FailbackHoldTicks, 1)
+	if m.cfg.Role != RoleStandby || !m.cfg.FailbackAuto || m.Status() != Active || m.peerEligibleFor == 0 || m.peerEligibleFor >= hold {
+		return 0
+	}
+	return hold - m.peerEligibleFor
+}
+
+// BootGraceTicks is what remains of the boot grace of a node that has not
+// seen its peer since it started (0: none, or over).
+func (m *Machine) BootGraceTicks() int {
+	if !m.inBootGrace() {
+		return 0
+	}
+	return m.cfg.BootGraceTicks - m.bootTicks
+}
+
 // AdminHold reports whether an admin's Stop holds this node Inactive.
 func (m *Machine) AdminHold() bool { return m.adminHold }
 

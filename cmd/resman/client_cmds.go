@@ -191,6 +191,18 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 		}
 		fmt.Fprintf(w, "mds %s: %s %s\n", x.MDS, state, x.Error)
 	}
+	if f := st.Failover; f.FailbackAt != nil && f.FailbackAt.After(now) {
+		peer := "the Main"
+		if st.Peer != nil {
+			peer = st.Peer.Name
+		}
+		fmt.Fprintf(w, "failback: hands the Active role back to %s at %s (in %s), if it stays up and ready\n", peer, clock(*f.FailbackAt),
+			f.FailbackAt.Sub(now).Round(time.Second))
+	}
+	if f := st.Failover; f.BootGraceUntil != nil && f.BootGraceUntil.After(now) {
+		fmt.Fprintf(w, "boot grace: does not take over for a lost peer before %s (in %s), unless it sees the peer first\n",
+			clock(*f.BootGraceUntil), f.BootGraceUntil.Sub(now).Round(time.Second))
+	}
 	if f := st.Failover; f.Manual && f.Until != nil {
 		fmt.Fprintf(w, "MANUAL FAILOVER until %s (in %s): this node holds Inactive\n", clock(*f.Until), f.Until.Sub(now).Round(time.Second))
 	} else if f.HeldByAdmin {

@@ -108,6 +108,13 @@ func TestStatusShowsThePairsPendingFacts(t *testing.T) {
 	if strings.Contains(out, "STALE") || strings.Contains(out, "never received") || strings.Contains(out, "(files, receive)") {
 		t.Errorf("the Active node's status shows the receiving side's rows as a problem:\n%s", out)
 	}
+	back := now.Add(2 * time.Minute)
+	st.Failover.FailbackAt = &back
+	b.Reset()
+	printStatus(&b, st, now)
+	if want := "failback: hands the Active role back to xivo-main at " + back.Local().Format("2006-01-02 15:04:05 MST") + " (in 2m0s), if it stays up and ready\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("the failback countdown is not shown (want %q):\n%s", want, b.String())
+	}
 	st.Peer.FailoverUntil, st.Peer.HeldByAdmin = nil, true
 	b.Reset()
 	printStatus(&b, st, now)

@@ -142,6 +142,12 @@ type Failover struct {
 	// Switchover: the planned switchover that stopped this node and holds
 	// it until it ends.
 	Switchover string `json:"switchover,omitempty"`
+	// FailbackAt: an Active Standby hands the role back to the Main then,
+	// if the Main stays up and ready (automatic failback counting).
+	FailbackAt *time.Time `json:"failback_at,omitempty"`
+	// BootGraceUntil: a node that has not seen its peer since it started
+	// does not take over for a lost peer before then.
+	BootGraceUntil *time.Time `json:"boot_grace_until,omitempty"`
 }
 
 // Transition is the last status change with its cause.

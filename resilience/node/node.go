@@ -190,8 +190,12 @@ type snapshot struct {
 	last       *api.Transition
 	holding    bool
 	adminHold  bool
-	// failoverUntil is the end of a manual HA failover under way.
-	failoverUntil *time.Time
+	// failoverUntil is the end of a manual HA failover under way;
+	// failbackAt when an Active Standby hands back; bootGraceUntil the end
+	// of the boot grace (nil: none under way).
+	failoverUntil  *time.Time
+	failbackAt     *time.Time
+	bootGraceUntil *time.Time
 	// persistErr: why the last decision could not be persisted ("" when
 	// it was); switchover: the switchover that stopped this node and holds
 	// it, until it ends.
@@ -372,6 +376,20 @@ func New(d Deps) (*Node, error) {
 	return n, nil
 }
 
+// deadline turns ticks left into the instant they end, to the second. It
+// keeps cur while that is still within a second of it: recomputed at every
+// tick, it would change the status (and send an event) each time.
+func (n *Node) deadline(cur *time.Time, ticks int) *time.Time {
+	if ticks <= 0 {
+		return nil
+	}
+	at := time.Now().Add(time.Duration(ticks) * n.d.TickEvery).UTC().Truncate(time.Second)
+	if cur != nil && at.Sub(*cur).Abs() <= time.Second {
+		return cur
+	}
+	return &at
+}
+
 // HealthChanged tells the node the services' health may have changed. It
 // never blocks: pass it as the supervisor's change callback.
 func (n *Node) HealthChanged() {
@@ -527,6 +545,8 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 		until := time.Now().Add(time.Duration(ft) * n.d.TickEvery).UTC().Truncate(time.Second)
 		n.snap.failoverUntil, foStarted = &until, &until
 	}
+	n.snap.failbackAt = n.deadline(n.snap.failbackAt, n.m.FailbackTicks())
+	n.snap.bootGraceUntil = n.deadline(n.snap.bootGraceUntil, n.m.BootGraceTicks())
 	if after != before {
 		n.snap.since = time.Now()
 		cause := last.Cause

@@ -63,6 +63,7 @@ func (n *Node) Status() api.Status {
 			st.Failover.Manual, st.Failover.Until = true, u
 			in.Self.FailoverUntil = failoverTime(*u)
 		}
+		st.Failover.FailbackAt, st.Failover.BootGraceUntil = s.failbackAt, s.bootGraceUntil
 	}
 	if s.peer != nil {
 		p := *s.peer

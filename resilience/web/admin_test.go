@@ -265,6 +265,19 @@ func TestPeerFreshnessInBrowser(t *testing.T) {
 		t.Errorf("the Standby's page with only peer.failover_until: %q, want %q", got, want)
 	}
 	screenshot(t, ctx, "pending-standby")
+	p.standby.mu.Lock()
+	p.standby.peerErr = nil
+	p.standby.mu.Unlock()
+
+	// The manual failover over, the Standby counts down its failback.
+	back := time.Now().Add(2*time.Minute + 20*time.Second).UTC().Truncate(time.Second)
+	p.set(func(m, s *api.Status) {
+		m.Failover = api.Failover{}
+		s.Failover = api.Failover{FailbackAt: &back}
+	}, nil)
+	want = "failback: xivo-standby hands the Active role back to xivo-main at " + back.Format("15:04:05") + " UTC (in 2 min), if it stays up and ready"
+	waitShot(t, ctx, "pending-failback", "the failback countdown", visibleText("#pending")+" === "+fmt.Sprintf("%q", want))
+	screenshot(t, ctx, "pending-failback")
 }
 
 // TestTimesAuditLoginPhoneInBrowser (point 8): a browser in New York

@@ -794,7 +794,7 @@
   // pendingLines are the transitions the pair waits for, from both
   // nodes' statuses: a manual HA failover's hold (from this node's
   // failover, or from its view of the peer: peer.failover_until), a
-  // switchover's hold.
+  // switchover's hold, a failback counting down, a boot grace.
   function pendingLines() {
     const out = [];
     const seen = new Set();
@@ -812,6 +812,13 @@
     if (l.peer && l.peer.failover_until) add(l.peer.name, l.peer.failover_until);
     for (const st of [l, p].filter(Boolean)) {
       if (st.failover && st.failover.switchover) out.push('switchover ' + st.failover.switchover + ': ' + st.node + ' held Inactive until it ends');
+      const fb = st.failover && when(st.failover.failback_at);
+      if (fb) {
+        const to = st.peer && st.peer.name ? st.peer.name : 'the Main';
+        out.push('failback: ' + st.node + ' hands the Active role back to ' + to + ' at ' + localTime(fb) + ' (' + inFuture(fb) + '), if it stays up and ready');
+      }
+      const bg = st.failover && when(st.failover.boot_grace_until);
+      if (bg) out.push('boot grace: ' + st.node + ' does not take over for a lost peer before ' + localTime(bg) + ' (' + inFuture(bg) + ')');
     }
     return out;
   }

@@ -137,10 +137,11 @@ func (m *Machine) FailbackTicks() int {
 	return hold - m.peerEligibleFor
 }
 
-// BootGraceTicks is what remains of the boot grace of a node that has not
-// seen its peer since it started (0: none, or over).
+// BootGraceTicks is what remains of the boot grace of an Inactive node
+// that has not seen its peer since it started and could take over for it
+// (0: none, over, or nothing it holds back: an Active node, a witness).
 func (m *Machine) BootGraceTicks() int {
-	if !m.inBootGrace() {
+	if m.cfg.Role == RoleWitness || m.Status() != Inactive || !m.inBootGrace() {
 		return 0
 	}
 	return m.cfg.BootGraceTicks - m.bootTicks

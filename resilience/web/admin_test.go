@@ -70,8 +70,11 @@ func TestAutoStopInBrowser(t *testing.T) {
 		m.Status, m.Failover.HeldByAdmin, m.Failover.Holding = api.StatusInactive, true, true
 		s.Status, s.Epoch = api.StatusActive, 4
 	}, nil)
-	waitShot(t, ctx, "auto-stop-held", "the hold on the Main's own card",
-		visibleText("#node-local .held-banner")+".startsWith(\"Held by an admin's Stop: Start services to release.\")")
+	// The two cards are read apart (this node's stream, the peer's
+	// status): wait for both to show the new state, then look.
+	waitShot(t, ctx, "auto-stop-held", "the hold on the Main's own card, the Active Standby's card read again",
+		visibleText("#node-local .held-banner")+".startsWith(\"Held by an admin's Stop: Start services to release.\") && "+
+			q("#node-peer .status-text")+".textContent === 'Active'")
 	if txt := evalJS[string](t, ctx, visibleText("#node-peer .held-banner")); txt != "" {
 		t.Errorf("the Active Standby shows a hold: %q", txt)
 	}
@@ -363,4 +366,28 @@ func TestTimesAuditLoginPhoneInBrowser(t *testing.T) {
 	screenshot(t, ctx, "phone-compact")
 	run(t, ctx, "open the details", chromedp.Click(chromedp.CSS("#node-peer .more-summary")))
 	waitShot(t, ctx, "phone-compact", "the peer's details open", q("#node-peer details.more")+".open && "+visibleText("#node-peer .details h3")+" === 'Services'")
+}
+
+// TestReplicationTableInBrowser (point 6): on a healthy pair the Active
+// node's table shows what it sends, with its direction; the receiving
+// side's rows (never received while Active) are not shown as failures.
+func TestReplicationTableInBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	node := newFakeNode()
+	dressUp(node)
+	now := time.Now().UTC().Truncate(time.Second)
+	node.status.Replication = []api.Replication{
+		{Name: "asterisk-conf", Kind: "files", Direction: "send", LastRun: now.Add(-time.Minute), OK: true, LastSuccess: now.Add(-time.Minute)},
+		{Name: "asterisk-conf", Kind: "files", Direction: "receive", Stale: true, Error: "never received"},
+	}
+	_, addr := serveFake(t, node)
+	logIn(t, ctx, "http://"+addr)
+	rows := `[...document.querySelectorAll('#node-local table')].filter((t) => t.textContent.includes('Direction')).flatMap((t) => [...t.querySelectorAll('tbody tr')]).map((r) => r.textContent)`
+	waitJS(t, ctx, "the replication table", rows+".length === 1")
+	got := evalJS[string](t, ctx, rows+".join('|')")
+	if !strings.Contains(got, "asterisk-conf") || !strings.Contains(got, "sent to the peer") || !strings.Contains(got, "ok") ||
+		strings.Contains(got, "never received") || strings.Contains(got, "failed") {
+		t.Errorf("the Active node's replication rows: %q", got)
+	}
+	screenshot(t, ctx, "replication-table")
 }

@@ -540,12 +540,34 @@
       el('td', { class: 'err-cell' }, r.error || el('span', { class: 'muted' }, '—'))));
   }
 
+  // replicationRows lists the jobs as the node answers for them now: the
+  // Active node for what it sends, the other for what it receives (the
+  // side readiness counts). A row of the other direction is the node's
+  // past (received while Inactive, sent while Active): shown muted when
+  // there is one, never as a failure.
   function replicationRows(st) {
-    return (st.replication || []).map((r) => el('tr', {},
-      el('th', { scope: 'row' }, r.name),
-      el('td', {}, timeEl(r.last_run, true)),
-      el('td', {}, yesNo(r.ok, 'ok', 'failed')),
-      el('td', { class: 'err-cell' }, r.error || el('span', { class: 'muted' }, '—'))));
+    const sending = st.status === 'active' || st.status === 'activating';
+    const dirName = (d) => (d === 'send' ? 'sent to the peer' : d === 'receive' ? 'received from the peer' : '');
+    return (st.replication || []).filter((r) => {
+      const current = !r.direction || (r.direction === 'send') === sending;
+      return current || r.last_success;
+    }).map((r) => {
+      const current = !r.direction || (r.direction === 'send') === sending;
+      if (!current) {
+        return el('tr', { class: 'muted replication-past' },
+          el('th', { scope: 'row' }, r.name),
+          el('td', {}, dirName(r.direction)),
+          el('td', {}, timeEl(r.last_success, true)),
+          el('td', {}, 'not this node\'s side now'),
+          el('td', {}, el('span', { class: 'muted' }, '—')));
+      }
+      return el('tr', {},
+        el('th', { scope: 'row' }, r.name),
+        el('td', {}, dirName(r.direction)),
+        el('td', {}, timeEl(r.last_run, true)),
+        el('td', {}, r.stale ? yesNo(false, '', 'stale') : yesNo(r.ok, 'ok', 'failed')),
+        el('td', { class: 'err-cell' }, r.error || el('span', { class: 'muted' }, '—')));
+    });
   }
 
   function setBand(c, kind, text, sub) {
@@ -602,7 +624,7 @@
       c.details.append(
         ...tableOrNone('Services', ['Service', 'State', 'Health', 'Critical', 'Last error'], serviceRows(st), 'No services configured.'),
         ...tableOrNone('MDS registrations', ['MDS', 'Registration', 'Reachability', 'Last code', 'Expires', 'Error'], xdsRows(st), 'No MDS registration configured.'),
-        ...tableOrNone('Replication', ['Job', 'Last run', 'Result', 'Error'], replicationRows(st), 'No replication configured.'));
+        ...tableOrNone('Replication', ['Job', 'Direction', 'Last run', 'Result', 'Error'], replicationRows(st), 'No replication configured.'));
     } else if (stale) {
       if (known.sum) {
         staleBand(c, known.sum.status, known.at, 'epoch ' + known.sum.epoch + ', as ' + nameOf('local') + ' saw it');

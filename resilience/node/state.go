@@ -185,8 +185,10 @@ func checkStores(dataDir string, reset bool, now time.Time, log *slog.Logger) er
 	epoch := max(stateEpoch, hist.MaxEpoch)
 	lostAudit := (auditKind == storeMissing || auditKind == storeEmpty) && stateEpoch > 0
 	// A damaged audit log is evidence of history too, and an empty state
-	// file of a decision lost.
-	lostState := stateKind == storeEmpty || (stateKind == storeMissing && (hist.Entries > 0 || auditKind == storeBad))
+	// file of a decision lost. A history at epoch 0 only (a witness, a
+	// Standby never Active) has no epoch to go back from: a missing
+	// state.json next to it starts the node as it was.
+	lostState := stateKind == storeEmpty || (stateKind == storeMissing && (hist.MaxEpoch > 0 || auditKind == storeBad))
 
 	if !reset {
 		switch {

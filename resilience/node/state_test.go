@@ -210,6 +210,17 @@ func TestCheckStoresRefusesALostStateNextToHistory(t *testing.T) {
 	}
 }
 
+// (b) does not apply to a history at epoch 0 only: a witness, or a
+// Standby never Active, keeps no state.json to lose, and no epoch can go
+// back. The chaos run found a witness restarted after kill -9 refused.
+func TestCheckStoresAcceptsAHistoryAtEpochZeroWithoutState(t *testing.T) {
+	s := newStores(t)
+	s.audit(0, 0)
+	if err := s.check(false); err != nil {
+		t.Fatalf("a history at epoch 0 without state.json: %v", err)
+	}
+}
+
 // (b) with --reset: the state is rebuilt Inactive at the audit's highest
 // epoch, the reset is audited, and the node boots there and takes a higher
 // epoch for its next activation.

@@ -138,11 +138,11 @@ func (s *Server) clientIP(c *fiber.Ctx) net.IP {
 		return peer
 	}
 	var hops []string
-	c.Request().Header.VisitAll(func(k, v []byte) {
+	for k, v := range c.Request().Header.All() {
 		if strings.EqualFold(string(k), fiber.HeaderXForwardedFor) {
 			hops = append(hops, strings.Split(string(v), ",")...)
 		}
-	})
+	}
 	for i := len(hops) - 1; i >= 0; i-- {
 		ip := net.ParseIP(strings.TrimSpace(hops[i]))
 		if ip == nil {

@@ -351,7 +351,13 @@ func (s *Supervisor) stopRun(ctx context.Context, svc *service) error {
 	case <-timer.C:
 		svc.log.Warn("still running after SIGTERM; sending SIGKILL", "pid", p.pgid, "timeout", svc.spec.Timeout)
 	case <-ctx.Done():
-		svc.log.Warn("stop cancelled; sending SIGKILL", "pid", p.pgid, "error", ctx.Err())
+		// Cancelled is resman stopping mid-stop: the process goes with
+		// it, as planned; a deadline is a caller that gave up waiting.
+		level := slog.LevelWarn
+		if errors.Is(ctx.Err(), context.Canceled) {
+			level = slog.LevelInfo
+		}
+		svc.log.Log(context.Background(), level, "stop cancelled; sending SIGKILL", "pid", p.pgid, "error", ctx.Err())
 	}
 	if err := procexec.KillGroup(p.pgid, syscall.SIGKILL); err != nil {
 		svc.log.Warn("cannot send SIGKILL", "pid", p.pgid, "error", err)

@@ -57,7 +57,7 @@ func newDemoPorts(b int) demoPorts {
 // demoNode is the data of one node's config.
 type demoNode struct {
 	Name, Role, PeerName, DataDir, Token, Exe, LogLevel, MDSPassword, PasswordHash, GossipKey, ConfDir string
-	APIPort, PeerAPIPort, SIPPort, WebPort, MDSPort, GossipPort, PeerGossipPort                        int
+	APIPort, PeerAPIPort, SIPPort, PeerSIPPort, WebPort, MDSPort, GossipPort, PeerGossipPort           int
 }
 
 func newDemoCmd() *cobra.Command {
@@ -123,9 +123,9 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 	p := newDemoPorts(basePort)
 	nodes := []demoNode{
 		{Name: "xivo-main", Role: "main", PeerName: "xivo-standby", APIPort: p.MainAPI, PeerAPIPort: p.StandbyAPI,
-			SIPPort: p.MainSIP, WebPort: p.MainWeb, GossipPort: p.MainGossip, PeerGossipPort: p.StandbyGossip},
+			SIPPort: p.MainSIP, PeerSIPPort: p.StandbySIP, WebPort: p.MainWeb, GossipPort: p.MainGossip, PeerGossipPort: p.StandbyGossip},
 		{Name: "xivo-standby", Role: "standby", PeerName: "xivo-main", APIPort: p.StandbyAPI, PeerAPIPort: p.MainAPI,
-			SIPPort: p.StandbySIP, WebPort: p.StandbyWeb, GossipPort: p.StandbyGossip, PeerGossipPort: p.MainGossip},
+			SIPPort: p.StandbySIP, PeerSIPPort: p.MainSIP, WebPort: p.StandbyWeb, GossipPort: p.StandbyGossip, PeerGossipPort: p.MainGossip},
 	}
 	// The Standby first, so the Main's first look at its peer finds it.
 	var cfgs []*config.Config

@@ -767,6 +767,11 @@ func (c *Cluster) observe(kind EventKind, n *memberlist.Node) {
 		c.self.Sees = sees
 		c.storeMeta(c.self)
 	}
+	if kind != Update {
+		// Before the event goes out: whoever reads it finds the gauges
+		// already saying so.
+		c.updateGaugesLocked()
+	}
 	c.queue.push(ev)
 	c.mu.Unlock()
 
@@ -778,9 +783,6 @@ func (c *Cluster) observe(kind EventKind, n *memberlist.Node) {
 		c.log.Info("member down", "member", n.Name, "addr", m.Addr, "last_seen_ago", downAfter.Round(time.Millisecond), "leaving", ev.Member.Meta.Leaving)
 	case Update:
 		c.log.Debug("member update", "member", n.Name, "role", meta.Role, "status", meta.Status, "epoch", meta.Epoch, "healthy", meta.Healthy, "sees", meta.Sees)
-	}
-	if kind != Update {
-		c.updateGauges()
 	}
 	if seesChanged {
 		c.kickPush()
@@ -831,6 +833,12 @@ func (c *Cluster) aliveMembers() int {
 
 func (c *Cluster) updateGauges() {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.updateGaugesLocked()
+}
+
+// updateGaugesLocked sets the members gauges. Called with c.mu held.
+func (c *Cluster) updateGaugesLocked() {
 	alive, down := 1, 0
 	for _, m := range c.members {
 		if m.Alive {
@@ -839,7 +847,6 @@ func (c *Cluster) updateGauges() {
 			down++
 		}
 	}
-	c.mu.Unlock()
 	c.met.members.WithLabelValues("alive").Set(float64(alive))
 	c.met.members.WithLabelValues("down").Set(float64(down))
 }

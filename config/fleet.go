@@ -60,7 +60,7 @@ type FleetPairList struct {
 }
 
 // ApplyDefaults fills the fleet keys left at zero. Parse does not call it
-// yet (see fleet/README.md): the aggregator calls it on the section it is
+// yet (see resilience/fleet/README.md): the aggregator calls it on the section it is
 // given, so that a zero means the default there.
 func (f *Fleet) ApplyDefaults() {
 	if f == nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/resman-pbx/resman/cc"
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/edge"
-	"github.com/resman-pbx/resman/fleet"
+	"github.com/resman-pbx/resman/resilience/fleet"
 	"github.com/resman-pbx/resman/resilience/web"
 )
 

@@ -21,9 +21,9 @@ import (
 // The alert rules, their unit tests and the dashboard, shipped for
 // Prometheus and Grafana.
 const (
-	rulesFile     = "../deploy/prometheus/resman-fleet.rules.yml"
-	rulesTestFile = "../deploy/prometheus/resman-fleet.rules_test.yml"
-	dashboardFile = "../deploy/prometheus/resman-fleet.dashboard.json"
+	rulesFile     = "../../deploy/prometheus/resman-fleet.rules.yml"
+	rulesTestFile = "../../deploy/prometheus/resman-fleet.rules_test.yml"
+	dashboardFile = "../../deploy/prometheus/resman-fleet.dashboard.json"
 )
 
 var metricRef = regexp.MustCompile(`\bresman_[a-z0-9_]+`)
@@ -212,7 +212,7 @@ func TestPromtool(t *testing.T) {
 		{"test", "rules", "resman-fleet.rules_test.yml"},
 	} {
 		cmd := exec.Command(bin, args...)
-		cmd.Dir = "../deploy/prometheus"
+		cmd.Dir = "../../deploy/prometheus"
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)

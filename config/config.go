@@ -213,7 +213,51 @@ type Failover struct {
 	// Witness is the gossip host:port of the optional third member that
 	// breaks ties. No default.
 	Witness string `mapstructure:"witness"`
+	// Confirm is the second path a gossip loss is confirmed on before a
+	// takeover (auto mode).
+	Confirm Confirm `mapstructure:"confirm"`
+	// Calls, when set, counts the calls in progress on this node's PBX
+	// while it is Active (auto mode). When a partition heals with both
+	// nodes Active and exactly one has calls, that one keeps the Active
+	// role whatever the epochs.
+	Calls *CallsCount `mapstructure:"calls"`
 }
+
+// CallsCount is a command that prints the number of calls in progress,
+// like Asterisk's `core show calls` ("3 active calls"): the number before
+// "active call" when the output says it, else its first number.
+type CallsCount struct {
+	Exec []string `mapstructure:"exec"`
+	// Interval between two counts; also bounds one run. Default: 2s.
+	Interval time.Duration `mapstructure:"interval"`
+}
+
+// Confirm is the second path between the two nodes (package
+// resilience/echo): a small UDP echo, signed with the gossip key, that a
+// node probes the peer on all the time. A peer lost over gossip counts as
+// lost only when this path says so too: its host refuses (resman is not
+// running there) or it has not answered for Window.
+type Confirm struct {
+	// Enabled: default true. Off, a gossip loss alone makes a takeover,
+	// as keepalived's missed adverts do.
+	Enabled *bool `mapstructure:"enabled"`
+	// Listen is the UDP host:port this node answers on. Default: the
+	// host:port of api.listen (the same number, over UDP).
+	Listen string `mapstructure:"listen"`
+	// Peer is the peer's UDP host:port. Default: the host:port of
+	// peer.api. Set it to another network's address to make the path
+	// independent of the gossip network too.
+	Peer string `mapstructure:"peer"`
+	// Every is the time between two probes. Default: 20ms.
+	Every time.Duration `mapstructure:"every"`
+	// Window is how long the peer's last answer counts: the peer is
+	// confirmed lost after Window without an answer. At least 3 × Every.
+	// Default: 300ms.
+	Window time.Duration `mapstructure:"window"`
+}
+
+// On reports whether the second path runs (it does by default).
+func (c Confirm) On() bool { return c.Enabled == nil || *c.Enabled }
 
 // Service is one local service, started in order and stopped in reverse.
 // Exactly one of Start/Stop (commands), Unit (a systemd unit) or Run (a

@@ -633,7 +633,8 @@ edge:
 		Peer: &Peer{Name: "xivo-standby", API: "http://127.0.0.2:9440", CheckInterval: 2 * time.Second, Timeout: 2 * time.Second},
 		Gossip: Gossip{Bind: "0.0.0.0:7946", ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond,
 			SuspicionMult: 2, RejoinInterval: time.Second},
-		Failover: Failover{Failback: FailbackAuto, FailbackHold: 30 * time.Second, BootGrace: 30 * time.Second, LostAfter: 100 * time.Millisecond},
+		Failover: Failover{Failback: FailbackAuto, FailbackHold: 30 * time.Second, BootGrace: 30 * time.Second, LostAfter: 100 * time.Millisecond,
+			Confirm: Confirm{Listen: "127.0.0.1:9440", Peer: "127.0.0.2:9440", Every: 20 * time.Millisecond, Window: 300 * time.Millisecond}},
 		Services: []Service{
 			{Name: "a", Unit: "a", Timeout: 30 * time.Second,
 				Check: &Check{TCP: "127.0.0.1:1", Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 2}},

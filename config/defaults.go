@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -62,6 +64,15 @@ func (c *Config) applyDefaults(given func(string) bool) {
 	def(given, "failover.failback_hold", &f.FailbackHold, 30*time.Second)
 	def(given, "failover.boot_grace", &f.BootGrace, 30*time.Second)
 	def(given, "failover.lost_after", &f.LostAfter, 100*time.Millisecond)
+	if f.Calls != nil {
+		def(given, "failover.calls.interval", &f.Calls.Interval, 2*time.Second)
+	}
+	def(given, "failover.confirm.every", &f.Confirm.Every, 20*time.Millisecond)
+	def(given, "failover.confirm.window", &f.Confirm.Window, 300*time.Millisecond)
+	def(given, "failover.confirm.listen", &f.Confirm.Listen, c.API.Listen)
+	if c.Peer != nil {
+		def(given, "failover.confirm.peer", &f.Confirm.Peer, urlHostPort(c.Peer.API))
+	}
 
 	serviceDefaults(given, "services", c.Services)
 	for i := range c.Replication {
@@ -135,4 +146,21 @@ func serviceDefaults(given func(string) bool, list string, ss []Service) {
 			def(given, key+".check.fall", &ch.Fall, 2)
 		}
 	}
+}
+
+// urlHostPort is the host:port of a base URL, with the scheme's port when
+// it names none ("" when it cannot be read: validation says why).
+func urlHostPort(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if u.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }

@@ -177,6 +177,8 @@ func (d *deployment) pair() {
 	d.same("failover.boot_grace", why, func(c *Config) string { return dur(c.Failover.BootGrace) })
 	d.same("failover.lost_after", why, func(c *Config) string { return dur(c.Failover.LostAfter) })
 	d.same("failover.witness", why, func(c *Config) string { return c.Failover.Witness })
+	d.same("failover.confirm.enabled", why, func(c *Config) string { return fmt.Sprint(c.Failover.Confirm.On()) })
+	d.same("failover.confirm.window", why, func(c *Config) string { return dur(c.Failover.Confirm.Window) })
 	d.replication()
 	d.xds()
 
@@ -191,6 +193,10 @@ func (d *deployment) pair() {
 		}
 		if ac.Node.Mode == ModeAuto && !reaches(ac.Peer.Gossip, bc.Gossip.Bind) {
 			d.err(a, "peer.gossip", "%q does not reach %s: gossip.bind %q", ac.Peer.Gossip, b.Name, bc.Gossip.Bind)
+		}
+		if ac.Node.Mode == ModeAuto && ac.Failover.Confirm.On() && !reaches(ac.Failover.Confirm.Peer, bc.Failover.Confirm.Listen) {
+			d.err(a, "failover.confirm.peer", "%q does not reach %s: failover.confirm.listen %q (the second path: a takeover would wait for it in vain)",
+				ac.Failover.Confirm.Peer, b.Name, bc.Failover.Confirm.Listen)
 		}
 	}
 }

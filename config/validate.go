@@ -272,6 +272,37 @@ func (v *checker) failover() {
 	if f.Witness != "" && sameHostPort(f.Witness, v.c.Gossip.Bind) {
 		v.add("failover.witness", "is this node's own gossip.bind (%q): name the witness's gossip.bind, a third host", v.c.Gossip.Bind)
 	}
+	v.confirm(f.Confirm)
+	if c := f.Calls; c != nil {
+		if len(c.Exec) == 0 || c.Exec[0] == "" {
+			v.add("failover.calls.exec", "required: a command that prints the calls in progress, like [asterisk, -rx, \"core show calls\"]")
+		}
+		v.positive("failover.calls.interval", c.Interval)
+	}
+}
+
+// confirm checks the second path's keys (failover.confirm).
+func (v *checker) confirm(c Confirm) {
+	if !c.On() {
+		return
+	}
+	v.positive("failover.confirm.every", c.Every)
+	v.positive("failover.confirm.window", c.Window)
+	if c.Every > 0 && c.Window > 0 && c.Window < 3*c.Every {
+		v.add("failover.confirm.window", "must be at least 3 × failover.confirm.every (%s), so that one lost packet does not confirm a loss; got %s", 3*c.Every, c.Window)
+	}
+	if c.Window > 10*time.Second {
+		v.add("failover.confirm.window", "must be at most 10s: a takeover waits up to this long for a dead host; got %s", c.Window)
+	}
+	if c.Every > 0 && c.Every < 5*time.Millisecond {
+		v.add("failover.confirm.every", "must be at least 5ms; got %s", c.Every)
+	}
+	if c.Listen != v.c.API.Listen { // else api.listen's own check says it
+		v.hostPort("failover.confirm.listen", c.Listen, false, "10.0.0.1:9440")
+	}
+	if v.c.Node != nil && v.role() != RoleWitness {
+		v.hostPort("failover.confirm.peer", c.Peer, true, "10.0.0.2:9440")
+	}
 }
 
 // sameHostPort reports whether a and b are the same host:port: the same

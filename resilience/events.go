@@ -49,6 +49,14 @@ type Health struct{ Unhealthy []string }
 // Tick is one unit of time passing. The runtime decides its length.
 type Tick struct{}
 
+// Calls reports the calls in progress on this node's PBX (auto mode, with
+// failover.calls configured). Known is false when they cannot be counted
+// (no command, or it failed): the rules then ignore calls.
+type Calls struct {
+	N     int
+	Known bool
+}
+
 // WitnessSeen is a new view of the witness (auto mode with a witness).
 type WitnessSeen struct{ Witness WitnessView }
 
@@ -109,6 +117,7 @@ func (ServicesStopped) isEvent()   {}
 func (PeerSeen) isEvent()          {}
 func (Health) isEvent()            {}
 func (Tick) isEvent()              {}
+func (Calls) isEvent()             {}
 func (WitnessSeen) isEvent()       {}
 func (Reconfigure) isEvent()       {}
 func (AdminFailover) isEvent()     {}
@@ -192,6 +201,11 @@ func FormatEvent(ev Event) string {
 		return fmt.Sprintf("health unhealthy=%s", strings.Join(e.Unhealthy, ","))
 	case Tick:
 		return "tick"
+	case Calls:
+		if !e.Known {
+			return "calls unknown"
+		}
+		return fmt.Sprintf("calls %d", e.N)
 	case WitnessSeen:
 		return fmt.Sprintf("witness alive=%t sees-peer=%t", e.Witness.Alive, e.Witness.SeesPeer)
 	case AdminFailover:

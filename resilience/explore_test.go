@@ -3,6 +3,7 @@ package resilience
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -82,6 +83,13 @@ func TestExplorePair(t *testing.T) {
 				return nil
 			}},
 		{name: "manual", cfg: pairConfig{Mode: ModeManual}, setup: up, ops: everything, depth: 7, faults: 2, admins: 2},
+		// Partitions and crashes while calls come and go on either side:
+		// the calls rule of a healed split brain never leaves two Active
+		// nodes that see each other, and the pair settles with one.
+		{name: "calls", cfg: auto, setup: append(slices.Clone(up), "calls main some", "calls standby none"),
+			ops: opsOf("cut", "heal", "deliver main", "deliver standby", "tick main", "tick standby", "done main ok", "done standby ok",
+				"crash main", "boot main", "calls main some", "calls main none", "calls standby some", "calls standby none"),
+			depth: 14, faults: 3},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -23,6 +23,9 @@ type Machine struct {
 	peerEpoch uint64
 	unhealthy []string
 	witness   WitnessView
+	// calls in progress on this node's PBX, when callsKnown.
+	calls      int
+	callsKnown bool
 
 	// Auto mode: how long (in ticks) each condition has held.
 	peerLostFor     int // the peer unreachable
@@ -122,6 +125,9 @@ func (m *Machine) inBootGrace() bool {
 
 // blocksTakeover: this node does not go Active by itself at all.
 func (m *Machine) blocksTakeover() bool { return m.adminHold || m.holdTicks > 0 }
+
+// Calls is the count of calls in progress on this node, when known.
+func (m *Machine) Calls() (int, bool) { return m.calls, m.callsKnown }
 
 // FailoverTicks is what remains of a manual HA failover (0: none).
 func (m *Machine) FailoverTicks() int { return m.failoverTicks }
@@ -237,6 +243,9 @@ func (m *Machine) step(ev Event) ([]Action, error) {
 		return append(m.persistAgain(), m.stepAuto()...), nil
 	case Health:
 		m.unhealthy = slices.Clone(e.Unhealthy)
+		return m.stepAuto(), nil
+	case Calls:
+		m.calls, m.callsKnown = max(e.N, 0), e.Known
 		return m.stepAuto(), nil
 	case WitnessSeen:
 		m.witness = e.Witness
@@ -632,6 +641,9 @@ func (m *Machine) autoInactive() []Action {
 			return nil
 		}
 		cause = fmt.Sprintf("%s lost for %s", m.peerLabel(), m.span(m.peerLostFor))
+		if p.Why != "" {
+			cause += " (" + p.Why + ")"
+		}
 		if !m.peerSeenSinceBoot && m.cfg.BootGraceTicks > 0 {
 			cause += fmt.Sprintf(", not seen since this node started (boot grace of %s over)", m.span(m.cfg.BootGraceTicks))
 		}
@@ -669,7 +681,11 @@ func (m *Machine) autoActive() []Action {
 	switch {
 	case p.claimsActive() && !p.Unreadable && m.outranked():
 		cause = fmt.Sprintf("split brain: %s is %s with epoch %d, ours is %d", m.peerLabel(), p.Status, p.Epoch, m.epoch)
-		if p.Epoch == m.epoch {
+		switch _, byCalls := m.callsDecide(); {
+		case byCalls:
+			cause = fmt.Sprintf("split brain: %s is active with %d calls in progress, this node with none: the side with the calls keeps the Active role (epochs %d and %d)",
+				m.peerLabel(), p.Calls, p.Epoch, m.epoch)
+		case p.Epoch == m.epoch:
 			cause += "; equal epochs: the Main keeps the Active role"
 		}
 	case len(m.unhealthy) > 0 && m.unhealthyFor >= lost && p.settledInactive() && !p.Holding && !p.Unhealthy:
@@ -687,14 +703,31 @@ func (m *Machine) autoActive() []Action {
 	return m.becomeDeactivating(Self, "step down", "", cause)
 }
 
-// outranked: the peer's claim to be Active beats this node's (higher epoch;
-// equal epochs: the Main wins).
+// outranked: the peer's claim to be Active beats this node's. Calls come
+// first: when both count their calls and exactly one side has any, that
+// side keeps the Active role, whatever the epochs (a healed partition
+// must not drop the calls of the side that served them). Otherwise the
+// higher epoch wins; at equal epochs, the Main.
 func (m *Machine) outranked() bool {
 	p := m.peer
 	if !p.claimsActive() {
 		return false
 	}
+	if keep, ok := m.callsDecide(); ok {
+		return !keep
+	}
 	return p.Epoch > m.epoch || (p.Epoch == m.epoch && m.cfg.Role != RoleMain)
+}
+
+// callsDecide says whether this node keeps the Active role against an
+// Active peer on calls alone (ok false: calls do not decide). Both nodes
+// judge the same two counts, so they agree on the one that keeps it.
+func (m *Machine) callsDecide() (keep, ok bool) {
+	p := m.peer
+	if m.status != Active || p.Status != Active || !p.Reachable || p.Unreadable {
+		return false, false
+	}
+	return callsDecide(m.calls, m.callsKnown, p.Calls, p.CallsKnown)
 }
 
 func (m *Machine) becomeActivating(who, action, reason, cause string, epoch uint64) []Action {

@@ -55,6 +55,7 @@ const (
 	opHeal
 	opAdmin
 	opSw
+	opCalls
 )
 
 // pairOp is one operation on the pair. Node is the index of the node it
@@ -66,13 +67,14 @@ type pairOp struct {
 }
 
 var opVerbs = map[opKind]string{opBoot: "boot", opCrash: "crash", opDeliver: "deliver", opTick: "tick",
-	opDone: "done", opDisk: "disk", opHealth: "health", opCut: "cut", opHeal: "heal", opAdmin: "admin", opSw: "sw"}
+	opDone: "done", opDisk: "disk", opHealth: "health", opCut: "cut", opHeal: "heal", opAdmin: "admin", opSw: "sw", opCalls: "calls"}
 
 // opArgs lists the arguments each kind takes (nil: none).
 var opArgs = map[opKind][]string{
 	opDone:   {"ok", "fail"},
 	opDisk:   {"full", "ok"},
 	opHealth: {"sick", "well"},
+	opCalls:  {"some", "none"},
 	opAdmin:  {"start", "start force", "stop", "failover", "failover-stop", "switchover"},
 }
 
@@ -228,8 +230,9 @@ func (w *pairWorld) view(i int) PeerView {
 	if !o.alive || w.cut {
 		return PeerView{Name: o.m.cfg.Name}
 	}
+	calls, known := o.m.Calls()
 	return PeerView{Name: o.m.cfg.Name, Reachable: true, Status: o.m.Status(), Epoch: o.m.Epoch(),
-		Holding: o.m.Holding(), Unhealthy: len(o.m.Unhealthy()) > 0}
+		Holding: o.m.Holding(), Unhealthy: len(o.m.Unhealthy()) > 0, Calls: calls, CallsKnown: known}
 }
 
 // lags reports whether node i's view of its live, reachable peer is not
@@ -321,6 +324,16 @@ func (w *pairWorld) apply(op pairOp) []string {
 				u = []string{"asterisk"}
 			}
 			step(i, Health{Unhealthy: u})
+		}
+	case opCalls:
+		// What the node's calls command counts now (the runtime steps it
+		// every failover.calls.interval).
+		if nd.alive {
+			n := 0
+			if op.Arg == "some" {
+				n = 3
+			}
+			step(i, Calls{N: n, Known: true})
 		}
 	case opCut:
 		w.cut, w.faulted = true, true

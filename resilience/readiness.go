@@ -21,6 +21,9 @@ type NodeFacts struct {
 	FailoverUntil string
 	// HeldByAdmin: an admin's Stop holds the node Inactive (auto mode).
 	HeldByAdmin bool
+	// Calls in progress on its PBX, when CallsKnown.
+	Calls      int
+	CallsKnown bool
 }
 
 // ReadinessInput is what HA readiness is judged on: the facts of both
@@ -110,8 +113,15 @@ func pairReasons(self, peer NodeFacts) []string {
 		if a.Epoch > b.Epoch || (a.Epoch == b.Epoch && a.Role == RoleMain) {
 			stale = b
 		}
-		reasons = append(reasons, fmt.Sprintf("split brain: %s (epoch %d) and %s (epoch %d) both claim Active; %s has the older claim: stop services there",
-			a.Name, a.Epoch, b.Name, b.Epoch, stale.Name))
+		why := "has the older claim"
+		if aKeeps, ok := callsDecide(a.Calls, a.CallsKnown, b.Calls, b.CallsKnown); ok && a.Status == Active && b.Status == Active {
+			stale, why = a, "has no calls in progress, the other has"
+			if aKeeps {
+				stale = b
+			}
+		}
+		reasons = append(reasons, fmt.Sprintf("split brain: %s (epoch %d) and %s (epoch %d) both claim Active; %s %s: stop services there",
+			a.Name, a.Epoch, b.Name, b.Epoch, stale.Name, why))
 	case a.Status == Inactive && b.Status == Inactive:
 		reasons = append(reasons, fmt.Sprintf("no node is Active: the telephony runs on neither %s nor %s", a.Name, b.Name))
 	}
@@ -147,4 +157,15 @@ func WitnessReadiness(seen map[string]Role) (ready bool, reasons []string) {
 		}
 	}
 	return len(reasons) == 0, reasons
+}
+
+// callsDecide is the calls rule of two Active nodes a and b: when both
+// count their calls and exactly one has any, that one keeps the Active
+// role (aKeeps says whether it is a). ok is false when calls do not
+// decide: the epochs do.
+func callsDecide(aCalls int, aKnown bool, bCalls int, bKnown bool) (aKeeps, ok bool) {
+	if !aKnown || !bKnown || (aCalls > 0) == (bCalls > 0) {
+		return false, false
+	}
+	return aCalls > 0, true
 }

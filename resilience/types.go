@@ -121,6 +121,13 @@ type PeerView struct {
 	// Holding: the peer will not go Active by itself (an admin stopped it
 	// in auto mode, or it stepped down and waits out its hold).
 	Holding bool
+	// Calls in progress on the peer's PBX, when CallsKnown (it counts
+	// them, and said so in its last view).
+	Calls      int
+	CallsKnown bool
+	// Why, for an unreachable peer, is how the runtime knows (e.g. what
+	// the second path said): it goes into the cause of a takeover.
+	Why string
 }
 
 func (p PeerView) String() string {

@@ -153,6 +153,8 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 	}
 	if p := st.Peer; p != nil {
 		switch {
+		case p.Reachable && p.Error == "" && p.Via == api.ViaSecondPath:
+			fmt.Fprintf(w, "peer %s: %s, epoch %d (gossip lost it; it answers over the second path, so it is not taken as lost)\n", p.Name, p.Status, p.Epoch)
 		case p.Reachable && p.Error == "":
 			fmt.Fprintf(w, "peer %s: %s, epoch %d, version %s\n", p.Name, p.Status, p.Epoch, p.Version)
 		case p.Reachable:

@@ -14,7 +14,7 @@ var errPortsBusy = errors.New("demo ports in use")
 // protocols, in the order of the banner.
 func (p demoPorts) list() []demoPort {
 	return []demoPort{
-		{p.MainAPI, "the Main's API and page", "tcp"}, {p.StandbyAPI, "the Standby's API and page", "tcp"},
+		{p.MainAPI, "the Main's API and page", "tcp+udp"}, {p.StandbyAPI, "the Standby's API and page", "tcp+udp"}, // udp: the second path
 		{p.EdgeProxy, "the Edge", "tcp"}, {p.EdgeAPI, "the Edge's status API", "tcp"},
 		{p.CCMainAPI, "cc-main's API", "tcp"}, {p.CCStandbyAPI, "cc-standby's API", "tcp"},
 		{p.MainSIP, "the Main's stand-in Asterisk", "udp"}, {p.StandbySIP, "the Standby's stand-in Asterisk", "udp"},

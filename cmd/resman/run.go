@@ -13,7 +13,9 @@ import (
 	osuser "os/user"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +31,7 @@ import (
 	"github.com/resman-pbx/resman/resilience/audit"
 	"github.com/resman-pbx/resman/resilience/client"
 	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/echo"
 	"github.com/resman-pbx/resman/resilience/hooks"
 	"github.com/resman-pbx/resman/resilience/node"
 	"github.com/resman-pbx/resman/resilience/replication"
@@ -232,10 +235,13 @@ type nodeParts struct {
 type gossipSwitch struct {
 	logger *slog.Logger
 	reg    prometheus.Registerer
-	mu     sync.Mutex
-	cl     *cluster.Cluster
-	stop   context.CancelFunc
-	done   chan struct{}
+	// self is what the second path answers with: this node's status.
+	self func() echo.Meta
+	mu   sync.Mutex
+	cl   *cluster.Cluster
+	echo *echo.Echo // nil with failover.confirm off
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // start creates the cluster from cfg and runs it until stop or ctx ends.
@@ -253,18 +259,56 @@ func (g *gossipSwitch) start(ctx context.Context, cfg *config.Config) (*cluster.
 	if err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
+	var ec *echo.Echo
+	if fc := cfg.Failover.Confirm; fc.On() && cfg.Peer != nil {
+		ec, err = echo.New(echo.Options{
+			Name: nc.Name, PeerName: cfg.Peer.Name, Listen: fc.Listen, Peer: fc.Peer,
+			Every: fc.Every, Window: fc.Window, Keys: echo.NewKeys(key, extra),
+			Self: g.self, Logger: g.logger, Registerer: g.reg,
+		})
+		if err != nil {
+			cl.Shutdown()
+			return nil, fmt.Errorf("failover.confirm: %w", err)
+		}
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		var wg sync.WaitGroup
+		if ec != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); ec.Run(cctx) }()
+		}
 		if err := cl.Run(cctx); err != nil {
 			g.logger.Error("gossip stopped", "component", "cluster", "err", err)
 		}
+		wg.Wait()
 	}()
 	g.mu.Lock()
-	g.cl, g.stop, g.done = cl, cancel, done
+	g.cl, g.echo, g.stop, g.done = cl, ec, cancel, done
 	g.mu.Unlock()
 	return cl, nil
+}
+
+// secondPath is the second path running now, or nil.
+func (g *gossipSwitch) secondPath() node.SecondPath {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.echo == nil {
+		return nil
+	}
+	return g.echo
+}
+
+// setEchoKeys gives the second path the gossip keys in force.
+func (g *gossipSwitch) setEchoKeys(primary []byte, extra [][]byte) {
+	g.mu.Lock()
+	ec := g.echo
+	g.mu.Unlock()
+	if ec != nil {
+		ec.SetKeys(echo.NewKeys(primary, extra))
+	}
 }
 
 // running is the cluster, or nil in manual mode.
@@ -278,7 +322,7 @@ func (g *gossipSwitch) running() *cluster.Cluster {
 func (g *gossipSwitch) shutdown() {
 	g.mu.Lock()
 	stop, done := g.stop, g.done
-	g.cl, g.stop, g.done = nil, nil, nil
+	g.cl, g.echo, g.stop, g.done = nil, nil, nil, nil
 	g.mu.Unlock()
 	if stop != nil {
 		stop()
@@ -299,11 +343,19 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 	}
 	p := &nodeParts{close: func() { al.Close() }}
 	p.gossip = gossipSwitch{logger: logger, reg: reg}
-	fail := func(err error) (*nodeParts, error) { al.Close(); return nil, err }
-
 	// The parts' change callbacks need the node, which needs the parts:
 	// the pointer is filled once all exist.
 	var nodeRef atomic.Pointer[node.Node]
+	p.gossip.self = func() echo.Meta {
+		n := nodeRef.Load()
+		if n == nil {
+			return echo.Meta{Status: string(resilience.Inactive)}
+		}
+		st := n.Status()
+		return echo.Meta{Status: st.Status, Epoch: st.Epoch, Healthy: st.Healthy, Holding: st.Failover.Holding}
+	}
+	fail := func(err error) (*nodeParts, error) { al.Close(); return nil, err }
+
 	sup, err := services.New(cfg.Services, services.Options{
 		Logger:     logger,
 		Registerer: reg,
@@ -378,12 +430,16 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 			return fail(err)
 		}
 		d.Membership = cl
+		d.SecondPath = p.gossip.secondPath
 		closeAudit := p.close
 		p.close = func() { p.gossip.shutdown(); closeAudit() }
 	}
 
 	if dc := cfg.Switchover.Drain; dc != nil {
 		d.Drain = drainCheck(*dc)
+	}
+	if cc := cfg.Failover.Calls; cc != nil {
+		d.CountCalls, d.CallsEvery = callsCounter(cc.Exec), cc.Interval
 	}
 
 	if len(cfg.Replication) > 0 && cfg.Peer != nil {
@@ -444,6 +500,40 @@ func drainCheck(dc config.Drain) func(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// callsCounter runs argv and reads the calls in progress from its output
+// (see parseCalls).
+func callsCounter(argv []string) func(ctx context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) {
+		out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
+		if err != nil {
+			return 0, fmt.Errorf("failover.calls.exec: %w", err)
+		}
+		return parseCalls(string(out))
+	}
+}
+
+var (
+	activeCallsRE = regexp.MustCompile(`(\d+)\s+active\s+calls?\b`)
+	firstNumberRE = regexp.MustCompile(`\d+`)
+)
+
+// parseCalls reads a count of calls: the number before "active call(s)"
+// (Asterisk's `core show calls`), else the first number of out.
+func parseCalls(out string) (int, error) {
+	m := activeCallsRE.FindStringSubmatch(out)
+	if m == nil {
+		m = firstNumberRE.FindStringSubmatch(out)
+	}
+	if m == nil {
+		return 0, fmt.Errorf("failover.calls.exec printed no number: %q", strings.TrimSpace(out))
+	}
+	n, err := strconv.Atoi(m[len(m)-1])
+	if err != nil || n > 1_000_000 {
+		return 0, fmt.Errorf("failover.calls.exec printed %q: not a count of calls", m[len(m)-1])
+	}
+	return n, nil
 }
 
 // wireReplication builds both sides of replication: the jobs run from
@@ -608,6 +698,8 @@ func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodePar
 		}
 		if !applyGossipKeys(p.node, cl, next) {
 			keysInForce = cur.Gossip
+		} else if primary, extra, err := next.GossipKeys(); err == nil {
+			p.gossip.setEchoKeys(primary, extra)
 		}
 	}
 	if !reflect.DeepEqual(cur.Hooks, next.Hooks) {
@@ -621,6 +713,7 @@ func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodePar
 	nodeCopy := *cur.Node
 	nodeCopy.Mode = next.Node.Mode
 	applied.Node, applied.Failover, applied.Hooks = &nodeCopy, next.Failover, next.Hooks
+	applied.Failover.Confirm = cur.Failover.Confirm // restart-only: the second path keeps its sockets
 	applied.Gossip.Key, applied.Gossip.ExtraKeys = keysInForce.Key, keysInForce.ExtraKeys
 	logger.Info("config reloaded", "component", "node", "mode", next.Node.Mode)
 	return &applied
@@ -699,6 +792,9 @@ func restartOnlyChanges(a, b *config.Config) []string {
 	x.Gossip.Key, y.Gossip.Key = "", ""
 	x.Gossip.ExtraKeys, y.Gossip.ExtraKeys = nil, nil
 	var out []string
+	if !reflect.DeepEqual(a.Failover.Confirm, b.Failover.Confirm) {
+		out = append(out, "failover.confirm")
+	}
 	xv, yv := reflect.ValueOf(x), reflect.ValueOf(y)
 	for i := range xv.NumField() {
 		if !reflect.DeepEqual(xv.Field(i).Interface(), yv.Field(i).Interface()) {

@@ -36,3 +36,24 @@ gossip: {key: "ixRkyckRn2MAzPkiERpX1Q=="}
 		}
 	}
 }
+
+func TestParseCalls(t *testing.T) {
+	for _, c := range []struct {
+		out  string
+		want int
+		err  bool
+	}{
+		{"12 active channels\n5 active calls\n1234 calls processed\n", 5, false},
+		{"1 active call\n", 1, false},
+		{"0 active calls\n", 0, false},
+		{"7\n", 7, false},
+		{"calls: 3 (peak 9)\n", 3, false},
+		{"no asterisk here\n", 0, true},
+		{"99999999999999999999 active calls", 0, true},
+	} {
+		got, err := parseCalls(c.out)
+		if (err != nil) != c.err || got != c.want {
+			t.Errorf("parseCalls(%q) = %d, %v; want %d, error %t", c.out, got, err, c.want, c.err)
+		}
+	}
+}

@@ -15,14 +15,17 @@ const (
 
 // Status is the answer of GET /api/v1/status.
 type Status struct {
-	Node        string         `json:"node"`
-	Role        string         `json:"role"`
-	Mode        string         `json:"mode"`
-	Status      string         `json:"status"`
-	Epoch       uint64         `json:"epoch"`
-	Since       time.Time      `json:"since"`
-	Version     string         `json:"version"`
-	Healthy     bool           `json:"healthy"`
+	Node    string    `json:"node"`
+	Role    string    `json:"role"`
+	Mode    string    `json:"mode"`
+	Status  string    `json:"status"`
+	Epoch   uint64    `json:"epoch"`
+	Since   time.Time `json:"since"`
+	Version string    `json:"version"`
+	Healthy bool      `json:"healthy"`
+	// Calls in progress on this node's PBX (auto mode with
+	// failover.calls); absent when not counted.
+	Calls       *int           `json:"calls,omitempty"`
 	HA          HA             `json:"ha"`
 	Peer        *Peer          `json:"peer,omitempty"`
 	Services    []Service      `json:"services"`
@@ -67,7 +70,20 @@ type Peer struct {
 	// admin's Stop holds it (auto mode).
 	Holding     bool `json:"holding,omitempty"`
 	HeldByAdmin bool `json:"held_by_admin,omitempty"`
+	// Via is ViaSecondPath while gossip has lost the peer but it answers
+	// over the second path (failover.confirm); empty otherwise.
+	Via string `json:"via,omitempty"`
+	// Calls in progress on the peer's PBX, as it announces them (auto
+	// mode with failover.calls); absent when not counted.
+	Calls *int `json:"calls,omitempty"`
+	// LostWhy, for a lost peer, is what confirmed the loss (the second
+	// path's verdict), for the cause of a takeover. Not in the API: Error
+	// says it.
+	LostWhy string `json:"-"`
 }
+
+// ViaSecondPath: the peer's view comes from the second path.
+const ViaSecondPath = "second path"
 
 // Service is one supervised local service.
 type Service struct {

@@ -59,6 +59,10 @@ type Meta struct {
 	// FailoverUntil: a manual HA failover holds the member Inactive until
 	// then (Unix seconds; 0: none), so its peer's readiness says so too.
 	FailoverUntil int64
+	// Calls in progress on the member's PBX, when CallsKnown (it counts
+	// them: failover.calls).
+	Calls      int
+	CallsKnown bool
 }
 
 // SeesMember reports whether name is in m.Sees.
@@ -72,7 +76,7 @@ func (m Meta) Equal(o Meta) bool {
 	return m.Name == o.Name && m.Role == o.Role && m.Status == o.Status &&
 		m.Version == o.Version && m.Epoch == o.Epoch && m.Healthy == o.Healthy &&
 		m.Leaving == o.Leaving && m.Holding == o.Holding && m.HeldByAdmin == o.HeldByAdmin && slices.Equal(m.Sees, o.Sees) &&
-		m.FailoverUntil == o.FailoverUntil
+		m.FailoverUntil == o.FailoverUntil && m.Calls == o.Calls && m.CallsKnown == o.CallsKnown
 }
 
 // Clone returns a copy of m that shares no memory with it.
@@ -85,6 +89,7 @@ func (m Meta) Clone() Meta {
 //
 //	version(1) role status version(len-prefixed) epoch(uvarint) flags(1)
 //	count(uvarint) sees...(len-prefixed) failover-until(uvarint)
+//	calls+1(uvarint; 0: not counted)
 //
 // It fails when the result is longer than MaxMetaSize.
 func (m Meta) MarshalBinary() ([]byte, error) {
@@ -119,7 +124,12 @@ func (m Meta) appendTo(b []byte) []byte {
 	for _, s := range m.Sees {
 		b = appendString(b, s)
 	}
-	return binary.AppendUvarint(b, uint64(max(m.FailoverUntil, 0)))
+	b = binary.AppendUvarint(b, uint64(max(m.FailoverUntil, 0)))
+	var calls uint64
+	if m.CallsKnown {
+		calls = uint64(max(m.Calls, 0)) + 1
+	}
+	return binary.AppendUvarint(b, calls)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -155,6 +165,11 @@ func (m *Meta) UnmarshalBinary(b []byte) error {
 	}
 	if d.err == nil && len(d.b) > 0 { // absent from an older member's meta
 		out.FailoverUntil = int64(min(d.uvarint(), 1<<62))
+	}
+	if d.err == nil && len(d.b) > 0 { // absent from an older member's meta
+		if c := min(d.uvarint(), 1<<31); c > 0 {
+			out.Calls, out.CallsKnown = int(c-1), true
+		}
 	}
 	if d.err != nil {
 		return d.err

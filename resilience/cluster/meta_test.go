@@ -73,17 +73,28 @@ func TestMetaTooLong(t *testing.T) {
 
 func TestMetaDecodeErrors(t *testing.T) {
 	good, _ := Meta{Role: "main", Sees: []string{"b"}}.MarshalBinary()
-	// The last field (failover-until) is absent from an older member's
-	// meta: cut before it, the meta still decodes.
-	for i := range len(good) - 1 {
+	// The last two fields (failover-until, calls: one byte each here) are
+	// absent from an older member's meta: cut before them, the meta still
+	// decodes.
+	for i := range len(good) - 2 {
 		var m Meta
 		if err := m.UnmarshalBinary(good[:i]); !errors.Is(err, errMeta) {
 			t.Errorf("truncated at %d: err = %v", i, err)
 		}
 	}
 	var old Meta
-	if err := old.UnmarshalBinary(good[:len(good)-1]); err != nil || old.Role != "main" || old.FailoverUntil != 0 {
+	if err := old.UnmarshalBinary(good[:len(good)-2]); err != nil || old.Role != "main" || old.FailoverUntil != 0 || old.CallsKnown {
 		t.Errorf("an older meta without failover-until: %+v, %v", old, err)
+	}
+	if err := old.UnmarshalBinary(good[:len(good)-1]); err != nil || old.Role != "main" || old.CallsKnown {
+		t.Errorf("an older meta without calls: %+v, %v", old, err)
+	}
+	for _, c := range []Meta{{Role: "main", CallsKnown: true}, {Role: "main", Calls: 41, CallsKnown: true}} {
+		b, _ := c.MarshalBinary()
+		var got Meta
+		if err := got.UnmarshalBinary(b); err != nil || got.Calls != c.Calls || !got.CallsKnown {
+			t.Errorf("calls round trip of %d: %+v, %v", c.Calls, got, err)
+		}
 	}
 	withFailover, _ := Meta{Role: "main", Holding: true, FailoverUntil: 1796601600}.MarshalBinary()
 	if err := old.UnmarshalBinary(withFailover); err != nil || old.FailoverUntil != 1796601600 || !old.Holding {

@@ -16,9 +16,10 @@ import (
 func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
 	mem := ev.Member
 	if ev.Kind == cluster.Refused {
-		n.metrics.claims.WithLabelValues("member_refused").Inc()
 		n.Note("refuse gossip member", resilience.OutcomeRefused,
 			fmt.Sprintf("gossip member %s at %s holds the gossip key but is not a configured member", mem.Name, mem.Addr), ev.Reason)
+		// Counted once audited: the count tells the entry is there.
+		n.metrics.claims.WithLabelValues("member_refused").Inc()
 		return
 	}
 	alive := ev.Kind != cluster.Down
@@ -65,12 +66,28 @@ func (n *Node) onPeerGossip(ctx context.Context, mem cluster.Member, alive bool)
 			u := time.Unix(mem.Meta.FailoverUntil, 0).UTC()
 			p.FailoverUntil = &u
 		}
+		if mem.Meta.CallsKnown {
+			c := mem.Meta.Calls
+			p.Calls = &c
+		}
 	default:
 		p.Error = "lost over gossip"
 		if mem.Meta.Leaving {
 			p.Error = "left the cluster (stopped)"
 		}
 	}
+	switch {
+	case alive:
+		n.peerGossipBack(p)
+	case !mem.Meta.Leaving && n.peerGossipLost(ctx):
+		return // the second path decides (secondpath.go)
+	}
+	n.takePeerView(ctx, p)
+}
+
+// takePeerView takes a view of the peer, unless it is a claim that would
+// move this node: that waits for the peer's API (see claimState).
+func (n *Node) takePeerView(ctx context.Context, p api.Peer) {
 	if n.needsConfirmation(p) {
 		n.claim.pending = &p
 		n.confirmClaim(ctx)
@@ -187,7 +204,6 @@ func (n *Node) claimChecked(ctx context.Context, ap api.Peer) {
 		c.pending, c.confirmedStatus, c.confirmedEpoch = nil, claim.Status, claim.Epoch
 		n.takePeerGossip(ctx, *claim)
 	default:
-		n.metrics.claims.WithLabelValues("refuted").Inc()
 		c.pending = nil
 		if c.warned != claim.Epoch {
 			c.warned = claim.Epoch
@@ -196,6 +212,8 @@ func (n *Node) claimChecked(ctx context.Context, ap api.Peer) {
 					claim.Status, claim.Epoch, ap.Status, ap.Epoch),
 				"a member with the gossip key announced what the peer does not say: a forged member, or a stale one")
 		}
+		n.metrics.claims.WithLabelValues("refuted").Inc() // once audited
+
 		// The API's answer is the peer's own word: the core takes it.
 		n.setPeer(ap)
 		n.step(ctx, resilience.PeerSeen{Peer: n.peerView(ap)})

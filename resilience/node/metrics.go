@@ -17,6 +17,7 @@ type metrics struct {
 	activation  *prometheus.HistogramVec
 	failover    prometheus.Histogram
 	claims      *prometheus.CounterVec
+	gossipLoss  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,12 +46,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Auto mode: gossip the node did not take on trust, by result: member_refused (a member with the key but not configured), and a peer's claim that would make this Active node give way, confirmed, refuted or unconfirmed by the peer's API."},
 			[]string{"result"}),
 	}
+	m.gossipLoss = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "resman_peer_gossip_losses_total",
+		Help: "Auto mode: the peer lost over gossip, by what the second path said then: alive (not taken as lost: a lossy link), silent or refused (taken as lost)."},
+		[]string{"second_path"})
 	for _, r := range []string{"member_refused", "confirmed", "refuted", "unconfirmed"} {
 		m.claims.WithLabelValues(r)
 	}
+	for _, r := range []string{"alive", "silent", "refused"} {
+		m.gossipLoss.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.status, m.epoch, m.transitions, m.commands, m.peerUp, m.haReady, m.healthy,
-			m.activation, m.failover, m.claims)
+			m.activation, m.failover, m.claims, m.gossipLoss)
 	}
 	return m
 }

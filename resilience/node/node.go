@@ -107,6 +107,13 @@ type Deps struct {
 	UnregisterTimeout time.Duration
 	// Membership is the heartbeat (auto mode only; nil in manual mode).
 	Membership Membership
+	// CountCalls, when set, counts the calls in progress on this node's
+	// PBX (failover.calls), every CallsEvery in auto mode.
+	CountCalls func(ctx context.Context) (int, error)
+	CallsEvery time.Duration
+	// SecondPath returns the second path running now (auto mode with
+	// failover.confirm on), or nil: a gossip loss then counts alone.
+	SecondPath func() SecondPath
 	// TickEvery is the length of one core tick in auto mode; the core's
 	// LostTicks and FailbackHoldTicks count in it.
 	TickEvery time.Duration
@@ -161,6 +168,9 @@ type Node struct {
 	// claim: a gossip view of the peer that would move this node, waiting
 	// for the peer's API to confirm it (loop only; see gossip.go).
 	claim claimState
+	// sp: a peer lost over gossip, asked about on the second path (loop
+	// only; see secondpath.go).
+	sp secondPathState
 
 	hooks *hooks.Runner
 	// trans is what the hooks are told of the transition under way or
@@ -208,6 +218,8 @@ type snapshot struct {
 	witnessAlive bool
 	// A witness: the pair's nodes it sees over gossip, and their roles.
 	pairSeen map[string]resilience.Role
+	// calls in progress here, when counted (failover.calls).
+	calls *int
 }
 
 // outcome is how a transition ended, for a waiting admin command.
@@ -224,7 +236,7 @@ type loopState struct {
 	ticker     *time.Ticker
 	tick       <-chan time.Time
 	gossip     <-chan cluster.Event
-	pollCancel context.CancelFunc
+	pollCancel context.CancelFunc // the peer poller (manual mode) or the calls counter (auto)
 }
 
 func (ls *loopState) stop() {
@@ -246,8 +258,13 @@ func (n *Node) startMode(ctx context.Context, ls *loopState) {
 	case n.auto():
 		ls.ticker = time.NewTicker(n.d.TickEvery)
 		ls.tick, ls.gossip = ls.ticker.C, n.d.Membership.Events()
-		n.meta = cluster.Meta{}
+		n.meta, n.sp = cluster.Meta{}, secondPathState{}
 		n.announce()
+		if n.d.CountCalls != nil {
+			cctx, cancel := context.WithCancel(ctx)
+			ls.pollCancel = cancel
+			go n.countCalls(cctx)
+		}
 	case n.d.Peer != nil:
 		pctx, cancel := context.WithCancel(ctx)
 		ls.pollCancel = cancel
@@ -336,6 +353,9 @@ func New(d Deps) (*Node, error) {
 	}
 	if d.PeerEvery <= 0 {
 		d.PeerEvery = 2 * time.Second
+	}
+	if d.CallsEvery <= 0 {
+		d.CallsEvery = 2 * time.Second
 	}
 	if d.PeerTimeout <= 0 {
 		d.PeerTimeout = 2 * time.Second
@@ -435,6 +455,7 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-ls.tick:
+			n.checkSecondPath(ctx)
 			n.confirmClaim(ctx)
 			n.step(ctx, resilience.Tick{})
 		case ev, ok := <-ls.gossip:
@@ -460,6 +481,10 @@ func (n *Node) Run(ctx context.Context) error {
 				n.step(ctx, msg.ev)
 			case claimChecked:
 				n.claimChecked(ctx, msg.api)
+			case callsCounted:
+				if n.auto() {
+					n.takeCalls(ctx, msg)
+				}
 			case peerSeen:
 				if n.auto() {
 					continue // a poll started before a switch to auto mode
@@ -648,6 +673,7 @@ func (n *Node) announce() {
 		Name: n.d.Core.Name, Role: string(n.d.Core.Role), Status: string(n.m.Status()), Version: n.d.Version,
 		Epoch: n.m.Epoch(), Healthy: len(n.m.Unhealthy()) == 0, Holding: n.m.Holding(), HeldByAdmin: n.m.AdminHold(),
 	}
+	m.Calls, m.CallsKnown = n.m.Calls()
 	n.mu.RLock()
 	if u := n.snap.failoverUntil; u != nil {
 		m.FailoverUntil = u.Unix()

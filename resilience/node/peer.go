@@ -86,9 +86,14 @@ func (n *Node) peerView(p api.Peer) resilience.PeerView {
 	// steps with a view from the API, and a view without the peer's hold
 	// once made a Standby step down for failback to a Main that held.
 	readable := p.Reachable && p.Error == ""
-	return resilience.PeerView{
+	v := resilience.PeerView{
 		Name: p.Name, Reachable: p.Reachable, Unreadable: p.Reachable && p.Error != "",
 		Status: resilience.Status(p.Status), Epoch: p.Epoch,
 		Holding: readable && p.Holding, Unhealthy: readable && !p.Healthy,
+		Why: p.LostWhy,
 	}
+	if readable && p.Calls != nil {
+		v.Calls, v.CallsKnown = *p.Calls, true
+	}
+	return v
 }

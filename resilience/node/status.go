@@ -43,6 +43,10 @@ func (n *Node) Status() api.Status {
 			Version: n.d.Version, Unhealthy: len(s.unhealthy) > 0, HeldByAdmin: s.adminHold},
 		PersistError: s.persistErr,
 	}
+	if s.calls != nil && s.mode == resilience.ModeAuto {
+		c := *s.calls
+		st.Calls, in.Self.Calls, in.Self.CallsKnown = &c, c, true
+	}
 	if n.d.ReplSender != nil && n.d.ReplReceiver != nil {
 		now := time.Now()
 		st.Replication = append(n.d.ReplSender.Status(now), n.d.ReplReceiver.Status(now)...)
@@ -73,6 +77,9 @@ func (n *Node) Status() api.Status {
 			Epoch: p.Epoch, Version: p.Version, Unhealthy: p.Reachable && !s.peerHealth, HeldByAdmin: p.Reachable && p.HeldByAdmin}
 		if p.FailoverUntil != nil {
 			in.Peer.FailoverUntil = failoverTime(*p.FailoverUntil)
+		}
+		if p.Calls != nil && p.Reachable && p.Error == "" {
+			in.Peer.Calls, in.Peer.CallsKnown = *p.Calls, true
 		}
 	}
 	st.HA.Ready, st.HA.Reasons = resilience.Readiness(in)

@@ -712,9 +712,10 @@
         p.error ? el('div', { class: 'err-text small' }, p.error) : null,
         checked ? el('div', { class: 'muted small freshness' }, (mode === 'auto' ? 'no gossip; last checked ' : 'no answer; last checked ') + ago(checked)) : null);
     }
-    const from = mode === 'auto' ? 'over gossip, live' : checked ? 'last answer ' + ago(checked) : 'polled';
+    const from = p.via === 'second path' ? 'gossip lost it; answers over the second path, live' :
+      mode === 'auto' ? 'over gossip, live' : checked ? 'last answer ' + ago(checked) : 'polled';
     return el('div', {}, el('span', { class: 'pill pill-ok' }, p.name + ' reachable'),
-      ' ' + statusText(p.status) + ', epoch ' + p.epoch,
+      ' ' + statusText(p.status) + ', epoch ' + p.epoch + (p.calls != null ? ', ' + p.calls + (p.calls === 1 ? ' call' : ' calls') + ' in progress' : ''),
       el('div', { class: 'muted small freshness' }, from));
   }
 

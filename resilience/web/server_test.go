@@ -78,7 +78,9 @@ func do(t *testing.T, s *Server, method, target, body string, hdr map[string]str
 		}
 		req.Header.Set(k, v)
 	}
-	resp, err := s.App().Test(req, 10000)
+	// A generous bound: a login's bcrypt under -race on a loaded
+	// machine takes seconds.
+	resp, err := s.App().Test(req, 120000)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, target, err)
 	}

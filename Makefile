@@ -103,7 +103,9 @@ clean:
 # faults against a whole deployment in network namespaces (root), 10
 # minutes unless CHAOS_DURATION says otherwise; RESMAN_CHAOS_SEED replays
 # a seed. proof: resman side by side with keepalived (installed with
-# apt-get when missing), then the Edge beside a direct connection and nginx;
+# apt-get when missing), the timer sets of docs/timers.md (failover times
+# and false takeovers under loss), then the Edge beside a direct connection
+# and nginx;
 # results and pictures in testout/proof/.
 CHAOS_DURATION ?= 10m
 .PHONY: chaos proof
@@ -113,4 +115,5 @@ chaos:
 proof:
 	mkdir -p testout/proof
 	bash -o pipefail -c "$(GO) test -count=1 -run '^$$' -bench '^BenchmarkVersusKeepalived$$' -benchtime 1x -timeout 120m ./cmd/resman/ | tee testout/proof/keepalived.txt"
+	bash -o pipefail -c "$(GO) test -count=1 -run '^$$' -bench '^BenchmarkTimerSets$$' -benchtime 1x -timeout 240m ./cmd/resman/ | tee testout/proof/timers.txt"
 	bash -o pipefail -c "./edge/bench.sh -count=1 | tee testout/proof/edge.txt"

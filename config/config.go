@@ -182,7 +182,8 @@ type Gossip struct {
 	// Default: 100ms.
 	ProbeTimeout time.Duration `mapstructure:"probe_timeout"`
 	// SuspicionMult scales how long a suspected member has to refute before
-	// it is declared dead. At least 1. Default: 2.
+	// it is declared dead. At least 1. Default: 1 (the second path,
+	// failover.confirm, refutes the false suspicions of a lossy link).
 	SuspicionMult int `mapstructure:"suspicion_mult"`
 	// Join lists the members' gossip host:port to join and rejoin.
 	// Default on main and standby: peer.gossip and failover.witness.

@@ -632,7 +632,7 @@ edge:
 		API:  API{Listen: "127.0.0.1:9440", Token: "0123456789abcdef0123"},
 		Peer: &Peer{Name: "xivo-standby", API: "http://127.0.0.2:9440", CheckInterval: 2 * time.Second, Timeout: 2 * time.Second},
 		Gossip: Gossip{Bind: "0.0.0.0:7946", ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond,
-			SuspicionMult: 2, RejoinInterval: time.Second},
+			SuspicionMult: 1, RejoinInterval: time.Second},
 		Failover: Failover{Failback: FailbackAuto, FailbackHold: 30 * time.Second, BootGrace: 30 * time.Second, LostAfter: 100 * time.Millisecond,
 			Confirm: Confirm{Listen: "127.0.0.1:9440", Peer: "127.0.0.2:9440", Every: 20 * time.Millisecond, Window: 300 * time.Millisecond}},
 		Services: []Service{

@@ -46,7 +46,7 @@ func (c *Config) applyDefaults(given func(string) bool) {
 	def(given, "gossip.bind", &g.Bind, DefaultBind)
 	def(given, "gossip.probe_interval", &g.ProbeInterval, 200*time.Millisecond)
 	def(given, "gossip.probe_timeout", &g.ProbeTimeout, 100*time.Millisecond)
-	def(given, "gossip.suspicion_mult", &g.SuspicionMult, 2)
+	def(given, "gossip.suspicion_mult", &g.SuspicionMult, 1)
 	def(given, "gossip.rejoin_interval", &g.RejoinInterval, time.Second)
 	// A witness has no peer: its join list must be written out.
 	if len(g.Join) == 0 && c.Node != nil && c.Node.Role != RoleWitness {

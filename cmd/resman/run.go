@@ -351,8 +351,9 @@ func buildNode(cfg *config.Config, logger *slog.Logger, reg prometheus.Registere
 		if n == nil {
 			return echo.Meta{Status: string(resilience.Inactive)}
 		}
-		st := n.Status()
-		return echo.Meta{Status: st.Status, Epoch: st.Epoch, Healthy: st.Healthy, Holding: st.Failover.Holding}
+		var m echo.Meta
+		m.Status, m.Epoch, m.Healthy, m.Holding = n.Brief()
+		return m
 	}
 	fail := func(err error) (*nodeParts, error) { al.Close(); return nil, err }
 

@@ -14,8 +14,11 @@
 //     fail is 3·10⁻⁵; a lossy link answers.
 //   - Refused: the peer's host answered our last probe with ICMP port
 //     unreachable: it runs, but its resman does not (kill -9). At once.
-//   - Silent: no answer for Window: a frozen process (SIGSTOP), a dead
-//     host or a cut link.
+//   - Silent: no answer for Window, with at least Window/Every probes
+//     sent since the last one: a frozen process (SIGSTOP), a dead host or
+//     a cut link. A node whose own prober was held up (a loaded host) has
+//     not asked enough to say, and an answer that comes late still counts:
+//     it was made after the probe and proves the peer lives.
 //
 // The Prober probes all the time, not only once gossip has declared the
 // peer dead: by then the last Window is already known, so the check adds
@@ -218,16 +221,24 @@ type State struct {
 	LastAnswer time.Time // zero: never answered
 	Meta       Meta      // of the last answer
 	RefusedAt  time.Time // the last refusal, zero if none since the last answer
+	// Unanswered counts the probes sent since the last answer (or since
+	// the start); Needed is how many must go unanswered before silence
+	// counts: a node whose own prober was held up (a loaded host, a pause)
+	// has not asked enough to know.
+	Unanswered, Needed int
 }
 
 // Verdict judges s at now with the window w. A refusal newer than the
 // last answer wins: the peer's process is gone, whatever it said before.
+// Silence needs both: no answer for w, and enough probes sent since.
 func (s State) Verdict(now time.Time, w time.Duration) Verdict {
 	switch {
 	case !s.RefusedAt.IsZero() && !s.RefusedAt.Before(s.LastAnswer):
 		return Refused
 	case !s.LastAnswer.IsZero() && now.Sub(s.LastAnswer) < w:
 		return Alive
+	case !s.LastAnswer.IsZero() && s.Unanswered < s.Needed:
+		return Alive // not asked enough since the last answer to say
 	}
 	return Silent
 }

@@ -198,9 +198,11 @@ func TestVerdict(t *testing.T) {
 	}{
 		{"never answered", State{}, t0, Silent},
 		{"answered just now", State{LastAnswer: t0}, t0.Add(10 * time.Millisecond), Alive},
-		{"answered a window ago", State{LastAnswer: t0}, t0.Add(w), Silent},
+		{"answered a window ago", State{LastAnswer: t0, Unanswered: 3, Needed: 3}, t0.Add(w), Silent},
 		{"refused after the answer", State{LastAnswer: t0, RefusedAt: t0.Add(time.Millisecond)}, t0.Add(2 * time.Millisecond), Refused},
 		{"refused, never answered", State{RefusedAt: t0}, t0.Add(time.Hour), Refused},
+		{"a window without an answer, enough probes sent", State{LastAnswer: t0, Unanswered: 15, Needed: 15}, t0.Add(w), Silent},
+		{"a window without an answer, too few probes sent (this node was held up)", State{LastAnswer: t0, Unanswered: 2, Needed: 15}, t0.Add(w), Alive},
 	} {
 		if got := c.s.Verdict(c.now, w); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)

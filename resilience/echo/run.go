@@ -67,6 +67,7 @@ func New(o Options) (*Echo, error) {
 		return nil, fmt.Errorf("echo: listen address %q: %w", o.Listen, err)
 	}
 	e := &Echo{o: o, log: o.Logger.With("component", "echo"), keys: o.Keys, sent: map[[nonceLen]byte]time.Time{}}
+	e.state.Needed = max(3, int(o.Window/o.Every))
 	if e.m, err = newMetrics(o.Registerer); err != nil {
 		return nil, err
 	}
@@ -115,6 +116,10 @@ func (e *Echo) SetKeys(ks Keys) {
 	e.keys = ks
 	e.mu.Unlock()
 }
+
+// nonceLife is how long a probe's answer is awaited: long past Window, so
+// that a late answer still proves the peer alive.
+func (e *Echo) nonceLife() time.Duration { return max(10*e.o.Window, 2*time.Second) }
 
 func (e *Echo) keyring() Keys {
 	e.mu.Lock()
@@ -175,11 +180,12 @@ func (e *Echo) probe(ctx context.Context) {
 		now := time.Now()
 		e.mu.Lock()
 		for k, at := range e.sent {
-			if now.Sub(at) >= e.o.Window {
+			if now.Sub(at) >= e.nonceLife() {
 				delete(e.sent, k)
 			}
 		}
 		e.sent[nonce] = now
+		e.state.Unanswered++
 		ks := e.keys
 		e.mu.Unlock()
 		_, err := e.client.Write(encodeProbe(ks, nonce, e.o.Name))
@@ -216,16 +222,19 @@ func (e *Echo) readAnswers() {
 		}
 		now := time.Now()
 		e.mu.Lock()
-		at, ok := e.sent[nonce]
-		if ok && now.Sub(at) < e.o.Window {
+		// A late answer counts too: it was made after our probe and is
+		// received now, so the peer lives now (a busy host answers late,
+		// a frozen one not at all). Each nonce counts once.
+		_, ok := e.sent[nonce]
+		if ok {
 			delete(e.sent, nonce)
-			e.state = State{LastAnswer: now, Meta: m}
+			e.state = State{LastAnswer: now, Meta: m, Needed: e.state.Needed}
 		}
 		e.mu.Unlock()
 		if ok {
 			e.m.answers.Inc()
 		} else {
-			e.m.bad.Inc() // a replay, or an answer later than Window
+			e.m.bad.Inc() // a replay, or an answer to a probe long forgotten
 		}
 	}
 }

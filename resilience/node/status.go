@@ -21,6 +21,15 @@ func peerRole(r resilience.Role) resilience.Role {
 	return resilience.RoleMain
 }
 
+// Brief is what the second path answers with: the status, epoch, health
+// and hold, read without asking the services or the registrar (answers must
+// not wait on them).
+func (n *Node) Brief() (status string, epoch uint64, healthy, holding bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return string(n.snap.status), n.snap.epoch, len(n.snap.unhealthy) == 0, n.snap.holding
+}
+
 // Status is the node's current status. It does not block on I/O.
 func (n *Node) Status() api.Status {
 	n.mu.RLock()

@@ -11,7 +11,6 @@ package main
 // the median and the spread (min, max) in milliseconds.
 
 import (
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -76,20 +75,7 @@ func failoverOnce(b *testing.B, gossipTuning string) time.Duration {
 		m, s := status(b, main.url), status(b, standby.url)
 		return m.Status == "active" && s.Peer != nil && s.Peer.Status == "active" && s.Peer.Epoch == m.Epoch
 	})
-	client := &http.Client{Timeout: 100 * time.Millisecond}
 	t0 := time.Now()
 	main.kill(syscall.SIGKILL)
-	for {
-		resp, err := client.Get(standby.url + "/active")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return time.Since(t0)
-			}
-		}
-		if time.Since(t0) > 30*time.Second {
-			b.Fatal("standby did not take over")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return untilActive(b, standby.url, t0)
 }

@@ -130,16 +130,23 @@ func TestGossipLossRefutedBySecondPath(t *testing.T) {
 	if st.Epoch <= 2 {
 		t.Fatalf("took over at epoch %d", st.Epoch)
 	}
+	h.wantFailoverCause("no answer over the second path (10.0.0.1:9440)")
+}
+
+// wantFailoverCause fails unless the audit log has a failover whose cause
+// says want.
+func (h *harness) wantFailoverCause(want string) {
+	h.t.Helper()
 	es, err := h.log.List(20, 0)
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	for _, e := range es {
-		if e.Action == "failover" && strings.Contains(e.Cause, "no answer over the second path (10.0.0.1:9440)") {
+		if e.Action == "failover" && strings.Contains(e.Cause, want) {
 			return
 		}
 	}
-	t.Fatalf("no failover entry naming the second path's silence: %+v", es)
+	h.t.Fatalf("no failover entry whose cause says %q: %+v", want, es)
 }
 
 // A refusal on the second path (the Main's host runs, its resman does
@@ -153,16 +160,7 @@ func TestGossipLossConfirmedByRefusal(t *testing.T) {
 	if h.gossipLosses("refused") != 1 || h.gossipLosses("alive") != 0 {
 		t.Fatalf("losses: refused %v, alive %v", h.gossipLosses("refused"), h.gossipLosses("alive"))
 	}
-	es, err := h.log.List(20, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range es {
-		if e.Action == "failover" && strings.Contains(e.Cause, "resman is not running there") {
-			return
-		}
-	}
-	t.Fatalf("no failover entry naming the refusal: %+v", es)
+	h.wantFailoverCause("resman is not running there")
 }
 
 // Without a second path (failover.confirm off) a gossip loss counts alone.

@@ -14,6 +14,7 @@ type metrics struct {
 	answers        *prometheus.CounterVec
 	upstream       *prometheus.CounterVec
 	forwarded      prometheus.Counter
+	sent           prometheus.Counter
 	localRegisters prometheus.Counter
 	endedDialogs   prometheus.Counter
 	rehome         prometheus.Histogram
@@ -29,6 +30,8 @@ func newMetrics(reg prometheus.Registerer, f *Front) (*metrics, error) {
 			Help: "REGISTERs the SIP front sent to a side, by side and reason (phone: a phone's registration or refresh that was due; rehome: re-registering on the new Active side and removing from the old; unregister; expired: a phone that stopped refreshing)."}, []string{"side", "reason"}),
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_sip_forwarded_total",
 			Help: "SIP requests and responses the front sent on."}),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_sip_sent_total",
+			Help: "SIP messages the front wrote: forwarded, its own answers and requests, their retransmissions."}),
 		localRegisters: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_sip_cached_registers_total",
 			Help: "Phones' REGISTER refreshes answered from the cache: the side's binding was not due."}),
 		endedDialogs: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_sip_ended_dialogs_total",
@@ -40,7 +43,7 @@ func newMetrics(reg prometheus.Registerer, f *Front) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	cs := []prometheus.Collector{m.messages, m.answers, m.upstream, m.forwarded, m.localRegisters, m.endedDialogs, m.rehome}
+	cs := []prometheus.Collector{m.messages, m.answers, m.upstream, m.forwarded, m.sent, m.localRegisters, m.endedDialogs, m.rehome}
 	for _, s := range f.sides {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "resman_edge_sip_registered",
 			Help:        "Phones registered through the Edge whose binding is on this side (side=\"none\": not on any side yet).",

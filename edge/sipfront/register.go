@@ -604,7 +604,9 @@ func (r *registry) rehomeOne(ctx context.Context, rh *rehome, to *side, b *bindi
 	r.noteMovedLocked(b, prev, to, true)
 	r.mu.Unlock()
 	if prev != nil && prev != to {
-		r.remove(ctx, b, prev, "rehome")
+		// Apart, paced by the old side's own pacer: the workers keep to
+		// the new side.
+		r.wg.Go(func() { r.remove(ctx, b, prev, "rehome") })
 	}
 }
 

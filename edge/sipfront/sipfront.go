@@ -226,6 +226,7 @@ func (f *Front) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) e
 	}
 	f.addr.Store(pc.LocalAddr().String())
 	f.tr = newTransport(pc, ln, f.onMessage, f.onBad)
+	f.tr.sent = f.metrics.sent.Inc
 	f.tr.serve()
 	f.log.Info("SIP front listening", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String(),
 		"advertise", f.hostPort(), "expires", f.expires, "register_rate", f.rate)

@@ -63,6 +63,8 @@ type transport struct {
 	ln     net.Listener
 	parser *sip.Parser
 	handle func(msg sip.Message, from flow)
+	// sent is called for each message written.
+	sent func()
 	// bad is called for what cannot be read: a message too large or not
 	// SIP; from is its source.
 	bad func(from flow, why string)
@@ -217,6 +219,9 @@ func (t *transport) send(ctx context.Context, dst flow, msg sip.Message) error {
 	switch dst.net {
 	case "udp":
 		_, err := t.pc.WriteTo(b.Bytes(), net.UDPAddrFromAddrPort(dst.addr))
+		if err == nil && t.sent != nil {
+			t.sent()
+		}
 		return err
 	case "tcp":
 		tc, err := t.tcp(ctx, dst.addr)
@@ -229,6 +234,9 @@ func (t *transport) send(ctx context.Context, dst flow, msg sip.Message) error {
 		if _, err := tc.c.Write(b.Bytes()); err != nil {
 			tc.c.Close()
 			return err
+		}
+		if t.sent != nil {
+			t.sent()
 		}
 		return nil
 	}

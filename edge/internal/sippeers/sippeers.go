@@ -301,6 +301,9 @@ func (k *Kamailio) stop() {
 	}
 }
 
+// Ctl is the address of kamailio's control socket, for kamcmd -s.
+func (k *Kamailio) Ctl() string { return k.ctl }
+
 // Locations is kamailio's location table, as kamcmd ul.dump prints it.
 func (k *Kamailio) Locations(t testing.TB) string {
 	t.Helper()

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 
 	"github.com/resman-pbx/resman/edge/internal/sippeers"
+	"github.com/resman-pbx/resman/xds/registrar"
 )
 
 func sideOf(name string, addr string) Side { return Side{Name: name, URI: "sip:" + addr} }
@@ -281,4 +283,130 @@ func TestTCPPhone(t *testing.T) {
 	if len(bs) != 1 || bs[0].Transport != "TCP" {
 		t.Fatalf("side a holds %+v: want the contact, over TCP", bs)
 	}
+	// A message over the size limit closes the connection.
+	huge := strings.Replace(reg, "Content-Length: 0", "Content-Length: 100000", 1)
+	if _, err := c.Write([]byte(huge)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(waitLimit))
+	if _, err := c.Read(make([]byte, 4096)); err == nil {
+		t.Fatal("the connection still reads after a message over the limit")
+	}
+}
+
+// authorize answers the challenge of res for REGISTER sip:edge.
+func authorize(t *testing.T, res *sip.Response, uri, user, password string) string {
+	t.Helper()
+	h := res.GetHeader("WWW-Authenticate")
+	if h == nil {
+		t.Fatalf("no challenge in %s", res.Short())
+	}
+	chal, err := digest.ParseChallenge(h.Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: uri, Username: user, Password: password, Cnonce: "0a1b2c3d", Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "Authorization: " + cred.String()
+}
+
+// TestChallengedSideLeftToThePhone: sides that ask credentials get the
+// phone's (the front relays the challenge); a side that challenges the
+// front's own re-registration gets the binding at the phone's next
+// REGISTER, and only then is the binding counted on it.
+func TestChallengedSideLeftToThePhone(t *testing.T) {
+	t.Parallel()
+	const user, password = "100", "s3cret-Pass"
+	pa, pb := sippeers.Port(t), sippeers.Port(t)
+	ra := sippeers.RegistrarWith(t, pa, registrar.Options{User: user, Password: password})
+	rb := sippeers.RegistrarWith(t, pb, registrar.Options{User: user, Password: password})
+	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa)), sideOf("b", "127.0.0.1:"+itoa(pb))})
+	f.SetActive("a")
+	phone := newPeer(t)
+	uri := "sip:" + f.addr
+	cseq := 0
+	registerWithAuth := func() {
+		t.Helper()
+		cseq++
+		phone.sendTo(f.addr, register(phone, f.addr, user, cseq, 3600))
+		res := phone.response(waitLimit)
+		if res.StatusCode != 401 {
+			t.Fatalf("first REGISTER: %s, want the side's 401", res.Short())
+		}
+		cseq++
+		phone.sendTo(f.addr, strings.Replace(register(phone, f.addr, user, cseq, 3600), "Max-Forwards: 70",
+			"Max-Forwards: 70\r\n"+authorize(t, res, uri, user, password), 1))
+		if res := phone.response(waitLimit); res.StatusCode != 200 {
+			t.Fatalf("REGISTER with credentials: %s", res.Short())
+		}
+	}
+	registerWithAuth()
+	if len(sippeers.Contacts(ra)) != 1 {
+		t.Fatalf("side a holds %q", sippeers.Contacts(ra))
+	}
+
+	f.SetActive("b")
+	sippeers.WaitFor(t, waitLimit, "the front's attempt on side b", func() bool {
+		r := f.Status().LastRehome
+		return r != nil && r.Failed == 1
+	})
+	if r := f.Status().LastRehome; r.Done || r.Pending != 1 || len(sippeers.Contacts(rb)) != 0 {
+		t.Fatalf("after a challenged re-registration: %+v, side b holds %q", r, sippeers.Contacts(rb))
+	}
+	if st := f.Status(); st.Sides[0].Registered != 1 {
+		t.Errorf("the binding should stay counted on side a until it is on b: %+v", st.Sides)
+	}
+	// The phone's next refresh goes to side b, with its credentials.
+	registerWithAuth()
+	if len(sippeers.Contacts(rb)) != 1 {
+		t.Fatalf("side b holds %q", sippeers.Contacts(rb))
+	}
+	r := f.Status().LastRehome
+	if !r.Done || r.Moved != 1 || r.ByEdge != 0 {
+		t.Errorf("last rehome %+v: want done, moved by its phone", r)
+	}
+}
+
+// TestRefreshForwardedWhenDue: a side that grants less than the phone's
+// refresh period gets every refresh.
+func TestRefreshForwardedWhenDue(t *testing.T) {
+	t.Parallel()
+	pa := sippeers.Port(t)
+	ra := sippeers.RegistrarWith(t, pa, registrar.Options{Knobs: registrar.Knobs{MaxExpires: 40}})
+	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa))})
+	f.SetActive("a")
+	phone := newPeer(t)
+	for i := 1; i <= 3; i++ {
+		phone.sendTo(f.addr, register(phone, f.addr, "100", i, 3600))
+		res := phone.response(waitLimit)
+		if res.StatusCode != 200 || res.Contact().Params.GetOr("expires", "") != "30" {
+			t.Fatalf("REGISTER %d: %s %v", i, res.Short(), res.Contact())
+		}
+		if n := ra.Stats().Registers; n != i {
+			t.Fatalf("after %d REGISTERs side a got %d: a binding of 40 s is due at each refresh", i, n)
+		}
+	}
+}
+
+// TestSilentPhoneExpires: a phone that stops refreshing is removed from
+// its side once its short expiry (and a grace) has passed.
+func TestSilentPhoneExpires(t *testing.T) {
+	t.Parallel()
+	pa := sippeers.Port(t)
+	ra := sippeers.Registrar(t, pa)
+	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa))}, func(o *Options) { o.Expires = 1 })
+	f.SetActive("a")
+	phone := newPeer(t)
+	phone.sendTo(f.addr, register(phone, f.addr, "100", 1, 3600))
+	if res := phone.response(waitLimit); res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %s", res.Short())
+	}
+	if len(sippeers.Contacts(ra)) != 1 {
+		t.Fatal("not registered on side a")
+	}
+	sippeers.WaitFor(t, waitLimit, "the silent phone removed from side a", func() bool {
+		return len(sippeers.Contacts(ra)) == 0 && f.Status().Registered == 0
+	})
 }

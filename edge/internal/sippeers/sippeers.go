@@ -93,7 +93,13 @@ func NeedTool(t testing.TB, name, pkg string) string {
 // until the test ends.
 func Registrar(t testing.TB, port int) *registrar.Server {
 	t.Helper()
-	s := registrar.New(registrar.Options{})
+	return RegistrarWith(t, port, registrar.Options{})
+}
+
+// RegistrarWith is Registrar with options (digest authentication, knobs).
+func RegistrarWith(t testing.TB, port int, opts registrar.Options) *registrar.Server {
+	t.Helper()
+	s := registrar.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	var wg sync.WaitGroup

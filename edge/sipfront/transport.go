@@ -27,6 +27,9 @@ const (
 	// idleTCP closes a TCP connection that carried nothing for this long
 	// (phones keep theirs alive by refreshing their registration).
 	idleTCP = 10 * time.Minute
+	// maxInFlight bounds the messages handled at once: past it, datagrams
+	// are dropped (UDP retransmits) and TCP connections wait.
+	maxInFlight = 4096
 )
 
 // flow is where a message goes or came from: a transport and an address.
@@ -73,6 +76,8 @@ type transport struct {
 	conns map[netip.AddrPort]*tcpConn
 	wg    sync.WaitGroup
 	done  chan struct{}
+	// slots bounds the handlers running at once.
+	slots chan struct{}
 }
 
 type tcpConn struct {
@@ -86,7 +91,31 @@ func newTransport(pc net.PacketConn, ln net.Listener, handle func(sip.Message, f
 		parser: sip.NewParser(func(p *sip.Parser) { p.MaxMessageLength = maxMessage }),
 		conns:  map[netip.AddrPort]*tcpConn{},
 		done:   make(chan struct{}),
+		slots:  make(chan struct{}, maxInFlight),
 	}
+}
+
+// dispatch handles msg on a goroutine of its own once a slot is free;
+// wait false drops it when none is.
+func (t *transport) dispatch(msg sip.Message, from flow, wait bool) {
+	if wait {
+		select {
+		case t.slots <- struct{}{}:
+		case <-t.done:
+			return
+		}
+	} else {
+		select {
+		case t.slots <- struct{}{}:
+		default:
+			t.bad(from, "overloaded: dropped")
+			return
+		}
+	}
+	go func() {
+		defer func() { <-t.slots }()
+		t.handle(msg, from)
+	}()
 }
 
 // serve reads until close.
@@ -135,7 +164,7 @@ func (t *transport) readUDP() {
 			t.bad(from, "not SIP: "+err.Error())
 			continue
 		}
-		go t.handle(msg, from)
+		t.dispatch(msg, from, false)
 	}
 }
 
@@ -202,7 +231,7 @@ func (t *transport) readTCP(tc *tcpConn, ra netip.AddrPort) {
 			}
 			continue
 		}
-		err = par.ParseSIPStream(data, func(msg sip.Message) { go t.handle(msg, from) })
+		err = par.ParseSIPStream(data, func(msg sip.Message) { t.dispatch(msg, from, true) })
 		if err != nil && !errors.Is(err, sip.ErrParseSipPartial) {
 			// No message boundary to resync on.
 			t.bad(from, "not SIP or too large: "+err.Error())

@@ -83,12 +83,14 @@ func (f *Front) onRequest(req *sip.Request, from flow) {
 		}
 		return
 	}
+	// The Edge's own entries say which way the request goes; an entry of
+	// the Edge without a direction is a phone's preloaded outbound proxy.
 	o := f.popOurRoutes(req)
 	toTag := req.To().Params.Has("tag")
 	switch {
-	case o.n > 0 && o.from == faceSide:
+	case o.from == faceSide:
 		f.fromSide(req, from, o, toTag)
-	case o.n > 0:
+	case o.from == facePhone:
 		f.fromPhone(req, from, o, toTag)
 	case req.Method == sip.REGISTER:
 		f.regs.onRegister(req, from)
@@ -109,7 +111,7 @@ func (f *Front) onRequest(req *sip.Request, from flow) {
 // request of a dialog of another side is answered 481.
 func (f *Front) fromPhone(req *sip.Request, from flow, o ours, toTag bool) {
 	act := f.active.Load()
-	if o.n > 0 && o.side != "" && (act == nil || o.side != act.name) {
+	if o.from == facePhone && o.side != "" && (act == nil || o.side != act.name) {
 		// The dialog belongs to a side that lost Active: end it.
 		f.metrics.endedDialogs.Inc()
 		if !req.IsAck() {
@@ -123,7 +125,7 @@ func (f *Front) fromPhone(req *sip.Request, from flow, o ours, toTag bool) {
 		}
 		return
 	}
-	if !toTag && o.n == 0 && dialogCreating(req.Method) {
+	if !toTag && dialogCreating(req.Method) {
 		// Both entries: the top one faces the PBX, the next the phone.
 		f.recordRoute(req, f.ourURI(paramDir, faceSide, paramSide, act.name),
 			f.ourURI(paramDir, facePhone, paramFlow, from.token()))
@@ -147,7 +149,7 @@ func (f *Front) fromSide(req *sip.Request, from flow, o ours, toTag bool) {
 		}
 		return
 	}
-	if !toTag && o.n > 0 && dialogCreating(req.Method) {
+	if !toTag && dialogCreating(req.Method) {
 		side := o.side
 		if side == "" {
 			side = s.name

@@ -236,6 +236,8 @@ func (r *registry) newBinding(key, aor string, c *sip.ContactHeader, req *sip.Re
 		key: key, aor: aor, contact: c.Address.String(), fl: from, requested: exp,
 		from: stripTag(req.From().Value()), to: stripTag(req.To().Value()), ruri: req.Recipient,
 		callID: "sf-" + r.f.nonce + "-" + hash64(key, time.Now().String()),
+		// Forgotten like any silent phone if no side ever takes it.
+		phoneUntil: time.Now().Add(time.Duration(r.f.expires) * time.Second),
 	}
 	if ua := req.GetHeader("User-Agent"); ua != nil {
 		b.ua = ua.Value()
@@ -618,7 +620,7 @@ func (r *registry) expire(ctx context.Context) {
 	r.mu.Lock()
 	var gone []*binding
 	for k, b := range r.bindings {
-		if !b.busy && now.After(b.phoneUntil.Add(grace)) && !b.phoneUntil.IsZero() {
+		if !b.busy && now.After(b.phoneUntil.Add(grace)) {
 			gone = append(gone, b)
 			delete(r.bindings, k)
 			r.forgetLocked(b)

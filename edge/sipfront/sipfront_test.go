@@ -410,3 +410,35 @@ func TestSilentPhoneExpires(t *testing.T) {
 		return len(sippeers.Contacts(ra)) == 0 && f.Status().Registered == 0
 	})
 }
+
+// TestPreloadedRoute: phones that set the Edge as outbound proxy preload a
+// Route to it; their REGISTER is still cached and their INVITE still
+// record-routed.
+func TestPreloadedRoute(t *testing.T) {
+	t.Parallel()
+	pa := sippeers.Port(t)
+	ra := sippeers.Registrar(t, pa)
+	pbx := newPeer(t)
+	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa))})
+	f.SetActive("a")
+	phone := newPeer(t)
+	route := "Route: <sip:" + f.addr + ";lr>"
+	for cseq := 1; cseq <= 2; cseq++ {
+		phone.sendTo(f.addr, strings.Replace(register(phone, f.addr, "100", cseq, 3600), "Max-Forwards: 70", "Max-Forwards: 70\r\n"+route, 1))
+		res := phone.response(waitLimit)
+		if res.StatusCode != 200 || res.Contact() == nil || res.Contact().Params.GetOr("expires", "") != "30" {
+			t.Fatalf("REGISTER %d: %s, Contact %v: want the front's 30 s", cseq, res.Short(), res.Contact())
+		}
+	}
+	if n := ra.Stats().Registers; n != 1 {
+		t.Errorf("side a got %d REGISTERs, want 1 (the refresh answered from the cache)", n)
+	}
+
+	f2 := startFront(t, []Side{sideOf("a", pbx.addr)})
+	f2.SetActive("a")
+	phone.sendTo(f2.addr, invite(phone, f2.addr, "pre1", "Route: <sip:"+f2.addr+";lr>"))
+	req := pbx.request(waitLimit)
+	if rr := hdr(req, "Record-Route"); len(rr) != 2 || len(hdr(req, "Route")) != 0 {
+		t.Fatalf("INVITE with Record-Route %q, Route %q: want two entries of the Edge, the preloaded Route popped", rr, hdr(req, "Route"))
+	}
+}

@@ -78,6 +78,8 @@ type transport struct {
 	done  chan struct{}
 	// slots bounds the handlers running at once.
 	slots chan struct{}
+	// dial opens a TCP connection (net.Dialer's, but in tests).
+	dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 type tcpConn struct {
@@ -279,8 +281,12 @@ func (t *transport) tcp(ctx context.Context, ap netip.AddrPort) (*tcpConn, error
 	if tc != nil {
 		return tc, nil
 	}
-	d := net.Dialer{Timeout: dialTimeout}
-	c, err := d.DialContext(ctx, "tcp", ap.String())
+	dial := t.dial
+	if dial == nil {
+		d := net.Dialer{Timeout: dialTimeout}
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	c, err := dial(ctx, ap.String())
 	if err != nil {
 		return nil, err
 	}

@@ -16,8 +16,8 @@ import (
 type discardConn struct{ net.PacketConn }
 
 func (discardConn) WriteTo(b []byte, _ net.Addr) (int, error) { return len(b), nil }
-func (discardConn) Close() error                            { return nil }
-func (discardConn) LocalAddr() net.Addr                     { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5060} }
+func (discardConn) Close() error                              { return nil }
+func (discardConn) LocalAddr() net.Addr                       { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5060} }
 
 // FuzzMessage feeds what parses as SIP to the front's handler, from a
 // phone's address and from a side's: nothing may panic, and the front

@@ -90,11 +90,17 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 	if st == nil || st.Registered != 2*n+1 || st.Sides[0].Registered != 2*n+1 {
 		t.Fatalf("SIP status before the switch: %+v", st)
 	}
+	// A call that stays up through the switch.
+	held := sippeers.StartSipp(t, sippFile(t, "caller_held.xml"), "-s", "callee", "-m", "1",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "u1", sipAddr)
+	sippeers.WaitFor(t, sipLimit, "the held call confirmed", func() bool { return e.Status().SIP.Calls == 1 })
 
 	// Side a loses Active, side b takes it.
 	nodeB.set(active(3))
 	nodeA.set(inactive(2))
 	e.waitRouted(t, "b")
+	// The Edge ends the held call of side a: both phones get its BYE.
+	held.Wait(t, sipLimit)
 	sippeers.WaitFor(t, sipLimit, "every phone on side b, none left on side a", func() bool {
 		locA, locB := kamA.Locations(t), kamB.Locations(t)
 		return registered(locB, "u") == n && registered(locB, "t") == n && registered(locB, "callee") == 1 &&
@@ -124,8 +130,11 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Count(string(trace), "INVITE sip:callee@"); got < 2 {
-		t.Errorf("the callee's trace shows %d INVITEs, want the 2 calls", got)
+	if got := strings.Count(string(trace), "INVITE sip:callee@"); got < 3 {
+		t.Errorf("the callee's trace shows %d INVITEs, want the 3 calls", got)
+	}
+	if got := strings.Count(string(trace), "the PBX of this call lost Active"); got < 1 {
+		t.Errorf("the callee got no BYE of the Edge for the held call")
 	}
 	if got := strings.Count(string(trace), "REGISTER sip:"); got != 1 {
 		t.Errorf("the callee sent %d REGISTERs, want 1: the Edge re-homes it", got)

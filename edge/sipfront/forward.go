@@ -269,6 +269,16 @@ func (f *Front) onResponse(res *sip.Response, from flow) {
 		}
 		return
 	}
+	if cs := res.CSeq(); cs != nil && res.IsSuccess() {
+		switch cs.MethodName {
+		case sip.INVITE:
+			f.dialogs.confirm(f, res)
+		case sip.BYE:
+			if id := res.CallID(); id != nil {
+				f.dialogs.forget(id.Value())
+			}
+		}
+	}
 	res.RemoveHeader("Via")
 	next := res.Via()
 	if next == nil {

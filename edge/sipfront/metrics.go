@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer, f *Front) (*metrics, error) {
 		localRegisters: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_sip_cached_registers_total",
 			Help: "Phones' REGISTER refreshes answered from the cache: the side's binding was not due."}),
 		endedDialogs: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_sip_ended_dialogs_total",
-			Help: "In-dialog requests answered 481 because their dialog belongs to a side that lost Active."}),
+			Help: "Calls of a side that lost Active ended by the Edge: a BYE to a phone when another side took Active, or an in-dialog request answered 481."}),
 		rehome: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "resman_edge_sip_rehome_seconds",
 			Help:    "Time from a switch of the Active side to each phone's registration on the new side.",
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120}}),
@@ -103,6 +103,8 @@ type Status struct {
 	// Unplaced counts the bindings on no side (none was Active yet, or
 	// the side refused).
 	Unplaced int `json:"unplaced"`
+	// Calls counts the confirmed calls through the Edge it knows of.
+	Calls int `json:"calls"`
 	// LastRehome is the latest re-homing, absent before any switch.
 	LastRehome *Rehome `json:"last_rehome,omitempty"`
 }
@@ -175,5 +177,6 @@ func (f *Front) Status() Status {
 	st.Unplaced = f.regs.count(nil)
 	st.Registered += st.Unplaced
 	st.LastRehome = f.regs.lastRehome()
+	st.Calls = f.dialogs.count()
 	return st
 }

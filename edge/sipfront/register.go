@@ -89,6 +89,7 @@ func (r *registry) run(ctx context.Context) {
 			r.switched(ctx)
 		case <-t.C:
 			r.expire(ctx)
+			r.f.dialogs.endNotOn(ctx, r.f, "", &r.wg) // only ages them
 		}
 	}
 }
@@ -503,9 +504,13 @@ func (r *registry) remove(ctx context.Context, b *binding, s *side, reason strin
 	}
 }
 
-// switched starts re-homing every binding to the new Active side.
+// switched starts re-homing every binding to the new Active side, and
+// ends the calls of the side that lost it.
 func (r *registry) switched(ctx context.Context) {
 	to := r.f.active.Load()
+	if to != nil {
+		r.f.dialogs.endNotOn(ctx, r.f, to.name, &r.wg)
+	}
 	r.mu.Lock()
 	if r.cancel != nil {
 		r.cancel()

@@ -18,8 +18,8 @@
 // Active side changes (SetActive), the front re-registers every cached
 // binding on the new side itself, paced by Options.RegisterRate, then
 // removes it from the side that lost Active (REGISTER Expires: 0): phones
-// do not need to act. In-dialog requests of a dialog of the side that lost
-// Active are answered 481, so that the phone ends the call at once.
+// do not need to act. The calls of the side that lost Active are ended with
+// a BYE to their phones, and in-dialog requests of such a call get 481.
 package sipfront
 
 import (
@@ -98,6 +98,7 @@ type Front struct {
 	addr      atomic.Value // string: bound address
 	started   atomic.Bool
 	regs      *registry
+	dialogs   *dialogs
 	clientTx  sync.Map // branch -> chan *sip.Response
 	branchSeq atomic.Uint64
 }
@@ -147,6 +148,7 @@ func New(opts Options) (*Front, error) {
 		return nil, errors.New("edge.sip: no side has a sip address")
 	}
 	f.regs = newRegistry(f)
+	f.dialogs = newDialogs()
 	m, err := newMetrics(opts.Registerer, f)
 	if err != nil {
 		return nil, err

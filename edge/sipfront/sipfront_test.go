@@ -91,8 +91,21 @@ func TestProxyRulesPhoneToPBX(t *testing.T) {
 			t.Fatalf("phone got %s", req.Short())
 		}
 
-		// Side b becomes Active: the dialog of side a ends with a 481.
+		if n := f.Status().Calls; n != 1 {
+			t.Errorf("calls known = %d, want the confirmed one", n)
+		}
+		// Side b becomes Active: the Edge ends the call of side a with a
+		// BYE to the phone.
 		f.SetActive("b")
+		edgeBye := phone.request(waitLimit)
+		if edgeBye.Method != sip.BYE || edgeBye.CallID().Value() != "c2" ||
+			edgeBye.From().Params.GetOr("tag", "") != got.To().Params.GetOr("tag", "-") || edgeBye.To().Params.GetOr("tag", "") != "ftc2" ||
+			edgeBye.CSeq().SeqNo <= 1 {
+			t.Fatalf("the phone got %s", edgeBye.String())
+		}
+		phone.sendTo(f.addr, ok200(edgeBye).String())
+		sippeers.WaitFor(t, waitLimit, "the call forgotten", func() bool { return f.Status().Calls == 0 })
+		// A request of the phone in that dialog gets a 481.
 		bye = strings.Replace(bye, "z9hG4bKbye2", "z9hG4bKbye3", 1)
 		bye = strings.Replace(bye, "CSeq: 2 BYE", "CSeq: 4 BYE", 1)
 		phone.sendTo(f.addr, bye)

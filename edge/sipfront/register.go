@@ -221,8 +221,18 @@ func (r *registry) onRegister(req *sip.Request, from flow) {
 	r.forwardRegister(req, from, b, act, exp, txKey)
 }
 
+// stripTag is a From or To value without its tag parameter.
 func stripTag(h string) string {
-	if i := strings.Index(strings.ToLower(h), ";tag="); i >= 0 {
+	// ASCII case only: strings.ToLower would change the length of a
+	// value with invalid UTF-8, and the index with it (found by
+	// FuzzMessage).
+	lower := []byte(h)
+	for i, c := range lower {
+		if 'A' <= c && c <= 'Z' {
+			lower[i] = c + 'a' - 'A'
+		}
+	}
+	if i := strings.Index(string(lower), ";tag="); i >= 0 {
 		end := strings.IndexByte(h[i+1:], ';')
 		if end < 0 {
 			return h[:i]

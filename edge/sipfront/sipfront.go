@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,6 +230,11 @@ func (f *Front) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) e
 	f.addr.Store(pc.LocalAddr().String())
 	f.tr = newTransport(pc, ln, f.onMessage, f.onBad)
 	f.tr.sent = f.metrics.sent.Inc
+	f.tr.panicked = func(from flow, r any) {
+		f.metrics.messages.WithLabelValues("malformed").Inc()
+		f.log.Error("BUG: handling a SIP message panicked; the message is dropped", "from", from.String(),
+			"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	}
 	f.tr.serve()
 	f.log.Info("SIP front listening", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String(),
 		"advertise", f.hostPort(), "expires", f.expires, "register_rate", f.rate)

@@ -68,6 +68,8 @@ type transport struct {
 	handle func(msg sip.Message, from flow)
 	// sent is called for each message written.
 	sent func()
+	// panicked is called when handling a message panicked.
+	panicked func(from flow, r any)
 	// bad is called for what cannot be read: a message too large or not
 	// SIP; from is its source.
 	bad func(from flow, why string)
@@ -116,6 +118,13 @@ func (t *transport) dispatch(msg sip.Message, from flow, wait bool) {
 	}
 	go func() {
 		defer func() { <-t.slots }()
+		defer func() {
+			// One message must not take the Edge down, HTTP proxy and
+			// all: a bug is logged (with its stack) and the message lost.
+			if r := recover(); r != nil && t.panicked != nil {
+				t.panicked(from, r)
+			}
+		}()
 		t.handle(msg, from)
 	}()
 }

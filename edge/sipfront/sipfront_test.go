@@ -455,3 +455,50 @@ func TestPreloadedRoute(t *testing.T) {
 		t.Fatalf("INVITE with Record-Route %q, Route %q: want two entries of the Edge, the preloaded Route popped", rr, hdr(req, "Route"))
 	}
 }
+
+// TestHandlerPanicIsContained: a message whose handling panics is dropped
+// and reported; the transport keeps serving.
+func TestHandlerPanicIsContained(t *testing.T) {
+	t.Parallel()
+	port := sippeers.Port(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:"+itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	handled := make(chan string, 4)
+	panics := make(chan any, 4)
+	tr := newTransport(pc, ln, func(m sip.Message, _ flow) {
+		id := m.(*sip.Request).CallID().Value()
+		if id == "boom" {
+			panic("boom")
+		}
+		handled <- id
+	}, func(flow, string) {})
+	tr.panicked = func(_ flow, r any) { panics <- r }
+	tr.serve()
+	defer tr.close()
+	phone := newPeer(t)
+	for _, id := range []string{"boom", "after"} {
+		phone.sendTo(pc.LocalAddr().String(), invite(phone, pc.LocalAddr().String(), id))
+	}
+	select {
+	case r := <-panics:
+		if r != "boom" {
+			t.Errorf("panic %v", r)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the panic was not reported")
+	}
+	select {
+	case id := <-handled:
+		if id != "after" {
+			t.Errorf("handled %q", id)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the transport stopped serving after a panic")
+	}
+}

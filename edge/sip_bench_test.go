@@ -45,9 +45,9 @@ func BenchmarkSIPRehome(b *testing.B) {
 	for range b.N {
 		kamA := sippeers.StartKamailio(b, tpl, sippeers.Port(b))
 		kamB := sippeers.StartKamailio(b, tpl, sippeers.Port(b))
-		nodeA, nodeB := newFakeNode(b, active(2)), newFakeNode(b, inactive(1))
+		nodeA, nodeB := lowNode(b, active(2)), lowNode(b, inactive(1))
 		sipAddr := "127.0.0.1:" + strconv.Itoa(sippeers.Port(b))
-		e := startEdge(b, config.EdgeCheck{Interval: 100 * time.Millisecond, Rise: 2, Fall: 2},
+		e := startLowEdge(b, config.EdgeCheck{Interval: 100 * time.Millisecond, Rise: 2, Fall: 2},
 			[]sideSpec{benchSide("a", nodeA), benchSide("b", nodeB)},
 			func(o *Options) {
 				o.Logger = nil

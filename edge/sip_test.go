@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/edge/internal/sippeers"
@@ -56,10 +60,9 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 	}
 	kamA := sippeers.StartKamailio(t, tpl, sippeers.Port(t))
 	kamB := sippeers.StartKamailio(t, tpl, sippeers.Port(t))
-	nodeA, nodeB := newFakeNode(t, active(2)), newFakeNode(t, inactive(1))
-	upA, upB := newUpstream(t, "xivo-a"), newUpstream(t, "xivo-b")
+	nodeA, nodeB := lowNode(t, active(2)), lowNode(t, inactive(1))
 	sipAddr := "127.0.0.1:" + strconv.Itoa(sippeers.Port(t))
-	e := startEdge(t, fast(), []sideSpec{side1("a", nodeA, upA), side1("b", nodeB, upB)},
+	e := startLowEdge(t, fast(), []sideSpec{benchSide("a", nodeA), benchSide("b", nodeB)},
 		withSIP(sipAddr, "sip:"+kamA.Addr, "sip:"+kamB.Addr+";transport=tcp"))
 	e.waitRouted(t, "a")
 
@@ -158,4 +161,60 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 	if v := metric(t, e.reg, "resman_edge_sip_registered", map[string]string{"side": "a"}); v != 0 {
 		t.Errorf("resman_edge_sip_registered{side=a} = %v", v)
 	}
+}
+
+// lowListener listens on a loopback port below the kernel's ephemeral
+// range, as every listener of the SIP tests does.
+func lowListener(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(sippeers.Port(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// lowNode is newFakeNode on a port below the ephemeral range.
+func lowNode(t testing.TB, a answer) *fakeNode {
+	t.Helper()
+	return newFakeNodeWith(t, a, func(s *httptest.Server) {
+		s.Listener.Close()
+		s.Listener = lowListener(t)
+		s.Start()
+	})
+}
+
+// startLowEdge is startEdge with the proxy on a port below the ephemeral
+// range.
+func startLowEdge(t testing.TB, check config.EdgeCheck, sides []sideSpec, opts ...edgeOpt) *testEdge {
+	t.Helper()
+	cfg := config.Edge{Listen: "127.0.0.1:0", Token: testToken, Check: check}
+	for _, s := range sides {
+		cfg.Sides = append(cfg.Sides, config.Side{Name: s.name, Node: s.node.srv.URL, Routes: s.routes})
+	}
+	reg := prometheus.NewRegistry()
+	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testLogger(t), CheckTimeout: waitLimit}
+	for _, f := range opts {
+		f(&o)
+	}
+	e, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := lowListener(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(waitLimit):
+			t.Error("Serve did not return")
+		}
+	})
+	return &testEdge{Edge: e, url: "http://" + ln.Addr().String(), reg: reg}
 }

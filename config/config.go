@@ -476,6 +476,27 @@ type Edge struct {
 	Sides []Side `mapstructure:"sides"`
 	// TLS, when set, makes the proxy listener serve HTTPS.
 	TLS *EdgeTLS `mapstructure:"tls"`
+	// SIP, when set, runs the SIP front: phones register and call through
+	// the Edge, to the side that is Active (edge/sipfront).
+	SIP *EdgeSIP `mapstructure:"sip"`
+}
+
+// EdgeSIP is the Edge's SIP front.
+type EdgeSIP struct {
+	// Listen is the host:port the front listens on, UDP and TCP. Required.
+	Listen string `mapstructure:"listen"`
+	// Advertise is the host (or host:port) written in Via, Record-Route
+	// and Path: the address phones and PBXs reach the Edge at. Default:
+	// the host and port of Listen; required when Listen has no host or an
+	// unspecified one (0.0.0.0).
+	Advertise string `mapstructure:"advertise"`
+	// Expires is the registration expiry, in seconds, granted to phones:
+	// how long a phone may take to come back after a restart of the Edge,
+	// and how often it refreshes. Default: 60.
+	Expires int `mapstructure:"expires"`
+	// RegisterRate bounds the REGISTERs per second the Edge itself sends
+	// to one side (re-homing after a switch, removals). Default: 50.
+	RegisterRate int `mapstructure:"register_rate"`
 }
 
 // EdgeTLS is the certificate of the Edge's HTTPS listener: PEM files.
@@ -506,6 +527,9 @@ type Side struct {
 	Node string `mapstructure:"node"`
 	// Routes, at least one.
 	Routes []Route `mapstructure:"routes"`
+	// SIP is the side's PBX SIP address, a sip: URI like sip:10.0.0.1:5060
+	// (;transport=tcp for TCP). Required when edge.sip is set.
+	SIP string `mapstructure:"sip"`
 	// UpstreamTLS, when set, says how the side's https connections are
 	// verified: its routes' https upstreams and its node, when https.
 	// Without it, their certificates are checked against the system's

@@ -586,6 +586,56 @@ edge:
 				`edge.sides[1].node: must be an http(s) URL with a host, like http://10.0.0.1:9440, got "tcp://10.0.0.2"`,
 				"edge.sides[1].routes: list at least one route",
 			}},
+		{name: "edge sip", yaml: `
+api: {token: 0123456789abcdef0123}
+edge:
+  listen: 0.0.0.0:8443
+  token: 0123456789abcdef0123
+  sip: {listen: "0.0.0.0:5060", expires: 5, register_rate: -1}
+  sides:
+    - {name: a, node: "http://10.0.0.1:9440", sip: "http://10.0.0.1", routes: [{path: /, upstream: "http://10.0.0.21"}]}
+    - {name: b, node: "http://10.0.0.2:9440", routes: [{path: /, upstream: "http://10.0.0.22"}]}
+`,
+			wantErrs: []string{
+				`edge.sides[0].sip: must be a sip: URI with a host, like sip:10.0.0.1:5060, got "http://10.0.0.1"`,
+				"edge.sides[1].sip: required when edge.sip is set",
+				`edge.sip.advertise: required when edge.sip.listen ("0.0.0.0:5060") names no host`,
+				"edge.sip.expires: must be between 10 and 3600 seconds",
+				"edge.sip.register_rate: must be a whole number of REGISTERs per second from 1 to 100000, like 50, got -1",
+			}},
+		{name: "edge sip listen and transports", yaml: `
+api: {token: 0123456789abcdef0123}
+edge:
+  listen: 10.0.0.5:5060
+  token: 0123456789abcdef0123
+  sip: {listen: "10.0.0.5:5060", advertise: "edge host"}
+  sides:
+    - {name: a, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1;transport=tls", routes: [{path: /, upstream: "http://10.0.0.21"}]}
+`,
+			wantErrs: []string{
+				"edge.sides[0].sip: transport must be udp or tcp",
+				`edge.sip.listen: must differ from edge.listen (both TCP), both are "10.0.0.5:5060"`,
+				`edge.sip.advertise: must be a host or host:port`,
+			}},
+		{name: "edge sip without the front", yaml: `
+api: {token: 0123456789abcdef0123}
+edge:
+  listen: 10.0.0.5:8443
+  token: 0123456789abcdef0123
+  sides:
+    - {name: a, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1", routes: [{path: /, upstream: "http://10.0.0.21"}]}
+`,
+			wantErrs: []string{"edge.sides[0].sip: applies only with edge.sip (the SIP front)"}},
+		{name: "edge sip required listen", yaml: `
+api: {token: 0123456789abcdef0123}
+edge:
+  listen: 10.0.0.5:8443
+  token: 0123456789abcdef0123
+  sip: {advertise: 10.0.0.5}
+  sides:
+    - {name: a, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1:5060;transport=tcp", routes: [{path: /, upstream: "http://10.0.0.21"}]}
+`,
+			wantErrs: []string{"edge.sip.listen: required: the SIP front's host:port"}},
 		{name: "edge required keys", yaml: "api: {token: 0123456789abcdef0123}\nedge: {}\n",
 			wantErrs: []string{"edge.listen: required", "edge.token: required", "edge.sides: must list 1 or 2 sides (main, standby), got 0"}},
 		{name: "explicit empty values are not defaulted", yaml: manualMain + "gossip: {bind: \"\"}\nlog: {format: \"\"}\n",
@@ -653,6 +703,25 @@ edge:
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, *want)
+	}
+}
+
+func TestEdgeSIPDefaults(t *testing.T) {
+	t.Parallel()
+	c := mustParse(t, `
+api: {token: 0123456789abcdef0123}
+edge:
+  listen: ":8443"
+  token: 0123456789abcdef0123
+  sip: {listen: "10.0.0.5:5060"}
+  sides: [{name: main, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1:5060", routes: [{path: /, upstream: "http://10.0.0.21"}]}]
+`, nil)
+	want := &EdgeSIP{Listen: "10.0.0.5:5060", Expires: 60, RegisterRate: 50}
+	if !reflect.DeepEqual(c.Edge.SIP, want) {
+		t.Errorf("edge.sip defaults: got %+v, want %+v", c.Edge.SIP, want)
+	}
+	if c.Edge.Sides[0].SIP != "sip:10.0.0.1:5060" {
+		t.Errorf("edge.sides[0].sip = %q", c.Edge.Sides[0].SIP)
 	}
 }
 

@@ -110,6 +110,10 @@ func (c *Config) applyDefaults(given func(string) bool) {
 		def(given, "edge.check.timeout", &e.Check.Timeout, e.Check.Interval)
 		def(given, "edge.check.rise", &e.Check.Rise, 2)
 		def(given, "edge.check.fall", &e.Check.Fall, 2)
+		if sp := e.SIP; sp != nil {
+			def(given, "edge.sip.expires", &sp.Expires, 60)
+			def(given, "edge.sip.register_rate", &sp.RegisterRate, 50)
+		}
 	}
 	if f := c.Fleet; f != nil {
 		def(given, "fleet.interval", &f.Interval, DefaultFleetInterval)

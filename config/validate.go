@@ -679,7 +679,74 @@ func (v *checker) edge() {
 			v.url(rkey+".upstream", r.Upstream, true, "http://10.0.0.21:8080")
 		}
 		v.upstreamTLS(key+".upstream_tls", s)
+		v.sideSIP(key+".sip", s.SIP, e.SIP != nil)
 	}
+	v.edgeSIP()
+}
+
+// edgeSIP checks edge.sip, the SIP front.
+func (v *checker) edgeSIP() {
+	sp := v.c.Edge.SIP
+	if sp == nil {
+		return
+	}
+	v.required("edge.sip.listen", sp.Listen, "the SIP front's host:port (UDP and TCP), like 0.0.0.0:5060")
+	v.hostPort("edge.sip.listen", sp.Listen, false, "0.0.0.0:5060")
+	for _, other := range []struct{ key, addr string }{{"edge.listen", v.c.Edge.Listen}, {"api.listen", v.c.API.Listen}} {
+		if sp.Listen != "" && sp.Listen == other.addr {
+			v.add("edge.sip.listen", "must differ from %s (both TCP), both are %q", other.key, sp.Listen)
+		}
+	}
+	host, _, err := net.SplitHostPort(sp.Listen)
+	unspecified := err == nil && (host == "" || net.ParseIP(strings.Trim(host, "[]")) != nil && net.ParseIP(strings.Trim(host, "[]")).IsUnspecified())
+	switch {
+	case sp.Advertise == "" && unspecified:
+		v.add("edge.sip.advertise", "required when edge.sip.listen (%q) names no host: the address phones and PBXs reach the Edge at, like 10.0.0.5 or 10.0.0.5:5060", sp.Listen)
+	case sp.Advertise != "" && !validAdvertise(sp.Advertise):
+		v.add("edge.sip.advertise", "must be a host or host:port with a port from 1 to 65535, like 10.0.0.5 or 10.0.0.5:5060, got %q", sp.Advertise)
+	}
+	if sp.Expires < 10 || sp.Expires > 3600 {
+		v.add("edge.sip.expires", "must be between 10 and 3600 seconds (30 to 60 keeps re-homing short), got %d", sp.Expires)
+	}
+	if sp.RegisterRate < 1 || sp.RegisterRate > 100000 {
+		v.add("edge.sip.register_rate", "must be a whole number of REGISTERs per second from 1 to 100000, like 50, got %d", sp.RegisterRate)
+	}
+}
+
+// sideSIP checks edge.sides[i].sip: required with edge.sip, refused
+// without.
+func (v *checker) sideSIP(key, got string, front bool) {
+	switch {
+	case got == "" && front:
+		v.add(key, "required when edge.sip is set: the side's PBX SIP address, like sip:10.0.0.1:5060")
+	case got == "":
+	case !front:
+		v.add(key, "applies only with edge.sip (the SIP front): add edge.sip or remove it")
+	case !validSIP(got) || strings.HasPrefix(got, "sips:"):
+		v.add(key, "must be a sip: URI with a host, like sip:10.0.0.1:5060, got %q", got)
+	default:
+		if i := strings.Index(got, ";transport="); i >= 0 {
+			t := strings.ToLower(got[i+len(";transport="):])
+			if j := strings.IndexAny(t, ";?"); j >= 0 {
+				t = t[:j]
+			}
+			if t != "udp" && t != "tcp" {
+				v.add(key, "transport must be udp or tcp, like sip:10.0.0.1:5060;transport=tcp, got %q", got)
+			}
+		}
+	}
+}
+
+// validAdvertise accepts host or host:port without spaces.
+func validAdvertise(s string) bool {
+	if s == "" || strings.ContainsFunc(s, unicode.IsSpace) || strings.ContainsAny(s, "/@;?") {
+		return false
+	}
+	if host, port, err := net.SplitHostPort(s); err == nil {
+		n, perr := strconv.Atoi(port)
+		return host != "" && perr == nil && n >= 1 && n <= 65535
+	}
+	return !strings.Contains(strings.Trim(s, "[]"), ":") || net.ParseIP(strings.Trim(s, "[]")) != nil
 }
 
 // Field checks.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/resman-pbx/resman/edge/sipfront"
 	"github.com/resman-pbx/resman/resilience/api"
 )
 
@@ -37,6 +38,8 @@ type Status struct {
 	// Check is the health check's setting.
 	Check CheckStatus  `json:"check"`
 	Sides []SideStatus `json:"sides"`
+	// SIP is the SIP front's status, absent without edge.sip.
+	SIP *sipfront.Status `json:"sip,omitempty"`
 }
 
 // CheckStatus is the Edge's health check setting.
@@ -130,6 +133,10 @@ func (e *Edge) Status() Status {
 	e.mu.Unlock()
 	for i, s := range e.sides {
 		st.Sides[i].Streams = s.openStreams()
+	}
+	if e.sip != nil {
+		ss := e.sip.Status()
+		st.SIP = &ss
 	}
 	return st
 }

@@ -240,6 +240,7 @@ func (e *Edge) reselectLocked() *side {
 		return nil
 	}
 	e.routed.Store(best)
+	e.routedChanged(best)
 	e.since = time.Now()
 	e.switches++
 	e.metrics.switched(e.sides, best)

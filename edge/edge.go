@@ -51,6 +51,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/edge/sipfront"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
 )
@@ -107,6 +108,9 @@ type Edge struct {
 
 	// routed is the side receiving traffic, nil when none is Active.
 	routed atomic.Pointer[side]
+	// sip is the SIP front (edge.sip), nil when not configured; it sends
+	// to the routed side.
+	sip *sipfront.Front
 
 	// mu guards the selection state and every side's check state.
 	mu       sync.Mutex
@@ -216,8 +220,49 @@ func New(opts Options) (*Edge, error) {
 		e.sides = append(e.sides, s)
 	}
 	e.metrics.setRouted(e.sides, nil)
+	if cfg.SIP != nil {
+		if err := e.newSIPFront(cfg, opts); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
+
+// newSIPFront builds the SIP front of edge.sip, with each side's PBX.
+func (e *Edge) newSIPFront(cfg config.Edge, opts Options) error {
+	so := sipfront.Options{
+		Listen: cfg.SIP.Listen, Advertise: cfg.SIP.Advertise, Expires: cfg.SIP.Expires,
+		RegisterRate: cfg.SIP.RegisterRate, Logger: opts.Logger, Registerer: opts.Registerer,
+	}
+	for i, sc := range cfg.Sides {
+		if sc.SIP == "" {
+			return fmt.Errorf("edge.sides[%d].sip: required when edge.sip is set", i)
+		}
+		so.Sides = append(so.Sides, sipfront.Side{Name: sc.Name, URI: sc.SIP})
+	}
+	f, err := sipfront.New(so)
+	if err != nil {
+		return err
+	}
+	e.sip = f
+	return nil
+}
+
+// routedChanged tells the SIP front the routed side (nil: none), under
+// e.mu: phones switch with the HTTP routes.
+func (e *Edge) routedChanged(s *side) {
+	if e.sip == nil {
+		return
+	}
+	if s == nil {
+		e.sip.SetActive("")
+		return
+	}
+	e.sip.SetActive(s.name)
+}
+
+// SIP is the SIP front, nil when edge.sip is not set.
+func (e *Edge) SIP() *sipfront.Front { return e.sip }
 
 // newCheckClient is the HTTP client of the checks of a side's node and of
 // its event stream; tc, if set, is its TLS config (upstream_tls).
@@ -328,6 +373,15 @@ func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Go(func() { s.checkLoop(ctx) })
 		wg.Go(func() { s.eventLoop(ctx) })
 	}
+	sipErr := make(chan error, 1)
+	if e.sip != nil {
+		wg.Go(func() {
+			if err := e.sip.Run(ctx); err != nil {
+				sipErr <- err
+				cancel()
+			}
+		})
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	e.log.Info("proxy listening", "addr", ln.Addr().String(), "scheme", scheme,
@@ -360,6 +414,11 @@ func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if serveErr != nil {
 		return fmt.Errorf("edge: serve %s: %w", ln.Addr(), serveErr)
+	}
+	select {
+	case err := <-sipErr:
+		return err
+	default:
 	}
 	return nil
 }

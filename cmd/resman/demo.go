@@ -43,14 +43,14 @@ var (
 type demoPorts struct {
 	MainAPI, StandbyAPI, EdgeProxy, EdgeAPI, CCMainAPI, CCStandbyAPI  int
 	MainSIP, StandbySIP, MainWeb, StandbyWeb, CCMainWeb, CCStandbyWeb int
-	MainGossip, StandbyGossip, MDS                                    int
+	MainGossip, StandbyGossip, MDS, EdgeSIP                           int
 }
 
 func newDemoPorts(b int) demoPorts {
 	return demoPorts{
 		MainAPI: b, StandbyAPI: b + 1, EdgeProxy: b + 2, EdgeAPI: b + 3, CCMainAPI: b + 4, CCStandbyAPI: b + 5,
 		MainSIP: b + 20, StandbySIP: b + 21, MainWeb: b + 30, StandbyWeb: b + 31, CCMainWeb: b + 32, CCStandbyWeb: b + 33,
-		MainGossip: b + 40, StandbyGossip: b + 41, MDS: b + 50,
+		MainGossip: b + 40, StandbyGossip: b + 41, MDS: b + 50, EdgeSIP: b + 22,
 	}
 }
 
@@ -72,12 +72,14 @@ Asterisk (a SIP endpoint checked with SIP OPTIONS) and for the PBX's web
 interface; a media server (MDS) stand-in the Active node registers to over SIP;
 a CC follower next to each node, running its stand-in CC service while its node
 is Active; and an Edge in front of both sides, so a browser on one address
-follows a failover. Prints the URLs, the login and the token. Ctrl-C stops it,
-and so does the end of the process that started it (go run, a shell).
+follows a failover; and three simulated phones registered through the Edge's
+SIP front, which moves them to the Active side. Prints the URLs, the login and
+the token. Ctrl-C stops it, and so does the end of the process that started it
+(go run, a shell).
 
 Ports, from --base-port B: Main API B, Standby API B+1, Edge B+2 (its status
-API B+3), CC APIs B+4 and B+5, SIP stand-ins B+20 and B+21, web stand-ins
-B+30..B+33, gossip B+40 and B+41, MDS B+50.`,
+API B+3), CC APIs B+4 and B+5, SIP stand-ins B+20 and B+21, the Edge's SIP
+front B+22, web stand-ins B+30..B+33, gossip B+40 and B+41, MDS B+50.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if basePort < 1024 || basePort > 65000 {
@@ -166,6 +168,7 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 		"APIPort": p.EdgeAPI, "ProxyPort": p.EdgeProxy, "Token": token, "LogLevel": logLevel,
 		"MainAPIPort": p.MainAPI, "StandbyAPIPort": p.StandbyAPI, "MainWebPort": p.MainWeb, "StandbyWebPort": p.StandbyWeb,
 		"MainCCPort": p.CCMainWeb, "StandbyCCPort": p.CCStandbyWeb,
+		"SIPPort": p.EdgeSIP, "MainSIPPort": p.MainSIP, "StandbySIPPort": p.StandbySIP,
 	})
 	if err != nil {
 		return err
@@ -245,6 +248,14 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 			}
 		}
 		if waitAll(followersReady) && waitSettled(ctx, p) {
+			// The phones, once the Edge routes: the banner shows them.
+			phonesIn := make(chan struct{})
+			wg.Go(func() { runDemoPhones(ctx, fmt.Sprintf("127.0.0.1:%d", p.EdgeSIP), demoPhoneCount, phonesIn) })
+			select {
+			case <-phonesIn:
+			case <-ctx.Done():
+			case <-time.After(30 * time.Second):
+			}
 			printDemoBanner(out, p, token, password, dataDir, demoCLI())
 		}
 	}
@@ -319,6 +330,7 @@ a media server and an Edge in front.
   Standby  %s   xivo-standby (stand-in Asterisk sip:127.0.0.1:%d)
   CC       %s  %s   cc-main, cc-standby (follow their node)
   MDS      sip:127.0.0.1:%d   the Active node registers to it
+  Phones   sip:127.0.0.1:%d   %d simulated phones register through the Edge's SIP front
   Token    %s
   Data     %s
 
@@ -326,21 +338,23 @@ Try, in another terminal:
 %s
 Ctrl-C stops the demo.
 `, url(p.EdgeProxy), url(p.MainAPI), password, url(p.MainAPI), p.MainSIP, url(p.StandbyAPI), p.StandbySIP,
-		url(p.CCMainAPI), url(p.CCStandbyAPI), p.MDS, token, dataDir, renderDemoTry(p, token, resman))
+		url(p.CCMainAPI), url(p.CCStandbyAPI), p.MDS, p.EdgeSIP, demoPhoneCount, token, dataDir, renderDemoTry(p, token, resman))
 }
 
 // demoTry is the demo's walkthrough: the banner prints it, the README shows
 // it (with the default ports), and TestDemoWalkthrough replays it against a
 // running demo, so the three cannot drift apart. In cmd, {{.Resman}} is the
-// CLI, {{.Main}}, {{.Standby}} and {{.Edge}} are URLs, {{.MainSIP}} the
-// Main's stand-in Asterisk port.
+// CLI, {{.Main}}, {{.Standby}}, {{.Edge}} and {{.EdgeAPI}} are URLs,
+// {{.MainSIP}} the Main's stand-in Asterisk port.
 var demoTry = []struct{ cmd, note string }{
 	{"export RESMAN_TOKEN={{.Token}}", ""},
 	{"{{.Resman}} status --node {{.Main}}", "both nodes, HA ready"},
 	{"curl -s {{.Edge}}/", "the users' address: served by xivo-main"},
 	{"curl -s {{.Edge}}/cc/", "the CC behind the same address: cc-main"},
+	{demoPhonesCmd, "3 phones through the Edge, on main"},
 	{"pkill -f 'standin sip --listen 127.0.0.1:{{.MainSIP}}'", "Asterisk dies on the Main"},
 	{"curl -s {{.Edge}}/", "seconds later: served by xivo-standby"},
+	{demoPhonesCmd, "the phones moved to standby without re-registering"},
 	{"{{.Resman}} audit --node {{.Main}}", "who did what and why; ~10 s later the Main takes back"},
 	{`{{.Resman}} services start --node {{.Standby}} --reason "test"`, "refused (exit 3) while the Main is Active"},
 	{`{{.Resman}} switchover --node {{.Main}} --sync --reason "maintenance"`, "copy the Main's config, then swap"},
@@ -348,13 +362,17 @@ var demoTry = []struct{ cmd, note string }{
 	{`{{.Resman}} failover start --node {{.Main}} --for 1m --reason "test"`, "the Standby for a minute"},
 }
 
+// demoPhonesCmd prints how many phones registered through the Edge are
+// on each side, from the Edge's metrics.
+const demoPhonesCmd = `curl -s {{.EdgeAPI}}/metrics | grep ^resman_edge_sip_registered`
+
 // renderDemoTry renders demoTry for the ports p, one command a line with
 // its note aligned. resman is how to call the CLI: "./resman" adds the
 // line that builds it from the clone.
 func renderDemoTry(p demoPorts, token, resman string) string {
 	url := func(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
 	vars := map[string]any{"Token": token, "Resman": resman, "Main": url(p.MainAPI), "Standby": url(p.StandbyAPI),
-		"Edge": url(p.EdgeProxy), "MainSIP": p.MainSIP}
+		"Edge": url(p.EdgeProxy), "EdgeAPI": url(p.EdgeAPI), "MainSIP": p.MainSIP}
 	type line struct{ cmd, note string }
 	var lines []line
 	if resman == "./resman" {

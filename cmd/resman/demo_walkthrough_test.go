@@ -35,8 +35,10 @@ func TestDemoWalkthrough(t *testing.T) {
 		{want: "xivo-main"},
 		{want: "served by xivo-main"},
 		{want: "served by cc-main"},
+		{want: `resman_edge_sip_registered{side="main"} 3`},
 		{},
 		{want: "served by xivo-standby", eventually: true},
+		{want: `resman_edge_sip_registered{side="standby"} 3`, eventually: true},
 		{want: "the Main takes the Active role", eventually: true},
 		{exit: exitRefused, want: "refused"},
 		{want: "xivo-standby", eventually: true}, // the Main may still be activating

@@ -21,7 +21,7 @@ func (p demoPorts) list() []demoPort {
 		{p.MainWeb, "the Main's stand-in web app", "tcp"}, {p.StandbyWeb, "the Standby's stand-in web app", "tcp"},
 		{p.CCMainWeb, "cc-main's stand-in CC", "tcp"}, {p.CCStandbyWeb, "cc-standby's stand-in CC", "tcp"},
 		{p.MainGossip, "the Main's gossip", "tcp+udp"}, {p.StandbyGossip, "the Standby's gossip", "tcp+udp"},
-		{p.MDS, "the MDS stand-in", "udp"},
+		{p.MDS, "the MDS stand-in", "udp"}, {p.EdgeSIP, "the Edge's SIP front", "tcp+udp"},
 	}
 }
 

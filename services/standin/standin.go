@@ -1,5 +1,6 @@
 // Package standin provides built-in stand-ins for the services of a PBX: a
-// SIP endpoint that answers OPTIONS like Asterisk does, and a tiny web app
+// SIP endpoint that answers OPTIONS like Asterisk does and accepts phones'
+// registrations (keeping none: it grants what is asked), and a tiny web app
 // that says which side served it, over plain HTTP, an event stream and a
 // WebSocket. They need no setup, so the demo and the
 // real-process tests run them as run: services (resman standin ...).
@@ -30,7 +31,7 @@ import (
 const shutdownTimeout = 2 * time.Second
 
 // SIP serves a SIP endpoint on UDP and TCP at addr (host:port) that answers
-// OPTIONS with 200 OK. It returns nil when ctx is done, or an error at once
+// OPTIONS and REGISTER with 200 OK. It returns nil when ctx is done, or an error at once
 // if it cannot listen. With port 0, TCP takes the port UDP was given.
 func SIP(ctx context.Context, addr string, log *slog.Logger) error {
 	udp, err := net.ListenPacket("udp", addr)
@@ -72,9 +73,38 @@ func ServeSIP(ctx context.Context, udp net.PacketConn, tcp net.Listener, log *sl
 	}
 	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
-		res.AppendHeader(sip.NewHeader("Allow", "OPTIONS"))
+		res.AppendHeader(sip.NewHeader("Allow", "OPTIONS, REGISTER"))
 		if err := tx.Respond(res); err != nil {
 			log.Debug("answer OPTIONS", "from", req.Source(), "error", err)
+		}
+	})
+	// The demo's phones register through the Edge: granted as asked (up
+	// to an hour), nothing kept.
+	srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
+		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+		expires := 3600
+		if h := req.GetHeader("Expires"); h != nil {
+			if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n >= 0 {
+				expires = min(n, 3600)
+			}
+		}
+		for _, h := range req.GetHeaders("Contact") {
+			c, ok := h.(*sip.ContactHeader)
+			if !ok || c.Address.Wildcard {
+				continue
+			}
+			e := expires
+			if v, ok := c.Params.Get("expires"); ok {
+				if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+					e = min(n, 3600)
+				}
+			}
+			if e > 0 {
+				res.AppendHeader(sip.NewHeader("Contact", "<"+c.Address.String()+">;expires="+strconv.Itoa(e)))
+			}
+		}
+		if err := tx.Respond(res); err != nil {
+			log.Debug("answer REGISTER", "from", req.Source(), "error", err)
 		}
 	})
 

@@ -83,6 +83,44 @@ func TestSIPAnswersOptions(t *testing.T) {
 	}
 }
 
+// The demo's phones register to the stand-in Asterisk through the Edge:
+// it grants what they ask.
+func TestSIPAcceptsRegister(t *testing.T) {
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, func(ctx context.Context) error { return ServeSIP(ctx, udp, nil, nil) })
+	ua, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	client, err := sipgo.NewClient(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var to sip.Uri
+	if err := sip.ParseUri("sip:"+udp.LocalAddr().String(), &to); err != nil {
+		t.Fatal(err)
+	}
+	req := sip.NewRequest(sip.REGISTER, to)
+	req.AppendHeader(sip.NewHeader("Contact", "<sip:1001@127.0.0.1:5999>"))
+	req.AppendHeader(sip.NewHeader("Expires", "120"))
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	res, err := client.Do(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 {
+		t.Fatalf("REGISTER = %d, want 200", res.StatusCode)
+	}
+	if c := res.GetHeader("Contact"); c == nil || !strings.Contains(c.Value(), "expires=120") {
+		t.Errorf("Contact %v: want the contact with expires=120", c)
+	}
+}
+
 func TestSIPListensOnAddr(t *testing.T) {
 	// Find a free UDP port, then let SIP listen there on both transports.
 	probe, err := net.ListenPacket("udp", "127.0.0.1:0")

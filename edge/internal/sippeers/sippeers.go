@@ -1,0 +1,361 @@
+// Package sippeers starts the real SIP peers of the SIP front's tests and
+// benchmark, on loopback: the in-tree registrar stand-in, kamailio and
+// sipp. Every process is started by the test and stopped by its PID; ports
+// come from below the kernel's ephemeral range, which outgoing connections
+// race for.
+package sippeers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/resman-pbx/resman/xds/registrar"
+)
+
+var (
+	portMu sync.Mutex
+	given  = map[int]bool{}
+)
+
+// Port is a loopback port free for UDP and TCP, below the ephemeral range
+// (32768 and up on Linux) and never given twice in a process.
+func Port(t testing.TB) int {
+	t.Helper()
+	lo := 32768
+	if raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var l, h int
+		if _, err := fmt.Sscan(string(raw), &l, &h); err == nil {
+			lo = l
+		}
+	}
+	first, last := 20000, min(lo-1, 32767)
+	if last <= first {
+		first, last = 10000, lo-1
+	}
+	portMu.Lock()
+	defer portMu.Unlock()
+	for range 500 {
+		p := first + rand.IntN(last-first+1)
+		if given[p] || !free(p) {
+			continue
+		}
+		given[p] = true
+		return p
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return 0
+}
+
+func free(p int) bool {
+	addr := "127.0.0.1:" + strconv.Itoa(p)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer ln.Close()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	pc.Close()
+	return true
+}
+
+// NeedTool finds an external tool; missing, it skips the test (fails it
+// when CI is set), naming the Debian package.
+func NeedTool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	msg := fmt.Sprintf("%s not installed: apt-get install %s", name, pkg)
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg + " (CI is set: tier-3 tests are required)")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// Registrar serves the registrar stand-in on 127.0.0.1:port, UDP and TCP,
+// until the test ends.
+func Registrar(t testing.TB, port int) *registrar.Server {
+	t.Helper()
+	return RegistrarWith(t, port, registrar.Options{})
+}
+
+// RegistrarWith is Registrar with options (digest authentication, knobs).
+func RegistrarWith(t testing.TB, port int, opts registrar.Options) *registrar.Server {
+	t.Helper()
+	s := registrar.New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for _, n := range []string{"udp", "tcp"} {
+		wg.Go(func() {
+			if err := s.ListenAndServe(ctx, n, addr); err != nil {
+				errs <- err
+			}
+		})
+	}
+	select {
+	case <-s.Ready():
+	case err := <-errs:
+		t.Fatalf("registrar: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("registrar not listening")
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return s
+}
+
+// Contacts lists the contacts s holds.
+func Contacts(s *registrar.Server) []string {
+	var out []string
+	for _, b := range s.Bindings() {
+		out = append(out, b.Contact)
+	}
+	return out
+}
+
+// Sipp is a sipp process.
+type Sipp struct {
+	Dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// StartSipp runs sipp with scenario file sf (absolute) and args in a
+// temporary directory, its output in files there; the test's cleanup stops
+// it by PID (SIGTERM, then SIGKILL) and, if the test failed, logs them.
+func StartSipp(t testing.TB, sf string, args ...string) *Sipp {
+	t.Helper()
+	path := NeedTool(t, "sipp", "sip-tester")
+	s := &Sipp{Dir: t.TempDir(), done: make(chan struct{})}
+	args = append([]string{"-sf", sf, "-nostdin", "-timeout", "60s", "-timeout_error",
+		"-trace_err", "-error_file", filepath.Join(s.Dir, "errors.log"),
+		"-trace_msg", "-message_file", filepath.Join(s.Dir, "messages.log")}, args...)
+	s.cmd = exec.Command(path, args...)
+	s.cmd.Dir = s.Dir
+	out, err := os.Create(filepath.Join(s.Dir, "screen.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stdout, s.cmd.Stderr = out, out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start sipp: %v", err)
+	}
+	go func() {
+		s.err = s.cmd.Wait()
+		out.Close()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			s.Dump(t)
+		}
+	})
+	return s
+}
+
+// Stop ends sipp by its PID and waits for it.
+func (s *Sipp) Stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// Wait waits for sipp to end and fails the test unless it exited 0.
+func (s *Sipp) Wait(t testing.TB, limit time.Duration) {
+	t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(limit):
+		t.Fatalf("sipp did not finish its scenario in %s", limit)
+	}
+	if s.err != nil {
+		t.Errorf("sipp scenario failed: %v", s.err)
+	}
+}
+
+// Done is closed when sipp exits.
+func (s *Sipp) Done() <-chan struct{} { return s.done }
+
+// Err is sipp's exit error once Done is closed.
+func (s *Sipp) Err() error { return s.err }
+
+// Dump logs sipp's output files.
+func (s *Sipp) Dump(t testing.TB) {
+	t.Helper()
+	for _, f := range []string{"errors.log", "messages.log", "screen.log"} {
+		if b, err := os.ReadFile(filepath.Join(s.Dir, f)); err == nil && len(b) > 0 {
+			if len(b) > 6000 {
+				b = b[len(b)-6000:]
+			}
+			t.Logf("sipp %s:\n%s", f, b)
+		}
+	}
+}
+
+// Kamailio is a kamailio process run from a config template.
+type Kamailio struct {
+	Addr   string
+	dir    string
+	pid    int
+	done   chan struct{}
+	kamcmd string
+	ctl    string
+}
+
+// StartKamailio runs kamailio from the template tpl ({{PORT}}, {{DIR}}
+// filled in) on 127.0.0.1:port, waits until it answers OPTIONS and stops
+// it by PID (its process group: kamailio forks workers) at cleanup.
+func StartKamailio(t testing.TB, tpl string, port int) *Kamailio {
+	t.Helper()
+	bin := NeedTool(t, "kamailio", "kamailio")
+	kamcmd := NeedTool(t, "kamcmd", "kamailio")
+	dir, err := os.MkdirTemp("", "kam") // short: the ctl socket path is limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	raw, err := os.ReadFile(tpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.NewReplacer("{{PORT}}", strconv.Itoa(port), "{{DIR}}", dir).Replace(string(raw))
+	cfgPath := filepath.Join(dir, "kamailio.cfg")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "kamailio.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-DD", "-E", "-Y", dir, "-w", dir, "-f", cfgPath, "-m", "64", "-M", "8")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start kamailio: %v", err)
+	}
+	k := &Kamailio{Addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir, pid: cmd.Process.Pid, done: make(chan struct{}),
+		kamcmd: kamcmd, ctl: "unix:" + filepath.Join(dir, "kamailio.ctl")}
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(k.done)
+	}()
+	t.Cleanup(func() {
+		k.stop()
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(dir, "kamailio.log")); err == nil {
+				if len(b) > 6000 {
+					b = b[len(b)-6000:]
+				}
+				t.Logf("kamailio %s log:\n%s", k.Addr, b)
+			}
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for !Ping(k.Addr) {
+		select {
+		case <-k.done:
+			b, _ := os.ReadFile(filepath.Join(dir, "kamailio.log"))
+			t.Fatalf("kamailio exited:\n%s", b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("kamailio does not answer OPTIONS")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return k
+}
+
+func (k *Kamailio) stop() {
+	_ = syscall.Kill(k.pid, syscall.SIGTERM)
+	select {
+	case <-k.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-k.pid, syscall.SIGKILL)
+		<-k.done
+	}
+}
+
+// Ctl is the address of kamailio's control socket, for kamcmd -s.
+func (k *Kamailio) Ctl() string { return k.ctl }
+
+// Locations is kamailio's location table, as kamcmd ul.dump prints it.
+func (k *Kamailio) Locations(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command(k.kamcmd, "-s", k.ctl, "ul.dump").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kamcmd ul.dump: %v: %s", err, out)
+	}
+	return string(out)
+}
+
+// Ping sends one OPTIONS over UDP and reports whether an answer came.
+func Ping(addr string) bool {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	id := strconv.FormatInt(time.Now().UnixNano(), 36)
+	msg := "OPTIONS sip:" + addr + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + c.LocalAddr().String() + ";branch=z9hG4bK-ping" + id + "\r\n" +
+		"From: <sip:ping@127.0.0.1>;tag=ping\r\nTo: <sip:" + addr + ">\r\n" +
+		"Call-ID: ping-" + id + "\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return false
+	}
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	return err == nil && strings.HasPrefix(string(buf[:n]), "SIP/2.0 ")
+}
+
+// WaitFor polls cond every 20 ms until it holds, failing the test after
+// limit.
+func WaitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Quiet silences the process-wide default logger below errors: sipgo logs
+// there.
+func Quiet() {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+}

@@ -1,0 +1,220 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/edge/internal/sippeers"
+)
+
+// sipLimit is the deadline of the waits on real SIP peers: generous, no
+// speed is asserted.
+const sipLimit = 60 * time.Second
+
+// withSIP adds the SIP front on a low port, each side's PBX at addrs[i].
+func withSIP(listen string, addrs ...string) edgeOpt {
+	return func(o *Options) {
+		o.Config.SIP = &config.EdgeSIP{Listen: listen, Expires: 30, RegisterRate: 200}
+		for i := range o.Config.Sides {
+			o.Config.Sides[i].SIP = addrs[i]
+		}
+	}
+}
+
+func sippFile(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("sipfront", "testdata", "sipp", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// registered counts the lines of kamailio's location table naming a
+// contact of user prefix p.
+func registered(loc, p string) int {
+	return strings.Count(loc, "sip:"+p)
+}
+
+// TestSIPFrontFollowsTheActive: sipp phones on UDP and TCP register and
+// call through the Edge to side a (kamailio); side a loses Active to side
+// b; the Edge moves every registration to b itself, none is left on a,
+// and a phone that did nothing receives a call from side b.
+func TestSIPFrontFollowsTheActive(t *testing.T) {
+	sippeers.NeedTool(t, "sipp", "sip-tester")
+	tpl, err := filepath.Abs(filepath.Join("sipfront", "testdata", "kamailio.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kamA := sippeers.StartKamailio(t, tpl, sippeers.Port(t))
+	kamB := sippeers.StartKamailio(t, tpl, sippeers.Port(t))
+	nodeA, nodeB := lowNode(t, active(2)), lowNode(t, inactive(1))
+	sipAddr := "127.0.0.1:" + strconv.Itoa(sippeers.Port(t))
+	e := startLowEdge(t, fast(), []sideSpec{benchSide("a", nodeA), benchSide("b", nodeB)},
+		withSIP(sipAddr, "sip:"+kamA.Addr, "sip:"+kamB.Addr+";transport=tcp"))
+	e.waitRouted(t, "a")
+
+	// A phone that only registers, then waits for calls.
+	callee := sippeers.StartSipp(t, sippFile(t, "callee.xml"), "-oocsf", sippFile(t, "answer.xml"),
+		"-s", "callee", "-m", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "u1", sipAddr)
+	// Phones that register: 20 on UDP, 20 on TCP.
+	const n = 20
+	udp := sippeers.StartSipp(t, sippFile(t, "register.xml"), "-s", "u", "-m", strconv.Itoa(n), "-r", "50",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "u1", sipAddr)
+	tcp := sippeers.StartSipp(t, sippFile(t, "register.xml"), "-s", "t", "-m", strconv.Itoa(n), "-r", "50",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "t1", sipAddr)
+	udp.Wait(t, sipLimit)
+	tcp.Wait(t, sipLimit)
+	sippeers.WaitFor(t, sipLimit, "every phone in side a's location table", func() bool {
+		loc := kamA.Locations(t)
+		return registered(loc, "u") == n && registered(loc, "t") == n && registered(loc, "callee") == 1
+	})
+	if loc := kamA.Locations(t); !strings.Contains(loc, "d=s") {
+		t.Fatalf("side a's bindings carry no Path of the Edge:\n%s", loc)
+	}
+	// A TCP phone calls the callee through the Edge and side a.
+	caller := sippeers.StartSipp(t, sippFile(t, "caller.xml"), "-s", "callee", "-m", "1",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "t1", sipAddr)
+	caller.Wait(t, sipLimit)
+
+	st := e.Status().SIP
+	if st == nil || st.Registered != 2*n+1 || st.Sides[0].Registered != 2*n+1 {
+		t.Fatalf("SIP status before the switch: %+v", st)
+	}
+	// A call that stays up through the switch.
+	held := sippeers.StartSipp(t, sippFile(t, "caller_held.xml"), "-s", "callee", "-m", "1",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "u1", sipAddr)
+	sippeers.WaitFor(t, sipLimit, "the held call confirmed", func() bool { return e.Status().SIP.Calls == 1 })
+
+	// Side a loses Active, side b takes it.
+	nodeB.set(active(3))
+	nodeA.set(inactive(2))
+	e.waitRouted(t, "b")
+	// The Edge ends the held call of side a: both phones get its BYE.
+	held.Wait(t, sipLimit)
+	sippeers.WaitFor(t, sipLimit, "every phone on side b, none left on side a", func() bool {
+		locA, locB := kamA.Locations(t), kamB.Locations(t)
+		return registered(locB, "u") == n && registered(locB, "t") == n && registered(locB, "callee") == 1 &&
+			registered(locA, "u")+registered(locA, "t")+registered(locA, "callee") == 0
+	})
+	sippeers.WaitFor(t, sipLimit, "the re-homing to end", func() bool {
+		r := e.Status().SIP.LastRehome
+		return r != nil && r.Done
+	})
+	r := e.Status().SIP.LastRehome
+	if r.From != "a" || r.To != "b" || r.Bindings != 2*n+1 || r.Moved != 2*n+1 || r.Pending != 0 || r.Max < r.P50 {
+		t.Errorf("last re-homing: %+v", r)
+	}
+	t.Logf("re-homing of %d phones: p50 %.3fs p95 %.3fs max %.3fs", r.Moved, r.P50, r.P95, r.Max)
+
+	// The callee did nothing since; a call from side b reaches it.
+	caller2 := sippeers.StartSipp(t, sippFile(t, "caller.xml"), "-s", "callee", "-m", "1",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "u1", sipAddr)
+	caller2.Wait(t, sipLimit)
+	select {
+	case <-callee.Done():
+		t.Fatalf("the callee ended early: %v", callee.Err())
+	default:
+	}
+	callee.Stop()
+	trace, err := os.ReadFile(filepath.Join(callee.Dir, "messages.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(trace), "INVITE sip:callee@"); got < 3 {
+		t.Errorf("the callee's trace shows %d INVITEs, want the 3 calls", got)
+	}
+	if got := strings.Count(string(trace), "the PBX of this call lost Active"); got < 1 {
+		t.Errorf("the callee got no BYE of the Edge for the held call")
+	}
+	if got := strings.Count(string(trace), "REGISTER sip:"); got != 1 {
+		t.Errorf("the callee sent %d REGISTERs, want 1: the Edge re-homes it", got)
+	}
+
+	// The status API and the metrics say the same.
+	req, _ := http.NewRequest("GET", "http://unused"+PathStatus, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	rec := httptest.NewRecorder()
+	e.APIHandler().ServeHTTP(rec, req)
+	var api Status
+	if err := json.Unmarshal(rec.Body.Bytes(), &api); err != nil || api.SIP == nil {
+		t.Fatalf("status API: %v %s", err, rec.Body.String())
+	}
+	if api.SIP.Active != "b" || api.SIP.Sides[1].Registered != 2*n+1 || api.SIP.Sides[0].Registered != 0 {
+		t.Errorf("status API's sip: %+v", api.SIP)
+	}
+	if v := metric(t, e.reg, "resman_edge_sip_registered", map[string]string{"side": "b"}); v != 2*n+1 {
+		t.Errorf("resman_edge_sip_registered{side=b} = %v", v)
+	}
+	if v := metric(t, e.reg, "resman_edge_sip_registered", map[string]string{"side": "a"}); v != 0 {
+		t.Errorf("resman_edge_sip_registered{side=a} = %v", v)
+	}
+}
+
+// lowListener listens on a loopback port below the kernel's ephemeral
+// range, as every listener of the SIP tests does.
+func lowListener(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(sippeers.Port(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// lowNode is newFakeNode on a port below the ephemeral range.
+func lowNode(t testing.TB, a answer) *fakeNode {
+	t.Helper()
+	return newFakeNodeWith(t, a, func(s *httptest.Server) {
+		s.Listener.Close()
+		s.Listener = lowListener(t)
+		s.Start()
+	})
+}
+
+// startLowEdge is startEdge with the proxy on a port below the ephemeral
+// range.
+func startLowEdge(t testing.TB, check config.EdgeCheck, sides []sideSpec, opts ...edgeOpt) *testEdge {
+	t.Helper()
+	cfg := config.Edge{Listen: "127.0.0.1:0", Token: testToken, Check: check}
+	for _, s := range sides {
+		cfg.Sides = append(cfg.Sides, config.Side{Name: s.name, Node: s.node.srv.URL, Routes: s.routes})
+	}
+	reg := prometheus.NewRegistry()
+	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testLogger(t), CheckTimeout: waitLimit}
+	for _, f := range opts {
+		f(&o)
+	}
+	e, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := lowListener(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(waitLimit):
+			t.Error("Serve did not return")
+		}
+	})
+	return &testEdge{Edge: e, url: "http://" + ln.Addr().String(), reg: reg}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -122,13 +123,26 @@ func TestSIPAcceptsRegister(t *testing.T) {
 }
 
 func TestSIPListensOnAddr(t *testing.T) {
-	// Find a free UDP port, then let SIP listen there on both transports.
-	probe, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// A port free on both transports, below the kernel's ephemeral range
+	// (where a kernel-given UDP port's TCP twin may be some connection's).
+	addr := ""
+	for try := 0; try < 100 && addr == ""; try++ {
+		a := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(10000)))
+		u, err := net.ListenPacket("udp", a)
+		if err != nil {
+			continue
+		}
+		l, err := net.Listen("tcp", a)
+		u.Close()
+		if err != nil {
+			continue
+		}
+		l.Close()
+		addr = a
 	}
-	addr := probe.LocalAddr().String()
-	probe.Close()
+	if addr == "" {
+		t.Fatal("no port between 20000 and 30000 free on both UDP and TCP in 100 tries")
+	}
 	serve(t, func(ctx context.Context) error { return SIP(ctx, addr, nil) })
 	// SIP may not be listening yet: retry until the TCP port answers.
 	deadline := time.Now().Add(waitLimit)

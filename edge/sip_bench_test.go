@@ -26,13 +26,13 @@ import (
 // the test process (the Edge; kamailio and sipp run apart) per SIP
 // message the front read or wrote, over the registrations and over the
 // re-homing. SIPFRONT_BENCH_RATE sets edge.sip.register_rate (default:
-// the config's default, 50 per second).
+// the config's default, 200 per second).
 //
 //	go test -run '^$' -bench BenchmarkSIPRehome -benchtime 1x ./edge/
 //	SIPFRONT_BENCH_PHONES=1000 go test -run '^$' -bench BenchmarkSIPRehome -benchtime 1x -timeout 20m ./edge/
 func BenchmarkSIPRehome(b *testing.B) {
 	phones := envInt(b, "SIPFRONT_BENCH_PHONES", 100)
-	rate := envInt(b, "SIPFRONT_BENCH_RATE", 50)
+	rate := envInt(b, "SIPFRONT_BENCH_RATE", 200)
 	sippeers.NeedTool(b, "sipp", "sip-tester")
 	tpl, err := filepath.Abs(filepath.Join("sipfront", "testdata", "kamailio.cfg"))
 	if err != nil {

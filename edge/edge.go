@@ -17,9 +17,10 @@
 // The proxy runs on fasthttp (server and upstream client, HTTP/1.1 with
 // keep-alive to the upstreams): measured against nginx on the same job,
 // net/http with httputil.ReverseProxy reached about half of its
-// throughput, fasthttp matches it (see README.md). Small answers are read
-// whole and sent on; large ones and answers without a length are streamed
-// and flushed as they come. WebSocket upgrades and requests for an event
+// throughput, fasthttp matches it (see README.md). Answers are streamed,
+// whatever their size (the Edge holds no more of one than its buffers);
+// answers without a length are flushed as they come. WebSocket upgrades
+// and requests for an event
 // stream get a connection of their own to the upstream, and bytes are
 // copied both ways. Error pages never name an upstream.
 //

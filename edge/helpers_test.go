@@ -29,7 +29,7 @@ import (
 const (
 	testToken = "edge-test-token-0123456789"
 	waitLimit = 10 * time.Second
-	// bigSize is above maxBuffered: the answer is streamed.
+	// bigSize is an answer larger than any buffer of the Edge.
 	bigSize = 3 << 20
 )
 

@@ -22,9 +22,6 @@ import (
 
 // Limits of the upstream client.
 const (
-	// maxBuffered is the largest upstream answer read whole before it is
-	// sent on; larger answers, and answers without a length, are streamed.
-	maxBuffered = 1 << 20
 	// maxUpstreamConns bounds the connections to one upstream.
 	maxUpstreamConns = 4096
 	// upstreamWait bounds the wait for a free connection at that bound.
@@ -90,17 +87,19 @@ func newRoute(s *side, path string, u *url.URL, upTLS *tls.Config) *route {
 		}
 	}
 	rt.hc = &fasthttp.HostClient{
-		Addr:                          rt.addr,
-		IsTLS:                         rt.tls != nil,
-		TLSConfig:                     rt.tls,
-		Dial:                          func(addr string) (net.Conn, error) { return rt.dialer.Dial("tcp", addr) },
-		MaxConns:                      maxUpstreamConns,
-		MaxConnWaitTimeout:            upstreamWait,
-		MaxIdleConnDuration:           upstreamIdle,
-		WriteTimeout:                  upstreamWrite,
-		ReadBufferSize:                bufferSize,
-		WriteBufferSize:               bufferSize,
-		MaxResponseBodySize:           maxBuffered,
+		Addr:                rt.addr,
+		IsTLS:               rt.tls != nil,
+		TLSConfig:           rt.tls,
+		Dial:                func(addr string) (net.Conn, error) { return rt.dialer.Dial("tcp", addr) },
+		MaxConns:            maxUpstreamConns,
+		MaxConnWaitTimeout:  upstreamWait,
+		MaxIdleConnDuration: upstreamIdle,
+		WriteTimeout:        upstreamWrite,
+		ReadBufferSize:      bufferSize,
+		WriteBufferSize:     bufferSize,
+		// Every answer is streamed: the client gets each byte as it comes,
+		// and the Edge holds no more of an answer than its buffers (the
+		// limit is ignored when streaming).
 		StreamResponseBody:            true,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
@@ -165,12 +164,18 @@ func (rt *route) prepare(ctx *fasthttp.RequestCtx, s seen, websocket bool) {
 	}
 }
 
-// forward proxies a plain request. A small answer is read whole before it
-// is sent on, so that its upstream connection is free at once; a large
-// one, or one without a length (flushed as it comes), is streamed, and its
-// connections are closed after it rather than kept half-read. The
-// answer's hop-by-hop headers are removed (see stripResponse): the
-// client's connection is the Edge's business, not the upstream's.
+// forward proxies a plain request. Its answer is streamed, whatever its
+// size: the head goes to the client once read, then the body as it comes,
+// through the connections' buffers, and the upstream connection goes back
+// to the pool when the body is read to its end (it is closed when the
+// client goes away before: never kept half-read). A request fails over to
+// a 502 (fasthttp may retry an idempotent one on another connection)
+// only before the answer's head is read, so before any byte reached the
+// client. An answer without a length (an event stream, a long poll,
+// flushed as it comes) closes the client's connection after it, and is a
+// stream of its side, cut when the side loses Active. The answer's
+// hop-by-hop headers are removed (see stripResponse): the client's
+// connection is the Edge's business, not the upstream's.
 func (rt *route) forward(ctx *fasthttp.RequestCtx, s seen) {
 	req := &ctx.Request
 	clientClose := req.Header.ConnectionClose()
@@ -183,15 +188,11 @@ func (rt *route) forward(ctx *fasthttp.RequestCtx, s seen) {
 		rt.answered()
 		rt.count(ctx.Response.StatusCode())
 		stripResponse(&ctx.Response.Header)
-		if cl := ctx.Response.Header.ContentLength(); (cl < 0 || cl > maxBuffered) && ctx.Response.BodyStream() != nil {
-			// Streamed: if the client goes away, the rest must not be left
-			// on a pooled upstream connection.
+		if ctx.Response.Header.ContentLength() < 0 && ctx.Response.BodyStream() != nil {
+			// A stream (events, a long poll...): cut it, with its client
+			// connection, when the side loses Active.
 			ctx.SetConnectionClose()
-			if cl < 0 {
-				// A stream (events, a long poll...): cut it when the side
-				// loses Active.
-				rt.side.track(&stream{conns: []net.Conn{ctx.Conn()}, byConn: true})
-			}
+			rt.side.track(&stream{conns: []net.Conn{ctx.Conn()}, byConn: true})
 		}
 	}
 	if clientClose {

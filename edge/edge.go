@@ -383,6 +383,7 @@ func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 			}
 		})
 	}
+	wg.Go(func() { e.trimLoop(ctx, srv.GetOpenConnectionsCount) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	e.log.Info("proxy listening", "addr", ln.Addr().String(), "scheme", scheme,

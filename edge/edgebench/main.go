@@ -61,6 +61,7 @@ func main() {
 	settle := flag.Duration("settle", 30*time.Second, "wait before the last memory reading")
 	noNginx := flag.Bool("no-nginx", false, "direct and Edge only")
 	edgeEnv := flag.String("edge-env", "", "variables added to the Edge's environment (GOGC=200 ...)")
+	edge2 := flag.String("edge2", "", "also measure a second Edge, \"edge2\": RESMAN-BINARY[,VAR=VALUE...] (A/B in the same rounds)")
 	flag.Parse()
 	if *upstream != "" {
 		serveUpstream(*upstream)
@@ -78,8 +79,12 @@ func main() {
 	waitOK("http://" + upAddr + "/small")
 	nodeURL := fakeNode()
 	targets := []*target{{name: "direct", addr: upAddr}}
-	edge := b.startEdge(*resman, nodeURL, upAddr, strings.Fields(*edgeEnv))
+	edge := b.startEdge("edge", *resman, nodeURL, upAddr, strings.Fields(*edgeEnv))
 	targets = append(targets, edge)
+	if *edge2 != "" {
+		f := strings.Split(*edge2, ",")
+		targets = append(targets, b.startEdge("edge2", f[0], nodeURL, upAddr, f[1:]))
+	}
 	if !*noNginx {
 		if ng := b.startNginx(upAddr); ng != nil {
 			targets = append(targets, ng)
@@ -187,6 +192,9 @@ func main() {
 			}
 			fmt.Printf("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", s.name, c, median(drps),
 				ratio("edge"), ratio("nginx"), p99("direct"), p99("edge"), p99("nginx"), cpu("edge"), cpu("nginx"))
+			if len(rs["edge2"]) > 0 {
+				fmt.Printf("|   edge2 | %d | | %s | | | %s | | %s | |\n", c, ratio("edge2"), p99("edge2"), cpu("edge2"))
+			}
 		}
 	}
 	fmt.Printf("\nEdge RSS: %.1f MiB idle, %.1f MiB after the loads, %.1f MiB %v later\n", rssIdle, rssLoaded, rssLater, *settle)
@@ -296,7 +304,7 @@ func (b *bench) stop() {
 
 const token = "edgebench-token-0123456789"
 
-func (b *bench) startEdge(resman, node, upstream string, env []string) *target {
+func (b *bench) startEdge(name, resman, node, upstream string, env []string) *target {
 	addr, apiAddr := freeAddr(), freeAddr()
 	cfg := fmt.Sprintf(`api: {listen: %s, token: %s}
 edge:
@@ -308,15 +316,15 @@ edge:
       routes: [{path: /, upstream: "http://%s"}]
 log: {level: warn}
 `, apiAddr, token, addr, token, node, upstream)
-	path := filepath.Join(b.dir, "edge.yaml")
+	path := filepath.Join(b.dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		fatalf("%v", err)
 	}
 	cmd := exec.Command(resman, "run", "-c", path)
 	cmd.Env = append(os.Environ(), env...)
-	b.start("edge", cmd)
+	b.start(name, cmd)
 	waitOK("http://" + addr + "/small")
-	return &target{name: "edge", addr: addr, pid: cmd.Process.Pid}
+	return &target{name: name, addr: addr, pid: cmd.Process.Pid}
 }
 
 func (b *bench) startNginx(upstream string) *target {

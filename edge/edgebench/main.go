@@ -110,14 +110,23 @@ func main() {
 			sizeList = append(sizeList, s)
 		}
 	}
-	rssIdle := rss(edge.pid)
-	fmt.Printf("edge RSS idle: %.1f MiB\n", rssIdle)
+	// The resident memory of each Edge: idle, then right after each of its
+	// runs (the highest, and the last: after a 1 MiB load at the most
+	// connections when those are measured), and settle after the end.
+	var edges []*target
+	rssIdle := map[string]float64{}
+	for _, t := range targets {
+		if strings.HasPrefix(t.name, "edge") {
+			edges = append(edges, t)
+			rssIdle[t.name] = rss(t.pid)
+		}
+	}
 	type key struct {
 		size  string
 		conns int
 	}
 	results := map[key]map[string][]run{}
-	var rssLoaded float64
+	rssPeak, rssLast := map[string]float64{}, map[string]float64{}
 	for _, s := range sizeList {
 		for _, c := range conList {
 			k := key{s.name, c}
@@ -138,16 +147,21 @@ func main() {
 				for _, t := range order {
 					res := wrkRun(wrk, t, s.path, c, *threads, *round)
 					results[k][t.name] = append(results[k][t.name], res)
-					fmt.Printf("%-7s %4d conns  round %d  %-6s %9.0f req/s  p99 %8v  cpu %6.1f µs/req  errors %d\n",
-						s.name, c, r+1, t.name, res.rps, res.p99.Round(10*time.Microsecond), res.cpuPerReq, res.errors)
+					if t.pid != 0 {
+						rssPeak[t.name] = max(rssPeak[t.name], res.rss)
+						rssLast[t.name] = res.rss
+					}
+					fmt.Printf("%-7s %4d conns  round %d  %-6s %9.0f req/s  p99 %8v  cpu %6.1f µs/req  RSS %5.1f MiB  errors %d %s\n",
+						s.name, c, r+1, t.name, res.rps, res.p99.Round(10*time.Microsecond), res.cpuPerReq, res.rss, res.errors, res.errorKind)
 				}
 			}
 		}
-		rssLoaded = rss(edge.pid)
-		fmt.Printf("edge RSS after the %s loads: %.1f MiB\n", s.name, rssLoaded)
 	}
 	time.Sleep(*settle)
-	rssLater := rss(edge.pid)
+	rssLater := map[string]float64{}
+	for _, t := range edges {
+		rssLater[t.name] = rss(t.pid)
+	}
 
 	fmt.Printf("\n%d rounds of %v per line, wrk -t%d, medians of rounds (ratio: of direct in the same round)\n\n", *rounds, *round, *threads)
 	fmt.Println("| answer | conns | direct req/s | Edge / direct | nginx / direct | p99 direct | p99 Edge | p99 nginx | CPU µs/req Edge | CPU µs/req nginx |")
@@ -197,7 +211,11 @@ func main() {
 			}
 		}
 	}
-	fmt.Printf("\nEdge RSS: %.1f MiB idle, %.1f MiB after the loads, %.1f MiB %v later\n", rssIdle, rssLoaded, rssLater, *settle)
+	fmt.Println()
+	for _, t := range edges {
+		fmt.Printf("%s RSS: %.1f MiB idle, %.1f MiB right after its last run, at most %.1f MiB right after a run, %.1f MiB %v after the end\n",
+			t.name, rssIdle[t.name], rssLast[t.name], rssPeak[t.name], rssLater[t.name], *settle)
+	}
 	errs := 0
 	for _, rs := range results {
 		for _, runs := range rs {
@@ -381,6 +399,8 @@ type run struct {
 	p99       time.Duration
 	cpuPerReq float64 // µs of the proxy's CPU per request
 	errors    int
+	errorKind string  // wrk's lines on them
+	rss       float64 // the proxy's resident memory right after, MiB
 }
 
 var (
@@ -421,17 +441,22 @@ func wrkRun(wrk string, t *target, path string, conns, threads int, d time.Durat
 		r.p99 = parseDur(m[1], m[2])
 	}
 	if m = reSocket.FindStringSubmatch(s); m != nil {
+		r.errorKind = m[0]
 		for _, x := range m[1:] {
 			v, _ := strconv.Atoi(x)
 			r.errors += v
 		}
 	}
 	if m = reNon2xx.FindStringSubmatch(s); m != nil {
+		r.errorKind += " " + m[0]
 		v, _ := strconv.Atoi(m[1])
 		r.errors += v
 	}
 	if n > 0 && t.pid != 0 {
 		r.cpuPerReq = float64(cpu.Microseconds()) / float64(n)
+	}
+	if t.pid != 0 {
+		r.rss = rss(t.pid)
 	}
 	return r
 }

@@ -17,11 +17,14 @@ import (
 // slowUpstream answers every request on a connection with size bytes
 // (Content-Length set), its head and the first part bytes at once, the
 // rest only once release is closed: a client that gets the first part
-// before release got it streamed. It counts the connections it accepted.
+// before release got it streamed. A nil release: the connection closes
+// after the first part instead (the upstream dies half-way). It counts
+// the connections it accepted and the requests it received.
 type slowUpstream struct {
-	ln      net.Listener
-	conns   atomic.Int32
-	written atomic.Int64 // body bytes written, over all answers
+	ln       net.Listener
+	conns    atomic.Int32
+	requests atomic.Int32
+	written  atomic.Int64 // body bytes written, over all answers
 }
 
 func newSlowUpstream(t *testing.T, size, part int, release <-chan struct{}) *slowUpstream {
@@ -47,11 +50,15 @@ func newSlowUpstream(t *testing.T, size, part int, release <-chan struct{}) *slo
 					if _, err := readHead(br); err != nil {
 						return
 					}
+					u.requests.Add(1)
 					if _, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n\r\n", size); err != nil {
 						return
 					}
 					for sent := 0; sent < size; {
 						if sent == part {
+							if release == nil {
+								return
+							}
 							<-release
 						}
 						n := min(len(chunk), size-sent)
@@ -165,5 +172,45 @@ func TestStreamedAnswerMemoryIsBounded(t *testing.T) {
 	t.Logf("heap growth half-way through a %d MiB answer: %d KiB", size>>20, grown>>10)
 	if _, err := io.CopyN(io.Discard, rc.br, size/2); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An upstream that dies half-way through an answer: the client gets the
+// head and what came, then its connection closes (the answer is cut, not
+// completed with a 502 page); the request is not sent again, since bytes
+// of the answer already reached the client. The next request gets a new
+// upstream connection.
+func TestUpstreamDyingHalfWayCutsTheAnswer(t *testing.T) {
+	const size, part = 1 << 20, 100 << 10
+	up := newSlowUpstream(t, size, part, nil)
+	e := startSlow(t, up)
+	rc := dialRaw(t, e)
+	if _, err := io.WriteString(rc.c, "GET /file HTTP/1.1\r\nHost: pbx\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	head, err := readHead(rc.br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix([]byte(head), []byte("HTTP/1.1 200 ")) {
+		t.Fatalf("answer %q", head)
+	}
+	n, err := io.Copy(io.Discard, rc.br)
+	if n != part {
+		t.Errorf("the client got %d bytes of the body, want the %d the upstream wrote (err %v)", n, part, err)
+	}
+	if r := up.requests.Load(); r != 1 {
+		t.Errorf("the upstream received the request %d times, want 1", r)
+	}
+	// The Edge still answers, on a new connection to the upstream.
+	rc2 := dialRaw(t, e)
+	if _, err := io.WriteString(rc2.c, "GET /again HTTP/1.1\r\nHost: pbx\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if head, err := readHead(rc2.br); err != nil || !bytes.HasPrefix([]byte(head), []byte("HTTP/1.1 200 ")) {
+		t.Fatalf("next request: %q, %v", head, err)
+	}
+	if c := up.conns.Load(); c != 2 {
+		t.Errorf("the upstream accepted %d connections, want 2", c)
 	}
 }

@@ -8,8 +8,9 @@
 #  2. BenchmarkEdgeFailover (cmd/resman): the time from a side's failure to
 #     the first answer of the other side.
 # Installs nginx-light and wrk (Debian) when missing. Extra arguments go to
-# edgebench (e.g. -rounds 5 -conns 32 -sizes "4 KiB"; -h lists them);
-# EDGE_BENCH_NO_FAILOVER=1 skips the second part.
+# edgebench (e.g. -rounds 5 -conns 32 -sizes "4 KiB"; -h lists them), but
+# go test's -count=N, -timeout=D and -v, which go to the second part (make
+# proof passes -count=1); EDGE_BENCH_NO_FAILOVER=1 skips the second part.
 set -eu
 cd "$(dirname "$0")/.."
 missing=""
@@ -25,7 +26,16 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 go build -o "$dir/resman" ./cmd/resman
 go build -o "$dir/edgebench" ./edge/edgebench
+gotest=""
+for a in "$@"; do
+	shift
+	case "$a" in
+	-count=* | -timeout=* | -v) gotest="$gotest $a" ;;
+	*) set -- "$@" "$a" ;;
+	esac
+done
 "$dir/edgebench" -resman "$dir/resman" "$@"
 if [ -z "${EDGE_BENCH_NO_FAILOVER:-}" ]; then
-	go test -run '^$' -bench '^BenchmarkEdgeFailover$' -benchtime 1x ./cmd/resman/
+	# shellcheck disable=SC2086 # several flags
+	go test -run '^$' -bench '^BenchmarkEdgeFailover$' -benchtime 1x $gotest ./cmd/resman/
 fi

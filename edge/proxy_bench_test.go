@@ -19,7 +19,7 @@ import (
 // request carries a browser's headers (Connection: keep-alive among them)
 // and the upstream answers as nginx does (Connection: keep-alive,
 // Keep-Alive), so that the hop-by-hop handling of both directions is in
-// the measure. The cmd/resman benchmarks (edge/bench.sh) measure the Edge
+// the measure. edge/bench.sh (edge/edgebench, with wrk) measures the Edge
 // as a process beside nginx.
 func BenchmarkProxy(b *testing.B) {
 	page := bytes.Repeat([]byte("x"), 1100)

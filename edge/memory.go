@@ -16,11 +16,13 @@ import (
 // after it if the load stays low, once the server's idle workers (10 s)
 // are gone with their stacks.
 const (
-	trimInterval = time.Second
-	trimMinPeak  = 64
-	trimFirst    = 2
-	trimAgain    = 12
+	trimMinPeak = 64
+	trimFirst   = 2
+	trimAgain   = 12
 )
+
+// trimInterval is the time between two samples (a variable for the tests).
+var trimInterval = time.Second
 
 // trimmer decides when a load has ended.
 type trimmer struct {

@@ -2,7 +2,11 @@ package edge
 
 import (
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/resman-pbx/resman/config"
 )
 
 // The Edge returns memory to the system after a load of many connections
@@ -37,5 +41,46 @@ func TestTrimmerAfterLoad(t *testing.T) {
 		if got := tr.observe(s.open); got != s.trim {
 			t.Fatalf("sample %d (%d open): trim %v, want %v", i, s.open, got, s.trim)
 		}
+	}
+}
+
+// A running Edge gives memory back once a load of many connections ends,
+// and not while it lasts.
+func TestMemoryIsGivenBackAfterALoad(t *testing.T) {
+	saved := trimInterval
+	trimInterval = 10 * time.Millisecond
+	t.Cleanup(func() { trimInterval = saved })
+	release := make(chan struct{})
+	close(release)
+	up := newSlowUpstream(t, 100, 0, release)
+	log, logs := logsOf(t)
+	node := newFakeNode(t, active(1))
+	e := startEdge(t, fast(), []sideSpec{{name: "main", node: node,
+		routes: []config.Route{{Path: "/", Upstream: up.url()}}}},
+		func(o *Options) { o.Logger = log })
+	e.waitRouted(t, "main")
+	const msg = "memory returned to the system"
+	var conns []*rawConn
+	for range trimMinPeak + 6 {
+		rc := dialRaw(t, e)
+		if res := rc.do("GET / HTTP/1.1\r\nHost: pbx\r\n\r\n"); res.status != 200 {
+			t.Fatalf("answer %d", res.status)
+		}
+		conns = append(conns, rc)
+	}
+	// The load lasts: ten samples, no collection.
+	time.Sleep(10 * trimInterval)
+	if strings.Contains(logs(), msg) {
+		t.Fatal("memory given back while the connections are open")
+	}
+	for _, rc := range conns {
+		rc.c.Close()
+	}
+	waitUntil(t, "memory given back after the load", func() bool { return strings.Contains(logs(), msg) })
+	// Twice: after the fall, and once the idle workers are gone.
+	waitUntil(t, "memory given back a second time", func() bool { return strings.Count(logs(), msg) == 2 })
+	time.Sleep(3 * trimAgain * trimInterval)
+	if n := strings.Count(logs(), msg); n != 2 {
+		t.Errorf("memory given back %d times after one load, want 2", n)
 	}
 }

@@ -142,7 +142,20 @@ func parseProxy(s string) (netip.Prefix, error) {
 type User struct {
 	Name         string `mapstructure:"name"`
 	PasswordHash string `mapstructure:"password_hash" secret:"true" secretkind:"bcrypt"`
+	// Role is UserRoleAdmin (reads and acts) or UserRoleViewer (reads
+	// only: a wall screen). Default: admin.
+	Role string `mapstructure:"role"`
 }
+
+// Values of User.Role.
+const (
+	UserRoleAdmin  = "admin"
+	UserRoleViewer = "viewer"
+)
+
+// Viewer reports whether u may only read (an empty Role, from a User built
+// in code, is an admin).
+func (u User) Viewer() bool { return u.Role == UserRoleViewer }
 
 // Peer is the other node of the pair. Required for main and standby, absent
 // on a witness.

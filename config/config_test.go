@@ -411,12 +411,15 @@ api:
     - {name: admin, password_hash: "$2a$10$OWLD2kffFQclbT8YWT7Y1uCcyV4.xFPA0WJIWoOB3Ej4Jfk1xOw8S"}
     - {name: admin, password_hash: "hunter2"}
     - {password_hash: "$2a$10$short"}
+    - {name: wall, password_hash: "$2a$10$OWLD2kffFQclbT8YWT7Y1uCcyV4.xFPA0WJIWoOB3Ej4Jfk1xOw8S", role: guest}
+    - {name: tv, password_hash: "$2a$10$OWLD2kffFQclbT8YWT7Y1uCcyV4.xFPA0WJIWoOB3Ej4Jfk1xOw8S", role: viewer}
 `,
 			wantErrs: []string{
 				`api.users[1].name: duplicate of api.users[0].name "admin"`,
 				"api.users[1].password_hash: must be a bcrypt hash like $2a$10$..., as printed by resman hash-password",
 				"api.users[2].name: required",
 				"api.users[2].password_hash: must be a bcrypt hash",
+				`api.users[3].role: must be admin or viewer, got "guest"`,
 			}},
 		{name: "auto mode needs gossip", yaml: `
 node: {name: xivo-main, role: main, mode: auto, version: "1"}
@@ -1170,4 +1173,34 @@ func TestTrustedProxies(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "api.trusted_proxies[1]: must be an IP address or a CIDR prefix") {
 		t.Errorf("a host name: %v", err)
 	}
+}
+
+// api.users[].role defaults to admin; viewer is kept; an empty role
+// written out is refused, naming the key.
+func TestUserRole(t *testing.T) {
+	t.Parallel()
+	const hash = "$2a$10$OWLD2kffFQclbT8YWT7Y1uCcyV4.xFPA0WJIWoOB3Ej4Jfk1xOw8S"
+	const head = `
+node: {name: xivo-main, role: main, version: "2025.10.3"}
+peer: {name: xivo-standby, api: "http://127.0.0.2:9440"}
+api:
+  token: 0123456789abcdef0123
+`
+	c, err := Parse([]byte(head+`  users:
+    - {name: admin, password_hash: "`+hash+`"}
+    - {name: wall, password_hash: "`+hash+`", role: viewer}
+`), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{c.API.Users[0].Role, c.API.Users[1].Role}; !slices.Equal(got, []string{UserRoleAdmin, UserRoleViewer}) {
+		t.Errorf("roles %q, want admin (the default) and viewer", got)
+	}
+	if c.API.Users[0].Viewer() || !c.API.Users[1].Viewer() {
+		t.Errorf("Viewer(): %v %v", c.API.Users[0].Viewer(), c.API.Users[1].Viewer())
+	}
+	_, err = Parse([]byte(head+`  users:
+    - {name: wall, password_hash: "`+hash+`", role: ""}
+`), envOf(nil))
+	checkProblems(t, err, []string{"api.users[0].role: required: must be admin or viewer"})
 }

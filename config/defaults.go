@@ -37,6 +37,9 @@ func (c *Config) applyDefaults(given func(string) bool) {
 		def(given, "node.data_dir", &n.DataDir, DefaultDataDir)
 	}
 	def(given, "api.listen", &c.API.Listen, DefaultAPIListen)
+	for i := range c.API.Users {
+		def(given, fmt.Sprintf("api.users[%d].role", i), &c.API.Users[i].Role, UserRoleAdmin)
+	}
 	if p := c.Peer; p != nil {
 		def(given, "peer.check_interval", &p.CheckInterval, 2*time.Second)
 		def(given, "peer.timeout", &p.Timeout, 2*time.Second)

@@ -152,6 +152,7 @@ func (v *checker) api() {
 			// The value is not echoed: it may be a password pasted by mistake.
 			v.add(key+".password_hash", "must be a bcrypt hash like $2a$10$..., as printed by resman hash-password")
 		}
+		v.oneOf(key+".role", u.Role, UserRoleAdmin, UserRoleViewer)
 	}
 }
 

@@ -2,9 +2,11 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 )
 
@@ -16,6 +18,7 @@ type call struct {
 	Stop   api.StopRequest
 	Switch api.SwitchoverRequest
 	Fail   api.FailoverRequest
+	Repl   api.ReplicationRunRequest
 	Limit  int
 	Before uint64
 }
@@ -37,11 +40,14 @@ type fakeNode struct {
 	// switchErr and failoverErr answer Switchover and StartFailover.
 	switchErr   error
 	failoverErr error
-	entries     []api.AuditEntry
-	panicky     bool
-	calls       []call
-	subs        map[int]chan api.Event
-	nextSub     int
+	// replErr answers RunReplication, with the jobs as they are; without
+	// it the jobs this node sends succeed now.
+	replErr error
+	entries []api.AuditEntry
+	panicky bool
+	calls   []call
+	subs    map[int]chan api.Event
+	nextSub int
 
 	// subscribed receives the ID of each new subscription, cancelled the
 	// ID of each cancelled one.
@@ -265,4 +271,39 @@ func (f *fakeNode) StopFailover(_ context.Context, who string, req api.StopReque
 	f.record(call{Method: "failover-stop", Who: who, Stop: req})
 	f.setStatus(func(st *api.Status) { st.Failover = api.Failover{} })
 	return f.Status(), nil
+}
+
+// RunReplication runs the jobs this node sends: they succeed now, or fail
+// with replErr (the node's ErrFailed answers the jobs' status too). From
+// an Inactive node it is refused, as the node does.
+func (f *fakeNode) RunReplication(_ context.Context, who string, req api.ReplicationRunRequest) ([]api.Replication, error) {
+	f.record(call{Method: "replication-run", Who: who, Repl: req})
+	f.mu.Lock()
+	if f.status.Status != api.StatusActive {
+		st := f.status.Status
+		f.mu.Unlock()
+		return nil, fmt.Errorf("%w: replication runs from the Active node; this node is %s", resilience.ErrConflict, st)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	err := f.replErr
+	for i := range f.status.Replication {
+		r := &f.status.Replication[i]
+		if r.Direction == "receive" || (req.Job != "" && r.Name != req.Job) {
+			continue
+		}
+		r.LastRun, r.OK, r.Error = now, err == nil, ""
+		if err != nil {
+			r.Error = err.Error()
+		} else {
+			r.LastSuccess, r.Stale = now, false
+		}
+	}
+	st := f.status
+	st.Replication = append([]api.Replication(nil), f.status.Replication...)
+	f.mu.Unlock()
+	f.publish(api.Event{Name: api.EventStatus, Data: st})
+	if err != nil {
+		return st.Replication, fmt.Errorf("%w: replication of all jobs: %v", resilience.ErrFailed, err)
+	}
+	return st.Replication, nil
 }

@@ -45,7 +45,9 @@ const localSession = "resman.session"
 
 // webAuth holds the web login's users, sessions and lock-out counts.
 type webAuth struct {
-	users      map[string][]byte
+	users map[string][]byte
+	// viewers are the users who may only read (api.users[].role: viewer).
+	viewers    map[string]bool
 	sessions   *sessionStore
 	limiter    *loginLimiter
 	cookieName string
@@ -68,6 +70,7 @@ type webAuth struct {
 func newWebAuth(users []config.User, nodeName string, log *slog.Logger, now func() time.Time) *webAuth {
 	a := &webAuth{
 		users:      map[string][]byte{},
+		viewers:    map[string]bool{},
 		sessions:   newSessionStore(now),
 		limiter:    newLoginLimiter(now),
 		cookieName: cookieName(nodeName),
@@ -84,6 +87,9 @@ func newWebAuth(users []config.User, nodeName string, log *slog.Logger, now func
 			continue
 		}
 		a.users[u.Name] = []byte(u.PasswordHash)
+		if u.Viewer() {
+			a.viewers[u.Name] = true
+		}
 		a.dummyCost = max(a.dummyCost, cost)
 	}
 	if a.dummyCost == 0 {
@@ -188,13 +194,21 @@ func (s *Server) sessionAuth(c *fiber.Ctx) (bool, error) {
 	if id == "" {
 		return false, nil
 	}
-	// Event streams and the page's own refreshes do not renew the session.
+	// Event streams and the page's own refreshes do not renew an admin's
+	// session (a viewer's is renewed by any request: see session.viewer).
 	touch := c.Path() != pathEvents && c.Get(HeaderBackground) == ""
 	sess := s.auth.sessions.get(id, touch)
 	if sess == nil {
 		return true, errorf(fiber.StatusUnauthorized, "your session has ended: log in again")
 	}
 	if !safeMethod(c.Method()) {
+		if sess.viewer {
+			// Refused before anything else: the node sees nothing, and
+			// nothing is audited (the audit log records commands).
+			s.auth.log.Warn("write refused: read-only viewer", "user", sess.user, "route", s.routeLabel(c.Path()),
+				"method", methodLabel(c.Method()), "ip", s.clientIP(c).String())
+			return true, errorf(fiber.StatusForbidden, "%s is a read-only viewer (api.users[].role: viewer): it may see the page, never act; log in as an admin to do this", sess.user)
+		}
 		if err := s.checkCSRF(c, sess, c.Get(HeaderCSRF)); err != nil {
 			return true, err
 		}
@@ -267,7 +281,8 @@ func (s *Server) login(c *fiber.Ctx) error {
 		return s.renderLogin(c, fiber.StatusUnauthorized, loginPage{User: user, Error: "Wrong user name or password."})
 	}
 	attempt.succeed()
-	id, _ := s.auth.sessions.create(user)
+	viewer := s.auth.viewers[user]
+	id, _ := s.auth.sessions.create(user, viewer)
 	c.Cookie(&fiber.Cookie{
 		Name:     s.auth.cookieName,
 		Value:    id,
@@ -276,7 +291,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 		Secure:   secure(c),
 		SameSite: fiber.CookieSameSiteStrictMode,
 	})
-	s.auth.log.Info("login", "user", user, "ip", ip, "who", "web:"+user)
+	s.auth.log.Info("login", "user", user, "ip", ip, "who", "web:"+user, "viewer", viewer)
 	return c.Redirect("/", fiber.StatusSeeOther)
 }
 

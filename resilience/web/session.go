@@ -14,8 +14,9 @@ const (
 	// SessionIdleTimeout ends a session after this long without a request
 	// made by the admin (background refreshes of the page do not count).
 	SessionIdleTimeout = 30 * time.Minute
-	// SessionLifetime ends a session this long after the login, whatever
-	// its use.
+	// SessionLifetime ends an admin's session this long after the login,
+	// whatever its use. A viewer's session has no lifetime: its page
+	// keeps it alive (see session.viewer).
 	SessionLifetime = 12 * time.Hour
 	// MaxSessions bounds the sessions kept in memory; past it the oldest
 	// is ended.
@@ -24,7 +25,13 @@ const (
 
 // session is one logged-in browser.
 type session struct {
-	user     string
+	user string
+	// viewer: the user may only read (config api.users[].role: viewer, a
+	// wall screen). Every write with the session is refused; every
+	// request it makes, the page's background reads and its event stream
+	// included, renews it, and it has no lifetime: it lives while its page
+	// is open, and ends SessionIdleTimeout after the page is closed.
+	viewer   bool
 	csrf     string
 	created  time.Time
 	lastSeen time.Time
@@ -61,12 +68,12 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// create starts a session for user and returns its ID, the secret the
-// cookie carries.
-func (st *sessionStore) create(user string) (string, *session) {
+// create starts a session for user (a read-only one for a viewer) and
+// returns its ID, the secret the cookie carries.
+func (st *sessionStore) create(user string, viewer bool) (string, *session) {
 	id := randomToken()
 	now := st.now()
-	s := &session{user: user, csrf: randomToken(), created: now, lastSeen: now, done: make(chan struct{})}
+	s := &session{user: user, viewer: viewer, csrf: randomToken(), created: now, lastSeen: now, done: make(chan struct{})}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.sweepLocked(now)
@@ -78,7 +85,8 @@ func (st *sessionStore) create(user string) (string, *session) {
 }
 
 // get returns the live session of id, or nil. touch counts the request as
-// the admin's activity (it renews the idle timeout).
+// the admin's activity (it renews the idle timeout); any request of a
+// viewer's session renews it.
 func (st *sessionStore) get(id string, touch bool) *session {
 	if id == "" {
 		return nil
@@ -95,14 +103,15 @@ func (st *sessionStore) get(id string, touch bool) *session {
 		st.endLocked(key, s, why)
 		return nil
 	}
-	if touch {
+	if touch || s.viewer {
 		s.lastSeen = now
 	}
 	return s
 }
 
 // alive reports whether s has not ended or expired (for event streams,
-// which do not renew it).
+// which do not renew an admin's session). A viewer's open stream renews
+// its session: the wall screen stays logged in while it shows the page.
 func (st *sessionStore) alive(s *session) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -111,7 +120,14 @@ func (st *sessionStore) alive(s *session) bool {
 		return false
 	default:
 	}
-	return !st.expired(s, st.now())
+	now := st.now()
+	if st.expired(s, now) {
+		return false
+	}
+	if s.viewer {
+		s.lastSeen = now
+	}
+	return true
 }
 
 // remove ends the session of id; it returns the session, or nil.
@@ -133,7 +149,7 @@ func (st *sessionStore) expired(s *session, now time.Time) bool {
 // expiry says why s has expired at now, or "".
 func (st *sessionStore) expiry(s *session, now time.Time) string {
 	switch {
-	case now.Sub(s.created) >= st.lifetime:
+	case !s.viewer && now.Sub(s.created) >= st.lifetime:
 		return "lifetime reached"
 	case now.Sub(s.lastSeen) >= st.idle:
 		return "idle timeout"

@@ -36,13 +36,15 @@ type loginPage struct {
 type appPage struct {
 	User string
 	CSRF string
+	// Viewer: the user may only read; the page disables every write.
+	Viewer bool
 }
 
 // page serves GET /: the page with a live session, the login form without.
 func (s *Server) page(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	if sess := s.sessionOf(c, true); sess != nil {
-		return s.render(c, fiber.StatusOK, "index.html.tmpl", appPage{User: sess.user, CSRF: sess.csrf})
+		return s.render(c, fiber.StatusOK, "index.html.tmpl", appPage{User: sess.user, CSRF: sess.csrf, Viewer: sess.viewer})
 	}
 	p := loginPage{}
 	switch c.Query("m") {

@@ -28,6 +28,7 @@
     switchover: { label: 'Switchover', busy: 'switching over from ', method: 'POST', path: '/api/v1/switchover' },
     failover: { label: 'Manual HA failover', busy: 'starting a manual HA failover on ', method: 'POST', path: '/api/v1/failover' },
     unfailover: { label: 'Stop manual failover', busy: 'stopping the manual HA failover on ', method: 'DELETE', path: '/api/v1/failover' },
+    replicate: { label: 'Replicate now', busy: 'running replication from ', method: 'POST', path: '/api/v1/replication/run' },
   };
   const DURATION_MS = { '10m': 10 * 60000, '30m': 30 * 60000, '1h': 3600000, '4h': 4 * 3600000 };
   const STATUS_TEXT = {
@@ -35,6 +36,12 @@
   };
 
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  // A read-only viewer (api.users[].role: viewer, a wall screen) sees the
+  // whole page with every write disabled; the node refuses its writes
+  // anyway. Its background reads keep its session alive.
+  const roleMeta = document.querySelector('meta[name="resman-role"]');
+  const VIEWER = !!roleMeta && roleMeta.content === 'viewer';
+  const READ_ONLY = 'read-only viewer';
   const $ = (id) => document.getElementById(id);
 
   const state = {
@@ -327,6 +334,7 @@
   function controlState(side) {
     const st = nodeOf(side);
     const no = (why) => ({ start: why, stop: why });
+    if (VIEWER) return no(READ_ONLY);
     if (state.localDown) return no('this node does not answer');
     if (state.conn !== 'open' && !state.local) return no('no connection to this node');
     if (state.conn === 'down') return no('no connection to this node');
@@ -358,7 +366,8 @@
   function haControlState() {
     const l = state.local;
     let common = null;
-    if (state.localDown) common = 'this node does not answer';
+    if (VIEWER) common = READ_ONLY;
+    else if (state.localDown) common = 'this node does not answer';
     else if (state.conn === 'down' || (state.conn !== 'open' && !l)) common = 'no connection to this node';
     else if (!l) common = 'status not known yet';
     else if (state.busy) common = 'a command is in progress: ' + state.busy;
@@ -408,6 +417,52 @@
 
   function hasSendJobs() {
     return !!state.local && (state.local.replication || []).some((r) => r.direction === 'send');
+  }
+
+  // replicateWhy says why Replicate now is not possible, or null. The jobs
+  // run from the sending side, the Active node (POST
+  // /api/v1/replication/run refuses elsewhere).
+  function replicateWhy() {
+    const l = state.local;
+    if (VIEWER) return READ_ONLY;
+    if (state.localDown) return 'this node does not answer';
+    if (state.conn === 'down' || (state.conn !== 'open' && !l)) return 'no connection to this node';
+    if (!l) return 'status not known yet';
+    if (state.busy) return 'a command is in progress: ' + state.busy;
+    const t = transitionWhere();
+    if (t) return 'a transition is under way on ' + t;
+    if (!(l.replication || []).some((r) => !r.direction || r.direction === 'send')) {
+      return 'this node sends no replication jobs';
+    }
+    if (l.status !== 'active') {
+      return 'this node is ' + statusText(l.status) + ': replication runs from the Active node (' + peerName() + '\'s page when it is Active)';
+    }
+    if ((l.replication || []).some((r) => r.running)) return 'a replication run is under way';
+    return null;
+  }
+
+  // renderReplicate shows Replicate now under this node's replication
+  // table, when it has jobs, with why it is disabled.
+  function renderReplicate() {
+    const c = cards.local;
+    const l = state.local;
+    const jobs = !!l && (l.replication || []).length > 0;
+    c.repl.hidden = !jobs || state.localDown;
+    const why = replicateWhy();
+    c.replBtn.disabled = !!why;
+    c.replBtn.title = 'Run the replication jobs of ' + nameOf('local') + ' to ' + peerName() + ' now' + (why ? ': ' + why : '');
+    c.replNote.textContent = why ? 'Replicate now: ' + why : '';
+  }
+
+  // replicateOutcome says what a Replicate now answer shows of the jobs
+  // this node sends.
+  function replicateOutcome(rows) {
+    const sent = (rows || []).filter((r) => !r.direction || r.direction === 'send');
+    if (!sent.length) return { text: 'done.', bad: false };
+    const parts = sent.map((r) => r.name + ': ' + (r.running ? 'still running' : r.ok ? 'ok' : 'failed' + (r.error ? ' (' + r.error + ')' : '')));
+    const bad = sent.some((r) => !r.running && !r.ok);
+    const running = sent.some((r) => r.running);
+    return { text: (bad ? 'some jobs failed: ' : running ? 'started, ' : 'done: ') + parts.join(', ') + '.', bad };
   }
 
   // localTime shows a time of day, with the date unless it is today.
@@ -490,6 +545,14 @@
       el('summary', { class: 'more-summary' }, 'Details: epoch, health, services, registrations, replication'),
       c.facts, c.details);
     root.append(controls, c.more);
+    if (side === 'local') {
+      c.replBtn = el('button', { type: 'button', class: 'btn btn-secondary', id: 'btn-replicate', 'aria-describedby': 'replicate-note' }, 'Replicate now…');
+      c.replNote = el('span', { class: 'control-note', id: 'replicate-note' });
+      c.replOut = el('p', { class: 'replicate-outcome', id: 'replicate-outcome', role: 'status', 'aria-live': 'polite' });
+      c.repl = el('div', { class: 'replicate', id: 'replicate', hidden: true }, c.replBtn, c.replNote, c.replOut);
+      c.details.after(c.repl);
+      c.replBtn.addEventListener('click', () => openConfirm('local', 'replicate', c.replBtn));
+    }
     c.start.addEventListener('click', () => openConfirm(side, 'start', c.start));
     c.stop.addEventListener('click', () => openConfirm(side, 'stop', c.stop));
     cards[side] = c;
@@ -557,6 +620,7 @@
         return el('tr', { class: 'muted replication-past' },
           el('th', { scope: 'row' }, r.name),
           el('td', {}, dirName(r.direction)),
+          el('td', {}, r.last_run ? timeEl(r.last_run, true) : '—'),
           el('td', {}, timeEl(r.last_success, true)),
           el('td', {}, 'not this node\'s side now'),
           el('td', {}, el('span', { class: 'muted' }, '—')));
@@ -564,7 +628,8 @@
       return el('tr', {},
         el('th', { scope: 'row' }, r.name),
         el('td', {}, dirName(r.direction)),
-        el('td', {}, timeEl(r.last_run, true)),
+        el('td', { class: 'repl-attempt' }, r.running ? 'running now' : when(r.last_run) ? timeEl(r.last_run, true) : el('span', { class: 'muted' }, 'never')),
+        el('td', { class: 'repl-success' }, when(r.last_success) ? timeEl(r.last_success, true) : el('span', { class: 'muted' }, 'never')),
         el('td', {}, r.stale ? yesNo(false, '', 'stale') : yesNo(r.ok, 'ok', 'failed')),
         el('td', { class: 'err-cell' }, r.error || el('span', { class: 'muted' }, '—')));
     });
@@ -624,7 +689,7 @@
       c.details.append(
         ...tableOrNone('Services', ['Service', 'State', 'Health', 'Critical', 'Last error'], serviceRows(st), 'No services configured.'),
         ...tableOrNone('MDS registrations', ['MDS', 'Registration', 'Reachability', 'Last code', 'Expires', 'Error'], xdsRows(st), 'No MDS registration configured.'),
-        ...tableOrNone('Replication', ['Job', 'Direction', 'Last run', 'Result', 'Error'], replicationRows(st), 'No replication configured.'));
+        ...tableOrNone('Replication', ['Job', 'Direction', 'Last attempt', 'Last success', 'Result', 'Error'], replicationRows(st), 'No replication configured.'));
     } else if (stale) {
       if (known.sum) {
         staleBand(c, known.sum.status, known.at, 'epoch ' + known.sum.epoch + ', as ' + nameOf('local') + ' saw it');
@@ -888,6 +953,7 @@
     renderCard('local');
     renderCard('peer');
     renderHA();
+    renderReplicate();
     if (dialog.open) updateConfirm();
   }
 
@@ -1258,6 +1324,14 @@
           ' carries the load; the pair is not redundant meanwhile. Calls in progress on ' + name + ' end.',
       };
     }
+    if (action === 'replicate') {
+      const jobs = ((state.local && state.local.replication) || []).filter((r) => !r.direction || r.direction === 'send').map((r) => r.name);
+      return {
+        warn: false,
+        text: name + ' runs its replication jobs to ' + other + ' now (' + ([...new Set(jobs)].join(', ') || 'all jobs') +
+          '), besides their schedule. Nothing stops: the telephony keeps running. The page waits for the run, or shows it running.',
+      };
+    }
     return {
       warn: false,
       text: 'The manual HA failover of ' + name + ' ends now: ' + name + ' no longer holds Inactive, and failback follows the configured policy.',
@@ -1292,14 +1366,15 @@
     } else {
       const cq = haConsequence(action);
       $('confirm-title').textContent = action === 'switchover' ? 'Switchover from ' + name + ' to ' + peerName() + '?' :
-        action === 'failover' ? 'Manual HA failover of ' + name + '?' : 'Stop the manual HA failover of ' + name + '?';
+        action === 'failover' ? 'Manual HA failover of ' + name + '?' :
+          action === 'replicate' ? 'Replicate now from ' + name + ' to ' + peerName() + '?' : 'Stop the manual HA failover of ' + name + '?';
       box.className = 'consequence' + (cq.warn ? ' consequence-warn' : '');
       box.textContent = cq.text;
       $('force-box').hidden = true;
       $('confirm-force').checked = false;
       ok.textContent = action === 'switchover' ? 'Switch over to ' + peerName() :
-        action === 'failover' ? 'Start manual HA failover' : 'Stop manual failover';
-      ok.className = 'btn ' + (action === 'unfailover' ? 'btn-primary' : 'btn-danger');
+        action === 'failover' ? 'Start manual HA failover' : action === 'replicate' ? 'Replicate now' : 'Stop manual failover';
+      ok.className = 'btn ' + (action === 'unfailover' || action === 'replicate' ? 'btn-primary' : 'btn-danger');
     }
     ok.disabled = submitting;
     $('confirm-cancel').disabled = false;
@@ -1357,8 +1432,21 @@
     err.hidden = true;
     updateConfirm();
     render();
+    if (action === 'replicate') cards.local.replOut.textContent = '';
     try {
       const st = await api(act.method || 'POST', path, body);
+      if (action === 'replicate') {
+        // The answer is the jobs' status (the run may go on after it).
+        if (state.local && Array.isArray(st)) state.local = Object.assign({}, state.local, { replication: st });
+        const out = replicateOutcome(st);
+        submitting = false;
+        state.busy = null;
+        closeConfirm();
+        showReplicateOutcome('Replicate now from ' + name + ': ' + out.text, out.bad);
+        loadStatus();
+        render();
+        return;
+      }
       if (side === 'local') state.local = st;
       else {
         state.peer = st;
@@ -1381,6 +1469,17 @@
       else if (e.code === 403) msg = 'Refused: ' + e.message;
       if (pending && action === 'start' && e.code === 409 && !/transition/i.test(e.message)) {
         pending.forceShown = true;
+      }
+      if (action === 'replicate' && e.code !== 0) {
+        // The node's refusal or failure is the outcome of the run: shown
+        // by the table, where it stays.
+        // The node's message of a failed run starts with "failed:".
+        if (e.code >= 500) msg = 'Replicate now from ' + name + ': ' + e.message;
+        closeConfirm();
+        showReplicateOutcome(msg, true);
+        loadStatus();
+        render();
+        return;
       }
       if (pending) {
         err.textContent = msg;
@@ -1429,6 +1528,15 @@
   $('summary').tabIndex = -1;
   $('audit-more').addEventListener('click', loadOlderAudit);
   $('split-stop').addEventListener('click', () => openConfirm($('split-stop').dataset.side, 'stop', $('split-stop')));
+
+  // showReplicateOutcome says how Replicate now ended, under the table
+  // (until the next run) and in the toast.
+  function showReplicateOutcome(msg, bad) {
+    const o = cards.local.replOut;
+    o.textContent = msg;
+    o.className = 'replicate-outcome ' + (bad ? 'outcome-bad' : 'outcome-ok');
+    toast(msg, bad);
+  }
 
   // ---------- toast ----------
 

@@ -35,6 +35,9 @@ type timerSet struct {
 	// gossip is inserted in the gossip section, failover in the failover
 	// section of both nodes' configs.
 	gossip, failover string
+	// rise1: the stand-in Asterisk's check passes once instead of twice
+	// before the services count as started (the activation's own timer).
+	rise1 bool
 }
 
 var timerSets = []timerSet{
@@ -45,6 +48,10 @@ var timerSets = []timerSet{
 	// against; for one quiet LAN.
 	{name: "fastest", gossip: "probe_interval: 50ms, probe_timeout: 25ms, suspicion_mult: 1, ",
 		failover: "  lost_after: 50ms\n  confirm: {every: 5ms, window: 100ms}\n"},
+	// fastest-rise1: the same with the service check's rise at 1, for
+	// the failovers only (a rise does not change what a lossy link does).
+	{name: "fastest-rise1", gossip: "probe_interval: 50ms, probe_timeout: 25ms, suspicion_mult: 1, ",
+		failover: "  lost_after: 50ms\n  confirm: {every: 5ms, window: 100ms}\n", rise1: true},
 	{name: "wan", gossip: "probe_interval: 1s, probe_timeout: 500ms, suspicion_mult: 3, ",
 		failover: "  lost_after: 500ms\n  confirm: {every: 50ms, window: 2s}\n"},
 }
@@ -60,6 +67,9 @@ func timedPair(b *testing.B, ts timerSet) (*lab, *proc, *proc) {
 		}
 		if ts.failover != "" {
 			replaceInFile(b, path, "failover:\n", "failover:\n"+ts.failover)
+		}
+		if ts.rise1 {
+			replaceInFile(b, path, "timeout: 400ms}", "timeout: 400ms, rise: 1}")
 		}
 		cfgs[n[0]] = path
 	}

@@ -731,6 +731,14 @@ func (b *binding) exchange(ctx context.Context, contact *sip.Uri, expires int) (
 // their -sess suffix; "" is MD5 (RFC 2617).
 var digestRank = map[string]int{"": 1, "MD5": 1, "SHA-256": 2, "SHA-512-256": 3}
 
+// maxChallengeSize bounds the realm, nonce and opaque of a challenge we
+// answer: they go back in the Authorization header, and a REGISTER over
+// UDP must stay under 1,300 bytes (RFC 3261 18.1.1). Real registrars send
+// a few dozen bytes.
+const maxChallengeSize = 512
+
+func challengeSize(c *digest.Challenge) int { return len(c.Realm) + len(c.Nonce) + len(c.Opaque) }
+
 // pickChallenge reads every challenge (header name) of res and returns the
 // one we answer: the strongest algorithm among those we support with qop
 // auth or none. None readable is malformed; none supported is
@@ -758,6 +766,8 @@ func (b *binding) pickChallenge(res *sip.Response, name string) (*digest.Challen
 		known = known && !(sess && base == "") // "-sess" names no hash
 		var no string
 		switch {
+		case challengeSize(chal) > maxChallengeSize:
+			no = fmt.Sprintf("a challenge of %d bytes (realm, nonce, opaque) is not supported: the REGISTER answering it would pass the 1,300 bytes RFC 3261 allows over UDP", challengeSize(chal))
 		case !known:
 			no = "algorithm " + chal.Algorithm + " is not supported"
 		case len(chal.QOP) > 0 && !chal.SupportsQOP("auth"):

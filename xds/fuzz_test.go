@@ -370,7 +370,7 @@ var rfc7616 = map[string]struct {
 func answerable(chal *digest.Challenge) bool {
 	a, ok := rfc7616[strings.ToUpper(chal.Algorithm)]
 	switch {
-	case !ok:
+	case !ok, challengeSize(chal) > maxChallengeSize:
 		return false
 	case len(chal.QOP) == 0:
 		return !a.sess

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resman-pbx/resman/config"
-	"github.com/resman-pbx/resman/edge/internal/sippeers"
+	"github.com/resman-pbx/resman/edge/sippeers"
 )
 
 // BenchmarkSIPRehome measures the SIP front's re-homing: N sipp phones

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resman-pbx/resman/config"
-	"github.com/resman-pbx/resman/edge/internal/sippeers"
+	"github.com/resman-pbx/resman/edge/sippeers"
 )
 
 // sipLimit is the deadline of the waits on real SIP peers: generous, no

@@ -27,7 +27,7 @@ package main
 // would find no binding on the new side while phones / register_rate is
 // above 2 s (1,000 phones at 200/s: 5 s).
 //
-// edge/internal/sippeers cannot be imported from here (Go's internal rule:
+// edge/sippeers cannot be imported from here (Go's internal rule:
 // only edge/... may), so the few helpers needed (low ports, kamailio, sipp)
 // are copied below with a "ph" prefix.
 
@@ -36,8 +36,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -52,6 +50,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/edge"
+	"github.com/resman-pbx/resman/edge/sippeers"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -111,8 +110,8 @@ func TestPhonesFollowActive(t *testing.T) {
 // heartbeat's suspicion (0.4 to 0.6 s), failover.lost_after (0.1 s), the
 // Standby's start, then the Edge's rise (2 checks 200 ms apart).
 func BenchmarkPhonesFollowActive(b *testing.B) {
-	n := phEnvInt(b, "RESMAN_PHONES", 100)
-	rate := phEnvInt(b, "RESMAN_PHONES_RATE", 200)
+	n := envInt(b, "RESMAN_PHONES", 100)
+	rate := envInt(b, "RESMAN_PHONES_RATE", 200)
 	for range b.N {
 		res := runPhones(b, n, rate, false)
 		for _, m := range res {
@@ -194,7 +193,7 @@ type phWorld struct {
 func runPhones(tb testing.TB, n, rate int, strict bool) []phMove {
 	tb.Helper()
 	skipShort(tb)
-	phNeed(tb, "sipp", "sip-tester")
+	sippeers.NeedTool(tb, "sipp", "sip-tester")
 	// kamailio, or the in-tree registrar stand-in when it is missing (not
 	// under CI, where it is required) or RESMAN_PHONES_REGISTRAR=standin.
 	standin := os.Getenv("RESMAN_PHONES_REGISTRAR") == "standin"
@@ -224,9 +223,9 @@ func runPhones(tb testing.TB, n, rate int, strict bool) []phMove {
 	}
 	for _, side := range []string{"main", "standby"} {
 		if standin {
-			w.reg[side] = startPhStandin(tb, phPort(tb))
+			w.reg[side] = startPhStandin(tb, sippeers.Port(tb))
 		} else {
-			w.reg[side] = startPhKam(tb, tpl, phPort(tb))
+			w.reg[side] = startPhKam(tb, tpl, sippeers.Port(tb))
 		}
 	}
 	w.startPair()
@@ -236,11 +235,11 @@ func runPhones(tb testing.TB, n, rate int, strict bool) []phMove {
 	// The phones: a callee that stays up to receive calls, and n phones
 	// that register once (the Edge keeps their bindings for 300 s).
 	w.callee = startPhSipp(tb, 15*time.Minute, filepath.Join(w.scenario, "callee.xml"), "-oocsf", edgeSipp(tb, "answer.xml"),
-		"-trace_msg", "-message_file", "MSGFILE", "-s", "callee", "-m", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(phPort(tb)), "-t", "u1", w.sipAddr)
+		"-trace_msg", "-message_file", "MSGFILE", "-s", "callee", "-m", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(tb)), "-t", "u1", w.sipAddr)
 	phones := startPhSipp(tb, 10*time.Minute, filepath.Join(w.scenario, "register.xml"), "-s", "ph", "-m", strconv.Itoa(n),
-		"-r", "200", "-l", "50", "-i", "127.0.0.1", "-p", strconv.Itoa(phPort(tb)), "-t", "u1", w.sipAddr)
+		"-r", "200", "-l", "50", "-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(tb)), "-t", "u1", w.sipAddr)
 	phones.wait(tb, 10*time.Minute)
-	phWait(tb, phonesLimit, "every phone in the main's registrar, none in the standby's", func() bool {
+	sippeers.WaitFor(tb, phonesLimit, "every phone in the main's registrar, none in the standby's", func() bool {
 		return phStat(tb, w.reg["main"], "location_contacts") == n+1 && phStat(tb, w.reg["standby"], "location_contacts") == 0
 	})
 
@@ -255,7 +254,7 @@ func runPhones(tb testing.TB, n, rate int, strict bool) []phMove {
 	t0 = time.Now()
 	w.node["main"] = startProc(tb, "main", w.cfg["main"], w.url["main"])
 	moves = append(moves, w.follow("failback", "standby", "main", t0, false))
-	phWait(tb, phonesLimit, "the pair settled: main active, standby inactive, HA ready", func() bool {
+	sippeers.WaitFor(tb, phonesLimit, "the pair settled: main active, standby inactive, HA ready", func() bool {
 		m, s := status(tb, w.url["main"]), status(tb, w.url["standby"])
 		return m.Status == "active" && s.Status == "inactive" && m.HA.Ready && s.HA.Ready
 	})
@@ -316,7 +315,7 @@ func (w *phWorld) follow(cause, from, to string, t0 time.Time, strict bool) phMo
 		time.Sleep(20 * time.Millisecond)
 	}
 	if switched.IsZero() {
-		phWait(tb, phonesLimit, "the Edge routing to "+to, func() bool { return w.edgeStatus().Side == to })
+		sippeers.WaitFor(tb, phonesLimit, "the Edge routing to "+to, func() bool { return w.edgeStatus().Side == to })
 		switched = time.Now()
 	}
 	m.edgeSwitch = switched.Sub(t0)
@@ -340,7 +339,7 @@ func (w *phWorld) follow(cause, from, to string, t0 time.Time, strict bool) phMo
 		tb.Fatalf("%s: %d contacts left in the %s registrar after %s", cause, phStat(tb, oldR, "location_contacts"), from, phonesLimit)
 	}
 	m.oldEmpty = d0
-	phWait(tb, phonesLimit, "the Edge's re-homing done", func() bool {
+	sippeers.WaitFor(tb, phonesLimit, "the Edge's re-homing done", func() bool {
 		r := w.edgeStatus().SIP.LastRehome
 		return r != nil && r.To == to && r.Done
 	})
@@ -375,7 +374,7 @@ func (w *phWorld) placeCall(cause, to string, newR phRegistrar, switched time.Ti
 	time.Sleep(time.Until(switched.Add(2 * time.Second)))
 	before := w.calleeInvites()
 	caller := startPhSipp(tb, time.Minute, edgeSipp(tb, "caller.xml"), "-s", "callee", "-m", "1",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(phPort(tb)), "-t", "u1", w.sipAddr)
+		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(tb)), "-t", "u1", w.sipAddr)
 	caller.wait(tb, phonesLimit)
 	invites := w.calleeInvites()
 	if len(invites) <= len(before) {
@@ -410,7 +409,7 @@ func (w *phWorld) startPair() {
 	tb.Helper()
 	port := map[string]map[string]int{}
 	for _, n := range []string{"main", "standby"} {
-		port[n] = map[string]int{"api": phPort(tb), "gossip": phPort(tb), "sip": phPort(tb)}
+		port[n] = map[string]int{"api": sippeers.Port(tb), "gossip": sippeers.Port(tb), "sip": sippeers.Port(tb)}
 		w.url[n] = fmt.Sprintf("http://127.0.0.1:%d", port[n]["api"])
 	}
 	for _, n := range [][2]string{{"main", "standby"}, {"standby", "main"}} {
@@ -436,7 +435,7 @@ log: {level: info}
 	}
 	w.node["standby"] = startProc(tb, "standby", w.cfg["standby"], w.url["standby"])
 	w.node["main"] = startProc(tb, "main", w.cfg["main"], w.url["main"])
-	phWait(tb, phonesLimit, "main active, standby inactive, HA ready, each seeing the other", func() bool {
+	sippeers.WaitFor(tb, phonesLimit, "main active, standby inactive, HA ready, each seeing the other", func() bool {
 		m, s := status(tb, w.url["main"]), status(tb, w.url["standby"])
 		return m.Status == "active" && s.Status == "inactive" && m.HA.Ready && s.HA.Ready &&
 			s.Peer != nil && s.Peer.Status == "active" && m.Peer != nil && m.Peer.Status == "inactive"
@@ -446,8 +445,8 @@ log: {level: info}
 func (w *phWorld) startEdge(rate int) {
 	tb := w.tb
 	tb.Helper()
-	w.edgeAPI = fmt.Sprintf("http://127.0.0.1:%d", phPort(tb))
-	w.sipAddr = fmt.Sprintf("127.0.0.1:%d", phPort(tb))
+	w.edgeAPI = fmt.Sprintf("http://127.0.0.1:%d", sippeers.Port(tb))
+	w.sipAddr = fmt.Sprintf("127.0.0.1:%d", sippeers.Port(tb))
 	cfg := fmt.Sprintf(`api: {listen: "%s", token: %s}
 edge:
   listen: "127.0.0.1:%d"
@@ -458,7 +457,7 @@ edge:
     - {name: main, node: "%s", sip: "sip:%s", routes: [{path: /, upstream: "http://127.0.0.1:9"}]}
     - {name: standby, node: "%s", sip: "sip:%s", routes: [{path: /, upstream: "http://127.0.0.1:9"}]}
 log: {level: info}
-`, strings.TrimPrefix(w.edgeAPI, "http://"), testToken, phPort(tb), testToken, w.sipAddr, phoneExpires, rate,
+`, strings.TrimPrefix(w.edgeAPI, "http://"), testToken, sippeers.Port(tb), testToken, w.sipAddr, phoneExpires, rate,
 		w.url["main"], w.reg["main"].address(), w.url["standby"], w.reg["standby"].address())
 	path := filepath.Join(tb.TempDir(), "edge.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -488,7 +487,7 @@ func (w *phWorld) edgeStatus() edge.Status {
 
 func (w *phWorld) waitRouted(side string) {
 	w.tb.Helper()
-	phWait(w.tb, phonesLimit, "the Edge routing to "+side, func() bool { return w.edgeStatus().Side == side })
+	sippeers.WaitFor(w.tb, phonesLimit, "the Edge routing to "+side, func() bool { return w.edgeStatus().Side == side })
 }
 
 // edgeSipp is a sipp scenario of the SIP front's tests.
@@ -551,96 +550,8 @@ const phCalleeXML = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 `
 
-// --- copied from edge/internal/sippeers (not importable from here) ---
-
-var (
-	phPortMu sync.Mutex
-	phGiven  = map[int]bool{}
-)
-
-// phPort is a loopback port free for UDP and TCP, below the ephemeral
-// range, never given twice in a process.
-func phPort(tb testing.TB) int {
-	tb.Helper()
-	lo := 32768
-	if raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		var l, h int
-		if _, err := fmt.Sscan(string(raw), &l, &h); err == nil {
-			lo = l
-		}
-	}
-	first, last := 20000, min(lo-1, 32767)
-	if last <= first {
-		first, last = 10000, lo-1
-	}
-	phPortMu.Lock()
-	defer phPortMu.Unlock()
-	for range 500 {
-		p := first + rand.IntN(last-first+1)
-		if phGiven[p] || !phFree(p) {
-			continue
-		}
-		phGiven[p] = true
-		return p
-	}
-	tb.Fatal("no free port below the ephemeral range")
-	return 0
-}
-
-func phFree(p int) bool {
-	addr := "127.0.0.1:" + strconv.Itoa(p)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
-	}
-	defer ln.Close()
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return false
-	}
-	pc.Close()
-	return true
-}
-
-// phNeed finds a tool; missing, it skips the test (fails it when CI is
-// set), naming the Debian package.
-func phNeed(tb testing.TB, name, pkg string) string {
-	tb.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	msg := fmt.Sprintf("%s not installed: apt-get install %s", name, pkg)
-	if os.Getenv("CI") != "" {
-		tb.Fatal(msg + " (CI is set: tier-3 tests are required)")
-	}
-	tb.Skip(msg)
-	return ""
-}
-
-func phWait(tb testing.TB, limit time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func phEnvInt(tb testing.TB, name string, def int) int {
-	tb.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		tb.Fatalf("%s=%q: want a whole number above 0", name, v)
-	}
-	return n
-}
+// The phones' own peers: a sipp that counts its phones and a kamailio
+// read by its location count, which edge/sippeers' do not do.
 
 // phSipp is a sipp process, stopped by its PID at cleanup.
 type phSipp struct {
@@ -654,7 +565,7 @@ type phSipp struct {
 // argument MSGFILE stands for its messages.log there.
 func startPhSipp(tb testing.TB, timeout time.Duration, sf string, args ...string) *phSipp {
 	tb.Helper()
-	path := phNeed(tb, "sipp", "sip-tester")
+	path := sippeers.NeedTool(tb, "sipp", "sip-tester")
 	s := &phSipp{dir: tb.TempDir(), done: make(chan struct{})}
 	for i, a := range args {
 		if a == "MSGFILE" {
@@ -814,8 +725,8 @@ type phKam struct {
 // cleanup.
 func startPhKam(tb testing.TB, tpl string, port int) *phKam {
 	tb.Helper()
-	bin := phNeed(tb, "kamailio", "kamailio")
-	kamcmd := phNeed(tb, "kamcmd", "kamailio")
+	bin := sippeers.NeedTool(tb, "kamailio", "kamailio")
+	kamcmd := sippeers.NeedTool(tb, "kamcmd", "kamailio")
 	dir, err := os.MkdirTemp("", "kam") // short: the ctl socket path is limited
 	if err != nil {
 		tb.Fatal(err)
@@ -863,7 +774,7 @@ func startPhKam(tb testing.TB, tpl string, port int) *phKam {
 		}
 	})
 	deadline := time.Now().Add(15 * time.Second)
-	for !phPing(k.addr) {
+	for !sippeers.Ping(k.addr) {
 		select {
 		case <-k.done:
 			b, _ := os.ReadFile(filepath.Join(dir, "kamailio.log"))
@@ -909,27 +820,6 @@ func (k *phKam) statErr(name string) (int, error) {
 	}
 	n, _ := strconv.Atoi(string(m[1]))
 	return n, nil
-}
-
-// phPing sends one OPTIONS over UDP and reports whether an answer came.
-func phPing(addr string) bool {
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	id := strconv.FormatInt(time.Now().UnixNano(), 36)
-	msg := "OPTIONS sip:" + addr + " SIP/2.0\r\n" +
-		"Via: SIP/2.0/UDP " + c.LocalAddr().String() + ";branch=z9hG4bK-ping" + id + "\r\n" +
-		"From: <sip:ping@127.0.0.1>;tag=ping\r\nTo: <sip:" + addr + ">\r\n" +
-		"Call-ID: ping-" + id + "\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return false
-	}
-	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	buf := make([]byte, 4096)
-	n, err := c.Read(buf)
-	return err == nil && strings.HasPrefix(string(buf[:n]), "SIP/2.0 ")
 }
 
 type phRegSample struct {

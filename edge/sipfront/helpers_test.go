@@ -16,7 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/edge/internal/sippeers"
+	"github.com/resman-pbx/resman/edge/sippeers"
 )
 
 func TestMain(m *testing.M) {

@@ -11,7 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
-	"github.com/resman-pbx/resman/edge/internal/sippeers"
+	"github.com/resman-pbx/resman/edge/sippeers"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 

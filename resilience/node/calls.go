@@ -25,7 +25,7 @@ func (n *Node) countCalls(ctx context.Context) {
 	defer t.Stop()
 	for {
 		var c callsCounted
-		if n.Status().Status == string(resilience.Active) {
+		if status, _, _, _ := n.Brief(); status == string(resilience.Active) {
 			cctx, cancel := context.WithTimeout(ctx, n.d.CallsEvery)
 			c.n, c.err = n.d.CountCalls(cctx)
 			cancel()

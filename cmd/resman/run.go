@@ -263,7 +263,7 @@ func (g *gossipSwitch) start(ctx context.Context, cfg *config.Config) (*cluster.
 	if fc := cfg.Failover.Confirm; fc.On() && cfg.Peer != nil {
 		ec, err = echo.New(echo.Options{
 			Name: nc.Name, PeerName: cfg.Peer.Name, Listen: fc.Listen, Peer: fc.Peer,
-			Every: fc.Every, Window: fc.Window, Keys: echo.NewKeys(key, extra),
+			Every: fc.Every, Window: fc.Window, Keys: echo.NewKeys(key, extra), Vouch: echo.NewVouchKey(cfg.API.Token),
 			Self: g.self, Logger: g.logger, Registerer: g.reg,
 		})
 		if err != nil {

@@ -29,6 +29,13 @@
 // whoever does not hold the gossip key gets no answer, so the echo
 // reflects nothing for strangers, and cannot fake a live peer. An answer
 // counts only with the nonce of a probe this Prober sent within Window.
+//
+// An answer may also be vouched for: a second MAC under a key derived from
+// a secret the pair holds apart from the gossip key (api.token). Liveness
+// needs only the gossip key; a vouched answer is the peer's own word, as
+// trustworthy as its API, and confirms a claim that would make an Active
+// node give way in tens of milliseconds where the API, over TCP on a
+// lossy link, can take seconds.
 package echo
 
 import (
@@ -71,6 +78,17 @@ var ErrBadPacket = errors.New("echo: not a valid packet")
 func deriveKey(gossipKey []byte) []byte {
 	h := hmac.New(sha256.New, gossipKey)
 	h.Write([]byte("resman second path v1"))
+	return h.Sum(nil)
+}
+
+// NewVouchKey derives the key answers are vouched with from the pair's
+// shared secret; nil for an empty secret (answers are not vouched for).
+func NewVouchKey(secret string) []byte {
+	if secret == "" {
+		return nil
+	}
+	h := hmac.New(sha256.New, []byte(secret))
+	h.Write([]byte("resman second path vouch v1"))
 	return h.Sum(nil)
 }
 
@@ -125,8 +143,10 @@ func encodeProbe(ks Keys, nonce [nonceLen]byte, from string) []byte {
 	return ks.seal(b)
 }
 
-// answer is "RSE1" 'A' nonce epoch(8) flags(1) status name mac.
-func encodeAnswer(ks Keys, nonce [nonceLen]byte, m Meta) []byte {
+// answer is "RSE1" 'A' nonce epoch(8) flags(1) status name [vouch] mac,
+// where vouch, sent with a vouch key, is the MAC of what precedes it under
+// that key.
+func encodeAnswer(ks Keys, vouch []byte, nonce [nonceLen]byte, m Meta) []byte {
 	b := make([]byte, 0, 96)
 	b = append(b, magic...)
 	b = append(b, kindAnswer)
@@ -142,6 +162,9 @@ func encodeAnswer(ks Keys, nonce [nonceLen]byte, m Meta) []byte {
 	b = append(b, flags)
 	b = appendString(b, m.Status, maxStatus)
 	b = appendString(b, m.Name, maxName)
+	if vouch != nil {
+		b = append(b, mac(vouch, b)...)
+	}
 	return ks.seal(b)
 }
 
@@ -153,37 +176,54 @@ func appendString(b []byte, s string, max int) []byte {
 	return append(b, s...)
 }
 
-// decode checks a packet and returns its kind, nonce, and for an answer
-// the sender's meta (for a probe, only Meta.Name).
-func decode(ks Keys, pkt []byte) (kind byte, nonce [nonceLen]byte, m Meta, err error) {
+// packet is a decoded probe or answer.
+type packet struct {
+	kind  byte
+	nonce [nonceLen]byte
+	meta  Meta // for a probe, only Name
+	// vouched is what the vouch covers, vouch the vouch (nil: none).
+	vouched, vouch []byte
+}
+
+// vouchedBy says whether the packet carries a valid vouch under key.
+func (p packet) vouchedBy(key []byte) bool {
+	return key != nil && p.vouch != nil && hmac.Equal(mac(key, p.vouched), p.vouch)
+}
+
+// decode checks a packet under the keyring and reads it.
+func decode(ks Keys, pkt []byte) (p packet, err error) {
 	body, ok := ks.open(pkt)
 	if !ok || len(body) < len(magic)+1+nonceLen || string(body[:len(magic)]) != magic {
-		return 0, nonce, m, ErrBadPacket
+		return p, ErrBadPacket
 	}
-	kind = body[len(magic)]
-	copy(nonce[:], body[len(magic)+1:])
+	p.kind = body[len(magic)]
+	copy(p.nonce[:], body[len(magic)+1:])
 	rest := body[len(magic)+1+nonceLen:]
-	switch kind {
+	m := &p.meta
+	switch p.kind {
 	case kindProbe:
 		if m.Name, rest, ok = readString(rest, maxName); !ok || len(rest) != 0 {
-			return 0, nonce, m, ErrBadPacket
+			return packet{}, ErrBadPacket
 		}
 	case kindAnswer:
 		if len(rest) < 9 {
-			return 0, nonce, m, ErrBadPacket
+			return packet{}, ErrBadPacket
 		}
 		m.Epoch, m.Healthy, m.Holding = binary.BigEndian.Uint64(rest), rest[8]&1 != 0, rest[8]&2 != 0
 		rest = rest[9:]
 		if m.Status, rest, ok = readString(rest, maxStatus); !ok {
-			return 0, nonce, m, ErrBadPacket
+			return packet{}, ErrBadPacket
 		}
-		if m.Name, rest, ok = readString(rest, maxName); !ok || len(rest) != 0 {
-			return 0, nonce, m, ErrBadPacket
+		if m.Name, rest, ok = readString(rest, maxName); !ok || (len(rest) != 0 && len(rest) != macLen) {
+			return packet{}, ErrBadPacket
+		}
+		if len(rest) == macLen {
+			p.vouched, p.vouch = body[:len(body)-macLen], rest
 		}
 	default:
-		return 0, nonce, m, ErrBadPacket
+		return packet{}, ErrBadPacket
 	}
-	return kind, nonce, m, nil
+	return p, nil
 }
 
 func readString(b []byte, max int) (string, []byte, bool) {
@@ -220,7 +260,10 @@ func (v Verdict) String() string {
 type State struct {
 	LastAnswer time.Time // zero: never answered
 	Meta       Meta      // of the last answer
-	RefusedAt  time.Time // the last refusal, zero if none since the last answer
+	// Vouched: the last answer carried a valid vouch (see NewVouchKey):
+	// its Meta is the peer's own word.
+	Vouched   bool
+	RefusedAt time.Time // the last refusal, zero if none since the last answer
 	// Unanswered counts the probes sent since the last answer (or since
 	// the start); Needed is how many must go unanswered before silence
 	// counts: a node whose own prober was held up (a loaded host, a pause)

@@ -27,9 +27,15 @@ type side struct {
 
 func start(t *testing.T, name, peerName, listen, peer string, ks Keys) *side {
 	t.Helper()
+	return startVouching(t, name, peerName, listen, peer, ks, nil)
+}
+
+// startVouching is start with a vouch key.
+func startVouching(t *testing.T, name, peerName, listen, peer string, ks Keys, vouch []byte) *side {
+	t.Helper()
 	s := &side{done: make(chan struct{})}
 	s.status.Store("active")
-	e, err := New(Options{Name: name, PeerName: peerName, Listen: listen, Peer: peer, Keys: ks,
+	e, err := New(Options{Name: name, PeerName: peerName, Listen: listen, Peer: peer, Keys: ks, Vouch: vouch,
 		Every: 10 * time.Millisecond, Window: 2 * time.Second,
 		Self: func() Meta { return Meta{Status: s.status.Load().(string), Epoch: 7, Healthy: true} }})
 	if err != nil {
@@ -216,30 +222,84 @@ func TestCodec(t *testing.T) {
 	ks := NewKeys(keyA, nil)
 	nonce := newNonce()
 	m := Meta{Name: "main", Status: "active", Epoch: 1<<40 + 3, Healthy: true, Holding: true}
-	for _, pkt := range [][]byte{encodeAnswer(ks, nonce, m), encodeProbe(ks, nonce, "standby")} {
-		kind, n, got, err := decode(ks, pkt)
-		if err != nil || n != nonce {
+	vouch := NewVouchKey("the pair's api token")
+	for _, pkt := range [][]byte{encodeAnswer(ks, nil, nonce, m), encodeAnswer(ks, vouch, nonce, m), encodeProbe(ks, nonce, "standby")} {
+		p, err := decode(ks, pkt)
+		if err != nil || p.nonce != nonce {
 			t.Fatalf("decode: %v", err)
 		}
-		if kind == kindAnswer && got != m {
-			t.Fatalf("answer decoded as %+v", got)
+		if p.kind == kindAnswer && p.meta != m {
+			t.Fatalf("answer decoded as %+v", p.meta)
 		}
 		for i := range pkt {
 			bad := bytes.Clone(pkt)
 			bad[i] ^= 0x40
-			if _, _, _, err := decode(ks, bad); err == nil {
+			if _, err := decode(ks, bad); err == nil {
 				t.Fatalf("byte %d changed: still valid", i)
 			}
 		}
-		if _, _, _, err := decode(ks, pkt[:len(pkt)-1]); err == nil {
+		if _, err := decode(ks, pkt[:len(pkt)-1]); err == nil {
 			t.Fatal("truncated: still valid")
 		}
 	}
 }
 
+// A vouch holds under the key it was made with only; an answer without
+// one, or one re-sealed by a holder of the gossip key alone, is not
+// vouched for.
+func TestVouch(t *testing.T) {
+	ks, nonce := NewKeys(keyA, nil), newNonce()
+	m := Meta{Name: "main", Status: "active", Epoch: 4}
+	vouch, other := NewVouchKey("the pair's api token"), NewVouchKey("another token")
+	p, err := decode(ks, encodeAnswer(ks, vouch, nonce, m))
+	if err != nil || !p.vouchedBy(vouch) || p.vouchedBy(other) || p.vouchedBy(nil) {
+		t.Fatalf("a vouched answer: err %v, vouched by its key %v, by another %v, by none %v",
+			err, p.vouchedBy(vouch), p.vouchedBy(other), p.vouchedBy(nil))
+	}
+	if p, _ := decode(ks, encodeAnswer(ks, nil, nonce, m)); p.vouchedBy(vouch) {
+		t.Fatal("an answer without a vouch counts as vouched")
+	}
+	// A gossip key holder copies a real vouch onto its own claim.
+	real := encodeAnswer(ks, vouch, nonce, m)
+	forged := encodeAnswer(ks, nil, nonce, Meta{Name: "main", Status: "active", Epoch: 1000})
+	forged = ks.seal(append(forged[:len(forged)-macLen:len(forged)-macLen], real[len(real)-2*macLen:len(real)-macLen]...))
+	if p, err := decode(ks, forged); err != nil || p.vouchedBy(vouch) {
+		t.Fatalf("a copied vouch on another claim: err %v, vouched %v", err, p.vouchedBy(vouch))
+	}
+	if NewVouchKey("") != nil {
+		t.Fatal("an empty secret gives a vouch key")
+	}
+}
+
+// Between two nodes with the same vouch key, answers are vouched for;
+// with another key, or none, the path is alive but nothing is vouched.
+func TestVouchedAnswers(t *testing.T) {
+	ks := NewKeys(keyA, nil)
+	for _, tc := range []struct {
+		name        string
+		mine, peers []byte
+		want        bool
+	}{
+		{"same key", NewVouchKey("token"), NewVouchKey("token"), true},
+		{"another key", NewVouchKey("token"), NewVouchKey("other"), false},
+		{"the peer has none", NewVouchKey("token"), nil, false},
+		{"this node has none", nil, NewVouchKey("token"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := freeUDP(t), freeUDP(t)
+			s := startVouching(t, "standby", "main", a, b, ks, tc.mine)
+			startVouching(t, "main", "standby", b, a, ks, tc.peers)
+			if st := waitVerdict(t, s, Alive); st.Vouched != tc.want {
+				t.Fatalf("vouched %v, want %v", st.Vouched, tc.want)
+			}
+		})
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	ks := NewKeys(keyA, nil)
-	f.Add(encodeAnswer(ks, newNonce(), Meta{Name: "main", Status: "active"}))
+	f.Add(encodeAnswer(ks, nil, newNonce(), Meta{Name: "main", Status: "active"}))
+	f.Add(encodeAnswer(ks, NewVouchKey("token"), newNonce(), Meta{Name: "main", Status: "active"}))
 	f.Add(encodeProbe(ks, newNonce(), "standby"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decode(ks, b) // must not panic

@@ -26,6 +26,9 @@ type Options struct {
 	// answer counts. Defaults: 20ms and 300ms.
 	Every, Window time.Duration
 	Keys          Keys
+	// Vouch is the key this node vouches for its answers with and checks
+	// the peer's with (NewVouchKey of api.token); nil: none.
+	Vouch []byte
 	// Self is what this node's answers say. Called for every answer:
 	// it must be cheap and safe for concurrent use.
 	Self       func() Meta
@@ -158,14 +161,14 @@ func (e *Echo) serve() {
 			continue // e.g. a refusal reported on this socket: nothing to do
 		}
 		ks := e.keyring()
-		kind, nonce, _, err := decode(ks, buf[:n])
-		if err != nil || kind != kindProbe {
+		p, err := decode(ks, buf[:n])
+		if err != nil || p.kind != kindProbe {
 			e.m.bad.Inc()
 			continue
 		}
 		m := e.o.Self()
 		m.Name = e.o.Name
-		if _, err := e.server.WriteToUDP(encodeAnswer(ks, nonce, m), from); err == nil {
+		if _, err := e.server.WriteToUDP(encodeAnswer(ks, e.o.Vouch, p.nonce, m), from); err == nil {
 			e.m.answered.Inc()
 		}
 	}
@@ -215,8 +218,8 @@ func (e *Echo) readAnswers() {
 		case err != nil:
 			continue
 		}
-		kind, nonce, m, err := decode(e.keyring(), buf[:n])
-		if err != nil || kind != kindAnswer || m.Name != e.o.PeerName {
+		p, err := decode(e.keyring(), buf[:n])
+		if err != nil || p.kind != kindAnswer || p.meta.Name != e.o.PeerName {
 			e.m.bad.Inc()
 			continue
 		}
@@ -225,10 +228,10 @@ func (e *Echo) readAnswers() {
 		// A late answer counts too: it was made after our probe and is
 		// received now, so the peer lives now (a busy host answers late,
 		// a frozen one not at all). Each nonce counts once.
-		_, ok := e.sent[nonce]
+		_, ok := e.sent[p.nonce]
 		if ok {
-			delete(e.sent, nonce)
-			e.state = State{LastAnswer: now, Meta: m, Needed: e.state.Needed}
+			delete(e.sent, p.nonce)
+			e.state = State{LastAnswer: now, Meta: p.meta, Vouched: p.vouchedBy(e.o.Vouch), Needed: e.state.Needed}
 		}
 		e.mu.Unlock()
 		if ok {

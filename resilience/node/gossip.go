@@ -120,9 +120,11 @@ func (n *Node) takePeerGossip(ctx context.Context, p api.Peer) {
 // claimState follows a gossip claim of the peer that would make this
 // Active node give way: the peer Active (or activating) at a higher epoch.
 // Anyone with the gossip key can announce that, so the claim is taken only
-// once the peer's own API, reached with api.token, says the same. Until
-// then the core keeps its previous view of the peer and this node stays
-// Active; the API is asked again every PeerEvery. Loop goroutine only.
+// once the peer's own word says the same: an answer of the second path
+// vouched for with api.token (looked at every tick), or the peer's API,
+// reached with api.token (asked again every PeerEvery). Until then the
+// core keeps its previous view of the peer and this node stays Active.
+// Loop goroutine only.
 type claimState struct {
 	pending *api.Peer // the latest gossip view waiting, nil when none
 	busy    bool      // a check of the peer's API is in flight
@@ -154,11 +156,17 @@ func (n *Node) needsConfirmation(p api.Peer) bool {
 	return p.Status != n.claim.confirmedStatus || p.Epoch != n.claim.confirmedEpoch
 }
 
-// confirmClaim asks the peer's API about the pending claim, at most once
-// every PeerEvery, without blocking the loop; the answer comes back as a
-// claimChecked message.
+// confirmClaim confirms the pending claim by the second path's vouched
+// answer if it says the same, or else asks the peer's API, at most once
+// every PeerEvery, without blocking the loop; the API's answer comes back
+// as a claimChecked message.
 func (n *Node) confirmClaim(ctx context.Context) {
 	c := &n.claim
+	if c.pending != nil && n.vouchedBySecondPath(*c.pending) {
+		n.metrics.claims.WithLabelValues("confirmed").Inc()
+		n.claimConfirmed(ctx, *c.pending)
+		return
+	}
 	if c.pending == nil || c.busy || (!c.triedAt.IsZero() && time.Since(c.triedAt) < n.d.PeerEvery) {
 		return
 	}
@@ -201,8 +209,7 @@ func (n *Node) claimChecked(ctx context.Context, ap api.Peer) {
 		n.setPeer(shown)
 	case (says == resilience.Active || says == resilience.Activating) && ap.Epoch >= claim.Epoch:
 		n.metrics.claims.WithLabelValues("confirmed").Inc()
-		c.pending, c.confirmedStatus, c.confirmedEpoch = nil, claim.Status, claim.Epoch
-		n.takePeerGossip(ctx, *claim)
+		n.claimConfirmed(ctx, *claim)
 	default:
 		c.pending = nil
 		if c.warned != claim.Epoch {
@@ -218,6 +225,28 @@ func (n *Node) claimChecked(ctx context.Context, ap api.Peer) {
 		n.setPeer(ap)
 		n.step(ctx, resilience.PeerSeen{Peer: n.peerView(ap)})
 	}
+}
+
+// claimConfirmed takes a claim the peer's own word confirmed.
+func (n *Node) claimConfirmed(ctx context.Context, claim api.Peer) {
+	c := &n.claim
+	c.pending, c.confirmedStatus, c.confirmedEpoch = nil, claim.Status, claim.Epoch
+	n.takePeerGossip(ctx, claim)
+}
+
+// vouchedBySecondPath says whether the second path's last answer, recent
+// and vouched for (echo.NewVouchKey), says what claim says: Active or
+// activating at its epoch or later. It is made by the peer at its
+// configured address, for a probe of this node's, under api.token.
+func (n *Node) vouchedBySecondPath(claim api.Peer) bool {
+	sp := n.secondPath()
+	if sp == nil {
+		return false
+	}
+	st := sp.State()
+	says := resilience.Status(st.Meta.Status)
+	return st.Vouched && time.Since(st.LastAnswer) < sp.Window() &&
+		(says == resilience.Active || says == resilience.Activating) && st.Meta.Epoch >= claim.Epoch
 }
 
 // statusOrder ranks the statuses one activation goes through, in order;

@@ -10,6 +10,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/echo"
 )
 
 // activeMainInAuto boots a Main in auto mode, Active, next to a peer whose
@@ -157,5 +158,52 @@ func TestGossipOlderThanTheAPIViewIsSkipped(t *testing.T) {
 			t.Fatalf("the later gossip view was not taken: %+v", p)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A claim the second path vouches for (an answer of the peer's, made under
+// api.token) is taken at once, without the peer's API: on a lossy link the
+// API over TCP can take seconds, and two Active nodes would see each other
+// all that time. An answer that is not vouched for confirms nothing.
+func TestGossipClaimConfirmedByTheSecondPath(t *testing.T) {
+	for _, vouched := range []bool{false, true} {
+		t.Run(map[bool]string{false: "not vouched", true: "vouched"}[vouched], func(t *testing.T) {
+			peer := &fakePeer{}
+			peer.set("", 0, errDown)
+			sp := &fakeSecondPath{}
+			gossip := &fakeMembership{events: make(chan cluster.Event, 4)}
+			h := startWith(t, t.TempDir(), resilience.RoleMain, peer, &fakeServices{}, func(d *Deps) {
+				d.Core = resilience.Config{Name: "node-main", Role: resilience.RoleMain, Mode: resilience.ModeAuto, LostTicks: 2}
+				d.Membership, d.TickEvery, d.PeerEvery = gossip, 10*time.Millisecond, 20*time.Millisecond
+				d.SecondPath = func() SecondPath { return sp }
+			})
+			h.waitStatus("active")
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					sp.set(echo.State{LastAnswer: time.Now(), Vouched: vouched,
+						Meta: echo.Meta{Name: "the-peer", Status: "active", Epoch: 1001, Healthy: true}})
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+			}()
+			gossip.events <- claimActive(1001)
+			if !vouched {
+				h.waitTrust("unconfirmed", 3) // the API asked at least three times meanwhile
+				if st := h.node.Status(); st.Status != "active" || h.trust("confirmed") != 0 {
+					t.Fatalf("an answer not vouched for: status %s, %v claims confirmed; want active, none", st.Status, h.trust("confirmed"))
+				}
+				return
+			}
+			h.waitStatus("inactive")
+			h.waitTrust("confirmed", 1)
+			if got := h.svc.callLog(); got != "start,stop" {
+				t.Fatalf("services calls = %q, want start,stop", got)
+			}
+		})
 	}
 }

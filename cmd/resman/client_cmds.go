@@ -212,9 +212,76 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 	} else if f.Switchover != "" {
 		fmt.Fprintf(w, "held Inactive by switchover %s until it ends\n", f.Switchover)
 	}
+	printSwitchoverRun(w, st, now)
 	if lc := st.LastChange; lc != nil {
 		fmt.Fprintf(w, "last change: %s -> %s at %s: %s\n", lc.From, lc.To, lc.At.Local().Format("15:04:05"), lc.Cause)
 	}
+}
+
+// printSwitchoverRun shows the switchover this node runs, step by step,
+// or how the last one went (for a while after its end).
+func printSwitchoverRun(w io.Writer, st api.Status, now time.Time) {
+	run := st.SwitchoverRun
+	if run == nil {
+		return
+	}
+	state := "RUNNING since " + clock(run.Started)
+	if !run.Ended.IsZero() {
+		state = fmt.Sprintf("%s at %s (%s ago, took %s)", run.Outcome, clock(run.Ended), now.Sub(run.Ended).Round(time.Second),
+			run.Ended.Sub(run.Started).Round(time.Millisecond))
+	}
+	fmt.Fprintf(w, "switchover %s to %s by %s: %s\n", run.ID, run.To, run.Who, state)
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	for _, s := range run.Steps {
+		detail := s.Detail
+		if s.Name == api.StepSync && s.State == api.StepRunning {
+			detail = syncProgress(st.Replication)
+		}
+		took := ""
+		if !s.Started.IsZero() && !s.Ended.IsZero() {
+			took = s.Ended.Sub(s.Started).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.Name, s.State, took, detail)
+	}
+	tw.Flush()
+	for line := range strings.Lines(table.String()) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+	}
+}
+
+// syncProgress says how far the replication runs under way have come.
+func syncProgress(rs []api.Replication) string {
+	var parts []string
+	for _, r := range rs {
+		if !r.Running || r.Direction != "send" {
+			continue
+		}
+		p := r.Progress
+		switch {
+		case p == nil:
+			parts = append(parts, r.Name+": running")
+		case p.Phase == "uploading":
+			parts = append(parts, fmt.Sprintf("%s: uploading, %d of %d files sent (%s)", r.Name, p.Sent, p.ToSend, humanBytes(p.BytesSent)))
+		default:
+			parts = append(parts, fmt.Sprintf("%s: %s (%d files, %s)", r.Name, p.Phase, p.Files, humanBytes(p.Bytes)))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// humanBytes writes n bytes in B, KiB, MiB or GiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < 2 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMG"[i])
 }
 
 func newServicesCmd() *cobra.Command {

@@ -122,3 +122,39 @@ func TestStatusShowsThePairsPendingFacts(t *testing.T) {
 		t.Errorf("the peer's hold is not shown:\n%s", b.String())
 	}
 }
+
+// A switchover under way shows its steps, and the final sync how far it
+// has come; once ended, its outcome and how long it took.
+func TestStatusShowsTheSwitchoverSteps(t *testing.T) {
+	now := time.Date(2026, 12, 7, 14, 0, 0, 0, time.UTC)
+	started := now.Add(-2 * time.Minute)
+	st := api.Status{Node: "xivo-main", Role: "main", Mode: "auto", Status: api.StatusActive, Epoch: 2, Since: now.Add(-time.Hour),
+		Replication: []api.Replication{{Name: "asterisk-conf", Kind: "files", Direction: "send", Running: true,
+			Progress: &api.ReplicationProgress{Phase: "uploading", Files: 40000, ToSend: 3000, Sent: 1200, BytesSent: 45 << 20}}},
+		SwitchoverRun: &api.SwitchoverProgress{ID: "5f2a", To: "xivo-standby", Who: "web:alice", Started: started, Steps: []api.SwitchoverStep{
+			{Name: api.StepPreconditions, State: api.StepDone, Started: started, Ended: started.Add(12 * time.Millisecond)},
+			{Name: api.StepSync, State: api.StepRunning, Started: started.Add(12 * time.Millisecond)},
+			{Name: api.StepStop, State: api.StepPending},
+		}}}
+	var b strings.Builder
+	printStatus(&b, st, now)
+	for _, want := range []string{
+		"switchover 5f2a to xivo-standby by web:alice: RUNNING since " + clock(started) + "\n",
+		"preconditions  done     12ms",
+		"final sync     running        asterisk-conf: uploading, 1200 of 3000 files sent (45.0 MiB)",
+		"stop here      pending",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
+	}
+	run := st.SwitchoverRun
+	run.Ended, run.Outcome = now.Add(-time.Minute), api.SwitchoverRolledBack
+	run.Steps = append(run.Steps, api.SwitchoverStep{Name: api.StepRollback, State: api.StepDone, Detail: "this node is Active again"})
+	b.Reset()
+	printStatus(&b, st, now)
+	if want := "switchover 5f2a to xivo-standby by web:alice: rolled back at " + clock(run.Ended) + " (1m0s ago, took 1m0s)\n"; !strings.Contains(b.String(), want) ||
+		!strings.Contains(b.String(), "this node is Active again") {
+		t.Errorf("an ended switchover (want %q):\n%s", want, b.String())
+	}
+}

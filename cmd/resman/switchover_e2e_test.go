@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/resman-pbx/resman/resilience/api"
 )
 
 // TestSwitchoverWithSync: refused with every missing precondition when
@@ -32,6 +34,15 @@ func TestSwitchoverWithSync(t *testing.T) {
 	out, stderr, code := cli(t, "switchover", "--node", mainP.url, "--sync", "--reason", "maintenance of the main")
 	if code != 0 || !strings.Contains(out, "INACTIVE") {
 		t.Fatalf("switchover: exit %d %s %s", code, out, stderr)
+	}
+	// The answer shows the steps it went through, each done.
+	for _, step := range []string{"to xivo-standby by api:", ": done at ", "preconditions", "final sync", "stop here", "start the peer", "verify"} {
+		if !strings.Contains(out, step) {
+			t.Errorf("the switchover's answer lacks %q:\n%s", step, out)
+		}
+	}
+	if st := status(t, mainP.url); st.SwitchoverRun == nil || stepsNot(st.SwitchoverRun, "done") != "" {
+		t.Errorf("the main's status after the switchover: %+v", st.SwitchoverRun)
 	}
 	if st := status(t, standbyP.url); st.Status != "active" {
 		t.Fatalf("standby after the switchover: %s", st.Status)
@@ -68,6 +79,21 @@ func TestSwitchoverRollsBack(t *testing.T) {
 	if !auditHas(t, mainP.url, "rolled back: this node is Active again") {
 		t.Fatal("the rollback is not in the audit log")
 	}
+	if run := status(t, mainP.url).SwitchoverRun; run == nil || run.Outcome != api.SwitchoverRolledBack ||
+		stepsNot(run, "done") != "start the peer=failed verify=skipped" {
+		t.Fatalf("the main's status shows the switchover as %+v", run)
+	}
+}
+
+// stepsNot lists the steps of run not in state, as "name=state ...".
+func stepsNot(run *api.SwitchoverProgress, state string) string {
+	var out []string
+	for _, s := range run.Steps {
+		if s.State != state {
+			out = append(out, s.Name+"="+s.State)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // TestSwitchoverWaitsForDrain: with a drain check, a switchover waits

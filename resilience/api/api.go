@@ -33,6 +33,9 @@ type Status struct {
 	XDS         []Registration `json:"xds"`
 	Failover    Failover       `json:"failover"`
 	LastChange  *Transition    `json:"last_change,omitempty"`
+	// SwitchoverRun is the planned switchover this node runs, or the last
+	// one it ran, for a while after its end; absent when none.
+	SwitchoverRun *SwitchoverProgress `json:"switchover_run,omitempty"`
 	// Sees: on a witness, the pair's nodes it sees over gossip, sorted by
 	// name (a witness has no peer).
 	Sees []Member `json:"sees,omitempty"`
@@ -127,6 +130,75 @@ type Replication struct {
 	NextRun time.Time `json:"next_run,omitzero"`
 	// Output is the tail of a failed exec run's output.
 	Output string `json:"output,omitempty"`
+	// Progress of the run under way (send, files jobs).
+	Progress *ReplicationProgress `json:"progress,omitempty"`
+}
+
+// ReplicationProgress is how far a files job's run under way has come.
+type ReplicationProgress struct {
+	// Phase: scanning (hashing the trees), manifest (the peer compares),
+	// uploading, committing.
+	Phase string `json:"phase"`
+	// Files and Bytes in the trees (known from manifest on).
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// ToSend is how many files the peer needs (known from uploading on);
+	// Sent how many of them went, BytesSent the request bodies so far.
+	ToSend    int   `json:"to_send"`
+	Sent      int   `json:"sent"`
+	BytesSent int64 `json:"bytes_sent"`
+}
+
+// SwitchoverProgress is a planned switchover's steps as they happen.
+type SwitchoverProgress struct {
+	ID     string `json:"id"`
+	To     string `json:"to"`
+	Who    string `json:"who"`
+	Reason string `json:"reason"`
+	// Started and Ended (zero while it runs).
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended,omitzero"`
+	// Outcome once ended: done, rolled back, failed or refused.
+	Outcome string           `json:"outcome,omitempty"`
+	Steps   []SwitchoverStep `json:"steps"`
+}
+
+// Values of SwitchoverStep.Name, in the order they run.
+const (
+	StepPreconditions = "preconditions"
+	StepSync          = "final sync"
+	StepDrain         = "drain"
+	StepStop          = "stop here"
+	StepStartPeer     = "start the peer"
+	StepVerify        = "verify"
+	StepRollback      = "rollback"
+)
+
+// Values of SwitchoverProgress.Outcome.
+const (
+	SwitchoverDone       = "done"
+	SwitchoverRolledBack = "rolled back"
+	SwitchoverFailed     = "failed"
+	SwitchoverRefused    = "refused"
+)
+
+// Values of SwitchoverStep.State.
+const (
+	StepPending = "pending"
+	StepRunning = "running"
+	StepDone    = "done"
+	StepFailed  = "failed"
+	StepSkipped = "skipped"
+)
+
+// SwitchoverStep is one step of a switchover. The final sync's own
+// progress is in the sending node's Replication[].Progress.
+type SwitchoverStep struct {
+	Name    string    `json:"name"`
+	State   string    `json:"state"`
+	Detail  string    `json:"detail,omitempty"`
+	Started time.Time `json:"started,omitzero"`
+	Ended   time.Time `json:"ended,omitzero"`
 }
 
 // Registration is the SIP registration state of this node at one MDS.

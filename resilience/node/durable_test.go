@@ -299,22 +299,29 @@ func TestSwitchoverEndReleasesTheHold(t *testing.T) {
 		failStart bool // the rollback start fails too
 		wantErr   string
 		want      string
+		// steps: the switchover's steps as the status shows them, then
+		// its outcome.
+		steps string
 	}{
-		{name: "done", want: "inactive", peerStart: func(p *fakePeer) func(api.StartRequest) (api.Status, error) {
+		{name: "done", want: "inactive", steps: "preconditions=done stop here=done start the peer=done verify=done: done", peerStart: func(p *fakePeer) func(api.StartRequest) (api.Status, error) {
 			return func(api.StartRequest) (api.Status, error) {
 				p.set("active", 3, nil)
 				return api.Status{Status: "active", Epoch: 3}, nil
 			}
 		}},
-		{name: "rolled back", want: "active", wantErr: "rolled back"},
-		{name: "rollback failed", want: "inactive", failStart: true, wantErr: "the rollback failed"},
-		{name: "done after all", want: "inactive", peerStart: func(p *fakePeer) func(api.StartRequest) (api.Status, error) {
-			return func(api.StartRequest) (api.Status, error) {
-				p.set("active", 3, nil)
-				return api.Status{}, errors.New("timeout awaiting the answer")
-			}
-		}},
+		{name: "rolled back", want: "active", wantErr: "rolled back",
+			steps: "preconditions=done stop here=done start the peer=failed verify=skipped rollback=done: rolled back"},
+		{name: "rollback failed", want: "inactive", failStart: true, wantErr: "the rollback failed",
+			steps: "preconditions=done stop here=done start the peer=failed verify=skipped rollback=failed: failed"},
+		{name: "done after all", want: "inactive",
+			steps: "preconditions=done stop here=done start the peer=done verify=done rollback=skipped: done", peerStart: func(p *fakePeer) func(api.StartRequest) (api.Status, error) {
+				return func(api.StartRequest) (api.Status, error) {
+					p.set("active", 3, nil)
+					return api.Status{}, errors.New("timeout awaiting the answer")
+				}
+			}},
 		{name: "unreadable after the failed start", want: "inactive", wantErr: "the rollback failed",
+			steps: "preconditions=done stop here=done start the peer=failed verify=skipped rollback=failed: failed",
 			peerStart: func(p *fakePeer) func(api.StartRequest) (api.Status, error) {
 				return func(api.StartRequest) (api.Status, error) {
 					p.set("", 0, errors.New("401: unauthorized"))
@@ -347,6 +354,9 @@ func TestSwitchoverEndReleasesTheHold(t *testing.T) {
 			}
 			if id, holding := h.switchoverHeld(); id != "" || holding {
 				t.Fatalf("after the call: switchover %q holding=%t, want released", id, holding)
+			}
+			if got := stepsShown(st.SwitchoverRun); got != tc.steps {
+				t.Fatalf("steps shown:\n%s\nwant\n%s", got, tc.steps)
 			}
 		})
 	}
@@ -435,9 +445,12 @@ func TestPeerAbsurdEpochIsUnreadable(t *testing.T) {
 
 	// A switchover toward it is refused.
 	peer.set("inactive", resilience.MaxEpoch+1, nil)
-	if _, err := h.node.Switchover(context.Background(), "alice", api.SwitchoverRequest{Reason: "x"}); !errors.Is(err, resilience.ErrPrecondition) ||
-		!strings.Contains(err.Error(), "cannot be read") {
+	st, err = h.node.Switchover(context.Background(), "alice", api.SwitchoverRequest{Reason: "x"})
+	if !errors.Is(err, resilience.ErrPrecondition) || !strings.Contains(err.Error(), "cannot be read") {
 		t.Fatalf("switchover toward an unreadable peer: %v", err)
+	}
+	if got, want := stepsShown(st.SwitchoverRun), "preconditions=failed stop here=skipped start the peer=skipped verify=skipped: refused"; got != want {
+		t.Fatalf("a refused switchover's steps: %s, want %s", got, want)
 	}
 }
 
@@ -470,4 +483,16 @@ func TestGossipAbsurdEpochIsUnreadable(t *testing.T) {
 	if st := h.node.Status(); st.Status != "inactive" {
 		t.Fatalf("status %s next to an unreadable peer", st.Status)
 	}
+}
+
+// stepsShown writes a switchover's steps as "name=state ...: outcome".
+func stepsShown(run *api.SwitchoverProgress) string {
+	if run == nil {
+		return "none"
+	}
+	var parts []string
+	for _, s := range run.Steps {
+		parts = append(parts, s.Name+"="+s.State)
+	}
+	return strings.Join(parts, " ") + ": " + run.Outcome
 }

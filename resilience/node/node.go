@@ -138,15 +138,17 @@ type Deps struct {
 // Node is a running PBX node. Its exported methods are safe for concurrent
 // use; they implement the web package's Node interface.
 type Node struct {
-	d       Deps
-	log     *slog.Logger
-	m       *resilience.Machine // owned by the loop goroutine
-	metrics *metrics
-	hub     hub
-	msgs    chan any
-	health  chan struct{}
-	ready   chan struct{} // closed once Boot has been stepped
-	stopped chan struct{} // closed when Run returns
+	d   Deps
+	log *slog.Logger
+	// switchover: the steps of the switchover run here (switchover.go).
+	switchover switchoverProgress
+	m          *resilience.Machine // owned by the loop goroutine
+	metrics    *metrics
+	hub        hub
+	msgs       chan any
+	health     chan struct{}
+	ready      chan struct{} // closed once Boot has been stepped
+	stopped    chan struct{} // closed when Run returns
 	// runs: the admin-asked replication runs, which outlive the request
 	// but not the node (Run cancels and waits for them); replRunning: one
 	// at a time.

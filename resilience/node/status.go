@@ -44,6 +44,7 @@ func (n *Node) Status() api.Status {
 		XDS:         []api.Registration{},
 		LastChange:  s.last,
 	}
+	st.SwitchoverRun = n.switchover.shown(time.Now())
 	if n.d.Registrar != nil {
 		st.XDS = n.d.Registrar.Status()
 	}

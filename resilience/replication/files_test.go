@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/api"
 )
 
 func TestFilesCopyChangeAndNoChange(t *testing.T) {
@@ -628,5 +630,39 @@ func TestFilesUnsendableNames(t *testing.T) {
 	}
 	if readFile(t, filepath.Join(p.dst, "bad\nname")) != "standby" {
 		t.Fatal("touched")
+	}
+}
+
+// A run under way shows how far it has come (a switchover's final sync of
+// a large tree shows it): the phase, the files the peer needs and how many
+// went; once it ends, no progress is shown.
+func TestFilesProgress(t *testing.T) {
+	p := newPair(t, nil).start()
+	for _, f := range []string{"a.conf", "b.conf", "c.conf"} {
+		writeFile(t, filepath.Join(p.src, f), "new "+f)
+	}
+	writeFile(t, filepath.Join(p.src, "same.conf"), "same")
+	writeFile(t, filepath.Join(p.dst, "same.conf"), "same")
+	var seen []api.ReplicationProgress
+	p.runner.beforeUpload = func(string, string) {
+		st := p.runner.Status(p.clock.Now())
+		if len(st) != 1 || !st[0].Running || st[0].Progress == nil {
+			t.Errorf("during an upload: %+v", st)
+			return
+		}
+		seen = append(seen, *st[0].Progress)
+	}
+	p.mustRun()
+	if len(seen) != 3 {
+		t.Fatalf("progress seen at %d uploads, want 3", len(seen))
+	}
+	for i, pr := range seen {
+		if pr.Phase != "uploading" || pr.Files != 4 || pr.ToSend != 3 || pr.Sent != i || pr.BytesSent <= 0 ||
+			(i > 0 && pr.BytesSent <= seen[i-1].BytesSent) {
+			t.Errorf("before upload %d: %+v; want uploading, 4 files, 3 to send, %d sent, bytes growing", i+1, pr, i)
+		}
+	}
+	if st := p.runner.Status(p.clock.Now()); st[0].Running || st[0].Progress != nil {
+		t.Errorf("after the run: running %v, progress %+v", st[0].Running, st[0].Progress)
 	}
 }

@@ -143,6 +143,8 @@ type jobState struct {
 	jitter      float64
 	running     bool
 	nextRun     time.Time
+	// progress of the files run under way; nil when none.
+	progress *api.ReplicationProgress
 }
 
 type runnerState struct {
@@ -342,7 +344,7 @@ func (r *Runner) record(js *jobState, res Result) {
 	name := js.job.Name
 	r.mu.Lock()
 	js.last = &res
-	js.running = false
+	js.running, js.progress = false, nil
 	js.jitter = jitter()
 	if res.OK {
 		js.lastSuccess = res.End()
@@ -420,6 +422,10 @@ func (r *Runner) Status(now time.Time) []api.Replication {
 		}
 		if !js.lastSuccess.IsZero() {
 			st.AgeSeconds = max(0, now.Sub(js.lastSuccess).Seconds())
+		}
+		if js.running && js.progress != nil {
+			p := *js.progress
+			st.Progress = &p
 		}
 		if l := js.last; l != nil {
 			st.LastRun, st.OK, st.Error = l.Start, l.OK, l.Error

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/api"
 )
 
 // abortTimeout bounds the abort sent after a failed transfer.
@@ -28,6 +30,7 @@ type fileError struct{ error }
 // manifest.
 func (r *Runner) runFiles(ctx context.Context, js *jobState, res *Result) error {
 	job := &js.job
+	r.progress(js, func(p *api.ReplicationProgress) { p.Phase = "scanning" })
 	tot := &totals{lim: job.Limits}
 	var skipped []string
 	var trees []*tree
@@ -55,6 +58,7 @@ func (r *Runner) runFiles(ctx context.Context, js *jobState, res *Result) error 
 		js.log.Warn("not replicated", "path", s)
 	}
 
+	r.progress(js, func(p *api.ReplicationProgress) { p.Phase, p.Files, p.Bytes = "manifest", tot.files, tot.bytes })
 	var begin beginResponse
 	roots := make([]string, len(trees))
 	for i, t := range trees {
@@ -109,6 +113,9 @@ func (r *Runner) runFiles(ctx context.Context, js *jobState, res *Result) error 
 		}
 	}
 
+	r.progress(js, func(p *api.ReplicationProgress) {
+		p.Phase, p.ToSend, p.BytesSent = "uploading", len(wants), res.BytesSent
+	})
 	buf := make([]byte, maxReq)
 	for i, w := range wants {
 		if r.beforeUpload != nil {
@@ -126,7 +133,9 @@ func (r *Runner) runFiles(ctx context.Context, js *jobState, res *Result) error 
 			return err
 		}
 		res.FilesSent++
+		r.progress(js, func(p *api.ReplicationProgress) { p.Sent, p.BytesSent = res.FilesSent, res.BytesSent })
 	}
+	r.progress(js, func(p *api.ReplicationProgress) { p.Phase = "committing" })
 	var cr commitResponse
 	if err := r.client.do(ctx, http.MethodPost, PathCommit, q, nil, &cr, &res.BytesSent); err != nil {
 		return fmt.Errorf("commit the transfer: %w", err)
@@ -134,6 +143,16 @@ func (r *Runner) runFiles(ctx context.Context, js *jobState, res *Result) error 
 	committed = true
 	res.FilesChanged, res.FilesDeleted = cr.Changed, cr.Deleted
 	return nil
+}
+
+// progress updates the progress of js's run under way, as Status shows it.
+func (r *Runner) progress(js *jobState, update func(*api.ReplicationProgress)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if js.progress == nil {
+		js.progress = &api.ReplicationProgress{}
+	}
+	update(js.progress)
 }
 
 // manifestPages encodes entries as manifest requests of at most maxReq

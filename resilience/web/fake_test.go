@@ -40,6 +40,9 @@ type fakeNode struct {
 	// switchErr and failoverErr answer Switchover and StartFailover.
 	switchErr   error
 	failoverErr error
+	// switchHold, when set, makes Switchover wait until it is closed,
+	// while the test sets the steps the status shows.
+	switchHold chan struct{}
 	// replErr answers RunReplication, with the jobs as they are; without
 	// it the jobs this node sends succeed now.
 	replErr error
@@ -227,6 +230,12 @@ func (f *fakeNode) setPeer(mut func(st *api.Status)) {
 // Switchover swaps the Active side: this node Inactive, the peer Active.
 func (f *fakeNode) Switchover(_ context.Context, who string, req api.SwitchoverRequest) (api.Status, error) {
 	f.record(call{Method: "switchover", Who: who, Switch: req})
+	f.mu.Lock()
+	hold := f.switchHold
+	f.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	if f.switchErr != nil {
 		return api.Status{}, f.switchErr
 	}

@@ -16,6 +16,8 @@
   // read of the peer may wait for the peer).
   const WATCH_MS = 5000;
   const DOWN_POLL_MS = 3000;
+  // A switchover under way (on either node) is read every RUN_POLL_MS.
+  const RUN_POLL_MS = 1000;
   const STATUS_TIMEOUT_MS = 4000;
   const READ_TIMEOUT_MS = 20000;
   const SILENT_READS = 2;
@@ -911,6 +913,69 @@
     return out;
   }
 
+  // ---------- switchover progress ----------
+
+  // switchoverRun is the switchover to show: the one running on either
+  // node, else the one that ended last (a node keeps it for a while), with
+  // the status of the node that runs it (its replication shows the sync).
+  function switchoverRun() {
+    let best = null;
+    for (const st of [state.local, nodeOf('peer')].filter(Boolean)) {
+      const run = st.switchover_run;
+      if (!run) continue;
+      const key = run.ended ? Date.parse(run.ended) : Infinity;
+      if (!best || key > best.key) best = { run, st, key };
+    }
+    return best;
+  }
+
+  function switchoverRunning() {
+    const b = switchoverRun();
+    return !!b && !b.run.ended;
+  }
+
+  // syncProgressEl shows how far the final sync has come, per job.
+  function syncProgressEl(st) {
+    const jobs = (st.replication || []).filter((r) => r.running && r.direction === 'send');
+    return jobs.map((r) => {
+      const p = r.progress;
+      if (!p) return el('span', { class: 'step-detail' }, ' ' + r.name + ': running');
+      if (p.phase !== 'uploading') {
+        return el('span', { class: 'step-detail' }, ' ' + r.name + ': ' + p.phase + ' (' + p.files + ' files)');
+      }
+      return el('span', { class: 'step-detail' }, ' ' + r.name + ': ' + p.sent + ' of ' + p.to_send + ' files sent',
+        el('progress', { class: 'sync-progress', max: String(Math.max(1, p.to_send)), value: String(p.sent) }));
+    });
+  }
+
+  // renderSwitchoverRun shows the switchover's steps in the summary, and
+  // in the dialog while this page's own switchover request runs.
+  function renderSwitchoverRun() {
+    const box = $('switchover-run');
+    const b = switchoverRun();
+    box.hidden = !b;
+    const inDialog = $('confirm-steps');
+    inDialog.hidden = !(b && !b.run.ended && dialog.open && pending && pending.action === 'switchover' && submitting);
+    if (!b) return;
+    const run = b.run;
+    const title = 'Switchover ' + run.id + ': ' + b.st.node + ' to ' + run.to + ' (' + run.who + ') — ' +
+      (run.ended ? run.outcome + ' at ' + localTime(when(run.ended)) : 'running since ' + localTime(when(run.started)));
+    $('switchover-run-title').textContent = title;
+    $('switchover-steps').replaceChildren(...stepItems(b));
+    if (!inDialog.hidden) inDialog.replaceChildren(...stepItems(b));
+  }
+
+  function stepItems(b) {
+    return (b.run.steps || []).map((s) => {
+      const took = s.started && s.ended ? ' ' + ((Date.parse(s.ended) - Date.parse(s.started)) / 1000).toFixed(1) + ' s' : '';
+      const li = el('li', { class: 'step-' + s.state, 'data-step': s.name },
+        el('span', { class: 'step-state' }, s.state), ' ' + s.name + took,
+        s.detail ? el('span', { class: 'step-detail' }, ': ' + s.detail) : '');
+      if (s.name === 'final sync' && s.state === 'running') li.append(...syncProgressEl(b.st));
+      return li;
+    });
+  }
+
   function renderPending() {
     const box = $('pending');
     const lines = pendingLines();
@@ -954,6 +1019,7 @@
     renderCard('peer');
     renderHA();
     renderReplicate();
+    renderSwitchoverRun();
     if (dialog.open) updateConfirm();
   }
 
@@ -1092,7 +1158,7 @@
     peerTimer = setTimeout(async () => {
       await loadPeer();
       schedulePeer(false);
-    }, now ? 0 : PEER_POLL_MS);
+    }, now ? 0 : switchoverRunning() ? RUN_POLL_MS : PEER_POLL_MS);
   }
 
   // onLocalStatus takes a status event: the peer summary it carries makes
@@ -1161,7 +1227,9 @@
     watchInFlight = true;
     try {
       const st = await api('GET', '/api/v1/status', undefined, true);
-      if (state.conn !== 'open') {
+      // A switchover's steps and its sync's progress change the status
+      // without an event: taken from the reads while it runs.
+      if (state.conn !== 'open' || switchoverRunning() || st.switchover_run) {
         state.local = st;
         // Back: reopen the stream now rather than at the browser's next
         // retry (a stream still opening is left alone).
@@ -1175,7 +1243,7 @@
     }
     clearTimeout(watchTimer);
     // A silent read with the stream open is checked again at once.
-    const next = state.conn !== 'open' ? DOWN_POLL_MS : state.silentReads ? 0 : WATCH_MS;
+    const next = state.conn !== 'open' ? DOWN_POLL_MS : state.silentReads ? 0 : switchoverRunning() ? RUN_POLL_MS : WATCH_MS;
     watchTimer = setTimeout(watch, next);
   }
 
@@ -1433,6 +1501,9 @@
     updateConfirm();
     render();
     if (action === 'replicate') cards.local.replOut.textContent = '';
+    // The switchover's steps show as they happen: read at once, then
+    // every RUN_POLL_MS while it runs.
+    if (action === 'switchover') setTimeout(kickWatch, 200);
     try {
       const st = await api(act.method || 'POST', path, body);
       if (action === 'replicate') {

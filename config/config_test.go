@@ -719,7 +719,7 @@ edge:
   sip: {listen: "10.0.0.5:5060"}
   sides: [{name: main, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1:5060", routes: [{path: /, upstream: "http://10.0.0.21"}]}]
 `, nil)
-	want := &EdgeSIP{Listen: "10.0.0.5:5060", Expires: 60, RegisterRate: 200}
+	want := &EdgeSIP{Listen: "10.0.0.5:5060", Expires: 60, RegisterRate: 500}
 	if !reflect.DeepEqual(c.Edge.SIP, want) {
 		t.Errorf("edge.sip defaults: got %+v, want %+v", c.Edge.SIP, want)
 	}

@@ -115,7 +115,7 @@ func (c *Config) applyDefaults(given func(string) bool) {
 		def(given, "edge.check.fall", &e.Check.Fall, 2)
 		if sp := e.SIP; sp != nil {
 			def(given, "edge.sip.expires", &sp.Expires, 60)
-			def(given, "edge.sip.register_rate", &sp.RegisterRate, 200)
+			def(given, "edge.sip.register_rate", &sp.RegisterRate, 500)
 		}
 	}
 	if f := c.Fleet; f != nil {

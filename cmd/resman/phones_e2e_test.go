@@ -77,7 +77,7 @@ func TestPhonesFollowActive(t *testing.T) {
 
 // BenchmarkPhonesFollowActive reports, for RESMAN_PHONES phones (default
 // 100; UDP, one sipp process) and edge.sip.register_rate
-// RESMAN_PHONES_RATE (default 200), the time from kill -9 of the Main's
+// RESMAN_PHONES_RATE (default 500, the default), the time from kill -9 of the Main's
 // resman, and from the `resman switchover` command, to each phone's
 // binding in the new Active side's registrar as the test sees it (p50,
 // p95, max: the k-th binding arrives when kamailio's location_contacts
@@ -93,7 +93,7 @@ func TestPhonesFollowActive(t *testing.T) {
 //
 //	go test -run '^$' -bench BenchmarkPhonesFollowActive -benchtime 1x -timeout 30m ./cmd/resman/
 //	RESMAN_PHONES=1000 go test -run '^$' -bench BenchmarkPhonesFollowActive -benchtime 1x -timeout 30m ./cmd/resman/
-//	RESMAN_PHONES=1000 RESMAN_PHONES_RATE=500 go test -run '^$' -bench BenchmarkPhonesFollowActive -benchtime 1x -timeout 30m ./cmd/resman/
+//	RESMAN_PHONES=1000 RESMAN_PHONES_RATE=200 go test -run '^$' -bench BenchmarkPhonesFollowActive -benchtime 1x -timeout 30m ./cmd/resman/
 //
 // Measured on a 2-core machine shared with other work (load average 1 to
 // 2), two runs each but the last (times in s from the trigger; the Edge's
@@ -111,7 +111,7 @@ func TestPhonesFollowActive(t *testing.T) {
 // Standby's start, then the Edge's rise (2 checks 200 ms apart).
 func BenchmarkPhonesFollowActive(b *testing.B) {
 	n := envInt(b, "RESMAN_PHONES", 100)
-	rate := envInt(b, "RESMAN_PHONES_RATE", 200)
+	rate := envInt(b, "RESMAN_PHONES_RATE", 500)
 	for range b.N {
 		res := runPhones(b, n, rate, false)
 		for _, m := range res {

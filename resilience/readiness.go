@@ -41,7 +41,12 @@ type ReadinessInput struct {
 	PeerNotInGossip bool
 	// Auto mode with a witness: whether the witness is seen.
 	WitnessConfigured, WitnessAlive bool
-	StaleJobs                       []string // replication jobs older than their max_age
+	// SecondPathSilent, in auto mode with failover.confirm: the peer's
+	// second-path address when gossip sees the peer but that path gets no
+	// answer (or is refused): a lossy link would then make a false
+	// takeover, and a claim waits for the peer's API. Empty otherwise.
+	SecondPathSilent string
+	StaleJobs        []string // replication jobs older than their max_age
 	// PersistError: this node cannot persist its decisions.
 	PersistError string
 }
@@ -76,6 +81,11 @@ func Readiness(in ReadinessInput) (ready bool, reasons []string) {
 	if in.PeerNotInGossip {
 		reasons = append(reasons, fmt.Sprintf("%s does not see %s over gossip: check gossip.key and the gossip ports on both nodes",
 			self.Name, peer.Name))
+	}
+	if in.SecondPathSilent != "" {
+		reasons = append(reasons, fmt.Sprintf("%s gets no answer from %s over the second path (%s) while gossip sees it: "+
+			"a lossy link could make a false takeover; open UDP to it and set failover.confirm alike on both nodes",
+			self.Name, peer.Name, in.SecondPathSilent))
 	}
 	if in.WitnessConfigured && !in.WitnessAlive {
 		reasons = append(reasons, fmt.Sprintf("%s does not see the witness: a lost peer cannot be confirmed, so no automatic failover", self.Name))

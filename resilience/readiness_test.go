@@ -36,6 +36,8 @@ func TestReadiness(t *testing.T) {
 		}, false, []string{"not redundant: a manual failover holds xivo-main Inactive until 2026-12-06 22:00:00"}},
 		{"the node that would take over is held by an admin", func(in *ReadinessInput) { in.Peer.HeldByAdmin = true },
 			false, []string{"xivo-standby is held Inactive by an admin's stop: it will not take over until services are started there"}},
+		{"the second path silent while gossip sees the peer", func(in *ReadinessInput) { in.SecondPathSilent = "10.0.0.2:9440" },
+			false, []string{"xivo-main gets no answer from xivo-standby over the second path (10.0.0.2:9440) while gossip sees it"}},
 		{"stale replication", func(in *ReadinessInput) { in.StaleJobs = []string{"db"} },
 			false, []string{"replication job db has not succeeded within its max_age"}},
 		{"unreadable peer: one clear reason", func(in *ReadinessInput) {

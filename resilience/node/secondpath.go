@@ -93,3 +93,19 @@ func (n *Node) checkSecondPath(ctx context.Context) {
 func (n *Node) peerGossipBack(p api.Peer) {
 	n.sp.lost, n.sp.seen = false, p
 }
+
+// secondPathSilent is the second path's peer address when it has asked
+// enough to know and gets no answer (or is refused), "" otherwise or
+// without a second path. Called while gossip sees the peer: a path that
+// should answer and does not is a firewall or a config that differs.
+func (n *Node) secondPathSilent() string {
+	sp := n.secondPath()
+	if sp == nil {
+		return ""
+	}
+	st := sp.State()
+	if st.Verdict(time.Now(), sp.Window()) == echo.Alive || st.Unanswered < st.Needed {
+		return ""
+	}
+	return sp.Peer()
+}

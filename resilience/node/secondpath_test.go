@@ -212,3 +212,38 @@ func TestCallsCounted(t *testing.T) {
 	fail.Store(true)
 	waitCalls(nil)
 }
+
+// While gossip sees the peer, a second path that gets no answer after
+// enough probes (a closed UDP port, failover.confirm set differently) makes
+// HA not ready, saying where it asks; one that answers, or has not asked
+// enough yet, does not.
+func TestSecondPathSilentWhileGossipSeesThePeer(t *testing.T) {
+	h, _, sp := standbyWithSecondPath(t, true)
+	reasonShown := func() bool {
+		for _, r := range h.node.Status().HA.Reasons {
+			if strings.Contains(r, "over the second path (10.0.0.1:9440) while gossip sees it") {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.node.Status().Peer == nil || !h.node.Status().Peer.Reachable {
+		if time.Now().After(deadline) {
+			t.Fatal("the peer is not seen over gossip")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	sp.set(echo.State{Unanswered: 2, Needed: 15}) // asked too little yet
+	if reasonShown() {
+		t.Fatal("a second path that has not asked enough counts as silent")
+	}
+	sp.set(echo.State{Unanswered: 15, Needed: 15})
+	if !reasonShown() {
+		t.Fatalf("a silent second path is not a readiness reason: %q", h.node.Status().HA.Reasons)
+	}
+	sp.answer()
+	if reasonShown() {
+		t.Fatal("a second path that answers is still a readiness reason")
+	}
+}

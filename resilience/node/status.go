@@ -91,6 +91,9 @@ func (n *Node) Status() api.Status {
 		if p.Calls != nil && p.Reachable && p.Error == "" {
 			in.Peer.Calls, in.Peer.CallsKnown = *p.Calls, true
 		}
+		if s.mode == resilience.ModeAuto && p.Reachable && p.Via != api.ViaSecondPath {
+			in.SecondPathSilent = n.secondPathSilent()
+		}
 	}
 	st.HA.Ready, st.HA.Reasons = resilience.Readiness(in)
 	if n.d.Core.Role == resilience.RoleWitness {

@@ -560,10 +560,10 @@ func TestRunProcessStartCancelledIsStopped(t *testing.T) {
 	}}, Options{Env: []string{"DIR=" + dir}})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		waitFor(t, "the process to be spawned", func() bool {
-			_, err := os.Stat(filepath.Join(dir, "pids"))
-			return err == nil
-		})
+		// The whole pid line, not the file alone: the shell creates the
+		// file before it writes, and a cancel in between would kill it
+		// before the test can know its pid.
+		readPID(t, filepath.Join(dir, "pids"))
 		cancel()
 	}()
 	if err := s.Start(ctx); !errors.Is(err, context.Canceled) {

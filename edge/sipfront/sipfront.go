@@ -337,6 +337,7 @@ func (f *Front) serve(ctx context.Context, pc net.PacketConn, ln net.Listener, x
 	}
 	f.tr = newTransport(pc, ln, f.onMessage, f.onBad)
 	f.tr.tlsLn, f.tr.wsLns = x.tls, x.ws
+	f.tr.idle = max(idleTCP, 2*time.Duration(f.expires)*time.Second)
 	f.tr.note = func(from flow, why string) {
 		f.log.Debug("a connection failed before SIP", "from", from.String(), "why", why)
 	}

@@ -487,13 +487,17 @@ func TestWebSocketGarbage(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// The keep-alive is answered (RFC 5626 pong).
+		_ = c.SetReadDeadline(time.Now().Add(waitLimit))
+		if op, p, err := readFrame(c); err != nil || op != 1 || string(p) != "\r\n" {
+			t.Fatalf("pong: opcode %d %q %v", op, p, err)
+		}
 		// A message in two fragments, then an OPTIONS: answered on the
 		// connection, in a text frame.
 		opt := wsOptions(f.addr, "wsok1")
 		if _, err := c.Write(append(frame(1, false, true, opt[:20]), frame(0, true, true, opt[20:])...)); err != nil {
 			t.Fatal(err)
 		}
-		_ = c.SetReadDeadline(time.Now().Add(waitLimit))
 		op, p, err := readFrame(c)
 		if err != nil || op != 1 || !strings.HasPrefix(string(p), "SIP/2.0 200") {
 			t.Fatalf("answer: opcode %d %q %v: want a text frame with 200", op, p, err)
@@ -640,4 +644,52 @@ func randomBytes(t *testing.T, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestWebSocketToTCPPBX: a WebSocket client may leave Content-Length out
+// (the frame delimits the message); on the PBX's TCP connection the Edge
+// writes it.
+func TestWebSocketToTCPPBX(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(sippeers.Port(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan sip.Message, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		par := sip.NewParser().NewSIPStream()
+		buf := make([]byte, 8192)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			_ = par.ParseSIPStream(buf[:n], func(m sip.Message) { got <- m })
+		}
+	}()
+	conf, _ := testCert(t)
+	f := startFront(t, []Side{{Name: "a", URI: "sip:" + ln.Addr().String() + ";transport=tcp"}}, withTLSAndWS(t, conf))
+	f.SetActive("a")
+	c, _ := wsDial(t, f.wsListen, "sip")
+	defer c.Close()
+	m := "MESSAGE sip:200@example.com SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bKwsmsg\r\n" +
+		"From: <sip:100@example.com>;tag=m\r\nTo: <sip:200@example.com>\r\nCall-ID: wsmsg\r\nCSeq: 1 MESSAGE\r\n" +
+		"Content-Type: text/plain\r\n\r\nhello"
+	if _, err := c.Write(frame(1, true, true, []byte(m))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case msg := <-got:
+		if cl := msg.ContentLength(); cl == nil || *cl != 5 || string(msg.Body()) != "hello" {
+			t.Fatalf("the PBX read %q", msg.String())
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the PBX got nothing on TCP")
+	}
 }

@@ -29,8 +29,10 @@ const (
 	dialTimeout = 3 * time.Second
 	// writeTimeout bounds one write on a TCP connection.
 	writeTimeout = 5 * time.Second
-	// idleTCP closes a TCP connection that carried nothing for this long
-	// (phones keep theirs alive by refreshing their registration).
+	// idleTCP closes a TCP, TLS or WebSocket connection that carried
+	// nothing for this long, or twice the phones' expiry if longer
+	// (phones keep theirs alive by refreshing their registration: on TLS
+	// and WebSocket, the connection is the only way to reach them).
 	idleTCP = 10 * time.Minute
 	// maxInFlight bounds the messages handled at once: past it, datagrams
 	// are dropped (UDP retransmits) and TCP connections wait.
@@ -112,6 +114,9 @@ type transport struct {
 	done  chan struct{}
 	// slots bounds the handlers running at once.
 	slots chan struct{}
+	// idle closes a connection that carried nothing for this long;
+	// default idleTCP.
+	idle time.Duration
 	// dial opens a TCP connection (net.Dialer's, but in tests).
 	dial func(ctx context.Context, addr string) (net.Conn, error)
 }
@@ -166,6 +171,13 @@ func newTransport(pc net.PacketConn, ln net.Listener, handle func(sip.Message, f
 		done:   make(chan struct{}),
 		slots:  make(chan struct{}, maxInFlight),
 	}
+}
+
+func (t *transport) idleTimeout() time.Duration {
+	if t.idle > 0 {
+		return t.idle
+	}
+	return idleTCP
 }
 
 // dispatch handles msg on a goroutine of its own once a slot is free;
@@ -346,7 +358,7 @@ func (t *transport) readTCP(tc *tcpConn, from flow) {
 	par := t.parser.NewSIPStream()
 	buf := make([]byte, 32<<10)
 	for {
-		_ = tc.c.SetReadDeadline(time.Now().Add(idleTCP))
+		_ = tc.c.SetReadDeadline(time.Now().Add(t.idleTimeout()))
 		n, err := tc.c.Read(buf)
 		if err != nil {
 			return
@@ -417,7 +429,7 @@ func (t *transport) serveWS(w http.ResponseWriter, r *http.Request, netw string)
 		t.forget(from, tc)
 	}()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), idleTCP)
+		ctx, cancel := context.WithTimeout(context.Background(), t.idleTimeout())
 		_, data, err := ws.Read(ctx)
 		cancel()
 		if err != nil {
@@ -427,7 +439,10 @@ func (t *transport) serveWS(w http.ResponseWriter, r *http.Request, netw string)
 			return
 		}
 		if len(bytes.Trim(data, "\r\n")) == 0 {
-			continue // keep-alive
+			if len(data) == 4 { // RFC 5626 ping, as SIP.js sends: pong
+				_ = tc.write(data[:2])
+			}
+			continue
 		}
 		// One SIP message per WebSocket message: what is not SIP is
 		// dropped, and the next message is read.
@@ -444,6 +459,12 @@ func (t *transport) serveWS(w http.ResponseWriter, r *http.Request, netw string)
 // connection of dst: a TCP one is dialed when there is none, a TLS or
 // WebSocket one must be open (errNoConnection).
 func (t *transport) send(ctx context.Context, dst flow, msg sip.Message) error {
+	if dst.net != "udp" && msg.ContentLength() == nil {
+		// A WebSocket client may leave it out (the frame delimits the
+		// message); on a stream it is what delimits it (RFC 3261 §18.3).
+		cl := sip.ContentLengthHeader(len(msg.Body()))
+		msg.AppendHeader(&cl)
+	}
 	var b bytes.Buffer
 	msg.StringWrite(&b)
 	switch dst.net {

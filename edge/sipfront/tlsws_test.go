@@ -27,7 +27,7 @@ import (
 
 // testCert is a self-signed certificate for 127.0.0.1, made for the test,
 // and the pool that trusts it.
-func testCert(t *testing.T) (*tls.Config, *x509.CertPool) {
+func testCert(t testing.TB) (*tls.Config, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -79,6 +79,7 @@ type sipgoPhone struct {
 	ua     *sipgo.UserAgent
 	client *sipgo.Client
 	invite chan *sip.Request
+	bye    chan *sip.Request
 }
 
 func newSipgoPhone(t *testing.T, user, netw string, pool *x509.CertPool) *sipgoPhone {
@@ -95,7 +96,8 @@ func newSipgoPhone(t *testing.T, user, netw string, pool *x509.CertPool) *sipgoP
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &sipgoPhone{t: t, user: user, netw: netw, ua: ua, client: client, invite: make(chan *sip.Request, 4)}
+	p := &sipgoPhone{t: t, user: user, netw: netw, ua: ua, client: client, invite: make(chan *sip.Request, 4),
+		bye: make(chan *sip.Request, 4)}
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 		res.To().Params.Add("tag", "ph"+user)
@@ -107,6 +109,13 @@ func newSipgoPhone(t *testing.T, user, netw string, pool *x509.CertPool) *sipgoP
 		}
 	})
 	srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		select {
+		case p.bye <- req:
+		default:
+		}
+	})
 	t.Cleanup(func() { ua.Close() })
 	return p
 }
@@ -147,8 +156,9 @@ func atoi(t *testing.T, s string) int {
 // register through the Edge to kamailio as the Active side; kamailio
 // keeps a Path that names each phone's flow; a call from the PBX reaches
 // each phone on its own connection, with a Record-Route of the phone's
-// transport, and the phone's BYE goes back the way it names. With the
-// phone's connection gone, the PBX's INVITE gets 480.
+// transport, and the phone's BYE goes back the way it names. When side b
+// takes Active, the Edge's BYE of a call of side a reaches the phone on its
+// connection. With the phone's connection gone, the PBX's INVITE gets 480.
 func TestTLSAndWebSocketPhones(t *testing.T) {
 	t.Parallel()
 	tpl, err := filepath.Abs(filepath.Join("testdata", "kamailio.cfg"))
@@ -157,7 +167,8 @@ func TestTLSAndWebSocketPhones(t *testing.T) {
 	}
 	kam := sippeers.StartKamailio(t, tpl, sippeers.Port(t))
 	conf, pool := testCert(t)
-	f := startFront(t, []Side{sideOf("a", kam.Addr)}, withTLSAndWS(t, conf))
+	other := newPeer(t) // side b: answers nothing
+	f := startFront(t, []Side{sideOf("a", kam.Addr), sideOf("b", other.addr)}, withTLSAndWS(t, conf))
 	f.SetActive("a")
 	listen := map[string]string{"tls": f.tlsListen, "ws": f.wsListen, "wss": f.wssListen}
 	caller := newPeer(t)
@@ -230,6 +241,31 @@ func TestTLSAndWebSocketPhones(t *testing.T) {
 				t.Fatalf("the phone's BYE: %v %v", byeRes, err)
 			}
 			sippeers.WaitFor(t, waitLimit, "the call forgotten", func() bool { return f.Status().Calls == 0 })
+
+			// Another call, up when side b takes Active: the Edge's BYE
+			// reaches the phone on its connection.
+			id2 := id + "-2"
+			caller.sendTo(kam.Addr, strings.ReplaceAll(inv, id, id2))
+			select {
+			case <-phone.invite:
+			case <-time.After(waitLimit):
+				t.Fatal("the phone got no second INVITE")
+			}
+			if res := callerResponse(t, caller, id2); res.StatusCode != 200 {
+				t.Fatalf("the second call: %s", res.Short())
+			}
+			sippeers.WaitFor(t, waitLimit, "the call confirmed", func() bool { return f.Status().Calls == 1 })
+			f.SetActive("b")
+			select {
+			case b := <-phone.bye:
+				if b.CallID().Value() != id2 || !strings.EqualFold(b.Transport(), netw) || !strings.EqualFold(b.Via().Transport, netw) {
+					t.Errorf("the Edge's BYE: Call-ID %s over %s, Via %s", b.CallID().Value(), b.Transport(), b.Via().Value())
+				}
+			case <-time.After(waitLimit):
+				t.Fatalf("the phone got no BYE from the Edge over %s", netw)
+			}
+			sippeers.WaitFor(t, waitLimit, "the call forgotten", func() bool { return f.Status().Calls == 0 })
+			f.SetActive("a")
 
 			// The phone goes away: its connection closes, and a call from
 			// the PBX gets 480 (the Edge cannot open one towards it).

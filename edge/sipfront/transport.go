@@ -221,6 +221,10 @@ func (t *transport) serve() {
 		srv := &http.Server{
 			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.serveWS(w, r, wl.net) }),
 			ReadHeaderTimeout: handshakeTimeout,
+			// An HTTP connection that did not upgrade (a plain GET) is
+			// not kept waiting for another request for long.
+			IdleTimeout:    handshakeTimeout,
+			MaxHeaderBytes: maxMessage,
 			// A failed handshake or upgrade is not worth a log line each.
 			ErrorLog: log.New(io.Discard, "", 0),
 		}

@@ -276,14 +276,6 @@ func TestTLSAndWebSocketPhones(t *testing.T) {
 			if res := callerResponse(t, caller, id); res.StatusCode != 480 {
 				t.Fatalf("a call to a phone whose connection is gone: %s, want 480", res.Short())
 			}
-			// Unregister through the cache is the phone's business; forget it here.
-			f.regs.mu.Lock()
-			for k, b := range f.regs.bindings {
-				if b.fl.net == netw {
-					delete(f.regs.bindings, k)
-				}
-			}
-			f.regs.mu.Unlock()
 		})
 	}
 }

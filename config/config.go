@@ -511,6 +511,31 @@ type EdgeSIP struct {
 	// to one side (re-homing after a switch, removals). Default: 200, which
 	// moves 1,000 phones in 5 s; an Asterisk takes several hundred a second.
 	RegisterRate int `mapstructure:"register_rate"`
+	// TLS, when set, is the certificate phones check on SIP over TLS and
+	// secure WebSocket, and with Listen the SIP over TLS listener. Off by
+	// default. The Edge's hops to the sides stay as edge.sides[].sip says.
+	TLS *EdgeSIPTLS `mapstructure:"tls"`
+	// WS, when set, is SIP over WebSocket (RFC 7118) for WebRTC
+	// softphones; WSS the same over TLS, with edge.sip.tls's certificate.
+	// Off by default.
+	WS  *EdgeSIPListen `mapstructure:"ws"`
+	WSS *EdgeSIPListen `mapstructure:"wss"`
+}
+
+// EdgeSIPTLS is SIP over TLS towards phones: PEM files, and the listener.
+type EdgeSIPTLS struct {
+	// Listen is the host:port of SIP over TLS (SIPS), like 0.0.0.0:5061.
+	// Optional when edge.sip.wss is set (the certificate serves it only).
+	Listen string `mapstructure:"listen"`
+	Cert   string `mapstructure:"cert"`
+	// Key is the private key file's path (tagged secret to stay out of
+	// printed configs, as edge.tls.key).
+	Key string `mapstructure:"key" secret:"true" secretkind:"path"`
+}
+
+// EdgeSIPListen is a listener of the SIP front: its host:port (TCP).
+type EdgeSIPListen struct {
+	Listen string `mapstructure:"listen"`
 }
 
 // EdgeTLS is the certificate of the Edge's HTTPS listener: PEM files.

@@ -620,6 +620,66 @@ edge:
 				`edge.sip.listen: must differ from edge.listen (both TCP), both are "10.0.0.5:5060"`,
 				`edge.sip.advertise: must be a host or host:port`,
 			}},
+		{name: "edge sip tls and websocket", yaml: `
+api: {token: 0123456789abcdef0123, listen: "127.0.0.1:9442"}
+edge:
+  listen: 10.0.0.5:443
+  token: 0123456789abcdef0123
+  sip:
+    listen: "10.0.0.5:5060"
+    tls: {listen: "10.0.0.5:5060"}
+    ws: {listen: "10.0.0.5:443"}
+    wss: {listen: "10.0.0.5:8089"}
+  sides:
+    - {name: a, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1", routes: [{path: /, upstream: "http://10.0.0.21"}]}
+`,
+			wantErrs: []string{
+				`edge.sip.tls.listen: must differ from edge.sip.listen (both TCP), both are "10.0.0.5:5060"`,
+				"edge.sip.tls.cert: required: the PEM file of the certificate phones check",
+				"edge.sip.tls.key: required: the PEM file of the private key",
+				`edge.sip.ws.listen: must differ from edge.listen (both TCP), both are "10.0.0.5:443"`,
+			}},
+		{name: "edge sip websocket listen", yaml: `
+api: {token: 0123456789abcdef0123}
+edge:
+  listen: 10.0.0.5:443
+  token: 0123456789abcdef0123
+  sip:
+    listen: "10.0.0.5:5060"
+    tls: {cert: /etc/resman/sip.crt, key: /etc/resman/sip.key}
+    ws: {listen: "10.0.0.5"}
+    wss: {listen: ""}
+  sides:
+    - {name: a, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1", routes: [{path: /, upstream: "http://10.0.0.21"}]}
+`,
+			wantErrs: []string{
+				`edge.sip.ws.listen: must be host:port`,
+				"edge.sip.wss.listen: required: the host:port of SIP over WebSocket, like 0.0.0.0:8089",
+			}},
+		{name: "edge sip wss without a certificate, tls without a listener", yaml: `
+api: {token: 0123456789abcdef0123}
+edge:
+  listen: 10.0.0.5:443
+  token: 0123456789abcdef0123
+  sip:
+    listen: "10.0.0.5:5060"
+    wss: {listen: "10.0.0.5:8089"}
+  sides:
+    - {name: a, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1", routes: [{path: /, upstream: "http://10.0.0.21"}]}
+`,
+			wantErrs: []string{"edge.sip.wss: needs edge.sip.tls (its cert and key; its listen is optional)"}},
+		{name: "edge sip tls without a listener nor wss", yaml: `
+api: {token: 0123456789abcdef0123}
+edge:
+  listen: 10.0.0.5:443
+  token: 0123456789abcdef0123
+  sip:
+    listen: "10.0.0.5:5060"
+    tls: {cert: /etc/resman/sip.crt, key: /etc/resman/sip.key}
+  sides:
+    - {name: a, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1", routes: [{path: /, upstream: "http://10.0.0.21"}]}
+`,
+			wantErrs: []string{"edge.sip.tls.listen: required unless edge.sip.wss is set"}},
 		{name: "edge sip without the front", yaml: `
 api: {token: 0123456789abcdef0123}
 edge:
@@ -725,6 +785,25 @@ edge:
 	}
 	if c.Edge.Sides[0].SIP != "sip:10.0.0.1:5060" {
 		t.Errorf("edge.sides[0].sip = %q", c.Edge.Sides[0].SIP)
+	}
+	// TLS and WebSocket, all set: valid, kept as given.
+	c = mustParse(t, `
+api: {token: 0123456789abcdef0123}
+edge:
+  listen: ":8443"
+  token: 0123456789abcdef0123
+  sip:
+    listen: "10.0.0.5:5060"
+    tls: {listen: "0.0.0.0:5061", cert: /etc/resman/sip.crt, key: /etc/resman/sip.key}
+    ws: {listen: "0.0.0.0:8088"}
+    wss: {listen: "0.0.0.0:8089"}
+  sides: [{name: main, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1:5060", routes: [{path: /, upstream: "http://10.0.0.21"}]}]
+`, nil)
+	want = &EdgeSIP{Listen: "10.0.0.5:5060", Expires: 60, RegisterRate: 200,
+		TLS: &EdgeSIPTLS{Listen: "0.0.0.0:5061", Cert: "/etc/resman/sip.crt", Key: "/etc/resman/sip.key"},
+		WS:  &EdgeSIPListen{Listen: "0.0.0.0:8088"}, WSS: &EdgeSIPListen{Listen: "0.0.0.0:8089"}}
+	if !reflect.DeepEqual(c.Edge.SIP, want) {
+		t.Errorf("edge.sip with tls and websocket: got %+v, want %+v", c.Edge.SIP, want)
 	}
 }
 

@@ -121,7 +121,7 @@ func (c *Config) secretValues() []secretValue {
 //     compared with bcrypt when its cost is at most MaxPlaceholderHashCost;
 //   - password (xds.mds[i].password): a placeholder or a usual default
 //     (its strength is the MDS's business);
-//   - path (edge.tls.key): a file's path, not a secret value: not checked.
+//   - path (edge.tls.key, edge.sip.tls.key): a file's path, not a secret value: not checked.
 //
 // No value is repeated in the messages. c need not be valid.
 func (c *Config) WeakSecrets() Problems {

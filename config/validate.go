@@ -693,7 +693,46 @@ func (v *checker) edgeSIP() {
 	}
 	v.required("edge.sip.listen", sp.Listen, "the SIP front's host:port (UDP and TCP), like 0.0.0.0:5060")
 	v.hostPort("edge.sip.listen", sp.Listen, false, "0.0.0.0:5060")
-	for _, other := range []struct{ key, addr string }{{"edge.listen", v.c.Edge.Listen}, {"api.listen", v.c.API.Listen}} {
+	// Every TCP listener of the Edge and the API: none twice.
+	tcp := []struct{ key, addr string }{{"api.listen", v.c.API.Listen}, {"edge.listen", v.c.Edge.Listen}, {"edge.sip.listen", sp.Listen}}
+	if t := sp.TLS; t != nil {
+		if t.Listen != "" {
+			v.hostPort("edge.sip.tls.listen", t.Listen, false, "0.0.0.0:5061")
+			tcp = append(tcp, struct{ key, addr string }{"edge.sip.tls.listen", t.Listen})
+		} else if sp.WSS == nil {
+			v.add("edge.sip.tls.listen", "required unless edge.sip.wss is set: the host:port of SIP over TLS, like 0.0.0.0:5061")
+		}
+		if t.Cert == "" {
+			v.add("edge.sip.tls.cert", "required: the PEM file of the certificate phones check, like /etc/resman/sip.crt")
+		}
+		if t.Key == "" {
+			v.add("edge.sip.tls.key", "required: the PEM file of the private key, like /etc/resman/sip.key")
+		}
+	}
+	for _, w := range []struct {
+		key string
+		l   *EdgeSIPListen
+		ex  string
+	}{{"edge.sip.ws", sp.WS, "0.0.0.0:8088"}, {"edge.sip.wss", sp.WSS, "0.0.0.0:8089"}} {
+		if w.l == nil {
+			continue
+		}
+		v.required(w.key+".listen", w.l.Listen, "the host:port of SIP over WebSocket, like "+w.ex)
+		v.hostPort(w.key+".listen", w.l.Listen, false, w.ex)
+		tcp = append(tcp, struct{ key, addr string }{w.key + ".listen", w.l.Listen})
+	}
+	if sp.WSS != nil && sp.TLS == nil {
+		v.add("edge.sip.wss", "needs edge.sip.tls (its cert and key; its listen is optional): the certificate of secure WebSocket")
+	}
+	for i := 3; i < len(tcp); i++ { // api.listen and edge.listen are checked apart
+		for j := 0; j < i; j++ {
+			if tcp[i].addr != "" && tcp[i].addr == tcp[j].addr {
+				v.add(tcp[i].key, "must differ from %s (both TCP), both are %q", tcp[j].key, tcp[i].addr)
+				break
+			}
+		}
+	}
+	for _, other := range tcp[:2] {
 		if sp.Listen != "" && sp.Listen == other.addr {
 			v.add("edge.sip.listen", "must differ from %s (both TCP), both are %q", other.key, sp.Listen)
 		}

@@ -235,6 +235,20 @@ func (e *Edge) newSIPFront(cfg config.Edge, opts Options) error {
 		Listen: cfg.SIP.Listen, Advertise: cfg.SIP.Advertise, Expires: cfg.SIP.Expires,
 		RegisterRate: cfg.SIP.RegisterRate, Logger: opts.Logger, Registerer: opts.Registerer,
 	}
+	if t := cfg.SIP.TLS; t != nil {
+		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return fmt.Errorf("edge.sip.tls: %w", err)
+		}
+		so.TLSListen = t.Listen
+		so.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.SIP.WS != nil {
+		so.WSListen = cfg.SIP.WS.Listen
+	}
+	if cfg.SIP.WSS != nil {
+		so.WSSListen = cfg.SIP.WSS.Listen
+	}
 	for i, sc := range cfg.Sides {
 		if sc.SIP == "" {
 			return fmt.Errorf("edge.sides[%d].sip: required when edge.sip is set", i)

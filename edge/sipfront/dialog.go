@@ -157,11 +157,7 @@ func (d *dialogs) endNotOn(ctx context.Context, f *Front, active string, wg *syn
 func (f *Front) bye(ctx context.Context, e dialogEnd) {
 	req := sip.NewRequest(sip.BYE, e.target)
 	branch := f.newBranch()
-	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: sipTransport(e.fl),
-		Host: f.host, Port: f.port, Params: sip.NewParams()}
-	v.Params.Add("branch", branch)
-	v.Params.Add("rport", "")
-	req.AppendHeader(v)
+	req.AppendHeader(f.via(e.fl, branch))
 	mf := sip.MaxForwardsHeader(defaultMF)
 	req.AppendHeader(&mf)
 	req.AppendHeader(sip.NewHeader("From", e.from))
@@ -177,11 +173,4 @@ func (f *Front) bye(ctx context.Context, e dialogEnd) {
 		code = strconv.Itoa(res.StatusCode)
 	}
 	f.log.Debug("ended a call of the side that lost Active", "phone", e.fl.String(), "call_id", e.callID, "answer", code)
-}
-
-func sipTransport(fl flow) string {
-	if fl.net == "tcp" {
-		return "TCP"
-	}
-	return "UDP"
 }

@@ -2,6 +2,7 @@ package sipfront
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -55,12 +56,26 @@ func (f *Front) popOurRoutes(req *sip.Request) ours {
 	}
 }
 
-// ourURI is a URI of the front with its parameters.
+// ourURI is a URI of the front with its parameters: the entries that
+// face the sides (UDP and TCP).
 func (f *Front) ourURI(kv ...string) sip.Uri {
 	u := sip.Uri{Scheme: "sip", Host: f.host, Port: f.port, UriParams: sip.NewParams()}
 	u.UriParams.Add("lr", "")
 	for i := 0; i+1 < len(kv); i += 2 {
 		u.UriParams.Add(kv[i], kv[i+1])
+	}
+	return u
+}
+
+// phoneURI is the front's Record-Route entry that faces the phone of
+// flow fl: on the port of the phone's transport, with that transport
+// (RFC 3261 §16.6 item 4; RFC 7118 §5.4 for WebSocket), so that the
+// phone sends its in-dialog requests where it sent the first one.
+func (f *Front) phoneURI(fl flow) sip.Uri {
+	u := f.ourURI(paramDir, facePhone, paramFlow, fl.token())
+	u.Port = f.portFor(fl.net)
+	if fl.net != "udp" {
+		u.UriParams.Add("transport", fl.net)
 	}
 	return u
 }
@@ -127,8 +142,7 @@ func (f *Front) fromPhone(req *sip.Request, from flow, o ours, toTag bool) {
 	}
 	if !toTag && dialogCreating(req.Method) {
 		// Both entries: the top one faces the PBX, the next the phone.
-		f.recordRoute(req, f.ourURI(paramDir, faceSide, paramSide, act.name),
-			f.ourURI(paramDir, facePhone, paramFlow, from.token()))
+		f.recordRoute(req, f.ourURI(paramDir, faceSide, paramSide, act.name), f.phoneURI(from))
 	}
 	f.forward(req, from, act.dest)
 }
@@ -161,8 +175,7 @@ func (f *Front) fromSide(req *sip.Request, from flow, o ours, toTag bool) {
 			}
 			return
 		}
-		f.recordRoute(req, f.ourURI(paramDir, facePhone, paramFlow, o.fl.token()),
-			f.ourURI(paramDir, faceSide, paramSide, side))
+		f.recordRoute(req, f.phoneURI(o.fl), f.ourURI(paramDir, faceSide, paramSide, side))
 	}
 	f.forward(req, from, o.fl)
 }
@@ -217,16 +230,18 @@ func (f *Front) forward(req *sip.Request, from flow, dst flow) {
 	top := req.Via()
 	tb, _ := top.Params.Get("branch")
 	branch := fwdBranch + hash64(tb, top.SentBy(), req.CallID().Value(), strconv.FormatUint(uint64(req.CSeq().SeqNo), 10)) + "." + loop
-	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(dst.net),
-		Host: f.host, Port: f.port, Params: sip.NewParams()}
-	v.Params.Add("branch", branch)
-	v.Params.Add("rport", "")
-	req.PrependHeader(v)
+	req.PrependHeader(f.via(dst, branch))
 	if err := f.tr.send(context.Background(), dst, req); err != nil {
 		f.metrics.messages.WithLabelValues("unsent").Inc()
 		f.log.Debug("cannot forward", "method", string(req.Method), "to", dst.String(), "error", err)
 		req.RemoveHeader("Via")
-		if !req.IsAck() && req.Method != sip.CANCEL {
+		switch {
+		case req.IsAck() || req.Method == sip.CANCEL:
+		case errors.Is(err, errNoConnection):
+			// A phone on TLS or WebSocket whose connection is gone: it
+			// is unreachable until it connects and registers again.
+			f.reply(req, from, 480, "Temporarily Unavailable", nil)
+		default:
 			f.reply(req, from, 503, "Service Unavailable", []sip.Header{sip.NewHeader("Retry-After", retryAfter)})
 		}
 		return
@@ -300,6 +315,9 @@ func (f *Front) onResponse(res *sip.Response, from flow) {
 
 // setReceived adds received and rport to the sender's Via (RFC 3261
 // §18.2.1, RFC 3581): answers go where the request came from, through NAT.
+// On a connection (TCP, TLS, WebSocket) rport is always set: the answer
+// goes back on that connection, whose remote port the Via must name (a
+// WebSocket client's Via names no address at all, RFC 7118 §5.2).
 func setReceived(v *sip.ViaHeader, from flow) {
 	if v.Params == nil {
 		v.Params = sip.NewParams()
@@ -308,7 +326,7 @@ func setReceived(v *sip.ViaHeader, from flow) {
 	if v.Host != ip {
 		v.Params.Add("received", ip)
 	}
-	if v.Params.Has("rport") || from.net == "tcp" {
+	if v.Params.Has("rport") || from.net != "udp" {
 		v.Params.Add("rport", strconv.Itoa(int(from.addr.Port())))
 	}
 }

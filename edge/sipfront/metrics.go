@@ -92,6 +92,11 @@ type Status struct {
 	// Record-Route and Path.
 	Listen    string `json:"listen"`
 	Advertise string `json:"advertise"`
+	// TLS, WS and WSS are the phones' SIP over TLS and WebSocket
+	// addresses, absent when off.
+	TLS string `json:"tls,omitempty"`
+	WS  string `json:"ws,omitempty"`
+	WSS string `json:"wss,omitempty"`
 	// Active is the side requests go to, empty when none.
 	Active string `json:"active"`
 	// Expires is the expiry granted to phones, seconds.
@@ -105,6 +110,9 @@ type Status struct {
 	Unplaced int `json:"unplaced"`
 	// Calls counts the confirmed calls through the Edge it knows of.
 	Calls int `json:"calls"`
+	// Transports counts the bindings by the phone's transport (udp, tcp,
+	// tls, ws, wss).
+	Transports map[string]int `json:"transports,omitempty"`
 	// LastRehome is the latest re-homing, absent before any switch.
 	LastRehome *Rehome `json:"last_rehome,omitempty"`
 }
@@ -178,5 +186,30 @@ func (f *Front) Status() Status {
 	st.Registered += st.Unplaced
 	st.LastRehome = f.regs.lastRehome()
 	st.Calls = f.dialogs.count()
+	st.Transports = f.regs.byTransport()
+	st.TLS, st.WS, st.WSS = f.listenOf("tls", f.tlsListen), f.listenOf("ws", f.wsListen), f.listenOf("wss", f.wssListen)
 	return st
+}
+
+// listenOf is the bound address of transport, or its configured one
+// before Serve ("" when off).
+func (f *Front) listenOf(transport, configured string) string {
+	if a := f.BoundAddr(transport); a != "" {
+		return a
+	}
+	return configured
+}
+
+// byTransport counts the bindings by their phone's transport.
+func (r *registry) byTransport() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.bindings) == 0 {
+		return nil
+	}
+	m := map[string]int{}
+	for _, b := range r.bindings {
+		m[b.fl.net]++
+	}
+	return m
 }

@@ -435,11 +435,7 @@ func (r *registry) send(ctx context.Context, b *binding, s *side, exp int, auth 
 	b.cseq++
 	req := sip.NewRequest(sip.REGISTER, b.ruri)
 	branch := f.newBranch()
-	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(s.dest.net),
-		Host: f.host, Port: f.port, Params: sip.NewParams()}
-	v.Params.Add("branch", branch)
-	v.Params.Add("rport", "")
-	req.AppendHeader(v)
+	req.AppendHeader(f.via(s.dest, branch))
 	mf := sip.MaxForwardsHeader(defaultMF)
 	req.AppendHeader(&mf)
 	req.AppendHeader(sip.NewHeader("From", b.from+";tag="+hash64(b.callID)[:10]))

@@ -3,7 +3,8 @@
 // Active, switching with the Edge's HTTP routes.
 //
 // The front is a stateless proxy (RFC 3261 §16.11) built on sipgo's parser
-// and message model, with its own UDP and TCP transport. Requests from
+// and message model, with its own UDP and TCP transport, and optionally TLS
+// and WebSocket (RFC 7118) towards phones. Requests from
 // phones go to the Active side's PBX; requests from a PBX reach the phone
 // through the flow (transport, address) the phone registered from, named
 // in the Path (RFC 3327) the front adds to each registration and in the
@@ -11,6 +12,8 @@
 // to the phone's Via (RFC 3581), decrements Max-Forwards (483 at zero),
 // detects loops (482), drops what it cannot read or what is too large, and
 // answers 400 to requests it can read but that lack a mandatory header.
+// A phone on TLS or WebSocket is reached on its own connection only (the
+// Edge never dials it): its flow names the connection.
 //
 // Registrations are cached as SBCs do: phones are granted a short expiry
 // (Options.Expires, 30 to 60 s), the PBX the phone's own, and a phone's
@@ -25,6 +28,7 @@ package sipfront
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -70,6 +74,16 @@ type Options struct {
 	Logger  *slog.Logger
 	// Registerer, if set, receives the resman_edge_sip_* metrics.
 	Registerer prometheus.Registerer
+
+	// TLSListen, if set, is the host:port phones reach over SIP over TLS
+	// (edge.sip.tls.listen); WSListen and WSSListen the host:port of SIP
+	// over WebSocket, plain and secure (RFC 7118; edge.sip.ws.listen,
+	// edge.sip.wss.listen). Each is advertised with Advertise's host and
+	// its own port. TLSConfig (its certificate) is required with
+	// TLSListen or WSSListen. The hops to the sides stay as each side's
+	// URI says (UDP or TCP).
+	TLSListen, WSListen, WSSListen string
+	TLSConfig                      *tls.Config
 }
 
 // side is a side's PBX as the front sends to it.
@@ -102,6 +116,12 @@ type Front struct {
 	dialogs   *dialogs
 	clientTx  sync.Map // branch -> chan *sip.Response
 	branchSeq atomic.Uint64
+	// The listeners of phones' TLS and WebSocket, "" when off, and the
+	// ports advertised for them (each listen address's own).
+	tlsListen, wsListen, wssListen string
+	tlsPort, wsPort, wssPort       int
+	tlsConf                        *tls.Config
+	bound                          sync.Map // transport -> bound address
 }
 
 // New builds a Front. It resolves the sides' addresses.
@@ -148,6 +168,9 @@ func New(opts Options) (*Front, error) {
 	if len(f.sides) == 0 {
 		return nil, errors.New("edge.sip: no side has a sip address")
 	}
+	if err := f.setTransports(opts); err != nil {
+		return nil, err
+	}
 	f.regs = newRegistry(f)
 	f.dialogs = newDialogs()
 	m, err := newMetrics(opts.Registerer, f)
@@ -156,6 +179,38 @@ func New(opts Options) (*Front, error) {
 	}
 	f.metrics = m
 	return f, nil
+}
+
+// setTransports checks the TLS and WebSocket listen addresses and keeps
+// their ports.
+func (f *Front) setTransports(opts Options) error {
+	f.tlsListen, f.wsListen, f.wssListen = opts.TLSListen, opts.WSListen, opts.WSSListen
+	for _, l := range []struct {
+		key, addr string
+		port      *int
+	}{{"edge.sip.tls.listen", opts.TLSListen, &f.tlsPort}, {"edge.sip.ws.listen", opts.WSListen, &f.wsPort},
+		{"edge.sip.wss.listen", opts.WSSListen, &f.wssPort}} {
+		if l.addr == "" {
+			continue
+		}
+		_, ps, err := net.SplitHostPort(l.addr)
+		p, perr := strconv.Atoi(ps)
+		if err != nil || perr != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("%s: not host:port: %q", l.key, l.addr)
+		}
+		*l.port = p
+	}
+	if (opts.TLSListen != "" || opts.WSSListen != "") && (opts.TLSConfig == nil ||
+		len(opts.TLSConfig.Certificates) == 0 && opts.TLSConfig.GetCertificate == nil) {
+		return errors.New("edge.sip.tls: a certificate is required for SIP over TLS and secure WebSocket")
+	}
+	if opts.TLSConfig != nil {
+		f.tlsConf = opts.TLSConfig.Clone()
+		if f.tlsConf.MinVersion == 0 {
+			f.tlsConf.MinVersion = tls.VersionTLS12
+		}
+	}
+	return nil
 }
 
 // splitHostPort reads host[:port]; without a port, listen's is used.
@@ -205,7 +260,8 @@ func resolveSIP(s string) (flow, error) {
 	return flow{net: netw, addr: netip.AddrPortFrom(ip.Unmap(), uint16(port))}, nil
 }
 
-// Run listens on Options.Listen (UDP and TCP) and serves until ctx is done.
+// Run listens on Options.Listen (UDP and TCP), and on the TLS and
+// WebSocket addresses when set, and serves until ctx is done.
 func (f *Front) Run(ctx context.Context) error {
 	pc, err := net.ListenPacket("udp", f.listen)
 	if err != nil {
@@ -216,19 +272,81 @@ func (f *Front) Run(ctx context.Context) error {
 		pc.Close()
 		return fmt.Errorf("edge.sip.listen %s (tcp): %w", f.listen, err)
 	}
-	return f.Serve(ctx, pc, ln)
+	var x extraListeners
+	fail := func(err error) error {
+		pc.Close()
+		ln.Close()
+		x.close()
+		return err
+	}
+	if f.tlsListen != "" {
+		l, err := net.Listen("tcp", f.tlsListen)
+		if err != nil {
+			return fail(fmt.Errorf("edge.sip.tls.listen %s: %w", f.tlsListen, err))
+		}
+		x.tls = tls.NewListener(l, f.tlsConf)
+	}
+	if f.wsListen != "" {
+		l, err := net.Listen("tcp", f.wsListen)
+		if err != nil {
+			return fail(fmt.Errorf("edge.sip.ws.listen %s: %w", f.wsListen, err))
+		}
+		x.ws = append(x.ws, wsListener{ln: l, net: "ws"})
+	}
+	if f.wssListen != "" {
+		l, err := net.Listen("tcp", f.wssListen)
+		if err != nil {
+			return fail(fmt.Errorf("edge.sip.wss.listen %s: %w", f.wssListen, err))
+		}
+		// HTTP/1.1 only: the WebSocket upgrade is HTTP/1.1's.
+		conf := f.tlsConf.Clone()
+		conf.NextProtos = []string{"http/1.1"}
+		x.ws = append(x.ws, wsListener{ln: tls.NewListener(l, conf), net: "wss"})
+	}
+	return f.serve(ctx, pc, ln, x)
 }
 
-// Serve is Run on sockets the caller opened; it closes them when ctx is
-// done and returns nil. Call it once.
+// extraListeners are the phones' TLS and WebSocket listeners.
+type extraListeners struct {
+	tls net.Listener
+	ws  []wsListener
+}
+
+func (x extraListeners) close() {
+	if x.tls != nil {
+		x.tls.Close()
+	}
+	for _, w := range x.ws {
+		w.ln.Close()
+	}
+}
+
+// Serve is Run on sockets the caller opened (UDP and TCP only: TLS and
+// WebSocket are Run's); it closes them when ctx is done and returns nil.
+// Call it once.
 func (f *Front) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) error {
+	return f.serve(ctx, pc, ln, extraListeners{})
+}
+
+func (f *Front) serve(ctx context.Context, pc net.PacketConn, ln net.Listener, x extraListeners) error {
 	if !f.started.CompareAndSwap(false, true) {
 		pc.Close()
 		ln.Close()
+		x.close()
 		return errors.New("edge.sip: Serve called twice")
 	}
-	f.addr.Store(pc.LocalAddr().String())
 	f.tr = newTransport(pc, ln, f.onMessage, f.onBad)
+	f.tr.tlsLn, f.tr.wsLns = x.tls, x.ws
+	f.tr.idle = max(idleTCP, 2*time.Duration(f.expires)*time.Second)
+	f.tr.note = func(from flow, why string) {
+		f.log.Debug("a connection failed before SIP", "from", from.String(), "why", why)
+	}
+	if x.tls != nil {
+		f.bound.Store("tls", x.tls.Addr().String())
+	}
+	for _, w := range x.ws {
+		f.bound.Store(w.net, w.ln.Addr().String())
+	}
 	f.tr.sent = f.metrics.sent.Inc
 	f.tr.panicked = func(from flow, r any) {
 		f.metrics.messages.WithLabelValues("malformed").Inc()
@@ -236,7 +354,9 @@ func (f *Front) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) e
 			"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 	}
 	f.tr.serve()
+	f.addr.Store(pc.LocalAddr().String())
 	f.log.Info("SIP front listening", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String(),
+		"tls", f.BoundAddr("tls"), "ws", f.BoundAddr("ws"), "wss", f.BoundAddr("wss"),
 		"advertise", f.hostPort(), "expires", f.expires, "register_rate", f.rate)
 	var wg sync.WaitGroup
 	wg.Go(func() { f.regs.run(ctx) })
@@ -250,6 +370,14 @@ func (f *Front) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) e
 func (f *Front) Addr() string {
 	s, _ := f.addr.Load().(string)
 	return s
+}
+
+// BoundAddr is the address the front listens on for transport ("tls",
+// "ws" or "wss"), "" when off or before Serve.
+func (f *Front) BoundAddr(transport string) string {
+	s, _ := f.bound.Load(transport)
+	a, _ := s.(string)
+	return a
 }
 
 // SetActive tells the front which side is Active ("" for none): requests
@@ -278,12 +406,37 @@ func (f *Front) hostPort() string {
 	return net.JoinHostPort(f.host, strconv.Itoa(f.port))
 }
 
-// isMe reports whether host:port is the front's advertised address.
+// isMe reports whether host:port is one of the front's advertised
+// addresses (UDP and TCP, TLS, WebSocket).
 func (f *Front) isMe(host string, port int) bool {
 	if port == 0 {
 		port = 5060
 	}
-	return port == f.port && strings.EqualFold(strings.Trim(host, "[]"), strings.Trim(f.host, "[]"))
+	return (port == f.port || port == f.tlsPort || port == f.wsPort || port == f.wssPort) &&
+		strings.EqualFold(strings.Trim(host, "[]"), strings.Trim(f.host, "[]"))
+}
+
+// portFor is the port the front advertises for a transport: a phone on
+// TLS or WebSocket reaches the Edge on that listener's port.
+func (f *Front) portFor(netw string) int {
+	switch netw {
+	case "tls":
+		return f.tlsPort
+	case "ws":
+		return f.wsPort
+	case "wss":
+		return f.wssPort
+	}
+	return f.port
+}
+
+// via is the front's Via for a request sent on fl, with branch.
+func (f *Front) via(fl flow, branch string) *sip.ViaHeader {
+	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(fl.net),
+		Host: f.host, Port: f.portFor(fl.net), Params: sip.NewParams()}
+	v.Params.Add("branch", branch)
+	v.Params.Add("rport", "")
+	return v
 }
 
 func (f *Front) onBad(from flow, why string) {

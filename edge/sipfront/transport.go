@@ -3,15 +3,20 @@ package sipfront
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -24,23 +29,44 @@ const (
 	dialTimeout = 3 * time.Second
 	// writeTimeout bounds one write on a TCP connection.
 	writeTimeout = 5 * time.Second
-	// idleTCP closes a TCP connection that carried nothing for this long
-	// (phones keep theirs alive by refreshing their registration).
+	// idleTCP closes a TCP, TLS or WebSocket connection that carried
+	// nothing for this long, or twice the phones' expiry if longer
+	// (phones keep theirs alive by refreshing their registration: on TLS
+	// and WebSocket, the connection is the only way to reach them).
 	idleTCP = 10 * time.Minute
 	// maxInFlight bounds the messages handled at once: past it, datagrams
 	// are dropped (UDP retransmits) and TCP connections wait.
 	maxInFlight = 4096
+	// handshakeTimeout bounds a TLS handshake and a WebSocket upgrade.
+	handshakeTimeout = 10 * time.Second
 )
+
+// errNoConnection: a phone's TLS or WebSocket connection is gone. The
+// Edge cannot open one towards the phone (behind NAT, or a browser): the
+// phone comes back by itself when it registers again.
+var errNoConnection = errors.New("the phone's connection is closed")
 
 // flow is where a message goes or came from: a transport and an address.
 type flow struct {
-	net  string // "udp" or "tcp"
+	net  string // "udp", "tcp", "tls", "ws" or "wss"
 	addr netip.AddrPort
 }
 
 func (f flow) String() string { return f.net + ":" + f.addr.String() }
 
-func (f flow) valid() bool { return (f.net == "udp" || f.net == "tcp") && f.addr.IsValid() }
+func (f flow) valid() bool {
+	switch f.net {
+	case "udp", "tcp", "tls", "ws", "wss":
+		return f.addr.IsValid()
+	}
+	return false
+}
+
+// dialable: the Edge may open a connection of this flow when none is
+// open (TCP, as before). TLS and WebSocket flows are phones' connections,
+// reused only: a browser cannot be dialed, and a phone behind NAT on TLS
+// has no certificate the Edge could check.
+func (f flow) dialable() bool { return f.net == "tcp" }
 
 // token encodes the flow for a URI parameter (Path, Record-Route).
 func (f flow) token() string { return hex.EncodeToString([]byte(f.String())) }
@@ -60,10 +86,15 @@ func parseToken(s string) (flow, bool) {
 }
 
 // transport reads and writes SIP over one UDP socket and TCP connections
-// (accepted from phones or dialed to PBXs), parsing with sipgo's parser.
+// (accepted from phones or dialed to PBXs), and, when configured, TLS and
+// WebSocket connections accepted from phones (RFC 7118: one SIP message
+// per WebSocket message), parsing with sipgo's parser.
 type transport struct {
 	pc     net.PacketConn
 	ln     net.Listener
+	tlsLn  net.Listener // SIP over TLS, nil when off
+	wsLns  []wsListener // WebSocket (ws, wss), none when off
+	https  []*http.Server
 	parser *sip.Parser
 	handle func(msg sip.Message, from flow)
 	// sent is called for each message written.
@@ -73,30 +104,80 @@ type transport struct {
 	// bad is called for what cannot be read: a message too large or not
 	// SIP; from is its source.
 	bad func(from flow, why string)
+	// note, if set, is told of a connection that failed before SIP (a TLS
+	// handshake, a WebSocket upgrade).
+	note func(from flow, why string)
 
 	mu    sync.Mutex
-	conns map[netip.AddrPort]*tcpConn
+	conns map[flow]*tcpConn
 	wg    sync.WaitGroup
 	done  chan struct{}
 	// slots bounds the handlers running at once.
 	slots chan struct{}
+	// idle closes a connection that carried nothing for this long;
+	// default idleTCP.
+	idle time.Duration
 	// dial opens a TCP connection (net.Dialer's, but in tests).
 	dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
+// wsListener is a listener of WebSocket connections: net is "ws", or
+// "wss" when ln is a TLS listener.
+type wsListener struct {
+	ln  net.Listener
+	net string
+}
+
+// tcpConn is a connection of a stream transport: c for TCP and TLS, ws
+// for WebSocket.
 type tcpConn struct {
 	c   net.Conn
+	ws  *websocket.Conn
 	wmu sync.Mutex
+}
+
+// write writes one message on the connection.
+func (tc *tcpConn) write(b []byte) error {
+	tc.wmu.Lock()
+	defer tc.wmu.Unlock()
+	if tc.ws != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		defer cancel()
+		// Text: SIP is UTF-8 text, and some clients (sipgo's) read only
+		// text frames.
+		return tc.ws.Write(ctx, websocket.MessageText, b)
+	}
+	_ = tc.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := tc.c.Write(b); err != nil {
+		tc.c.Close()
+		return err
+	}
+	return nil
+}
+
+func (tc *tcpConn) close() {
+	if tc.ws != nil {
+		_ = tc.ws.CloseNow()
+		return
+	}
+	tc.c.Close()
 }
 
 func newTransport(pc net.PacketConn, ln net.Listener, handle func(sip.Message, flow), bad func(flow, string)) *transport {
 	return &transport{
 		pc: pc, ln: ln, handle: handle, bad: bad,
 		parser: sip.NewParser(func(p *sip.Parser) { p.MaxMessageLength = maxMessage }),
-		conns:  map[netip.AddrPort]*tcpConn{},
+		conns:  map[flow]*tcpConn{},
 		done:   make(chan struct{}),
 		slots:  make(chan struct{}, maxInFlight),
 	}
+}
+
+func (t *transport) idleTimeout() time.Duration {
+	if t.idle > 0 {
+		return t.idle
+	}
+	return idleTCP
 }
 
 // dispatch handles msg on a goroutine of its own once a slot is free;
@@ -132,16 +213,39 @@ func (t *transport) dispatch(msg sip.Message, from flow, wait bool) {
 // serve reads until close.
 func (t *transport) serve() {
 	t.wg.Go(t.readUDP)
-	t.wg.Go(t.accept)
+	t.wg.Go(func() { t.accept(t.ln, "tcp") })
+	if t.tlsLn != nil {
+		t.wg.Go(func() { t.accept(t.tlsLn, "tls") })
+	}
+	for _, wl := range t.wsLns {
+		srv := &http.Server{
+			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.serveWS(w, r, wl.net) }),
+			ReadHeaderTimeout: handshakeTimeout,
+			// An HTTP connection that did not upgrade (a plain GET) is
+			// not kept waiting for another request for long.
+			IdleTimeout:    handshakeTimeout,
+			MaxHeaderBytes: maxMessage,
+			// A failed handshake or upgrade is not worth a log line each.
+			ErrorLog: log.New(io.Discard, "", 0),
+		}
+		t.https = append(t.https, srv)
+		t.wg.Go(func() { _ = srv.Serve(wl.ln) })
+	}
 }
 
 func (t *transport) close() {
 	close(t.done)
 	t.pc.Close()
 	t.ln.Close()
+	if t.tlsLn != nil {
+		t.tlsLn.Close()
+	}
+	for _, srv := range t.https {
+		srv.Close() // its listener; the upgraded connections are ours
+	}
 	t.mu.Lock()
 	for _, c := range t.conns {
-		c.c.Close()
+		c.close()
 	}
 	t.mu.Unlock()
 	t.wg.Wait()
@@ -179,9 +283,9 @@ func (t *transport) readUDP() {
 	}
 }
 
-func (t *transport) accept() {
+func (t *transport) accept(ln net.Listener, netw string) {
 	for {
-		c, err := t.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -193,14 +297,29 @@ func (t *transport) accept() {
 			}
 			continue
 		}
-		t.adopt(c)
+		t.adopt(c, netw)
 	}
 }
 
-// adopt keeps c in the pool (keyed by its remote address) and reads it.
-func (t *transport) adopt(c net.Conn) *tcpConn {
-	ra := unmap(c.RemoteAddr().(*net.TCPAddr).AddrPort())
+// remoteAddr is c's remote address, unmapped.
+func remoteAddr(c net.Conn) (netip.AddrPort, bool) {
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	return unmap(ta.AddrPort()), true
+}
+
+// adopt keeps c in the pool (keyed by its flow: transport and remote
+// address) and reads it. netw is "tcp" or "tls".
+func (t *transport) adopt(c net.Conn, netw string) *tcpConn {
 	tc := &tcpConn{c: c}
+	ra, ok := remoteAddr(c)
+	if !ok {
+		c.Close()
+		return tc
+	}
+	fl := flow{net: netw, addr: ra}
 	t.mu.Lock()
 	select {
 	case <-t.done:
@@ -209,26 +328,41 @@ func (t *transport) adopt(c net.Conn) *tcpConn {
 		return tc
 	default:
 	}
-	t.conns[ra] = tc
+	t.conns[fl] = tc
 	t.mu.Unlock()
-	t.wg.Go(func() { t.readTCP(tc, ra) })
+	t.wg.Go(func() { t.readTCP(tc, fl) })
 	return tc
 }
 
-func (t *transport) readTCP(tc *tcpConn, ra netip.AddrPort) {
+// forget drops tc from the pool if it is still fl's connection.
+func (t *transport) forget(fl flow, tc *tcpConn) {
+	t.mu.Lock()
+	if t.conns[fl] == tc {
+		delete(t.conns, fl)
+	}
+	t.mu.Unlock()
+}
+
+func (t *transport) readTCP(tc *tcpConn, from flow) {
 	defer func() {
 		tc.c.Close()
-		t.mu.Lock()
-		if t.conns[ra] == tc {
-			delete(t.conns, ra)
-		}
-		t.mu.Unlock()
+		t.forget(from, tc)
 	}()
-	from := flow{net: "tcp", addr: ra}
+	if tlc, ok := tc.c.(*tls.Conn); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+		err := tlc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			if t.note != nil {
+				t.note(from, "TLS handshake: "+err.Error())
+			}
+			return
+		}
+	}
 	par := t.parser.NewSIPStream()
 	buf := make([]byte, 32<<10)
 	for {
-		_ = tc.c.SetReadDeadline(time.Now().Add(idleTCP))
+		_ = tc.c.SetReadDeadline(time.Now().Add(t.idleTimeout()))
 		n, err := tc.c.Read(buf)
 		if err != nil {
 			return
@@ -236,9 +370,7 @@ func (t *transport) readTCP(tc *tcpConn, ra netip.AddrPort) {
 		data := buf[:n]
 		if par.Buffer().Len() == 0 && len(bytes.Trim(data, "\r\n")) == 0 {
 			if n == 4 { // RFC 5626 ping: pong
-				tc.wmu.Lock()
-				_, _ = tc.c.Write(data[:2])
-				tc.wmu.Unlock()
+				_ = tc.write(data[:2])
 			}
 			continue
 		}
@@ -251,9 +383,92 @@ func (t *transport) readTCP(tc *tcpConn, ra netip.AddrPort) {
 	}
 }
 
+// serveWS upgrades a phone's HTTP request to a WebSocket with the "sip"
+// subprotocol (RFC 7118 §4.1) and reads one SIP message per WebSocket
+// message until the connection ends.
+func (t *transport) serveWS(w http.ResponseWriter, r *http.Request, netw string) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		http.Error(w, "bad remote address", http.StatusBadRequest)
+		return
+	}
+	from := flow{net: netw, addr: unmap(ap)}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols: []string{"sip"},
+		// Browsers' softphones are served from any origin: what protects
+		// the PBX is its SIP authentication, not the origin (there are
+		// no cookies here).
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		if t.note != nil {
+			t.note(from, "WebSocket upgrade: "+err.Error())
+		}
+		return // Accept answered the request
+	}
+	if ws.Subprotocol() != "sip" {
+		if t.note != nil {
+			t.note(from, "WebSocket without the sip subprotocol")
+		}
+		_ = ws.Close(websocket.StatusPolicyViolation, `the "sip" subprotocol is required (RFC 7118)`)
+		return
+	}
+	// A larger message closes the connection (1009), as on TCP.
+	ws.SetReadLimit(maxMessage)
+	tc := &tcpConn{ws: ws}
+	t.mu.Lock()
+	select {
+	case <-t.done:
+		t.mu.Unlock()
+		_ = ws.CloseNow()
+		return
+	default:
+	}
+	t.conns[from] = tc
+	t.wg.Add(1)
+	t.mu.Unlock()
+	defer t.wg.Done()
+	defer func() {
+		_ = ws.CloseNow()
+		t.forget(from, tc)
+	}()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), t.idleTimeout())
+		_, data, err := ws.Read(ctx)
+		cancel()
+		if err != nil {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				t.bad(from, "WebSocket message too large")
+			}
+			return
+		}
+		if len(bytes.Trim(data, "\r\n")) == 0 {
+			if len(data) == 4 { // RFC 5626 ping, as SIP.js sends: pong
+				_ = tc.write(data[:2])
+			}
+			continue
+		}
+		// One SIP message per WebSocket message: what is not SIP is
+		// dropped, and the next message is read.
+		msg, err := t.parser.ParseSIP(data)
+		if err != nil {
+			t.bad(from, "not SIP: "+err.Error())
+			continue
+		}
+		t.dispatch(msg, from, true)
+	}
+}
+
 // send writes msg to dst: a datagram from the front's socket, or on the
-// TCP connection of dst, dialed when there is none.
+// connection of dst: a TCP one is dialed when there is none, a TLS or
+// WebSocket one must be open (errNoConnection).
 func (t *transport) send(ctx context.Context, dst flow, msg sip.Message) error {
+	if dst.net != "udp" && msg.ContentLength() == nil {
+		// A WebSocket client may leave it out (the frame delimits the
+		// message); on a stream it is what delimits it (RFC 3261 §18.3).
+		cl := sip.ContentLengthHeader(len(msg.Body()))
+		msg.AppendHeader(&cl)
+	}
 	var b bytes.Buffer
 	msg.StringWrite(&b)
 	switch dst.net {
@@ -263,16 +478,12 @@ func (t *transport) send(ctx context.Context, dst flow, msg sip.Message) error {
 			t.sent()
 		}
 		return err
-	case "tcp":
-		tc, err := t.tcp(ctx, dst.addr)
+	case "tcp", "tls", "ws", "wss":
+		tc, err := t.conn(ctx, dst)
 		if err != nil {
 			return err
 		}
-		tc.wmu.Lock()
-		defer tc.wmu.Unlock()
-		_ = tc.c.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := tc.c.Write(b.Bytes()); err != nil {
-			tc.c.Close()
+		if err := tc.write(b.Bytes()); err != nil {
 			return err
 		}
 		if t.sent != nil {
@@ -283,13 +494,28 @@ func (t *transport) send(ctx context.Context, dst flow, msg sip.Message) error {
 	return fmt.Errorf("transport %q", dst.net)
 }
 
-func (t *transport) tcp(ctx context.Context, ap netip.AddrPort) (*tcpConn, error) {
+// conn is dst's open connection; a TCP one is dialed when there is none.
+// A connection from dst's address on another transport serves too: a
+// response goes to the transport its Via names, and a phone may name WS
+// on a secure WebSocket, or TCP on TLS; one remote address and port is
+// one connection.
+func (t *transport) conn(ctx context.Context, dst flow) (*tcpConn, error) {
 	t.mu.Lock()
-	tc := t.conns[ap]
+	tc := t.conns[dst]
+	for _, n := range []string{"tcp", "tls", "ws", "wss"} {
+		if tc != nil {
+			break
+		}
+		tc = t.conns[flow{net: n, addr: dst.addr}]
+	}
 	t.mu.Unlock()
 	if tc != nil {
 		return tc, nil
 	}
+	if !dst.dialable() {
+		return nil, errNoConnection
+	}
+	ap := dst.addr
 	dial := t.dial
 	if dial == nil {
 		d := net.Dialer{Timeout: dialTimeout}
@@ -299,7 +525,7 @@ func (t *transport) tcp(ctx context.Context, ap netip.AddrPort) (*tcpConn, error
 	if err != nil {
 		return nil, err
 	}
-	return t.adopt(c), nil
+	return t.adopt(c, "tcp"), nil
 }
 
 func unmap(ap netip.AddrPort) netip.AddrPort {

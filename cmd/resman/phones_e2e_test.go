@@ -109,6 +109,12 @@ func TestPhonesFollowActive(t *testing.T) {
 // after kill -9 matches the documented timers (config/README.md): the
 // heartbeat's suspicion (0.4 to 0.6 s), failover.lost_after (0.1 s), the
 // Standby's start, then the Edge's rise (2 checks 200 ms apart).
+//
+// The same phones behind keepalived's virtual IP instead of the Edge:
+// BenchmarkPhonesKeepalivedVIP (phones_vip_bench_test.go), whose lines
+// print beside these when both run:
+//
+//	RESMAN_PHONES=1000 go test -run '^$' -bench 'BenchmarkPhones(FollowActive|KeepalivedVIP)$' -benchtime 1x -timeout 25m ./cmd/resman/
 func BenchmarkPhonesFollowActive(b *testing.B) {
 	n := envInt(b, "RESMAN_PHONES", 100)
 	rate := envInt(b, "RESMAN_PHONES_RATE", 500)
@@ -725,6 +731,17 @@ type phKam struct {
 // cleanup.
 func startPhKam(tb testing.TB, tpl string, port int) *phKam {
 	tb.Helper()
+	return startPhKamIn(tb, tpl, "", "127.0.0.1", port)
+}
+
+// startPhKamIn is startPhKam in network namespace ns (empty: the test's
+// own), listening on host:port instead of the template's 127.0.0.1. In a
+// namespace it is ready when it answers kamcmd, not OPTIONS: its address
+// may be a virtual IP that its namespace does not hold yet (the namespace
+// then needs net.ipv4.ip_nonlocal_bind=1) and that the test reaches only
+// on the side holding it.
+func startPhKamIn(tb testing.TB, tpl, ns, host string, port int) *phKam {
+	tb.Helper()
 	bin := sippeers.NeedTool(tb, "kamailio", "kamailio")
 	kamcmd := sippeers.NeedTool(tb, "kamcmd", "kamailio")
 	dir, err := os.MkdirTemp("", "kam") // short: the ctl socket path is limited
@@ -736,7 +753,7 @@ func startPhKam(tb testing.TB, tpl string, port int) *phKam {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg := strings.NewReplacer("{{PORT}}", strconv.Itoa(port), "{{DIR}}", dir).Replace(string(raw))
+	cfg := strings.NewReplacer("127.0.0.1:{{PORT}}", host+":"+strconv.Itoa(port), "{{PORT}}", strconv.Itoa(port), "{{DIR}}", dir).Replace(string(raw))
 	cfgPath := filepath.Join(dir, "kamailio.cfg")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		tb.Fatal(err)
@@ -745,14 +762,19 @@ func startPhKam(tb testing.TB, tpl string, port int) *phKam {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-DD", "-E", "-Y", dir, "-w", dir, "-f", cfgPath, "-m", "64", "-M", "8")
+	args := []string{bin, "-DD", "-E", "-Y", dir, "-w", dir, "-f", cfgPath, "-m", "64", "-M", "8"}
+	if ns != "" {
+		// ip execs kamailio: the PID is kamailio's own.
+		args = append([]string{"ip", "netns", "exec", ns}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		tb.Fatalf("start kamailio: %v", err)
 	}
-	k := &phKam{addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir, pid: cmd.Process.Pid, done: make(chan struct{}),
+	k := &phKam{addr: host + ":" + strconv.Itoa(port), dir: dir, pid: cmd.Process.Pid, done: make(chan struct{}),
 		kamcmd: kamcmd, ctl: "unix:" + filepath.Join(dir, "kamailio.ctl")}
 	go func() {
 		_ = cmd.Wait()
@@ -773,8 +795,12 @@ func startPhKam(tb testing.TB, tpl string, port int) *phKam {
 			}
 		}
 	})
+	ready := func() bool { return sippeers.Ping(k.addr) }
+	if ns != "" {
+		ready = func() bool { _, err := k.statErr("location_contacts"); return err == nil }
+	}
 	deadline := time.Now().Add(15 * time.Second)
-	for !sippeers.Ping(k.addr) {
+	for !ready() {
 		select {
 		case <-k.done:
 			b, _ := os.ReadFile(filepath.Join(dir, "kamailio.log"))

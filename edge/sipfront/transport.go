@@ -112,8 +112,12 @@ type transport struct {
 	conns map[flow]*tcpConn
 	wg    sync.WaitGroup
 	done  chan struct{}
-	// slots bounds the handlers running at once.
+	// slots bounds the messages queued or being handled at once.
 	slots chan struct{}
+	// order holds the messages waiting behind one being handled of the
+	// same call from the same flow (orderKey): they are handled in the
+	// order they came. Under mu.
+	order map[orderKey][]sip.Message
 	// idle closes a connection that carried nothing for this long;
 	// default idleTCP.
 	idle time.Duration
@@ -168,6 +172,7 @@ func newTransport(pc net.PacketConn, ln net.Listener, handle func(sip.Message, f
 		pc: pc, ln: ln, handle: handle, bad: bad,
 		parser: sip.NewParser(func(p *sip.Parser) { p.MaxMessageLength = maxMessage }),
 		conns:  map[flow]*tcpConn{},
+		order:  map[orderKey][]sip.Message{},
 		done:   make(chan struct{}),
 		slots:  make(chan struct{}, maxInFlight),
 	}
@@ -180,8 +185,19 @@ func (t *transport) idleTimeout() time.Duration {
 	return idleTCP
 }
 
-// dispatch handles msg on a goroutine of its own once a slot is free;
-// wait false drops it when none is.
+// orderKey is what dispatch keeps in order: the messages of one call
+// (Call-ID) from one flow. A callee's 180 and 200 sent back to back must
+// not overtake each other through the Edge; different calls, and the same
+// call from another flow, go on side by side, so a phone whose connection
+// is slow to write holds up nothing but its own call.
+type orderKey struct {
+	from   flow
+	callID string
+}
+
+// dispatch handles msg on a goroutine once a slot is free (wait false
+// drops it when none is), after the messages of the same call from the
+// same flow that came before it.
 func (t *transport) dispatch(msg sip.Message, from flow, wait bool) {
 	if wait {
 		select {
@@ -197,17 +213,48 @@ func (t *transport) dispatch(msg sip.Message, from flow, wait bool) {
 			return
 		}
 	}
-	go func() {
-		defer func() { <-t.slots }()
-		defer func() {
-			// One message must not take the Edge down, HTTP proxy and
-			// all: a bug is logged (with its stack) and the message lost.
-			if r := recover(); r != nil && t.panicked != nil {
-				t.panicked(from, r)
-			}
-		}()
-		t.handle(msg, from)
+	key := orderKey{from: from}
+	if id := msg.CallID(); id != nil {
+		key.callID = id.Value()
+	}
+	t.mu.Lock()
+	if waiting, busy := t.order[key]; busy {
+		t.order[key] = append(waiting, msg)
+		t.mu.Unlock()
+		return
+	}
+	t.order[key] = nil
+	t.mu.Unlock()
+	go t.handleInOrder(key, msg)
+}
+
+// handleInOrder handles msg, then each message queued behind it for key.
+func (t *transport) handleInOrder(key orderKey, msg sip.Message) {
+	for {
+		t.handleOne(msg, key.from)
+		t.mu.Lock()
+		waiting := t.order[key]
+		if len(waiting) == 0 {
+			delete(t.order, key)
+			t.mu.Unlock()
+			return
+		}
+		msg, t.order[key] = waiting[0], waiting[1:]
+		t.mu.Unlock()
+	}
+}
+
+// handleOne handles one message and frees its slot.
+func (t *transport) handleOne(msg sip.Message, from flow) {
+	defer func() { <-t.slots }()
+	defer func() {
+		// One message must not take the Edge down, HTTP proxy and all: a
+		// bug is logged (with its stack) and the message lost.
+		if r := recover(); r != nil && t.panicked != nil {
+			t.panicked(from, r)
+		}
 	}()
+	t.handle(msg, from)
 }
 
 // serve reads until close.

@@ -183,3 +183,43 @@ func TestAutoPairTruthInBrowser(t *testing.T) {
 		}
 	}
 }
+
+// A split brain of two real nodes in manual mode (an admin forced a start
+// on the Standby): the Main's page names the stale node, the Main with
+// the older epoch, and stops it from the alert's button; both pages then
+// agree on one Active node.
+func TestSplitBrainRealInBrowser(t *testing.T) {
+	mainP, standbyP := browserPair(t)
+	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	if _, stderr, code := cli(t, "services", "start", "--node", standbyP.url, "--force", "--reason", "split brain test: forced"); code != 0 {
+		t.Fatalf("forced start of the standby: exit %d %s", code, stderr)
+	}
+	m, s := status(t, mainP.url), status(t, standbyP.url)
+	if m.Status != "active" || s.Status != "active" || s.Epoch <= m.Epoch {
+		t.Fatalf("after the forced start: main %s epoch %d, standby %s epoch %d", m.Status, m.Epoch, s.Status, s.Epoch)
+	}
+	tabs := [2]context.Context{browserTab(t, mainP.url), browserTab(t, standbyP.url)}
+	alert := fmt.Sprintf("xivo-main holds the older claim (epoch %d against %d)", m.Epoch, s.Epoch)
+	for i, tab := range tabs {
+		browserWait(t, tab, fmt.Sprintf("page %d names the stale node", i+1),
+			browserQ("#pair-alert")+".textContent.includes("+fmt.Sprintf("%q", alert)+") && "+
+				browserQ("#split-stop")+".textContent === 'Stop services on xivo-main'")
+	}
+	browserScreenshot(t, tabs[0], "truth-split-brain-real", false)
+	browserDo(t, tabs[0], "stop the stale node from the alert", chromedp.Click(chromedp.CSS("#split-stop")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-reason")),
+		chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "split brain: older claim"),
+		chromedp.Click(chromedp.CSS("#confirm-ok")))
+	waitFor(t, "main stopped", func() bool { return status(t, mainP.url).Status == "inactive" })
+	for i, tab := range tabs {
+		browserWait(t, tab, fmt.Sprintf("page %d: the alert gone, one Active node", i+1),
+			browserQ("#pair-alert")+".hidden && "+browserQ("#summary")+".textContent.startsWith('xivo-main (Main) is Inactive · xivo-standby (Standby) is Active')")
+	}
+	stopped := false
+	for _, e := range auditEntries(t, mainP.url) {
+		stopped = stopped || (e.Action == "stop services" && e.Reason == "split brain: older claim" && strings.HasPrefix(e.Who, "web:"))
+	}
+	if !stopped {
+		t.Error("the stop from the alert is not in the main's audit log, by web:, with its reason")
+	}
+}

@@ -167,7 +167,8 @@ const (
 	// chaosFleetInterval: how often the aggregator reads both nodes.
 	chaosFleetInterval = 500 * time.Millisecond
 	// chaosFleetDeadline: once the pair settled, the aggregator reports
-	// it (the right Active node, ready) within a few of its reads.
+	// it (the right Active node, ready as the nodes say) within a few of
+	// its reads.
 	chaosFleetDeadline = 15 * time.Second
 )
 

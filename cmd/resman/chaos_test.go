@@ -5,11 +5,14 @@ package main
 // Edge in front of both sides' web apps with a user making requests
 // through it, and an MDS (an in-process xds/registrar on the lab's bridge
 // address, with digest authentication) to which the Active node registers
-// its contact; a seeded random schedule of faults (kill -9 and restart,
-// SIGSTOP/SIGCONT, partitions of every shape, packet loss, SIGHUP,
-// concurrent admin commands with and without --force, a dead or hung
-// Asterisk, a killed CC follower, the MDS killed and restarted empty, a
-// node's data directory full then freed) and of planned moves (admin
+// its contact, and a fleet aggregator (resman run with a fleet: section,
+// on the bridge address like the CC followers and the Edge) reading both
+// nodes with their read token (api.read_tokens); a seeded random schedule
+// of faults (kill -9 and restart, SIGSTOP/SIGCONT, partitions of every
+// shape, packet loss, SIGHUP, concurrent admin commands with and without
+// --force, a dead or hung Asterisk, a killed CC follower, the MDS killed
+// and restarted empty, a node's data directory full then freed, the fleet
+// aggregator killed -9 and restarted) and of planned moves (admin
 // switchovers from either node, manual HA failovers and their stop, and
 // the same with a kill -9 and restart of a node while the move holds it)
 // while a monitor samples every component and records each broken
@@ -42,10 +45,19 @@ package main
 //     the node does not answer, and only then;
 //   - an admin command answered with an exit code that is not a fair
 //     answer under chaos (2: bad usage, or a crash);
+//   - a write the nodes refused for the fleet aggregator's token (the
+//     only holder of their read token; a write with it is refused, 403,
+//     and logged: the test makes one to each node at the start to show
+//     the check can fail, and those two are the only ones allowed): the
+//     aggregator, killed or not, never acts on the pair, and every other
+//     invariant here holds with it in the deployment and killed at random;
 //   - and at the end, everything healed, not exactly one Active node (with
 //     both CC followers, the Edge and the MDS agreeing: the MDS bound to
 //     the Active node's contact and to no other) within
-//     chaosSettleDeadline.
+//     chaosSettleDeadline; then the fleet aggregator (restarted if dead)
+//     not reporting that node as the pair's one Active node, both nodes
+//     read, and the pair ready exactly when both nodes say HA is ready,
+//     within chaosFleetDeadline.
 //
 // Two Active nodes are proved, not guessed from two samples in a row: see
 // twoActiveProofs.
@@ -82,6 +94,7 @@ import (
 	"github.com/resman-pbx/resman/cc"
 	"github.com/resman-pbx/resman/edge"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/fleet"
 	"github.com/resman-pbx/resman/resilience/timeline"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
@@ -147,13 +160,25 @@ const (
 	// itself sets off (a failover's stop: failback_hold, then the swap).
 	chaosQuiet         = 10 * time.Second
 	chaosDefaultLength = 75 * time.Second
+	// chaosFleetReadToken is the fleet aggregator's token for the pair:
+	// the nodes' only api.read_tokens entry, held by nothing else, so
+	// that a write refused for it (403) can only be the aggregator's.
+	chaosFleetReadToken = "chaos-fleet-read-token-3e7a91c5d2b8"
+	// chaosFleetInterval: how often the aggregator reads both nodes.
+	chaosFleetInterval = 500 * time.Millisecond
+	// chaosFleetDeadline: once the pair settled, the aggregator reports
+	// it (the right Active node, ready as the nodes say) within a few of
+	// its reads.
+	chaosFleetDeadline = 15 * time.Second
 )
 
 // chaosAct is one step of the schedule, at an offset from its start.
 type chaosAct struct {
 	At time.Duration `json:"at"`
 	// Do: kill, start, freeze, thaw, cut, isolate, lose, heal, hup, admin,
-	// sipkill, siphang, sipcont, mdskill, mdsstart, fill, free.
+	// sipkill, siphang, sipcont, mdskill, mdsstart, fill, free. kill and
+	// start act on the nodes, the CC followers (cc-main, cc-standby) and
+	// the fleet aggregator (fleet).
 	Do string `json:"do"`
 	// Host: the host acted on; "src" for kill and start: the node the
 	// fault's first admin command ran on, as run (the node a planned move
@@ -345,7 +370,7 @@ func chaosSchedule(seed uint64, total time.Duration) []chaosFault {
 	for at < total {
 		var f chaosFault
 		kind := pick(map[string]int{"kill": 16, "freeze": 12, "partition": 16, "loss": 10, "admin": 14, "hup": 6, "cc": 5,
-			"sip": 7, "siphang": 5, "mds": 5, "move": 18, "holdkill": 6, "disk": 6})
+			"sip": 7, "siphang": 5, "mds": 5, "move": 18, "holdkill": 6, "disk": 6, "fleet": 6})
 		switch kind {
 		case "move":
 			// Alone, with chaosQuiet of nothing else before and after it,
@@ -402,6 +427,11 @@ func chaosSchedule(seed uint64, total time.Duration) []chaosFault {
 			d := between(time.Second, 4*time.Second)
 			h := "cc-" + pbx()
 			f = chaosFault{Label: "kill -9 " + h, Acts: []chaosAct{{At: at, Do: "kill", Host: h}, {At: at + d, Do: "start", Host: h}}}
+		case "fleet":
+			// The fleet aggregator, which only reads the pair: its death
+			// and restart must change nothing on it.
+			d := between(time.Second, 6*time.Second)
+			f = chaosFault{Label: "kill -9 the fleet aggregator", Acts: []chaosAct{{At: at, Do: "kill", Host: "fleet"}, {At: at + d, Do: "start", Host: "fleet"}}}
 		case "mds":
 			// The MDS dies and comes back with no bindings (a registrar
 			// keeping them in memory): the Active node is bound again at
@@ -925,6 +955,12 @@ type chaosRun struct {
 	ccs              map[string]*chaosCC // by name: cc-main, cc-standby
 	mds              *chaosMDS
 	edgeAPI, edgeURL string
+	// The fleet aggregator: its config, API, process; nodeProcs: every
+	// process of the Main and the Standby so far (each restart is a new
+	// one), whose logs tell the writes they refused.
+	fleetCfg, fleetAPI string
+	fleet              *ceProc
+	nodeProcs          map[string][]*proc
 
 	dead, frozen map[string]bool
 	hung         map[string]int // host -> pid of its SIGSTOPped asterisk
@@ -1074,6 +1110,13 @@ func chaosNodeConfig(t *testing.T, l *lab, name, role, peer string, mds *chaosMD
 	if withProbe == string(raw) {
 		t.Fatalf("%s: no gossip section to set the probe interval in", path)
 	}
+	// The fleet aggregator's read token.
+	apiToken := fmt.Sprintf("token: %s}", testToken)
+	withRead := strings.Replace(withProbe, apiToken, fmt.Sprintf("token: %s, read_tokens: [%s]}", testToken, chaosFleetReadToken), 1)
+	if withRead == withProbe {
+		t.Fatalf("%s: no api token to add the fleet's read token beside", path)
+	}
+	withProbe = withRead
 	if err := os.WriteFile(path, []byte(withProbe), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -1161,20 +1204,21 @@ func TestChaos(t *testing.T) {
 			m.Peer != nil && m.Peer.Status == "inactive"
 	})
 	c := &chaosRun{t: t, pair: a,
-		cfg:    map[string]string{"main": a.mainCfg, "standby": a.standbyCfg, "witness": a.witnessCfg},
-		procs:  map[string]*proc{"main": a.main, "standby": a.standby, "witness": a.wit},
-		url:    map[string]string{},
-		ccs:    map[string]*chaosCC{},
-		mds:    mds,
-		dead:   map[string]bool{},
-		frozen: map[string]bool{},
-		hung:   map[string]int{},
-		seen:   map[string]map[uint64]api.AuditEntry{},
-		disks:  disks,
-		full:   map[string]bool{},
-		faults: faults,
-		src:    map[int]string{},
-		audits: map[string][]string{},
+		cfg:       map[string]string{"main": a.mainCfg, "standby": a.standbyCfg, "witness": a.witnessCfg},
+		procs:     map[string]*proc{"main": a.main, "standby": a.standby, "witness": a.wit},
+		nodeProcs: map[string][]*proc{"main": {a.main}, "standby": {a.standby}},
+		url:       map[string]string{},
+		ccs:       map[string]*chaosCC{},
+		mds:       mds,
+		dead:      map[string]bool{},
+		frozen:    map[string]bool{},
+		hung:      map[string]int{},
+		seen:      map[string]map[uint64]api.AuditEntry{},
+		disks:     disks,
+		full:      map[string]bool{},
+		faults:    faults,
+		src:       map[int]string{},
+		audits:    map[string][]string{},
 	}
 	for _, h := range nodeHosts {
 		c.url[h] = fmt.Sprintf("http://%s:9440", l.host(h).ip)
@@ -1224,6 +1268,17 @@ log: {level: debug}
 `, strings.TrimPrefix(c.edgeAPI, "http://"), testToken, strings.TrimPrefix(c.edgeURL, "http://"), testToken,
 		c.url["main"], l.host("main").ip, c.url["standby"], l.host("standby").ip))
 	ceStart(t, "edge", nil, c.edgeAPI+"/healthz", "run", "-c", edgeCfg)
+	// The fleet aggregator, on the bridge address too: a resman run with a
+	// fleet section reading the pair's two nodes with their read token.
+	c.fleetAPI = fmt.Sprintf("http://%s:%d", br, freePort(t, br))
+	c.fleetCfg = ceWrite(t, "fleet.yaml", fmt.Sprintf(`api: {listen: "%s", token: %s}
+fleet:
+  interval: %v
+  pairs:
+    - {name: chaos, nodes: ["%s", "%s"], token: %s}
+log: {level: debug}
+`, strings.TrimPrefix(c.fleetAPI, "http://"), testToken, chaosFleetInterval, c.url["main"], c.url["standby"], chaosFleetReadToken))
+	c.startFleet()
 	waitFor(t, "cc-main active, cc-standby inactive, the edge routing to main, the MDS bound to main", func() bool {
 		var cm, cs cc.Status
 		var es edge.Status
@@ -1233,6 +1288,13 @@ log: {level: debug}
 			authGet(http.DefaultClient, c.edgeAPI+"/api/v1/edge/status", &es) == nil && es.Side == "main" &&
 			len(bs) == 1 && contactNode(bs[0].Contact) == "main"
 	})
+	// The aggregator reports the pair as it is, and its check of writes
+	// can fail: a write with its token is refused, and the node logs it.
+	waitFor(t, "the fleet aggregator reporting the pair ready, main Active", func() bool {
+		_, ok := c.fleetSays(http.DefaultClient, "main", true)
+		return ok
+	})
+	c.writeWithFleetToken()
 
 	// The monitor and the user behind the Edge.
 	start := time.Now()
@@ -1242,11 +1304,11 @@ log: {level: debug}
 	var bg sync.WaitGroup
 	stopBackground := sync.OnceFunc(func() { cancel(); bg.Wait() })
 	t.Cleanup(stopBackground)
-	lanes := []string{"main", "standby", "witness", "cc-main", "cc-standby", "edge → main", "edge → standby", "mds → main", "mds → standby"}
+	lanes := []string{"main", "standby", "witness", "cc-main", "cc-standby", "edge → main", "edge → standby", "mds → main", "mds → standby", "fleet"}
 	for _, lane := range lanes {
 		chart.Lane(lane)
 	}
-	for _, name := range []string{"main", "standby", "witness", "cc-main", "cc-standby", "edge", "mds"} {
+	for _, name := range []string{"main", "standby", "witness", "cc-main", "cc-standby", "edge", "mds", "fleet"} {
 		bg.Go(func() { c.sampleLoop(ctx, name) })
 	}
 	bg.Go(func() { c.userLoop(ctx) })
@@ -1303,6 +1365,7 @@ log: {level: debug}
 	}
 	settled := c.settle()
 	c.admin.Wait()
+	c.checkFleetReport(settled.active)
 	// Both nodes' audit logs, oldest first, for the record: what each
 	// decided and why.
 	for _, h := range []string{"main", "standby"} {
@@ -1328,6 +1391,7 @@ log: {level: debug}
 		c.mon.checkCC(f.name, f.node)
 	}
 	c.mon.checkMDS()
+	c.checkFleetWrites()
 	// The clean planned moves as run: the quiet held around them, the
 	// healing at the end counting as a fault when it had anything to do.
 	c.mu.Lock()
@@ -1384,11 +1448,15 @@ func (c *chaosRun) do(act chaosAct, label string) {
 			break
 		}
 		c.logf("kill -9 %s", act.Host)
-		c.snapshotAudit(act.Host)
 		if f := c.ccs[act.Host]; f != nil {
+			c.snapshotAudit(act.Host)
 			f.proc.cmd.Process.Signal(syscall.SIGKILL)
 			<-f.proc.exited
+		} else if act.Host == "fleet" { // no audit log: it never acts
+			c.fleet.cmd.Process.Signal(syscall.SIGKILL)
+			<-c.fleet.exited
 		} else {
+			c.snapshotAudit(act.Host)
 			c.procs[act.Host].kill(syscall.SIGKILL)
 		}
 		c.dead[act.Host], c.frozen[act.Host] = true, false
@@ -1399,10 +1467,16 @@ func (c *chaosRun) do(act chaosAct, label string) {
 			break
 		}
 		c.logf("restart %s", act.Host)
-		if c.ccs[act.Host] != nil {
+		switch {
+		case c.ccs[act.Host] != nil:
 			c.startCC(act.Host)
-		} else {
+		case act.Host == "fleet":
+			c.startFleet()
+		default:
 			c.procs[act.Host] = startIn(t, l, act.Host, c.cfg[act.Host])
+			if _, ok := c.nodeProcs[act.Host]; ok {
+				c.nodeProcs[act.Host] = append(c.nodeProcs[act.Host], c.procs[act.Host])
+			}
 		}
 		c.dead[act.Host] = false
 		c.checkAudit(act.Host)
@@ -1542,6 +1616,119 @@ func (c *chaosRun) activeNode() string {
 func (c *chaosRun) startCC(name string) {
 	f := c.ccs[name]
 	f.proc = ceStart(c.t, name, []string{"RESMAN_CC_DATA_DIR=" + f.dataDir}, f.api+"/healthz", "run", "-c", f.cfg)
+}
+
+func (c *chaosRun) startFleet() {
+	c.fleet = ceStart(c.t, "fleet", nil, c.fleetAPI+"/healthz", "run", "-c", c.fleetCfg)
+}
+
+// fleetPair is what the fleet aggregator reports of the pair.
+func (c *chaosRun) fleetPair(client *http.Client) (fleet.Pair, error) {
+	var ps []fleet.Pair
+	if err := authGet(client, c.fleetAPI+fleet.PathAPI, &ps); err != nil {
+		return fleet.Pair{}, err
+	}
+	if len(ps) != 1 || ps[0].Name != "chaos" {
+		return fleet.Pair{}, fmt.Errorf("%d pairs, want the one named chaos", len(ps))
+	}
+	return ps[0], nil
+}
+
+// fleetSays reports whether the fleet aggregator says of the pair that
+// active is its one Active node, that both nodes were read, and that the
+// pair is ready or not as ready says, and says what it reports.
+func (c *chaosRun) fleetSays(client *http.Client, active string, ready bool) (string, bool) {
+	p, err := c.fleetPair(client)
+	if err != nil {
+		return err.Error(), false
+	}
+	reachable := len(p.Nodes) == 2 && p.Nodes[0].Reachable && p.Nodes[1].Reachable
+	what := fmt.Sprintf("%s, Active %v, ready %v, both nodes read %v, reasons %q", p.Severity, p.Active, p.Ready, reachable, p.Reasons)
+	return what, p.Ready == ready && reachable && slices.Equal(p.Active, []string{active})
+}
+
+// refusedWrites counts the writes a node refused for a read token, over
+// every process of it so far (only the fleet aggregator holds one).
+func (c *chaosRun) refusedWrites(host string) int {
+	n := 0
+	for _, p := range c.nodeProcs[host] {
+		n += strings.Count(p.logs.String(), "write refused: the token may only read")
+	}
+	return n
+}
+
+// writeWithFleetToken proves that checkFleetWrites can fail: a write with
+// the aggregator's token, to each node, is refused (403: it changes
+// nothing) and counted in the node's log. These two are the only writes
+// with that token the run may see.
+func (c *chaosRun) writeWithFleetToken() {
+	for _, h := range []string{"main", "standby"} {
+		req, _ := http.NewRequest("POST", c.url[h]+"/api/v1/services/stop", strings.NewReader(`{"reason":"chaos: a write with the fleet's token"}`))
+		req.Header.Set("Authorization", "Bearer "+chaosFleetReadToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			c.t.Fatalf("a write with the fleet's token to %s: %v", h, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			c.t.Fatalf("a write with the fleet's token to %s: %s, want 403", h, resp.Status)
+		}
+		waitFor(c.t, h+" logging the write it refused", func() bool { return c.refusedWrites(h) == 1 })
+	}
+}
+
+// checkFleetWrites: the nodes refused no write with the aggregator's
+// token but the test's own (writeWithFleetToken), across every restart.
+// A write with it would be refused and logged, so this also says that
+// the aggregator changed nothing on the pair.
+func (c *chaosRun) checkFleetWrites() {
+	for _, h := range []string{"main", "standby"} {
+		if n := c.refusedWrites(h); n != 1 {
+			c.mon.mu.Lock()
+			c.mon.violate(time.Now(), "%s refused %d writes with the fleet aggregator's read token, want only the test's own one", h, n)
+			c.mon.mu.Unlock()
+		}
+	}
+	c.mon.mu.Lock()
+	kills := len(c.mon.kills["fleet"])
+	c.mon.mu.Unlock()
+	c.t.Logf("the fleet aggregator: killed -9 %d times; the nodes refused no write with its token but the test's own", kills)
+}
+
+// checkFleetReport: once the pair settled with active its Active node,
+// the fleet aggregator (restarted if the schedule left it dead) reports
+// that within chaosFleetDeadline: active the one Active node, both nodes
+// read, and ready when both nodes say HA is ready (the settled pair may
+// not be: a node held Inactive by an admin's stop that the schedule left
+// in force, say; then not ready, as the nodes say).
+func (c *chaosRun) checkFleetReport(active string) {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(chaosFleetDeadline)
+	for {
+		ready, why := true, []string{}
+		for _, h := range []string{"main", "standby"} {
+			var st api.Status
+			if err := authGet(client, c.url[h]+"/api/v1/status", &st); err != nil {
+				ready, why = false, append(why, err.Error())
+			} else if !st.HA.Ready {
+				ready, why = false, append(why, h+": "+strings.Join(st.HA.Reasons, "; "))
+			}
+		}
+		what, ok := c.fleetSays(client, active, ready)
+		if ok {
+			c.logf("the fleet aggregator reports the settled pair: %s (the nodes say HA ready %v %q)", what, ready, why)
+			return
+		}
+		if time.Now().After(deadline) {
+			c.mon.mu.Lock()
+			c.mon.violate(time.Now(), "the fleet aggregator does not report the settled pair (%s Active, ready %v: %q) within %v: %s",
+				active, ready, why, chaosFleetDeadline, what)
+			c.mon.mu.Unlock()
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // adminCommand runs an admin command with the CLI, for fault i (-1: the
@@ -1754,6 +1941,19 @@ func (c *chaosRun) sampleLoop(ctx context.Context, name string) {
 				chart.Set("mds → main", now, timeline.Unreachable, "MDS down")
 				chart.Set("mds → standby", now, timeline.Unreachable, "MDS down")
 			}
+		case "fleet":
+			// What the fleet aggregator says of the pair, for the
+			// timeline only (it is no part of the pair).
+			if p, err := c.fleetPair(client); err == nil {
+				s.ok = true
+				state, note := timeline.Inactive, p.Severity+": "+strings.Join(p.Reasons, "; ")
+				if p.Ready {
+					state, note = timeline.Active, "ready, Active: "+strings.Join(p.Active, ", ")
+				}
+				chart.Set("fleet", now, state, note)
+			} else {
+				chart.Set("fleet", now, timeline.Unreachable, "no answer")
+			}
 		case "edge":
 			var st edge.Status
 			if authGet(client, c.edgeAPI+"/api/v1/edge/status", &st) == nil {
@@ -1898,6 +2098,7 @@ func (m *chaosMonitor) checkMDS() {
 func (c *chaosRun) settle() (done struct {
 	acted        bool
 	began, ended float64
+	active       string // the Active node, settled
 }) {
 	t, l := c.t, c.pair.lab
 	done.began = time.Since(c.mon.start).Seconds()
@@ -1928,6 +2129,9 @@ func (c *chaosRun) settle() (done struct {
 	}
 	if c.dead["mds"] {
 		c.do(chaosAct{Do: "mdsstart"}, "heal")
+	}
+	if c.dead["fleet"] { // no part of the pair: its restart heals nothing of it
+		c.do(chaosAct{Do: "start", Host: "fleet"}, "heal")
 	}
 	c.mon.setPaused(false)
 	c.admin.Wait()
@@ -1993,6 +2197,7 @@ func (c *chaosRun) settle() (done struct {
 			if time.Since(stable) >= 5*time.Second {
 				c.logf("settled: %s Active (epoch %d), %s Inactive, CC followers %v, edge → %s, MDS → %v",
 					active, st[active].Epoch, map[string]string{"main": "standby", "standby": "main"}[active], ccs, es.Side, bound)
+				done.active = active
 				return done
 			}
 		} else {
@@ -2076,6 +2281,9 @@ func TestChaosScheduleReplays(t *testing.T) {
 				if a.Host == "src" {
 					counts["kill/start of the node a move holds"]++
 				}
+				if a.Do == "kill" && a.Host == "fleet" {
+					counts["kill of the fleet aggregator"]++
+				}
 			}
 			if f.Acts[0].Do != "fill" {
 				continue
@@ -2091,7 +2299,7 @@ func TestChaosScheduleReplays(t *testing.T) {
 	}
 	t.Logf("100 default schedules: %v", counts)
 	for _, k := range []string{"clean", cmdSwitchover, cmdFailoverStart, cmdFailoverStop, "... on the active node", "fill", "free",
-		"kill/start of the node a move holds"} {
+		"kill/start of the node a move holds", "kill of the fleet aggregator"} {
 		if counts[k] == 0 {
 			t.Errorf("100 default schedules have no %s", k)
 		}

@@ -23,7 +23,7 @@ import (
 
 // chromium finds Chromium; without it the test skips, or fails when CI is
 // set.
-func chromium(t *testing.T) string {
+func chromium(t testing.TB) string {
 	t.Helper()
 	for _, p := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if path, err := exec.LookPath(p); err == nil {
@@ -37,7 +37,7 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-func browser(t *testing.T) context.Context {
+func browser(t testing.TB) context.Context {
 	t.Helper()
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromium(t)), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
@@ -53,7 +53,7 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
-func steps(t *testing.T, ctx context.Context, what string, acts ...chromedp.Action[chromedp.Void]) {
+func steps(t testing.TB, ctx context.Context, what string, acts ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -62,7 +62,7 @@ func steps(t *testing.T, ctx context.Context, what string, acts ...chromedp.Acti
 	}
 }
 
-func until(t *testing.T, ctx context.Context, what, expr string) {
+func until(t testing.TB, ctx context.Context, what, expr string) {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -72,7 +72,7 @@ func until(t *testing.T, ctx context.Context, what, expr string) {
 	}
 }
 
-func js[T any](t *testing.T, ctx context.Context, expr string) T {
+func js[T any](t testing.TB, ctx context.Context, expr string) T {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

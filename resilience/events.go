@@ -96,6 +96,12 @@ type SwitchoverEnded struct {
 // (stopping is the safe way) and is persisted again later.
 type PersistFailed struct{ Err string }
 
+// StoreWritable: the runtime wrote to the data directory again after a
+// Persist failed (it tries every few seconds while PersistError says one
+// did). The persist error is over: readiness stops reporting it, and a
+// decision in force that is not on disk yet is persisted.
+type StoreWritable struct{}
+
 // AdminFailoverStop ends a manual HA failover early; failback then
 // follows the policy.
 type AdminFailoverStop struct {
@@ -125,6 +131,7 @@ func (AdminFailoverStop) isEvent() {}
 func (SwitchoverStop) isEvent()    {}
 func (SwitchoverEnded) isEvent()   {}
 func (PersistFailed) isEvent()     {}
+func (StoreWritable) isEvent()     {}
 
 // Action is an output of the core, for the runtime to carry out in order.
 type Action interface{ isAction() }

@@ -286,6 +286,8 @@ func (m *Machine) step(ev Event) ([]Action, error) {
 		ev = e
 	case Reconfigure:
 		return m.reconfigure(e)
+	case StoreWritable:
+		return m.storeWritable(), nil
 	}
 	switch m.status {
 	case Inactive:
@@ -581,6 +583,18 @@ func (m *Machine) markUndo() {
 	c := *m
 	c.undo, c.keepRest, c.undoFrom = nil, nil, nil
 	m.undoFrom = &c
+}
+
+// storeWritable ends the persist error the data directory had: it takes
+// writes again.
+func (m *Machine) storeWritable() []Action {
+	if m.persistErr == "" {
+		return nil
+	}
+	was := m.persistErr
+	m.persistErr = ""
+	return append(m.persistAgain(), Record{Who: Self, Action: "persist", Outcome: OutcomeOK, Epoch: m.epoch, From: m.status, To: m.status,
+		Cause: "the data directory takes writes again: decisions are persisted", Detail: "after: " + was})
 }
 
 // persistAgain persists the decision in force when it is not on disk yet

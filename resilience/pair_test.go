@@ -315,6 +315,10 @@ func (w *pairWorld) apply(op pairOp) []string {
 	case opDisk:
 		nd.diskFull = op.Arg == "full"
 		w.faulted = w.faulted || nd.diskFull
+		if !nd.diskFull && nd.alive {
+			// The runtime's probe of the data directory succeeds.
+			step(i, StoreWritable{})
+		}
 	case opHealth:
 		nd.sick = op.Arg == "sick"
 		w.faulted = w.faulted || nd.sick || w.lags(i)

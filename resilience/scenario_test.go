@@ -165,6 +165,8 @@ func parseEvent(s string) (Event, error) {
 		return SwitchoverEnded{ID: kv["id"], Peer: p}, err
 	case "persist-failed":
 		return PersistFailed{Err: kv["err"]}, nil
+	case "store-writable":
+		return StoreWritable{}, nil
 	case "failover-stop":
 		return AdminFailoverStop{Who: kv["who"], Reason: kv["reason"]}, nil
 	case "reconfigure":

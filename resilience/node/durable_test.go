@@ -496,3 +496,69 @@ func stepsShown(run *api.SwitchoverProgress) string {
 	}
 	return strings.Join(parts, " ") + ": " + run.Outcome
 }
+
+// A persist error ends once the data directory takes writes again: the
+// node probes it, and its status stops saying it cannot persist; the end
+// is audited. Before, the reason stayed until the next decision, which a
+// settled node may not make for days.
+func TestPersistErrorEndsWhenTheStoreTakesWrites(t *testing.T) {
+	var mu sync.Mutex
+	full := false
+	save := func(path string, st resilience.Saved, now time.Time) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if full {
+			return errors.New("no space left on device")
+		}
+		return saveState(path, st, now)
+	}
+	probe := func(string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if full {
+			return errors.New("no space left on device")
+		}
+		return nil
+	}
+	peer := &fakePeer{}
+	peer.set("", 0, errDown)
+	h := startWith(t, t.TempDir(), resilience.RoleMain, peer, &fakeServices{}, func(d *Deps) {
+		d.saveState, d.probeStore, d.probeEvery = save, probe, 20*time.Millisecond
+	})
+	h.waitStatus("active")
+	mu.Lock()
+	full = true
+	mu.Unlock()
+	if _, err := h.node.StopServices(context.Background(), "alice", api.StopRequest{Reason: "maintenance"}); !errors.Is(err, resilience.ErrNotDurable) {
+		t.Fatalf("a stop on a full disk: %v, want ErrNotDurable", err)
+	}
+	reason := func() bool {
+		for _, r := range h.node.Status().HA.Reasons {
+			if strings.Contains(r, "cannot persist its decisions") {
+				return true
+			}
+		}
+		return false
+	}
+	time.Sleep(100 * time.Millisecond) // five probes fail meanwhile
+	if !reason() {
+		t.Fatalf("while the disk is full: reasons %q, want the persist error", h.node.Status().HA.Reasons)
+	}
+	mu.Lock()
+	full = false
+	mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for reason() {
+		if time.Now().After(deadline) {
+			t.Fatal("the persist error still shows once the disk takes writes again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	es, _ := h.node.Audit(context.Background(), 20, 0)
+	if len(es) == 0 || es[0].Action != "persist" || es[0].Outcome != api.OutcomeOK || !strings.Contains(es[0].Cause, "takes writes again") {
+		t.Fatalf("the end of the persist error is not the last audit entry: %+v", es)
+	}
+	if st := h.node.Status(); st.Status != "active" {
+		t.Fatalf("status %s after the disk came back, want active (the refused stop changed nothing)", st.Status)
+	}
+}

@@ -133,6 +133,11 @@ type Deps struct {
 	// saveState persists a decision (tests replace it); default: the
 	// atomic, synced write of state.json.
 	saveState func(path string, s resilience.Saved, now time.Time) error
+	// probeStore checks that the data directory takes writes again, every
+	// probeEvery while a persist error stands (tests replace both);
+	// default: a synced write of a temporary file, every 2 s.
+	probeStore func(dir string) error
+	probeEvery time.Duration
 }
 
 // Node is a running PBX node. Its exported methods are safe for concurrent
@@ -377,6 +382,12 @@ func New(d Deps) (*Node, error) {
 	if d.saveState == nil {
 		d.saveState = saveState
 	}
+	if d.probeStore == nil {
+		d.probeStore = probeStore
+	}
+	if d.probeEvery <= 0 {
+		d.probeEvery = 2 * time.Second
+	}
 	if d.Core.Mode == resilience.ModeAuto && d.Membership == nil {
 		return nil, errors.New("node: auto mode needs a membership (gossip)")
 	}
@@ -452,10 +463,19 @@ func (n *Node) Run(ctx context.Context) error {
 	var ls loopState
 	defer ls.stop()
 	n.startMode(ctx, &ls)
+	probe := time.NewTicker(n.d.probeEvery)
+	defer probe.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-probe.C:
+			// A persist error stands until the data directory takes a
+			// write again: then the core hears of it, and the status
+			// stops saying the node cannot persist.
+			if n.m.PersistError() != "" && n.d.probeStore(n.d.DataDir) == nil {
+				n.step(ctx, resilience.StoreWritable{})
+			}
 		case <-ls.tick:
 			n.checkSecondPath(ctx)
 			n.confirmClaim(ctx)

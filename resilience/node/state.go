@@ -61,6 +61,24 @@ func stateError(path string, err error) error {
 		"sets it aside and rebuilds it Inactive at the highest epoch the audit log shows; see docs/troubleshooting.md)", path, err)
 }
 
+// probeStore checks that dir takes a write: a temporary file written,
+// synced and removed.
+func probeStore(dir string) error {
+	f, err := os.CreateTemp(dir, ".probe-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write([]byte("resman\n"))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // saveState writes the decision atomically and durably: a temporary file in
 // the same directory, synced, renamed over the old one, then the directory
 // synced. A crash leaves either the old or the new file, never half of one.

@@ -7,7 +7,8 @@
 // does no I/O. `resman audit --pair` prints what it computes; the node's
 // GET /api/v1/audit/pair answers it as an api.PairAudit for the pair
 // timeline of the Resilience Management page. The entries say when each
-// decision was taken, to the second: the windows are as precise.
+// decision was taken by its node's clock: the windows are as precise as
+// those times, and as the two clocks agree.
 package pairaudit
 
 import (

@@ -1710,7 +1710,7 @@
     out.replaceChildren('Since ' + ptTime(when(s.from)) + ': ',
       part('No Active node', s.no_active_seconds, s.last_no_active, 'pt-text-none'), ' · ',
       part('Two Active nodes', s.two_active_seconds, s.last_two_active, 'pt-text-two'),
-      el('span', { class: 'muted' }, ' (to the second: the audit log\'s precision)'));
+      el('span', { class: 'muted' }, ' (from the entries\' times, as each node\'s clock recorded them)'));
   }
 
   function ptRow(e) {

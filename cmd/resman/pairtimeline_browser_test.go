@@ -8,6 +8,7 @@ package main
 // Screenshots in testout/screenshots/pair-timeline-*.png.
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -69,12 +70,7 @@ func TestBrowserPairTimeline(t *testing.T) {
 	}
 
 	// The Main's page.
-	browserDo(t, ctx, "login form", chromedp.Navigate(mainP.url+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
-	browserDo(t, ctx, "log in",
-		chromedp.SendKeys(chromedp.CSS("#user"), browserUser),
-		chromedp.SendKeys(chromedp.CSS("#password"), browserPassword),
-		chromedp.Click(chromedp.CSS("#login-submit")))
-	browserDo(t, ctx, "the page after login", chromedp.WaitVisible(chromedp.CSS("#node-local .status-text")))
+	ptLogin(t, ctx, mainP.url)
 	browserWait(t, ctx, "the pair timeline with both nodes", `[...document.querySelectorAll('#pt-body tr.pt-entry')].some(r =>
 		r.dataset.node === 'xivo-standby') && document.querySelector('#pt-strip rect.pt-win') !== null`)
 	if !browserEval[bool](t, ctx, browserQ("#pt-peer-error")+".hidden") {
@@ -83,18 +79,8 @@ func TestBrowserPairTimeline(t *testing.T) {
 
 	// The entries: both nodes' commands in order, newest first, with who,
 	// the reason (as text) and the cause.
-	type row struct{ Node, Who, What, Why, Outcome, When string }
-	rows := func() []row {
-		t.Helper()
-		js := browserEval[string](t, ctx, `JSON.stringify([...document.querySelectorAll('#pt-body tr.pt-entry')].map(r => ({
-			Node: r.children[1].textContent, Who: r.children[2].textContent, What: r.children[3].textContent,
-			Why: r.children[4].textContent, Outcome: r.children[5].textContent, When: r.children[0].textContent})))`)
-		var rs []row
-		if err := json.Unmarshal([]byte(js), &rs); err != nil {
-			t.Fatalf("%v: %s", err, js)
-		}
-		return rs
-	}
+	type row = ptRow
+	rows := func() []row { return ptRows(t, ctx) }
 	all := rows()
 	// find is the command itself (the entries that follow from it carry
 	// its reason too).
@@ -139,36 +125,10 @@ func TestBrowserPairTimeline(t *testing.T) {
 
 	// The strip: each node's periods in order, the Standby Active between
 	// the Main's two, and the windows with no Active node exactly between.
-	type band struct{ Node, Status, Start, End string }
-	browserDo(t, ctx, "show all the entries read", chromedp.SetValue(chromedp.CSS("#pt-range"), "all"))
-	browserEval[bool](t, ctx, `document.querySelector('#pt-range').dispatchEvent(new Event('change')), true`)
-	var bands []band
-	if err := json.Unmarshal([]byte(browserEval[string](t, ctx, `JSON.stringify([...document.querySelectorAll('#pt-strip rect.pt-band')].map(r => ({
-		Node: r.dataset.node, Status: r.dataset.status, Start: r.dataset.start, End: r.dataset.end})))`)), &bands); err != nil {
-		t.Fatal(err)
-	}
-	var windows []band
-	if err := json.Unmarshal([]byte(browserEval[string](t, ctx, `JSON.stringify([...document.querySelectorAll('#pt-strip rect.pt-win')].map(r => ({
-		Status: r.dataset.kind, Start: r.dataset.start, End: r.dataset.end})))`)), &windows); err != nil {
-		t.Fatal(err)
-	}
-	active := func(node string) []band {
-		var out []band
-		for _, b := range bands {
-			if b.Node == node && b.Status == "active" {
-				out = append(out, b)
-			}
-		}
-		return out
-	}
-	tm := func(s string) time.Time {
-		v, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			t.Fatalf("time %q: %v", s, err)
-		}
-		return v
-	}
-	ma, sa := active("xivo-main"), active("xivo-standby")
+	ptPicture(t, ctx, "all")
+	bands, windows := ptStrip(t, ctx)
+	tm := func(s string) time.Time { return ptTime(t, s) }
+	ma, sa := ptActive(bands, "xivo-main"), ptActive(bands, "xivo-standby")
 	if len(ma) != 2 || len(sa) != 1 {
 		t.Fatalf("Active bands: main %+v, standby %+v; want two and one\nall: %+v", ma, sa, bands)
 	}
@@ -195,8 +155,7 @@ func TestBrowserPairTimeline(t *testing.T) {
 	if !strings.Contains(summary, "No Active node: ") || !strings.Contains(summary, "Two Active nodes: never") || !strings.Contains(summary, "(last ") {
 		t.Errorf("summary %q", summary)
 	}
-	browserDo(t, ctx, "back to the last transitions", chromedp.SetValue(chromedp.CSS("#pt-range"), "last"))
-	browserEval[bool](t, ctx, `document.querySelector('#pt-range').dispatchEvent(new Event('change')), true`)
+	ptPicture(t, ctx, "last")
 	if n := browserEval[int](t, ctx, `document.querySelectorAll('#pt-strip rect.pt-win[data-kind="no_active"]').length`); n < 2 {
 		t.Errorf("the last transitions show %d windows, want the failover's and the failback's", n)
 	}
@@ -234,4 +193,73 @@ func TestBrowserPairTimeline(t *testing.T) {
 		t.Errorf("the page is %d px wide on a 390 px phone", w)
 	}
 	browserScreenshot(t, ctx, "pair-timeline-phone", true)
+}
+
+// ptLogin logs in to a node's page as the browser user.
+func ptLogin(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	browserDo(t, ctx, "login form", chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
+	browserDo(t, ctx, "log in",
+		chromedp.SendKeys(chromedp.CSS("#user"), browserUser),
+		chromedp.SendKeys(chromedp.CSS("#password"), browserPassword),
+		chromedp.Click(chromedp.CSS("#login-submit")))
+	browserDo(t, ctx, "the page after login", chromedp.WaitVisible(chromedp.CSS("#node-local .status-text")))
+}
+
+// ptRow is an entry of the pair timeline as the page shows it.
+type ptRow struct{ Node, Who, What, Why, Outcome, When string }
+
+func ptRows(t *testing.T, ctx context.Context) []ptRow {
+	t.Helper()
+	js := browserEval[string](t, ctx, `JSON.stringify([...document.querySelectorAll('#pt-body tr.pt-entry')].map(r => ({
+		Node: r.children[1].textContent, Who: r.children[2].textContent, What: r.children[3].textContent,
+		Why: r.children[4].textContent, Outcome: r.children[5].textContent, When: r.children[0].textContent})))`)
+	var rs []ptRow
+	if err := json.Unmarshal([]byte(js), &rs); err != nil {
+		t.Fatalf("%v: %s", err, js)
+	}
+	return rs
+}
+
+// ptBand is a band of the strip (Status is a window's kind for windows).
+type ptBand struct{ Node, Status, Start, End string }
+
+// ptPicture chooses the span of the strip.
+func ptPicture(t *testing.T, ctx context.Context, value string) {
+	t.Helper()
+	browserDo(t, ctx, "picture "+value, chromedp.SetValue(chromedp.CSS("#pt-range"), value))
+	browserEval[bool](t, ctx, `document.querySelector('#pt-range').dispatchEvent(new Event('change')), true`)
+}
+
+// ptStrip reads the strip's bands and windows, oldest first.
+func ptStrip(t *testing.T, ctx context.Context) (bands, windows []ptBand) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(browserEval[string](t, ctx, `JSON.stringify([...document.querySelectorAll('#pt-strip rect.pt-band')].map(r => ({
+		Node: r.dataset.node, Status: r.dataset.status, Start: r.dataset.start, End: r.dataset.end})))`)), &bands); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(browserEval[string](t, ctx, `JSON.stringify([...document.querySelectorAll('#pt-strip rect.pt-win')].map(r => ({
+		Status: r.dataset.kind, Start: r.dataset.start, End: r.dataset.end})))`)), &windows); err != nil {
+		t.Fatal(err)
+	}
+	return bands, windows
+}
+
+func ptActive(bands []ptBand, node string) []ptBand {
+	var out []ptBand
+	for _, b := range bands {
+		if b.Node == node && b.Status == "active" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func ptTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("time %q: %v", s, err)
+	}
+	return v
 }

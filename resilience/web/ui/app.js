@@ -1565,7 +1565,10 @@
     return e;
   }
 
+  // ptSpan is a length: tenths of a second below 10 s (a handover's
+  // window is often shorter than a second), then seconds, minutes, hours.
   function ptSpan(ms) {
+    if (ms < 9950) return Math.round(ms / 100) / 10 + ' s';
     const s = Math.round(ms / 1000);
     if (s < 120) return s + ' s';
     if (s < 7200) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';

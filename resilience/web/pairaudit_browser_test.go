@@ -106,6 +106,9 @@ func TestPairTimelineInBrowser(t *testing.T) {
 	if n := evalJS[int](t, ctx, `document.querySelectorAll('#pt-body tr[data-node="xivo-standby"], #pt-strip rect.pt-win').length`); n != 0 {
 		t.Errorf("%d rows of the peer or windows left", n)
 	}
+	if l := evalJS[string](t, ctx, q(`#pt-strip .pt-label[data-lane="1"]`)+".textContent"); l != "xivo-standby not read" {
+		t.Errorf("the peer's lane says %q", l)
+	}
 	if s := evalJS[string](t, ctx, q("#pt-summary")+".textContent"); !strings.Contains(s, "cannot be told") {
 		t.Errorf("summary %q", s)
 	}

@@ -1684,7 +1684,8 @@
     }
     for (const f of [0, 0.5, 1]) svg.append(svgEl('line', { x1: f * W, x2: f * W, y1: 0, y2: H, class: 'pt-tick' }));
     const labels = el('div', { class: 'pt-labels' }, nodes.map((n, i) => el('div', { class: 'pt-label', 'data-lane': String(i) },
-      el('span', { class: 'pt-node' }, n), i === 0 ? el('span', { class: 'muted small' }, ' this node') : null)));
+      el('span', { class: 'pt-node' }, n), i === 0 ? el('span', { class: 'muted small' }, ' this node') :
+        d.peer_error ? el('span', { class: 'muted small' }, ' not read') : null)));
     const axis = el('div', { class: 'pt-axis' }, [start, (start + end) / 2, end].map((t) =>
       el('span', {}, ptTime(new Date(t)))));
     box.replaceChildren(el('div', { class: 'pt-grid' }, labels, el('div', { class: 'pt-plot' }, svg, axis)));

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/pairaudit"
 )
 
 // A failover and a failback on both nodes' logs: the windows with no
@@ -20,26 +21,26 @@ func TestPairWindows(t *testing.T) {
 	tr := func(s int, from, to string) api.AuditEntry {
 		return api.AuditEntry{Time: at(s), Who: "resman", Action: "x", Outcome: "ok", From: from, To: to}
 	}
-	rows := mergeAudit(map[string][]api.AuditEntry{
+	rows := pairaudit.Merge(map[string][]api.AuditEntry{
 		"xivo-main": {tr(0, "inactive", "activating"), tr(1, "activating", "active"), tr(40, "active", "deactivating"),
 			tr(41, "deactivating", "inactive"), tr(60, "inactive", "activating"), tr(62, "activating", "active")},
 		"xivo-standby": {tr(5, "", "inactive"), tr(43, "inactive", "activating"), tr(44, "activating", "active"),
 			tr(59, "active", "deactivating"), tr(60, "deactivating", "inactive")},
 	})
-	w := windows(rows, []string{"xivo-main", "xivo-standby"}, at(100))
-	if !w.from.Equal(at(5)) || w.none != 7*time.Second || w.two != 0 {
-		t.Fatalf("from %v, none %v, two %v; want from +5s, no Active node for 4s (40 to 44) and 3s (59 to 62), none two", w.from, w.none, w.two)
+	w := pairaudit.ComputeWindows(rows, []string{"xivo-main", "xivo-standby"}, at(100))
+	if !w.From.Equal(at(5)) || w.None != 7*time.Second || w.Two != 0 {
+		t.Fatalf("from %v, none %v, two %v; want from +5s, no Active node for 4s (40 to 44) and 3s (59 to 62), none two", w.From, w.None, w.Two)
 	}
-	if !w.lastNone.Equal(at(59)) || w.lastNoneD != 3*time.Second {
-		t.Errorf("last window without an Active node at %v for %v, want +59s for 3s", w.lastNone, w.lastNoneD)
+	if !w.LastNone.Equal(at(59)) || w.LastNoneD != 3*time.Second {
+		t.Errorf("last window without an Active node at %v for %v, want +59s for 3s", w.LastNone, w.LastNoneD)
 	}
 	// Two Active nodes: the Standby takes over while the Main still is.
-	rows = mergeAudit(map[string][]api.AuditEntry{
+	rows = pairaudit.Merge(map[string][]api.AuditEntry{
 		"xivo-main":    {tr(0, "activating", "active"), tr(12, "active", "deactivating")},
 		"xivo-standby": {tr(1, "", "inactive"), tr(9, "inactive", "activating"), tr(10, "activating", "active")},
 	})
-	if w := windows(rows, []string{"xivo-main", "xivo-standby"}, at(20)); w.two != 2*time.Second || !w.lastTwo.Equal(at(10)) {
-		t.Errorf("two Active nodes: %v from %v, want 2s from +10s", w.two, w.lastTwo)
+	if w := pairaudit.ComputeWindows(rows, []string{"xivo-main", "xivo-standby"}, at(20)); w.Two != 2*time.Second || !w.LastTwo.Equal(at(10)) {
+		t.Errorf("two Active nodes: %v from %v, want 2s from +10s", w.Two, w.LastTwo)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
+	"github.com/resman-pbx/resman/resilience/pairaudit"
 )
 
 // apiFlags are the flags of every command that talks to a node's API.
@@ -476,16 +477,12 @@ func auditPair(ctx context.Context, out io.Writer, f *apiFlags, c *client.Client
 	if err != nil {
 		return fmt.Errorf("the peer %s at %s: %w", st.Peer.Name, peerURL, apiErr(err))
 	}
-	rows := mergeAudit(map[string][]api.AuditEntry{st.Node: mine, st.Peer.Name: theirs})
+	rows := pairaudit.Merge(map[string][]api.AuditEntry{st.Node: mine, st.Peer.Name: theirs})
 	if f.json {
-		type row struct {
-			Node string `json:"node"`
-			api.AuditEntry
-		}
-		js := make([]row, 0, len(rows))
+		js := make([]pairaudit.Row, 0, len(rows))
 		for _, r := range rows {
 			if filter.keep(r.AuditEntry) {
-				js = append(js, row{r.node, r.AuditEntry})
+				js = append(js, r)
 			}
 		}
 		return printJSON(out, js)

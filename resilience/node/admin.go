@@ -97,6 +97,26 @@ func (n *Node) PeerStatus(ctx context.Context) (api.Status, error) {
 	return n.d.Peer.Status(ctx)
 }
 
+// PeerAuditClient is a PeerClient that reads the peer's audit log
+// (*client.Client is one): PeerAudit needs it.
+type PeerAuditClient interface {
+	Audit(ctx context.Context, limit int, before uint64) ([]api.AuditEntry, error)
+}
+
+// PeerAudit reads up to limit entries of the peer's audit log, newest
+// first, for the pair timeline. No peer, or a peer client that cannot read
+// it, is ErrPrecondition.
+func (n *Node) PeerAudit(ctx context.Context, limit int) ([]api.AuditEntry, error) {
+	if n.d.Peer == nil {
+		return nil, fmt.Errorf("%w: no peer configured", resilience.ErrPrecondition)
+	}
+	pa, ok := n.d.Peer.(PeerAuditClient)
+	if !ok {
+		return nil, fmt.Errorf("%w: this node's peer client cannot read the peer's audit log", resilience.ErrPrecondition)
+	}
+	return pa.Audit(ctx, limit, 0)
+}
+
 // PeerStartServices and PeerStopServices forward an admin command to the
 // peer, so the admin fails over from one place. The peer applies its own
 // rules (its two-Active guard included) and audits the command under the

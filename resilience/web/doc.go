@@ -3,9 +3,11 @@
 //
 // It serves a [Node] over HTTP with fiber: the authenticated REST API under
 // /api/v1 (status, services start/stop, audit log, a Server-Sent Events
-// stream, and the peer's status and commands forwarded through a
-// [PeerNode]), the unauthenticated probes /active and /healthz and the
-// Prometheus endpoint /metrics, and the web page at / with its login. The
+// stream, the peer's status and commands forwarded through a [PeerNode],
+// and the pair timeline: both nodes' audit logs on one axis, the peer's
+// read through a [PeerAuditNode], merged by package pairaudit), the
+// unauthenticated probes /active and /healthz and the Prometheus endpoint
+// /metrics, and the web page at / with its login. The
 // JSON wire types are those of package api; README.md beside this file
 // documents every endpoint and error.
 //

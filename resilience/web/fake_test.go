@@ -47,10 +47,13 @@ type fakeNode struct {
 	// it the jobs this node sends succeed now.
 	replErr error
 	entries []api.AuditEntry
-	panicky bool
-	calls   []call
-	subs    map[int]chan api.Event
-	nextSub int
+	// peerEntries answer PeerAudit, with peerAuditErr.
+	peerEntries  []api.AuditEntry
+	peerAuditErr error
+	panicky      bool
+	calls        []call
+	subs         map[int]chan api.Event
+	nextSub      int
 
 	// subscribed receives the ID of each new subscription, cancelled the
 	// ID of each cancelled one.
@@ -144,6 +147,16 @@ func (f *fakeNode) Audit(_ context.Context, limit int, before uint64) ([]api.Aud
 		return nil, f.auditErr
 	}
 	return f.entries, nil
+}
+
+func (f *fakeNode) PeerAudit(_ context.Context, limit int) ([]api.AuditEntry, error) {
+	f.record(call{Method: "peer-audit", Limit: limit})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.peerAuditErr != nil {
+		return nil, f.peerAuditErr
+	}
+	return f.peerEntries, nil
 }
 
 func (f *fakeNode) Subscribe() (<-chan api.Event, func()) {

@@ -254,6 +254,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer, metricsAuth bool, mounts [
 	s.post(v1, "/services/start", s.startServices)
 	s.post(v1, "/services/stop", s.stopServices)
 	s.get(v1, "/audit", s.audit)
+	s.get(v1, "/audit/pair", s.pairAudit)
 	s.get(v1, "/peer/status", s.peerStatus)
 	s.post(v1, "/peer/services/start", s.peerStart)
 	s.post(v1, "/peer/services/stop", s.peerStop)

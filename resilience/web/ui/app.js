@@ -1268,6 +1268,7 @@
     es.addEventListener('audit', (e) => {
       addAudit([JSON.parse(e.data)], false);
       renderAudit();
+      pairTimelineSoon();
     });
     const mine = es;
     mine.addEventListener('error', () => {
@@ -1609,6 +1610,296 @@
     toast(msg, bad);
   }
 
+  // ---------- pair timeline ----------
+  //
+  // Both nodes' audit entries on one time axis (GET /api/v1/audit/pair):
+  // an SVG strip of each node's status over time, with the windows with
+  // no Active node and with two, and the merged entries below, filtered,
+  // routine runs folded. Self-contained: it reads its own data and keeps
+  // its own state (pt); the rest of the page calls initPairTimeline once
+  // and pairTimelineSoon when this node writes an audit entry.
+
+  const PT_LIMIT = 200;
+  const PT_POLL_MS = 10000;
+  const PT_LAST_TRANSITIONS = 10;
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  const pt = { data: null, error: '', timer: null, soon: null, inFlight: false, open: new Set() };
+
+  function svgEl(tag, attrs, title) {
+    const e = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    if (title) {
+      const t = document.createElementNS(SVG_NS, 'title');
+      t.textContent = title;
+      e.append(t);
+    }
+    return e;
+  }
+
+  // ptSpan is a length: tenths of a second below 10 s (a handover's
+  // window is often shorter than a second), then seconds, minutes, hours.
+  function ptSpan(ms) {
+    if (ms < 9950) return Math.round(ms / 100) / 10 + ' s';
+    const s = Math.round(ms / 1000);
+    if (s < 120) return s + ' s';
+    if (s < 7200) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
+    return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+  }
+
+  // ptTime is a time with its zone, the date when it is not today.
+  function ptTime(d) {
+    return sameUTCDay(d) ? utcClock(d) : dateFmt.format(d);
+  }
+
+  function ptKind(e) {
+    if (e.action === 'replication' && e.outcome === 'ok' && e.from === e.to) return 'routine';
+    if (/^(web|api)(:|$)/.test(e.who)) return 'admin';
+    if (e.who === 'resman' && e.to && e.from !== e.to) return 'auto';
+    return 'other';
+  }
+
+  function ptFilter() {
+    const f = document.querySelector('input[name="pt-filter"]:checked');
+    return f ? f.value : 'all';
+  }
+
+  function ptKeep(e, f) {
+    if (f === 'admin') return ptKind(e) === 'admin';
+    if (f === 'auto') return ptKind(e) === 'auto';
+    if (f === 'failures') return e.outcome !== 'ok';
+    return true;
+  }
+
+  // ptNodes: this node first, then its peer.
+  function ptNodes(d) {
+    return d.peer ? [d.node, d.peer] : [d.node];
+  }
+
+  // ptRange is the span the strip shows, in ms.
+  function ptRange(d) {
+    const end = when(d.now) ? when(d.now).getTime() : Date.now();
+    const starts = d.periods.map((p) => when(p.start).getTime());
+    const first = starts.length ? Math.min(...starts) : end - 3600000;
+    const choice = $('pt-range').value;
+    let start = first;
+    if (choice === '1h') start = end - 3600000;
+    else if (choice === '24h') start = end - 86400000;
+    else if (choice === 'last') {
+      // The last transitions: the periods that began after a node's first.
+      const seen = new Set();
+      const changes = [];
+      for (const p of d.periods) {
+        if (seen.has(p.node)) changes.push(when(p.start).getTime());
+        seen.add(p.node);
+      }
+      changes.sort((a, b) => a - b);
+      const last = changes.slice(-PT_LAST_TRANSITIONS);
+      if (last.length) {
+        const pad = Math.max((end - last[0]) * 0.15, 5000);
+        start = Math.max(first, last[0] - pad);
+      }
+    }
+    if (end - start < 10000) start = end - 10000;
+    return { start, end };
+  }
+
+  const PT_STATUS_CLASS = { active: 'pt-active', activating: 'pt-moving', deactivating: 'pt-moving', inactive: 'pt-inactive' };
+
+  function renderPairStrip() {
+    const d = pt.data;
+    const box = $('pt-strip');
+    if (!d) {
+      box.replaceChildren(el('p', { class: 'muted' }, pt.error ? 'Cannot read the pair timeline: ' + pt.error : 'Loading…'));
+      return;
+    }
+    const nodes = ptNodes(d);
+    const { start, end } = ptRange(d);
+    const W = 1000;
+    const LANE = 26;
+    const GAP = 6;
+    const H = nodes.length * (LANE + GAP) + GAP;
+    const x = (t) => Math.max(0, Math.min(W, ((t - start) / (end - start)) * W));
+    const svg = svgEl('svg', { viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'none', class: 'pt-svg',
+      role: 'img', 'aria-labelledby': 'pt-svg-title', 'data-start': new Date(start).toISOString(),
+      'data-end': new Date(end).toISOString() });
+    const title = svgEl('title', { id: 'pt-svg-title' });
+    title.textContent = 'Status of ' + nodes.join(' and ') + ' from ' + ptTime(new Date(start)) + ' to ' + ptTime(new Date(end));
+    svg.append(title);
+    nodes.forEach((n, i) => {
+      svg.append(svgEl('rect', { x: 0, y: GAP + i * (LANE + GAP), width: W, height: LANE, class: 'pt-lane' }));
+    });
+    for (const p of d.periods) {
+      const i = nodes.indexOf(p.node);
+      const s = when(p.start).getTime();
+      const e = when(p.end).getTime();
+      if (i < 0 || e < start || s > end) continue;
+      const x0 = x(s);
+      const w = Math.max(x(e) - x0, 1.5);
+      const inactive = p.status === 'inactive';
+      const y = GAP + i * (LANE + GAP) + (inactive ? LANE * 0.35 : 0);
+      svg.append(svgEl('rect', { x: x0, y, width: w, height: inactive ? LANE * 0.3 : LANE,
+        class: 'pt-band ' + (PT_STATUS_CLASS[p.status] || 'pt-unknown'),
+        'data-node': p.node, 'data-status': p.status, 'data-start': p.start, 'data-end': p.end },
+      p.node + ' ' + plainStatus(p.status) + ' from ' + ptTime(new Date(s)) + ' to ' + ptTime(new Date(e)) + ' (' + ptSpan(e - s) + ')'));
+    }
+    for (const win of d.windows) {
+      const s = when(win.start).getTime();
+      const e = when(win.end).getTime();
+      if (e < start || s > end) continue;
+      const x0 = x(s);
+      const w = Math.max(x(e) - x0, 4);
+      const two = win.kind === 'two_active';
+      svg.append(svgEl('rect', { x: Math.min(x0, W - w), y: 0, width: w, height: H,
+        class: 'pt-win ' + (two ? 'pt-win-two' : 'pt-win-none'), 'data-kind': win.kind, 'data-start': win.start, 'data-end': win.end },
+      (two ? 'Two Active nodes' : 'No Active node') + ' from ' + ptTime(new Date(s)) + ' to ' + ptTime(new Date(e)) + ' (' + ptSpan(e - s) + ')'));
+    }
+    for (const f of [0, 0.5, 1]) svg.append(svgEl('line', { x1: f * W, x2: f * W, y1: 0, y2: H, class: 'pt-tick' }));
+    const labels = el('div', { class: 'pt-labels' }, nodes.map((n, i) => el('div', { class: 'pt-label', 'data-lane': String(i) },
+      el('span', { class: 'pt-node' }, n), i === 0 ? el('span', { class: 'muted small' }, ' this node') :
+        d.peer_error ? el('span', { class: 'muted small' }, ' not read') : null)));
+    const axis = el('div', { class: 'pt-axis' }, [start, (start + end) / 2, end].map((t) =>
+      el('span', {}, ptTime(new Date(t)))));
+    box.replaceChildren(el('div', { class: 'pt-grid' }, labels, el('div', { class: 'pt-plot' }, svg, axis)));
+  }
+
+  function renderPairSummary() {
+    const d = pt.data;
+    const out = $('pt-summary');
+    if (!d) {
+      out.replaceChildren();
+      return;
+    }
+    const s = d.summary;
+    if (!d.peer || d.peer_error || !when(s.from)) {
+      out.replaceChildren(el('span', { class: 'muted' }, d.peer_error ?
+        'Only ' + d.node + '\'s entries: without ' + (d.peer || 'the peer') + '\'s, the windows with no or two Active nodes cannot be told.' :
+        'Not enough transitions in the ' + d.limit + ' entries read of each node to tell when a node was Active.'));
+      return;
+    }
+    const part = (label, secs, last, cls) => {
+      const bits = [label + ': ' + (secs ? ptSpan(secs * 1000) : 'never')];
+      if (last) bits.push(' (last ' + ptTime(when(last.start)) + ' to ' + ptTime(when(last.end)) + ', ' +
+        ptSpan(when(last.end) - when(last.start)) + ')');
+      return el('span', { class: secs ? cls : '' }, bits.join(''));
+    };
+    out.replaceChildren('Since ' + ptTime(when(s.from)) + ': ',
+      part('No Active node', s.no_active_seconds, s.last_no_active, 'pt-text-none'), ' · ',
+      part('Two Active nodes', s.two_active_seconds, s.last_two_active, 'pt-text-two'),
+      el('span', { class: 'muted' }, ' (from the entries\' times, as each node\'s clock recorded them)'));
+  }
+
+  function ptRow(e) {
+    const what = [e.action];
+    if (e.to && e.from !== e.to) what.push(el('span', { class: 'pt-change' }, (e.from ? plainStatus(e.from) + ' → ' : '→ ') + plainStatus(e.to)));
+    const why = [];
+    if (e.reason) why.push(el('q', { class: 'pt-reason' }, e.reason));
+    if (e.cause) why.push(el('span', {}, e.cause));
+    if (e.detail) why.push(el('span', { class: 'muted' }, e.detail));
+    const d = when(e.time);
+    return el('tr', { class: 'pt-entry pt-kind-' + ptKind(e), 'data-node': e.node, 'data-id': String(e.id) },
+      el('td', { class: 'nowrap' }, d ? el('time', { datetime: d.toISOString(), title: d.toISOString() }, ptTime(d)) : '—'),
+      el('td', { class: 'pt-node' + (e.node === pt.data.node ? ' pt-node-local' : ' pt-node-peer') }, e.node),
+      el('td', {}, e.who),
+      el('td', { class: 'pt-what' }, el('span', {}, what.flatMap((w, i) => [i ? ' ' : '', w]))),
+      el('td', { class: 'pt-why' }, why.length ? el('span', {}, why.flatMap((w, i) => [i ? ' · ' : '', w])) : el('span', { class: 'muted' }, '—')),
+      el('td', {}, outcomeEl(e.outcome)));
+  }
+
+  // ptFold is one line for a run of routine entries, that opens them.
+  function ptFold(run) {
+    const key = run[0].node + '/' + run[0].id;
+    const open = pt.open.has(key);
+    const first = when(run[run.length - 1].time);
+    const last = when(run[0].time);
+    const nodes = [...new Set(run.map((e) => e.node))].join(', ');
+    const btn = el('button', { type: 'button', class: 'pt-fold-btn', 'aria-expanded': open ? 'true' : 'false' },
+      (open ? '▾ ' : '▸ ') + run.length + ' routine ' + (run.length === 1 ? 'entry' : 'entries') +
+      ' (replication runs that went well) on ' + nodes + ', ' + ptTime(first) + ' to ' + ptTime(last) +
+      (open ? ': fold' : ': show'));
+    btn.addEventListener('click', () => {
+      if (pt.open.has(key)) pt.open.delete(key);
+      else pt.open.add(key);
+      renderPairEntries();
+    });
+    const row = el('tr', { class: 'pt-fold', 'data-count': String(run.length) }, el('td', { colspan: '6' }, btn));
+    return open ? [row, ...run.map(ptRow)] : [row];
+  }
+
+  function renderPairEntries() {
+    const body = $('pt-body');
+    const d = pt.data;
+    if (!d) {
+      body.replaceChildren(el('tr', {}, el('td', { colspan: '6', class: 'muted' }, pt.error ? 'Cannot read the pair timeline.' : 'Loading…')));
+      return;
+    }
+    const f = ptFilter();
+    const shown = d.entries.filter((e) => ptKeep(e, f));
+    if (!shown.length) {
+      body.replaceChildren(el('tr', {}, el('td', { colspan: '6', class: 'muted' },
+        d.entries.length ? 'No entry matches this filter among the ' + d.entries.length + ' read.' : 'No entries yet.')));
+      return;
+    }
+    const rows = [];
+    let run = [];
+    const flush = () => {
+      if (run.length) rows.push(...ptFold(run));
+      run = [];
+    };
+    for (const e of shown) {
+      if (ptKind(e) === 'routine') {
+        run.push(e);
+        continue;
+      }
+      flush();
+      rows.push(ptRow(e));
+    }
+    flush();
+    labelCells(rows.filter((r) => r.classList.contains('pt-entry')), ['When', 'Node', 'Who', 'What', 'Why', 'Outcome']);
+    body.replaceChildren(...rows);
+  }
+
+  function renderPairTimeline() {
+    const err = $('pt-peer-error');
+    const d = pt.data;
+    if (d && d.peer_error) {
+      err.textContent = 'Only ' + d.node + '\'s entries: ' + d.peer_error + '.';
+      err.hidden = false;
+    } else {
+      err.hidden = true;
+    }
+    renderPairStrip();
+    renderPairSummary();
+    renderPairEntries();
+  }
+
+  async function loadPairTimeline() {
+    if (pt.inFlight || state.localDown) return;
+    pt.inFlight = true;
+    try {
+      pt.data = await api('GET', '/api/v1/audit/pair?limit=' + PT_LIMIT, undefined, true);
+      pt.error = '';
+    } catch (e) {
+      pt.error = e.message;
+    } finally {
+      pt.inFlight = false;
+    }
+    renderPairTimeline();
+  }
+
+  // pairTimelineSoon reads the timeline again shortly (this node wrote an
+  // entry; more usually follow in the same second).
+  function pairTimelineSoon() {
+    clearTimeout(pt.soon);
+    pt.soon = setTimeout(loadPairTimeline, 1000);
+  }
+
+  function initPairTimeline() {
+    for (const r of document.querySelectorAll('input[name="pt-filter"]')) r.addEventListener('change', renderPairEntries);
+    $('pt-range').addEventListener('change', renderPairStrip);
+    loadPairTimeline();
+    pt.timer = setInterval(loadPairTimeline, PT_POLL_MS);
+  }
+
   // ---------- toast ----------
 
   let toastTimer = null;
@@ -1631,6 +1922,7 @@
   render();
   loadStatus();
   connect();
+  initPairTimeline();
   watchTimer = setTimeout(watch, WATCH_MS);
   // Relative times ("2 min ago") age on their own; the age of what a page
   // whose node does not answer shows, every second.

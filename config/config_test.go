@@ -799,7 +799,7 @@ edge:
     wss: {listen: "0.0.0.0:8089"}
   sides: [{name: main, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1:5060", routes: [{path: /, upstream: "http://10.0.0.21"}]}]
 `, nil)
-	want = &EdgeSIP{Listen: "10.0.0.5:5060", Expires: 60, RegisterRate: 200,
+	want = &EdgeSIP{Listen: "10.0.0.5:5060", Expires: 60, RegisterRate: 500,
 		TLS: &EdgeSIPTLS{Listen: "0.0.0.0:5061", Cert: "/etc/resman/sip.crt", Key: "/etc/resman/sip.key"},
 		WS:  &EdgeSIPListen{Listen: "0.0.0.0:8088"}, WSS: &EdgeSIPListen{Listen: "0.0.0.0:8089"}}
 	if !reflect.DeepEqual(c.Edge.SIP, want) {

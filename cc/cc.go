@@ -116,7 +116,9 @@ type Follower struct {
 	// older one (a poll overtaken by an event) is dropped.
 	seen time.Time
 	// want is what the node's status asks for ("" for nothing: the node
-	// is unreachable, activating or not yet seen); cause says why.
+	// is unreachable, activating or not yet seen); cause says why, for
+	// the audit of the next transition. The reconciler decides from
+	// following (see decide in want.go).
 	want, cause string
 	// streamUp is true while the event stream delivers; stopStream ends it.
 	streamUp   bool

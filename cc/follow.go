@@ -191,13 +191,7 @@ func (f *Follower) observe(o observation) {
 		verb = "went"
 	}
 	cause := fmt.Sprintf("paired node %s %s %s (epoch %d)", fw.Node, verb, o.status, o.epoch)
-	want := ""
-	switch o.status {
-	case api.StatusActive:
-		want = api.StatusActive
-	case api.StatusInactive, api.StatusDeactivating:
-		want = api.StatusInactive
-	}
+	want := wish(o.status)
 	// Keep the first cause of a wish that does not change.
 	if want != f.want || changed {
 		f.want, f.cause = want, cause

@@ -41,28 +41,27 @@ func (f *Follower) reconcileLoop(ctx context.Context) {
 func (f *Follower) step(ctx context.Context) (wait time.Duration, done bool) {
 	svcs := f.sup.Status()
 	f.mu.Lock()
-	want, cause, cur, epoch := f.want, f.cause, f.status, f.following.Epoch
-	retryAt, swept := f.retryAt, f.swept
+	cause, epoch := f.cause, f.following.Epoch
+	in := wantInput{Reachable: f.following.Reachable, Node: f.following.Status, Mine: f.status,
+		RetryIn: time.Until(f.retryAt), Swept: f.swept, Running: anyIn(svcs, services.StateRunning)}
 	f.mu.Unlock()
-	switch {
-	case want == "":
-		return 0, true // unreachable, activating, or not seen yet: keep
-	case want == api.StatusActive && cur != api.StatusActive:
-		if d := time.Until(retryAt); d > 0 {
-			return d, false
-		}
+	d := decide(in)
+	switch d.Move {
+	case moveWait:
+		return d.Wait, false
+	case moveStart:
 		f.activate(ctx, cause, epoch)
 		return 0, false
-	case want == api.StatusInactive && cur != api.StatusInactive:
+	case moveStop:
 		f.deactivate(ctx, cause, epoch)
 		return 0, false
-	case want == api.StatusInactive && !swept && anyIn(svcs, services.StateRunning):
+	case moveSweep:
 		// Inactive from the start, but services were found running (units
 		// left active): make sure they are stopped, once.
 		f.deactivate(ctx, cause+"; stopping the services found running", epoch)
 		return 0, false
 	}
-	return 0, true
+	return 0, true // unreachable, activating, not seen yet, or nothing to change
 }
 
 // move audits a transition, then makes it visible: whoever sees the new
@@ -116,7 +115,7 @@ func (f *Follower) activate(ctx context.Context, cause string, epoch uint64) {
 	rollback := f.sup.Stop(ctx)
 	f.mu.Lock()
 	f.failures++
-	wait := min(maxBackoff, time.Second<<min(f.failures-1, 4))
+	wait := retryBackoff(f.failures)
 	f.retryAt = time.Now().Add(wait)
 	f.lastErr = err.Error()
 	f.mu.Unlock()

@@ -220,21 +220,23 @@ func (e *Edge) observe(s *side, at time.Time, v verdict, a api.Active, err error
 	}
 }
 
-// reselectLocked routes to the side that should have the traffic: the one
-// that is up, or, both being up, the higher epoch (on a tie the side
-// already routed, else the first listed). It returns the side that lost the
-// traffic, if any.
+// reselectLocked routes to the side that should have the traffic, as pick
+// (select.go) decides: the one that is up, or, both being up, the higher
+// epoch (on a tie the side already routed, else the first listed). It
+// returns the side that lost the traffic, if any.
 func (e *Edge) reselectLocked() *side {
-	var best *side
 	cur := e.routed.Load()
-	for _, s := range e.sides {
-		if s.health != HealthUp {
-			continue
+	var buf [4]sideView
+	views, at := buf[:0], -1
+	for i, s := range e.sides {
+		views = append(views, sideView{Health: s.health, Epoch: s.epoch})
+		if s == cur {
+			at = i
 		}
-		switch {
-		case best == nil, s.epoch > best.epoch, s.epoch == best.epoch && s == cur:
-			best = s
-		}
+	}
+	var best *side
+	if i := pick(views, at); i >= 0 {
+		best = e.sides[i]
 	}
 	if best == cur {
 		return nil

@@ -126,39 +126,7 @@ func New(d Deps) (*Node, error) {
 	if d.Services == nil || d.Audit == nil || d.DataDir == "" {
 		return nil, errors.New("node: services, audit log and data dir are required")
 	}
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
-	if d.PeerEvery <= 0 {
-		d.PeerEvery = 2 * time.Second
-	}
-	if d.CallsEvery <= 0 {
-		d.CallsEvery = 2 * time.Second
-	}
-	if d.PeerTimeout <= 0 {
-		d.PeerTimeout = 2 * time.Second
-	}
-	if d.UnregisterTimeout <= 0 {
-		d.UnregisterTimeout = 5 * time.Second
-	}
-	if d.IsUnreachable == nil {
-		d.IsUnreachable = func(error) bool { return true }
-	}
-	if d.TickEvery <= 0 {
-		d.TickEvery = 50 * time.Millisecond
-	}
-	if d.ReplWait <= 0 {
-		d.ReplWait = 20 * time.Second
-	}
-	if d.saveState == nil {
-		d.saveState = saveState
-	}
-	if d.probeStore == nil {
-		d.probeStore = probeStore
-	}
-	if d.probeEvery <= 0 {
-		d.probeEvery = 2 * time.Second
-	}
+	d.setDefaults()
 	if d.Core.Mode == resilience.ModeAuto && d.Membership == nil {
 		return nil, errors.New("node: auto mode needs a membership (gossip)")
 	}

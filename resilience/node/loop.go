@@ -19,8 +19,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer close(n.stopped)
 	// Replication runs asked meanwhile end with the node, and it waits
 	// for them: nothing of it goes on writing after Run returns.
-	defer n.runs.Wait()
-	defer n.stopRuns()
+	defer n.endRuns()
 	statePath := n.statePath()
 	saved, err := loadState(statePath)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/resman-pbx/resman/resilience"
@@ -34,13 +33,15 @@ type Node struct {
 	health     chan struct{}
 	ready      chan struct{} // closed once Boot has been stepped
 	stopped    chan struct{} // closed when Run returns
-	// runs: the admin-asked replication runs, which outlive the request
-	// but not the node (Run cancels and waits for them); replRunning: one
-	// at a time.
-	runs        sync.WaitGroup
-	runsCtx     context.Context
-	stopRuns    context.CancelFunc
-	replRunning atomic.Bool
+	// runs: the admin-asked replication run, which outlives the request
+	// but not the node: Run cancels it and waits for it (replication.go).
+	// runsMu guards asked, the run under way (at most one), and the start
+	// of a run against the end of Run.
+	runs     sync.WaitGroup
+	runsCtx  context.Context
+	stopRuns context.CancelFunc
+	runsMu   sync.Mutex
+	asked    *askedRun
 
 	// waiters are admin commands waiting for the transition they started to
 	// end. Owned by the loop goroutine.

@@ -13,11 +13,25 @@ import (
 )
 
 // Replication runs asked by an admin.
+//
+// At most one asked run is under way at a time. A request while one runs is
+// refused (ErrConflict, 409), saying which run, asked by whom and since
+// when; it is not joined to the run under way: that run may have copied
+// before what the admin just changed, so its outcome would not answer the
+// second request. The admin asks again once it has ended (its jobs show as
+// running in the status until then). Scheduled runs are not counted here:
+// the replication runner runs each job once at a time and queues the rest.
+
+// askedRun is the asked replication run under way.
+type askedRun struct {
+	what, who string
+	since     time.Time
+}
 
 // RunReplication runs one replication job, or all, now: only from the
-// Active node, toward its peer. It waits up to ReplWait for the jobs, then
-// answers with their status while they go on; a job that failed makes the
-// answer ErrFailed with its error.
+// Active node, toward its peer, and one asked run at a time. It waits up to
+// ReplWait for the jobs, then answers with their status while they go on; a
+// job that failed makes the answer ErrFailed with its error.
 func (n *Node) RunReplication(ctx context.Context, who string, req api.ReplicationRunRequest) ([]api.Replication, error) {
 	if n.d.ReplSender == nil {
 		return nil, fmt.Errorf("%w: no replication jobs are configured", resilience.ErrPrecondition)
@@ -32,18 +46,9 @@ func (n *Node) RunReplication(ctx context.Context, who string, req api.Replicati
 	if req.Job != "" {
 		what = "job " + req.Job
 	}
-	// One asked run at a time: a script or a double click must not start
-	// a copy per request.
-	if !n.replRunning.CompareAndSwap(false, true) {
-		return nil, fmt.Errorf("%w: a replication run asked earlier is still under way; its jobs show as running", resilience.ErrConflict)
+	if err := n.beginRun(askedRun{what: what, who: who, since: time.Now()}); err != nil {
+		return nil, err
 	}
-	select {
-	case <-n.runsCtx.Done():
-		n.replRunning.Store(false)
-		return nil, errStopped
-	default:
-	}
-	n.runs.Add(1)
 	cur := n.Status()
 	n.record(resilience.Record{Who: who, Action: "run replication", Reason: req.Reason, Cause: "admin command: " + what,
 		Outcome: resilience.OutcomeOK, Epoch: cur.Epoch, From: resilience.Status(cur.Status), To: resilience.Status(cur.Status)})
@@ -53,8 +58,7 @@ func (n *Node) RunReplication(ctx context.Context, who string, req api.Replicati
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		defer n.runs.Done()
-		defer n.replRunning.Store(false)
+		defer n.endRun()
 		// The run outlives the request, so that a long copy is not cut by a
 		// client that stops waiting, but not the node.
 		if req.Job != "" {
@@ -79,4 +83,44 @@ func (n *Node) RunReplication(ctx context.Context, who string, req api.Replicati
 	case <-ctx.Done():
 	}
 	return n.Status().Replication, nil
+}
+
+// beginRun takes the one place of an asked run for r, or says why not: a
+// run under way, or the node ending. The caller runs it, then calls endRun.
+func (n *Node) beginRun(r askedRun) error {
+	n.runsMu.Lock()
+	defer n.runsMu.Unlock()
+	if n.runsCtx.Err() != nil {
+		return errStopped
+	}
+	if a := n.asked; a != nil {
+		by := a.who
+		if by == "" {
+			by = "an admin"
+		}
+		return fmt.Errorf("%w: a replication run of %s, asked by %s at %s UTC, is still under way (its jobs show as running); ask again once it has ended",
+			resilience.ErrConflict, a.what, by, a.since.UTC().Format(time.TimeOnly))
+	}
+	n.asked = &r
+	// Under runsMu: endRuns cannot have begun its Wait, so Add is not
+	// racing it, and the run is waited for.
+	n.runs.Add(1)
+	return nil
+}
+
+// endRun frees the place of the asked run that has ended.
+func (n *Node) endRun() {
+	n.runsMu.Lock()
+	n.asked = nil
+	n.runsMu.Unlock()
+	n.runs.Done()
+}
+
+// endRuns cancels the asked run under way, if any, and waits for it; no run
+// begins after it. Run calls it on its way out.
+func (n *Node) endRuns() {
+	n.runsMu.Lock()
+	n.stopRuns()
+	n.runsMu.Unlock()
+	n.runs.Wait()
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,7 +47,8 @@ func (idleReceiver) StaleJobs(time.Time) []string       { return nil }
 func (idleReceiver) EndSessions(string)                 {}
 
 // An asked replication run outlives the request but not the node: one at a
-// time, and Run cancels it and waits for it before returning.
+// time (a second request is refused, saying which run is under way, until
+// it ends), and Run cancels it and waits for it before returning.
 func TestReplicationRunsAreBounded(t *testing.T) {
 	peer := &fakePeer{}
 	peer.set("", 0, errDown)
@@ -56,13 +58,48 @@ func TestReplicationRunsAreBounded(t *testing.T) {
 	})
 	h.waitStatus("active")
 	ctx := context.Background()
-	if _, err := h.node.RunReplication(ctx, "test", api.ReplicationRunRequest{Reason: "first"}); err != nil {
+	started := func() {
+		t.Helper()
+		select {
+		case <-snd.started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the run did not start")
+		}
+	}
+
+	// The answer comes after ReplWait while the run goes on.
+	if _, err := h.node.RunReplication(ctx, "alice", api.ReplicationRunRequest{Reason: "first"}); err != nil {
 		t.Fatalf("first run: %v", err)
 	}
-	<-snd.started
-	if _, err := h.node.RunReplication(ctx, "test", api.ReplicationRunRequest{Reason: "second"}); !errors.Is(err, resilience.ErrConflict) {
-		t.Fatalf("a second run while the first goes on: %v, want a conflict", err)
+	started()
+	for _, job := range []string{"", "db"} {
+		_, err := h.node.RunReplication(ctx, "bob", api.ReplicationRunRequest{Reason: "second", Job: job})
+		if !errors.Is(err, resilience.ErrConflict) {
+			t.Fatalf("a second run (job %q) while the first goes on: %v, want a conflict", job, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "run of all jobs, asked by alice at ") || !strings.Contains(msg, "still under way") {
+			t.Fatalf("the refusal does not say which run is under way: %s", msg)
+		}
 	}
+
+	// Once it has ended, a new run is taken.
+	snd.release <- struct{}{}
+	if err := <-snd.ended; err != nil {
+		t.Fatalf("the released run ended with %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := h.node.RunReplication(ctx, "bob", api.ReplicationRunRequest{Reason: "again", Job: "db"})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, resilience.ErrConflict) || time.Now().After(deadline) {
+			t.Fatalf("a run after the first ended: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	started()
+
 	h.stop() // Run returns only once the run has ended, cancelled
 	select {
 	case err := <-snd.ended:
@@ -71,5 +108,15 @@ func TestReplicationRunsAreBounded(t *testing.T) {
 		}
 	default:
 		t.Fatal("Run returned while the replication run was still going")
+	}
+
+	// After Run, no run begins.
+	if _, err := h.node.RunReplication(ctx, "carol", api.ReplicationRunRequest{Reason: "late"}); !errors.Is(err, errStopped) {
+		t.Fatalf("a run asked after the node ended: %v, want %v", err, errStopped)
+	}
+	select {
+	case <-snd.started:
+		t.Fatal("a run started after the node ended")
+	default:
 	}
 }

@@ -47,9 +47,11 @@ type PeerNode interface {
 }
 
 // ReplicationNode is a Node that runs replication jobs on demand: POST
-// /api/v1/replication/run. RunReplication blocks until the jobs end or ctx
-// is done and returns the jobs' status; refusals wrap the resilience
-// sentinel errors (a run from an Inactive node is ErrConflict).
+// /api/v1/replication/run. RunReplication blocks until the jobs end, a
+// bounded wait ends (they go on) or ctx is done, and returns the jobs'
+// status; refusals wrap the resilience sentinel errors (a run from an
+// Inactive node, or while a run asked earlier is under way, is
+// ErrConflict).
 type ReplicationNode interface {
 	Node
 	RunReplication(ctx context.Context, who string, req api.ReplicationRunRequest) ([]api.Replication, error)

@@ -50,15 +50,18 @@ func TestSwitchoverProgressInBrowser(t *testing.T) {
 		}
 		return out
 	}
+	waitJS(t, ctx, "switchover enabled", "!"+q("#btn-switchover")+".disabled")
+	run(t, ctx, "switchover", chromedp.Click(chromedp.CSS("#btn-switchover")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")),
+		chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "kernel update"), chromedp.Click(chromedp.CSS("#confirm-ok")))
+	// The request reached the node, which holds it while the test sets the
+	// steps its status shows, as a node running the switchover would.
+	lastCall(t, node, "switchover")
 	node.setStatus(func(st *api.Status) {
 		st.SwitchoverRun = &api.SwitchoverProgress{ID: "5f2a", To: st.Peer.Name, Who: "web:" + testUser, Started: started,
 			Steps: steps(api.StepDone, api.StepRunning, api.StepPending, api.StepPending, api.StepPending)}
 		st.Replication[0].Running = true
 		st.Replication[0].Progress = &api.ReplicationProgress{Phase: "uploading", Files: 40000, ToSend: 3000, Sent: 1200, BytesSent: 45 << 20}
 	})
-	waitJS(t, ctx, "switchover enabled", "!"+q("#btn-switchover")+".disabled")
-	run(t, ctx, "switchover", chromedp.Click(chromedp.CSS("#btn-switchover")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")),
-		chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "kernel update"), chromedp.Click(chromedp.CSS("#confirm-ok")))
 	step := func(box, name string) string {
 		return q(box) + ".querySelector('[data-step=\"" + name + "\"]')"
 	}

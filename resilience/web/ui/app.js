@@ -929,9 +929,11 @@
     return best;
   }
 
+  // switchoverRunning: a switchover runs on either node, or this page's
+  // own request for one is under way (its steps may not show yet).
   function switchoverRunning() {
     const b = switchoverRun();
-    return !!b && !b.run.ended;
+    return (!!b && !b.run.ended) || (submitting && !!pending && pending.action === 'switchover');
   }
 
   // syncProgressEl shows how far the final sync has come, per job.

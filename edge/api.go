@@ -113,7 +113,7 @@ func (e *Edge) Status() Status {
 		ss := SideStatus{
 			Name: s.name, Node: s.node, Health: orUnknown(s.health), Routed: s == routed,
 			Active: s.claims, NodeStatus: s.nodeState, Epoch: s.epoch,
-			Passes: s.passes, Fails: s.fails, Error: s.lastErr,
+			Passes: s.checks.Passes(), Fails: s.checks.Fails(), Error: s.lastErr,
 		}
 		if !s.lastCheck.IsZero() {
 			ss.LastCheck = s.lastCheck.UTC()

@@ -11,6 +11,7 @@ import (
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
+	"github.com/resman-pbx/resman/services/hysteresis"
 )
 
 // Backoff between two connections of a node's event stream.
@@ -46,10 +47,12 @@ type side struct {
 	// tlsConf is the side's upstream_tls, nil when not set.
 	tlsConf *config.UpstreamTLS
 
-	// Check state, under edge.mu.
+	// Check state, under edge.mu. checks counts the checks' rise and fall
+	// (Counted from unknown; ForceDown when the node says it is not
+	// Active); health is its state as the status API names it, "" while
+	// unknown, set from checks after each result.
+	checks    hysteresis.Hysteresis
 	health    string
-	passes    int
-	fails     int
 	claims    bool // the last answer said Active
 	epoch     uint64
 	nodeState string // status in the last answer
@@ -173,38 +176,31 @@ func (e *Edge) observe(s *side, at time.Time, v verdict, a api.Active, err error
 	s.lastCheck = time.Now()
 	switch v {
 	case verdictActive:
-		s.fails = 0
-		s.passes++
+		s.checks.Observe(true)
 		s.claims, s.epoch, s.nodeState, s.lastErr = true, a.Epoch, a.Status, ""
-		if s.passes >= e.rise {
-			s.health = HealthUp
-		}
 	case verdictInactive:
 		// An answer, not a failure: the node says it does not serve.
-		s.passes = 0
-		s.fails = 0
+		s.checks.ForceDown()
 		s.claims, s.nodeState, s.lastErr = false, a.Status, ""
 		if a.Epoch > s.epoch {
 			s.epoch = a.Epoch
 		}
-		s.health = HealthDown
 	default:
-		s.passes = 0
-		s.fails++
+		s.checks.Observe(false)
 		s.nodeState = ""
 		s.lastErr = checkError(err)
-		if s.fails >= e.fall {
-			s.health = HealthDown
+		if s.checks.Fails() >= e.fall {
 			s.claims = false
 		}
 	}
+	s.health = healthName(s.checks.State())
 	after := s.health
 	e.metrics.setHealth(s.name, after == HealthUp)
 	if before != after {
 		attrs := []any{"side", s.name, "from", orUnknown(before), "to", after, "epoch", s.epoch}
 		switch v {
 		case verdictFail:
-			e.log.Warn("side down: its node does not answer", append(attrs, "fails", s.fails, "error", err)...)
+			e.log.Warn("side down: its node does not answer", append(attrs, "fails", s.checks.Fails(), "error", err)...)
 		case verdictInactive:
 			e.log.Info("side down: its node is not active", append(attrs, "node_status", a.Status, "seen_by", map[bool]string{true: "event", false: "check"}[event])...)
 		default:
@@ -285,6 +281,18 @@ func checkError(err error) string {
 		return "unreachable"
 	case err != nil:
 		return "unusable answer"
+	}
+	return ""
+}
+
+// healthName is a side's health as the status API names it, "" while
+// unknown (see orUnknown).
+func healthName(h hysteresis.State) string {
+	switch h {
+	case hysteresis.Up:
+		return HealthUp
+	case hysteresis.Down:
+		return HealthDown
 	}
 	return ""
 }

@@ -55,6 +55,7 @@ import (
 	"github.com/resman-pbx/resman/edge/sipfront"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
+	"github.com/resman-pbx/resman/services/hysteresis"
 )
 
 // Timeouts and limits of the proxy listener and of the upstream client.
@@ -205,6 +206,7 @@ func New(opts Options) (*Edge, error) {
 			streams: map[*stream]struct{}{},
 			byConn:  map[net.Conn]*stream{},
 			client:  client.New(sc.Node, cfg.Token, client.WithHTTPClient(hc), client.WithTimeout(checkTimeout)),
+			checks:  hysteresis.New(e.rise, e.fall, hysteresis.Counted),
 		}
 		if len(sc.Routes) == 0 {
 			return nil, fmt.Errorf("edge.sides[%d].routes: no route", i)

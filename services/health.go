@@ -9,78 +9,8 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/services/hysteresis"
 )
-
-// health is the verdict of a service's check.
-type health int
-
-const (
-	healthUnknown health = iota // not yet Rise passes nor Fall failures
-	healthUp
-	healthDown
-)
-
-func (h health) String() string {
-	switch h {
-	case healthUp:
-		return "healthy"
-	case healthDown:
-		return "unhealthy"
-	default:
-		return "unknown"
-	}
-}
-
-// hysteresis is the rise/fall counter of a check, as in HAProxy: from
-// unknown, rise passes in a row make it up and fall failures in a row make
-// it down; afterwards it flips only after rise passes (to up) or fall
-// failures (to down) in a row. It knows nothing of time.
-type hysteresis struct {
-	rise, fall int
-	state      health
-	passes     int // consecutive passes
-	fails      int // consecutive failures
-}
-
-func newHysteresis(rise, fall int) hysteresis {
-	return hysteresis{rise: max(rise, 1), fall: max(fall, 1)}
-}
-
-// observe counts one probe result and reports whether the state changed.
-func (h *hysteresis) observe(pass bool) bool {
-	before := h.state
-	if pass {
-		h.passes++
-		h.fails = 0
-		if h.passes >= h.rise {
-			h.state = healthUp
-		}
-	} else {
-		h.fails++
-		h.passes = 0
-		if h.fails >= h.fall {
-			h.state = healthDown
-		}
-	}
-	return h.state != before
-}
-
-// observeStarting counts one probe result of a service that is still
-// starting: a pass counts towards rise as usual, but a failure only breaks
-// the run of passes, since a service coming up has not fallen. It reports
-// whether the state changed.
-func (h *hysteresis) observeStarting(pass bool) bool {
-	if pass {
-		return h.observe(true)
-	}
-	h.passes = 0
-	return false
-}
-
-// reset forgets all results: the service starts a new life.
-func (h *hysteresis) reset() {
-	h.state, h.passes, h.fails = healthUnknown, 0, 0
-}
 
 // Run probes the health of every service with a check until ctx is done:
 // each every Interval, concurrently, and only while it is running. It holds
@@ -126,17 +56,17 @@ func (s *Supervisor) probeOnce(ctx context.Context, svc *service, p *probers) {
 	if ctx.Err() != nil {
 		return // shutting down: not the service's fault
 	}
-	flipped, now := false, healthUnknown
+	flipped, now := false, hysteresis.Unknown
 	s.update(svc, func() {
 		if svc.gen != gen || svc.state != StateRunning {
 			return
 		}
-		flipped = svc.health.observe(err == nil)
-		now = svc.health.state
+		flipped = svc.health.Observe(err == nil)
+		now = svc.health.State()
 		if !flipped {
 			return
 		}
-		if now == healthDown {
+		if now == hysteresis.Down {
 			svc.checkErr = "check: " + err.Error()
 		} else {
 			svc.checkErr = ""
@@ -144,7 +74,7 @@ func (s *Supervisor) probeOnce(ctx context.Context, svc *service, p *probers) {
 	})
 	switch {
 	case !flipped:
-	case now == healthDown:
+	case now == hysteresis.Down:
 		svc.log.Warn("service unhealthy", "check", svc.check.kind, "error", err)
 	default:
 		svc.log.Info("service healthy", "check", svc.check.kind)
@@ -269,8 +199,8 @@ func (s *Supervisor) awaitCheck(ctx context.Context, svc *service, deadline time
 			up := false
 			s.update(svc, func() {
 				if svc.gen == gen && svc.state == StateStarting {
-					svc.health.observeStarting(r.err == nil)
-					up = svc.health.state == healthUp
+					svc.health.ObserveStarting(r.err == nil)
+					up = svc.health.State() == hysteresis.Up
 				}
 			})
 			if up {

@@ -14,49 +14,6 @@ import (
 	"github.com/resman-pbx/resman/config"
 )
 
-func TestHysteresis(t *testing.T) {
-	// P is a pass, F a failure; want is the state after each result:
-	// ? unknown, U up, D down.
-	tests := []struct {
-		name       string
-		rise, fall int
-		results    string
-		want       string
-	}{
-		{"rise from unknown", 2, 2, "PP", "?U"},
-		{"fall from unknown", 2, 3, "FFF", "??D"},
-		{"alternating never decides", 2, 2, "PFPFPF", "??????"},
-		{"one failure does not fall", 2, 2, "PPFP", "?UUU"},
-		{"fall after fall failures", 2, 2, "PPFF", "?UUD"},
-		{"pass breaks a run of failures", 2, 3, "PPFFPFFF", "?UUUUUUD"},
-		{"rise again after rise passes", 3, 2, "FFPPFPPP", "?DDDDDDU"},
-		{"rise and fall of one", 1, 1, "PFPF", "UDUD"},
-		{"zero counts act as one", 0, 0, "FP", "DU"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHysteresis(tt.rise, tt.fall)
-			prev := healthUnknown
-			var got strings.Builder
-			for i, r := range tt.results {
-				changed := h.observe(r == 'P')
-				if changed != (h.state != prev) {
-					t.Errorf("result %d: changed = %v, but state went %v -> %v", i, changed, prev, h.state)
-				}
-				prev = h.state
-				got.WriteByte("?UD"[h.state])
-			}
-			if got.String() != tt.want {
-				t.Errorf("states = %s, want %s", got.String(), tt.want)
-			}
-			h.reset()
-			if h.state != healthUnknown || h.passes != 0 || h.fails != 0 {
-				t.Errorf("after reset: %+v", h)
-			}
-		})
-	}
-}
-
 func fastCheck(c config.Check) *config.Check {
 	c.Interval = 20 * time.Millisecond
 	c.Timeout = time.Second

@@ -12,6 +12,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/services/hysteresis"
 	"github.com/resman-pbx/resman/services/procexec"
 )
 
@@ -45,9 +46,9 @@ type service struct {
 
 	mu       sync.Mutex
 	state    string
-	err      string // why the last start or stop failed, or the process exited
-	health   hysteresis
-	checkErr string // the probe failure that made health fall
+	err      string                // why the last start or stop failed, or the process exited
+	health   hysteresis.Hysteresis // Counted; reset at every new life
+	checkErr string                // the probe failure that made health fall
 	// gen changes at every start and stop so that a probe begun before
 	// the change does not count for the service's new life.
 	gen  uint64
@@ -77,7 +78,7 @@ func newService(spec config.Service, log *slog.Logger) (*service, error) {
 			return nil, fmt.Errorf("check: %w", err)
 		}
 		svc.check = c
-		svc.health = newHysteresis(c.rise, c.fall)
+		svc.health = hysteresis.New(c.rise, c.fall, hysteresis.Counted)
 	}
 	return svc, nil
 }
@@ -95,8 +96,8 @@ func (svc *service) snapshotLocked() api.Service {
 		if svc.check == nil {
 			out.Healthy = true
 		} else {
-			out.Healthy = svc.health.state == healthUp
-			if svc.health.state == healthDown && out.Error == "" {
+			out.Healthy = svc.health.State() == hysteresis.Up
+			if svc.health.State() == hysteresis.Down && out.Error == "" {
 				out.Error = svc.checkErr
 			}
 		}
@@ -110,7 +111,7 @@ func (svc *service) enterLocked(state string) {
 	svc.state = state
 	svc.err = ""
 	svc.gen++
-	svc.health.reset()
+	svc.health.Reset()
 	svc.checkErr = ""
 }
 
@@ -315,7 +316,7 @@ func (s *Supervisor) waitRun(svc *service, p *process) {
 		svc.state = StateFailed
 		svc.err = p.exitError("").Error()
 		svc.gen++
-		svc.health.reset()
+		svc.health.Reset()
 	})
 }
 

@@ -12,7 +12,8 @@
 //     must outlive resman.
 //
 // Health checks (sip, exec, tcp, http) run only while a service is running
-// and flip its health with HAProxy-like rise/fall hysteresis. The start of a
+// and flip its health with HAProxy-like rise/fall hysteresis (counted by
+// services/hysteresis, shared with xds and edge). The start of a
 // critical service with a check also waits for that check to pass rise
 // times in a row: an active node's critical services work, not merely run.
 package services
@@ -31,6 +32,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/services/hysteresis"
 )
 
 // States of a service, as reported in api.Service.State.
@@ -196,7 +198,7 @@ func (s *Supervisor) Unhealthy() []string {
 	var out []string
 	for _, svc := range s.services {
 		svc.mu.Lock()
-		bad := svc.spec.Critical && (svc.state == StateFailed || svc.health.state == healthDown)
+		bad := svc.spec.Critical && (svc.state == StateFailed || svc.health.State() == hysteresis.Down)
 		svc.mu.Unlock()
 		if bad {
 			out = append(out, svc.spec.Name)

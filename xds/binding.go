@@ -25,6 +25,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/services/hysteresis"
 )
 
 // maxRounds bounds the requests of one REGISTER exchange: challenge,
@@ -59,17 +60,17 @@ type binding struct {
 	registered  bool
 	expiresAt   time.Time
 	nextRefresh time.Time
-	code        int    // last final status to REGISTER
-	errText     string // last failure, "" after a success
-	reachable   bool
-	probed      bool
+	code        int           // last final status to REGISTER
+	errText     string        // last failure, "" after a success
 	kick        chan struct{} // asks the loop for a REGISTER now
-	okRun       int
-	failRun     int
-	pending     bool      // an unregistration is being retried
-	notBefore   time.Time // no REGISTER before (Retry-After)
-	attempt     int       // REGISTERs failed in a row, for the backoff
-	noQueries   sync.Once // logs that the MDS refuses binding queries
+	pending     bool          // an unregistration is being retried
+	notBefore   time.Time     // no REGISTER before (Retry-After)
+	attempt     int           // REGISTERs failed in a row, for the backoff
+	noQueries   sync.Once     // logs that the MDS refuses binding queries
+
+	// reach says whether the MDS answers OPTIONS (under mu). It is
+	// FirstDecides: the very first probe decides, then rise and fall apply.
+	reach hysteresis.Hysteresis
 }
 
 func newBinding(r *Registrar, i int, m config.MDS) (*binding, error) {
@@ -120,6 +121,7 @@ func newBinding(r *Registrar, i int, m config.MDS) (*binding, error) {
 		asked:     expires,
 		kick:      make(chan struct{}, 1),
 		timerF:    timerF(r.opts, name),
+		reach:     hysteresis.New(r.opts.Rise, r.opts.Fall, hysteresis.FirstDecides),
 	}, nil
 }
 
@@ -1095,22 +1097,16 @@ func (b *binding) probe(ctx context.Context) {
 
 	b.mu.Lock()
 	var ev *Event
-	back := false // reachable after being unreachable
-	if err == nil {
-		b.okRun, b.failRun = b.okRun+1, 0
-		if !b.reachable && (!b.probed || b.okRun >= b.r.opts.Rise) {
-			back = b.probed
-			b.reachable = true
-			ev = &Event{MDS: b.name, Kind: EventReachable, StatusCode: res.StatusCode}
-		}
-	} else {
-		b.okRun, b.failRun = 0, b.failRun+1
-		if !b.probed || (b.reachable && b.failRun >= b.r.opts.Fall) {
-			b.reachable = false
-			ev = &Event{MDS: b.name, Kind: EventUnreachable, Err: err}
-		}
+	before := b.reach.State()
+	back := false // reachable after being unreachable (not after the first probe)
+	switch {
+	case !b.reach.Observe(err == nil):
+	case err == nil:
+		back = before == hysteresis.Down
+		ev = &Event{MDS: b.name, Kind: EventReachable, StatusCode: res.StatusCode}
+	default:
+		ev = &Event{MDS: b.name, Kind: EventUnreachable, Err: err}
 	}
-	b.probed = true
 	b.mu.Unlock()
 
 	if ev == nil {
@@ -1137,7 +1133,7 @@ func (b *binding) status(now time.Time) api.Registration {
 		MDS:        b.name,
 		Registered: b.registeredAt(now),
 		Error:      b.errText,
-		Reachable:  b.reachable,
+		Reachable:  b.reach.State() == hysteresis.Up,
 		StatusCode: b.code,
 	}
 	if st.Registered {

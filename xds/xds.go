@@ -90,7 +90,9 @@ type Options struct {
 	// ProbeInterval is the period of the OPTIONS probes. Default: 5s.
 	ProbeInterval time.Duration
 	// Rise consecutive answered probes make an MDS reachable, Fall
-	// consecutive unanswered ones unreachable. Defaults: 2 and 2.
+	// consecutive unanswered ones unreachable; the very first probe
+	// decides at once (services/hysteresis, FirstDecides). Defaults: 2
+	// and 2.
 	Rise int
 	Fall int
 	// VerifyInterval is the period of the binding queries that check,

@@ -1,17 +1,14 @@
 package cc
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-)
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/want/*.txt scenario files")
+	"github.com/resman-pbx/resman/resilience/golden"
+)
 
 // TestWantScenarios runs every testdata/want/*.txt file: each "> key=value
 // ..." line is one input of decide (or of retryBackoff), followed by the
@@ -24,31 +21,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 // (default 0), swept= and running= yes|no (default no). A line
 // "> failures=N" asks retryBackoff instead.
 func TestWantScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/want/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scenario files: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := runLines(string(raw), wantLine)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if *rewrite {
-				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if got != string(raw) {
-				t.Errorf("scenario output differs (run with -rewrite and read the diff):\n%s", diffLines(string(raw), got))
-			}
-		})
-	}
+	golden.Files(t, "testdata/want/*.txt", func(src string) (string, error) { return runLines(src, wantLine) })
 }
 
 // wantLine answers one "> " line.
@@ -138,22 +111,4 @@ func parseKV(s string) (map[string]string, error) {
 		kv[k] = v
 	}
 	return kv, nil
-}
-
-func diffLines(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			fmt.Fprintf(&b, "line %d:\n  want %s\n  got  %s\n", i+1, wl, gl)
-		}
-	}
-	return b.String()
 }

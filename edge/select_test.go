@@ -1,16 +1,13 @@
 package edge
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-)
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/select/*.txt scenario files")
+	"github.com/resman-pbx/resman/resilience/golden"
+)
 
 // TestSelectScenarios runs every testdata/select/*.txt file. Each "> "
 // line gives the sides in their listed order, "name=health@epoch" (health
@@ -21,31 +18,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 // Lines starting with "#" say why. Run with -rewrite to regenerate the
 // expected lines, then read the diff.
 func TestSelectScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/select/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scenario files: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := runSelect(string(raw))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if *rewrite {
-				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if got != string(raw) {
-				t.Errorf("scenario output differs (run with -rewrite and read the diff):\n%s", diffLines(string(raw), got))
-			}
-		})
-	}
+	golden.Files(t, "testdata/select/*.txt", runSelect)
 }
 
 // runSelect returns src with the line after every "> " line (its expected
@@ -129,22 +102,4 @@ func parseSides(s string) (names []string, views []sideView, routed string, err 
 		return nil, nil, "", fmt.Errorf("no side")
 	}
 	return names, views, routed, nil
-}
-
-func diffLines(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			fmt.Fprintf(&b, "line %d:\n  want %s\n  got  %s\n", i+1, wl, gl)
-		}
-	}
-	return b.String()
 }

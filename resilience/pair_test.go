@@ -3,12 +3,12 @@ package resilience
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/resman-pbx/resman/resilience/golden"
 )
 
 // This file models the pair: two machines, the network between them, their
@@ -637,38 +637,12 @@ func (w *pairWorld) settled() bool {
 		((a == Active && b == Inactive) || (a == Inactive && b == Active))
 }
 
-var rewritePairs = rewrite
-
 // TestPairScenarios runs every testdata/pair/*.txt file: a "pair" config
 // line, then "> op" lines, each followed by what the nodes did and the
 // state line. Rules are checked after every operation; "! settle N" runs
 // the fair schedule and says how many rounds it took.
 func TestPairScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/pair/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no pair scenario files: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := runPairScenario(string(raw))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if *rewritePairs {
-				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if got != string(raw) {
-				t.Errorf("pair scenario output differs (run with -rewrite and read the diff):\n%s", diffLines(string(raw), got))
-			}
-		})
-	}
+	golden.Files(t, "testdata/pair/*.txt", runPairScenario)
 }
 
 func runPairScenario(src string) (out string, err error) {

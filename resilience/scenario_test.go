@@ -1,16 +1,13 @@
 package resilience
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-)
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt scenario files")
+	"github.com/resman-pbx/resman/resilience/golden"
+)
 
 // TestScenarios runs every testdata/*.txt file. A file starts with a config
 // line; each "> event" line is followed by the actions it produced, an
@@ -18,31 +15,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 // held-by-admin]". Run with -rewrite
 // to regenerate the expected lines, then read the diff.
 func TestScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scenario files: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := runScenario(string(raw))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if *rewrite {
-				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if got != string(raw) {
-				t.Errorf("scenario output differs (run with -rewrite and read the diff):\n%s", diffLines(string(raw), got))
-			}
-		})
-	}
+	golden.Files(t, "testdata/*.txt", runScenario)
 }
 
 // runScenario replays the events of a scenario file and returns the file
@@ -248,24 +221,6 @@ func parseKV(s string) (map[string]string, error) {
 		s = rest
 	}
 	return kv, nil
-}
-
-func diffLines(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			fmt.Fprintf(&b, "line %d:\n  want %s\n  got  %s\n", i+1, wl, gl)
-		}
-	}
-	return b.String()
 }
 
 // scenarioConfig reads a config line's keys; lost and hold, when given,

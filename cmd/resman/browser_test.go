@@ -9,13 +9,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/resman-pbx/resman/resilience/web/browsertest"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -64,57 +64,6 @@ func browserPair(t *testing.T) (mainP, standbyP *proc) {
 	return mainP, standbyP
 }
 
-// browserChromium finds Chromium; without it the test skips, or fails
-// when the environment variable CI is set.
-func browserChromium(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed (apt-get install chromium); CI is set, so the browser test fails instead of skipping")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium): skipping the browser test")
-	return ""
-}
-
-// browserStart starts a headless Chromium with a fresh profile.
-func browserStart(t *testing.T) context.Context {
-	t.Helper()
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(browserChromium(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1366, 900),
-	)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	// The first Run starts the browser: no deadline on it.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-func browserDo(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(c, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
 // browserWait waits until the JavaScript expression is true.
 func browserWait(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
@@ -125,17 +74,6 @@ func browserWait(t *testing.T, ctx context.Context, what, expr string) {
 		page, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
 		t.Fatalf("waiting for %s (%s): %v\npage:\n%s", what, expr, err, page)
 	}
-}
-
-func browserEval[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(c, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
 }
 
 // browserScreenshot writes a PNG of the full page, or of the viewport (a
@@ -164,7 +102,7 @@ func browserScreenshot(t *testing.T, ctx context.Context, name string, viewport 
 func browserQ(sel string) string { return fmt.Sprintf("document.querySelector(%q)", sel) }
 
 func TestBrowserFailover(t *testing.T) {
-	ctx := browserStart(t)
+	ctx := browsertest.Start(t)
 	mainP, standbyP := browserPair(t)
 	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
 	for _, p := range []*proc{mainP, standbyP} {
@@ -175,16 +113,16 @@ func TestBrowserFailover(t *testing.T) {
 	}
 
 	// Log in to the Main's page.
-	browserDo(t, ctx, "login form", chromedp.Navigate(mainP.url+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
-	browserDo(t, ctx, "log in",
+	browsertest.Do(t, ctx, "login form", chromedp.Navigate(mainP.url+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
+	browsertest.Do(t, ctx, "log in",
 		chromedp.SendKeys(chromedp.CSS("#user"), browserUser),
 		chromedp.SendKeys(chromedp.CSS("#password"), browserPassword),
 		chromedp.Click(chromedp.CSS("#login-submit")))
-	browserDo(t, ctx, "the page after login", chromedp.WaitVisible(chromedp.CSS("#node-local .status-text, .form-error")))
-	if msg := browserEval[string](t, ctx, `Array.from(document.querySelectorAll('.form-error'), e => e.textContent).join(' ')`); msg != "" {
+	browsertest.Do(t, ctx, "the page after login", chromedp.WaitVisible(chromedp.CSS("#node-local .status-text, .form-error")))
+	if msg := browsertest.Eval[string](t, ctx, `Array.from(document.querySelectorAll('.form-error'), e => e.textContent).join(' ')`); msg != "" {
 		t.Fatalf("login refused: %s (is api.users passed in web.Options by cmd/resman/run.go?)", msg)
 	}
-	browserEval[bool](t, ctx, "window.__noReload = true")
+	browsertest.Eval[bool](t, ctx, "window.__noReload = true")
 
 	// Both nodes, side by side.
 	browserWait(t, ctx, "both nodes",
@@ -199,38 +137,38 @@ func TestBrowserFailover(t *testing.T) {
 
 	// A second Active: the dialog says so and offers force; without it
 	// the Standby refuses, and the dialog shows its reason.
-	browserDo(t, ctx, "start on the standby", chromedp.Click(chromedp.CSS("#node-peer .btn-start")),
+	browsertest.Do(t, ctx, "start on the standby", chromedp.Click(chromedp.CSS("#node-peer .btn-start")),
 		chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
-	if got := browserEval[string](t, ctx, browserQ("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-main is Active: starting xivo-standby makes two Active nodes") {
+	if got := browsertest.Eval[string](t, ctx, browserQ("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-main is Active: starting xivo-standby makes two Active nodes") {
 		t.Errorf("consequence = %q", got)
 	}
-	if browserEval[bool](t, ctx, browserQ("#force-box")+".hidden") {
+	if browsertest.Eval[bool](t, ctx, browserQ("#force-box")+".hidden") {
 		t.Error("the force option is not offered")
 	}
-	browserDo(t, ctx, "submit without force",
+	browsertest.Do(t, ctx, "submit without force",
 		chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "browser test: second active"),
 		chromedp.Click(chromedp.CSS("#confirm-ok")))
 	browserWait(t, ctx, "the refusal", "!"+browserQ("#confirm-error")+".hidden")
-	if msg := browserEval[string](t, ctx, browserQ("#confirm-error")+".textContent"); !strings.Contains(msg, "xivo-standby refused") || !strings.Contains(msg, "xivo-main is active") {
+	if msg := browsertest.Eval[string](t, ctx, browserQ("#confirm-error")+".textContent"); !strings.Contains(msg, "xivo-standby refused") || !strings.Contains(msg, "xivo-main is active") {
 		t.Errorf("refusal shown = %q, want the standby's reason naming the Active main", msg)
 	}
-	if !browserEval[bool](t, ctx, browserQ("#confirm")+".open && !"+browserQ("#force-box")+".hidden") {
+	if !browsertest.Eval[bool](t, ctx, browserQ("#confirm")+".open && !"+browserQ("#force-box")+".hidden") {
 		t.Error("after the refusal the dialog is closed or no longer offers force")
 	}
 	browserScreenshot(t, ctx, "refused-second-active", true)
 	if st := status(t, standbyP.url); st.Status != "inactive" {
 		t.Fatalf("the standby is %s after the refused start", st.Status)
 	}
-	browserDo(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
+	browsertest.Do(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
 	browserWait(t, ctx, "dialog closed", "!"+browserQ("#confirm")+".open")
 
 	// Stop services on the Main, with a reason.
-	browserDo(t, ctx, "stop on the main", chromedp.Click(chromedp.CSS("#node-local .btn-stop")),
+	browsertest.Do(t, ctx, "stop on the main", chromedp.Click(chromedp.CSS("#node-local .btn-stop")),
 		chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
-	if !browserEval[bool](t, ctx, browserQ("#force-box")+".hidden") {
+	if !browsertest.Eval[bool](t, ctx, browserQ("#force-box")+".hidden") {
 		t.Error("a stop offers force")
 	}
-	browserDo(t, ctx, "confirm the stop",
+	browsertest.Do(t, ctx, "confirm the stop",
 		chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "browser failover test"),
 		chromedp.Click(chromedp.CSS("#confirm-ok")))
 	browserWait(t, ctx, "main inactive", "!"+browserQ("#confirm")+".open && "+
@@ -247,7 +185,7 @@ func TestBrowserFailover(t *testing.T) {
 		t.Fatalf("start standby: exit %d %s", code, stderr)
 	}
 	browserWait(t, ctx, "standby active, live", browserQ("#node-peer .status-text")+".textContent === 'Active'")
-	if !browserEval[bool](t, ctx, browserQ("#node-local .btn-stop")+".disabled && "+browserQ("#node-peer .btn-start")+".disabled") {
+	if !browsertest.Eval[bool](t, ctx, browserQ("#node-local .btn-stop")+".disabled && "+browserQ("#node-peer .btn-start")+".disabled") {
 		t.Error("Stop on the Inactive main or Start on the Active standby is enabled")
 	}
 	if _, stderr, code := cli(t, "services", "stop", "--node", standbyP.url, "--reason", "failback"); code != 0 {
@@ -258,13 +196,13 @@ func TestBrowserFailover(t *testing.T) {
 	}
 	browserWait(t, ctx, "main active again, live", browserQ("#node-local .status-text")+".textContent === 'Active' && "+
 		browserQ("#node-peer .status-text")+".textContent === 'Inactive'")
-	if !browserEval[bool](t, ctx, "window.__noReload === true") {
+	if !browsertest.Eval[bool](t, ctx, "window.__noReload === true") {
 		t.Error("the page reloaded")
 	}
 
 	// Log out: the login form, and the session is gone.
-	browserDo(t, ctx, "log out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-submit")))
-	if txt := browserEval[string](t, ctx, "document.body.innerText"); !strings.Contains(txt, "You are logged out.") {
+	browsertest.Do(t, ctx, "log out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-submit")))
+	if txt := browsertest.Eval[string](t, ctx, "document.body.innerText"); !strings.Contains(txt, "You are logged out.") {
 		t.Errorf("after logout: %q", txt)
 	}
 	c, cancel := context.WithTimeout(ctx, 30*time.Second)

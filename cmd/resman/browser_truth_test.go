@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/resman-pbx/resman/resilience/web/browsertest"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -67,13 +68,13 @@ func browserAutoPair(t *testing.T, failbackHold string) (mainP, standbyP *proc) 
 // tabs of one headless browser do not both get input and timers.
 func browserTab(t *testing.T, url string) context.Context {
 	t.Helper()
-	tab := browserStart(t)
-	browserDo(t, tab, "login form of "+url, chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
-	browserDo(t, tab, "log in to "+url,
+	tab := browsertest.Start(t)
+	browsertest.Do(t, tab, "login form of "+url, chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
+	browsertest.Do(t, tab, "log in to "+url,
 		chromedp.SendKeys(chromedp.CSS("#user"), browserUser),
 		chromedp.SendKeys(chromedp.CSS("#password"), browserPassword),
 		chromedp.Click(chromedp.CSS("#login-submit")))
-	browserDo(t, tab, "the page of "+url, chromedp.WaitVisible(chromedp.CSS("#node-local .status-text")))
+	browsertest.Do(t, tab, "the page of "+url, chromedp.WaitVisible(chromedp.CSS("#node-local .status-text")))
 	return tab
 }
 
@@ -100,7 +101,7 @@ func browserWaitAcrossNavigation(t *testing.T, ctx context.Context, what, expr s
 // them.
 func summaryOf(t *testing.T, tab context.Context) string {
 	t.Helper()
-	return browserEval[string](t, tab, browserQ("#summary")+".textContent + ' | ' + "+
+	return browsertest.Eval[string](t, tab, browserQ("#summary")+".textContent + ' | ' + "+
 		"[...document.querySelectorAll('#summary-reasons li')].map((l) => l.textContent).join(' / ')")
 }
 
@@ -142,7 +143,7 @@ func TestAutoPairTruthInBrowser(t *testing.T) {
 	browserWait(t, tabs[0], "the dead node's tab: the summary says it does not answer and where to go",
 		`/^This node \(xivo-main\) does not answer/.test(`+browserQ("#summary")+`.textContent) && `+
 			`(document.querySelector('#summary-go a') || {}).href === '`+standbyP.url+`/'`)
-	if n := browserEval[int](t, tabs[0], `document.querySelectorAll('.status-active, .status-unreachable').length`); n != 0 {
+	if n := browsertest.Eval[int](t, tabs[0], `document.querySelectorAll('.status-active, .status-unreachable').length`); n != 0 {
 		t.Errorf("%d status bands still green or red on the dead node's tab", n)
 	}
 	browserScreenshot(t, tabs[0], "truth-auto-dead-main-tab", false)
@@ -158,7 +159,7 @@ func TestAutoPairTruthInBrowser(t *testing.T) {
 	// tab to the login, saying why.
 	browserWaitAcrossNavigation(t, tabs[0], "the restarted node's tab asks to log in again",
 		`!!document.querySelector('#user') && document.body.textContent.includes('Your session has ended. Log in again.')`)
-	browserDo(t, tabs[0], "log in again",
+	browsertest.Do(t, tabs[0], "log in again",
 		chromedp.SendKeys(chromedp.CSS("#user"), browserUser),
 		chromedp.SendKeys(chromedp.CSS("#password"), browserPassword),
 		chromedp.Click(chromedp.CSS("#login-submit")),
@@ -178,7 +179,7 @@ func TestAutoPairTruthInBrowser(t *testing.T) {
 		t.Errorf("after the failback both pages say %q", got)
 	}
 	for i, tab := range tabs {
-		if browserEval[bool](t, tab, countdown) {
+		if browsertest.Eval[bool](t, tab, countdown) {
 			t.Errorf("page %d still counts down a failback that happened", i+1)
 		}
 	}
@@ -206,7 +207,7 @@ func TestSplitBrainRealInBrowser(t *testing.T) {
 				browserQ("#split-stop")+".textContent === 'Stop services on xivo-main'")
 	}
 	browserScreenshot(t, tabs[0], "truth-split-brain-real", false)
-	browserDo(t, tabs[0], "stop the stale node from the alert", chromedp.Click(chromedp.CSS("#split-stop")),
+	browsertest.Do(t, tabs[0], "stop the stale node from the alert", chromedp.Click(chromedp.CSS("#split-stop")),
 		chromedp.WaitVisible(chromedp.CSS("#confirm-reason")),
 		chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "split brain: older claim"),
 		chromedp.Click(chromedp.CSS("#confirm-ok")))

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
 
 // autoBrowserPair starts a Main and a Standby in auto mode on 127.0.0.1,
@@ -74,7 +75,7 @@ log: {level: debug}
 }
 
 func TestBrowserPairTimelineAuto(t *testing.T) {
-	ctx := browserStart(t)
+	ctx := browsertest.Start(t)
 	mainURL, standbyURL := autoBrowserPair(t)
 
 	// A manual HA failover: the Main holds Inactive, the Standby takes
@@ -162,6 +163,6 @@ func TestBrowserPairTimelineAuto(t *testing.T) {
 		t.Errorf("no window without an Active node during the take-over: %+v", pa.Windows)
 	}
 	ptPicture(t, ctx, "last")
-	browserDo(t, ctx, "scroll to the timeline", chromedp.ScrollIntoView(chromedp.CSS("#pair-timeline")))
+	browsertest.Do(t, ctx, "scroll to the timeline", chromedp.ScrollIntoView(chromedp.CSS("#pair-timeline")))
 	browserScreenshot(t, ctx, "pair-timeline-auto", false)
 }

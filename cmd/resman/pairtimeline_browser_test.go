@@ -16,10 +16,11 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
 
 func TestBrowserPairTimeline(t *testing.T) {
-	ctx := browserStart(t)
+	ctx := browsertest.Start(t)
 	mainP, standbyP := browserPair(t)
 	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
 	for _, p := range []*proc{mainP, standbyP} {
@@ -73,8 +74,8 @@ func TestBrowserPairTimeline(t *testing.T) {
 	ptLogin(t, ctx, mainP.url)
 	browserWait(t, ctx, "the pair timeline with both nodes", `[...document.querySelectorAll('#pt-body tr.pt-entry')].some(r =>
 		r.dataset.node === 'xivo-standby') && document.querySelector('#pt-strip rect.pt-win') !== null`)
-	if !browserEval[bool](t, ctx, browserQ("#pt-peer-error")+".hidden") {
-		t.Errorf("peer error shown: %s", browserEval[string](t, ctx, browserQ("#pt-peer-error")+".textContent"))
+	if !browsertest.Eval[bool](t, ctx, browserQ("#pt-peer-error")+".hidden") {
+		t.Errorf("peer error shown: %s", browsertest.Eval[string](t, ctx, browserQ("#pt-peer-error")+".textContent"))
 	}
 
 	// The entries: both nodes' commands in order, newest first, with who,
@@ -119,7 +120,7 @@ func TestBrowserPairTimeline(t *testing.T) {
 			}
 		}
 	}
-	if browserEval[int](t, ctx, `document.querySelectorAll('#pt-body b, #pt-body img').length`) != 0 {
+	if browsertest.Eval[int](t, ctx, `document.querySelectorAll('#pt-body b, #pt-body img').length`) != 0 {
 		t.Error("an admin's reason was rendered as markup")
 	}
 
@@ -151,19 +152,19 @@ func TestBrowserPairTimeline(t *testing.T) {
 			t.Errorf("a window lasts %v: %+v", d, w)
 		}
 	}
-	summary := browserEval[string](t, ctx, browserQ("#pt-summary")+".textContent")
+	summary := browsertest.Eval[string](t, ctx, browserQ("#pt-summary")+".textContent")
 	if !strings.Contains(summary, "No Active node: ") || !strings.Contains(summary, "Two Active nodes: never") || !strings.Contains(summary, "(last ") {
 		t.Errorf("summary %q", summary)
 	}
 	ptPicture(t, ctx, "last")
-	if n := browserEval[int](t, ctx, `document.querySelectorAll('#pt-strip rect.pt-win[data-kind="no_active"]').length`); n < 2 {
+	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#pt-strip rect.pt-win[data-kind="no_active"]').length`); n < 2 {
 		t.Errorf("the last transitions show %d windows, want the failover's and the failback's", n)
 	}
 
 	// The filters.
 	filter := func(f string) []row {
 		t.Helper()
-		browserDo(t, ctx, "filter "+f, chromedp.Click(chromedp.CSS("#pt-f-"+f)))
+		browsertest.Do(t, ctx, "filter "+f, chromedp.Click(chromedp.CSS("#pt-f-"+f)))
 		return rows()
 	}
 	for _, r := range filter("admin") {
@@ -185,11 +186,11 @@ func TestBrowserPairTimeline(t *testing.T) {
 		t.Errorf("all shows %d entries, was %d", len(rows()), len(all))
 	}
 
-	browserDo(t, ctx, "scroll to the timeline", chromedp.ScrollIntoView(chromedp.CSS("#pair-timeline")))
+	browsertest.Do(t, ctx, "scroll to the timeline", chromedp.ScrollIntoView(chromedp.CSS("#pair-timeline")))
 	browserScreenshot(t, ctx, "pair-timeline-failover-failback", false)
-	browserDo(t, ctx, "a phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
-	browserEval[bool](t, ctx, `document.getElementById('pair-timeline').scrollIntoView(), true`)
-	if w := browserEval[int](t, ctx, `document.documentElement.scrollWidth`); w > 400 {
+	browsertest.Do(t, ctx, "a phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	browsertest.Eval[bool](t, ctx, `document.getElementById('pair-timeline').scrollIntoView(), true`)
+	if w := browsertest.Eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 400 {
 		t.Errorf("the page is %d px wide on a 390 px phone", w)
 	}
 	browserScreenshot(t, ctx, "pair-timeline-phone", true)
@@ -198,12 +199,12 @@ func TestBrowserPairTimeline(t *testing.T) {
 // ptLogin logs in to a node's page as the browser user.
 func ptLogin(t *testing.T, ctx context.Context, url string) {
 	t.Helper()
-	browserDo(t, ctx, "login form", chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
-	browserDo(t, ctx, "log in",
+	browsertest.Do(t, ctx, "login form", chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
+	browsertest.Do(t, ctx, "log in",
 		chromedp.SendKeys(chromedp.CSS("#user"), browserUser),
 		chromedp.SendKeys(chromedp.CSS("#password"), browserPassword),
 		chromedp.Click(chromedp.CSS("#login-submit")))
-	browserDo(t, ctx, "the page after login", chromedp.WaitVisible(chromedp.CSS("#node-local .status-text")))
+	browsertest.Do(t, ctx, "the page after login", chromedp.WaitVisible(chromedp.CSS("#node-local .status-text")))
 }
 
 // ptRow is an entry of the pair timeline as the page shows it.
@@ -211,7 +212,7 @@ type ptRow struct{ Node, Who, What, Why, Outcome, When string }
 
 func ptRows(t *testing.T, ctx context.Context) []ptRow {
 	t.Helper()
-	js := browserEval[string](t, ctx, `JSON.stringify([...document.querySelectorAll('#pt-body tr.pt-entry')].map(r => ({
+	js := browsertest.Eval[string](t, ctx, `JSON.stringify([...document.querySelectorAll('#pt-body tr.pt-entry')].map(r => ({
 		Node: r.children[1].textContent, Who: r.children[2].textContent, What: r.children[3].textContent,
 		Why: r.children[4].textContent, Outcome: r.children[5].textContent, When: r.children[0].textContent})))`)
 	var rs []ptRow
@@ -227,18 +228,18 @@ type ptBand struct{ Node, Status, Start, End string }
 // ptPicture chooses the span of the strip.
 func ptPicture(t *testing.T, ctx context.Context, value string) {
 	t.Helper()
-	browserDo(t, ctx, "picture "+value, chromedp.SetValue(chromedp.CSS("#pt-range"), value))
-	browserEval[bool](t, ctx, `document.querySelector('#pt-range').dispatchEvent(new Event('change')), true`)
+	browsertest.Do(t, ctx, "picture "+value, chromedp.SetValue(chromedp.CSS("#pt-range"), value))
+	browsertest.Eval[bool](t, ctx, `document.querySelector('#pt-range').dispatchEvent(new Event('change')), true`)
 }
 
 // ptStrip reads the strip's bands and windows, oldest first.
 func ptStrip(t *testing.T, ctx context.Context) (bands, windows []ptBand) {
 	t.Helper()
-	if err := json.Unmarshal([]byte(browserEval[string](t, ctx, `JSON.stringify([...document.querySelectorAll('#pt-strip rect.pt-band')].map(r => ({
+	if err := json.Unmarshal([]byte(browsertest.Eval[string](t, ctx, `JSON.stringify([...document.querySelectorAll('#pt-strip rect.pt-band')].map(r => ({
 		Node: r.dataset.node, Status: r.dataset.status, Start: r.dataset.start, End: r.dataset.end})))`)), &bands); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(browserEval[string](t, ctx, `JSON.stringify([...document.querySelectorAll('#pt-strip rect.pt-win')].map(r => ({
+	if err := json.Unmarshal([]byte(browsertest.Eval[string](t, ctx, `JSON.stringify([...document.querySelectorAll('#pt-strip rect.pt-win')].map(r => ({
 		Status: r.dataset.kind, Start: r.dataset.start, End: r.dataset.end})))`)), &windows); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,48 +18,8 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
-
-// chromium finds Chromium; without it the test skips, or fails when CI is
-// set.
-func chromium(t testing.TB) string {
-	t.Helper()
-	for _, p := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed (apt-get install chromium); CI is set, so the browser test fails instead of skipping")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium): skipping the browser test of the fleet page")
-	return ""
-}
-
-func browser(t testing.TB) context.Context {
-	t.Helper()
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium(t)), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1366, 900))
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-func steps(t testing.TB, ctx context.Context, what string, acts ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(c, acts...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
 
 func until(t testing.TB, ctx context.Context, what, expr string) {
 	t.Helper()
@@ -72,50 +31,39 @@ func until(t testing.TB, ctx context.Context, what, expr string) {
 	}
 }
 
-func js[T any](t testing.TB, ctx context.Context, expr string) T {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(c, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
 func TestFleetPageInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium")
 	}
-	ctx := browser(t)
+	ctx := browsertest.Start(t)
 	s := newSim(t, 4)
 	s.set("p00002", "b", func(st *api.Status) { st.Status = api.StatusActive; st.Epoch = 2 })
 	s.set("p00003", "a", func(st *api.Status) { st.HA = api.HA{Reasons: []string{"peer p00003-b unhealthy"}} })
 	_, url, _ := startAggregator(t, s, config.Fleet{Interval: 200 * time.Millisecond}, Options{})
 	waitAllPolled(t, &http.Client{}, url, 5*time.Second)
 
-	steps(t, ctx, "the token form", chromedp.Navigate(url+PathPage), chromedp.WaitVisible(chromedp.CSS("#token")))
-	steps(t, ctx, "a wrong token",
+	browsertest.Do(t, ctx, "the token form", chromedp.Navigate(url+PathPage), chromedp.WaitVisible(chromedp.CSS("#token")))
+	browsertest.Do(t, ctx, "a wrong token",
 		chromedp.SendKeys(chromedp.CSS("#token"), "wrong-token-0123456789"),
 		chromedp.Click(chromedp.CSS("#login-form button")))
 	until(t, ctx, "the refusal", `document.getElementById("login-error").textContent.includes("refused")`)
-	steps(t, ctx, "the right token",
+	browsertest.Do(t, ctx, "the right token",
 		chromedp.SendKeys(chromedp.CSS("#token"), aggToken),
 		chromedp.Click(chromedp.CSS("#login-form button")))
 	until(t, ctx, "the rows", `document.querySelectorAll("#rows tr").length === 4`)
 
-	names := js[[]string](t, ctx, `[...document.querySelectorAll("#rows td.name")].map(e => e.textContent)`)
+	names := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("#rows td.name")].map(e => e.textContent)`)
 	if want := []string{"p00002", "p00003", "p00000", "p00001"}; !equal(names, want) {
 		t.Errorf("rows %v, want %v (split brain, HA not ready, then ok by name)", names, want)
 	}
-	if cls := js[string](t, ctx, `document.querySelector("#rows tr").className`); cls != "sev-critical" {
+	if cls := browsertest.Eval[string](t, ctx, `document.querySelector("#rows tr").className`); cls != "sev-critical" {
 		t.Errorf("first row class %q", cls)
 	}
-	href := js[string](t, ctx, `document.querySelector("#rows tr .node a").href`)
+	href := browsertest.Eval[string](t, ctx, `document.querySelector("#rows tr .node a").href`)
 	if want := s.srv.URL + "/p00002/a/"; href != want {
 		t.Errorf("link %q, want %q", href, want)
 	}
-	if got := js[string](t, ctx, `document.querySelector("#rows tr ul.reasons").textContent`); got == "" {
+	if got := browsertest.Eval[string](t, ctx, `document.querySelector("#rows tr ul.reasons").textContent`); got == "" {
 		t.Error("no reasons on the split brain row")
 	}
 	if dir := os.Getenv("FLEET_SCREENSHOT_DIR"); dir != "" {
@@ -127,12 +75,12 @@ func TestFleetPageInBrowser(t *testing.T) {
 		}
 	}
 
-	steps(t, ctx, "filter", chromedp.SendKeys(chromedp.CSS("#filter"), "unhealthy"))
+	browsertest.Do(t, ctx, "filter", chromedp.SendKeys(chromedp.CSS("#filter"), "unhealthy"))
 	until(t, ctx, "one row", `document.querySelectorAll("#rows tr").length === 1`)
-	if n := js[string](t, ctx, `document.querySelector("#rows td.name").textContent`); n != "p00003" {
+	if n := browsertest.Eval[string](t, ctx, `document.querySelector("#rows td.name").textContent`); n != "p00003" {
 		t.Errorf("filtered row %q", n)
 	}
-	steps(t, ctx, "clear the filter, not ready only",
+	browsertest.Do(t, ctx, "clear the filter, not ready only",
 		chromedp.Evaluate[chromedp.Void](`document.getElementById("filter").value = ""; document.getElementById("filter").dispatchEvent(new Event("input"))`),
 		chromedp.Click(chromedp.CSS("#only-bad")))
 	until(t, ctx, "two rows", `document.querySelectorAll("#rows tr").length === 2`)
@@ -144,17 +92,17 @@ func TestFleetPageInBrowser(t *testing.T) {
 	// The feed of changes: newest first, what went wrong at the start and
 	// what cleared since.
 	until(t, ctx, "the feed", `(document.querySelector("#events li") || {textContent: ""}).textContent.includes("pair p00002: ready again")`)
-	feed := js[[]string](t, ctx, `[...document.querySelectorAll("#events li .event-text")].map(e => e.textContent)`)
+	feed := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("#events li .event-text")].map(e => e.textContent)`)
 	if !slices.Contains(feed, "pair p00003: HA not ready because p00003-a: peer p00003-b unhealthy") ||
 		!slices.ContainsFunc(feed, func(s string) bool { return strings.HasPrefix(s, "pair p00002: split brain because two Active nodes") }) {
 		t.Errorf("feed %q", feed)
 	}
-	if cls := js[string](t, ctx, `document.querySelector("#events li .pill").className`); cls != "pill pill-ok" {
+	if cls := browsertest.Eval[string](t, ctx, `document.querySelector("#events li .pill").className`); cls != "pill pill-ok" {
 		t.Errorf("the ready event's pill %q", cls)
 	}
 
-	steps(t, ctx, "forget the token", chromedp.Click(chromedp.CSS("#forget")), chromedp.WaitVisible(chromedp.CSS("#token")))
-	if v := js[bool](t, ctx, `sessionStorage.getItem("resman-fleet-token") === null`); !v {
+	browsertest.Do(t, ctx, "forget the token", chromedp.Click(chromedp.CSS("#forget")), chromedp.WaitVisible(chromedp.CSS("#token")))
+	if v := browsertest.Eval[bool](t, ctx, `sessionStorage.getItem("resman-fleet-token") === null`); !v {
 		t.Error("the token is still stored")
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
 
 // paintProbe runs in the page before its own scripts (on every load): it
@@ -74,7 +75,7 @@ const paintRead = `(() => {
 // GET /api/v1/fleet orders them.
 func fleetPage500(tb testing.TB) (ctx context.Context, pageURL string, want []string) {
 	tb.Helper()
-	ctx = browser(tb)
+	ctx = browsertest.Start(tb)
 	const n = 500
 	s := newSim(tb, n)
 	// Two split brains (critical), an HA not ready and a node unreachable
@@ -104,8 +105,8 @@ func fleetPage500(tb testing.TB) (ctx context.Context, pageURL string, want []st
 		tb.Fatalf("install the paint probe: %v", err)
 	}
 	pageURL = url + PathPage
-	steps(tb, ctx, "the token form", chromedp.Navigate(pageURL), chromedp.WaitVisible(chromedp.CSS("#token")))
-	steps(tb, ctx, "log in",
+	browsertest.Do(tb, ctx, "the token form", chromedp.Navigate(pageURL), chromedp.WaitVisible(chromedp.CSS("#token")))
+	browsertest.Do(tb, ctx, "log in",
 		chromedp.SendKeys(chromedp.CSS("#token"), aggToken),
 		chromedp.Click(chromedp.CSS("#login-form button")))
 	until(tb, ctx, "500 rows after logging in", `document.querySelectorAll("#rows tr").length === 500`)
@@ -116,9 +117,9 @@ func fleetPage500(tb testing.TB) (ctx context.Context, pageURL string, want []st
 // storage: no login) and returns what the browser measured.
 func loadPage(tb testing.TB, ctx context.Context, pageURL string) pageLoad {
 	tb.Helper()
-	steps(tb, ctx, "load the page", chromedp.Navigate(pageURL))
+	browsertest.Do(tb, ctx, "load the page", chromedp.Navigate(pageURL))
 	until(tb, ctx, "the 500 rows painted", `!!window.__fleetProbe && window.__fleetProbe.rowsPainted !== undefined`)
-	return js[pageLoad](tb, ctx, paintRead)
+	return browsertest.Eval[pageLoad](tb, ctx, paintRead)
 }
 
 func median(xs []float64) float64 {
@@ -174,12 +175,12 @@ func TestFleetPageFirstPaint500(t *testing.T) {
 		t.Logf("load %d: %s", i+1, l)
 		ls = append(ls, l)
 	}
-	names := js[[]string](t, ctx, `[...document.querySelectorAll("#rows td.name")].map(e => e.textContent)`)
+	names := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("#rows td.name")].map(e => e.textContent)`)
 	if !slices.Equal(names, want) {
 		t.Errorf("the page's %d rows are not GET %s's 500 pairs in its order (worst first, then by name); first rows %v, want %v",
 			len(names), PathAPI, names[:min(6, len(names))], want[:6])
 	}
-	sev := js[[]string](t, ctx, `[...document.querySelectorAll("#rows tr")].slice(0, 5).map(e => e.className)`)
+	sev := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("#rows tr")].slice(0, 5).map(e => e.className)`)
 	if wantSev := []string{"sev-critical", "sev-critical", "sev-warning", "sev-warning", "sev-ok"}; !slices.Equal(sev, wantSev) {
 		t.Errorf("the first rows' classes %v, want %v", sev, wantSev)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
+	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
 
 // visibleText is the text of sel when it shows, else "".
@@ -32,7 +33,7 @@ func visibleText(sel string) string {
 // "no node runs the telephony". Once stopped, the held node carries an
 // indicator on its card, on its own page and on its peer's.
 func TestAutoStopInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	p := newPair()
 	p.set(func(m, s *api.Status) { m.Mode, s.Mode = "auto", "auto" }, nil)
 	_, mainAddr := serveFake(t, p.main)
@@ -41,9 +42,9 @@ func TestAutoStopInBrowser(t *testing.T) {
 	waitShot(t, ctx, "auto-stop", "both nodes", q("#node-local .status-text")+".textContent === 'Active' && "+
 		q("#node-peer .status-text")+".textContent === 'Inactive'")
 
-	run(t, ctx, "open stop on the Main", chromedp.Click(chromedp.CSS("#node-local .btn-stop")),
+	browsertest.Do(t, ctx, "open stop on the Main", chromedp.Click(chromedp.CSS("#node-local .btn-stop")),
 		chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
-	got := evalJS[string](t, ctx, q("#confirm-consequence")+".textContent")
+	got := browsertest.Eval[string](t, ctx, q("#confirm-consequence")+".textContent")
 	if !strings.Contains(got, "xivo-standby takes over within about a second; xivo-main is then held Inactive until you Start services on it.") {
 		t.Errorf("the auto-mode Stop dialog says %q, want the takeover and the hold", got)
 	}
@@ -51,18 +52,18 @@ func TestAutoStopInBrowser(t *testing.T) {
 		t.Errorf("the auto-mode Stop dialog still predicts no Active node: %q", got)
 	}
 	screenshot(t, ctx, "auto-stop-dialog")
-	run(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
+	browsertest.Do(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
 
 	// A Standby that holds (an admin's Stop) would not take over: then
 	// the dialog says so, and why.
 	p.set(func(m, s *api.Status) { s.Failover.HeldByAdmin, s.Failover.Holding = true, true }, nil)
 	waitShot(t, ctx, "auto-stop", "the peer's hold shown", visibleText("#node-peer .held-banner")+".startsWith(\"Held by an admin's Stop: Start services to release.\")")
-	run(t, ctx, "open stop on the Main again", chromedp.Click(chromedp.CSS("#node-local .btn-stop")),
+	browsertest.Do(t, ctx, "open stop on the Main again", chromedp.Click(chromedp.CSS("#node-local .btn-stop")),
 		chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
-	if got := evalJS[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-standby does not take over: it is held by an admin's Stop. No node runs the telephony") {
+	if got := browsertest.Eval[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-standby does not take over: it is held by an admin's Stop. No node runs the telephony") {
 		t.Errorf("Stop with a held Standby: %q", got)
 	}
-	run(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
+	browsertest.Do(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
 
 	// What the Stop did: the Standby took over, the Main is held.
 	p.set(func(m, s *api.Status) {
@@ -75,7 +76,7 @@ func TestAutoStopInBrowser(t *testing.T) {
 	waitShot(t, ctx, "auto-stop-held", "the hold on the Main's own card, the Active Standby's card read again",
 		visibleText("#node-local .held-banner")+".startsWith(\"Held by an admin's Stop: Start services to release.\") && "+
 			q("#node-peer .status-text")+".textContent === 'Active'")
-	if txt := evalJS[string](t, ctx, visibleText("#node-peer .held-banner")); txt != "" {
+	if txt := browsertest.Eval[string](t, ctx, visibleText("#node-peer .held-banner")); txt != "" {
 		t.Errorf("the Active Standby shows a hold: %q", txt)
 	}
 	screenshot(t, ctx, "auto-stop-held-main")
@@ -107,7 +108,7 @@ func TestAutoStopInBrowser(t *testing.T) {
 // page holds already says the node would refuse; before, the switchover
 // stayed clickable and was refused only after Confirm.
 func TestPreconditionsInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	node := newFakeNode()
 	dressUp(node)
 	node.status.Version, node.peer.Version, node.status.Peer.Version = "2.1.0", "1.9.3", "1.9.3"
@@ -131,7 +132,7 @@ func TestPreconditionsInBrowser(t *testing.T) {
 	node.setStatus(func(st *api.Status) { v := *st.Peer; v.Status = api.StatusActive; st.Peer = &v })
 	waitShot(t, ctx, "preconditions", "switchover refused, peer Active", swDisabled("the peer is Active, not Inactive"))
 	// Start on the Active node: disabled, said on the card's line.
-	if got := evalJS[string](t, ctx, visibleText("#node-local-note")); got != "Start services: already Active" {
+	if got := browsertest.Eval[string](t, ctx, visibleText("#node-local-note")); got != "Start services: already Active" {
 		t.Errorf("the line under the Active node's buttons: %q", got)
 	}
 
@@ -142,10 +143,10 @@ func TestPreconditionsInBrowser(t *testing.T) {
 	node.setStatus(func(st *api.Status) { v := *st.Peer; v.Reachable, v.Error = false, "connection refused"; st.Peer = &v })
 	waitShot(t, ctx, "preconditions", "switchover refused, peer unreachable", swDisabled("the peer is unreachable"))
 	waitShot(t, ctx, "preconditions", "the peer's card unreachable", q("#node-peer .status-text")+".textContent === 'Unreachable'")
-	if !evalJS[bool](t, ctx, `[...document.querySelectorAll('#node-peer .btn')].every((b) => b.disabled && b.title.includes('peer unreachable'))`) {
+	if !browsertest.Eval[bool](t, ctx, `[...document.querySelectorAll('#node-peer .btn')].every((b) => b.disabled && b.title.includes('peer unreachable'))`) {
 		t.Error("the unreachable peer's Start and Stop are not disabled saying why")
 	}
-	if got := evalJS[string](t, ctx, visibleText("#node-peer-note")); got != "peer unreachable" {
+	if got := browsertest.Eval[string](t, ctx, visibleText("#node-peer-note")); got != "peer unreachable" {
 		t.Errorf("the line under the unreachable peer's buttons: %q", got)
 	}
 
@@ -177,7 +178,7 @@ func TestPreconditionsInBrowser(t *testing.T) {
 	waitShot(t, ctx, "preconditions", "Start disabled during a switchover",
 		q("#node-local .btn-start")+".disabled && "+visibleText("#node-local-note")+
 			" === 'Start: switchover sw-7f3a is starting xivo-standby: wait until it ends · Stop: already Inactive'")
-	if got := evalJS[string](t, ctx, visibleText("#pending")); got != "switchover sw-7f3a: xivo-main held Inactive until it ends" {
+	if got := browsertest.Eval[string](t, ctx, visibleText("#pending")); got != "switchover sw-7f3a: xivo-main held Inactive until it ends" {
 		t.Errorf("the pending line during a switchover: %q", got)
 	}
 	node.setStatus(func(st *api.Status) { st.Failover.Switchover = "" })
@@ -195,7 +196,7 @@ func TestPreconditionsInBrowser(t *testing.T) {
 	node.switchErr = fmt.Errorf("%w: not ready for a switchover: replication db is stale", resilience.ErrPrecondition)
 	node.mu.Unlock()
 	waitShot(t, ctx, "preconditions", "switchover enabled", "!"+q("#btn-switchover")+".disabled")
-	run(t, ctx, "switchover refused after confirm", chromedp.Click(chromedp.CSS("#btn-switchover")),
+	browsertest.Do(t, ctx, "switchover refused after confirm", chromedp.Click(chromedp.CSS("#btn-switchover")),
 		chromedp.WaitVisible(chromedp.CSS("#confirm-reason")),
 		chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "kernel update"), chromedp.Click(chromedp.CSS("#confirm-ok")))
 	waitShot(t, ctx, "preconditions", "the refusal in the dialog", visibleText("#confirm-error")+".includes('replication db is stale')")
@@ -206,7 +207,7 @@ func TestPreconditionsInBrowser(t *testing.T) {
 // unreachable peer that answered this page says when it last did, and
 // a manual HA failover's hold shows on both nodes' pages with its end.
 func TestPeerFreshnessInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	p := newPair()
 	p.set(func(m, s *api.Status) { m.Mode, s.Mode = "auto", "auto" }, nil)
 	// The view came from gossip that last changed it 9 minutes ago.
@@ -233,11 +234,11 @@ func TestPeerFreshnessInBrowser(t *testing.T) {
 		st.Peer = &v
 	})
 	waitShot(t, ctx, "freshness", "the peer unreachable", q("#node-peer .status-text")+".textContent === 'Unreachable'")
-	last := evalJS[string](t, ctx, `[...document.querySelectorAll('#node-peer .facts dt')].filter((d) => d.textContent === 'Last answer').map((d) => d.nextElementSibling.textContent).join('')`)
+	last := browsertest.Eval[string](t, ctx, `[...document.querySelectorAll('#node-peer .facts dt')].filter((d) => d.textContent === 'Last answer').map((d) => d.nextElementSibling.textContent).join('')`)
 	if !regexp.MustCompile(`^Inactive, epoch 2 · last answer (just now|\d+ s ago) \(read by this page\)$`).MatchString(last) {
 		t.Errorf("the unreachable peer's last answer: %q", last)
 	}
-	if body := evalJS[string](t, ctx, "document.body.textContent"); strings.Contains(body, "never answered") {
+	if body := browsertest.Eval[string](t, ctx, "document.body.textContent"); strings.Contains(body, "never answered") {
 		t.Error("the page says the peer never answered, after it answered")
 	}
 	screenshot(t, ctx, "freshness-unreachable")
@@ -264,7 +265,7 @@ func TestPeerFreshnessInBrowser(t *testing.T) {
 	p.standby.mu.Unlock()
 	p.standby.setStatus(func(st *api.Status) { st.Epoch++ })
 	waitShot(t, ctx, "pending-standby", "the peer unreachable", q("#node-peer .status-text")+".textContent === 'Unreachable'")
-	if got := evalJS[string](t, ctx, visibleText("#pending")); got != want {
+	if got := browsertest.Eval[string](t, ctx, visibleText("#pending")); got != want {
 		t.Errorf("the Standby's page with only peer.failover_until: %q, want %q", got, want)
 	}
 	screenshot(t, ctx, "pending-standby")
@@ -288,7 +289,7 @@ func TestPeerFreshnessInBrowser(t *testing.T) {
 // and filters the rest; the login page names the node; on a phone the
 // peer's card is on the first screen.
 func TestTimesAuditLoginPhoneInBrowser(t *testing.T) {
-	ctx := newBrowser(t, chromedp.Env("TZ=America/New_York"))
+	ctx := browsertest.Start(t, chromedp.Env("TZ=America/New_York"))
 	node := newFakeNode()
 	dressUp(node)
 	base := node.status.Since
@@ -304,11 +305,11 @@ func TestTimesAuditLoginPhoneInBrowser(t *testing.T) {
 	_, addr := serveFake(t, node)
 
 	// The login page names the node.
-	run(t, ctx, "login form", chromedp.Navigate("http://"+addr+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
-	if got := evalJS[string](t, ctx, visibleText("#login-node")); got != "Node xivo-main (Main)" {
+	browsertest.Do(t, ctx, "login form", chromedp.Navigate("http://"+addr+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
+	if got := browsertest.Eval[string](t, ctx, visibleText("#login-node")); got != "Node xivo-main (Main)" {
 		t.Errorf("the login page names %q, want the node", got)
 	}
-	if title := evalJS[string](t, ctx, "document.title"); !strings.Contains(title, "xivo-main") {
+	if title := browsertest.Eval[string](t, ctx, "document.title"); !strings.Contains(title, "xivo-main") {
 		t.Errorf("the login page's title %q does not name the node", title)
 	}
 	screenshot(t, ctx, "login-node")
@@ -316,55 +317,55 @@ func TestTimesAuditLoginPhoneInBrowser(t *testing.T) {
 	waitShot(t, ctx, "times", "the audit log", `document.querySelectorAll('#audit-body tr[data-id]').length > 0`)
 
 	// The browser is in New York; every time says UTC and is the UTC one.
-	if tz := evalJS[string](t, ctx, "Intl.DateTimeFormat().resolvedOptions().timeZone"); tz != "America/New_York" {
+	if tz := browsertest.Eval[string](t, ctx, "Intl.DateTimeFormat().resolvedOptions().timeZone"); tz != "America/New_York" {
 		t.Logf("the browser's zone is %q, not New York: the test shows less", tz)
 	}
-	bad := evalJS[string](t, ctx, `[...document.querySelectorAll('time')].map((e) => e.textContent).filter((x) => !/\d\d:\d\d:\d\d UTC/.test(x)).join(' | ')`)
+	bad := browsertest.Eval[string](t, ctx, `[...document.querySelectorAll('time')].map((e) => e.textContent).filter((x) => !/\d\d:\d\d:\d\d UTC/.test(x)).join(' | ')`)
 	if bad != "" {
 		t.Errorf("times without their zone: %s", bad)
 	}
 	sinceUTC := node.status.Since.Format("2006-01-02 15:04:05") + " UTC"
-	if sub := evalJS[string](t, ctx, q("#node-local .status-sub")+".textContent"); !strings.Contains(sub, "since "+sinceUTC) {
+	if sub := browsertest.Eval[string](t, ctx, q("#node-local .status-sub")+".textContent"); !strings.Contains(sub, "since "+sinceUTC) {
 		t.Errorf("the status band says %q, want since %s", sub, sinceUTC)
 	}
 
 	// The audit log: routine entries folded by default.
 	ids := func() string {
-		return evalJS[string](t, ctx, `[...document.querySelectorAll('#audit-body tr[data-id]')].map((r) => r.dataset.id).join(',')`)
+		return browsertest.Eval[string](t, ctx, `[...document.querySelectorAll('#audit-body tr[data-id]')].map((r) => r.dataset.id).join(',')`)
 	}
 	if got := ids(); got != "31,30,3,2,1" {
 		t.Errorf("audit rows by default: %s, want the routine ones folded", got)
 	}
-	if got := evalJS[string](t, ctx, visibleText("#audit-folded")); !strings.HasPrefix(got, "12 routine entries (replication runs that went well) folded") {
+	if got := browsertest.Eval[string](t, ctx, visibleText("#audit-folded")); !strings.HasPrefix(got, "12 routine entries (replication runs that went well) folded") {
 		t.Errorf("the folded line: %q", got)
 	}
 	screenshot(t, ctx, "audit-filters")
-	run(t, ctx, "failures only", chromedp.Click(chromedp.CSS("#audit-f-failed")))
+	browsertest.Do(t, ctx, "failures only", chromedp.Click(chromedp.CSS("#audit-f-failed")))
 	if got := ids(); got != "30,2" {
 		t.Errorf("failures and refusals only: %s", got)
 	}
-	run(t, ctx, "no failures filter", chromedp.Click(chromedp.CSS("#audit-f-failed")), chromedp.Click(chromedp.CSS("#audit-f-auto")))
+	browsertest.Do(t, ctx, "no failures filter", chromedp.Click(chromedp.CSS("#audit-f-failed")), chromedp.Click(chromedp.CSS("#audit-f-auto")))
 	if got := ids(); got != "3,2" {
 		t.Errorf("admin actions only: %s", got)
 	}
-	run(t, ctx, "routine too", chromedp.Click(chromedp.CSS("#audit-f-auto")), chromedp.Click(chromedp.CSS("#audit-f-routine")))
+	browsertest.Do(t, ctx, "routine too", chromedp.Click(chromedp.CSS("#audit-f-auto")), chromedp.Click(chromedp.CSS("#audit-f-routine")))
 	if got := strings.Count(ids(), ",") + 1; got != 17 {
 		t.Errorf("every entry: %d rows, want 17", got)
 	}
 
 	// A phone: the peer's status and controls on the first screen.
-	run(t, ctx, "phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
-	evalJS[bool](t, ctx, "(() => { window.scrollTo(0, 0); return true; })()")
+	browsertest.Do(t, ctx, "phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
+	browsertest.Eval[bool](t, ctx, "(() => { window.scrollTo(0, 0); return true; })()")
 	waitShot(t, ctx, "phone-compact", "the details folded", "!"+q("#node-local details.more")+".open")
-	bottom := evalJS[float64](t, ctx, q("#node-peer .buttons")+".getBoundingClientRect().bottom")
+	bottom := browsertest.Eval[float64](t, ctx, q("#node-peer .buttons")+".getBoundingClientRect().bottom")
 	if bottom > 844 {
 		t.Errorf("on a 390x844 phone the peer's buttons end at %v px, below the first screen", bottom)
 	}
-	if w := evalJS[float64](t, ctx, "document.documentElement.scrollWidth"); w > 392 {
+	if w := browsertest.Eval[float64](t, ctx, "document.documentElement.scrollWidth"); w > 392 {
 		t.Errorf("the page is %v px wide on a 390 px phone", w)
 	}
 	screenshot(t, ctx, "phone-compact")
-	run(t, ctx, "open the details", chromedp.Click(chromedp.CSS("#node-peer .more-summary")))
+	browsertest.Do(t, ctx, "open the details", chromedp.Click(chromedp.CSS("#node-peer .more-summary")))
 	waitShot(t, ctx, "phone-compact", "the peer's details open", q("#node-peer details.more")+".open && "+visibleText("#node-peer .details h3")+" === 'Services'")
 }
 
@@ -372,7 +373,7 @@ func TestTimesAuditLoginPhoneInBrowser(t *testing.T) {
 // node's table shows what it sends, with its direction; the receiving
 // side's rows (never received while Active) are not shown as failures.
 func TestReplicationTableInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	node := newFakeNode()
 	dressUp(node)
 	now := time.Now().UTC().Truncate(time.Second)
@@ -384,7 +385,7 @@ func TestReplicationTableInBrowser(t *testing.T) {
 	logIn(t, ctx, "http://"+addr)
 	rows := `[...document.querySelectorAll('#node-local table')].filter((t) => t.textContent.includes('Direction')).flatMap((t) => [...t.querySelectorAll('tbody tr')]).map((r) => r.textContent)`
 	waitJS(t, ctx, "the replication table", rows+".length === 1")
-	got := evalJS[string](t, ctx, rows+".join('|')")
+	got := browsertest.Eval[string](t, ctx, rows+".join('|')")
 	if !strings.Contains(got, "asterisk-conf") || !strings.Contains(got, "sent to the peer") || !strings.Contains(got, "ok") ||
 		strings.Contains(got, "never received") || strings.Contains(got, "failed") {
 		t.Errorf("the Active node's replication rows: %q", got)

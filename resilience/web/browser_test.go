@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,62 +20,8 @@ import (
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
+	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
-
-// chromiumPath finds Chromium; without it the test skips, or fails when
-// the environment variable CI is set.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed (apt-get install chromium); CI is set, so the browser test fails instead of skipping")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium): skipping the browser test")
-	return ""
-}
-
-// newBrowser starts a headless Chromium with a fresh profile; the context
-// it returns runs actions in one tab.
-func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1366, 900),
-	}
-	opts = append(opts, extra...)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	// The first Run starts the browser; it must not have a deadline.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-// run runs steps with a deadline.
-func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(c, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
 
 // waitJS waits until the JavaScript expression is true.
 func waitJS(t *testing.T, ctx context.Context, what, expr string) {
@@ -87,17 +32,6 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 		chromedp.WithPollingTimeout(25*time.Second))); err != nil {
 		t.Fatalf("waiting for %s (%s): %v", what, expr, err)
 	}
-}
-
-func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(c, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
 }
 
 // screenshot writes a full-page PNG to testout/screenshots/ at the
@@ -159,7 +93,7 @@ func dressUp(f *fakeNode) {
 func q(sel string) string { return fmt.Sprintf("document.querySelector(%q)", sel) }
 
 func TestPageInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	node := newFakeNode()
 	dressUp(node)
 	s := New(node, Options{Token: testToken, Users: testUsers(t)})
@@ -173,45 +107,45 @@ func TestPageInBrowser(t *testing.T) {
 	base := "http://" + addr
 
 	// Log in.
-	run(t, ctx, "login form", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
+	browsertest.Do(t, ctx, "login form", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
 	screenshot(t, ctx, "login")
-	run(t, ctx, "log in",
+	browsertest.Do(t, ctx, "log in",
 		chromedp.SendKeys(chromedp.CSS("#user"), testUser),
 		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
 		chromedp.Click(chromedp.CSS("#login-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#node-local .status-text")))
 	waitJS(t, ctx, "both nodes", q("#node-local .status-text")+".textContent === 'Active' && "+
 		q("#node-peer .status-text")+".textContent === 'Inactive'")
-	if title := evalJS[string](t, ctx, q("#node-local .btn-start")+".title"); !strings.Contains(title, "already Active") {
+	if title := browsertest.Eval[string](t, ctx, q("#node-local .btn-start")+".title"); !strings.Contains(title, "already Active") {
 		t.Errorf("Start on the Active node: title %q, want it to say already Active", title)
 	}
-	if title := evalJS[string](t, ctx, q("#node-peer .btn-stop")+".title"); !strings.Contains(title, "already Inactive") {
+	if title := browsertest.Eval[string](t, ctx, q("#node-peer .btn-stop")+".title"); !strings.Contains(title, "already Inactive") {
 		t.Errorf("Stop on the Inactive peer: title %q", title)
 	}
 
 	// The dialog: the consequence and the force option when the other node
 	// is Active; focus in the reason; Escape closes it.
-	run(t, ctx, "open start on the peer", chromedp.Click(chromedp.CSS("#node-peer .btn-start")),
+	browsertest.Do(t, ctx, "open start on the peer", chromedp.Click(chromedp.CSS("#node-peer .btn-start")),
 		chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
-	if got := evalJS[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-main is Active: starting xivo-standby makes two Active nodes") {
+	if got := browsertest.Eval[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-main is Active: starting xivo-standby makes two Active nodes") {
 		t.Errorf("consequence = %q", got)
 	}
-	if !evalJS[bool](t, ctx, "!"+q("#force-box")+".hidden && document.activeElement.id === 'confirm-reason'") {
+	if !browsertest.Eval[bool](t, ctx, "!"+q("#force-box")+".hidden && document.activeElement.id === 'confirm-reason'") {
 		t.Error("the force option is not offered, or the focus is not on the reason")
 	}
-	run(t, ctx, "escape", chromedp.KeyEvent("\x1b"))
+	browsertest.Do(t, ctx, "escape", chromedp.KeyEvent("\x1b"))
 	waitJS(t, ctx, "dialog closed", "!"+q("#confirm")+".open")
 	// Stop on the Active node: no force option.
-	run(t, ctx, "open stop", chromedp.Click(chromedp.CSS("#node-local .btn-stop")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
-	if !evalJS[bool](t, ctx, q("#force-box")+".hidden") {
+	browsertest.Do(t, ctx, "open stop", chromedp.Click(chromedp.CSS("#node-local .btn-stop")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
+	if !browsertest.Eval[bool](t, ctx, q("#force-box")+".hidden") {
 		t.Error("the force option is offered for a stop")
 	}
 	// Tab stays in the dialog: from its last control back to its first.
-	run(t, ctx, "tab past the end", chromedp.Focus(chromedp.CSS("#confirm-ok")), chromedp.KeyEvent("\t"))
-	if id := evalJS[string](t, ctx, "document.activeElement.id"); id != "confirm-reason" {
+	browsertest.Do(t, ctx, "tab past the end", chromedp.Focus(chromedp.CSS("#confirm-ok")), chromedp.KeyEvent("\t"))
+	if id := browsertest.Eval[string](t, ctx, "document.activeElement.id"); id != "confirm-reason" {
 		t.Errorf("Tab from the last control of the dialog went to %q, want confirm-reason", id)
 	}
-	run(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
+	browsertest.Do(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
 	waitJS(t, ctx, "dialog closed", "!"+q("#confirm")+".open")
 
 	// A transition: every control disabled, saying why.
@@ -233,7 +167,7 @@ func TestPageInBrowser(t *testing.T) {
 	})
 	waitJS(t, ctx, "peer unreachable", q("#node-peer .status-text")+".textContent === 'Unreachable'")
 	waitJS(t, ctx, "peer controls off", `[...document.querySelectorAll('#node-peer .btn')].every(b => b.disabled && b.title.includes('peer unreachable'))`)
-	if !evalJS[bool](t, ctx, q("#node-local .btn-stop")+".disabled === false") {
+	if !browsertest.Eval[bool](t, ctx, q("#node-local .btn-stop")+".disabled === false") {
 		t.Error("the local Stop is disabled while the peer is unreachable")
 	}
 	screenshot(t, ctx, "peer-unreachable")
@@ -249,17 +183,17 @@ func TestPageInBrowser(t *testing.T) {
 		st.HA = api.HA{Ready: true, Reasons: []string{}}
 	})
 	waitJS(t, ctx, "peer back", q("#node-peer .status-text")+".textContent === 'Inactive'")
-	run(t, ctx, "phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
+	browsertest.Do(t, ctx, "phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
 	waitJS(t, ctx, "stacked", q("#node-peer")+".getBoundingClientRect().top >= "+q("#node-local")+".getBoundingClientRect().bottom")
-	if w := evalJS[float64](t, ctx, "document.documentElement.scrollWidth"); w > 392 {
+	if w := browsertest.Eval[float64](t, ctx, "document.documentElement.scrollWidth"); w > 392 {
 		t.Errorf("the page is %v px wide on a 390 px phone", w)
 	}
 	screenshot(t, ctx, "phone")
-	run(t, ctx, "laptop", chromedp.EmulateViewport(1366, 900))
+	browsertest.Do(t, ctx, "laptop", chromedp.EmulateViewport(1366, 900))
 
 	// The server restarts: the page says it is reconnecting, then catches
 	// up with what changed meanwhile, without a reload.
-	evalJS[bool](t, ctx, "window.__noReload = true")
+	browsertest.Eval[bool](t, ctx, "window.__noReload = true")
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -282,13 +216,13 @@ func TestPageInBrowser(t *testing.T) {
 	go s2.Serve(ln2)
 	t.Cleanup(func() { _ = s2.Shutdown(context.Background()) })
 	waitJS(t, ctx, "reconnected", q("#conn-banner")+".hidden && "+q("#node-local .status-text")+".textContent === 'Inactive'")
-	if !evalJS[bool](t, ctx, "window.__noReload === true") {
+	if !browsertest.Eval[bool](t, ctx, "window.__noReload === true") {
 		t.Error("the page reloaded")
 	}
 
 	// Logout.
-	run(t, ctx, "logout", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-submit")))
-	if txt := evalJS[string](t, ctx, "document.body.textContent"); !strings.Contains(txt, "You are logged out.") {
+	browsertest.Do(t, ctx, "logout", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-submit")))
+	if txt := browsertest.Eval[string](t, ctx, "document.body.textContent"); !strings.Contains(txt, "You are logged out.") {
 		t.Errorf("after logout: %q", txt)
 	}
 }
@@ -315,7 +249,7 @@ func lastCall(t *testing.T, f *fakeNode, method string) call {
 // TestHAControlsInBrowser drives the switchover and the manual HA
 // failover of this node from the page.
 func TestHAControlsInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	node := newFakeNode()
 	dressUp(node)
 	// This node starts Inactive, its peer Active.
@@ -332,7 +266,7 @@ func TestHAControlsInBrowser(t *testing.T) {
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	base := "http://" + ln.Addr().String()
 
-	run(t, ctx, "log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")),
+	browsertest.Do(t, ctx, "log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")),
 		chromedp.SendKeys(chromedp.CSS("#user"), testUser),
 		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
 		chromedp.Click(chromedp.CSS("#login-submit")),
@@ -343,11 +277,11 @@ func TestHAControlsInBrowser(t *testing.T) {
 	// Inactive, manual mode: both disabled, saying why.
 	waitJS(t, ctx, "switchover disabled", q("#btn-switchover")+".disabled && "+
 		q("#btn-switchover")+".title.includes(\"this node is Inactive: open xivo-standby's page\")")
-	if title := evalJS[string](t, ctx, q("#btn-failover")+".title"); !evalJS[bool](t, ctx, q("#btn-failover")+".disabled") ||
+	if title := browsertest.Eval[string](t, ctx, q("#btn-failover")+".title"); !browsertest.Eval[bool](t, ctx, q("#btn-failover")+".disabled") ||
 		!strings.Contains(title, "manual mode: use Stop services here and Start services on the peer") {
 		t.Errorf("manual HA failover in manual mode: title %q, want disabled saying manual mode", title)
 	}
-	if !evalJS[bool](t, ctx, q("#failover-banner")+".hidden") {
+	if !browsertest.Eval[bool](t, ctx, q("#failover-banner")+".hidden") {
 		t.Error("the manual failover banner shows with no manual failover")
 	}
 
@@ -360,24 +294,24 @@ func TestHAControlsInBrowser(t *testing.T) {
 		st.Peer = &p
 	})
 	waitJS(t, ctx, "switchover enabled", "!"+q("#btn-switchover")+".disabled")
-	run(t, ctx, "open switchover", chromedp.Click(chromedp.CSS("#btn-switchover")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
-	if got := evalJS[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-main stops, then xivo-standby starts; calls move to xivo-standby") {
+	browsertest.Do(t, ctx, "open switchover", chromedp.Click(chromedp.CSS("#btn-switchover")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
+	if got := browsertest.Eval[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-main stops, then xivo-standby starts; calls move to xivo-standby") {
 		t.Errorf("switchover consequence = %q", got)
 	}
-	if !evalJS[bool](t, ctx, "!"+q("#sync-box")+".hidden && "+q("#for-box")+".hidden && "+q("#force-box")+".hidden && document.activeElement.id === 'confirm-reason'") {
+	if !browsertest.Eval[bool](t, ctx, "!"+q("#sync-box")+".hidden && "+q("#for-box")+".hidden && "+q("#force-box")+".hidden && document.activeElement.id === 'confirm-reason'") {
 		t.Error("the switchover dialog: want the sync option only, and the focus on the reason")
 	}
 	// A refusal shows in the dialog.
 	node.mu.Lock()
 	node.switchErr = fmt.Errorf("%w: not ready for a switchover: replication db is stale", resilience.ErrPrecondition)
 	node.mu.Unlock()
-	run(t, ctx, "refused switchover", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "kernel update"),
+	browsertest.Do(t, ctx, "refused switchover", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "kernel update"),
 		chromedp.Click(chromedp.CSS("#confirm-sync")), chromedp.Click(chromedp.CSS("#confirm-ok")))
 	waitJS(t, ctx, "refusal shown", "!"+q("#confirm-error")+".hidden && "+q("#confirm-error")+".textContent.includes('replication db is stale')")
 	node.mu.Lock()
 	node.switchErr = nil
 	node.mu.Unlock()
-	run(t, ctx, "switchover", chromedp.Click(chromedp.CSS("#confirm-ok")))
+	browsertest.Do(t, ctx, "switchover", chromedp.Click(chromedp.CSS("#confirm-ok")))
 	waitJS(t, ctx, "switchover done", "!"+q("#confirm")+".open && "+q("#node-local .status-text")+".textContent === 'Inactive'")
 	if c := lastCall(t, node, "switchover"); c.Switch.Reason != "kernel update" || !c.Switch.Sync || !strings.HasPrefix(c.Who, "web:") {
 		t.Errorf("switchover call = %+v, want reason %q, sync, by web:", c, "kernel update")
@@ -397,32 +331,32 @@ func TestHAControlsInBrowser(t *testing.T) {
 		q("#btn-failover")+".title.includes('HA is not ready: replication db is stale')")
 	node.setStatus(func(st *api.Status) { st.HA = api.HA{Ready: true, Reasons: []string{}} })
 	waitJS(t, ctx, "failover enabled", "!"+q("#btn-failover")+".disabled")
-	run(t, ctx, "open failover", chromedp.Click(chromedp.CSS("#btn-failover")), chromedp.WaitVisible(chromedp.CSS("#confirm-for")))
-	evalJS[bool](t, ctx, `(() => { const s = document.getElementById('confirm-for'); s.value = '1h'; s.dispatchEvent(new Event('change')); return true; })()`)
-	if got := evalJS[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-main steps down and holds Inactive until ") ||
+	browsertest.Do(t, ctx, "open failover", chromedp.Click(chromedp.CSS("#btn-failover")), chromedp.WaitVisible(chromedp.CSS("#confirm-for")))
+	browsertest.Eval[bool](t, ctx, `(() => { const s = document.getElementById('confirm-for'); s.value = '1h'; s.dispatchEvent(new Event('change')); return true; })()`)
+	if got := browsertest.Eval[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(got, "xivo-main steps down and holds Inactive until ") ||
 		!strings.Contains(got, "xivo-standby carries the load; the pair is not redundant meanwhile") {
 		t.Errorf("failover consequence = %q", got)
 	}
-	if !evalJS[bool](t, ctx, q("#sync-box")+".hidden") {
+	if !browsertest.Eval[bool](t, ctx, q("#sync-box")+".hidden") {
 		t.Error("the sync option shows for a manual HA failover")
 	}
-	run(t, ctx, "failover", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "test the standby"), chromedp.Click(chromedp.CSS("#confirm-ok")))
+	browsertest.Do(t, ctx, "failover", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "test the standby"), chromedp.Click(chromedp.CSS("#confirm-ok")))
 	waitJS(t, ctx, "failover banner", "!"+q("#confirm")+".open && !"+q("#failover-banner")+".hidden && "+
 		q("#failover-text")+".textContent.startsWith('Manual HA failover until ') && !"+q("#btn-failover-stop")+".disabled")
 	if c := lastCall(t, node, "failover-start"); c.Fail.For != "1h" || c.Fail.Reason != "test the standby" {
 		t.Errorf("failover call = %+v, want for 1h", c)
 	}
-	if title := evalJS[string](t, ctx, q("#btn-failover")+".title"); !strings.Contains(title, "a manual HA failover is under way") {
+	if title := browsertest.Eval[string](t, ctx, q("#btn-failover")+".title"); !strings.Contains(title, "a manual HA failover is under way") {
 		t.Errorf("failover button during a manual failover: title %q", title)
 	}
 	screenshot(t, ctx, "ha-controls")
 
 	// Stop it.
-	run(t, ctx, "open stop failover", chromedp.Click(chromedp.CSS("#btn-failover-stop")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
-	if !evalJS[bool](t, ctx, q("#for-box")+".hidden && "+q("#sync-box")+".hidden") {
+	browsertest.Do(t, ctx, "open stop failover", chromedp.Click(chromedp.CSS("#btn-failover-stop")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
+	if !browsertest.Eval[bool](t, ctx, q("#for-box")+".hidden && "+q("#sync-box")+".hidden") {
 		t.Error("the stop dialog offers a duration or sync")
 	}
-	run(t, ctx, "stop failover", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "done testing"), chromedp.Click(chromedp.CSS("#confirm-ok")))
+	browsertest.Do(t, ctx, "stop failover", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "done testing"), chromedp.Click(chromedp.CSS("#confirm-ok")))
 	waitJS(t, ctx, "banner gone", "!"+q("#confirm")+".open && "+q("#failover-banner")+".hidden")
 	if c := lastCall(t, node, "failover-stop"); c.Stop.Reason != "done testing" {
 		t.Errorf("stop failover call = %+v", c)

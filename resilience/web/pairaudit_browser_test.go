@@ -16,10 +16,11 @@ import (
 
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
+	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
 
 func TestPairTimelineInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	node := newFakeNode()
 	dressUp(node)
 	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
@@ -51,7 +52,7 @@ func TestPairTimelineInBrowser(t *testing.T) {
 	waitJS(t, ctx, "the pair timeline", `document.querySelectorAll('#pt-body tr.pt-entry[data-node="xivo-standby"]').length > 0`)
 
 	texts := func(sel string) []string {
-		return evalJS[[]string](t, ctx, fmt.Sprintf(`[...document.querySelectorAll(%q)].map(e => e.textContent)`, sel))
+		return browsertest.Eval[[]string](t, ctx, fmt.Sprintf(`[...document.querySelectorAll(%q)].map(e => e.textContent)`, sel))
 	}
 	// Routine runs: one line with the count, that opens and folds.
 	fold := texts("#pt-body tr.pt-fold")
@@ -61,18 +62,18 @@ func TestPairTimelineInBrowser(t *testing.T) {
 	if n := len(texts(`#pt-body tr.pt-entry`)); n != 7 {
 		t.Errorf("%d entries shown, want 7 (3 folded)", n)
 	}
-	run(t, ctx, "open the routine runs", chromedp.Click(chromedp.CSS("#pt-body .pt-fold-btn")))
+	browsertest.Do(t, ctx, "open the routine runs", chromedp.Click(chromedp.CSS("#pt-body .pt-fold-btn")))
 	if n := len(texts(`#pt-body tr.pt-entry`)); n != 10 {
 		t.Errorf("%d entries shown opened, want 10", n)
 	}
-	if got := evalJS[string](t, ctx, q("#pt-body .pt-fold-btn")+".getAttribute('aria-expanded')"); got != "true" {
+	if got := browsertest.Eval[string](t, ctx, q("#pt-body .pt-fold-btn")+".getAttribute('aria-expanded')"); got != "true" {
 		t.Errorf("aria-expanded %q", got)
 	}
-	run(t, ctx, "fold them", chromedp.Click(chromedp.CSS("#pt-body .pt-fold-btn")))
+	browsertest.Do(t, ctx, "fold them", chromedp.Click(chromedp.CSS("#pt-body .pt-fold-btn")))
 
 	// The reason is text.
-	if evalJS[int](t, ctx, `document.querySelectorAll('#pair-timeline img').length`) != 0 ||
-		evalJS[string](t, ctx, "document.title") == "owned" {
+	if browsertest.Eval[int](t, ctx, `document.querySelectorAll('#pair-timeline img').length`) != 0 ||
+		browsertest.Eval[string](t, ctx, "document.title") == "owned" {
 		t.Fatal("an admin's reason ran as markup")
 	}
 	if !strings.Contains(strings.Join(texts("#pt-body .pt-reason"), "|"), `<img src=x onerror="document.title='owned'"> split brain`) {
@@ -80,19 +81,19 @@ func TestPairTimelineInBrowser(t *testing.T) {
 	}
 
 	// The strip: the window with two Active nodes, and the summary.
-	if kinds := evalJS[[]string](t, ctx, `[...document.querySelectorAll('#pt-strip rect.pt-win')].map(r => r.dataset.kind)`); strings.Join(kinds, ",") != "two_active" {
+	if kinds := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll('#pt-strip rect.pt-win')].map(r => r.dataset.kind)`); strings.Join(kinds, ",") != "two_active" {
 		t.Errorf("windows %q, want one with two Active nodes", kinds)
 	}
-	if s := evalJS[string](t, ctx, q("#pt-summary")+".textContent"); !strings.Contains(s, "Two Active nodes: 5 s") || !strings.Contains(s, "No Active node: never") {
+	if s := browsertest.Eval[string](t, ctx, q("#pt-summary")+".textContent"); !strings.Contains(s, "Two Active nodes: 5 s") || !strings.Contains(s, "No Active node: never") {
 		t.Errorf("summary %q", s)
 	}
 	// The failures filter: the refused start only.
-	run(t, ctx, "failures", chromedp.Click(chromedp.CSS("#pt-f-failures")))
+	browsertest.Do(t, ctx, "failures", chromedp.Click(chromedp.CSS("#pt-f-failures")))
 	if rows := texts("#pt-body tr.pt-entry"); len(rows) != 1 || !strings.Contains(rows[0], "refused") {
 		t.Errorf("failures: %q", rows)
 	}
-	run(t, ctx, "all", chromedp.Click(chromedp.CSS("#pt-f-all")))
-	run(t, ctx, "scroll", chromedp.ScrollIntoView(chromedp.CSS("#pair-timeline")))
+	browsertest.Do(t, ctx, "all", chromedp.Click(chromedp.CSS("#pt-f-all")))
+	browsertest.Do(t, ctx, "scroll", chromedp.ScrollIntoView(chromedp.CSS("#pair-timeline")))
 	screenshot(t, ctx, "pair-timeline-two-active")
 
 	// The peer unreadable: this node's entries, and why.
@@ -100,16 +101,16 @@ func TestPairTimelineInBrowser(t *testing.T) {
 	node.peerAuditErr = fmt.Errorf("%w: dial tcp 10.0.0.2:8443: connect: connection refused", client.ErrUnreachable)
 	node.mu.Unlock()
 	waitJS(t, ctx, "the peer's error", "!"+q("#pt-peer-error")+".hidden")
-	if msg := evalJS[string](t, ctx, q("#pt-peer-error")+".textContent"); msg != "Only xivo-main's entries: xivo-standby unreachable: dial tcp 10.0.0.2:8443: connect: connection refused." {
+	if msg := browsertest.Eval[string](t, ctx, q("#pt-peer-error")+".textContent"); msg != "Only xivo-main's entries: xivo-standby unreachable: dial tcp 10.0.0.2:8443: connect: connection refused." {
 		t.Errorf("peer error %q", msg)
 	}
-	if n := evalJS[int](t, ctx, `document.querySelectorAll('#pt-body tr[data-node="xivo-standby"], #pt-strip rect.pt-win').length`); n != 0 {
+	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#pt-body tr[data-node="xivo-standby"], #pt-strip rect.pt-win').length`); n != 0 {
 		t.Errorf("%d rows of the peer or windows left", n)
 	}
-	if l := evalJS[string](t, ctx, q(`#pt-strip .pt-label[data-lane="1"]`)+".textContent"); l != "xivo-standby not read" {
+	if l := browsertest.Eval[string](t, ctx, q(`#pt-strip .pt-label[data-lane="1"]`)+".textContent"); l != "xivo-standby not read" {
 		t.Errorf("the peer's lane says %q", l)
 	}
-	if s := evalJS[string](t, ctx, q("#pt-summary")+".textContent"); !strings.Contains(s, "cannot be told") {
+	if s := browsertest.Eval[string](t, ctx, q("#pt-summary")+".textContent"); !strings.Contains(s, "cannot be told") {
 		t.Errorf("summary %q", s)
 	}
 	screenshot(t, ctx, "pair-timeline-peer-unreachable")

@@ -9,13 +9,14 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
 
 // A switchover started from the page shows its steps as they happen, in
 // the dialog and in the summary, the final sync with its progress; once
 // ended, the summary keeps how it went.
 func TestSwitchoverProgressInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	node := newFakeNode()
 	dressUp(node)
 	node.status.Status = api.StatusActive
@@ -31,12 +32,12 @@ func TestSwitchoverProgressInBrowser(t *testing.T) {
 	go s.Serve(ln)
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	base := "http://" + ln.Addr().String()
-	run(t, ctx, "log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")),
+	browsertest.Do(t, ctx, "log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")),
 		chromedp.SendKeys(chromedp.CSS("#user"), testUser),
 		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
 		chromedp.Click(chromedp.CSS("#login-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#node-local .status-text")))
-	if !evalJS[bool](t, ctx, q("#switchover-run")+".hidden") {
+	if !browsertest.Eval[bool](t, ctx, q("#switchover-run")+".hidden") {
 		t.Fatal("switchover steps shown before any switchover")
 	}
 
@@ -51,7 +52,7 @@ func TestSwitchoverProgressInBrowser(t *testing.T) {
 		return out
 	}
 	waitJS(t, ctx, "switchover enabled", "!"+q("#btn-switchover")+".disabled")
-	run(t, ctx, "switchover", chromedp.Click(chromedp.CSS("#btn-switchover")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")),
+	browsertest.Do(t, ctx, "switchover", chromedp.Click(chromedp.CSS("#btn-switchover")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")),
 		chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "kernel update"), chromedp.Click(chromedp.CSS("#confirm-ok")))
 	// The request reached the node, which holds it while the test sets the
 	// steps its status shows, as a node running the switchover would.
@@ -70,8 +71,8 @@ func TestSwitchoverProgressInBrowser(t *testing.T) {
 			step("#confirm-steps", api.StepSync)+".className === 'step-running' && "+
 			step("#confirm-steps", api.StepSync)+".textContent.includes('"+job+": 1200 of 3000 files sent') && "+
 			step("#confirm-steps", api.StepSync)+".querySelector('progress').value === 1200")
-	if !evalJS[bool](t, ctx, "!"+q("#switchover-run")+".hidden && "+q("#switchover-run-title")+".textContent.includes('running since')") {
-		t.Errorf("the summary's switchover: %q", evalJS[string](t, ctx, q("#switchover-run")+".textContent"))
+	if !browsertest.Eval[bool](t, ctx, "!"+q("#switchover-run")+".hidden && "+q("#switchover-run-title")+".textContent.includes('running since')") {
+		t.Errorf("the summary's switchover: %q", browsertest.Eval[string](t, ctx, q("#switchover-run")+".textContent"))
 	}
 	screenshot(t, ctx, "switchover-progress-sync")
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
 
 // serveFake serves node on a fresh local port; the server is shut down at
@@ -36,7 +37,7 @@ func serveFake(t *testing.T, node *fakeNode) (*Server, string) {
 // logIn opens the page at base in the tab of ctx and logs in.
 func logIn(t *testing.T, ctx context.Context, base string) {
 	t.Helper()
-	run(t, ctx, "log in on "+base, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")),
+	browsertest.Do(t, ctx, "log in on "+base, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")),
 		chromedp.SendKeys(chromedp.CSS("#user"), testUser),
 		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
 		chromedp.Click(chromedp.CSS("#login-submit")),
@@ -64,7 +65,7 @@ func waitShot(t *testing.T, ctx context.Context, name, what, expr string) {
 // the summary and both status bands.
 func pageWords(t *testing.T, ctx context.Context) string {
 	t.Helper()
-	return evalJS[string](t, ctx, `['#conn-banner', '#pair-alert', '#summary', '#summary-reasons', '#summary-go', '#node-local .status-band', '#node-peer .status-band']
+	return browsertest.Eval[string](t, ctx, `['#conn-banner', '#pair-alert', '#summary', '#summary-reasons', '#summary-go', '#node-local .status-band', '#node-peer .status-band']
 		.map((s) => { const e = document.querySelector(s); return e && !e.hidden ? s + ': ' + e.textContent.trim() : null; })
 		.filter(Boolean).join(' | ')`)
 }
@@ -77,7 +78,7 @@ var ageRE = regexp.MustCompile(`(\d+) s ago$`)
 // its age, the summary says this node does not answer and how old the
 // page is, and sends the admin to the peer's own page.
 func TestDeadNodeInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	node := newFakeNode()
 	dressUp(node)
 	node.mu.Lock()
@@ -112,29 +113,29 @@ func TestDeadNodeInBrowser(t *testing.T) {
 			t.Errorf("a dead node's page still says %q: %s", bad, words)
 		}
 	}
-	if n := evalJS[int](t, ctx, `document.querySelectorAll('.status-active, .status-unreachable').length`); n != 0 {
+	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('.status-active, .status-unreachable').length`); n != 0 {
 		t.Errorf("%d status bands are still green or red on a dead node's page: %s", n, words)
 	}
-	if !evalJS[bool](t, ctx, `[...document.querySelectorAll('.node-card')].every((c) => c.classList.contains('stale'))`) {
+	if !browsertest.Eval[bool](t, ctx, `[...document.querySelectorAll('.node-card')].every((c) => c.classList.contains('stale'))`) {
 		t.Error("not both cards are greyed")
 	}
 	// Where the truth is: the peer's own page, linked at the address this
 	// node knows it by (peer.api).
-	if got := evalJS[string](t, ctx, q("#summary-go")+".hidden ? '' : "+q("#summary-go")+".textContent"); got != "Open xivo-standby's own page (http://10.0.0.2:9440/): it answers for itself and sees the pair from there." {
+	if got := browsertest.Eval[string](t, ctx, q("#summary-go")+".hidden ? '' : "+q("#summary-go")+".textContent"); got != "Open xivo-standby's own page (http://10.0.0.2:9440/): it answers for itself and sees the pair from there." {
 		t.Errorf("where to go: %q", got)
 	}
-	if href := evalJS[string](t, ctx, `(document.querySelector('#summary-go a') || {}).href || ''`); href != "http://10.0.0.2:9440/" {
+	if href := browsertest.Eval[string](t, ctx, `(document.querySelector('#summary-go a') || {}).href || ''`); href != "http://10.0.0.2:9440/" {
 		t.Errorf("the link to the peer's page: %q", href)
 	}
-	if !evalJS[bool](t, ctx, `[...document.querySelectorAll('.node-card .btn:not(#btn-failover-stop)')].every((b) => b.disabled && b.title.includes('this node does not answer'))`) {
+	if !browsertest.Eval[bool](t, ctx, `[...document.querySelectorAll('.node-card .btn:not(#btn-failover-stop)')].every((b) => b.disabled && b.title.includes('this node does not answer'))`) {
 		t.Error("controls of a dead node's page are not all disabled saying this node does not answer")
 	}
-	if !evalJS[bool](t, ctx, q("#pair-alert")+".hidden") {
+	if !browsertest.Eval[bool](t, ctx, q("#pair-alert")+".hidden") {
 		t.Errorf("an alert computed from old data shows: %s", words)
 	}
 	// The age grows while the node stays silent.
 	age := func() int {
-		m := ageRE.FindStringSubmatch(evalJS[string](t, ctx, q("#node-local .status-text")+".textContent"))
+		m := ageRE.FindStringSubmatch(browsertest.Eval[string](t, ctx, q("#node-local .status-text")+".textContent"))
 		if m == nil {
 			t.Fatalf("no age in %s", pageWords(t, ctx))
 		}
@@ -146,7 +147,7 @@ func TestDeadNodeInBrowser(t *testing.T) {
 	if second := age(); second < first+2 {
 		t.Errorf("the age did not grow: %d s, then %d s 2.5 s later", first, second)
 	}
-	if got := evalJS[string](t, ctx, "document.title"); got != "xivo-main does not answer · Resilience Management · resman" {
+	if got := browsertest.Eval[string](t, ctx, "document.title"); got != "xivo-main does not answer · Resilience Management · resman" {
 		t.Errorf("title = %q", got)
 	}
 	screenshot(t, ctx, "dead-node-after")
@@ -243,7 +244,7 @@ func (f *freezer) serve(c net.Conn) {
 // closing anything (power loss): the event stream stays open and reads
 // hang. The page notices by its own reads' timeouts, not by the stream.
 func TestSilentNodeInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	node := newFakeNode()
 	dressUp(node)
 	_, addr := serveFake(t, node)
@@ -321,7 +322,7 @@ func (p *pair) set(mut func(main, standby *api.Status), localOnly map[string]str
 // summaryOf is the pair summary of a page: its line and its reasons.
 func summaryOf(t *testing.T, ctx context.Context) string {
 	t.Helper()
-	return evalJS[string](t, ctx, q("#summary")+".textContent + ' | ' + [...document.querySelectorAll('#summary-reasons li')].map((li) => li.textContent).join(' / ')")
+	return browsertest.Eval[string](t, ctx, q("#summary")+".textContent + ' | ' + [...document.querySelectorAll('#summary-reasons li')].map((li) => li.textContent).join(' / ')")
 }
 
 // TestPairSummaryInBrowser: the pages of both nodes of a pair, in the same
@@ -329,13 +330,13 @@ func summaryOf(t *testing.T, ctx context.Context) string {
 // view ("xivo-main (Main, this node) is …"; during a manual HA failover
 // the Standby's page said "HA ready" while the Main's said "not ready").
 func TestPairSummaryInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	p := newPair()
 	_, mainAddr := serveFake(t, p.main)
 	_, standbyAddr := serveFake(t, p.standby)
 	// One browser per page, as two admins (or two windows) would have
 	// them: each page live and painted.
-	mainTab, standbyTab := ctx, newBrowser(t)
+	mainTab, standbyTab := ctx, browsertest.Start(t)
 	logIn(t, mainTab, "http://"+mainAddr)
 	logIn(t, standbyTab, "http://"+standbyAddr)
 	tabs := map[string]context.Context{"main": mainTab, "standby": standbyTab}
@@ -369,7 +370,7 @@ func TestPairSummaryInBrowser(t *testing.T) {
 		}
 		return a
 	}
-	class := func(tab context.Context) string { return evalJS[string](t, tab, q("#summary")+".className") }
+	class := func(tab context.Context) string { return browsertest.Eval[string](t, tab, q("#summary")+".className") }
 
 	// Normal: the Main Active, the Standby Inactive, ready.
 	p.set(func(m, s *api.Status) {
@@ -420,7 +421,7 @@ func TestPairSummaryInBrowser(t *testing.T) {
 		if c := class(tab); c != "summary-line summary-bad" {
 			t.Errorf("no node Active, %s's page: summary class %q, want red", name, c)
 		}
-		if col := evalJS[string](t, tab, "getComputedStyle("+q("#summary")+").color"); col != "rgb(142, 27, 27)" {
+		if col := browsertest.Eval[string](t, tab, "getComputedStyle("+q("#summary")+").color"); col != "rgb(142, 27, 27)" {
 			t.Errorf("no node Active, %s's page: summary colour %s, want red ink", name, col)
 		}
 	}
@@ -433,7 +434,7 @@ func TestPairSummaryInBrowser(t *testing.T) {
 // (the lower epoch; on equal epochs the Main keeps the role), offers to
 // stop that one, and the Stop dialog says why.
 func TestSplitBrainInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	p := newPair()
 	p.set(func(m, s *api.Status) {
 		m.Status, m.Epoch, s.Status, s.Epoch = api.StatusActive, 3, api.StatusActive, 5
@@ -445,21 +446,21 @@ func TestSplitBrainInBrowser(t *testing.T) {
 	waitShot(t, ctx, "split-brain", "the split brain naming the stale node",
 		q("#pair-alert")+".textContent.includes('xivo-main holds the older claim (epoch 3 against 5)') && "+
 			q("#split-stop")+".textContent === 'Stop services on xivo-main' && !"+q("#split-stop")+".disabled")
-	if got := evalJS[string](t, ctx, q("#pair-alert .alert-text")+".textContent"); got != "Two Active nodes: xivo-main (epoch 3) and xivo-standby (epoch 5) both run the telephony. "+
+	if got := browsertest.Eval[string](t, ctx, q("#pair-alert .alert-text")+".textContent"); got != "Two Active nodes: xivo-main (epoch 3) and xivo-standby (epoch 5) both run the telephony. "+
 		"xivo-main holds the older claim (epoch 3 against 5): stop services there; xivo-standby keeps the role." {
 		t.Errorf("split brain alert: %q", got)
 	}
 	screenshot(t, ctx, "split-brain")
-	run(t, ctx, "open the stop of the stale node", chromedp.Click(chromedp.CSS("#split-stop")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
-	if got := evalJS[string](t, ctx, q("#confirm-title")+".textContent"); got != "Stop services on xivo-main?" {
+	browsertest.Do(t, ctx, "open the stop of the stale node", chromedp.Click(chromedp.CSS("#split-stop")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
+	if got := browsertest.Eval[string](t, ctx, q("#confirm-title")+".textContent"); got != "Stop services on xivo-main?" {
 		t.Errorf("dialog title %q", got)
 	}
-	if got := evalJS[string](t, ctx, q("#confirm-consequence")+".textContent"); got != "Two Active nodes: xivo-main holds the older claim (epoch 3 against 5). "+
+	if got := browsertest.Eval[string](t, ctx, q("#confirm-consequence")+".textContent"); got != "Two Active nodes: xivo-main holds the older claim (epoch 3 against 5). "+
 		"Stopping services on xivo-main ends its calls; xivo-standby stays Active and alone runs the telephony." {
 		t.Errorf("stop dialog: %q", got)
 	}
 	screenshot(t, ctx, "split-brain-dialog")
-	run(t, ctx, "stop the stale node", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "split brain: older claim"),
+	browsertest.Do(t, ctx, "stop the stale node", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "split brain: older claim"),
 		chromedp.Click(chromedp.CSS("#confirm-ok")))
 	waitJS(t, ctx, "dialog closed", "!"+q("#confirm")+".open")
 	if c := lastCall(t, node, "stop"); c.Stop.Reason != "split brain: older claim" {
@@ -474,22 +475,22 @@ func TestSplitBrainInBrowser(t *testing.T) {
 	waitShot(t, ctx, "split-brain-equal", "equal epochs: the Standby is stale",
 		q("#pair-alert .alert-text")+".textContent.includes('xivo-standby holds the older claim (epoch 5 against 5: on equal epochs the Main keeps the role)') && "+
 			q("#split-stop")+".textContent === 'Stop services on xivo-standby'")
-	run(t, ctx, "open the stop of the newer claim", chromedp.Click(chromedp.CSS("#node-local .btn-stop")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
-	if got := evalJS[string](t, ctx, q("#confirm-consequence")+".textContent"); got != "Two Active nodes: xivo-main holds the newer claim (epoch 5 against 5: on equal epochs the Main keeps the role): "+
+	browsertest.Do(t, ctx, "open the stop of the newer claim", chromedp.Click(chromedp.CSS("#node-local .btn-stop")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
+	if got := browsertest.Eval[string](t, ctx, q("#confirm-consequence")+".textContent"); got != "Two Active nodes: xivo-main holds the newer claim (epoch 5 against 5: on equal epochs the Main keeps the role): "+
 		"it is the one to keep. Stop services on xivo-standby instead, unless you mean to move the telephony there." {
 		t.Errorf("stop dialog of the newer claim: %q", got)
 	}
-	if !evalJS[bool](t, ctx, q("#confirm-consequence")+".classList.contains('consequence-warn')") {
+	if !browsertest.Eval[bool](t, ctx, q("#confirm-consequence")+".classList.contains('consequence-warn')") {
 		t.Error("stopping the newer claim is not shown as a warning")
 	}
-	run(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
+	browsertest.Do(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
 	waitJS(t, ctx, "dialog closed", "!"+q("#confirm")+".open")
-	run(t, ctx, "stop the stale peer", chromedp.Click(chromedp.CSS("#split-stop")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
-	if got := evalJS[string](t, ctx, q("#confirm-consequence")+".textContent"); got != "Two Active nodes: xivo-standby holds the older claim (epoch 5 against 5: on equal epochs the Main keeps the role). "+
+	browsertest.Do(t, ctx, "stop the stale peer", chromedp.Click(chromedp.CSS("#split-stop")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
+	if got := browsertest.Eval[string](t, ctx, q("#confirm-consequence")+".textContent"); got != "Two Active nodes: xivo-standby holds the older claim (epoch 5 against 5: on equal epochs the Main keeps the role). "+
 		"Stopping services on xivo-standby ends its calls; xivo-main stays Active and alone runs the telephony." {
 		t.Errorf("stop dialog of the stale peer: %q", got)
 	}
-	run(t, ctx, "stop the stale peer", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "split brain, equal epochs"),
+	browsertest.Do(t, ctx, "stop the stale peer", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "split brain, equal epochs"),
 		chromedp.Click(chromedp.CSS("#confirm-ok")))
 	if c := lastCall(t, node, "peer-stop"); c.Stop.Reason != "split brain, equal epochs" {
 		t.Errorf("peer stop call = %+v", c)

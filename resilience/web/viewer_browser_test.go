@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
 
 // listenLow listens on a loopback port below the kernel's ephemeral range
@@ -46,7 +47,7 @@ func serveViewer(t *testing.T, node *fakeNode) string {
 
 func logInAs(t *testing.T, ctx context.Context, base, user string) {
 	t.Helper()
-	run(t, ctx, "log in as "+user, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")),
+	browsertest.Do(t, ctx, "log in as "+user, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")),
 		chromedp.SendKeys(chromedp.CSS("#user"), user),
 		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
 		chromedp.Click(chromedp.CSS("#login-submit")),
@@ -68,7 +69,7 @@ var readButtons = map[string]bool{"logout": true, "audit-more": true}
 // page in the same state has them enabled. A write sent anyway from the
 // page is refused by the node.
 func TestViewerInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	node := newFakeNode()
 	dressUp(node)
 	node.status.Replication = []api.Replication{{Name: "db", Kind: "exec", Direction: "send", LastRun: time.Now().Add(-time.Minute), OK: true, LastSuccess: time.Now().Add(-time.Minute)}}
@@ -81,19 +82,19 @@ func TestViewerInBrowser(t *testing.T) {
 	for _, id := range []string{"#node-local .btn-stop", "#node-peer .btn-start", "#btn-switchover", "#btn-replicate"} {
 		waitJS(t, ctx, id+" enabled for the admin", q(id)+".disabled === false")
 	}
-	if evalJS[bool](t, ctx, q("#viewer-tag")+" !== null") {
+	if browsertest.Eval[bool](t, ctx, q("#viewer-tag")+" !== null") {
 		t.Error("the admin's page is marked read-only")
 	}
-	run(t, ctx, "admin logout", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-submit")))
+	browsertest.Do(t, ctx, "admin logout", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-submit")))
 
 	logInAs(t, ctx, base, testViewer)
 	waitJS(t, ctx, "the viewer's page", q("#node-peer .status-text")+".textContent === 'Inactive' && "+
 		q("#node-local .status-text")+".textContent === 'Active' && !"+q("#replicate")+".hidden")
 	waitJS(t, ctx, "the audit log", q("#audit-body")+".textContent.includes('failback after maintenance')")
-	if got := evalJS[string](t, ctx, visibleText("#viewer-tag")); got != "read-only viewer" {
+	if got := browsertest.Eval[string](t, ctx, visibleText("#viewer-tag")); got != "read-only viewer" {
 		t.Errorf("the viewer tag says %q", got)
 	}
-	buttons := evalJS[[]string](t, ctx, visibleButtons)
+	buttons := browsertest.Eval[[]string](t, ctx, visibleButtons)
 	writes := 0
 	for _, b := range buttons {
 		id, rest, _ := strings.Cut(b, "|")
@@ -111,19 +112,19 @@ func TestViewerInBrowser(t *testing.T) {
 	if writes < 7 {
 		t.Errorf("%d write buttons shown to the viewer, want 7 (disabled): %q", writes, buttons)
 	}
-	if note := evalJS[string](t, ctx, q("#node-local-note")+".textContent"); note != "read-only viewer" {
+	if note := browsertest.Eval[string](t, ctx, q("#node-local-note")+".textContent"); note != "read-only viewer" {
 		t.Errorf("the local card's note: %q", note)
 	}
 	// A click on a disabled button opens no dialog.
-	evalJS[bool](t, ctx, q("#node-local .btn-stop")+".click(), true")
-	if evalJS[bool](t, ctx, q("#confirm")+".open") {
+	browsertest.Eval[bool](t, ctx, q("#node-local .btn-stop")+".click(), true")
+	if browsertest.Eval[bool](t, ctx, q("#confirm")+".open") {
 		t.Error("the Stop dialog opened for a viewer")
 	}
 
 	// Live updates reach the viewer.
 	node.setStatus(func(st *api.Status) { st.Status = api.StatusDeactivating })
 	waitJS(t, ctx, "the live update", q("#node-local .status-band")+".classList.contains('status-deactivating')")
-	if title := evalJS[string](t, ctx, q("#node-local .btn-start")+".title"); !strings.Contains(title, "read-only viewer") {
+	if title := browsertest.Eval[string](t, ctx, q("#node-local .btn-start")+".title"); !strings.Contains(title, "read-only viewer") {
 		t.Errorf("during a transition the viewer's Start says %q, want read-only viewer", title)
 	}
 	node.setStatus(func(st *api.Status) { st.Status = api.StatusActive })
@@ -159,7 +160,7 @@ func TestViewerInBrowser(t *testing.T) {
 // apart. A failed run shows its failure; on the Inactive node the button
 // is disabled with its reason; with no jobs it is not shown.
 func TestReplicateNowInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.Start(t)
 	node := newFakeNode()
 	dressUp(node)
 	now := time.Now().UTC().Truncate(time.Second)
@@ -177,26 +178,26 @@ func TestReplicateNowInBrowser(t *testing.T) {
 		return fmt.Sprintf(`[...document.querySelectorAll('#node-local tbody tr')].find((r) => r.querySelector('th') && r.querySelector('th').textContent === %q && r.querySelector('.repl-attempt'))`, job)
 	}
 	waitJS(t, ctx, "the replication table", row("db")+" !== undefined")
-	if head := evalJS[string](t, ctx, `[...document.querySelectorAll('#node-local thead')].map((h) => h.textContent).find((h) => h.includes('Direction'))`); !strings.Contains(head, "Last attempt") || !strings.Contains(head, "Last success") {
+	if head := browsertest.Eval[string](t, ctx, `[...document.querySelectorAll('#node-local thead')].map((h) => h.textContent).find((h) => h.includes('Direction'))`); !strings.Contains(head, "Last attempt") || !strings.Contains(head, "Last success") {
 		t.Errorf("the replication table's head: %q, want Last attempt and Last success", head)
 	}
-	attempt := evalJS[string](t, ctx, row("db")+".querySelector('.repl-attempt time').dateTime")
-	success := evalJS[string](t, ctx, row("db")+".querySelector('.repl-success time').dateTime")
+	attempt := browsertest.Eval[string](t, ctx, row("db")+".querySelector('.repl-attempt time').dateTime")
+	success := browsertest.Eval[string](t, ctx, row("db")+".querySelector('.repl-success time').dateTime")
 	if !strings.HasPrefix(attempt, now.Add(-2*time.Minute).Format("2006-01-02T15:04:05")) || !strings.HasPrefix(success, now.Add(-3*time.Hour).Format("2006-01-02T15:04:05")) {
 		t.Errorf("db: last attempt %s, last success %s; want %s and %s", attempt, success, now.Add(-2*time.Minute), now.Add(-3*time.Hour))
 	}
 
 	// Replicate now: the dialog, a reason, the run.
 	waitJS(t, ctx, "Replicate now enabled", q("#btn-replicate")+".disabled === false")
-	run(t, ctx, "open Replicate now", chromedp.Click(chromedp.CSS("#btn-replicate")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
-	if title := evalJS[string](t, ctx, q("#confirm-title")+".textContent"); title != "Replicate now from xivo-main to xivo-standby?" {
+	browsertest.Do(t, ctx, "open Replicate now", chromedp.Click(chromedp.CSS("#btn-replicate")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")))
+	if title := browsertest.Eval[string](t, ctx, q("#confirm-title")+".textContent"); title != "Replicate now from xivo-main to xivo-standby?" {
 		t.Errorf("dialog title %q", title)
 	}
-	if cq := evalJS[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(cq, "db, asterisk-conf") {
+	if cq := browsertest.Eval[string](t, ctx, q("#confirm-consequence")+".textContent"); !strings.Contains(cq, "db, asterisk-conf") {
 		t.Errorf("the dialog does not name the jobs: %q", cq)
 	}
 	screenshot(t, ctx, "replicate-now-dialog")
-	run(t, ctx, "confirm", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "before the upgrade"),
+	browsertest.Do(t, ctx, "confirm", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "before the upgrade"),
 		chromedp.Click(chromedp.CSS("#confirm-ok")))
 	waitJS(t, ctx, "dialog closed", "!"+q("#confirm")+".open")
 	c := lastCall(t, node, "replication-run")
@@ -204,7 +205,7 @@ func TestReplicateNowInBrowser(t *testing.T) {
 		t.Errorf("the node saw %+v", c)
 	}
 	waitJS(t, ctx, "the outcome", q("#replicate-outcome")+".textContent.includes('done')")
-	if out := evalJS[string](t, ctx, q("#replicate-outcome")+".textContent"); out != "Replicate now from xivo-main: done: db: ok, asterisk-conf: ok." {
+	if out := browsertest.Eval[string](t, ctx, q("#replicate-outcome")+".textContent"); out != "Replicate now from xivo-main: done: db: ok, asterisk-conf: ok." {
 		t.Errorf("outcome %q", out)
 	}
 	// The table: db's last attempt and last success are now the same run.
@@ -215,11 +216,11 @@ func TestReplicateNowInBrowser(t *testing.T) {
 	node.mu.Lock()
 	node.replErr = errors.New("rsync: connection reset by peer")
 	node.mu.Unlock()
-	run(t, ctx, "open Replicate now again", chromedp.Click(chromedp.CSS("#btn-replicate")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")),
+	browsertest.Do(t, ctx, "open Replicate now again", chromedp.Click(chromedp.CSS("#btn-replicate")), chromedp.WaitVisible(chromedp.CSS("#confirm-reason")),
 		chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "retry"), chromedp.Click(chromedp.CSS("#confirm-ok")))
 	waitJS(t, ctx, "the failure", q("#replicate-outcome")+".textContent.includes('failed')")
-	if out := evalJS[string](t, ctx, q("#replicate-outcome")+".textContent"); out != "Replicate now from xivo-main: failed: replication of all jobs: rsync: connection reset by peer" ||
-		!evalJS[bool](t, ctx, q("#replicate-outcome")+".classList.contains('outcome-bad')") {
+	if out := browsertest.Eval[string](t, ctx, q("#replicate-outcome")+".textContent"); out != "Replicate now from xivo-main: failed: replication of all jobs: rsync: connection reset by peer" ||
+		!browsertest.Eval[bool](t, ctx, q("#replicate-outcome")+".classList.contains('outcome-bad')") {
 		t.Errorf("failed run outcome %q", out)
 	}
 	screenshot(t, ctx, "replicate-now-failed")
@@ -227,7 +228,7 @@ func TestReplicateNowInBrowser(t *testing.T) {
 	// The node becomes Inactive: the button says why it is disabled.
 	node.setStatus(func(st *api.Status) { st.Status = api.StatusInactive })
 	waitJS(t, ctx, "disabled on the Inactive node", q("#btn-replicate")+".disabled === true")
-	if note := evalJS[string](t, ctx, q("#replicate-note")+".textContent"); !strings.Contains(note, "this node is Inactive: replication runs from the Active node") {
+	if note := browsertest.Eval[string](t, ctx, q("#replicate-note")+".textContent"); !strings.Contains(note, "this node is Inactive: replication runs from the Active node") {
 		t.Errorf("the Inactive node's Replicate now note: %q", note)
 	}
 	// No jobs: no button.

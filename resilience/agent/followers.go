@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"context"
@@ -17,9 +17,9 @@ import (
 // buildFollowers wires the components that follow the nodes: the CC
 // follower, the Edge proxy and the fleet aggregator. It returns their API mounts on the shared
 // listener, their runners (each runs until ctx is done) and a cleanup.
-func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) ([]web.Mount, []func(context.Context) error, func(), error) {
+func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) ([]web.Mount, []part, func(), error) {
 	var mounts []web.Mount
-	var runners []func(context.Context) error
+	var runners []part
 	var cleanups []func()
 	cleanup := func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
@@ -48,12 +48,12 @@ func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Regi
 				web.Mount{Prefix: cc.PathNodeAudit, Handler: h},
 				web.Mount{Prefix: cc.PathActive, Handler: h})
 		}
-		runners = append(runners, func(ctx context.Context) error {
+		runners = append(runners, part{"cc", func(ctx context.Context) error {
 			if err := f.Run(ctx); err != nil {
 				return fmt.Errorf("cc: %w", err)
 			}
 			return nil
-		})
+		}})
 	}
 	if cfg.Edge != nil {
 		standalone := cfg.Node == nil && cfg.CC == nil
@@ -78,7 +78,7 @@ func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Regi
 		if standalone {
 			mounts = append(mounts, web.Mount{Prefix: edge.PathNodeStatus, Handler: h})
 		}
-		runners = append(runners, e.Run)
+		runners = append(runners, part{"edge", e.Run})
 	}
 	if cfg.Fleet != nil {
 		a, err := fleet.New(fleet.Options{Config: *cfg.Fleet, Token: cfg.API.Token, Logger: logger, Registerer: reg})
@@ -88,7 +88,7 @@ func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Regi
 		}
 		h := a.Handler()
 		mounts = append(mounts, web.Mount{Prefix: fleet.PathAPI, Handler: h}, web.Mount{Prefix: fleet.PathPage, Handler: h})
-		runners = append(runners, a.Run)
+		runners = append(runners, part{"fleet", a.Run})
 	}
 	return mounts, runners, cleanup, nil
 }

@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"github.com/resman-pbx/resman/config"

@@ -1,0 +1,198 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience"
+	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/node"
+)
+
+// reloadNode re-reads the config file and applies what may change at run
+// time: node.mode (starting or stopping the heartbeat), the failover
+// settings, the hooks (for the transitions from then on) and the gossip
+// keys (gossip.key and gossip.extra_keys, into the running keyring: a key
+// rotation). A file that does not load or validate changes nothing (it may
+// be half-written); other changes are reported as needing a restart. It
+// returns the config now in force, the sections that need a restart
+// (restartOnlyChanges), and why nothing was applied, if so.
+func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodeParts, logger *slog.Logger) (*config.Config, []string, error) {
+	const who = "resman (config reload)"
+	next, err := config.Load(path)
+	if err == nil {
+		err = next.RequireStrongSecrets(path)
+	}
+	if err != nil {
+		logger.Error("config reload refused: keeping the last good config", "component", "node", "err", err)
+		p.node.Note("reload config", resilience.OutcomeFailed,
+			"the file does not load or validate, or holds placeholder or weak secrets: kept the last good config", err.Error())
+		return cur, nil, err
+	}
+	others := restartOnlyChanges(cur, next)
+	if len(others) > 0 {
+		p.node.Note("reload config", resilience.OutcomeFailed, "these changes need a restart and were not applied: "+
+			strings.Join(others, ", "), "")
+	}
+	wantAuto := next.Node.Mode == config.ModeAuto
+	var m node.Membership
+	started := false
+	switch cl := p.gossip.running(); {
+	case wantAuto && cl != nil:
+		m = cl
+	case wantAuto:
+		cl, err := p.gossip.start(context.Background(), next)
+		if err != nil {
+			p.node.Note("reload config", resilience.OutcomeFailed, "cannot start the heartbeat: kept the last good config", err.Error())
+			return cur, others, err
+		}
+		m, started = cl, true
+	}
+	if err := p.node.Reconfigure(ctx, who, coreConfig(next), m); err != nil {
+		if started {
+			p.gossip.shutdown()
+		}
+		logger.Error("config reload refused", "component", "node", "err", err)
+		return cur, others, err
+	}
+	if !wantAuto {
+		p.gossip.shutdown()
+	}
+	// A heartbeat just started has the new keys already.
+	keysInForce := next.Gossip
+	if !started && !gossipKeysEqual(cur.Gossip, next.Gossip) {
+		var cl *cluster.Cluster
+		if wantAuto {
+			cl = p.gossip.running()
+		}
+		if !applyGossipKeys(p.node, cl, next) {
+			keysInForce = cur.Gossip
+		} else if primary, extra, err := next.GossipKeys(); err == nil {
+			p.gossip.setEchoKeys(primary, extra)
+		}
+	}
+	if !reflect.DeepEqual(cur.Hooks, next.Hooks) {
+		p.node.SetHooks(hookSet(next.Hooks))
+		h := next.Hooks
+		p.node.Note("reload config", resilience.OutcomeOK, fmt.Sprintf(
+			"hooks replaced for the next transitions: %d before_activate, %d after_activate, %d after_deactivate",
+			len(h.BeforeActivate), len(h.AfterActivate), len(h.AfterDeactivate)), "")
+	}
+	applied := *cur
+	nodeCopy := *cur.Node
+	nodeCopy.Mode = next.Node.Mode
+	applied.Node, applied.Failover, applied.Hooks = &nodeCopy, next.Failover, next.Hooks
+	applied.Failover.Confirm = cur.Failover.Confirm // restart-only: the second path keeps its sockets
+	applied.Gossip.Key, applied.Gossip.ExtraKeys = keysInForce.Key, keysInForce.ExtraKeys
+	logger.Info("config reloaded", "component", "node", "mode", next.Node.Mode)
+	return &applied, others, nil
+}
+
+// gossipKeysEqual reports whether two gossip sections have the same keys.
+func gossipKeysEqual(a, b config.Gossip) bool {
+	return a.Key == b.Key && slices.Equal(a.ExtraKeys, b.ExtraKeys)
+}
+
+// applyGossipKeys puts next's gossip keys into the running keyring cl (nil
+// when no heartbeat runs: they are then only recorded, for when auto mode
+// starts) and audits it, naming the keys by fingerprint only. It returns
+// false when the keys could not be applied.
+func applyGossipKeys(n *node.Node, cl *cluster.Cluster, next *config.Config) bool {
+	primary, extra, err := next.GossipKeys()
+	if err != nil { // the file was validated: not expected
+		n.Note("reload config", resilience.OutcomeFailed, "gossip keys not applied", err.Error())
+		return false
+	}
+	if cl == nil {
+		now := cluster.KeyInfo{Primary: cluster.Fingerprint(primary)}
+		for _, k := range extra {
+			now.Extra = append(now.Extra, cluster.Fingerprint(k))
+		}
+		n.Note("reload config", resilience.OutcomeOK, "gossip keys recorded (no heartbeat runs; used when auto mode starts): "+now.String(), "")
+		return true
+	}
+	before := cl.Keys()
+	if _, err := cl.SetKeys(primary, extra); err != nil {
+		n.Note("reload config", resilience.OutcomeFailed, "gossip keys not applied: the keyring is unchanged or partly changed", err.Error())
+		return false
+	}
+	n.Note("reload config", resilience.OutcomeOK, "gossip keys applied live: "+keysChange(before, cl.Keys()), "")
+	return true
+}
+
+// keysChange describes a keyring change by fingerprints: the ring now, and
+// what was added, removed, or made primary.
+func keysChange(before, after cluster.KeyInfo) string {
+	all := func(k cluster.KeyInfo) []string { return append([]string{k.Primary}, k.Extra...) }
+	var added, removed []string
+	for _, fp := range all(after) {
+		if !slices.Contains(all(before), fp) {
+			added = append(added, fp)
+		}
+	}
+	for _, fp := range all(before) {
+		if !slices.Contains(all(after), fp) {
+			removed = append(removed, fp)
+		}
+	}
+	s := after.String()
+	if before.Primary != after.Primary {
+		s += " (primary was " + before.Primary + ")"
+	}
+	if len(added) > 0 {
+		s += "; added " + strings.Join(added, ", ")
+	}
+	if len(removed) > 0 {
+		s += "; removed " + strings.Join(removed, ", ")
+	}
+	return s
+}
+
+// restartOnlyChanges names the top-level sections that differ between two
+// configs beyond node.mode, failover, hooks and the gossip keys, which a
+// reload applies.
+func restartOnlyChanges(a, b *config.Config) []string {
+	x, y := *a, *b
+	xn, yn := *a.Node, *b.Node
+	xn.Mode, yn.Mode = "", ""
+	x.Node, y.Node = &xn, &yn
+	x.Failover, y.Failover = config.Failover{}, config.Failover{}
+	x.Hooks, y.Hooks = config.Hooks{}, config.Hooks{}
+	x.Gossip.Key, y.Gossip.Key = "", ""
+	x.Gossip.ExtraKeys, y.Gossip.ExtraKeys = nil, nil
+	var out []string
+	if !reflect.DeepEqual(a.Failover.Confirm, b.Failover.Confirm) {
+		out = append(out, "failover.confirm")
+	}
+	xv, yv := reflect.ValueOf(x), reflect.ValueOf(y)
+	for i := range xv.NumField() {
+		if !reflect.DeepEqual(xv.Field(i).Interface(), yv.Field(i).Interface()) {
+			out = append(out, strings.ToLower(xv.Type().Field(i).Name))
+		}
+	}
+	return out
+}
+
+// appliedChanges names what a reload changed of the config in force, in
+// the terms of reloadNode: node.mode, failover, hooks, gossip keys.
+func appliedChanges(before, after *config.Config) []string {
+	var out []string
+	if before.Node.Mode != after.Node.Mode {
+		out = append(out, "node.mode")
+	}
+	if !reflect.DeepEqual(before.Failover, after.Failover) {
+		out = append(out, "failover")
+	}
+	if !reflect.DeepEqual(before.Hooks, after.Hooks) {
+		out = append(out, "hooks")
+	}
+	if !gossipKeysEqual(before.Gossip, after.Gossip) {
+		out = append(out, "gossip keys")
+	}
+	return out
+}

@@ -1,0 +1,46 @@
+package agent
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/cluster"
+)
+
+// A reload that changes only the gossip keys needs no restart; another
+// gossip change still does.
+func TestRestartOnlyChangesIgnoresGossipKeys(t *testing.T) {
+	base := config.Config{Node: &config.Node{Name: "main", Mode: "auto"},
+		Gossip: config.Gossip{Key: "a", ProbeInterval: time.Second}}
+	keys := base
+	keys.Gossip.Key, keys.Gossip.ExtraKeys = "b", []string{"a"}
+	if got := restartOnlyChanges(&base, &keys); len(got) != 0 {
+		t.Errorf("a change of keys needs a restart: %v", got)
+	}
+	other := keys
+	other.Gossip.ProbeInterval = 2 * time.Second
+	if got := restartOnlyChanges(&base, &other); !slices.Equal(got, []string{"gossip"}) {
+		t.Errorf("a change of gossip.probe_interval: %v, want [gossip]", got)
+	}
+	if !gossipKeysEqual(keys.Gossip, other.Gossip) || gossipKeysEqual(base.Gossip, keys.Gossip) {
+		t.Error("gossipKeysEqual compares more or less than the keys")
+	}
+}
+
+func TestKeysChange(t *testing.T) {
+	for _, tt := range []struct {
+		before, after cluster.KeyInfo
+		want          string
+	}{
+		{cluster.KeyInfo{Primary: "o"}, cluster.KeyInfo{Primary: "o", Extra: []string{"n"}}, "primary o, also accepted [n]; added n"},
+		{cluster.KeyInfo{Primary: "o", Extra: []string{"n"}}, cluster.KeyInfo{Primary: "n", Extra: []string{"o"}}, "primary n, also accepted [o] (primary was o)"},
+		{cluster.KeyInfo{Primary: "n", Extra: []string{"o"}}, cluster.KeyInfo{Primary: "n"}, "primary n; removed o"},
+		{cluster.KeyInfo{Primary: "o"}, cluster.KeyInfo{Primary: "n"}, "primary n (primary was o); added n; removed o"},
+	} {
+		if got := keysChange(tt.before, tt.after); got != tt.want {
+			t.Errorf("keysChange(%s, %s) = %q, want %q", tt.before, tt.after, got, tt.want)
+		}
+	}
+}

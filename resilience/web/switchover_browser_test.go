@@ -1,8 +1,6 @@
 package web
 
 import (
-	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -24,19 +22,8 @@ func TestSwitchoverProgressInBrowser(t *testing.T) {
 	node.peer.Status = api.StatusInactive
 	node.status.Replication[0].Direction = "send"
 	node.switchHold = make(chan struct{})
-	s := New(node, Options{Token: testToken, Users: testUsers(t)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
-	base := "http://" + ln.Addr().String()
-	browsertest.Do(t, ctx, "log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#user")),
-		chromedp.SendKeys(chromedp.CSS("#user"), testUser),
-		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
-		chromedp.Click(chromedp.CSS("#login-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#node-local .status-text")))
+	_, addr := serveFake(t, node)
+	logIn(t, ctx, "http://"+addr)
 	if !browsertest.Eval[bool](t, ctx, q("#switchover-run")+".hidden") {
 		t.Fatal("switchover steps shown before any switchover")
 	}

@@ -9,69 +9,29 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
 
-// autoBrowserPair starts a Main and a Standby in auto mode on 127.0.0.1,
-// with the browser user on both.
+// autoBrowserPair starts a Main and a Standby in auto mode on the
+// loopback (browserAutoPair, failback after 3 s) and waits until each
+// sees the other, HA ready.
 func autoBrowserPair(t *testing.T) (mainURL, standbyURL string) {
 	t.Helper()
-	hash, err := bcrypt.GenerateFromPassword([]byte(browserPassword), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := map[string]map[string]int{}
-	for _, n := range []string{"main", "standby"} {
-		port[n] = map[string]int{"api": freePort(t, "127.0.0.1"), "gossip": freePort(t, "127.0.0.1"), "sip": freePort(t, "127.0.0.1")}
-	}
-	url := func(n string) string { return fmt.Sprintf("http://127.0.0.1:%d", port[n]["api"]) }
-	cfgs := map[string]string{}
-	for _, n := range [][2]string{{"main", "standby"}, {"standby", "main"}} {
-		self, peer := n[0], n[1]
-		cfg := fmt.Sprintf(`node: {name: xivo-%s, role: %s, mode: auto, version: "2025.10.3", data_dir: %s}
-api:
-  listen: "127.0.0.1:%d"
-  token: %s
-  users:
-    - name: %s
-      password_hash: %q
-peer: {name: xivo-%s, api: "http://127.0.0.1:%d", gossip: "127.0.0.1:%d", check_interval: 1s, timeout: 1s}
-gossip: {bind: "127.0.0.1:%d", key: "%s"}
-failover: {failback: auto, failback_hold: 3s, boot_grace: 5s}
-services:
-  - name: asterisk
-    run: [%s, standin, sip, --listen, "127.0.0.1:%d"]
-    check: {sip: "sip:127.0.0.1:%d", interval: 500ms, timeout: 400ms}
-    critical: true
-    timeout: 5s
-log: {level: debug}
-`, self, self, t.TempDir(), port[self]["api"], testToken, browserUser, string(hash), peer, port[peer]["api"], port[peer]["gossip"],
-			port[self]["gossip"], gossipKey, binary, port[self]["sip"], port[self]["sip"])
-		cfgs[self] = filepath.Join(t.TempDir(), self+".yaml")
-		if err := os.WriteFile(cfgs[self], []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	startProc(t, "standby", cfgs["standby"], url("standby"))
-	startProc(t, "main", cfgs["main"], url("main"))
+	mainP, standbyP := browserAutoPair(t, "3s")
 	waitFor(t, "main active, standby inactive, HA ready, each seeing the other", func() bool {
-		m, s := status(t, url("main")), status(t, url("standby"))
+		m, s := status(t, mainP.url), status(t, standbyP.url)
 		return m.Status == "active" && s.Status == "inactive" && m.HA.Ready && s.HA.Ready &&
 			s.Peer != nil && s.Peer.Status == "active" && m.Peer != nil && m.Peer.Status == "inactive"
 	})
-	return url("main"), url("standby")
+	return mainP.url, standbyP.url
 }
 
 func TestBrowserPairTimelineAuto(t *testing.T) {

@@ -45,6 +45,11 @@
   const VIEWER = !!roleMeta && roleMeta.content === 'viewer';
   const READ_ONLY = 'read-only viewer';
   const $ = (id) => document.getElementById(id);
+  // leaving: the admin logs out. A read refused meanwhile (the session is
+  // gone) must not send the page to "your session has ended" instead of
+  // the logout's own page.
+  let leaving = false;
+  if ($('logout-form')) $('logout-form').addEventListener('submit', () => { leaving = true; });
 
   const state = {
     local: null, // api.Status of this node
@@ -213,7 +218,7 @@
     clearTimeout(timer);
     nodeAnswered();
     if (resp.status === 401) {
-      window.location.assign('/?m=expired');
+      if (!leaving) window.location.assign('/?m=expired');
       throw new APIError(401, 'session ended');
     }
     if (!resp.ok) {

@@ -163,8 +163,8 @@ func (n *Node) needsConfirmation(p api.Peer) bool {
 func (n *Node) confirmClaim(ctx context.Context) {
 	c := &n.claim
 	if c.pending != nil && n.vouchedBySecondPath(*c.pending) {
-		n.metrics.claims.WithLabelValues("confirmed").Inc()
 		n.claimConfirmed(ctx, *c.pending)
+		n.metrics.claims.WithLabelValues("confirmed").Inc()
 		return
 	}
 	if c.pending == nil || c.busy || (!c.triedAt.IsZero() && time.Since(c.triedAt) < n.d.PeerEvery) {
@@ -180,7 +180,9 @@ func (n *Node) confirmClaim(ctx context.Context) {
 	}()
 }
 
-// claimChecked decides the pending claim on the peer's API answer.
+// claimChecked decides the pending claim on the peer's API answer. Each
+// outcome is counted once it is taken (audited, shown): a reader that
+// waits for the count finds what it says.
 func (n *Node) claimChecked(ctx context.Context, ap api.Peer) {
 	c := &n.claim
 	c.busy = false
@@ -197,7 +199,6 @@ func (n *Node) claimChecked(ctx context.Context, ap api.Peer) {
 	says := resilience.Status(ap.Status)
 	switch {
 	case !ap.Reachable || ap.Error != "":
-		n.metrics.claims.WithLabelValues("unconfirmed").Inc()
 		if c.warned != claim.Epoch {
 			c.warned = claim.Epoch
 			n.log.Warn("the peer claims Active over gossip, but its API cannot confirm it: this node stays Active and asks again",
@@ -207,9 +208,10 @@ func (n *Node) claimChecked(ctx context.Context, ap api.Peer) {
 		shown := *claim
 		shown.Error = fmt.Sprintf("claims %s at epoch %d over gossip, not confirmed by its API: %s", claim.Status, claim.Epoch, ap.Error)
 		n.setPeer(shown)
+		n.metrics.claims.WithLabelValues("unconfirmed").Inc()
 	case (says == resilience.Active || says == resilience.Activating) && ap.Epoch >= claim.Epoch:
-		n.metrics.claims.WithLabelValues("confirmed").Inc()
 		n.claimConfirmed(ctx, *claim)
+		n.metrics.claims.WithLabelValues("confirmed").Inc()
 	default:
 		c.pending = nil
 		if c.warned != claim.Epoch {
@@ -219,11 +221,11 @@ func (n *Node) claimChecked(ctx context.Context, ap api.Peer) {
 					claim.Status, claim.Epoch, ap.Status, ap.Epoch),
 				"a member with the gossip key announced what the peer does not say: a forged member, or a stale one")
 		}
-		n.metrics.claims.WithLabelValues("refuted").Inc() // once audited
-
 		// The API's answer is the peer's own word: the core takes it.
 		n.setPeer(ap)
 		n.step(ctx, resilience.PeerSeen{Peer: n.peerView(ap)})
+		n.metrics.claims.WithLabelValues("refuted").Inc() // once audited and taken
+
 	}
 }
 

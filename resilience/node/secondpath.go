@@ -68,7 +68,9 @@ func (n *Node) checkSecondPath(ctx context.Context) {
 	n.sp.fed, n.sp.fedMeta = v, st.Meta
 	why := st.Describe(now, sp.Window(), sp.Peer())
 	if first {
-		n.metrics.gossipLoss.WithLabelValues(v.String()).Inc()
+		// Counted once the view is taken: a reader that waits for the
+		// count then finds the peer as this loss shows it.
+		defer n.metrics.gossipLoss.WithLabelValues(v.String()).Inc()
 	}
 	if v != echo.Alive {
 		if !first {

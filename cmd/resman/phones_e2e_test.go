@@ -188,7 +188,7 @@ type phWorld struct {
 	url      map[string]string
 	edgeAPI  string
 	sipAddr  string
-	callee   *phSipp
+	callee   *sippeers.Sipp
 	scenario string // directory of the sipp scenarios
 }
 
@@ -241,11 +241,11 @@ func runPhones(tb testing.TB, n, rate int, strict bool) []phMove {
 
 	// The phones: a callee that stays up to receive calls, and n phones
 	// that register once (the Edge keeps their bindings for 300 s).
-	w.callee = startPhSipp(tb, 15*time.Minute, filepath.Join(w.scenario, "callee.xml"), "-oocsf", edgeSipp(tb, "answer.xml"),
-		"-trace_msg", "-message_file", "MSGFILE", "-s", "callee", "-m", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(tb)), "-t", "u1", w.sipAddr)
-	phones := startPhSipp(tb, 10*time.Minute, filepath.Join(w.scenario, "register.xml"), "-s", "ph", "-m", strconv.Itoa(n),
+	w.callee = sippeers.StartSippWith(tb, sippeers.SippOptions{Timeout: 15 * time.Minute, TraceMessages: true},
+		filepath.Join(w.scenario, "callee.xml"), "-oocsf", edgeSipp(tb, "answer.xml"), "-s", "callee", "-m", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(tb)), "-t", "u1", w.sipAddr)
+	phones := sippeers.StartSippWith(tb, sippeers.SippOptions{Timeout: 10 * time.Minute}, filepath.Join(w.scenario, "register.xml"), "-s", "ph", "-m", strconv.Itoa(n),
 		"-r", "200", "-l", "50", "-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(tb)), "-t", "u1", w.sipAddr)
-	phones.wait(tb, 10*time.Minute)
+	phones.Wait(tb, 10*time.Minute)
 	sippeers.WaitFor(tb, phonesLimit, "every phone in the main's registrar, none in the standby's", func() bool {
 		return phStat(tb, w.reg["main"], "location_contacts") == n+1 && phStat(tb, w.reg["standby"], "location_contacts") == 0
 	})
@@ -397,9 +397,9 @@ func (w *phWorld) placeCall(cause, to string, newR phRegistrar, switched time.Ti
 	tb.Helper()
 	time.Sleep(time.Until(switched.Add(2 * time.Second)))
 	before := w.calleeInvites()
-	caller := startPhSipp(tb, time.Minute, edgeSipp(tb, "caller.xml"), "-s", "callee", "-m", "1",
+	caller := sippeers.StartSippWith(tb, sippeers.SippOptions{Timeout: time.Minute}, edgeSipp(tb, "caller.xml"), "-s", "callee", "-m", "1",
 		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(tb)), "-t", "u1", w.sipAddr)
-	caller.wait(tb, phonesLimit)
+	caller.Wait(tb, phonesLimit)
 	invites := w.calleeInvites()
 	if len(invites) <= len(before) {
 		tb.Fatalf("%s: the callee got no INVITE of the call placed after the switch", cause)
@@ -413,7 +413,7 @@ func (w *phWorld) placeCall(cause, to string, newR phRegistrar, switched time.Ti
 // calleeInvites is each INVITE the callee received so far, as its sipp
 // trace shows it.
 func (w *phWorld) calleeInvites() []string {
-	raw, _ := os.ReadFile(filepath.Join(w.callee.dir, "messages.log"))
+	raw, _ := os.ReadFile(filepath.Join(w.callee.Dir, "messages.log"))
 	parts := strings.Split(string(raw), "INVITE sip:callee@")
 	if len(parts) < 2 {
 		return nil
@@ -576,82 +576,6 @@ const phCalleeXML = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 // The phones' own peers: a sipp that counts its phones and a kamailio
 // read by its location count, which edge/sippeers' do not do.
-
-// phSipp is a sipp process, stopped by its PID at cleanup.
-type phSipp struct {
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
-// startPhSipp runs sipp with scenario sf in a temporary directory; the
-// argument MSGFILE stands for its messages.log there.
-func startPhSipp(tb testing.TB, timeout time.Duration, sf string, args ...string) *phSipp {
-	tb.Helper()
-	path := sippeers.NeedTool(tb, "sipp", "sip-tester")
-	s := &phSipp{dir: tb.TempDir(), done: make(chan struct{})}
-	for i, a := range args {
-		if a == "MSGFILE" {
-			args[i] = filepath.Join(s.dir, "messages.log")
-		}
-	}
-	args = append([]string{"-sf", sf, "-nostdin", "-timeout", strconv.Itoa(int(timeout.Seconds())) + "s", "-timeout_error",
-		"-trace_err", "-error_file", filepath.Join(s.dir, "errors.log")}, args...)
-	s.cmd = exec.Command(path, args...)
-	s.cmd.Dir = s.dir
-	out, err := os.Create(filepath.Join(s.dir, "screen.log"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	if err := s.cmd.Start(); err != nil {
-		tb.Fatalf("start sipp: %v", err)
-	}
-	go func() {
-		s.err = s.cmd.Wait()
-		out.Close()
-		close(s.done)
-	}()
-	tb.Cleanup(func() {
-		s.stop()
-		if tb.Failed() {
-			for _, f := range []string{"errors.log", "messages.log", "screen.log"} {
-				if b, err := os.ReadFile(filepath.Join(s.dir, f)); err == nil && len(b) > 0 {
-					tb.Logf("sipp %s:\n%s", f, b[max(0, len(b)-4000):])
-				}
-			}
-		}
-	})
-	return s
-}
-
-func (s *phSipp) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-func (s *phSipp) wait(tb testing.TB, limit time.Duration) {
-	tb.Helper()
-	select {
-	case <-s.done:
-	case <-time.After(limit):
-		tb.Fatalf("sipp did not finish its scenario in %s", limit)
-	}
-	if s.err != nil {
-		tb.Fatalf("sipp scenario failed: %v", s.err)
-	}
-}
 
 // phRegistrar is one side's registrar: kamailio, or the stand-in.
 type phRegistrar interface {

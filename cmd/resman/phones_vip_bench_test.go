@@ -145,7 +145,7 @@ type vipPair struct {
 	lab    *lab
 	ka     *kaPair
 	reg    map[string]*phKam
-	phones *phSipp
+	phones *sippeers.Sipp
 }
 
 // vipRegPort is the registrars' port on the virtual IP.
@@ -173,12 +173,12 @@ func startVIPPair(b *testing.B, n, expiry, refresh int, ka kaOpts, scenario stri
 	}
 	// The phones, on the lab's bridge address, for longer than the run.
 	limit := 2*time.Duration(expiry)*time.Second + 10*time.Minute
-	p.phones = startPhSipp(b, limit, scenario, "-s", "ph", "-m", strconv.Itoa(n), "-l", strconv.Itoa(n),
+	p.phones = sippeers.StartSippWith(b, sippeers.SippOptions{Timeout: limit}, scenario, "-s", "ph", "-m", strconv.Itoa(n), "-l", strconv.Itoa(n),
 		"-r", "200", "-i", l.subnet+".254", "-p", strconv.Itoa(sippeers.Port(b)), "-t", "u1", vip+":"+strconv.Itoa(vipRegPort))
 	sippeers.WaitFor(b, phonesLimit, "every phone in the main's registrar, none in the standby's", func() bool {
 		select {
-		case <-p.phones.done:
-			b.Fatalf("sipp exited: %v", p.phones.err)
+		case <-p.phones.Done():
+			b.Fatalf("sipp exited: %v", p.phones.Err())
 		default:
 		}
 		return phStat(b, p.reg["main"], "location_contacts") == n && phStat(b, p.reg["standby"], "location_contacts") == 0
@@ -258,7 +258,7 @@ func runPhonesVIP(b *testing.B, n, expiry, refresh int, ka kaOpts) []*vipMove {
 			m.oldLeft = phStat(b, m.pair.reg["main"], "location_contacts")
 		}
 		if m.notRehomed > 0 {
-			if raw, err := os.ReadFile(filepath.Join(m.pair.phones.dir, "errors.log")); err == nil && len(raw) > 0 {
+			if raw, err := os.ReadFile(filepath.Join(m.pair.phones.Dir, "errors.log")); err == nil && len(raw) > 0 {
 				b.Logf("%s: sipp errors:\n%s", m.cause, raw[max(0, len(raw)-2000):])
 			}
 		}

@@ -140,15 +140,34 @@ type Sipp struct {
 }
 
 // StartSipp runs sipp with scenario file sf (absolute) and args in a
-// temporary directory, its output in files there; the test's cleanup stops
-// it by PID (SIGTERM, then SIGKILL) and, if the test failed, logs them.
+// temporary directory, its output in files there (messages.log holds
+// every message); sipp gives up after 60 s. The test's cleanup stops it by
+// PID (SIGTERM, then SIGKILL) and, if the test failed, logs the files.
 func StartSipp(t testing.TB, sf string, args ...string) *Sipp {
+	t.Helper()
+	return StartSippWith(t, SippOptions{Timeout: time.Minute, TraceMessages: true}, sf, args...)
+}
+
+// SippOptions shape a sipp run.
+type SippOptions struct {
+	// Timeout is how long sipp runs its scenario before it gives up.
+	Timeout time.Duration
+	// TraceMessages keeps every message in messages.log (off for
+	// thousands of phones: the log would be the run's cost).
+	TraceMessages bool
+}
+
+// StartSippWith is StartSipp with o.
+func StartSippWith(t testing.TB, o SippOptions, sf string, args ...string) *Sipp {
 	t.Helper()
 	path := NeedTool(t, "sipp", "sip-tester")
 	s := &Sipp{Dir: t.TempDir(), done: make(chan struct{})}
-	args = append([]string{"-sf", sf, "-nostdin", "-timeout", "60s", "-timeout_error",
-		"-trace_err", "-error_file", filepath.Join(s.Dir, "errors.log"),
-		"-trace_msg", "-message_file", filepath.Join(s.Dir, "messages.log")}, args...)
+	opts := []string{"-sf", sf, "-nostdin", "-timeout", strconv.Itoa(int(o.Timeout.Seconds())) + "s", "-timeout_error",
+		"-trace_err", "-error_file", filepath.Join(s.Dir, "errors.log")}
+	if o.TraceMessages {
+		opts = append(opts, "-trace_msg", "-message_file", filepath.Join(s.Dir, "messages.log"))
+	}
+	args = append(opts, args...)
 	s.cmd = exec.Command(path, args...)
 	s.cmd.Dir = s.Dir
 	out, err := os.Create(filepath.Join(s.Dir, "screen.log"))

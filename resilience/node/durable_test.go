@@ -512,10 +512,12 @@ func TestPersistErrorEndsWhenTheStoreTakesWrites(t *testing.T) {
 		}
 		return saveState(path, st, now)
 	}
+	failedProbes := 0
 	probe := func(string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if full {
+			failedProbes++
 			return errors.New("no space left on device")
 		}
 		return nil
@@ -540,14 +542,26 @@ func TestPersistErrorEndsWhenTheStoreTakesWrites(t *testing.T) {
 		}
 		return false
 	}
-	time.Sleep(100 * time.Millisecond) // five probes fail meanwhile
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := failedProbes
+		mu.Unlock()
+		if n >= 3 {
+			break // probes ran and failed: the error must still stand
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d probes of the full data directory in 10 s, want 3", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if !reason() {
 		t.Fatalf("while the disk is full: reasons %q, want the persist error", h.node.Status().HA.Reasons)
 	}
 	mu.Lock()
 	full = false
 	mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for reason() {
 		if time.Now().After(deadline) {
 			t.Fatal("the persist error still shows once the disk takes writes again")

@@ -188,7 +188,11 @@ func syncSummary(res []replication.Result) string {
 		files += r.FilesSent
 		changed += r.FilesChanged
 	}
-	return fmt.Sprintf("%d jobs: %d files sent, %d changed on the peer", len(res), files, changed)
+	jobs := "jobs"
+	if len(res) == 1 {
+		jobs = "job"
+	}
+	return fmt.Sprintf("%d %s: %d files sent, %d changed on the peer", len(res), jobs, files, changed)
 }
 
 // endSwitchover tells the core that switchover id has ended, so the hold

@@ -66,7 +66,7 @@ func TestSwitchoverProgressInBrowser(t *testing.T) {
 	// The sync is done, this node stops.
 	node.setStatus(func(st *api.Status) {
 		st.SwitchoverRun.Steps = steps(api.StepDone, api.StepDone, api.StepRunning, api.StepPending, api.StepPending)
-		st.SwitchoverRun.Steps[1].Detail = "1 jobs: 3000 files sent, 3000 changed on the peer"
+		st.SwitchoverRun.Steps[1].Detail = "1 job: 3000 files sent, 3000 changed on the peer"
 		st.Replication[0].Running, st.Replication[0].Progress = false, nil
 	})
 	waitJS(t, ctx, "the stop under way", step("#confirm-steps", api.StepStop)+".className === 'step-running' && "+

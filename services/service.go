@@ -273,7 +273,7 @@ func (s *Supervisor) startRun(ctx context.Context, svc *service, deadline time.T
 			return err
 		}
 	} else {
-		grace := time.NewTimer(min(runGrace, svc.spec.Timeout))
+		grace := time.NewTimer(min(s.runGrace, svc.spec.Timeout))
 		defer grace.Stop()
 		select {
 		case <-p.done:

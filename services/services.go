@@ -76,6 +76,10 @@ type Supervisor struct {
 	env      []string
 	metrics  *metrics // nil without a Registerer
 	services []*service
+	// runGrace is runGrace; a test of a start cancelled within the grace
+	// lengthens it so the cancel cannot come after the grace on a slow
+	// machine.
+	runGrace time.Duration
 
 	// ops serialises Start and Stop: a transition runs to its end before
 	// the next one begins.
@@ -100,6 +104,7 @@ func New(specs []config.Service, opts Options) (*Supervisor, error) {
 		log:      log.With("component", "services"),
 		onChange: opts.OnChange,
 		env:      append([]string(nil), opts.Env...),
+		runGrace: runGrace,
 	}
 	if opts.Registerer != nil {
 		m, err := newMetrics(opts.Registerer)

@@ -32,6 +32,11 @@ func TestExplorePair(t *testing.T) {
 		t.Skip("the explorer is one goroutine per case with nothing to race; under -race it would take ten times as long (the plain run covers it)")
 	}
 	extra := 0
+	if testing.Short() {
+		// One step less: about a fifth of the time (the quick feedback
+		// loop); make test explores to the full depth.
+		extra = -1
+	}
 	if v := os.Getenv("RESMAN_EXPLORE_DEPTH"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {

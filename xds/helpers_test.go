@@ -180,9 +180,13 @@ func mds(name, addr, transport, user, password string) config.MDS {
 }
 
 // needTool finds an external tool. Missing, it skips the test, or fails it
-// when the CI environment variable is set.
+// when the CI environment variable is set. Under -short it skips: tests
+// of real SIP peers are tier 3, and make test runs them.
 func needTool(t testing.TB, name, pkg string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("tier 3 (" + name + "): skipped by -short; make test runs it")
+	}
 	path, err := exec.LookPath(name)
 	if err == nil {
 		return path

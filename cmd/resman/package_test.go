@@ -46,6 +46,7 @@ func pkgRun(t *testing.T, name string, args ...string) string {
 }
 
 func TestDebianPackage(t *testing.T) {
+	skipShort(t) // builds the package with nfpm: tier 3
 	if _, err := exec.LookPath("dpkg-deb"); err != nil {
 		pkgToolMissing(t, "dpkg-deb is not installed (apt-get install dpkg)", err.Error())
 	}

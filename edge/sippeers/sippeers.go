@@ -74,9 +74,13 @@ func free(p int) bool {
 }
 
 // NeedTool finds an external tool; missing, it skips the test (fails it
-// when CI is set), naming the Debian package.
+// when CI is set), naming the Debian package. Under -short it skips: tests
+// of real SIP peers are tier 3, and make test runs them.
 func NeedTool(t testing.TB, name, pkg string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("tier 3 (" + name + "): skipped by -short; make test runs it")
+	}
 	path, err := exec.LookPath(name)
 	if err == nil {
 		return path

@@ -17,9 +17,13 @@ import (
 
 // Chromium finds Chromium; without it the test skips, or fails when the
 // environment variable CI is set (CI installs it: a skip there would hide
-// that no browser test ran).
+// that no browser test ran). Under -short it skips: browser tests are
+// tier 3, and make test runs them.
 func Chromium(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("tier 3 (headless Chromium): skipped by -short; make test runs it")
+	}
 	for _, p := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
 		if path, err := exec.LookPath(p); err == nil {
 			return path

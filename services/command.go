@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/resman-pbx/resman/services/procexec"
+	"github.com/resman-pbx/resman/resilience/procexec"
 )
 
 const (

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/resman-pbx/resman/services/procexec"
+	"github.com/resman-pbx/resman/resilience/procexec"
 )
 
 func TestTailBuffer(t *testing.T) {

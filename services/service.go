@@ -12,8 +12,8 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/procexec"
 	"github.com/resman-pbx/resman/services/hysteresis"
-	"github.com/resman-pbx/resman/services/procexec"
 )
 
 // kind is how a service is driven.

@@ -32,7 +32,7 @@ func component(pkg string) string {
 // components may use: libraries with no part of the component's job.
 var shared = map[string]bool{
 	"services/hysteresis": true, // the rise/fall counter of services, XDS and the Edge
-	"services/procexec":   true, // running a command: hooks, replication, services
+	"resilience/procexec": true, // running a command: hooks, replication, services
 	"xds/registrar":       true, // a test and demo registrar, used by edge/sippeers
 }
 

@@ -37,7 +37,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/services/procexec"
+	"github.com/resman-pbx/resman/resilience/procexec"
 )
 
 // Phase is when a hook runs; its value is the config key and RESMAN_HOOK.

@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/resman-pbx/resman/services/procexec"
+	"github.com/resman-pbx/resman/resilience/procexec"
 )
 
 const (

@@ -40,9 +40,8 @@
 //
 // # Why services/hysteresis
 //
-// The check logic belongs with the services' health checks, and, like
-// services/procexec (used by resilience/hooks and resilience/replication),
-// this package imports nothing: xds and edge import it without pulling in
+// The check logic belongs with the services' health checks, and this
+// package imports nothing: xds and edge import it without pulling in
 // the supervisor or any of its dependencies, and none of the three users
 // depends on another's internals.
 package hysteresis

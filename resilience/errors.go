@@ -25,3 +25,8 @@ var ErrFailed = errors.New("failed")
 // file system, I/O error), so nothing was started or stopped. The API
 // answers 503 with the message; the CLI exits 1.
 var ErrNotDurable = errors.New("decision not persisted")
+
+// ErrStopping: the node is shutting down and takes no more commands. The
+// API answers 503 with the message: the same command may work once the
+// node runs again.
+var ErrStopping = errors.New("node is shutting down")

@@ -116,7 +116,7 @@ type outcome struct {
 	rec    resilience.Record
 }
 
-var errStopped = errors.New("node is shutting down")
+var errStopped = resilience.ErrStopping
 
 // New builds a node; Run starts it.
 func New(d Deps) (*Node, error) {

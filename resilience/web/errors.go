@@ -32,8 +32,9 @@ var errInternal = &httpError{code: fiber.StatusInternalServerError, msg: "intern
 
 // nodeError maps a refusal or failure of the node to an answer: the
 // message of a refusal, of a command that was carried out and failed
-// (ErrFailed, a 500), and of a decision the node could not persist, so did
-// not carry out (ErrNotDurable, a 503), is meant for the admin and is sent
+// (ErrFailed, a 500), of a decision the node could not persist, so did
+// not carry out (ErrNotDurable, a 503), and of a node shutting down
+// (ErrStopping, a 503), is meant for the admin and is sent
 // as is; any other error is logged and answered with a generic 500.
 func (s *Server) nodeError(c *fiber.Ctx, op string, err error) error {
 	switch {
@@ -41,6 +42,9 @@ func (s *Server) nodeError(c *fiber.Ctx, op string, err error) error {
 		// The node's disk, not the request: the same command may work
 		// once node.data_dir is writable again.
 		s.log.Error("node command not carried out: the decision could not be persisted", "op", op, "who", who(c), "err", err)
+		return &httpError{code: fiber.StatusServiceUnavailable, msg: err.Error()}
+	case errors.Is(err, resilience.ErrStopping):
+		s.log.Info("node command refused: the node is shutting down", "op", op, "who", who(c))
 		return &httpError{code: fiber.StatusServiceUnavailable, msg: err.Error()}
 	case errors.Is(err, resilience.ErrFailed):
 		s.log.Error("node command failed", "op", op, "who", who(c), "err", err)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -301,6 +302,11 @@ func (f *fakeNode) StopFailover(_ context.Context, who string, req api.StopReque
 func (f *fakeNode) RunReplication(_ context.Context, who string, req api.ReplicationRunRequest) ([]api.Replication, error) {
 	f.record(call{Method: "replication-run", Who: who, Repl: req})
 	f.mu.Lock()
+	if errors.Is(f.replErr, resilience.ErrStopping) {
+		// As the node: a run asked while it ends is refused, not run.
+		f.mu.Unlock()
+		return nil, f.replErr
+	}
 	if f.status.Status != api.StatusActive {
 		st := f.status.Status
 		f.mu.Unlock()

@@ -315,6 +315,24 @@ func TestNotDurableIs503(t *testing.T) {
 	}
 }
 
+// A node shutting down takes no more commands: 503 with its message, not
+// a generic 500 (a script retries a 503; an admin reads the message).
+func TestStoppingNodeIs503(t *testing.T) {
+	s, node, _ := newTestServer(t, Options{})
+	node.startErr = resilience.ErrStopping
+	node.stopErr = resilience.ErrStopping
+	node.replErr = resilience.ErrStopping
+	for _, path := range []string{pathStart, pathStop, "/api/v1/replication/run"} {
+		a := do(t, s, "POST", path, `{"reason":"r"}`, nil)
+		if a.code != 503 {
+			t.Errorf("%s: code = %d, want 503", path, a.code)
+		}
+		if got := apiError(t, a); got != "node is shutting down" {
+			t.Errorf("%s: error = %q, want %q", path, got, "node is shutting down")
+		}
+	}
+}
+
 func TestPanic(t *testing.T) {
 	s, node, logs := newTestServer(t, Options{})
 	node.panicky = true

@@ -156,9 +156,9 @@ func TestAutoPairTruthInBrowser(t *testing.T) {
 	// failback hold, counted down on both pages.
 	mainP = startProc(t, "main", mainP.cfg, mainP.url)
 	// Sessions live in the node's memory: the restarted node sends its
-	// tab to the login, saying why.
+	// tab to the login, saying that it restarted.
 	browserWaitAcrossNavigation(t, tabs[0], "the restarted node's tab asks to log in again",
-		`!!document.querySelector('#user') && document.body.textContent.includes('Your session has ended. Log in again.')`)
+		`!!document.querySelector('#user') && /This node restarted at .* since you logged in, which ends every session\. Log in again\./.test(document.body.textContent)`)
 	browsertest.Do(t, tabs[0], "log in again",
 		chromedp.SendKeys(chromedp.CSS("#user"), browserUser),
 		chromedp.SendKeys(chromedp.CSS("#password"), browserPassword),

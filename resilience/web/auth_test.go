@@ -157,8 +157,10 @@ func TestLoginAndPage(t *testing.T) {
 	if c.Name != "resman_session_xivo-main" {
 		t.Errorf("cookie name %q, want the node's name in it", c.Name)
 	}
-	if len(c.Value) != 43 { // 256 bits, base64url without padding
-		t.Errorf("session ID %q: %d characters, want 43", c.Value, len(c.Value))
+	// The run's tag (64 bits), a dot, and the secret (256 bits), both
+	// base64url without padding.
+	if run, secret, ok := strings.Cut(c.Value, "."); !ok || len(run) != 11 || len(secret) != 43 {
+		t.Errorf("session ID %q: want 11 characters, a dot and 43", c.Value)
 	}
 
 	page := send(t, s, "GET", "/", "", "", c, nil)
@@ -510,5 +512,37 @@ func TestEventsEndWithSession(t *testing.T) {
 	case <-node.cancelled:
 	case <-time.After(waitFor):
 		t.Fatal("the event stream outlived the session")
+	}
+}
+
+// Sessions live in the node's memory: after a restart the admin's cookie
+// is refused, and the API and the login page say that the node restarted,
+// not only that the session ended. A cookie this run never made still
+// reads "your session has ended".
+func TestSessionEndedByARestartSaysSo(t *testing.T) {
+	before, _, _, _ := newWebServer(t)
+	cookie, _ := loginOK(t, before)
+	after, _, _, clk := newWebServer(t) // the same node, restarted
+	after.auth.sessions.started = clk.Now()
+
+	a := send(t, after, "GET", pathStatus, "", "", cookie, nil)
+	want := "This node restarted at 2025-03-01 12:00:00 UTC since you logged in, which ends every session. Log in again."
+	if a.code != 401 || apiError(t, a) != want {
+		t.Errorf("API with an earlier run's cookie: %d %q, want 401 %q", a.code, a.body, want)
+	}
+	page := send(t, after, "GET", "/?m=expired", "", "", cookie, nil)
+	if body := string(page.body); page.code != 200 || !strings.Contains(body, "This node restarted at 2025-03-01 12:00:00 UTC") {
+		t.Errorf("login page after a restart: %d, want the restart notice:\n%s", page.code, body)
+	}
+
+	forged := *cookie
+	forged.Value = after.auth.sessions.run + "." + randomToken()
+	a = send(t, after, "GET", pathStatus, "", "", &forged, nil)
+	if a.code != 401 || apiError(t, a) != "your session has ended: log in again" {
+		t.Errorf("API with an unknown cookie of this run: %d %q", a.code, a.body)
+	}
+	page = send(t, after, "GET", "/?m=expired", "", "", &forged, nil)
+	if body := string(page.body); !strings.Contains(body, "Your session has ended. Log in again.") || strings.Contains(body, "restarted") {
+		t.Errorf("login page with an unknown cookie of this run:\n%s", body)
 	}
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"log/slog"
 	"math"
 	"mime"
@@ -182,6 +183,13 @@ func (s *Server) sessionOf(c *fiber.Ctx, touch bool) *session {
 	return s.auth.sessions.get(c.Cookies(s.auth.cookieName), touch)
 }
 
+// restartedNotice tells an admin whose session a restart of the node
+// ended what happened.
+func (s *Server) restartedNotice() string {
+	return fmt.Sprintf("This node restarted at %s since you logged in, which ends every session. Log in again.",
+		s.auth.sessions.started.UTC().Format("2006-01-02 15:04:05 UTC"))
+}
+
 // sessionAuth authenticates a request that carries no Authorization header
 // with its session cookie: it reports false when there is no cookie (the
 // bearer scheme then answers), an error when the session is gone or a
@@ -199,6 +207,9 @@ func (s *Server) sessionAuth(c *fiber.Ctx) (bool, error) {
 	touch := c.Path() != pathEvents && c.Get(HeaderBackground) == ""
 	sess := s.auth.sessions.get(id, touch)
 	if sess == nil {
+		if s.auth.sessions.fromEarlierRun(id) {
+			return true, errorf(fiber.StatusUnauthorized, "%s", s.restartedNotice())
+		}
 		return true, errorf(fiber.StatusUnauthorized, "your session has ended: log in again")
 	}
 	if !safeMethod(c.Method()) {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -49,16 +50,34 @@ type sessionStore struct {
 	lifetime time.Duration
 	now      func() time.Time
 	log      *slog.Logger
+	// run is random to this run of the process and prefixes every
+	// session ID ("RUN.SECRET"), and started is when the run began: a
+	// cookie of an earlier run is known to come from before a restart,
+	// and the login page says so instead of "your session has ended".
+	// It tells nothing about the secret and lets in no one.
+	run     string
+	started time.Time
 }
 
 func newSessionStore(now func() time.Time) *sessionStore {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	return &sessionStore{
 		byID:     map[[sha256.Size]byte]*session{},
 		idle:     SessionIdleTimeout,
 		lifetime: SessionLifetime,
 		now:      now,
 		log:      slog.New(slog.DiscardHandler),
+		run:      base64.RawURLEncoding.EncodeToString(b[:]),
+		started:  now(),
 	}
+}
+
+// fromEarlierRun reports whether id is a session ID this node made before
+// it restarted: sessions live in memory, so a restart ends them all.
+func (st *sessionStore) fromEarlierRun(id string) bool {
+	run, _, ok := strings.Cut(id, ".")
+	return ok && len(run) == len(st.run) && run != st.run
 }
 
 // randomToken is 256 random bits, base64url without padding.
@@ -71,7 +90,7 @@ func randomToken() string {
 // create starts a session for user (a read-only one for a viewer) and
 // returns its ID, the secret the cookie carries.
 func (st *sessionStore) create(user string, viewer bool) (string, *session) {
-	id := randomToken()
+	id := st.run + "." + randomToken()
 	now := st.now()
 	s := &session{user: user, viewer: viewer, csrf: randomToken(), created: now, lastSeen: now, done: make(chan struct{})}
 	st.mu.Lock()

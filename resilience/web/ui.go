@@ -53,6 +53,9 @@ func (s *Server) page(c *fiber.Ctx) error {
 	case "expired":
 		p.Notice = "Your session has ended. Log in again."
 	}
+	if id := c.Cookies(s.auth.cookieName); id != "" && s.auth.sessions.fromEarlierRun(id) {
+		p.Notice = s.restartedNotice()
+	}
 	if c.Cookies(s.auth.cookieName) != "" {
 		// A cookie of an ended session: drop it.
 		s.clearCookie(c)

@@ -6,7 +6,8 @@
 // prompt news and polls the node every check interval besides: GET
 // /api/v1/status while the stream is down, GET /active while it is up (a
 // stream that stalls silently is then noticed and reconnected, with
-// backoff). When the node goes Active the follower starts its services with
+// backoff): resilience/client/watch, with the polls as the stream's
+// fallback. When the node goes Active the follower starts its services with
 // the same supervisor and checks as a node; when the node goes Inactive (or
 // starts deactivating) it stops them. When the node cannot be reached, the
 // follower keeps its current state and says so in its status, its log and
@@ -94,10 +95,8 @@ type Follower struct {
 	// standalone also answers /api/v1/status and /active.
 	standalone bool
 
-	// wake the reconciler, the poller, the stream loop.
+	// kick wakes the reconciler.
 	kick       chan struct{}
-	pollNow    chan struct{}
-	reconnect  chan struct{}
 	runOnce    sync.Once
 	closeOnce  sync.Once
 	closeError error
@@ -112,17 +111,11 @@ type Follower struct {
 	lastErr string
 	// following is what the follower knows of its node.
 	following Following
-	// seen is the start time of the newest observation applied: an
-	// older one (a poll overtaken by an event) is dropped.
-	seen time.Time
 	// want is what the node's status asks for ("" for nothing: the node
 	// is unreachable, activating or not yet seen); cause says why, for
 	// the audit of the next transition. The reconciler decides from
 	// following (see decide in want.go).
 	want, cause string
-	// streamUp is true while the event stream delivers; stopStream ends it.
-	streamUp   bool
-	stopStream context.CancelFunc
 	// retryAt delays the retry of a failed start; failures counts them.
 	retryAt  time.Time
 	failures int
@@ -214,8 +207,6 @@ func New(opts Options) (*Follower, error) {
 		metrics:    m,
 		standalone: opts.Standalone,
 		kick:       make(chan struct{}, 1),
-		pollNow:    make(chan struct{}, 1),
-		reconnect:  make(chan struct{}, 1),
 		since:      time.Now(),
 		following:  Following{Node: cfg.Follow, URL: cfg.Follow},
 	}
@@ -256,8 +247,7 @@ func (f *Follower) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { f.sup.Run(ctx) })
-	wg.Go(func() { f.streamLoop(ctx) })
-	wg.Go(func() { f.pollLoop(ctx) })
+	wg.Go(func() { f.watcher().Run(ctx) })
 	wg.Go(func() { f.reconcileLoop(ctx) })
 	wg.Wait()
 	return nil

@@ -24,7 +24,7 @@ func TestFollowsActiveAndInactive(t *testing.T) {
 		t.Fatalf("with the node inactive: %+v", st)
 	}
 
-	node.set(api.StatusActive, 4)
+	node.Set(api.StatusActive, 4)
 	f.waitStatus(t, api.StatusActive)
 	st := f.Status()
 	for _, s := range st.Services {
@@ -32,26 +32,26 @@ func TestFollowsActiveAndInactive(t *testing.T) {
 			t.Errorf("service %s is %s with the node active", s.Name, s.State)
 		}
 	}
-	if fw := st.Following; fw.Node != "xivo-main" || !fw.Reachable || fw.Epoch != 4 || fw.Since.IsZero() || fw.URL != node.url() {
+	if fw := st.Following; fw.Node != "xivo-main" || !fw.Reachable || fw.Epoch != 4 || fw.Since.IsZero() || fw.URL != node.URL() {
 		t.Errorf("following = %+v", fw)
 	}
 	if st.LastChange == nil || st.LastChange.To != api.StatusActive {
 		t.Errorf("last change = %+v", st.LastChange)
 	}
 
-	node.set(api.StatusDeactivating, 4)
+	node.Set(api.StatusDeactivating, 4)
 	f.waitStatus(t, api.StatusInactive)
 	for _, s := range f.Status().Services {
 		if s.State != services.StateStopped {
 			t.Errorf("service %s is %s with the node deactivating", s.Name, s.State)
 		}
 	}
-	node.set(api.StatusInactive, 4)
-	node.set(api.StatusActive, 6)
+	node.Set(api.StatusInactive, 4)
+	node.Set(api.StatusActive, 6)
 	f.waitStatus(t, api.StatusActive)
 
 	want := []string{
-		"boot: following " + node.url(),
+		"boot: following " + node.URL(),
 		"start services: paired node xivo-main went active (epoch 4)",
 		"activated: services started",
 		"stop services: paired node xivo-main went deactivating (epoch 4)",
@@ -76,10 +76,10 @@ func TestFollowsActiveAndInactive(t *testing.T) {
 // Without an event stream, the polls follow the node.
 func TestFollowsByPollingWithoutStream(t *testing.T) {
 	node := newFakeNode(t, api.StatusActive, 2)
-	node.noSSE = true
+	node.RefuseEvents(true)
 	f := startFollower(t, node, []config.Service{sleeper("xuc")})
 	f.waitStatus(t, api.StatusActive)
-	node.set(api.StatusInactive, 2)
+	node.Set(api.StatusInactive, 2)
 	f.waitStatus(t, api.StatusInactive)
 	if f.Status().Following.Stream {
 		t.Error("following.stream is true with no event stream")
@@ -92,18 +92,18 @@ func TestStreamReconnects(t *testing.T) {
 	node := newFakeNode(t, api.StatusInactive, 1)
 	f := startFollower(t, node, []config.Service{sleeper("xuc")}, func(o *Options) { o.CheckInterval = time.Hour })
 	waitUntil(t, "stream connected", func() bool { return f.Status().Following.Stream })
-	node.set(api.StatusActive, 2)
+	node.Set(api.StatusActive, 2)
 	f.waitStatus(t, api.StatusActive)
 
 	// The node restarts: its stream ends, it does not answer for a while.
-	node.setDown(true)
+	node.SetDown(true)
 	waitUntil(t, "node unreachable", func() bool { return !f.Status().Following.Reachable })
-	node.setDown(false)
+	node.SetDown(false)
 	waitUntil(t, "stream reconnected", func() bool {
-		streams, _ := node.counts()
+		streams, _ := node.Counts()
 		return f.Status().Following.Stream && streams >= 2
 	})
-	node.set(api.StatusInactive, 2)
+	node.Set(api.StatusInactive, 2)
 	f.waitStatus(t, api.StatusInactive)
 }
 
@@ -112,7 +112,7 @@ func TestKeepsItsStateWhenTheNodeIsUnreachable(t *testing.T) {
 	f := startFollower(t, node, []config.Service{sleeper("xuc")})
 	f.waitStatus(t, api.StatusActive)
 
-	node.setDown(true)
+	node.SetDown(true)
 	waitUntil(t, "node unreachable", func() bool { return !f.Status().Following.Reachable })
 	// Polls keep failing; nothing moves.
 	seen := f.Status().Following.CheckedAt
@@ -133,8 +133,8 @@ func TestKeepsItsStateWhenTheNodeIsUnreachable(t *testing.T) {
 	}
 
 	// It comes back Inactive: the follower stops.
-	node.set(api.StatusInactive, 5)
-	node.setDown(false)
+	node.Set(api.StatusInactive, 5)
+	node.SetDown(false)
 	f.waitStatus(t, api.StatusInactive)
 	causes = f.causes(t)
 	if !has(causes, "follow: paired node xivo-main reachable again (inactive, epoch 5)") ||
@@ -161,7 +161,7 @@ func TestWrongTokenKeepsState(t *testing.T) {
 	waitUntil(t, "an error", func() bool { return strings.Contains(f.Status().Following.Error, "401") })
 	// The audit entry is written just after the error is recorded: wait
 	// for it rather than read the log at once.
-	want := "follow: paired node " + node.url() + " cannot be read: keeping inactive"
+	want := "follow: paired node " + node.URL() + " cannot be read: keeping inactive"
 	waitUntil(t, "the audit entry", func() bool { return has(f.causes(t), want) })
 	if st := f.Status(); st.Status != api.StatusInactive || st.Services[0].State != services.StateStopped {
 		t.Errorf("with a wrong token: %s, %s", st.Status, st.Services[0].State)
@@ -190,7 +190,7 @@ func TestFailedStartRollsBackAndRetries(t *testing.T) {
 		return s.Status == api.StatusInactive && s.Services[0].State == services.StateStopped
 	})
 	// The node goes inactive: no more retries, no error left.
-	node.set(api.StatusInactive, 1)
+	node.Set(api.StatusInactive, 1)
 	waitUntil(t, "settled inactive", func() bool { return f.Status().Status == api.StatusInactive })
 }
 
@@ -222,9 +222,9 @@ func TestOneTransitionAtATime(t *testing.T) {
 		}
 	}
 
-	node.set(api.StatusActive, 2)
+	node.Set(api.StatusActive, 2)
 	f.waitStatus(t, api.StatusActivating)
-	node.set(api.StatusInactive, 2) // during the start
+	node.Set(api.StatusInactive, 2) // during the start
 	seen(api.StatusInactive, 2)
 	openGate()
 	f.waitStatus(t, api.StatusInactive)
@@ -232,11 +232,11 @@ func TestOneTransitionAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	node.set(api.StatusActive, 3)
+	node.Set(api.StatusActive, 3)
 	f.waitStatus(t, api.StatusActivating)
-	node.set(api.StatusInactive, 3)
+	node.Set(api.StatusInactive, 3)
 	seen(api.StatusInactive, 3)
-	node.set(api.StatusActive, 4) // back before the start ended: nothing to undo
+	node.Set(api.StatusActive, 4) // back before the start ended: nothing to undo
 	seen(api.StatusActive, 4)
 	openGate()
 	f.waitStatus(t, api.StatusActive)
@@ -327,7 +327,7 @@ func TestAPI(t *testing.T) {
 		t.Errorf("GET nope = %d", code)
 	}
 
-	node.set(api.StatusInactive, 7)
+	node.Set(api.StatusInactive, 7)
 	f.waitStatus(t, api.StatusInactive)
 	if code, body = do("GET", PathActive, false); code != 503 || !strings.Contains(body, `"inactive"`) {
 		t.Errorf("GET /active when inactive = %d %s", code, body)

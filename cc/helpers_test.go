@@ -2,12 +2,7 @@ package cc
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +13,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/client/clienttest"
 )
 
 const (
@@ -38,159 +34,13 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// fakeNode serves a node's API over loopback: GET /api/v1/status,
-// /active and the event stream /api/v1/events, from a status the test
+// newFakeNode serves a node's API over loopback (see clienttest): GET
+// /api/v1/status, /active and the event stream, from a status the test
 // sets. It can go down (every connection cut) and come back.
-type fakeNode struct {
-	srv *httptest.Server
-
-	mu      sync.Mutex
-	st      api.Status
-	down    bool
-	noSSE   bool
-	subs    map[chan api.Status]struct{}
-	streams int // event streams served so far
-	polls   int // status and active calls served so far
-}
-
-func newFakeNode(t *testing.T, status string, epoch uint64) *fakeNode {
+func newFakeNode(t *testing.T, status string, epoch uint64) *clienttest.FakeNode {
 	t.Helper()
-	f := &fakeNode{
-		st:   api.Status{Node: "xivo-main", Role: "main", Mode: "manual", Status: status, Epoch: epoch, Since: time.Now().UTC()},
-		subs: map[chan api.Status]struct{}{},
-	}
-	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-	ctx, cancel := context.WithCancel(context.Background())
-	f.srv.Config.BaseContext = func(net.Listener) context.Context { return ctx }
-	f.srv.Start()
-	t.Cleanup(func() { cancel(); f.srv.Close() })
-	return f
-}
-
-func (f *fakeNode) url() string { return f.srv.URL }
-
-func (f *fakeNode) serve(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	down, noSSE, st := f.down, f.noSSE, f.st
-	f.mu.Unlock()
-	if down {
-		cut(w)
-		return
-	}
-	if r.URL.Path != "/active" && r.Header.Get("Authorization") != "Bearer "+nodeToken {
-		w.WriteHeader(http.StatusUnauthorized)
-		json.NewEncoder(w).Encode(api.Error{Error: "invalid bearer token"})
-		return
-	}
-	switch r.URL.Path {
-	case "/active":
-		f.count()
-		code := http.StatusServiceUnavailable
-		if st.Status == api.StatusActive {
-			code = http.StatusOK
-		}
-		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(api.Active{Status: st.Status, Epoch: st.Epoch})
-	case "/api/v1/status":
-		f.count()
-		json.NewEncoder(w).Encode(st)
-	case "/api/v1/events":
-		if noSSE {
-			w.WriteHeader(http.StatusNotFound)
-			json.NewEncoder(w).Encode(api.Error{Error: "not found"})
-			return
-		}
-		f.events(w, r)
-	default:
-		http.NotFound(w, r)
-	}
-}
-
-func (f *fakeNode) count() {
-	f.mu.Lock()
-	f.polls++
-	f.mu.Unlock()
-}
-
-// cut answers nothing: the connection is broken mid-answer, which the
-// client sees as the node being unreachable.
-func cut(w http.ResponseWriter) {
-	if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"))
-		c.Close()
-	}
-}
-
-func (f *fakeNode) events(w http.ResponseWriter, r *http.Request) {
-	ch := make(chan api.Status, 16)
-	f.mu.Lock()
-	f.subs[ch] = struct{}{}
-	f.streams++
-	first := f.st
-	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		delete(f.subs, ch)
-		f.mu.Unlock()
-	}()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	send := func(st api.Status) bool {
-		b, _ := json.Marshal(st)
-		if _, err := fmt.Fprintf(w, "event: status\ndata: %s\n\n", b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
-	if !send(first) {
-		return
-	}
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case st, ok := <-ch:
-			if !ok {
-				return
-			}
-			if !send(st) {
-				return
-			}
-		}
-	}
-}
-
-// set changes the node's status and tells the event streams.
-func (f *fakeNode) set(status string, epoch uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.st.Status, f.st.Epoch, f.st.Since = status, epoch, time.Now().UTC()
-	for ch := range f.subs {
-		select {
-		case ch <- f.st:
-		default:
-		}
-	}
-}
-
-// setDown makes the node unreachable (its event streams end) or reachable.
-func (f *fakeNode) setDown(down bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.down = down
-	if down {
-		for ch := range f.subs {
-			close(ch)
-			delete(f.subs, ch)
-		}
-	}
-}
-
-func (f *fakeNode) counts() (streams, polls int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.streams, f.polls
+	return clienttest.New(t, api.Status{Node: "xivo-main", Role: "main", Mode: "manual", Status: status, Epoch: epoch},
+		clienttest.WithToken(nodeToken))
 }
 
 type testFollower struct {
@@ -202,12 +52,12 @@ type testFollower struct {
 type optFunc func(*Options)
 
 // startFollower runs a follower of node with services until the test ends.
-func startFollower(t *testing.T, node *fakeNode, svcs []config.Service, opts ...optFunc) *testFollower {
+func startFollower(t *testing.T, node *clienttest.FakeNode, svcs []config.Service, opts ...optFunc) *testFollower {
 	t.Helper()
 	dir := t.TempDir()
 	reg := prometheus.NewRegistry()
 	o := Options{
-		Config:        config.CC{Name: "cc-main", Follow: node.url(), Token: nodeToken, Services: svcs},
+		Config:        config.CC{Name: "cc-main", Follow: node.URL(), Token: nodeToken, Services: svcs},
 		Token:         ccToken,
 		DataDir:       dir,
 		CheckInterval: 20 * time.Millisecond,

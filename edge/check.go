@@ -11,6 +11,7 @@ import (
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
+	"github.com/resman-pbx/resman/resilience/client/watch"
 	"github.com/resman-pbx/resman/services/hysteresis"
 )
 
@@ -58,9 +59,6 @@ type side struct {
 	nodeState string // status in the last answer
 	lastCheck time.Time
 	lastErr   string
-	// eventAt is when the event stream last said the node is not Active:
-	// checks started before are stale.
-	eventAt time.Time
 
 	smu     sync.Mutex
 	streams map[*stream]struct{}
@@ -80,98 +78,60 @@ func (s *side) match(path []byte) *route {
 	return nil
 }
 
-// checkLoop checks the side now and then every interval until ctx is done.
-func (s *side) checkLoop(ctx context.Context) {
-	t := time.NewTicker(s.edge.interval)
-	defer t.Stop()
-	for {
-		at := time.Now()
-		v, a, err := s.check(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		s.edge.observe(s, at, v, a, err, false)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// check asks the node GET /active once.
-func (s *side) check(ctx context.Context) (verdict, api.Active, error) {
-	a, err := s.client.Active(ctx)
-	if err != nil {
-		return verdictFail, a, err
-	}
-	if a.Status == api.StatusActive {
-		return verdictActive, a, nil
-	}
-	return verdictInactive, a, nil
-}
-
-// eventLoop follows the node's event stream (with the Edge's token), with
-// backoff between reconnections: a node that starts deactivating stops
-// receiving traffic at once, without waiting for the next check. Going
-// back up still takes rise checks.
-func (s *side) eventLoop(ctx context.Context) {
-	backoff := minBackoff
-	warned := false
-	for ctx.Err() == nil {
-		delivered := false
-		err := s.client.Events(ctx, func(ev api.Event) error {
-			st, ok := ev.Data.(api.Status)
-			if !ok {
-				return nil
+// watcher follows the side's node: GET /active every check interval, and
+// its event stream (with the Edge's token), with backoff between
+// reconnections: a node that starts deactivating stops receiving traffic
+// at once, without waiting for the next check. Going back up still takes
+// rise checks.
+func (s *side) watcher() *watch.Watcher {
+	warned := false // only the stream's goroutine calls OnStream
+	return watch.New(s.client, watch.Options{
+		Interval:   s.edge.interval,
+		MinBackoff: minBackoff,
+		MaxBackoff: maxBackoff,
+		Observe:    s.observe,
+		OnStream: func(c watch.StreamChange) {
+			if c.Up {
+				return
 			}
-			delivered = true
-			if st.Status != api.StatusActive {
-				s.edge.observeEvent(s, api.Active{Status: st.Status, Epoch: st.Epoch})
+			var ae *client.Error
+			if errors.As(c.Err, &ae) && !warned {
+				warned = true
+				s.edge.log.Warn("no event stream from the node: checks only", "side", s.name, "error", c.Err)
+			} else {
+				s.edge.log.Debug("event stream ended", "side", s.name, "error", c.Err, "retry_in", c.RetryIn)
 			}
-			return nil
-		})
-		if ctx.Err() != nil {
-			return
+		},
+	})
+}
+
+// observe counts one look at the node: each check, and each event saying
+// the node is not Active. It takes only those events: a check started
+// before one is stale (the watcher drops it).
+func (s *side) observe(o watch.Observation) (took bool) {
+	a := api.Active{Status: o.Status, Epoch: o.Epoch}
+	if o.Event {
+		if o.Status == api.StatusActive {
+			return false
 		}
-		if delivered {
-			backoff = minBackoff
-		}
-		var ae *client.Error
-		if errors.As(err, &ae) && !warned {
-			warned = true
-			s.edge.log.Warn("no event stream from the node: checks only", "side", s.name, "error", err)
-		} else {
-			s.edge.log.Debug("event stream ended", "side", s.name, "error", err, "retry_in", backoff)
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(2*backoff, maxBackoff)
+		s.edge.observe(s, verdictInactive, a, nil, true)
+		return true
 	}
+	v := verdictInactive
+	switch {
+	case o.Err != nil:
+		v = verdictFail
+	case o.Status == api.StatusActive:
+		v = verdictActive
+	}
+	s.edge.observe(s, v, a, o.Err, false)
+	return false
 }
 
-// observeEvent applies an event of the node saying it is not Active.
-func (e *Edge) observeEvent(s *side, a api.Active) {
-	e.observe(s, time.Now(), verdictInactive, a, nil, true)
-}
-
-// observe counts one check result of s and routes to the side that should
-// have the traffic now.
-func (e *Edge) observe(s *side, at time.Time, v verdict, a api.Active, err error, event bool) {
+// observe counts one check result (or event) of s and routes to the side
+// that should have the traffic now.
+func (e *Edge) observe(s *side, v verdict, a api.Active, err error, event bool) {
 	e.mu.Lock()
-	if at.Before(s.eventAt) {
-		// The node's event stream has said newer.
-		e.mu.Unlock()
-		return
-	}
-	if event {
-		s.eventAt = at
-	}
 	before := s.health
 	s.lastCheck = time.Now()
 	switch v {

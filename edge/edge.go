@@ -7,12 +7,13 @@
 // stops receiving traffic after fall failed checks in a row, or at once
 // when its node says that it is not Active, in an answer or on the node's
 // event stream (which the Edge follows with edge.token, so that a stopping
-// node loses its traffic before its services are down). All routes switch
-// together: the Edge routes to one side at a time (the higher epoch wins if
-// both claim Active). When the routed side changes, the WebSocket and
-// streaming connections (Server-Sent Events, answers without a length) of
-// the side that lost Active are closed, so that clients reconnect to the
-// new side. With no side Active, requests get a 503 page with Retry-After.
+// node loses its traffic before its services are down; the checks and the
+// stream are resilience/client/watch, shared with the CC follower). All
+// routes switch together: the Edge routes to one side at a time (the
+// higher epoch wins if both claim Active). When the routed side changes,
+// the WebSocket and streaming connections (Server-Sent Events, answers
+// without a length) of the side that lost Active are closed, so that
+// clients reconnect to the new side. With no side Active, requests get a 503 page with Retry-After.
 //
 // The proxy runs on fasthttp (server and upstream client, HTTP/1.1 with
 // keep-alive to the upstreams): measured against nginx on the same job,
@@ -387,8 +388,7 @@ func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, s := range e.sides {
-		wg.Go(func() { s.checkLoop(ctx) })
-		wg.Go(func() { s.eventLoop(ctx) })
+		wg.Go(func() { s.watcher().Run(ctx) })
 	}
 	sipErr := make(chan error, 1)
 	if e.sip != nil {

@@ -45,8 +45,8 @@ func TestRoutesToTheActiveSideOnly(t *testing.T) {
 	}
 
 	// Failover: the main stops, the standby starts.
-	mainNode.set(inactive(1))
-	standbyNode.set(active(2))
+	mainNode.SetAnswer(inactive(1))
+	standbyNode.SetAnswer(active(2))
 	e.waitRouted(t, "standby")
 	frozen := mainUp.requests(t)
 	for range 20 {
@@ -94,8 +94,8 @@ func TestAllRoutesSwitchTogether(t *testing.T) {
 	check("/api", "main-api")
 	check("/apix", "main-web") // a prefix ends at a segment boundary
 
-	mainNode.set(inactive(1))
-	standbyNode.set(active(2))
+	mainNode.SetAnswer(inactive(1))
+	standbyNode.SetAnswer(active(2))
 	e.waitRouted(t, "standby")
 	check("/", "standby-web")
 	check("/api/calls", "standby-api")
@@ -141,8 +141,8 @@ func TestStreamsOfTheSideThatLostActiveAreClosed(t *testing.T) {
 
 	// The main loses Active: both are closed, though its upstream still
 	// runs; the clients reconnect to the standby.
-	mainNode.set(inactive(1))
-	standbyNode.set(active(2))
+	mainNode.SetAnswer(inactive(1))
+	standbyNode.SetAnswer(active(2))
 	for {
 		line, err := next()
 		if err != nil {
@@ -192,7 +192,7 @@ func TestNoSideActiveAnswers503WithRetryAfter(t *testing.T) {
 	mainUp, standbyUp := newUpstream(t, "main"), newUpstream(t, "standby")
 	e := startEdge(t, fast(), []sideSpec{side1("main", mainNode, mainUp), side1("standby", standbyNode, standbyUp)})
 	e.waitRouted(t, "main")
-	mainNode.set(inactive(1))
+	mainNode.SetAnswer(inactive(1))
 	e.waitRouted(t, "")
 
 	code, body, h := get(t, nil, e.url+"/")
@@ -221,7 +221,7 @@ func TestHigherEpochWins(t *testing.T) {
 		t.Fatalf("served by %q, want the higher epoch (standby)", h.Get("X-Served-By"))
 	}
 	// The main takes a newer epoch: it wins.
-	mainNode.set(active(5))
+	mainNode.SetAnswer(active(5))
 	e.waitRouted(t, "main")
 	if _, _, h := get(t, nil, e.url+"/"); h.Get("X-Served-By") != "main" {
 		t.Fatalf("served by %q, want main (epoch 5)", h.Get("X-Served-By"))
@@ -318,7 +318,7 @@ func assertNoInternals(t *testing.T, body string, h http.Header, ups ...*upstrea
 
 func TestRiseFallHysteresis(t *testing.T) {
 	node := newFakeNode(t, active(1))
-	next := node.gated(t)
+	next := node.Gate(t)
 	up := newUpstream(t, "main")
 	e := startEdge(t, config.EdgeCheck{Interval: 5 * time.Millisecond, Rise: 3, Fall: 2},
 		[]sideSpec{side1("main", node, up)}, func(o *Options) { o.CheckTimeout = waitLimit })
@@ -625,16 +625,16 @@ func TestPlainHTTP(t *testing.T) {
 // still pending; coming back takes rise checks.
 func TestEventStreamTakesTrafficAwayAtOnce(t *testing.T) {
 	node := newFakeNode(t, active(1))
-	next := node.gated(t)
+	next := node.Gate(t)
 	up := newUpstream(t, "main")
 	e := startEdge(t, config.EdgeCheck{Interval: 5 * time.Millisecond, Rise: 2, Fall: 2},
 		[]sideSpec{side1("main", node, up)}, func(o *Options) { o.CheckTimeout = waitLimit })
 	next(active(1))
 	next(active(1))
 	e.waitRouted(t, "main")
-	waitUntil(t, "the event stream open", func() bool { return node.push(api.StatusActive, 1) > 0 })
+	waitUntil(t, "the event stream open", func() bool { return node.Push(api.StatusActive, 1) > 0 })
 	// A check is pending (held by the gate); the event alone decides.
-	node.push(api.StatusDeactivating, 1)
+	node.Push(api.StatusDeactivating, 1)
 	e.waitRouted(t, "")
 	if code, _, _ := get(t, nil, e.url+"/"); code != 503 {
 		t.Fatalf("after the event: %d, want 503", code)

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/client/clienttest"
 	"github.com/resman-pbx/resman/services/standin"
 )
 
@@ -47,154 +47,28 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 
 // answer is what a fake node says to GET /active: a status and an epoch,
 // or no answer at all (the connection is cut).
-type answer struct {
-	status string
-	epoch  uint64
-	cut    bool
-}
+type answer = clienttest.Answer
 
-func active(epoch uint64) answer   { return answer{status: api.StatusActive, epoch: epoch} }
-func inactive(epoch uint64) answer { return answer{status: api.StatusInactive, epoch: epoch} }
-func cut() answer                  { return answer{cut: true} }
+func active(epoch uint64) answer   { return clienttest.Active(epoch) }
+func inactive(epoch uint64) answer { return clienttest.Inactive(epoch) }
+func cut() answer                  { return clienttest.Cut() }
 
-// fakeNode serves GET /active over loopback. It answers its current
-// answer, or, when gated, blocks each check until the test answers it.
-type fakeNode struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	now    answer
-	checks atomic.Int64
-	// gate, when set, receives the answer of each check.
-	gate    chan answer
-	arrived chan struct{}
-	// subs are the event streams (GET /api/v1/events) open.
-	subs map[chan api.Status]struct{}
-}
-
-func newFakeNode(t testing.TB, a answer) *fakeNode {
+// newFakeNode serves a node's GET /active over loopback (see clienttest),
+// answering a until the test sets another answer (SetAnswer) or holds the
+// checks (Gate), and its event stream, which carries only what the test
+// pushes (Push).
+func newFakeNode(t testing.TB, a answer) *clienttest.FakeNode {
 	t.Helper()
 	return newFakeNodeWith(t, a, (*httptest.Server).Start)
 }
 
 // newFakeNodeWith is newFakeNode started by start (StartTLS for https).
-func newFakeNodeWith(t testing.TB, a answer, start func(*httptest.Server)) *fakeNode {
+func newFakeNodeWith(t testing.TB, a answer, start func(*httptest.Server)) *clienttest.FakeNode {
 	t.Helper()
-	f := &fakeNode{now: a, subs: map[chan api.Status]struct{}{}}
-	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/v1/events" && r.Header.Get("Authorization") == "Bearer "+testToken {
-			f.events(w, r)
-			return
-		}
-		if r.URL.Path != "/active" {
-			http.NotFound(w, r)
-			return
-		}
-		f.checks.Add(1)
-		f.mu.Lock()
-		a, gate, arrived := f.now, f.gate, f.arrived
-		f.mu.Unlock()
-		if gate != nil {
-			arrived <- struct{}{}
-			select {
-			case a = <-gate:
-			case <-r.Context().Done():
-				return
-			}
-		}
-		if a.cut {
-			// The connection breaks mid-answer (a bare close would make
-			// the client's transport retry the GET on a new connection).
-			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
-				c.Close()
-			}
-			return
-		}
-		code := http.StatusServiceUnavailable
-		if a.status == api.StatusActive {
-			code = http.StatusOK
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(api.Active{Status: a.status, Epoch: a.epoch})
-	}))
-	ctx, cancel := context.WithCancel(context.Background())
-	f.srv.Config.BaseContext = func(net.Listener) context.Context { return ctx }
-	start(f.srv)
-	t.Cleanup(func() { cancel(); f.srv.Close() })
+	f := clienttest.New(t, api.Status{Node: "node", Status: a.Status, Epoch: a.Epoch},
+		clienttest.WithToken(testToken), clienttest.NoFirstEvent(), clienttest.WithStart(start))
+	f.SetAnswer(a)
 	return f
-}
-
-// events serves the node's event stream: one status event per push.
-func (f *fakeNode) events(w http.ResponseWriter, r *http.Request) {
-	ch := make(chan api.Status, 4)
-	f.mu.Lock()
-	f.subs[ch] = struct{}{}
-	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		delete(f.subs, ch)
-		f.mu.Unlock()
-	}()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.WriteHeader(http.StatusOK)
-	http.NewResponseController(w).Flush()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case st := <-ch:
-			b, _ := json.Marshal(st)
-			fmt.Fprintf(w, "event: status\ndata: %s\n\n", b)
-			http.NewResponseController(w).Flush()
-		}
-	}
-}
-
-// push sends a status event to the open event streams and says how many
-// got it.
-func (f *fakeNode) push(status string, epoch uint64) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for ch := range f.subs {
-		ch <- api.Status{Node: "node", Status: status, Epoch: epoch}
-	}
-	return len(f.subs)
-}
-
-func (f *fakeNode) set(a answer) {
-	f.mu.Lock()
-	f.now = a
-	f.mu.Unlock()
-}
-
-// gated makes every check wait for the test: the returned function answers
-// the next check and returns once the Edge has counted it (its following
-// check has arrived).
-func (f *fakeNode) gated(t *testing.T) (answerNext func(answer)) {
-	f.mu.Lock()
-	f.gate = make(chan answer)
-	f.arrived = make(chan struct{}, 1)
-	arrived := f.arrived
-	f.mu.Unlock()
-	wait := func() {
-		t.Helper()
-		select {
-		case <-arrived:
-		case <-time.After(waitLimit):
-			t.Fatal("no check arrived")
-		}
-	}
-	first := true
-	return func(a answer) {
-		t.Helper()
-		if first {
-			wait()
-			first = false
-		}
-		f.gate <- a
-		wait()
-	}
 }
 
 // upstream is a stand-in web app (/, /events, /ws, /stats) plus /headers,
@@ -271,12 +145,12 @@ func (u *upstream) requests(t *testing.T) uint64 {
 // sideSpec is one side of a test Edge.
 type sideSpec struct {
 	name   string
-	node   *fakeNode
+	node   *clienttest.FakeNode
 	routes []config.Route
 	tls    *config.UpstreamTLS
 }
 
-func side1(name string, node *fakeNode, up *upstream) sideSpec {
+func side1(name string, node *clienttest.FakeNode, up *upstream) sideSpec {
 	return sideSpec{name: name, node: node, routes: []config.Route{{Path: "/", Upstream: up.url()}}}
 }
 
@@ -293,7 +167,7 @@ func startEdge(t testing.TB, check config.EdgeCheck, sides []sideSpec, opts ...e
 	t.Helper()
 	cfg := config.Edge{Listen: "127.0.0.1:0", Token: testToken, Check: check}
 	for _, s := range sides {
-		cfg.Sides = append(cfg.Sides, config.Side{Name: s.name, Node: s.node.srv.URL, Routes: s.routes, UpstreamTLS: s.tls})
+		cfg.Sides = append(cfg.Sides, config.Side{Name: s.name, Node: s.node.URL(), Routes: s.routes, UpstreamTLS: s.tls})
 	}
 	reg := prometheus.NewRegistry()
 	// A check's timeout defaults to the check interval, 10 ms with fast():

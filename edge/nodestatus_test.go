@@ -47,7 +47,7 @@ func TestNodeStatus(t *testing.T) {
 		t.Errorf("answer has a peer or a null: %s", raw)
 	}
 
-	main.set(active(4))
+	main.SetAnswer(active(4))
 	e.waitRouted(t, "main")
 	st, raw = read()
 	if st.Status != api.StatusActive || st.Epoch != 4 || !st.HA.Ready || !st.Healthy || !strings.Contains(raw, `"reasons":[]`) {
@@ -59,15 +59,15 @@ func TestNodeStatus(t *testing.T) {
 	}
 
 	// Both claim Active, the higher epoch wins.
-	standby.set(active(5))
+	standby.SetAnswer(active(5))
 	e.waitRouted(t, "standby")
 	if st, _ = read(); st.Epoch != 5 || st.LastChange == nil || st.LastChange.From != api.StatusActive ||
 		st.LastChange.Cause != "routed to side standby (epoch 5), was side main" {
 		t.Errorf("standby routed: %+v %+v", st, st.LastChange)
 	}
 
-	standby.set(cut())
-	main.set(inactive(4))
+	standby.SetAnswer(cut())
+	main.SetAnswer(inactive(4))
 	e.waitRouted(t, "")
 	waitUntil(t, "standby down", func() bool { return e.Status().Sides[1].Health == HealthDown })
 	st, _ = read()

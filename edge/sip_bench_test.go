@@ -15,6 +15,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/edge/sippeers"
+	"github.com/resman-pbx/resman/resilience/client/clienttest"
 )
 
 // BenchmarkSIPRehome measures the SIP front's re-homing: N sipp phones
@@ -91,8 +92,8 @@ func BenchmarkSIPRehome(b *testing.B) {
 
 		base := acceptedRegs(b, kamB)
 		switchAt := time.Now()
-		nodeB.set(active(3))
-		nodeA.set(inactive(2))
+		nodeB.SetAnswer(active(3))
+		nodeA.SetAnswer(inactive(2))
 		samples := []regSample{{time.Now(), base}}
 		deadline := time.Now().Add(10 * time.Minute)
 		for {
@@ -130,7 +131,7 @@ func BenchmarkSIPRehome(b *testing.B) {
 	}
 }
 
-func benchSide(name string, node *fakeNode) sideSpec {
+func benchSide(name string, node *clienttest.FakeNode) sideSpec {
 	return sideSpec{name: name, node: node, routes: []config.Route{{Path: "/", Upstream: "http://127.0.0.1:9"}}}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/edge/sippeers"
+	"github.com/resman-pbx/resman/resilience/client/clienttest"
 )
 
 // sipLimit is the deadline of the waits on real SIP peers: generous, no
@@ -99,8 +100,8 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 	sippeers.WaitFor(t, sipLimit, "the held call confirmed", func() bool { return e.Status().SIP.Calls == 1 })
 
 	// Side a loses Active, side b takes it.
-	nodeB.set(active(3))
-	nodeA.set(inactive(2))
+	nodeB.SetAnswer(active(3))
+	nodeA.SetAnswer(inactive(2))
 	e.waitRouted(t, "b")
 	// The Edge ends the held call of side a: both phones get its BYE.
 	held.Wait(t, sipLimit)
@@ -175,7 +176,7 @@ func lowListener(t testing.TB) net.Listener {
 }
 
 // lowNode is newFakeNode on a port below the ephemeral range.
-func lowNode(t testing.TB, a answer) *fakeNode {
+func lowNode(t testing.TB, a answer) *clienttest.FakeNode {
 	t.Helper()
 	return newFakeNodeWith(t, a, func(s *httptest.Server) {
 		s.Listener.Close()
@@ -190,7 +191,7 @@ func startLowEdge(t testing.TB, check config.EdgeCheck, sides []sideSpec, opts .
 	t.Helper()
 	cfg := config.Edge{Listen: "127.0.0.1:0", Token: testToken, Check: check}
 	for _, s := range sides {
-		cfg.Sides = append(cfg.Sides, config.Side{Name: s.name, Node: s.node.srv.URL, Routes: s.routes})
+		cfg.Sides = append(cfg.Sides, config.Side{Name: s.name, Node: s.node.URL(), Routes: s.routes})
 	}
 	reg := prometheus.NewRegistry()
 	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testLogger(t), CheckTimeout: waitLimit}

@@ -228,15 +228,13 @@ func TestUpstreamTLSAppliesToTheNode(t *testing.T) {
 		t.Fatalf("GET / = %d %s", code, body)
 	}
 	waitUntil(t, "the event stream over https", func() bool {
-		node.mu.Lock()
-		defer node.mu.Unlock()
-		return len(node.subs) > 0
+		return node.OpenStreams() > 0
 	})
 	if plain.Status().Side != "" {
 		t.Error("the Edge without upstream_tls routes to a node it cannot verify")
 	}
 	// The node says it stops, on its event stream: traffic leaves at once.
-	node.push("deactivating", 3)
+	node.Push("deactivating", 3)
 	trusted.waitRouted(t, "")
 }
 

@@ -17,8 +17,10 @@ var components = map[string]bool{
 }
 
 // component names the component a package belongs to ("" for shared
-// packages: the core, the API types, the client, config, the libraries
-// the components share).
+// packages: the core, the API types, the client with its node watcher
+// (resilience/client/watch, used by cc and edge) and its fake node for
+// tests (resilience/client/clienttest), config, the libraries the
+// components share).
 func component(pkg string) string {
 	for c := range components {
 		if pkg == c || strings.HasPrefix(pkg, c+"/") {

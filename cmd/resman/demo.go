@@ -215,7 +215,8 @@ func runDemo(ctx context.Context, out io.Writer, basePort int, dataDir, logLevel
 		}
 		ready := make(chan struct{})
 		group.Add(1)
-		logger := newLogger(os.Stderr, cfg.Log).With("demo", name)
+		logger, _ := newLogger(os.Stderr, cfg.Log)
+		logger = logger.With("demo", name)
 		go func() {
 			defer group.Done()
 			if err := runComponents(cctx, cfg, logger, runOptions{ready: func() { close(ready) }}); err != nil {

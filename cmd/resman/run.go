@@ -38,14 +38,14 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return withCode(exitUsage, err)
 			}
-			logger := newLogger(os.Stderr, cfg.Log)
+			logger, level := newLogger(os.Stderr, cfg.Log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
 			return runComponents(ctx, cfg, logger, runOptions{
-				configPath: file, reload: hup, reset: reset,
+				configPath: file, reload: hup, reset: reset, level: level,
 				ready: func() { notifySystemd("READY=1") },
 			})
 		},
@@ -55,24 +55,18 @@ func newRunCmd() *cobra.Command {
 	return cmd
 }
 
-// newLogger builds the process logger from the log section.
-func newLogger(w io.Writer, lc config.Log) *slog.Logger {
-	var level slog.Level
-	switch lc.Level {
-	case "debug":
-		level = slog.LevelDebug
-	case "warn":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
-	}
+// newLogger builds the process logger from the log section; a reload sets
+// its level through the LevelVar.
+func newLogger(w io.Writer, lc config.Log) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(agent.LogLevel(lc.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if lc.Format == "json" {
 		h = slog.NewJSONHandler(w, opts)
 	}
 	routeSIPLogs(h)
-	return slog.New(h)
+	return slog.New(h), level
 }
 
 // runOptions are the optional parts of runComponents.
@@ -86,13 +80,15 @@ type runOptions struct {
 	reload     <-chan os.Signal
 	// reset: resman run --reset (see node.CheckStores).
 	reset bool
+	// level is the logger's level, which a reload may change.
+	level *slog.LevelVar
 }
 
 // runComponents runs what cfg configures until ctx is done: a node, and
 // the CC follower, Edge and fleet aggregator whose APIs share the
 // listener (resilience/agent builds and runs them).
 func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts runOptions) error {
-	a, err := agent.New(cfg, agent.Options{Logger: logger, Reset: opts.reset, Ready: opts.ready})
+	a, err := agent.New(cfg, agent.Options{Logger: logger, Reset: opts.reset, Ready: opts.ready, LogLevel: opts.level})
 	if errors.Is(err, agent.ErrNothingToRun) {
 		return withCode(exitUsage, err)
 	}

@@ -30,6 +30,10 @@ type Options struct {
 	// Events, when set, receives what happens (see Event), one call at a
 	// time, from the agent's goroutines: it must not block for long.
 	Events func(Event)
+	// LogLevel, when set, is the level of Logger's handler: a reload
+	// then applies a new log.level to it. Without it, log.level is
+	// restart-only, like log.format.
+	LogLevel *slog.LevelVar
 }
 
 // EventKind says what happened.
@@ -41,7 +45,7 @@ const (
 	// booted. Reported once, just before Options.Ready is called.
 	Started EventKind = "started"
 	// Reloaded: a reload applied the changes in Event.Applied (node.mode,
-	// failover, hooks, gossip keys; empty if the file changed nothing of
+	// failover, hooks, gossip keys, log.level; empty if the file changed nothing of
 	// those) and left out those in Event.NeedRestart (the sections that
 	// only a restart applies; the audit log says so too).
 	Reloaded EventKind = "reloaded"
@@ -271,7 +275,7 @@ func (a *Agent) reloadLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case req := <-a.reloads:
-			next, needRestart, err := reloadNode(ctx, req.path, current, a.node, a.logger)
+			next, needRestart, err := reloadNode(ctx, req.path, current, a.node, a.logger, a.opts.LogLevel)
 			if err != nil {
 				a.emit(Event{Kind: ReloadRefused, NeedRestart: needRestart, Err: err})
 			} else {

@@ -92,10 +92,12 @@ func TestAgentRunsANodeAndReloads(t *testing.T) {
 	}
 	evs := make(events, 16)
 	ready := make(chan struct{})
+	level := new(slog.LevelVar)
 	a, err := New(cfg, Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Ready:  func() { close(ready) },
-		Events: evs.sink,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level})),
+		LogLevel: level,
+		Ready:    func() { close(ready) },
+		Events:   evs.sink,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -130,14 +132,27 @@ func TestAgentRunsANodeAndReloads(t *testing.T) {
 		t.Errorf("reload of the hooks reported %+v", ev)
 	}
 
-	// The log section needs a restart: reported, not applied.
+	// The log level changes at run time.
 	writeFile(t, path, nodeConfig(filepath.Join(dir, "data"), port,
 		"hooks:\n  after_activate:\n    - {name: note, run: [\"true\"]}\nlog: {level: debug}\n"))
 	if err := a.Reload(path); err != nil {
 		t.Fatalf("reload of the log level: %v", err)
 	}
-	if ev := evs.next(t, Reloaded); len(ev.Applied) != 0 || !slices.Equal(ev.NeedRestart, []string{"log"}) {
+	if ev := evs.next(t, Reloaded); !slices.Equal(ev.Applied, []string{"log.level"}) || len(ev.NeedRestart) != 0 {
 		t.Errorf("reload of the log level reported %+v", ev)
+	}
+	if level.Level() != slog.LevelDebug {
+		t.Errorf("log level after the reload: %v, want DEBUG", level.Level())
+	}
+
+	// The log format needs a restart: reported, not applied.
+	writeFile(t, path, nodeConfig(filepath.Join(dir, "data"), port,
+		"hooks:\n  after_activate:\n    - {name: note, run: [\"true\"]}\nlog: {level: debug, format: json}\n"))
+	if err := a.Reload(path); err != nil {
+		t.Fatalf("reload of the log format: %v", err)
+	}
+	if ev := evs.next(t, Reloaded); len(ev.Applied) != 0 || !slices.Equal(ev.NeedRestart, []string{"log"}) {
+		t.Errorf("reload of the log format reported %+v", ev)
 	}
 
 	// A broken file changes nothing.

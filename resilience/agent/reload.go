@@ -16,13 +16,13 @@ import (
 
 // reloadNode re-reads the config file and applies what may change at run
 // time: node.mode (starting or stopping the heartbeat), the failover
-// settings, the hooks (for the transitions from then on) and the gossip
+// settings, the hooks (for the transitions from then on), the gossip
 // keys (gossip.key and gossip.extra_keys, into the running keyring: a key
-// rotation). A file that does not load or validate changes nothing (it may
+// rotation) and, given the logger's level, log.level. A file that does not load or validate changes nothing (it may
 // be half-written); other changes are reported as needing a restart. It
 // returns the config now in force, the sections that need a restart
 // (restartOnlyChanges), and why nothing was applied, if so.
-func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodeParts, logger *slog.Logger) (*config.Config, []string, error) {
+func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodeParts, logger *slog.Logger, level *slog.LevelVar) (*config.Config, []string, error) {
 	const who = "resman (config reload)"
 	next, err := config.Load(path)
 	if err == nil {
@@ -34,7 +34,7 @@ func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodePar
 			"the file does not load or validate, or holds placeholder or weak secrets: kept the last good config", err.Error())
 		return cur, nil, err
 	}
-	others := restartOnlyChanges(cur, next)
+	others := restartOnlyChanges(cur, next, level != nil)
 	if len(others) > 0 {
 		p.node.Note("reload config", resilience.OutcomeFailed, "these changes need a restart and were not applied: "+
 			strings.Join(others, ", "), "")
@@ -84,6 +84,11 @@ func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodePar
 			len(h.BeforeActivate), len(h.AfterActivate), len(h.AfterDeactivate)), "")
 	}
 	applied := *cur
+	if level != nil && cur.Log.Level != next.Log.Level {
+		level.Set(LogLevel(next.Log.Level))
+		applied.Log.Level = next.Log.Level
+		p.node.Note("reload config", resilience.OutcomeOK, fmt.Sprintf("log level %s -> %s", cur.Log.Level, next.Log.Level), "")
+	}
 	nodeCopy := *cur.Node
 	nodeCopy.Mode = next.Node.Mode
 	applied.Node, applied.Failover, applied.Hooks = &nodeCopy, next.Failover, next.Hooks
@@ -91,6 +96,20 @@ func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodePar
 	applied.Gossip.Key, applied.Gossip.ExtraKeys = keysInForce.Key, keysInForce.ExtraKeys
 	logger.Info("config reloaded", "component", "node", "mode", next.Node.Mode)
 	return &applied, others, nil
+}
+
+// LogLevel is the slog level of a log.level value (validated: debug, info,
+// warn or error; anything else is info).
+func LogLevel(s string) slog.Level {
+	switch s {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 // gossipKeysEqual reports whether two gossip sections have the same keys.
@@ -156,8 +175,11 @@ func keysChange(before, after cluster.KeyInfo) string {
 // restartOnlyChanges names the top-level sections that differ between two
 // configs beyond node.mode, failover, hooks and the gossip keys, which a
 // reload applies.
-func restartOnlyChanges(a, b *config.Config) []string {
+func restartOnlyChanges(a, b *config.Config, levelLive bool) []string {
 	x, y := *a, *b
+	if levelLive {
+		x.Log.Level, y.Log.Level = "", ""
+	}
 	xn, yn := *a.Node, *b.Node
 	xn.Mode, yn.Mode = "", ""
 	x.Node, y.Node = &xn, &yn
@@ -193,6 +215,9 @@ func appliedChanges(before, after *config.Config) []string {
 	}
 	if !gossipKeysEqual(before.Gossip, after.Gossip) {
 		out = append(out, "gossip keys")
+	}
+	if before.Log.Level != after.Log.Level {
+		out = append(out, "log.level")
 	}
 	return out
 }

@@ -16,16 +16,35 @@ func TestRestartOnlyChangesIgnoresGossipKeys(t *testing.T) {
 		Gossip: config.Gossip{Key: "a", ProbeInterval: time.Second}}
 	keys := base
 	keys.Gossip.Key, keys.Gossip.ExtraKeys = "b", []string{"a"}
-	if got := restartOnlyChanges(&base, &keys); len(got) != 0 {
+	if got := restartOnlyChanges(&base, &keys, false); len(got) != 0 {
 		t.Errorf("a change of keys needs a restart: %v", got)
 	}
 	other := keys
 	other.Gossip.ProbeInterval = 2 * time.Second
-	if got := restartOnlyChanges(&base, &other); !slices.Equal(got, []string{"gossip"}) {
+	if got := restartOnlyChanges(&base, &other, false); !slices.Equal(got, []string{"gossip"}) {
 		t.Errorf("a change of gossip.probe_interval: %v, want [gossip]", got)
 	}
 	if !gossipKeysEqual(keys.Gossip, other.Gossip) || gossipKeysEqual(base.Gossip, keys.Gossip) {
 		t.Error("gossipKeysEqual compares more or less than the keys")
+	}
+}
+
+// log.level is applied at run time when the agent holds the logger's
+// level; log.format never is.
+func TestRestartOnlyChangesLogLevel(t *testing.T) {
+	base := config.Config{Node: &config.Node{Name: "main"}, Log: config.Log{Level: "info", Format: "text"}}
+	debug := base
+	debug.Log.Level = "debug"
+	if got := restartOnlyChanges(&base, &debug, true); len(got) != 0 {
+		t.Errorf("a change of log.level with a live level needs a restart: %v", got)
+	}
+	if got := restartOnlyChanges(&base, &debug, false); !slices.Equal(got, []string{"log"}) {
+		t.Errorf("a change of log.level without a live level: %v, want [log]", got)
+	}
+	json := debug
+	json.Log.Format = "json"
+	if got := restartOnlyChanges(&base, &json, true); !slices.Equal(got, []string{"log"}) {
+		t.Errorf("a change of log.format: %v, want [log]", got)
 	}
 }
 

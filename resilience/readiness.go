@@ -49,6 +49,9 @@ type ReadinessInput struct {
 	StaleJobs        []string // replication jobs older than their max_age
 	// PersistError: this node cannot persist its decisions.
 	PersistError string
+	// AuditError: this node cannot write its audit log (the last write
+	// failed), so admin actions and transitions go unrecorded.
+	AuditError string
 }
 
 // Readiness says whether the pair is ready to fail over, and if not, why.
@@ -96,6 +99,10 @@ func Readiness(in ReadinessInput) (ready bool, reasons []string) {
 	if in.PersistError != "" {
 		reasons = append(reasons, fmt.Sprintf("%s cannot persist its decisions (%s): free space in node.data_dir, or make it writable",
 			self.Name, in.PersistError))
+	}
+	if in.AuditError != "" {
+		reasons = append(reasons, fmt.Sprintf("%s cannot write its audit log (%s): admin actions and transitions go unrecorded; "+
+			"a restart of resman on it says how to recover the file", self.Name, in.AuditError))
 	}
 	return len(reasons) == 0, reasons
 }

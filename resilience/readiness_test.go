@@ -50,6 +50,8 @@ func TestReadiness(t *testing.T) {
 		{"witness seen", func(in *ReadinessInput) { in.WitnessConfigured, in.WitnessAlive = true, true }, true, nil},
 		{"cannot persist", func(in *ReadinessInput) { in.PersistError = "no space left on device" },
 			false, []string{"xivo-main cannot persist its decisions (no space left on device)"}},
+		{"cannot write the audit log", func(in *ReadinessInput) { in.AuditError = "audit.db: the file was cut" },
+			false, []string{"xivo-main cannot write its audit log (audit.db: the file was cut): admin actions and transitions go unrecorded"}},
 		{"several reasons at once", func(in *ReadinessInput) {
 			in.Peer.Version, in.Peer.Status, in.StaleJobs = "3000.1", Activating, []string{"files"}
 		}, false, []string{"majors differ", "split brain", "replication job files"}},

@@ -247,8 +247,9 @@ func guarded(path string, f func() error) (err error) {
 }
 
 // openBolt opens the database at path (checked or not) with the lock
-// timeout, faults and panics turned into errors.
-func openBolt(path string, readOnly bool) (*bolt.DB, error) {
+// timeout, faults and panics turned into errors. It returns bbolt's file
+// too, for the size checks of a Log.
+func openBolt(path string, readOnly bool) (*bolt.DB, *os.File, error) {
 	var (
 		file *os.File
 		db   *bolt.DB
@@ -273,15 +274,15 @@ func openBolt(path string, readOnly bool) (*bolt.DB, error) {
 		if file != nil {
 			file.Close()
 		}
-		return nil, err
+		return nil, nil, err
 	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, lockedErr(path)
+		return nil, nil, lockedErr(path)
 	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
-		return nil, &CorruptError{Path: path, Problem: err.Error()}
+		return nil, nil, &CorruptError{Path: path, Problem: err.Error()}
 	case err != nil:
-		return nil, fmt.Errorf("open audit log %s: %w", path, err)
+		return nil, nil, fmt.Errorf("open audit log %s: %w", path, err)
 	}
-	return db, nil
+	return db, file, nil
 }
 
 // History is what an audit log holds, in short.
@@ -308,7 +309,7 @@ func Inspect(path string) (History, error) {
 	if err := checkFile(path); err != nil {
 		return History{}, err
 	}
-	db, err := openBolt(path, true)
+	db, _, err := openBolt(path, true)
 	if err != nil {
 		return History{}, err
 	}
@@ -327,7 +328,9 @@ func Inspect(path string) (History, error) {
 // It reads every entry: epochs are not in order across a --reset.
 func (l *Log) MaxEpoch() (uint64, error) {
 	var h History
-	err := l.db.View(func(tx *bolt.Tx) (err error) { h, err = history(tx); return err })
+	err := l.guard(func() error {
+		return l.db.View(func(tx *bolt.Tx) (err error) { h, err = history(tx); return err })
+	})
 	if err != nil {
 		return 0, fmt.Errorf("read audit log: %w", err)
 	}

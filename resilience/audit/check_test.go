@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/resman-pbx/resman/resilience/api"
 )
@@ -225,7 +226,7 @@ func TestOpenBoltTurnsAFaultIntoAnError(t *testing.T) {
 	if err := os.Truncate(path, int64(2*ps)); err != nil {
 		t.Fatal(err)
 	}
-	db, err := openBolt(path, false)
+	db, _, err := openBolt(path, false)
 	if err == nil {
 		db.Close()
 		t.Fatal("a file cut to its two metas opened without error")
@@ -313,5 +314,73 @@ func TestInspectWhileOpenIsRefusedAsLocked(t *testing.T) {
 	defer l.Close()
 	if _, err := Inspect(path); err == nil || !strings.Contains(err.Error(), "locked by another process") {
 		t.Fatalf("Inspect of an open log: want the lock error, got %v", err)
+	}
+}
+
+// A log cut short while the node has it open (an admin's mistake, a
+// restore over it) makes reads and writes fail with an error that names
+// the file, instead of killing the process with SIGBUS: the node keeps
+// running and says its audit log cannot be written.
+func TestLogCutWhileOpenFailsWithoutCrashing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 200 {
+		if _, err := l.Append(api.AuditEntry{Who: "test", Action: "fill", Reason: strings.Repeat("x", 200), Epoch: uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	_, appendErr := l.Append(api.AuditEntry{Who: "test", Action: "after the cut"})
+	_, listErr := l.List(500, 0)
+	_, epochErr := l.MaxEpoch()
+	for what, err := range map[string]error{"Append": appendErr, "List": listErr, "MaxEpoch": epochErr} {
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "cut from") {
+			t.Errorf("%s on a log cut while open: %v, want a CorruptError naming %s and the cut", what, err, path)
+		}
+	}
+}
+
+// The net under the size check: a cut it cannot see (made between the
+// check and bbolt's read) faults inside bbolt's memory map, which can
+// leave bbolt's locks held; the fault is an error, and every later call
+// answers it without touching bbolt again rather than hang.
+func TestLogFaultWhileOpenBreaksItForGood(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 200 {
+		if _, err := l.Append(api.AuditEntry{Who: "test", Action: "fill", Reason: strings.Repeat("x", 200), Epoch: uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	l.size.Store(0) // as if the cut came after the check
+	_, err = l.List(500, 0)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "faulted") {
+		t.Fatalf("List over a cut file: %v, want a fault turned into a CorruptError", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Append(api.AuditEntry{Who: "test", Action: "after the fault"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "faulted") {
+			t.Errorf("Append after the fault: %v, want the same CorruptError", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Append after a fault hangs (bbolt's locks held by the faulted call)")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/resman-pbx/resman/resilience"
@@ -26,13 +27,16 @@ type Node struct {
 	log *slog.Logger
 	// switchover: the steps of the switchover run here (switchover.go).
 	switchover switchoverProgress
-	m          *resilience.Machine // owned by the loop goroutine
-	metrics    *metrics
-	hub        hub
-	msgs       chan any
-	health     chan struct{}
-	ready      chan struct{} // closed once Boot has been stepped
-	stopped    chan struct{} // closed when Run returns
+	// auditErr is why the last audit write failed; nil once one succeeds
+	// (record, from any goroutine).
+	auditErr atomic.Pointer[string]
+	m        *resilience.Machine // owned by the loop goroutine
+	metrics  *metrics
+	hub      hub
+	msgs     chan any
+	health   chan struct{}
+	ready    chan struct{} // closed once Boot has been stepped
+	stopped  chan struct{} // closed when Run returns
 	// runs: the admin-asked replication run, which outlives the request
 	// but not the node: Run cancels it and waits for it (replication.go).
 	// runsMu guards asked, the run under way (at most one), and the start

@@ -53,6 +53,9 @@ func (n *Node) Status() api.Status {
 			Version: n.d.Version, Unhealthy: len(s.unhealthy) > 0, HeldByAdmin: s.adminHold},
 		PersistError: s.persistErr,
 	}
+	if e := n.auditErr.Load(); e != nil {
+		in.AuditError = *e
+	}
 	if s.calls != nil && s.mode == resilience.ModeAuto {
 		c := *s.calls
 		st.Calls, in.Self.Calls, in.Self.CallsKnown = &c, c, true

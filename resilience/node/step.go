@@ -170,8 +170,11 @@ func (n *Node) record(r resilience.Record) uint64 {
 	})
 	if err != nil {
 		n.log.Error("cannot write the audit log", "err", err, "action", r.Action, "who", r.Who)
+		msg := err.Error()
+		n.auditErr.Store(&msg)
 		return 0
 	}
+	n.auditErr.Store(nil)
 	if r.From != r.To {
 		n.metrics.transitions.WithLabelValues(string(r.From), string(r.To), r.Outcome).Inc()
 	}

@@ -33,7 +33,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/audit"
 	"github.com/resman-pbx/resman/resilience/client"
@@ -55,7 +54,7 @@ const who = "resman"
 // Options configure a Follower.
 type Options struct {
 	// Config is the cc section, validated and defaulted by config.
-	Config config.CC
+	Config Config
 	// Token is the bearer token of the follower's own API (the file's
 	// api.token); Config.Token is the followed node's.
 	Token string

@@ -11,14 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/services"
 )
 
 func TestFollowsActiveAndInactive(t *testing.T) {
 	node := newFakeNode(t, api.StatusInactive, 3)
-	f := startFollower(t, node, []config.Service{sleeper("xuc"), sleeper("recording")})
+	f := startFollower(t, node, []services.Service{sleeper("xuc"), sleeper("recording")})
 	waitUntil(t, "the node seen", func() bool { return f.Status().Following.Status == api.StatusInactive })
 	if st := f.Status(); st.Status != api.StatusInactive || st.Services[0].State != services.StateStopped {
 		t.Fatalf("with the node inactive: %+v", st)
@@ -77,7 +76,7 @@ func TestFollowsActiveAndInactive(t *testing.T) {
 func TestFollowsByPollingWithoutStream(t *testing.T) {
 	node := newFakeNode(t, api.StatusActive, 2)
 	node.RefuseEvents(true)
-	f := startFollower(t, node, []config.Service{sleeper("xuc")})
+	f := startFollower(t, node, []services.Service{sleeper("xuc")})
 	f.waitStatus(t, api.StatusActive)
 	node.Set(api.StatusInactive, 2)
 	f.waitStatus(t, api.StatusInactive)
@@ -90,7 +89,7 @@ func TestFollowsByPollingWithoutStream(t *testing.T) {
 // and it is reconnected after the node restarts.
 func TestStreamReconnects(t *testing.T) {
 	node := newFakeNode(t, api.StatusInactive, 1)
-	f := startFollower(t, node, []config.Service{sleeper("xuc")}, func(o *Options) { o.CheckInterval = time.Hour })
+	f := startFollower(t, node, []services.Service{sleeper("xuc")}, func(o *Options) { o.CheckInterval = time.Hour })
 	waitUntil(t, "stream connected", func() bool { return f.Status().Following.Stream })
 	node.Set(api.StatusActive, 2)
 	f.waitStatus(t, api.StatusActive)
@@ -109,7 +108,7 @@ func TestStreamReconnects(t *testing.T) {
 
 func TestKeepsItsStateWhenTheNodeIsUnreachable(t *testing.T) {
 	node := newFakeNode(t, api.StatusActive, 5)
-	f := startFollower(t, node, []config.Service{sleeper("xuc")})
+	f := startFollower(t, node, []services.Service{sleeper("xuc")})
 	f.waitStatus(t, api.StatusActive)
 
 	node.SetDown(true)
@@ -157,7 +156,7 @@ func TestKeepsItsStateWhenTheNodeIsUnreachable(t *testing.T) {
 // seen: the follower keeps its state.
 func TestWrongTokenKeepsState(t *testing.T) {
 	node := newFakeNode(t, api.StatusActive, 1)
-	f := startFollower(t, node, []config.Service{sleeper("xuc")}, func(o *Options) { o.Config.Token = "wrong-token-0123456789" })
+	f := startFollower(t, node, []services.Service{sleeper("xuc")}, func(o *Options) { o.Config.Token = "wrong-token-0123456789" })
 	waitUntil(t, "an error", func() bool { return strings.Contains(f.Status().Following.Error, "401") })
 	// The audit entry is written just after the error is recorded: wait
 	// for it rather than read the log at once.
@@ -170,7 +169,7 @@ func TestWrongTokenKeepsState(t *testing.T) {
 
 func TestFailedStartRollsBackAndRetries(t *testing.T) {
 	node := newFakeNode(t, api.StatusActive, 1)
-	f := startFollower(t, node, []config.Service{sleeper("xuc"),
+	f := startFollower(t, node, []services.Service{sleeper("xuc"),
 		{Name: "broken", Run: []string{"false"}, Timeout: 5 * time.Second}})
 	waitUntil(t, "two failed starts", func() bool {
 		n := 0
@@ -200,7 +199,7 @@ func TestFailedStartRollsBackAndRetries(t *testing.T) {
 // of the node surely come during the start, however slow the machine.
 func TestOneTransitionAtATime(t *testing.T) {
 	gate := filepath.Join(t.TempDir(), "gate")
-	gated := config.Service{Name: "a", Start: []string{"sh", "-c", `while [ ! -e "$0" ]; do sleep 0.01; done`, gate},
+	gated := services.Service{Name: "a", Start: []string{"sh", "-c", `while [ ! -e "$0" ]; do sleep 0.01; done`, gate},
 		Stop: []string{"true"}, Timeout: time.Minute}
 	openGate := func() {
 		t.Helper()
@@ -209,7 +208,7 @@ func TestOneTransitionAtATime(t *testing.T) {
 		}
 	}
 	node := newFakeNode(t, api.StatusInactive, 1)
-	f := startFollower(t, node, []config.Service{gated, sleeper("b")})
+	f := startFollower(t, node, []services.Service{gated, sleeper("b")})
 	waitUntil(t, "the node seen", func() bool { return f.Status().Following.Reachable })
 	seen := func(status string, epoch uint64) {
 		t.Helper()
@@ -268,7 +267,7 @@ func TestOneTransitionAtATime(t *testing.T) {
 
 func TestAPI(t *testing.T) {
 	node := newFakeNode(t, api.StatusActive, 7)
-	f := startFollower(t, node, []config.Service{sleeper("xuc")}, func(o *Options) { o.Standalone = true })
+	f := startFollower(t, node, []services.Service{sleeper("xuc")}, func(o *Options) { o.Standalone = true })
 	f.waitStatus(t, api.StatusActive)
 	srv := httptest.NewServer(f.Handler())
 	defer srv.Close()
@@ -356,14 +355,14 @@ func TestAPINotStandalone(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
-	if _, err := New(Options{Config: config.CC{Name: "cc"}, DataDir: t.TempDir()}); err == nil {
+	if _, err := New(Options{Config: Config{Name: "cc"}, DataDir: t.TempDir()}); err == nil {
 		t.Error("New without a node to follow succeeded")
 	}
-	if _, err := New(Options{Config: config.CC{Name: "cc", Follow: "http://127.0.0.1:1"}}); err == nil {
+	if _, err := New(Options{Config: Config{Name: "cc", Follow: "http://127.0.0.1:1"}}); err == nil {
 		t.Error("New without a data dir succeeded")
 	}
-	dup := []config.Service{sleeper("a"), sleeper("a")}
-	if _, err := New(Options{Config: config.CC{Name: "cc", Follow: "http://127.0.0.1:1", Services: dup}, DataDir: t.TempDir()}); err == nil {
+	dup := []services.Service{sleeper("a"), sleeper("a")}
+	if _, err := New(Options{Config: Config{Name: "cc", Follow: "http://127.0.0.1:1", Services: dup}, DataDir: t.TempDir()}); err == nil {
 		t.Error("New with a duplicate service succeeded")
 	}
 }

@@ -11,9 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
+	"github.com/resman-pbx/resman/services"
 )
 
 const (
@@ -52,12 +52,12 @@ type testFollower struct {
 type optFunc func(*Options)
 
 // startFollower runs a follower of node with services until the test ends.
-func startFollower(t *testing.T, node *clienttest.FakeNode, svcs []config.Service, opts ...optFunc) *testFollower {
+func startFollower(t *testing.T, node *clienttest.FakeNode, svcs []services.Service, opts ...optFunc) *testFollower {
 	t.Helper()
 	dir := t.TempDir()
 	reg := prometheus.NewRegistry()
 	o := Options{
-		Config:        config.CC{Name: "cc-main", Follow: node.URL(), Token: nodeToken, Services: svcs},
+		Config:        Config{Name: "cc-main", Follow: node.URL(), Token: nodeToken, Services: svcs},
 		Token:         ccToken,
 		DataDir:       dir,
 		CheckInterval: 20 * time.Millisecond,
@@ -92,8 +92,8 @@ func startFollower(t *testing.T, node *clienttest.FakeNode, svcs []config.Servic
 }
 
 // sleeper is a run: service that stays up until stopped.
-func sleeper(name string) config.Service {
-	return config.Service{Name: name, Run: []string{"sleep", "300"}, Timeout: 5 * time.Second}
+func sleeper(name string) services.Service {
+	return services.Service{Name: name, Run: []string{"sleep", "300"}, Timeout: 5 * time.Second}
 }
 
 func (f *testFollower) waitStatus(t *testing.T, status string) {

@@ -2,6 +2,11 @@
 // RESMAN_* environment overrides into a typed Config, fills defaults, and
 // validates the result, naming the key path of every problem it finds.
 //
+// The sections of the components (services, xds, cc, edge) are their own
+// packages' types, defaults and checks (each one's config.go); Config
+// composes them, and this package keeps the node's sections and the rules
+// that span sections. README.md, "Who owns what", says which is where.
+//
 // Fields tagged secret:"true" hold secrets; Redacted replaces them, and
 // WeakSecrets checks them by their secretkind tag: token, gossip-key,
 // bcrypt, password or path (a file's path, not a secret value).
@@ -11,6 +16,11 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/resman-pbx/resman/cc"
+	"github.com/resman-pbx/resman/edge"
+	"github.com/resman-pbx/resman/services"
+	"github.com/resman-pbx/resman/xds"
 )
 
 // Values of Node.Role, Node.Mode and Failover.Failback.
@@ -28,18 +38,6 @@ const (
 	FailbackManual = "manual"
 )
 
-// Values returned by Service.Kind and Check.Kind.
-const (
-	KindCommands = "commands"
-	KindUnit     = "unit"
-	KindRun      = "run"
-
-	KindSIP  = "sip"
-	KindExec = "exec"
-	KindTCP  = "tcp"
-	KindHTTP = "http"
-)
-
 // RedactedValue replaces every non-empty secret in Redacted.
 const RedactedValue = "REDACTED"
 
@@ -53,17 +51,17 @@ type Config struct {
 	Failover Failover `mapstructure:"failover"`
 	// Services of the node, started in order and stopped in reverse. Not
 	// env-overridable (a list of sections).
-	Services []Service `mapstructure:"services"`
+	Services []services.Service `mapstructure:"services"`
 	// Replication jobs the Main runs. Not env-overridable.
 	Replication []Replication `mapstructure:"replication"`
 	Switchover  Switchover    `mapstructure:"switchover"`
 	// Hooks are commands run on the node's own transitions. The lists are
 	// not env-overridable.
-	Hooks Hooks `mapstructure:"hooks"`
-	XDS   *XDS  `mapstructure:"xds"`
-	CC    *CC   `mapstructure:"cc"`
-	Edge  *Edge `mapstructure:"edge"`
-	Log   Log   `mapstructure:"log"`
+	Hooks Hooks        `mapstructure:"hooks"`
+	XDS   *xds.Config  `mapstructure:"xds"`
+	CC    *cc.Config   `mapstructure:"cc"`
+	Edge  *edge.Config `mapstructure:"edge"`
+	Log   Log          `mapstructure:"log"`
 	// Fleet is the read-only aggregator of many pairs' status (package
 	// fleet). Its pairs lists are not env-overridable.
 	Fleet *Fleet `mapstructure:"fleet"`
@@ -273,51 +271,6 @@ type Confirm struct {
 // On reports whether the second path runs (it does by default).
 func (c Confirm) On() bool { return c.Enabled == nil || *c.Enabled }
 
-// Service is one local service, started in order and stopped in reverse.
-// Exactly one of Start/Stop (commands), Unit (a systemd unit) or Run (a
-// foreground process resman supervises) says how it is driven.
-type Service struct {
-	// Name is unique within its list. Required.
-	Name string `mapstructure:"name"`
-	// Start and Stop are argv lists, both or neither.
-	Start []string `mapstructure:"start"`
-	Stop  []string `mapstructure:"stop"`
-	// Unit is a systemd unit name; start/stop use systemctl.
-	Unit string `mapstructure:"unit"`
-	// Run is a foreground command resman starts and keeps; stop sends
-	// SIGTERM, then SIGKILL after Timeout.
-	Run []string `mapstructure:"run"`
-	// Timeout bounds one start or stop. Default: 30s.
-	Timeout time.Duration `mapstructure:"timeout"`
-	// Check is the optional health probe.
-	Check *Check `mapstructure:"check"`
-	// Critical: unhealthy makes the node unhealthy (failover in auto mode).
-	// Default: false.
-	Critical bool `mapstructure:"critical"`
-}
-
-// Check is a health probe; exactly one of SIP, Exec, TCP, HTTP is set.
-type Check struct {
-	// SIP is a sip: or sips: URI probed with SIP OPTIONS, port optional.
-	SIP string `mapstructure:"sip"`
-	// Exec is an argv list; exit status 0 is healthy.
-	Exec []string `mapstructure:"exec"`
-	// TCP is a host:port that must accept a connection.
-	TCP string `mapstructure:"tcp"`
-	// HTTP is an http(s) URL; a GET answered 200-399 passes (redirects are
-	// not followed).
-	HTTP string `mapstructure:"http"`
-	// Interval between probes. Default: 1s.
-	Interval time.Duration `mapstructure:"interval"`
-	// Timeout of one probe. Default: 1s, or Interval when that is shorter.
-	// Never above Interval.
-	Timeout time.Duration `mapstructure:"timeout"`
-	// Rise consecutive passes make it healthy, Fall consecutive failures
-	// unhealthy. Defaults: 2 and 2.
-	Rise int `mapstructure:"rise"`
-	Fall int `mapstructure:"fall"`
-}
-
 // Replication is a job the Main runs to copy data to the Standby.
 type Replication struct {
 	// Name is unique among jobs, and the same on both nodes. Required.
@@ -408,194 +361,6 @@ type ReplicationRoot struct {
 	Name string `mapstructure:"name"`
 	// Path is absolute, on this node.
 	Path string `mapstructure:"path"`
-}
-
-// XDS registers the active PBX to the media servers. Only on a main or
-// standby node.
-type XDS struct {
-	// Contact is the sip: URI the media servers send calls to. Required.
-	Contact string `mapstructure:"contact"`
-	// MDS lists the registrars, at least one. Not env-overridable.
-	MDS []MDS `mapstructure:"mds"`
-	// PeerContact is the peer node's own xds.contact: the node that becomes
-	// Active removes it from the MDS once registered (a peer killed while
-	// Active could not unregister). Optional, a sip: URI.
-	PeerContact string `mapstructure:"peer_contact"`
-	// SourceAddress is the local IP SIP requests go from (0.0.0.0 or ::
-	// for whatever the routes pick). Default: the host of contact when it
-	// is an IP of this host and not shared with the peer.
-	SourceAddress string `mapstructure:"source_address"`
-	// OutboundProxy is a sip: URI every request is sent through. Optional.
-	OutboundProxy string `mapstructure:"outbound_proxy"`
-	// TLSCAFile is an absolute path to a PEM file of the CAs of the MDS
-	// reached over TLS. Default: the system's roots.
-	TLSCAFile string `mapstructure:"tls_ca_file"`
-	// UnregisterOnStop removes this node's bindings when resman stops. By
-	// default they stay: stopping resman leaves the PBX receiving calls.
-	UnregisterOnStop bool `mapstructure:"unregister_on_stop"`
-	// ContactEpoch adds the node's epoch to the Contact it registers (a
-	// resman-epoch parameter and a q-value derived from it), so that an
-	// MDS that forks by q prefers the newest Active. Default: false.
-	ContactEpoch bool `mapstructure:"contact_epoch"`
-}
-
-// MDS is one media server registrar.
-type MDS struct {
-	// Name is unique among media servers. Required.
-	Name string `mapstructure:"name"`
-	// Registrar is a sip: URI with a host. Required.
-	Registrar string `mapstructure:"registrar"`
-	// Transport is udp, tcp or tls. Default: udp.
-	Transport string `mapstructure:"transport"`
-	// TLSServerName is the name the MDS certificate must carry; only with
-	// transport tls. Default: the host of registrar.
-	TLSServerName string `mapstructure:"tls_server_name"`
-	// User for digest authentication; optional.
-	User string `mapstructure:"user"`
-	// Password is secret; required when User is set.
-	Password string `mapstructure:"password" secret:"true" secretkind:"password"`
-	// Expires asked of the registrar, in seconds, 10 to 3600. Default: 120.
-	Expires int `mapstructure:"expires"`
-}
-
-// CC follows its paired node and runs the contact-center services.
-type CC struct {
-	// Name of this follower. Required, no spaces.
-	Name string `mapstructure:"name"`
-	// Follow is the base URL of the node it follows. Required.
-	Follow string `mapstructure:"follow"`
-	// Token is the followed node's api.token. Required. Secret.
-	Token string `mapstructure:"token" secret:"true" secretkind:"token"`
-	// Services run while the followed node is Active. Not env-overridable.
-	Services []Service `mapstructure:"services"`
-	// DataDir holds the follower's audit log. Default: cc/ under
-	// node.data_dir when a node runs in the same file, else
-	// /var/lib/resman/cc.
-	DataDir string `mapstructure:"data_dir"`
-	// CheckInterval is how often the followed node is polled when its
-	// event stream is down. Default: 1s.
-	CheckInterval time.Duration `mapstructure:"check_interval"`
-}
-
-// Edge is the reverse proxy in front of both sides.
-type Edge struct {
-	// Listen is the proxy's host:port. Required.
-	Listen string `mapstructure:"listen"`
-	// Token is the nodes' api.token, used to ask which side is Active.
-	// Required. Secret.
-	Token string    `mapstructure:"token" secret:"true" secretkind:"token"`
-	Check EdgeCheck `mapstructure:"check"`
-	// Sides lists one or two sides. Not env-overridable.
-	Sides []Side `mapstructure:"sides"`
-	// TLS, when set, makes the proxy listener serve HTTPS.
-	TLS *EdgeTLS `mapstructure:"tls"`
-	// SIP, when set, runs the SIP front: phones register and call through
-	// the Edge, to the side that is Active (edge/sipfront).
-	SIP *EdgeSIP `mapstructure:"sip"`
-}
-
-// EdgeSIP is the Edge's SIP front.
-type EdgeSIP struct {
-	// Listen is the host:port the front listens on, UDP and TCP. Required.
-	Listen string `mapstructure:"listen"`
-	// Advertise is the host (or host:port) written in Via, Record-Route
-	// and Path: the address phones and PBXs reach the Edge at. Default:
-	// the host and port of Listen; required when Listen has no host or an
-	// unspecified one (0.0.0.0).
-	Advertise string `mapstructure:"advertise"`
-	// Expires is the registration expiry, in seconds, granted to phones:
-	// how long a phone may take to come back after a restart of the Edge,
-	// and how often it refreshes. Default: 60.
-	Expires int `mapstructure:"expires"`
-	// RegisterRate bounds the REGISTERs per second the Edge itself sends
-	// to one side (re-homing after a switch, removals). Default: 200, which
-	// moves 1,000 phones in 5 s; an Asterisk takes several hundred a second.
-	RegisterRate int `mapstructure:"register_rate"`
-	// TLS, when set, is the certificate phones check on SIP over TLS and
-	// secure WebSocket, and with Listen the SIP over TLS listener. Off by
-	// default. The Edge's hops to the sides stay as edge.sides[].sip says.
-	TLS *EdgeSIPTLS `mapstructure:"tls"`
-	// WS, when set, is SIP over WebSocket (RFC 7118) for WebRTC
-	// softphones; WSS the same over TLS, with edge.sip.tls's certificate.
-	// Off by default.
-	WS  *EdgeSIPListen `mapstructure:"ws"`
-	WSS *EdgeSIPListen `mapstructure:"wss"`
-}
-
-// EdgeSIPTLS is SIP over TLS towards phones: PEM files, and the listener.
-type EdgeSIPTLS struct {
-	// Listen is the host:port of SIP over TLS (SIPS), like 0.0.0.0:5061.
-	// Optional when edge.sip.wss is set (the certificate serves it only).
-	Listen string `mapstructure:"listen"`
-	Cert   string `mapstructure:"cert"`
-	// Key is the private key file's path (tagged secret to stay out of
-	// printed configs, as edge.tls.key).
-	Key string `mapstructure:"key" secret:"true" secretkind:"path"`
-}
-
-// EdgeSIPListen is a listener of the SIP front: its host:port (TCP).
-type EdgeSIPListen struct {
-	Listen string `mapstructure:"listen"`
-}
-
-// EdgeTLS is the certificate of the Edge's HTTPS listener: PEM files.
-type EdgeTLS struct {
-	Cert string `mapstructure:"cert"`
-	// Key is the private key file's path (tagged secret to stay out of
-	// printed configs, as keys' paths often tell where secrets live).
-	Key string `mapstructure:"key" secret:"true" secretkind:"path"`
-}
-
-// EdgeCheck is the Edge's health check of each side's node.
-type EdgeCheck struct {
-	// Interval between checks. Default: 500ms.
-	Interval time.Duration `mapstructure:"interval"`
-	// Timeout of one check. Default: the interval.
-	Timeout time.Duration `mapstructure:"timeout"`
-	// Rise consecutive passes and Fall consecutive failures change a side's
-	// state. Defaults: 2 and 2.
-	Rise int `mapstructure:"rise"`
-	Fall int `mapstructure:"fall"`
-}
-
-// Side is one side (main or standby) behind the Edge.
-type Side struct {
-	// Name is unique among sides. Required.
-	Name string `mapstructure:"name"`
-	// Node is the base URL of the side's node API. Required.
-	Node string `mapstructure:"node"`
-	// Routes, at least one.
-	Routes []Route `mapstructure:"routes"`
-	// SIP is the side's PBX SIP address, a sip: URI like sip:10.0.0.1:5060
-	// (;transport=tcp for TCP). Required when edge.sip is set.
-	SIP string `mapstructure:"sip"`
-	// UpstreamTLS, when set, says how the side's https connections are
-	// verified: its routes' https upstreams and its node, when https.
-	// Without it, their certificates are checked against the system's
-	// roots and the URL's host.
-	UpstreamTLS *UpstreamTLS `mapstructure:"upstream_tls"`
-}
-
-// UpstreamTLS is how the Edge verifies a side's https servers: a PBX's
-// web server often has its own self-signed certificate.
-type UpstreamTLS struct {
-	// CAFile is a PEM file of certificates (a CA, or the server's
-	// self-signed certificate) trusted instead of the system's roots.
-	CAFile string `mapstructure:"ca_file"`
-	// ServerName is sent as SNI and checked against the certificate
-	// instead of the URL's host. The Host header is not changed.
-	ServerName string `mapstructure:"server_name"`
-	// InsecureSkipVerify accepts any certificate (logged as a warning and
-	// shown in the Edge's status). Default: false.
-	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
-}
-
-// Route maps a path prefix to an upstream on one side.
-type Route struct {
-	// Path is a prefix starting with /.
-	Path string `mapstructure:"path"`
-	// Upstream is an http(s) URL.
-	Upstream string `mapstructure:"upstream"`
 }
 
 // Log sets the process's log output.

@@ -11,6 +11,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/edge"
+	"github.com/resman-pbx/resman/services"
+	"github.com/resman-pbx/resman/xds"
 )
 
 func fixture(t testing.TB, name string) string {
@@ -115,7 +119,7 @@ func TestValidShapes(t *testing.T) {
 			if c.Node != nil || c.CC == nil || len(c.CC.Services) != 2 {
 				t.Fatalf("cc: node=%v cc=%+v", c.Node, c.CC)
 			}
-			if s := c.CC.Services[1]; s.Kind() != KindCommands || s.Timeout != 30*time.Second || s.Check != nil {
+			if s := c.CC.Services[1]; s.Kind() != services.KindCommands || s.Timeout != 30*time.Second || s.Check != nil {
 				t.Errorf("recording: %+v", s)
 			}
 			if len(c.Gossip.Join) != 0 {
@@ -748,19 +752,19 @@ edge:
 			SuspicionMult: 1, RejoinInterval: time.Second},
 		Failover: Failover{Failback: FailbackAuto, FailbackHold: 30 * time.Second, BootGrace: 30 * time.Second, LostAfter: 100 * time.Millisecond,
 			Confirm: Confirm{Listen: "127.0.0.1:9440", Peer: "127.0.0.2:9440", Every: 20 * time.Millisecond, Window: 300 * time.Millisecond}},
-		Services: []Service{
+		Services: []services.Service{
 			{Name: "a", Unit: "a", Timeout: 30 * time.Second,
-				Check: &Check{TCP: "127.0.0.1:1", Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 2}},
+				Check: &services.Check{TCP: "127.0.0.1:1", Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 2}},
 			{Name: "b", Unit: "b", Timeout: 30 * time.Second,
-				Check: &Check{TCP: "127.0.0.1:1", Interval: 300 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2}},
+				Check: &services.Check{TCP: "127.0.0.1:1", Interval: 300 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2}},
 			{Name: "c", Unit: "c", Timeout: 30 * time.Second,
-				Check: &Check{TCP: "127.0.0.1:1", Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 2}},
+				Check: &services.Check{TCP: "127.0.0.1:1", Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 2}},
 		},
 		Replication: []Replication{{Name: "db", Run: []string{"x"}, Every: time.Hour, MaxAge: 2 * time.Hour, Timeout: 30 * time.Minute}},
-		XDS:         &XDS{Contact: "sip:x@10.0.0.1", MDS: []MDS{{Name: "m", Registrar: "sip:10.0.0.11", Transport: "udp", Expires: 120}}},
-		Edge: &Edge{Listen: ":8443", Token: "0123456789abcdef0123",
-			Check: EdgeCheck{Interval: 500 * time.Millisecond, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2},
-			Sides: []Side{{Name: "main", Node: "http://10.0.0.1:9440", Routes: []Route{{Path: "/", Upstream: "http://10.0.0.21"}}}}},
+		XDS:         &xds.Config{Contact: "sip:x@10.0.0.1", MDS: []xds.MDS{{Name: "m", Registrar: "sip:10.0.0.11", Transport: "udp", Expires: 120}}},
+		Edge: &edge.Config{Listen: ":8443", Token: "0123456789abcdef0123",
+			Check: edge.Check{Interval: 500 * time.Millisecond, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2},
+			Sides: []edge.Side{{Name: "main", Node: "http://10.0.0.1:9440", Routes: []edge.Route{{Path: "/", Upstream: "http://10.0.0.21"}}}}},
 		Hooks: Hooks{Timeout: 10 * time.Second},
 		Log:   Log{Level: "info", Format: "text"},
 	}
@@ -779,7 +783,7 @@ edge:
   sip: {listen: "10.0.0.5:5060"}
   sides: [{name: main, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1:5060", routes: [{path: /, upstream: "http://10.0.0.21"}]}]
 `, nil)
-	want := &EdgeSIP{Listen: "10.0.0.5:5060", Expires: 60, RegisterRate: 500}
+	want := &edge.SIP{Listen: "10.0.0.5:5060", Expires: 60, RegisterRate: 500}
 	if !reflect.DeepEqual(c.Edge.SIP, want) {
 		t.Errorf("edge.sip defaults: got %+v, want %+v", c.Edge.SIP, want)
 	}
@@ -799,9 +803,9 @@ edge:
     wss: {listen: "0.0.0.0:8089"}
   sides: [{name: main, node: "http://10.0.0.1:9440", sip: "sip:10.0.0.1:5060", routes: [{path: /, upstream: "http://10.0.0.21"}]}]
 `, nil)
-	want = &EdgeSIP{Listen: "10.0.0.5:5060", Expires: 60, RegisterRate: 500,
-		TLS: &EdgeSIPTLS{Listen: "0.0.0.0:5061", Cert: "/etc/resman/sip.crt", Key: "/etc/resman/sip.key"},
-		WS:  &EdgeSIPListen{Listen: "0.0.0.0:8088"}, WSS: &EdgeSIPListen{Listen: "0.0.0.0:8089"}}
+	want = &edge.SIP{Listen: "10.0.0.5:5060", Expires: 60, RegisterRate: 500,
+		TLS: &edge.SIPTLS{Listen: "0.0.0.0:5061", Cert: "/etc/resman/sip.crt", Key: "/etc/resman/sip.key"},
+		WS:  &edge.SIPListen{Listen: "0.0.0.0:8088"}, WSS: &edge.SIPListen{Listen: "0.0.0.0:8089"}}
 	if !reflect.DeepEqual(c.Edge.SIP, want) {
 		t.Errorf("edge.sip with tls and websocket: got %+v, want %+v", c.Edge.SIP, want)
 	}
@@ -822,9 +826,9 @@ xds:
     - {name: m1, registrar: "sip:10.0.0.11", transport: tls, tls_server_name: mds1.example.com}
     - {name: m2, registrar: "sip:10.0.0.12", transport: tcp}
 `, nil)
-	want := &XDS{Contact: "sip:xivo@10.0.0.1:5060", PeerContact: "sip:xivo@10.0.0.2:5060", SourceAddress: "10.0.0.1",
+	want := &xds.Config{Contact: "sip:xivo@10.0.0.1:5060", PeerContact: "sip:xivo@10.0.0.2:5060", SourceAddress: "10.0.0.1",
 		OutboundProxy: "sip:10.0.0.5:5060", TLSCAFile: "/etc/resman/mds-ca.pem", UnregisterOnStop: true, ContactEpoch: true,
-		MDS: []MDS{{Name: "m1", Registrar: "sip:10.0.0.11", Transport: "tls", TLSServerName: "mds1.example.com", Expires: 120},
+		MDS: []xds.MDS{{Name: "m1", Registrar: "sip:10.0.0.11", Transport: "tls", TLSServerName: "mds1.example.com", Expires: 120},
 			{Name: "m2", Registrar: "sip:10.0.0.12", Transport: "tcp", Expires: 120}}}
 	if !reflect.DeepEqual(c.XDS, want) {
 		t.Errorf("xds:\n got %+v\nwant %+v", *c.XDS, *want)
@@ -900,7 +904,7 @@ func TestProblemsOrderAndFormat(t *testing.T) {
 func TestRedacted(t *testing.T) {
 	t.Parallel()
 	c := mustParse(t, fixture(t, "all-in-one.yaml"), nil)
-	c.XDS.MDS = append(c.XDS.MDS, MDS{Name: "open"}) // an empty secret stays empty
+	c.XDS.MDS = append(c.XDS.MDS, xds.MDS{Name: "open"}) // an empty secret stays empty
 	orig := deepCopy(reflect.ValueOf(c)).Interface().(*Config)
 
 	r := c.Redacted()
@@ -963,38 +967,6 @@ func TestSecretsAreTagged(t *testing.T) {
 	walk("", reflect.TypeFor[Config]())
 }
 
-func TestKinds(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		s    Service
-		want string
-	}{
-		{Service{Start: []string{"a"}, Stop: []string{"b"}}, KindCommands},
-		{Service{Stop: []string{"b"}}, KindCommands},
-		{Service{Unit: "u"}, KindUnit},
-		{Service{Run: []string{"r"}}, KindRun},
-		{Service{}, ""},
-	} {
-		if got := tt.s.Kind(); got != tt.want {
-			t.Errorf("%+v: %q, want %q", tt.s, got, tt.want)
-		}
-	}
-	for _, tt := range []struct {
-		c    Check
-		want string
-	}{
-		{Check{SIP: "sip:h"}, KindSIP},
-		{Check{Exec: []string{"x"}}, KindExec},
-		{Check{TCP: "h:1"}, KindTCP},
-		{Check{HTTP: "http://h"}, KindHTTP},
-		{Check{}, ""},
-	} {
-		if got := tt.c.Kind(); got != tt.want {
-			t.Errorf("%+v: %q, want %q", tt.c, got, tt.want)
-		}
-	}
-}
-
 func TestGossipKeyBytes(t *testing.T) {
 	t.Parallel()
 	for key, want := range map[string]int{
@@ -1011,20 +983,6 @@ func TestGossipKeyBytes(t *testing.T) {
 		}
 		if err != nil || len(b) != want {
 			t.Errorf("%q: %d bytes, %v; want %d", key, len(b), err, want)
-		}
-	}
-}
-
-func TestValidSIP(t *testing.T) {
-	t.Parallel()
-	for uri, want := range map[string]bool{
-		"sip:127.0.0.1:5060": true, "sip:host": true, "sips:xivo@h.example:5061;transport=tls": true,
-		"sip:[::1]:5060": true, "sip:u:pw@h": true, "sip:h?subject=x": true,
-		"sip:": false, "sip:h:": false, "sip:h:0": false, "sip:h:x": false, "http://h": false,
-		"sip:[::1": false, "sip:[::1]x": false, "sip:a b": false, "sip:@": false, "SIP:h": false,
-	} {
-		if got := validSIP(uri); got != want {
-			t.Errorf("validSIP(%q) = %v, want %v", uri, got, want)
 		}
 	}
 }

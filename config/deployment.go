@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/resman-pbx/resman/xds"
 )
 
 // File is one config file of a deployment: Name, as messages show it (the
@@ -275,7 +277,7 @@ func (d *deployment) xds() {
 	// new Active removes the binding a node killed while Active left.
 	for _, p := range []struct {
 		f, other File
-		x, ox    *XDS
+		x, ox    *xds.Config
 	}{{d.m, d.s, m, s}, {d.s, d.m, s, m}} {
 		switch {
 		case p.x.PeerContact == "":
@@ -290,8 +292,8 @@ func (d *deployment) xds() {
 		d.differs(true, d.s, "xds.contact_epoch", d.m, "xds.contact_epoch", fmt.Sprint(s.ContactEpoch), fmt.Sprint(m.ContactEpoch),
 			"an MDS forking by q would rank the node without it by another rule", false)
 	}
-	index := func(ms []MDS, name string) int {
-		return slices.IndexFunc(ms, func(x MDS) bool { return x.Name == name })
+	index := func(ms []xds.MDS, name string) int {
+		return slices.IndexFunc(ms, func(x xds.MDS) bool { return x.Name == name })
 	}
 	for i, x := range m.MDS {
 		if index(s.MDS, x.Name) < 0 {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/edge"
 )
 
 // writeCert writes a self-signed certificate, as a XiVO PBX makes at
@@ -90,7 +92,7 @@ func TestEdgeUpstreamTLS(t *testing.T) {
 
 	c := mustParse(t, edgeWithSide("http://10.0.0.1:9440", "https://10.0.0.1",
 		fmt.Sprintf("{ca_file: %q, server_name: xivo-main.example.com}", certFile)), nil)
-	want := &UpstreamTLS{CAFile: certFile, ServerName: "xivo-main.example.com"}
+	want := &edge.UpstreamTLS{CAFile: certFile, ServerName: "xivo-main.example.com"}
 	if got := c.Edge.Sides[0].UpstreamTLS; !reflect.DeepEqual(got, want) {
 		t.Errorf("upstream_tls = %+v, want %+v", got, want)
 	}
@@ -163,27 +165,5 @@ func TestEdgeUpstreamTLS(t *testing.T) {
 			_, err := Parse([]byte(edgeWithSide(node, upstream, tt.tls)), nil)
 			checkProblems(t, err, tt.want)
 		})
-	}
-}
-
-func TestCertPool(t *testing.T) {
-	t.Parallel()
-	certFile, _ := writeCert(t)
-	b, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A bundle: two certificates, with text around them.
-	bundle := filepath.Join(t.TempDir(), "bundle.pem")
-	if err := os.WriteFile(bundle, append(append([]byte("xivo-main\n"), b...), b...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{certFile, bundle} {
-		if pool, err := CertPool(f); err != nil || pool == nil {
-			t.Errorf("CertPool(%s) = %v, %v", f, pool, err)
-		}
-	}
-	if _, err := CertPool(filepath.Join(t.TempDir(), "none")); err == nil || strings.Contains(err.Error(), "none") {
-		t.Errorf("CertPool of a missing file = %v, want an error that does not repeat the path", err)
 	}
 }

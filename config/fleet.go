@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"path"
 	"time"
+
+	"github.com/resman-pbx/resman/config/confcheck"
 )
 
 // Defaults and bounds of the fleet section.
@@ -153,7 +155,7 @@ func CheckFleetPairs(lists []FleetPairList, apiToken string) Problems {
 				switch {
 				case n == "":
 					add(nk, "required: an http(s) URL, like http://10.0.0.1:9440")
-				case !validHTTPURL(n) || err != nil:
+				case !confcheck.ValidHTTPURL(n) || err != nil:
 					add(nk, "must be an http(s) URL with a host, like http://10.0.0.1:9440, got %q", n)
 				case u.User != nil:
 					add(nk, "must not hold a user or password: the token is in %s.token", key)

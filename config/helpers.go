@@ -5,37 +5,6 @@ import (
 	"reflect"
 )
 
-// Kind says how the service is driven: KindCommands (start and stop),
-// KindUnit or KindRun, or "" when none is set. On a validated Config
-// exactly one is set.
-func (s Service) Kind() string {
-	switch {
-	case len(s.Start) > 0 || len(s.Stop) > 0:
-		return KindCommands
-	case s.Unit != "":
-		return KindUnit
-	case len(s.Run) > 0:
-		return KindRun
-	}
-	return ""
-}
-
-// Kind is the probe type: KindSIP, KindExec, KindTCP or KindHTTP, or ""
-// when none is set. On a validated Config exactly one is set.
-func (c Check) Kind() string {
-	switch {
-	case c.SIP != "":
-		return KindSIP
-	case len(c.Exec) > 0:
-		return KindExec
-	case c.TCP != "":
-		return KindTCP
-	case c.HTTP != "":
-		return KindHTTP
-	}
-	return ""
-}
-
 // hookPhase is one list of hooks with its key path.
 type hookPhase struct {
 	key   string

@@ -6,28 +6,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/resman-pbx/resman/config/confcheck"
 )
 
 // Problem is one thing wrong with a config: Key is the full key path
 // (node.role, services[0].check.sip), Msg says what is wrong and what is
 // expected. File, set only by the checks of several files (CheckDeployment),
-// names the file Key is in.
-type Problem struct {
-	File string
-	Key  string
-	Msg  string
-}
-
-func (p Problem) String() string {
-	s := p.Msg
-	if p.Key != "" {
-		s = p.Key + ": " + s
-	}
-	if p.File != "" {
-		s = p.File + ": " + s
-	}
-	return s
-}
+// names the file Key is in. The components' sections record theirs with
+// package confcheck.
+type Problem = confcheck.Problem
 
 // Problems is every problem found in a config. As an error it prints one
 // "key: message" per line, in the order the keys appear in the schema.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/resman-pbx/resman/cc"
+	"github.com/resman-pbx/resman/xds"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -173,7 +175,7 @@ func TestWeakSecretsPlaceholderSpellings(t *testing.T) {
 	}
 	// An MDS password has no length rule: the usual ones are refused whole.
 	for _, pw := range []string{"password", "Secret", "admin", "changeme", "123456"} {
-		ps := (&Config{XDS: &XDS{MDS: []MDS{{Name: "mds1", Password: pw}}}}).WeakSecrets()
+		ps := (&Config{XDS: &xds.Config{MDS: []xds.MDS{{Name: "mds1", Password: pw}}}}).WeakSecrets()
 		if !slices.Equal(keysOf(ps), []string{"xds.mds[0].password"}) {
 			t.Errorf("password %q: %v, want xds.mds[0].password named", pw, ps)
 		}
@@ -189,7 +191,7 @@ func TestWeakSecretsTooFewDistinctCharacters(t *testing.T) {
 		"abcdefghabcdefghabcdefgh": false, // 8 distinct
 		"1111111111111111":         true,
 	} {
-		ps := (&Config{CC: &CC{Token: token}}).WeakSecrets()
+		ps := (&Config{CC: &cc.Config{Token: token}}).WeakSecrets()
 		if got := len(ps) == 1 && ps[0].Key == "cc.token"; got != weak {
 			t.Errorf("token %q: %v, want weak %v", token, ps, weak)
 		}

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
 	"github.com/resman-pbx/resman/resilience/client/watch"
@@ -46,7 +45,7 @@ type side struct {
 	routes []*route
 	client *client.Client
 	// tlsConf is the side's upstream_tls, nil when not set.
-	tlsConf *config.UpstreamTLS
+	tlsConf *UpstreamTLS
 
 	// Check state, under edge.mu. checks counts the checks' rise and fall
 	// (Counted from unknown; ForceDown when the node says it is not

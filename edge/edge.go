@@ -52,7 +52,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/edge/sipfront"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
@@ -75,7 +74,7 @@ const (
 // Options configure an Edge.
 type Options struct {
 	// Config is the edge section, validated and defaulted by config.
-	Config config.Edge
+	Config Config
 	// Token is the bearer token of the Edge's status API (the file's
 	// api.token).
 	Token string
@@ -233,7 +232,7 @@ func New(opts Options) (*Edge, error) {
 }
 
 // newSIPFront builds the SIP front of edge.sip, with each side's PBX.
-func (e *Edge) newSIPFront(cfg config.Edge, opts Options) error {
+func (e *Edge) newSIPFront(cfg Config, opts Options) error {
 	so := sipfront.Options{
 		Listen: cfg.SIP.Listen, Advertise: cfg.SIP.Advertise, Expires: cfg.SIP.Expires,
 		RegisterRate: cfg.SIP.RegisterRate, Logger: opts.Logger, Registerer: opts.Registerer,
@@ -300,13 +299,13 @@ func newCheckClient(tc *tls.Config) *http.Client {
 // URL's host, unless edge.sides[i].upstream_tls says otherwise. ServerName
 // stays empty unless configured: each connection then verifies its URL's
 // host.
-func upstreamTLSConfig(i int, t *config.UpstreamTLS) (*tls.Config, error) {
+func upstreamTLSConfig(i int, t *UpstreamTLS) (*tls.Config, error) {
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
 	if t == nil {
 		return c, nil
 	}
 	if t.CAFile != "" {
-		pool, err := config.CertPool(t.CAFile)
+		pool, err := CertPool(t.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("edge.sides[%d].upstream_tls.ca_file %s: %w", i, t.CAFile, err)
 		}

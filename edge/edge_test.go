@@ -25,7 +25,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 )
 
@@ -78,8 +77,8 @@ func TestAllRoutesSwitchTogether(t *testing.T) {
 	mainWeb, mainAPI := newUpstream(t, "main-web"), newUpstream(t, "main-api")
 	sbWeb, sbAPI := newUpstream(t, "standby-web"), newUpstream(t, "standby-api")
 	e := startEdge(t, fast(), []sideSpec{
-		{name: "main", node: mainNode, routes: []config.Route{{Path: "/", Upstream: mainWeb.url()}, {Path: "/api", Upstream: mainAPI.url()}}},
-		{name: "standby", node: standbyNode, routes: []config.Route{{Path: "/api", Upstream: sbAPI.url()}, {Path: "/", Upstream: sbWeb.url()}}},
+		{name: "main", node: mainNode, routes: []Route{{Path: "/", Upstream: mainWeb.url()}, {Path: "/api", Upstream: mainAPI.url()}}},
+		{name: "standby", node: standbyNode, routes: []Route{{Path: "/api", Upstream: sbAPI.url()}, {Path: "/", Upstream: sbWeb.url()}}},
 	})
 	e.waitRouted(t, "main")
 	check := func(path, want string) {
@@ -273,7 +272,7 @@ func TestErrorPagesNameNoUpstream(t *testing.T) {
 	ln.Close()
 	node := newFakeNode(t, active(1))
 	up := newUpstream(t, "main")
-	e := startEdge(t, fast(), []sideSpec{{name: "main", node: node, routes: []config.Route{
+	e := startEdge(t, fast(), []sideSpec{{name: "main", node: node, routes: []Route{
 		{Path: "/app", Upstream: up.url()}, {Path: "/down", Upstream: dead},
 	}}})
 	e.waitRouted(t, "main")
@@ -320,7 +319,7 @@ func TestRiseFallHysteresis(t *testing.T) {
 	node := newFakeNode(t, active(1))
 	next := node.Gate(t)
 	up := newUpstream(t, "main")
-	e := startEdge(t, config.EdgeCheck{Interval: 5 * time.Millisecond, Rise: 3, Fall: 2},
+	e := startEdge(t, Check{Interval: 5 * time.Millisecond, Rise: 3, Fall: 2},
 		[]sideSpec{side1("main", node, up)}, func(o *Options) { o.CheckTimeout = waitLimit })
 	routed := func() bool {
 		code, _, _ := get(t, nil, e.url+"/")
@@ -456,12 +455,12 @@ func TestTLSListener(t *testing.T) {
 		t.Fatalf("SSE over TLS: %q, %v", buf[:n], err)
 	}
 
-	if _, err := New(Options{Config: config.Edge{Listen: ":0", Sides: []config.Side{{Name: "a", Node: "http://127.0.0.1:1",
-		Routes: []config.Route{{Path: "/", Upstream: "http://127.0.0.1:1"}}}}}, TLSCert: certFile}); err == nil {
+	if _, err := New(Options{Config: Config{Listen: ":0", Sides: []Side{{Name: "a", Node: "http://127.0.0.1:1",
+		Routes: []Route{{Path: "/", Upstream: "http://127.0.0.1:1"}}}}}, TLSCert: certFile}); err == nil {
 		t.Error("New accepted a certificate without a key")
 	}
-	if _, err := New(Options{Config: config.Edge{Listen: ":0", Sides: []config.Side{{Name: "a", Node: "http://127.0.0.1:1",
-		Routes: []config.Route{{Path: "/", Upstream: "http://127.0.0.1:1"}}}}}, TLSCert: keyFile, TLSKey: keyFile}); err == nil {
+	if _, err := New(Options{Config: Config{Listen: ":0", Sides: []Side{{Name: "a", Node: "http://127.0.0.1:1",
+		Routes: []Route{{Path: "/", Upstream: "http://127.0.0.1:1"}}}}}, TLSCert: keyFile, TLSKey: keyFile}); err == nil {
 		t.Error("New accepted a key as a certificate")
 	}
 }
@@ -508,8 +507,8 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 }
 
 func TestNewRejectsBadUpstream(t *testing.T) {
-	cfg := config.Edge{Listen: ":0", Sides: []config.Side{{Name: "a", Node: "http://127.0.0.1:1",
-		Routes: []config.Route{{Path: "/", Upstream: "ftp://x"}}}}}
+	cfg := Config{Listen: ":0", Sides: []Side{{Name: "a", Node: "http://127.0.0.1:1",
+		Routes: []Route{{Path: "/", Upstream: "ftp://x"}}}}}
 	if _, err := New(Options{Config: cfg}); err == nil || !strings.Contains(err.Error(), "routes[0].upstream") {
 		t.Errorf("New with an ftp upstream = %v", err)
 	}
@@ -522,7 +521,7 @@ func TestPlainHTTP(t *testing.T) {
 	node := newFakeNode(t, active(1))
 	up := newUpstream(t, "main")
 	api := newUpstream(t, "api")
-	e := startEdge(t, fast(), []sideSpec{{name: "main", node: node, routes: []config.Route{
+	e := startEdge(t, fast(), []sideSpec{{name: "main", node: node, routes: []Route{
 		{Path: "/", Upstream: up.url()}, {Path: "/v2", Upstream: api.url() + "/api"},
 	}}})
 	e.waitRouted(t, "main")
@@ -627,7 +626,7 @@ func TestEventStreamTakesTrafficAwayAtOnce(t *testing.T) {
 	node := newFakeNode(t, active(1))
 	next := node.Gate(t)
 	up := newUpstream(t, "main")
-	e := startEdge(t, config.EdgeCheck{Interval: 5 * time.Millisecond, Rise: 2, Fall: 2},
+	e := startEdge(t, Check{Interval: 5 * time.Millisecond, Rise: 2, Fall: 2},
 		[]sideSpec{side1("main", node, up)}, func(o *Options) { o.CheckTimeout = waitLimit })
 	next(active(1))
 	next(active(1))

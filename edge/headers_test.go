@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/resman-pbx/resman/config"
 )
 
 // recorder is an upstream that keeps, byte for byte, the header block of
@@ -276,7 +274,7 @@ func startRecorded(t *testing.T) (*testEdge, *recorder) {
 	node := newFakeNode(t, active(1))
 	rec := newRecorder(t)
 	e := startEdge(t, fast(), []sideSpec{{name: "main", node: node,
-		routes: []config.Route{{Path: "/", Upstream: rec.url()}}}})
+		routes: []Route{{Path: "/", Upstream: rec.url()}}}})
 	e.waitRouted(t, "main")
 	return e, rec
 }

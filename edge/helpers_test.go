@@ -20,7 +20,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
 	"github.com/resman-pbx/resman/services/standin"
@@ -146,12 +145,12 @@ func (u *upstream) requests(t *testing.T) uint64 {
 type sideSpec struct {
 	name   string
 	node   *clienttest.FakeNode
-	routes []config.Route
-	tls    *config.UpstreamTLS
+	routes []Route
+	tls    *UpstreamTLS
 }
 
 func side1(name string, node *clienttest.FakeNode, up *upstream) sideSpec {
-	return sideSpec{name: name, node: node, routes: []config.Route{{Path: "/", Upstream: up.url()}}}
+	return sideSpec{name: name, node: node, routes: []Route{{Path: "/", Upstream: up.url()}}}
 }
 
 type testEdge struct {
@@ -163,11 +162,11 @@ type testEdge struct {
 type edgeOpt func(*Options)
 
 // startEdge serves an Edge over loopback until the test ends.
-func startEdge(t testing.TB, check config.EdgeCheck, sides []sideSpec, opts ...edgeOpt) *testEdge {
+func startEdge(t testing.TB, check Check, sides []sideSpec, opts ...edgeOpt) *testEdge {
 	t.Helper()
-	cfg := config.Edge{Listen: "127.0.0.1:0", Token: testToken, Check: check}
+	cfg := Config{Listen: "127.0.0.1:0", Token: testToken, Check: check}
 	for _, s := range sides {
-		cfg.Sides = append(cfg.Sides, config.Side{Name: s.name, Node: s.node.URL(), Routes: s.routes, UpstreamTLS: s.tls})
+		cfg.Sides = append(cfg.Sides, Side{Name: s.name, Node: s.node.URL(), Routes: s.routes, UpstreamTLS: s.tls})
 	}
 	reg := prometheus.NewRegistry()
 	// A check's timeout defaults to the check interval, 10 ms with fast():
@@ -208,8 +207,8 @@ func startEdge(t testing.TB, check config.EdgeCheck, sides []sideSpec, opts ...e
 }
 
 // fast is a check quick enough for tests.
-func fast() config.EdgeCheck {
-	return config.EdgeCheck{Interval: 10 * time.Millisecond, Rise: 2, Fall: 2}
+func fast() Check {
+	return Check{Interval: 10 * time.Millisecond, Rise: 2, Fall: 2}
 }
 
 func (e *testEdge) waitRouted(t testing.TB, side string) {

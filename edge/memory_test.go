@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/resman-pbx/resman/config"
 )
 
 // The Edge returns memory to the system after a load of many connections
@@ -56,7 +54,7 @@ func TestMemoryIsGivenBackAfterALoad(t *testing.T) {
 	log, logs := logsOf(t)
 	node := newFakeNode(t, active(1))
 	e := startEdge(t, fast(), []sideSpec{{name: "main", node: node,
-		routes: []config.Route{{Path: "/", Upstream: up.url()}}}},
+		routes: []Route{{Path: "/", Upstream: up.url()}}}},
 		func(o *Options) { o.Logger = log })
 	e.waitRouted(t, "main")
 	const msg = "memory returned to the system"

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 )
 
@@ -84,8 +83,8 @@ func TestNodeStatus(t *testing.T) {
 // Before Serve (or after), the proxy does not listen: not healthy, not
 // ready, and the reasons say so.
 func TestNodeStatusNotServing(t *testing.T) {
-	e, err := New(Options{Config: config.Edge{Listen: "0.0.0.0:8443", Sides: []config.Side{{Name: "main", Node: "http://127.0.0.1:1",
-		Routes: []config.Route{{Path: "/", Upstream: "http://127.0.0.1:1"}}}}}})
+	e, err := New(Options{Config: Config{Listen: "0.0.0.0:8443", Sides: []Side{{Name: "main", Node: "http://127.0.0.1:1",
+		Routes: []Route{{Path: "/", Upstream: "http://127.0.0.1:1"}}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/resman-pbx/resman/config"
 )
 
 // BenchmarkProxy sends GET / through an Edge to an upstream, all in this
@@ -39,7 +37,7 @@ func BenchmarkProxy(b *testing.B) {
 
 	node := newFakeNode(b, active(1))
 	e := startEdge(b, fast(), []sideSpec{{name: "main", node: node,
-		routes: []config.Route{{Path: "/", Upstream: "http://" + upLn.Addr().String()}}}})
+		routes: []Route{{Path: "/", Upstream: "http://" + upLn.Addr().String()}}}})
 	e.waitRouted(b, "main")
 
 	hc := &fasthttp.HostClient{Addr: e.Addr(), MaxConns: 64}

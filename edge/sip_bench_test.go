@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/edge/sippeers"
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
 )
@@ -48,11 +47,11 @@ func BenchmarkSIPRehome(b *testing.B) {
 		kamB := sippeers.StartKamailio(b, tpl, sippeers.Port(b))
 		nodeA, nodeB := lowNode(b, active(2)), lowNode(b, inactive(1))
 		sipAddr := "127.0.0.1:" + strconv.Itoa(sippeers.Port(b))
-		e := startLowEdge(b, config.EdgeCheck{Interval: 100 * time.Millisecond, Rise: 2, Fall: 2},
+		e := startLowEdge(b, Check{Interval: 100 * time.Millisecond, Rise: 2, Fall: 2},
 			[]sideSpec{benchSide("a", nodeA), benchSide("b", nodeB)},
 			func(o *Options) {
 				o.Logger = nil
-				o.Config.SIP = &config.EdgeSIP{Listen: sipAddr, Expires: 60, RegisterRate: rate}
+				o.Config.SIP = &SIP{Listen: sipAddr, Expires: 60, RegisterRate: rate}
 				o.Config.Sides[0].SIP = "sip:" + kamA.Addr
 				o.Config.Sides[1].SIP = "sip:" + kamB.Addr
 			})
@@ -132,7 +131,7 @@ func BenchmarkSIPRehome(b *testing.B) {
 }
 
 func benchSide(name string, node *clienttest.FakeNode) sideSpec {
-	return sideSpec{name: name, node: node, routes: []config.Route{{Path: "/", Upstream: "http://127.0.0.1:9"}}}
+	return sideSpec{name: name, node: node, routes: []Route{{Path: "/", Upstream: "http://127.0.0.1:9"}}}
 }
 
 func waitRoutedB(b *testing.B, e *testEdge, side string) {

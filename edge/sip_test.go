@@ -15,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/edge/sippeers"
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
 )
@@ -27,7 +26,7 @@ const sipLimit = 60 * time.Second
 // withSIP adds the SIP front on a low port, each side's PBX at addrs[i].
 func withSIP(listen string, addrs ...string) edgeOpt {
 	return func(o *Options) {
-		o.Config.SIP = &config.EdgeSIP{Listen: listen, Expires: 30, RegisterRate: 200}
+		o.Config.SIP = &SIP{Listen: listen, Expires: 30, RegisterRate: 200}
 		for i := range o.Config.Sides {
 			o.Config.Sides[i].SIP = addrs[i]
 		}
@@ -187,11 +186,11 @@ func lowNode(t testing.TB, a answer) *clienttest.FakeNode {
 
 // startLowEdge is startEdge with the proxy on a port below the ephemeral
 // range.
-func startLowEdge(t testing.TB, check config.EdgeCheck, sides []sideSpec, opts ...edgeOpt) *testEdge {
+func startLowEdge(t testing.TB, check Check, sides []sideSpec, opts ...edgeOpt) *testEdge {
 	t.Helper()
-	cfg := config.Edge{Listen: "127.0.0.1:0", Token: testToken, Check: check}
+	cfg := Config{Listen: "127.0.0.1:0", Token: testToken, Check: check}
 	for _, s := range sides {
-		cfg.Sides = append(cfg.Sides, config.Side{Name: s.name, Node: s.node.URL(), Routes: s.routes})
+		cfg.Sides = append(cfg.Sides, Side{Name: s.name, Node: s.node.URL(), Routes: s.routes})
 	}
 	reg := prometheus.NewRegistry()
 	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testLogger(t), CheckTimeout: waitLimit}

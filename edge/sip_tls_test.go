@@ -12,7 +12,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/edge/sippeers"
 )
 
@@ -30,9 +29,9 @@ func TestSIPFrontTLSAndWebSocketFromConfig(t *testing.T) {
 	node := lowNode(t, active(1))
 	e := startLowEdge(t, fast(), []sideSpec{benchSide("a", node)},
 		withSIP(sipAddr, "sip:127.0.0.1:"+strconv.Itoa(regPort)), func(o *Options) {
-			o.Config.SIP.TLS = &config.EdgeSIPTLS{Listen: tlsAddr, Cert: certFile, Key: keyFile}
-			o.Config.SIP.WS = &config.EdgeSIPListen{Listen: wsAddr}
-			o.Config.SIP.WSS = &config.EdgeSIPListen{Listen: wssAddr}
+			o.Config.SIP.TLS = &SIPTLS{Listen: tlsAddr, Cert: certFile, Key: keyFile}
+			o.Config.SIP.WS = &SIPListen{Listen: wsAddr}
+			o.Config.SIP.WSS = &SIPListen{Listen: wssAddr}
 		})
 	e.waitRouted(t, "a")
 	sippeers.WaitFor(t, waitLimit, "the SIP front's listeners", func() bool {
@@ -80,10 +79,10 @@ func TestSIPFrontTLSAndWebSocketFromConfig(t *testing.T) {
 
 func TestNewRejectsBadSIPCertificate(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "none.crt")
-	cfg := config.Edge{Listen: ":0", Sides: []config.Side{{Name: "a", Node: "http://127.0.0.1:1", SIP: "sip:127.0.0.1:5060",
-		Routes: []config.Route{{Path: "/", Upstream: "http://127.0.0.1:1"}}}},
-		SIP: &config.EdgeSIP{Listen: "127.0.0.1:5060", Expires: 60, RegisterRate: 200,
-			TLS: &config.EdgeSIPTLS{Listen: "127.0.0.1:5061", Cert: missing, Key: missing}}}
+	cfg := Config{Listen: ":0", Sides: []Side{{Name: "a", Node: "http://127.0.0.1:1", SIP: "sip:127.0.0.1:5060",
+		Routes: []Route{{Path: "/", Upstream: "http://127.0.0.1:1"}}}},
+		SIP: &SIP{Listen: "127.0.0.1:5060", Expires: 60, RegisterRate: 200,
+			TLS: &SIPTLS{Listen: "127.0.0.1:5061", Cert: missing, Key: missing}}}
 	if _, err := New(Options{Config: cfg}); err == nil || !strings.Contains(err.Error(), "edge.sip.tls") {
 		t.Errorf("New with a missing edge.sip.tls.cert = %v", err)
 	}

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
-
-	"github.com/resman-pbx/resman/config"
 )
 
 // slowUpstream answers every request on a connection with size bytes
@@ -84,7 +82,7 @@ func startSlow(t *testing.T, u *slowUpstream) *testEdge {
 	t.Helper()
 	node := newFakeNode(t, active(1))
 	e := startEdge(t, fast(), []sideSpec{{name: "main", node: node,
-		routes: []config.Route{{Path: "/", Upstream: u.url()}}}})
+		routes: []Route{{Path: "/", Upstream: u.url()}}}})
 	e.waitRouted(t, "main")
 	return e
 }

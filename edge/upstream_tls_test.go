@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/services/standin"
 )
 
@@ -111,30 +110,30 @@ func TestUpstreamTLS(t *testing.T) {
 	tests := []struct {
 		name     string
 		upstream *httptest.Server
-		tls      *config.UpstreamTLS
+		tls      *UpstreamTLS
 		code     int
 		errHas   []string // in the route's status error and the log
 		logHas   string
 	}{
 		{name: "system roots only", upstream: byIP, code: 502,
 			errHas: []string{"TLS: the certificate is signed by an unknown authority", "trust it with upstream_tls.ca_file"}},
-		{name: "ca_file", upstream: byIP, tls: &config.UpstreamTLS{CAFile: certFile}, code: 200},
-		{name: "insecure_skip_verify", upstream: byIP, tls: &config.UpstreamTLS{InsecureSkipVerify: true}, code: 200,
+		{name: "ca_file", upstream: byIP, tls: &UpstreamTLS{CAFile: certFile}, code: 200},
+		{name: "insecure_skip_verify", upstream: byIP, tls: &UpstreamTLS{InsecureSkipVerify: true}, code: 200,
 			logHas: `level=WARN msg="upstream_tls.insecure_skip_verify: this side's certificates are not verified`},
 		{name: "ca_file, a certificate for a name, and that name", upstream: byName,
-			tls: &config.UpstreamTLS{CAFile: nameOnlyFile, ServerName: "xivo-main.example.com"}, code: 200},
+			tls: &UpstreamTLS{CAFile: nameOnlyFile, ServerName: "xivo-main.example.com"}, code: 200},
 		{name: "ca_file, a certificate for a name, reached by address", upstream: byName,
-			tls: &config.UpstreamTLS{CAFile: nameOnlyFile}, code: 502,
+			tls: &UpstreamTLS{CAFile: nameOnlyFile}, code: 502,
 			errHas: []string{"TLS: cannot validate certificate for 127.0.0.1", "set upstream_tls.server_name"}},
 		{name: "wrong server_name", upstream: byIP,
-			tls: &config.UpstreamTLS{CAFile: certFile, ServerName: "xivo-standby.example.com"}, code: 502,
+			tls: &UpstreamTLS{CAFile: certFile, ServerName: "xivo-standby.example.com"}, code: 502,
 			errHas: []string{"not xivo-standby.example.com", "set upstream_tls.server_name"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logger, logs := logsOf(t)
 			e := startEdge(t, fast(), []sideSpec{{name: "main", node: node, tls: tt.tls,
-				routes: []config.Route{{Path: "/", Upstream: tt.upstream.URL}}}}, func(o *Options) { o.Logger = logger })
+				routes: []Route{{Path: "/", Upstream: tt.upstream.URL}}}}, func(o *Options) { o.Logger = logger })
 			e.waitRouted(t, "main")
 			code, body, h := get(t, nil, e.url+"/")
 			if code != tt.code {
@@ -207,7 +206,7 @@ func TestUpstreamTLSAppliesToTheNode(t *testing.T) {
 	certFile, cert := pbxCert(t, nil, []net.IP{net.IPv4(127, 0, 0, 1)})
 	node := newFakeNodeWith(t, active(3), startTLS(cert))
 	up := newTLSUpstream(t, "main", cert)
-	routes := []config.Route{{Path: "/", Upstream: up.URL}}
+	routes := []Route{{Path: "/", Upstream: up.URL}}
 
 	plain := startEdge(t, fast(), []sideSpec{{name: "main", node: node, routes: routes}})
 	waitUntil(t, "failed checks", func() bool {
@@ -222,7 +221,7 @@ func TestUpstreamTLSAppliesToTheNode(t *testing.T) {
 	}
 
 	trusted := startEdge(t, fast(), []sideSpec{{name: "main", node: node, routes: routes,
-		tls: &config.UpstreamTLS{CAFile: certFile}}})
+		tls: &UpstreamTLS{CAFile: certFile}}})
 	trusted.waitRouted(t, "main")
 	if code, body, _ := get(t, nil, trusted.url+"/"); code != 200 {
 		t.Fatalf("GET / = %d %s", code, body)
@@ -240,9 +239,9 @@ func TestUpstreamTLSAppliesToTheNode(t *testing.T) {
 
 func TestNewRejectsBadCAFile(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "none.crt")
-	cfg := config.Edge{Listen: ":0", Sides: []config.Side{{Name: "a", Node: "http://127.0.0.1:1",
-		Routes:      []config.Route{{Path: "/", Upstream: "https://127.0.0.1:1"}},
-		UpstreamTLS: &config.UpstreamTLS{CAFile: missing}}}}
+	cfg := Config{Listen: ":0", Sides: []Side{{Name: "a", Node: "http://127.0.0.1:1",
+		Routes:      []Route{{Path: "/", Upstream: "https://127.0.0.1:1"}},
+		UpstreamTLS: &UpstreamTLS{CAFile: missing}}}}
 	if _, err := New(Options{Config: cfg}); err == nil || !strings.Contains(err.Error(), "edge.sides[0].upstream_tls.ca_file") {
 		t.Errorf("New with a missing ca_file = %v", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/services/hysteresis"
 )
 
@@ -245,7 +244,7 @@ type checker struct {
 	rise, fall        int
 }
 
-func newChecker(c config.Check) (*checker, error) {
+func newChecker(c Check) (*checker, error) {
 	ch := &checker{
 		interval: c.Interval,
 		timeout:  c.Timeout,
@@ -270,13 +269,13 @@ func newChecker(c config.Check) (*checker, error) {
 		if err != nil {
 			return nil, err
 		}
-		ch.kind, ch.target, ch.sip = config.KindSIP, c.SIP, t
+		ch.kind, ch.target, ch.sip = KindSIP, c.SIP, t
 	case len(c.Exec) > 0:
-		ch.kind, ch.exec = config.KindExec, c.Exec
+		ch.kind, ch.exec = KindExec, c.Exec
 	case c.TCP != "":
-		ch.kind, ch.target = config.KindTCP, c.TCP
+		ch.kind, ch.target = KindTCP, c.TCP
 	case c.HTTP != "":
-		ch.kind, ch.target = config.KindHTTP, c.HTTP
+		ch.kind, ch.target = KindHTTP, c.HTTP
 	default:
 		return nil, errNoCheck
 	}
@@ -287,9 +286,9 @@ func newChecker(c config.Check) (*checker, error) {
 // "exec CMD ARG...".
 func (c *checker) describe() string {
 	switch c.kind {
-	case config.KindTCP:
+	case KindTCP:
 		return "tcp " + c.target
-	case config.KindExec:
+	case KindExec:
 		return "exec " + strings.Join(c.exec, " ")
 	}
 	return c.target

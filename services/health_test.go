@@ -10,11 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/resman-pbx/resman/config"
 )
 
-func fastCheck(c config.Check) *config.Check {
+func fastCheck(c Check) *Check {
 	c.Interval = 20 * time.Millisecond
 	c.Timeout = time.Second
 	c.Rise, c.Fall = 2, 2
@@ -27,9 +25,9 @@ func TestHealthRiseAndFall(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name: "db", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
-		Critical: true, Check: fastCheck(config.Check{TCP: ln.Addr().String()}),
+		Critical: true, Check: fastCheck(Check{TCP: ln.Addr().String()}),
 	}}, Options{})
 	runHealth(t, s)
 	if err := s.Start(ctxT(t)); err != nil {
@@ -60,9 +58,9 @@ func TestHealthRiseAndFall(t *testing.T) {
 // probes fail (fall is 2 here).
 func TestUnknownHealthIsNotUnhealthy(t *testing.T) {
 	dir := t.TempDir()
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name: "db", Start: []string{"true"}, Stop: []string{"true"}, Timeout: waitLimit,
-		Critical: true, Check: fastCheck(config.Check{Exec: sh(`echo x >> "$DIR/probes"; false`)}),
+		Critical: true, Check: fastCheck(Check{Exec: sh(`echo x >> "$DIR/probes"; false`)}),
 	}}, Options{Env: []string{"DIR=" + dir}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -83,13 +81,13 @@ func TestUnknownHealthIsNotUnhealthy(t *testing.T) {
 
 func TestChecksRunOnlyWhileRunning(t *testing.T) {
 	dir := t.TempDir()
-	counted := func(name string) config.Service {
-		return config.Service{
+	counted := func(name string) Service {
+		return Service{
 			Name: name, Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
-			Check: fastCheck(config.Check{Exec: sh(`echo x >> "$DIR/` + name + `"`)}),
+			Check: fastCheck(Check{Exec: sh(`echo x >> "$DIR/` + name + `"`)}),
 		}
 	}
-	s := newTestSupervisor(t, []config.Service{counted("a"), counted("b")}, Options{Env: []string{"DIR=" + dir}})
+	s := newTestSupervisor(t, []Service{counted("a"), counted("b")}, Options{Env: []string{"DIR=" + dir}})
 	count := func(name string) int { return len(readLines(t, filepath.Join(dir, name))) }
 
 	// Only a is started.
@@ -126,9 +124,9 @@ func TestChecksRunOnlyWhileRunning(t *testing.T) {
 
 func TestSIPCheckThroughRun(t *testing.T) {
 	uri := startStandinSIP(t)
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name: "asterisk", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
-		Check: fastCheck(config.Check{SIP: uri}),
+		Check: fastCheck(Check{SIP: uri}),
 	}}, Options{})
 	runHealth(t, s)
 	if err := s.Start(ctxT(t)); err != nil {
@@ -139,15 +137,15 @@ func TestSIPCheckThroughRun(t *testing.T) {
 
 func TestSlowProbeDelaysNoOther(t *testing.T) {
 	dir := t.TempDir()
-	s := newTestSupervisor(t, []config.Service{
+	s := newTestSupervisor(t, []Service{
 		{
 			Name: "slow", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
 			// Blocks until the test ends (then the check's timeout kills it).
-			Check: &config.Check{Exec: sh(`while [ ! -e "$DIR/release" ]; do sleep 0.02; done`), Interval: waitLimit, Timeout: waitLimit, Rise: 1, Fall: 1},
+			Check: &Check{Exec: sh(`while [ ! -e "$DIR/release" ]; do sleep 0.02; done`), Interval: waitLimit, Timeout: waitLimit, Rise: 1, Fall: 1},
 		},
 		{
 			Name: "fast", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
-			Check: fastCheck(config.Check{Exec: []string{"true"}}),
+			Check: fastCheck(Check{Exec: []string{"true"}}),
 		},
 	}, Options{Env: []string{"DIR=" + dir}})
 	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(dir, "release"), nil, 0o644) })
@@ -162,9 +160,9 @@ func TestSlowProbeDelaysNoOther(t *testing.T) {
 }
 
 func TestRunReturnsWhenContextDone(t *testing.T) {
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name: "a", Start: []string{"true"}, Stop: []string{"true"}, Timeout: time.Second,
-		Check: fastCheck(config.Check{SIP: "sip:127.0.0.1:9"}),
+		Check: fastCheck(Check{SIP: "sip:127.0.0.1:9"}),
 	}}, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 )
 
@@ -52,7 +51,7 @@ func testLogger(t *testing.T) (*slog.Logger, *logBuf) {
 
 // newTestSupervisor makes a Supervisor whose services are stopped when the
 // test ends. opts.Logger defaults to a buffered test logger.
-func newTestSupervisor(t *testing.T, specs []config.Service, opts Options) *Supervisor {
+func newTestSupervisor(t *testing.T, specs []Service, opts Options) *Supervisor {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger, _ = testLogger(t)

@@ -13,8 +13,6 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-
-	"github.com/resman-pbx/resman/config"
 )
 
 var errNoCheck = errors.New("no check kind set (sip, exec, tcp or http)")
@@ -45,7 +43,7 @@ func (s *Supervisor) newProbers() *probers {
 		},
 	}
 	for _, svc := range s.services {
-		if svc.check != nil && svc.check.kind == config.KindSIP {
+		if svc.check != nil && svc.check.kind == KindSIP {
 			p.ua, p.sip, p.sipErr = newSIPClient(s.log)
 			if p.sipErr != nil {
 				s.log.Error("cannot create SIP client; sip checks will fail", "error", p.sipErr)
@@ -94,18 +92,18 @@ func newSIPClient(log *slog.Logger) (*sipgo.UserAgent, *sipgo.Client, error) {
 // probe runs one check; ctx carries the check's timeout.
 func (c *checker) probe(ctx context.Context, p *probers) error {
 	switch c.kind {
-	case config.KindExec:
+	case KindExec:
 		return p.sup.runCommand(ctx, c.timeout, c.exec)
-	case config.KindTCP:
+	case KindTCP:
 		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", c.target)
 		if err != nil {
 			return fmt.Errorf("connect: %w", err)
 		}
 		conn.Close()
 		return nil
-	case config.KindHTTP:
+	case KindHTTP:
 		return probeHTTP(ctx, p.http, c.target)
-	case config.KindSIP:
+	case KindSIP:
 		if p.sip == nil {
 			return p.sipErr
 		}

@@ -13,18 +13,17 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/services/standin"
 )
 
 // probeOnce runs check c once with the probers of a supervisor that has it.
-func probeCheck(t *testing.T, c config.Check) error {
+func probeCheck(t *testing.T, c Check) error {
 	t.Helper()
 	if c.Timeout == 0 {
 		c.Timeout = 2 * time.Second
 	}
 	c.Interval = c.Timeout
-	s := newTestSupervisor(t, []config.Service{{Name: "x", Unit: "x", Timeout: time.Second, Check: &c}}, Options{})
+	s := newTestSupervisor(t, []Service{{Name: "x", Unit: "x", Timeout: time.Second, Check: &c}}, Options{})
 	p := s.newProbers()
 	defer p.close()
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
@@ -38,11 +37,11 @@ func TestTCPCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	if err := probeCheck(t, config.Check{TCP: addr}); err != nil {
+	if err := probeCheck(t, Check{TCP: addr}); err != nil {
 		t.Errorf("listening port: %v", err)
 	}
 	ln.Close()
-	if err := probeCheck(t, config.Check{TCP: addr}); err == nil {
+	if err := probeCheck(t, Check{TCP: addr}); err == nil {
 		t.Error("closed port passed")
 	}
 }
@@ -66,26 +65,26 @@ func TestHTTPCheck(t *testing.T) {
 		"/broken":  false,
 		"/missing": false,
 	} {
-		err := probeCheck(t, config.Check{HTTP: srv.URL + path})
+		err := probeCheck(t, Check{HTTP: srv.URL + path})
 		if (err == nil) != pass {
 			t.Errorf("GET %s: err = %v, want pass=%v", path, err, pass)
 		}
 	}
 	srv.Close()
-	if err := probeCheck(t, config.Check{HTTP: srv.URL + "/ok"}); err == nil {
+	if err := probeCheck(t, Check{HTTP: srv.URL + "/ok"}); err == nil {
 		t.Error("closed server passed")
 	}
 }
 
 func TestExecCheck(t *testing.T) {
-	if err := probeCheck(t, config.Check{Exec: []string{"true"}}); err != nil {
+	if err := probeCheck(t, Check{Exec: []string{"true"}}); err != nil {
 		t.Errorf("true: %v", err)
 	}
-	if err := probeCheck(t, config.Check{Exec: sh("echo not ready; exit 2")}); err == nil ||
+	if err := probeCheck(t, Check{Exec: sh("echo not ready; exit 2")}); err == nil ||
 		!strings.Contains(err.Error(), "exit status 2") || !strings.Contains(err.Error(), "not ready") {
 		t.Errorf("exit 2: err = %v, want the status and output", err)
 	}
-	if err := probeCheck(t, config.Check{Exec: []string{"sleep", "60"}, Timeout: 200 * time.Millisecond}); err == nil ||
+	if err := probeCheck(t, Check{Exec: []string{"sleep", "60"}, Timeout: 200 * time.Millisecond}); err == nil ||
 		!strings.Contains(err.Error(), "timed out") {
 		t.Errorf("hanging check: err = %v, want a timeout", err)
 	}
@@ -157,7 +156,7 @@ func startStatusSIP(t *testing.T) string {
 func TestSIPCheck(t *testing.T) {
 	uri := startStandinSIP(t)
 	for _, target := range []string{uri, uri + ";transport=tcp", strings.TrimPrefix(uri, "sip:")} {
-		if err := probeCheck(t, config.Check{SIP: target}); err != nil {
+		if err := probeCheck(t, Check{SIP: target}); err != nil {
 			t.Errorf("%s: %v", target, err)
 		}
 	}
@@ -166,7 +165,7 @@ func TestSIPCheck(t *testing.T) {
 func TestSIPCheckStatus(t *testing.T) {
 	addr := startStatusSIP(t)
 	for code, pass := range map[int]bool{200: true, 404: true, 405: true, 486: true, 500: false, 503: false, 603: false} {
-		err := probeCheck(t, config.Check{SIP: "sip:" + strconv.Itoa(code) + "@" + addr})
+		err := probeCheck(t, Check{SIP: "sip:" + strconv.Itoa(code) + "@" + addr})
 		if (err == nil) != pass {
 			t.Errorf("answer %d: err = %v, want pass=%v", code, err, pass)
 		}
@@ -180,7 +179,7 @@ func TestSIPCheckTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	err = probeCheck(t, config.Check{SIP: "sip:" + silent.LocalAddr().String(), Timeout: 300 * time.Millisecond})
+	err = probeCheck(t, Check{SIP: "sip:" + silent.LocalAddr().String(), Timeout: 300 * time.Millisecond})
 	if err == nil {
 		t.Fatal("silent peer passed")
 	}
@@ -196,7 +195,7 @@ func TestSIPCheckRefusedTCP(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	if err := probeCheck(t, config.Check{SIP: "sip:" + addr + ";transport=tcp"}); err == nil {
+	if err := probeCheck(t, Check{SIP: "sip:" + addr + ";transport=tcp"}); err == nil {
 		t.Error("closed TCP port passed")
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/procexec"
 	"github.com/resman-pbx/resman/services/hysteresis"
@@ -39,7 +38,7 @@ const (
 
 // service is one supervised service and its state.
 type service struct {
-	spec  config.Service
+	spec  Service
 	kind  kind
 	check *checker // nil without a health check
 	log   *slog.Logger
@@ -55,7 +54,7 @@ type service struct {
 	proc *process // run: only; the current process
 }
 
-func newService(spec config.Service, log *slog.Logger) (*service, error) {
+func newService(spec Service, log *slog.Logger) (*service, error) {
 	svc := &service{
 		spec:  spec,
 		log:   log.With("service", spec.Name),

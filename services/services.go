@@ -30,7 +30,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/services/hysteresis"
 )
@@ -95,7 +94,7 @@ type Supervisor struct {
 // New returns a Supervisor of specs, which config has validated and
 // defaulted. Services driven by a systemd unit take their initial state from
 // `systemctl is-active` when systemctl exists; the others start as stopped.
-func New(specs []config.Service, opts Options) (*Supervisor, error) {
+func New(specs []Service, opts Options) (*Supervisor, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/services/standin"
 )
 
@@ -40,7 +39,7 @@ func closedAddr(t *testing.T) string {
 }
 
 // startCheck is a check probed often, so that a start waits for it briefly.
-func startCheck(c config.Check) *config.Check {
+func startCheck(c Check) *Check {
 	c.Interval = 100 * time.Millisecond
 	c.Timeout = 100 * time.Millisecond
 	c.Rise, c.Fall = 2, 1
@@ -75,9 +74,9 @@ func TestCriticalRunExitingFailsStart(t *testing.T) {
 		"later": `sleep 0.5; echo "bad config" >&2; exit 1`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := newTestSupervisor(t, []config.Service{{
+			s := newTestSupervisor(t, []Service{{
 				Name: "asterisk", Run: sh(script), Timeout: generous, Critical: true,
-				Check: startCheck(config.Check{TCP: closedAddr(t)}),
+				Check: startCheck(Check{TCP: closedAddr(t)}),
 			}}, Options{})
 			err := s.Start(ctxT(t))
 			if err == nil {
@@ -116,9 +115,9 @@ func TestStandinThatCannotBindFailsStart(t *testing.T) {
 		}
 	}()
 	addr := busy.Addr().String()
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name: "web", Run: standinRun(), Timeout: generous, Critical: true,
-		Check: startCheck(config.Check{HTTP: "http://" + addr + "/healthz"}),
+		Check: startCheck(Check{HTTP: "http://" + addr + "/healthz"}),
 	}}, Options{Env: []string{"RESMAN_TEST_STANDIN_HTTP=" + addr}})
 	err = s.Start(ctxT(t))
 	if err == nil || !strings.Contains(err.Error(), `"web"`) || !strings.Contains(err.Error(), "exited during start") ||
@@ -128,15 +127,15 @@ func TestStandinThatCannotBindFailsStart(t *testing.T) {
 }
 
 func TestCriticalCheckNotPassingInTimeFailsStart(t *testing.T) {
-	for name, spec := range map[string]config.Service{
+	for name, spec := range map[string]Service{
 		"run":      {Run: sh(`echo $$ > "$DIR/pid"; exec sleep 60`)},
 		"commands": {Start: sh(`echo started >> "$DIR/bad"`), Stop: sh(`echo stopped >> "$DIR/bad"`)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			spec.Name, spec.Critical, spec.Timeout = "bad", true, 1500*time.Millisecond
-			spec.Check = startCheck(config.Check{TCP: closedAddr(t)})
-			s := newTestSupervisor(t, []config.Service{recorder("a"), spec, recorder("c")},
+			spec.Check = startCheck(Check{TCP: closedAddr(t)})
+			s := newTestSupervisor(t, []Service{recorder("a"), spec, recorder("c")},
 				Options{Env: []string{"DIR=" + dir}})
 			begin := time.Now()
 			err := s.Start(ctxT(t))
@@ -198,9 +197,9 @@ func TestCriticalCheckNotPassingInTimeFailsStart(t *testing.T) {
 func TestCriticalCheckPassingIsHealthyAtOnce(t *testing.T) {
 	t.Run("run", func(t *testing.T) {
 		addr := closedAddr(t) // free for the stand-in to take
-		s := newTestSupervisor(t, []config.Service{{
+		s := newTestSupervisor(t, []Service{{
 			Name: "web", Run: standinRun(), Timeout: generous, Critical: true,
-			Check: startCheck(config.Check{HTTP: "http://" + addr + "/healthz"}),
+			Check: startCheck(Check{HTTP: "http://" + addr + "/healthz"}),
 		}}, Options{Env: []string{"RESMAN_TEST_STANDIN_HTTP=" + addr}})
 		// No Run: the start's own probes make it healthy.
 		if err := s.Start(ctxT(t)); err != nil {
@@ -219,9 +218,9 @@ func TestCriticalCheckPassingIsHealthyAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		s := newTestSupervisor(t, []config.Service{{
+		s := newTestSupervisor(t, []Service{{
 			Name: "db", Start: []string{"true"}, Stop: []string{"true"}, Timeout: generous, Critical: true,
-			Check: startCheck(config.Check{TCP: ln.Addr().String()}),
+			Check: startCheck(Check{TCP: ln.Addr().String()}),
 		}}, Options{})
 		runHealth(t, s) // probes while starting are the start's alone
 		if err := s.Start(ctxT(t)); err != nil {
@@ -241,9 +240,9 @@ func TestCriticalCheckPassingIsHealthyAtOnce(t *testing.T) {
 func TestStartWaitsForCheck(t *testing.T) {
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name: "asterisk", Start: []string{"true"}, Stop: []string{"true"}, Timeout: generous, Critical: true,
-		Check: &config.Check{Exec: sh(`echo x >> "$DIR/probes"; [ -e "$DIR/ready" ]`),
+		Check: &Check{Exec: sh(`echo x >> "$DIR/probes"; [ -e "$DIR/ready" ]`),
 			Interval: 50 * time.Millisecond, Timeout: waitLimit, Rise: 2, Fall: 1},
 	}}, Options{Env: []string{"DIR=" + dir}})
 	runHealth(t, s)
@@ -279,9 +278,9 @@ func TestStartWaitsForCheck(t *testing.T) {
 
 func TestStartWaitHonoursCallerContext(t *testing.T) {
 	dir := t.TempDir()
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name: "asterisk", Run: sh(`echo $$ > "$DIR/pid"; exec sleep 60`), Timeout: generous, Critical: true,
-		Check: startCheck(config.Check{TCP: closedAddr(t)}),
+		Check: startCheck(Check{TCP: closedAddr(t)}),
 	}}, Options{Env: []string{"DIR=" + dir}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -304,14 +303,14 @@ func TestStartWaitHonoursCallerContext(t *testing.T) {
 // before: a failing check does not fail or hold up the start.
 func TestStartDoesNotWaitForOthers(t *testing.T) {
 	addr := closedAddr(t)
-	s := newTestSupervisor(t, []config.Service{
+	s := newTestSupervisor(t, []Service{
 		{
 			Name: "wallboard", Run: sh(`exec sleep 60`), Timeout: generous,
-			Check: startCheck(config.Check{TCP: addr}),
+			Check: startCheck(Check{TCP: addr}),
 		},
 		{
 			Name: "reports", Start: []string{"true"}, Stop: []string{"true"}, Timeout: generous,
-			Check: startCheck(config.Check{TCP: addr}),
+			Check: startCheck(Check{TCP: addr}),
 		},
 		{Name: "agent", Run: sh(`exec sleep 60`), Timeout: generous, Critical: true},
 	}, Options{})

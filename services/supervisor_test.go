@@ -16,13 +16,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/resman-pbx/resman/config"
 )
 
 // recorder specs append "start-NAME"/"stop-NAME" to $DIR/order.
-func recorder(name string) config.Service {
-	return config.Service{
+func recorder(name string) Service {
+	return Service{
 		Name:    name,
 		Start:   sh(`echo start-` + name + ` >> "$DIR/order"`),
 		Stop:    sh(`echo stop-` + name + ` >> "$DIR/order"`),
@@ -32,7 +30,7 @@ func recorder(name string) config.Service {
 
 func TestStartInOrderStopInReverse(t *testing.T) {
 	dir := t.TempDir()
-	s := newTestSupervisor(t, []config.Service{recorder("a"), recorder("b"), recorder("c")},
+	s := newTestSupervisor(t, []Service{recorder("a"), recorder("b"), recorder("c")},
 		Options{Env: []string{"DIR=" + dir}})
 	for _, st := range s.Status() {
 		if st.State != StateStopped || st.Healthy {
@@ -61,7 +59,7 @@ func TestStartInOrderStopInReverse(t *testing.T) {
 
 func TestStartStopIdempotent(t *testing.T) {
 	dir := t.TempDir()
-	s := newTestSupervisor(t, []config.Service{recorder("a"), recorder("b")},
+	s := newTestSupervisor(t, []Service{recorder("a"), recorder("b")},
 		Options{Env: []string{"DIR=" + dir}})
 	for range 2 {
 		if err := s.Start(ctxT(t)); err != nil {
@@ -81,14 +79,14 @@ func TestStartStopIdempotent(t *testing.T) {
 
 func TestStartStopsAtFirstFailure(t *testing.T) {
 	dir := t.TempDir()
-	flaky := config.Service{
+	flaky := Service{
 		Name:     "b",
 		Start:    sh(`[ -e "$DIR/fixed" ] || { echo "config error in b.conf" >&2; exit 3; }; echo start-b >> "$DIR/order"`),
 		Stop:     sh(`echo stop-b >> "$DIR/order"`),
 		Timeout:  10 * time.Second,
 		Critical: true,
 	}
-	s := newTestSupervisor(t, []config.Service{recorder("a"), flaky, recorder("c")},
+	s := newTestSupervisor(t, []Service{recorder("a"), flaky, recorder("c")},
 		Options{Env: []string{"DIR=" + dir}})
 
 	err := s.Start(ctxT(t))
@@ -135,7 +133,7 @@ func TestStopKeepsGoingPastFailures(t *testing.T) {
 	dir := t.TempDir()
 	bad := recorder("b")
 	bad.Stop = sh(`echo stuck >&2; exit 1`)
-	s := newTestSupervisor(t, []config.Service{recorder("a"), bad, recorder("c")},
+	s := newTestSupervisor(t, []Service{recorder("a"), bad, recorder("c")},
 		Options{Env: []string{"DIR=" + dir}})
 	if err := s.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
@@ -155,7 +153,7 @@ func TestStopKeepsGoingPastFailures(t *testing.T) {
 
 func TestCommandTimeoutKillsProcessGroup(t *testing.T) {
 	dir := t.TempDir()
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name:    "slow",
 		Start:   sh(`sleep 60 & echo $! > "$DIR/pid"; wait`),
 		Stop:    []string{"true"},
@@ -173,7 +171,7 @@ func TestCommandTimeoutKillsProcessGroup(t *testing.T) {
 }
 
 func TestStartHonoursCallerContext(t *testing.T) {
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name: "a", Start: []string{"sleep", "60"}, Stop: []string{"true"}, Timeout: time.Minute,
 	}}, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -186,7 +184,7 @@ func TestStartHonoursCallerContext(t *testing.T) {
 func TestCommandLeavingDaemonSucceeds(t *testing.T) {
 	// An init script whose daemon keeps stdout open must not hang Start.
 	dir := t.TempDir()
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name:    "daemon",
 		Start:   sh(`sleep 60 & echo $! > "$DIR/pid"; exit 0`),
 		Stop:    sh(`kill "$(cat "$DIR/pid")"`),
@@ -207,7 +205,7 @@ func TestCommandLeavingDaemonSucceeds(t *testing.T) {
 
 func TestRunProcessStartStop(t *testing.T) {
 	dir := t.TempDir()
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name:    "app",
 		Run:     sh(`echo $$ >> "$DIR/pids"; echo hello from app; exec sleep 60`),
 		Timeout: 10 * time.Second,
@@ -237,7 +235,7 @@ func TestRunProcessStartStop(t *testing.T) {
 
 func TestRunProcessOutputIsLogged(t *testing.T) {
 	log, lb := testLogger(t)
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name: "app", Run: sh(`echo hello from app; echo oops >&2; exec sleep 60`), Timeout: 10 * time.Second,
 	}}, Options{Logger: log})
 	if err := s.Start(ctxT(t)); err != nil {
@@ -253,7 +251,7 @@ func TestRunProcessOutputIsLogged(t *testing.T) {
 func TestRunProcessExitBecomesFailed(t *testing.T) {
 	dir := t.TempDir()
 	var changes atomic.Int64
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name:     "app",
 		Run:      sh(`while [ ! -e "$DIR/quit" ]; do sleep 0.02; done; echo bye >&2; exit 7`),
 		Timeout:  10 * time.Second,
@@ -295,7 +293,7 @@ func TestRunProcessExitBecomesFailed(t *testing.T) {
 }
 
 func TestRunProcessThatExitsAtOnce(t *testing.T) {
-	s := newTestSupervisor(t, []config.Service{{Name: "app", Run: []string{"false"}, Timeout: 10 * time.Second}}, Options{})
+	s := newTestSupervisor(t, []Service{{Name: "app", Run: []string{"false"}, Timeout: 10 * time.Second}}, Options{})
 	err := s.Start(ctxT(t))
 	if err == nil || !strings.Contains(err.Error(), "exit status 1") {
 		t.Fatalf("Start = %v, want exit status 1", err)
@@ -306,7 +304,7 @@ func TestRunProcessThatExitsAtOnce(t *testing.T) {
 }
 
 func TestRunProcessThatCannotSpawn(t *testing.T) {
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name: "app", Run: []string{filepath.Join(t.TempDir(), "missing")}, Timeout: time.Second,
 	}}, Options{})
 	if err := s.Start(ctxT(t)); err == nil || !strings.Contains(err.Error(), "spawn") {
@@ -317,7 +315,7 @@ func TestRunProcessThatCannotSpawn(t *testing.T) {
 func TestRunProcessIgnoringSIGTERMGetsSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	log, lb := testLogger(t)
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name:    "stubborn",
 		Run:     sh(`trap "" TERM; echo $$ > "$DIR/pid"; while :; do sleep 0.05; done`),
 		Timeout: 300 * time.Millisecond,
@@ -345,7 +343,7 @@ func TestRunProcessIgnoringSIGTERMGetsSIGKILL(t *testing.T) {
 func TestRunProcessFrozenStopsAtSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	log, lb := testLogger(t)
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name: "frozen",
 		// It handles SIGTERM (as Asterisk does): a stopped process keeps
 		// such a signal pending until it is continued.
@@ -377,7 +375,7 @@ func TestOnChangeFires(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
 	var s *Supervisor
-	s = newTestSupervisor(t, []config.Service{{Name: "a", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second}},
+	s = newTestSupervisor(t, []Service{{Name: "a", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second}},
 		Options{OnChange: func() {
 			st := s.Status()[0].State // Status must be callable from OnChange
 			mu.Lock()
@@ -400,7 +398,7 @@ func TestOnChangeFires(t *testing.T) {
 
 func TestConcurrentStartStop(t *testing.T) {
 	dir := t.TempDir()
-	s := newTestSupervisor(t, []config.Service{recorder("a"), recorder("b")}, Options{Env: []string{"DIR=" + dir}})
+	s := newTestSupervisor(t, []Service{recorder("a"), recorder("b")}, Options{Env: []string{"DIR=" + dir}})
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
@@ -433,10 +431,10 @@ func TestConcurrentStartStop(t *testing.T) {
 }
 
 func TestNewRejectsBadSpecs(t *testing.T) {
-	for name, specs := range map[string][]config.Service{
+	for name, specs := range map[string][]Service{
 		"duplicate": {{Name: "a", Unit: "a"}, {Name: "a", Unit: "b"}},
-		"bad sip":   {{Name: "a", Unit: "a", Check: &config.Check{SIP: "sip:"}}},
-		"no check":  {{Name: "a", Unit: "a", Check: &config.Check{Interval: time.Second}}},
+		"bad sip":   {{Name: "a", Unit: "a", Check: &Check{SIP: "sip:"}}},
+		"no check":  {{Name: "a", Unit: "a", Check: &Check{Interval: time.Second}}},
 	} {
 		if _, err := New(specs, Options{}); err == nil {
 			t.Errorf("%s: New accepted %+v", name, specs)
@@ -446,13 +444,13 @@ func TestNewRejectsBadSpecs(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	specs := []config.Service{{
+	specs := []Service{{
 		Name: "a", Start: []string{"true"}, Stop: []string{"true"}, Timeout: 10 * time.Second,
-		Check: &config.Check{Exec: []string{"false"}, Interval: 20 * time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 1},
+		Check: &Check{Exec: []string{"false"}, Interval: 20 * time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 1},
 	}}
 	s := newTestSupervisor(t, specs, Options{Registerer: reg})
 	// A second supervisor on the same registry (node and CC) shares them.
-	if _, err := New([]config.Service{{Name: "b", Unit: "b"}}, Options{Registerer: reg}); err != nil {
+	if _, err := New([]Service{{Name: "b", Unit: "b"}}, Options{Registerer: reg}); err != nil {
 		t.Fatalf("second supervisor on one registry: %v", err)
 	}
 	if got := metricValue(t, reg, "resman_service_up", "a"); got != 0 {
@@ -518,7 +516,7 @@ func TestHelperSupervisor(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process only")
 	}
-	s, err := New([]config.Service{{
+	s, err := New([]Service{{
 		Name: "app", Run: sh(`echo $$ > "$DIR/pid"; exec sleep 60`), Timeout: 10 * time.Second,
 	}}, Options{Env: []string{"DIR=" + dir}})
 	if err != nil {
@@ -553,7 +551,7 @@ func TestRunProcessDiesWithResman(t *testing.T) {
 // of it) is killed and counts as stopped: no "service failed" at shutdown.
 func TestRunProcessStartCancelledIsStopped(t *testing.T) {
 	dir := t.TempDir()
-	s := newTestSupervisor(t, []config.Service{{
+	s := newTestSupervisor(t, []Service{{
 		Name:    "app",
 		Run:     sh(`echo $$ >> "$DIR/pids"; exec sleep 60`),
 		Timeout: time.Minute,

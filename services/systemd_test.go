@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/resman-pbx/resman/config"
 )
 
 func TestParseActiveState(t *testing.T) {
@@ -76,7 +74,7 @@ func readCalls(t *testing.T, dir string) []string {
 
 func TestUnitInitiallyActive(t *testing.T) {
 	dir := fakeSystemctl(t, "active")
-	s := newTestSupervisor(t, []config.Service{{Name: "asterisk", Unit: "asterisk.service", Timeout: 10 * time.Second}}, Options{})
+	s := newTestSupervisor(t, []Service{{Name: "asterisk", Unit: "asterisk.service", Timeout: 10 * time.Second}}, Options{})
 	if st := statusOf(t, s, "asterisk"); st.State != StateRunning || !st.Healthy {
 		t.Fatalf("asterisk = %+v, want running from is-active", st)
 	}
@@ -97,7 +95,7 @@ func TestUnitInitiallyActive(t *testing.T) {
 
 func TestUnitInitiallyFailed(t *testing.T) {
 	fakeSystemctl(t, "failed")
-	s := newTestSupervisor(t, []config.Service{{Name: "asterisk", Unit: "asterisk.service", Timeout: 10 * time.Second, Critical: true}}, Options{})
+	s := newTestSupervisor(t, []Service{{Name: "asterisk", Unit: "asterisk.service", Timeout: 10 * time.Second, Critical: true}}, Options{})
 	if st := statusOf(t, s, "asterisk"); st.State != StateFailed || st.Error == "" {
 		t.Fatalf("asterisk = %+v, want failed with an error", st)
 	}
@@ -115,7 +113,7 @@ cat "$FAKE_SYSTEMCTL_DIR/state"; exit 3
 	if err := os.WriteFile(filepath.Join(dir, "systemctl"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := newTestSupervisor(t, []config.Service{{Name: "asterisk", Unit: "asterisk.service", Timeout: 10 * time.Second}}, Options{})
+	s := newTestSupervisor(t, []Service{{Name: "asterisk", Unit: "asterisk.service", Timeout: 10 * time.Second}}, Options{})
 	if st := statusOf(t, s, "asterisk"); st.State != StateStopped {
 		t.Fatalf("asterisk = %+v, want stopped", st)
 	}

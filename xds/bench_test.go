@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -23,7 +22,7 @@ import (
 func BenchmarkActivateToRegistered(b *testing.B) {
 	for _, n := range []int{1, 10, 100} {
 		b.Run(fmt.Sprintf("mds=%d", n), func(b *testing.B) {
-			cfg := config.XDS{Contact: testContact}
+			cfg := Config{Contact: testContact}
 			for i := range n {
 				srv := startRegistrar(b, "udp", registrar.Options{User: "pbx", Password: "pw"})
 				cfg.MDS = append(cfg.MDS, mds(fmt.Sprintf("mds%d", i+1), srv.Addr(), "udp", "pbx", "pw"))
@@ -71,7 +70,7 @@ func BenchmarkActivateToRegistered(b *testing.B) {
 
 // runXDS builds a Registrar and runs it until the returned stop is called
 // (or cleanup).
-func runXDS(tb testing.TB, cfg config.XDS, opts Options) (*Registrar, func()) {
+func runXDS(tb testing.TB, cfg Config, opts Options) (*Registrar, func()) {
 	tb.Helper()
 	r, err := New(cfg, opts)
 	if err != nil {
@@ -145,7 +144,7 @@ func BenchmarkKamailioRestartToBound(b *testing.B) {
 	k := startKamailio(b, user, password)
 	regs := make(chan time.Time, 1)
 	opts := Options{Hostname: "pbx.test", OnEvent: registeredAt("kam", regs)}
-	r, _ := runXDS(b, config.XDS{Contact: testContact, MDS: []config.MDS{mds("kam", k.addr, "udp", user, password)}}, opts)
+	r, _ := runXDS(b, Config{Contact: testContact, MDS: []MDS{mds("kam", k.addr, "udp", user, password)}}, opts)
 	r.Activate(1)
 	select {
 	case <-regs:
@@ -198,7 +197,7 @@ func BenchmarkKamailioFailoverStaleRemoved(b *testing.B) {
 	for i := range b.N {
 		b.StopTimer()
 		oldRegs := make(chan time.Time, 1)
-		old, stopOld := runXDS(b, config.XDS{Contact: peerContact, MDS: []config.MDS{m}},
+		old, stopOld := runXDS(b, Config{Contact: peerContact, MDS: []MDS{m}},
 			Options{Hostname: "old.test", OnEvent: registeredAt("kam", oldRegs)})
 		old.Activate(uint64(2*i + 1))
 		select {
@@ -211,7 +210,7 @@ func BenchmarkKamailioFailoverStaleRemoved(b *testing.B) {
 		stopOld()
 
 		regs := make(chan time.Time, 1)
-		r, stop := runXDS(b, config.XDS{Contact: testContact, MDS: []config.MDS{m}},
+		r, stop := runXDS(b, Config{Contact: testContact, MDS: []MDS{m}},
 			Options{Hostname: "new.test", PeerContact: peerContact, OnEvent: registeredAt("kam", regs)})
 		b.StartTimer()
 		start := time.Now()

@@ -23,7 +23,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/services/hysteresis"
 )
@@ -73,7 +72,7 @@ type binding struct {
 	reach hysteresis.Hysteresis
 }
 
-func newBinding(r *Registrar, i int, m config.MDS) (*binding, error) {
+func newBinding(r *Registrar, i int, m MDS) (*binding, error) {
 	name := m.Name
 	if name == "" {
 		name = fmt.Sprintf("mds%d", i+1)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -25,7 +24,7 @@ func TestContactEpoch(t *testing.T) {
 	m := mds("mds1", srv.Addr(), "udp", "pbx", "pw")
 
 	rec := newRecorder()
-	r := startXDS(t, config.XDS{Contact: peerContact, MDS: []config.MDS{m}}, fastOptions(nil, rec))
+	r := startXDS(t, Config{Contact: peerContact, MDS: []MDS{m}}, fastOptions(nil, rec))
 	r.Activate(6)
 	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	if b, _ := bindingOf(srv, peerContact); b.Params != "" {
@@ -35,7 +34,7 @@ func TestContactEpoch(t *testing.T) {
 	rec = newRecorder()
 	opts := fastOptions(nil, rec)
 	opts.ContactEpoch = true
-	r = startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+	r = startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 	r.Activate(7)
 	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	if b, _ := bindingOf(srv, testContact); b.Params != "q=0.007;resman-epoch=7" {
@@ -69,7 +68,7 @@ func TestKamailioContactEpochQ(t *testing.T) {
 	// after it. With equal q-values kamailio keeps them in arrival order,
 	// the old one first: the q-value of the epoch puts the newest first.
 	old := newRecorder()
-	killed := startXDS(t, config.XDS{Contact: peerContact, MDS: []config.MDS{m}}, func() Options {
+	killed := startXDS(t, Config{Contact: peerContact, MDS: []MDS{m}}, func() Options {
 		o := fastOptions(nil, old)
 		o.ContactEpoch = true
 		return o
@@ -81,7 +80,7 @@ func TestKamailioContactEpochQ(t *testing.T) {
 	rec := newRecorder()
 	opts := fastOptions(nil, rec)
 	opts.ContactEpoch = true
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 	r.Activate(5)
 	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 	var dump string

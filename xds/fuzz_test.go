@@ -48,8 +48,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
-
-	"github.com/resman-pbx/resman/config"
 )
 
 // fuzzPassword is the digest password of the fuzzed bindings: it must never
@@ -84,7 +82,7 @@ func fuzzBinding(f *testing.F, addr string, logs *fuzzLog) *binding {
 	if logs != nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	r, err := New(config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", addr, "udp", "pbx", fuzzPassword)}}, opts)
+	r, err := New(Config{Contact: testContact, MDS: []MDS{mds("mds1", addr, "udp", "pbx", fuzzPassword)}}, opts)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -122,7 +121,7 @@ func fastOptions(logs *syncBuffer, rec *recorder) Options {
 }
 
 // startXDS builds a Registrar, runs it and stops it at cleanup.
-func startXDS(t testing.TB, cfg config.XDS, opts Options) *Registrar {
+func startXDS(t testing.TB, cfg Config, opts Options) *Registrar {
 	t.Helper()
 	r, err := New(cfg, opts)
 	if err != nil {
@@ -175,8 +174,8 @@ func bindingOf(s *registrar.Server, contact string) (registrar.Binding, bool) {
 	return registrar.Binding{}, false
 }
 
-func mds(name, addr, transport, user, password string) config.MDS {
-	return config.MDS{Name: name, Registrar: addr, Transport: transport, User: user, Password: password, Expires: 120}
+func mds(name, addr, transport, user, password string) MDS {
+	return MDS{Name: name, Registrar: addr, Transport: transport, User: user, Password: password, Expires: 120}
 }
 
 // needTool finds an external tool. Missing, it skips the test, or fails it

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 )
 
@@ -177,7 +176,7 @@ func TestKamailio(t *testing.T) {
 
 	t.Run("contact in location table while active", func(t *testing.T) {
 		rec := newRecorder()
-		r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+		r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 			mds("kam", k.addr, "udp", user, password),
 		}}, fastOptions(nil, rec))
 		r.Activate(1)
@@ -199,7 +198,7 @@ func TestKamailio(t *testing.T) {
 		const wrong = "not-" + password
 		logs := &syncBuffer{}
 		rec := newRecorder()
-		r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+		r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 			mds("kam", k.addr, "udp", user, wrong),
 		}}, fastOptions(logs, rec))
 		r.Activate(1)
@@ -221,7 +220,7 @@ func TestKamailio(t *testing.T) {
 		opts.ProbeInterval = 100 * time.Millisecond
 		m := mds("kam", k.addr, "udp", user, password)
 		m.Expires = 2
-		r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+		r := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 		r.Activate(1)
 		rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 		_, i := rec.wait(t, 0, 10*time.Second, kind("kam", EventReachable))
@@ -279,7 +278,7 @@ func TestKamailioRestartedBindingRestored(t *testing.T) {
 	}
 	m := mds("kam", k.addr, "udp", user, password)
 	m.Expires = 60 // the refresh comes after 45s: only the verification restores it
-	r = startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+	r = startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 	r.Activate(1)
 	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 	waitFor(t, 5*time.Second, "the contact in ul.dump", func() bool {
@@ -335,7 +334,7 @@ func TestKamailioNewActiveRemovesKilledPeer(t *testing.T) {
 	rec := newRecorder()
 	opts := fastOptions(nil, rec)
 	opts.PeerContact = peerContact
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 	r.RemovePeer()
 	r.Activate(2)
 	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
@@ -359,14 +358,14 @@ func TestKamailioSharedContactSurvivesInactiveRestart(t *testing.T) {
 	k := startKamailio(t, user, password)
 	m := mds("kam", k.addr, "udp", user, password)
 	rec := newRecorder()
-	active := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, fastOptions(nil, rec))
+	active := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, fastOptions(nil, rec))
 	active.Activate(1)
 	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 
 	for i := range 2 { // two restarts of the Inactive node
 		opts := fastOptions(nil, nil)
 		opts.PeerContact = testContact
-		inactive, err := New(config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+		inactive, err := New(Config{Contact: testContact, MDS: []MDS{m}}, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -403,7 +402,7 @@ func TestKamailioUnregistrationFinishesAfterFreeze(t *testing.T) {
 	opts.ProbeInterval = 100 * time.Millisecond
 	m := mds("kam", k.addr, "udp", user, password)
 	m.Expires = 60 // it must be the unregistration that removes it, not a lapse
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 	r.Activate(1)
 	_, i := rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -14,10 +13,10 @@ const peerContact = "sip:pbx@127.0.0.2:5099"
 
 // killedActive registers contact as an Active node would, then ends its
 // loops without unregistering, as kill -9 does: its binding stays.
-func killedActive(t *testing.T, m config.MDS, contact string) {
+func killedActive(t *testing.T, m MDS, contact string) {
 	t.Helper()
 	rec := newRecorder()
-	prev := startXDS(t, config.XDS{Contact: contact, MDS: []config.MDS{m}}, fastOptions(nil, rec))
+	prev := startXDS(t, Config{Contact: contact, MDS: []MDS{m}}, fastOptions(nil, rec))
 	prev.Activate(1)
 	rec.wait(t, 0, 10*time.Second, kind(m.Name, EventRegistered))
 	prev.cancelBase()
@@ -31,7 +30,7 @@ func TestUnregisterTouchesOnlyOurContact(t *testing.T) {
 	killedActive(t, m, peerContact)
 
 	rec := newRecorder()
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, fastOptions(nil, rec))
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, fastOptions(nil, rec))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := r.Deactivate(ctx); err != nil { // the boot clean-up
@@ -63,7 +62,7 @@ func TestNewActiveRemovesThePeersContact(t *testing.T) {
 	rec := newRecorder()
 	opts := fastOptions(nil, rec)
 	opts.PeerContact = peerContact
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 	r.RemovePeer()
 	r.Activate(2)
 	_, i := rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
@@ -88,7 +87,7 @@ func TestPeerContactKeptUnlessToldToRemove(t *testing.T) {
 	opts := fastOptions(nil, rec)
 	opts.PeerContact = peerContact
 	opts.VerifyInterval = 20 * time.Millisecond
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 	r.Activate(1)
 	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	// Several verifications see the peer's contact listed.
@@ -105,7 +104,7 @@ func TestSharedContactNeverUnregistered(t *testing.T) {
 	srv := startRegistrar(t, "udp", registrar.Options{User: "pbx", Password: "pw"})
 	m := mds("mds1", srv.Addr(), "udp", "pbx", "pw")
 	activeRec := newRecorder()
-	active := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, fastOptions(nil, activeRec))
+	active := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, fastOptions(nil, activeRec))
 	active.Activate(1)
 	activeRec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 
@@ -113,7 +112,7 @@ func TestSharedContactNeverUnregistered(t *testing.T) {
 	// even a RemovePeer, leave the shared binding alone.
 	opts := fastOptions(nil, nil)
 	opts.PeerContact = testContact
-	inactive := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{m}}, opts)
+	inactive := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 	before := srv.Stats().Registers
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

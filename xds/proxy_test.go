@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -86,7 +85,7 @@ func TestOutboundProxy(t *testing.T) {
 	rec := newRecorder()
 	opts := fastOptions(nil, rec)
 	opts.OutboundProxy = "sip:" + proxy.addr
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
 	r.Activate(1)
 	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	rec.wait(t, 0, 5*time.Second, kind("mds1", EventReachable))
@@ -126,7 +125,7 @@ func TestOutboundProxySilent(t *testing.T) {
 	opts := fastOptions(nil, rec)
 	opts.RequestTimeout = 100 * time.Millisecond
 	opts.OutboundProxy = hole.LocalAddr().String()
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
 	r.Activate(1)
 	ev, _ := rec.wait(t, 0, 5*time.Second, kind("mds1", EventFailed))
 	want := "mds1: no response to REGISTER from udp " + srv.Addr() + " through the outbound proxy " + hole.LocalAddr().String() + " within 100ms"

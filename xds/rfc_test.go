@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -24,7 +23,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 			srv := startRegistrar(t, "udp", registrar.Options{Knobs: registrar.Knobs{FailCode: code, RetryAfter: 120}})
 			rec := newRecorder()
 			opts := fastOptions(nil, rec) // backoff 20ms to 200ms
-			r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
+			r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
 			r.Activate(1)
 			ev, _ := rec.wait(t, 0, 5*time.Second, kind("mds1", EventFailed))
 			if ev.Err == nil || !strings.HasSuffix(ev.Err.Error(), "(the MDS asks to retry after 120s)") {
@@ -82,7 +81,7 @@ func TestProvisionalExtendsTheWait(t *testing.T) {
 	opts.RequestTimeout = 200 * time.Millisecond // far below the 1s Delay
 	opts.ProbeInterval = time.Hour
 	opts.MDSTimers = map[string]Timers{"slow": {T1: 10 * time.Millisecond}} // Timer F 640ms
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 		mds("mds1", srv.Addr(), "udp", "", ""),
 		mds("slow", slow.Addr(), "udp", "", ""),
 	}}, opts)
@@ -123,7 +122,7 @@ func TestStrongestChallengeAnswered(t *testing.T) {
 				rec := newRecorder()
 				opts := fastOptions(nil, rec)
 				opts.ProbeInterval = time.Hour
-				r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
+				r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
 				r.Activate(1)
 				ev, _ := rec.wait(t, 0, 5*time.Second, func(ev Event) bool { return ev.Kind == EventRegistered || ev.Kind == EventFailed })
 				if ev.Kind != EventRegistered {
@@ -162,7 +161,7 @@ func TestUnsupportedChallengeSaidSo(t *testing.T) {
 			rec := newRecorder()
 			opts := fastOptions(nil, rec)
 			opts.ProbeInterval = time.Hour
-			r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
+			r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
 			r.Activate(1)
 			ev, _ := rec.wait(t, 0, 5*time.Second, kind("mds1", EventFailed))
 			if ev.Err == nil || ev.Err.Error() != tc.want {
@@ -189,7 +188,7 @@ func TestUnparsableAnswerSaidSo(t *testing.T) {
 	opts.Registerer = reg
 	opts.RequestTimeout = 200 * time.Millisecond
 	opts.ProbeInterval = time.Hour
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", addr, "udp", "", "")}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", addr, "udp", "", "")}}, opts)
 	r.Activate(1)
 	ev, _ := rec.wait(t, 0, 5*time.Second, kind("mds1", EventFailed))
 	const want = `mds1: unreadable response to REGISTER from udp ` // then the address, the fault and the first line
@@ -251,7 +250,7 @@ func TestUnparsableProbeAnswerSaidSo(t *testing.T) {
 	rec := newRecorder()
 	opts := fastOptions(nil, rec)
 	opts.RequestTimeout = 100 * time.Millisecond
-	startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", pc.LocalAddr().String(), "udp", "", "")}}, opts)
+	startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", pc.LocalAddr().String(), "udp", "", "")}}, opts)
 	ev, _ := rec.wait(t, 0, 5*time.Second, kind("mds1", EventUnreachable))
 	if ev.Err == nil || !strings.HasPrefix(ev.Err.Error(), "mds1: unreadable response to OPTIONS from udp ") {
 		t.Errorf("unreachable: %v", ev.Err)

@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/resman-pbx/resman/config"
 )
 
 // sipp is a SIPp UAS playing a scenario of testdata/sipp.
@@ -145,7 +143,7 @@ func newSippXDS(t *testing.T, addr, password string, rec *recorder, tune func(*O
 	if tune != nil {
 		tune(&opts)
 	}
-	r, err := New(config.XDS{Contact: testContact, MDS: []config.MDS{
+	r, err := New(Config{Contact: testContact, MDS: []MDS{
 		mds("sipp", addr, "udp", "pbx", password),
 	}}, opts)
 	if err != nil {

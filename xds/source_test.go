@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -30,7 +29,7 @@ func TestSourceAddress(t *testing.T) {
 			rec := newRecorder()
 			opts := fastOptions(nil, rec)
 			opts.SourceAddress, opts.PeerContact = tc.source, tc.peer
-			r := startXDS(t, config.XDS{Contact: tc.contact, MDS: []config.MDS{mds("mds1", srv.Addr(), tc.network, "", "")}}, opts)
+			r := startXDS(t, Config{Contact: tc.contact, MDS: []MDS{mds("mds1", srv.Addr(), tc.network, "", "")}}, opts)
 			r.Activate(1)
 			rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 			bs := srv.Bindings()
@@ -46,7 +45,7 @@ func TestSourceAddress(t *testing.T) {
 }
 
 func TestSourceAddressInvalid(t *testing.T) {
-	_, err := New(config.XDS{Contact: testContact, MDS: []config.MDS{mds("m", "127.0.0.1", "udp", "", "")}}, Options{SourceAddress: "not-an-ip"})
+	_, err := New(Config{Contact: testContact, MDS: []MDS{mds("m", "127.0.0.1", "udp", "", "")}}, Options{SourceAddress: "not-an-ip"})
 	if err == nil || !strings.Contains(err.Error(), "source address") {
 		t.Errorf("New = %v, want an error about the source address", err)
 	}

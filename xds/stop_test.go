@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -17,7 +16,7 @@ func stopActive(t *testing.T, srv *registrar.Server, unregister bool) string {
 	logs, rec := &syncBuffer{}, newRecorder()
 	opts := fastOptions(logs, rec)
 	opts.UnregisterOnStop = unregister
-	r, err := New(config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
+	r, err := New(Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -70,7 +69,7 @@ func TestBindingLeftAtStopIsKeptByTheNextRun(t *testing.T) {
 	srv := startRegistrar(t, "udp", registrar.Options{User: "pbx", Password: "pw"})
 	stopActive(t, srv, false)
 	rec := newRecorder()
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, fastOptions(nil, rec))
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, fastOptions(nil, rec))
 	r.Activate(2)
 	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	if n := len(srv.Bindings()); n != 1 {

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -90,7 +89,7 @@ func TestTLSTransport(t *testing.T) {
 			if tc.serverName != "" {
 				opts.TLSServerNames = map[string]string{"mds1": tc.serverName}
 			}
-			r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "tls", "pbx", "pw")}}, opts)
+			r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "tls", "pbx", "pw")}}, opts)
 			r.Activate(1)
 			ev, _ := rec.wait(t, 0, 5*time.Second, func(ev Event) bool { return ev.Kind == EventRegistered || ev.Kind == EventFailed })
 			if tc.want == "" {
@@ -117,7 +116,7 @@ func TestTLSTransport(t *testing.T) {
 }
 
 func TestTLSBadCAFile(t *testing.T) {
-	_, err := New(config.XDS{Contact: testContact, MDS: []config.MDS{mds("m", "127.0.0.1", "tls", "", "")}},
+	_, err := New(Config{Contact: testContact, MDS: []MDS{mds("m", "127.0.0.1", "tls", "", "")}},
 		Options{TLSCAFile: filepath.Join(t.TempDir(), "missing.pem")})
 	if err == nil || !strings.Contains(err.Error(), "xds: TLS CA file") {
 		t.Errorf("New = %v, want an error naming the CA file", err)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -19,7 +18,7 @@ func TestUnregisterRetriedUntilConfirmed(t *testing.T) {
 	opts := fastOptions(nil, rec)
 	opts.RequestTimeout = 100 * time.Millisecond
 	opts.ProbeInterval = time.Hour
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
 	r.Activate(1)
 	_, i := rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 
@@ -61,7 +60,7 @@ func TestUnregisterGivesUpWhenTheBindingLapses(t *testing.T) {
 	opts := fastOptions(nil, rec)
 	opts.RequestTimeout = 100 * time.Millisecond
 	opts.ProbeInterval = time.Hour
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
 	r.Activate(1)
 	_, i := rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	srv.SetKnobs(registrar.Knobs{MaxExpires: 1, Drop: true})
@@ -93,7 +92,7 @@ func TestUnregisterAfterAnExpiredDeactivate(t *testing.T) {
 	rec := newRecorder()
 	opts := fastOptions(nil, rec)
 	opts.ProbeInterval = time.Hour
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
 	r.Activate(1)
 	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -27,7 +26,7 @@ func TestOKWithoutOurContactIsNotRegistered(t *testing.T) {
 			rec := newRecorder()
 			opts := fastOptions(nil, rec)
 			opts.ProbeInterval = time.Hour
-			r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+			r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 				mds("mds1", addr, "udp", "pbx", "pw"),
 			}}, opts)
 			r.Activate(1)
@@ -61,7 +60,7 @@ func TestLostBindingFoundAndRestored(t *testing.T) {
 	opts := fastOptions(logs, rec)
 	opts.VerifyInterval = 200 * time.Millisecond
 	opts.ProbeInterval = time.Hour
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 		mds("mds1", srv.Addr(), "udp", "pbx", "pw"),
 	}}, opts) // Expires 120: the refresh would come after 90s
 	r.Activate(1)
@@ -105,7 +104,7 @@ func TestLostBindingShownNotRegistered(t *testing.T) {
 		}
 		rec.add(ev)
 	}
-	r = startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
+	r = startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
 	r.Activate(1)
 	_, i := rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	srv.DropBindings()
@@ -124,7 +123,7 @@ func TestReachableAgainRegistersAtOnce(t *testing.T) {
 	opts := fastOptions(nil, rec)
 	opts.RequestTimeout = 100 * time.Millisecond
 	opts.BackoffMin, opts.BackoffMax = time.Minute, time.Minute
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
 	_, i := rec.wait(t, 0, 5*time.Second, kind("mds1", EventReachable))
 	srv.SetKnobs(registrar.Knobs{Drop: true})
 	_, i = rec.wait(t, i, 5*time.Second, kind("mds1", EventUnreachable))
@@ -148,7 +147,7 @@ func TestQueriesRefusedVerifiedByRefresh(t *testing.T) {
 	opts := fastOptions(nil, rec)
 	opts.VerifyInterval = 200 * time.Millisecond
 	opts.ProbeInterval = time.Hour
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
 	r.Activate(1)
 	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	srv.DropBindings()
@@ -175,7 +174,7 @@ func TestQueryRetryAfterHolds(t *testing.T) {
 	opts := fastOptions(nil, rec)
 	opts.VerifyInterval = 100 * time.Millisecond
 	opts.ProbeInterval = time.Hour
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
 	r.Activate(1) // granted 1s: refreshed after 750ms, verified at 100ms
 	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	srv.SetKnobs(registrar.Knobs{MaxExpires: 1, QueryFailCode: 503, RetryAfter: 120})

@@ -30,7 +30,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 )
 
@@ -192,7 +191,7 @@ type Registrar struct {
 
 // New checks cfg and builds a Registrar. Nothing is sent before Activate
 // (registrations) or Run (probes).
-func New(cfg config.XDS, opts Options) (*Registrar, error) {
+func New(cfg Config, opts Options) (*Registrar, error) {
 	opts = withDefaults(opts)
 	log := opts.Logger
 	if log == nil {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -28,7 +27,7 @@ func TestRegisterWithDigestThenUnregister(t *testing.T) {
 			const password = "s3cret-Pa55"
 			srv := startRegistrar(t, tc.network, registrar.Options{User: "pbx", Password: password, ProxyAuth: tc.proxyAuth})
 			rec := newRecorder()
-			r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+			r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 				mds("mds1", srv.Addr(), tc.network, "pbx", password),
 			}}, fastOptions(nil, rec))
 
@@ -73,7 +72,7 @@ func TestRefreshBeforeExpiry(t *testing.T) {
 	t.Parallel() // mostly waits for a timer
 	srv := startRegistrar(t, "udp", registrar.Options{User: "pbx", Password: "pw", Knobs: registrar.Knobs{MaxExpires: 2}})
 	rec := newRecorder()
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 		mds("mds1", srv.Addr(), "udp", "pbx", "pw"),
 	}}, fastOptions(nil, rec))
 
@@ -104,7 +103,7 @@ func TestRefreshBeforeExpiry(t *testing.T) {
 func TestIntervalTooBrief(t *testing.T) {
 	srv := startRegistrar(t, "udp", registrar.Options{Knobs: registrar.Knobs{MinExpires: 300}})
 	rec := newRecorder()
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 		mds("mds1", srv.Addr(), "udp", "pbx", "pw"),
 	}}, fastOptions(nil, rec))
 
@@ -130,7 +129,7 @@ func TestWrongPasswordIsClearAndSecret(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	opts := fastOptions(logs, rec)
 	opts.Registerer = reg
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 		mds("mds1", srv.Addr(), "udp", "pbx", password),
 	}}, opts)
 
@@ -187,7 +186,7 @@ func TestDeadPeerDoesNotBlockOthers(t *testing.T) {
 	opts.RequestTimeout = 300 * time.Millisecond
 	reg := prometheus.NewRegistry()
 	opts.Registerer = reg
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 		mds("dead", hole.LocalAddr().String(), "udp", "pbx", "pw"),
 		mds("live", srv.Addr(), "udp", "pbx", "pw"),
 	}}, opts)
@@ -223,7 +222,7 @@ func TestDeactivateHungRegistrarReturnsWithCtx(t *testing.T) {
 	opts := fastOptions(nil, rec)
 	opts.RequestTimeout = time.Minute // only the caller's ctx bounds Deactivate
 	opts.ProbeInterval = time.Hour
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 		mds("mds1", srv.Addr(), "udp", "pbx", "pw"),
 	}}, opts)
 	r.Activate(1)
@@ -253,7 +252,7 @@ func TestDeactivateHungRegistrarReturnsWithCtx(t *testing.T) {
 func TestActivateIdempotentDeactivateNoop(t *testing.T) {
 	srv := startRegistrar(t, "udp", registrar.Options{})
 	rec := newRecorder()
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 		mds("mds1", srv.Addr(), "udp", "pbx", "pw"),
 	}}, fastOptions(nil, rec))
 
@@ -310,7 +309,7 @@ func TestActivateIdempotentDeactivateNoop(t *testing.T) {
 // the core asks for at every boot that does not end Active.
 func TestFirstDeactivateRemovesALeftoverBinding(t *testing.T) {
 	srv := startRegistrar(t, "udp", registrar.Options{User: "pbx", Password: "pw"})
-	cfg := config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}
+	cfg := Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}
 
 	prevRec := newRecorder()
 	prev := startXDS(t, cfg, fastOptions(nil, prevRec))
@@ -342,7 +341,7 @@ func TestRunEndUnregisters(t *testing.T) {
 	rec := newRecorder()
 	opts := fastOptions(nil, rec)
 	opts.UnregisterOnStop = true
-	r, err := New(config.XDS{Contact: testContact, MDS: []config.MDS{
+	r, err := New(Config{Contact: testContact, MDS: []MDS{
 		mds("mds1", srv.Addr(), "tcp", "pbx", "pw"),
 	}}, opts)
 	if err != nil {
@@ -381,7 +380,7 @@ func TestReachability(t *testing.T) {
 	opts := fastOptions(nil, rec)
 	opts.Registerer = reg
 	opts.RequestTimeout = 100 * time.Millisecond
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 		mds("mds1", srv.Addr(), "udp", "pbx", "pw"),
 	}}, opts)
 
@@ -491,7 +490,7 @@ func TestMalformedAndUnexpectedResponses(t *testing.T) {
 			opts := fastOptions(nil, rec)
 			opts.RequestTimeout = 200 * time.Millisecond
 			opts.ProbeInterval = time.Hour
-			r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+			r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 				mds("mds1", addr, "udp", "pbx", "pw"),
 			}}, opts)
 			r.Activate(1)
@@ -543,12 +542,12 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	good := mds("mds1", "127.0.0.1:5060", "udp", "pbx", "pw")
 	for _, tc := range []struct {
 		name string
-		cfg  config.XDS
+		cfg  Config
 		want string
 	}{
-		{"no contact", config.XDS{MDS: []config.MDS{good}}, "xds.contact"},
-		{"ws", config.XDS{Contact: testContact, MDS: []config.MDS{mds("m", "127.0.0.1", "ws", "u", "p")}}, "xds.mds[0].transport"},
-		{"sips", config.XDS{Contact: testContact, MDS: []config.MDS{good, mds("m", "sips:x", "udp", "u", "p")}}, "xds.mds[1].registrar"},
+		{"no contact", Config{MDS: []MDS{good}}, "xds.contact"},
+		{"ws", Config{Contact: testContact, MDS: []MDS{mds("m", "127.0.0.1", "ws", "u", "p")}}, "xds.mds[0].transport"},
+		{"sips", Config{Contact: testContact, MDS: []MDS{good, mds("m", "sips:x", "udp", "u", "p")}}, "xds.mds[1].registrar"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.cfg, Options{})
@@ -557,7 +556,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
-	r, err := New(config.XDS{Contact: "<sip:pbx@10.0.0.1:5070;transport=udp>", MDS: []config.MDS{
+	r, err := New(Config{Contact: "<sip:pbx@10.0.0.1:5070;transport=udp>", MDS: []MDS{
 		{Name: "m", Registrar: "sip:mds.example.com:5080", User: "u"},
 	}}, Options{})
 	if err != nil {
@@ -573,7 +572,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 func TestNoUserWhenChallenged(t *testing.T) {
 	srv := startRegistrar(t, "udp", registrar.Options{User: "pbx", Password: "pw"})
 	rec := newRecorder()
-	r := startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{
+	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 		mds("mds1", srv.Addr(), "udp", "", ""),
 	}}, fastOptions(nil, rec))
 	if got := r.bindings[0].aor.String(); got != "sip:pbx@127.0.0.1" {
@@ -609,7 +608,7 @@ func TestNextRefreshSetWhenReported(t *testing.T) {
 		}
 		rec.add(ev)
 	}
-	r = startXDS(t, config.XDS{Contact: testContact, MDS: []config.MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
+	r = startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "", "")}}, opts)
 	r.Activate(1)
 	_, i := rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	srv.SetKnobs(registrar.Knobs{FailCode: 503})

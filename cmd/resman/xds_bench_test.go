@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/xds"
@@ -35,7 +34,7 @@ func TestRunWiresXDSPeerContactAndUnregisterOnStop(t *testing.T) {
 	case err := <-served:
 		t.Fatalf("registrar: %v", err)
 	}
-	mds := config.MDS{Name: "mds1", Registrar: "sip:" + srv.Addr(), Transport: "udp", User: user, Password: password, Expires: 120}
+	mds := xds.MDS{Name: "mds1", Registrar: "sip:" + srv.Addr(), Transport: "udp", User: user, Password: password, Expires: 120}
 	bound := func(contact string) bool {
 		return slices.ContainsFunc(srv.Bindings(), func(b registrar.Binding) bool { return b.Contact == contact })
 	}
@@ -44,7 +43,7 @@ func TestRunWiresXDSPeerContactAndUnregisterOnStop(t *testing.T) {
 	// binding stays, the default), as a node killed while Active leaves it.
 	const peerContact = "sip:xivo@127.0.0.2:5060"
 	registered := make(chan struct{}, 1)
-	old, err := xds.New(config.XDS{Contact: peerContact, MDS: []config.MDS{mds}}, xds.Options{Hostname: "xivo-standby",
+	old, err := xds.New(xds.Config{Contact: peerContact, MDS: []xds.MDS{mds}}, xds.Options{Hostname: "xivo-standby",
 		OnEvent: func(ev xds.Event) {
 			if ev.Kind == xds.EventRegistered {
 				select {

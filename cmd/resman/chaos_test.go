@@ -95,7 +95,7 @@ import (
 	"github.com/resman-pbx/resman/edge"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/fleet"
-	"github.com/resman-pbx/resman/resilience/timeline"
+	"github.com/resman-pbx/resman/resilience/testkit/timeline"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 

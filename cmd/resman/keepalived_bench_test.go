@@ -48,7 +48,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/resilience/timeline"
+	"github.com/resman-pbx/resman/resilience/testkit/timeline"
 )
 
 // requireKeepalived installs keepalived from the Debian archive when it is

@@ -52,6 +52,13 @@ func BufferLogger(t testing.TB) (*slog.Logger, *Buffer) {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 
+// FailureLogger is BufferLogger for a test that does not read the logs:
+// they are shown only if it fails, even with -v.
+func FailureLogger(t testing.TB) *slog.Logger {
+	l, _ := BufferLogger(t)
+	return l
+}
+
 // Buffer is a bytes.Buffer safe for concurrent writers (a logger, a
 // process's output) and the test's reads. The zero value is empty and
 // ready.

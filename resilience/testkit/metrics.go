@@ -39,6 +39,17 @@ func MetricSum(t testing.TB, g prometheus.Gatherer, name string, labels map[stri
 	return sum
 }
 
+// Value is the value of one metric the test holds (a counter, a gauge, a
+// vector's child), read as Metric reads a series.
+func Value(t testing.TB, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		t.Fatalf("read %v: %v", m.Desc(), err)
+	}
+	return value(&d)
+}
+
 func series(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) []*dto.Metric {
 	t.Helper()
 	mfs, err := g.Gather()

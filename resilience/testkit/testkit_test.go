@@ -143,6 +143,20 @@ func TestBufferLoggerKeepsTheLogsAndShowsThemOnFailure(t *testing.T) {
 	}
 }
 
+func TestFailureLoggerShowsTheLogsOnlyOnFailure(t *testing.T) {
+	for _, failed := range []bool{false, true} {
+		ft := &fakeT{failed: failed}
+		FailureLogger(ft).Info("kept")
+		if len(ft.logs) != 0 {
+			t.Fatalf("logs shown while the test runs: %q", ft.logs)
+		}
+		ft.cleanup()
+		if shown := len(ft.logs) == 1 && strings.Contains(ft.logs[0], "msg=kept"); shown != failed {
+			t.Fatalf("failed=%v: test log %q", failed, ft.logs)
+		}
+	}
+}
+
 func TestMetric(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c_total", Help: "c"}, []string{"mds", "code"})
@@ -172,6 +186,12 @@ func TestMetric(t *testing.T) {
 		if v != tc.want || ok != tc.ok || Metric(t, reg, tc.name, tc.labels) != tc.want {
 			t.Errorf("%s %v: %v %v, want %v %v", tc.name, tc.labels, v, ok, tc.want, tc.ok)
 		}
+	}
+	if v := Value(t, c.WithLabelValues("mds2", "403")); v != 5 {
+		t.Errorf("Value = %v, want 5", v)
+	}
+	if v := Value(t, g); v != -3 {
+		t.Errorf("Value of the gauge = %v, want -3", v)
 	}
 	if s := MetricSum(t, reg, "c_total", map[string]string{"code": "403"}); s != 7 {
 		t.Errorf("sum = %v, want 7", s)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/cluster/clustertest"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // configuredTrio starts a Main, a Standby and a witness that each admit
@@ -36,7 +37,7 @@ func configuredTrio(t *testing.T, h *clustertest.Harness) (main, standby, witnes
 		}
 	}
 	ns := h.Start(m, node("standby", "standby", "main", "main"), w)
-	clustertest.WaitUntil(t, 10*time.Second, "everyone sees everyone", func() bool {
+	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 		for _, n := range ns {
 			for _, other := range []string{"main", "standby", "witness"} {
 				if mem, ok := n.Cluster.Member(other); other != n.Name && (!ok || !mem.Alive) {
@@ -45,7 +46,7 @@ func configuredTrio(t *testing.T, h *clustertest.Harness) (main, standby, witnes
 			}
 		}
 		return true
-	})
+	}, "everyone sees everyone")
 	return ns[0], ns[1], ns[2]
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/cluster/clustertest"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 var newKey = []byte("the-new-gossip-key-0123456789abc")
@@ -120,9 +121,9 @@ func TestKeyRotationWithoutAGap(t *testing.T) {
 		// one with only the new key joins.
 		late := h.Start(clustertest.Spec{Name: "late", Meta: cluster.Meta{Role: "standby"}, Key: oldKey})[0]
 		fresh := h.Start(clustertest.Spec{Name: "fresh", Meta: cluster.Meta{Role: "standby"}, Key: newKey})[0]
-		clustertest.WaitUntil(t, 10*time.Second, "the member with the new key is seen", func() bool {
+		testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 			return main.Sees("fresh") && standby.Sees("fresh") && witness.Sees("fresh")
-		})
+		}, "the member with the new key is seen")
 		time.Sleep(5 * time.Second)
 		for _, n := range append(all, fresh) {
 			if _, ok := n.Cluster.Member("late"); ok {
@@ -201,9 +202,9 @@ func TestSetKeysKeepsOtherExtraKeys(t *testing.T) {
 		// A member whose primary is the kept key is accepted by both.
 		other := h.Start(clustertest.Spec{Name: "other", Meta: cluster.Meta{Role: "witness"}, Key: kept,
 			Tune: func(o *cluster.Options) { o.ExtraKeys = [][]byte{newKey} }})[0]
-		clustertest.WaitUntil(t, 10*time.Second, "the member with the kept key is seen", func() bool {
+		testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 			return main.Sees("other") && standby.Sees("other") && other.Sees("main")
-		})
+		}, "the member with the kept key is seen")
 	})
 }
 

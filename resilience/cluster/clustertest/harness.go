@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // Harness starts cluster members on one Network and stops them all when the
@@ -360,30 +361,17 @@ func HasMeta(name string, pred func(cluster.Meta) bool) func(cluster.Event) bool
 	}
 }
 
-// WaitUntil polls cond every 10ms until it holds, or fails the test after
-// timeout with what.
-func WaitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("clustertest: %s: not within %s", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // WaitMember waits until n's view of member name satisfies pred, and
 // returns it. Unlike Observer.Wait it does not depend on the order of
 // events, only on the state reached.
 func WaitMember(t testing.TB, n *Node, name string, pred func(cluster.Member) bool, timeout time.Duration) cluster.Member {
 	t.Helper()
 	var m cluster.Member
-	WaitUntil(t, timeout, fmt.Sprintf("%s's view of %s", n.Name, name), func() bool {
+	testkit.EventuallyWithin(t, timeout, func() bool {
 		var ok bool
 		m, ok = n.Cluster.Member(name)
 		return ok && pred(m)
-	})
+	}, "%s's view of %s", n.Name, name)
 	return m
 }
 

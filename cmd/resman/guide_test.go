@@ -86,6 +86,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // The guide's pair.
@@ -439,7 +440,7 @@ func (g *guidePair) waitAtRest() {
 // services die with it).
 func (g *guidePair) waitFree(n *guideNode) {
 	g.t.Helper()
-	waitFor(g.t, n.role+"'s ports free", func() bool {
+	testkit.Eventually(g.t, func() bool {
 		u, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", n.spec.host, n.spec.sipPort))
 		if err != nil {
 			return false
@@ -451,7 +452,7 @@ func (g *guidePair) waitFree(n *guideNode) {
 		}
 		l.Close()
 		return true
-	})
+	}, "%s's ports free", n.role)
 }
 
 // killService kills -9 a node's run: process for a service of the test
@@ -486,7 +487,7 @@ func (g *guidePair) killService(n *guideNode, service string) {
 	if killed != 1 {
 		g.t.Fatalf("found %d %s processes of %s to kill, want 1", killed, service, n.role)
 	}
-	waitFor(g.t, n.role+" reports "+service+" failed", func() bool {
+	testkit.Eventually(g.t, func() bool {
 		st, err := g.fetch(n)
 		if err != nil {
 			return false
@@ -497,7 +498,7 @@ func (g *guidePair) killService(n *guideNode, service string) {
 			}
 		}
 		return false
-	})
+	}, "%s reports %s failed", n.role, service)
 }
 
 // guidePPid is the parent pid of the process in /proc/PID dir, or -1.

@@ -69,6 +69,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -423,17 +424,14 @@ func (g *guidePair) atRest() (bool, string) {
 
 func (g *guidePair) waitAtRest() {
 	g.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, why := g.atRest()
-		if ok {
-			return
+	// "" once at rest, else what is not.
+	notAtRest := func() string {
+		if ok, why := g.atRest(); !ok {
+			return cmp.Or(why, "not at rest")
 		}
-		if time.Now().After(deadline) {
-			g.t.Fatalf("the pair did not come to rest: %s", why)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return ""
 	}
+	testkit.Until(g.t, notAtRest, func(why string) bool { return why == "" }, "the pair to come to rest")
 }
 
 // waitFree waits until a killed node's ports are free again (its run:

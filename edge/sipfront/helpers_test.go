@@ -3,7 +3,6 @@ package sipfront
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -41,7 +40,7 @@ func startFront(t *testing.T, sides []Side, opts ...func(*Options)) *testFront {
 	o := Options{Listen: "127.0.0.1:" + strconv.Itoa(port), Expires: 30, RegisterRate: 200, Sides: sides,
 		Timeout: 2 * time.Second, Registerer: reg}
 	if testing.Verbose() {
-		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Logger = testkit.Logger(t)
 	}
 	for _, fn := range opts {
 		fn(&o)

@@ -120,6 +120,7 @@ func TestNoComponentReachesIntoAnother(t *testing.T) {
 // ships may import them, and only they may import testkit.
 var testSupport = map[string]bool{
 	"resilience/testkit":             true, // the waits, loggers, metric readers and fake clock of the tests
+	"resilience/client/clienttest":   true, // a fake node API for what follows a node
 	"resilience/testkit/timeline":    true, // the timeline pictures of the fault-injection tests
 	"resilience/cluster/clustertest": true, // gossip clusters on a simulated network
 	"edge/sippeers":                  true, // the real SIP peers of the SIP front's tests

@@ -89,7 +89,7 @@ func TestPairSeesEachOtherWithMeta(t *testing.T) {
 		if len(ms) != 2 || ms[0].Name != "main" || !ms[0].Alive || ms[1].Name != "standby" || !ms[1].Alive {
 			t.Errorf("standby's Members = %+v", ms)
 		}
-		if v := clustertest.GaugeValue(standby.Metrics, "resman_gossip_members", "state", "alive"); v != 2 {
+		if v := testkit.Metric(t, standby.Metrics, "resman_gossip_members", map[string]string{"state": "alive"}); v != 2 {
 			t.Errorf("resman_gossip_members{state=alive} = %v, want 2", v)
 		}
 		if _, ok := standby.Cluster.WitnessSees("main"); ok {
@@ -196,10 +196,10 @@ func TestKilledMemberGoesDown(t *testing.T) {
 		if got := standby.Cluster.LocalMeta().Sees; len(got) != 0 {
 			t.Errorf("standby's Sees = %v after the Main died", got)
 		}
-		if n := clustertest.HistogramCount(standby.Metrics, "resman_gossip_peer_down_seconds"); n != 1 {
-			t.Errorf("peer_down_seconds count = %d, want 1", n)
+		if n := testkit.Metric(t, standby.Metrics, "resman_gossip_peer_down_seconds", nil); n != 1 {
+			t.Errorf("peer_down_seconds count = %v, want 1", n)
 		}
-		if v := clustertest.GaugeValue(standby.Metrics, "resman_gossip_members", "state", "down"); v != 1 {
+		if v := testkit.Metric(t, standby.Metrics, "resman_gossip_members", map[string]string{"state": "down"}); v != 1 {
 			t.Errorf("members{state=down} = %v, want 1", v)
 		}
 	})
@@ -233,7 +233,7 @@ func TestPartitionThenRejoin(t *testing.T) {
 		h := clustertest.New(t, 5)
 		main, standby := pair(t, h)
 		rejoins := func(n *clustertest.Node, result string) float64 {
-			return clustertest.CounterValue(n.Metrics, "resman_gossip_rejoins_total", "result", result)
+			return testkit.Metric(t, n.Metrics, "resman_gossip_rejoins_total", map[string]string{"result": result})
 		}
 		// One or two joins at start: a member does not join a peer that
 		// has already joined it.
@@ -390,7 +390,7 @@ func TestWrongKeyIsRefusedAndCounted(t *testing.T) {
 			if _, ok := n.Cluster.Member("intruder"); ok {
 				t.Errorf("%s lists the intruder", n.Name)
 			}
-			if v := clustertest.CounterValue(n.Metrics, "resman_gossip_rejected_total"); v < 5 {
+			if v := testkit.Metric(t, n.Metrics, "resman_gossip_rejected_total", nil); v < 5 {
 				t.Errorf("%s: resman_gossip_rejected_total = %v, want one per join attempt (about 10)", n.Name, v)
 			}
 			want := "gossip from " + intruder.Addr() + " rejected: wrong gossip.key?"
@@ -407,7 +407,7 @@ func TestWrongKeyIsRefusedAndCounted(t *testing.T) {
 		if !intruder.Logs.Contains("gossip to " + main.Addr() + " rejected: wrong gossip.key?") {
 			t.Errorf("the intruder did not log its refusal; logs:\n%s", strings.Join(intruder.Logs.Lines(), "\n"))
 		}
-		if v := clustertest.CounterValue(intruder.Metrics, "resman_gossip_rejected_total"); v < 5 {
+		if v := testkit.Metric(t, intruder.Metrics, "resman_gossip_rejected_total", nil); v < 5 {
 			t.Errorf("intruder: resman_gossip_rejected_total = %v", v)
 		}
 		if c := main.Events.Count(clustertest.IsKind(cluster.Down)); c != 0 {

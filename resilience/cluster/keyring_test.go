@@ -38,14 +38,14 @@ func checkKeys(t *testing.T, n *clustertest.Node, primary []byte, extra ...[]byt
 	if got.Primary != want.Primary || !slices.Equal(got.Extra, want.Extra) {
 		t.Errorf("%s: keys %s, want %s", n.Name, got, want)
 	}
-	if v := clustertest.GaugeValue(n.Metrics, "resman_gossip_keys"); v != float64(want.Count()) {
+	if v := testkit.Metric(t, n.Metrics, "resman_gossip_keys", nil); v != float64(want.Count()) {
 		t.Errorf("%s: resman_gossip_keys = %v, want %d", n.Name, v, want.Count())
 	}
-	if v := clustertest.GaugeValue(n.Metrics, "resman_gossip_key_info", "fingerprint", want.Primary, "primary", "true"); v != 1 {
+	if v := testkit.Metric(t, n.Metrics, "resman_gossip_key_info", map[string]string{"fingerprint": want.Primary, "primary": "true"}); v != 1 {
 		t.Errorf("%s: resman_gossip_key_info{fingerprint=%s,primary=true} = %v", n.Name, want.Primary, v)
 	}
 	for _, fp := range want.Extra {
-		if v := clustertest.GaugeValue(n.Metrics, "resman_gossip_key_info", "fingerprint", fp, "primary", "false"); v != 1 {
+		if v := testkit.Metric(t, n.Metrics, "resman_gossip_key_info", map[string]string{"fingerprint": fp, "primary": "false"}); v != 1 {
 			t.Errorf("%s: resman_gossip_key_info{fingerprint=%s,primary=false} = %v", n.Name, fp, v)
 		}
 	}
@@ -79,7 +79,7 @@ func TestKeyRotationWithoutAGap(t *testing.T) {
 
 		rejected := map[string]float64{}
 		for _, n := range all {
-			rejected[n.Name] = clustertest.CounterValue(n.Metrics, "resman_gossip_rejected_total")
+			rejected[n.Name] = testkit.Metric(t, n.Metrics, "resman_gossip_rejected_total", nil)
 			n.Events.Skip()
 			checkKeys(t, n, oldKey)
 		}
@@ -109,7 +109,7 @@ func TestKeyRotationWithoutAGap(t *testing.T) {
 			if c := n.Events.Count(clustertest.IsKind(cluster.Down)); c != 0 {
 				t.Errorf("%s saw %d Down events during the rotation: %v", n.Name, c, n.Events.All())
 			}
-			if v := clustertest.CounterValue(n.Metrics, "resman_gossip_rejected_total"); v != rejected[n.Name] {
+			if v := testkit.Metric(t, n.Metrics, "resman_gossip_rejected_total", nil); v != rejected[n.Name] {
 				t.Errorf("%s refused %v packets during the rotation", n.Name, v-rejected[n.Name])
 			}
 		}
@@ -151,7 +151,7 @@ func TestKeyRotationOutOfOrderCutsOff(t *testing.T) {
 		}
 		standby.Events.Wait(t, clustertest.IsDown("main"), 5*time.Second)
 		main.Events.Wait(t, clustertest.IsDown("standby"), 5*time.Second)
-		if v := clustertest.CounterValue(standby.Metrics, "resman_gossip_rejected_total"); v == 0 {
+		if v := testkit.Metric(t, standby.Metrics, "resman_gossip_rejected_total", nil); v == 0 {
 			t.Error("the standby refused nothing")
 		}
 		if !standby.Logs.Contains("gossip from " + main.Addr() + " rejected: wrong gossip.key?") {
@@ -195,8 +195,8 @@ func TestSetKeysKeepsOtherExtraKeys(t *testing.T) {
 		if c := main.Events.Count(clustertest.IsKind(cluster.Down)) + standby.Events.Count(clustertest.IsKind(cluster.Down)); c != 0 {
 			t.Errorf("%d Down events", c)
 		}
-		if v := clustertest.CounterValue(main.Metrics, "resman_gossip_rejected_total") +
-			clustertest.CounterValue(standby.Metrics, "resman_gossip_rejected_total"); v != 0 {
+		if v := testkit.Metric(t, main.Metrics, "resman_gossip_rejected_total", nil) +
+			testkit.Metric(t, standby.Metrics, "resman_gossip_rejected_total", nil); v != 0 {
 			t.Errorf("%v packets refused", v)
 		}
 		// A member whose primary is the kept key is accepted by both.

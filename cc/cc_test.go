@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/services"
 )
 
 func TestFollowsActiveAndInactive(t *testing.T) {
 	node := newFakeNode(t, api.StatusInactive, 3)
 	f := startFollower(t, node, []services.Service{sleeper("xuc"), sleeper("recording")})
-	waitUntil(t, "the node seen", func() bool { return f.Status().Following.Status == api.StatusInactive })
+	testkit.Eventually(t, func() bool { return f.Status().Following.Status == api.StatusInactive }, "the node seen")
 	if st := f.Status(); st.Status != api.StatusInactive || st.Services[0].State != services.StateStopped {
 		t.Fatalf("with the node inactive: %+v", st)
 	}
@@ -61,13 +62,13 @@ func TestFollowsActiveAndInactive(t *testing.T) {
 	if got := f.causes(t); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if v := metric(t, f.reg, "resman_cc_status", map[string]string{"status": "active"}); v != 1 {
+	if v := testkit.Metric(t, f.reg, "resman_cc_status", map[string]string{"status": "active"}); v != 1 {
 		t.Errorf("resman_cc_status{active} = %v", v)
 	}
-	if v := metric(t, f.reg, "resman_cc_transitions_total", map[string]string{"from": "inactive", "to": "activating"}); v != 2 {
+	if v := testkit.Metric(t, f.reg, "resman_cc_transitions_total", map[string]string{"from": "inactive", "to": "activating"}); v != 2 {
 		t.Errorf("transitions inactive->activating = %v, want 2", v)
 	}
-	if v := metric(t, f.reg, "resman_cc_follow_reachable", nil); v != 1 {
+	if v := testkit.Metric(t, f.reg, "resman_cc_follow_reachable", nil); v != 1 {
 		t.Errorf("resman_cc_follow_reachable = %v", v)
 	}
 }
@@ -90,18 +91,18 @@ func TestFollowsByPollingWithoutStream(t *testing.T) {
 func TestStreamReconnects(t *testing.T) {
 	node := newFakeNode(t, api.StatusInactive, 1)
 	f := startFollower(t, node, []services.Service{sleeper("xuc")}, func(o *Options) { o.CheckInterval = time.Hour })
-	waitUntil(t, "stream connected", func() bool { return f.Status().Following.Stream })
+	testkit.Eventually(t, func() bool { return f.Status().Following.Stream }, "stream connected")
 	node.Set(api.StatusActive, 2)
 	f.waitStatus(t, api.StatusActive)
 
 	// The node restarts: its stream ends, it does not answer for a while.
 	node.SetDown(true)
-	waitUntil(t, "node unreachable", func() bool { return !f.Status().Following.Reachable })
+	testkit.Eventually(t, func() bool { return !f.Status().Following.Reachable }, "node unreachable")
 	node.SetDown(false)
-	waitUntil(t, "stream reconnected", func() bool {
+	testkit.Eventually(t, func() bool {
 		streams, _ := node.Counts()
 		return f.Status().Following.Stream && streams >= 2
-	})
+	}, "stream reconnected")
 	node.Set(api.StatusInactive, 2)
 	f.waitStatus(t, api.StatusInactive)
 }
@@ -112,10 +113,10 @@ func TestKeepsItsStateWhenTheNodeIsUnreachable(t *testing.T) {
 	f.waitStatus(t, api.StatusActive)
 
 	node.SetDown(true)
-	waitUntil(t, "node unreachable", func() bool { return !f.Status().Following.Reachable })
+	testkit.Eventually(t, func() bool { return !f.Status().Following.Reachable }, "node unreachable")
 	// Polls keep failing; nothing moves.
 	seen := f.Status().Following.CheckedAt
-	waitUntil(t, "another failed poll", func() bool { return f.Status().Following.CheckedAt.After(seen) })
+	testkit.Eventually(t, func() bool { return f.Status().Following.CheckedAt.After(seen) }, "another failed poll")
 	st := f.Status()
 	if st.Status != api.StatusActive || st.Services[0].State != services.StateRunning {
 		t.Fatalf("unreachable node: follower %s, service %s; want active, running", st.Status, st.Services[0].State)
@@ -123,7 +124,7 @@ func TestKeepsItsStateWhenTheNodeIsUnreachable(t *testing.T) {
 	if st.Following.Error == "" || st.Following.Status != api.StatusActive || st.Following.Epoch != 5 {
 		t.Errorf("following while unreachable = %+v", st.Following)
 	}
-	if v := metric(t, f.reg, "resman_cc_follow_reachable", nil); v != 0 {
+	if v := testkit.Metric(t, f.reg, "resman_cc_follow_reachable", nil); v != 0 {
 		t.Errorf("resman_cc_follow_reachable = %v while unreachable", v)
 	}
 	causes := f.causes(t)
@@ -157,11 +158,11 @@ func TestKeepsItsStateWhenTheNodeIsUnreachable(t *testing.T) {
 func TestWrongTokenKeepsState(t *testing.T) {
 	node := newFakeNode(t, api.StatusActive, 1)
 	f := startFollower(t, node, []services.Service{sleeper("xuc")}, func(o *Options) { o.Config.Token = "wrong-token-0123456789" })
-	waitUntil(t, "an error", func() bool { return strings.Contains(f.Status().Following.Error, "401") })
+	testkit.Eventually(t, func() bool { return strings.Contains(f.Status().Following.Error, "401") }, "an error")
 	// The audit entry is written just after the error is recorded: wait
 	// for it rather than read the log at once.
 	want := "follow: paired node " + node.URL() + " cannot be read: keeping inactive"
-	waitUntil(t, "the audit entry", func() bool { return has(f.causes(t), want) })
+	testkit.Eventually(t, func() bool { return has(f.causes(t), want) }, "the audit entry")
 	if st := f.Status(); st.Status != api.StatusInactive || st.Services[0].State != services.StateStopped {
 		t.Errorf("with a wrong token: %s, %s", st.Status, st.Services[0].State)
 	}
@@ -171,7 +172,7 @@ func TestFailedStartRollsBackAndRetries(t *testing.T) {
 	node := newFakeNode(t, api.StatusActive, 1)
 	f := startFollower(t, node, []services.Service{sleeper("xuc"),
 		{Name: "broken", Run: []string{"false"}, Timeout: 5 * time.Second}})
-	waitUntil(t, "two failed starts", func() bool {
+	testkit.Eventually(t, func() bool {
 		n := 0
 		for _, c := range f.causes(t) {
 			if strings.HasSuffix(c, "[failed]") {
@@ -179,18 +180,18 @@ func TestFailedStartRollsBackAndRetries(t *testing.T) {
 			}
 		}
 		return n >= 2
-	})
+	}, "two failed starts")
 	st := f.Status()
 	if st.Status == api.StatusActive || !strings.Contains(st.Error, "broken") {
 		t.Errorf("after failed starts: %s, error %q", st.Status, st.Error)
 	}
-	waitUntil(t, "rolled back", func() bool {
+	testkit.Eventually(t, func() bool {
 		s := f.Status()
 		return s.Status == api.StatusInactive && s.Services[0].State == services.StateStopped
-	})
+	}, "rolled back")
 	// The node goes inactive: no more retries, no error left.
 	node.Set(api.StatusInactive, 1)
-	waitUntil(t, "settled inactive", func() bool { return f.Status().Status == api.StatusInactive })
+	testkit.Eventually(t, func() bool { return f.Status().Status == api.StatusInactive }, "settled inactive")
 }
 
 // One transition at a time: a change of the node during a transition
@@ -209,13 +210,13 @@ func TestOneTransitionAtATime(t *testing.T) {
 	}
 	node := newFakeNode(t, api.StatusInactive, 1)
 	f := startFollower(t, node, []services.Service{gated, sleeper("b")})
-	waitUntil(t, "the node seen", func() bool { return f.Status().Following.Reachable })
+	testkit.Eventually(t, func() bool { return f.Status().Following.Reachable }, "the node seen")
 	seen := func(status string, epoch uint64) {
 		t.Helper()
-		waitUntil(t, "the node seen "+status+" (epoch "+itoa(epoch)+")", func() bool {
+		testkit.Eventually(t, func() bool {
 			fw := f.Status().Following
 			return fw.Status == status && fw.Epoch == epoch
-		})
+		}, "the node seen %s (epoch %d)", status, epoch)
 		if st := f.Status().Status; st != api.StatusActivating {
 			t.Fatalf("follower %s while the start is held", st)
 		}
@@ -239,10 +240,10 @@ func TestOneTransitionAtATime(t *testing.T) {
 	seen(api.StatusActive, 4)
 	openGate()
 	f.waitStatus(t, api.StatusActive)
-	waitUntil(t, "settled", func() bool {
+	testkit.Eventually(t, func() bool {
 		c := f.causes(t)
 		return strings.HasPrefix(c[len(c)-1], "activated")
-	})
+	}, "settled")
 	var open string
 	starts := 0
 	for _, c := range f.causes(t) {

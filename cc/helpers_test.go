@@ -2,10 +2,8 @@ package cc
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/services"
 )
 
@@ -21,18 +20,6 @@ const (
 	ccToken   = "cc-token-0123456789abcdef"
 	waitLimit = 15 * time.Second
 )
-
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // newFakeNode serves a node's API over loopback (see clienttest): GET
 // /api/v1/status, /active and the event stream, from a status the test
@@ -61,7 +48,7 @@ func startFollower(t *testing.T, node *clienttest.FakeNode, svcs []services.Serv
 		Token:         ccToken,
 		DataDir:       dir,
 		CheckInterval: 20 * time.Millisecond,
-		Logger:        testLogger(t),
+		Logger:        testkit.FailureLogger(t),
 		Registerer:    reg,
 	}
 	for _, f := range opts {
@@ -98,7 +85,7 @@ func sleeper(name string) services.Service {
 
 func (f *testFollower) waitStatus(t *testing.T, status string) {
 	t.Helper()
-	waitUntil(t, "follower "+status, func() bool { return f.Status().Status == status })
+	testkit.Until(t, func() string { return f.Status().Status }, func(s string) bool { return s == status }, "follower %s", status)
 }
 
 // causes lists the audit entries, oldest first, as "action: cause".
@@ -126,55 +113,4 @@ func has(list []string, want string) bool {
 		}
 	}
 	return false
-}
-
-// metric is the value of a gauge or counter with the given labels.
-func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
-					continue next
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
-}
-
-// logBuffer keeps the logs and prints them if the test fails.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	lb := &logBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			lb.mu.Lock()
-			t.Logf("logs:\n%s", lb.b.String())
-			lb.mu.Unlock()
-		}
-	})
-	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

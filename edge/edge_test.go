@@ -26,6 +26,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 func TestRoutesToTheActiveSideOnly(t *testing.T) {
@@ -61,13 +62,13 @@ func TestRoutesToTheActiveSideOnly(t *testing.T) {
 	if st.Switches < 2 || st.Sides[1].Epoch != 2 || !st.Sides[1].Routed || st.Sides[0].Health != HealthDown {
 		t.Errorf("status after the failover: %+v", st)
 	}
-	if got := metric(t, e.reg, "resman_edge_active_side", map[string]string{"side": "standby"}); got != 1 {
+	if got := testkit.Metric(t, e.reg, "resman_edge_active_side", map[string]string{"side": "standby"}); got != 1 {
 		t.Errorf("resman_edge_active_side{side=standby} = %v", got)
 	}
-	if got := metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "standby", "route": "/", "code": "200"}); got != 20 {
+	if got := testkit.Metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "standby", "route": "/", "code": "200"}); got != 20 {
 		t.Errorf("resman_edge_requests_total{standby,/,200} = %v, want 20", got)
 	}
-	if got := metric(t, e.reg, "resman_edge_switches_total", nil); got != float64(st.Switches) {
+	if got := testkit.Metric(t, e.reg, "resman_edge_switches_total", nil); got != float64(st.Switches) {
 		t.Errorf("resman_edge_switches_total = %v, want %d", got, st.Switches)
 	}
 }
@@ -136,7 +137,7 @@ func TestStreamsOfTheSideThatLostActiveAreClosed(t *testing.T) {
 	if _, msg, err := ws.Read(ctx); err != nil || string(msg) != "ping" {
 		t.Fatalf("echo through the Edge = %q, %v", msg, err)
 	}
-	waitUntil(t, "3 streams tracked", func() bool { return e.Status().Sides[0].Streams == 3 })
+	testkit.Eventually(t, func() bool { return e.Status().Sides[0].Streams == 3 }, "3 streams tracked")
 
 	// The main loses Active: both are closed, though its upstream still
 	// runs; the clients reconnect to the standby.
@@ -178,7 +179,7 @@ func TestStreamsOfTheSideThatLostActiveAreClosed(t *testing.T) {
 	if _, msg, err := ws2.Read(ctx); err != nil || string(msg) != "hello from standby" {
 		t.Fatalf("greeting after reconnecting = %q, %v", msg, err)
 	}
-	if got := metric(t, e.reg, "resman_edge_closed_connections_total", nil); got != 3 {
+	if got := testkit.Metric(t, e.reg, "resman_edge_closed_connections_total", nil); got != 3 {
 		t.Errorf("resman_edge_closed_connections_total = %v, want 3", got)
 	}
 	if n := e.Status().Sides[0].Streams; n != 0 {
@@ -202,7 +203,7 @@ func TestNoSideActiveAnswers503WithRetryAfter(t *testing.T) {
 	if n := mainUp.requests(t) + standbyUp.requests(t); n != 0 {
 		t.Fatalf("upstreams got %d requests while no side was Active", n)
 	}
-	if got := metric(t, e.reg, "resman_edge_active_side", map[string]string{"side": "none"}); got != 1 {
+	if got := testkit.Metric(t, e.reg, "resman_edge_active_side", map[string]string{"side": "none"}); got != 1 {
 		t.Errorf("resman_edge_active_side{side=none} = %v", got)
 	}
 }
@@ -211,10 +212,10 @@ func TestHigherEpochWins(t *testing.T) {
 	mainNode, standbyNode := newFakeNode(t, active(3)), newFakeNode(t, active(4))
 	mainUp, standbyUp := newUpstream(t, "main"), newUpstream(t, "standby")
 	e := startEdge(t, fast(), []sideSpec{side1("main", mainNode, mainUp), side1("standby", standbyNode, standbyUp)})
-	waitUntil(t, "both sides up", func() bool {
+	testkit.Eventually(t, func() bool {
 		st := e.Status()
 		return st.Sides[0].Health == HealthUp && st.Sides[1].Health == HealthUp
-	})
+	}, "both sides up")
 	e.waitRouted(t, "standby")
 	if _, _, h := get(t, nil, e.url+"/"); h.Get("X-Served-By") != "standby" {
 		t.Fatalf("served by %q, want the higher epoch (standby)", h.Get("X-Served-By"))
@@ -285,7 +286,7 @@ func TestErrorPagesNameNoUpstream(t *testing.T) {
 	if strings.Contains(body, ln.Addr().String()) || strings.Contains(body, "refused") || strings.Contains(body, "dial") {
 		t.Errorf("502 page leaks the error: %q", body)
 	}
-	if got := metric(t, e.reg, "resman_edge_upstream_errors_total", map[string]string{"side": "main"}); got != 1 {
+	if got := testkit.Metric(t, e.reg, "resman_edge_upstream_errors_total", map[string]string{"side": "main"}); got != 1 {
 		t.Errorf("resman_edge_upstream_errors_total{main} = %v, want 1", got)
 	}
 	code, body, h = get(t, nil, e.url+"/elsewhere")
@@ -615,7 +616,7 @@ func TestPlainHTTP(t *testing.T) {
 	if code, _, h := get(t, nil, e.url+"/nope"); code != 404 || h.Get("Content-Type") != "text/plain; charset=utf-8" {
 		t.Errorf("GET /nope = %d %q", code, h.Get("Content-Type"))
 	}
-	if got := metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "main", "route": "/", "code": "404"}); got != 1 {
+	if got := testkit.Metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "main", "route": "/", "code": "404"}); got != 1 {
 		t.Errorf("requests{main,/,404} = %v", got)
 	}
 }
@@ -631,7 +632,7 @@ func TestEventStreamTakesTrafficAwayAtOnce(t *testing.T) {
 	next(active(1))
 	next(active(1))
 	e.waitRouted(t, "main")
-	waitUntil(t, "the event stream open", func() bool { return node.Push(api.StatusActive, 1) > 0 })
+	testkit.Eventually(t, func() bool { return node.Push(api.StatusActive, 1) > 0 }, "the event stream open")
 	// A check is pending (held by the gate); the event alone decides.
 	node.Push(api.StatusDeactivating, 1)
 	e.waitRouted(t, "")

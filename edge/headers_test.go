@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // recorder is an upstream that keeps, byte for byte, the header block of
@@ -621,7 +623,7 @@ func TestH2CIsRefused(t *testing.T) {
 	if got := rec.received(); len(got) != 0 {
 		t.Errorf("the upstream received %q", got)
 	}
-	if got := metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "none", "code": "400"}); got < 8 {
+	if got := testkit.Metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "none", "code": "400"}); got < 8 {
 		t.Errorf("requests{none,400} = %v, want the 8 refusals of the Edge", got)
 	}
 }

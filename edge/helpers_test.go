@@ -8,13 +8,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/services/standin"
 )
 
@@ -31,18 +30,6 @@ const (
 	// bigSize is an answer larger than any buffer of the Edge.
 	bigSize = 3 << 20
 )
-
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // answer is what a fake node says to GET /active: a status and an epoch,
 // or no answer at all (the connection is cut).
@@ -173,7 +160,7 @@ func startEdge(t testing.TB, check Check, sides []sideSpec, opts ...edgeOpt) *te
 	// a slow machine would fail checks and flap the sides. The tests test
 	// answers and cut connections, never a node too slow to answer, so the
 	// timeout is a generous safety net.
-	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testLogger(t), CheckTimeout: waitLimit}
+	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testkit.FailureLogger(t), CheckTimeout: waitLimit}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -213,7 +200,7 @@ func fast() Check {
 
 func (e *testEdge) waitRouted(t testing.TB, side string) {
 	t.Helper()
-	waitUntil(t, "routing to "+orNone(side), func() bool { return e.Status().Side == side })
+	testkit.Until(t, func() string { return e.Status().Side }, func(s string) bool { return s == side }, "routing to %s", orNone(side))
 }
 
 func orNone(s string) string {
@@ -275,55 +262,4 @@ func sse(t *testing.T, url string, accept ...bool) (next func() (string, error),
 			cancel()
 			res.Body.Close()
 		}
-}
-
-// metric is the value of a counter or gauge with the given labels.
-func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
-					continue next
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
-}
-
-// logBuffer keeps the Edge's logs and prints them if the test fails.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	lb := &logBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			lb.mu.Lock()
-			t.Logf("edge logs:\n%s", lb.b.String())
-			lb.mu.Unlock()
-		}
-	})
-	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

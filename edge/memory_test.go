@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // The Edge returns memory to the system after a load of many connections
@@ -51,7 +53,7 @@ func TestMemoryIsGivenBackAfterALoad(t *testing.T) {
 	release := make(chan struct{})
 	close(release)
 	up := newSlowUpstream(t, 100, 0, release)
-	log, logs := logsOf(t)
+	log, logs := testkit.BufferLogger(t)
 	node := newFakeNode(t, active(1))
 	e := startEdge(t, fast(), []sideSpec{{name: "main", node: node,
 		routes: []Route{{Path: "/", Upstream: up.url()}}}},
@@ -68,17 +70,17 @@ func TestMemoryIsGivenBackAfterALoad(t *testing.T) {
 	}
 	// The load lasts: ten samples, no collection.
 	time.Sleep(10 * trimInterval)
-	if strings.Contains(logs(), msg) {
+	if strings.Contains(logs.String(), msg) {
 		t.Fatal("memory given back while the connections are open")
 	}
 	for _, rc := range conns {
 		rc.c.Close()
 	}
-	waitUntil(t, "memory given back after the load", func() bool { return strings.Contains(logs(), msg) })
+	testkit.Eventually(t, func() bool { return strings.Contains(logs.String(), msg) }, "memory given back after the load")
 	// Twice: after the fall, and once the idle workers are gone.
-	waitUntil(t, "memory given back a second time", func() bool { return strings.Count(logs(), msg) == 2 })
+	testkit.Eventually(t, func() bool { return strings.Count(logs.String(), msg) == 2 }, "memory given back a second time")
 	time.Sleep(3 * trimAgain * trimInterval)
-	if n := strings.Count(logs(), msg); n != 2 {
+	if n := strings.Count(logs.String(), msg); n != 2 {
 		t.Errorf("memory given back %d times after one load, want 2", n)
 	}
 }

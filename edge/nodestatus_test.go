@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // The standalone Edge's GET /api/v1/status has a node's shape, so that
@@ -22,10 +23,10 @@ func TestNodeStatus(t *testing.T) {
 		raw := authJSON(t, srv+PathNodeStatus, &st)
 		return st, string(raw)
 	}
-	waitUntil(t, "both sides down", func() bool {
+	testkit.Eventually(t, func() bool {
 		ss := e.Status().Sides
 		return ss[0].Health == HealthDown && ss[1].Health == HealthDown
-	})
+	}, "both sides down")
 
 	st, raw := read()
 	if st.Node != "127.0.0.1" || st.Role != "edge" || st.Mode != "proxy" || st.Status != api.StatusInactive || st.Epoch != 3 ||
@@ -68,7 +69,7 @@ func TestNodeStatus(t *testing.T) {
 	standby.SetAnswer(cut())
 	main.SetAnswer(inactive(4))
 	e.waitRouted(t, "")
-	waitUntil(t, "standby down", func() bool { return e.Status().Sides[1].Health == HealthDown })
+	testkit.Eventually(t, func() bool { return e.Status().Sides[1].Health == HealthDown }, "standby down")
 	st, _ = read()
 	reasons := strings.Join(st.HA.Reasons, "\n")
 	if st.Status != api.StatusInactive || st.Epoch != 5 || st.HA.Ready || !strings.Contains(reasons, "side main is down: its node is inactive (epoch 4)") ||

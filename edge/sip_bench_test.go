@@ -15,6 +15,7 @@ import (
 
 	"github.com/resman-pbx/resman/edge/sippeers"
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // BenchmarkSIPRehome measures the SIP front's re-homing: N sipp phones
@@ -74,7 +75,7 @@ func BenchmarkSIPRehome(b *testing.B) {
 		for _, s := range sipps {
 			s.Wait(b, 10*time.Minute)
 		}
-		sippeers.WaitFor(b, 5*time.Minute, "every phone on side a", func() bool { return e.Status().SIP.Sides[0].Registered == phones })
+		testkit.EventuallyWithin(b, 5*time.Minute, func() bool { return e.Status().SIP.Sides[0].Registered == phones }, "every phone on side a")
 		regTime := time.Since(start)
 		cpu1, msgs1 := cpuTime(b), sipMessages(b, e.reg)
 
@@ -108,7 +109,7 @@ func BenchmarkSIPRehome(b *testing.B) {
 		}
 		cpu2, msgs2 := cpuTime(b), sipMessages(b, e.reg)
 		netCPU := cpu2 - cpu1 - time.Duration(idleRate*float64(time.Since(switchAt)))
-		sippeers.WaitFor(b, time.Minute, "side a emptied", func() bool { return kamStat(b, kamA, "location_contacts") == 0 })
+		testkit.EventuallyWithin(b, time.Minute, func() bool { return kamStat(b, kamA, "location_contacts") == 0 }, "side a emptied")
 		if n := kamStat(b, kamB, "location_contacts"); n != phones {
 			b.Fatalf("side b holds %d contacts, want %d", n, phones)
 		}
@@ -136,7 +137,7 @@ func benchSide(name string, node *clienttest.FakeNode) sideSpec {
 
 func waitRoutedB(b *testing.B, e *testEdge, side string) {
 	b.Helper()
-	sippeers.WaitFor(b, time.Minute, "routing to "+side, func() bool { return e.Status().Side == side })
+	testkit.EventuallyWithin(b, time.Minute, func() bool { return e.Status().Side == side }, "routing to %s", side)
 }
 
 func envInt(b *testing.B, name string, def int) int {

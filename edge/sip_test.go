@@ -17,6 +17,7 @@ import (
 
 	"github.com/resman-pbx/resman/edge/sippeers"
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // sipLimit is the deadline of the waits on real SIP peers: generous, no
@@ -77,10 +78,10 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "t1", sipAddr)
 	udp.Wait(t, sipLimit)
 	tcp.Wait(t, sipLimit)
-	sippeers.WaitFor(t, sipLimit, "every phone in side a's location table", func() bool {
+	testkit.EventuallyWithin(t, sipLimit, func() bool {
 		loc := kamA.Locations(t)
 		return registered(loc, "u") == n && registered(loc, "t") == n && registered(loc, "callee") == 1
-	})
+	}, "every phone in side a's location table")
 	if loc := kamA.Locations(t); !strings.Contains(loc, "d=s") {
 		t.Fatalf("side a's bindings carry no Path of the Edge:\n%s", loc)
 	}
@@ -96,7 +97,7 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 	// A call that stays up through the switch.
 	held := sippeers.StartSipp(t, sippFile(t, "caller_held.xml"), "-s", "callee", "-m", "1",
 		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "u1", sipAddr)
-	sippeers.WaitFor(t, sipLimit, "the held call confirmed", func() bool { return e.Status().SIP.Calls == 1 })
+	testkit.EventuallyWithin(t, sipLimit, func() bool { return e.Status().SIP.Calls == 1 }, "the held call confirmed")
 
 	// Side a loses Active, side b takes it.
 	nodeB.SetAnswer(active(3))
@@ -104,15 +105,15 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 	e.waitRouted(t, "b")
 	// The Edge ends the held call of side a: both phones get its BYE.
 	held.Wait(t, sipLimit)
-	sippeers.WaitFor(t, sipLimit, "every phone on side b, none left on side a", func() bool {
+	testkit.EventuallyWithin(t, sipLimit, func() bool {
 		locA, locB := kamA.Locations(t), kamB.Locations(t)
 		return registered(locB, "u") == n && registered(locB, "t") == n && registered(locB, "callee") == 1 &&
 			registered(locA, "u")+registered(locA, "t")+registered(locA, "callee") == 0
-	})
-	sippeers.WaitFor(t, sipLimit, "the re-homing to end", func() bool {
+	}, "every phone on side b, none left on side a")
+	testkit.EventuallyWithin(t, sipLimit, func() bool {
 		r := e.Status().SIP.LastRehome
 		return r != nil && r.Done
-	})
+	}, "the re-homing to end")
 	r := e.Status().SIP.LastRehome
 	if r.From != "a" || r.To != "b" || r.Bindings != 2*n+1 || r.Moved != 2*n+1 || r.Pending != 0 || r.Max < r.P50 {
 		t.Errorf("last re-homing: %+v", r)
@@ -155,10 +156,10 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 	if api.SIP.Active != "b" || api.SIP.Sides[1].Registered != 2*n+1 || api.SIP.Sides[0].Registered != 0 {
 		t.Errorf("status API's sip: %+v", api.SIP)
 	}
-	if v := metric(t, e.reg, "resman_edge_sip_registered", map[string]string{"side": "b"}); v != 2*n+1 {
+	if v := testkit.Metric(t, e.reg, "resman_edge_sip_registered", map[string]string{"side": "b"}); v != 2*n+1 {
 		t.Errorf("resman_edge_sip_registered{side=b} = %v", v)
 	}
-	if v := metric(t, e.reg, "resman_edge_sip_registered", map[string]string{"side": "a"}); v != 0 {
+	if v := testkit.Metric(t, e.reg, "resman_edge_sip_registered", map[string]string{"side": "a"}); v != 0 {
 		t.Errorf("resman_edge_sip_registered{side=a} = %v", v)
 	}
 }
@@ -193,7 +194,7 @@ func startLowEdge(t testing.TB, check Check, sides []sideSpec, opts ...edgeOpt) 
 		cfg.Sides = append(cfg.Sides, Side{Name: s.name, Node: s.node.URL(), Routes: s.routes})
 	}
 	reg := prometheus.NewRegistry()
-	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testLogger(t), CheckTimeout: waitLimit}
+	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testkit.FailureLogger(t), CheckTimeout: waitLimit}
 	for _, f := range opts {
 		f(&o)
 	}

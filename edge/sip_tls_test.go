@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/resman-pbx/resman/edge/sippeers"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // TestSIPFrontTLSAndWebSocketFromConfig: edge.sip.tls, edge.sip.ws and
@@ -34,10 +35,10 @@ func TestSIPFrontTLSAndWebSocketFromConfig(t *testing.T) {
 			o.Config.SIP.WSS = &SIPListen{Listen: wssAddr}
 		})
 	e.waitRouted(t, "a")
-	sippeers.WaitFor(t, waitLimit, "the SIP front's listeners", func() bool {
+	testkit.EventuallyWithin(t, waitLimit, func() bool {
 		st := e.Status().SIP
 		return st != nil && st.TLS == tlsAddr && st.WS == wsAddr && st.WSS == wssAddr
-	})
+	}, "the SIP front's listeners")
 
 	// SIP over TLS: the certificate of the files.
 	c, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: pool})

@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/services/standin"
 )
 
@@ -77,23 +77,6 @@ func newTLSUpstream(t *testing.T, name string, cert tls.Certificate) *httptest.S
 	return srv
 }
 
-// logsOf is a logger whose output the test reads.
-func logsOf(t *testing.T) (*slog.Logger, func() string) {
-	lb := &logBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("edge logs:\n%s", lb.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb.String
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // An upstream with its own self-signed certificate: a 502 with the
 // system's roots, as before upstream_tls, with the reason in the status and
 // the log; served with ca_file or insecure_skip_verify; refused with a
@@ -131,7 +114,7 @@ func TestUpstreamTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logger, logs := logsOf(t)
+			logger, logs := testkit.BufferLogger(t)
 			e := startEdge(t, fast(), []sideSpec{{name: "main", node: node, tls: tt.tls,
 				routes: []Route{{Path: "/", Upstream: tt.upstream.URL}}}}, func(o *Options) { o.Logger = logger })
 			e.waitRouted(t, "main")
@@ -162,11 +145,11 @@ func TestUpstreamTLS(t *testing.T) {
 					if !strings.Contains(rs.Error, want) {
 						t.Errorf("route status error %q lacks %q", rs.Error, want)
 					}
-					if !strings.Contains(logs(), want) {
+					if !strings.Contains(logs.String(), want) {
 						t.Errorf("the log lacks %q", want)
 					}
 				}
-				if !strings.Contains(logs(), `level=WARN msg="upstream error" component=edge side=main route=/`) {
+				if !strings.Contains(logs.String(), `level=WARN msg="upstream error" component=edge side=main route=/`) {
 					t.Error("no upstream error in the log")
 				}
 				// An event stream gets the 502 too.
@@ -177,7 +160,7 @@ func TestUpstreamTLS(t *testing.T) {
 				} else {
 					res.Body.Close()
 				}
-				if n := metric(t, e.reg, "resman_edge_upstream_errors_total", map[string]string{"side": "main"}); n != 2 {
+				if n := testkit.Metric(t, e.reg, "resman_edge_upstream_errors_total", map[string]string{"side": "main"}); n != 2 {
 					t.Errorf("upstream errors = %v, want 2", n)
 				}
 			}
@@ -189,10 +172,10 @@ func TestUpstreamTLS(t *testing.T) {
 				st.InsecureSkipVerify != tt.tls.InsecureSkipVerify):
 				t.Errorf("status upstream_tls = %+v, want %+v", st, tt.tls)
 			}
-			if tt.logHas != "" && !strings.Contains(logs(), tt.logHas) {
+			if tt.logHas != "" && !strings.Contains(logs.String(), tt.logHas) {
 				t.Errorf("the log lacks %q", tt.logHas)
 			}
-			if tt.logHas == "" && strings.Contains(logs(), "insecure_skip_verify") {
+			if tt.logHas == "" && strings.Contains(logs.String(), "insecure_skip_verify") {
 				t.Error("a warning about insecure_skip_verify, which is not set")
 			}
 		})
@@ -209,10 +192,10 @@ func TestUpstreamTLSAppliesToTheNode(t *testing.T) {
 	routes := []Route{{Path: "/", Upstream: up.URL}}
 
 	plain := startEdge(t, fast(), []sideSpec{{name: "main", node: node, routes: routes}})
-	waitUntil(t, "failed checks", func() bool {
+	testkit.Eventually(t, func() bool {
 		s := plain.Status().Sides[0]
 		return s.Fails >= 2 && s.Health == HealthDown
-	})
+	}, "failed checks")
 	if s := plain.Status().Sides[0]; !strings.Contains(s.Error, "unknown authority") || !strings.Contains(s.Error, "upstream_tls.ca_file") {
 		t.Errorf("check error %q does not say the certificate is not trusted", s.Error)
 	}
@@ -226,9 +209,9 @@ func TestUpstreamTLSAppliesToTheNode(t *testing.T) {
 	if code, body, _ := get(t, nil, trusted.url+"/"); code != 200 {
 		t.Fatalf("GET / = %d %s", code, body)
 	}
-	waitUntil(t, "the event stream over https", func() bool {
+	testkit.Eventually(t, func() bool {
 		return node.OpenStreams() > 0
-	})
+	}, "the event stream over https")
 	if plain.Status().Side != "" {
 		t.Error("the Edge without upstream_tls routes to a node it cannot verify")
 	}

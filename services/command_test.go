@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/resman-pbx/resman/resilience/procexec"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 func TestTailBuffer(t *testing.T) {
@@ -37,7 +38,7 @@ func TestTailBuffer(t *testing.T) {
 }
 
 func TestLineLogger(t *testing.T) {
-	var lb logBuf
+	var lb testkit.Buffer
 	log := slog.New(slog.NewTextHandler(&lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tail := procexec.NewTail(tailSize)
 	l := newLineLogger(log, "stdout", tail)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 func fastCheck(c Check) *Check {
@@ -33,10 +35,10 @@ func TestHealthRiseAndFall(t *testing.T) {
 	if err := s.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "db healthy", func() bool { return statusOf(t, s, "db").Healthy })
+	testkit.Eventually(t, func() bool { return statusOf(t, s, "db").Healthy }, "db healthy")
 
 	ln.Close()
-	waitFor(t, "db unhealthy", func() bool { return slices.Equal(s.Unhealthy(), []string{"db"}) })
+	testkit.Eventually(t, func() bool { return slices.Equal(s.Unhealthy(), []string{"db"}) }, "db unhealthy")
 	st := statusOf(t, s, "db")
 	if st.Healthy || st.State != StateRunning || !strings.HasPrefix(st.Error, "check: ") {
 		t.Errorf("db = %+v, want running, unhealthy, with the check error", st)
@@ -66,7 +68,7 @@ func TestUnknownHealthIsNotUnhealthy(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.Start(ctx) }()
-	waitFor(t, "4 failed probes", func() bool { return len(readLines(t, filepath.Join(dir, "probes"))) >= 4 })
+	testkit.Eventually(t, func() bool { return len(readLines(t, filepath.Join(dir, "probes"))) >= 4 }, "4 failed probes")
 	if st := statusOf(t, s, "db"); st.Healthy || st.State != StateStarting {
 		t.Errorf("db = %+v, want starting and not yet healthy", st)
 	}
@@ -98,8 +100,8 @@ func TestChecksRunOnlyWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	runHealth(t, s)
-	waitFor(t, "a probed 3 times", func() bool { return count("a") >= 3 })
-	waitFor(t, "a healthy", func() bool { return statusOf(t, s, "a").Healthy })
+	testkit.Eventually(t, func() bool { return count("a") >= 3 }, "a probed 3 times")
+	testkit.Eventually(t, func() bool { return statusOf(t, s, "a").Healthy }, "a healthy")
 	if n := count("b"); n != 0 {
 		t.Fatalf("stopped b was probed %d times", n)
 	}
@@ -116,7 +118,7 @@ func TestChecksRunOnlyWhileRunning(t *testing.T) {
 	if err := s.start(ctxT(t), s.services[1]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b probed 3 times", func() bool { return count("b") >= 3 })
+	testkit.Eventually(t, func() bool { return count("b") >= 3 }, "b probed 3 times")
 	if n := count("a"); n > atStop+1 {
 		t.Errorf("a was probed %d times after it stopped", n-atStop)
 	}
@@ -132,7 +134,7 @@ func TestSIPCheckThroughRun(t *testing.T) {
 	if err := s.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "asterisk healthy", func() bool { return statusOf(t, s, "asterisk").Healthy })
+	testkit.Eventually(t, func() bool { return statusOf(t, s, "asterisk").Healthy }, "asterisk healthy")
 }
 
 func TestSlowProbeDelaysNoOther(t *testing.T) {
@@ -153,7 +155,7 @@ func TestSlowProbeDelaysNoOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	runHealth(t, s)
-	waitFor(t, "fast healthy while slow's probe hangs", func() bool { return statusOf(t, s, "fast").Healthy })
+	testkit.Eventually(t, func() bool { return statusOf(t, s, "fast").Healthy }, "fast healthy while slow's probe hangs")
 	if statusOf(t, s, "slow").Healthy {
 		t.Error("slow is healthy before its probe ended")
 	}

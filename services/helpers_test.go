@@ -3,58 +3,27 @@ package services
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // waitLimit bounds every wait for a state; it is a safety net, not a
 // timing under test.
 const waitLimit = 15 * time.Second
 
-// logBuf collects a test's logs; they are printed only if the test fails,
-// so no goroutine writes to a finished test.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func testLogger(t *testing.T) (*slog.Logger, *logBuf) {
-	t.Helper()
-	lb := &logBuf{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("logs:\n%s", lb.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
-}
-
 // newTestSupervisor makes a Supervisor whose services are stopped when the
 // test ends. opts.Logger defaults to a buffered test logger.
 func newTestSupervisor(t *testing.T, specs []Service, opts Options) *Supervisor {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger, _ = testLogger(t)
+		opts.Logger, _ = testkit.BufferLogger(t)
 	}
 	s, err := New(specs, opts)
 	if err != nil {
@@ -91,18 +60,6 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// waitFor polls cond until it holds or waitLimit passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func statusOf(t *testing.T, s *Supervisor, name string) api.Service {
 	t.Helper()
 	for _, st := range s.Status() {
@@ -116,12 +73,8 @@ func statusOf(t *testing.T, s *Supervisor, name string) api.Service {
 
 func waitState(t *testing.T, s *Supervisor, name, state string) api.Service {
 	t.Helper()
-	var st api.Service
-	waitFor(t, name+" "+state, func() bool {
-		st = statusOf(t, s, name)
-		return st.State == state
-	})
-	return st
+	return testkit.Until(t, func() api.Service { return statusOf(t, s, name) },
+		func(st api.Service) bool { return st.State == state }, "%s %s", name, state)
 }
 
 func readLines(t *testing.T, path string) []string {
@@ -140,14 +93,14 @@ func readLines(t *testing.T, path string) []string {
 func readPID(t *testing.T, path string) int {
 	t.Helper()
 	var pid int
-	waitFor(t, "pid in "+filepath.Base(path), func() bool {
+	testkit.Eventually(t, func() bool {
 		b, err := os.ReadFile(path)
 		if err != nil || !bytes.HasSuffix(b, []byte("\n")) {
 			return false
 		}
 		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil
-	})
+	}, "pid in %s", filepath.Base(path))
 	return pid
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/services/standin"
 )
 
@@ -172,7 +173,7 @@ func TestCriticalCheckNotPassingInTimeFailsStart(t *testing.T) {
 				// A process alive but not working is stopped with its
 				// failed start: the next start must not spawn a second.
 				pid = readPID(t, filepath.Join(dir, "pid"))
-				waitFor(t, "bad's process to be stopped", func() bool { return processGone(pid) })
+				testkit.Eventually(t, func() bool { return processGone(pid) }, "bad's process to be stopped")
 			}
 			if err := s.Stop(ctxT(t)); err != nil {
 				t.Fatal(err)
@@ -248,7 +249,7 @@ func TestStartWaitsForCheck(t *testing.T) {
 	runHealth(t, s)
 	done := make(chan error, 1)
 	go func() { done <- s.Start(ctxT(t)) }()
-	waitFor(t, "3 failed probes", func() bool { return len(readLines(t, filepath.Join(dir, "probes"))) >= 3 })
+	testkit.Eventually(t, func() bool { return len(readLines(t, filepath.Join(dir, "probes"))) >= 3 }, "3 failed probes")
 	select {
 	case err := <-done:
 		t.Fatalf("Start returned %v before the check passed", err)
@@ -296,7 +297,7 @@ func TestStartWaitHonoursCallerContext(t *testing.T) {
 	case <-time.After(waitLimit):
 		t.Fatal("Start did not return after its context was cancelled")
 	}
-	waitFor(t, "the process to be killed", func() bool { return processGone(pid) })
+	testkit.Eventually(t, func() bool { return processGone(pid) }, "the process to be killed")
 }
 
 // Non-critical services, and critical ones without a check, start as

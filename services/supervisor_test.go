@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // recorder specs append "start-NAME"/"stop-NAME" to $DIR/order.
@@ -164,7 +165,7 @@ func TestCommandTimeoutKillsProcessGroup(t *testing.T) {
 		t.Fatalf("Start error = %v, want a timeout", err)
 	}
 	pid := readPID(t, filepath.Join(dir, "pid"))
-	waitFor(t, "the background sleep to be killed", func() bool { return processGone(pid) })
+	testkit.Eventually(t, func() bool { return processGone(pid) }, "the background sleep to be killed")
 	if st := statusOf(t, s, "slow"); st.State != StateFailed {
 		t.Errorf("slow = %+v, want failed", st)
 	}
@@ -200,7 +201,7 @@ func TestCommandLeavingDaemonSucceeds(t *testing.T) {
 	if err := s.Stop(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the daemon to stop", func() bool { return processGone(pid) })
+	testkit.Eventually(t, func() bool { return processGone(pid) }, "the daemon to stop")
 }
 
 func TestRunProcessStartStop(t *testing.T) {
@@ -234,18 +235,18 @@ func TestRunProcessStartStop(t *testing.T) {
 }
 
 func TestRunProcessOutputIsLogged(t *testing.T) {
-	log, lb := testLogger(t)
+	log, lb := testkit.BufferLogger(t)
 	s := newTestSupervisor(t, []Service{{
 		Name: "app", Run: sh(`echo hello from app; echo oops >&2; exec sleep 60`), Timeout: 10 * time.Second,
 	}}, Options{Logger: log})
 	if err := s.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "output in the log", func() bool {
+	testkit.Eventually(t, func() bool {
 		out := lb.String()
 		return strings.Contains(out, `line="hello from app"`) && strings.Contains(out, "line=oops") &&
 			strings.Contains(out, "service=app") && strings.Contains(out, "component=services")
-	})
+	}, "output in the log")
 }
 
 func TestRunProcessExitBecomesFailed(t *testing.T) {
@@ -314,7 +315,7 @@ func TestRunProcessThatCannotSpawn(t *testing.T) {
 
 func TestRunProcessIgnoringSIGTERMGetsSIGKILL(t *testing.T) {
 	dir := t.TempDir()
-	log, lb := testLogger(t)
+	log, lb := testkit.BufferLogger(t)
 	s := newTestSupervisor(t, []Service{{
 		Name:    "stubborn",
 		Run:     sh(`trap "" TERM; echo $$ > "$DIR/pid"; while :; do sleep 0.05; done`),
@@ -342,7 +343,7 @@ func TestRunProcessIgnoringSIGTERMGetsSIGKILL(t *testing.T) {
 // continues it, rather than waiting the whole timeout for a SIGKILL.
 func TestRunProcessFrozenStopsAtSIGTERM(t *testing.T) {
 	dir := t.TempDir()
-	log, lb := testLogger(t)
+	log, lb := testkit.BufferLogger(t)
 	s := newTestSupervisor(t, []Service{{
 		Name: "frozen",
 		// It handles SIGTERM (as Asterisk does): a stopped process keeps
@@ -453,60 +454,27 @@ func TestMetrics(t *testing.T) {
 	if _, err := New([]Service{{Name: "b", Unit: "b"}}, Options{Registerer: reg}); err != nil {
 		t.Fatalf("second supervisor on one registry: %v", err)
 	}
-	if got := metricValue(t, reg, "resman_service_up", "a"); got != 0 {
-		t.Errorf("up before start = %v, want 0", got)
+	// Read with their presence: a series missing must not pass for a 0.
+	metric := func(name string) (float64, bool) {
+		return testkit.Gathered(t, reg, name, map[string]string{"service": "a"})
+	}
+	if got, ok := metric("resman_service_up"); !ok || got != 0 {
+		t.Errorf("up before start = %v (shown: %v), want 0", got, ok)
 	}
 	if err := s.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	runHealth(t, s)
-	waitFor(t, "a check failure", func() bool { return metricValue(t, reg, "resman_service_check_failures_total", "a") >= 1 })
-	if got := metricValue(t, reg, "resman_service_up", "a"); got != 1 {
-		t.Errorf("up = %v, want 1", got)
+	testkit.Eventually(t, func() bool { v, _ := metric("resman_service_check_failures_total"); return v >= 1 }, "a check failure")
+	if got, ok := metric("resman_service_up"); !ok || got != 1 {
+		t.Errorf("up = %v (shown: %v), want 1", got, ok)
 	}
-	if got := metricValue(t, reg, "resman_service_healthy", "a"); got != 0 {
-		t.Errorf("healthy = %v, want 0", got)
+	if got, ok := metric("resman_service_healthy"); !ok || got != 0 {
+		t.Errorf("healthy = %v (shown: %v), want 0", got, ok)
 	}
-	if got := metricValue(t, reg, "resman_service_start_seconds", "a"); got != 1 {
-		t.Errorf("start_seconds count = %v, want 1", got)
+	if got, ok := metric("resman_service_start_seconds"); !ok || got != 1 {
+		t.Errorf("start_seconds count = %v (shown: %v), want 1", got, ok)
 	}
-}
-
-// metricValue is a gauge's or counter's value, or a histogram's count.
-func metricValue(t *testing.T, reg *prometheus.Registry, name, service string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if !hasLabel(m, "service", service) {
-				continue
-			}
-			switch {
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return -1
-}
-
-func hasLabel(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
 }
 
 // TestHelperSupervisor is not a test: TestRunProcessDiesWithResman runs the
@@ -544,7 +512,7 @@ func TestRunProcessDiesWithResman(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = helper.Wait()
-	waitFor(t, "the run: process to die with its supervisor", func() bool { return processGone(pid) })
+	testkit.Eventually(t, func() bool { return processGone(pid) }, "the run: process to die with its supervisor")
 }
 
 // A run: process whose start is cancelled (resman stopping in the middle

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -49,10 +50,10 @@ func TestContactEpoch(t *testing.T) {
 		t.Fatalf("still bound after Deactivate: %+v", srv.Bindings())
 	}
 	r.Activate(9)
-	waitFor(t, 5*time.Second, "the binding of epoch 9", func() bool {
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool {
 		b, ok := bindingOf(srv, testContact)
 		return ok && b.Params == "q=0.009;resman-epoch=9"
-	})
+	}, "the binding of epoch 9")
 }
 
 // kamailio keeps the q-value derived from the epoch: a kamailio MDS that
@@ -84,10 +85,10 @@ func TestKamailioContactEpochQ(t *testing.T) {
 	r.Activate(5)
 	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 	var dump string
-	waitFor(t, 5*time.Second, "both contacts in ul.dump", func() bool {
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool {
 		dump = k.locations(t)
 		return strings.Contains(dump, testContact) && strings.Contains(dump, peerContact)
-	})
+	}, "both contacts in ul.dump")
 	// kamailio keeps the contacts of a record in q order, highest first:
 	// the order lookup("location") makes the branches in.
 	qOf := func(contact string) string {

@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,31 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
 // testContact is the contact every test registers.
 const testContact = "sip:pbx@127.0.0.1:5099"
-
-// syncBuffer collects logs from concurrent goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // recorder keeps the events and lets a test wait for one.
 type recorder struct {
@@ -88,20 +68,8 @@ func kind(mds, k string) func(Event) bool {
 	return func(ev Event) bool { return ev.MDS == mds && ev.Kind == k }
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // fastOptions are tuned for tests on loopback.
-func fastOptions(logs *syncBuffer, rec *recorder) Options {
+func fastOptions(logs *testkit.Buffer, rec *recorder) Options {
 	o := Options{
 		RequestTimeout: 500 * time.Millisecond,
 		BackoffMin:     20 * time.Millisecond,
@@ -206,37 +174,4 @@ func assertNoSecret(t *testing.T, secret string, texts map[string]string) {
 			t.Errorf("the password appears in %s: %q", where, s)
 		}
 	}
-}
-
-// metricValue reads one counter or gauge from reg; -1 when absent.
-func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue metric
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return -1
 }

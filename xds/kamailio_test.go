@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // kamailio is a real registrar run from testdata/kamailio.cfg.
@@ -94,14 +95,14 @@ func (k *kamailio) launch(t testing.TB) {
 		logf.Close()
 		close(done)
 	}()
-	waitFor(t, 15*time.Second, "kamailio to answer OPTIONS", func() bool {
+	testkit.EventuallyWithin(t, 15*time.Second, func() bool {
 		select {
 		case <-done:
 			t.Fatal("kamailio exited")
 		default:
 		}
 		return sipPing(k.addr)
-	})
+	}, "kamailio to answer OPTIONS")
 }
 
 // stop ends the kamailio process by its PID (SIGTERM, SIGKILL to its group
@@ -181,22 +182,22 @@ func TestKamailio(t *testing.T) {
 		}}, fastOptions(nil, rec))
 		r.Activate(1)
 		rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
-		waitFor(t, 5*time.Second, "the contact in ul.dump", func() bool {
+		testkit.EventuallyWithin(t, 5*time.Second, func() bool {
 			return strings.Contains(k.locations(t), testContact)
-		})
+		}, "the contact in ul.dump")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := r.Deactivate(ctx); err != nil {
 			t.Fatalf("Deactivate: %v", err)
 		}
-		waitFor(t, 5*time.Second, "the contact gone from ul.dump", func() bool {
+		testkit.EventuallyWithin(t, 5*time.Second, func() bool {
 			return !strings.Contains(k.locations(t), testContact)
-		})
+		}, "the contact gone from ul.dump")
 	})
 
 	t.Run("wrong password", func(t *testing.T) {
 		const wrong = "not-" + password
-		logs := &syncBuffer{}
+		logs := &testkit.Buffer{}
 		rec := newRecorder()
 		r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
 			mds("kam", k.addr, "udp", user, wrong),
@@ -234,10 +235,10 @@ func TestKamailio(t *testing.T) {
 		if !errors.Is(ev.Err, context.DeadlineExceeded) {
 			t.Errorf("failed: %+v", ev)
 		}
-		waitFor(t, 10*time.Second, "the binding to lapse", func() bool {
+		testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 			st := r.Status()[0]
 			return !st.Registered && !st.Reachable && st.Error != ""
-		})
+		}, "the binding to lapse")
 		n := len(rec.all())
 
 		k.signal(t, syscall.SIGCONT)
@@ -246,9 +247,9 @@ func TestKamailio(t *testing.T) {
 		if st := r.Status()[0]; !st.Registered || st.Error != "" {
 			t.Errorf("status after recovery = %+v", st)
 		}
-		waitFor(t, 5*time.Second, "the contact in ul.dump", func() bool {
+		testkit.EventuallyWithin(t, 5*time.Second, func() bool {
 			return strings.Contains(k.locations(t), testContact)
-		})
+		}, "the contact in ul.dump")
 	})
 }
 
@@ -281,9 +282,9 @@ func TestKamailioRestartedBindingRestored(t *testing.T) {
 	r = startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 	r.Activate(1)
 	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
-	waitFor(t, 5*time.Second, "the contact in ul.dump", func() bool {
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool {
 		return strings.Contains(k.locations(t), testContact)
-	})
+	}, "the contact in ul.dump")
 	n := len(rec.all())
 
 	k.restart(t)
@@ -301,9 +302,9 @@ func TestKamailioRestartedBindingRestored(t *testing.T) {
 	if st := <-notHeld; st.Registered || st.Error != ev.Err.Error() {
 		t.Errorf("status when the loss was found = %+v, want not registered", st)
 	}
-	waitFor(t, 10*time.Second, "the contact back in ul.dump", func() bool {
+	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 		return strings.Contains(k.locations(t), testContact)
-	})
+	}, "the contact back in ul.dump")
 	// At worst a query sent to the stopped kamailio timed out just before
 	// it came back, then the next one found the loss; plus 1s for a slow
 	// machine (a run with -race), where 0.5s is usual.
@@ -339,10 +340,10 @@ func TestKamailioNewActiveRemovesKilledPeer(t *testing.T) {
 	r.Activate(2)
 	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 	registered := time.Now()
-	waitFor(t, 2*time.Second, "kamailio to hold our contact only", func() bool {
+	testkit.EventuallyWithin(t, 2*time.Second, func() bool {
 		l := k.locations(t)
 		return strings.Contains(l, testContact) && !strings.Contains(l, peerContact)
-	})
+	}, "kamailio to hold our contact only")
 	t.Logf("our contact only %s after our registration", time.Since(registered).Round(time.Millisecond))
 	ev, _ := rec.wait(t, 0, time.Second, kind("kam", EventPeerRemoved))
 	if ev.Err != nil {
@@ -418,19 +419,19 @@ func TestKamailioUnregistrationFinishesAfterFreeze(t *testing.T) {
 	}
 	// Retried while frozen: the next attempt is rescheduled at least once.
 	first := r.Status()[0].NextRefresh
-	waitFor(t, 10*time.Second, "a retry while frozen", func() bool {
+	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 		st := r.Status()[0]
 		return !st.NextRefresh.IsZero() && !st.NextRefresh.Equal(first)
-	})
+	}, "a retry while frozen")
 	if st := r.Status()[0]; !st.Registered || st.Error == "" {
 		t.Errorf("status while the unregistration is pending = %+v", st)
 	}
 
 	k.signal(t, syscall.SIGCONT)
 	resumed := time.Now()
-	waitFor(t, 10*time.Second, "the contact gone from ul.dump", func() bool {
+	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 		return !strings.Contains(k.locations(t), testContact)
-	})
+	}, "the contact gone from ul.dump")
 	t.Logf("contact gone %s after kamailio resumed", time.Since(resumed).Round(time.Millisecond))
 	rec.wait(t, i, 10*time.Second, func(ev Event) bool { return ev.Kind == EventUnregistered && ev.Err == nil })
 	if st := r.Status()[0]; st.Registered || st.Error != "" {

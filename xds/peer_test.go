@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -92,7 +93,7 @@ func TestPeerContactKeptUnlessToldToRemove(t *testing.T) {
 	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	// Several verifications see the peer's contact listed.
 	start := srv.Stats().Registers
-	waitFor(t, 5*time.Second, "three binding queries", func() bool { return srv.Stats().Registers >= start+3 })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { return srv.Stats().Registers >= start+3 }, "three binding queries")
 	if _, ok := bindingOf(srv, peerContact); !ok {
 		t.Errorf("the peer's contact was removed unasked: %+v", srv.Bindings())
 	}

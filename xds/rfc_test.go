@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -198,7 +199,7 @@ func TestUnparsableAnswerSaidSo(t *testing.T) {
 	if errors.Is(ev.Err, context.DeadlineExceeded) {
 		t.Errorf("%v is reported as a timeout", ev.Err)
 	}
-	if v := metricValue(t, reg, "resman_xds_register_failures_total", map[string]string{"mds": "mds1", "code": "unreadable"}); v < 1 {
+	if v := testkit.Metric(t, reg, "resman_xds_register_failures_total", map[string]string{"mds": "mds1", "code": "unreadable"}); v < 1 {
 		t.Errorf("unreadable failures = %v", v)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // sipp is a SIPp UAS playing a scenario of testdata/sipp.
@@ -72,7 +74,7 @@ func startSipp(t *testing.T, scenario string, port int, args ...string) *sipp {
 		}
 	})
 	// Ready when its UDP port is taken.
-	waitFor(t, 10*time.Second, "sipp to listen", func() bool {
+	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 		select {
 		case <-s.done:
 			t.Fatalf("sipp exited: %v", s.err)
@@ -84,7 +86,7 @@ func startSipp(t *testing.T, scenario string, port int, args ...string) *sipp {
 		}
 		pc.Close()
 		return false
-	})
+	}, "sipp to listen")
 	return s
 }
 
@@ -197,12 +199,12 @@ func TestSippShortExpiresRefreshedInTime(t *testing.T) {
 	rec.wait(t, 0, 10*time.Second, kind("sipp", EventRegistered))
 	// The scenario grants 2s and fails unless each refresh comes within
 	// them; it expects two refreshes.
-	waitFor(t, 10*time.Second, "two refreshes", func() bool {
+	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 		b := r.bindings[0]
 		b.opMu.Lock()
 		defer b.opMu.Unlock()
 		return b.cseq >= 3
-	})
+	}, "two refreshes")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := r.Deactivate(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -13,7 +14,7 @@ import (
 // and returns the logs once Run has returned.
 func stopActive(t *testing.T, srv *registrar.Server, unregister bool) string {
 	t.Helper()
-	logs, rec := &syncBuffer{}, newRecorder()
+	logs, rec := &testkit.Buffer{}, newRecorder()
 	opts := fastOptions(logs, rec)
 	opts.UnregisterOnStop = unregister
 	r, err := New(Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)

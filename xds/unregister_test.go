@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -34,7 +35,7 @@ func TestUnregisterRetriedUntilConfirmed(t *testing.T) {
 	}
 	// Retries go on in the background, and the status says so.
 	before := srv.Stats().Registers
-	waitFor(t, 5*time.Second, "two more attempts", func() bool { return srv.Stats().Registers >= before+2 })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { return srv.Stats().Registers >= before+2 }, "two more attempts")
 	st := r.Status()[0]
 	if !st.Registered || !strings.Contains(st.Error, "no response to REGISTER") || st.NextRefresh.IsZero() {
 		t.Errorf("status while the unregistration is pending = %+v", st)
@@ -100,6 +101,6 @@ func TestUnregisterAfterAnExpiredDeactivate(t *testing.T) {
 	if err := r.Deactivate(ctx); err == nil {
 		t.Error("Deactivate with a cancelled ctx reported success")
 	}
-	waitFor(t, 5*time.Second, "the binding gone", func() bool { _, ok := bindingOf(srv, testContact); return !ok })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { _, ok := bindingOf(srv, testContact); return !ok }, "the binding gone")
 	rec.wait(t, 0, 5*time.Second, func(ev Event) bool { return ev.Kind == EventUnregistered && ev.Err == nil })
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -51,7 +52,7 @@ func TestOKWithoutOurContactIsNotRegistered(t *testing.T) {
 func TestLostBindingFoundAndRestored(t *testing.T) {
 	srv := startRegistrar(t, "udp", registrar.Options{User: "pbx", Password: "pw"})
 	rec := newRecorder()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(logs.String())
@@ -152,7 +153,7 @@ func TestQueriesRefusedVerifiedByRefresh(t *testing.T) {
 	rec.wait(t, 0, 5*time.Second, kind("mds1", EventRegistered))
 	srv.DropBindings()
 	lost := time.Now()
-	waitFor(t, 5*time.Second, "the binding back", func() bool { _, ok := bindingOf(srv, testContact); return ok })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { _, ok := bindingOf(srv, testContact); return ok }, "the binding back")
 	if took := time.Since(lost); took > time.Second {
 		t.Errorf("binding back after %s, verification every %s", took, opts.VerifyInterval)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -87,13 +88,13 @@ func TestRefreshBeforeExpiry(t *testing.T) {
 	}
 	// The binding must never lapse: the refresh comes before expiry, in
 	// the same Call-ID with a higher CSeq.
-	waitFor(t, 6*time.Second, "a refresh", func() bool {
+	testkit.EventuallyWithin(t, 6*time.Second, func() bool {
 		b, ok := bindingOf(srv, testContact)
 		if !ok {
 			t.Fatalf("binding lapsed before a refresh (first %+v)", first)
 		}
 		return b.CSeq > first.CSeq
-	})
+	}, "a refresh")
 	b, _ := bindingOf(srv, testContact)
 	if b.CallID != first.CallID {
 		t.Errorf("Call-ID changed on refresh: %q then %q", first.CallID, b.CallID)
@@ -124,7 +125,7 @@ func TestIntervalTooBrief(t *testing.T) {
 func TestWrongPasswordIsClearAndSecret(t *testing.T) {
 	const password = "Wr0ng-Pa55w0rd-XYZ"
 	srv := startRegistrar(t, "udp", registrar.Options{User: "pbx", Password: "the-right-one"})
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	rec := newRecorder()
 	reg := prometheus.NewRegistry()
 	opts := fastOptions(logs, rec)
@@ -143,9 +144,9 @@ func TestWrongPasswordIsClearAndSecret(t *testing.T) {
 	if !errors.As(ev.Err, &re) || re.StatusCode != 403 || re.Kind != KindRefused {
 		t.Errorf("error %v is not a refused ResponseError", ev.Err)
 	}
-	waitFor(t, 5*time.Second, "retries", func() bool {
-		return metricValue(t, reg, "resman_xds_register_failures_total", map[string]string{"mds": "mds1", "code": "403"}) >= 2
-	})
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool {
+		return testkit.Metric(t, reg, "resman_xds_register_failures_total", map[string]string{"mds": "mds1", "code": "403"}) >= 2
+	}, "retries")
 	st := r.Status()[0]
 	if st.Registered || st.Error != want || st.StatusCode != 403 {
 		t.Errorf("status = %+v", st)
@@ -197,7 +198,7 @@ func TestDeadPeerDoesNotBlockOthers(t *testing.T) {
 	if !errors.Is(ev.Err, context.DeadlineExceeded) || !strings.Contains(ev.Err.Error(), "dead: no response to REGISTER from udp 127.0.0.1:") {
 		t.Errorf("dead MDS error = %v", ev.Err)
 	}
-	if got := metricValue(t, reg, "resman_xds_register_failures_total", map[string]string{"mds": "dead", "code": "timeout"}); got < 1 {
+	if got := testkit.Metric(t, reg, "resman_xds_register_failures_total", map[string]string{"mds": "dead", "code": "timeout"}); got < 1 {
 		t.Errorf("timeout failures = %v", got)
 	}
 	st := r.Status()
@@ -389,11 +390,11 @@ func TestReachability(t *testing.T) {
 	if st := r.Status()[0]; !st.Reachable || st.Registered {
 		t.Errorf("status = %+v", st)
 	}
-	if v := metricValue(t, reg, "resman_xds_reachable", map[string]string{"mds": "mds1"}); v != 1 {
+	if v := testkit.Metric(t, reg, "resman_xds_reachable", map[string]string{"mds": "mds1"}); v != 1 {
 		t.Errorf("resman_xds_reachable = %v, want 1", v)
 	}
-	if v := metricValue(t, reg, "resman_xds_registered", map[string]string{"mds": "mds1"}); v != 0 {
-		t.Errorf("resman_xds_registered = %v, want 0", v)
+	if v, ok := testkit.Gathered(t, reg, "resman_xds_registered", map[string]string{"mds": "mds1"}); !ok || v != 0 {
+		t.Errorf("resman_xds_registered = %v (shown: %v), want 0", v, ok)
 	}
 	srv.SetKnobs(registrar.Knobs{Drop: true})
 	ev, i := rec.wait(t, i, 5*time.Second, kind("mds1", EventUnreachable))

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // twoActiveBound is the documented bound on two nodes answering Active at
@@ -104,12 +106,12 @@ func newAutoPair(t *testing.T, withWitness bool, extra ...string) *autoPair {
 	}
 	a.standby = startIn(t, l, "standby", a.standbyCfg)
 	a.main = startIn(t, l, "main", a.mainCfg)
-	waitFor(t, "main active, standby inactive, HA ready, each seeing the other", func() bool {
+	testkit.Eventually(t, func() bool {
 		m, s := status(t, a.mainURL), status(t, a.standbyURL)
 		return m.Status == "active" && s.Status == "inactive" && m.HA.Ready && s.HA.Ready &&
 			s.Peer != nil && s.Peer.Status == "active" && s.Peer.Epoch == m.Epoch &&
 			m.Peer != nil && m.Peer.Status == "inactive"
-	})
+	}, "main active, standby inactive, HA ready, each seeing the other")
 	return a
 }
 
@@ -207,7 +209,7 @@ func TestAutoKill9MainThenFailback(t *testing.T) {
 	chk := startChecker(t, a.mainURL, a.standbyURL)
 	t0 := time.Now()
 	a.main.kill(syscall.SIGKILL)
-	waitFor(t, "standby active", func() bool { return status(t, a.standbyURL).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, a.standbyURL).Status == "active" }, "standby active")
 	t.Logf("kill -9 to standby active: %v (informational; measured by the benchmark)", time.Since(t0))
 	if !auditHas(t, a.standbyURL, "lost") {
 		t.Fatal("the standby's audit log does not say the main was lost")
@@ -220,9 +222,9 @@ func TestAutoKill9MainThenFailback(t *testing.T) {
 	// The Main comes back: Inactive first (the Standby's epoch is higher),
 	// then failback after failback_hold, Standby first.
 	a.main = startIn(t, a.lab, "main", a.mainCfg)
-	waitFor(t, "failback: main active, standby inactive", func() bool {
+	testkit.Eventually(t, func() bool {
 		return status(t, a.mainURL).Status == "active" && status(t, a.standbyURL).Status == "inactive"
-	})
+	}, "failback: main active, standby inactive")
 	if !auditHas(t, a.standbyURL, "failback") {
 		t.Fatal("the standby's audit log does not record the failback")
 	}
@@ -233,13 +235,13 @@ func TestAutoSIGSTOPMain(t *testing.T) {
 	a := newAutoPair(t, false)
 	chk := startChecker(t, a.mainURL, a.standbyURL)
 	a.main.cmd.Process.Signal(syscall.SIGSTOP)
-	waitFor(t, "standby active while main frozen", func() bool { return status(t, a.standbyURL).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, a.standbyURL).Status == "active" }, "standby active while main frozen")
 	a.main.cmd.Process.Signal(syscall.SIGCONT)
 	// The thawed Main sees a higher epoch Active: it steps down, then takes
 	// back by failback once it has been ready for failback_hold.
-	waitFor(t, "exactly one active after thaw and failback", func() bool {
+	testkit.Eventually(t, func() bool {
 		return status(t, a.mainURL).Status == "active" && status(t, a.standbyURL).Status == "inactive"
-	})
+	}, "exactly one active after thaw and failback")
 	chk.verify(t)
 }
 
@@ -248,14 +250,14 @@ func TestAutoPartitionHealsIntoOneActive(t *testing.T) {
 	chk := startChecker(t, a.mainURL, a.standbyURL)
 	chk.pause(true) // no witness: a partition makes two Actives until it heals
 	a.lab.cut("main", "standby")
-	waitFor(t, "standby takes over across the partition", func() bool { return status(t, a.standbyURL).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, a.standbyURL).Status == "active" }, "standby takes over across the partition")
 	a.lab.heal()
 	chk.pause(false)
 	// The re-join loop merges them again; the higher epoch wins, then the
 	// Main takes back by failback.
-	waitFor(t, "one active after heal", func() bool {
+	testkit.Eventually(t, func() bool {
 		return status(t, a.mainURL).Status == "active" && status(t, a.standbyURL).Status == "inactive"
-	})
+	}, "one active after heal")
 	chk.verify(t)
 }
 
@@ -265,21 +267,21 @@ func TestAutoWitness(t *testing.T) {
 
 	// A Standby cut off from everyone must not go Active.
 	witnessURL := fmt.Sprintf("http://%s:9440", a.lab.host("witness").ip)
-	waitFor(t, "the witness ready, seeing both nodes", func() bool { return status(t, witnessURL).HA.Ready })
+	testkit.Eventually(t, func() bool { return status(t, witnessURL).HA.Ready }, "the witness ready, seeing both nodes")
 	// Its status says what it sees, and shows no peer: it has none.
 	out, stderr, code := cli(t, "status", "--node", witnessURL)
 	if code != 0 || !strings.Contains(out, "HA: ready\nsees over gossip: main (main), standby (standby)\n") || strings.Contains(out, "peer ") {
 		t.Fatalf("the witness's status: exit %d\n%s%s", code, out, stderr)
 	}
 	a.lab.isolate("standby")
-	waitFor(t, "standby sees the main lost", func() bool {
+	testkit.Eventually(t, func() bool {
 		p := status(t, a.standbyURL).Peer
 		return p != nil && !p.Reachable
-	})
-	waitFor(t, "the witness says it lost the standby", func() bool {
+	}, "standby sees the main lost")
+	testkit.Eventually(t, func() bool {
 		st := status(t, witnessURL)
 		return !st.HA.Ready && len(st.HA.Reasons) == 1 && strings.Contains(st.HA.Reasons[0], "does not see a standby node")
-	})
+	}, "the witness says it lost the standby")
 	// Give the rules many ticks to act wrongly; they must not.
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
@@ -289,10 +291,10 @@ func TestAutoWitness(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	a.lab.heal()
-	waitFor(t, "standby sees the main again", func() bool {
+	testkit.Eventually(t, func() bool {
 		st := status(t, a.standbyURL)
 		return st.Peer != nil && st.Peer.Reachable && st.HA.Ready
-	})
+	}, "standby sees the main again")
 
 	// A flapping link between Main and Standby (30% loss both ways): the
 	// witness relays probes, so no takeover happens.
@@ -310,16 +312,16 @@ func TestAutoWitness(t *testing.T) {
 	// The Main cut off from both: it fences itself, the Standby takes over
 	// on the witness's word.
 	a.lab.isolate("main")
-	waitFor(t, "standby active, main stepped down", func() bool {
+	testkit.Eventually(t, func() bool {
 		return status(t, a.standbyURL).Status == "active" && status(t, a.mainURL).Status == "inactive"
-	})
+	}, "standby active, main stepped down")
 	if !auditHas(t, a.mainURL, "isolated") {
 		t.Fatal("the main's audit log does not say it stepped down as isolated")
 	}
 	a.lab.heal()
-	waitFor(t, "failback after heal", func() bool {
+	testkit.Eventually(t, func() bool {
 		return status(t, a.mainURL).Status == "active" && status(t, a.standbyURL).Status == "inactive"
-	})
+	}, "failback after heal")
 	chk.verify(t)
 }
 
@@ -330,9 +332,9 @@ func TestAutoManualFailover(t *testing.T) {
 	a := newAutoPair(t, false)
 	chk := startChecker(t, a.mainURL, a.standbyURL)
 	mainBack := func(what string) {
-		waitFor(t, what, func() bool {
+		testkit.Eventually(t, func() bool {
 			return status(t, a.mainURL).Status == "active" && status(t, a.standbyURL).Status == "inactive"
-		})
+		}, "%s", what)
 	}
 
 	// Refused where it makes no sense: on the Standby.
@@ -346,15 +348,15 @@ func TestAutoManualFailover(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "MANUAL FAILOVER until") {
 		t.Fatalf("failover start: exit %d %s %s", code, out, stderr)
 	}
-	waitFor(t, "standby active", func() bool { return status(t, a.standbyURL).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, a.standbyURL).Status == "active" }, "standby active")
 	if st := status(t, a.mainURL); !strings.Contains(strings.Join(st.HA.Reasons, ";"), "not redundant: a manual failover holds") {
 		t.Fatalf("the main must say it is not redundant: %q", st.HA.Reasons)
 	}
 	// Readiness is a fact of the pair: the Standby says so too, once
 	// gossip has told it.
-	waitFor(t, "the standby says the pair is not redundant", func() bool {
+	testkit.Eventually(t, func() bool {
 		return strings.Contains(strings.Join(status(t, a.standbyURL).HA.Reasons, ";"), "not redundant: a manual failover holds")
-	})
+	}, "the standby says the pair is not redundant")
 	mainBack("the failover expires and the main takes back")
 	if !auditHas(t, a.mainURL, "its time is over") {
 		t.Fatal("the expiry is not in the audit log")
@@ -364,7 +366,7 @@ func TestAutoManualFailover(t *testing.T) {
 	if _, stderr, code := cli(t, "failover", "start", "--node", a.mainURL, "--for", "1h", "--reason", "long test"); code != 0 {
 		t.Fatalf("failover start: %s", stderr)
 	}
-	waitFor(t, "standby active", func() bool { return status(t, a.standbyURL).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, a.standbyURL).Status == "active" }, "standby active")
 	a.main.kill(syscall.SIGTERM)
 	a.main = startIn(t, a.lab, "main", a.mainCfg)
 	mainBack("the restarted main takes back")
@@ -376,7 +378,7 @@ func TestAutoManualFailover(t *testing.T) {
 	if _, stderr, code := cli(t, "failover", "start", "--node", a.mainURL, "--for", "1h", "--reason", "long test"); code != 0 {
 		t.Fatalf("failover start: %s", stderr)
 	}
-	waitFor(t, "standby active", func() bool { return status(t, a.standbyURL).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, a.standbyURL).Status == "active" }, "standby active")
 	if _, stderr, code := cli(t, "failover", "stop", "--node", a.mainURL, "--reason", "enough"); code != 0 {
 		t.Fatalf("failover stop: %s", stderr)
 	}
@@ -403,8 +405,8 @@ func TestAutoSwitchover(t *testing.T) {
 	if _, stderr, code := cli(t, "switchover", "--node", a.standbyURL, "--reason", "maintenance done"); code != 0 {
 		t.Fatalf("switchover back: %s", stderr)
 	}
-	waitFor(t, "main active again", func() bool {
+	testkit.Eventually(t, func() bool {
 		return status(t, a.mainURL).Status == "active" && status(t, a.standbyURL).Status == "inactive"
-	})
+	}, "main active again")
 	chk.verify(t)
 }

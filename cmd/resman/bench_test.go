@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 func reportPercentiles(b *testing.B, d []time.Duration) {
@@ -24,7 +26,7 @@ func reportPercentiles(b *testing.B, d []time.Duration) {
 
 func BenchmarkStatus(b *testing.B) {
 	mainP, _, _, _ := pair(b)
-	waitFor(b, "main active", func() bool { return status(b, mainP.url).Status == "active" })
+	testkit.Eventually(b, func() bool { return status(b, mainP.url).Status == "active" }, "main active")
 	req, _ := http.NewRequest("GET", mainP.url+"/api/v1/status", nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	d := make([]time.Duration, 0, b.N)
@@ -43,7 +45,7 @@ func BenchmarkStatus(b *testing.B) {
 
 func BenchmarkStartStop(b *testing.B) {
 	mainP, _, _, _ := pair(b)
-	waitFor(b, "main active", func() bool { return status(b, mainP.url).Status == "active" })
+	testkit.Eventually(b, func() bool { return status(b, mainP.url).Status == "active" }, "main active")
 	post := func(path string) {
 		req, _ := http.NewRequest("POST", mainP.url+path, strings.NewReader(`{"reason":"bench"}`))
 		req.Header.Set("Authorization", "Bearer "+testToken)
@@ -67,7 +69,7 @@ func BenchmarkStartStop(b *testing.B) {
 
 func BenchmarkIdleRSS(b *testing.B) {
 	mainP, _, _, _ := pair(b)
-	waitFor(b, "main active", func() bool { return status(b, mainP.url).Status == "active" })
+	testkit.Eventually(b, func() bool { return status(b, mainP.url).Status == "active" }, "main active")
 	time.Sleep(2 * time.Second) // let the node settle into its idle loop: this measures, it asserts nothing
 	b.ResetTimer()
 	var kib int

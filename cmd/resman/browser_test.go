@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/resilience/web/browsertest"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -104,12 +105,12 @@ func browserQ(sel string) string { return fmt.Sprintf("document.querySelector(%q
 func TestBrowserFailover(t *testing.T) {
 	ctx := browsertest.Start(t)
 	mainP, standbyP := browserPair(t)
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
 	for _, p := range []*proc{mainP, standbyP} {
-		waitFor(t, p.name+" sees its peer", func() bool {
+		testkit.Eventually(t, func() bool {
 			st := status(t, p.url)
 			return st.Peer != nil && st.Peer.Reachable && st.HA.Ready
-		})
+		}, "%s sees its peer", p.name)
 	}
 
 	// Log in to the Main's page.

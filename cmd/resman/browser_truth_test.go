@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/resilience/web/browsertest"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -127,10 +128,10 @@ func browserWaitBoth(t *testing.T, tabs [2]context.Context, what, want string) s
 
 func TestAutoPairTruthInBrowser(t *testing.T) {
 	mainP, standbyP := browserAutoPair(t, "8s")
-	waitFor(t, "main active, standby inactive, HA ready on both", func() bool {
+	testkit.Eventually(t, func() bool {
 		m, s := status(t, mainP.url), status(t, standbyP.url)
 		return m.Status == "active" && s.Status == "inactive" && m.HA.Ready && s.HA.Ready
-	})
+	}, "main active, standby inactive, HA ready on both")
 	tabs := [2]context.Context{browserTab(t, mainP.url), browserTab(t, standbyP.url)}
 	browserWaitBoth(t, tabs, "HA ready on both pages", "HA ready")
 	browserScreenshot(t, tabs[1], "truth-auto-ready-standby-page", false)
@@ -171,9 +172,9 @@ func TestAutoPairTruthInBrowser(t *testing.T) {
 	browserScreenshot(t, tabs[0], "truth-auto-failback-countdown-main-page", false)
 
 	// Failback: the pair as it was, judged alike on both pages.
-	waitFor(t, "failback: main active again", func() bool {
+	testkit.Eventually(t, func() bool {
 		return status(t, mainP.url).Status == "active" && status(t, standbyP.url).Status == "inactive"
-	})
+	}, "failback: main active again")
 	got := browserWaitBoth(t, tabs, "HA ready on both pages after the failback", "HA ready")
 	if !strings.HasPrefix(got, "xivo-main (Main) is Active") {
 		t.Errorf("after the failback both pages say %q", got)
@@ -191,7 +192,7 @@ func TestAutoPairTruthInBrowser(t *testing.T) {
 // agree on one Active node.
 func TestSplitBrainRealInBrowser(t *testing.T) {
 	mainP, standbyP := browserPair(t)
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
 	if _, stderr, code := cli(t, "services", "start", "--node", standbyP.url, "--force", "--reason", "split brain test: forced"); code != 0 {
 		t.Fatalf("forced start of the standby: exit %d %s", code, stderr)
 	}
@@ -211,7 +212,7 @@ func TestSplitBrainRealInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#confirm-reason")),
 		chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "split brain: older claim"),
 		chromedp.Click(chromedp.CSS("#confirm-ok")))
-	waitFor(t, "main stopped", func() bool { return status(t, mainP.url).Status == "inactive" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "inactive" }, "main stopped")
 	for i, tab := range tabs {
 		browserWait(t, tab, fmt.Sprintf("page %d: the alert gone, one Active node", i+1),
 			browserQ("#pair-alert")+".hidden && "+browserQ("#summary")+".textContent.startsWith('xivo-main (Main) is Inactive · xivo-standby (Standby) is Active')")

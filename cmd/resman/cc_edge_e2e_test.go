@@ -25,6 +25,7 @@ import (
 
 	"github.com/resman-pbx/resman/cc"
 	"github.com/resman-pbx/resman/edge"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/services/standin"
 )
 
@@ -64,7 +65,7 @@ func ceStart(t *testing.T, name string, env []string, healthz string, args ...st
 		}
 	})
 	if healthz != "" {
-		waitFor(t, name+" serving", func() bool { return ceGet(healthz) == 200 })
+		testkit.Eventually(t, func() bool { return ceGet(healthz) == 200 }, "%s serving", name)
 	}
 	return p
 }
@@ -278,7 +279,7 @@ func appRequests(t *testing.T, app string) uint64 {
 
 func TestCCAndEdgeFollowFailoverAndFailback(t *testing.T) {
 	mainP, standbyP, _, _ := pair(t)
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
 	mainEpoch := status(t, mainP.url).Epoch
 
 	// The web apps of both sides, as the Edge's upstreams.
@@ -312,7 +313,7 @@ log: {level: debug}
 	}
 	ccFollows := func(want string) {
 		t.Helper()
-		waitFor(t, "cc "+want, func() bool {
+		testkit.Eventually(t, func() bool {
 			st := ccStatus()
 			if st.Status != want || len(st.Services) != 1 {
 				return false
@@ -321,7 +322,7 @@ log: {level: debug}
 				return st.Services[0].State == "running" && ceGet("http://"+ccWeb+"/healthz") == 200
 			}
 			return st.Services[0].State == "stopped" && ceGet("http://"+ccWeb+"/healthz") == 0
-		})
+		}, "cc %v", want)
 	}
 	ccFollows("active")
 	// Alone in its file, the follower answers the CLI like a node.
@@ -359,7 +360,7 @@ log: {level: debug}
 		ceJSON(t, edgeAPI+edge.PathStatus, &st)
 		return st.Side
 	}
-	waitFor(t, "edge routing to main", func() bool { return routed() == "main" })
+	testkit.Eventually(t, func() bool { return routed() == "main" }, "edge routing to main")
 	// Alone in its file, the Edge answers the CLI like a node.
 	if out, stderr, code := cli(t, "status", "--node", edgeAPI); code != 0 ||
 		!strings.Contains(out, fmt.Sprintf("127.0.0.1 (edge, proxy mode)  ACTIVE  epoch %d", mainEpoch)) ||
@@ -372,10 +373,10 @@ log: {level: debug}
 	wg := client.run(ctx, edgeURL)
 	defer func() { cancel(); wg.Wait() }()
 	start := time.Now()
-	waitFor(t, "the client served by main", func() bool {
+	testkit.Eventually(t, func() bool {
 		return client.answeredBy(start, 200, "main") && client.lastGreet() == "hello from main" &&
 			strings.HasSuffix(client.lastEvent(), "from main")
-	})
+	}, "the client served by main")
 	if n := appRequests(t, standbyApp); n != 0 {
 		t.Fatalf("the inactive standby's app got %d requests", n)
 	}
@@ -389,7 +390,7 @@ log: {level: debug}
 	}
 	run("services", "stop", "--node", mainP.url, "--reason", "e2e failover")
 	mainStopped := time.Now()
-	waitFor(t, "edge routing to no side", func() bool { return routed() == "" })
+	testkit.Eventually(t, func() bool { return routed() == "" }, "edge routing to no side")
 	edgeSawMainDown := time.Now()
 	if out, stderr, code := cli(t, "status", "--node", edgeAPI); code != 0 || !strings.Contains(out, "(edge, proxy mode)  INACTIVE") ||
 		!strings.Contains(out, "HA: not ready") || !strings.Contains(out, "  - side main is down: its node is inactive") {
@@ -405,18 +406,18 @@ log: {level: debug}
 	if res.StatusCode != 503 || res.Header.Get("Retry-After") == "" || strings.Contains(string(body), "127.0.0") {
 		t.Fatalf("both sides inactive: %d Retry-After %q %s", res.StatusCode, res.Header.Get("Retry-After"), body)
 	}
-	waitFor(t, "the client told 503", func() bool { return client.answeredBy(edgeSawMainDown, 503, "") })
+	testkit.Eventually(t, func() bool { return client.answeredBy(edgeSawMainDown, 503, "") }, "the client told 503")
 	mainCount := appRequests(t, mainApp)
 	ccFollows("inactive")
 
 	// ...and start the standby: everything moves to it.
 	standbyStarting := time.Now()
 	run("services", "start", "--node", standbyP.url, "--reason", "e2e failover")
-	waitFor(t, "edge routing to standby", func() bool { return routed() == "standby" })
-	waitFor(t, "the client served by standby", func() bool {
+	testkit.Eventually(t, func() bool { return routed() == "standby" }, "edge routing to standby")
+	testkit.Eventually(t, func() bool {
 		return client.answeredBy(standbyStarting, 200, "standby") && client.lastGreet() == "hello from standby" &&
 			strings.HasSuffix(client.lastEvent(), "from standby")
-	})
+	}, "the client served by standby")
 	if n := appRequests(t, mainApp); n != mainCount {
 		t.Fatalf("the inactive main's app got %d requests after the failover", n-mainCount)
 	}
@@ -427,17 +428,17 @@ log: {level: debug}
 	// Failback: stop the standby, start the main.
 	run("services", "stop", "--node", standbyP.url, "--reason", "e2e failback")
 	standbyStopped := time.Now()
-	waitFor(t, "edge routing to no side again", func() bool { return routed() == "" })
+	testkit.Eventually(t, func() bool { return routed() == "" }, "edge routing to no side again")
 	edgeSawStandbyDown := time.Now()
 	standbyCount := appRequests(t, standbyApp)
 	mainStarting := time.Now()
 	run("services", "start", "--node", mainP.url, "--reason", "e2e failback")
-	waitFor(t, "edge routing to main again", func() bool { return routed() == "main" })
+	testkit.Eventually(t, func() bool { return routed() == "main" }, "edge routing to main again")
 	ccFollows("active")
-	waitFor(t, "the client served by main again", func() bool {
+	testkit.Eventually(t, func() bool {
 		return client.answeredBy(mainStarting, 200, "main") && client.lastGreet() == "hello from main" &&
 			strings.HasSuffix(client.lastEvent(), "from main")
-	})
+	}, "the client served by main again")
 	if n := appRequests(t, standbyApp); n != standbyCount {
 		t.Fatalf("the inactive standby's app got %d requests after the failback", n-standbyCount)
 	}

@@ -95,7 +95,8 @@ import (
 	"github.com/resman-pbx/resman/edge"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/fleet"
-	"github.com/resman-pbx/resman/resilience/timeline"
+	"github.com/resman-pbx/resman/resilience/testkit"
+	"github.com/resman-pbx/resman/resilience/testkit/timeline"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -994,7 +995,7 @@ func (c *chaosRun) logf(format string, args ...any) {
 // test ends.
 func bgStart(t *testing.T, name string, cmd *exec.Cmd, healthz string) {
 	t.Helper()
-	var out syncBuffer
+	var out testkit.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -1008,7 +1009,7 @@ func bgStart(t *testing.T, name string, cmd *exec.Cmd, healthz string) {
 			t.Logf("%s output:\n%s", name, out.String())
 		}
 	})
-	waitFor(t, name+" serving", func() bool { return ceGet(healthz) == 200 })
+	testkit.Eventually(t, func() bool { return ceGet(healthz) == 200 }, "%s serving", name)
 }
 
 // chaosCC is a CC follower of one node, on the lab's bridge address.
@@ -1025,7 +1026,7 @@ type chaosCC struct {
 // keeps its bindings in memory comes back.
 type chaosMDS struct {
 	addr, password string
-	log            syncBuffer
+	log            testkit.Buffer
 
 	mu   sync.Mutex
 	srv  *registrar.Server // nil while down
@@ -1197,12 +1198,12 @@ func TestChaos(t *testing.T) {
 	a.wit = startIn(t, l, "witness", a.witnessCfg)
 	a.standby = startIn(t, l, "standby", a.standbyCfg)
 	a.main = startIn(t, l, "main", a.mainCfg)
-	waitFor(t, "main active, standby inactive, HA ready, each seeing the other", func() bool {
+	testkit.Eventually(t, func() bool {
 		m, s := status(t, a.mainURL), status(t, a.standbyURL)
 		return m.Status == "active" && s.Status == "inactive" && m.HA.Ready && s.HA.Ready &&
 			s.Peer != nil && s.Peer.Status == "active" && s.Peer.Epoch == m.Epoch &&
 			m.Peer != nil && m.Peer.Status == "inactive"
-	})
+	}, "main active, standby inactive, HA ready, each seeing the other")
 	c := &chaosRun{t: t, pair: a,
 		cfg:       map[string]string{"main": a.mainCfg, "standby": a.standbyCfg, "witness": a.witnessCfg},
 		procs:     map[string]*proc{"main": a.main, "standby": a.standby, "witness": a.wit},
@@ -1279,7 +1280,7 @@ fleet:
 log: {level: debug}
 `, strings.TrimPrefix(c.fleetAPI, "http://"), testToken, chaosFleetInterval, c.url["main"], c.url["standby"], chaosFleetReadToken))
 	c.startFleet()
-	waitFor(t, "cc-main active, cc-standby inactive, the edge routing to main, the MDS bound to main", func() bool {
+	testkit.Eventually(t, func() bool {
 		var cm, cs cc.Status
 		var es edge.Status
 		bs, _ := mds.bindings()
@@ -1287,13 +1288,13 @@ log: {level: debug}
 			authGet(http.DefaultClient, c.ccs["cc-standby"].api+cc.PathStatus, &cs) == nil && cs.Status == "inactive" &&
 			authGet(http.DefaultClient, c.edgeAPI+"/api/v1/edge/status", &es) == nil && es.Side == "main" &&
 			len(bs) == 1 && contactNode(bs[0].Contact) == "main"
-	})
+	}, "cc-main active, cc-standby inactive, the edge routing to main, the MDS bound to main")
 	// The aggregator reports the pair as it is, and its check of writes
 	// can fail: a write with its token is refused, and the node logs it.
-	waitFor(t, "the fleet aggregator reporting the pair ready, main Active", func() bool {
+	testkit.Eventually(t, func() bool {
 		_, ok := c.fleetSays(http.DefaultClient, "main", true)
 		return ok
-	})
+	}, "the fleet aggregator reporting the pair ready, main Active")
 	c.writeWithFleetToken()
 
 	// The monitor and the user behind the Edge.
@@ -1674,7 +1675,7 @@ func (c *chaosRun) writeWithFleetToken() {
 		if resp.StatusCode != http.StatusForbidden {
 			c.t.Fatalf("a write with the fleet's token to %s: %s, want 403", h, resp.Status)
 		}
-		waitFor(c.t, h+" logging the write it refused", func() bool { return c.refusedWrites(h) == 1 })
+		testkit.Eventually(c.t, func() bool { return c.refusedWrites(h) == 1 }, "%s logging the write it refused", h)
 	}
 }
 

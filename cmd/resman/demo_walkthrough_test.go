@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // walkthroughCheck is what one line of demoTry must do when replayed.
@@ -68,7 +70,7 @@ func TestDemoWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr testkit.Buffer
 	demo.Stderr = &stderr
 	if err := demo.Start(); err != nil {
 		t.Fatal(err)

@@ -20,13 +20,13 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 var binary string
@@ -81,27 +81,8 @@ type proc struct {
 	cfg    string
 	url    string
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *testkit.Buffer
 	exited chan struct{}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and the
-// test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type nodeSpec struct {
@@ -149,7 +130,7 @@ func startProc(t testing.TB, name, cfg, url string) *proc {
 func startCmd(t testing.TB, name string, cmd *exec.Cmd, cfg, url string) *proc {
 	t.Helper()
 	skipShort(t)
-	p := &proc{t: t, name: name, cfg: cfg, url: url, logs: &syncBuffer{}, exited: make(chan struct{}), cmd: cmd}
+	p := &proc{t: t, name: name, cfg: cfg, url: url, logs: &testkit.Buffer{}, exited: make(chan struct{}), cmd: cmd}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -161,14 +142,14 @@ func startCmd(t testing.TB, name string, cmd *exec.Cmd, cfg, url string) *proc {
 			t.Logf("%s logs:\n%s", p.name, p.logs.String())
 		}
 	})
-	waitFor(t, name+" serving", func() bool {
+	testkit.Eventually(t, func() bool {
 		resp, err := http.Get(url + "/healthz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == 200
-	})
+	}, "%s serving", name)
 	return p
 }
 
@@ -181,18 +162,6 @@ func (p *proc) kill(sig syscall.Signal) {
 	case <-p.exited:
 	case <-time.After(20 * time.Second):
 		p.t.Errorf("%s did not exit after %v", p.name, sig)
-	}
-}
-
-// waitFor polls cond until it holds, failing after a generous deadline.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -273,7 +242,7 @@ func pair(t testing.TB) (mainP, standbyP *proc, mainSpec, standbySpec nodeSpec) 
 
 func TestManualFailoverAndFailback(t *testing.T) {
 	mainP, standbyP, _, _ := pair(t)
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
 	st := status(t, standbyP.url)
 	if st.Status != "inactive" || st.Role != "standby" {
 		t.Fatalf("standby at boot: %s %s", st.Role, st.Status)
@@ -306,10 +275,10 @@ func TestManualFailoverAndFailback(t *testing.T) {
 		resilience.EpochTakenBy(started.Epoch) != resilience.RoleStandby {
 		t.Fatalf("standby after start: %s (err %v); want active above the Main's epoch %d, of the Standby", body, err, mainEpoch)
 	}
-	waitFor(t, "standby's stand-in asterisk healthy", func() bool {
+	testkit.Eventually(t, func() bool {
 		s := status(t, standbyP.url)
 		return len(s.Services) == 1 && s.Services[0].Healthy
-	})
+	}, "standby's stand-in asterisk healthy")
 
 	// Failback: the Main refuses while the Standby is Active; then the reverse order works.
 	if _, stderr, code = cli(t, "services", "start", "--node", mainP.url, "--reason", "failback"); code != exitRefused ||
@@ -334,7 +303,7 @@ func TestManualFailoverAndFailback(t *testing.T) {
 
 func TestForceAndKill9Restart(t *testing.T) {
 	mainP, standbyP, mainSpec, _ := pair(t)
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
 	mainEpoch := status(t, mainP.url).Epoch
 
 	out, stderr, code := cli(t, "services", "start", "--node", standbyP.url, "--force", "--reason", "phones cannot reach the main")
@@ -343,9 +312,9 @@ func TestForceAndKill9Restart(t *testing.T) {
 		!strings.Contains(out, fmt.Sprintf("active (epoch %d)", forcedEpoch)) {
 		t.Fatalf("forced start: exit %d %q %q; want active above the Main's epoch %d, of the Standby", code, out, stderr, mainEpoch)
 	}
-	waitFor(t, "split brain shown on the main", func() bool {
+	testkit.Eventually(t, func() bool {
 		return strings.Contains(strings.Join(status(t, mainP.url).HA.Reasons, ";"), "split brain")
-	})
+	}, "split brain shown on the main")
 	if _, _, code = cli(t, "services", "stop", "--node", mainP.url, "--reason", "resolve split brain"); code != 0 {
 		t.Fatal("stop main failed")
 	}
@@ -353,7 +322,7 @@ func TestForceAndKill9Restart(t *testing.T) {
 	// kill -9 the Standby: its decision (Active, its epoch) and audit survive.
 	standbyP.kill(syscall.SIGKILL)
 	standbyP = startProc(t, "standby-again", standbyP.cfg, standbyP.url)
-	waitFor(t, "standby restored active", func() bool { return status(t, standbyP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, standbyP.url).Status == "active" }, "standby restored active")
 	if st := status(t, standbyP.url); st.Epoch != forcedEpoch {
 		t.Fatalf("epoch after kill -9: %d, want %d", st.Epoch, forcedEpoch)
 	}
@@ -375,21 +344,21 @@ func TestForceAndKill9Restart(t *testing.T) {
 	// kill -9 the Main: its stand-in Asterisk dies with it (the port is
 	// free again) and it comes back Inactive as decided.
 	mainP.kill(syscall.SIGKILL)
-	waitFor(t, "main's stand-in gone", func() bool {
+	testkit.Eventually(t, func() bool {
 		l, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", mainSpec.sipPort))
 		if err != nil {
 			return false
 		}
 		l.Close()
 		return true
-	})
+	}, "main's stand-in gone")
 	mainP = startProc(t, "main-again", mainP.cfg, mainP.url)
-	waitFor(t, "main restored inactive", func() bool { return status(t, mainP.url).Status == "inactive" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "inactive" }, "main restored inactive")
 }
 
 func TestBadInputChangesNothing(t *testing.T) {
 	mainP, _, _, _ := pair(t)
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
 	before := status(t, mainP.url)
 	// A failed read fails the test: two failed reads would both count 0
 	// and hide entries written by bad input.
@@ -579,7 +548,7 @@ func TestDemo(t *testing.T) {
 	}
 	// Written by the process's copying goroutine while the cleanup may
 	// read it.
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -617,10 +586,10 @@ func TestDemo(t *testing.T) {
 		out, _ := c.CombinedOutput()
 		return string(out), c.ProcessState.ExitCode()
 	}
-	waitFor(t, "demo main active", func() bool {
+	testkit.Eventually(t, func() bool {
 		out, code := run("status", "--node", mainURL)
 		return code == 0 && strings.Contains(out, "ACTIVE")
-	})
+	}, "demo main active")
 	if out, code := run("services", "stop", "--node", mainURL, "--reason", "demo failover"); code != 0 {
 		t.Fatalf("demo stop main: %s", out)
 	}
@@ -628,7 +597,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo start standby: %s", out)
 	}
 	// The users' address (the Edge) follows the Active side.
-	waitFor(t, "the Edge serves the standby's app", func() bool {
+	testkit.Eventually(t, func() bool {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", base+2))
 		if err != nil {
 			return false
@@ -636,7 +605,7 @@ func TestDemo(t *testing.T) {
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
 		return strings.Contains(string(body), "served by xivo-standby")
-	})
+	}, "the Edge serves the standby's app")
 	// A switchover back with a sync: the Main's configuration tree reaches
 	// the Standby first, then the Main is Active again.
 	if out, code := run("switchover", "--node", standbyURL, "--sync", "--reason", "demo switchover"); code != 0 {
@@ -646,11 +615,11 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("main after the switchover: %s", out)
 	}
 	// The MDS registration moved with the Active role.
-	waitFor(t, "main registered to the MDS again, standby not", func() bool {
+	testkit.Eventually(t, func() bool {
 		out, _ := run("status", "--node", mainURL)
 		outStandby, _ := run("status", "--node", standbyURL)
 		return strings.Contains(out, "mds mds1: registered") && strings.Contains(outStandby, "mds mds1: not registered")
-	})
+	}, "main registered to the MDS again, standby not")
 	cmd.Process.Signal(os.Interrupt)
 	select {
 	case err := <-exited:

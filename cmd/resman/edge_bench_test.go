@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // Load of the throughput benchmark, overridable for a quick look; a bad
@@ -308,7 +309,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // waitHTTP waits until url answers code.
 func waitHTTP(tb testing.TB, url string, code int) {
 	tb.Helper()
-	waitFor(tb, url, func() bool {
+	testkit.Eventually(tb, func() bool {
 		res, err := http.Get(url)
 		if err != nil {
 			return false
@@ -316,7 +317,7 @@ func waitHTTP(tb testing.TB, url string, code int) {
 		io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 		return res.StatusCode == code
-	})
+	}, "%s", url)
 }
 
 // startStandinApp runs `resman standin http` and returns its address.

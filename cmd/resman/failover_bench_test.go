@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 func BenchmarkFailover(b *testing.B) {
@@ -71,10 +73,10 @@ func failoverOnce(b *testing.B, gossipTuning string) time.Duration {
 	}
 	standby := startIn(b, l, "standby", cfgs["standby"])
 	main := startIn(b, l, "main", cfgs["main"])
-	waitFor(b, "pair settled", func() bool {
+	testkit.Eventually(b, func() bool {
 		m, s := status(b, main.url), status(b, standby.url)
 		return m.Status == "active" && s.Peer != nil && s.Peer.Status == "active" && s.Peer.Epoch == m.Epoch
-	})
+	}, "pair settled")
 	t0 := time.Now()
 	main.kill(syscall.SIGKILL)
 	return untilActive(b, standby.url, t0)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // fleetReadToken is the read token (api.read_tokens) the node of
@@ -91,7 +93,7 @@ log: {level: debug}
 			Status    string `json:"status"`
 		} `json:"nodes"`
 	}
-	waitFor(t, "the pair on /api/v1/fleet, its Main read", func() bool {
+	testkit.Eventually(t, func() bool {
 		req, _ := http.NewRequest("GET", fleetURL+"/api/v1/fleet", nil)
 		req.Header.Set("Authorization", "Bearer "+fleetToken)
 		resp, err := http.DefaultClient.Do(req)
@@ -103,7 +105,7 @@ log: {level: debug}
 			return false
 		}
 		return pairs[0].Nodes[0].Reachable && pairs[0].Nodes[0].Status == "active"
-	})
+	}, "the pair on /api/v1/fleet, its Main read")
 	if p := pairs[0]; p.Name != "paris-1" || p.Ready || p.Nodes[1].Reachable {
 		t.Errorf("the pair: %+v; want paris-1, not ready (its Standby does not answer)", p)
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // staysActive reads /active of one node every 50ms and keeps every
@@ -69,10 +71,10 @@ func TestForgedGossipMembersAreRefused(t *testing.T) {
 	mainIP, witnessIP, forgerIP := a.lab.host("main").ip, a.lab.host("witness").ip, a.lab.host("forger").ip
 	epoch := status(t, a.mainURL).Epoch
 	a.standby.kill(syscall.SIGKILL)
-	waitFor(t, "the main sees the standby lost", func() bool {
+	testkit.Eventually(t, func() bool {
 		p := status(t, a.mainURL).Peer
 		return p != nil && !p.Reachable
-	})
+	}, "the main sees the standby lost")
 	active := sampleStaysActive(a.mainURL)
 
 	forge := func(name, role, status string) *proc {
@@ -80,7 +82,7 @@ func TestForgedGossipMembersAreRefused(t *testing.T) {
 			"--status", status, "--epoch", "1001", "--bind", forgerIP+":7946",
 			"--join", mainIP+":7946", "--join", witnessIP+":7946")
 		cmd.Env = append(os.Environ(), "RESMAN_GOSSIP_KEY="+gossipKey)
-		p := &proc{t: t, name: "forger " + name, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+		p := &proc{t: t, name: "forger " + name, cmd: cmd, logs: &testkit.Buffer{}, exited: make(chan struct{})}
 		cmd.Stdout, cmd.Stderr = p.logs, p.logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -91,18 +93,18 @@ func TestForgedGossipMembersAreRefused(t *testing.T) {
 	}
 
 	f := forge("standby", "standby", "active")
-	waitFor(t, "the main audits the forged standby", func() bool {
+	testkit.Eventually(t, func() bool {
 		return auditHas(t, a.mainURL, "gossip member standby at "+forgerIP+":7946 holds the gossip key but is not a configured member")
-	})
-	waitFor(t, "the witness audits the forged standby", func() bool {
+	}, "the main audits the forged standby")
+	testkit.Eventually(t, func() bool {
 		return auditHas(t, "http://"+witnessIP+":9440", "gossip member standby at "+forgerIP+":7946")
-	})
+	}, "the witness audits the forged standby")
 	f.kill(syscall.SIGTERM)
 
 	w := forge("witness-2", "witness", "inactive")
-	waitFor(t, "the main audits the forged witness", func() bool {
+	testkit.Eventually(t, func() bool {
 		return auditHas(t, a.mainURL, "gossip member witness-2 at "+forgerIP+":7946")
-	})
+	}, "the main audits the forged witness")
 	// A few gossip rounds with the forger announcing itself.
 	time.Sleep(3 * time.Second)
 	w.kill(syscall.SIGTERM)

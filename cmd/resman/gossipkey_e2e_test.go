@@ -20,6 +20,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // haSampler reads the status of nodes every 100ms and keeps every sample
@@ -78,12 +79,8 @@ func (s *haSampler) finish() (samples int, bad []string) {
 func metricLine(t *testing.T, url, series string) string {
 	t.Helper()
 	_, out := call(t, "GET", url+"/metrics", "", "", false)
-	for line := range strings.SplitSeq(out, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			return v
-		}
-	}
-	return ""
+	v, _ := testkit.MetricText(out, series)
+	return v
 }
 
 var gossipKeysRE = regexp.MustCompile(`key: "[^"]*"(, extra_keys: \[[^\]]*\])?`)
@@ -143,7 +140,7 @@ func TestGossipKeyRotationLive(t *testing.T) {
 				t.Fatal(err)
 			}
 			m.p.cmd.Process.Signal(syscall.SIGHUP)
-			waitFor(t, st.name+" audited on "+m.name, func() bool { return auditHas(t, m.url, "gossip keys applied live: ") && auditHas(t, m.url, st.audit) })
+			testkit.Eventually(t, func() bool { return auditHas(t, m.url, "gossip keys applied live: ") && auditHas(t, m.url, st.audit) }, "%s audited on %s", st.name, m.name)
 			if v := metricLine(t, m.url, "resman_gossip_keys"); v != st.keys {
 				t.Errorf("%s on %s: resman_gossip_keys %s, want %s", st.name, m.name, v, st.keys)
 			}

@@ -69,6 +69,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,6 +87,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // The guide's pair.
@@ -422,24 +424,21 @@ func (g *guidePair) atRest() (bool, string) {
 
 func (g *guidePair) waitAtRest() {
 	g.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, why := g.atRest()
-		if ok {
-			return
+	// "" once at rest, else what is not.
+	notAtRest := func() string {
+		if ok, why := g.atRest(); !ok {
+			return cmp.Or(why, "not at rest")
 		}
-		if time.Now().After(deadline) {
-			g.t.Fatalf("the pair did not come to rest: %s", why)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return ""
 	}
+	testkit.Until(g.t, notAtRest, func(why string) bool { return why == "" }, "the pair to come to rest")
 }
 
 // waitFree waits until a killed node's ports are free again (its run:
 // services die with it).
 func (g *guidePair) waitFree(n *guideNode) {
 	g.t.Helper()
-	waitFor(g.t, n.role+"'s ports free", func() bool {
+	testkit.Eventually(g.t, func() bool {
 		u, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", n.spec.host, n.spec.sipPort))
 		if err != nil {
 			return false
@@ -451,7 +450,7 @@ func (g *guidePair) waitFree(n *guideNode) {
 		}
 		l.Close()
 		return true
-	})
+	}, "%s's ports free", n.role)
 }
 
 // killService kills -9 a node's run: process for a service of the test
@@ -486,7 +485,7 @@ func (g *guidePair) killService(n *guideNode, service string) {
 	if killed != 1 {
 		g.t.Fatalf("found %d %s processes of %s to kill, want 1", killed, service, n.role)
 	}
-	waitFor(g.t, n.role+" reports "+service+" failed", func() bool {
+	testkit.Eventually(g.t, func() bool {
 		st, err := g.fetch(n)
 		if err != nil {
 			return false
@@ -497,7 +496,7 @@ func (g *guidePair) killService(n *guideNode, service string) {
 			}
 		}
 		return false
-	})
+	}, "%s reports %s failed", n.role, service)
 }
 
 // guidePPid is the parent pid of the process in /proc/PID dir, or -1.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // TestHooksVetoThenNotify: on a manual pair, the Standby's before_activate
@@ -31,7 +33,7 @@ func TestHooksVetoThenNotify(t *testing.T) {
     - {name: dump-env, run: [sh, -c, 'env > "$1.tmp" && mv "$1.tmp" "$1"', dump-env, %q]}
 `, veto, envFile)
 	mainP, standbyP, _, _ := pairWith(t, "", hooksCfg)
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
 	if _, stderr, code := cli(t, "services", "stop", "--node", mainP.url, "--reason", "maintenance"); code != 0 {
 		t.Fatalf("stop main: exit %d %s", code, stderr)
 	}
@@ -63,7 +65,7 @@ func TestHooksVetoThenNotify(t *testing.T) {
 		t.Fatalf("start once the check passes: exit %d %q %q", code, out, stderr)
 	}
 	st = status(t, standbyP.url)
-	waitFor(t, "after_activate's environment dump", func() bool { _, err := os.Stat(envFile); return err == nil })
+	testkit.Eventually(t, func() bool { _, err := os.Stat(envFile); return err == nil }, "after_activate's environment dump")
 	raw, err := os.ReadFile(envFile)
 	if err != nil {
 		t.Fatal(err)
@@ -111,17 +113,17 @@ func TestHooksVetoThenNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	standbyP.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the reload in the audit log", func() bool {
+	testkit.Eventually(t, func() bool {
 		return auditHas(t, standbyP.url, "hooks replaced for the next transitions: 0 before_activate, 0 after_activate, 1 after_deactivate")
-	})
+	}, "the reload in the audit log")
 	if auditHas(t, standbyP.url, "need a restart") {
 		t.Fatal("a hooks change must not need a restart")
 	}
 	if _, stderr, code := cli(t, "services", "stop", "--node", standbyP.url, "--reason", "back to the main"); code != 0 {
 		t.Fatalf("stop standby: exit %d %s", code, stderr)
 	}
-	waitFor(t, "the new after_deactivate hook", func() bool {
+	testkit.Eventually(t, func() bool {
 		got, _ := os.ReadFile(marker)
 		return string(got) == "active inactive\n"
-	})
+	}, "the new after_deactivate hook")
 }

@@ -48,7 +48,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/resilience/timeline"
+	"github.com/resman-pbx/resman/resilience/testkit"
+	"github.com/resman-pbx/resman/resilience/testkit/timeline"
 )
 
 // requireKeepalived installs keepalived from the Debian archive when it is
@@ -180,7 +181,7 @@ func (p *kaPair) start(b testing.TB, host string) {
 	dir := filepath.Dir(p.conf[host])
 	cmd := p.lab.command(host, "keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp",
 		"--use-file", p.conf[host], "--pid", filepath.Join(dir, "k.pid"), "--vrrp_pid", filepath.Join(dir, "v.pid"))
-	var out syncBuffer
+	var out testkit.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -265,9 +266,9 @@ func (p *kaPair) state(host string) string {
 // BACKUP without it.
 func (p *kaPair) settled(b testing.TB) {
 	b.Helper()
-	waitFor(b, "keepalived main MASTER with the VIP, standby BACKUP", func() bool {
+	testkit.Eventually(b, func() bool {
 		return p.state("main") == "MASTER" && p.hasVIP("main") && p.state("standby") == "BACKUP" && !p.hasVIP("standby")
-	})
+	}, "keepalived main MASTER with the VIP, standby BACKUP")
 }
 
 // waitVIP polls the Standby's interface until it holds the virtual IP.
@@ -495,11 +496,11 @@ func resmanSIPOnce(b *testing.B, sig syscall.Signal, checkInterval string) sipRe
 	}
 	standby := startIn(b, l, "standby", cfg("standby", "main"))
 	main := startIn(b, l, "main", cfg("main", "standby"))
-	waitFor(b, "pair settled, asterisk healthy on the main", func() bool {
+	testkit.Eventually(b, func() bool {
 		m, s := status(b, main.url), status(b, standby.url)
 		return m.Status == "active" && m.Healthy && len(m.Services) == 1 && m.Services[0].Healthy &&
 			s.HA.Ready && s.Peer != nil && s.Peer.Epoch == m.Epoch
-	})
+	}, "pair settled, asterisk healthy on the main")
 	time.Sleep(time.Duration(rand.Float64() * float64(time.Second)))
 	pid := childPID(main.cmd.Process.Pid, "standin\x00sip")
 	if pid == 0 {
@@ -769,10 +770,10 @@ func sideBySide(b *testing.B) {
 	main := startIn(b, rl, "main", autoNodeConfig(b, rl, "main", "main", "standby", false))
 	l1, l2 := newLab(b, "main", "standby"), newLab(b, "main", "standby")
 	k1, k2 := startKeepalived(b, l1, ka1s, ""), startKeepalived(b, l2, kaFast, "")
-	waitFor(b, "resman pair settled", func() bool {
+	testkit.Eventually(b, func() bool {
 		m, s := status(b, main.url), status(b, standby.url)
 		return m.Status == "active" && s.HA.Ready && s.Peer != nil && s.Peer.Epoch == m.Epoch
-	})
+	}, "resman pair settled")
 	k1.settled(b)
 	k2.settled(b)
 

@@ -14,6 +14,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 func BenchmarkFalseTakeovers(b *testing.B) {
@@ -56,10 +58,10 @@ func falseTakeovers(b *testing.B, withWitness bool, dur time.Duration) int {
 	}
 	standby := startIn(b, l, "standby", autoNodeConfig(b, l, "standby", "standby", "main", withWitness))
 	main := startIn(b, l, "main", autoNodeConfig(b, l, "main", "main", "standby", withWitness))
-	waitFor(b, "pair settled", func() bool {
+	testkit.Eventually(b, func() bool {
 		m, s := status(b, main.url), status(b, standby.url)
 		return m.Status == "active" && s.HA.Ready && s.Peer != nil && s.Peer.Epoch == m.Epoch
-	})
+	}, "pair settled")
 	l.lose("standby", "main", 50)
 	time.Sleep(dur) // the measurement window itself
 	l.heal()

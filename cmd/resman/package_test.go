@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // pkgToolMissing skips the test, saying which tool is missing and why, or
@@ -365,7 +366,7 @@ func unitRunsTheDaemon(t *testing.T, root string, unit map[string]string) {
 	script := fmt.Sprintf("ip link set lo up && exec chroot --userspec=%d:%d %s %s", uid, uid, root, strings.Join(argv, " "))
 	cmd := exec.Command("unshare", "--net", "sh", "-c", script)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET=/run/notify"}
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -412,7 +413,7 @@ func unitRunsTheDaemon(t *testing.T, root string, unit map[string]string) {
 	}
 	// The reload done, not only begun: "config reload refused" would
 	// also contain "reload".
-	waitFor(t, "the reload logged", func() bool { return strings.Contains(out.String(), `msg="config reloaded"`) })
+	testkit.Eventually(t, func() bool { return strings.Contains(out.String(), `msg="config reloaded"`) }, "the reload logged")
 	select {
 	case err := <-done:
 		exited = true

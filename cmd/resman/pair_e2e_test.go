@@ -27,6 +27,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // activeSampler reads the two nodes' /active in turn, one right after the
@@ -237,7 +238,7 @@ func startInEnv(t *testing.T, l *lab, host, cfg string, env ...string) *proc {
 // both HA ready as well (what a manual failover asks).
 func pairSettled(t *testing.T, a *autoPair, active string) {
 	t.Helper()
-	waitFor(t, active+" active and the pair settled", func() bool {
+	testkit.Eventually(t, func() bool {
 		m, s := status(t, a.mainURL), status(t, a.standbyURL)
 		act, other := m, s
 		if active == "standby" {
@@ -247,7 +248,7 @@ func pairSettled(t *testing.T, a *autoPair, active string) {
 			m.Peer != nil && m.Peer.Reachable && m.Peer.Status == s.Status && m.Peer.Epoch == s.Epoch &&
 			s.Peer != nil && s.Peer.Reachable && s.Peer.Status == m.Status && s.Peer.Epoch == m.Epoch &&
 			(active == "standby" || m.HA.Ready && s.HA.Ready)
-	})
+	}, "%s active and the pair settled", active)
 }
 
 // mustCLI runs a resman command that must exit 0.
@@ -436,7 +437,7 @@ func TestPairBootInEitherOrder(t *testing.T) {
 			second := map[string]string{"main": "standby", "standby": "main"}[first]
 			startInEnv(t, l, first, cfg[first], "RESMAN_FAILOVER_BOOT_GRACE=60s")
 			want := map[string]string{"main": "active", "standby": "inactive"}[first]
-			waitFor(t, first+" "+want+" alone", func() bool { return status(t, "http://"+l.host(first).ip+":9440").Status == want })
+			testkit.Eventually(t, func() bool { return status(t, "http://"+l.host(first).ip+":9440").Status == want }, "%s %s alone", first, want)
 			time.Sleep(3 * time.Second) // the other is switched on a little later
 			startInEnv(t, l, second, cfg[second], "RESMAN_FAILOVER_BOOT_GRACE=60s")
 			pairSettled(t, a, "main")

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
 
@@ -26,11 +27,11 @@ import (
 func autoBrowserPair(t *testing.T) (mainURL, standbyURL string) {
 	t.Helper()
 	mainP, standbyP := browserAutoPair(t, "3s")
-	waitFor(t, "main active, standby inactive, HA ready, each seeing the other", func() bool {
+	testkit.Eventually(t, func() bool {
 		m, s := status(t, mainP.url), status(t, standbyP.url)
 		return m.Status == "active" && s.Status == "inactive" && m.HA.Ready && s.HA.Ready &&
 			s.Peer != nil && s.Peer.Status == "active" && m.Peer != nil && m.Peer.Status == "inactive"
-	})
+	}, "main active, standby inactive, HA ready, each seeing the other")
 	return mainP.url, standbyP.url
 }
 
@@ -43,14 +44,14 @@ func TestBrowserPairTimelineAuto(t *testing.T) {
 	if _, stderr, code := cli(t, "failover", "start", "--node", mainURL, "--for", "1h", "--reason", "timeline: manual HA failover"); code != 0 {
 		t.Fatalf("failover start: exit %d %s", code, stderr)
 	}
-	waitFor(t, "standby active", func() bool { return status(t, standbyURL).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, standbyURL).Status == "active" }, "standby active")
 	time.Sleep(1500 * time.Millisecond)
 	if _, stderr, code := cli(t, "failover", "stop", "--node", mainURL, "--reason", "timeline: failback"); code != 0 {
 		t.Fatalf("failover stop: exit %d %s", code, stderr)
 	}
-	waitFor(t, "main active again, standby inactive", func() bool {
+	testkit.Eventually(t, func() bool {
 		return status(t, mainURL).Status == "active" && status(t, standbyURL).Status == "inactive"
-	})
+	}, "main active again, standby inactive")
 
 	ptLogin(t, ctx, mainURL)
 	browserWait(t, ctx, "the standby's take-over and the main's take-back on the timeline", `(() => {

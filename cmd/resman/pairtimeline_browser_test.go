@@ -16,18 +16,19 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
 
 func TestBrowserPairTimeline(t *testing.T) {
 	ctx := browsertest.Start(t)
 	mainP, standbyP := browserPair(t)
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
 	for _, p := range []*proc{mainP, standbyP} {
-		waitFor(t, p.name+" sees its peer", func() bool {
+		testkit.Eventually(t, func() bool {
 			st := status(t, p.url)
 			return st.Peer != nil && st.Peer.Reachable && st.HA.Ready
-		})
+		}, "%s sees its peer", p.name)
 	}
 	run := func(url, verb, reason string) {
 		t.Helper()
@@ -39,10 +40,10 @@ func TestBrowserPairTimeline(t *testing.T) {
 	// is refused while the peer is seen Active).
 	sees := func(p *proc, want string) {
 		t.Helper()
-		waitFor(t, p.name+" sees its peer "+want, func() bool {
+		testkit.Eventually(t, func() bool {
 			st := status(t, p.url)
 			return st.Peer != nil && st.Peer.Status == want
-		})
+		}, "%s sees its peer %s", p.name, want)
 	}
 
 	// The failover: the Main stopped (an admin reason with markup, which
@@ -52,13 +53,13 @@ func TestBrowserPairTimeline(t *testing.T) {
 	sees(standbyP, "inactive")
 	time.Sleep(1200 * time.Millisecond)
 	run(standbyP.url, "start", "timeline: failover start standby")
-	waitFor(t, "standby active", func() bool { return status(t, standbyP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, standbyP.url).Status == "active" }, "standby active")
 	time.Sleep(1200 * time.Millisecond)
 	run(standbyP.url, "stop", "timeline: failback stop standby")
 	sees(mainP, "inactive")
 	time.Sleep(1200 * time.Millisecond)
 	run(mainP.url, "start", "timeline: failback start main")
-	waitFor(t, "main active again", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active again")
 
 	// The CLI tells the same pair.
 	out, stderr, code := cli(t, "audit", "--pair", "--node", mainP.url, "--limit", "200")

@@ -52,6 +52,7 @@ import (
 
 	"github.com/resman-pbx/resman/edge"
 	"github.com/resman-pbx/resman/edge/sippeers"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -246,9 +247,9 @@ func runPhones(tb testing.TB, n, rate int, strict bool) []phMove {
 	phones := sippeers.StartSippWith(tb, sippeers.SippOptions{Timeout: 10 * time.Minute}, filepath.Join(w.scenario, "register.xml"), "-s", "ph", "-m", strconv.Itoa(n),
 		"-r", "200", "-l", "50", "-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(tb)), "-t", "u1", w.sipAddr)
 	phones.Wait(tb, 10*time.Minute)
-	sippeers.WaitFor(tb, phonesLimit, "every phone in the main's registrar, none in the standby's", func() bool {
+	testkit.EventuallyWithin(tb, phonesLimit, func() bool {
 		return phStat(tb, w.reg["main"], "location_contacts") == n+1 && phStat(tb, w.reg["standby"], "location_contacts") == 0
-	})
+	}, "every phone in the main's registrar, none in the standby's")
 
 	var moves []phMove
 	// 1. kill -9 of the Active node's resman: the Standby takes over.
@@ -263,10 +264,10 @@ func runPhones(tb testing.TB, n, rate int, strict bool) []phMove {
 	t0 = time.Now()
 	w.node["main"] = startProc(tb, "main", w.cfg["main"], w.url["main"])
 	moves = append(moves, w.follow("failback", "standby", "main", t0, false))
-	sippeers.WaitFor(tb, phonesLimit, "the pair settled: main active, standby inactive, HA ready", func() bool {
+	testkit.EventuallyWithin(tb, phonesLimit, func() bool {
 		m, s := status(tb, w.url["main"]), status(tb, w.url["standby"])
 		return m.Status == "active" && s.Status == "inactive" && m.HA.Ready && s.HA.Ready
-	})
+	}, "the pair settled: main active, standby inactive, HA ready")
 
 	// 2. A planned switchover, with the CLI, followed while the command
 	// runs: the Edge re-homes phones before it returns.
@@ -339,7 +340,7 @@ func (w *phWorld) follow(cause, from, to string, t0 time.Time, strict bool) phMo
 		time.Sleep(20 * time.Millisecond)
 	}
 	if switched.IsZero() {
-		sippeers.WaitFor(tb, phonesLimit, "the Edge routing to "+to, func() bool { return w.edgeStatus().Side == to })
+		testkit.EventuallyWithin(tb, phonesLimit, func() bool { return w.edgeStatus().Side == to }, "the Edge routing to %v", to)
 		switched = time.Now()
 	}
 	m.edgeSwitch = switched.Sub(t0)
@@ -363,10 +364,10 @@ func (w *phWorld) follow(cause, from, to string, t0 time.Time, strict bool) phMo
 		tb.Fatalf("%s: %d contacts left in the %s registrar after %s", cause, phStat(tb, oldR, "location_contacts"), from, phonesLimit)
 	}
 	m.oldEmpty = d0
-	sippeers.WaitFor(tb, phonesLimit, "the Edge's re-homing done", func() bool {
+	testkit.EventuallyWithin(tb, phonesLimit, func() bool {
 		r := w.edgeStatus().SIP.LastRehome
 		return r != nil && r.To == to && r.Done
-	})
+	}, "the Edge's re-homing done")
 	r := w.edgeStatus().SIP.LastRehome
 	m.edge = &phRehome{Bindings: r.Bindings, Moved: r.Moved, ByEdge: r.ByEdge, Failed: r.Failed, Removed: r.Removed, Done: r.Done,
 		P50: r.P50, P95: r.P95, Max: r.Max}
@@ -459,11 +460,11 @@ log: {level: info}
 	}
 	w.node["standby"] = startProc(tb, "standby", w.cfg["standby"], w.url["standby"])
 	w.node["main"] = startProc(tb, "main", w.cfg["main"], w.url["main"])
-	sippeers.WaitFor(tb, phonesLimit, "main active, standby inactive, HA ready, each seeing the other", func() bool {
+	testkit.EventuallyWithin(tb, phonesLimit, func() bool {
 		m, s := status(tb, w.url["main"]), status(tb, w.url["standby"])
 		return m.Status == "active" && s.Status == "inactive" && m.HA.Ready && s.HA.Ready &&
 			s.Peer != nil && s.Peer.Status == "active" && m.Peer != nil && m.Peer.Status == "inactive"
-	})
+	}, "main active, standby inactive, HA ready, each seeing the other")
 }
 
 func (w *phWorld) startEdge(rate int) {
@@ -511,7 +512,7 @@ func (w *phWorld) edgeStatus() edge.Status {
 
 func (w *phWorld) waitRouted(side string) {
 	w.tb.Helper()
-	sippeers.WaitFor(w.tb, phonesLimit, "the Edge routing to "+side, func() bool { return w.edgeStatus().Side == side })
+	testkit.EventuallyWithin(w.tb, phonesLimit, func() bool { return w.edgeStatus().Side == side }, "the Edge routing to %v", side)
 }
 
 // edgeSipp is a sipp scenario of the SIP front's tests.

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/edge/sippeers"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // BenchmarkPhonesKeepalivedVIP reports, for RESMAN_PHONES phones (default
@@ -175,14 +176,14 @@ func startVIPPair(b *testing.B, n, expiry, refresh int, ka kaOpts, scenario stri
 	limit := 2*time.Duration(expiry)*time.Second + 10*time.Minute
 	p.phones = sippeers.StartSippWith(b, sippeers.SippOptions{Timeout: limit}, scenario, "-s", "ph", "-m", strconv.Itoa(n), "-l", strconv.Itoa(n),
 		"-r", "200", "-i", l.subnet+".254", "-p", strconv.Itoa(sippeers.Port(b)), "-t", "u1", vip+":"+strconv.Itoa(vipRegPort))
-	sippeers.WaitFor(b, phonesLimit, "every phone in the main's registrar, none in the standby's", func() bool {
+	testkit.EventuallyWithin(b, phonesLimit, func() bool {
 		select {
 		case <-p.phones.Done():
 			b.Fatalf("sipp exited: %v", p.phones.Err())
 		default:
 		}
 		return phStat(b, p.reg["main"], "location_contacts") == n && phStat(b, p.reg["standby"], "location_contacts") == 0
-	})
+	}, "every phone in the main's registrar, none in the standby's")
 	return p
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // TestReloadSwitchesMode starts a pair in manual mode, switches both to
@@ -13,7 +15,7 @@ import (
 // a broken file on reload changes nothing and says so.
 func TestReloadSwitchesMode(t *testing.T) {
 	mainP, standbyP, mainSpec, standbySpec := pair(t)
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
 
 	// A broken file: refused, audited, the mode unchanged.
 	good, err := os.ReadFile(standbyP.cfg)
@@ -28,7 +30,7 @@ func TestReloadSwitchesMode(t *testing.T) {
 	}
 	writeCfg(standbyP.cfg, []byte("node: {name: [broken"))
 	standbyP.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "refused reload in the audit log", func() bool { return auditHas(t, standbyP.url, "kept the last good config") })
+	testkit.Eventually(t, func() bool { return auditHas(t, standbyP.url, "kept the last good config") }, "refused reload in the audit log")
 	if st := status(t, standbyP.url); st.Mode != "manual" {
 		t.Fatalf("a broken file changed the mode to %s", st.Mode)
 	}
@@ -48,13 +50,13 @@ func TestReloadSwitchesMode(t *testing.T) {
 	writeCfg(mainP.cfg, toAuto(mainCfg, mainSpec, standbySpec, mg, sg))
 	standbyP.cmd.Process.Signal(syscall.SIGHUP)
 	mainP.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "both in auto mode, seeing each other over gossip", func() bool {
+	testkit.Eventually(t, func() bool {
 		m, s := status(t, mainP.url), status(t, standbyP.url)
 		return m.Mode == "auto" && s.Mode == "auto" && s.HA.Ready && s.Peer != nil && s.Peer.Epoch == m.Epoch
-	})
+	}, "both in auto mode, seeing each other over gossip")
 	if !auditHas(t, standbyP.url, "mode manual -> auto") {
 		t.Fatal("the switch is not in the audit log")
 	}
 	mainP.kill(syscall.SIGKILL)
-	waitFor(t, "the standby takes over by itself", func() bool { return status(t, standbyP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, standbyP.url).Status == "active" }, "the standby takes over by itself")
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // TestReplicationFilesJob: a files job copies a tree from the Active node
@@ -26,10 +28,10 @@ func TestReplicationFilesJob(t *testing.T) {
 		return fmt.Sprintf("replication:\n  - {name: asterisk-conf, every: 1h, files: {roots: [{name: etc, path: %s}]}}\n", root)
 	}
 	mainP, standbyP, _, _ := pairWith(t, job(srcRoot), job(dstRoot))
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
-	waitFor(t, "standby not ready: never replicated", func() bool {
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
+	testkit.Eventually(t, func() bool {
 		return strings.Contains(strings.Join(status(t, standbyP.url).HA.Reasons, ";"), "replication job asterisk-conf")
-	})
+	}, "standby not ready: never replicated")
 
 	if _, stderr, code := cli(t, "replication", "run", "--node", standbyP.url, "--reason", "wrong side"); code != exitRefused {
 		t.Fatalf("run on the inactive node: exit %d %s", code, stderr)
@@ -42,7 +44,7 @@ func TestReplicationFilesJob(t *testing.T) {
 	if err != nil || string(got) != "exten => 100,1,Answer()\n" {
 		t.Fatalf("the file did not arrive: %q %v", got, err)
 	}
-	waitFor(t, "standby ready after replication", func() bool { return status(t, standbyP.url).HA.Ready })
+	testkit.Eventually(t, func() bool { return status(t, standbyP.url).HA.Ready }, "standby ready after replication")
 	if !auditHas(t, mainP.url, "manual job asterisk-conf") {
 		t.Fatal("the run is not in the main's audit log")
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // cutPort drops every packet between hosts a and b to or from port (TCP
@@ -30,10 +31,10 @@ func TestGossipCutSecondPathHolds(t *testing.T) {
 	skipShort(t)
 	a := newAutoPair(t, false)
 	a.lab.cutPort("standby", "main", 7946)
-	waitFor(t, "the standby shows the main over the second path (gossip lost it)", func() bool {
+	testkit.Eventually(t, func() bool {
 		s := status(t, a.standbyURL)
 		return s.Peer != nil && s.Peer.Via == api.ViaSecondPath && s.Peer.Reachable && s.Peer.Status == "active"
-	})
+	}, "the standby shows the main over the second path (gossip lost it)")
 	// The proof that nothing moved is the audit log, which records every
 	// transition with its cause: sampled status could miss a short one.
 	for _, e := range auditEntries(t, a.standbyURL) {
@@ -46,7 +47,7 @@ func TestGossipCutSecondPathHolds(t *testing.T) {
 	}
 
 	a.lab.cut("standby", "main")
-	waitFor(t, "the standby active once the whole link is cut", func() bool { return status(t, a.standbyURL).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, a.standbyURL).Status == "active" }, "the standby active once the whole link is cut")
 	for _, e := range auditEntries(t, a.standbyURL) {
 		if e.Action == "failover" {
 			if !strings.Contains(e.Cause, "second path") {

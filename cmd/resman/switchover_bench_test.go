@@ -19,6 +19,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 func BenchmarkSwitchover(b *testing.B) {
@@ -50,7 +52,7 @@ func BenchmarkSwitchover(b *testing.B) {
 				writeSmallFiles(b, roots[1], 0)
 			}
 			mainP, standbyP, _, _ := pairWith(b, job(roots[0]), job(roots[1]))
-			waitFor(b, "main active", func() bool { return status(b, mainP.url).Status == "active" })
+			testkit.Eventually(b, func() bool { return status(b, mainP.url).Status == "active" }, "main active")
 			procs := [2]*proc{mainP, standbyP}
 			if tc.name == "sync-1000-unchanged" {
 				if _, stderr, code := cli(b, "replication", "run", "--node", mainP.url, "--reason", "bench: first copy"); code != 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // TestSwitchoverWithSync: refused with every missing precondition when
@@ -20,7 +21,7 @@ func TestSwitchoverWithSync(t *testing.T) {
 		return fmt.Sprintf("replication:\n  - {name: conf, every: 1h, files: {roots: [{name: etc, path: %s}]}}\n", root)
 	}
 	mainP, standbyP, _, _ := pairWith(t, job(srcRoot), job(dstRoot))
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
 	chk := startChecker(t, mainP.url, standbyP.url)
 
 	_, stderr, code := cli(t, "switchover", "--node", standbyP.url, "--reason", "wrong side")
@@ -63,7 +64,7 @@ func TestSwitchoverWithSync(t *testing.T) {
 // taken): the Main starts again and the answer says so.
 func TestSwitchoverRollsBack(t *testing.T) {
 	mainP, standbyP, _, standbySpec := pair(t)
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
 	busy, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", standbySpec.host, standbySpec.sipPort))
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +107,7 @@ func TestSwitchoverWaitsForDrain(t *testing.T) {
 	}
 	drain := fmt.Sprintf("switchover: {drain: {exec: [sh, -c, \"test ! -e %s\"], timeout: 2s, interval: 200ms}}\n", calls)
 	mainP, standbyP, _, _ := pairWith(t, drain, "")
-	waitFor(t, "main active", func() bool { return status(t, mainP.url).Status == "active" })
+	testkit.Eventually(t, func() bool { return status(t, mainP.url).Status == "active" }, "main active")
 
 	_, stderr, code := cli(t, "switchover", "--node", mainP.url, "--reason", "calls going on")
 	if code != exitFailed || !strings.Contains(stderr, "calls are still active, nothing was changed") {

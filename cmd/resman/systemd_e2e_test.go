@@ -34,6 +34,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // The tree: Debian's minbase, plus what boots systemd (systemd,
@@ -109,9 +111,9 @@ func TestPackageUnderSystemd(t *testing.T) {
 	if out, err := c.run("systemctl start resman"); err == nil {
 		t.Errorf("systemctl start with the shipped config succeeded:\n%s", out)
 	}
-	waitFor(t, "the journal to name api.token as a placeholder", func() bool {
+	testkit.Eventually(t, func() bool {
 		return strings.Contains(c.journal(t), "api.token: is a placeholder")
-	})
+	}, "the journal to name api.token as a placeholder")
 	if got := c.show(t, "ActiveState")["ActiveState"]; got == "active" {
 		t.Errorf("resman is active with the placeholder token")
 	}
@@ -160,23 +162,23 @@ func TestPackageUnderSystemd(t *testing.T) {
 	// Reload of a file that does not pass (the placeholder back): refused,
 	// the last good config kept, the daemon still running.
 	c.must(t, `cp -p /etc/resman/resman.yaml /root/good.yaml && sed -i 's/^  token: ".*"$/  token: "`+sdPlaceholder+`"/' /etc/resman/resman.yaml && systemctl reload resman`)
-	waitFor(t, "the journal to say the reload was refused", func() bool {
+	testkit.Eventually(t, func() bool {
 		for _, l := range strings.Split(c.journal(t), "\n") {
 			if strings.Contains(l, `msg="config reload refused: keeping the last good config"`) && strings.Contains(l, "api.token") {
 				return true
 			}
 		}
 		return false
-	})
+	}, "the journal to say the reload was refused")
 	if got := c.show(t, "ActiveState", "MainPID"); got["ActiveState"] != "active" || got["MainPID"] != pid {
 		t.Errorf("after a refused reload: %v, want active with MainPID %s", got, pid)
 	}
 	c.must(t, statusCmd)
 	// Reload of the good file: applied.
 	c.must(t, "cp -p /root/good.yaml /etc/resman/resman.yaml && systemctl reload resman")
-	waitFor(t, "the journal to say the config was reloaded", func() bool {
+	testkit.Eventually(t, func() bool {
 		return strings.Contains(c.journal(t), `msg="config reloaded" component=node mode=manual`)
-	})
+	}, "the journal to say the config was reloaded")
 	if got := c.show(t, "ActiveState", "MainPID"); got["ActiveState"] != "active" || got["MainPID"] != pid {
 		t.Errorf("after reload: %v, want active with MainPID %s", got, pid)
 	}
@@ -366,7 +368,7 @@ type sdContainer struct {
 	done    chan error
 	exited  bool
 	leader  int // the container's PID 1 (systemd), as the host sees it
-	log     *syncBuffer
+	log     *testkit.Buffer
 	cgroups []string // made for the container, removed after it
 }
 
@@ -378,7 +380,7 @@ func bootSystemd(t *testing.T, tree, debDir string) *sdContainer {
 	name := "resman-e2e-" + randomID()
 	args := []string{"-D", tree, "-M", name, "--boot", "--console=pipe", "--private-network",
 		"--volatile=overlay", "--bind-ro=" + debDir + ":/mnt/resman"}
-	c := &sdContainer{done: make(chan error, 1), log: &syncBuffer{}}
+	c := &sdContainer{done: make(chan error, 1), log: &testkit.Buffer{}}
 	var cmd *exec.Cmd
 	if _, err := os.Stat("/run/systemd/system"); err == nil {
 		// The host runs systemd: nspawn asks it for a scope of its own.

@@ -1,7 +1,7 @@
 package main
 
 // Helpers shared by the chaos test and the keepalived benchmark to draw
-// what happened (resilience/timeline) and to keep the results: both write
+// what happened (resilience/testkit/timeline) and to keep the results: both write
 // into testout/proof/ at the repository's root (RESMAN_PROOF_DIR elsewhere).
 
 import (
@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/resilience/api"
-	"github.com/resman-pbx/resman/resilience/timeline"
+	"github.com/resman-pbx/resman/resilience/testkit/timeline"
 )
 
 // proofDir is where the pictures and results of the proof go; tests run

@@ -23,10 +23,11 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // timerSet is one documented set of timers.
@@ -75,10 +76,10 @@ func timedPair(b *testing.B, ts timerSet) (*lab, *proc, *proc) {
 	}
 	standby := startIn(b, l, "standby", cfgs["standby"])
 	main := startIn(b, l, "main", cfgs["main"])
-	waitFor(b, "pair settled", func() bool {
+	testkit.Eventually(b, func() bool {
 		m, s := status(b, main.url), status(b, standby.url)
 		return m.Status == "active" && s.HA.Ready && s.Peer != nil && s.Peer.Status == "active" && s.Peer.Epoch == m.Epoch
-	})
+	}, "pair settled")
 	return l, main, standby
 }
 
@@ -180,13 +181,10 @@ func BenchmarkTimerSets(b *testing.B) {
 // metricSeconds reads one sample of a Prometheus text exposition (0 when
 // absent).
 func metricSeconds(exposition, name string) time.Duration {
-	for _, line := range strings.Split(exposition, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil {
-				return time.Duration(f * float64(time.Second))
-			}
-		}
+	v, _ := testkit.MetricText(exposition, name)
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return 0
 	}
-	return 0
+	return time.Duration(f * float64(time.Second))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
@@ -91,13 +92,13 @@ func TestRunWiresXDSPeerContactAndUnregisterOnStop(t *testing.T) {
 
 	url := fmt.Sprintf("http://%s:%d", host, spec.apiPort)
 	p := startProc(t, "main", cfg, url)
-	waitFor(t, "the main Active", func() bool { return status(t, url).Status == "active" })
-	waitFor(t, "the MDS holding the main's contact only", func() bool { return bound(contact) && !bound(peerContact) })
-	waitFor(t, "the removal in the audit log", func() bool {
+	testkit.Eventually(t, func() bool { return status(t, url).Status == "active" }, "the main Active")
+	testkit.Eventually(t, func() bool { return bound(contact) && !bound(peerContact) }, "the MDS holding the main's contact only")
+	testkit.Eventually(t, func() bool {
 		return slices.ContainsFunc(auditEntries(t, url), func(e api.AuditEntry) bool {
 			return e.Action == "sip unregister peer" && e.Outcome == resilience.OutcomeOK && e.Cause == "removed the peer's contact from MDS mds1"
 		})
-	})
+	}, "the removal in the audit log")
 
 	p.kill(syscall.SIGTERM)
 	if bound(contact) {

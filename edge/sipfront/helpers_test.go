@@ -3,7 +3,6 @@ package sipfront
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resman-pbx/resman/edge/sippeers"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -40,7 +40,7 @@ func startFront(t *testing.T, sides []Side, opts ...func(*Options)) *testFront {
 	o := Options{Listen: "127.0.0.1:" + strconv.Itoa(port), Expires: 30, RegisterRate: 200, Sides: sides,
 		Timeout: 2 * time.Second, Registerer: reg}
 	if testing.Verbose() {
-		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Logger = testkit.Logger(t)
 	}
 	for _, fn := range opts {
 		fn(&o)
@@ -52,7 +52,7 @@ func startFront(t *testing.T, sides []Side, opts ...func(*Options)) *testFront {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
-	sippeers.WaitFor(t, waitLimit, "the front to listen", func() bool { return f.Addr() != "" })
+	testkit.EventuallyWithin(t, waitLimit, func() bool { return f.Addr() != "" }, "the front to listen")
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -233,31 +233,6 @@ type netipAddrPort = netip.AddrPort
 func parseAddrPort(s string) (netip.AddrPort, error) { return netip.ParseAddrPort(s) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-// testutilCounter reads a counter of the front's registry.
-func testutilCounter(t *testing.T, f *testFront, name, label, value string) float64 {
-	t.Helper()
-	fams, err := f.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fam := range fams {
-		if fam.GetName() != name {
-			continue
-		}
-		for _, m := range fam.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					if c := m.GetCounter(); c != nil {
-						return c.GetValue()
-					}
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return -1
-}
 
 func short(m sip.Message) string {
 	if s, ok := m.(interface{ Short() string }); ok {

@@ -12,6 +12,7 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/resman-pbx/resman/edge/sippeers"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -104,7 +105,7 @@ func TestProxyRulesPhoneToPBX(t *testing.T) {
 			t.Fatalf("the phone got %s", edgeBye.String())
 		}
 		phone.sendTo(f.addr, ok200(edgeBye).String())
-		sippeers.WaitFor(t, waitLimit, "the call forgotten", func() bool { return f.Status().Calls == 0 })
+		testkit.EventuallyWithin(t, waitLimit, func() bool { return f.Status().Calls == 0 }, "the call forgotten")
 		// A request of the phone in that dialog gets a 481.
 		bye = strings.Replace(bye, "z9hG4bKbye2", "z9hG4bKbye3", 1)
 		bye = strings.Replace(bye, "CSeq: 2 BYE", "CSeq: 4 BYE", 1)
@@ -191,7 +192,7 @@ func TestMalformed(t *testing.T) {
 	if req := pbx.request(waitLimit); req.Method != sip.INVITE {
 		t.Fatalf("pbx got %s", req.Short())
 	}
-	if n := testutilCounter(t, f, "resman_edge_sip_messages_total", "kind", "malformed"); n < 4 {
+	if n := testkit.Metric(t, f.reg, "resman_edge_sip_messages_total", map[string]string{"kind": "malformed"}); n < 4 {
 		t.Errorf("malformed = %v, want at least 4", n)
 	}
 }
@@ -232,14 +233,14 @@ func TestRegistrationCacheAndRehome(t *testing.T) {
 	}
 
 	f.SetActive("b")
-	sippeers.WaitFor(t, waitLimit, "the binding on side b and gone from side a", func() bool {
+	testkit.EventuallyWithin(t, waitLimit, func() bool {
 		return slices.Equal(sippeers.Contacts(rb), []string{contact}) && len(sippeers.Contacts(ra)) == 0
-	})
+	}, "the binding on side b and gone from side a")
 	st := f.Status()
 	if st.Registered != 1 || st.Sides[1].Registered != 1 || st.Sides[0].Registered != 0 {
 		t.Errorf("status %+v", st)
 	}
-	sippeers.WaitFor(t, waitLimit, "the re-homing to end", func() bool { r := f.Status().LastRehome; return r != nil && r.Done })
+	testkit.EventuallyWithin(t, waitLimit, func() bool { r := f.Status().LastRehome; return r != nil && r.Done }, "the re-homing to end")
 	r := f.Status().LastRehome
 	if r.To != "b" || r.From != "a" || r.Moved != 1 || r.ByEdge != 1 || r.Removed != 1 || r.Max <= 0 {
 		t.Errorf("last rehome %+v", r)
@@ -361,10 +362,10 @@ func TestChallengedSideLeftToThePhone(t *testing.T) {
 	}
 
 	f.SetActive("b")
-	sippeers.WaitFor(t, waitLimit, "the front's attempt on side b", func() bool {
+	testkit.EventuallyWithin(t, waitLimit, func() bool {
 		r := f.Status().LastRehome
 		return r != nil && r.Failed == 1
-	})
+	}, "the front's attempt on side b")
 	if r := f.Status().LastRehome; r.Done || r.Pending != 1 || len(sippeers.Contacts(rb)) != 0 {
 		t.Fatalf("after a challenged re-registration: %+v, side b holds %q", r, sippeers.Contacts(rb))
 	}
@@ -419,9 +420,9 @@ func TestSilentPhoneExpires(t *testing.T) {
 	if len(sippeers.Contacts(ra)) != 1 {
 		t.Fatal("not registered on side a")
 	}
-	sippeers.WaitFor(t, waitLimit, "the silent phone removed from side a", func() bool {
+	testkit.EventuallyWithin(t, waitLimit, func() bool {
 		return len(sippeers.Contacts(ra)) == 0 && f.Status().Registered == 0
-	})
+	}, "the silent phone removed from side a")
 }
 
 // TestPreloadedRoute: phones that set the Edge as outbound proxy preload a

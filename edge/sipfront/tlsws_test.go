@@ -23,6 +23,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/resman-pbx/resman/edge/sippeers"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // testCert is a self-signed certificate for 127.0.0.1, made for the test,
@@ -240,7 +241,7 @@ func TestTLSAndWebSocketPhones(t *testing.T) {
 			if err != nil || byeRes.StatusCode != 200 {
 				t.Fatalf("the phone's BYE: %v %v", byeRes, err)
 			}
-			sippeers.WaitFor(t, waitLimit, "the call forgotten", func() bool { return f.Status().Calls == 0 })
+			testkit.EventuallyWithin(t, waitLimit, func() bool { return f.Status().Calls == 0 }, "the call forgotten")
 
 			// Another call, up when side b takes Active: the Edge's BYE
 			// reaches the phone on its connection.
@@ -254,7 +255,7 @@ func TestTLSAndWebSocketPhones(t *testing.T) {
 			if res := callerResponse(t, caller, id2); res.StatusCode != 200 {
 				t.Fatalf("the second call: %s", res.Short())
 			}
-			sippeers.WaitFor(t, waitLimit, "the call confirmed", func() bool { return f.Status().Calls == 1 })
+			testkit.EventuallyWithin(t, waitLimit, func() bool { return f.Status().Calls == 1 }, "the call confirmed")
 			f.SetActive("b")
 			select {
 			case b := <-phone.bye:
@@ -264,13 +265,13 @@ func TestTLSAndWebSocketPhones(t *testing.T) {
 			case <-time.After(waitLimit):
 				t.Fatalf("the phone got no BYE from the Edge over %s", netw)
 			}
-			sippeers.WaitFor(t, waitLimit, "the call forgotten", func() bool { return f.Status().Calls == 0 })
+			testkit.EventuallyWithin(t, waitLimit, func() bool { return f.Status().Calls == 0 }, "the call forgotten")
 			f.SetActive("a")
 
 			// The phone goes away: its connection closes, and a call from
 			// the PBX gets 480 (the Edge cannot open one towards it).
 			phone.ua.Close()
-			sippeers.WaitFor(t, waitLimit, "the phone's connection closed", func() bool { return !f.hasConnFrom(netw) })
+			testkit.EventuallyWithin(t, waitLimit, func() bool { return !f.hasConnFrom(netw) }, "the phone's connection closed")
 			id += "-gone"
 			caller.sendTo(kam.Addr, strings.ReplaceAll(inv, "in-"+netw, id))
 			if res := callerResponse(t, caller, id); res.StatusCode != 480 {
@@ -660,7 +661,7 @@ func TestWebSocketGarbage(t *testing.T) {
 	if req := pbx.request(waitLimit); req.Method != sip.INVITE {
 		t.Fatalf("pbx got %s", req.Short())
 	}
-	if n := testutilCounter(t, f, "resman_edge_sip_messages_total", "kind", "malformed"); n < 3 {
+	if n := testkit.Metric(t, f.reg, "resman_edge_sip_messages_total", map[string]string{"kind": "malformed"}); n < 3 {
 		t.Errorf("malformed = %v, want at least 3 (the messages that are not SIP, the one too large)", n)
 	}
 }

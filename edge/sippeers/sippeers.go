@@ -364,19 +364,6 @@ func Ping(addr string) bool {
 	return err == nil && strings.HasPrefix(string(buf[:n]), "SIP/2.0 ")
 }
 
-// WaitFor polls cond every 20 ms until it holds, failing the test after
-// limit.
-func WaitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Quiet silences the process-wide default logger below errors: sipgo logs
 // there.
 func Quiet() {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/cluster/clustertest"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // configuredTrio starts a Main, a Standby and a witness that each admit
@@ -36,7 +37,7 @@ func configuredTrio(t *testing.T, h *clustertest.Harness) (main, standby, witnes
 		}
 	}
 	ns := h.Start(m, node("standby", "standby", "main", "main"), w)
-	clustertest.WaitUntil(t, 10*time.Second, "everyone sees everyone", func() bool {
+	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 		for _, n := range ns {
 			for _, other := range []string{"main", "standby", "witness"} {
 				if mem, ok := n.Cluster.Member(other); other != n.Name && (!ok || !mem.Alive) {
@@ -45,7 +46,7 @@ func configuredTrio(t *testing.T, h *clustertest.Harness) (main, standby, witnes
 			}
 		}
 		return true
-	})
+	}, "everyone sees everyone")
 	return ns[0], ns[1], ns[2]
 }
 
@@ -104,7 +105,7 @@ func TestForgedMembersAreRefused(t *testing.T) {
 		if sees, ok := main.Cluster.WitnessSees("standby"); !ok || sees {
 			t.Errorf("witness verdict on standby = (%t, %t), want the real witness's: not seen", sees, ok)
 		}
-		if v := clustertest.CounterValue(main.Metrics, "resman_gossip_members_refused_total"); v < 3 {
+		if v := testkit.Metric(t, main.Metrics, "resman_gossip_members_refused_total", nil); v < 3 {
 			t.Errorf("resman_gossip_members_refused_total = %v, want a count per refused announcement", v)
 		}
 		// One warning per member, address and reason, however often it

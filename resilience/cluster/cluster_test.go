@@ -16,6 +16,7 @@ import (
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/cluster/clustertest"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 func spec(name, role string) clustertest.Spec {
@@ -42,7 +43,7 @@ func trio(t *testing.T, h *clustertest.Harness) (main, standby, witness *cluster
 	m.Meta.Status, m.Meta.Epoch = "active", 3
 	ns := h.Start(m, spec("standby", "standby"), spec("witness", "witness"))
 	all := []string{"main", "standby", "witness"}
-	clustertest.WaitUntil(t, 10*time.Second, "everyone sees everyone", func() bool {
+	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 		for _, n := range ns {
 			for _, other := range all {
 				if other == n.Name {
@@ -55,7 +56,7 @@ func trio(t *testing.T, h *clustertest.Harness) (main, standby, witness *cluster
 			}
 		}
 		return true
-	})
+	}, "everyone sees everyone")
 	return ns[0], ns[1], ns[2]
 }
 
@@ -88,7 +89,7 @@ func TestPairSeesEachOtherWithMeta(t *testing.T) {
 		if len(ms) != 2 || ms[0].Name != "main" || !ms[0].Alive || ms[1].Name != "standby" || !ms[1].Alive {
 			t.Errorf("standby's Members = %+v", ms)
 		}
-		if v := clustertest.GaugeValue(standby.Metrics, "resman_gossip_members", "state", "alive"); v != 2 {
+		if v := testkit.Metric(t, standby.Metrics, "resman_gossip_members", map[string]string{"state": "alive"}); v != 2 {
 			t.Errorf("resman_gossip_members{state=alive} = %v, want 2", v)
 		}
 		if _, ok := standby.Cluster.WitnessSees("main"); ok {
@@ -195,10 +196,10 @@ func TestKilledMemberGoesDown(t *testing.T) {
 		if got := standby.Cluster.LocalMeta().Sees; len(got) != 0 {
 			t.Errorf("standby's Sees = %v after the Main died", got)
 		}
-		if n := clustertest.HistogramCount(standby.Metrics, "resman_gossip_peer_down_seconds"); n != 1 {
-			t.Errorf("peer_down_seconds count = %d, want 1", n)
+		if n := testkit.Metric(t, standby.Metrics, "resman_gossip_peer_down_seconds", nil); n != 1 {
+			t.Errorf("peer_down_seconds count = %v, want 1", n)
 		}
-		if v := clustertest.GaugeValue(standby.Metrics, "resman_gossip_members", "state", "down"); v != 1 {
+		if v := testkit.Metric(t, standby.Metrics, "resman_gossip_members", map[string]string{"state": "down"}); v != 1 {
 			t.Errorf("members{state=down} = %v, want 1", v)
 		}
 	})
@@ -232,7 +233,7 @@ func TestPartitionThenRejoin(t *testing.T) {
 		h := clustertest.New(t, 5)
 		main, standby := pair(t, h)
 		rejoins := func(n *clustertest.Node, result string) float64 {
-			return clustertest.CounterValue(n.Metrics, "resman_gossip_rejoins_total", "result", result)
+			return testkit.Metric(t, n.Metrics, "resman_gossip_rejoins_total", map[string]string{"result": result})
 		}
 		// One or two joins at start: a member does not join a peer that
 		// has already joined it.
@@ -254,10 +255,10 @@ func TestPartitionThenRejoin(t *testing.T) {
 		}
 		// The Up events come from inside the rejoin's Join: wait for it to
 		// return and count.
-		clustertest.WaitUntil(t, time.Second, "a rejoin counted ok and logged", func() bool {
+		testkit.EventuallyWithin(t, time.Second, func() bool {
 			return rejoins(main, "ok")+rejoins(standby, "ok") > okBefore &&
 				(main.Logs.Contains("rejoined gossip member") || standby.Logs.Contains("rejoined gossip member"))
-		})
+		}, "a rejoin counted ok and logged")
 		// About one failed attempt per RejoinInterval (1s, jittered) each,
 		// each blocked up to the TCP timeout (2s) on the cut link.
 		if failed := rejoins(main, "failed") + rejoins(standby, "failed"); failed < 10 {
@@ -327,10 +328,10 @@ func TestWitnessVerdictWhenMainDies(t *testing.T) {
 		main, standby, _ := trio(t, h)
 		main.Kill()
 		standby.Events.Wait(t, clustertest.IsDown("main"), 5*time.Second)
-		clustertest.WaitUntil(t, 5*time.Second, "the witness's verdict: main not seen", func() bool {
+		testkit.EventuallyWithin(t, 5*time.Second, func() bool {
 			sees, ok := standby.Cluster.WitnessSees("main")
 			return ok && !sees
-		})
+		}, "the witness's verdict: main not seen")
 	})
 }
 
@@ -343,9 +344,9 @@ func TestIsolatedStandbyHasNoVerdict(t *testing.T) {
 		h := clustertest.New(t, 9)
 		main, standby, witness := trio(t, h)
 		h.Net.Isolate("standby")
-		clustertest.WaitUntil(t, 5*time.Second, "the standby sees both others Down", func() bool {
+		testkit.EventuallyWithin(t, 5*time.Second, func() bool {
 			return standby.Events.Count(clustertest.IsDown("main")) == 1 && standby.Events.Count(clustertest.IsDown("witness")) == 1
-		})
+		}, "the standby sees both others Down")
 		main.Events.Wait(t, clustertest.IsDown("standby"), 5*time.Second)
 		witness.Events.Wait(t, clustertest.IsDown("standby"), 5*time.Second)
 		if _, ok := standby.Cluster.WitnessSees("main"); ok {
@@ -365,10 +366,10 @@ func TestIsolatedStandbyHasNoVerdict(t *testing.T) {
 		h.Net.Heal()
 		standby.Events.Wait(t, clustertest.IsUp("main"), 5*time.Second)
 		standby.Events.Wait(t, clustertest.IsUp("witness"), 5*time.Second)
-		clustertest.WaitUntil(t, 5*time.Second, "the witness sees the standby again", func() bool {
+		testkit.EventuallyWithin(t, 5*time.Second, func() bool {
 			sees, ok := main.Cluster.WitnessSees("standby")
 			return ok && sees
-		})
+		}, "the witness sees the standby again")
 	})
 }
 
@@ -389,7 +390,7 @@ func TestWrongKeyIsRefusedAndCounted(t *testing.T) {
 			if _, ok := n.Cluster.Member("intruder"); ok {
 				t.Errorf("%s lists the intruder", n.Name)
 			}
-			if v := clustertest.CounterValue(n.Metrics, "resman_gossip_rejected_total"); v < 5 {
+			if v := testkit.Metric(t, n.Metrics, "resman_gossip_rejected_total", nil); v < 5 {
 				t.Errorf("%s: resman_gossip_rejected_total = %v, want one per join attempt (about 10)", n.Name, v)
 			}
 			want := "gossip from " + intruder.Addr() + " rejected: wrong gossip.key?"
@@ -406,7 +407,7 @@ func TestWrongKeyIsRefusedAndCounted(t *testing.T) {
 		if !intruder.Logs.Contains("gossip to " + main.Addr() + " rejected: wrong gossip.key?") {
 			t.Errorf("the intruder did not log its refusal; logs:\n%s", strings.Join(intruder.Logs.Lines(), "\n"))
 		}
-		if v := clustertest.CounterValue(intruder.Metrics, "resman_gossip_rejected_total"); v < 5 {
+		if v := testkit.Metric(t, intruder.Metrics, "resman_gossip_rejected_total", nil); v < 5 {
 			t.Errorf("intruder: resman_gossip_rejected_total = %v", v)
 		}
 		if c := main.Events.Count(clustertest.IsKind(cluster.Down)); c != 0 {
@@ -509,9 +510,9 @@ func TestLossOnTheOnlyLink(t *testing.T) {
 			downs := main.Events.Count(clustertest.IsKind(cluster.Down)) + standby.Events.Count(clustertest.IsKind(cluster.Down))
 			t.Logf("%.0f%% loss for 5 min, no witness: %d Down events", loss*100, downs)
 			h.Net.Heal()
-			clustertest.WaitUntil(t, 10*time.Second, "the pair together again after the loss", func() bool {
+			testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 				return main.Sees("standby") && standby.Sees("main")
-			})
+			}, "the pair together again after the loss")
 		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/cluster/clustertest"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 var newKey = []byte("the-new-gossip-key-0123456789abc")
@@ -37,14 +38,14 @@ func checkKeys(t *testing.T, n *clustertest.Node, primary []byte, extra ...[]byt
 	if got.Primary != want.Primary || !slices.Equal(got.Extra, want.Extra) {
 		t.Errorf("%s: keys %s, want %s", n.Name, got, want)
 	}
-	if v := clustertest.GaugeValue(n.Metrics, "resman_gossip_keys"); v != float64(want.Count()) {
+	if v := testkit.Metric(t, n.Metrics, "resman_gossip_keys", nil); v != float64(want.Count()) {
 		t.Errorf("%s: resman_gossip_keys = %v, want %d", n.Name, v, want.Count())
 	}
-	if v := clustertest.GaugeValue(n.Metrics, "resman_gossip_key_info", "fingerprint", want.Primary, "primary", "true"); v != 1 {
+	if v := testkit.Metric(t, n.Metrics, "resman_gossip_key_info", map[string]string{"fingerprint": want.Primary, "primary": "true"}); v != 1 {
 		t.Errorf("%s: resman_gossip_key_info{fingerprint=%s,primary=true} = %v", n.Name, want.Primary, v)
 	}
 	for _, fp := range want.Extra {
-		if v := clustertest.GaugeValue(n.Metrics, "resman_gossip_key_info", "fingerprint", fp, "primary", "false"); v != 1 {
+		if v := testkit.Metric(t, n.Metrics, "resman_gossip_key_info", map[string]string{"fingerprint": fp, "primary": "false"}); v != 1 {
 			t.Errorf("%s: resman_gossip_key_info{fingerprint=%s,primary=false} = %v", n.Name, fp, v)
 		}
 	}
@@ -78,7 +79,7 @@ func TestKeyRotationWithoutAGap(t *testing.T) {
 
 		rejected := map[string]float64{}
 		for _, n := range all {
-			rejected[n.Name] = clustertest.CounterValue(n.Metrics, "resman_gossip_rejected_total")
+			rejected[n.Name] = testkit.Metric(t, n.Metrics, "resman_gossip_rejected_total", nil)
 			n.Events.Skip()
 			checkKeys(t, n, oldKey)
 		}
@@ -108,7 +109,7 @@ func TestKeyRotationWithoutAGap(t *testing.T) {
 			if c := n.Events.Count(clustertest.IsKind(cluster.Down)); c != 0 {
 				t.Errorf("%s saw %d Down events during the rotation: %v", n.Name, c, n.Events.All())
 			}
-			if v := clustertest.CounterValue(n.Metrics, "resman_gossip_rejected_total"); v != rejected[n.Name] {
+			if v := testkit.Metric(t, n.Metrics, "resman_gossip_rejected_total", nil); v != rejected[n.Name] {
 				t.Errorf("%s refused %v packets during the rotation", n.Name, v-rejected[n.Name])
 			}
 		}
@@ -120,9 +121,9 @@ func TestKeyRotationWithoutAGap(t *testing.T) {
 		// one with only the new key joins.
 		late := h.Start(clustertest.Spec{Name: "late", Meta: cluster.Meta{Role: "standby"}, Key: oldKey})[0]
 		fresh := h.Start(clustertest.Spec{Name: "fresh", Meta: cluster.Meta{Role: "standby"}, Key: newKey})[0]
-		clustertest.WaitUntil(t, 10*time.Second, "the member with the new key is seen", func() bool {
+		testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 			return main.Sees("fresh") && standby.Sees("fresh") && witness.Sees("fresh")
-		})
+		}, "the member with the new key is seen")
 		time.Sleep(5 * time.Second)
 		for _, n := range append(all, fresh) {
 			if _, ok := n.Cluster.Member("late"); ok {
@@ -150,7 +151,7 @@ func TestKeyRotationOutOfOrderCutsOff(t *testing.T) {
 		}
 		standby.Events.Wait(t, clustertest.IsDown("main"), 5*time.Second)
 		main.Events.Wait(t, clustertest.IsDown("standby"), 5*time.Second)
-		if v := clustertest.CounterValue(standby.Metrics, "resman_gossip_rejected_total"); v == 0 {
+		if v := testkit.Metric(t, standby.Metrics, "resman_gossip_rejected_total", nil); v == 0 {
 			t.Error("the standby refused nothing")
 		}
 		if !standby.Logs.Contains("gossip from " + main.Addr() + " rejected: wrong gossip.key?") {
@@ -194,16 +195,16 @@ func TestSetKeysKeepsOtherExtraKeys(t *testing.T) {
 		if c := main.Events.Count(clustertest.IsKind(cluster.Down)) + standby.Events.Count(clustertest.IsKind(cluster.Down)); c != 0 {
 			t.Errorf("%d Down events", c)
 		}
-		if v := clustertest.CounterValue(main.Metrics, "resman_gossip_rejected_total") +
-			clustertest.CounterValue(standby.Metrics, "resman_gossip_rejected_total"); v != 0 {
+		if v := testkit.Metric(t, main.Metrics, "resman_gossip_rejected_total", nil) +
+			testkit.Metric(t, standby.Metrics, "resman_gossip_rejected_total", nil); v != 0 {
 			t.Errorf("%v packets refused", v)
 		}
 		// A member whose primary is the kept key is accepted by both.
 		other := h.Start(clustertest.Spec{Name: "other", Meta: cluster.Meta{Role: "witness"}, Key: kept,
 			Tune: func(o *cluster.Options) { o.ExtraKeys = [][]byte{newKey} }})[0]
-		clustertest.WaitUntil(t, 10*time.Second, "the member with the kept key is seen", func() bool {
+		testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 			return main.Sees("other") && standby.Sees("other") && other.Sees("main")
-		})
+		}, "the member with the kept key is seen")
 	})
 }
 

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 var (
@@ -56,17 +56,8 @@ func (s *side) stop() {
 
 func waitVerdict(t *testing.T, s *side, want Verdict) State {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st := s.e.State()
-		if st.Verdict(time.Now(), s.e.Window()) == want {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("verdict stayed %v, want %v (state %+v)", st.Verdict(time.Now(), s.e.Window()), want, st)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return testkit.Until(t, s.e.State, func(st State) bool { return st.Verdict(time.Now(), s.e.Window()) == want },
+		"verdict %v", want)
 }
 
 // freeUDP reserves a loopback UDP address and frees it.
@@ -93,13 +84,8 @@ func TestAliveThenRefused(t *testing.T) {
 		t.Fatalf("the main's answer: %+v", st.Meta)
 	}
 	main.status.Store("inactive")
-	deadline := time.Now().Add(20 * time.Second)
-	for standby.e.State().Meta.Status != "inactive" {
-		if time.Now().After(deadline) {
-			t.Fatal("the answers do not follow the main's status")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, func() bool { return standby.e.State().Meta.Status == "inactive" },
+		"the answers to follow the main's status")
 
 	main.stop() // nothing listens on the main's port any more
 	waitVerdict(t, standby, Refused)
@@ -140,9 +126,9 @@ func TestWrongKeyNeverAlive(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if count(good.e.m.bad) == 0 || count(good.e.m.answered) != 0 {
+	if testkit.Value(t, good.e.m.bad) == 0 || testkit.Value(t, good.e.m.answered) != 0 {
 		t.Errorf("against another key: %v packets dropped (want some), %v probes answered (want none)",
-			count(good.e.m.bad), count(good.e.m.answered))
+			testkit.Value(t, good.e.m.bad), testkit.Value(t, good.e.m.answered))
 	}
 }
 
@@ -184,13 +170,7 @@ func TestAnswerFromAnotherName(t *testing.T) {
 
 func waitCount(t *testing.T, what string, c prometheus.Counter, n float64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for count(c) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v, want %v", what, count(c), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Until(t, func() float64 { return testkit.Value(t, c) }, func(v float64) bool { return v >= n }, "%s at %v", what, n)
 }
 
 func TestVerdict(t *testing.T) {
@@ -304,12 +284,4 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decode(ks, b) // must not panic
 	})
-}
-
-func count(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		panic(err)
-	}
-	return m.GetCounter().GetValue()
 }

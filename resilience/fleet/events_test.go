@@ -9,6 +9,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // texts lists the events' texts, in order.
@@ -102,21 +103,16 @@ func TestEventsEndpoint(t *testing.T) {
 	s.set("p00001", "b", func(st *api.Status) {
 		st.HA = api.HA{Ready: false, Reasons: []string{"peer not seen over gossip"}}
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.Until(t, func() string {
 		resp, body := do(t, http.MethodGet, url+PathEvents, aggToken)
 		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" {
 			t.Fatalf("%d %q %s", resp.StatusCode, resp.Header.Get("Cache-Control"), body)
 		}
-		if strings.Contains(body, `"text":"pair p00001: HA not ready because p00001-b: peer not seen over gossip"`) &&
-			strings.Contains(body, `"severity":"warning"`) && strings.Contains(body, `"class":"ha_not_ready"`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no HA event: %s", body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return body
+	}, func(body string) bool {
+		return strings.Contains(body, `"text":"pair p00001: HA not ready because p00001-b: peer not seen over gossip"`) &&
+			strings.Contains(body, `"severity":"warning"`) && strings.Contains(body, `"class":"ha_not_ready"`)
+	}, "the HA event")
 	if resp, _ := do(t, http.MethodGet, url+PathEvents, ""); resp.StatusCode != 401 {
 		t.Errorf("no token: %d", resp.StatusCode)
 	}

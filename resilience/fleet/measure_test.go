@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 func cpuTime(t testing.TB) time.Duration {
@@ -37,28 +37,6 @@ func heapInUse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse + ms.StackInuse
-}
-
-func counterValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			switch mf.GetType() {
-			case dto.MetricType_COUNTER:
-				sum += m.GetCounter().GetValue()
-			case dto.MetricType_HISTOGRAM:
-				sum += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return sum
 }
 
 // simEnv makes the test binary a simulator process (TestSimulatorProcess).
@@ -181,15 +159,15 @@ func TestMeasureLoad(t *testing.T) {
 		first := time.Since(start)
 
 		const window = 8 * time.Second
-		reads0 := counterValue(t, reg, MetricPollDuration)
-		skipped0 := counterValue(t, reg, MetricPollsSkipped)
-		errs0 := counterValue(t, reg, MetricPollErrors)
+		reads0 := testkit.MetricSum(t, reg, MetricPollDuration, nil)
+		skipped0 := testkit.MetricSum(t, reg, MetricPollsSkipped, nil)
+		errs0 := testkit.MetricSum(t, reg, MetricPollErrors, nil)
 		cpu0, wall0 := cpuTime(t), time.Now()
 		time.Sleep(window)
 		cpu, wall := cpuTime(t)-cpu0, time.Since(wall0)
-		reads := counterValue(t, reg, MetricPollDuration) - reads0
-		skipped := counterValue(t, reg, MetricPollsSkipped) - skipped0
-		errs := counterValue(t, reg, MetricPollErrors) - errs0
+		reads := testkit.MetricSum(t, reg, MetricPollDuration, nil) - reads0
+		skipped := testkit.MetricSum(t, reg, MetricPollsSkipped, nil) - skipped0
+		errs := testkit.MetricSum(t, reg, MetricPollErrors, nil) - errs0
 		heap1 := heapInUse()
 
 		// One read of the whole view, as the page or a script does, and

@@ -15,6 +15,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // sim serves the status of many pairs' nodes from one process over real
@@ -205,24 +206,12 @@ func fetchFleet(hc *http.Client, url string) ([]Pair, error) {
 // waitAllPolled waits until every pair of the fleet view has been read.
 func waitAllPolled(t testing.TB, hc *http.Client, url string, within time.Duration) []Pair {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ps := getFleet(t, hc, url)
-		ok := true
-		for _, p := range ps {
-			if has(p.Classes, ClassNotPolled) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return ps
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not every pair read within %s", within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var ps []Pair
+	testkit.EventuallyWithin(t, within, func() bool {
+		ps = getFleet(t, hc, url)
+		return !slices.ContainsFunc(ps, func(p Pair) bool { return has(p.Classes, ClassNotPolled) })
+	}, "every pair read")
+	return ps
 }
 
 func percentile(ds []time.Duration, q float64) time.Duration {

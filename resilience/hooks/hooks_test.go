@@ -1,7 +1,6 @@
 package hooks
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,7 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 var trans = Transition{ID: "42", Node: "xivo-standby", Role: "standby", Mode: "manual",
@@ -54,29 +53,7 @@ func wait(t *testing.T, r *Runner) {
 // counter reads resman_hook_runs_total for one phase, hook and outcome.
 func counter(t *testing.T, reg *prometheus.Registry, phase, hook, outcome string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "resman_hook_runs_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if labels(m) == phase+"/"+hook+"/"+outcome {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
-}
-
-func labels(m *dto.Metric) string {
-	got := map[string]string{}
-	for _, lp := range m.GetLabel() {
-		got[lp.GetName()] = lp.GetValue()
-	}
-	return got["phase"] + "/" + got["hook"] + "/" + got["outcome"]
+	return testkit.Metric(t, reg, "resman_hook_runs_total", map[string]string{"phase": phase, "hook": hook, "outcome": outcome})
 }
 
 func TestAfterHooksRunInOrderWithTheirEnvironment(t *testing.T) {
@@ -209,13 +186,7 @@ func TestTimeoutKillsTheProcessGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the hook's child %d survived the timeout", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, func() bool { return !alive(pid) }, "the hook's child %d to die (timed out)", pid)
 	if n := counter(t, reg, "before_activate", "hang", "timeout"); n != 1 {
 		t.Fatalf("timeout counter = %v, want 1", n)
 	}
@@ -242,35 +213,11 @@ func TestLeftoverChildIsKilledWhenTheHookExits(t *testing.T) {
 	if err != nil || pid <= 0 {
 		t.Fatalf("pid file %q: %v", raw, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the hook's child %d outlived the hook", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// syncBuffer collects log output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	testkit.Eventually(t, func() bool { return !alive(pid) }, "the hook's child %d to end with the hook", pid)
 }
 
 func TestOutputIsBounded(t *testing.T) {
-	var logs syncBuffer
+	var logs testkit.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// 200 KB of output, then the line that matters.
 	noisy := sh("noisy", `i=0; while [ $i -lt 4000 ]; do echo "line $i: 0123456789012345678901234567890123456789"; i=$((i+1)); done; echo "LAST: giving up"; exit 1`, "")

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"time"
 
 	"github.com/resman-pbx/resman/resilience"
 )
@@ -21,8 +20,8 @@ type callsCounted struct {
 // countCalls counts every CallsEvery until ctx ends. A node that is not
 // Active runs no PBX services: it has no calls, and its command is not run.
 func (n *Node) countCalls(ctx context.Context) {
-	t := time.NewTicker(n.d.CallsEvery)
-	defer t.Stop()
+	ticks, stop := n.d.clock.NewTicker(n.d.CallsEvery)
+	defer stop()
 	for {
 		var c callsCounted
 		if status, _, _, _ := n.Brief(); status == string(resilience.Active) {
@@ -38,7 +37,7 @@ func (n *Node) countCalls(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 	}
 }

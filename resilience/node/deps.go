@@ -129,10 +129,38 @@ type Deps struct {
 	// default: a synced write of a temporary file, every 2 s.
 	probeStore func(dir string) error
 	probeEvery time.Duration
+	// clock is where the node reads the time and gets its tickers and
+	// timers (tests pass testkit.FakeClock); default: the real one.
+	clock clock
+}
+
+// clock is the node's source of time: its readings, ticks and timers.
+// NewTicker and NewTimer behave as the time package's (a ticker drops the
+// ticks its reader misses); their stop functions are Ticker.Stop and
+// Timer.Stop. The bounds of I/O (context deadlines) stay on real time.
+type clock interface {
+	Now() time.Time
+	NewTicker(d time.Duration) (ticks <-chan time.Time, stop func())
+	NewTimer(d time.Duration) (fire <-chan time.Time, stop func() bool)
+}
+
+// realClock is the time package.
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) NewTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
+
+func (realClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(d)
+	return t.C, t.Stop
 }
 
 // setDefaults fills in what was left unset: the timings, a discarding
-// logger, and the real state file and store probe.
+// logger, the real state file and store probe, and the real clock.
 func (d *Deps) setDefaults() {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -166,5 +194,8 @@ func (d *Deps) setDefaults() {
 	}
 	if d.probeEvery <= 0 {
 		d.probeEvery = 2 * time.Second
+	}
+	if d.clock == nil {
+		d.clock = realClock{}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/audit"
 	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // breakState makes state.json a non-empty directory, so that the rename
@@ -202,7 +202,7 @@ func bootDeps(t *testing.T, dir string, role resilience.Role, svc *fakeServices,
 		Version: "2025.10.3", Peer: peer, PeerName: "the-peer", PeerEvery: time.Hour,
 		IsUnreachable: func(err error) bool { return errors.Is(err, errDown) },
 		Services:      svc, Audit: al, DataDir: dir,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Logger: testkit.Logger(t),
 	}
 }
 
@@ -465,18 +465,11 @@ func TestGossipAbsurdEpochIsUnreadable(t *testing.T) {
 	})
 	gossip.events <- cluster.Event{Kind: cluster.Up, Member: cluster.Member{Name: "the-peer", Alive: true,
 		Meta: cluster.Meta{Name: "the-peer", Role: "main", Status: "inactive", Epoch: resilience.MaxEpoch + 1, Healthy: true}}}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if p := h.node.Status().Peer; p != nil && p.Reachable && strings.Contains(p.Error, "cannot be read") {
-			if p.Epoch != 0 || p.Status != "" {
-				t.Fatalf("peer = %+v: the absurd meta was taken", p)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("peer = %+v", h.node.Status().Peer)
-		}
-		time.Sleep(5 * time.Millisecond)
+	p := testkit.Until(t, func() *api.Peer { return h.node.Status().Peer }, func(p *api.Peer) bool {
+		return p != nil && p.Reachable && strings.Contains(p.Error, "cannot be read")
+	}, "the peer shown as unreadable")
+	if p.Epoch != 0 || p.Status != "" {
+		t.Fatalf("peer = %+v: the absurd meta was taken", p)
 	}
 	// An unreadable peer moves nothing: no takeover.
 	time.Sleep(300 * time.Millisecond)
@@ -524,8 +517,12 @@ func TestPersistErrorEndsWhenTheStoreTakesWrites(t *testing.T) {
 	}
 	peer := &fakePeer{}
 	peer.set("", 0, errDown)
+	// The probes tick on a fake clock: each one runs when the test moves
+	// the clock, not after some real milliseconds.
+	clk := testkit.NewFakeClock(time.Now())
+	const probeEvery = 2 * time.Second
 	h := startWith(t, t.TempDir(), resilience.RoleMain, peer, &fakeServices{}, func(d *Deps) {
-		d.saveState, d.probeStore, d.probeEvery = save, probe, 20*time.Millisecond
+		d.saveState, d.probeStore, d.probeEvery, d.clock = save, probe, probeEvery, clk
 	})
 	h.waitStatus("active")
 	mu.Lock()
@@ -542,32 +539,24 @@ func TestPersistErrorEndsWhenTheStoreTakesWrites(t *testing.T) {
 		}
 		return false
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	probes := func() int {
 		mu.Lock()
-		n := failedProbes
-		mu.Unlock()
-		if n >= 3 {
-			break // probes ran and failed: the error must still stand
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d probes of the full data directory in 10 s, want 3", n)
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer mu.Unlock()
+		return failedProbes
 	}
+	// One probe interval at a time (a tick the loop has not taken yet is
+	// not doubled, as with a real ticker), until three probes have failed.
+	testkit.Until(t, func() int { clk.Advance(probeEvery); return probes() },
+		func(n int) bool { return n >= 3 }, "three failed probes of the full data directory")
+	// Probes ran and failed: the error must still stand.
 	if !reason() {
 		t.Fatalf("while the disk is full: reasons %q, want the persist error", h.node.Status().HA.Reasons)
 	}
 	mu.Lock()
 	full = false
 	mu.Unlock()
-	deadline = time.Now().Add(10 * time.Second)
-	for reason() {
-		if time.Now().After(deadline) {
-			t.Fatal("the persist error still shows once the disk takes writes again")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, func() bool { clk.Advance(probeEvery); return !reason() },
+		"the persist error to end once the disk takes writes again")
 	es, _ := h.node.Audit(context.Background(), 20, 0)
 	if len(es) == 0 || es[0].Action != "persist" || es[0].Outcome != api.OutcomeOK || !strings.Contains(es[0].Cause, "takes writes again") {
 		t.Fatalf("the end of the persist error is not the last audit entry: %+v", es)

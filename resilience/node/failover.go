@@ -98,7 +98,7 @@ func (n *Node) failoverEndedByRestart() {
 	}
 	cause := fmt.Sprintf("resman restarted during the manual failover that was to last until %s: it has ended; failback follows the policy",
 		failoverTime(m.Until))
-	if !m.Until.After(time.Now()) {
+	if !m.Until.After(n.now()) {
 		cause = fmt.Sprintf("the manual failover ended at %s while resman was stopped; failback follows the policy", failoverTime(m.Until))
 	}
 	st := n.m.Status()

@@ -52,7 +52,7 @@ func (n *Node) onGossip(ctx context.Context, ev cluster.Event) {
 // onPeerGossip takes the peer's gossip view, unless it is a claim that
 // would move this node: that waits for the peer's API (see claimState).
 func (n *Node) onPeerGossip(ctx context.Context, mem cluster.Member, alive bool) {
-	p := api.Peer{Name: mem.Name, URL: n.d.PeerURL, Reachable: alive, CheckedAt: time.Now().UTC()}
+	p := api.Peer{Name: mem.Name, URL: n.d.PeerURL, Reachable: alive, CheckedAt: n.now().UTC()}
 	switch verr := resilience.ValidEpoch(mem.Meta.Epoch); {
 	case alive && verr != nil:
 		// The gossip layer refuses such a meta; should one come, it
@@ -110,7 +110,7 @@ func (n *Node) takePeerGossip(ctx context.Context, p api.Peer) {
 	n.mu.Unlock()
 	switch {
 	case !p.Reachable && n.peerLostAt.IsZero():
-		n.peerLostAt = time.Now()
+		n.peerLostAt = n.now()
 	case p.Reachable:
 		n.peerLostAt = time.Time{}
 	}
@@ -167,10 +167,10 @@ func (n *Node) confirmClaim(ctx context.Context) {
 		n.metrics.claims.WithLabelValues("confirmed").Inc()
 		return
 	}
-	if c.pending == nil || c.busy || (!c.triedAt.IsZero() && time.Since(c.triedAt) < n.d.PeerEvery) {
+	if c.pending == nil || c.busy || (!c.triedAt.IsZero() && n.now().Sub(c.triedAt) < n.d.PeerEvery) {
 		return
 	}
-	c.busy, c.triedAt = true, time.Now()
+	c.busy, c.triedAt = true, n.now()
 	go func() {
 		p := n.fetchPeer(ctx)
 		select {
@@ -247,7 +247,7 @@ func (n *Node) vouchedBySecondPath(claim api.Peer) bool {
 	}
 	st := sp.State()
 	says := resilience.Status(st.Meta.Status)
-	return st.Vouched && time.Since(st.LastAnswer) < sp.Window() &&
+	return st.Vouched && n.now().Sub(st.LastAnswer) < sp.Window() &&
 		(says == resilience.Active || says == resilience.Activating) && st.Meta.Epoch >= claim.Epoch
 }
 

@@ -9,8 +9,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/resman-pbx/resman/resilience"
+	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/echo"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // activeMainInAuto boots a Main in auto mode, Active, next to a peer whose
@@ -42,13 +44,8 @@ func (h *harness) trust(result string) float64 {
 
 func (h *harness) waitTrust(result string, atLeast float64) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for h.trust(result) < atLeast {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("resman_gossip_trust_total{result=%q} = %v, want at least %v", result, h.trust(result), atLeast)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Until(h.t, func() float64 { return h.trust(result) }, func(v float64) bool { return v >= atLeast },
+		"resman_gossip_trust_total{result=%q} at least %v", result, atLeast)
 }
 
 // A member with the gossip key and the peer's name claims Active at a far
@@ -152,13 +149,8 @@ func TestGossipOlderThanTheAPIViewIsSkipped(t *testing.T) {
 	held := claimActive(1)
 	held.Kind, held.Member.Meta.Status, held.Member.Meta.Holding = cluster.Update, "inactive", true
 	gossip.events <- held
-	deadline := time.Now().Add(10 * time.Second)
-	for p := h.node.Status().Peer; p == nil || !p.Holding; p = h.node.Status().Peer {
-		if time.Now().After(deadline) {
-			t.Fatalf("the later gossip view was not taken: %+v", p)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Until(t, func() *api.Peer { return h.node.Status().Peer }, func(p *api.Peer) bool { return p != nil && p.Holding },
+		"the later gossip view (holding) to be taken")
 }
 
 // A claim the second path vouches for (an answer of the peer's, made under

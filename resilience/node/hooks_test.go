@@ -16,6 +16,7 @@ import (
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/hooks"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // shHook runs script with sh; $0 is the hook's name, $1 is arg.
@@ -157,13 +158,8 @@ func TestAfterHooksRunInOrderAcrossQuickTransitions(t *testing.T) {
 	h.waitStatus("inactive")
 	// The boot's after_deactivate: the status may say Inactive a moment
 	// before the hook is queued, so wait for the hook itself.
-	deadline := time.Now().Add(30 * time.Second)
-	for !slices.Contains(readLines(t, log), "end d1") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the boot's after_deactivate hook did not run: %q", readLines(t, log))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Until(t, func() []string { return readLines(t, log) }, func(l []string) bool { return slices.Contains(l, "end d1") },
+		"the boot's after_deactivate hook to run")
 	os.Remove(log)
 
 	ctx := context.Background()
@@ -266,13 +262,8 @@ func TestVetoInAutoModeTakesTheFailedStartPath(t *testing.T) {
 		d.Hooks = hooks.Set{BeforeActivate: []hooks.Hook{
 			shHook("check-trunk", `if [ -e "$1" ]; then echo veto >> "$1.count"; exit 1; fi`, veto)}}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for len(readLines(t, vetoes)) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the takeover was not retried: %d vetoes", len(readLines(t, vetoes)))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Until(t, func() int { return len(readLines(t, vetoes)) }, func(n int) bool { return n >= 3 },
+		"the takeover to be retried (three vetoes)")
 	if st := h.node.Status(); st.Status == "active" {
 		t.Fatal("active while the hook vetoes")
 	}
@@ -286,11 +277,8 @@ func TestVetoInAutoModeTakesTheFailedStartPath(t *testing.T) {
 	}
 	// Active is announced once, at the very end. The status is published
 	// a moment before the announce: wait for it.
-	statuses := gossip.announced()
-	for deadline := time.Now().Add(30 * time.Second); !slices.Contains(statuses, "active") && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-		statuses = gossip.announced()
-	}
+	var statuses []string
+	testkit.Poll(testkit.Patience, func() bool { statuses = gossip.announced(); return slices.Contains(statuses, "active") })
 	if i := slices.Index(statuses, "active"); i != len(statuses)-1 {
 		t.Fatalf("announced %v: the node claimed Active before the veto was lifted", statuses)
 	}

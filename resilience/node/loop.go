@@ -40,13 +40,13 @@ func (n *Node) Run(ctx context.Context) error {
 	var ls loopState
 	defer ls.stop()
 	n.startMode(ctx, &ls)
-	probe := time.NewTicker(n.d.probeEvery)
-	defer probe.Stop()
+	probe, stopProbe := n.d.clock.NewTicker(n.d.probeEvery)
+	defer stopProbe()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-probe.C:
+		case <-probe:
 			// A persist error stands until the data directory takes a
 			// write again: then the core hears of it, and the status
 			// stops saying the node cannot persist.
@@ -127,15 +127,15 @@ type (
 // loopState is what the loop runs per mode: ticks and gossip in auto mode,
 // the peer poller in manual mode. Loop goroutine only.
 type loopState struct {
-	ticker     *time.Ticker
+	stopTicker func()
 	tick       <-chan time.Time
 	gossip     <-chan cluster.Event
 	pollCancel context.CancelFunc // the peer poller (manual mode) or the calls counter (auto)
 }
 
 func (ls *loopState) stop() {
-	if ls.ticker != nil {
-		ls.ticker.Stop()
+	if ls.stopTicker != nil {
+		ls.stopTicker()
 	}
 	if ls.pollCancel != nil {
 		ls.pollCancel()
@@ -150,8 +150,8 @@ func (n *Node) startMode(ctx context.Context, ls *loopState) {
 	ls.stop()
 	switch {
 	case n.auto():
-		ls.ticker = time.NewTicker(n.d.TickEvery)
-		ls.tick, ls.gossip = ls.ticker.C, n.d.Membership.Events()
+		ls.tick, ls.stopTicker = n.d.clock.NewTicker(n.d.TickEvery)
+		ls.gossip = n.d.Membership.Events()
 		n.meta, n.sp = cluster.Meta{}, secondPathState{}
 		n.announce()
 		if n.d.CountCalls != nil {

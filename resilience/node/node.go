@@ -122,6 +122,9 @@ type outcome struct {
 
 var errStopped = resilience.ErrStopping
 
+// now is the node's clock's time (Deps.clock).
+func (n *Node) now() time.Time { return n.d.clock.Now() }
+
 // New builds a node; Run starts it.
 func New(d Deps) (*Node, error) {
 	m, err := resilience.New(d.Core)
@@ -148,7 +151,8 @@ func New(d Deps) (*Node, error) {
 	n.runsCtx, n.stopRuns = context.WithCancel(context.Background())
 	n.snap.status = resilience.Inactive
 	n.snap.mode, n.snap.witness = d.Core.Mode, d.Core.Witness
-	n.snap.since = time.Now()
+	n.snap.since = n.now()
+	n.switchover.now = d.clock.Now
 	n.hooks = hooks.New(hooks.Options{Hooks: d.Hooks, Logger: d.Logger, Registerer: d.Registerer, OnFailure: n.hookFailed})
 	return n, nil
 }

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/audit"
 	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // fakeServices records calls; startErr makes Start fail.
@@ -131,7 +131,7 @@ func startWith(t *testing.T, dir string, role resilience.Role, peer *fakePeer, s
 		Services:      svc,
 		Audit:         al,
 		DataDir:       dir,
-		Logger:        slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Logger:        testkit.Logger(t),
 	}
 	if tweak != nil {
 		tweak(&d)
@@ -178,13 +178,6 @@ func (h *harness) waitStatus(want string) api.Status {
 			h.t.Fatalf("status is %s, want %s", h.node.Status().Status, want)
 		}
 	}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 func TestMainBootsActiveAndStandbyInactive(t *testing.T) {
@@ -380,13 +373,8 @@ func TestReconfigureKeepsWhatGossipShowed(t *testing.T) {
 		}
 		return false
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for notSeen() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the peer's gossip event was not taken: %q", h.node.Status().HA.Reasons)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Until(t, func() []string { return h.node.Status().HA.Reasons }, func([]string) bool { return !notSeen() },
+		"the peer's gossip event to be taken")
 	core.FailbackHoldTicks = 5
 	if err := h.node.Reconfigure(context.Background(), "test", core, gossip); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"time"
 
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
@@ -12,13 +11,13 @@ import (
 
 // pollPeer reads the peer's status every PeerEvery until ctx ends.
 func (n *Node) pollPeer(ctx context.Context) {
-	t := time.NewTicker(n.d.PeerEvery)
-	defer t.Stop()
+	ticks, stop := n.d.clock.NewTicker(n.d.PeerEvery)
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 		p := n.fetchPeer(ctx)
 		select {
@@ -30,7 +29,7 @@ func (n *Node) pollPeer(ctx context.Context) {
 }
 
 func (n *Node) fetchPeer(ctx context.Context) api.Peer {
-	p := api.Peer{Name: n.d.PeerName, URL: n.d.PeerURL, CheckedAt: time.Now().UTC()}
+	p := api.Peer{Name: n.d.PeerName, URL: n.d.PeerURL, CheckedAt: n.now().UTC()}
 	if n.d.Peer == nil {
 		return p
 	}

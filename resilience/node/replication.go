@@ -46,7 +46,7 @@ func (n *Node) RunReplication(ctx context.Context, who string, req api.Replicati
 	if req.Job != "" {
 		what = "job " + req.Job
 	}
-	if err := n.beginRun(askedRun{what: what, who: who, since: time.Now()}); err != nil {
+	if err := n.beginRun(askedRun{what: what, who: who, since: n.now()}); err != nil {
 		return nil, err
 	}
 	cur := n.Status()
@@ -69,8 +69,8 @@ func (n *Node) RunReplication(ctx context.Context, who string, req api.Replicati
 		rs, err := n.d.ReplSender.RunAll(n.runsCtx)
 		done <- outcome{rs, err}
 	}()
-	wait := time.NewTimer(n.d.ReplWait)
-	defer wait.Stop()
+	wait, stop := n.d.clock.NewTimer(n.d.ReplWait)
+	defer stop()
 	select {
 	case o := <-done:
 		switch {
@@ -79,7 +79,7 @@ func (n *Node) RunReplication(ctx context.Context, who string, req api.Replicati
 		case o.err != nil:
 			return n.Status().Replication, fmt.Errorf("%w: replication of %s: %v", resilience.ErrFailed, what, o.err)
 		}
-	case <-wait.C:
+	case <-wait:
 	case <-ctx.Done():
 	}
 	return n.Status().Replication, nil

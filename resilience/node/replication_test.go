@@ -10,6 +10,7 @@ import (
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/replication"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // slowSender's runs last until released or cancelled.
@@ -87,17 +88,13 @@ func TestReplicationRunsAreBounded(t *testing.T) {
 	if err := <-snd.ended; err != nil {
 		t.Fatalf("the released run ended with %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.Until(t, func() error {
 		_, err := h.node.RunReplication(ctx, "bob", api.ReplicationRunRequest{Reason: "again", Job: "db"})
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, resilience.ErrConflict) || time.Now().After(deadline) {
+		if err != nil && !errors.Is(err, resilience.ErrConflict) {
 			t.Fatalf("a run after the first ended: %v", err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err
+	}, func(err error) bool { return err == nil }, "a run to be taken once the first ended")
 	started()
 
 	h.stop() // Run returns only once the run has ended, cancelled

@@ -58,7 +58,7 @@ func (n *Node) checkSecondPath(ctx context.Context) {
 	if !n.sp.lost || sp == nil {
 		return
 	}
-	now := time.Now()
+	now := n.now()
 	st := sp.State()
 	v := st.Verdict(now, sp.Window())
 	if v == n.sp.fed && (v != echo.Alive || st.Meta == n.sp.fedMeta) {
@@ -106,7 +106,7 @@ func (n *Node) secondPathSilent() string {
 		return ""
 	}
 	st := sp.State()
-	if st.Verdict(time.Now(), sp.Window()) == echo.Alive || st.Unanswered < st.Needed {
+	if st.Verdict(n.now(), sp.Window()) == echo.Alive || st.Unanswered < st.Needed {
 		return ""
 	}
 	return sp.Peer()

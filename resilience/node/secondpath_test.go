@@ -15,6 +15,7 @@ import (
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/echo"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // fakeSecondPath says what the test sets.
@@ -91,13 +92,8 @@ func (h *harness) gossipLosses(verdict string) float64 {
 
 func (h *harness) waitGossipLosses(verdict string, n float64) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for h.gossipLosses(verdict) < n {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("resman_peer_gossip_losses_total{second_path=%q} = %v, want %v", verdict, h.gossipLosses(verdict), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Until(h.t, func() float64 { return h.gossipLosses(verdict) }, func(v float64) bool { return v >= n },
+		"resman_peer_gossip_losses_total{second_path=%q} at %v", verdict, n)
 }
 
 // A Main lost over gossip that still answers over the second path is not
@@ -195,17 +191,9 @@ func TestCallsCounted(t *testing.T) {
 	h.waitStatus("active")
 	waitCalls := func(want *int) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			got := h.node.Status().Calls
-			if (got == nil && want == nil) || (got != nil && want != nil && *got == *want) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("calls shown: %v, want %v", got, want)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		testkit.Until(t, func() *int { return h.node.Status().Calls }, func(got *int) bool {
+			return (got == nil && want == nil) || (got != nil && want != nil && *got == *want)
+		}, "the calls shown to be %v", want)
 	}
 	four := 4
 	waitCalls(&four)
@@ -227,13 +215,8 @@ func TestSecondPathSilentWhileGossipSeesThePeer(t *testing.T) {
 		}
 		return false
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for h.node.Status().Peer == nil || !h.node.Status().Peer.Reachable {
-		if time.Now().After(deadline) {
-			t.Fatal("the peer is not seen over gossip")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, func() bool { p := h.node.Status().Peer; return p != nil && p.Reachable },
+		"the peer to be seen over gossip")
 	sp.set(echo.State{Unanswered: 2, Needed: 15}) // asked too little yet
 	if reasonShown() {
 		t.Fatal("a second path that has not asked enough counts as silent")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/audit"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // The stores of a data directory: state.json (the decision and its epoch)
@@ -32,7 +32,7 @@ func newStores(t *testing.T) stores {
 }
 
 func (s stores) check(reset bool) error {
-	return CheckStores(s.dir, reset, slog.New(slog.NewTextHandler(testWriter{s.t}, nil)))
+	return CheckStores(s.dir, reset, testkit.Logger(s.t))
 }
 
 func (s stores) saveState(status resilience.Status, epoch uint64) {
@@ -446,7 +446,7 @@ func TestResetKeepsEveryFileSetAside(t *testing.T) {
 	s := newStores(t)
 	s.saveState(resilience.Inactive, 3)
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	log := testkit.Logger(t)
 	for i := range 2 {
 		if err := os.WriteFile(s.audits, fmt.Appendf(nil, "garbage %d", i), 0o600); err != nil {
 			t.Fatal(err)

@@ -44,7 +44,7 @@ func (n *Node) Status() api.Status {
 		XDS:         []api.Registration{},
 		LastChange:  s.last,
 	}
-	st.SwitchoverRun = n.switchover.shown(time.Now())
+	st.SwitchoverRun = n.switchover.shown(n.now())
 	if n.d.Registrar != nil {
 		st.XDS = n.d.Registrar.Status()
 	}
@@ -61,7 +61,7 @@ func (n *Node) Status() api.Status {
 		st.Calls, in.Self.Calls, in.Self.CallsKnown = &c, c, true
 	}
 	if n.d.ReplSender != nil && n.d.ReplReceiver != nil {
-		now := time.Now()
+		now := n.now()
 		st.Replication = append(n.d.ReplSender.Status(now), n.d.ReplReceiver.Status(now)...)
 		// The Active side answers for what it sent, the other for what it
 		// received: a Standby never replicated is not ready to take over.

@@ -32,7 +32,7 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 				n.log.Error("a second decision to persist after a failed one: not persisted", "decision", a.Saved)
 				continue
 			}
-			perr := n.d.saveState(n.statePath(), a.Saved, time.Now())
+			perr := n.d.saveState(n.statePath(), a.Saved, n.now())
 			if perr == nil {
 				continue
 			}
@@ -80,13 +80,13 @@ func (n *Node) step(ctx context.Context, ev resilience.Event) error {
 		foEnded = n.snap.failoverUntil != nil
 		n.snap.failoverUntil = nil
 	case n.snap.failoverUntil == nil:
-		until := time.Now().Add(time.Duration(ft) * n.d.TickEvery).UTC().Truncate(time.Second)
+		until := n.now().Add(time.Duration(ft) * n.d.TickEvery).UTC().Truncate(time.Second)
 		n.snap.failoverUntil, foStarted = &until, &until
 	}
 	n.snap.failbackAt = n.deadline(n.snap.failbackAt, n.m.FailbackTicks())
 	n.snap.bootGraceUntil = n.deadline(n.snap.bootGraceUntil, n.m.BootGraceTicks())
 	if after != before {
-		n.snap.since = time.Now()
+		n.snap.since = n.now()
 		cause := last.Cause
 		if f := n.failure; f != nil && f.Cause != last.Cause && (after == resilience.Active || after == resilience.Inactive) {
 			// The end of a rolled-back start: say what failed, not only
@@ -186,7 +186,7 @@ func (n *Node) record(r resilience.Record) uint64 {
 
 // observeTiming feeds the activation and failover histograms. Loop only.
 func (n *Node) observeTiming(before, after resilience.Status, last resilience.Record) {
-	now := time.Now()
+	now := n.now()
 	switch {
 	case before != resilience.Activating && after == resilience.Activating:
 		n.activatingAt, n.activatingAction = now, last.Action
@@ -224,7 +224,7 @@ func (n *Node) deadline(cur *time.Time, ticks int) *time.Time {
 	if ticks <= 0 {
 		return nil
 	}
-	at := time.Now().Add(time.Duration(ticks) * n.d.TickEvery).UTC().Truncate(time.Second)
+	at := n.now().Add(time.Duration(ticks) * n.d.TickEvery).UTC().Truncate(time.Second)
 	if cur != nil && at.Sub(*cur).Abs() <= time.Second {
 		return cur
 	}

@@ -17,12 +17,13 @@ const switchoverShownFor = 10 * time.Minute
 // ran last, for the status. Safe for concurrent use.
 type switchoverProgress struct {
 	mu  sync.Mutex
+	now func() time.Time // the node's clock
 	run *api.SwitchoverProgress
 }
 
 // begin starts a new run with its steps pending.
 func (sp *switchoverProgress) begin(id, to, who, reason string, steps []string) {
-	run := &api.SwitchoverProgress{ID: id, To: to, Who: who, Reason: reason, Started: time.Now().UTC()}
+	run := &api.SwitchoverProgress{ID: id, To: to, Who: who, Reason: reason, Started: sp.now().UTC()}
 	for _, name := range steps {
 		run.Steps = append(run.Steps, api.SwitchoverStep{Name: name, State: api.StepPending})
 	}
@@ -45,7 +46,7 @@ func (sp *switchoverProgress) step(name, state, detail string) {
 		i = len(sp.run.Steps) - 1
 	}
 	s := &sp.run.Steps[i]
-	now := time.Now().UTC()
+	now := sp.now().UTC()
 	switch state {
 	case api.StepRunning:
 		s.Started = now
@@ -70,7 +71,7 @@ func (sp *switchoverProgress) end(outcome string) {
 			sp.run.Steps[i].State = api.StepSkipped
 		}
 	}
-	sp.run.Outcome, sp.run.Ended = outcome, time.Now().UTC()
+	sp.run.Outcome, sp.run.Ended = outcome, sp.now().UTC()
 }
 
 // shown is a copy of the run for the status, or nil when there is none or

@@ -56,6 +56,7 @@ func (n *Node) transition(id uint64, r resilience.Record) hooks.Transition {
 	}
 	tid := strconv.FormatUint(id, 10)
 	if id == 0 { // the audit log could not take the entry
+		// Unique, not a time reading: the real clock, even under a fake one.
 		tid = fmt.Sprintf("%d-%d", r.Epoch, time.Now().UnixNano())
 	}
 	return hooks.Transition{ID: tid, Node: n.d.Core.Name, Role: string(n.d.Core.Role), Mode: string(n.d.Core.Mode),

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // sh is a command running script with sh; $1 is arg.
@@ -37,36 +39,23 @@ func alive(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
-// waitGone fails t unless pid dies within 10 s.
+// waitGone fails t unless pid dies.
 func waitGone(t *testing.T, pid int, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s (pid %d) is still alive", what, pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, func() bool { return !alive(pid) }, "%s (pid %d) to die", what, pid)
 }
 
 // readPID waits for a pid written to file (by a write-then-rename).
 func readPID(t *testing.T, file string) int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		raw, err := os.ReadFile(file)
-		if err == nil {
-			pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-			if err != nil {
-				t.Fatalf("pid file %s: %v", file, err)
-			}
-			return pid
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no pid in %s: %v", file, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var raw []byte
+	testkit.Until(t, func() (err error) { raw, err = os.ReadFile(file); return err },
+		func(err error) bool { return err == nil }, "a pid in %s", file)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatalf("pid file %s: %v", file, err)
 	}
+	return pid
 }
 
 // killAtEnd kills pid when the test ends, should it have survived.

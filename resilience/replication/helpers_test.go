@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 const testToken = "test-token-0123456789abcdef"
@@ -362,18 +364,12 @@ func noTemps(t testing.TB, dir string) {
 	}
 }
 
+// testLogger logs to the test with -v only: the runs log every file.
 func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		return testkit.Logger(t)
 	}
 	return nil
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // makeFiles writes n small files under dir, in subdirectories of 100.
@@ -381,18 +377,5 @@ func makeFiles(t testing.TB, dir string, n int) {
 	t.Helper()
 	for i := range n {
 		writeFile(t, filepath.Join(dir, fmt.Sprintf("d%02d", i/100), fmt.Sprintf("f%04d.conf", i)), fmt.Sprintf("file %d\n%s", i, strings.Repeat("x", i%200)))
-	}
-}
-
-// waitFor polls cond until it holds or a deadline passes: for effects
-// of another process, never to assert a duration.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // execPair is a Runner of exec jobs whose successes are reported to a
@@ -68,7 +69,7 @@ func TestExecSuccess(t *testing.T) {
 	if got := e.rc.LastReceived("db"); !got.Equal(e.clock.Now()) {
 		t.Fatalf("the receiver was not told: %v", got)
 	}
-	if got := value(t, e.runner.metrics.runs.WithLabelValues("db", "ok")); got != 1 {
+	if got := testkit.Value(t, e.runner.metrics.runs.WithLabelValues("db", "ok")); got != 1 {
 		t.Fatalf("runs ok = %v", got)
 	}
 }
@@ -105,7 +106,7 @@ func TestExecTimeoutKillsGroup(t *testing.T) {
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(readFile(t, pidFile)))
 	must(t, err)
-	waitFor(t, "the grandchild to die", func() bool { return !alive(pid) })
+	testkit.Eventually(t, func() bool { return !alive(pid) }, "the grandchild to die")
 }
 
 // Cancelling the caller's context (the node stopping) kills the group too.
@@ -118,7 +119,7 @@ func TestExecCancelKillsGroup(t *testing.T) {
 		res, _ := e.runner.RunNow(ctx, "db")
 		done <- res
 	}()
-	waitFor(t, "the grandchild to start", func() bool { _, err := os.Stat(pidFile); return err == nil })
+	testkit.Eventually(t, func() bool { _, err := os.Stat(pidFile); return err == nil }, "the grandchild to start")
 	pid, err := strconv.Atoi(strings.TrimSpace(readFile(t, pidFile)))
 	must(t, err)
 	cancel()
@@ -126,7 +127,7 @@ func TestExecCancelKillsGroup(t *testing.T) {
 	if res.OK || !strings.Contains(res.Error, "cancelled, process group killed") {
 		t.Fatalf("result %+v", res)
 	}
-	waitFor(t, "the grandchild to die", func() bool { return !alive(pid) })
+	testkit.Eventually(t, func() bool { return !alive(pid) }, "the grandchild to die")
 }
 
 // alive says whether pid runs (a zombie does not).
@@ -235,7 +236,7 @@ func TestMetrics(t *testing.T) {
 		{"resman_replication_duration_seconds", map[string]string{"job": "db"}, 1},
 		{"resman_replication_bytes_sent_total", map[string]string{"job": "db"}, 0},
 	} {
-		if got, ok := gathered(t, e.reg, c.name, c.labels); !ok || got != c.want {
+		if got, ok := testkit.Gathered(t, e.reg, c.name, c.labels); !ok || got != c.want {
 			t.Errorf("%s%v = %v (present %t), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
@@ -261,13 +262,13 @@ func TestFilesMetrics(t *testing.T) {
 	p.start()
 	writeFile(t, filepath.Join(p.src, "a.conf"), "hello")
 	p.mustRun()
-	if got := value(t, p.runner.metrics.bytesSent.WithLabelValues("conf")); got != float64(mustLast(t, p.runner, "conf").BytesSent) || got == 0 {
+	if got := testkit.Value(t, p.runner.metrics.bytesSent.WithLabelValues("conf")); got != float64(mustLast(t, p.runner, "conf").BytesSent) || got == 0 {
 		t.Fatalf("bytes sent %v", got)
 	}
-	if got := value(t, p.rc.metrics.bytesReceived.WithLabelValues("conf")); got != 5 {
+	if got := testkit.Value(t, p.rc.metrics.bytesReceived.WithLabelValues("conf")); got != 5 {
 		t.Fatalf("bytes received %v", got)
 	}
-	if got := value(t, p.rc.metrics.lastReceived.WithLabelValues("conf")); got != float64(p.clock.Now().Unix()) {
+	if got := testkit.Value(t, p.rc.metrics.lastReceived.WithLabelValues("conf")); got != float64(p.clock.Now().Unix()) {
 		t.Fatalf("last received %v", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 const (
@@ -41,29 +42,11 @@ func testUsers(t testing.TB) []config.User {
 	return []config.User{{Name: testUser, PasswordHash: testHash}, {Name: "bob", PasswordHash: testHash}}
 }
 
-// clock is a settable time for session and lock-out tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // newWebServer is a test server with users and a settable clock.
-func newWebServer(t *testing.T) (*Server, *fakeNode, *syncBuffer, *clock) {
+func newWebServer(t *testing.T) (*Server, *fakeNode, *testkit.Buffer, *testkit.FakeClock) {
 	t.Helper()
 	s, node, logs := newTestServer(t, Options{Users: testUsers(t)})
-	clk := &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewFakeClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	s.auth.sessions.now = clk.Now
 	s.auth.limiter.now = clk.Now
 	return s, node, logs, clk
@@ -248,14 +231,14 @@ func TestLoginLockout(t *testing.T) {
 		t.Errorf("429 page does not say why:\n%s", a.body)
 	}
 	// The delay doubles with each further failure.
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if a := postLogin(t, s, testUser, "wrong", nil); a.code != 401 {
 		t.Fatalf("failure after the wait: %d", a.code)
 	}
 	if a := postLogin(t, s, testUser, testPassword, nil); a.code != 429 || a.header.Get("Retry-After") != "2" {
 		t.Fatalf("after one more failure: %d Retry-After %q, want 429 and 2", a.code, a.header.Get("Retry-After"))
 	}
-	clk.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if a := postLogin(t, s, testUser, testPassword, nil); a.code != 303 {
 		t.Fatalf("right password after the wait: %d, want 303", a.code)
 	}
@@ -292,16 +275,16 @@ func TestSessionExpiry(t *testing.T) {
 		return send(t, s, "GET", pathStatus, "", "", c, hdr).code
 	}
 	// Activity renews the idle timeout.
-	clk.Add(SessionIdleTimeout - time.Minute)
+	clk.Advance(SessionIdleTimeout - time.Minute)
 	if code := get(false); code != 200 {
 		t.Fatalf("before the idle timeout: %d", code)
 	}
 	// The page's background refreshes do not.
-	clk.Add(SessionIdleTimeout - time.Minute)
+	clk.Advance(SessionIdleTimeout - time.Minute)
 	if code := get(true); code != 200 {
 		t.Fatalf("background refresh: %d", code)
 	}
-	clk.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	if code := get(true); code != 401 {
 		t.Fatalf("after the idle timeout: %d, want 401", code)
 	}
@@ -312,12 +295,12 @@ func TestSessionExpiry(t *testing.T) {
 	// The absolute lifetime ends even a busy session.
 	c, _ = loginOK(t, s)
 	for elapsed := time.Duration(0); elapsed < SessionLifetime-20*time.Minute; elapsed += 20 * time.Minute {
-		clk.Add(20 * time.Minute)
+		clk.Advance(20 * time.Minute)
 		if code := get(false); code != 200 {
 			t.Fatalf("busy session at %s: %d", elapsed, code)
 		}
 	}
-	clk.Add(20 * time.Minute)
+	clk.Advance(20 * time.Minute)
 	if code := get(false); code != 401 {
 		t.Fatalf("after %s: %d, want 401", SessionLifetime, code)
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // countChecks makes s count its password checks (bcrypt comparisons). Each
@@ -328,7 +330,7 @@ func TestLoginSlowedEndsOnShutdown(t *testing.T) {
 // TestLoginLimiterOneAtATimePastTheAllowance: once a lock-out delay has
 // passed, one attempt goes; others at the same time wait for its outcome.
 func TestLoginLimiterOneAtATimePastTheAllowance(t *testing.T) {
-	clk := &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewFakeClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	l := newLoginLimiter(clk.Now)
 	for i := range LoginFreeFailures {
 		a, r := l.reserve("alice", "10.0.0.1")
@@ -340,7 +342,7 @@ func TestLoginLimiterOneAtATimePastTheAllowance(t *testing.T) {
 	if _, r := l.reserve("alice", "10.0.0.1"); r == nil || r.wait != LoginBaseDelay || r.scope != scopePair {
 		t.Fatalf("after the allowance: %+v, want a %s wait for the pair", r, LoginBaseDelay)
 	}
-	clk.Add(LoginBaseDelay)
+	clk.Advance(LoginBaseDelay)
 	first, r := l.reserve("alice", "10.0.0.1")
 	if r != nil {
 		t.Fatalf("after the delay: %+v", r)

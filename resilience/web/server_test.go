@@ -10,34 +10,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 const testToken = "s3cret-T0ken-value"
-
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 type answer struct {
 	code   int
@@ -45,10 +27,10 @@ type answer struct {
 	body   []byte
 }
 
-func newTestServer(t *testing.T, opts Options) (*Server, *fakeNode, *syncBuffer) {
+func newTestServer(t *testing.T, opts Options) (*Server, *fakeNode, *testkit.Buffer) {
 	t.Helper()
 	node := newFakeNode()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

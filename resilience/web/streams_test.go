@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // stream is one event stream opened by a test; close ends it from the
@@ -57,36 +58,6 @@ func tryStream(t *testing.T, hc *http.Client, base string, c *http.Cookie) (stre
 	return st, a
 }
 
-// gauge reads a counter or gauge of reg with the given label (or none).
-func gauge(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			match := label == ""
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					match = true
-				}
-			}
-			if !match {
-				continue
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
-}
-
 // refused checks a is the 429 of a refused stream, with a Retry-After and
 // a message that says which limit.
 func refused(t *testing.T, what string, a answer, msg string) {
@@ -105,13 +76,8 @@ func refused(t *testing.T, what string, a answer, msg string) {
 // waitStreams waits until reg counts n open streams.
 func waitStreams(t *testing.T, reg *prometheus.Registry, n float64) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for gauge(t, reg, "resman_http_event_streams", "", "") != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("open streams = %v, want %v", gauge(t, reg, "resman_http_event_streams", "", ""), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Until(t, func() float64 { return testkit.Metric(t, reg, "resman_http_event_streams", nil) },
+		func(v float64) bool { return v == n }, "%v open streams", n)
 }
 
 // TestEventStreamsPerClient: one client (the bearer token from one
@@ -138,10 +104,10 @@ func TestEventStreamsPerClient(t *testing.T) {
 	if a.header.Get("Retry-After") != "1" {
 		t.Errorf("Retry-After %q, want 1 (the keep-alive period of this server, rounded up)", a.header.Get("Retry-After"))
 	}
-	if got := gauge(t, reg, "resman_http_event_streams_refused_total", "limit", "client"); got != 1 {
+	if got := testkit.Metric(t, reg, "resman_http_event_streams_refused_total", map[string]string{"limit": "client"}); got != 1 {
 		t.Errorf("refused streams metric = %v, want 1", got)
 	}
-	if got := gauge(t, reg, "resman_http_event_streams", "", ""); got != DefaultEventStreamsPerClient {
+	if got := testkit.Metric(t, reg, "resman_http_event_streams", nil); got != DefaultEventStreamsPerClient {
 		t.Errorf("open streams metric = %v, want %d", got, DefaultEventStreamsPerClient)
 	}
 
@@ -194,7 +160,7 @@ func TestEventStreamsPerSessionAndInAll(t *testing.T) {
 	for range 3 {
 		waitID(t, node.subscribed, "subscribe")
 	}
-	if got := gauge(t, reg, "resman_http_event_streams_refused_total", "limit", "node"); got != 2 {
+	if got := testkit.Metric(t, reg, "resman_http_event_streams_refused_total", map[string]string{"limit": "node"}); got != 2 {
 		t.Errorf("refused streams metric (node) = %v, want 2", got)
 	}
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 const testViewer = "wall"
@@ -25,10 +26,10 @@ func viewerUsers(t testing.TB) []config.User {
 	return append(users, config.User{Name: testViewer, PasswordHash: testHash, Role: config.UserRoleViewer})
 }
 
-func newViewerServer(t *testing.T) (*Server, *fakeNode, *syncBuffer, *clock) {
+func newViewerServer(t *testing.T) (*Server, *fakeNode, *testkit.Buffer, *testkit.FakeClock) {
 	t.Helper()
 	s, node, logs := newTestServer(t, Options{Users: viewerUsers(t)})
-	clk := &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewFakeClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	s.auth.sessions.now = clk.Now
 	s.auth.limiter.now = clk.Now
 	return s, node, logs, clk
@@ -177,7 +178,7 @@ func TestViewerSessionLivesWithItsPage(t *testing.T) {
 	// The page's status reads (every 5 s; here every 20 min) for longer
 	// than the admin's lifetime.
 	for elapsed := time.Duration(0); elapsed < SessionLifetime+time.Hour; elapsed += 20 * time.Minute {
-		clk.Add(20 * time.Minute)
+		clk.Advance(20 * time.Minute)
 		if a := send(t, s, "GET", pathStatus, "", "", viewer, bg); a.code != 200 {
 			t.Fatalf("the viewer's background read after %s: %d, want 200", elapsed+20*time.Minute, a.code)
 		}
@@ -194,13 +195,13 @@ func TestViewerSessionLivesWithItsPage(t *testing.T) {
 		t.Fatal("no viewer session")
 	}
 	for range 4 {
-		clk.Add(SessionIdleTimeout - time.Minute)
+		clk.Advance(SessionIdleTimeout - time.Minute)
 		if !s.auth.sessions.alive(sess) {
 			t.Fatal("the viewer's session ended while its event stream was open")
 		}
 	}
 	// The screen is closed: nothing comes, the session ends.
-	clk.Add(SessionIdleTimeout)
+	clk.Advance(SessionIdleTimeout)
 	if a := send(t, s, "GET", pathStatus, "", "", viewer, bg); a.code != 401 {
 		t.Errorf("the viewer's session %s after its page closed: %d, want 401", SessionIdleTimeout, a.code)
 	}
@@ -208,11 +209,11 @@ func TestViewerSessionLivesWithItsPage(t *testing.T) {
 	// An admin's event stream does not renew it.
 	admin, _, _ = loginAs(t, s, testUser)
 	asess := s.auth.sessions.get(admin.Value, false)
-	clk.Add(SessionIdleTimeout - time.Minute)
+	clk.Advance(SessionIdleTimeout - time.Minute)
 	if !s.auth.sessions.alive(asess) {
 		t.Fatal("the admin's session ended before its idle timeout")
 	}
-	clk.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	if s.auth.sessions.alive(asess) {
 		t.Error("an admin's event stream renewed its session")
 	}

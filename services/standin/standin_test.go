@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 const waitLimit = 10 * time.Second
@@ -145,18 +146,13 @@ func TestSIPListensOnAddr(t *testing.T) {
 	}
 	serve(t, func(ctx context.Context) error { return SIP(ctx, addr, nil) })
 	// SIP may not be listening yet: retry until the TCP port answers.
-	deadline := time.Now().Add(waitLimit)
-	for {
+	testkit.Until(t, func() error {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("SIP never listened on tcp %s: %v", addr, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err
+	}, func(err error) bool { return err == nil }, "SIP to listen on tcp %s", addr)
 	if code := options(t, "sip:"+addr); code != 200 {
 		t.Errorf("OPTIONS over UDP = %d, want 200", code)
 	}

@@ -11,24 +11,13 @@ import (
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 const (
 	token     = "watch-test-token-0123456789"
 	waitLimit = 15 * time.Second
 )
-
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func newNode(t *testing.T, status string, epoch uint64, opts ...clienttest.Option) *clienttest.FakeNode {
 	return clienttest.New(t, api.Status{Node: "pbx-main", Status: status, Epoch: epoch}, append(opts, clienttest.WithToken(token))...)
@@ -134,9 +123,9 @@ func TestStreamDelivers(t *testing.T) {
 		t.Run(fmt.Sprintf("fallback=%v", fallback), func(t *testing.T) {
 			node := newNode(t, api.StatusInactive, 1)
 			r, _ := start(t, node, Options{Interval: time.Hour, Fallback: fallback})
-			waitUntil(t, "the stream up", func() bool { return r.hasChange(func(c StreamChange) bool { return c.Up }) })
+			testkit.Eventually(t, func() bool { return r.hasChange(func(c StreamChange) bool { return c.Up }) }, "the stream up")
 			node.Set(api.StatusActive, 2)
-			waitUntil(t, "the event", func() bool { _, ok := r.find(isStatus(api.StatusActive, 2, true)); return ok })
+			testkit.Eventually(t, func() bool { _, ok := r.find(isStatus(api.StatusActive, 2, true)); return ok }, "the event")
 			o, _ := r.find(isStatus(api.StatusActive, 2, true))
 			if o.Node != "pbx-main" || o.Since.IsZero() || !o.Stream || o.At.IsZero() {
 				t.Errorf("event observation = %+v", o)
@@ -150,17 +139,17 @@ func TestStreamDelivers(t *testing.T) {
 func TestReconnectsAfterTheNodeEndsTheStream(t *testing.T) {
 	node := newNode(t, api.StatusActive, 1)
 	r, _ := start(t, node, Options{Interval: time.Hour, MinBackoff: 5 * time.Millisecond})
-	waitUntil(t, "the stream up", func() bool { return node.OpenStreams() == 1 })
+	testkit.Eventually(t, func() bool { return node.OpenStreams() == 1 }, "the stream up")
 	node.EndStreams()
-	waitUntil(t, "the stream reconnected", func() bool {
+	testkit.Eventually(t, func() bool {
 		streams, _ := node.Counts()
 		return streams >= 2 && node.OpenStreams() == 1
-	})
+	}, "the stream reconnected")
 	if !r.hasChange(func(c StreamChange) bool { return !c.Up && c.Err == nil && c.RetryIn == 5*time.Millisecond }) {
 		t.Errorf("no end of stream by the node (nil error, minimal backoff) in %+v", r.streamChanges())
 	}
 	node.Set(api.StatusInactive, 1)
-	waitUntil(t, "an event on the new stream", func() bool { _, ok := r.find(isStatus(api.StatusInactive, 1, true)); return ok })
+	testkit.Eventually(t, func() bool { _, ok := r.find(isStatus(api.StatusInactive, 1, true)); return ok }, "an event on the new stream")
 }
 
 // Without a stream, the polls follow the node: GET /api/v1/status in
@@ -171,14 +160,14 @@ func TestPollsWhileTheStreamIsRefused(t *testing.T) {
 			node := newNode(t, api.StatusInactive, 1)
 			node.RefuseEvents(true)
 			r, _ := start(t, node, Options{Interval: 5 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Fallback: fallback})
-			waitUntil(t, "a refused stream", func() bool {
+			testkit.Eventually(t, func() bool {
 				return r.hasChange(func(c StreamChange) bool {
 					var ae *client.Error
 					return errors.As(c.Err, &ae) && ae.StatusCode == 404
 				})
-			})
+			}, "a refused stream")
 			node.Set(api.StatusActive, 2)
-			waitUntil(t, "a poll seeing the change", func() bool { _, ok := r.find(isStatus(api.StatusActive, 2, false)); return ok })
+			testkit.Eventually(t, func() bool { _, ok := r.find(isStatus(api.StatusActive, 2, false)); return ok }, "a poll seeing the change")
 			o, _ := r.find(isStatus(api.StatusActive, 2, false))
 			if o.Stream || (o.Node == "pbx-main") != fallback || o.Since.IsZero() != !fallback {
 				t.Errorf("poll observation = %+v", o)
@@ -198,13 +187,13 @@ func TestBackoff(t *testing.T) {
 	node := newNode(t, api.StatusActive, 1)
 	node.RefuseEvents(true)
 	r, _ := start(t, node, Options{Interval: time.Hour, MinBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond})
-	waitUntil(t, "five refusals", func() bool { return len(r.streamChanges()) >= 5 })
+	testkit.Eventually(t, func() bool { return len(r.streamChanges()) >= 5 }, "five refusals")
 	node.RefuseEvents(false)
-	waitUntil(t, "the stream up", func() bool { return node.OpenStreams() == 1 })
+	testkit.Eventually(t, func() bool { return node.OpenStreams() == 1 }, "the stream up")
 	node.EndStreams()
-	waitUntil(t, "the end of the stream", func() bool {
+	testkit.Eventually(t, func() bool {
 		return r.hasChange(func(c StreamChange) bool { return !c.Up && c.Err == nil })
-	})
+	}, "the end of the stream")
 	var waits []time.Duration
 	for _, c := range r.streamChanges() {
 		if !c.Up {
@@ -228,9 +217,9 @@ func TestFallbackPollReconnectsAtOnce(t *testing.T) {
 	node := newNode(t, api.StatusActive, 1)
 	node.RefuseEvents(true)
 	r, _ := start(t, node, Options{Interval: 5 * time.Millisecond, MinBackoff: time.Hour, MaxBackoff: time.Hour, Fallback: true})
-	waitUntil(t, "a refused stream", func() bool { return len(r.streamChanges()) >= 1 })
+	testkit.Eventually(t, func() bool { return len(r.streamChanges()) >= 1 }, "a refused stream")
 	node.RefuseEvents(false)
-	waitUntil(t, "the stream up", func() bool { return r.hasChange(func(c StreamChange) bool { return c.Up }) })
+	testkit.Eventually(t, func() bool { return r.hasChange(func(c StreamChange) bool { return c.Up }) }, "the stream up")
 }
 
 // In Fallback, a poll that fails while the stream is up (the stream may
@@ -241,33 +230,33 @@ func TestStalledStream(t *testing.T) {
 	t.Run("fallback", func(t *testing.T) {
 		node := newNode(t, api.StatusActive, 1)
 		r, _ := start(t, node, Options{Interval: 5 * time.Millisecond, MinBackoff: time.Hour, MaxBackoff: time.Hour, Fallback: true})
-		waitUntil(t, "a poll while streaming", func() bool {
+		testkit.Eventually(t, func() bool {
 			_, ok := r.find(func(o Observation) bool { return !o.Event && o.Stream && o.OK() })
 			return ok
-		})
+		}, "a poll while streaming")
 		node.SetAnswer(clienttest.Cut()) // the polls fail, the stream stays open
-		waitUntil(t, "the stream cut", func() bool {
+		testkit.Eventually(t, func() bool {
 			return r.hasChange(func(c StreamChange) bool {
 				return errors.Is(c.Err, ErrStalled) && errors.Is(c.Err, client.ErrUnreachable)
 			})
-		})
-		waitUntil(t, "a failed poll delivered", func() bool { _, ok := r.find(func(o Observation) bool { return !o.OK() }); return ok })
+		}, "the stream cut")
+		testkit.Eventually(t, func() bool { _, ok := r.find(func(o Observation) bool { return !o.OK() }); return ok }, "a failed poll delivered")
 		for _, o := range r.observations() {
 			if !o.OK() && o.Stream {
 				t.Errorf("a failed poll delivered while the stream was up: %+v", o)
 			}
 		}
-		waitUntil(t, "the stream closed", func() bool { return node.OpenStreams() == 0 })
+		testkit.Eventually(t, func() bool { return node.OpenStreams() == 0 }, "the stream closed")
 	})
 	t.Run("checks", func(t *testing.T) {
 		node := newNode(t, api.StatusActive, 1)
 		r, _ := start(t, node, Options{Interval: 5 * time.Millisecond, MinBackoff: time.Hour, MaxBackoff: time.Hour})
-		waitUntil(t, "the stream up", func() bool { return r.hasChange(func(c StreamChange) bool { return c.Up }) })
+		testkit.Eventually(t, func() bool { return r.hasChange(func(c StreamChange) bool { return c.Up }) }, "the stream up")
 		node.SetAnswer(clienttest.Cut())
-		waitUntil(t, "a failed poll delivered", func() bool {
+		testkit.Eventually(t, func() bool {
 			_, ok := r.find(func(o Observation) bool { return !o.OK() && o.Stream })
 			return ok
-		})
+		}, "a failed poll delivered")
 		if len(r.streamChanges()) != 1 || node.OpenStreams() != 1 {
 			t.Errorf("the stream was cut: %+v, %d open", r.streamChanges(), node.OpenStreams())
 		}
@@ -286,9 +275,9 @@ func TestOvertakenPollIsDropped(t *testing.T) {
 			r.take = func(o Observation) bool { return !o.Event || took }
 			r.mu.Unlock()
 			next(clienttest.Active(1)) // poll 1 answered; poll 2 held
-			waitUntil(t, "the stream open", func() bool { return node.OpenStreams() == 1 })
+			testkit.Eventually(t, func() bool { return node.OpenStreams() == 1 }, "the stream open")
 			node.Push(api.StatusDeactivating, 1)
-			waitUntil(t, "the event", func() bool { _, ok := r.find(isStatus(api.StatusDeactivating, 1, true)); return ok })
+			testkit.Eventually(t, func() bool { _, ok := r.find(isStatus(api.StatusDeactivating, 1, true)); return ok }, "the event")
 			next(clienttest.Active(2)) // poll 2, started before the event
 			next(clienttest.Active(3)) // poll 3, after
 			_, got2 := r.find(isStatus(api.StatusActive, 2, false))
@@ -308,9 +297,9 @@ func TestCancelEndsEverything(t *testing.T) {
 	next := node.Gate(t)
 	r, stop := start(t, node, Options{Interval: time.Millisecond, Fallback: true})
 	next(clienttest.Active(1)) // the next poll is held
-	waitUntil(t, "the stream up", func() bool { return r.hasChange(func(c StreamChange) bool { return c.Up }) })
+	testkit.Eventually(t, func() bool { return r.hasChange(func(c StreamChange) bool { return c.Up }) }, "the stream up")
 	stop() // fails the test if Run does not return
-	waitUntil(t, "the stream closed", func() bool { return node.OpenStreams() == 0 })
+	testkit.Eventually(t, func() bool { return node.OpenStreams() == 0 }, "the stream closed")
 	n := len(r.observations())
 	_, polls := node.Counts()
 	time.Sleep(50 * time.Millisecond)

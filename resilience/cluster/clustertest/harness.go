@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // Harness starts cluster members on one Network and stops them all when the
@@ -360,30 +361,17 @@ func HasMeta(name string, pred func(cluster.Meta) bool) func(cluster.Event) bool
 	}
 }
 
-// WaitUntil polls cond every 10ms until it holds, or fails the test after
-// timeout with what.
-func WaitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("clustertest: %s: not within %s", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // WaitMember waits until n's view of member name satisfies pred, and
 // returns it. Unlike Observer.Wait it does not depend on the order of
 // events, only on the state reached.
 func WaitMember(t testing.TB, n *Node, name string, pred func(cluster.Member) bool, timeout time.Duration) cluster.Member {
 	t.Helper()
 	var m cluster.Member
-	WaitUntil(t, timeout, fmt.Sprintf("%s's view of %s", n.Name, name), func() bool {
+	testkit.EventuallyWithin(t, timeout, func() bool {
 		var ok bool
 		m, ok = n.Cluster.Member(name)
 		return ok && pred(m)
-	})
+	}, "%s's view of %s", n.Name, name)
 	return m
 }
 
@@ -463,58 +451,4 @@ func (r *LogRecorder) Close() {
 	r.mu.Lock()
 	*r.closed = true
 	r.mu.Unlock()
-}
-
-// CounterValue returns the value of the counter name with the given label
-// pairs (name, value, ...) in reg, 0 when absent.
-func CounterValue(reg prometheus.Gatherer, name string, labels ...string) float64 {
-	v, _ := metricValue(reg, name, labels)
-	return v
-}
-
-// GaugeValue returns the value of the gauge name with the label pairs.
-func GaugeValue(reg prometheus.Gatherer, name string, labels ...string) float64 {
-	v, _ := metricValue(reg, name, labels)
-	return v
-}
-
-// HistogramCount returns the number of observations of histogram name.
-func HistogramCount(reg prometheus.Gatherer, name string) uint64 {
-	_, n := metricValue(reg, name, nil)
-	return n
-}
-
-func metricValue(reg prometheus.Gatherer, name string, labels []string) (float64, uint64) {
-	mfs, err := reg.Gather()
-	if err != nil {
-		return 0, 0
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue(), 0
-			case m.Gauge != nil:
-				return m.Gauge.GetValue(), 0
-			case m.Histogram != nil:
-				return m.Histogram.GetSampleSum(), m.Histogram.GetSampleCount()
-			}
-		}
-	}
-	return 0, 0
 }

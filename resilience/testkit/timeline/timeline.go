@@ -4,6 +4,9 @@
 // into them as vertical lines and shaded bands. The fault-injection tests
 // and the benchmark against keepalived write one, so that a failover can be
 // seen at a glance. Standard library only.
+//
+// Like its parent testkit, it is for tests only: only _test.go files and
+// test-support packages may import it.
 package timeline
 
 import (

@@ -565,3 +565,40 @@ func TestPersistErrorEndsWhenTheStoreTakesWrites(t *testing.T) {
 		t.Fatalf("status %s after the disk came back, want active (the refused stop changed nothing)", st.Status)
 	}
 }
+
+// An audit log cut short under the running node (a restore over it, a
+// mistaken "> audit.db") neither crashes nor hangs the node: commands are
+// still carried out (an admin must be able to act at 3 a.m.), each failed
+// write is logged, and HA readiness says the log cannot be written.
+func TestAuditLogCutWhileRunningIsReported(t *testing.T) {
+	dir := t.TempDir()
+	peer := &fakePeer{}
+	peer.set("", 0, errDown)
+	svc := &fakeServices{}
+	h := start(t, dir, resilience.RoleStandby, peer, svc)
+	h.waitStatus("inactive")
+	if err := os.Truncate(filepath.Join(dir, "audit.db"), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := h.node.StartServices(context.Background(), "alice", api.StartRequest{Reason: "audit cut"})
+	if err != nil || st.Status != "active" {
+		t.Fatalf("start with the audit log cut: %s, %v; want active", st.Status, err)
+	}
+	reason := ""
+	for _, r := range h.node.Status().HA.Reasons {
+		if strings.Contains(r, "cannot write its audit log (") && strings.Contains(r, "audit.db") {
+			reason = r
+		}
+	}
+	if reason == "" {
+		t.Fatalf("readiness does not say the audit log cannot be written: %q", h.node.Status().HA.Reasons)
+	}
+	if _, err := h.node.Audit(context.Background(), 10, 0); !errors.Is(err, audit.ErrCorrupt) {
+		t.Errorf("reading the cut audit log: %v, want ErrCorrupt", err)
+	}
+	st, err = h.node.StopServices(context.Background(), "alice", api.StopRequest{Reason: "audit still cut"})
+	if err != nil || st.Status != "inactive" {
+		t.Fatalf("stop with the audit log cut: %s, %v; want inactive", st.Status, err)
+	}
+}

@@ -138,12 +138,7 @@ func (v *checker) api() {
 	seen := map[string]int{}
 	for i, u := range a.Users {
 		key := fmt.Sprintf("api.users[%d]", i)
-		v.Name(key+".name", u.Name, "a login name")
-		if j, dup := seen[u.Name]; dup && u.Name != "" {
-			v.Add(key+".name", "duplicate of api.users[%d].name %q", j, u.Name)
-		} else {
-			seen[u.Name] = i
-		}
+		v.NameIn(seen, "api.users", i, u.Name, "a login name")
 		switch {
 		case u.PasswordHash == "":
 			v.Add(key+".password_hash", "required: a bcrypt hash, as printed by resman hash-password")
@@ -347,12 +342,7 @@ func (v *checker) replication() {
 	roots := map[string]string{} // path -> key, to refuse overlapping roots
 	for i, r := range rs {
 		key := fmt.Sprintf("replication[%d]", i)
-		v.Name(key+".name", r.Name, "a job name, like db")
-		if j, dup := seen[r.Name]; dup && r.Name != "" {
-			v.Add(key+".name", "duplicate of replication[%d].name %q", j, r.Name)
-		} else {
-			seen[r.Name] = i
-		}
+		v.NameIn(seen, "replication", i, r.Name, "a job name, like db")
 		switch {
 		case len(r.Run) > 0 && r.Files != nil:
 			v.Add(key+".run", "set one of run or files, got both")
@@ -406,12 +396,7 @@ func (v *checker) hooks() {
 		seen := map[string]int{}
 		for i, hk := range phase.hooks {
 			key := fmt.Sprintf("%s[%d]", phase.key, i)
-			v.Name(key+".name", hk.Name, "a hook name, like page-oncall")
-			if j, dup := seen[hk.Name]; dup && hk.Name != "" {
-				v.Add(key+".name", "duplicate of %s[%d].name %q", phase.key, j, hk.Name)
-			} else {
-				seen[hk.Name] = i
-			}
+			v.NameIn(seen, phase.key, i, hk.Name, "a hook name, like page-oncall")
 			if len(hk.Run) == 0 {
 				v.Add(key+".run", "required: a command, like [/usr/local/bin/notify, active]")
 			} else {
@@ -433,12 +418,7 @@ func (v *checker) replicationFiles(key string, f *ReplicationFiles, roots map[st
 	names := map[string]int{}
 	for k, r := range f.Roots {
 		rk := fmt.Sprintf("%s.roots[%d]", key, k)
-		v.Name(rk+".name", r.Name, "a root name, the same on both nodes, like asterisk")
-		if j, dup := names[r.Name]; dup && r.Name != "" {
-			v.Add(rk+".name", "duplicate of %s.roots[%d].name %q", key, j, r.Name)
-		} else {
-			names[r.Name] = k
-		}
+		v.NameIn(names, key+".roots", k, r.Name, "a root name, the same on both nodes, like asterisk")
 		clean := filepath.Clean(r.Path)
 		if !filepath.IsAbs(r.Path) {
 			v.Add(rk+".path", "must be an absolute path, got %q", r.Path)

@@ -211,12 +211,7 @@ func (e *Config) Validate(ps *confcheck.Problems) {
 	seen := map[string]int{}
 	for i, s := range e.Sides {
 		key := fmt.Sprintf("edge.sides[%d]", i)
-		ps.Name(key+".name", s.Name, "a side name, like main")
-		if j, dup := seen[s.Name]; dup && s.Name != "" {
-			ps.Add(key+".name", "duplicate of edge.sides[%d].name %q", j, s.Name)
-		} else {
-			seen[s.Name] = i
-		}
+		ps.NameIn(seen, "edge.sides", i, s.Name, "a side name, like main")
 		ps.URL(key+".node", s.Node, true, "http://10.0.0.1:9440")
 		if len(s.Routes) == 0 {
 			ps.Add(key+".routes", "list at least one route (path, upstream)")

@@ -129,12 +129,7 @@ func Validate(ps *confcheck.Problems, list string, ss []Service) {
 	seen := map[string]int{}
 	for i, s := range ss {
 		key := fmt.Sprintf("%s[%d]", list, i)
-		ps.Name(key+".name", s.Name, "a service name, like asterisk")
-		if j, dup := seen[s.Name]; dup && s.Name != "" {
-			ps.Add(key+".name", "duplicate of %s[%d].name %q", list, j, s.Name)
-		} else {
-			seen[s.Name] = i
-		}
+		ps.NameIn(seen, list, i, s.Name, "a service name, like asterisk")
 
 		var kinds []string
 		if len(s.Start) > 0 || len(s.Stop) > 0 {

@@ -104,12 +104,7 @@ func (x *Config) Validate(ps *confcheck.Problems) {
 	seen := map[string]int{}
 	for i, m := range x.MDS {
 		key := fmt.Sprintf("xds.mds[%d]", i)
-		ps.Name(key+".name", m.Name, "a media server name, like mds1")
-		if j, dup := seen[m.Name]; dup && m.Name != "" {
-			ps.Add(key+".name", "duplicate of xds.mds[%d].name %q", j, m.Name)
-		} else {
-			seen[m.Name] = i
-		}
+		ps.NameIn(seen, "xds.mds", i, m.Name, "a media server name, like mds1")
 		if m.Registrar == "" {
 			ps.Add(key+".registrar", "required: a sip: URI like sip:10.0.0.11:5060")
 		} else if !plainSIP(m.Registrar) {

@@ -100,6 +100,19 @@ func (ps *Problems) Name(key, got, what string) {
 	}
 }
 
+// NameIn checks the name of item i of the list at key path list (the key
+// list[i].name): a name as Name checks it, used by no earlier item. seen
+// holds the names so far, one map per list.
+func (ps *Problems) NameIn(seen map[string]int, list string, i int, got, what string) {
+	key := fmt.Sprintf("%s[%d].name", list, i)
+	ps.Name(key, got, what)
+	if j, dup := seen[got]; dup && got != "" {
+		ps.Add(key, "duplicate of %s[%d].name %q", list, j, got)
+	} else {
+		seen[got] = i
+	}
+}
+
 // Token checks a required bearer token, without repeating its value.
 func (ps *Problems) Token(key, got, what string) {
 	switch {

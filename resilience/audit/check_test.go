@@ -322,20 +322,7 @@ func TestInspectWhileOpenIsRefusedAsLocked(t *testing.T) {
 // the file, instead of killing the process with SIGBUS: the node keeps
 // running and says its audit log cannot be written.
 func TestLogCutWhileOpenFailsWithoutCrashing(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.db")
-	l, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	for i := range 200 {
-		if _, err := l.Append(api.AuditEntry{Who: "test", Action: "fill", Reason: strings.Repeat("x", 200), Epoch: uint64(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Truncate(path, 4096); err != nil {
-		t.Fatal(err)
-	}
+	l, path := openCutWhileOpen(t)
 	_, appendErr := l.Append(api.AuditEntry{Who: "test", Action: "after the cut"})
 	_, listErr := l.List(500, 0)
 	_, epochErr := l.MaxEpoch()
@@ -351,22 +338,9 @@ func TestLogCutWhileOpenFailsWithoutCrashing(t *testing.T) {
 // leave bbolt's locks held; the fault is an error, and every later call
 // answers it without touching bbolt again rather than hang.
 func TestLogFaultWhileOpenBreaksItForGood(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.db")
-	l, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	for i := range 200 {
-		if _, err := l.Append(api.AuditEntry{Who: "test", Action: "fill", Reason: strings.Repeat("x", 200), Epoch: uint64(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Truncate(path, 4096); err != nil {
-		t.Fatal(err)
-	}
+	l, _ := openCutWhileOpen(t)
 	l.size.Store(0) // as if the cut came after the check
-	_, err = l.List(500, 0)
+	_, err := l.List(500, 0)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "faulted") {
 		t.Fatalf("List over a cut file: %v, want a fault turned into a CorruptError", err)
 	}
@@ -383,4 +357,25 @@ func TestLogFaultWhileOpenBreaksItForGood(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Append after a fault hangs (bbolt's locks held by the faulted call)")
 	}
+}
+
+// openCutWhileOpen opens a log, fills it past its first pages, and cuts
+// the file to 4 KiB under it (the log is closed at the test's end).
+func openCutWhileOpen(t *testing.T) (*Log, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	for i := range 200 {
+		if _, err := l.Append(api.AuditEntry{Who: "test", Action: "fill", Reason: strings.Repeat("x", 200), Epoch: uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	return l, path
 }

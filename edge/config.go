@@ -15,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/resman-pbx/resman/config/confcheck"
+	"github.com/resman-pbx/resman/services/hysteresis"
 )
 
 // This file is the edge section of the config file: its keys, defaults and
@@ -148,8 +149,8 @@ type Route struct {
 func (e *Config) ApplyDefaults(given confcheck.Given) {
 	confcheck.Default(given, "edge.check.interval", &e.Check.Interval, 500*time.Millisecond)
 	confcheck.Default(given, "edge.check.timeout", &e.Check.Timeout, e.Check.Interval)
-	confcheck.Default(given, "edge.check.rise", &e.Check.Rise, 2)
-	confcheck.Default(given, "edge.check.fall", &e.Check.Fall, 2)
+	confcheck.Default(given, "edge.check.rise", &e.Check.Rise, hysteresis.DefaultRise)
+	confcheck.Default(given, "edge.check.fall", &e.Check.Fall, hysteresis.DefaultFall)
 	if sp := e.SIP; sp != nil {
 		confcheck.Default(given, "edge.sip.expires", &sp.Expires, 60)
 		confcheck.Default(given, "edge.sip.register_rate", &sp.RegisterRate, 500)

@@ -7,6 +7,7 @@ import (
 	"unicode"
 
 	"github.com/resman-pbx/resman/config/confcheck"
+	"github.com/resman-pbx/resman/services/hysteresis"
 )
 
 // This file is the config of a list of services: the items of the file's
@@ -117,8 +118,8 @@ func ApplyDefaults(given confcheck.Given, list string, ss []Service) {
 				timeout = ch.Interval // a probe never outlives its interval
 			}
 			confcheck.Default(given, key+".check.timeout", &ch.Timeout, timeout)
-			confcheck.Default(given, key+".check.rise", &ch.Rise, 2)
-			confcheck.Default(given, key+".check.fall", &ch.Fall, 2)
+			confcheck.Default(given, key+".check.rise", &ch.Rise, hysteresis.DefaultRise)
+			confcheck.Default(given, key+".check.fall", &ch.Fall, hysteresis.DefaultFall)
 		}
 	}
 }

@@ -258,10 +258,10 @@ func newChecker(c Check) (*checker, error) {
 		ch.timeout = min(defaultCheckTimeout, ch.interval)
 	}
 	if ch.rise <= 0 {
-		ch.rise = defaultRiseFall
+		ch.rise = hysteresis.DefaultRise
 	}
 	if ch.fall <= 0 {
-		ch.fall = defaultRiseFall
+		ch.fall = hysteresis.DefaultFall
 	}
 	switch {
 	case c.SIP != "":

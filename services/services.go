@@ -49,7 +49,6 @@ const (
 	defaultTimeout       = 30 * time.Second
 	defaultCheckInterval = time.Second
 	defaultCheckTimeout  = time.Second
-	defaultRiseFall      = 2
 )
 
 // Options configure a Supervisor.

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/services/hysteresis"
 )
 
 // Defaults of the tuning Options.
@@ -39,8 +40,8 @@ const (
 	DefaultBackoffMin     = 500 * time.Millisecond
 	DefaultBackoffMax     = 30 * time.Second
 	DefaultProbeInterval  = 5 * time.Second
-	DefaultRise           = 2
-	DefaultFall           = 2
+	DefaultRise           = hysteresis.DefaultRise
+	DefaultFall           = hysteresis.DefaultFall
 	DefaultVerifyInterval = 10 * time.Second
 	DefaultT1             = 500 * time.Millisecond // RFC 3261's; Timer F is 64*T1
 	// DefaultExpires is asked of an MDS whose config names none.

@@ -46,6 +46,15 @@
 // depends on another's internals.
 package hysteresis
 
+// DefaultRise and DefaultFall are the defaults of every rise and fall in
+// resman (services' checks, the Edge's side checks, XDS's MDS probes): two
+// in a row. One place, so that the config's defaults and the components'
+// fallbacks cannot drift apart.
+const (
+	DefaultRise = 2
+	DefaultFall = 2
+)
+
 // State is the verdict of the checks.
 type State int
 

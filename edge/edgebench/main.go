@@ -15,7 +15,9 @@
 // request and throughput over nginx's, medians of the rounds' ratios. Then
 // the Edge's resident memory: idle, after the loads (the 1 MiB ones last),
 // and 30 s after. With -json, the same figures go to a file as well
-// (BenchmarkEdgeThroughput of cmd/resman reads them).
+// (BenchmarkEdgeThroughput of cmd/resman reads them). With -baselines, two
+// more proxies run in the same rounds, to tell where the Edge's CPU goes: a
+// byte relay in Go and a bare fasthttp proxy (see baseline.go).
 package main
 
 import (
@@ -55,6 +57,9 @@ var sizes = []size{
 
 func main() {
 	upstream := flag.String("upstream", "", "serve as the upstream on this address (internal)")
+	serveAs := flag.String("serve", "", "serve as a baseline proxy, relay or fasthttp, from -listen to -upstream (internal)")
+	listen := flag.String("listen", "", "the baseline proxy's address (internal)")
+	baselines := flag.Bool("baselines", false, "also measure two baseline proxies: a byte relay in Go and a bare fasthttp proxy")
 	resman := flag.String("resman", "", "the resman binary (required)")
 	conns := flag.String("conns", "32,1000", "connection counts, comma-separated")
 	only := flag.String("sizes", "1.1 KiB,4 KiB,1 MiB", "answer sizes, comma-separated, among "+names())
@@ -67,7 +72,11 @@ func main() {
 	edge2 := flag.String("edge2", "", "also measure a second Edge, \"edge2\": RESMAN-BINARY[,VAR=VALUE...] (A/B in the same rounds)")
 	jsonOut := flag.String("json", "", "also write the results to this file, as JSON")
 	flag.Parse()
-	if *upstream != "" {
+	switch {
+	case *serveAs != "":
+		serveBaseline(*serveAs, *listen, *upstream)
+		return
+	case *upstream != "":
 		serveUpstream(*upstream)
 		return
 	}
@@ -85,6 +94,15 @@ func main() {
 	targets := []*target{{name: "direct", addr: upAddr}}
 	edge := b.startEdge("edge", *resman, nodeURL, upAddr, strings.Fields(*edgeEnv))
 	targets = append(targets, edge)
+	if *baselines {
+		for _, kind := range []string{"relay", "fasthttp"} {
+			addr := freeAddr()
+			cmd := exec.Command(must(os.Executable()), "-serve", kind, "-listen", addr, "-upstream", upAddr)
+			b.start(kind, cmd)
+			waitOK("http://" + addr + "/small")
+			targets = append(targets, &target{name: kind, addr: addr, pid: cmd.Process.Pid})
+		}
+	}
 	if *edge2 != "" {
 		f := strings.Split(*edge2, ",")
 		targets = append(targets, b.startEdge("edge2", f[0], nodeURL, upAddr, f[1:]))
@@ -182,9 +200,11 @@ func main() {
 		fmt.Printf("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.Size, l.Conns, d.RPS,
 			ratioText(e.OfDirect), ratioText(n.OfDirect), p99Text(d), p99Text(e), p99Text(n), cpuText(e), cpuText(n),
 			ratioText(e.CPUOfNginx), ratioText(e.RPSOfNginx))
-		if e2, ok := l.Targets["edge2"]; ok {
-			fmt.Printf("|   edge2 | %d | | %s | | | %s | | %s | | %s | %s |\n", l.Conns, ratioText(e2.OfDirect), p99Text(e2), cpuText(e2),
-				ratioText(e2.CPUOfNginx), ratioText(e2.RPSOfNginx))
+		for _, name := range []string{"edge2", "relay", "fasthttp"} {
+			if x, ok := l.Targets[name]; ok {
+				fmt.Printf("|   %s | %d | | %s | | | %s | | %s | | %s | %s |\n", name, l.Conns, ratioText(x.OfDirect), p99Text(x), cpuText(x),
+					ratioText(x.CPUOfNginx), ratioText(x.RPSOfNginx))
+			}
 		}
 	}
 	fmt.Println()

@@ -18,7 +18,9 @@
 // The proxy runs on fasthttp (server and upstream client, HTTP/1.1 with
 // keep-alive to the upstreams): measured against nginx on the same job,
 // net/http with httputil.ReverseProxy reached about half of its
-// throughput, fasthttp matches it (see README.md). Answers are streamed,
+// throughput; on fasthttp the Edge beats it at 1,000 connections and on
+// large answers, and spends about a quarter more CPU per request at 32
+// connections on small ones, fasthttp's own work (see README.md). Answers are streamed,
 // whatever their size (the Edge holds no more of one than its buffers);
 // answers without a length are flushed as they come. WebSocket upgrades
 // and requests for an event

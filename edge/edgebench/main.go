@@ -11,8 +11,13 @@
 // alternate the three targets, in turns of order, and it reports per
 // target the median over rounds of: the throughput over direct's in the
 // same round, the p99 latency (wrk's), and the CPU time the proxy process
-// (nginx: with its workers) spent per request. Then the Edge's resident
-// memory: idle, after the loads (the 1 MiB ones last), and 30 s after.
+// (nginx: with its workers) spent per request; and the Edge's CPU per
+// request and throughput over nginx's, medians of the rounds' ratios. Then
+// the Edge's resident memory: idle, after the loads (the 1 MiB ones last),
+// and 30 s after. With -json, the same figures go to a file as well
+// (BenchmarkEdgeThroughput of cmd/resman reads them). With -baselines, two
+// more proxies run in the same rounds, to tell where the Edge's CPU goes: a
+// byte relay in Go and a bare fasthttp proxy (see baseline.go).
 package main
 
 import (
@@ -52,6 +57,9 @@ var sizes = []size{
 
 func main() {
 	upstream := flag.String("upstream", "", "serve as the upstream on this address (internal)")
+	serveAs := flag.String("serve", "", "serve as a baseline proxy, relay or fasthttp, from -listen to -upstream (internal)")
+	listen := flag.String("listen", "", "the baseline proxy's address (internal)")
+	baselines := flag.Bool("baselines", false, "also measure two baseline proxies: a byte relay in Go and a bare fasthttp proxy")
 	resman := flag.String("resman", "", "the resman binary (required)")
 	conns := flag.String("conns", "32,1000", "connection counts, comma-separated")
 	only := flag.String("sizes", "1.1 KiB,4 KiB,1 MiB", "answer sizes, comma-separated, among "+names())
@@ -62,8 +70,13 @@ func main() {
 	noNginx := flag.Bool("no-nginx", false, "direct and Edge only")
 	edgeEnv := flag.String("edge-env", "", "variables added to the Edge's environment (GOGC=200 ...)")
 	edge2 := flag.String("edge2", "", "also measure a second Edge, \"edge2\": RESMAN-BINARY[,VAR=VALUE...] (A/B in the same rounds)")
+	jsonOut := flag.String("json", "", "also write the results to this file, as JSON")
 	flag.Parse()
-	if *upstream != "" {
+	switch {
+	case *serveAs != "":
+		serveBaseline(*serveAs, *listen, *upstream)
+		return
+	case *upstream != "":
 		serveUpstream(*upstream)
 		return
 	}
@@ -81,6 +94,15 @@ func main() {
 	targets := []*target{{name: "direct", addr: upAddr}}
 	edge := b.startEdge("edge", *resman, nodeURL, upAddr, strings.Fields(*edgeEnv))
 	targets = append(targets, edge)
+	if *baselines {
+		for _, kind := range []string{"relay", "fasthttp"} {
+			addr := freeAddr()
+			cmd := exec.Command(must(os.Executable()), "-serve", kind, "-listen", addr, "-upstream", upAddr)
+			b.start(kind, cmd)
+			waitOK("http://" + addr + "/small")
+			targets = append(targets, &target{name: kind, addr: addr, pid: cmd.Process.Pid})
+		}
+	}
 	if *edge2 != "" {
 		f := strings.Split(*edge2, ",")
 		targets = append(targets, b.startEdge("edge2", f[0], nodeURL, upAddr, f[1:]))
@@ -151,8 +173,8 @@ func main() {
 						rssPeak[t.name] = max(rssPeak[t.name], res.rss)
 						rssLast[t.name] = res.rss
 					}
-					fmt.Printf("%-7s %4d conns  round %d  %-6s %9.0f req/s  p99 %8v  cpu %6.1f µs/req  RSS %5.1f MiB  errors %d %s\n",
-						s.name, c, r+1, t.name, res.rps, res.p99.Round(10*time.Microsecond), res.cpuPerReq, res.rss, res.errors, res.errorKind)
+					fmt.Printf("%-7s %4d conns  round %d  %-6s %9.0f req/s  p99 %8v  cpu %6.1f µs/req (user %5.1f)  RSS %5.1f MiB  errors %d %s\n",
+						s.name, c, r+1, t.name, res.rps, res.p99.Round(10*time.Microsecond), res.cpuPerReq, res.userPerReq, res.rss, res.errors, res.errorKind)
 				}
 			}
 		}
@@ -163,51 +185,25 @@ func main() {
 		rssLater[t.name] = rss(t.pid)
 	}
 
-	fmt.Printf("\n%d rounds of %v per line, wrk -t%d, medians of rounds (ratio: of direct in the same round)\n\n", *rounds, *round, *threads)
-	fmt.Println("| answer | conns | direct req/s | Edge / direct | nginx / direct | p99 direct | p99 Edge | p99 nginx | CPU µs/req Edge | CPU µs/req nginx |")
-	fmt.Println("|--------|------:|-------------:|--------------:|---------------:|-----------:|---------:|----------:|----------------:|-----------------:|")
+	var report Report
+	report.Rounds, report.Round, report.Threads = *rounds, round.String(), *threads
 	for _, s := range sizeList {
 		for _, c := range conList {
-			rs := results[key{s.name, c}]
-			direct := rs["direct"]
-			ratio := func(t string) string {
-				if len(rs[t]) == 0 {
-					return "-"
-				}
-				var r []float64
-				for i, x := range rs[t] {
-					r = append(r, x.rps/direct[i].rps)
-				}
-				return fmt.Sprintf("%.2f", median(r))
-			}
-			p99 := func(t string) string {
-				if len(rs[t]) == 0 {
-					return "-"
-				}
-				var d []float64
-				for _, x := range rs[t] {
-					d = append(d, float64(x.p99))
-				}
-				return time.Duration(median(d)).Round(10 * time.Microsecond).String()
-			}
-			cpu := func(t string) string {
-				if len(rs[t]) == 0 {
-					return "-"
-				}
-				var v []float64
-				for _, x := range rs[t] {
-					v = append(v, x.cpuPerReq)
-				}
-				return fmt.Sprintf("%.1f", median(v))
-			}
-			var drps []float64
-			for _, x := range direct {
-				drps = append(drps, x.rps)
-			}
-			fmt.Printf("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", s.name, c, median(drps),
-				ratio("edge"), ratio("nginx"), p99("direct"), p99("edge"), p99("nginx"), cpu("edge"), cpu("nginx"))
-			if len(rs["edge2"]) > 0 {
-				fmt.Printf("|   edge2 | %d | | %s | | | %s | | %s | |\n", c, ratio("edge2"), p99("edge2"), cpu("edge2"))
+			report.Lines = append(report.Lines, summarize(s.name, c, targets, results[key{s.name, c}]))
+		}
+	}
+	fmt.Printf("\n%d rounds of %v per line, wrk -t%d, medians of rounds (ratio: of direct, or of nginx, in the same round)\n\n", *rounds, *round, *threads)
+	fmt.Println("| answer | conns | direct req/s | Edge / direct | nginx / direct | p99 direct | p99 Edge | p99 nginx | CPU µs/req Edge | CPU µs/req nginx | CPU/req Edge / nginx | req/s Edge / nginx |")
+	fmt.Println("|--------|------:|-------------:|--------------:|---------------:|-----------:|---------:|----------:|----------------:|-----------------:|---------------------:|-------------------:|")
+	for _, l := range report.Lines {
+		d, e, n := l.Targets["direct"], l.Targets["edge"], l.Targets["nginx"]
+		fmt.Printf("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.Size, l.Conns, d.RPS,
+			ratioText(e.OfDirect), ratioText(n.OfDirect), p99Text(d), p99Text(e), p99Text(n), cpuText(e), cpuText(n),
+			ratioText(e.CPUOfNginx), ratioText(e.RPSOfNginx))
+		for _, name := range []string{"edge2", "relay", "fasthttp"} {
+			if x, ok := l.Targets[name]; ok {
+				fmt.Printf("|   %s | %d | | %s | | | %s | | %s | | %s | %s |\n", name, l.Conns, ratioText(x.OfDirect), p99Text(x), cpuText(x),
+					ratioText(x.CPUOfNginx), ratioText(x.RPSOfNginx))
 			}
 		}
 	}
@@ -215,6 +211,8 @@ func main() {
 	for _, t := range edges {
 		fmt.Printf("%s RSS: %.1f MiB idle, %.1f MiB right after its last run, at most %.1f MiB right after a run, %.1f MiB %v after the end\n",
 			t.name, rssIdle[t.name], rssLast[t.name], rssPeak[t.name], rssLater[t.name], *settle)
+		report.RSS = append(report.RSS, RSS{Target: t.name, Idle: rssIdle[t.name], Last: rssLast[t.name],
+			Peak: rssPeak[t.name], Later: rssLater[t.name], Settle: settle.String()})
 	}
 	errs := 0
 	for _, rs := range results {
@@ -227,6 +225,121 @@ func main() {
 	if errs > 0 {
 		fmt.Printf("errors (socket errors and answers other than 2xx/3xx): %d\n", errs)
 	}
+	report.Errors = errs
+	if *jsonOut != "" {
+		raw, _ := json.MarshalIndent(report, "", "  ")
+		if err := os.WriteFile(*jsonOut, raw, 0o644); err != nil {
+			fatalf("%v", err)
+		}
+	}
+}
+
+// Report is what edgebench measured, as -json writes it.
+type Report struct {
+	Rounds  int    `json:"rounds"`
+	Round   string `json:"round"`
+	Threads int    `json:"threads"`
+	Lines   []Line `json:"lines"`
+	RSS     []RSS  `json:"rss"`
+	Errors  int    `json:"errors"`
+}
+
+// Line is one answer size at one connection count.
+type Line struct {
+	Size    string            `json:"size"`
+	Conns   int               `json:"conns"`
+	Targets map[string]Result `json:"targets"`
+}
+
+// Result is one target's medians over the rounds of a line; a ratio is
+// the median of the rounds' ratios, 0 when there is nothing to compare
+// (direct has no CPU, nginx may be missing).
+type Result struct {
+	RPS          float64 `json:"rps"`
+	P99Micros    float64 `json:"p99_us"`
+	CPUPerReq    float64 `json:"cpu_us_per_req"` // 0 for direct
+	UserPerReq   float64 `json:"user_us_per_req"`
+	OfDirect     float64 `json:"of_direct"`
+	CPUOfNginx   float64 `json:"cpu_of_nginx"`
+	RPSOfNginx   float64 `json:"rps_of_nginx"`
+	ErrorsInRuns int     `json:"errors"`
+}
+
+// RSS is an Edge's resident memory, MiB.
+type RSS struct {
+	Target string  `json:"target"`
+	Idle   float64 `json:"idle"`
+	Last   float64 `json:"last"`
+	Peak   float64 `json:"peak"`
+	Later  float64 `json:"later"`
+	Settle string  `json:"settle"`
+}
+
+// summarize takes the medians of the rounds of one line.
+func summarize(size string, conns int, targets []*target, rs map[string][]run) Line {
+	l := Line{Size: size, Conns: conns, Targets: map[string]Result{}}
+	direct, nginx := rs["direct"], rs["nginx"]
+	for _, t := range targets {
+		runs := rs[t.name]
+		if len(runs) == 0 {
+			continue
+		}
+		var res Result
+		of := func(f func(r run) float64) float64 {
+			var v []float64
+			for _, r := range runs {
+				v = append(v, f(r))
+			}
+			return median(v)
+		}
+		// over is the median of the rounds' ratios of f to the other's.
+		over := func(other []run, f func(r run) float64) float64 {
+			var v []float64
+			for i, r := range runs {
+				if i < len(other) && f(other[i]) > 0 {
+					v = append(v, f(r)/f(other[i]))
+				}
+			}
+			return median(v)
+		}
+		rps := func(r run) float64 { return r.rps }
+		cpu := func(r run) float64 { return r.cpuPerReq }
+		res.RPS = of(rps)
+		res.P99Micros = of(func(r run) float64 { return float64(r.p99.Microseconds()) })
+		res.CPUPerReq = of(cpu)
+		res.UserPerReq = of(func(r run) float64 { return r.userPerReq })
+		res.OfDirect = over(direct, rps)
+		if t.name != "nginx" && t.pid != 0 {
+			res.CPUOfNginx = over(nginx, cpu)
+			res.RPSOfNginx = over(nginx, rps)
+		}
+		for _, r := range runs {
+			res.ErrorsInRuns += r.errors
+		}
+		l.Targets[t.name] = res
+	}
+	return l
+}
+
+func ratioText(r float64) string {
+	if r == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", r)
+}
+
+func p99Text(r Result) string {
+	if r.RPS == 0 {
+		return "-"
+	}
+	return (time.Duration(r.P99Micros) * time.Microsecond).Round(10 * time.Microsecond).String()
+}
+
+func cpuText(r Result) string {
+	if r.CPUPerReq == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", r.CPUPerReq)
 }
 
 func names() string {
@@ -398,9 +511,11 @@ type run struct {
 	rps       float64
 	p99       time.Duration
 	cpuPerReq float64 // µs of the proxy's CPU per request
-	errors    int
-	errorKind string  // wrk's lines on them
-	rss       float64 // the proxy's resident memory right after, MiB
+	// userPerReq is the part of it in user space (the rest in the kernel).
+	userPerReq float64
+	errors     int
+	errorKind  string  // wrk's lines on them
+	rss        float64 // the proxy's resident memory right after, MiB
 }
 
 var (
@@ -415,14 +530,15 @@ func wrkRun(wrk string, t *target, path string, conns, threads int, d time.Durat
 	threads = min(threads, conns)
 	cmd := exec.Command(wrk, "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(int(d.Seconds()))+"s",
 		"--timeout", "10s", "--latency", "http://"+t.addr+path)
-	var cpu0 time.Duration
+	var cpu0, user0 time.Duration
 	if t.pid != 0 {
-		cpu0 = cpuTime(t.pid)
+		cpu0, user0 = cpuTime(t.pid)
 	}
 	out, err := cmd.CombinedOutput()
-	var cpu time.Duration
+	var cpu, user time.Duration
 	if t.pid != 0 {
-		cpu = cpuTime(t.pid) - cpu0
+		c, u := cpuTime(t.pid)
+		cpu, user = c-cpu0, u-user0
 	}
 	if err != nil {
 		fatalf("wrk: %v\n%s", err, out)
@@ -454,6 +570,7 @@ func wrkRun(wrk string, t *target, path string, conns, threads int, d time.Durat
 	}
 	if n > 0 && t.pid != 0 {
 		r.cpuPerReq = float64(cpu.Microseconds()) / float64(n)
+		r.userPerReq = float64(user.Microseconds()) / float64(n)
 	}
 	if t.pid != 0 {
 		r.rss = rss(t.pid)
@@ -473,9 +590,9 @@ func parseDur(v, unit string) time.Duration {
 }
 
 // cpuTime is the CPU time (user and system) used so far by the process pid
-// and its children (nginx's workers).
-func cpuTime(pid int) time.Duration {
-	ticks := 0
+// and its children (nginx's workers), and the part of it in user space.
+func cpuTime(pid int) (total, user time.Duration) {
+	ticks, userTicks := 0, 0
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
@@ -498,9 +615,10 @@ func cpuTime(pid int) time.Duration {
 		u, _ := strconv.Atoi(f[11])
 		s, _ := strconv.Atoi(f[12])
 		ticks += u + s
+		userTicks += u
 	}
 	// USER_HZ is 100 on Linux.
-	return time.Duration(ticks) * 10 * time.Millisecond
+	return time.Duration(ticks) * 10 * time.Millisecond, time.Duration(userTicks) * 10 * time.Millisecond
 }
 
 // rss is the resident memory of pid, in MiB.

@@ -188,7 +188,7 @@ func TestAgentReloadsFleetPairs(t *testing.T) {
 
 // A node's process with a fleet section reloads both: the pairs with the
 // node's settings, and a broken pair file refuses the whole file (the
-// node's hooks stay as they were too).
+// node's hooks stay as they were too); so does a file without the node.
 func TestAgentReloadsNodeAndFleet(t *testing.T) {
 	dir := t.TempDir()
 	pairsDir := filepath.Join(dir, "fleet.d")
@@ -239,6 +239,14 @@ func TestAgentReloadsNodeAndFleet(t *testing.T) {
 	if ev := evs.next(t, Reloaded); !slices.Equal(ev.Applied, []string{"hooks", "fleet.pairs"}) || len(ev.NeedRestart) != 0 {
 		t.Errorf("reload of the hooks and a pair reported %+v", ev)
 	}
+	waitPairs(t, addr, "lyon-1", "paris-1")
+
+	// A file without the node: refused, the node and the pairs stay.
+	writeFile(t, path, fleetConfig(port, pairsDir, 100*time.Millisecond))
+	if err := a.Reload(path); err == nil || !strings.Contains(err.Error(), "configures no node") {
+		t.Errorf("reload of a file without the node: %v", err)
+	}
+	evs.next(t, ReloadRefused)
 	waitPairs(t, addr, "lyon-1", "paris-1")
 
 	cancel()

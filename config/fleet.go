@@ -28,7 +28,8 @@ type Fleet struct {
 	// Pairs watched, listed in this file. Not env-overridable.
 	Pairs []FleetPair `mapstructure:"pairs"`
 	// PairsDir is an absolute directory of YAML files (*.yaml, *.yml),
-	// each listing one or more pairs under "pairs:", read at start: for
+	// each listing one or more pairs under "pairs:", read at start and at
+	// each reload (a reload applies a changed list of pairs): for
 	// large fleets. Optional.
 	PairsDir string `mapstructure:"pairs_dir"`
 	// Interval between two reads of a node's status. Default: 2s.

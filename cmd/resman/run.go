@@ -98,8 +98,8 @@ func runComponents(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if opts.reload != nil {
-		// Reload logs and audits its outcome itself; with no node, a
-		// signal changes nothing.
+		// Reload logs and audits its outcome itself; with neither a node
+		// nor a fleet aggregator, a signal changes nothing.
 		go func() {
 			for {
 				select {

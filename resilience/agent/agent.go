@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/fleet"
 	"github.com/resman-pbx/resman/resilience/node"
 	"github.com/resman-pbx/resman/resilience/web"
 )
@@ -45,13 +46,14 @@ const (
 	// booted. Reported once, just before Options.Ready is called.
 	Started EventKind = "started"
 	// Reloaded: a reload applied the changes in Event.Applied (node.mode,
-	// failover, hooks, gossip keys, log.level; empty if the file changed nothing of
-	// those) and left out those in Event.NeedRestart (the sections that
-	// only a restart applies; the audit log says so too).
+	// failover, hooks, gossip keys, log.level, fleet.pairs; empty if the
+	// file changed nothing of those) and left out those in
+	// Event.NeedRestart (the sections, or fleet.* keys, that only a
+	// restart applies; the logs and a node's audit log say so too).
 	Reloaded EventKind = "reloaded"
 	// ReloadRefused: a reload applied nothing (Event.Err says why: the
-	// file does not load or validate, or the node refused the new mode);
-	// the last good config stays in force.
+	// file does not load or validate, its fleet pairs have problems, or
+	// the node refused the new mode); the last good config stays in force.
 	ReloadRefused EventKind = "reload refused"
 	// PartFailed: a part (Event.Part: api, node, services, xds,
 	// replication, cc, edge, fleet) stopped with Event.Err while the
@@ -76,7 +78,8 @@ type Event struct {
 var (
 	// ErrNothingToRun: the config has no node, cc, edge or fleet section.
 	ErrNothingToRun = errors.New("nothing to run: the file configures no node, cc, edge or fleet")
-	// ErrNoNode: Reload on an agent without a node (only a node reloads).
+	// ErrNoNode: Reload on an agent with neither a node nor a fleet
+	// aggregator (only they reload: a CC- or Edge-only agent does not).
 	ErrNoNode = errors.New("no node to reload: the file configures no node")
 	// ErrNotRunning: Reload after Run has returned.
 	ErrNotRunning = errors.New("the agent is not running")
@@ -97,7 +100,8 @@ type Agent struct {
 	opts   Options
 	logger *slog.Logger
 
-	node  *nodeParts // nil without a node section
+	node  *nodeParts        // nil without a node section
+	fleet *fleet.Aggregator // nil without a fleet section
 	parts []part
 	srv   *web.Server
 	ln    net.Listener
@@ -151,16 +155,19 @@ func (a *Agent) build() error {
 		a.cleanups = append(a.cleanups, parts.close)
 		a.node, n = parts, parts.node
 		a.parts = append(a.parts, parts.runners...)
-		a.parts = append(a.parts, part{"reload", a.reloadLoop})
 		nodeMounts = parts.mounts
 	}
-	mounts, more, closeFollowers, err := buildFollowers(cfg, logger, reg)
+	f, err := buildFollowers(cfg, logger, reg)
 	if err != nil {
 		return err
 	}
-	a.cleanups = append(a.cleanups, closeFollowers)
-	a.parts = append(a.parts, more...)
-	mounts = append(nodeMounts, mounts...)
+	a.cleanups = append(a.cleanups, f.cleanup)
+	a.parts = append(a.parts, f.runners...)
+	a.fleet = f.fleet
+	if a.node != nil || a.fleet != nil {
+		a.parts = append(a.parts, part{"reload", a.reloadLoop})
+	}
+	mounts := append(nodeMounts, f.mounts...)
 	if len(a.parts) == 0 {
 		return ErrNothingToRun
 	}
@@ -247,14 +254,17 @@ func (a *Agent) Close() {
 }
 
 // Reload re-reads the config file at path and applies what may change at
-// run time, by the policy of reloadNode: the node's mode, the failover
-// settings, the hooks and the gossip keys; other changes need a restart
-// and are only reported. It waits for Run to take it (reloads are applied
-// one at a time, never after the parts stopped) and returns nil when the
-// reload was applied, even in part, or why nothing was. The event sink
-// gets Reloaded or ReloadRefused; the audit log and the logs say the same.
+// run time, by the policy of reload: the node's mode, the failover
+// settings, the hooks and the gossip keys, the fleet aggregator's pairs,
+// and log.level; other changes need a restart and are only reported. It
+// waits for Run to take it (reloads are applied one at a time, never
+// after the parts stopped) and returns nil when the reload was applied,
+// even in part, or why nothing was. The event sink gets Reloaded or
+// ReloadRefused; the logs (and a node's audit log) say the same. An
+// agent with neither a node nor a fleet aggregator has nothing to reload
+// (ErrNoNode).
 func (a *Agent) Reload(path string) error {
-	if a.node == nil {
+	if a.node == nil && a.fleet == nil {
 		return ErrNoNode
 	}
 	req := reloadRequest{path: path, done: make(chan error, 1)}
@@ -275,11 +285,11 @@ func (a *Agent) reloadLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case req := <-a.reloads:
-			next, needRestart, err := reloadNode(ctx, req.path, current, a.node, a.logger, a.opts.LogLevel)
+			next, applied, needRestart, err := a.reload(ctx, req.path, current)
 			if err != nil {
 				a.emit(Event{Kind: ReloadRefused, NeedRestart: needRestart, Err: err})
 			} else {
-				a.emit(Event{Kind: Reloaded, Applied: appliedChanges(current, next), NeedRestart: needRestart})
+				a.emit(Event{Kind: Reloaded, Applied: applied, NeedRestart: needRestart})
 			}
 			current = next
 			req.done <- err

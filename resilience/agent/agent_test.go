@@ -207,11 +207,15 @@ func goroutines() []string {
 }
 
 // A config with nothing to run is refused by New; an agent without a node
-// has nothing to reload.
+// or a fleet aggregator has nothing to reload.
 func TestAgentNothingToRun(t *testing.T) {
 	cfg := &config.Config{API: config.API{Listen: "127.0.0.1:0", Token: testToken}}
 	if _, err := New(cfg, Options{}); !errors.Is(err, ErrNothingToRun) {
 		t.Fatalf("New with no section: %v, want ErrNothingToRun", err)
+	}
+	// Neither a node nor a fleet aggregator (a CC- or Edge-only agent).
+	if err := (&Agent{}).Reload("resman.yaml"); !errors.Is(err, ErrNoNode) {
+		t.Errorf("Reload without a node or a fleet: %v, want ErrNoNode", err)
 	}
 }
 

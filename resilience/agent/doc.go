@@ -6,8 +6,9 @@
 // New builds the parts from a config (node.go, followers.go, gossip.go);
 // Run runs them under one errgroup until its context ends or a part fails;
 // Reload applies a new config file by the reload policy (reload.go): the
-// node's mode, the failover settings, the hooks and the gossip keys change
-// at run time, anything else needs a restart. Options.Events receives
+// node's mode, the failover settings, the hooks, the gossip keys, the
+// fleet aggregator's pairs and log.level change at run time, anything
+// else needs a restart. Options.Events receives
 // what happened (started, reloaded, a part failed, stopped), for tests
 // and for the caller's own logging.
 //

@@ -14,13 +14,21 @@ import (
 	"github.com/resman-pbx/resman/resilience/web"
 )
 
+// followers are the components that follow the nodes, built.
+type followers struct {
+	mounts  []web.Mount // their APIs on the shared listener
+	runners []part      // each runs until ctx is done
+	cleanup func()
+	fleet   *fleet.Aggregator // nil without a fleet section: a reload changes its pairs
+}
+
 // buildFollowers wires the components that follow the nodes: the CC
-// follower, the Edge proxy and the fleet aggregator. It returns their API mounts on the shared
-// listener, their runners (each runs until ctx is done) and a cleanup.
-func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) ([]web.Mount, []part, func(), error) {
+// follower, the Edge proxy and the fleet aggregator.
+func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (followers, error) {
 	var mounts []web.Mount
 	var runners []part
 	var cleanups []func()
+	var agg *fleet.Aggregator
 	cleanup := func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
 			cleanups[i]()
@@ -37,7 +45,7 @@ func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Regi
 			Registerer:    reg,
 		})
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("cc: %w", err)
+			return followers{}, fmt.Errorf("cc: %w", err)
 		}
 		cleanups = append(cleanups, func() { f.Close() })
 		h := f.Handler()
@@ -71,7 +79,7 @@ func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Regi
 		e, err := edge.New(opts)
 		if err != nil {
 			cleanup()
-			return nil, nil, nil, err
+			return followers{}, err
 		}
 		h := e.APIHandler()
 		mounts = append(mounts, web.Mount{Prefix: "/api/v1/edge", Handler: h})
@@ -84,11 +92,12 @@ func buildFollowers(cfg *config.Config, logger *slog.Logger, reg prometheus.Regi
 		a, err := fleet.New(fleet.Options{Config: *cfg.Fleet, Token: cfg.API.Token, Logger: logger, Registerer: reg})
 		if err != nil {
 			cleanup()
-			return nil, nil, nil, fmt.Errorf("fleet: %w", err)
+			return followers{}, fmt.Errorf("fleet: %w", err)
 		}
 		h := a.Handler()
 		mounts = append(mounts, web.Mount{Prefix: fleet.PathAPI, Handler: h}, web.Mount{Prefix: fleet.PathPage, Handler: h})
 		runners = append(runners, part{"fleet", a.Run})
+		agg = a
 	}
-	return mounts, runners, cleanup, nil
+	return followers{mounts: mounts, runners: runners, cleanup: cleanup, fleet: agg}, nil
 }

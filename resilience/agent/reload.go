@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -11,30 +12,118 @@ import (
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/fleet"
 	"github.com/resman-pbx/resman/resilience/node"
 )
 
-// reloadNode re-reads the config file and applies what may change at run
-// time: node.mode (starting or stopping the heartbeat), the failover
-// settings, the hooks (for the transitions from then on), the gossip
-// keys (gossip.key and gossip.extra_keys, into the running keyring: a key
-// rotation) and, given the logger's level, log.level. A file that does not load or validate changes nothing (it may
-// be half-written); other changes are reported as needing a restart. It
-// returns the config now in force, the sections that need a restart
-// (restartOnlyChanges), and why nothing was applied, if so.
-func reloadNode(ctx context.Context, path string, cur *config.Config, p *nodeParts, logger *slog.Logger, level *slog.LevelVar) (*config.Config, []string, error) {
-	const who = "resman (config reload)"
+// reload re-reads the config file at path and applies it by the reload
+// policy: the node's part (reloadNode) when the agent runs a node, the
+// fleet's pairs (fleet.pairs and the files of fleet.pairs_dir, read again)
+// when it runs a fleet aggregator, and log.level given the logger's
+// level. A file that does not load or validate, holds placeholder or
+// weak secrets, drops the node, or whose fleet pairs have problems changes
+// nothing (it may be half-written). It returns the config now in force,
+// what was applied (appliedChanges, and fleet.pairs when the list
+// changed), what needs a restart (restartOnlyChanges), and why nothing
+// was applied, if so.
+func (a *Agent) reload(ctx context.Context, path string, cur *config.Config) (*config.Config, []string, []string, error) {
+	next, pairs, err := a.loadForReload(path, cur)
+	if err != nil {
+		component := "fleet"
+		if a.node != nil {
+			component = "node"
+			a.node.node.Note("reload config", resilience.OutcomeFailed,
+				"the file does not load or validate, holds placeholder or weak secrets, or its fleet pairs have problems: kept the last good config", err.Error())
+		}
+		a.logger.Error("config reload refused: keeping the last good config", "component", component, "path", path, "err", err)
+		return cur, nil, nil, err
+	}
+	var inForce *config.Config
+	var needRestart []string
+	if a.node != nil {
+		inForce, needRestart, err = reloadNode(ctx, next, cur, a.node, a.logger, a.opts.LogLevel, a.fleet != nil)
+		if err != nil {
+			return cur, nil, needRestart, err
+		}
+	} else {
+		inForce = reloadLogLevel(cur, next, a.opts.LogLevel)
+		needRestart = restartOnlyChanges(cur, next, a.opts.LogLevel != nil, a.fleet != nil)
+		if len(needRestart) > 0 {
+			a.logger.Warn("config reload: these changes need a restart and were not applied", "component", "fleet",
+				"changes", strings.Join(needRestart, ", "))
+		}
+		a.logger.Info("config reloaded", "component", "fleet")
+	}
+	applied := appliedChanges(cur, inForce)
+	if pairs != nil {
+		ch, err := a.fleet.SetPairs(pairs)
+		if err != nil { // checked by loadForReload: not expected
+			a.logger.Error("fleet pairs not reloaded: kept the pairs watched", "component", "fleet", "err", err)
+			return inForce, applied, append(needRestart, "fleet.pairs"), nil
+		}
+		a.logger.Info("fleet pairs reloaded: "+ch.String(), "component", "fleet", "pairs", ch.Pairs)
+		f := *inForce.Fleet
+		f.Pairs, f.PairsDir = next.Fleet.Pairs, next.Fleet.PairsDir
+		inForce.Fleet = &f
+		if !ch.Empty() {
+			applied = append(applied, "fleet.pairs")
+		}
+	}
+	return inForce, applied, needRestart, nil
+}
+
+// loadForReload loads and checks the file at path for a reload of an
+// agent whose config in force is cur: it must load and validate, hold no
+// placeholder or weak secrets, keep the node if the agent runs one, and,
+// when the agent runs a fleet aggregator and the file still has a fleet
+// section, name pairs without problems (the files of fleet.pairs_dir are
+// read now). It returns the file and those pairs (nil without a fleet to
+// reload).
+func (a *Agent) loadForReload(path string, cur *config.Config) (*config.Config, []config.FleetPair, error) {
 	next, err := config.Load(path)
 	if err == nil {
 		err = next.RequireStrongSecrets(path)
 	}
 	if err != nil {
-		logger.Error("config reload refused: keeping the last good config", "component", "node", "err", err)
-		p.node.Note("reload config", resilience.OutcomeFailed,
-			"the file does not load or validate, or holds placeholder or weak secrets: kept the last good config", err.Error())
-		return cur, nil, err
+		return nil, nil, err
 	}
-	others := restartOnlyChanges(cur, next, level != nil)
+	if a.node != nil && next.Node == nil {
+		return nil, nil, errors.New("the file configures no node: a node is removed by a restart, not a reload")
+	}
+	if a.fleet == nil || next.Fleet == nil {
+		return next, nil, nil
+	}
+	// The aggregator's token is the api.token in force (api is restart-only).
+	pairs, err := fleet.LoadPairs(*next.Fleet, cur.API.Token)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fleet: %w", err)
+	}
+	return next, pairs, nil
+}
+
+// reloadLogLevel applies next's log.level to level (nil: restart-only)
+// and returns the config in force: cur with that level.
+func reloadLogLevel(cur, next *config.Config, level *slog.LevelVar) *config.Config {
+	applied := *cur
+	if level != nil && cur.Log.Level != next.Log.Level {
+		level.Set(LogLevel(next.Log.Level))
+		applied.Log.Level = next.Log.Level
+	}
+	return &applied
+}
+
+// reloadNode applies the node's part of a reload of next, a file loaded and
+// checked: node.mode (starting or stopping the heartbeat), the failover
+// settings, the hooks (for the transitions from then on), the gossip keys
+// (gossip.key and gossip.extra_keys, into the running keyring: a key
+// rotation) and, given the logger's level, log.level. Other changes are
+// audited as needing a restart (fleetLive: the agent runs a fleet
+// aggregator, whose pairs reload applies). It returns the config now in
+// force, the sections that need a restart (restartOnlyChanges), and why
+// nothing was applied, if so.
+func reloadNode(ctx context.Context, next, cur *config.Config, p *nodeParts, logger *slog.Logger, level *slog.LevelVar, fleetLive bool) (*config.Config, []string, error) {
+	const who = "resman (config reload)"
+	others := restartOnlyChanges(cur, next, level != nil, fleetLive)
 	if len(others) > 0 {
 		p.node.Note("reload config", resilience.OutcomeFailed, "these changes need a restart and were not applied: "+
 			strings.Join(others, ", "), "")
@@ -173,23 +262,45 @@ func keysChange(before, after cluster.KeyInfo) string {
 }
 
 // restartOnlyChanges names the top-level sections that differ between two
-// configs beyond node.mode, failover, hooks and the gossip keys, which a
-// reload applies.
-func restartOnlyChanges(a, b *config.Config, levelLive bool) []string {
+// configs beyond what a reload applies: with a node in both, node.mode,
+// failover (but failover.confirm), hooks and the gossip keys; log.level
+// when levelLive; and when fleetLive (the agent runs a fleet aggregator)
+// and both have a fleet section, the pairs (fleet.pairs, fleet.pairs_dir):
+// a change of its other keys is named by key (fleet.interval,
+// fleet.timeout, fleet.concurrency, with their defaults filled).
+func restartOnlyChanges(a, b *config.Config, levelLive, fleetLive bool) []string {
 	x, y := *a, *b
 	if levelLive {
 		x.Log.Level, y.Log.Level = "", ""
 	}
-	xn, yn := *a.Node, *b.Node
-	xn.Mode, yn.Mode = "", ""
-	x.Node, y.Node = &xn, &yn
-	x.Failover, y.Failover = config.Failover{}, config.Failover{}
-	x.Hooks, y.Hooks = config.Hooks{}, config.Hooks{}
-	x.Gossip.Key, y.Gossip.Key = "", ""
-	x.Gossip.ExtraKeys, y.Gossip.ExtraKeys = nil, nil
 	var out []string
-	if !reflect.DeepEqual(a.Failover.Confirm, b.Failover.Confirm) {
-		out = append(out, "failover.confirm")
+	if a.Node != nil && b.Node != nil {
+		xn, yn := *a.Node, *b.Node
+		xn.Mode, yn.Mode = "", ""
+		x.Node, y.Node = &xn, &yn
+		x.Failover, y.Failover = config.Failover{}, config.Failover{}
+		x.Hooks, y.Hooks = config.Hooks{}, config.Hooks{}
+		x.Gossip.Key, y.Gossip.Key = "", ""
+		x.Gossip.ExtraKeys, y.Gossip.ExtraKeys = nil, nil
+		if !reflect.DeepEqual(a.Failover.Confirm, b.Failover.Confirm) {
+			out = append(out, "failover.confirm")
+		}
+	}
+	var fleetKeys []string
+	if fleetLive && a.Fleet != nil && b.Fleet != nil {
+		xf, yf := *a.Fleet, *b.Fleet
+		xf.ApplyDefaults()
+		yf.ApplyDefaults()
+		if xf.Interval != yf.Interval {
+			fleetKeys = append(fleetKeys, "fleet.interval")
+		}
+		if xf.Timeout != yf.Timeout {
+			fleetKeys = append(fleetKeys, "fleet.timeout")
+		}
+		if xf.Concurrency != yf.Concurrency {
+			fleetKeys = append(fleetKeys, "fleet.concurrency")
+		}
+		x.Fleet, y.Fleet = nil, nil
 	}
 	xv, yv := reflect.ValueOf(x), reflect.ValueOf(y)
 	for i := range xv.NumField() {
@@ -197,14 +308,15 @@ func restartOnlyChanges(a, b *config.Config, levelLive bool) []string {
 			out = append(out, strings.ToLower(xv.Type().Field(i).Name))
 		}
 	}
-	return out
+	return append(out, fleetKeys...)
 }
 
 // appliedChanges names what a reload changed of the config in force, in
-// the terms of reloadNode: node.mode, failover, hooks, gossip keys.
+// the terms of reloadNode: node.mode, failover, hooks, gossip keys,
+// log.level (the fleet's pairs are named by reload).
 func appliedChanges(before, after *config.Config) []string {
 	var out []string
-	if before.Node.Mode != after.Node.Mode {
+	if before.Node != nil && after.Node != nil && before.Node.Mode != after.Node.Mode {
 		out = append(out, "node.mode")
 	}
 	if !reflect.DeepEqual(before.Failover, after.Failover) {

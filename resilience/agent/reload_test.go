@@ -16,12 +16,12 @@ func TestRestartOnlyChangesIgnoresGossipKeys(t *testing.T) {
 		Gossip: config.Gossip{Key: "a", ProbeInterval: time.Second}}
 	keys := base
 	keys.Gossip.Key, keys.Gossip.ExtraKeys = "b", []string{"a"}
-	if got := restartOnlyChanges(&base, &keys, false); len(got) != 0 {
+	if got := restartOnlyChanges(&base, &keys, false, false); len(got) != 0 {
 		t.Errorf("a change of keys needs a restart: %v", got)
 	}
 	other := keys
 	other.Gossip.ProbeInterval = 2 * time.Second
-	if got := restartOnlyChanges(&base, &other, false); !slices.Equal(got, []string{"gossip"}) {
+	if got := restartOnlyChanges(&base, &other, false, false); !slices.Equal(got, []string{"gossip"}) {
 		t.Errorf("a change of gossip.probe_interval: %v, want [gossip]", got)
 	}
 	if !gossipKeysEqual(keys.Gossip, other.Gossip) || gossipKeysEqual(base.Gossip, keys.Gossip) {
@@ -35,15 +35,15 @@ func TestRestartOnlyChangesLogLevel(t *testing.T) {
 	base := config.Config{Node: &config.Node{Name: "main"}, Log: config.Log{Level: "info", Format: "text"}}
 	debug := base
 	debug.Log.Level = "debug"
-	if got := restartOnlyChanges(&base, &debug, true); len(got) != 0 {
+	if got := restartOnlyChanges(&base, &debug, true, false); len(got) != 0 {
 		t.Errorf("a change of log.level with a live level needs a restart: %v", got)
 	}
-	if got := restartOnlyChanges(&base, &debug, false); !slices.Equal(got, []string{"log"}) {
+	if got := restartOnlyChanges(&base, &debug, false, false); !slices.Equal(got, []string{"log"}) {
 		t.Errorf("a change of log.level without a live level: %v, want [log]", got)
 	}
 	json := debug
 	json.Log.Format = "json"
-	if got := restartOnlyChanges(&base, &json, true); !slices.Equal(got, []string{"log"}) {
+	if got := restartOnlyChanges(&base, &json, true, false); !slices.Equal(got, []string{"log"}) {
 		t.Errorf("a change of log.format: %v, want [log]", got)
 	}
 }
@@ -61,5 +61,47 @@ func TestKeysChange(t *testing.T) {
 		if got := keysChange(tt.before, tt.after); got != tt.want {
 			t.Errorf("keysChange(%s, %s) = %q, want %q", tt.before, tt.after, got, tt.want)
 		}
+	}
+}
+
+// With a fleet aggregator running, a change of its pairs is reloaded and
+// one of its other keys is named; without one, the section is.
+// Without a node, the node's sections are not reloaded.
+func TestRestartOnlyChangesFleet(t *testing.T) {
+	pair := config.FleetPair{Name: "p", Nodes: []string{"http://a:1", "http://b:1"}, Token: "t"}
+	base := config.Config{Fleet: &config.Fleet{PairsDir: "/etc/resman/fleet.d"}}
+	pairs := base
+	pairs.Fleet = &config.Fleet{PairsDir: "/srv/fleet.d", Pairs: []config.FleetPair{pair}}
+	if got := restartOnlyChanges(&base, &pairs, false, true); len(got) != 0 {
+		t.Errorf("a change of the pairs with a live fleet needs a restart: %v", got)
+	}
+	if got := restartOnlyChanges(&base, &pairs, false, false); !slices.Equal(got, []string{"fleet"}) {
+		t.Errorf("a change of the pairs without a live fleet: %v, want [fleet]", got)
+	}
+	defaults := base
+	defaults.Fleet = &config.Fleet{PairsDir: "/etc/resman/fleet.d", Interval: config.DefaultFleetInterval,
+		Concurrency: config.DefaultFleetConcurrency}
+	if got := restartOnlyChanges(&base, &defaults, false, true); len(got) != 0 {
+		t.Errorf("the defaults written out need a restart: %v", got)
+	}
+	more := base
+	more.Fleet = &config.Fleet{PairsDir: "/etc/resman/fleet.d", Concurrency: 64}
+	if got := restartOnlyChanges(&base, &more, false, true); !slices.Equal(got, []string{"fleet.concurrency"}) {
+		t.Errorf("a change of fleet.concurrency: %v, want [fleet.concurrency]", got)
+	}
+	gone := base
+	gone.Fleet = nil
+	if got := restartOnlyChanges(&base, &gone, false, true); !slices.Equal(got, []string{"fleet"}) {
+		t.Errorf("the fleet section removed: %v, want [fleet]", got)
+	}
+	hooks := base
+	hooks.Hooks = config.Hooks{AfterActivate: []config.Hook{{Name: "h", Run: []string{"true"}}}}
+	if got := restartOnlyChanges(&base, &hooks, false, true); !slices.Equal(got, []string{"hooks"}) {
+		t.Errorf("hooks without a node: %v, want [hooks]", got)
+	}
+	level := base
+	level.Log.Level = "debug"
+	if got := appliedChanges(&base, &level); !slices.Equal(got, []string{"log.level"}) {
+		t.Errorf("applied without a node: %v, want [log.level]", got)
 	}
 }

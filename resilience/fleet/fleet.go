@@ -13,7 +13,9 @@
 // Each node is read every Interval by a pool of Concurrency workers; a
 // node whose read is still queued or under way when its next turn comes
 // is skipped for that turn, so that a slow or unreachable node delays
-// neither the others nor itself.
+// neither the others nor itself. SetPairs changes the pairs watched while
+// it runs (a reload of the config file), keeping the state of the pairs
+// kept.
 package fleet
 
 import (
@@ -55,24 +57,35 @@ type Options struct {
 
 // Aggregator polls the pairs and holds their last known state.
 type Aggregator struct {
-	cfg     config.Fleet
+	cfg     config.Fleet // the pairs of New; SetPairs changes the pairs watched, not cfg
 	token   string
 	log     *slog.Logger
 	now     func() time.Time
+	hc      *http.Client
 	metrics *metrics
-	pairs   []*pairState
-	targets []*target
 	running atomic.Bool
 	events  eventLog
+
+	// mu guards pairs and targets, which SetPairs replaces (never
+	// changes in place): readers copy the slices under mu.RLock.
+	mu      sync.RWMutex
+	pairs   []*pairState
+	targets []*target
+	// setMu makes SetPairs one at a time.
+	setMu sync.Mutex
 }
 
 // pairState is what the aggregator knows of one pair.
 type pairState struct {
 	name  string
+	token string
 	nodes []*target
 	mu    sync.Mutex
 	view  Pair
 	watch watch // under mu
+	// removed: SetPairs dropped the pair; a read still under way for it
+	// then changes nothing (no event, no metric). Under mu.
+	removed bool
 }
 
 // target is one node to read.
@@ -95,7 +108,39 @@ type target struct {
 func New(opts Options) (*Aggregator, error) {
 	cfg := opts.Config
 	cfg.ApplyDefaults()
-	if err := cfg.Validate(opts.Token); err != nil {
+	all, err := LoadPairs(cfg, opts.Token)
+	if err != nil {
+		return nil, err
+	}
+	a := &Aggregator{cfg: cfg, token: opts.Token, log: opts.Logger, now: opts.Now, hc: opts.HTTPClient}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.hc == nil {
+		a.hc = &http.Client{Transport: newTransport(cfg.Concurrency)}
+	}
+	for _, p := range all {
+		ps := a.newPair(p)
+		a.targets = append(a.targets, ps.nodes...)
+		a.pairs = append(a.pairs, ps)
+	}
+	a.metrics = newMetrics()
+	a.metrics.register(opts.Registerer, a)
+	return a, nil
+}
+
+// LoadPairs checks the fleet section cfg (its zero keys taking their
+// defaults) and returns every pair it names: those of cfg.Pairs, then
+// those of the files of cfg.PairsDir, read now. apiToken is the
+// aggregator's api.token. On any problem (of the section, of a file, of
+// a pair, or no pair at all) it returns config.Problems naming the file
+// and key of each, and no pair.
+func LoadPairs(cfg config.Fleet, apiToken string) ([]config.FleetPair, error) {
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(apiToken); err != nil {
 		return nil, err
 	}
 	lists := []config.FleetPairList{{Key: "fleet.pairs", Pairs: cfg.Pairs}}
@@ -106,7 +151,7 @@ func New(opts Options) (*Aggregator, error) {
 		}
 		lists = append(lists, more...)
 	}
-	if ps := config.CheckFleetPairs(lists, opts.Token); len(ps) > 0 {
+	if ps := config.CheckFleetPairs(lists, apiToken); len(ps) > 0 {
 		return nil, ps
 	}
 	var all []config.FleetPair
@@ -116,32 +161,26 @@ func New(opts Options) (*Aggregator, error) {
 	if len(all) == 0 {
 		return nil, config.Problems{{Key: "fleet.pairs_dir", Msg: fmt.Sprintf("no pair in %s nor in fleet.pairs", cfg.PairsDir)}}
 	}
+	return all, nil
+}
 
-	a := &Aggregator{cfg: cfg, token: opts.Token, log: opts.Logger, now: opts.Now}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
+// newPair is the state of a pair not read yet.
+func (a *Aggregator) newPair(p config.FleetPair) *pairState {
+	ps := &pairState{name: p.Name, token: p.Token}
+	for i, u := range p.Nodes {
+		ps.nodes = append(ps.nodes, &target{pair: ps, index: i, url: u,
+			client: client.New(u, p.Token, client.WithHTTPClient(a.hc), client.WithTimeout(a.cfg.Timeout))})
 	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	hc := opts.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Transport: newTransport(cfg.Concurrency)}
-	}
-	for _, p := range all {
-		ps := &pairState{name: p.Name}
-		for i, u := range p.Nodes {
-			t := &target{pair: ps, index: i, url: u,
-				client: client.New(u, p.Token, client.WithHTTPClient(hc), client.WithTimeout(cfg.Timeout))}
-			ps.nodes = append(ps.nodes, t)
-			a.targets = append(a.targets, t)
-		}
-		ps.view = a.derive(ps)
-		a.pairs = append(a.pairs, ps)
-	}
-	a.metrics = newMetrics()
-	a.metrics.register(opts.Registerer, a)
-	return a, nil
+	ps.view = a.derive(ps)
+	return ps
+}
+
+// current is the pairs and targets watched now (the caller's to read,
+// not to change).
+func (a *Aggregator) current() ([]*pairState, []*target) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.pairs, a.targets
 }
 
 // newTransport keeps one idle connection per node (the nodes are many
@@ -162,7 +201,10 @@ func newTransport(concurrency int) *http.Transport {
 }
 
 // Pairs is how many pairs the aggregator watches.
-func (a *Aggregator) Pairs() int { return len(a.pairs) }
+func (a *Aggregator) Pairs() int {
+	pairs, _ := a.current()
+	return len(pairs)
+}
 
 // Run polls every node each Interval until ctx is done. It returns nil
 // then; it may be called once.
@@ -170,11 +212,13 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	if !a.running.CompareAndSwap(false, true) {
 		return errors.New("fleet: Run called twice")
 	}
-	a.log.Info("fleet aggregator polling", "component", "fleet", "pairs", len(a.pairs),
-		"nodes", len(a.targets), "interval", a.cfg.Interval, "concurrency", a.cfg.Concurrency)
+	pairs, targets := a.current()
+	a.log.Info("fleet aggregator polling", "component", "fleet", "pairs", len(pairs),
+		"nodes", len(targets), "interval", a.cfg.Interval, "concurrency", a.cfg.Concurrency)
 	// Each target is in the queue at most once (pending), so the queue
-	// never blocks the dispatcher.
-	jobs := make(chan *target, len(a.targets))
+	// never blocks the dispatcher, unless SetPairs added more nodes than
+	// there were at start: the dispatcher then waits for the workers.
+	jobs := make(chan *target, len(targets))
 	var wg sync.WaitGroup
 	for range a.cfg.Concurrency {
 		wg.Go(func() {
@@ -191,9 +235,14 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	}
 	dispatch := func() {
 		skipped := 0
-		for _, t := range a.targets {
+		_, targets := a.current()
+		for _, t := range targets {
 			if t.pending.CompareAndSwap(false, true) {
-				jobs <- t
+				select {
+				case jobs <- t:
+				case <-ctx.Done():
+					return
+				}
 			} else {
 				skipped++
 			}
@@ -216,16 +265,26 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	}
 }
 
-// poll reads one node and updates its pair.
+// poll reads one node and updates its pair (unless SetPairs removed it).
 func (a *Aggregator) poll(ctx context.Context, t *target) {
+	ps := t.pair
+	ps.mu.Lock()
+	removed := ps.removed
+	ps.mu.Unlock()
+	if removed {
+		return
+	}
 	start := time.Now()
 	st, err := t.client.Status(ctx)
 	a.metrics.pollDuration.Observe(time.Since(start).Seconds())
 	if ctx.Err() != nil {
 		return // stopping: keep the last state
 	}
-	ps := t.pair
 	ps.mu.Lock()
+	if ps.removed {
+		ps.mu.Unlock()
+		return
+	}
 	t.polled, t.st, t.err, t.checkedAt = true, st, err, a.now()
 	if err != nil {
 		t.st = api.Status{}
@@ -238,10 +297,12 @@ func (a *Aggregator) poll(ctx context.Context, t *target) {
 		// Under ps.mu: one pair's events are kept in the order seen.
 		a.events.add(a.now(), evs)
 	}
-	ps.mu.Unlock()
 	if err != nil {
+		// Under ps.mu: SetPairs deletes a removed pair's series after
+		// marking it removed, so that no read brings them back.
 		a.metrics.pollErrors.WithLabelValues(ps.name).Inc()
 	}
+	ps.mu.Unlock()
 	if prev.Severity != view.Severity {
 		a.log.Info("pair severity changed", "component", "fleet", "pair", view.Name,
 			"from", prev.Severity, "to", view.Severity, "reasons", view.Reasons)
@@ -251,9 +312,10 @@ func (a *Aggregator) poll(ctx context.Context, t *target) {
 // Snapshot is every pair's state, sorted by severity (worst first) then
 // name. The slice and its contents are the caller's.
 func (a *Aggregator) Snapshot() []Pair {
-	out := make([]Pair, 0, len(a.pairs))
+	pairs, _ := a.current()
+	out := make([]Pair, 0, len(pairs))
 	now := a.now()
-	for _, ps := range a.pairs {
+	for _, ps := range pairs {
 		ps.mu.Lock()
 		v := ps.view
 		ps.mu.Unlock()

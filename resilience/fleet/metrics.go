@@ -69,7 +69,8 @@ func (m *metrics) register(reg prometheus.Registerer, a *Aggregator) {
 	}
 	reg.MustRegister(m.pollErrors, m.pollDuration, m.skipped, &collector{a: a})
 	// A pair without errors shows 0, not nothing.
-	for _, ps := range a.pairs {
+	pairs, _ := a.current()
+	for _, ps := range pairs {
 		m.pollErrors.WithLabelValues(ps.name)
 	}
 }

@@ -73,14 +73,14 @@ func FuzzAutoPair(f *testing.F) {
 				}
 			}
 			for _, a := range acts {
-				switch a.(type) {
+				switch a := a.(type) {
 				case StartServices, StopServices:
 					if working[i] != nil {
 						fail("new work while work is under way")
 					}
 					working[i] = a
 				case Persist:
-					s := a.(Persist).Saved
+					s := a.Saved
 					saved[i] = &s
 				}
 			}

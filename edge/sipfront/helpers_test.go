@@ -190,8 +190,6 @@ func msg(lines ...string) string {
 	return strings.Join(lines, "\r\n") + "\r\nContent-Length: 0\r\n\r\n"
 }
 
-var seq int
-
 // invite is an INVITE from phone p to the front at edge, call-id id.
 func invite(p *peer, edge, id string, extra ...string) string {
 	lines := []string{

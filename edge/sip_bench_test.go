@@ -13,9 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/edge/sippeers"
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
 	"github.com/resman-pbx/resman/resilience/testkit"
+	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
 // BenchmarkSIPRehome measures the SIP front's re-homing: N sipp phones

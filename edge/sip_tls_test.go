@@ -12,8 +12,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/resman-pbx/resman/edge/sippeers"
 	"github.com/resman-pbx/resman/resilience/testkit"
+	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
 // TestSIPFrontTLSAndWebSocketFromConfig: edge.sip.tls, edge.sip.ws and

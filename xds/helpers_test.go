@@ -2,10 +2,7 @@ package xds
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -144,26 +141,6 @@ func bindingOf(s *registrar.Server, contact string) (registrar.Binding, bool) {
 
 func mds(name, addr, transport, user, password string) MDS {
 	return MDS{Name: name, Registrar: addr, Transport: transport, User: user, Password: password, Expires: 120}
-}
-
-// needTool finds an external tool. Missing, it skips the test, or fails it
-// when the CI environment variable is set. Under -short it skips: tests
-// of real SIP peers are tier 3, and make test runs them.
-func needTool(t testing.TB, name, pkg string) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("tier 3 (" + name + "): skipped by -short; make test runs it")
-	}
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	msg := fmt.Sprintf("%s not installed: apt-get install %s", name, pkg)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg + " (CI is set: tier-3 tests are required)")
-	}
-	t.Skip(msg)
-	return ""
 }
 
 // assertNoSecret fails when secret appears in any of the texts.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/testkit"
+	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
 // kamailio is a real registrar run from testdata/kamailio.cfg.
@@ -33,8 +34,8 @@ type kamailio struct {
 // waits until it answers OPTIONS and stops it by PID at cleanup.
 func startKamailio(t testing.TB, user, password string) *kamailio {
 	t.Helper()
-	bin := needTool(t, "kamailio", "kamailio")
-	kamcmd := needTool(t, "kamcmd", "kamailio")
+	bin := sippeers.NeedTool(t, "kamailio", "kamailio")
+	kamcmd := sippeers.NeedTool(t, "kamcmd", "kamailio")
 	dir, err := os.MkdirTemp("", "kam") // short: the ctl socket path is limited
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/resilience/testkit"
+	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
 // sipp is a SIPp UAS playing a scenario of testdata/sipp.
@@ -32,7 +33,7 @@ type sipp struct {
 // args adds to the command line; port is the port sipp will use.
 func startSipp(t *testing.T, scenario string, port int, args ...string) *sipp {
 	t.Helper()
-	path := needTool(t, "sipp", "sip-tester")
+	path := sippeers.NeedTool(t, "sipp", "sip-tester")
 	sf, err := filepath.Abs(filepath.Join("testdata", "sipp", scenario))
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ package main
 // would find no binding on the new side while phones / register_rate is
 // above 2 s (1,000 phones at 200/s: 5 s).
 //
-// edge/sippeers cannot be imported from here (Go's internal rule:
+// resilience/testkit/sippeers cannot be imported from here (Go's internal rule:
 // only edge/... may), so the few helpers needed (low ports, kamailio, sipp)
 // are copied below with a "ph" prefix.
 
@@ -51,8 +51,8 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/edge"
-	"github.com/resman-pbx/resman/edge/sippeers"
 	"github.com/resman-pbx/resman/resilience/testkit"
+	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -576,7 +576,7 @@ const phCalleeXML = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 `
 
 // The phones' own peers: a sipp that counts its phones and a kamailio
-// read by its location count, which edge/sippeers' do not do.
+// read by its location count, which resilience/testkit/sippeers' do not do.
 
 // phRegistrar is one side's registrar: kamailio, or the stand-in.
 type phRegistrar interface {

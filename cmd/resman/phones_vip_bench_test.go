@@ -30,8 +30,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/edge/sippeers"
 	"github.com/resman-pbx/resman/resilience/testkit"
+	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
 // BenchmarkPhonesKeepalivedVIP reports, for RESMAN_PHONES phones (default

@@ -11,8 +11,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
-	"github.com/resman-pbx/resman/edge/sippeers"
 	"github.com/resman-pbx/resman/resilience/testkit"
+	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 

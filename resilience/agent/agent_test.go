@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/config"
-	"github.com/resman-pbx/resman/edge/sippeers"
+	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
 const testToken = "agent-token-0123456789abcdef"

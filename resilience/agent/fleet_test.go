@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/config"
-	"github.com/resman-pbx/resman/edge/sippeers"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
 	"github.com/resman-pbx/resman/resilience/fleet"
 	"github.com/resman-pbx/resman/resilience/testkit"
+	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
 const pairToken = "fleet-pair-token-0f3c9a1e5b7d2468"

@@ -37,7 +37,7 @@ func component(pkg string) string {
 var shared = map[string]bool{
 	"services/hysteresis": true, // the rise/fall counter of services, XDS and the Edge
 	"resilience/procexec": true, // running a command: hooks, replication, services
-	"xds/registrar":       true, // a test and demo registrar, used by edge/sippeers
+	"xds/registrar":       true, // a test and demo registrar, used by resilience/testkit/sippeers
 }
 
 // goPackage is what the tests read of `go list -json`: a package and what
@@ -123,7 +123,7 @@ var testSupport = map[string]bool{
 	"resilience/client/clienttest":   true, // a fake node API for what follows a node
 	"resilience/testkit/timeline":    true, // the timeline pictures of the fault-injection tests
 	"resilience/cluster/clustertest": true, // gossip clusters on a simulated network
-	"edge/sippeers":                  true, // the real SIP peers of the SIP front's tests
+	"resilience/testkit/sippeers":    true, // the real SIP peers (registrar, kamailio, sipp) of the SIP tests
 	"resilience/web/browsertest":     true, // a headless browser for the page's tests
 }
 

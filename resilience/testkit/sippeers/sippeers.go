@@ -1,5 +1,6 @@
-// Package sippeers starts the real SIP peers of the SIP front's tests and
-// benchmark, on loopback: the in-tree registrar stand-in, kamailio and
+// Package sippeers starts the real SIP peers of the SIP tests and
+// benchmarks (the Edge's SIP front, XDS, the phones through the Edge), on
+// loopback: the in-tree registrar stand-in, kamailio and
 // sipp. Every process is started by the test and stopped by its PID; ports
 // come from below the kernel's ephemeral range, which outgoing connections
 // race for.

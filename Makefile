@@ -14,8 +14,9 @@ demo:
 	$(GO) run ./cmd/resman demo
 
 # Installs the tier-3 tools (Debian packages) when missing, then runs every
-# tier: vet and gofmt, go test ./..., the race run of the core, the fuzz
-# runs. Every tier runs even when one before it failed; at the end a summary
+# tier: vet and gofmt, go test ./..., the race run of every package but
+# cmd/resman (whose tests mostly run the built binary, and would take
+# several times as long under -race), the fuzz runs. Every tier runs even when one before it failed; at the end a summary
 # gives, for each tier, the tests passed, failed and skipped (each skip with
 # its reason), then the line "N passed, N failed, N skipped" with the totals,
 # and the target fails if anything failed. With CI set, a tier-3 test whose
@@ -26,7 +27,7 @@ TIER         = $(TESTSUMMARY) run -dir $(SUMMARYDIR) -tier
 
 # The tiers' commands; $(1) is empty or -json.
 go_test_all  = $(GO) test $(1) -p 2 -count=1 $(PKGS)
-go_test_race = $(GO) test $(1) -p 2 -count=1 -race ./resilience/...
+go_test_race = $(GO) test $(1) -p 2 -count=1 -race ./resilience/... ./cc/... ./edge/... ./services/... ./xds/... ./config/...
 # The fuzz budgets are counts of inputs, not durations: with a duration,
 # Go 1.26's fuzzing coordinator can fail a run with "context deadline
 # exceeded" as the time ends on a loaded machine (golang/go#75804, fixed

@@ -2,7 +2,7 @@
 // RESMAN_* environment overrides into a typed Config, fills defaults, and
 // validates the result, naming the key path of every problem it finds.
 //
-// The sections of the components (services, xds, cc, edge) are their own
+// The sections of the components (services, xds, cc, edge, fleet) are their own
 // packages' types, defaults and checks (each one's config.go); Config
 // composes them, and this package keeps the node's sections and the rules
 // that span sections. README.md, "Who owns what", says which is where.
@@ -19,6 +19,7 @@ import (
 
 	"github.com/resman-pbx/resman/cc"
 	"github.com/resman-pbx/resman/edge"
+	"github.com/resman-pbx/resman/resilience/fleet"
 	"github.com/resman-pbx/resman/services"
 	"github.com/resman-pbx/resman/xds"
 )
@@ -64,7 +65,7 @@ type Config struct {
 	Log   Log          `mapstructure:"log"`
 	// Fleet is the read-only aggregator of many pairs' status (package
 	// fleet). Its pairs lists are not env-overridable.
-	Fleet *Fleet `mapstructure:"fleet"`
+	Fleet *fleet.Config `mapstructure:"fleet"`
 }
 
 // Node describes this PBX host.

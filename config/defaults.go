@@ -103,9 +103,7 @@ func (c *Config) applyDefaults(given confcheck.Given) {
 		e.ApplyDefaults(given)
 	}
 	if f := c.Fleet; f != nil {
-		confcheck.Default(given, "fleet.interval", &f.Interval, DefaultFleetInterval)
-		confcheck.Default(given, "fleet.timeout", &f.Timeout, f.Interval)
-		confcheck.Default(given, "fleet.concurrency", &f.Concurrency, DefaultFleetConcurrency)
+		f.ApplyDefaults(given)
 	}
 	if d := c.Switchover.Drain; d != nil {
 		confcheck.Default(given, "switchover.drain.timeout", &d.Timeout, 2*time.Minute)

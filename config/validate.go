@@ -515,14 +515,10 @@ func decodeGossipKey(s string) ([]byte, error) {
 	return nil, fmt.Errorf("must be base64 of 16, 24 or 32 bytes, got %d bytes", len(b))
 }
 
-// fleet checks the fleet section (config/fleet.go).
+// fleet checks the fleet section (package fleet), whose pairs may not
+// share the file's api.token.
 func (v *checker) fleet() {
-	if err := v.c.Fleet.Validate(v.c.API.Token); err != nil {
-		var ps Problems
-		if errors.As(err, &ps) {
-			v.Problems = append(v.Problems, ps...)
-		} else {
-			v.Add("fleet", "%v", err)
-		}
+	if f := v.c.Fleet; f != nil {
+		f.Validate(&v.Problems, v.c.API.Token)
 	}
 }

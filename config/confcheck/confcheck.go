@@ -48,6 +48,18 @@ func (p Problem) String() string {
 // found. Package config orders them by the schema.
 type Problems []Problem
 
+// Error prints one problem a line, in the order held: the problems of a
+// section checked on its own (the fleet aggregator's pairs, read from the
+// files of fleet.pairs_dir) are an error as they stand. The file's
+// problems (package config) print in the schema's order.
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
 // Add records a problem of key.
 func (ps *Problems) Add(key, format string, args ...any) {
 	*ps = append(*ps, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
@@ -56,6 +68,10 @@ func (ps *Problems) Add(key, format string, args ...any) {
 // Given reports whether the file (or the environment) gave a key: a
 // default never replaces a key that was written, even as 0.
 type Given func(key string) bool
+
+// NothingGiven is the Given of a section built in Go rather than read
+// from a file: every key left at zero takes its default.
+func NothingGiven(string) bool { return false }
 
 // Default sets *dst to val when key was not given and *dst is still zero.
 func Default[T comparable](given Given, key string, dst *T, val T) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/config/confcheck"
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/fleet"
@@ -79,7 +80,7 @@ func (a *Agent) reload(ctx context.Context, path string, cur *config.Config) (*c
 // section, name pairs without problems (the files of fleet.pairs_dir are
 // read now). It returns the file and those pairs (nil without a fleet to
 // reload).
-func (a *Agent) loadForReload(path string, cur *config.Config) (*config.Config, []config.FleetPair, error) {
+func (a *Agent) loadForReload(path string, cur *config.Config) (*config.Config, []fleet.PairConfig, error) {
 	next, err := config.Load(path)
 	if err == nil {
 		err = next.RequireStrongSecrets(path)
@@ -289,8 +290,8 @@ func restartOnlyChanges(a, b *config.Config, levelLive, fleetLive bool) []string
 	var fleetKeys []string
 	if fleetLive && a.Fleet != nil && b.Fleet != nil {
 		xf, yf := *a.Fleet, *b.Fleet
-		xf.ApplyDefaults()
-		yf.ApplyDefaults()
+		xf.ApplyDefaults(confcheck.NothingGiven)
+		yf.ApplyDefaults(confcheck.NothingGiven)
 		if xf.Interval != yf.Interval {
 			fleetKeys = append(fleetKeys, "fleet.interval")
 		}

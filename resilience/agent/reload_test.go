@@ -7,6 +7,7 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/cluster"
+	"github.com/resman-pbx/resman/resilience/fleet"
 )
 
 // A reload that changes only the gossip keys needs no restart; another
@@ -68,10 +69,10 @@ func TestKeysChange(t *testing.T) {
 // one of its other keys is named; without one, the section is.
 // Without a node, the node's sections are not reloaded.
 func TestRestartOnlyChangesFleet(t *testing.T) {
-	pair := config.FleetPair{Name: "p", Nodes: []string{"http://a:1", "http://b:1"}, Token: "t"}
-	base := config.Config{Fleet: &config.Fleet{PairsDir: "/etc/resman/fleet.d"}}
+	pair := fleet.PairConfig{Name: "p", Nodes: []string{"http://a:1", "http://b:1"}, Token: "t"}
+	base := config.Config{Fleet: &fleet.Config{PairsDir: "/etc/resman/fleet.d"}}
 	pairs := base
-	pairs.Fleet = &config.Fleet{PairsDir: "/srv/fleet.d", Pairs: []config.FleetPair{pair}}
+	pairs.Fleet = &fleet.Config{PairsDir: "/srv/fleet.d", Pairs: []fleet.PairConfig{pair}}
 	if got := restartOnlyChanges(&base, &pairs, false, true); len(got) != 0 {
 		t.Errorf("a change of the pairs with a live fleet needs a restart: %v", got)
 	}
@@ -79,13 +80,13 @@ func TestRestartOnlyChangesFleet(t *testing.T) {
 		t.Errorf("a change of the pairs without a live fleet: %v, want [fleet]", got)
 	}
 	defaults := base
-	defaults.Fleet = &config.Fleet{PairsDir: "/etc/resman/fleet.d", Interval: config.DefaultFleetInterval,
-		Concurrency: config.DefaultFleetConcurrency}
+	defaults.Fleet = &fleet.Config{PairsDir: "/etc/resman/fleet.d", Interval: fleet.DefaultInterval,
+		Concurrency: fleet.DefaultConcurrency}
 	if got := restartOnlyChanges(&base, &defaults, false, true); len(got) != 0 {
 		t.Errorf("the defaults written out need a restart: %v", got)
 	}
 	more := base
-	more.Fleet = &config.Fleet{PairsDir: "/etc/resman/fleet.d", Concurrency: 64}
+	more.Fleet = &fleet.Config{PairsDir: "/etc/resman/fleet.d", Concurrency: 64}
 	if got := restartOnlyChanges(&base, &more, false, true); !slices.Equal(got, []string{"fleet.concurrency"}) {
 		t.Errorf("a change of fleet.concurrency: %v, want [fleet.concurrency]", got)
 	}

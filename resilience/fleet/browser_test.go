@@ -16,7 +16,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
@@ -39,7 +38,7 @@ func TestFleetPageInBrowser(t *testing.T) {
 	s := newSim(t, 4)
 	s.set("p00002", "b", func(st *api.Status) { st.Status = api.StatusActive; st.Epoch = 2 })
 	s.set("p00003", "a", func(st *api.Status) { st.HA = api.HA{Reasons: []string{"peer p00003-b unhealthy"}} })
-	_, url, _ := startAggregator(t, s, config.Fleet{Interval: 200 * time.Millisecond}, Options{})
+	_, url, _ := startAggregator(t, s, Config{Interval: 200 * time.Millisecond}, Options{})
 	waitAllPolled(t, &http.Client{}, url, 5*time.Second)
 
 	browsertest.Do(t, ctx, "the token form", chromedp.Navigate(url+PathPage), chromedp.WaitVisible(chromedp.CSS("#token")))

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 )
 
@@ -170,7 +169,7 @@ func TestAggregatorExportsEveryMetric(t *testing.T) {
 		st.Version = "2025.11.0"
 	})
 	reg := prometheus.NewRegistry()
-	_, url, _ := startAggregator(t, s, config.Fleet{Interval: 100 * time.Millisecond}, Options{Registerer: reg})
+	_, url, _ := startAggregator(t, s, Config{Interval: 100 * time.Millisecond}, Options{Registerer: reg})
 	waitAllPolled(t, &http.Client{}, url, 5*time.Second)
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/testkit"
 )
@@ -98,7 +97,7 @@ func TestEventLog(t *testing.T) {
 func TestEventsEndpoint(t *testing.T) {
 	t.Parallel()
 	s := newSim(t, 3)
-	_, url, _ := startAggregator(t, s, config.Fleet{Interval: 100 * time.Millisecond}, Options{})
+	_, url, _ := startAggregator(t, s, Config{Interval: 100 * time.Millisecond}, Options{})
 	waitAllPolled(t, &http.Client{}, url, 5*time.Second)
 	s.set("p00001", "b", func(st *api.Status) {
 		st.HA = api.HA{Ready: false, Reasons: []string{"peer not seen over gossip"}}

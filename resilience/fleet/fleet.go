@@ -16,6 +16,10 @@
 // neither the others nor itself. SetPairs changes the pairs watched while
 // it runs (a reload of the config file), keeping the state of the pairs
 // kept.
+//
+// The fleet: section of the config file is this package's Config
+// (config.go): its keys, defaults and checks; package config composes it
+// into the file's Config.
 package fleet
 
 import (
@@ -31,7 +35,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/config/confcheck"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
 )
@@ -39,9 +43,8 @@ import (
 // Options configure an Aggregator.
 type Options struct {
 	// Config is the fleet section; zero keys take their defaults
-	// (config.Fleet.ApplyDefaults). Pairs of Config.PairsDir are read by
-	// New.
-	Config config.Fleet
+	// (Config.ApplyDefaults). Pairs of Config.PairsDir are read by New.
+	Config Config
 	// Token is the bearer token GET /api/v1/fleet requires: the
 	// aggregator's api.token. Empty refuses every call.
 	Token string
@@ -57,7 +60,7 @@ type Options struct {
 
 // Aggregator polls the pairs and holds their last known state.
 type Aggregator struct {
-	cfg     config.Fleet // the pairs of New; SetPairs changes the pairs watched, not cfg
+	cfg     Config // the pairs of New; SetPairs changes the pairs watched, not cfg
 	token   string
 	log     *slog.Logger
 	now     func() time.Time
@@ -103,11 +106,11 @@ type target struct {
 }
 
 // New builds an Aggregator from opts: it fills the defaults, reads
-// Config.PairsDir and validates everything (config.Problems on failure).
-// It starts nothing: call Run.
+// Config.PairsDir and validates everything (confcheck.Problems on
+// failure). It starts nothing: call Run.
 func New(opts Options) (*Aggregator, error) {
 	cfg := opts.Config
-	cfg.ApplyDefaults()
+	cfg.ApplyDefaults(confcheck.NothingGiven)
 	all, err := LoadPairs(cfg, opts.Token)
 	if err != nil {
 		return nil, err
@@ -136,14 +139,15 @@ func New(opts Options) (*Aggregator, error) {
 // defaults) and returns every pair it names: those of cfg.Pairs, then
 // those of the files of cfg.PairsDir, read now. apiToken is the
 // aggregator's api.token. On any problem (of the section, of a file, of
-// a pair, or no pair at all) it returns config.Problems naming the file
-// and key of each, and no pair.
-func LoadPairs(cfg config.Fleet, apiToken string) ([]config.FleetPair, error) {
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(apiToken); err != nil {
-		return nil, err
+// a pair, or no pair at all) it returns confcheck.Problems naming the file
+// and key of each, file by file and key by key, and no pair.
+func LoadPairs(cfg Config, apiToken string) ([]PairConfig, error) {
+	cfg.ApplyDefaults(confcheck.NothingGiven)
+	var ps confcheck.Problems
+	if cfg.Validate(&ps, apiToken); len(ps) > 0 {
+		return nil, ps
 	}
-	lists := []config.FleetPairList{{Key: "fleet.pairs", Pairs: cfg.Pairs}}
+	lists := []PairList{{Key: "fleet.pairs", Pairs: cfg.Pairs}}
 	if cfg.PairsDir != "" {
 		more, err := ReadPairsDir(cfg.PairsDir)
 		if err != nil {
@@ -151,21 +155,21 @@ func LoadPairs(cfg config.Fleet, apiToken string) ([]config.FleetPair, error) {
 		}
 		lists = append(lists, more...)
 	}
-	if ps := config.CheckFleetPairs(lists, apiToken); len(ps) > 0 {
+	if ps := CheckPairs(lists, apiToken); len(ps) > 0 {
 		return nil, ps
 	}
-	var all []config.FleetPair
+	var all []PairConfig
 	for _, l := range lists {
 		all = append(all, l.Pairs...)
 	}
 	if len(all) == 0 {
-		return nil, config.Problems{{Key: "fleet.pairs_dir", Msg: fmt.Sprintf("no pair in %s nor in fleet.pairs", cfg.PairsDir)}}
+		return nil, confcheck.Problems{{Key: "fleet.pairs_dir", Msg: fmt.Sprintf("no pair in %s nor in fleet.pairs", cfg.PairsDir)}}
 	}
 	return all, nil
 }
 
 // newPair is the state of a pair not read yet.
-func (a *Aggregator) newPair(p config.FleetPair) *pairState {
+func (a *Aggregator) newPair(p PairConfig) *pairState {
 	ps := &pairState{name: p.Name, token: p.Token}
 	for i, u := range p.Nodes {
 		ps.nodes = append(ps.nodes, &target{pair: ps, index: i, url: u,

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 )
 
@@ -31,7 +30,7 @@ func TestHandler(t *testing.T) {
 	t.Parallel()
 	s := newSim(t, 3)
 	s.set("p00001", "a", func(st *api.Status) { st.Status = api.StatusInactive })
-	_, url, _ := startAggregator(t, s, config.Fleet{Interval: 100 * time.Millisecond}, Options{})
+	_, url, _ := startAggregator(t, s, Config{Interval: 100 * time.Millisecond}, Options{})
 	hc := &http.Client{}
 	ps := waitAllPolled(t, hc, url, 5*time.Second)
 

@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
@@ -152,7 +151,7 @@ func TestMeasureLoad(t *testing.T) {
 		})
 		heap0 := heapInUse()
 		reg := prometheus.NewRegistry()
-		_, url, stop := startAggregatorOf(t, config.Fleet{Pairs: pairs}, Options{Registerer: reg})
+		_, url, stop := startAggregatorOf(t, Config{Pairs: pairs}, Options{Registerer: reg})
 		hc := &http.Client{}
 		start := time.Now()
 		waitAllPolled(t, hc, url, 30*time.Second)

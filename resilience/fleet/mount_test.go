@@ -1,4 +1,4 @@
-package fleet
+package fleet_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/fleet"
 	"github.com/resman-pbx/resman/resilience/web"
 )
 
@@ -20,15 +20,15 @@ import (
 // the metrics on its /metrics.
 func TestMountedOnTheAPIListener(t *testing.T) {
 	t.Parallel()
-	s := newSim(t, 2)
+	s := fleet.NewSim(t, 2)
 	reg := prometheus.NewRegistry()
-	a, err := New(Options{Config: config.Fleet{Pairs: s.pairs(), Interval: 100 * time.Millisecond}, Token: aggToken, Registerer: reg})
+	a, err := fleet.New(fleet.Options{Config: fleet.Config{Pairs: s.Pairs(), Interval: 100 * time.Millisecond}, Token: fleet.AggToken, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := a.Handler()
-	srv := web.New(nil, web.Options{Token: aggToken, Gatherer: reg, Registerer: reg,
-		Mounts: []web.Mount{{Prefix: PathAPI, Handler: h}, {Prefix: PathPage, Handler: h}}})
+	srv := web.New(nil, web.Options{Token: fleet.AggToken, Gatherer: reg, Registerer: reg,
+		Mounts: []web.Mount{{Prefix: fleet.PathAPI, Handler: h}, {Prefix: fleet.PathPage, Handler: h}}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,23 +45,23 @@ func TestMountedOnTheAPIListener(t *testing.T) {
 		_ = srv.Shutdown(sctx)
 	})
 	url := "http://" + ln.Addr().String()
-	ps := waitAllPolled(t, &http.Client{}, url, 5*time.Second)
+	ps := fleet.WaitAllPolled(t, &http.Client{}, url, 5*time.Second)
 	if len(ps) != 2 || !ps[0].Ready {
 		t.Fatalf("%+v", ps)
 	}
-	resp, body := do(t, http.MethodGet, url+PathAPI, "")
+	resp, body := fleet.Do(t, http.MethodGet, url+fleet.PathAPI, "")
 	if resp.StatusCode != 401 {
 		t.Errorf("no token: %d %s", resp.StatusCode, body)
 	}
-	resp, body = do(t, http.MethodGet, url+PathEvents, aggToken)
+	resp, body = fleet.Do(t, http.MethodGet, url+fleet.PathEvents, fleet.AggToken)
 	if resp.StatusCode != 200 || !strings.Contains(body, `"events":[`) {
 		t.Errorf("events: %d %s", resp.StatusCode, body)
 	}
-	resp, body = do(t, http.MethodGet, url+PathPage, "")
+	resp, body = fleet.Do(t, http.MethodGet, url+fleet.PathPage, "")
 	if resp.StatusCode != 200 || !strings.Contains(body, "fleet.js") {
 		t.Errorf("page: %d", resp.StatusCode)
 	}
-	resp, _ = do(t, http.MethodGet, url+PathPage+"/fleet.js", "")
+	resp, _ = fleet.Do(t, http.MethodGet, url+fleet.PathPage+"/fleet.js", "")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" {
 		t.Errorf("fleet.js: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}

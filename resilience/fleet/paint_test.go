@@ -21,7 +21,6 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
@@ -88,7 +87,7 @@ func fleetPage500(tb testing.TB) (ctx context.Context, pageURL string, want []st
 	s.mu.Lock()
 	s.nodes["/p00300/b"].token = "another-token-0123456789abcdef"
 	s.mu.Unlock()
-	_, url, _ := startAggregator(tb, s, config.Fleet{}, Options{})
+	_, url, _ := startAggregator(tb, s, Config{}, Options{})
 	hc := &http.Client{}
 	waitAllPolled(tb, hc, url, 20*time.Second)
 	for _, p := range getFleet(tb, hc, url) {

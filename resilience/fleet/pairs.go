@@ -12,7 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/config/confcheck"
 )
 
 // MaxPairsFileSize bounds one file of fleet.pairs_dir.
@@ -20,15 +20,16 @@ const MaxPairsFileSize = 16 << 20
 
 // pairsFile is one file of fleet.pairs_dir.
 type pairsFile struct {
-	Pairs []config.FleetPair `yaml:"pairs"`
+	Pairs []PairConfig `yaml:"pairs"`
 }
 
 // ReadPairsDir reads every *.yaml and *.yml file of dir (not its
 // subdirectories, not hidden files), in name order. Each file is
 // "pairs:" followed by a list of pairs (name, nodes, token), and nothing
 // else: an unknown key is an error. The pairs are returned unchecked, one
-// list per file (config.CheckFleetPairs checks them).
-func ReadPairsDir(dir string) ([]config.FleetPairList, error) {
+// list per file (CheckPairs checks them). A file that cannot be read is a
+// confcheck.Problem naming it.
+func ReadPairsDir(dir string) ([]PairList, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("fleet.pairs_dir: %w", err)
@@ -44,16 +45,16 @@ func ReadPairsDir(dir string) ([]config.FleetPairList, error) {
 		}
 	}
 	slices.Sort(names)
-	var lists []config.FleetPairList
-	var ps config.Problems
+	var lists []PairList
+	var ps confcheck.Problems
 	for _, n := range names {
 		path := filepath.Join(dir, n)
 		pairs, err := readPairsFile(path)
 		if err != nil {
-			ps = append(ps, config.Problem{File: path, Msg: err.Error()})
+			ps = append(ps, confcheck.Problem{File: path, Msg: err.Error()})
 			continue
 		}
-		lists = append(lists, config.FleetPairList{File: path, Key: "pairs", Pairs: pairs})
+		lists = append(lists, PairList{File: path, Key: "pairs", Pairs: pairs})
 	}
 	if len(ps) > 0 {
 		return nil, ps
@@ -61,7 +62,7 @@ func ReadPairsDir(dir string) ([]config.FleetPairList, error) {
 	return lists, nil
 }
 
-func readPairsFile(path string) ([]config.FleetPair, error) {
+func readPairsFile(path string) ([]PairConfig, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

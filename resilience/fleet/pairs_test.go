@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/config/confcheck"
 )
 
 func TestReadPairsDir(t *testing.T) {
@@ -23,7 +23,7 @@ func TestReadPairsDir(t *testing.T) {
 		}
 		for _, p := range l.Pairs {
 			names = append(names, p.Name)
-			if len(p.Nodes) != 2 || len(p.Token) < config.MinTokenLen {
+			if len(p.Nodes) != 2 || len(p.Token) < confcheck.MinTokenLen {
 				t.Errorf("pair %+v", p)
 			}
 		}
@@ -32,7 +32,7 @@ func TestReadPairsDir(t *testing.T) {
 	if got := strings.Join(names, ","); got != "lyon-1,paris-1,paris-2" {
 		t.Errorf("pairs %s", got)
 	}
-	if ps := config.CheckFleetPairs(lists, "another-token-0123456789"); len(ps) != 0 {
+	if ps := CheckPairs(lists, "another-token-0123456789"); len(ps) != 0 {
 		t.Errorf("problems: %v", ps)
 	}
 }
@@ -41,7 +41,7 @@ func TestReadPairsDirProblems(t *testing.T) {
 	t.Parallel()
 	// b.yaml has an unknown key: the file is refused as a whole.
 	_, err := ReadPairsDir("testdata/bad.d")
-	var ps config.Problems
+	var ps confcheck.Problems
 	if !errors.As(err, &ps) || len(ps) != 1 || !strings.HasSuffix(ps[0].File, "b.yaml") ||
 		!strings.Contains(ps[0].Msg, "field tokn not found") {
 		t.Fatalf("got %v", err)
@@ -59,7 +59,7 @@ func TestReadPairsDirProblems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := config.CheckFleetPairs(lists, "").Error()
+	got := CheckPairs(lists, "").Error()
 	for _, want := range []string{
 		"a.yaml: pairs[1].name: must be 1 to 128 letters, digits",
 		"a.yaml: pairs[1].nodes: must list the pair's 2 nodes",
@@ -101,20 +101,20 @@ func TestReadPairsDirEmptyFiles(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
-	ok := config.FleetPair{Name: "p1", Nodes: []string{"http://10.0.0.1:9440", "http://10.0.0.2:9440"}, Token: simToken}
+	ok := PairConfig{Name: "p1", Nodes: []string{"http://10.0.0.1:9440", "http://10.0.0.2:9440"}, Token: simToken}
 	for _, tt := range []struct {
 		name string
-		cfg  config.Fleet
+		cfg  Config
 		tok  string
 		want string
 	}{
-		{"no pairs", config.Fleet{}, aggToken, "fleet.pairs: list at least one pair"},
-		{"shared token", config.Fleet{Pairs: []config.FleetPair{ok}}, simToken, "fleet.pairs[0].token: must differ from api.token"},
-		{"timeout over interval", config.Fleet{Pairs: []config.FleetPair{ok}, Interval: 1e9, Timeout: 2e9}, aggToken,
+		{"no pairs", Config{}, aggToken, "fleet.pairs: list at least one pair"},
+		{"shared token", Config{Pairs: []PairConfig{ok}}, simToken, "fleet.pairs[0].token: must differ from api.token"},
+		{"timeout over interval", Config{Pairs: []PairConfig{ok}, Interval: 1e9, Timeout: 2e9}, aggToken,
 			"fleet.timeout: must not exceed fleet.interval (1s), got 2s"},
-		{"concurrency", config.Fleet{Pairs: []config.FleetPair{ok}, Concurrency: -1}, aggToken, "fleet.concurrency: must be 1 to 1024, got -1"},
-		{"relative dir", config.Fleet{PairsDir: "fleet.d"}, aggToken, "fleet.pairs_dir: must be an absolute directory"},
-		{"dir and list share a name", config.Fleet{Pairs: []config.FleetPair{{Name: "paris-1", Nodes: ok.Nodes, Token: simToken}},
+		{"concurrency", Config{Pairs: []PairConfig{ok}, Concurrency: -1}, aggToken, "fleet.concurrency: must be 1 to 1024, got -1"},
+		{"relative dir", Config{PairsDir: "fleet.d"}, aggToken, "fleet.pairs_dir: must be an absolute directory"},
+		{"dir and list share a name", Config{Pairs: []PairConfig{{Name: "paris-1", Nodes: ok.Nodes, Token: simToken}},
 			PairsDir: mustAbs(t, "testdata/pairs.d")}, aggToken, "paris.yaml: pairs[0].name: duplicate of fleet.pairs[0].name \"paris-1\""},
 	} {
 		_, err := New(Options{Config: tt.cfg, Token: tt.tok})
@@ -122,7 +122,7 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
 		}
 	}
-	a, err := New(Options{Config: config.Fleet{PairsDir: mustAbs(t, "testdata/pairs.d")}, Token: aggToken})
+	a, err := New(Options{Config: Config{PairsDir: mustAbs(t, "testdata/pairs.d")}, Token: aggToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,4 +137,36 @@ func mustAbs(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return abs
+}
+
+// LoadPairs names the problems of the files of fleet.pairs_dir file by
+// file (in name order), pair by pair, and key by key in the order of
+// PairConfig's fields.
+func TestLoadPairsProblemsInOrder(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"b.yaml": "pairs:\n  - name: paris-1\n    nodes: [http://10.0.0.3:9440, http://10.0.0.4:9440]\n    token: 0123456789abcdef0123\n",
+		"a.yaml": "pairs:\n  - name: ok-1\n    nodes: [http://10.0.0.5:9440, http://10.0.0.6:9440]\n    token: 0123456789abcdef0123\n" +
+			"  - name: has space\n    nodes: [ftp://10.0.0.7, http://10.0.0.8:9440]\n    token: short\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := PairConfig{Name: "paris-1", Nodes: []string{"http://10.0.0.1:9440", "http://10.0.0.2:9440"}, Token: simToken}
+	_, err := LoadPairs(Config{Pairs: []PairConfig{ok}, PairsDir: dir}, aggToken)
+	var ps confcheck.Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("want confcheck.Problems, got %v", err)
+	}
+	want := strings.Join([]string{
+		dir + `/a.yaml: pairs[1].name: must be 1 to 128 letters, digits, '.', '_' or '-', got "has space"`,
+		dir + `/a.yaml: pairs[1].nodes[0]: must be an http(s) URL with a host, like http://10.0.0.1:9440, got "ftp://10.0.0.7"`,
+		dir + `/a.yaml: pairs[1].token: must be at least 16 characters, got 5`,
+		dir + `/b.yaml: pairs[0].name: duplicate of fleet.pairs[0].name "paris-1"`,
+	}, "\n")
+	if got := err.Error(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
 }

@@ -1,16 +1,17 @@
-package fleet
+package fleet_test
 
 import (
 	"context"
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/fleet"
 	"github.com/resman-pbx/resman/resilience/web"
 )
 
@@ -85,12 +86,12 @@ func TestFleetWithAReadToken(t *testing.T) {
 		t.Fatalf("a write with the read token: %d, want 403", resp.StatusCode)
 	}
 
-	_, url, _ := startAggregatorOf(t, config.Fleet{Interval: 100 * time.Millisecond, Pairs: []config.FleetPair{
+	_, url, _ := fleet.StartAggregatorOf(t, fleet.Config{Interval: 100 * time.Millisecond, Pairs: []fleet.PairConfig{
 		{Name: "paris-1", Nodes: []string{main, standby}, Token: read},
 		{Name: "paris-2", Nodes: []string{main, standby}, Token: "unknown-token-0123456789abcdef"},
-	}}, Options{})
-	ps := waitAllPolled(t, &http.Client{}, url, 5*time.Second)
-	byName := map[string]Pair{}
+	}}, fleet.Options{})
+	ps := fleet.WaitAllPolled(t, &http.Client{}, url, 5*time.Second)
+	byName := map[string]fleet.Pair{}
 	for _, p := range ps {
 		byName[p.Name] = p
 	}
@@ -101,7 +102,7 @@ func TestFleetWithAReadToken(t *testing.T) {
 		t.Errorf("paris-1, read with a read token: %+v", p)
 	}
 	p := byName["paris-2"]
-	if p.Ready || !has(p.Classes, ClassUnreachable) || len(p.Nodes) != 2 || !strings.Contains(p.Nodes[0].Error, "401") {
+	if p.Ready || !slices.Contains(p.Classes, fleet.ClassUnreachable) || len(p.Nodes) != 2 || !strings.Contains(p.Nodes[0].Error, "401") {
 		t.Errorf("paris-2, with a token the nodes do not know: want unreachable (401), got %+v", p)
 	}
 }

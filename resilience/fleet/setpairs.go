@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/resman-pbx/resman/config"
 )
 
 // PairsChange is what SetPairs changed.
@@ -59,11 +57,11 @@ func (c PairsChange) String() string {
 // pairs are checked as by New (LoadPairs reads and checks a fleet section
 // with its pairs_dir): on a problem, or with no pair, nothing changes and
 // the error says why.
-func (a *Aggregator) SetPairs(pairs []config.FleetPair) (PairsChange, error) {
+func (a *Aggregator) SetPairs(pairs []PairConfig) (PairsChange, error) {
 	if len(pairs) == 0 {
 		return PairsChange{}, errors.New("fleet: no pair: the aggregator watches at least one")
 	}
-	if ps := config.CheckFleetPairs([]config.FleetPairList{{Key: "pairs", Pairs: pairs}}, a.token); len(ps) > 0 {
+	if ps := CheckPairs([]PairList{{Key: "pairs", Pairs: pairs}}, a.token); len(ps) > 0 {
 		return PairsChange{}, ps
 	}
 	a.setMu.Lock()
@@ -104,7 +102,7 @@ func (a *Aggregator) SetPairs(pairs []config.FleetPair) (PairsChange, error) {
 		if kept[ps] {
 			continue
 		}
-		if !slices.ContainsFunc(pairs, func(p config.FleetPair) bool { return p.Name == ps.name }) {
+		if !slices.ContainsFunc(pairs, func(p PairConfig) bool { return p.Name == ps.name }) {
 			ch.Removed = append(ch.Removed, ps.name)
 		}
 		ps.mu.Lock()
@@ -123,7 +121,7 @@ func (a *Aggregator) SetPairs(pairs []config.FleetPair) (PairsChange, error) {
 }
 
 // same reports whether p is the pair ps watches: same nodes, same token.
-func (ps *pairState) same(p config.FleetPair) bool {
+func (ps *pairState) same(p PairConfig) bool {
 	if ps.token != p.Token || len(ps.nodes) != len(p.Nodes) {
 		return false
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/testkit"
 )
@@ -80,7 +79,7 @@ func TestSetPairsWhileRunning(t *testing.T) {
 	// p00002 with a token its nodes refuse: unreachable, with errors.
 	all[2].Token = "not-the-pair-token-0123456789"
 	reg := prometheus.NewRegistry()
-	a, _, _ := startAggregatorOf(t, config.Fleet{Pairs: all[:3], Interval: 100 * time.Millisecond}, Options{Registerer: reg})
+	a, _, _ := startAggregatorOf(t, Config{Pairs: all[:3], Interval: 100 * time.Millisecond}, Options{Registerer: reg})
 
 	testkit.Eventually(t, func() bool {
 		return testkit.Metric(t, reg, MetricPollErrors, map[string]string{"pair": "p00002"}) > 0 &&
@@ -94,7 +93,7 @@ func TestSetPairsWhileRunning(t *testing.T) {
 	before := a.Snapshot()
 	p1Before, _ := pairOf(before, "p00001")
 
-	ch, err := a.SetPairs([]config.FleetPair{all[0], all[1], all[3]})
+	ch, err := a.SetPairs([]PairConfig{all[0], all[1], all[3]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,13 +160,13 @@ func TestSetPairsWhileRunning(t *testing.T) {
 func TestSetPairsChangedAndRefused(t *testing.T) {
 	t.Parallel()
 	pairs := simPairs(3, func(k int) string { return "http://127.0.0.1:1" })
-	a, err := New(Options{Config: config.Fleet{Pairs: pairs[:2]}, Token: aggToken})
+	a, err := New(Options{Config: Config{Pairs: pairs[:2]}, Token: aggToken})
 	if err != nil {
 		t.Fatal(err)
 	}
 	moved := pairs[0]
 	moved.Nodes = []string{"http://127.0.0.1:2/a", moved.Nodes[1]}
-	ch, err := a.SetPairs([]config.FleetPair{moved, pairs[2]})
+	ch, err := a.SetPairs([]PairConfig{moved, pairs[2]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,20 +177,20 @@ func TestSetPairsChangedAndRefused(t *testing.T) {
 	if !has(p0.Classes, ClassNotPolled) || p0.Nodes[0].URL != moved.Nodes[0] {
 		t.Errorf("changed pair: %+v", p0)
 	}
-	same, err := a.SetPairs([]config.FleetPair{moved, pairs[2]})
+	same, err := a.SetPairs([]PairConfig{moved, pairs[2]})
 	if err != nil || !same.Empty() || same.String() != "2 pairs (unchanged)" {
 		t.Errorf("the same list again: %v, %v", same, err)
 	}
 
 	for _, tt := range []struct {
 		what  string
-		pairs []config.FleetPair
+		pairs []PairConfig
 		want  string
 	}{
 		{"none", nil, "no pair"},
-		{"duplicate", []config.FleetPair{pairs[1], pairs[1]}, `pairs[1].name: duplicate of pairs[0].name "p00001"`},
-		{"bad URL", []config.FleetPair{{Name: "x", Nodes: []string{"ftp://a", "http://b:1"}, Token: simToken}}, "pairs[0].nodes[0]: must be an http(s) URL"},
-		{"the aggregator's token", []config.FleetPair{{Name: "x", Nodes: pairs[1].Nodes, Token: aggToken}}, "pairs[0].token: must differ from api.token"},
+		{"duplicate", []PairConfig{pairs[1], pairs[1]}, `pairs[1].name: duplicate of pairs[0].name "p00001"`},
+		{"bad URL", []PairConfig{{Name: "x", Nodes: []string{"ftp://a", "http://b:1"}, Token: simToken}}, "pairs[0].nodes[0]: must be an http(s) URL"},
+		{"the aggregator's token", []PairConfig{{Name: "x", Nodes: pairs[1].Nodes, Token: aggToken}}, "pairs[0].token: must differ from api.token"},
 	} {
 		if _, err := a.SetPairs(tt.pairs); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.what, err, tt.want)
@@ -212,7 +211,7 @@ func TestSetPairsConcurrent(t *testing.T) {
 	s := newSim(t, 6)
 	all := s.pairs()
 	reg := prometheus.NewRegistry()
-	a, _, _ := startAggregatorOf(t, config.Fleet{Pairs: all[:3], Interval: 20 * time.Millisecond, Concurrency: 2},
+	a, _, _ := startAggregatorOf(t, Config{Pairs: all[:3], Interval: 20 * time.Millisecond, Concurrency: 2},
 		Options{Registerer: reg})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/testkit"
 )
@@ -124,17 +123,17 @@ func (s *sim) state() map[string]string {
 }
 
 // pairs is the fleet config of the simulated pairs.
-func (s *sim) pairs() []config.FleetPair {
+func (s *sim) pairs() []PairConfig {
 	return simPairs(len(s.names), func(int) string { return s.srv.URL })
 }
 
 // simPairs is the fleet config of n simulated pairs, node k (0 to 2n-1)
 // at base(k).
-func simPairs(n int, base func(k int) string) []config.FleetPair {
-	var out []config.FleetPair
+func simPairs(n int, base func(k int) string) []PairConfig {
+	var out []PairConfig
 	for i := range n {
 		name := fmt.Sprintf("p%05d", i)
-		out = append(out, config.FleetPair{Name: name, Token: simToken,
+		out = append(out, PairConfig{Name: name, Token: simToken,
 			Nodes: []string{base(2*i) + "/" + name + "/a", base(2*i+1) + "/" + name + "/b"}})
 	}
 	return out
@@ -144,13 +143,13 @@ const aggToken = "aggregator-token-0123456789abcdef"
 
 // startAggregator runs an aggregator of the simulator's pairs and serves
 // its Handler; stop ends Run and waits for it.
-func startAggregator(t testing.TB, s *sim, cfg config.Fleet, opts Options) (a *Aggregator, url string, stop func()) {
+func startAggregator(t testing.TB, s *sim, cfg Config, opts Options) (a *Aggregator, url string, stop func()) {
 	t.Helper()
 	cfg.Pairs = s.pairs()
 	return startAggregatorOf(t, cfg, opts)
 }
 
-func startAggregatorOf(t testing.TB, cfg config.Fleet, opts Options) (a *Aggregator, url string, stop func()) {
+func startAggregatorOf(t testing.TB, cfg Config, opts Options) (a *Aggregator, url string, stop func()) {
 	t.Helper()
 	opts.Config, opts.Token = cfg, aggToken
 	a, err := New(opts)
@@ -232,8 +231,8 @@ func TestFleet500PairsFreshnessAndReadOnly(t *testing.T) {
 	}
 	const n = 500
 	s := newSim(t, n)
-	a, url, stop := startAggregator(t, s, config.Fleet{}, Options{})
-	if a.cfg.Interval != config.DefaultFleetInterval || a.cfg.Concurrency != config.DefaultFleetConcurrency {
+	a, url, stop := startAggregator(t, s, Config{}, Options{})
+	if a.cfg.Interval != DefaultInterval || a.cfg.Concurrency != DefaultConcurrency {
 		t.Fatalf("defaults not applied: %+v", a.cfg)
 	}
 	hc := &http.Client{}

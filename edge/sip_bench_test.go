@@ -2,9 +2,7 @@ package edge
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"syscall"
@@ -200,15 +198,10 @@ func acceptedRegs(b *testing.B, k *sippeers.Kamailio) int { return kamStat(b, k,
 // location_contacts).
 func kamStat(b *testing.B, k *sippeers.Kamailio, name string) int {
 	b.Helper()
-	out, err := exec.Command("kamcmd", "-s", k.Ctl(), "stats.get_statistics", name).CombinedOutput()
+	n, err := k.Stat(name)
 	if err != nil {
-		b.Fatalf("kamcmd: %v: %s", err, out)
+		b.Fatal(err)
 	}
-	m := regexp.MustCompile(regexp.QuoteMeta(name) + ` = (\d+)`).FindSubmatch(out)
-	if m == nil {
-		b.Fatalf("kamcmd stats %s: %s", name, out)
-	}
-	n, _ := strconv.Atoi(string(m[1]))
 	return n
 }
 

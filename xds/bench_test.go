@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
@@ -108,15 +109,15 @@ func registeredAt(mds string, ch chan<- time.Time) func(Event) {
 
 // pollLocations polls kamailio's location table every 5ms until cond
 // holds, and returns when it first did; it fails after timeout.
-func pollLocations(b *testing.B, k *kamailio, timeout time.Duration, what string, cond func(string) bool) time.Time {
+func pollLocations(b *testing.B, k *sippeers.Kamailio, timeout time.Duration, what string, cond func(string) bool) time.Time {
 	b.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if cond(k.locations(b)) {
+		if cond(k.Locations(b)) {
 			return time.Now()
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("no %s within %s: %s", what, timeout, k.locations(b))
+			b.Fatalf("no %s within %s: %s", what, timeout, k.Locations(b))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -144,7 +145,7 @@ func BenchmarkKamailioRestartToBound(b *testing.B) {
 	k := startKamailio(b, user, password)
 	regs := make(chan time.Time, 1)
 	opts := Options{Hostname: "pbx.test", OnEvent: registeredAt("kam", regs)}
-	r, _ := runXDS(b, Config{Contact: testContact, MDS: []MDS{mds("kam", k.addr, "udp", user, password)}}, opts)
+	r, _ := runXDS(b, Config{Contact: testContact, MDS: []MDS{mds("kam", k.Addr, "udp", user, password)}}, opts)
 	r.Activate(1)
 	select {
 	case <-regs:
@@ -162,9 +163,9 @@ func BenchmarkKamailioRestartToBound(b *testing.B) {
 		// which starts again at each registration: without this wait
 		// every restart would come just after a verification.
 		time.Sleep(rand.N(DefaultVerifyInterval))
-		k.restart(b) // returns once kamailio answers OPTIONS again
+		k.Restart(b) // returns once kamailio answers OPTIONS again
 		back := time.Now()
-		if held(k.locations(b)) {
+		if held(k.Locations(b)) {
 			b.Fatal("the restarted kamailio still holds the contact")
 		}
 		b.StartTimer()
@@ -188,7 +189,7 @@ func BenchmarkKamailioRestartToBound(b *testing.B) {
 func BenchmarkKamailioFailoverStaleRemoved(b *testing.B) {
 	const user, password = "pbx", "kam-Bench-52"
 	k := startKamailio(b, user, password)
-	m := mds("kam", k.addr, "udp", user, password)
+	m := mds("kam", k.Addr, "udp", user, password)
 	onlyOurs := func(l string) bool { return strings.Contains(l, testContact) && !strings.Contains(l, peerContact) }
 
 	took := make([]time.Duration, 0, b.N)

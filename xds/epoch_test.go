@@ -63,7 +63,7 @@ func TestKamailioContactEpochQ(t *testing.T) {
 	t.Parallel()
 	const user, password = "pbx", "kam-Secret-42"
 	k := startKamailio(t, user, password)
-	m := mds("kam", k.addr, "udp", user, password)
+	m := mds("kam", k.Addr, "udp", user, password)
 
 	// The old Active registers, and is killed; the new one registers
 	// after it. With equal q-values kamailio keeps them in arrival order,
@@ -86,7 +86,7 @@ func TestKamailioContactEpochQ(t *testing.T) {
 	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 	var dump string
 	testkit.EventuallyWithin(t, 5*time.Second, func() bool {
-		dump = k.locations(t)
+		dump = k.Locations(t)
 		return strings.Contains(dump, testContact) && strings.Contains(dump, peerContact)
 	}, "both contacts in ul.dump")
 	// kamailio keeps the contacts of a record in q order, highest first:

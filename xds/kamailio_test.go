@@ -3,11 +3,7 @@ package xds
 import (
 	"context"
 	"errors"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,157 +14,13 @@ import (
 	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
-// kamailio is a real registrar run from testdata/kamailio.cfg.
-type kamailio struct {
-	addr   string
-	bin    string
-	cfg    string // the config file, in dir
-	pid    int    // also its process group: kamailio forks workers
-	kamcmd string
-	ctl    string
-	dir    string
-	done   chan struct{}
-}
-
-// startKamailio runs kamailio in the foreground on a free loopback port,
-// waits until it answers OPTIONS and stops it by PID at cleanup.
-func startKamailio(t testing.TB, user, password string) *kamailio {
+// startKamailio runs a real registrar from testdata/kamailio.cfg on a free
+// loopback port, asking for digest with user and password; it is stopped
+// by PID at cleanup.
+func startKamailio(t testing.TB, user, password string) *sippeers.Kamailio {
 	t.Helper()
-	bin := sippeers.NeedTool(t, "kamailio", "kamailio")
-	kamcmd := sippeers.NeedTool(t, "kamcmd", "kamailio")
-	dir, err := os.MkdirTemp("", "kam") // short: the ctl socket path is limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	tpl, err := os.ReadFile(filepath.Join("testdata", "kamailio.cfg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	cfg := strings.NewReplacer("{{PORT}}", strconv.Itoa(port), "{{DIR}}", dir,
-		"{{USER}}", user, "{{PASSWORD}}", password).Replace(string(tpl))
-	cfgPath := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	k := &kamailio{
-		addr:   "127.0.0.1:" + strconv.Itoa(port),
-		bin:    bin,
-		cfg:    cfgPath,
-		kamcmd: kamcmd,
-		ctl:    "unix:" + filepath.Join(dir, "kamailio.ctl"),
-		dir:    dir,
-	}
-	t.Cleanup(func() {
-		k.stop()
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(dir, "kamailio.log")); err == nil {
-				if len(b) > 6000 {
-					b = b[len(b)-6000:]
-				}
-				t.Logf("kamailio log:\n%s", b)
-			}
-		}
-	})
-	k.launch(t)
-	return k
-}
-
-// launch starts the kamailio process and waits until it answers OPTIONS.
-func (k *kamailio) launch(t testing.TB) {
-	t.Helper()
-	logf, err := os.OpenFile(filepath.Join(k.dir, "kamailio.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(k.bin, "-DD", "-E", "-Y", k.dir, "-w", k.dir, "-f", k.cfg, "-m", "32", "-M", "4")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start kamailio: %v", err)
-	}
-	done := make(chan struct{})
-	k.pid, k.done = cmd.Process.Pid, done
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
-	testkit.EventuallyWithin(t, 15*time.Second, func() bool {
-		select {
-		case <-done:
-			t.Fatal("kamailio exited")
-		default:
-		}
-		return sipPing(k.addr)
-	}, "kamailio to answer OPTIONS")
-}
-
-// stop ends the kamailio process by its PID (SIGTERM, SIGKILL to its group
-// after 5s) and waits for it.
-func (k *kamailio) stop() {
-	if k.done == nil {
-		return
-	}
-	_ = syscall.Kill(-k.pid, syscall.SIGCONT)
-	_ = syscall.Kill(k.pid, syscall.SIGTERM)
-	select {
-	case <-k.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-k.pid, syscall.SIGKILL)
-		<-k.done
-	}
-	k.done = nil
-}
-
-// restart stops kamailio and starts it again on the same port: with usrloc
-// in memory, it has lost every binding.
-func (k *kamailio) restart(t testing.TB) {
-	t.Helper()
-	k.stop()
-	k.launch(t)
-}
-
-// locations is kamailio's location table, as kamcmd prints it.
-func (k *kamailio) locations(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command(k.kamcmd, "-s", k.ctl, "ul.dump").CombinedOutput()
-	if err != nil {
-		t.Fatalf("kamcmd ul.dump: %v: %s", err, out)
-	}
-	return string(out)
-}
-
-// signal sends sig to kamailio's process group: its workers with it.
-func (k *kamailio) signal(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	if err := syscall.Kill(-k.pid, sig); err != nil {
-		t.Fatalf("kill -%d -%d: %v", sig, k.pid, err)
-	}
-}
-
-// sipPing sends one OPTIONS over UDP and reports whether a response came.
-func sipPing(addr string) bool {
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	local := c.LocalAddr().String()
-	msg := "OPTIONS sip:" + addr + " SIP/2.0\r\n" +
-		"Via: SIP/2.0/UDP " + local + ";branch=z9hG4bK-ping" + strconv.FormatInt(time.Now().UnixNano(), 36) + "\r\n" +
-		"From: <sip:ping@127.0.0.1>;tag=ping\r\nTo: <sip:" + addr + ">\r\n" +
-		"Call-ID: ping-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "\r\nCSeq: 1 OPTIONS\r\n" +
-		"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return false
-	}
-	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	buf := make([]byte, 4096)
-	n, err := c.Read(buf)
-	return err == nil && strings.HasPrefix(string(buf[:n]), "SIP/2.0 ")
+	return sippeers.StartKamailioWith(t, filepath.Join("testdata", "kamailio.cfg"), freePort(t),
+		sippeers.KamailioOptions{Vars: map[string]string{"USER": user, "PASSWORD": password}})
 }
 
 func TestKamailio(t *testing.T) {
@@ -179,12 +31,12 @@ func TestKamailio(t *testing.T) {
 	t.Run("contact in location table while active", func(t *testing.T) {
 		rec := newRecorder()
 		r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
-			mds("kam", k.addr, "udp", user, password),
+			mds("kam", k.Addr, "udp", user, password),
 		}}, fastOptions(nil, rec))
 		r.Activate(1)
 		rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 		testkit.EventuallyWithin(t, 5*time.Second, func() bool {
-			return strings.Contains(k.locations(t), testContact)
+			return strings.Contains(k.Locations(t), testContact)
 		}, "the contact in ul.dump")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -192,7 +44,7 @@ func TestKamailio(t *testing.T) {
 			t.Fatalf("Deactivate: %v", err)
 		}
 		testkit.EventuallyWithin(t, 5*time.Second, func() bool {
-			return !strings.Contains(k.locations(t), testContact)
+			return !strings.Contains(k.Locations(t), testContact)
 		}, "the contact gone from ul.dump")
 	})
 
@@ -201,7 +53,7 @@ func TestKamailio(t *testing.T) {
 		logs := &testkit.Buffer{}
 		rec := newRecorder()
 		r := startXDS(t, Config{Contact: testContact, MDS: []MDS{
-			mds("kam", k.addr, "udp", user, wrong),
+			mds("kam", k.Addr, "udp", user, wrong),
 		}}, fastOptions(logs, rec))
 		r.Activate(1)
 		ev, _ := rec.wait(t, 0, 10*time.Second, kind("kam", EventFailed))
@@ -209,7 +61,7 @@ func TestKamailio(t *testing.T) {
 		if ev.Err == nil || ev.Err.Error() != want {
 			t.Errorf("error = %v, want %q", ev.Err, want)
 		}
-		if strings.Contains(k.locations(t), testContact) {
+		if strings.Contains(k.Locations(t), testContact) {
 			t.Error("registered with a wrong password")
 		}
 		assertNoSecret(t, wrong, map[string]string{"logs": logs.String(), "error": ev.Err.Error(), "status": r.Status()[0].Error})
@@ -220,14 +72,14 @@ func TestKamailio(t *testing.T) {
 		opts := fastOptions(nil, rec)
 		opts.RequestTimeout = 300 * time.Millisecond
 		opts.ProbeInterval = 100 * time.Millisecond
-		m := mds("kam", k.addr, "udp", user, password)
+		m := mds("kam", k.Addr, "udp", user, password)
 		m.Expires = 2
 		r := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 		r.Activate(1)
 		rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 		_, i := rec.wait(t, 0, 10*time.Second, kind("kam", EventReachable))
 
-		k.signal(t, syscall.SIGSTOP)
+		k.Signal(t, syscall.SIGSTOP)
 		ev, _ := rec.wait(t, i, 10*time.Second, kind("kam", EventUnreachable))
 		if !errors.Is(ev.Err, context.DeadlineExceeded) {
 			t.Errorf("unreachable: %+v", ev)
@@ -242,14 +94,14 @@ func TestKamailio(t *testing.T) {
 		}, "the binding to lapse")
 		n := len(rec.all())
 
-		k.signal(t, syscall.SIGCONT)
+		k.Signal(t, syscall.SIGCONT)
 		rec.wait(t, n, 10*time.Second, kind("kam", EventReachable))
 		rec.wait(t, n, 10*time.Second, kind("kam", EventRegistered))
 		if st := r.Status()[0]; !st.Registered || st.Error != "" {
 			t.Errorf("status after recovery = %+v", st)
 		}
 		testkit.EventuallyWithin(t, 5*time.Second, func() bool {
-			return strings.Contains(k.locations(t), testContact)
+			return strings.Contains(k.Locations(t), testContact)
 		}, "the contact in ul.dump")
 	})
 }
@@ -278,19 +130,19 @@ func TestKamailioRestartedBindingRestored(t *testing.T) {
 		}
 		rec.add(ev)
 	}
-	m := mds("kam", k.addr, "udp", user, password)
+	m := mds("kam", k.Addr, "udp", user, password)
 	m.Expires = 60 // the refresh comes after 45s: only the verification restores it
 	r = startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 	r.Activate(1)
 	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 	testkit.EventuallyWithin(t, 5*time.Second, func() bool {
-		return strings.Contains(k.locations(t), testContact)
+		return strings.Contains(k.Locations(t), testContact)
 	}, "the contact in ul.dump")
 	n := len(rec.all())
 
-	k.restart(t)
+	k.Restart(t)
 	back := time.Now()
-	if strings.Contains(k.locations(t), testContact) {
+	if strings.Contains(k.Locations(t), testContact) {
 		t.Fatal("the restarted kamailio still holds the contact: the test proves nothing")
 	}
 	ev, _ := rec.wait(t, n, 10*time.Second, func(ev Event) bool {
@@ -304,7 +156,7 @@ func TestKamailioRestartedBindingRestored(t *testing.T) {
 		t.Errorf("status when the loss was found = %+v, want not registered", st)
 	}
 	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
-		return strings.Contains(k.locations(t), testContact)
+		return strings.Contains(k.Locations(t), testContact)
 	}, "the contact back in ul.dump")
 	// At worst a query sent to the stopped kamailio timed out just before
 	// it came back, then the next one found the loss; plus 1s for a slow
@@ -327,10 +179,10 @@ func TestKamailioNewActiveRemovesKilledPeer(t *testing.T) {
 	t.Parallel()
 	const user, password = "pbx", "kam-Secret-44"
 	k := startKamailio(t, user, password)
-	m := mds("kam", k.addr, "udp", user, password)
+	m := mds("kam", k.Addr, "udp", user, password)
 	killedActive(t, m, peerContact)
-	if !strings.Contains(k.locations(t), peerContact) {
-		t.Fatalf("the killed node's binding is not there: %s", k.locations(t))
+	if !strings.Contains(k.Locations(t), peerContact) {
+		t.Fatalf("the killed node's binding is not there: %s", k.Locations(t))
 	}
 
 	rec := newRecorder()
@@ -342,7 +194,7 @@ func TestKamailioNewActiveRemovesKilledPeer(t *testing.T) {
 	rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 	registered := time.Now()
 	testkit.EventuallyWithin(t, 2*time.Second, func() bool {
-		l := k.locations(t)
+		l := k.Locations(t)
 		return strings.Contains(l, testContact) && !strings.Contains(l, peerContact)
 	}, "kamailio to hold our contact only")
 	t.Logf("our contact only %s after our registration", time.Since(registered).Round(time.Millisecond))
@@ -358,7 +210,7 @@ func TestKamailioSharedContactSurvivesInactiveRestart(t *testing.T) {
 	t.Parallel()
 	const user, password = "pbx", "kam-Secret-45"
 	k := startKamailio(t, user, password)
-	m := mds("kam", k.addr, "udp", user, password)
+	m := mds("kam", k.Addr, "udp", user, password)
 	rec := newRecorder()
 	active := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, fastOptions(nil, rec))
 	active.Activate(1)
@@ -383,7 +235,7 @@ func TestKamailioSharedContactSurvivesInactiveRestart(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(k.locations(t), testContact) {
+		if !strings.Contains(k.Locations(t), testContact) {
 			t.Fatalf("restart %d of the Inactive node removed the shared binding", i)
 		}
 	}
@@ -402,13 +254,13 @@ func TestKamailioUnregistrationFinishesAfterFreeze(t *testing.T) {
 	opts := fastOptions(nil, rec)
 	opts.RequestTimeout = 300 * time.Millisecond
 	opts.ProbeInterval = 100 * time.Millisecond
-	m := mds("kam", k.addr, "udp", user, password)
+	m := mds("kam", k.Addr, "udp", user, password)
 	m.Expires = 60 // it must be the unregistration that removes it, not a lapse
 	r := startXDS(t, Config{Contact: testContact, MDS: []MDS{m}}, opts)
 	r.Activate(1)
 	_, i := rec.wait(t, 0, 10*time.Second, kind("kam", EventRegistered))
 
-	k.signal(t, syscall.SIGSTOP)
+	k.Signal(t, syscall.SIGSTOP)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := r.Deactivate(ctx); err == nil {
@@ -428,10 +280,10 @@ func TestKamailioUnregistrationFinishesAfterFreeze(t *testing.T) {
 		t.Errorf("status while the unregistration is pending = %+v", st)
 	}
 
-	k.signal(t, syscall.SIGCONT)
+	k.Signal(t, syscall.SIGCONT)
 	resumed := time.Now()
 	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
-		return !strings.Contains(k.locations(t), testContact)
+		return !strings.Contains(k.Locations(t), testContact)
 	}, "the contact gone from ul.dump")
 	t.Logf("contact gone %s after kamailio resumed", time.Since(resumed).Round(time.Millisecond))
 	rec.wait(t, i, 10*time.Second, func(ev Event) bool { return ev.Kind == EventUnregistered && ev.Err == nil })

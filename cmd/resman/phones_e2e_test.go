@@ -27,9 +27,9 @@ package main
 // would find no binding on the new side while phones / register_rate is
 // above 2 s (1,000 phones at 200/s: 5 s).
 //
-// resilience/testkit/sippeers cannot be imported from here (Go's internal rule:
-// only edge/... may), so the few helpers needed (low ports, kamailio, sipp)
-// are copied below with a "ph" prefix.
+// The phones' peers (low ports, kamailio, sipp) come from
+// resilience/testkit/sippeers; the helpers below with a "ph" prefix add
+// what these tests count (phones per side, REGISTER rates).
 
 import (
 	"bytes"
@@ -663,99 +663,21 @@ func (s *phStandin) statErr(name string) (int, error) {
 }
 
 // phKam is a kamailio process run from the SIP front's test config.
-type phKam struct {
-	addr, dir, ctl, kamcmd string
-	pid                    int
-	done                   chan struct{}
-}
+type phKam struct{ *sippeers.Kamailio }
 
 // startPhKam runs kamailio from template tpl on 127.0.0.1:port, waits
 // until it answers OPTIONS, and stops it by PID (its process group) at
 // cleanup.
 func startPhKam(tb testing.TB, tpl string, port int) *phKam {
 	tb.Helper()
-	return startPhKamIn(tb, tpl, "", "127.0.0.1", port)
+	return &phKam{sippeers.StartKamailio(tb, tpl, port)}
 }
 
-// startPhKamIn is startPhKam in network namespace ns (empty: the test's
-// own), listening on host:port instead of the template's 127.0.0.1. In a
-// namespace it is ready when it answers kamcmd, not OPTIONS: its address
-// may be a virtual IP that its namespace does not hold yet (the namespace
-// then needs net.ipv4.ip_nonlocal_bind=1) and that the test reaches only
-// on the side holding it.
+// startPhKamIn is startPhKam in network namespace ns, listening on
+// host:port (see sippeers.KamailioOptions).
 func startPhKamIn(tb testing.TB, tpl, ns, host string, port int) *phKam {
 	tb.Helper()
-	bin := sippeers.NeedTool(tb, "kamailio", "kamailio")
-	kamcmd := sippeers.NeedTool(tb, "kamcmd", "kamailio")
-	dir, err := os.MkdirTemp("", "kam") // short: the ctl socket path is limited
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	raw, err := os.ReadFile(tpl)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg := strings.NewReplacer("127.0.0.1:{{PORT}}", host+":"+strconv.Itoa(port), "{{PORT}}", strconv.Itoa(port), "{{DIR}}", dir).Replace(string(raw))
-	cfgPath := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "kamailio.log"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	args := []string{bin, "-DD", "-E", "-Y", dir, "-w", dir, "-f", cfgPath, "-m", "64", "-M", "8"}
-	if ns != "" {
-		// ip execs kamailio: the PID is kamailio's own.
-		args = append([]string{"ip", "netns", "exec", ns}, args...)
-	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		tb.Fatalf("start kamailio: %v", err)
-	}
-	k := &phKam{addr: host + ":" + strconv.Itoa(port), dir: dir, pid: cmd.Process.Pid, done: make(chan struct{}),
-		kamcmd: kamcmd, ctl: "unix:" + filepath.Join(dir, "kamailio.ctl")}
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(k.done)
-	}()
-	tb.Cleanup(func() {
-		_ = syscall.Kill(k.pid, syscall.SIGTERM)
-		select {
-		case <-k.done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-k.pid, syscall.SIGKILL)
-			<-k.done
-		}
-		if tb.Failed() {
-			if b, err := os.ReadFile(filepath.Join(dir, "kamailio.log")); err == nil {
-				tb.Logf("kamailio %s log:\n%s", k.addr, b[max(0, len(b)-4000):])
-			}
-		}
-	})
-	ready := func() bool { return sippeers.Ping(k.addr) }
-	if ns != "" {
-		ready = func() bool { _, err := k.statErr("location_contacts"); return err == nil }
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for !ready() {
-		select {
-		case <-k.done:
-			b, _ := os.ReadFile(filepath.Join(dir, "kamailio.log"))
-			tb.Fatalf("kamailio exited:\n%s", b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal("kamailio does not answer OPTIONS")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return k
+	return &phKam{sippeers.StartKamailioWith(tb, tpl, port, sippeers.KamailioOptions{NetNS: ns, Host: host})}
 }
 
 var phUserRE = regexp.MustCompile(`sip:(ph\d+|callee)@`)
@@ -763,33 +685,22 @@ var phUserRE = regexp.MustCompile(`sip:(ph\d+|callee)@`)
 // users is the set of phones (ph<N>, callee) in kamailio's location
 // table.
 func (k *phKam) usersErr() (map[string]bool, error) {
-	out, err := exec.Command(k.kamcmd, "-s", k.ctl, "ul.dump").CombinedOutput()
+	out, err := k.Kamcmd("ul.dump")
 	if err != nil {
-		return nil, fmt.Errorf("kamcmd ul.dump: %v: %s", err, out)
+		return nil, err
 	}
 	set := map[string]bool{}
-	for _, m := range phUserRE.FindAllSubmatch(out, -1) {
-		set[string(m[1])] = true
+	for _, m := range phUserRE.FindAllStringSubmatch(out, -1) {
+		set[m[1]] = true
 	}
 	return set, nil
 }
 
-// stat is one of kamailio's statistics (accepted_regs, location_contacts).
-func (k *phKam) address() string   { return k.addr }
+func (k *phKam) address() string   { return k.Addr }
 func (k *phKam) routesCalls() bool { return true }
 
-func (k *phKam) statErr(name string) (int, error) {
-	out, err := exec.Command(k.kamcmd, "-s", k.ctl, "stats.get_statistics", name).CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("kamcmd: %v: %s", err, out)
-	}
-	m := regexp.MustCompile(regexp.QuoteMeta(name) + ` = (\d+)`).FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("kamcmd stats %s: %s", name, out)
-	}
-	n, _ := strconv.Atoi(string(m[1]))
-	return n, nil
-}
+// statErr is one of kamailio's statistics (accepted_regs, location_contacts).
+func (k *phKam) statErr(name string) (int, error) { return k.Stat(name) }
 
 type phRegSample struct {
 	at time.Time

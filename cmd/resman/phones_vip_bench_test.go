@@ -214,7 +214,7 @@ func runPhonesVIP(b *testing.B, n, expiry, refresh int, ka kaOpts) []*vipMove {
 	kill := moves[0]
 	kill.t0 = time.Now()
 	kill.pair.ka.kill("main")
-	_ = syscall.Kill(-kill.pair.reg["main"].pid, syscall.SIGKILL)
+	kill.pair.reg["main"].Signal(b, syscall.SIGKILL)
 	// (b) A planned move: keepalived stopped as `systemctl stop` does.
 	planned := moves[1]
 	planned.t0 = time.Now()

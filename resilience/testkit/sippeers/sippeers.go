@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,18 +248,44 @@ func (s *Sipp) Dump(t testing.TB) {
 
 // Kamailio is a kamailio process run from a config template.
 type Kamailio struct {
+	// Addr is where it listens (host:port).
 	Addr   string
+	o      KamailioOptions
+	bin    string
+	cfg    string // the config file, in dir
 	dir    string
-	pid    int
-	done   chan struct{}
 	kamcmd string
 	ctl    string
+	pid    int // also its process group: kamailio forks workers
+	done   chan struct{}
+}
+
+// KamailioOptions shape a kamailio run.
+type KamailioOptions struct {
+	// Vars fill the template's {{NAME}} placeholders besides {{PORT}} and
+	// {{DIR}} (e.g. USER and PASSWORD of a registrar asking for digest).
+	Vars map[string]string
+	// NetNS, when set, runs kamailio in that network namespace (ip netns
+	// exec, which execs it: the PID is kamailio's own). It is then ready
+	// when it answers kamcmd, not OPTIONS: its address may be a virtual IP
+	// its namespace does not hold yet (the namespace then needs
+	// net.ipv4.ip_nonlocal_bind=1) and the test reaches only on the side
+	// holding it.
+	NetNS string
+	// Host replaces the template's 127.0.0.1 in "127.0.0.1:{{PORT}}".
+	Host string
 }
 
 // StartKamailio runs kamailio from the template tpl ({{PORT}}, {{DIR}}
 // filled in) on 127.0.0.1:port, waits until it answers OPTIONS and stops
 // it by PID (its process group: kamailio forks workers) at cleanup.
 func StartKamailio(t testing.TB, tpl string, port int) *Kamailio {
+	t.Helper()
+	return StartKamailioWith(t, tpl, port, KamailioOptions{})
+}
+
+// StartKamailioWith is StartKamailio with o.
+func StartKamailioWith(t testing.TB, tpl string, port int, o KamailioOptions) *Kamailio {
 	t.Helper()
 	bin := NeedTool(t, "kamailio", "kamailio")
 	kamcmd := NeedTool(t, "kamcmd", "kamailio")
@@ -271,57 +298,83 @@ func StartKamailio(t testing.TB, tpl string, port int) *Kamailio {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.NewReplacer("{{PORT}}", strconv.Itoa(port), "{{DIR}}", dir).Replace(string(raw))
-	cfgPath := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	host := o.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	pairs := []string{"127.0.0.1:{{PORT}}", host + ":" + strconv.Itoa(port), "{{PORT}}", strconv.Itoa(port), "{{DIR}}", dir}
+	for k, v := range o.Vars {
+		pairs = append(pairs, "{{"+k+"}}", v)
+	}
+	cfg := strings.NewReplacer(pairs...).Replace(string(raw))
+	k := &Kamailio{Addr: host + ":" + strconv.Itoa(port), o: o, bin: bin, cfg: filepath.Join(dir, "kamailio.cfg"),
+		dir: dir, kamcmd: kamcmd, ctl: "unix:" + filepath.Join(dir, "kamailio.ctl")}
+	if err := os.WriteFile(k.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "kamailio.log"))
+	t.Cleanup(func() {
+		k.Stop()
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(dir, "kamailio.log")); err == nil {
+				t.Logf("kamailio %s log:\n%s", k.Addr, b[max(0, len(b)-6000):])
+			}
+		}
+	})
+	k.launch(t)
+	return k
+}
+
+// launch starts the process and waits until it is ready.
+func (k *Kamailio) launch(t testing.TB) {
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(k.dir, "kamailio.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-DD", "-E", "-Y", dir, "-w", dir, "-f", cfgPath, "-m", "64", "-M", "8")
+	args := []string{k.bin, "-DD", "-E", "-Y", k.dir, "-w", k.dir, "-f", k.cfg, "-m", "64", "-M", "8"}
+	if k.o.NetNS != "" {
+		args = append([]string{"ip", "netns", "exec", k.o.NetNS}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start kamailio: %v", err)
 	}
-	k := &Kamailio{Addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir, pid: cmd.Process.Pid, done: make(chan struct{}),
-		kamcmd: kamcmd, ctl: "unix:" + filepath.Join(dir, "kamailio.ctl")}
+	done := make(chan struct{})
+	k.pid, k.done = cmd.Process.Pid, done
 	go func() {
 		_ = cmd.Wait()
 		logf.Close()
-		close(k.done)
+		close(done)
 	}()
-	t.Cleanup(func() {
-		k.stop()
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(dir, "kamailio.log")); err == nil {
-				if len(b) > 6000 {
-					b = b[len(b)-6000:]
-				}
-				t.Logf("kamailio %s log:\n%s", k.Addr, b)
-			}
-		}
-	})
+	ready := func() bool { return Ping(k.Addr) }
+	if k.o.NetNS != "" {
+		ready = func() bool { _, err := k.Stat("location_contacts"); return err == nil }
+	}
 	deadline := time.Now().Add(15 * time.Second)
-	for !Ping(k.Addr) {
+	for !ready() {
 		select {
-		case <-k.done:
-			b, _ := os.ReadFile(filepath.Join(dir, "kamailio.log"))
+		case <-done:
+			b, _ := os.ReadFile(filepath.Join(k.dir, "kamailio.log"))
 			t.Fatalf("kamailio exited:\n%s", b)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("kamailio does not answer OPTIONS")
+			t.Fatal("kamailio is not ready (no answer to OPTIONS, or to kamcmd in a namespace)")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return k
 }
 
-func (k *Kamailio) stop() {
+// Stop ends kamailio by its PID (SIGCONT to its group first, in case the
+// test froze it; SIGTERM; SIGKILL to the group after 5 s) and waits for it.
+func (k *Kamailio) Stop() {
+	if k.done == nil {
+		return
+	}
+	_ = syscall.Kill(-k.pid, syscall.SIGCONT)
 	_ = syscall.Kill(k.pid, syscall.SIGTERM)
 	select {
 	case <-k.done:
@@ -329,19 +382,59 @@ func (k *Kamailio) stop() {
 		_ = syscall.Kill(-k.pid, syscall.SIGKILL)
 		<-k.done
 	}
+	k.done = nil
+}
+
+// Restart stops kamailio and starts it again on the same address: with
+// usrloc in memory, it has lost every binding.
+func (k *Kamailio) Restart(t testing.TB) {
+	t.Helper()
+	k.Stop()
+	k.launch(t)
+}
+
+// Signal sends sig to kamailio's process group: its workers with it
+// (SIGSTOP freezes the registrar, SIGKILL kills it as a crash would).
+func (k *Kamailio) Signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(-k.pid, sig); err != nil {
+		t.Fatalf("kill -%d -%d: %v", sig, k.pid, err)
+	}
 }
 
 // Ctl is the address of kamailio's control socket, for kamcmd -s.
 func (k *Kamailio) Ctl() string { return k.ctl }
 
+// Kamcmd runs kamcmd against this kamailio and returns its output.
+func (k *Kamailio) Kamcmd(args ...string) (string, error) {
+	out, err := exec.Command(k.kamcmd, append([]string{"-s", k.ctl}, args...)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("kamcmd %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
 // Locations is kamailio's location table, as kamcmd ul.dump prints it.
 func (k *Kamailio) Locations(t testing.TB) string {
 	t.Helper()
-	out, err := exec.Command(k.kamcmd, "-s", k.ctl, "ul.dump").CombinedOutput()
+	out, err := k.Kamcmd("ul.dump")
 	if err != nil {
-		t.Fatalf("kamcmd ul.dump: %v: %s", err, out)
+		t.Fatal(err)
 	}
-	return string(out)
+	return out
+}
+
+// Stat is one of kamailio's statistics (accepted_regs, location_contacts).
+func (k *Kamailio) Stat(name string) (int, error) {
+	out, err := k.Kamcmd("stats.get_statistics", name)
+	if err != nil {
+		return 0, err
+	}
+	m := regexp.MustCompile(regexp.QuoteMeta(name) + ` = (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("kamcmd stats %s: %s", name, out)
+	}
+	return strconv.Atoi(m[1])
 }
 
 // Ping sends one OPTIONS over UDP and reports whether an answer came.

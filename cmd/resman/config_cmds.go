@@ -13,6 +13,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/config/confcheck"
+	"github.com/resman-pbx/resman/resilience/fleet"
 )
 
 func newConfigCmd() *cobra.Command {
@@ -82,7 +84,8 @@ key, peers that point at each other...).`,
 	return cmd
 }
 
-// checkOneConfig loads and validates one file. The error (exit code 1)
+// checkOneConfig loads and validates one file, and reads the pair files
+// of its fleet.pairs_dir as resman run would. The error (exit code 1)
 // lists every problem under "PATH: N problem(s):".
 func checkOneConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
@@ -92,6 +95,16 @@ func checkOneConfig(path string) (*config.Config, error) {
 	}
 	if err != nil {
 		return nil, withCode(exitFailed, err)
+	}
+	if f := cfg.Fleet; f != nil && f.PairsDir != "" {
+		_, err := fleet.LoadPairs(*f, cfg.API.Token)
+		var ps confcheck.Problems
+		if errors.As(err, &ps) {
+			return nil, withCode(exitFailed, fmt.Errorf("%s: the pairs of fleet.pairs_dir (%s): %d problem(s):\n%s", path, f.PairsDir, len(ps), ps.Error()))
+		}
+		if err != nil {
+			return nil, withCode(exitFailed, fmt.Errorf("%s: %w", path, err))
+		}
 	}
 	return cfg, nil
 }

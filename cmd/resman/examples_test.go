@@ -307,3 +307,42 @@ func TestConfigCheckWarnsOfWeakSecrets(t *testing.T) {
 		t.Errorf("with secrets of its own: exit %d\n%s%s", code, out, stderr)
 	}
 }
+
+// config check reads the pair files of fleet.pairs_dir as resman run
+// does: a bad pair file, an empty directory or a missing one fails the
+// check with the file and key, not only the start.
+func TestConfigCheckReadsFleetPairFiles(t *testing.T) {
+	dir := t.TempDir()
+	pairs := filepath.Join(dir, "pairs")
+	if err := os.Mkdir(pairs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "fleet.yaml")
+	writeFile := func(path, body string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(cfg, "api:\n  listen: 127.0.0.1:9550\n  token: fleet-Reader-Token-0123456789abcdef\nfleet:\n  pairs_dir: "+pairs+"\n")
+	writeFile(filepath.Join(pairs, "paris.yaml"),
+		"pairs:\n  - name: paris-1\n    nodes: [http://10.0.0.1:9440, http://10.0.0.2:9440]\n    token: pair-Token-Paris-0123456789abcdefgh\n")
+	if out, stderr, code := cli(t, "config", "check", cfg); code != 0 || !strings.Contains(out, cfg+": ok") {
+		t.Fatalf("a good pair file: exit %d\n%s%s", code, out, stderr)
+	}
+
+	lyon := filepath.Join(pairs, "lyon.yaml")
+	writeFile(lyon, "pairs:\n  - name: lyon-1\n    nodes: [http://10.0.1.1:9440]\n    token: pair-Token-Lyon-0123456789abcdefgh\n")
+	_, stderr, code := cli(t, "config", "check", cfg)
+	want := lyon + ": pairs[0].nodes: must list the pair's 2 nodes' API base URLs"
+	if code != exitFailed || !strings.Contains(stderr, "the pairs of fleet.pairs_dir") || !strings.Contains(stderr, want) {
+		t.Errorf("a bad pair file: want exit %d and %q, got exit %d\n%s", exitFailed, want, code, stderr)
+	}
+
+	if err := os.RemoveAll(pairs); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := cli(t, "config", "check", cfg); code != exitFailed || !strings.Contains(stderr, "fleet.pairs_dir: open "+pairs) {
+		t.Errorf("a missing pairs_dir: exit %d\n%s", code, stderr)
+	}
+}

@@ -158,7 +158,8 @@ type SwitchoverProgress struct {
 	// Started and Ended (zero while it runs).
 	Started time.Time `json:"started"`
 	Ended   time.Time `json:"ended,omitzero"`
-	// Outcome once ended: done, rolled back, failed or refused.
+	// Outcome once ended: done, rolled back, failed, refused, or
+	// interrupted (the node restarted before its end).
 	Outcome string           `json:"outcome,omitempty"`
 	Steps   []SwitchoverStep `json:"steps"`
 }
@@ -180,6 +181,9 @@ const (
 	SwitchoverRolledBack = "rolled back"
 	SwitchoverFailed     = "failed"
 	SwitchoverRefused    = "refused"
+	// SwitchoverInterrupted: the node running it restarted before its
+	// end (its steps were kept in node.data_dir).
+	SwitchoverInterrupted = "interrupted"
 )
 
 // Values of SwitchoverStep.State.

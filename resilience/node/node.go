@@ -153,6 +153,7 @@ func New(d Deps) (*Node, error) {
 	n.snap.mode, n.snap.witness = d.Core.Mode, d.Core.Witness
 	n.snap.since = n.now()
 	n.switchover.now = d.clock.Now
+	n.switchover.load(filepath.Join(d.DataDir, switchoverName), n.log)
 	n.hooks = hooks.New(hooks.Options{Hooks: d.Hooks, Logger: d.Logger, Registerer: d.Registerer, OnFailure: n.hookFailed})
 	return n, nil
 }

@@ -41,6 +41,9 @@ type binding struct {
 	// phone's next REGISTER goes to it.
 	challenged bool
 	busy       bool // a REGISTER for this binding is under way
+	// toward is the side the phone's own REGISTER is under way to, nil
+	// when none: a switch to that side has nothing to move.
+	toward *side
 }
 
 // rehome is one re-homing: moving the bindings to the new Active side.
@@ -217,6 +220,7 @@ func (r *registry) onRegister(req *sip.Request, from flow) {
 		}
 	}
 	r.pending[txKey] = struct{}{}
+	b.toward = act
 	r.mu.Unlock()
 	r.forwardRegister(req, from, b, act, exp, txKey)
 }
@@ -311,6 +315,9 @@ func (r *registry) forwardRegister(req *sip.Request, from flow, b *binding, s *s
 		defer func() {
 			r.mu.Lock()
 			delete(r.pending, txKey)
+			if b.toward == s {
+				b.toward = nil
+			}
 			r.mu.Unlock()
 		}()
 		reason := "phone"
@@ -351,12 +358,33 @@ func (r *registry) forwardRegister(req *sip.Request, from flow, b *binding, s *s
 		r.mu.Lock()
 		prev := b.side
 		now := time.Now()
-		b.side, b.upUntil, b.challenged = s, now.Add(time.Duration(granted)*time.Second), false
 		b.phoneUntil = now.Add(time.Duration(min(f.expires, granted)) * time.Second)
+		act := f.active.Load()
+		if act != nil && s != act && prev == act {
+			// The Active side changed while the REGISTER was under way,
+			// and the re-homing already put the binding on the new side:
+			// keep it there, and take back the one just made on s.
+			r.mu.Unlock()
+			r.wg.Go(func() { r.remove(context.Background(), b, s, "rehome") })
+			f.reply(req, from, 200, "OK", []sip.Header{contactWith(c, min(f.expires, granted))})
+			return
+		}
+		b.side, b.upUntil, b.challenged = s, now.Add(time.Duration(granted)*time.Second), false
 		r.noteMovedLocked(b, prev, s, false)
+		rh := r.last
 		r.mu.Unlock()
 		if prev != nil && prev != s {
 			r.wg.Go(func() { r.remove(context.Background(), b, prev, "rehome") })
+		}
+		if act != nil && s != act && rh != nil && rh.to == act.name {
+			// It landed on the side that lost Active after the re-homing
+			// listed the bindings: move it too, not at the phone's next
+			// refresh.
+			r.wg.Go(func() {
+				if act.pacer.wait(context.Background()) == nil {
+					r.rehomeOne(context.Background(), rh, act, b)
+				}
+			})
 		}
 		f.reply(req, from, 200, "OK", []sip.Header{contactWith(c, min(f.expires, granted))})
 	})
@@ -529,7 +557,7 @@ func (r *registry) switched(ctx context.Context) {
 	}
 	var move []*binding
 	for _, b := range r.bindings {
-		if b.side != to {
+		if b.side != to && b.toward != to {
 			move = append(move, b)
 		}
 	}
@@ -590,8 +618,8 @@ func (r *registry) rehome(ctx context.Context, rh *rehome, to *side, move []*bin
 
 func (r *registry) rehomeOne(ctx context.Context, rh *rehome, to *side, b *binding) {
 	r.mu.Lock()
-	if r.bindings[b.key] != b || b.side == to || b.busy {
-		r.mu.Unlock() // gone, or moved by its phone meanwhile
+	if r.bindings[b.key] != b || b.side == to || b.busy || b.toward == to {
+		r.mu.Unlock() // gone, or moved (or being moved) by its phone meanwhile
 		return
 	}
 	b.busy = true

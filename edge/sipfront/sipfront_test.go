@@ -503,3 +503,32 @@ func TestHandlerPanicIsContained(t *testing.T) {
 		t.Fatal("the transport stopped serving after a panic")
 	}
 }
+
+// TestSwitchWhileAPhonesRegisterIsUnderWay: the Active side changes while
+// a phone's own REGISTER is on its way to the side that loses it (side a
+// answers slowly). The binding ends on the new side only, not on a until
+// the phone's next refresh; and a switch to the side a REGISTER is already
+// going to sends it no second one.
+func TestSwitchWhileAPhonesRegisterIsUnderWay(t *testing.T) {
+	t.Parallel()
+	pa, pb := sippeers.Port(t), sippeers.Port(t)
+	ra := sippeers.RegistrarWith(t, pa, registrar.Options{Knobs: registrar.Knobs{Delay: 500 * time.Millisecond}})
+	rb := sippeers.Registrar(t, pb)
+	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa)), sideOf("b", "127.0.0.1:"+itoa(pb))})
+	f.SetActive("a")
+	testkit.Eventually(t, func() bool { r := f.Status().LastRehome; return r != nil && r.Done }, "the first (empty) re-homing")
+
+	phone := newPeer(t)
+	phone.sendTo(f.addr, register(phone, f.addr, "100", 1, 3600))
+	time.Sleep(100 * time.Millisecond) // the REGISTER is with side a, which answers at 500 ms
+	f.SetActive("b")
+	if res := phone.response(waitLimit); res.StatusCode != 200 {
+		t.Fatalf("the phone's REGISTER: %s", res.Short())
+	}
+	testkit.EventuallyWithin(t, waitLimit, func() bool {
+		return len(sippeers.Contacts(rb)) == 1 && len(sippeers.Contacts(ra)) == 0
+	}, "the binding on side b only")
+	if n := ra.Stats().Registers; n > 2 {
+		t.Errorf("side a got %d REGISTERs: the phone's, and its removal at most", n)
+	}
+}

@@ -6,12 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,64 +18,27 @@ import (
 
 // sipp is a SIPp UAS playing a scenario of testdata/sipp.
 type sipp struct {
+	*sippeers.Sipp
 	addr string
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // of cmd.Wait, once done is closed
 }
 
-// startSipp runs sipp in the foreground as a child, on a free loopback UDP
-// port, for one call; cleanup stops it by PID.
-// args adds to the command line; port is the port sipp will use.
+// startSipp runs sipp as a child on 127.0.0.1:port (free for UDP), for one
+// call, and waits until it listens; cleanup stops it by PID and, if the
+// test failed, logs its files. args add to the command line.
 func startSipp(t *testing.T, scenario string, port int, args ...string) *sipp {
 	t.Helper()
-	path := sippeers.NeedTool(t, "sipp", "sip-tester")
 	sf, err := filepath.Abs(filepath.Join("testdata", "sipp", scenario))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sipp{addr: "127.0.0.1:" + strconv.Itoa(port), dir: t.TempDir(), done: make(chan struct{})}
-	args = append([]string{"-sf", sf, "-i", "127.0.0.1", "-p", strconv.Itoa(port),
-		"-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error",
-		"-trace_msg", "-message_file", filepath.Join(s.dir, "messages.log"),
-		"-trace_err", "-error_file", filepath.Join(s.dir, "errors.log")}, args...)
-	s.cmd = exec.Command(path, args...)
-	s.cmd.Dir = s.dir
-	out, err := os.Create(filepath.Join(s.dir, "screen.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start sipp: %v", err)
-	}
-	go func() {
-		s.err = s.cmd.Wait()
-		out.Close()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			_ = s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.done:
-			case <-time.After(5 * time.Second):
-				_ = s.cmd.Process.Kill()
-				<-s.done
-			}
-		}
-		if t.Failed() {
-			s.dump(t)
-		}
-	})
+	s := &sipp{addr: "127.0.0.1:" + strconv.Itoa(port)}
+	s.Sipp = sippeers.StartSippWith(t, sippeers.SippOptions{Timeout: 30 * time.Second, TraceMessages: true}, sf,
+		append([]string{"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-m", "1"}, args...)...)
 	// Ready when its UDP port is taken.
 	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 		select {
-		case <-s.done:
-			t.Fatalf("sipp exited: %v", s.err)
+		case <-s.Done():
+			t.Fatalf("sipp exited: %v", s.Err())
 		default:
 		}
 		pc, err := net.ListenPacket("udp", s.addr)
@@ -95,26 +55,7 @@ func startSipp(t *testing.T, scenario string, port int, args ...string) *sipp {
 // scenario succeeded (exit status 0).
 func (s *sipp) wait(t *testing.T) {
 	t.Helper()
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("sipp did not finish its scenario")
-	}
-	if s.err != nil {
-		t.Errorf("sipp scenario failed: %v", s.err)
-	}
-}
-
-func (s *sipp) dump(t *testing.T) {
-	t.Helper()
-	for _, f := range []string{"errors.log", "messages.log", "screen.log"} {
-		if b, err := os.ReadFile(filepath.Join(s.dir, f)); err == nil && len(b) > 0 {
-			if len(b) > 8000 {
-				b = b[len(b)-8000:]
-			}
-			t.Logf("sipp %s:\n%s", f, b)
-		}
-	}
+	s.Wait(t, 30*time.Second)
 }
 
 // freePort finds a loopback port free for both UDP and TCP.

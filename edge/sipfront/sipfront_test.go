@@ -520,7 +520,18 @@ func TestSwitchWhileAPhonesRegisterIsUnderWay(t *testing.T) {
 
 	phone := newPeer(t)
 	phone.sendTo(f.addr, register(phone, f.addr, "100", 1, 3600))
-	time.Sleep(100 * time.Millisecond) // the REGISTER is with side a, which answers at 500 ms
+	// Switch once the front has sent it to side a (which answers at
+	// 500 ms), whatever the machine's speed.
+	testkit.Eventually(t, func() bool {
+		f.regs.mu.Lock()
+		defer f.regs.mu.Unlock()
+		for _, b := range f.regs.bindings {
+			if b.toward != nil && b.toward.name == "a" {
+				return true
+			}
+		}
+		return false
+	}, "the phone's REGISTER under way to side a")
 	f.SetActive("b")
 	if res := phone.response(waitLimit); res.StatusCode != 200 {
 		t.Fatalf("the phone's REGISTER: %s", res.Short())

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
@@ -180,14 +181,8 @@ func TestAgentRunsANodeAndReloads(t *testing.T) {
 		t.Errorf("Reload after Run: %v, want ErrNotRunning", err)
 	}
 	// Every goroutine the agent started ends.
-	var now []string
-	for range 600 {
-		if now = goroutines(); len(now) <= len(before) {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Errorf("%d goroutines before, %d after Run returned:\n%s", len(before), len(now), strings.Join(now, "\n\n"))
+	testkit.Until(t, goroutines, func(now []string) bool { return len(now) <= len(before) },
+		"as many goroutines as before Run (%d)", len(before))
 }
 
 // goroutines are the stacks of the goroutines running now, less two of

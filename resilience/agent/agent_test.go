@@ -87,26 +87,13 @@ func TestAgentRunsANodeAndReloads(t *testing.T) {
 	path := filepath.Join(dir, "node.yaml")
 	port := sippeers.Port(t)
 	writeFile(t, path, nodeConfig(filepath.Join(dir, "data"), port, ""))
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	evs := make(events, 16)
 	ready := make(chan struct{})
 	level := new(slog.LevelVar)
-	a, err := New(cfg, Options{
+	a, evs, stop := runAgent(t, path, Options{
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level})),
 		LogLevel: level,
 		Ready:    func() { close(ready) },
-		Events:   evs.sink,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
 
 	started := evs.next(t, Started)
 	<-ready
@@ -165,15 +152,7 @@ func TestAgentRunsANodeAndReloads(t *testing.T) {
 		t.Errorf("refused reload reported without a reason: %+v", ev)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return after ctx ended")
-	}
+	stop()
 	if ev := evs.next(t, Stopped); ev.Err != nil {
 		t.Errorf("stopped with %v", ev.Err)
 	}
@@ -183,6 +162,38 @@ func TestAgentRunsANodeAndReloads(t *testing.T) {
 	// Every goroutine the agent started ends.
 	testkit.Until(t, goroutines, func(now []string) bool { return len(now) <= len(before) },
 		"as many goroutines as before Run (%d)", len(before))
+}
+
+// runAgent builds an agent from the file at path with opts (its Events go
+// to the events returned) and runs it; stop cancels it and fails the test
+// unless Run returns nil within 30 s.
+func runAgent(t *testing.T, path string, opts Options) (a *Agent, evs events, stop func()) {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs = make(events, 16)
+	opts.Events = evs.sink
+	if a, err = New(cfg, opts); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	return a, evs, func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Run did not return after ctx ended")
+		}
+	}
 }
 
 // goroutines are the stacks of the goroutines running now, less two of

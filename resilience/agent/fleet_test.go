@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
 	"github.com/resman-pbx/resman/resilience/fleet"
@@ -103,20 +101,8 @@ func TestAgentReloadsFleetPairs(t *testing.T) {
 	port := sippeers.Port(t)
 	writeFile(t, path, fleetConfig(port, pairsDir, 100*time.Millisecond))
 	writeFile(t, filepath.Join(pairsDir, "paris.yaml"), fakePair(t, "paris-1"))
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	logger, logs := testkit.BufferLogger(t)
-	evs := make(events, 16)
-	a, err := New(cfg, Options{Logger: logger, Events: evs.sink})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	a, evs, stop := runAgent(t, path, Options{Logger: logger})
 	addr := evs.next(t, Started).Addr
 	waitPairs(t, addr, "paris-1")
 
@@ -136,7 +122,7 @@ func TestAgentReloadsFleetPairs(t *testing.T) {
 	// A broken pair file: refused, file and key named; the pairs stay.
 	bad := filepath.Join(pairsDir, "bad.yaml")
 	writeFile(t, bad, "pairs:\n  - name: nice-1\n    nodes: [ftp://10.0.0.1, http://10.0.0.2:9440]\n    token: "+pairToken+"\n")
-	err = a.Reload(path)
+	err := a.Reload(path)
 	if err == nil || !strings.Contains(err.Error(), bad+": pairs[0].nodes[0]: must be an http(s) URL") {
 		t.Errorf("reload with a broken pair file: %v", err)
 	}
@@ -175,15 +161,7 @@ func TestAgentReloadsFleetPairs(t *testing.T) {
 		t.Errorf("pairs after paris.yaml was removed: %v", names)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return after ctx ended")
-	}
+	stop()
 }
 
 // A node's process with a fleet section reloads both: the pairs with the
@@ -201,19 +179,7 @@ func TestAgentReloadsNodeAndFleet(t *testing.T) {
 	hooks := "hooks:\n  after_activate:\n    - {name: note, run: [\"true\"]}\n"
 	writeFile(t, path, nodeConfig(filepath.Join(dir, "data"), port, fleetSection))
 	writeFile(t, filepath.Join(pairsDir, "paris.yaml"), fakePair(t, "paris-1"))
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	evs := make(events, 16)
-	a, err := New(cfg, Options{Logger: testkit.FailureLogger(t), Events: evs.sink})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	a, evs, stop := runAgent(t, path, Options{Logger: testkit.FailureLogger(t)})
 	addr := evs.next(t, Started).Addr
 	waitPairs(t, addr, "paris-1")
 
@@ -249,13 +215,5 @@ func TestAgentReloadsNodeAndFleet(t *testing.T) {
 	evs.next(t, ReloadRefused)
 	waitPairs(t, addr, "lyon-1", "paris-1")
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return after ctx ended")
-	}
+	stop()
 }

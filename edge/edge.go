@@ -109,6 +109,9 @@ type Edge struct {
 	standalone bool
 	metrics    *metrics
 	pages      pages
+	// generalOnly serves every request on the general path (fast.go), for
+	// the tests that compare both.
+	generalOnly bool
 
 	// routed is the side receiving traffic, nil when none is Active.
 	routed atomic.Pointer[side]
@@ -400,9 +403,13 @@ func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 			}
 		})
 	}
-	wg.Go(func() { e.trimLoop(ctx, srv.GetOpenConnectionsCount) })
+	fs := newFastServer(e, ln)
+	fs.off = e.generalOnly
+	wg.Go(func() { fs.watchdog(ctx) })
+	wg.Go(func() { e.trimLoop(ctx, func() int32 { return fs.openConns() + srv.GetOpenConnectionsCount() }) })
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go fs.acceptLoop()
+	go func() { errc <- srv.Serve(fs) }()
 	e.log.Info("proxy listening", "addr", ln.Addr().String(), "scheme", scheme,
 		"interval", e.interval, "rise", e.rise, "fall", e.fall)
 
@@ -420,6 +427,7 @@ func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer scancel()
+	fs.shutdown(sctx)
 	if err := srv.ShutdownWithContext(sctx); err != nil {
 		e.log.Debug("shutdown", "error", err)
 	}
@@ -429,6 +437,7 @@ func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 	for _, s := range e.sides {
 		for _, rt := range s.routes {
 			rt.hc.CloseIdleConnections()
+			rt.pool.closeIdle(0, true)
 		}
 	}
 	if serveErr != nil {

@@ -486,7 +486,7 @@ func TestHopByHopResponseHeadersAreRemoved(t *testing.T) {
 func TestReadRawHeadLongLine(t *testing.T) {
 	long := "X-Long: " + strings.Repeat("a", 16-len("X-Long: "))
 	head := "HTTP/1.1 200 OK\r\n" + long + "\r\nX-After: 1\r\n\r\n"
-	got, err := readRawHead(bufio.NewReaderSize(strings.NewReader(head+"body"), 16))
+	got, err := readRawHead(nil, bufio.NewReaderSize(strings.NewReader(head+"body"), 16))
 	if err != nil || string(got) != head {
 		t.Fatalf("readRawHead = %q, %v; want %q", got, err, head)
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -437,6 +436,9 @@ type answerHead struct {
 	status  int
 	length  int64 // -1: none given
 	chunked bool
+	// close: the upstream closes the connection after the answer (it
+	// says so, or it speaks HTTP/1.0).
+	close bool
 }
 
 // readAnswer reads the head of the upstream's answer on a tunnel and
@@ -445,7 +447,7 @@ type answerHead struct {
 func readAnswer(br *bufio.Reader, websocket bool) ([]byte, answerHead, error) {
 	var out []byte
 	for {
-		head, err := readRawHead(br)
+		head, err := readRawHead(nil, br)
 		if err != nil {
 			return nil, answerHead{}, err
 		}
@@ -466,9 +468,10 @@ func readAnswer(br *bufio.Reader, websocket bool) ([]byte, answerHead, error) {
 	}
 }
 
-// readRawHead reads a status line and header lines up to the empty line.
-func readRawHead(br *bufio.Reader) ([]byte, error) {
-	var head []byte
+// readRawHead reads a status line and header lines up to the empty line,
+// into head's memory when it has room.
+func readRawHead(head []byte, br *bufio.Reader) ([]byte, error) {
+	head = head[:0]
 	// A line longer than the buffer comes in parts: only a whole line
 	// can be the empty one.
 	whole := true
@@ -501,6 +504,7 @@ func parseAnswer(head []byte) (answerHead, error) {
 		return ans, fmt.Errorf("not an HTTP/1.x status: %.40q", first)
 	}
 	ans.status = code
+	ans.close = first[7] == '0'
 	for len(rest) > 0 {
 		var line []byte
 		line, rest = cutLine(rest)
@@ -516,6 +520,8 @@ func parseAnswer(head []byte) (answerHead, error) {
 				return ans, fmt.Errorf("invalid Content-Length %.40q", v)
 			}
 			ans.length = n
+		case tokenIs(k, "Connection"):
+			ans.close = ans.close || listed(v, []byte("close"))
 		}
 	}
 	if ans.chunked {
@@ -531,11 +537,13 @@ func cutLine(b []byte) (line, rest []byte) {
 }
 
 // What relayHead relays: an interim answer (1xx), a 101 to a WebSocket
-// upgrade, a final answer.
+// upgrade, a final answer after which the client connection closes, a
+// final answer after which it stays open.
 const (
 	headInterim = iota
 	headSwitching
 	headFinal
+	headKept
 )
 
 // relayHead appends to dst the head of an answer on a tunnel as the
@@ -584,15 +592,19 @@ func relayHead(dst, head []byte, kind int) []byte {
 	return append(dst, "\r\n"...)
 }
 
-// copyBody copies to w the body of an answer on a tunnel, as framed: its
-// length, its chunks (their trailer fields left out: Trailer is
-// hop-by-hop), or all up to the upstream's close.
-func copyBody(w io.Writer, br *bufio.Reader, ans answerHead) error {
+// copyBody copies to bw the body of an answer, as framed: its length, its
+// chunks (their trailer fields left out: Trailer is hop-by-hop), or all up
+// to the upstream's close. bw is flushed before each wait for the
+// upstream: the client gets each part as it comes.
+func copyBody(bw *bufio.Writer, br *bufio.Reader, ans answerHead) error {
 	switch {
 	case ans.status == http.StatusNoContent || ans.status == http.StatusNotModified:
 		return nil
 	case ans.chunked:
 		for {
+			if err := flushBeforeWait(bw, br); err != nil {
+				return err
+			}
 			line, err := br.ReadSlice('\n')
 			if err != nil {
 				return err
@@ -605,6 +617,9 @@ func copyBody(w io.Writer, br *bufio.Reader, ans answerHead) error {
 			if size == 0 {
 				// The trailer section, up to its empty line.
 				for {
+					if err := flushBeforeWait(bw, br); err != nil {
+						return err
+					}
 					l, err := br.ReadSlice('\n')
 					if err != nil {
 						return err
@@ -613,20 +628,26 @@ func copyBody(w io.Writer, br *bufio.Reader, ans answerHead) error {
 						break
 					}
 				}
-				_, err = io.WriteString(w, "0\r\n\r\n")
+				_, err = bw.WriteString("0\r\n\r\n")
 				return err
 			}
-			if _, err := w.Write(line); err != nil {
+			if _, err := bw.Write(line); err != nil {
 				return err
 			}
-			if _, err := io.CopyN(w, br, size+2); err != nil {
+			if err := relayN(bw, br, size+2); err != nil {
 				return err
 			}
 		}
 	case ans.length >= 0:
-		_, err := io.CopyN(w, br, ans.length)
-		return err
+		return relayN(bw, br, ans.length)
 	}
-	_, err := io.Copy(w, br)
-	return err
+	return relayN(bw, br, -1)
+}
+
+// flushBeforeWait flushes bw when reading br would wait.
+func flushBeforeWait(bw *bufio.Writer, br *bufio.Reader) error {
+	if br.Buffered() == 0 {
+		return bw.Flush()
+	}
+	return nil
 }

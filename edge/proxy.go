@@ -42,8 +42,9 @@ type route struct {
 	// path the upstream URL adds (empty for none).
 	addr, host, prefix string
 	scheme             []byte
-	tls                *tls.Config // nil for http
-	hc                 *fasthttp.HostClient
+	tls                *tls.Config          // nil for http
+	hc                 *fasthttp.HostClient // the general path's connections
+	pool               *upPool              // the fast path's
 	dialer             *net.Dialer
 	// codes caches the requests counter of each status code, so that
 	// counting a request allocates nothing.
@@ -86,6 +87,7 @@ func newRoute(s *side, path string, u *url.URL, upTLS *tls.Config) *route {
 			rt.tls.ServerName = u.Hostname()
 		}
 	}
+	rt.pool = newUpPool(rt.dial)
 	rt.hc = &fasthttp.HostClient{
 		Addr:                rt.addr,
 		IsTLS:               rt.tls != nil,
@@ -281,7 +283,10 @@ func (rt *route) pipe(client, up net.Conn, br *bufio.Reader, head []byte, ans an
 		if switching {
 			_, _ = io.Copy(client, br)
 		} else {
-			_ = copyBody(client, br, ans)
+			bw := bufio.NewWriterSize(client, 4<<10)
+			if copyBody(bw, br, ans) == nil {
+				_ = bw.Flush()
+			}
 		}
 	}
 	// The hijacked connection's Close waits for pipe to return: close the
@@ -296,8 +301,16 @@ func (rt *route) pipe(client, up net.Conn, br *bufio.Reader, head []byte, ans an
 // names no upstream. The log and the status say why, with what to do when
 // the upstream's certificate is not trusted.
 func (rt *route) upstreamError(ctx *fasthttp.RequestCtx, err error) {
-	e := rt.side.edge
+	rt.failed(err)
 	rt.count(http.StatusBadGateway)
+	ctx.Response.Reset()
+	rt.side.edge.pages.write(ctx, http.StatusBadGateway)
+}
+
+// failed counts, logs and keeps for the status why the upstream did not
+// answer a request.
+func (rt *route) failed(err error) {
+	e := rt.side.edge
 	e.metrics.upstreamErrors.WithLabelValues(rt.side.name).Inc()
 	msg := err.Error()
 	if m := tlsProblem(err); m != "" {
@@ -305,8 +318,6 @@ func (rt *route) upstreamError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	rt.lastErr.Store(&routeError{msg: msg, at: time.Now()})
 	e.log.Warn("upstream error", "side", rt.side.name, "route", rt.path, "upstream", rt.addr, "error", msg)
-	ctx.Response.Reset()
-	e.pages.write(ctx, http.StatusBadGateway)
 }
 
 // answered forgets the upstream's last failure: it answers again.

@@ -1,0 +1,542 @@
+package edge
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// The fast path serves the Edge's plain requests without fasthttp: a
+// goroutine per client connection reads a request head once, checks it
+// (scanHead, fasthead.go), writes it rewritten to a kept-alive upstream
+// connection (upstream.go) and relays the answer's head and body with the
+// raw parser of the tunnels (hop.go). No clock is read and no deadline set
+// per request: a watchdog closes the connections whose time is up, once a
+// second.
+//
+// Whatever the fast path does not take goes, with the rest of its
+// connection, to the general path (fasthttp and proxy.go), which reads it
+// from its first byte: a head that is not plain HTTP/1.1 in its strictest
+// form, or not whole in the first read (a client that sends it slowly
+// gets fasthttp's timeouts), WebSocket upgrades, event streams, chunked
+// uploads, Expect: 100-continue, and every request the Edge refuses. So
+// the refusals, the tunnels and every reading of a strange request are the
+// general path's, as before; the fast path is the common case, made cheap.
+//
+// What the fast path does is what the general path does: the same
+// headers removed and set (TestFastPathAgreesWithTheGeneralPath), the same
+// streams cut on a switch, the same pages, metrics and logs.
+
+// watchdogInterval is the watchdog's period and the clock's grain.
+const watchdogInterval = time.Second
+
+// fastServer accepts the Edge's client connections and serves them on the
+// fast path; to fasthttp it is the listener, whose Accept returns the
+// connections handed over to the general path.
+type fastServer struct {
+	e     *Edge
+	ln    net.Listener
+	proto string // X-Forwarded-Proto: http or https
+	// off hands every connection over at once (the tests compare both
+	// paths).
+	off bool
+
+	handoff   chan net.Conn
+	done      chan struct{} // closed with the listener
+	closeOnce sync.Once
+	acceptErr error // why the accept loop stopped, when not closed
+
+	// now is the coarse clock (Unix nanoseconds), set by the watchdog.
+	now      atomic.Int64
+	stopping atomic.Bool
+	open     atomic.Int32
+
+	mu    sync.Mutex
+	conns map[*fastConn]struct{}
+	wg    sync.WaitGroup
+}
+
+func newFastServer(e *Edge, ln net.Listener) *fastServer {
+	fs := &fastServer{e: e, ln: ln, proto: "http", handoff: make(chan net.Conn),
+		done: make(chan struct{}), conns: map[*fastConn]struct{}{}}
+	if e.tls != nil {
+		fs.proto = "https"
+	}
+	fs.now.Store(time.Now().UnixNano())
+	return fs
+}
+
+// Accept returns the next connection handed over to the general path.
+func (fs *fastServer) Accept() (net.Conn, error) {
+	select {
+	case c := <-fs.handoff:
+		return c, nil
+	case <-fs.done:
+		if fs.acceptErr != nil {
+			return nil, fs.acceptErr
+		}
+		return nil, io.EOF
+	}
+}
+
+// Close stops accepting: new connections are refused.
+func (fs *fastServer) Close() error {
+	fs.closeOnce.Do(func() {
+		fs.ln.Close()
+		close(fs.done)
+	})
+	return nil
+}
+
+func (fs *fastServer) Addr() net.Addr { return fs.ln.Addr() }
+
+// acceptLoop accepts client connections until the listener closes. A
+// shortage of file descriptors is waited out, as a timeout is; another
+// error ends the Edge's Serve.
+func (fs *fastServer) acceptLoop() {
+	var backoff time.Duration
+	for {
+		c, err := fs.ln.Accept()
+		if err != nil {
+			select {
+			case <-fs.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				fs.e.log.Warn("accepting connections", "error", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			fs.acceptErr = err
+			fs.Close()
+			return
+		}
+		backoff = 0
+		fc := &fastConn{fs: fs, c: c}
+		fs.mu.Lock()
+		fs.conns[fc] = struct{}{}
+		fs.wg.Add(1)
+		fs.mu.Unlock()
+		fs.open.Add(1)
+		go fc.serve()
+	}
+}
+
+// watchdog keeps the coarse clock and closes the connections whose time
+// is up, and the upstream connections idle for upstreamIdle, until ctx is
+// done.
+func (fs *fastServer) watchdog(ctx context.Context) {
+	tick := time.NewTicker(watchdogInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case t := <-tick.C:
+			now := t.UnixNano()
+			fs.now.Store(now)
+			fs.mu.Lock()
+			for fc := range fs.conns {
+				if d := fc.deadline.Load(); d != 0 && now > d {
+					fc.expire()
+				}
+			}
+			fs.mu.Unlock()
+			for _, s := range fs.e.sides {
+				for _, rt := range s.routes {
+					rt.pool.closeIdle(now-int64(upstreamIdle), false)
+				}
+			}
+		}
+	}
+}
+
+// shutdown stops accepting, closes the connections waiting for a request
+// and waits for the others to end their exchange, until ctx is done; then
+// it closes them.
+func (fs *fastServer) shutdown(ctx context.Context) {
+	fs.Close()
+	fs.stopping.Store(true)
+	fs.mu.Lock()
+	for fc := range fs.conns {
+		if fc.waiting.Load() {
+			fc.c.Close()
+		}
+	}
+	fs.mu.Unlock()
+	ended := make(chan struct{})
+	go func() { fs.wg.Wait(); close(ended) }()
+	select {
+	case <-ended:
+		return
+	case <-ctx.Done():
+	}
+	fs.mu.Lock()
+	for fc := range fs.conns {
+		fc.expire()
+	}
+	fs.mu.Unlock()
+	<-ended
+}
+
+// openConns counts the client connections on the fast path.
+func (fs *fastServer) openConns() int32 { return fs.open.Load() }
+
+// Buffers of the client connections, shared.
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufferSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufferSize) }}
+)
+
+// fastConn is a client connection on the fast path.
+type fastConn struct {
+	fs *fastServer
+	c  net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+	ip []byte // the client's address, for X-Forwarded-For
+	// head is the upstream's request head, then the answer's as received;
+	// out the answer's head as the client gets it.
+	head, out []byte
+
+	// deadline is when the watchdog closes the connection (coarse clock),
+	// 0 for never; up is the upstream connection in use.
+	deadline atomic.Int64
+	up       atomic.Pointer[upConn]
+	// waiting: between requests (a shutdown closes it).
+	waiting atomic.Bool
+}
+
+// expire closes the connection and its upstream connection in use.
+func (fc *fastConn) expire() {
+	fc.c.Close()
+	if uc := fc.up.Load(); uc != nil {
+		uc.c.Close()
+	}
+}
+
+func (fc *fastConn) setDeadline(d time.Duration) {
+	fc.deadline.Store(fc.fs.now.Load() + int64(d))
+}
+
+// serve serves the connection's requests until it closes or is handed
+// over.
+func (fc *fastConn) serve() {
+	fs := fc.fs
+	handedOver := false
+	defer func() {
+		fs.mu.Lock()
+		delete(fs.conns, fc)
+		fs.mu.Unlock()
+		fs.open.Add(-1)
+		if !handedOver {
+			fc.c.Close()
+		}
+		fs.wg.Done()
+	}()
+	if fs.off {
+		handedOver = fc.handOver(nil)
+		return
+	}
+	fc.br = readers.Get().(*bufio.Reader)
+	fc.br.Reset(fc.c)
+	fc.bw = writers.Get().(*bufio.Writer)
+	fc.bw.Reset(fc.c)
+	defer fc.release()
+	if ta, ok := fc.c.RemoteAddr().(*net.TCPAddr); ok {
+		fc.ip = ta.AddrPort().Addr().Unmap().AppendTo(nil)
+	} else {
+		fc.ip = []byte("0.0.0.0")
+	}
+	timeout := readTimeout
+	for {
+		fc.setDeadline(timeout)
+		timeout = idleTimeout
+		fc.waiting.Store(true)
+		if fs.stopping.Load() {
+			return
+		}
+		if fc.br.Buffered() == 0 {
+			if _, err := fc.br.Peek(1); err != nil {
+				return
+			}
+		}
+		fc.waiting.Store(false)
+		fc.setDeadline(readTimeout)
+		b, _ := fc.br.Peek(fc.br.Buffered())
+		n := headEnd(b)
+		var r fastRequest
+		if n <= 0 || !scanHead(b[:n], &r) {
+			handedOver = fc.handOver(b)
+			return
+		}
+		side := fs.e.routed.Load()
+		var rt *route
+		if side != nil {
+			rt = side.match(r.path)
+		}
+		if rt == nil && r.length > 0 {
+			// The general path reads the body it refuses.
+			handedOver = fc.handOver(b)
+			return
+		}
+		if !fc.exchange(b[:n], &r, side, rt) {
+			return
+		}
+	}
+}
+
+// handOver gives the connection to the general path, with the bytes
+// read from it that it has not served (a copy: the buffer goes back to
+// the pool). It reports whether the general path took it.
+func (fc *fastConn) handOver(unread []byte) bool {
+	fc.deadline.Store(0)
+	fs := fc.fs
+	fs.mu.Lock()
+	delete(fs.conns, fc)
+	fs.mu.Unlock()
+	var c net.Conn = &replayConn{Conn: fc.c, unread: bytes.Clone(unread)}
+	if tc, ok := fc.c.(*tls.Conn); ok {
+		c = &replayTLSConn{replayConn: c.(*replayConn), tc: tc}
+	}
+	select {
+	case fs.handoff <- c:
+		return true
+	case <-fs.done:
+		return false
+	}
+}
+
+func (fc *fastConn) release() {
+	if fc.br != nil {
+		fc.br.Reset(nil)
+		readers.Put(fc.br)
+		fc.bw.Reset(nil)
+		writers.Put(fc.bw)
+		fc.br, fc.bw = nil, nil
+	}
+}
+
+// exchange serves one request whose head is head (buffered, not yet
+// consumed) on route rt of side s, and reports whether the connection
+// stays open for another. With no side Active (s nil) or no route for the
+// path, the answer is the Edge's page, as on the general path.
+func (fc *fastConn) exchange(head []byte, r *fastRequest, s *side, rt *route) bool {
+	if rt == nil {
+		code := http.StatusServiceUnavailable
+		if s != nil {
+			code = http.StatusNotFound
+		}
+		fc.br.Discard(len(head))
+		fc.fs.e.metrics.own(code)
+		return fc.page(code, r.close)
+	}
+	fc.head = appendUpstreamHead(fc.head[:0], head, r, rt, fc.ip, fc.fs.proto)
+	fc.br.Discard(len(head))
+	uc, err := fc.send(rt, r)
+	if err != nil {
+		rt.failed(err)
+		rt.count(http.StatusBadGateway)
+		// A body partly sent is partly read: the connection cannot go on.
+		return fc.page(http.StatusBadGateway, r.close || r.length > 0)
+	}
+	return fc.relay(rt, r, uc)
+}
+
+// send writes the request to an upstream connection and waits for the
+// first byte of the answer. A request without a body and of an idempotent
+// method is sent again, on another connection, when a kept-alive one
+// turns out to be closed: the upstream closed it while it was idle.
+func (fc *fastConn) send(rt *route, r *fastRequest) (*upConn, error) {
+	for attempt := 0; ; attempt++ {
+		uc, err := rt.pool.get()
+		if err != nil {
+			return nil, err
+		}
+		fc.up.Store(uc)
+		_, err = uc.bw.Write(fc.head)
+		if err == nil && r.length > 0 {
+			err = relayN(uc.bw, fc.br, r.length)
+		}
+		if err == nil {
+			err = uc.bw.Flush()
+		}
+		if err == nil {
+			// The answer may take its time: a long poll.
+			fc.deadline.Store(0)
+			_, err = uc.br.Peek(1)
+		}
+		if err == nil {
+			return uc, nil
+		}
+		fc.up.Store(nil)
+		rt.pool.discard(uc)
+		if !uc.reused || !r.retryable || attempt == 2 {
+			return nil, err
+		}
+	}
+}
+
+// relay sends the upstream's answer to the client (see fast.go's
+// comment), and reports whether the client connection stays open. An
+// answer without a length is a stream of its side: the client connection
+// closes after it, and a switch cuts it.
+func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
+	defer fc.up.Store(nil)
+	fc.out = fc.out[:0]
+	var ans answerHead
+	for {
+		raw, err := readRawHead(fc.head[:0], uc.br)
+		if err == nil {
+			ans, err = parseAnswer(raw)
+		}
+		if err == nil && ans.status == http.StatusSwitchingProtocols {
+			err = errors.New("101 Switching Protocols to a request that asked for no upgrade")
+		}
+		fc.head = raw
+		if err != nil {
+			rt.pool.discard(uc)
+			rt.failed(err)
+			rt.count(http.StatusBadGateway)
+			return fc.page(http.StatusBadGateway, r.close)
+		}
+		if ans.status >= 200 {
+			break
+		}
+		fc.out = relayHead(fc.out, raw, headInterim)
+	}
+	noBody := r.headOnly || ans.status == http.StatusNoContent || ans.status == http.StatusNotModified
+	streamed := !noBody && ans.length < 0
+	keep := !r.close && !streamed && !fc.fs.stopping.Load()
+	kind := headFinal
+	if keep {
+		kind = headKept
+	}
+	fc.out = relayHead(fc.out, fc.head, kind)
+	rt.answered()
+	rt.count(ans.status)
+	_, err := fc.bw.Write(fc.out)
+	switch {
+	case err != nil || noBody:
+	case streamed:
+		st := &stream{conns: []net.Conn{fc.c, uc.c}}
+		rt.side.track(st)
+		err = copyBody(fc.bw, uc.br, ans)
+		rt.side.untrack(st)
+	default:
+		err = relayN(fc.bw, uc.br, ans.length)
+	}
+	if err == nil {
+		err = fc.bw.Flush()
+	}
+	if err != nil || streamed || ans.close {
+		rt.pool.discard(uc)
+	} else {
+		rt.pool.put(uc, fc.fs.now.Load())
+	}
+	return err == nil && keep
+}
+
+// page answers code with the Edge's page; with close, the connection
+// closes after it. It reports whether the page was sent.
+func (fc *fastConn) page(code int, close bool) bool {
+	e := fc.fs.e
+	fc.out = e.pages.appendRaw(fc.out[:0], code, close)
+	if _, err := fc.bw.Write(fc.out); err != nil {
+		return false
+	}
+	return fc.bw.Flush() == nil && !close
+}
+
+// relayN copies n bytes from br to bw, or up to br's end when n < 0,
+// flushing bw before each wait for more: the client gets each byte as it
+// comes.
+func relayN(bw *bufio.Writer, br *bufio.Reader, n int64) error {
+	for n != 0 {
+		if br.Buffered() == 0 {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			if _, err := br.Peek(1); err != nil {
+				if n < 0 && errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
+		k := br.Buffered()
+		if n > 0 && int64(k) > n {
+			k = int(n)
+		}
+		b, _ := br.Peek(k)
+		w, err := bw.Write(b)
+		_, _ = br.Discard(w)
+		if n > 0 {
+			n -= int64(w)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replayConn is a connection handed over to the general path: its reads
+// return first the bytes the fast path read and did not serve.
+type replayConn struct {
+	net.Conn
+	unread []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.unread) > 0 {
+		n := copy(p, c.unread)
+		c.unread = c.unread[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// replayTLSConn is a replayConn of a TLS connection: fasthttp tells a TLS
+// connection by these methods (X-Forwarded-Proto: https).
+type replayTLSConn struct {
+	*replayConn
+	tc *tls.Conn
+}
+
+func (c *replayTLSConn) Handshake() error                     { return c.tc.Handshake() }
+func (c *replayTLSConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
+
+// appendRaw appends the page of code as a whole answer, as write sends
+// it; with close, it says Connection: close.
+func (p pages) appendRaw(dst []byte, code int, close bool) []byte {
+	body := p.bodies[code]
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(code), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, http.StatusText(code)...)
+	dst = append(dst, "\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\n"...)
+	if code == http.StatusServiceUnavailable {
+		dst = append(append(append(dst, "Retry-After: "...), p.retryAfter...), "\r\n"...)
+	}
+	if close {
+		dst = append(dst, "Connection: close\r\n"...)
+	}
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, body...)
+}

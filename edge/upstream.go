@@ -1,0 +1,142 @@
+package edge
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// upPool keeps the fast path's kept-alive connections to one upstream
+// (the general path keeps its own, in fasthttp's HostClient): the most
+// recently used is used first, so that the others age out after
+// upstreamIdle. It opens at most maxUpstreamConns connections; a request
+// that finds them all in use waits upstreamWait for one.
+type upPool struct {
+	dial func() (net.Conn, error)
+
+	mu     sync.Mutex
+	idle   []*upConn // oldest first
+	open   int       // idle and in use
+	closed bool
+	// freed wakes a request waiting at the bound.
+	freed chan struct{}
+}
+
+// upConn is a connection to an upstream with its buffers.
+type upConn struct {
+	c  net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+	// reused: it served a request before this one, so the upstream may
+	// have closed it meanwhile.
+	reused bool
+	// idleSince is when it went back to the pool (coarse clock).
+	idleSince int64
+}
+
+var errNoUpstreamConn = errors.New("no free connection to the upstream in time")
+
+func newUpPool(dial func() (net.Conn, error)) *upPool {
+	return &upPool{dial: dial, freed: make(chan struct{}, 1)}
+}
+
+// get returns an idle connection, or a new one.
+func (p *upPool) get() (*upConn, error) {
+	var deadline *time.Timer
+	for {
+		p.mu.Lock()
+		if n := len(p.idle); n > 0 {
+			uc := p.idle[n-1]
+			p.idle[n-1] = nil
+			p.idle = p.idle[:n-1]
+			p.mu.Unlock()
+			uc.reused = true
+			return uc, nil
+		}
+		if p.open < maxUpstreamConns {
+			p.open++
+			p.mu.Unlock()
+			c, err := p.dial()
+			if err != nil {
+				p.forget()
+				return nil, err
+			}
+			return &upConn{c: c, br: bufio.NewReaderSize(c, bufferSize), bw: bufio.NewWriterSize(c, bufferSize)}, nil
+		}
+		p.mu.Unlock()
+		if deadline == nil {
+			deadline = time.NewTimer(upstreamWait)
+			defer deadline.Stop()
+		}
+		select {
+		case <-p.freed:
+		case <-deadline.C:
+			return nil, errNoUpstreamConn
+		}
+	}
+}
+
+// put gives back a connection whose last answer was read to its end.
+func (p *upPool) put(uc *upConn, now int64) {
+	uc.idleSince = now
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.discard(uc)
+		return
+	}
+	p.idle = append(p.idle, uc)
+	p.mu.Unlock()
+	p.wake()
+}
+
+// discard closes a connection that cannot serve another request.
+func (p *upPool) discard(uc *upConn) {
+	uc.c.Close()
+	p.forget()
+}
+
+func (p *upPool) forget() {
+	p.mu.Lock()
+	p.open--
+	p.mu.Unlock()
+	p.wake()
+}
+
+func (p *upPool) wake() {
+	select {
+	case p.freed <- struct{}{}:
+	default:
+	}
+}
+
+// closeIdle closes the connections idle since before, all of them when
+// before is 0; with closing, the pool keeps no connection from then on.
+func (p *upPool) closeIdle(before int64, closing bool) {
+	p.mu.Lock()
+	k := len(p.idle)
+	if before != 0 {
+		k = 0
+		for k < len(p.idle) && p.idle[k].idleSince < before {
+			k++
+		}
+	}
+	old := make([]*upConn, k)
+	copy(old, p.idle[:k])
+	n := copy(p.idle, p.idle[k:])
+	clear(p.idle[n:])
+	p.idle = p.idle[:n]
+	p.open -= k
+	if closing {
+		p.closed = true
+	}
+	p.mu.Unlock()
+	for _, uc := range old {
+		uc.c.Close()
+	}
+	if k > 0 {
+		p.wake()
+	}
+}

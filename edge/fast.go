@@ -314,6 +314,7 @@ func (fc *fastConn) handOver(unread []byte) bool {
 	}
 	select {
 	case fs.handoff <- c:
+		fs.e.metrics.handedOver.Inc()
 		return true
 	case <-fs.done:
 		return false

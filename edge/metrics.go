@@ -15,6 +15,9 @@ type metrics struct {
 	requests       *prometheus.CounterVec
 	upstreamErrors *prometheus.CounterVec
 	closed         prometheus.Counter
+	// handedOver counts the client connections the fast path gave to the
+	// general path (fast.go).
+	handedOver prometheus.Counter
 	// unavailable and notFound count the Edge's own 503 and 404 answers
 	// (the frequent ones) without a label lookup.
 	unavailable, notFound prometheus.Counter
@@ -37,11 +40,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Requests an upstream did not answer (the client got a 502)."}, []string{"side"}),
 		closed: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_closed_connections_total",
 			Help: "WebSocket and streaming connections closed because their side lost Active."}),
+		handedOver: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_general_path_connections_total",
+			Help: "Client connections served on the general path from a request on: not plain HTTP/1.1, an upgrade, an event stream, a chunked upload, or refused."}),
 	}
 	m.unavailable = m.requests.WithLabelValues(noSide, noSide, "503")
 	m.notFound = m.requests.WithLabelValues(noSide, noSide, "404")
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.activeSide, m.healthy, m.switches, m.requests, m.upstreamErrors, m.closed} {
+		for _, c := range []prometheus.Collector{m.activeSide, m.healthy, m.switches, m.requests, m.upstreamErrors, m.closed, m.handedOver} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register edge metrics (one Edge per registry): %w", err)
 			}

@@ -127,6 +127,11 @@ func (fs *fastServer) acceptLoop() {
 		backoff = 0
 		fc := &fastConn{fs: fs, c: c}
 		fs.mu.Lock()
+		if fs.stopping.Load() {
+			fs.mu.Unlock()
+			c.Close()
+			continue
+		}
 		fs.conns[fc] = struct{}{}
 		fs.wg.Add(1)
 		fs.mu.Unlock()
@@ -169,8 +174,8 @@ func (fs *fastServer) watchdog(ctx context.Context) {
 // it closes them.
 func (fs *fastServer) shutdown(ctx context.Context) {
 	fs.Close()
-	fs.stopping.Store(true)
 	fs.mu.Lock()
+	fs.stopping.Store(true)
 	for fc := range fs.conns {
 		if fc.waiting.Load() {
 			fc.c.Close()
@@ -276,8 +281,7 @@ func (fc *fastConn) serve() {
 		}
 		fc.waiting.Store(false)
 		fc.setDeadline(readTimeout)
-		b, _ := fc.br.Peek(fc.br.Buffered())
-		n := headEnd(b)
+		b, n := fc.readHead()
 		var r fastRequest
 		if n <= 0 || !scanHead(b[:n], &r) {
 			handedOver = fc.handOver(b)
@@ -295,6 +299,28 @@ func (fc *fastConn) serve() {
 		}
 		if !fc.exchange(b[:n], &r, side, rt) {
 			return
+		}
+	}
+}
+
+// maxHeadReads bounds the reads a head may take on the fast path: a head
+// larger than a TCP segment comes in a few, but a client that sends it a
+// few bytes at a time goes to the general path, whose timeouts answer it.
+const maxHeadReads = 4
+
+// readHead returns the buffered bytes and the length of the head they
+// start with (see headEnd), reading more while the head is not whole and
+// the buffer has room, up to maxHeadReads reads.
+func (fc *fastConn) readHead() ([]byte, int) {
+	for reads := 1; ; reads++ {
+		b, _ := fc.br.Peek(fc.br.Buffered())
+		n := headEnd(b)
+		if n != 0 || len(b) == fc.br.Size() || reads == maxHeadReads {
+			return b, n
+		}
+		if _, err := fc.br.Peek(len(b) + 1); err != nil {
+			b, _ = fc.br.Peek(fc.br.Buffered())
+			return b, 0
 		}
 	}
 }
@@ -396,7 +422,6 @@ func (fc *fastConn) send(rt *route, r *fastRequest) (*upConn, error) {
 // answer without a length is a stream of its side: the client connection
 // closes after it, and a switch cuts it.
 func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
-	defer fc.up.Store(nil)
 	fc.out = fc.out[:0]
 	var ans answerHead
 	for {
@@ -409,6 +434,7 @@ func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 		}
 		fc.head = raw
 		if err != nil {
+			fc.up.Store(nil)
 			rt.pool.discard(uc)
 			rt.failed(err)
 			rt.count(http.StatusBadGateway)
@@ -443,6 +469,7 @@ func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 	if err == nil {
 		err = fc.bw.Flush()
 	}
+	fc.up.Store(nil)
 	if err != nil || streamed || ans.close {
 		rt.pool.discard(uc)
 	} else {

@@ -71,15 +71,10 @@ func BenchmarkProxy(b *testing.B) {
 	})
 }
 
-// BenchmarkPrepare turns a browser's request, as read from the client,
-// into the upstream's (parse, check, then prepare): the per-request header
-// work of the Edge alone.
-func BenchmarkPrepare(b *testing.B) {
-	u, _ := url.Parse("http://10.0.0.21:8080")
-	e := &Edge{}
-	s := &side{edge: e, name: "main"}
-	rt := newRoute(s, "/", u, nil)
-	raw := []byte("GET /index.html HTTP/1.1\r\n" +
+// browserHead is a browser's request head; nginxAnswerHead the head of
+// an answer as nginx writes it (Connection: keep-alive, Keep-Alive).
+const (
+	browserHead = "GET /index.html HTTP/1.1\r\n" +
 		"Host: pbx.example.org\r\n" +
 		"Connection: keep-alive\r\n" +
 		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36\r\n" +
@@ -89,7 +84,28 @@ func BenchmarkPrepare(b *testing.B) {
 		"Sec-Fetch-Mode: navigate\r\n" +
 		"Sec-Fetch-Site: none\r\n" +
 		"Cookie: session=0123456789abcdef0123456789abcdef\r\n" +
-		"\r\n")
+		"\r\n"
+	nginxAnswerHead = "HTTP/1.1 200 OK\r\n" +
+		"Server: nginx\r\n" +
+		"Date: Sun, 06 Dec 2026 23:00:00 GMT\r\n" +
+		"Content-Type: text/html; charset=utf-8\r\n" +
+		"Content-Length: 1100\r\n" +
+		"Connection: keep-alive\r\n" +
+		"Keep-Alive: timeout=60\r\n" +
+		"Cache-Control: no-cache\r\n" +
+		"X-Frame-Options: SAMEORIGIN\r\n" +
+		"\r\n"
+)
+
+// BenchmarkPrepare turns a browser's request, as read from the client,
+// into the upstream's (parse, check, then prepare): the per-request header
+// work of the Edge alone.
+func BenchmarkPrepare(b *testing.B) {
+	u, _ := url.Parse("http://10.0.0.21:8080")
+	e := &Edge{}
+	s := &side{edge: e, name: "main"}
+	rt := newRoute(s, "/", u, nil)
+	raw := []byte(browserHead)
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 10), Port: 40000}, nil)
 	rd := bytes.NewReader(raw)
@@ -115,16 +131,7 @@ func BenchmarkPrepare(b *testing.B) {
 // nginx writes it (Connection: keep-alive, Keep-Alive), as the upstream
 // client reads it.
 func BenchmarkStripResponse(b *testing.B) {
-	raw := []byte("HTTP/1.1 200 OK\r\n" +
-		"Server: nginx\r\n" +
-		"Date: Sun, 06 Dec 2026 23:00:00 GMT\r\n" +
-		"Content-Type: text/html; charset=utf-8\r\n" +
-		"Content-Length: 1100\r\n" +
-		"Connection: keep-alive\r\n" +
-		"Keep-Alive: timeout=60\r\n" +
-		"Cache-Control: no-cache\r\n" +
-		"X-Frame-Options: SAMEORIGIN\r\n" +
-		"\r\n")
+	raw := []byte(nginxAnswerHead)
 	var h fasthttp.ResponseHeader
 	h.DisableNormalizing()
 	rd := bytes.NewReader(raw)
@@ -139,5 +146,48 @@ func BenchmarkStripResponse(b *testing.B) {
 			b.Fatal(err)
 		}
 		stripResponse(&h)
+	}
+}
+
+// BenchmarkFastHead is BenchmarkPrepare on the fast path: a browser's
+// request head checked (scanHead) and written for the upstream
+// (appendUpstreamHead).
+func BenchmarkFastHead(b *testing.B) {
+	u, _ := url.Parse("http://10.0.0.21:8080")
+	rt := newRoute(&side{edge: &Edge{}, name: "main"}, "/", u, nil)
+	head := []byte(browserHead)
+	ip := []byte("192.0.2.10")
+	var r fastRequest
+	var dst []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		n := headEnd(head)
+		if n != len(head) || !scanHead(head[:n], &r) {
+			b.Fatal("not taken")
+		}
+		dst = appendUpstreamHead(dst[:0], head, &r, rt, ip, "http")
+	}
+}
+
+// BenchmarkFastAnswerHead reads an answer's head as nginx writes it and
+// relays it to the client (readRawHead, parseAnswer, relayHead): the
+// fast path's per-answer header work.
+func BenchmarkFastAnswerHead(b *testing.B) {
+	raw := []byte(nginxAnswerHead)
+	rd := bytes.NewReader(raw)
+	br := bufio.NewReader(rd)
+	var head, out []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(raw)
+		br.Reset(rd)
+		var err error
+		if head, err = readRawHead(head, br); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := parseAnswer(head); err != nil {
+			b.Fatal(err)
+		}
+		out = relayHead(out[:0], head, headKept)
 	}
 }

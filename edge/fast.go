@@ -54,16 +54,16 @@ type fastServer struct {
 	handoff   chan net.Conn
 	done      chan struct{} // closed with the listener
 	closeOnce sync.Once
-	acceptErr error // why the accept loop stopped, when not closed
 
 	// now is the coarse clock (Unix nanoseconds), set by the watchdog.
 	now      atomic.Int64
 	stopping atomic.Bool
 	open     atomic.Int32
 
-	mu    sync.Mutex
-	conns map[*fastConn]struct{}
-	wg    sync.WaitGroup
+	mu        sync.Mutex
+	conns     map[*fastConn]struct{}
+	acceptErr error // why the accept loop stopped, when not closed
+	wg        sync.WaitGroup
 }
 
 func newFastServer(e *Edge, ln net.Listener) *fastServer {
@@ -82,6 +82,8 @@ func (fs *fastServer) Accept() (net.Conn, error) {
 	case c := <-fs.handoff:
 		return c, nil
 	case <-fs.done:
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
 		if fs.acceptErr != nil {
 			return nil, fs.acceptErr
 		}
@@ -92,8 +94,10 @@ func (fs *fastServer) Accept() (net.Conn, error) {
 // Close stops accepting: new connections are refused.
 func (fs *fastServer) Close() error {
 	fs.closeOnce.Do(func() {
-		fs.ln.Close()
+		// done first: the accept loop then knows the error the close
+		// gives it for what it is.
 		close(fs.done)
+		fs.ln.Close()
 	})
 	return nil
 }
@@ -120,12 +124,14 @@ func (fs *fastServer) acceptLoop() {
 				time.Sleep(backoff)
 				continue
 			}
+			fs.mu.Lock()
 			fs.acceptErr = err
+			fs.mu.Unlock()
 			fs.Close()
 			return
 		}
 		backoff = 0
-		fc := &fastConn{fs: fs, c: c}
+		fc := &fastConn{fs: fs, c: c, s: newSock(c)}
 		fs.mu.Lock()
 		if fs.stopping.Load() {
 			fs.mu.Unlock()
@@ -157,7 +163,9 @@ func (fs *fastServer) watchdog(ctx context.Context) {
 			for fc := range fs.conns {
 				if d := fc.deadline.Load(); d != 0 && now > d {
 					fc.expire()
+					continue
 				}
+				fc.poke(now - int64(watchdogInterval))
 			}
 			fs.mu.Unlock()
 			for _, s := range fs.e.sides {
@@ -210,9 +218,12 @@ var (
 type fastConn struct {
 	fs *fastServer
 	c  net.Conn
-	br *bufio.Reader
-	bw *bufio.Writer
-	ip []byte // the client's address, for X-Forwarded-For
+	s  *sock // under bw
+	// sent and answered are sentHook and answeredHook, made once.
+	sent, answered func() bool
+	br             *bufio.Reader
+	bw             *bufio.Writer
+	ip             []byte // the client's address, for X-Forwarded-For
 	// head is the upstream's request head, then the answer's as received;
 	// out the answer's head as the client gets it.
 	head, out []byte
@@ -230,6 +241,15 @@ func (fc *fastConn) expire() {
 	fc.c.Close()
 	if uc := fc.up.Load(); uc != nil {
 		uc.c.Close()
+	}
+}
+
+// poke cuts the waits of the connection and of its upstream connection
+// that started before since (see sock).
+func (fc *fastConn) poke(since int64) {
+	fc.s.poke(since)
+	if uc := fc.up.Load(); uc != nil {
+		uc.s.poke(since)
 	}
 }
 
@@ -259,7 +279,8 @@ func (fc *fastConn) serve() {
 	fc.br = readers.Get().(*bufio.Reader)
 	fc.br.Reset(fc.c)
 	fc.bw = writers.Get().(*bufio.Writer)
-	fc.bw.Reset(fc.c)
+	fc.bw.Reset(fc.s)
+	fc.sent, fc.answered = fc.sentHook, fc.answeredHook
 	defer fc.release()
 	if ta, ok := fc.c.RemoteAddr().(*net.TCPAddr); ok {
 		fc.ip = ta.AddrPort().Addr().Unmap().AppendTo(nil)
@@ -399,7 +420,9 @@ func (fc *fastConn) send(rt *route, r *fastRequest) (*upConn, error) {
 			err = relayN(uc.bw, fc.br, r.length)
 		}
 		if err == nil {
+			uc.s.arm(fc.sent, &fc.fs.now)
 			err = uc.bw.Flush()
+			uc.s.disarm()
 		}
 		if err == nil {
 			// The answer may take its time: a long poll.
@@ -466,16 +489,37 @@ func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 	default:
 		err = relayN(fc.bw, uc.br, ans.length)
 	}
-	if err == nil {
-		err = fc.bw.Flush()
-	}
 	fc.up.Store(nil)
 	if err != nil || streamed || ans.close {
 		rt.pool.discard(uc)
 	} else {
 		rt.pool.put(uc, fc.fs.now.Load())
 	}
+	if err == nil {
+		// The last bytes of the answer, then (see sock) the wait for the
+		// next request, unless one is here already.
+		if keep && fc.br.Buffered() == 0 {
+			fc.s.arm(fc.answered, &fc.fs.now)
+		}
+		err = fc.bw.Flush()
+		fc.s.disarm()
+	}
 	return err == nil && keep
+}
+
+// sent is the hook of the wait after a request is written (see sock): the
+// answer may take its time (a long poll).
+func (fc *fastConn) sentHook() bool {
+	fc.deadline.Store(0)
+	return true
+}
+
+// answered is the hook of the wait after an answer is written (see
+// sock): the connection is between requests.
+func (fc *fastConn) answeredHook() bool {
+	fc.setDeadline(idleTimeout)
+	fc.waiting.Store(true)
+	return !fc.fs.stopping.Load()
 }
 
 // page answers code with the Edge's page; with close, the connection

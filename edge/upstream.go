@@ -27,6 +27,7 @@ type upPool struct {
 // upConn is a connection to an upstream with its buffers.
 type upConn struct {
 	c  net.Conn
+	s  *sock // under bw
 	br *bufio.Reader
 	bw *bufio.Writer
 	// reused: it served a request before this one, so the upstream may
@@ -63,7 +64,8 @@ func (p *upPool) get() (*upConn, error) {
 				p.forget()
 				return nil, err
 			}
-			return &upConn{c: c, br: bufio.NewReaderSize(c, bufferSize), bw: bufio.NewWriterSize(c, bufferSize)}, nil
+			s := newSock(c)
+			return &upConn{c: c, s: s, br: bufio.NewReaderSize(c, bufferSize), bw: bufio.NewWriterSize(s, bufferSize)}, nil
 		}
 		p.mu.Unlock()
 		if deadline == nil {

@@ -40,6 +40,10 @@ import (
 // watchdogInterval is the watchdog's period and the clock's grain.
 const watchdogInterval = time.Second
 
+// The fast path's timeouts: the server's readTimeout and idleTimeout
+// (variables for the tests).
+var fastReadTimeout, fastIdleTimeout = readTimeout, idleTimeout
+
 // fastServer accepts the Edge's client connections and serves them on the
 // fast path; to fasthttp it is the listener, whose Accept returns the
 // connections handed over to the general path.
@@ -261,10 +265,10 @@ func (fc *fastConn) serve() {
 	} else {
 		fc.ip = []byte("0.0.0.0")
 	}
-	timeout := readTimeout
+	timeout := fastReadTimeout
 	for {
 		fc.setDeadline(timeout)
-		timeout = idleTimeout
+		timeout = fastIdleTimeout
 		fc.waiting.Store(true)
 		if fs.stopping.Load() {
 			return
@@ -275,7 +279,7 @@ func (fc *fastConn) serve() {
 			}
 		}
 		fc.waiting.Store(false)
-		fc.setDeadline(readTimeout)
+		fc.setDeadline(fastReadTimeout)
 		b, _ := fc.br.Peek(fc.br.Buffered())
 		n := headEnd(b)
 		var r fastRequest

@@ -418,6 +418,10 @@ func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 			rt.count(http.StatusBadGateway)
 			return fc.page(http.StatusBadGateway, r.close)
 		}
+		// A proxy sends its own version (RFC 9110 §6.2): an HTTP/1.0
+		// upstream's answer, relayed as such, would tell the client that
+		// its kept connection closes.
+		raw[len("HTTP/1.")] = '1'
 		if ans.status >= 200 {
 			break
 		}

@@ -1,0 +1,382 @@
+package edge
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
+)
+
+// The fast path's behaviour (fast.go, upstream.go): keep-alive and retries
+// to the upstreams, answers without a body, streams, the watchdog, the
+// pool's bound, the shutdown, the Edge's pages and the upstreams' errors.
+// Most tests also check that the fast path served the requests: the
+// connections handed to the general path are counted.
+
+// rawUpstream is an upstream written byte for byte: handle answers each
+// request (its head and body as received) on the connection's writer,
+// and says whether the connection stays open. It counts the connections it
+// accepted and the requests it read.
+type rawUpstream struct {
+	ln       net.Listener
+	accepted atomic.Int32
+	requests atomic.Int32
+	mu       sync.Mutex
+	got      []string // the request lines, in order
+}
+
+type upRequest struct {
+	line, head, body string
+	conn             int32 // the connection's number, from 1
+}
+
+func newRawUpstream(t *testing.T, handle func(c net.Conn, r upRequest) bool) *rawUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &rawUpstream{ln: ln}
+	var wg sync.WaitGroup
+	var conns sync.Map
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := u.accepted.Add(1)
+			conns.Store(c, nil)
+			wg.Go(func() {
+				defer conns.Delete(c)
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					head, err := readHead(br)
+					if err != nil {
+						return
+					}
+					r := upRequest{head: head, conn: n}
+					r.line, _, _ = strings.Cut(head, "\r\n")
+					if cl := values(head, "Content-Length"); len(cl) == 1 {
+						size, _ := strconv.Atoi(cl[0])
+						b := make([]byte, size)
+						if _, err := io.ReadFull(br, b); err != nil {
+							return
+						}
+						r.body = string(b)
+					}
+					u.requests.Add(1)
+					u.mu.Lock()
+					u.got = append(u.got, r.line)
+					u.mu.Unlock()
+					if !handle(c, r) {
+						return
+					}
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		conns.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true })
+		wg.Wait()
+	})
+	return u
+}
+
+func (u *rawUpstream) url() string { return "http://" + u.ln.Addr().String() }
+
+// lines are the request lines the upstream read, in order.
+func (u *rawUpstream) lines() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.got...)
+}
+
+// path is the path of a request line.
+func (r upRequest) path() string {
+	f := strings.Fields(r.line)
+	if len(f) < 2 {
+		return ""
+	}
+	return f[1]
+}
+
+// answerOK writes a 200 with body ok and keeps the connection.
+func answerOK(c net.Conn) bool {
+	_, err := io.WriteString(c, okAnswer)
+	return err == nil
+}
+
+// served is an Edge that the test stops itself (stop), so that it can see
+// Serve return.
+type served struct {
+	*testEdge
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startServed is startEdge with the Edge's context in the test's hands.
+func startServed(t *testing.T, sides []sideSpec, opts ...edgeOpt) *served {
+	t.Helper()
+	cfg := Config{Listen: "127.0.0.1:0", Token: testToken, Check: fast()}
+	for _, s := range sides {
+		cfg.Sides = append(cfg.Sides, Side{Name: s.name, Node: s.node.URL(), Routes: s.routes, UpstreamTLS: s.tls})
+	}
+	reg := prometheus.NewRegistry()
+	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testkit.FailureLogger(t), CheckTimeout: waitLimit}
+	for _, f := range opts {
+		f(&o)
+	}
+	e, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &served{testEdge: &testEdge{Edge: e, url: "http://" + ln.Addr().String(), reg: reg}, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- e.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(testkit.Patience):
+			t.Error("Serve did not return")
+		}
+	})
+	return s
+}
+
+// startFast is an Edge whose one side, Active, routes / to upstream.
+func startFast(t *testing.T, upstream string) *served {
+	t.Helper()
+	node := newFakeNode(t, active(1))
+	e := startServed(t, []sideSpec{{name: "main", node: node, routes: []Route{{Path: "/", Upstream: upstream}}}})
+	e.waitRouted(t, "main")
+	return e
+}
+
+// handedOver is how many client connections went to the general path.
+func handedOver(t *testing.T, e *testEdge) float64 {
+	t.Helper()
+	return testkit.Metric(t, e.reg, "resman_edge_general_path_connections_total", nil)
+}
+
+// assertFastPath fails when a connection went to the general path.
+func assertFastPath(t *testing.T, e *testEdge) {
+	t.Helper()
+	if n := handedOver(t, e); n != 0 {
+		t.Errorf("%v connections went to the general path, want none", n)
+	}
+}
+
+func upstreamErrors(t *testing.T, e *testEdge) float64 {
+	t.Helper()
+	return testkit.Metric(t, e.reg, "resman_edge_upstream_errors_total", map[string]string{"side": "main"})
+}
+
+// setVar sets a package variable for the test (before the Edge starts:
+// it reads it) and restores it after (once the Edge has stopped: cleanups
+// run last first).
+func setVar[T any](t *testing.T, v *T, value T) {
+	t.Helper()
+	old := *v
+	*v = value
+	t.Cleanup(func() { *v = old })
+}
+
+// get1 is a GET of path on the connection, Host pbx.
+func get1(path string) string {
+	return "GET " + path + " HTTP/1.1\r\nHost: pbx\r\n\r\n"
+}
+
+func TestFastUpstreamKeepAlive(t *testing.T) {
+	up := newRawUpstream(t, func(c net.Conn, r upRequest) bool {
+		var err error
+		switch r.path() {
+		case "/close":
+			// Says close, and keeps the connection open: the Edge must
+			// not use it again all the same.
+			_, err = io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nclose")
+		case "/old":
+			_, err = io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold")
+		default:
+			_, err = io.WriteString(c, okAnswer)
+		}
+		return err == nil
+	})
+	e := startFast(t, up.url())
+	rc := dialRaw(t, e.testEdge)
+	for i := range 5 {
+		if res := rc.do(get1("/a")); res.status != 200 || res.body != "ok" {
+			t.Fatalf("request %d: %d %q", i, res.status, res.body)
+		}
+	}
+	if n := up.accepted.Load(); n != 1 {
+		t.Fatalf("5 requests on one client connection took %d upstream connections, want 1", n)
+	}
+	for i, c := range []struct{ path, body string }{{"/close", "close"}, {"/old", "old"}} {
+		res := rc.do(get1(c.path))
+		if res.status != 200 || res.body != c.body {
+			t.Fatalf("GET %s: %d %q", c.path, res.status, res.body)
+		}
+		// The upstream's close is not the client's: its connection stays
+		// open, and says it speaks HTTP/1.1 (a proxy sends its own
+		// version).
+		if vs := values(res.head, "Connection"); len(vs) != 0 {
+			t.Errorf("GET %s: the client got Connection %q", c.path, vs)
+		}
+		if !strings.HasPrefix(res.head, "HTTP/1.1 200 ") {
+			t.Errorf("GET %s: the client got the status line %q, want HTTP/1.1", c.path, strings.SplitN(res.head, "\r\n", 2)[0])
+		}
+		if res := rc.do(get1("/a")); res.status != 200 || res.body != "ok" {
+			t.Fatalf("GET /a after %s: %d %q", c.path, res.status, res.body)
+		}
+		if n, want := up.accepted.Load(), int32(i+2); n != want {
+			t.Errorf("after GET %s the upstream accepted %d connections, want %d", c.path, n, want)
+		}
+	}
+	if n := up.requests.Load(); n != 9 {
+		t.Errorf("the upstream read %d requests, want 9: %q", n, up.lines())
+	}
+	assertFastPath(t, e.testEdge)
+}
+
+// An upstream closes a kept-alive connection while it is idle: a GET is
+// sent again on a new connection, a POST with a body is not (it may have
+// been read) and gets a 502.
+func TestFastRetryOnAClosedKeptConnection(t *testing.T) {
+	closed := make(chan int32, 10)
+	// Each answer, then the connection closes, without saying so.
+	up := newRawUpstream(t, func(c net.Conn, r upRequest) bool {
+		answerOK(c)
+		c.Close()
+		closed <- r.conn
+		return false
+	})
+	e := startFast(t, up.url())
+	waitClosed := func(conn int32) {
+		t.Helper()
+		select {
+		case n := <-closed:
+			if n != conn {
+				t.Fatalf("the upstream closed connection %d, want %d", n, conn)
+			}
+		case <-time.After(waitLimit):
+			t.Fatalf("the upstream did not close connection %d", conn)
+		}
+	}
+	rc := dialRaw(t, e.testEdge)
+	if res := rc.do(get1("/first")); res.status != 200 {
+		t.Fatalf("first GET: %d %q", res.status, res.body)
+	}
+	waitClosed(1)
+	// The kept connection is closed: the GET goes again, on another.
+	if res := rc.do(get1("/again")); res.status != 200 || res.body != "ok" {
+		t.Fatalf("GET on a closed kept connection: %d %q, want it sent again", res.status, res.body)
+	}
+	waitClosed(2)
+	if got := up.lines(); len(got) != 2 || got[1] != "GET /again HTTP/1.1" {
+		t.Errorf("the upstream read %q, want /again once", got)
+	}
+	if n := up.accepted.Load(); n != 2 {
+		t.Errorf("the upstream accepted %d connections, want 2", n)
+	}
+	// A POST is not sent again: 502, and the client's connection closes
+	// (its body was read, in part or whole).
+	res := rc.do("POST /post HTTP/1.1\r\nHost: pbx\r\nContent-Length: 5\r\n\r\nhello")
+	if res.status != http.StatusBadGateway || !strings.Contains(res.body, "Bad gateway") {
+		t.Fatalf("POST on a closed kept connection: %d %q, want the 502 page", res.status, res.body)
+	}
+	if vs := values(res.head, "Connection"); len(vs) != 1 || vs[0] != "close" {
+		t.Errorf("the 502 says Connection %q, want close", vs)
+	}
+	if !rc.closed() {
+		t.Error("the client's connection stayed open after the 502")
+	}
+	if got := up.lines(); len(got) != 2 {
+		t.Errorf("the upstream read %q, want no POST", got)
+	}
+	if n := up.accepted.Load(); n != 2 {
+		t.Errorf("the upstream accepted %d connections, want 2: the POST went again", n)
+	}
+	if n := upstreamErrors(t, e.testEdge); n != 1 {
+		t.Errorf("upstream errors = %v, want 1 (the POST)", n)
+	}
+	assertFastPath(t, e.testEdge)
+}
+
+// Answers without a body: to a HEAD (with the length of the body it does
+// not send), 204 and 304; a 103 before the answer goes to the client
+// first. The client's connection stays open after each, and so does the
+// upstream's.
+func TestFastAnswersWithoutBody(t *testing.T) {
+	e, rec := startRecorded(t)
+	rec.answer("/head", rawAnswer{raw: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Head: 1\r\n\r\n"})
+	rec.answer("/204", rawAnswer{raw: "HTTP/1.1 204 No Content\r\nX-Empty: 1\r\n\r\n"})
+	rec.answer("/304", rawAnswer{raw: "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nETag: \"x\"\r\n\r\n"})
+	rec.answer("/103", rawAnswer{raw: "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" +
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhints"})
+	rc := dialRaw(t, e)
+	// head sends req and reads the head of its answer only.
+	head := func(req string) string {
+		t.Helper()
+		if _, err := io.WriteString(rc.c, req); err != nil {
+			t.Fatal(err)
+		}
+		h, err := readHead(rc.br)
+		if err != nil {
+			t.Fatalf("%q: no answer: %v", req, err)
+		}
+		return h
+	}
+	// next checks that the connection serves another request, and that
+	// nothing came before its answer (a body where none is).
+	next := func(after string) {
+		t.Helper()
+		if res := rc.do(get1("/ok")); res.status != 200 || res.body != "ok" {
+			t.Fatalf("GET after %s: %d %q (%q)", after, res.status, res.body, res.head)
+		}
+	}
+	for _, c := range []struct{ req, status, header string }{
+		{"HEAD /head HTTP/1.1\r\nHost: pbx\r\n\r\n", "HTTP/1.1 200 ", "X-Head"},
+		{get1("/204"), "HTTP/1.1 204 ", "X-Empty"},
+		{get1("/304"), "HTTP/1.1 304 ", "ETag"},
+	} {
+		h := head(c.req)
+		if !strings.HasPrefix(h, c.status) || len(values(h, c.header)) != 1 || len(values(h, "Connection")) != 0 {
+			t.Errorf("%q: answer %q", c.req, h)
+		}
+		next(c.req)
+	}
+	if h := head("HEAD /head HTTP/1.1\r\nHost: pbx\r\n\r\n"); values(h, "Content-Length")[0] != "5" {
+		t.Errorf("HEAD: Content-Length %q, want the upstream's", values(h, "Content-Length"))
+	}
+	next("a second HEAD")
+	if h := head(get1("/103")); !strings.HasPrefix(h, "HTTP/1.1 103 ") || len(values(h, "Link")) != 1 {
+		t.Errorf("GET /103: first head %q, want the 103 with its Link", h)
+	}
+	if res := rc.read(); res.status != 200 || res.body != "hints" || len(values(res.head, "Connection")) != 0 {
+		t.Errorf("GET /103: then %d %q (%q)", res.status, res.body, res.head)
+	}
+	next("a 103")
+	if n := len(rec.received()); n != 10 {
+		t.Errorf("the upstream received %d requests, want 10", n)
+	}
+	assertFastPath(t, e)
+}

@@ -380,3 +380,131 @@ func TestFastAnswersWithoutBody(t *testing.T) {
 	}
 	assertFastPath(t, e)
 }
+
+// streamUpstream answers /chunked with chunks and /plain without a length
+// (up to its close): a first part at once, the rest once release is
+// closed. /held/chunked and /held/plain wait for no release: they send
+// their name to cut when the Edge closes their connection.
+func streamUpstream(t *testing.T, release <-chan struct{}, cut chan<- string) *rawUpstream {
+	return newRawUpstream(t, func(c net.Conn, r upRequest) bool {
+		var first, rest string
+		wait := release
+		path, isHeld := strings.CutPrefix(r.path(), "/held")
+		if isHeld {
+			wait = nil
+		}
+		switch path {
+		case "/chunked":
+			first = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+			rest = "6\r\nsecond\r\n0\r\n\r\n"
+		case "/plain":
+			first = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst"
+			rest = "second"
+		default:
+			return answerOK(c)
+		}
+		if _, err := io.WriteString(c, first); err != nil {
+			return false
+		}
+		gone := make(chan struct{})
+		go func() {
+			// The Edge sends nothing more on it: a read ends when it
+			// closes the connection.
+			c.Read(make([]byte, 1))
+			close(gone)
+		}()
+		select {
+		case <-wait:
+			io.WriteString(c, rest)
+		case <-gone:
+			cut <- r.path()
+		}
+		// /plain ends with the close; /chunked too, the Edge having
+		// closed the connection of a stream.
+		return false
+	})
+}
+
+// Answers without a length reach the client as they come, say
+// Connection: close, and are streams of their side: cut, upstream
+// connection and all, when it loses Active.
+func TestFastStreams(t *testing.T) {
+	release := make(chan struct{})
+	cut := make(chan string, 4)
+	mainNode, standbyNode := newFakeNode(t, active(1)), newFakeNode(t, inactive(0))
+	mainUp, standbyUp := streamUpstream(t, release, cut), newRecorder(t)
+	e := startServed(t, []sideSpec{
+		{name: "main", node: mainNode, routes: []Route{{Path: "/", Upstream: mainUp.url()}}},
+		{name: "standby", node: standbyNode, routes: []Route{{Path: "/", Upstream: standbyUp.url()}}},
+	})
+	e.waitRouted(t, "main")
+	// open sends a GET of path and reads its head and the first part.
+	open := func(path, first string) *rawConn {
+		t.Helper()
+		rc := dialRaw(t, e.testEdge)
+		if _, err := io.WriteString(rc.c, get1(path)); err != nil {
+			t.Fatal(err)
+		}
+		head, err := readHead(rc.br)
+		if err != nil {
+			t.Fatalf("GET %s: no head before the upstream sent the rest: %v", path, err)
+		}
+		if !strings.HasPrefix(head, "HTTP/1.1 200 ") {
+			t.Fatalf("GET %s: %q", path, head)
+		}
+		if vs := values(head, "Connection"); len(vs) != 1 || vs[0] != "close" {
+			t.Errorf("GET %s: Connection %q, want close", path, vs)
+		}
+		b := make([]byte, len(first))
+		if _, err := io.ReadFull(rc.br, b); err != nil || string(b) != first {
+			t.Fatalf("GET %s: the first part %q, %v, before the upstream sent the rest", path, b, err)
+		}
+		return rc
+	}
+	streams := func() int { return e.Status().Sides[0].Streams }
+	chunked := open("/chunked", "5\r\nfirst\r\n")
+	plain := open("/plain", "first")
+	testkit.Eventually(t, func() bool { return streams() == 2 }, "2 streams tracked")
+	close(release)
+	if rest, err := io.ReadAll(chunked.br); err != nil || string(rest) != "6\r\nsecond\r\n0\r\n\r\n" {
+		t.Errorf("/chunked: the rest %q, %v, then the close", rest, err)
+	}
+	if rest, err := io.ReadAll(plain.br); err != nil || string(rest) != "second" {
+		t.Errorf("/plain: the rest %q, %v, then the close", rest, err)
+	}
+	testkit.Eventually(t, func() bool { return streams() == 0 }, "the ended streams forgotten")
+
+	// Two streams held open by the upstream; the main loses Active.
+	chunked = open("/held/chunked", "5\r\nfirst\r\n")
+	plain = open("/held/plain", "first")
+	testkit.Eventually(t, func() bool { return streams() == 2 }, "2 held streams tracked")
+	if n := testkit.Metric(t, e.reg, "resman_edge_closed_connections_total", nil); n != 0 {
+		t.Errorf("closed connections = %v before any switch", n)
+	}
+	mainNode.SetAnswer(inactive(1))
+	standbyNode.SetAnswer(active(2))
+	for _, rc := range []*rawConn{chunked, plain} {
+		if rest, _ := io.ReadAll(rc.br); len(rest) != 0 {
+			t.Errorf("a cut stream got %q more", rest)
+		}
+	}
+	for range 2 {
+		select {
+		case <-cut:
+		case <-time.After(waitLimit):
+			t.Fatal("the upstream connection of a cut stream stayed open")
+		}
+	}
+	if n := testkit.Metric(t, e.reg, "resman_edge_closed_connections_total", nil); n != 2 {
+		t.Errorf("closed connections = %v, want 2", n)
+	}
+	if n := streams(); n != 0 {
+		t.Errorf("the main still tracks %d streams", n)
+	}
+	e.waitRouted(t, "standby")
+	rc := dialRaw(t, e.testEdge)
+	if res := rc.do(get1("/after")); res.status != 200 || len(standbyUp.received()) != 1 {
+		t.Errorf("after the switch: %d, the standby received %d", res.status, len(standbyUp.received()))
+	}
+	assertFastPath(t, e.testEdge)
+}

@@ -3,6 +3,7 @@ package edge
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -507,4 +508,62 @@ func TestFastStreams(t *testing.T) {
 		t.Errorf("after the switch: %d, the standby received %d", res.status, len(standbyUp.received()))
 	}
 	assertFastPath(t, e.testEdge)
+}
+
+// The watchdog closes a client connection idle for idleTimeout, and one
+// whose request has not arrived whole after readTimeout, its body
+// stalled half-way; never before (less the clock's grain).
+func TestFastWatchdog(t *testing.T) {
+	const timeout = 2 * time.Second
+	setVar(t, &fastIdleTimeout, timeout)
+	setVar(t, &fastReadTimeout, timeout)
+	e, rec := startRecorded(t)
+	// closedAfter waits for the Edge to close rc (generously), and
+	// returns how long that took from start.
+	closedAfter := func(rc *rawConn, start time.Time) time.Duration {
+		t.Helper()
+		_ = rc.c.SetReadDeadline(time.Now().Add(testkit.Patience))
+		b, err := io.ReadAll(rc.br)
+		if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
+			t.Fatalf("the connection was not closed: %v", err)
+		}
+		if len(b) > 0 {
+			t.Logf("the client got %q before the close", b)
+		}
+		return time.Since(start)
+	}
+	// The watchdog's clock is a second behind at most.
+	const least = timeout - watchdogInterval
+
+	// The three at once: the test takes one timeout.
+	idle := dialRaw(t, e)
+	if res := idle.do(get1("/rec")); res.status != 200 {
+		t.Fatalf("GET: %d", res.status)
+	}
+	idleSince := time.Now()
+	stalled := dialRaw(t, e)
+	stalledSince := time.Now()
+	if _, err := io.WriteString(stalled.c, "POST /rec HTTP/1.1\r\nHost: pbx\r\nContent-Length: 10\r\n\r\nhello"); err != nil {
+		t.Fatal(err)
+	}
+	// A connection on which nothing comes.
+	silent := dialRaw(t, e)
+	silentSince := time.Now()
+
+	if d := closedAfter(idle, idleSince); d < least {
+		t.Errorf("an idle connection was closed after %v, before the idle timeout (%v)", d, timeout)
+	}
+	if d := closedAfter(stalled, stalledSince); d < least {
+		t.Errorf("a stalled request was closed after %v, before the read timeout (%v)", d, timeout)
+	}
+	if d := closedAfter(silent, silentSince); d < least {
+		t.Errorf("a silent connection was closed after %v, before the read timeout (%v)", d, timeout)
+	}
+	// The upstream got the head and the half body, then the close.
+	for _, r := range rec.received()[1:] {
+		if len(r.body) == 10 {
+			t.Errorf("the upstream received a whole body %q", r.body)
+		}
+	}
+	assertFastPath(t, e)
 }

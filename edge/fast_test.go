@@ -567,3 +567,98 @@ func TestFastWatchdog(t *testing.T) {
 	}
 	assertFastPath(t, e)
 }
+
+// holdUpstream holds its answer to /hold until release is closed, and
+// answers every other request at once; held gets a value when a /hold
+// arrives.
+func holdUpstream(t *testing.T, release <-chan struct{}, held chan<- struct{}) *rawUpstream {
+	return newRawUpstream(t, func(c net.Conn, r upRequest) bool {
+		if r.path() == "/hold" {
+			held <- struct{}{}
+			<-release
+			_, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nheld")
+			return err == nil
+		}
+		return answerOK(c)
+	})
+}
+
+// waitHeld waits for the upstream to hold a request.
+func waitHeld(t *testing.T, held <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-held:
+	case <-time.After(waitLimit):
+		t.Fatal("the request did not reach the upstream")
+	}
+}
+
+// The fast path opens at most poolMaxConns connections to an upstream: a
+// request beyond waits for one to be freed, and gets a 502 after
+// poolWait when none is.
+func TestFastUpstreamPoolBound(t *testing.T) {
+	setVar(t, &poolMaxConns, 1)
+	t.Run("freed", func(t *testing.T) {
+		// Long enough for any machine.
+		setVar(t, &poolWait, testkit.Patience)
+		release, held := make(chan struct{}), make(chan struct{}, 4)
+		up := holdUpstream(t, release, held)
+		e := startFast(t, up.url())
+		holder, waiter := dialRaw(t, e.testEdge), dialRaw(t, e.testEdge)
+		if _, err := io.WriteString(holder.c, get1("/hold")); err != nil {
+			t.Fatal(err)
+		}
+		waitHeld(t, held)
+		if _, err := io.WriteString(waiter.c, get1("/next")); err != nil {
+			t.Fatal(err)
+		}
+		// No answer while the one connection is held (a bound not kept
+		// would answer at once).
+		_ = waiter.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := waiter.br.Peek(1); err == nil {
+			t.Fatal("a request beyond the bound was answered while the connection was held")
+		}
+		_ = waiter.c.SetReadDeadline(time.Now().Add(waitLimit))
+		close(release)
+		if res := holder.read(); res.status != 200 || res.body != "held" {
+			t.Errorf("the held request: %d %q", res.status, res.body)
+		}
+		if res := waiter.read(); res.status != 200 || res.body != "ok" {
+			t.Errorf("the waiting request: %d %q", res.status, res.body)
+		}
+		if n := up.accepted.Load(); n != 1 {
+			t.Errorf("the upstream accepted %d connections, want 1", n)
+		}
+		assertFastPath(t, e.testEdge)
+	})
+	t.Run("none freed", func(t *testing.T) {
+		setVar(t, &poolWait, time.Second)
+		release, held := make(chan struct{}), make(chan struct{}, 4)
+		up := holdUpstream(t, release, held)
+		e := startFast(t, up.url())
+		holder, waiter := dialRaw(t, e.testEdge), dialRaw(t, e.testEdge)
+		if _, err := io.WriteString(holder.c, get1("/hold")); err != nil {
+			t.Fatal(err)
+		}
+		waitHeld(t, held)
+		res := waiter.do(get1("/next"))
+		if res.status != http.StatusBadGateway || !strings.Contains(res.body, "Bad gateway") {
+			t.Errorf("a request that found no connection: %d %q, want the 502 page", res.status, res.body)
+		}
+		if n := upstreamErrors(t, e.testEdge); n != 1 {
+			t.Errorf("upstream errors = %v, want 1", n)
+		}
+		close(release)
+		if res := holder.read(); res.status != 200 || res.body != "held" {
+			t.Errorf("the held request: %d %q", res.status, res.body)
+		}
+		// The client's connection stayed open; the upstream's is free.
+		if res := waiter.do(get1("/next")); res.status != 200 || res.body != "ok" {
+			t.Errorf("the next request: %d %q", res.status, res.body)
+		}
+		if n := up.accepted.Load(); n != 1 {
+			t.Errorf("the upstream accepted %d connections, want 1", n)
+		}
+		assertFastPath(t, e.testEdge)
+	})
+}

@@ -222,10 +222,13 @@ type fastConn struct {
 	up       atomic.Pointer[upConn]
 	// waiting: between requests (a shutdown closes it).
 	waiting atomic.Bool
+	// expired: the watchdog or the shutdown closed it.
+	expired atomic.Bool
 }
 
 // expire closes the connection and its upstream connection in use.
 func (fc *fastConn) expire() {
+	fc.expired.Store(true)
 	fc.c.Close()
 	if uc := fc.up.Load(); uc != nil {
 		uc.c.Close()
@@ -389,7 +392,9 @@ func (fc *fastConn) send(rt *route, r *fastRequest) (*upConn, error) {
 		}
 		fc.up.Store(nil)
 		rt.pool.discard(uc)
-		if !uc.reused || !r.retryable || attempt == 2 {
+		// A request whose connection expired failed for that: sent again,
+		// it would outlive its time (and a shutdown would wait for it).
+		if !uc.reused || !r.retryable || attempt == 2 || fc.expired.Load() {
 			return nil, err
 		}
 	}

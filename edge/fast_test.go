@@ -662,3 +662,87 @@ func TestFastUpstreamPoolBound(t *testing.T) {
 		assertFastPath(t, e.testEdge)
 	})
 }
+
+// waitServe waits (generously) for Serve to return after stop.
+func (s *served) waitServe(t *testing.T) bool {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		s.done <- nil // for the cleanup
+		return true
+	case <-time.After(waitLimit + shutdownTimeout):
+		t.Error("Serve did not return")
+		return false
+	}
+}
+
+// A shutdown closes the idle client connections at once and lets a
+// request in flight end, its answer whole and saying Connection: close;
+// then Serve returns.
+func TestFastShutdown(t *testing.T) {
+	release, held := make(chan struct{}), make(chan struct{}, 4)
+	up := holdUpstream(t, release, held)
+	e := startFast(t, up.url())
+	idle, busy := dialRaw(t, e.testEdge), dialRaw(t, e.testEdge)
+	if res := idle.do(get1("/a")); res.status != 200 {
+		t.Fatalf("GET: %d", res.status)
+	}
+	if _, err := io.WriteString(busy.c, get1("/hold")); err != nil {
+		t.Fatal(err)
+	}
+	waitHeld(t, held)
+	e.cancel()
+	// The idle connection closes: the shutdown has begun.
+	if !idle.closed() {
+		t.Fatal("the idle connection stayed open")
+	}
+	// The answer comes now, well within the shutdown's time
+	// (shutdownTimeout, 3 s).
+	close(release)
+	res := busy.read()
+	if res.status != 200 || res.body != "held" {
+		t.Errorf("the request in flight: %d %q, want its whole answer", res.status, res.body)
+	}
+	if vs := values(res.head, "Connection"); len(vs) != 1 || vs[0] != "close" {
+		t.Errorf("the answer during the shutdown says Connection %q, want close", vs)
+	}
+	if !busy.closed() {
+		t.Error("the connection stayed open after its answer")
+	}
+	e.waitServe(t)
+	assertFastPath(t, e.testEdge)
+}
+
+// A request whose answer does not come before the shutdown's time is up
+// is cut, and not sent again on another connection (which the shutdown
+// would then wait for).
+func TestFastShutdownCutsAHeldRequest(t *testing.T) {
+	release, held := make(chan struct{}), make(chan struct{}, 4)
+	up := holdUpstream(t, release, held)
+	e := startFast(t, up.url())
+	rc := dialRaw(t, e.testEdge)
+	// The upstream connection is a kept one for the second request.
+	if res := rc.do(get1("/a")); res.status != 200 {
+		t.Fatalf("GET: %d", res.status)
+	}
+	if _, err := io.WriteString(rc.c, get1("/hold")); err != nil {
+		t.Fatal(err)
+	}
+	waitHeld(t, held)
+	e.cancel()
+	ok := e.waitServe(t)
+	close(release)
+	if !ok {
+		<-e.done
+		e.done <- nil
+	}
+	if got := up.lines(); len(got) != 2 {
+		t.Errorf("the upstream read %q, want /hold once", got)
+	}
+	if !rc.closed() {
+		t.Error("the client's connection stayed open")
+	}
+}

@@ -746,3 +746,140 @@ func TestFastShutdownCutsAHeldRequest(t *testing.T) {
 		t.Error("the client's connection stayed open")
 	}
 }
+
+// The Edge's pages on the fast path: 503 with Retry-After with no side
+// Active, 404 with no route; the connection stays open. A request with a
+// body the Edge answers itself goes to the general path, which reads the
+// body, and gets the same page.
+func TestFastPages(t *testing.T) {
+	node := newFakeNode(t, inactive(0))
+	rec := newRecorder(t)
+	e := startServed(t, []sideSpec{{name: "main", node: node, routes: []Route{{Path: "/api", Upstream: rec.url()}}}})
+	testkit.Eventually(t, func() bool { return e.Status().Sides[0].LastCheck != (time.Time{}) }, "a check of the node")
+	rc := dialRaw(t, e.testEdge)
+	var fastPage string
+	for i := range 2 {
+		res := rc.do(get1("/api/x"))
+		if res.status != 503 || !strings.Contains(res.body, "Service unavailable") {
+			t.Fatalf("GET %d with no side Active: %d %q", i, res.status, res.body)
+		}
+		if vs := values(res.head, "Retry-After"); len(vs) != 1 || vs[0] != "1" {
+			t.Errorf("Retry-After %q, want 1", vs)
+		}
+		if vs := values(res.head, "Connection"); len(vs) != 0 {
+			t.Errorf("the 503 says Connection %q: the connection stays open", vs)
+		}
+		fastPage = res.body
+	}
+	assertFastPath(t, e.testEdge)
+	// A client's close is kept.
+	if res := rc.do("GET /api/x HTTP/1.1\r\nHost: pbx\r\nConnection: close\r\n\r\n"); res.status != 503 || !rc.closed() {
+		t.Errorf("GET with Connection: close: %d, then the connection stays open", res.status)
+	}
+
+	rc = dialRaw(t, e.testEdge)
+	res := rc.do("POST /api/x HTTP/1.1\r\nHost: pbx\r\nContent-Length: 5\r\n\r\nhello")
+	if res.status != 503 || res.body != fastPage {
+		t.Errorf("POST with no side Active: %d %q, want the same 503 page", res.status, res.body)
+	}
+	if vs := values(res.head, "Retry-After"); len(vs) != 1 || vs[0] != "1" {
+		t.Errorf("POST: Retry-After %q, want 1", vs)
+	}
+	if n := handedOver(t, e.testEdge); n != 1 {
+		t.Errorf("%v connections went to the general path, want the POST's", n)
+	}
+	// The general path read the body: the connection serves another.
+	if res := rc.do(get1("/api/x")); res.status != 503 {
+		t.Errorf("GET after the POST: %d", res.status)
+	}
+
+	node.SetAnswer(active(1))
+	e.waitRouted(t, "main")
+	rc = dialRaw(t, e.testEdge)
+	for i := range 2 {
+		if res := rc.do(get1("/other")); res.status != 404 || !strings.Contains(res.body, "Not found") {
+			t.Fatalf("GET %d of no route: %d %q", i, res.status, res.body)
+		}
+	}
+	if res := rc.do(get1("/api/x")); res.status != 200 || len(rec.received()) != 1 {
+		t.Errorf("GET /api/x: %d, the upstream received %d", res.status, len(rec.received()))
+	}
+	if n := handedOver(t, e.testEdge); n != 1 {
+		t.Errorf("%v connections went to the general path, want the POST's only", n)
+	}
+	if n := testkit.Metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "none", "code": "503"}); n != 5 {
+		t.Errorf("requests{none,503} = %v, want 5", n)
+	}
+	if n := testkit.Metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "none", "code": "404"}); n != 2 {
+		t.Errorf("requests{none,404} = %v, want 2", n)
+	}
+}
+
+// An upstream that refuses the connection, answers garbage or a 101 to a
+// plain GET: the client gets the 502 page, its connection stays open, the
+// error is counted and the route's status says why, until the upstream
+// answers again.
+func TestFastUpstreamErrors(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + dead.Addr().String()
+	dead.Close()
+	bad := newRawUpstream(t, func(c net.Conn, r upRequest) bool {
+		var err error
+		switch r.path() {
+		case "/garbage":
+			_, err = io.WriteString(c, "hello, I am not HTTP\r\n\r\n")
+		case "/101":
+			_, err = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		default:
+			return answerOK(c)
+		}
+		return err == nil
+	})
+	node := newFakeNode(t, active(1))
+	e := startServed(t, []sideSpec{{name: "main", node: node, routes: []Route{
+		{Path: "/dead", Upstream: deadURL}, {Path: "/", Upstream: bad.url()},
+	}}})
+	e.waitRouted(t, "main")
+	// routeError is the route's last error in the status.
+	routeError := func(path string) string {
+		for _, r := range e.Status().Sides[0].Routes {
+			if r.Path == path {
+				return r.Error
+			}
+		}
+		t.Fatalf("no route %s", path)
+		return ""
+	}
+	rc := dialRaw(t, e.testEdge)
+	for i, c := range []struct{ path, route string }{{"/dead", "/dead"}, {"/garbage", "/"}, {"/101", "/"}} {
+		res := rc.do(get1(c.path))
+		if res.status != http.StatusBadGateway || !strings.Contains(res.body, "Bad gateway") {
+			t.Errorf("GET %s: %d %q, want the 502 page", c.path, res.status, res.body)
+		}
+		if strings.Contains(res.body, "127.0.0.1") {
+			t.Errorf("GET %s: the page names an upstream: %q", c.path, res.body)
+		}
+		if n := upstreamErrors(t, e.testEdge); n != float64(i+1) {
+			t.Errorf("after GET %s upstream errors = %v, want %d", c.path, n, i+1)
+		}
+		if msg := routeError(c.route); msg == "" {
+			t.Errorf("after GET %s the route %s has no error in the status", c.path, c.route)
+		} else {
+			t.Logf("GET %s: route error %q", c.path, msg)
+		}
+	}
+	if n := testkit.Metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "main", "route": "/", "code": "502"}); n != 2 {
+		t.Errorf("requests{main,/,502} = %v, want 2", n)
+	}
+	// The connection served them all; the upstream answers again.
+	if res := rc.do(get1("/fine")); res.status != 200 || res.body != "ok" {
+		t.Errorf("GET /fine: %d %q", res.status, res.body)
+	}
+	if msg := routeError("/"); msg != "" {
+		t.Errorf("the route / still has the error %q after an answer", msg)
+	}
+	assertFastPath(t, e.testEdge)
+}

@@ -3,6 +3,7 @@ package edge
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -150,7 +151,11 @@ func startServed(t *testing.T, sides []sideSpec, opts ...edgeOpt) *served {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{testEdge: &testEdge{Edge: e, url: "http://" + ln.Addr().String(), reg: reg}, cancel: cancel, done: make(chan error, 1)}
+	scheme := "http"
+	if o.TLSCert != "" {
+		scheme = "https"
+	}
+	s := &served{testEdge: &testEdge{Edge: e, url: scheme + "://" + ln.Addr().String(), reg: reg}, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- e.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
@@ -882,4 +887,59 @@ func TestFastUpstreamErrors(t *testing.T) {
 		t.Errorf("the route / still has the error %q after an answer", msg)
 	}
 	assertFastPath(t, e.testEdge)
+}
+
+// Over the Edge's TLS listener the fast path says X-Forwarded-Proto:
+// https, and a WebSocket upgrade, handed to the general path with the
+// bytes read already, still works over the TLS connection.
+func TestFastTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	node := newFakeNode(t, active(1))
+	rec := newRecorder(t)
+	rec.answer("/ws", rawAnswer{raw: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", echo: true})
+	e := startServed(t, []sideSpec{{name: "main", node: node, routes: []Route{{Path: "/", Upstream: rec.url()}}}},
+		func(o *Options) { o.TLSCert, o.TLSKey = certFile, keyFile })
+	e.waitRouted(t, "main")
+	c, err := tls.Dial("tcp", e.Addr(), &tls.Config{RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(waitLimit))
+	rc := &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+	for i := range 2 {
+		if res := rc.do(get1("/rec")); res.status != 200 || res.body != "ok" {
+			t.Fatalf("GET %d over TLS: %d %q", i, res.status, res.body)
+		}
+	}
+	assertFastPath(t, e.testEdge)
+	for i, r := range rec.received() {
+		if vs := values(r.head, "X-Forwarded-Proto"); len(vs) != 1 || vs[0] != "https" {
+			t.Errorf("request %d: the upstream got X-Forwarded-Proto %q, want https", i, vs)
+		}
+	}
+	// The upgrade on the same connection: the general path takes it over.
+	res := rc.do("GET /ws HTTP/1.1\r\nHost: pbx\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	if res.status != http.StatusSwitchingProtocols {
+		t.Fatalf("the upgrade over TLS: %d %q", res.status, res.head)
+	}
+	if n := handedOver(t, e.testEdge); n != 1 {
+		t.Errorf("%v connections went to the general path, want the upgrade's", n)
+	}
+	if _, err := io.WriteString(rc.c, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(rc.br, b); err != nil || string(b) != "ping" {
+		t.Fatalf("echo through the tunnel over TLS: %q, %v", b, err)
+	}
+	got := rec.received()
+	if len(got) != 3 {
+		t.Fatalf("the upstream received %d requests, want 3", len(got))
+	}
+	if vs := values(got[2].head, "X-Forwarded-Proto"); len(vs) != 1 || vs[0] != "https" {
+		t.Errorf("the upgrade: the upstream got X-Forwarded-Proto %q, want https (the general path sees TLS)", vs)
+	}
 }

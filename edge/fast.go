@@ -58,7 +58,7 @@ type fastServer struct {
 	handoff   chan net.Conn
 	done      chan struct{} // closed with the listener
 	closeOnce sync.Once
-	acceptErr error // why the accept loop stopped, when not closed
+	acceptErr error // why the accept loop stopped, when not closed (closeWith)
 
 	// now is the coarse clock (Unix nanoseconds), set by the watchdog.
 	now      atomic.Int64
@@ -95,11 +95,21 @@ func (fs *fastServer) Accept() (net.Conn, error) {
 
 // Close stops accepting: new connections are refused.
 func (fs *fastServer) Close() error {
-	fs.closeOnce.Do(func() {
-		fs.ln.Close()
-		close(fs.done)
-	})
+	fs.closeWith(nil)
 	return nil
+}
+
+// closeWith closes the listener; err, when not nil, is the accept loop's
+// reason, which Accept returns then. The reason is set in the Once,
+// before done closes, so that Accept reads it after: the accept loop
+// sees done closed when its Accept fails because Close closed the
+// listener, and keeps no reason then.
+func (fs *fastServer) closeWith(err error) {
+	fs.closeOnce.Do(func() {
+		fs.acceptErr = err
+		close(fs.done)
+		fs.ln.Close()
+	})
 }
 
 func (fs *fastServer) Addr() net.Addr { return fs.ln.Addr() }
@@ -124,8 +134,7 @@ func (fs *fastServer) acceptLoop() {
 				time.Sleep(backoff)
 				continue
 			}
-			fs.acceptErr = err
-			fs.Close()
+			fs.closeWith(err)
 			return
 		}
 		backoff = 0

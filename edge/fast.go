@@ -401,6 +401,13 @@ func (fc *fastConn) send(rt *route, r *fastRequest) (*upConn, error) {
 		}
 		fc.up.Store(nil)
 		rt.pool.discard(uc)
+		if uc.reused && !fc.expired.Load() {
+			// The upstream closed it while it was idle: it closed the
+			// connections idle for longer too (its idle timeout, or a
+			// restart). Each would cost a request an attempt, and a
+			// request that cannot go again its answer.
+			rt.pool.closeIdle(uc.idleSince+1, false)
+		}
 		// A request whose connection expired failed for that: sent again,
 		// it would outlive its time (and a shutdown would wait for it).
 		if !uc.reused || !r.retryable || attempt == 2 || fc.expired.Load() {

@@ -32,6 +32,7 @@ import (
 // accepted and the requests it read.
 type rawUpstream struct {
 	ln       net.Listener
+	conns    sync.Map // the open connections
 	accepted atomic.Int32
 	requests atomic.Int32
 	mu       sync.Mutex
@@ -51,7 +52,6 @@ func newRawUpstream(t *testing.T, handle func(c net.Conn, r upRequest) bool) *ra
 	}
 	u := &rawUpstream{ln: ln}
 	var wg sync.WaitGroup
-	var conns sync.Map
 	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
@@ -59,9 +59,9 @@ func newRawUpstream(t *testing.T, handle func(c net.Conn, r upRequest) bool) *ra
 				return
 			}
 			n := u.accepted.Add(1)
-			conns.Store(c, nil)
+			u.conns.Store(c, nil)
 			wg.Go(func() {
-				defer conns.Delete(c)
+				defer u.conns.Delete(c)
 				defer c.Close()
 				br := bufio.NewReader(c)
 				for {
@@ -92,10 +92,15 @@ func newRawUpstream(t *testing.T, handle func(c net.Conn, r upRequest) bool) *ra
 	})
 	t.Cleanup(func() {
 		ln.Close()
-		conns.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true })
+		u.closeConns()
 		wg.Wait()
 	})
 	return u
+}
+
+// closeConns closes the open connections, as an upstream that restarts.
+func (u *rawUpstream) closeConns() {
+	u.conns.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true })
 }
 
 func (u *rawUpstream) url() string { return "http://" + u.ln.Addr().String() }
@@ -942,4 +947,44 @@ func TestFastTLS(t *testing.T) {
 	if vs := values(got[2].head, "X-Forwarded-Proto"); len(vs) != 1 || vs[0] != "https" {
 		t.Errorf("the upgrade: the upstream got X-Forwarded-Proto %q, want https (the general path sees TLS)", vs)
 	}
+}
+
+// An upstream that closes its kept connections at once (it restarted, or
+// its idle timeout is shorter than the Edge's): a GET that finds them
+// closed still gets its answer, on a new connection, however many the
+// pool kept.
+func TestFastRetryAfterTheUpstreamClosedAllItsConnections(t *testing.T) {
+	release, held := make(chan struct{}), make(chan struct{}, 4)
+	up := holdUpstream(t, release, held)
+	e := startFast(t, up.url())
+	// Three upstream connections at once, then kept.
+	var rcs []*rawConn
+	for range 3 {
+		rc := dialRaw(t, e.testEdge)
+		if _, err := io.WriteString(rc.c, get1("/hold")); err != nil {
+			t.Fatal(err)
+		}
+		waitHeld(t, held)
+		rcs = append(rcs, rc)
+	}
+	close(release)
+	for _, rc := range rcs {
+		if res := rc.read(); res.status != 200 {
+			t.Fatalf("GET /hold: %d", res.status)
+		}
+	}
+	if n := up.accepted.Load(); n != 3 {
+		t.Fatalf("the upstream accepted %d connections, want 3", n)
+	}
+	up.closeConns()
+	if res := rcs[0].do(get1("/after")); res.status != 200 || res.body != "ok" {
+		t.Errorf("GET after the upstream closed its connections: %d %q, want it sent again on a new one", res.status, res.body)
+	}
+	if got := up.lines(); len(got) != 4 || got[3] != "GET /after HTTP/1.1" {
+		t.Errorf("the upstream read %q, want /after once", got)
+	}
+	if n := upstreamErrors(t, e.testEdge); n != 0 {
+		t.Errorf("upstream errors = %v, want none", n)
+	}
+	assertFastPath(t, e.testEdge)
 }

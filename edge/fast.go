@@ -472,7 +472,10 @@ func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 	if err == nil {
 		err = fc.bw.Flush()
 	}
-	if err != nil || streamed || ans.close {
+	// Bytes past the answer: the upstream sent more than it said (a body
+	// to a HEAD, a 204 or a 304). Kept, they would be read as the next
+	// request's answer, another client's.
+	if err != nil || streamed || ans.close || uc.br.Buffered() > 0 {
 		rt.pool.discard(uc)
 	} else {
 		rt.pool.put(uc, fc.fs.now.Load())

@@ -988,3 +988,50 @@ func TestFastRetryAfterTheUpstreamClosedAllItsConnections(t *testing.T) {
 	}
 	assertFastPath(t, e.testEdge)
 }
+
+// An upstream that sends more than its answer (a body to a HEAD, a 204
+// or a 304, or bytes after the body): what follows is no answer to the
+// next request, which gets its own.
+func TestFastBytesPastTheAnswerAreNotTheNextAnswer(t *testing.T) {
+	const smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+	up := newRawUpstream(t, func(c net.Conn, r upRequest) bool {
+		var err error
+		switch r.path() {
+		case "/head":
+			_, err = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody")
+		case "/204":
+			_, err = io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n"+smuggled)
+		case "/304":
+			_, err = io.WriteString(c, "HTTP/1.1 304 Not Modified\r\n\r\n"+smuggled)
+		case "/more":
+			_, err = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nmore"+smuggled)
+		default:
+			return answerOK(c)
+		}
+		return err == nil
+	})
+	e := startFast(t, up.url())
+	for _, req := range []string{"HEAD /head HTTP/1.1\r\nHost: pbx\r\n\r\n", get1("/204"), get1("/304"), get1("/more")} {
+		rc := dialRaw(t, e.testEdge)
+		if _, err := io.WriteString(rc.c, req); err != nil {
+			t.Fatal(err)
+		}
+		head, err := readHead(rc.br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(req, "GET /more") {
+			if b := make([]byte, 4); func() bool { _, err := io.ReadFull(rc.br, b); return err != nil || string(b) != "more" }() {
+				t.Fatalf("%q: the body %q", req, b)
+			}
+		}
+		// Another client's request, then this client's.
+		other := dialRaw(t, e.testEdge)
+		for _, c := range []*rawConn{other, rc} {
+			if res := c.do(get1("/next")); res.status != 200 || res.body != "ok" {
+				t.Errorf("after %q (%q): the next request got %d %q, want the upstream's ok", req, head, res.status, res.body)
+			}
+		}
+	}
+	assertFastPath(t, e.testEdge)
+}

@@ -262,8 +262,23 @@ func TestFastUpstreamKeepAlive(t *testing.T) {
 			t.Errorf("after GET %s the upstream accepted %d connections, want %d", c.path, n, want)
 		}
 	}
-	if n := up.requests.Load(); n != 9 {
-		t.Errorf("the upstream read %d requests, want 9: %q", n, up.lines())
+	// The client's close is its own: its connection closes after the
+	// answer, the upstream's stays kept for another client.
+	res := rc.do("GET /a HTTP/1.1\r\nHost: pbx\r\nConnection: close\r\n\r\n")
+	if vs := values(res.head, "Connection"); res.status != 200 || len(vs) != 1 || vs[0] != "close" {
+		t.Errorf("GET with Connection: close: %d, Connection %q", res.status, vs)
+	}
+	if !rc.closed() {
+		t.Error("the client's connection stayed open after its close")
+	}
+	if res := dialRaw(t, e.testEdge).do(get1("/a")); res.status != 200 {
+		t.Errorf("GET from another client: %d", res.status)
+	}
+	if n := up.accepted.Load(); n != 3 {
+		t.Errorf("the upstream accepted %d connections, want 3: the client's close went upstream", n)
+	}
+	if got := up.lines(); len(got) != 11 {
+		t.Errorf("the upstream read %d requests, want 11: %q", len(got), got)
 	}
 	assertFastPath(t, e.testEdge)
 }

@@ -365,6 +365,12 @@ func (fc *fastConn) exchange(head []byte, r *fastRequest, s *side, rt *route) bo
 	fc.br.Discard(len(head))
 	uc, err := fc.send(rt, r)
 	if err != nil {
+		if fc.expired.Load() {
+			// The watchdog closed the connection (the request did not
+			// arrive whole in time), or the shutdown did: no answer
+			// goes, and the upstream did not fail.
+			return false
+		}
 		rt.failed(err)
 		rt.count(http.StatusBadGateway)
 		// A body partly sent is partly read: the connection cannot go on.

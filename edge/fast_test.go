@@ -590,6 +590,16 @@ func TestFastWatchdog(t *testing.T) {
 			t.Errorf("the upstream received a whole body %q", r.body)
 		}
 	}
+	// The client's time was up, not the upstream's: no upstream error.
+	if n := upstreamErrors(t, e); n != 0 {
+		t.Errorf("upstream errors = %v after a client stalled, want none", n)
+	}
+	if msg := e.Status().Sides[0].Routes[0].Error; msg != "" {
+		t.Errorf("the route's status says the upstream failed: %q", msg)
+	}
+	if n := testkit.Metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "main", "code": "502"}); n != 0 {
+		t.Errorf("requests{main,502} = %v: no 502 was sent", n)
+	}
 	assertFastPath(t, e)
 }
 

@@ -780,6 +780,11 @@ func TestFastShutdownCutsAHeldRequest(t *testing.T) {
 	if !rc.closed() {
 		t.Error("the client's connection stayed open")
 	}
+	// The shutdown cut it: the upstream did not fail.
+	if n := upstreamErrors(t, e.testEdge); n != 0 {
+		t.Errorf("upstream errors = %v, want none", n)
+	}
+	assertFastPath(t, e.testEdge)
 }
 
 // The Edge's pages on the fast path: 503 with Retry-After with no side

@@ -422,21 +422,28 @@ func (fc *fastConn) send(rt *route, r *fastRequest) (*upConn, error) {
 	}
 }
 
+// maxInterim bounds the interim answers (1xx) before an answer, as
+// fasthttp does on the general path.
+const maxInterim = 100
+
 // relay sends the upstream's answer to the client (see fast.go's
 // comment), and reports whether the client connection stays open. An
 // answer without a length is a stream of its side: the client connection
 // closes after it, and a switch cuts it.
 func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 	defer fc.up.Store(nil)
-	fc.out = fc.out[:0]
 	var ans answerHead
-	for {
+	for interim := 0; ; interim++ {
 		raw, err := readRawHead(fc.head[:0], uc.br)
 		if err == nil {
 			ans, err = parseAnswer(raw)
 		}
-		if err == nil && ans.status == http.StatusSwitchingProtocols {
+		switch {
+		case err != nil:
+		case ans.status == http.StatusSwitchingProtocols:
 			err = errors.New("101 Switching Protocols to a request that asked for no upgrade")
+		case ans.status < 200 && interim == maxInterim:
+			err = errors.New("more than 100 interim answers")
 		}
 		fc.head = raw
 		if err != nil {
@@ -452,7 +459,16 @@ func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 		if ans.status >= 200 {
 			break
 		}
-		fc.out = relayHead(fc.out, raw, headInterim)
+		// An interim answer (103 Early Hints) is meant to come before
+		// the answer: it goes at once.
+		fc.out = relayHead(fc.out[:0], raw, headInterim)
+		if _, err = fc.bw.Write(fc.out); err == nil {
+			err = fc.bw.Flush()
+		}
+		if err != nil {
+			rt.pool.discard(uc)
+			return false
+		}
 	}
 	noBody := r.headOnly || ans.status == http.StatusNoContent || ans.status == http.StatusNotModified
 	streamed := !noBody && ans.length < 0
@@ -461,7 +477,7 @@ func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 	if keep {
 		kind = headKept
 	}
-	fc.out = relayHead(fc.out, fc.head, kind)
+	fc.out = relayHead(fc.out[:0], fc.head, kind)
 	rt.answered()
 	rt.count(ans.status)
 	_, err := fc.bw.Write(fc.out)

@@ -1065,3 +1065,66 @@ func TestFastBytesPastTheAnswerAreNotTheNextAnswer(t *testing.T) {
 	}
 	assertFastPath(t, e.testEdge)
 }
+
+// Interim answers (103 Early Hints) reach the client as they come, before
+// the upstream has its answer; an upstream that sends interim answers
+// without end gets a 502 after 100, as on the general path (fasthttp).
+func TestFastInterimAnswers(t *testing.T) {
+	release := make(chan struct{})
+	up := newRawUpstream(t, func(c net.Conn, r upRequest) bool {
+		var err error
+		switch r.path() {
+		case "/hints":
+			if _, err = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"); err != nil {
+				return false
+			}
+			<-release
+			_, err = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhints")
+		case "/endless":
+			_, err = io.WriteString(c, strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 101)+okAnswer)
+		default:
+			return answerOK(c)
+		}
+		return err == nil
+	})
+	e := startFast(t, up.url())
+	rc := dialRaw(t, e.testEdge)
+	if _, err := io.WriteString(rc.c, get1("/hints")); err != nil {
+		t.Fatal(err)
+	}
+	head, err := readHead(rc.br)
+	close(release)
+	if err != nil || !strings.HasPrefix(head, "HTTP/1.1 103 ") || len(values(head, "Link")) != 1 {
+		t.Fatalf("the 103 before the answer: %q, %v", head, err)
+	}
+	if res := rc.read(); res.status != 200 || res.body != "hints" {
+		t.Errorf("then %d %q", res.status, res.body)
+	}
+	rc = dialRaw(t, e.testEdge)
+	if _, err := io.WriteString(rc.c, get1("/endless")); err != nil {
+		t.Fatal(err)
+	}
+	interim := 0
+	for {
+		head, err := readHead(rc.br)
+		if err != nil {
+			t.Fatalf("after %d interim answers: %v", interim, err)
+		}
+		if !strings.HasPrefix(head, "HTTP/1.1 1") {
+			if !strings.HasPrefix(head, "HTTP/1.1 502 ") {
+				t.Errorf("after %d interim answers: %q, want 502", interim, head)
+			}
+			break
+		}
+		if interim++; !strings.HasPrefix(head, "HTTP/1.1 100 ") {
+			t.Fatalf("interim answer %d: %q", interim, head)
+		}
+	}
+	if interim != 100 {
+		t.Errorf("the client got %d interim answers, want 100", interim)
+	}
+	if n := upstreamErrors(t, e.testEdge); n != 1 {
+		t.Errorf("upstream errors = %v, want 1", n)
+	}
+	assertFastPath(t, e.testEdge)
+}

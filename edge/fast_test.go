@@ -539,7 +539,7 @@ func TestFastStreams(t *testing.T) {
 // whose request has not arrived whole after readTimeout, its body
 // stalled half-way; never before (less the clock's grain).
 func TestFastWatchdog(t *testing.T) {
-	const timeout = 2 * time.Second
+	const timeout = 3 * time.Second
 	setVar(t, &fastIdleTimeout, timeout)
 	setVar(t, &fastReadTimeout, timeout)
 	e, rec := startRecorded(t)
@@ -557,8 +557,9 @@ func TestFastWatchdog(t *testing.T) {
 		}
 		return time.Since(start)
 	}
-	// The watchdog's clock is a second behind at most.
-	const least = timeout - watchdogInterval
+	// The watchdog's clock is a second behind, or more on a loaded
+	// machine: a margin of two.
+	const least = timeout - 2*watchdogInterval
 
 	// The three at once: the test takes one timeout.
 	idle := dialRaw(t, e)

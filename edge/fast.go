@@ -40,6 +40,10 @@ import (
 // watchdogInterval is the watchdog's period and the clock's grain.
 const watchdogInterval = time.Second
 
+// The fast path's timeouts: the server's readTimeout and idleTimeout
+// (variables for the tests).
+var fastReadTimeout, fastIdleTimeout = readTimeout, idleTimeout
+
 // fastServer accepts the Edge's client connections and serves them on the
 // fast path; to fasthttp it is the listener, whose Accept returns the
 // connections handed over to the general path.
@@ -54,16 +58,16 @@ type fastServer struct {
 	handoff   chan net.Conn
 	done      chan struct{} // closed with the listener
 	closeOnce sync.Once
+	acceptErr error // why the accept loop stopped, when not closed (closeWith)
 
 	// now is the coarse clock (Unix nanoseconds), set by the watchdog.
 	now      atomic.Int64
 	stopping atomic.Bool
 	open     atomic.Int32
 
-	mu        sync.Mutex
-	conns     map[*fastConn]struct{}
-	acceptErr error // why the accept loop stopped, when not closed
-	wg        sync.WaitGroup
+	mu    sync.Mutex
+	conns map[*fastConn]struct{}
+	wg    sync.WaitGroup
 }
 
 func newFastServer(e *Edge, ln net.Listener) *fastServer {
@@ -82,8 +86,6 @@ func (fs *fastServer) Accept() (net.Conn, error) {
 	case c := <-fs.handoff:
 		return c, nil
 	case <-fs.done:
-		fs.mu.Lock()
-		defer fs.mu.Unlock()
 		if fs.acceptErr != nil {
 			return nil, fs.acceptErr
 		}
@@ -93,13 +95,21 @@ func (fs *fastServer) Accept() (net.Conn, error) {
 
 // Close stops accepting: new connections are refused.
 func (fs *fastServer) Close() error {
+	fs.closeWith(nil)
+	return nil
+}
+
+// closeWith closes the listener; err, when not nil, is the accept loop's
+// reason, which Accept returns then. The reason is set in the Once,
+// before done closes, so that Accept reads it after: the accept loop
+// sees done closed when its Accept fails because Close closed the
+// listener, and keeps no reason then.
+func (fs *fastServer) closeWith(err error) {
 	fs.closeOnce.Do(func() {
-		// done first: the accept loop then knows the error the close
-		// gives it for what it is.
+		fs.acceptErr = err
 		close(fs.done)
 		fs.ln.Close()
 	})
-	return nil
 }
 
 func (fs *fastServer) Addr() net.Addr { return fs.ln.Addr() }
@@ -124,10 +134,7 @@ func (fs *fastServer) acceptLoop() {
 				time.Sleep(backoff)
 				continue
 			}
-			fs.mu.Lock()
-			fs.acceptErr = err
-			fs.mu.Unlock()
-			fs.Close()
+			fs.closeWith(err)
 			return
 		}
 		backoff = 0
@@ -234,10 +241,13 @@ type fastConn struct {
 	up       atomic.Pointer[upConn]
 	// waiting: between requests (a shutdown closes it).
 	waiting atomic.Bool
+	// expired: the watchdog or the shutdown closed it.
+	expired atomic.Bool
 }
 
 // expire closes the connection and its upstream connection in use.
 func (fc *fastConn) expire() {
+	fc.expired.Store(true)
 	fc.c.Close()
 	if uc := fc.up.Load(); uc != nil {
 		uc.c.Close()
@@ -287,10 +297,10 @@ func (fc *fastConn) serve() {
 	} else {
 		fc.ip = []byte("0.0.0.0")
 	}
-	timeout := readTimeout
+	timeout := fastReadTimeout
 	for {
 		fc.setDeadline(timeout)
-		timeout = idleTimeout
+		timeout = fastIdleTimeout
 		fc.waiting.Store(true)
 		if fs.stopping.Load() {
 			return
@@ -301,7 +311,7 @@ func (fc *fastConn) serve() {
 			}
 		}
 		fc.waiting.Store(false)
-		fc.setDeadline(readTimeout)
+		fc.setDeadline(fastReadTimeout)
 		b, n := fc.readHead()
 		var r fastRequest
 		if n <= 0 || !scanHead(b[:n], &r) {
@@ -396,6 +406,12 @@ func (fc *fastConn) exchange(head []byte, r *fastRequest, s *side, rt *route) bo
 	fc.br.Discard(len(head))
 	uc, err := fc.send(rt, r)
 	if err != nil {
+		if fc.expired.Load() {
+			// The watchdog closed the connection (the request did not
+			// arrive whole in time), or the shutdown did: no answer
+			// goes, and the upstream did not fail.
+			return false
+		}
 		rt.failed(err)
 		rt.count(http.StatusBadGateway)
 		// A body partly sent is partly read: the connection cannot go on.
@@ -434,26 +450,42 @@ func (fc *fastConn) send(rt *route, r *fastRequest) (*upConn, error) {
 		}
 		fc.up.Store(nil)
 		rt.pool.discard(uc)
-		if !uc.reused || !r.retryable || attempt == 2 {
+		if uc.reused && !fc.expired.Load() {
+			// The upstream closed it while it was idle: it closed the
+			// connections idle for longer too (its idle timeout, or a
+			// restart). Each would cost a request an attempt, and a
+			// request that cannot go again its answer.
+			rt.pool.closeIdle(uc.idleSince+1, false)
+		}
+		// A request whose connection expired failed for that: sent again,
+		// it would outlive its time (and a shutdown would wait for it).
+		if !uc.reused || !r.retryable || attempt == 2 || fc.expired.Load() {
 			return nil, err
 		}
 	}
 }
+
+// maxInterim bounds the interim answers (1xx) before an answer, as
+// fasthttp does on the general path.
+const maxInterim = 100
 
 // relay sends the upstream's answer to the client (see fast.go's
 // comment), and reports whether the client connection stays open. An
 // answer without a length is a stream of its side: the client connection
 // closes after it, and a switch cuts it.
 func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
-	fc.out = fc.out[:0]
 	var ans answerHead
-	for {
+	for interim := 0; ; interim++ {
 		raw, err := readRawHead(fc.head[:0], uc.br)
 		if err == nil {
 			ans, err = parseAnswer(raw)
 		}
-		if err == nil && ans.status == http.StatusSwitchingProtocols {
+		switch {
+		case err != nil:
+		case ans.status == http.StatusSwitchingProtocols:
 			err = errors.New("101 Switching Protocols to a request that asked for no upgrade")
+		case ans.status < 200 && interim == maxInterim:
+			err = errors.New("more than 100 interim answers")
 		}
 		fc.head = raw
 		if err != nil {
@@ -463,10 +495,24 @@ func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 			rt.count(http.StatusBadGateway)
 			return fc.page(http.StatusBadGateway, r.close)
 		}
+		// A proxy sends its own version (RFC 9110 §6.2): an HTTP/1.0
+		// upstream's answer, relayed as such, would tell the client that
+		// its kept connection closes.
+		raw[len("HTTP/1.")] = '1'
 		if ans.status >= 200 {
 			break
 		}
-		fc.out = relayHead(fc.out, raw, headInterim)
+		// An interim answer (103 Early Hints) is meant to come before
+		// the answer: it goes at once.
+		fc.out = relayHead(fc.out[:0], raw, headInterim)
+		if _, err = fc.bw.Write(fc.out); err == nil {
+			err = fc.bw.Flush()
+		}
+		if err != nil {
+			fc.up.Store(nil)
+			rt.pool.discard(uc)
+			return false
+		}
 	}
 	noBody := r.headOnly || ans.status == http.StatusNoContent || ans.status == http.StatusNotModified
 	streamed := !noBody && ans.length < 0
@@ -475,7 +521,7 @@ func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 	if keep {
 		kind = headKept
 	}
-	fc.out = relayHead(fc.out, fc.head, kind)
+	fc.out = relayHead(fc.out[:0], fc.head, kind)
 	rt.answered()
 	rt.count(ans.status)
 	_, err := fc.bw.Write(fc.out)
@@ -490,7 +536,10 @@ func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 		err = relayN(fc.bw, uc.br, ans.length)
 	}
 	fc.up.Store(nil)
-	if err != nil || streamed || ans.close {
+	// Bytes past the answer: the upstream sent more than it said (a body
+	// to a HEAD, a 204 or a 304). Kept, they would be read as the next
+	// request's answer, another client's.
+	if err != nil || streamed || ans.close || uc.br.Buffered() > 0 {
 		rt.pool.discard(uc)
 	} else {
 		rt.pool.put(uc, fc.fs.now.Load())
@@ -517,7 +566,7 @@ func (fc *fastConn) sentHook() bool {
 // answered is the hook of the wait after an answer is written (see
 // sock): the connection is between requests.
 func (fc *fastConn) answeredHook() bool {
-	fc.setDeadline(idleTimeout)
+	fc.setDeadline(fastIdleTimeout)
 	fc.waiting.Store(true)
 	return !fc.fs.stopping.Load()
 }

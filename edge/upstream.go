@@ -37,6 +37,10 @@ type upConn struct {
 	idleSince int64
 }
 
+// The pool's bound and its wait: maxUpstreamConns and upstreamWait
+// (variables for the tests).
+var poolMaxConns, poolWait = maxUpstreamConns, upstreamWait
+
 var errNoUpstreamConn = errors.New("no free connection to the upstream in time")
 
 func newUpPool(dial func() (net.Conn, error)) *upPool {
@@ -56,7 +60,7 @@ func (p *upPool) get() (*upConn, error) {
 			uc.reused = true
 			return uc, nil
 		}
-		if p.open < maxUpstreamConns {
+		if p.open < poolMaxConns {
 			p.open++
 			p.mu.Unlock()
 			c, err := p.dial()
@@ -69,7 +73,7 @@ func (p *upPool) get() (*upConn, error) {
 		}
 		p.mu.Unlock()
 		if deadline == nil {
-			deadline = time.NewTimer(upstreamWait)
+			deadline = time.NewTimer(poolWait)
 			defer deadline.Stop()
 		}
 		select {

@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		switches: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_switches_total",
 			Help: "Changes of the side receiving the traffic (to none included)."}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "resman_edge_requests_total",
-			Help: "Requests answered, by side, route (path prefix) and status code (499: the client went away)."}, []string{"side", "route", "code"}),
+			Help: "Requests answered, by side, route (path prefix) and status code."}, []string{"side", "route", "code"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "resman_edge_upstream_errors_total",
 			Help: "Requests an upstream did not answer (the client got a 502)."}, []string{"side"}),
 		closed: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_closed_connections_total",

@@ -20,7 +20,8 @@ type upPool struct {
 	idle   []*upConn // oldest first
 	open   int       // idle and in use
 	closed bool
-	// freed wakes a request waiting at the bound.
+	// freed is closed when a connection goes idle or closes, waking the
+	// requests waiting at the bound; nil when none waits.
 	freed chan struct{}
 }
 
@@ -44,7 +45,7 @@ var poolMaxConns, poolWait = maxUpstreamConns, upstreamWait
 var errNoUpstreamConn = errors.New("no free connection to the upstream in time")
 
 func newUpPool(dial func() (net.Conn, error)) *upPool {
-	return &upPool{dial: dial, freed: make(chan struct{}, 1)}
+	return &upPool{dial: dial}
 }
 
 // get returns an idle connection, or a new one.
@@ -71,13 +72,17 @@ func (p *upPool) get() (*upConn, error) {
 			s := newSock(c)
 			return &upConn{c: c, s: s, br: bufio.NewReaderSize(c, bufferSize), bw: bufio.NewWriterSize(s, bufferSize)}, nil
 		}
+		if p.freed == nil {
+			p.freed = make(chan struct{})
+		}
+		freed := p.freed
 		p.mu.Unlock()
 		if deadline == nil {
 			deadline = time.NewTimer(poolWait)
 			defer deadline.Stop()
 		}
 		select {
-		case <-p.freed:
+		case <-freed:
 		case <-deadline.C:
 			return nil, errNoUpstreamConn
 		}
@@ -94,8 +99,8 @@ func (p *upPool) put(uc *upConn, now int64) {
 		return
 	}
 	p.idle = append(p.idle, uc)
+	p.wakeLocked()
 	p.mu.Unlock()
-	p.wake()
 }
 
 // discard closes a connection that cannot serve another request.
@@ -107,14 +112,16 @@ func (p *upPool) discard(uc *upConn) {
 func (p *upPool) forget() {
 	p.mu.Lock()
 	p.open--
+	p.wakeLocked()
 	p.mu.Unlock()
-	p.wake()
 }
 
-func (p *upPool) wake() {
-	select {
-	case p.freed <- struct{}{}:
-	default:
+// wakeLocked wakes every request waiting at the bound: each tries again
+// (a wake-up per freed connection could be lost between two waits).
+func (p *upPool) wakeLocked() {
+	if p.freed != nil {
+		close(p.freed)
+		p.freed = nil
 	}
 }
 
@@ -138,11 +145,11 @@ func (p *upPool) closeIdle(before int64, closing bool) {
 	if closing {
 		p.closed = true
 	}
+	if k > 0 {
+		p.wakeLocked()
+	}
 	p.mu.Unlock()
 	for _, uc := range old {
 		uc.c.Close()
-	}
-	if k > 0 {
-		p.wake()
 	}
 }

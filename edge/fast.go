@@ -22,13 +22,14 @@ import (
 // connection (upstream.go) and relays the answer's head and body with the
 // raw parser of the tunnels (hop.go). No clock is read and no deadline set
 // per request: a watchdog closes the connections whose time is up, once a
-// second.
+// second. The last write to each peer waits for its answer without the
+// read that would find nothing (sock.go).
 //
 // Whatever the fast path does not take goes, with the rest of its
 // connection, to the general path (fasthttp and proxy.go), which reads it
 // from its first byte: a head that is not plain HTTP/1.1 in its strictest
-// form, or not whole in the first read (a client that sends it slowly
-// gets fasthttp's timeouts), WebSocket upgrades, event streams, chunked
+// form, or not whole within maxHeadReads reads (a client that sends it
+// slowly gets fasthttp's timeouts), WebSocket upgrades, event streams, chunked
 // uploads, Expect: 100-continue, and every request the Edge refuses. So
 // the refusals, the tunnels and every reading of a strange request are the
 // general path's, as before; the fast path is the common case, made cheap.

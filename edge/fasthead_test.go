@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -169,6 +170,9 @@ func checkFastHead(t *testing.T, head []byte, r *fastRequest, rt *route) {
 		t.Fatalf("the fast path takes %q, the general path: %v", head, err)
 	}
 	fast := appendUpstreamHead(nil, head, r, rt, []byte("192.0.2.10"), "http")
+	if req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(fast))); err != nil || req.TransferEncoding != nil {
+		t.Fatalf("net/http reads the fast path's head %q: %v, Transfer-Encoding %q", fast, err, req.TransferEncoding)
+	}
 	if d := headDiff(string(general), string(fast)); d != "" {
 		t.Fatalf("route %s%s, head %q:\n%s\ngeneral path: %q\nfast path:    %q", rt.host, rt.prefix, head, d, general, fast)
 	}
@@ -324,15 +328,11 @@ func generalExtras(g, f normHead) {
 	}
 }
 
-// headDiff says how the general path's upstream head and the fast path's
-// differ ("" for not), normalized (see normHead), and checks that
-// net/http reads both as the same request, without a body coding.
-func headDiff(general, fast string) string {
-	g, f := normalize(general), normalize(fast)
-	generalExtras(g, f)
+// fieldsDiff says how two normalized heads differ, "" for not.
+func fieldsDiff(g, f normHead) string {
 	var d []string
 	if g.line != f.line {
-		d = append(d, fmt.Sprintf("request line %q, fast path %q", g.line, f.line))
+		d = append(d, fmt.Sprintf("first line %q, fast path %q", g.line, f.line))
 	}
 	names := map[string]bool{}
 	for k := range g.fields {
@@ -341,16 +341,23 @@ func headDiff(general, fast string) string {
 	for k := range f.fields {
 		names[k] = true
 	}
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range names {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(names)) {
 		if !slices.Equal(g.fields[k], f.fields[k]) {
 			d = append(d, fmt.Sprintf("%s: general %q, fast %q", k, g.fields[k], f.fields[k]))
 		}
+	}
+	return strings.Join(d, "\n")
+}
+
+// headDiff says how the general path's upstream head and the fast path's
+// differ ("" for not), normalized (see normHead), and checks that
+// net/http reads both as the same request, with the same body coding.
+func headDiff(general, fast string) string {
+	g, f := normalize(general), normalize(fast)
+	generalExtras(g, f)
+	var d []string
+	if fd := fieldsDiff(g, f); fd != "" {
+		d = append(d, fd)
 	}
 	gr, gerr := http.ReadRequest(bufio.NewReader(strings.NewReader(general)))
 	fr, ferr := http.ReadRequest(bufio.NewReader(strings.NewReader(fast)))
@@ -362,7 +369,7 @@ func headDiff(general, fast string) string {
 			d = append(d, fmt.Sprintf("net/http reads %s %s Host %s length %d, fast path %s %s Host %s length %d",
 				gr.Method, gr.URL, gr.Host, gr.ContentLength, fr.Method, fr.URL, fr.Host, fr.ContentLength))
 		}
-		if len(gr.TransferEncoding) > 0 || len(fr.TransferEncoding) > 0 {
+		if !slices.Equal(gr.TransferEncoding, fr.TransferEncoding) {
 			d = append(d, fmt.Sprintf("Transfer-Encoding: general %q, fast %q", gr.TransferEncoding, fr.TransferEncoding))
 		}
 	}
@@ -409,4 +416,172 @@ func TestScanHead(t *testing.T) {
 			t.Errorf("%s: scanHead = %v, want %v: %q", c.name, got, c.take, c.head)
 		}
 	}
+}
+
+// TestFastPathAgreesWithTheGeneralPath sends the same raw requests through
+// two Edges in front of one recorder, one serving on the fast path what it
+// takes and one serving everything on the general path, and compares what
+// the upstream received and what the client got (normalized: see
+// headDiff and answerDiff). It also checks which path served each.
+func TestFastPathAgreesWithTheGeneralPath(t *testing.T) {
+	rec := newRecorder(t)
+	// A route with a path prefix: /app/x goes to /pbx/app/x.
+	routes := []Route{{Path: "/app", Upstream: rec.url() + "/pbx"}}
+	fastEdge := startEdgeTo(t, routes, false)
+	generalEdge := startEdgeTo(t, routes, true)
+	// Every answer has a Date: the general path adds one to an answer
+	// without (see the report of the fast path's tests), and the
+	// upstreams behind the Edge send one.
+	const date = "Date: Mon, 07 Dec 2026 10:00:00 GMT\r\n"
+	answers := map[string]string{
+		"nolength": "HTTP/1.1 200 OK\r\n" + date + "Content-Type: text/plain\r\nX-A: 1\r\n\r\nstreamed to the close",
+		"chunked": "HTTP/1.1 200 OK\r\n" + date + "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+		"204":   "HTTP/1.1 204 No Content\r\n" + date + "X-A: 1\r\n\r\n",
+		"304":   "HTTP/1.1 304 Not Modified\r\n" + date + "ETag: \"v1\"\r\nCache-Control: max-age=60\r\n\r\n",
+		"103":   "HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\n" + date + "Content-Length: 2\r\n\r\nok",
+		"head":  "HTTP/1.1 200 OK\r\n" + date + "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n",
+		"close": "HTTP/1.1 200 OK\r\n" + date + "Connection: close\r\nContent-Length: 2\r\n\r\nok",
+		"hop": "HTTP/1.1 200 OK\r\n" + date + "Connection: X-Secret, keep-alive\r\nKeep-Alive: timeout=5\r\nX-Secret: 1\r\n" +
+			"X-Kept: first\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Kept: second\r\nContent-Length: 2\r\n\r\nok",
+		"large": "HTTP/1.1 200 OK\r\n" + date + "Content-Type: application/octet-stream\r\nContent-Length: 40000\r\n\r\n" + strings.Repeat("z", 40000),
+	}
+	for _, path := range []string{"a", "b", "c", "x", "form", "empty", "a b", "x/../a"} {
+		answers[path] = "HTTP/1.1 200 OK\r\n" + date + "Content-Length: 2\r\n\r\nok"
+	}
+	for path, raw := range answers {
+		a := rawAnswer{raw: raw}
+		a.close = path == "nolength" || path == "close"
+		rec.answer("/pbx/app/"+path, a)
+	}
+	const host = "Host: pbx.example.org\r\n"
+	for _, c := range []struct {
+		name, req string
+		answers   int  // how many answers the client reads
+		headOnly  bool // the requests are HEADs
+		fast      bool // the fast path serves it all
+	}{
+		{"GET", "GET /app/a HTTP/1.1\r\n" + host + "Accept: */*\r\nUser-Agent: curl/8.5.0\r\n\r\n", 1, false, true},
+		{"HEAD", "HEAD /app/head HTTP/1.1\r\n" + host + "\r\n", 1, true, true},
+		{"POST with a body", "POST /app/form HTTP/1.1\r\n" + host + "Content-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world", 1, false, true},
+		{"POST without a body", "POST /app/empty HTTP/1.1\r\n" + host + "\r\n", 1, false, true},
+		{"POST without a type", "POST /app/form HTTP/1.1\r\n" + host + "Content-Length: 3\r\n\r\nabc", 1, false, true},
+		{"DELETE", "DELETE /app/x HTTP/1.1\r\n" + host + "\r\n", 1, false, true},
+		{"Connection naming headers", "GET /app/a HTTP/1.1\r\n" + host +
+			"Connection: keep-alive, X-Secret\r\nX-Kept: first\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic dXNlcjpwYXNz\r\n" +
+			"TE: trailers\r\nconnection: x-other\r\nX-Secret: 1\r\nx-other: 2\r\nx-kept: second\r\n\r\n", 1, false, true},
+		{"X-Forwarded-* spoofing", "GET /app/a HTTP/1.1\r\n" + host +
+			"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: gopher\r\nx-forwarded-for: 7.7.7.7, 8.8.8.8\r\n" +
+			"Connection: X-Forwarded-For, Host\r\n\r\n", 1, false, true},
+		{"pipelined", "GET /app/a HTTP/1.1\r\n" + host + "\r\nPOST /app/b HTTP/1.1\r\n" + host + "Content-Length: 2\r\n\r\nhiGET /app/c?q=1 HTTP/1.1\r\n" + host + "\r\n", 3, false, true},
+		{"Connection: close", "GET /app/a HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n", 1, false, true},
+		{"names in any case", "GET /app/a HTTP/1.1\r\nhost: pbx.example.org\r\nx-custom: 1\r\nX-CUSTOM: 2\r\nCookie: a=1; b=2\r\nACCEPT: text/html\r\n\r\n", 1, false, true},
+		{"404", "GET /other HTTP/1.1\r\n" + host + "\r\n", 1, false, true},
+		{"404 then GET", "GET /other HTTP/1.1\r\n" + host + "\r\nGET /app/a HTTP/1.1\r\n" + host + "\r\n", 2, false, true},
+		{"answer without length", "GET /app/nolength HTTP/1.1\r\n" + host + "\r\n", 1, false, true},
+		{"chunked answer", "GET /app/chunked HTTP/1.1\r\n" + host + "\r\n", 1, false, true},
+		{"204", "GET /app/204 HTTP/1.1\r\n" + host + "\r\n", 1, false, true},
+		{"304", "GET /app/304 HTTP/1.1\r\n" + host + "If-None-Match: \"v1\"\r\n\r\n", 1, false, true},
+		{"103 then 200", "GET /app/103 HTTP/1.1\r\n" + host + "\r\n", 1, false, true},
+		{"upstream Connection: close", "GET /app/close HTTP/1.1\r\n" + host + "\r\nGET /app/a HTTP/1.1\r\n" + host + "\r\n", 2, false, true},
+		{"hop-by-hop answer headers", "GET /app/hop HTTP/1.1\r\n" + host + "\r\n", 1, false, true},
+		{"large answer", "GET /app/large HTTP/1.1\r\n" + host + "\r\n", 1, false, true},
+		// Handed over.
+		{"absolute-form target", "GET http://pbx.example.org/app/a HTTP/1.1\r\n" + host + "\r\n", 1, false, false},
+		{"percent-encoded path", "GET /app/a%20b HTTP/1.1\r\n" + host + "\r\n", 1, false, false},
+		{"dot segments", "GET /app/x/../a HTTP/1.1\r\n" + host + "\r\n", 1, false, false},
+		{"HTTP/1.0", "GET /app/a HTTP/1.0\r\n" + host + "\r\n", 1, false, false},
+		{"Expect: 100-continue", "POST /app/b HTTP/1.1\r\n" + host + "Expect: 100-continue\r\nContent-Length: 5\r\n\r\nhello", 1, false, false},
+		{"chunked upload", "POST /app/b HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 1, false, false},
+		{"two User-Agents", "GET /app/a HTTP/1.1\r\n" + host + "User-Agent: a\r\nUser-Agent: b\r\n\r\n", 1, false, false},
+		{"GET then a handed-over request", "GET /app/a HTTP/1.1\r\n" + host + "\r\nGET /app/a%20b HTTP/1.1\r\n" + host + "\r\n", 2, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var ups [2][]recorded
+			var xs [2][]exchange
+			for i, e := range []*testEdge{generalEdge, fastEdge} {
+				before, h0 := len(rec.received()), handOvers(t, e)
+				xs[i] = send(t, e, c.req, c.answers, c.headOnly)
+				ups[i] = rec.received()[before:]
+				switch h := handOvers(t, e) - h0; {
+				case e == generalEdge && h != 1:
+					t.Errorf("the general-only Edge handed %v connections over, want 1", h)
+				case e == fastEdge && c.fast && h != 0:
+					t.Errorf("the fast path handed the connection over")
+				case e == fastEdge && !c.fast && h != 1:
+					t.Errorf("the fast path handed %v connections over, want 1", h)
+				}
+			}
+			if len(ups[0]) != len(ups[1]) {
+				t.Fatalf("the upstream received %d requests from the general path, %d from the fast path:\n%q\n%q",
+					len(ups[0]), len(ups[1]), ups[0], ups[1])
+			}
+			for i := range ups[0] {
+				g, f := ups[0][i], ups[1][i]
+				if d := headDiff(g.head, f.head); d != "" {
+					t.Errorf("request %d, the upstream got:\n%s\ngeneral path: %q\nfast path:    %q", i+1, d, g.head, f.head)
+				}
+				if g.body != f.body || g.trailer != f.trailer {
+					t.Errorf("request %d, the upstream got the body %q (trailer %q) from the general path, %q (%q) from the fast path",
+						i+1, g.body, g.trailer, f.body, f.trailer)
+				}
+			}
+			for i := range xs[0] {
+				if d := answerDiff(xs[0][i], xs[1][i]); d != "" {
+					t.Errorf("answer %d, the client got:\n%s\ngeneral path: %+v\nfast path:    %+v", i+1, d, xs[0][i], xs[1][i])
+				}
+			}
+		})
+	}
+}
+
+// answerDiff says how the answers the client got from each path differ
+// ("" for not): status lines, interim answers and fields (normalized, see
+// normHead), body and trailer section.
+//
+// The general path's answer differs, as fasthttp's client and server
+// make it, in two ways that the comparison puts aside:
+//
+//   - it drops the upstream's interim answers (a 103 Early Hints): the
+//     fast path relays them, as RFC 9110 §15.2 says a proxy must;
+//   - it sends an answer that the upstream delimits by closing chunked
+//     (its trailer section empty): the fast path sends it as it came, up
+//     to the close. Both say Connection: close.
+//   - its Date is the Edge's clock, not the upstream's: fasthttp's server
+//     writes its own (the client's Do resets the answer's NoDefaultDate).
+//     The fast path relays the upstream's. Both must have one.
+func answerDiff(g, f exchange) string {
+	var d []string
+	gh, fh := normalize(g.head), normalize(f.head)
+	if len(gh.fields["date"]) == 1 && len(fh.fields["date"]) == 1 {
+		delete(gh.fields, "date")
+		delete(fh.fields, "date")
+	}
+	if _, ok := fh.fields["content-length"]; !ok && fh.fields["transfer-encoding"] == nil &&
+		slices.Equal(gh.fields["transfer-encoding"], []string{"chunked"}) && g.trailer == "\r\n" && f.trailer == "" {
+		delete(gh.fields, "transfer-encoding")
+		g.trailer = ""
+	}
+	if len(g.interim) == 0 {
+		f.interim = nil
+	}
+	if len(g.interim) != len(f.interim) {
+		d = append(d, fmt.Sprintf("interim answers %q, fast path %q", g.interim, f.interim))
+	} else {
+		for i := range g.interim {
+			if fd := fieldsDiff(normalize(g.interim[i]), normalize(f.interim[i])); fd != "" {
+				d = append(d, "interim answer: "+fd)
+			}
+		}
+	}
+	if fd := fieldsDiff(gh, fh); fd != "" {
+		d = append(d, fd)
+	}
+	if g.body != f.body {
+		d = append(d, fmt.Sprintf("body %q, fast path %q", g.body, f.body))
+	}
+	if g.trailer != f.trailer {
+		d = append(d, fmt.Sprintf("trailer section %q, fast path %q", g.trailer, f.trailer))
+	}
+	return strings.Join(d, "\n")
 }

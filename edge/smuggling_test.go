@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,4 +137,165 @@ func send(t *testing.T, e *testEdge, req string, n int, headOnly bool) []exchang
 		xs = append(xs, x)
 	}
 	return xs
+}
+
+// startSmuggled is an Edge routing / to a recorder of its own.
+func startSmuggled(t *testing.T, generalOnly bool) (*testEdge, *recorder) {
+	t.Helper()
+	rec := newRecorder(t)
+	return startEdgeTo(t, []Route{{Path: "/", Upstream: rec.url()}}, generalOnly), rec
+}
+
+// seen is a request as the upstream saw it: "METHOD target body", or
+// "unreadable: <its head>" for a head net/http does not read.
+func seenBy(rec []recorded) []string {
+	var s []string
+	for _, r := range rec {
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(r.head)))
+		if err != nil {
+			s = append(s, "unreadable: "+r.head)
+			continue
+		}
+		s = append(s, strings.TrimSpace(req.Method+" "+req.RequestURI+" "+r.body))
+	}
+	return s
+}
+
+// marker is a request sent after the others on a connection that stays
+// open: once it is answered, the upstream has seen all the connection
+// sent before it.
+const marker = "GET /marker HTTP/1.1\r\nHost: pbx.example.org\r\n\r\n"
+
+// smuggleCase is raw bytes a client sends at once, the statuses of the
+// answers it gets, the requests the upstream sees ("METHOD target body"),
+// whether the Edge then closes the connection, and whether the fast path
+// serves it all (else it hands the connection over: it never decides a
+// strange request).
+type smuggleCase struct {
+	name     string
+	req      string
+	statuses []int
+	up       []string
+	closes   bool
+	fast     bool
+}
+
+// runSmuggling sends each case on a connection of its own, through an
+// Edge with the fast path and through one with the general path only, and
+// checks the answers, what the upstream saw, and the connection's end:
+// when it stays open, a marker request is answered next, and is the
+// upstream's last request.
+func runSmuggling(t *testing.T, cases []smuggleCase) {
+	for _, general := range []bool{false, true} {
+		e, rec := startSmuggled(t, general)
+		name := "fast path"
+		if general {
+			name = "general path"
+		}
+		t.Run(name, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					before, h0 := len(rec.received()), handOvers(t, e)
+					rc := dialRaw(t, e)
+					if _, err := io.WriteString(rc.c, c.req); err != nil {
+						t.Fatal(err)
+					}
+					var got []int
+					for range c.statuses {
+						x, err := readExchange(rc.br, false)
+						if err != nil {
+							t.Fatalf("answers %v, then: %v", got, err)
+						}
+						got = append(got, x.status)
+					}
+					if !slices.Equal(got, c.statuses) {
+						t.Errorf("answers %v, want %v", got, c.statuses)
+					}
+					want := c.up
+					if c.closes {
+						if !rc.closed() {
+							t.Error("the connection stayed open")
+						}
+					} else {
+						want = append(slices.Clone(want), "GET /marker")
+						if x := rc.do(marker); x.status != http.StatusOK {
+							t.Errorf("the marker request: answer %d %q", x.status, x.body)
+						}
+					}
+					if up := seenBy(rec.received()[before:]); !slices.Equal(up, want) {
+						t.Errorf("the upstream saw %q, want %q", up, want)
+					}
+					switch h := handOvers(t, e) - h0; {
+					case general && h != 1:
+						t.Errorf("%v connections handed over, want 1", h)
+					case !general && c.fast && h != 0:
+						t.Error("the fast path handed the connection over")
+					case !general && !c.fast && h != 1:
+						t.Errorf("the fast path handed %v connections over, want 1", h)
+					}
+				})
+			}
+		})
+	}
+}
+
+const smuggled = "GET /smuggled HTTP/1.1\r\nHost: pbx.example.org\r\n\r\n"
+
+// TestSmugglingFraming: requests whose body is framed twice, or framed in
+// a way servers read differently, are refused (400, and the connection
+// closes) before any of their bytes reaches the upstream; those framed
+// one clear way are served as framed, and what follows is a request of
+// its own. No request hidden in a body ever reaches the upstream.
+func TestSmugglingFraming(t *testing.T) {
+	const post = "POST /a HTTP/1.1\r\nHost: pbx.example.org\r\n"
+	chunks := "5\r\nhello\r\n0\r\n\r\n"
+	refused := func(name, req string) smuggleCase {
+		return smuggleCase{name: name, req: req, statuses: []int{400}, closes: true}
+	}
+	runSmuggling(t, []smuggleCase{
+		// Transfer-Encoding overrides Content-Length, and the connection
+		// closes after the answer (RFC 9112 §6.3): what follows the chunks
+		// is never read.
+		{name: "Content-Length and Transfer-Encoding", req: post + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+			statuses: []int{200}, up: []string{"POST /a"}, closes: true},
+		{name: "Transfer-Encoding and Content-Length", req: post + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n" + smuggled,
+			statuses: []int{200}, up: []string{"POST /a"}, closes: true},
+		{name: "Content-Length and Transfer-Encoding, a body", req: post + "Content-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + smuggled,
+			statuses: []int{200}, up: []string{"POST /a hello"}, closes: true},
+		refused("two different Content-Lengths", post+"Content-Length: 5\r\nContent-Length: 50\r\n\r\nhello"+smuggled),
+		refused("two equal Content-Lengths", post+"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello"+smuggled),
+		refused("Content-Length: +5", post+"Content-Length: +5\r\n\r\nhello"+smuggled),
+		refused("Content-Length: 0x5", post+"Content-Length: 0x5\r\n\r\nhello"+smuggled),
+		refused("Content-Length: 5,5", post+"Content-Length: 5,5\r\n\r\nhello"+smuggled),
+		refused("Content-Length: -1", post+"Content-Length: -1\r\n\r\n"+smuggled),
+		{name: "Content-Length: ' 5 '", req: post + "Content-Length:  5 \r\n\r\nhello" + smuggled,
+			statuses: []int{200, 200}, up: []string{"POST /a hello", "GET /smuggled"}, fast: true},
+		{name: "Content-Length: 05", req: post + "Content-Length: 05\r\n\r\nhello" + smuggled,
+			statuses: []int{200, 200}, up: []string{"POST /a hello", "GET /smuggled"}},
+		{name: "chunked", req: post + "Transfer-Encoding: chunked\r\n\r\n" + chunks + smuggled,
+			statuses: []int{200, 200}, up: []string{"POST /a hello", "GET /smuggled"}},
+		refused("Transfer-Encoding: xchunked", post+"Transfer-Encoding: xchunked\r\n\r\n"+chunks+smuggled),
+		refused("Transfer-Encoding: chunked, identity", post+"Transfer-Encoding: chunked, identity\r\n\r\n"+chunks+smuggled),
+		refused("Transfer-Encoding: identity, chunked", post+"Transfer-Encoding: identity, chunked\r\n\r\n"+chunks+smuggled),
+		refused("two Transfer-Encodings", post+"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"+chunks+smuggled),
+		{name: "Transfer-Encoding: ' chunked'", req: post + "Transfer-Encoding:  chunked\r\n\r\n" + chunks + smuggled,
+			statuses: []int{200, 200}, up: []string{"POST /a hello", "GET /smuggled"}},
+		{name: "Transfer-Encoding: tab chunked", req: post + "Transfer-Encoding:\tchunked\r\n\r\n" + chunks + smuggled,
+			statuses: []int{200, 200}, up: []string{"POST /a hello", "GET /smuggled"}},
+		// fasthttp unfolds an obsolete line folding (RFC 9112 §5.2 allows
+		// it): the body is chunked, and the upstream gets it framed anew.
+		{name: "Transfer-Encoding folded", req: post + "Transfer-Encoding:\r\n chunked\r\n\r\n" + chunks + smuggled,
+			statuses: []int{200, 200}, up: []string{"POST /a hello", "GET /smuggled"}},
+		{name: "a line folded after Transfer-Encoding", req: post + "Transfer-Encoding: chunked\r\nX-A: 1\r\n chunked\r\n\r\n" + chunks + smuggled,
+			statuses: []int{200, 200}, up: []string{"POST /a hello", "GET /smuggled"}},
+		{name: "Content-Length folded", req: post + "Content-Length:\r\n 5\r\n\r\nhello" + smuggled,
+			statuses: []int{200, 200}, up: []string{"POST /a hello", "GET /smuggled"}},
+		refused("Transfer-Encoding : chunked", post+"Transfer-Encoding : chunked\r\n\r\n"+chunks+smuggled),
+		refused("Content-Length : 5", post+"Content-Length : 5\r\n\r\nhello"+smuggled),
+		refused("Transfer-Encoding on HTTP/1.0", "POST /a HTTP/1.0\r\nHost: pbx.example.org\r\nTransfer-Encoding: chunked\r\n\r\n"+chunks+smuggled),
+		// The body is streamed: the upstream has the head when the bad
+		// chunk comes, and never a whole request; the client gets a 502.
+		{name: "a chunk size that is not hex", req: post + "Transfer-Encoding: chunked\r\n\r\nz\r\nhello\r\n0\r\n\r\n" + smuggled,
+			statuses: []int{502}, closes: true},
+	})
 }

@@ -178,6 +178,8 @@ type smuggleCase struct {
 	up       []string
 	closes   bool
 	fast     bool
+	// headAt is the answer (from 1) to a HEAD, without a body; 0: none.
+	headAt int
 }
 
 // runSmuggling sends each case on a connection of its own, through an
@@ -188,6 +190,8 @@ type smuggleCase struct {
 func runSmuggling(t *testing.T, cases []smuggleCase) {
 	for _, general := range []bool{false, true} {
 		e, rec := startSmuggled(t, general)
+		// An answer to a HEAD has no body.
+		rec.answer("/head", rawAnswer{raw: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"})
 		name := "fast path"
 		if general {
 			name = "general path"
@@ -201,8 +205,8 @@ func runSmuggling(t *testing.T, cases []smuggleCase) {
 						t.Fatal(err)
 					}
 					var got []int
-					for range c.statuses {
-						x, err := readExchange(rc.br, false)
+					for i := range c.statuses {
+						x, err := readExchange(rc.br, i+1 == c.headAt)
 						if err != nil {
 							t.Fatalf("answers %v, then: %v", got, err)
 						}
@@ -298,4 +302,123 @@ func TestSmugglingFraming(t *testing.T) {
 		{name: "a chunk size that is not hex", req: post + "Transfer-Encoding: chunked\r\n\r\nz\r\nhello\r\n0\r\n\r\n" + smuggled,
 			statuses: []int{502}, closes: true},
 	})
+}
+
+// TestSmugglingHeadSyntax: heads that are not plain HTTP/1.1 (bare LF
+// line ends, a line without colon, control bytes) go to the general path,
+// which reads them as fasthttp does or refuses them; either way the
+// upstream gets each request once, as the Edge read it.
+func TestSmugglingHeadSyntax(t *testing.T) {
+	const host = "Host: pbx.example.org"
+	refused := func(name, req string) smuggleCase {
+		return smuggleCase{name: name, req: req, statuses: []int{400}, closes: true}
+	}
+	runSmuggling(t, []smuggleCase{
+		{name: "bare LF", req: "GET /a HTTP/1.1\n" + host + "\n\n" + smuggled,
+			statuses: []int{200, 200}, up: []string{"GET /a", "GET /smuggled"}},
+		{name: "bare LF, a body", req: "POST /a HTTP/1.1\n" + host + "\nContent-Length: 5\n\nhello" + smuggled,
+			statuses: []int{200, 200}, up: []string{"POST /a hello", "GET /smuggled"}},
+		{name: "bare LF in one line", req: "POST /a HTTP/1.1\r\n" + host + "\nContent-Length: 5\r\n\r\nhello" + smuggled,
+			statuses: []int{200, 200}, up: []string{"POST /a hello", "GET /smuggled"}},
+		refused("bare CR", "GET /a HTTP/1.1\r"+host+"\r\n\r\n"+smuggled),
+		refused("a line without colon", "GET /a HTTP/1.1\r\n"+host+"\r\nNoColon\r\n\r\n"+smuggled),
+		refused("a line without colon, then a body", "POST /a HTTP/1.1\r\n"+host+"\r\nContent-Length 5\r\n\r\nhello"+smuggled),
+		refused("NUL in a value", "GET /a HTTP/1.1\r\n"+host+"\r\nX-A: a\x00b\r\n\r\n"+smuggled),
+		refused("NUL in a name", "GET /a HTTP/1.1\r\n"+host+"\r\nX-\x00A: b\r\n\r\n"+smuggled),
+		refused("NUL in Content-Length", "POST /a HTTP/1.1\r\n"+host+"\r\nContent-Length: 5\x00\r\n\r\nhello"+smuggled),
+		refused("CR in a value", "GET /a HTTP/1.1\r\n"+host+"\r\nX-A: a\rb\r\n\r\n"+smuggled),
+		refused("ESC in a value", "GET /a HTTP/1.1\r\n"+host+"\r\nX-A: a\x1bb\r\n\r\n"+smuggled),
+		refused("DEL in a value", "GET /a HTTP/1.1\r\n"+host+"\r\nX-A: a\x7fb\r\n\r\n"+smuggled),
+		refused("a space in the target", "GET /a /b HTTP/1.1\r\n"+host+"\r\n\r\n"+smuggled),
+		refused("a control byte in the target", "GET /a\x01b HTTP/1.1\r\n"+host+"\r\n\r\n"+smuggled),
+		// The Edge's own refusals, after a request the fast path served.
+		{name: "a refused request after a served one", req: "GET /a HTTP/1.1\r\n" + host + "\r\n\r\nGET /b HTTP/1.1\r\n" + host + "\r\nX-A: a\x00b\r\n\r\n" + smuggled,
+			statuses: []int{200, 400}, up: []string{"GET /a"}, closes: true},
+	})
+}
+
+// TestSmugglingInBodies: a request written inside a body is body, on both
+// paths, whatever the method; what follows the body is the next request.
+func TestSmugglingInBodies(t *testing.T) {
+	const host = "Host: pbx.example.org\r\n"
+	withLength := func(head, body string) string {
+		return head + "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	}
+	runSmuggling(t, []smuggleCase{
+		{name: "a request in a POST's body", req: withLength("POST /a HTTP/1.1\r\n"+host, smuggled),
+			statuses: []int{200}, up: []string{"POST /a " + strings.TrimSpace(smuggled)}, fast: true},
+		{name: "a request with a body in a POST's body",
+			req:      withLength("POST /a HTTP/1.1\r\n"+host, withLength("POST /smuggled HTTP/1.1\r\n"+host, "xyz")),
+			statuses: []int{200}, up: []string{"POST /a " + strings.TrimSpace(withLength("POST /smuggled HTTP/1.1\r\n"+host, "xyz"))}, fast: true},
+		{name: "a GET with a body, then a GET", req: withLength("GET /a HTTP/1.1\r\n"+host, smuggled) + "GET /b HTTP/1.1\r\n" + host + "\r\n",
+			statuses: []int{200, 200}, up: []string{"GET /a " + strings.TrimSpace(smuggled), "GET /b"}, fast: true},
+		{name: "a HEAD with a body, then a GET", req: withLength("HEAD /head HTTP/1.1\r\n"+host, smuggled) + "GET /b HTTP/1.1\r\n" + host + "\r\n",
+			statuses: []int{200, 200}, up: []string{"HEAD /head " + strings.TrimSpace(smuggled), "GET /b"}, fast: true, headAt: 1},
+		{name: "a body of Content-Length 0, then a request", req: withLength("POST /a HTTP/1.1\r\n"+host, "") + smuggled,
+			statuses: []int{200, 200}, up: []string{"POST /a", "GET /smuggled"}, fast: true},
+		{name: "a request in a chunked body", req: "POST /a HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n" +
+			strconv.FormatInt(int64(len(smuggled)), 16) + "\r\n" + smuggled + "\r\n0\r\n\r\n",
+			statuses: []int{200}, up: []string{"POST /a " + strings.TrimSpace(smuggled)}},
+		{name: "a request in a 404's body", req: withLength("POST /none HTTP/1.1\r\n"+host, smuggled) + "GET /b HTTP/1.1\r\n" + host + "\r\n",
+			statuses: []int{200, 200}, up: []string{"POST /none " + strings.TrimSpace(smuggled), "GET /b"}, fast: true},
+		// A handed-over connection: the general path reads it from its
+		// first byte, and then every request after.
+		{name: "a request after a handed-over one", req: "GET /a%20b HTTP/1.1\r\n" + host + "\r\n" + withLength("POST /c HTTP/1.1\r\n"+host, smuggled),
+			statuses: []int{200, 200}, up: []string{"GET /a%20b", "POST /c " + strings.TrimSpace(smuggled)}},
+		{name: "a chunked upload after a served request", req: "GET /a HTTP/1.1\r\n" + host + "\r\nPOST /c HTTP/1.1\r\n" + host +
+			"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + smuggled,
+			statuses: []int{200, 200, 200}, up: []string{"GET /a", "POST /c hello", "GET /smuggled"}},
+	})
+}
+
+// TestLongHeadSplitAcrossReads: a head that is not whole in the fast
+// path's first read goes, with the bytes read, to the general path, which
+// reads the rest and serves it whole; a head larger than the buffers is
+// refused (431) and never reaches the upstream.
+func TestLongHeadSplitAcrossReads(t *testing.T) {
+	e, rec := startSmuggled(t, false)
+	long := strings.Repeat("a", 10000)
+	head := "GET /long HTTP/1.1\r\nHost: pbx.example.org\r\nX-Long: " + long + "\r\nX-After: 1\r\n\r\n"
+	rc := dialRaw(t, e)
+	h0 := handOvers(t, e)
+	cut := len(head) / 2
+	if _, err := io.WriteString(rc.c, head[:cut]); err != nil {
+		t.Fatal(err)
+	}
+	// The pause: the fast path read half a head, and handed it over.
+	testkit.Eventually(t, func() bool { return handOvers(t, e) == h0+1 }, "the fast path handing the connection over")
+	if _, err := io.WriteString(rc.c, head[cut:]+smuggled); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"ok", "ok"} {
+		if x, err := readExchange(rc.br, false); err != nil || x.status != 200 || x.body != want {
+			t.Fatalf("answer %d %q, %v", x.status, x.body, err)
+		}
+	}
+	got := rec.received()
+	if up := seenBy(got); !slices.Equal(up, []string{"GET /long", "GET /smuggled"}) {
+		t.Fatalf("the upstream saw %q", up)
+	}
+	if vs := values(got[0].head, "X-Long"); len(vs) != 1 || vs[0] != long {
+		t.Errorf("the upstream got X-Long of %d values, want the whole one", len(vs))
+	}
+	if vs := values(got[0].head, "X-After"); len(vs) != 1 || vs[0] != "1" {
+		t.Errorf("the upstream got X-After %q", vs)
+	}
+	if h := handOvers(t, e); h != h0+1 {
+		t.Errorf("%v connections handed over, want 1", h-h0)
+	}
+
+	// Larger than the buffers, in one write.
+	rc = dialRaw(t, e)
+	huge := "GET /huge HTTP/1.1\r\nHost: pbx.example.org\r\nX-Long: " + strings.Repeat("a", bufferSize+1000) + "\r\n\r\n"
+	if x := rc.do(huge + smuggled); x.status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a head of %d bytes: answer %d %q, want 431", len(huge), x.status, x.body)
+	}
+	if !rc.closed() {
+		t.Error("the connection stayed open after a 431")
+	}
+	if up := seenBy(rec.received()); len(up) != 2 {
+		t.Errorf("the upstream saw %q, want the two requests before only", up)
+	}
 }

@@ -41,7 +41,8 @@ go_fuzz      = $(GO) test $(1) -run '^$$' -fuzz $(2) -fuzztime $(3) ./resilience
 go_fuzz_pkg  = $(GO) test $(1) -run '^$$' -fuzz "^$(2)$$" -fuzztime $(4) -fuzzminimizetime 1s $(3)
 FUZZ_INPUTS  = FuzzEvents:./resilience/client/:20000x FuzzYAMLRoundTrip:./config/:1500x \
                FuzzMetaDecode:./resilience/cluster/:25000x FuzzManifestPage:./resilience/replication/:300x \
-               FuzzREGISTERAnswer:./xds/:40000x FuzzChallenge:./xds/:12000x
+               FuzzREGISTERAnswer:./xds/:40000x FuzzChallenge:./xds/:12000x \
+               FuzzFastHead:./edge/:40000x
 gofmt_check  = out=$$(gofmt -l $$(git ls-files "*.go")); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 test: test-tools

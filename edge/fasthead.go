@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"net/netip"
 )
 
 // The fast path's request heads (see fast.go). scanHead takes a head only
@@ -51,6 +52,10 @@ const (
 	hdrXFF
 	hdrXForwarded // X-Forwarded-Host and -Proto: set by the Edge
 	hdrAccept
+	// hdrSingle: User-Agent and Content-Type, of which fasthttp keeps one
+	// value (the last User-Agent; refuses two different Content-Types)
+	// and drops an empty one.
+	hdrSingle
 )
 
 // classify says what a header name is to the fast path, in any case.
@@ -81,6 +86,12 @@ func classify(name []byte) int {
 			return hdrConnection
 		case tokenIs(name, "Keep-Alive"):
 			return hdrHop
+		case tokenIs(name, "User-Agent"):
+			return hdrSingle
+		}
+	case 12:
+		if tokenIs(name, "Content-Type") {
+			return hdrSingle
 		}
 	case 14:
 		switch {
@@ -158,11 +169,14 @@ func headEnd(b []byte) int {
 // fast path takes it: a request line "METHOD /path?query HTTP/1.1" of an
 // upper-case method but CONNECT and PRI, a target without percent
 // escapes, dot segments, double or back slashes or fragment (so that the
-// path the route is chosen by is the path as written), then header lines
-// "name: value" of token names and visible ASCII values, exactly one
-// non-empty Host of host characters, at most one Content-Length of digits
-// up to maxRequestBody, and none of the headers of the general path
-// (hdrGoSlow; an Accept of event streams on a GET, which is tunnelled).
+// path the route is chosen by is the path as written) and no empty query
+// (a "?" that ends it), then header lines "name: value" of token names and
+// visible ASCII values, exactly one Host, a host and maybe a port (see
+// hostChars), at most one Content-Length of digits up to maxRequestBody,
+// at most one User-Agent and one Content-Type, neither empty (fasthttp
+// would send the upstream another head: see hdrSingle), and none of the
+// headers of the general path (hdrGoSlow; an Accept of event streams on a
+// GET, which is tunnelled).
 func scanHead(head []byte, r *fastRequest) bool {
 	*r = fastRequest{}
 	line, rest := cutCRLF(head)
@@ -195,7 +209,7 @@ func scanHead(head []byte, r *fastRequest) bool {
 	if q := bytes.IndexByte(r.target, '?'); q >= 0 {
 		r.path = r.target[:q]
 	}
-	hosts, lengths := 0, 0
+	hosts, lengths, userAgents, contentTypes := 0, 0, 0, 0
 	for len(rest) > 2 {
 		line, rest = cutCRLF(rest)
 		c := bytes.IndexByte(line, ':')
@@ -239,9 +253,18 @@ func scanHead(head []byte, r *fastRequest) bool {
 			if string(r.method) == "GET" && bytes.Contains(value, []byte("text/event-stream")) {
 				return false
 			}
+		case hdrSingle:
+			if len(value) == 0 {
+				return false
+			}
+			if len(name) == len("User-Agent") {
+				userAgents++
+			} else {
+				contentTypes++
+			}
 		}
 	}
-	if hosts != 1 || len(r.host) == 0 || lengths > 1 {
+	if hosts != 1 || len(r.host) == 0 || lengths > 1 || userAgents > 1 || contentTypes > 1 {
 		return false
 	}
 	if r.length > 0 {
@@ -346,6 +369,10 @@ func cleanTarget(t []byte) bool {
 		}
 		switch c {
 		case '?':
+			// An empty query: fasthttp sends the path alone.
+			if i == len(t)-1 {
+				return false
+			}
 			inPath = false
 		case '%', '\\':
 			return false
@@ -363,23 +390,58 @@ func cleanTarget(t []byte) bool {
 	return true
 }
 
-// hostChars reports whether a Host value is made of the characters of a
-// host name, an IPv4 or bracketed IPv6 address and a port.
+// hostChars reports whether a Host value is a host name or IPv4 address
+// (letters, digits, '.', '-', '_'), or a bracketed IPv6 address without a
+// zone, then maybe a port of 1 to 5 digits: what fasthttp's server reads
+// (it refuses a port that is not digits, a second colon, a bracket out of
+// place, and would then send the upstream another path).
 func hostChars(v []byte) bool {
-	for _, c := range v {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.', c == '-', c == ':', c == '[', c == ']', c == '_':
-		default:
+	if len(v) > 0 && v[0] == '[' {
+		end := bytes.IndexByte(v, ']')
+		if end < 0 {
+			return false
+		}
+		ip, err := netip.ParseAddr(string(v[1:end]))
+		if err != nil || !ip.Is6() || ip.Zone() != "" {
+			return false
+		}
+		v = v[end+1:]
+	} else {
+		n := 0
+		for n < len(v) && v[n] != ':' {
+			switch c := v[n]; {
+			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+			case c == '.', c == '-', c == '_':
+			default:
+				return false
+			}
+			n++
+		}
+		if n == 0 {
+			return false
+		}
+		v = v[n:]
+	}
+	if len(v) == 0 {
+		return true
+	}
+	// ":port"
+	if v[0] != ':' || len(v) < 2 || len(v) > 6 {
+		return false
+	}
+	for _, c := range v[1:] {
+		if c < '0' || c > '9' {
 			return false
 		}
 	}
 	return true
 }
 
-// digits reads a Content-Length: 1 to 18 decimal digits.
+// digits reads a Content-Length: 1 to 18 decimal digits, without a
+// leading zero (fasthttp would send the upstream the number, not the
+// digits).
 func digits(v []byte) (int64, bool) {
-	if len(v) == 0 || len(v) > 18 {
+	if len(v) == 0 || len(v) > 18 || (v[0] == '0' && len(v) > 1) {
 		return 0, false
 	}
 	var n int64

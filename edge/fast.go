@@ -61,8 +61,10 @@ type fastServer struct {
 	closeOnce sync.Once
 	acceptErr error // why the accept loop stopped, when not closed (closeWith)
 
-	// now is the coarse clock (Unix nanoseconds), set by the watchdog.
+	// now is the coarse clock (Unix nanoseconds), set by the watchdog;
+	// date is that time as a Date header says it.
 	now      atomic.Int64
+	date     atomic.Pointer[[]byte]
 	stopping atomic.Bool
 	open     atomic.Int32
 
@@ -77,7 +79,7 @@ func newFastServer(e *Edge, ln net.Listener) *fastServer {
 	if e.tls != nil {
 		fs.proto = "https"
 	}
-	fs.now.Store(time.Now().UnixNano())
+	fs.tick(time.Now())
 	return fs
 }
 
@@ -165,8 +167,8 @@ func (fs *fastServer) watchdog(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case t := <-tick.C:
+			fs.tick(t)
 			now := t.UnixNano()
-			fs.now.Store(now)
 			fs.mu.Lock()
 			for fc := range fs.conns {
 				if d := fc.deadline.Load(); d != 0 && now > d {
@@ -183,6 +185,13 @@ func (fs *fastServer) watchdog(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// tick sets the coarse clock to t.
+func (fs *fastServer) tick(t time.Time) {
+	fs.now.Store(t.UnixNano())
+	date := t.UTC().AppendFormat(nil, http.TimeFormat)
+	fs.date.Store(&date)
 }
 
 // shutdown stops accepting, closes the connections waiting for a request
@@ -523,6 +532,11 @@ func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 		kind = headKept
 	}
 	fc.out = relayHead(fc.out[:0], fc.head, kind)
+	if !ans.dated {
+		// A proxy adds the Date an upstream without a clock left out
+		// (RFC 9110 §6.6.1), from the watchdog's clock.
+		fc.out = append(append(append(fc.out[:len(fc.out)-2], "Date: "...), *fc.fs.date.Load()...), "\r\n\r\n"...)
+	}
 	rt.answered()
 	rt.count(ans.status)
 	_, err := fc.bw.Write(fc.out)

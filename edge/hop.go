@@ -55,7 +55,11 @@ type seen uint16
 const (
 	seenTrailer seen = 1 << (nHop + iota)
 	seenXForwardedFor
-	seenAll seen = 1<<16 - 1
+	// seenBadName: a header name that is not a token (RFC 9110 §5.1),
+	// which fasthttp takes: "Content Length" could be read as the body's
+	// length by an upstream. checkRequest refuses it.
+	seenBadName
+	seenAll = seen(1<<16-1) &^ seenBadName
 )
 
 func (s seen) has(i int) bool { return s&(1<<i) != 0 }
@@ -77,8 +81,18 @@ func seenIn(h *fasthttp.RequestHeader) seen {
 			line, raw = raw, nil
 		}
 		c := bytes.IndexByte(line, ':')
+		if c < 0 || line[0] == ' ' || line[0] == '\t' {
+			// No name: a line folded onto the one before (fasthttp
+			// refuses a line without colon).
+			continue
+		}
+		for _, ch := range line[:c] {
+			if !isTchar[ch] {
+				s |= seenBadName
+			}
+		}
 		// Most names have none of the lengths looked for.
-		if c < 0 || c >= 32 || seenLengths&(1<<c) == 0 {
+		if c >= 32 || seenLengths&(1<<c) == 0 {
 			continue
 		}
 		switch name := line[:c]; {
@@ -173,7 +187,7 @@ func tokenIs(token []byte, s string) bool {
 //     dropped, no form of it reaches an upstream that would honour it.
 //   - An HTTP/1.1 request without Host, or with an empty one, gets 400
 //     (RFC 9112 §3.2); fasthttp also refuses it and several Host headers
-//     as it parses.
+//     as it parses. So does a header name that is not a token.
 //
 // A WebSocket upgrade is a Connection header (any of them) naming upgrade
 // and Upgrade: websocket, alone.
@@ -187,7 +201,7 @@ func checkRequest(h *fasthttp.RequestHeader, s seen) (status int, websocket bool
 	if h.IsHTTP11() && len(h.Host()) == 0 {
 		return http.StatusBadRequest, false
 	}
-	if s.has(hopHTTP2Settings) {
+	if s.has(hopHTTP2Settings) || s&seenBadName != 0 {
 		return http.StatusBadRequest, false
 	}
 	if !s.has(hopUpgrade) {
@@ -439,6 +453,8 @@ type answerHead struct {
 	// close: the upstream closes the connection after the answer (it
 	// says so, or it speaks HTTP/1.0).
 	close bool
+	// dated: the answer has a Date.
+	dated bool
 }
 
 // readAnswer reads the head of the upstream's answer on a tunnel and
@@ -522,6 +538,8 @@ func parseAnswer(head []byte) (answerHead, error) {
 			ans.length = n
 		case tokenIs(k, "Connection"):
 			ans.close = ans.close || listed(v, []byte("close"))
+		case tokenIs(k, "Date"):
+			ans.dated = true
 		}
 	}
 	if ans.chunked {

@@ -436,3 +436,61 @@ func TestLongHeadSplitAcrossReads(t *testing.T) {
 		t.Errorf("the upstream saw %q, want the three requests before only", up)
 	}
 }
+
+// An answer without Date gets one on the way, on both paths (RFC 9110
+// §6.6.1: a proxy with a clock adds it).
+func TestAnAnswerWithoutDateGetsOne(t *testing.T) {
+	for _, general := range []bool{true, false} {
+		e, _ := startSmuggled(t, general)
+		x := dialRaw(t, e).do("GET /a HTTP/1.1\r\nHost: pbx.example.org\r\n\r\n")
+		vs := values(x.head, "Date")
+		if len(vs) != 1 {
+			t.Fatalf("general path only %v: the client got Date %q, want one", general, vs)
+		}
+		if d, err := http.ParseTime(vs[0]); err != nil || time.Since(d).Abs() > time.Hour {
+			t.Errorf("general path only %v: Date %q (%v), want about now", general, vs[0], err)
+		}
+	}
+}
+
+// Bytes an upstream sends past its answer (more than its Content-Length,
+// a body to a HEAD) never answer another client's request.
+func TestBytesPastAnAnswerDoNotAnswerTheNextRequest(t *testing.T) {
+	for _, general := range []bool{true, false} {
+		e, rec := startSmuggled(t, general)
+		rec.answer("/long", rawAnswer{raw: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" +
+			"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"})
+		if x := dialRaw(t, e).do("GET /long HTTP/1.1\r\nHost: pbx.example.org\r\n\r\n"); x.body != "ok" {
+			t.Fatalf("general path only %v: the first client got %d %q", general, x.status, x.body)
+		}
+		if x := dialRaw(t, e).do("GET /b HTTP/1.1\r\nHost: pbx.example.org\r\n\r\n"); x.status != 200 || x.body != "ok" {
+			t.Errorf("general path only %v: another client's GET /b got %d %q, want 200 \"ok\"", general, x.status, x.body)
+		}
+		rec.answer("/head", rawAnswer{raw: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"})
+		rc := dialRaw(t, e)
+		if _, err := rc.c.Write([]byte("HEAD /head HTTP/1.1\r\nHost: pbx.example.org\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if x, err := readExchange(rc.br, true); err != nil || x.status != 200 {
+			t.Fatalf("HEAD: %d %v", x.status, err)
+		}
+		if x := dialRaw(t, e).do("GET /b HTTP/1.1\r\nHost: pbx.example.org\r\n\r\n"); x.status != 200 || x.body != "ok" {
+			t.Errorf("general path only %v: after a HEAD answered with a body, another client's GET /b got %d %q", general, x.status, x.body)
+		}
+	}
+}
+
+// A header name that is not a token (a space in it) is refused: an
+// upstream could read "Content Length" as the body's length.
+func TestHeaderNameWithASpaceIsRefused(t *testing.T) {
+	for _, general := range []bool{true, false} {
+		e, rec := startSmuggled(t, general)
+		x := dialRaw(t, e).do("POST /a HTTP/1.1\r\nHost: pbx.example.org\r\nContent Length: 5\r\n\r\nhello")
+		if x.status != http.StatusBadRequest {
+			t.Errorf("general path only %v: answer %d, want 400; the upstream got %q", general, x.status, rec.received())
+		}
+		if got := rec.received(); len(got) != 0 {
+			t.Errorf("general path only %v: the upstream got %q", general, got)
+		}
+	}
+}

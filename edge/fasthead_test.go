@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -588,4 +589,24 @@ func answerDiff(g, f exchange) string {
 		d = append(d, fmt.Sprintf("trailer section %q, fast path %q", g.trailer, f.trailer))
 	}
 	return strings.Join(d, "\n")
+}
+
+// fieldValue says what a byte-by-byte check says, whatever the bytes and
+// their place in a word.
+func TestFieldValueAgreesWithTheBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	special := []byte{0, '\t', '\n', '\r', 0x1f, ' ', '~', 0x7f, 0x80, 0xff, 'a'}
+	for range 200000 {
+		v := make([]byte, rng.IntN(40))
+		for i := range v {
+			if rng.IntN(4) == 0 {
+				v[i] = special[rng.IntN(len(special))]
+			} else {
+				v[i] = byte(0x20 + rng.IntN(0x5f))
+			}
+		}
+		if got, want := fieldValue(v), fieldBytes(v); got != want {
+			t.Fatalf("fieldValue(%q) = %v, byte by byte %v", v, got, want)
+		}
+	}
 }

@@ -488,6 +488,14 @@ func readAnswer(br *bufio.Reader, websocket bool) ([]byte, answerHead, error) {
 // into head's memory when it has room.
 func readRawHead(head []byte, br *bufio.Reader) ([]byte, error) {
 	head = head[:0]
+	// Most often the whole head is buffered, its lines ending in CRLF.
+	if b, _ := br.Peek(br.Buffered()); len(b) > 0 {
+		if n := headEnd(b); n > 0 {
+			head = append(head, b[:n]...)
+			_, _ = br.Discard(n)
+			return head, nil
+		}
+	}
 	// A line longer than the buffer comes in parts: only a whole line
 	// can be the empty one.
 	whole := true
@@ -524,8 +532,8 @@ func parseAnswer(head []byte) (answerHead, error) {
 	for len(rest) > 0 {
 		var line []byte
 		line, rest = cutLine(rest)
-		k, v, _ := bytes.Cut(line, []byte{':'})
-		v = bytes.Trim(v, " \t")
+		k, v, _ := cutColon(line)
+		v = trimOWS(v)
 		switch {
 		case tokenIs(k, "Transfer-Encoding"):
 			// chunked is the last coding when there is one (RFC 9112 §6.1).
@@ -550,8 +558,22 @@ func parseAnswer(head []byte) (answerHead, error) {
 
 // cutLine cuts the first line of b, its CRLF (or LF) off.
 func cutLine(b []byte) (line, rest []byte) {
-	line, rest, _ = bytes.Cut(b, []byte{'\n'})
-	return bytes.TrimSuffix(line, []byte{'\r'}), rest
+	line = b
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		line, rest = b[:i], b[i+1:]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
+}
+
+// cutColon cuts a header line at its first colon.
+func cutColon(line []byte) (name, value []byte, ok bool) {
+	if i := bytes.IndexByte(line, ':'); i >= 0 {
+		return line[:i], line[i+1:], true
+	}
+	return line, nil, false
 }
 
 // What relayHead relays: an interim answer (1xx), a 101 to a WebSocket
@@ -578,7 +600,7 @@ func relayHead(dst, head []byte, kind int) []byte {
 	for r := rest; len(r) > 0; {
 		var line []byte
 		line, r = cutLine(r)
-		if k, v, ok := bytes.Cut(line, []byte{':'}); ok && tokenIs(k, "Connection") {
+		if k, v, ok := cutColon(line); ok && tokenIs(k, "Connection") {
 			names = append(append(names, v...), ',')
 		}
 	}
@@ -591,7 +613,7 @@ func relayHead(dst, head []byte, kind int) []byte {
 		}
 		// A line folded onto the previous one (obsolete) goes with it.
 		if line[0] != ' ' && line[0] != '\t' {
-			k, _, _ := bytes.Cut(line, []byte{':'})
+			k, _, _ := cutColon(line)
 			drop = isHop(k) || (!kept(k) && listed(names, k))
 			if kind == headSwitching && tokenIs(k, "Upgrade") {
 				drop = false

@@ -181,6 +181,10 @@ func BenchmarkFastAnswerHead(b *testing.B) {
 	for b.Loop() {
 		rd.Reset(raw)
 		br.Reset(rd)
+		// As the fast path does: the first byte awaited, then the head.
+		if _, err := br.Peek(1); err != nil {
+			b.Fatal(err)
+		}
 		var err error
 		if head, err = readRawHead(head, br); err != nil {
 			b.Fatal(err)

@@ -38,6 +38,29 @@ type upConn struct {
 	idleSince int64
 }
 
+// buffers gives the connection its buffers, from the pools the client
+// connections' come from: an idle connection holds none, so that after a
+// load the memory of a thousand idle upstream connections is not kept
+// until they time out.
+func (uc *upConn) buffers() {
+	uc.br = readers.Get().(*bufio.Reader)
+	uc.br.Reset(uc.c)
+	uc.bw = writers.Get().(*bufio.Writer)
+	uc.bw.Reset(uc.s)
+}
+
+// release gives the buffers back (the reader is empty, the writer
+// flushed, or the connection closed).
+func (uc *upConn) release() {
+	if uc.br != nil {
+		uc.br.Reset(nil)
+		readers.Put(uc.br)
+		uc.bw.Reset(nil)
+		writers.Put(uc.bw)
+		uc.br, uc.bw = nil, nil
+	}
+}
+
 // The pool's bound and its wait: maxUpstreamConns and upstreamWait
 // (variables for the tests).
 var poolMaxConns, poolWait = maxUpstreamConns, upstreamWait
@@ -59,6 +82,7 @@ func (p *upPool) get() (*upConn, error) {
 			p.idle = p.idle[:n-1]
 			p.mu.Unlock()
 			uc.reused = true
+			uc.buffers()
 			return uc, nil
 		}
 		if p.open < poolMaxConns {
@@ -69,8 +93,9 @@ func (p *upPool) get() (*upConn, error) {
 				p.forget()
 				return nil, err
 			}
-			s := newSock(c)
-			return &upConn{c: c, s: s, br: bufio.NewReaderSize(c, bufferSize), bw: bufio.NewWriterSize(s, bufferSize)}, nil
+			uc := &upConn{c: c, s: newSock(c)}
+			uc.buffers()
+			return uc, nil
 		}
 		if p.freed == nil {
 			p.freed = make(chan struct{})
@@ -92,6 +117,7 @@ func (p *upPool) get() (*upConn, error) {
 // put gives back a connection whose last answer was read to its end.
 func (p *upPool) put(uc *upConn, now int64) {
 	uc.idleSince = now
+	uc.release()
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -106,6 +132,7 @@ func (p *upPool) put(uc *upConn, now int64) {
 // discard closes a connection that cannot serve another request.
 func (p *upPool) discard(uc *upConn) {
 	uc.c.Close()
+	uc.release()
 	p.forget()
 }
 

@@ -379,9 +379,11 @@ func (fc *fastConn) handOver(unread []byte) bool {
 	if tc, ok := fc.c.(*tls.Conn); ok {
 		c = &replayTLSConn{replayConn: c.(*replayConn), tc: tc}
 	}
+	// Counted before: the general path may answer before the send
+	// returns here.
+	fs.e.metrics.handedOver.Inc()
 	select {
 	case fs.handoff <- c:
-		fs.e.metrics.handedOver.Inc()
 		return true
 	case <-fs.done:
 		return false

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -14,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resman-pbx/resman/resilience/testkit"
 )
@@ -127,50 +124,10 @@ func answerOK(c net.Conn) bool {
 	return err == nil
 }
 
-// served is an Edge that the test stops itself (stop), so that it can see
-// Serve return.
-type served struct {
-	*testEdge
-	cancel context.CancelFunc
-	done   chan error
-}
-
 // startServed is startEdge with the Edge's context in the test's hands.
 func startServed(t *testing.T, sides []sideSpec, opts ...edgeOpt) *served {
 	t.Helper()
-	cfg := Config{Listen: "127.0.0.1:0", Token: testToken, Check: fast()}
-	for _, s := range sides {
-		cfg.Sides = append(cfg.Sides, Side{Name: s.name, Node: s.node.URL(), Routes: s.routes, UpstreamTLS: s.tls})
-	}
-	reg := prometheus.NewRegistry()
-	o := Options{Config: cfg, Token: testToken, Registerer: reg, Logger: testkit.FailureLogger(t), CheckTimeout: waitLimit}
-	for _, f := range opts {
-		f(&o)
-	}
-	e, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	scheme := "http"
-	if o.TLSCert != "" {
-		scheme = "https"
-	}
-	s := &served{testEdge: &testEdge{Edge: e, url: scheme + "://" + ln.Addr().String(), reg: reg}, cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- e.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-s.done:
-		case <-time.After(testkit.Patience):
-			t.Error("Serve did not return")
-		}
-	})
-	return s
+	return serveEdge(t, fast(), sides, nil, opts...)
 }
 
 // startFast is an Edge whose one side, Active, routes / to upstream.

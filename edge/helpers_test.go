@@ -151,6 +151,21 @@ type edgeOpt func(*Options)
 // startEdge serves an Edge over loopback until the test ends.
 func startEdge(t testing.TB, check Check, sides []sideSpec, opts ...edgeOpt) *testEdge {
 	t.Helper()
+	return serveEdge(t, check, sides, nil, opts...).testEdge
+}
+
+// served is an Edge that the test may stop itself (cancel), to see Serve
+// return (done; a test that reads it sends nil again for the cleanup).
+type served struct {
+	*testEdge
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// serveEdge serves an Edge over loopback until the test ends; setup, when
+// not nil, sets the Edge up before it serves.
+func serveEdge(t testing.TB, check Check, sides []sideSpec, setup func(*Edge), opts ...edgeOpt) *served {
+	t.Helper()
 	cfg := Config{Listen: "127.0.0.1:0", Token: testToken, Check: check}
 	for _, s := range sides {
 		cfg.Sides = append(cfg.Sides, Side{Name: s.name, Node: s.node.URL(), Routes: s.routes, UpstreamTLS: s.tls})
@@ -168,17 +183,24 @@ func startEdge(t testing.TB, check Check, sides []sideSpec, opts ...edgeOpt) *te
 	if err != nil {
 		t.Fatal(err)
 	}
+	if setup != nil {
+		setup(e)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx, ln) }()
+	scheme := "http"
+	if o.TLSCert != "" {
+		scheme = "https"
+	}
+	s := &served{testEdge: &testEdge{Edge: e, url: scheme + "://" + ln.Addr().String(), reg: reg}, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- e.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-done:
+		case err := <-s.done:
 			if err != nil {
 				t.Errorf("Serve: %v", err)
 			}
@@ -186,11 +208,7 @@ func startEdge(t testing.TB, check Check, sides []sideSpec, opts ...edgeOpt) *te
 			t.Error("Serve did not return")
 		}
 	})
-	scheme := "http"
-	if o.TLSCert != "" {
-		scheme = "https"
-	}
-	return &testEdge{Edge: e, url: scheme + "://" + ln.Addr().String(), reg: reg}
+	return s
 }
 
 // fast is a check quick enough for tests.

@@ -2,9 +2,7 @@ package edge
 
 import (
 	"bufio"
-	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"slices"
@@ -12,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resman-pbx/resman/resilience/testkit"
 )
@@ -35,36 +31,10 @@ func handOvers(t *testing.T, e *testEdge) float64 {
 // every connection goes to the general path.
 func startEdgeTo(t *testing.T, routes []Route, generalOnly bool) *testEdge {
 	t.Helper()
-	node := newFakeNode(t, active(1))
-	reg := prometheus.NewRegistry()
-	e, err := New(Options{Config: Config{Listen: "127.0.0.1:0", Token: testToken, Check: fast(),
-		Sides: []Side{{Name: "main", Node: node.URL(), Routes: routes}}},
-		Token: testToken, Registerer: reg, Logger: testkit.FailureLogger(t), CheckTimeout: waitLimit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.generalOnly = generalOnly
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(waitLimit):
-			t.Error("Serve did not return")
-		}
-	})
-	te := &testEdge{Edge: e, url: "http://" + ln.Addr().String(), reg: reg}
-	te.waitRouted(t, "main")
-	return te
+	e := serveEdge(t, fast(), []sideSpec{{name: "main", node: newFakeNode(t, active(1)), routes: routes}},
+		func(e *Edge) { e.generalOnly = generalOnly }).testEdge
+	e.waitRouted(t, "main")
+	return e
 }
 
 // exchange is what the client got for one request: the interim answers'

@@ -586,6 +586,22 @@ func waitHeld(t *testing.T, held <-chan struct{}) {
 	}
 }
 
+// holdTheOneConnection starts an Edge in front of an upstream that holds
+// GET /hold until release is closed, and makes holder's request take the
+// pool's one connection; waiter is a second client.
+func holdTheOneConnection(t *testing.T) (up *rawUpstream, e *served, holder, waiter *rawConn, release chan struct{}) {
+	t.Helper()
+	release, held := make(chan struct{}), make(chan struct{}, 4)
+	up = holdUpstream(t, release, held)
+	e = startFast(t, up.url())
+	holder, waiter = dialRaw(t, e.testEdge), dialRaw(t, e.testEdge)
+	if _, err := io.WriteString(holder.c, get1("/hold")); err != nil {
+		t.Fatal(err)
+	}
+	waitHeld(t, held)
+	return up, e, holder, waiter, release
+}
+
 // The fast path opens at most poolMaxConns connections to an upstream: a
 // request beyond waits for one to be freed, and gets a 502 after
 // poolWait when none is.
@@ -594,14 +610,7 @@ func TestFastUpstreamPoolBound(t *testing.T) {
 	t.Run("freed", func(t *testing.T) {
 		// Long enough for any machine.
 		setVar(t, &poolWait, testkit.Patience)
-		release, held := make(chan struct{}), make(chan struct{}, 4)
-		up := holdUpstream(t, release, held)
-		e := startFast(t, up.url())
-		holder, waiter := dialRaw(t, e.testEdge), dialRaw(t, e.testEdge)
-		if _, err := io.WriteString(holder.c, get1("/hold")); err != nil {
-			t.Fatal(err)
-		}
-		waitHeld(t, held)
+		up, e, holder, waiter, release := holdTheOneConnection(t)
 		if _, err := io.WriteString(waiter.c, get1("/next")); err != nil {
 			t.Fatal(err)
 		}
@@ -626,14 +635,7 @@ func TestFastUpstreamPoolBound(t *testing.T) {
 	})
 	t.Run("none freed", func(t *testing.T) {
 		setVar(t, &poolWait, time.Second)
-		release, held := make(chan struct{}), make(chan struct{}, 4)
-		up := holdUpstream(t, release, held)
-		e := startFast(t, up.url())
-		holder, waiter := dialRaw(t, e.testEdge), dialRaw(t, e.testEdge)
-		if _, err := io.WriteString(holder.c, get1("/hold")); err != nil {
-			t.Fatal(err)
-		}
-		waitHeld(t, held)
+		up, e, holder, waiter, release := holdTheOneConnection(t)
 		res := waiter.do(get1("/next"))
 		if res.status != http.StatusBadGateway || !strings.Contains(res.body, "Bad gateway") {
 			t.Errorf("a request that found no connection: %d %q, want the 502 page", res.status, res.body)

@@ -47,17 +47,7 @@ func fuzzRoutes(t testing.TB) []*route {
 // them, the heads of headers_test.go, and odd ones.
 var headSeeds = []string{
 	"GET / HTTP/1.1\r\nHost: pbx.example.org\r\n\r\n",
-	"GET /index.html HTTP/1.1\r\n" +
-		"Host: pbx.example.org\r\n" +
-		"Connection: keep-alive\r\n" +
-		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36\r\n" +
-		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n" +
-		"Accept-Encoding: gzip, deflate\r\n" +
-		"Accept-Language: fr-FR,fr;q=0.9,en;q=0.8\r\n" +
-		"Sec-Fetch-Mode: navigate\r\n" +
-		"Sec-Fetch-Site: none\r\n" +
-		"Cookie: session=0123456789abcdef0123456789abcdef\r\n" +
-		"\r\n",
+	browserHead,
 	"GET /static/app.js?v=12&x=%41 HTTP/1.1\r\nHost: pbx.example.org:8443\r\nAccept: */*\r\nReferer: https://pbx.example.org/\r\n\r\n",
 	"HEAD /rec HTTP/1.1\r\nHost: 10.0.0.21\r\n\r\n",
 	"POST /api/calls HTTP/1.1\r\nHost: pbx.example.org\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"to\":\"+3312345\"}",

@@ -297,7 +297,7 @@ func (fc *fastConn) serve() {
 		return
 	}
 	fc.br = readers.Get().(*bufio.Reader)
-	fc.br.Reset(fc.c)
+	fc.br.Reset(fc.s)
 	fc.bw = writers.Get().(*bufio.Writer)
 	fc.bw.Reset(fc.s)
 	fc.sent, fc.answered = fc.sentHook, fc.answeredHook

@@ -3,8 +3,10 @@ package edge
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -288,5 +290,70 @@ func TestHalfClosedClientGetsItsAnswerThenTheClose(t *testing.T) {
 	}
 	if !rc.closed() {
 		t.Error("the Edge kept the connection of a client that had closed its side")
+	}
+}
+
+// Unarmed, the sock reads and writes as net.Conn does: a read waits for
+// bytes, says io.EOF at the peer's close and honours a read deadline; a
+// write larger than the send buffer is written whole; a write after the
+// peer's reset and a read after the Edge's close fail.
+func TestSockReadsAndWritesAsAConnDoes(t *testing.T) {
+	a, b := tcpPair(t)
+	s := newSock(a)
+	if s.rc == nil {
+		t.Fatal("a TCP connection's sock has no RawConn")
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, 5)
+		n, err := s.Read(buf)
+		if err != nil {
+			t.Errorf("read: %v", err)
+		}
+		got <- buf[:n]
+	}()
+	time.Sleep(50 * time.Millisecond) // the read waits in the poller
+	b.Write([]byte("hello"))
+	if g := <-got; string(g) != "hello" {
+		t.Fatalf("read %q", g)
+	}
+
+	_ = a.SetReadDeadline(time.Unix(1, 0))
+	if _, err := s.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past its deadline: %v", err)
+	}
+	_ = a.SetReadDeadline(time.Time{})
+
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB
+	go func() {
+		buf := make([]byte, len(big))
+		_, _ = io.ReadFull(b, buf)
+		got <- buf
+	}()
+	if n, err := s.Write(big); n != len(big) || err != nil {
+		t.Fatalf("large write: %d, %v", n, err)
+	}
+	if !bytes.Equal(<-got, big) {
+		t.Fatal("the peer did not get the large write whole")
+	}
+
+	b.(*net.TCPConn).CloseWrite()
+	if n, err := s.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("read at the peer's close: %d, %v", n, err)
+	}
+	b.(*net.TCPConn).SetLinger(0)
+	b.Close()
+	var werr error
+	for i := 0; i < 100 && werr == nil; i++ {
+		_, werr = s.Write([]byte("x"))
+		time.Sleep(10 * time.Millisecond)
+	}
+	var op *net.OpError
+	if !errors.As(werr, &op) || op.Op != "write" {
+		t.Fatalf("writes after the peer's reset: %v", werr)
+	}
+	a.Close()
+	if _, err := s.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read after the close: %v", err)
 	}
 }

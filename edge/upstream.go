@@ -44,7 +44,7 @@ type upConn struct {
 // until they time out.
 func (uc *upConn) buffers() {
 	uc.br = readers.Get().(*bufio.Reader)
-	uc.br.Reset(uc.c)
+	uc.br.Reset(uc.s)
 	uc.bw = writers.Get().(*bufio.Writer)
 	uc.bw.Reset(uc.s)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/resman-pbx/resman/resilience/api"
@@ -46,6 +47,9 @@ type side struct {
 	client *client.Client
 	// tlsConf is the side's upstream_tls, nil when not set.
 	tlsConf *UpstreamTLS
+	// stallWarned: the last failed check was not counted, and said so
+	// (stalledDuring).
+	stallWarned atomic.Bool
 
 	// Check state, under edge.mu. checks counts the checks' rise and fall
 	// (Counted from unknown; ForceDown when the node says it is not
@@ -118,6 +122,8 @@ func (s *side) observe(o watch.Observation) (took bool) {
 	}
 	v := verdictInactive
 	switch {
+	case isTimeout(o.Err) && s.edge.stalledDuring(s, o.At):
+		return false
 	case o.Err != nil:
 		v = verdictFail
 	case o.Status == api.StatusActive:
@@ -125,6 +131,24 @@ func (s *side) observe(o watch.Observation) (took bool) {
 	}
 	s.edge.observe(s, v, a, o.Err, false)
 	return false
+}
+
+// stalledDuring says whether the Edge itself stalled for half the check
+// timeout or more since at, when a check of s started (see lag.go): its
+// timeout is then not counted, and counted in
+// resman_edge_checks_not_counted_total. A refusal or an answer counts
+// whatever the Edge's stalls: the node gave it.
+func (e *Edge) stalledDuring(s *side, at time.Time) bool {
+	d := e.stalls.stalled(at, time.Now())
+	if d < e.checkTimeout/2 {
+		s.stallWarned.Store(false)
+		return false
+	}
+	e.metrics.notCounted.WithLabelValues(s.name).Inc()
+	if !s.stallWarned.Swap(true) {
+		e.log.Warn("check failed while the Edge itself stalled: not counted against the node", "side", s.name, "stalled", d.Round(time.Millisecond))
+	}
+	return true
 }
 
 // observe counts one check result (or event) of s and routes to the side
@@ -227,14 +251,13 @@ func (e *Edge) reselectLocked() *side {
 // API lists it beside).
 func checkError(err error) string {
 	var ae *client.Error
-	var ne net.Error
 	if m := tlsProblem(err); m != "" {
 		return m
 	}
 	switch {
 	case errors.As(err, &ae):
 		return fmt.Sprintf("answered %d", ae.StatusCode)
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case isTimeout(err):
 		return "no answer in time"
 	case errors.Is(err, client.ErrUnreachable):
 		return "unreachable"
@@ -242,6 +265,13 @@ func checkError(err error) string {
 		return "unusable answer"
 	}
 	return ""
+}
+
+// isTimeout says whether err is a check's timeout, rather than an answer
+// or a refusal.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // healthName is a side's health as the status API names it, "" while

@@ -105,13 +105,18 @@ type Edge struct {
 	name       string // the Edge's name in its node-shaped status
 	interval   time.Duration
 	rise, fall int
-	sides      []*side
-	tls        *tls.Config
-	checkHC    *http.Client
-	token      auth.Token
-	standalone bool
-	metrics    *metrics
-	pages      pages
+	// checkTimeout bounds one check; stalls are the Edge's own (lag.go):
+	// a failed check during which it stalled half of checkTimeout is not
+	// counted.
+	checkTimeout time.Duration
+	stalls       stallMeter
+	sides        []*side
+	tls          *tls.Config
+	checkHC      *http.Client
+	token        auth.Token
+	standalone   bool
+	metrics      *metrics
+	pages        pages
 	// generalOnly serves every request on the general path (fast.go), for
 	// the tests that compare both.
 	generalOnly bool
@@ -162,6 +167,7 @@ func New(opts Options) (*Edge, error) {
 	if checkTimeout <= 0 {
 		checkTimeout = e.interval
 	}
+	e.checkTimeout = checkTimeout
 	e.token = auth.NewToken(opts.Token)
 	if !e.token.Set() {
 		log.Warn("no API token configured: the Edge's status API refuses every call")
@@ -394,6 +400,11 @@ func (e *Edge) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := e.stalls.run(ctx); err != nil {
+			e.log.Warn("no stall meter: every failed check counts", "error", err)
+		}
+	})
 	for _, s := range e.sides {
 		wg.Go(func() { s.watcher().Run(ctx) })
 	}

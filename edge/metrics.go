@@ -18,6 +18,9 @@ type metrics struct {
 	// handedOver counts the client connections the fast path gave to the
 	// general path (fast.go).
 	handedOver prometheus.Counter
+	// notCounted counts the failed checks made while the Edge stalled
+	// (lag.go).
+	notCounted *prometheus.CounterVec
 	// unavailable and notFound count the Edge's own 503 and 404 answers
 	// (the frequent ones) without a label lookup.
 	unavailable, notFound prometheus.Counter
@@ -42,11 +45,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "WebSocket and streaming connections closed because their side lost Active."}),
 		handedOver: prometheus.NewCounter(prometheus.CounterOpts{Name: "resman_edge_general_path_connections_total",
 			Help: "Client connections served on the general path from a request on: not plain HTTP/1.1, an upgrade, an event stream, a chunked upload, or refused."}),
+		notCounted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "resman_edge_checks_not_counted_total",
+			Help: "Failed checks of a side's node not counted against it: the Edge itself stalled for half the check timeout or more meanwhile (a saturated Edge)."}, []string{"side"}),
 	}
 	m.unavailable = m.requests.WithLabelValues(noSide, noSide, "503")
 	m.notFound = m.requests.WithLabelValues(noSide, noSide, "404")
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.activeSide, m.healthy, m.switches, m.requests, m.upstreamErrors, m.closed, m.handedOver} {
+		for _, c := range []prometheus.Collector{m.activeSide, m.healthy, m.switches, m.requests, m.upstreamErrors, m.closed, m.handedOver, m.notCounted} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register edge metrics (one Edge per registry): %w", err)
 			}

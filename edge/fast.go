@@ -45,6 +45,11 @@ const watchdogInterval = time.Second
 // (variables for the tests).
 var fastReadTimeout, fastIdleTimeout = readTimeout, idleTimeout
 
+// fastWriteTimeout: a connection whose write to its client, or to its
+// upstream, has not ended after it is closed (a peer that does not read:
+// each write is at most one buffer, 32 KiB). As nginx's send_timeout.
+var fastWriteTimeout = 60 * time.Second
+
 // fastServer accepts the Edge's client connections and serves them on the
 // fast path; to fasthttp it is the listener, whose Accept returns the
 // connections handed over to the general path.
@@ -141,7 +146,7 @@ func (fs *fastServer) acceptLoop() {
 			return
 		}
 		backoff = 0
-		fc := &fastConn{fs: fs, c: c, s: newSock(c)}
+		fc := &fastConn{fs: fs, c: c, s: newSock(c, &fs.now)}
 		fs.mu.Lock()
 		if fs.stopping.Load() {
 			fs.mu.Unlock()
@@ -171,7 +176,7 @@ func (fs *fastServer) watchdog(ctx context.Context) {
 			now := t.UnixNano()
 			fs.mu.Lock()
 			for fc := range fs.conns {
-				if d := fc.deadline.Load(); d != 0 && now > d {
+				if d := fc.deadline.Load(); d != 0 && now > d || fc.writeStuck(now-int64(fastWriteTimeout)) {
 					fc.expire()
 					continue
 				}
@@ -262,6 +267,16 @@ func (fc *fastConn) expire() {
 	if uc := fc.up.Load(); uc != nil {
 		uc.c.Close()
 	}
+}
+
+// writeStuck says whether a write of the connection or of its upstream
+// connection started before since.
+func (fc *fastConn) writeStuck(since int64) bool {
+	if fc.s.writeStuck(since) {
+		return true
+	}
+	uc := fc.up.Load()
+	return uc != nil && uc.s.writeStuck(since)
 }
 
 // poke cuts the waits of the connection and of its upstream connection
@@ -438,7 +453,7 @@ func (fc *fastConn) exchange(head []byte, r *fastRequest, s *side, rt *route) bo
 // turns out to be closed: the upstream closed it while it was idle.
 func (fc *fastConn) send(rt *route, r *fastRequest) (*upConn, error) {
 	for attempt := 0; ; attempt++ {
-		uc, err := rt.pool.get()
+		uc, err := rt.pool.get(&fc.fs.now)
 		if err != nil {
 			return nil, err
 		}
@@ -448,7 +463,7 @@ func (fc *fastConn) send(rt *route, r *fastRequest) (*upConn, error) {
 			err = relayN(uc.bw, fc.br, r.length)
 		}
 		if err == nil {
-			uc.s.arm(fc.sent, &fc.fs.now)
+			uc.s.arm(fc.sent)
 			err = uc.bw.Flush()
 			uc.s.disarm()
 		}
@@ -565,7 +580,7 @@ func (fc *fastConn) relay(rt *route, r *fastRequest, uc *upConn) bool {
 		// The last bytes of the answer, then (see sock) the wait for the
 		// next request, unless one is here already.
 		if keep && fc.br.Buffered() == 0 {
-			fc.s.arm(fc.answered, &fc.fs.now)
+			fc.s.arm(fc.answered)
 		}
 		err = fc.bw.Flush()
 		fc.s.disarm()

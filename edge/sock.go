@@ -35,10 +35,16 @@ type sock struct {
 	c  net.Conn
 	rc syscall.RawConn // nil: not TCP (TLS), writes are plain
 
+	// clock is the coarse clock the watchdog keeps.
+	clock *atomic.Int64
+	// writing is when the write under way started (clock), 0 when none:
+	// the watchdog closes a connection whose write has not ended within
+	// fastWriteTimeout (a peer that does not read).
+	writing atomic.Int64
+
 	// The armed write: the hook runs once the bytes are written, and says
 	// whether to wait (false: a shutdown, go on at once).
 	hook  func() bool
-	clock *atomic.Int64
 	p     []byte
 	err   error
 	wrote bool
@@ -58,8 +64,8 @@ type sock struct {
 	poked    bool
 }
 
-func newSock(c net.Conn) *sock {
-	s := &sock{c: c}
+func newSock(c net.Conn, clock *atomic.Int64) *sock {
+	s := &sock{c: c, clock: clock}
 	if tc, ok := c.(*net.TCPConn); ok {
 		if rc, err := tc.SyscallConn(); err == nil {
 			s.rc = rc
@@ -69,12 +75,17 @@ func newSock(c net.Conn) *sock {
 	return s
 }
 
-// arm makes the next Write wait for the peer (see sock); clock is the
-// coarse clock the watchdog reads.
-func (s *sock) arm(hook func() bool, clock *atomic.Int64) {
+// arm makes the next Write wait for the peer (see sock).
+func (s *sock) arm(hook func() bool) {
 	if s.rc != nil {
-		s.hook, s.clock = hook, clock
+		s.hook = hook
 	}
+}
+
+// writeStuck says whether a write under way started before since.
+func (s *sock) writeStuck(since int64) bool {
+	w := s.writing.Load()
+	return w != 0 && w < since
 }
 
 // disarm undoes arm when no Write came (nothing was buffered).
@@ -85,7 +96,9 @@ func (s *sock) Write(p []byte) (int, error) {
 		return s.plainWrite(p)
 	}
 	s.p, s.err, s.wrote = p, nil, false
+	s.writing.Store(s.clock.Load())
 	err := s.rc.Read(s.step)
+	s.writing.Store(0)
 	s.parkedAt.Store(0)
 	s.mu.Lock()
 	if s.poked {
@@ -97,7 +110,7 @@ func (s *sock) Write(p []byte) (int, error) {
 	}
 	s.mu.Unlock()
 	rest := s.p
-	s.p, s.hook, s.clock = nil, nil, nil
+	s.p, s.hook = nil, nil
 	switch {
 	case s.err != nil:
 		return len(p) - len(rest), s.err
@@ -132,6 +145,7 @@ func (s *sock) writeThenWait(fd uintptr) bool {
 		s.p = s.p[n:]
 	}
 	s.wrote = true
+	s.writing.Store(0)
 	if !s.hook() {
 		return true
 	}
@@ -205,6 +219,8 @@ func (s *sock) readOnce(fd uintptr) bool {
 // plainWrite writes all of p through rawIO, waiting in the poller while
 // the send buffer is full.
 func (s *sock) plainWrite(p []byte) (int, error) {
+	s.writing.Store(s.clock.Load())
+	defer s.writing.Store(0)
 	if s.rc == nil {
 		return s.c.Write(p)
 	}

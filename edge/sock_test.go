@@ -41,10 +41,10 @@ func tcpPair(t *testing.T) (edge, peer net.Conn) {
 
 // armedWrite writes p on s armed with a hook that waits, in a goroutine,
 // and returns the channel of its result.
-func armedWrite(s *sock, clock *atomic.Int64, p []byte) <-chan error {
+func armedWrite(s *sock, p []byte) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		s.arm(func() bool { return true }, clock)
+		s.arm(func() bool { return true })
 		_, err := s.Write(p)
 		done <- err
 	}()
@@ -66,14 +66,14 @@ func readN(t *testing.T, c net.Conn, n int) string {
 // then read as usual.
 func TestSockWaitsForThePeerAfterTheWrite(t *testing.T) {
 	a, b := tcpPair(t)
-	s := newSock(a)
+	var clock atomic.Int64
+	s := newSock(a, &clock)
 	if s.rc == nil {
 		t.Fatal("a TCP connection gave no RawConn: the sock would never wait")
 	}
-	var clock atomic.Int64
 	clock.Store(1)
 	var answered atomic.Bool
-	done := armedWrite(s, &clock, []byte("ping"))
+	done := armedWrite(s, []byte("ping"))
 	if got := readN(t, b, 4); got != "ping" {
 		t.Fatalf("the peer got %q", got)
 	}
@@ -104,15 +104,15 @@ func TestSockWaitsForThePeerAfterTheWrite(t *testing.T) {
 // deadline is gone (a later read waits as long as it must).
 func TestSockPokeEndsAWaitThatMissedTheBytes(t *testing.T) {
 	a, b := tcpPair(t)
-	s := newSock(a)
 	var clock atomic.Int64
+	s := newSock(a, &clock)
 	clock.Store(1)
 	if _, err := b.Write([]byte("early")); err != nil {
 		t.Fatal(err)
 	}
 	// Let the bytes arrive and the poller see them before the write.
 	time.Sleep(100 * time.Millisecond)
-	done := armedWrite(s, &clock, []byte("answer"))
+	done := armedWrite(s, []byte("answer"))
 	if got := readN(t, b, 6); got != "answer" {
 		t.Fatalf("the peer got %q", got)
 	}
@@ -149,7 +149,7 @@ func TestSockPokeEndsAWaitThatMissedTheBytes(t *testing.T) {
 // A poke does not touch a connection that is not waiting.
 func TestSockPokeOutsideAWaitDoesNothing(t *testing.T) {
 	a, b := tcpPair(t)
-	s := newSock(a)
+	s := newSock(a, new(atomic.Int64))
 	s.poke(1 << 62)
 	go func() {
 		time.Sleep(200 * time.Millisecond)
@@ -164,9 +164,9 @@ func TestSockPokeOutsideAWaitDoesNothing(t *testing.T) {
 // once; a write larger than the send buffer is written whole.
 func TestSockWritesWholeWithoutWaiting(t *testing.T) {
 	a, b := tcpPair(t)
-	s := newSock(a)
 	var clock atomic.Int64
-	s.arm(func() bool { return false }, &clock)
+	s := newSock(a, &clock)
+	s.arm(func() bool { return false })
 	if _, err := s.Write([]byte("bye")); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestSockWritesWholeWithoutWaiting(t *testing.T) {
 		got <- buf
 		b.Write([]byte("k"))
 	}()
-	done := armedWrite(s, &clock, big)
+	done := armedWrite(s, big)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -200,9 +200,9 @@ func TestSockWritesWholeWithoutWaiting(t *testing.T) {
 // the wait; a write to a closed connection fails.
 func TestSockCloseEndsTheWait(t *testing.T) {
 	a, b := tcpPair(t)
-	s := newSock(a)
 	var clock atomic.Int64
-	done := armedWrite(s, &clock, []byte("ping"))
+	s := newSock(a, &clock)
+	done := armedWrite(s, []byte("ping"))
 	readN(t, b, 4)
 	a.Close()
 	select {
@@ -210,7 +210,7 @@ func TestSockCloseEndsTheWait(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("closing the connection did not end the wait")
 	}
-	s.arm(func() bool { return true }, &clock)
+	s.arm(func() bool { return true })
 	if _, err := s.Write([]byte("again")); err == nil {
 		t.Fatal("a write to a closed connection succeeded")
 	}
@@ -299,7 +299,7 @@ func TestHalfClosedClientGetsItsAnswerThenTheClose(t *testing.T) {
 // peer's reset and a read after the Edge's close fail.
 func TestSockReadsAndWritesAsAConnDoes(t *testing.T) {
 	a, b := tcpPair(t)
-	s := newSock(a)
+	s := newSock(a, new(atomic.Int64))
 	if s.rc == nil {
 		t.Fatal("a TCP connection's sock has no RawConn")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -71,8 +72,9 @@ func newUpPool(dial func() (net.Conn, error)) *upPool {
 	return &upPool{dial: dial}
 }
 
-// get returns an idle connection, or a new one.
-func (p *upPool) get() (*upConn, error) {
+// get returns an idle connection, or a new one whose writes are timed by
+// clock (the fast path's coarse clock, see sock).
+func (p *upPool) get(clock *atomic.Int64) (*upConn, error) {
 	var deadline *time.Timer
 	for {
 		p.mu.Lock()
@@ -93,7 +95,7 @@ func (p *upPool) get() (*upConn, error) {
 				p.forget()
 				return nil, err
 			}
-			uc := &upConn{c: c, s: newSock(c)}
+			uc := &upConn{c: c, s: newSock(c, clock)}
 			uc.buffers()
 			return uc, nil
 		}

@@ -433,10 +433,12 @@ func (fc *fastConn) exchange(head []byte, r *fastRequest, s *side, rt *route) bo
 	fc.br.Discard(len(head))
 	uc, err := fc.send(rt, r)
 	if err != nil {
-		if fc.expired.Load() {
+		var ce *sourceError
+		if fc.expired.Load() || errors.As(err, &ce) {
 			// The watchdog closed the connection (the request did not
-			// arrive whole in time), or the shutdown did: no answer
-			// goes, and the upstream did not fail.
+			// arrive whole in time), or the shutdown did, or the client
+			// closed it before its body ended: no answer goes, and the
+			// upstream did not fail.
 			return false
 		}
 		rt.failed(err)
@@ -460,7 +462,12 @@ func (fc *fastConn) send(rt *route, r *fastRequest) (*upConn, error) {
 		fc.up.Store(uc)
 		_, err = uc.bw.Write(fc.head)
 		if err == nil && r.length > 0 {
-			err = relayN(uc.bw, fc.br, r.length)
+			var ce *sourceError
+			if err = relayN(uc.bw, fc.br, r.length); errors.As(err, &ce) {
+				fc.up.Store(nil)
+				rt.pool.discard(uc)
+				return nil, err
+			}
 		}
 		if err == nil {
 			uc.s.arm(fc.sent)
@@ -616,7 +623,8 @@ func (fc *fastConn) page(code int, close bool) bool {
 
 // relayN copies n bytes from br to bw, or up to br's end when n < 0,
 // flushing bw before each wait for more: the client gets each byte as it
-// comes.
+// comes. A failure to read br is a *sourceError: on a request body, the
+// client's failure, not the upstream's.
 func relayN(bw *bufio.Writer, br *bufio.Reader, n int64) error {
 	for n != 0 {
 		if br.Buffered() == 0 {
@@ -627,7 +635,7 @@ func relayN(bw *bufio.Writer, br *bufio.Reader, n int64) error {
 				if n < 0 && errors.Is(err, io.EOF) {
 					return nil
 				}
-				return err
+				return &sourceError{err}
 			}
 		}
 		k := br.Buffered()
@@ -646,6 +654,12 @@ func relayN(bw *bufio.Writer, br *bufio.Reader, n int64) error {
 	}
 	return nil
 }
+
+// sourceError is relayN's failure to read its source (br).
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return "reading the body: " + e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
 
 // replayConn is a connection handed over to the general path: its reads
 // return first the bytes the fast path read and did not serve.

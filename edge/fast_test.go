@@ -607,6 +607,36 @@ func TestFastClientThatDoesNotReadIsClosed(t *testing.T) {
 	assertFastPath(t, e.testEdge)
 }
 
+// A client that ends its side before its request body did gets no answer
+// and its connection closed; the upstream did not fail: no 502, no
+// upstream error, no error on the route's status.
+func TestFastClientEndingMidBodyIsNotAnUpstreamError(t *testing.T) {
+	e, _ := startRecorded(t)
+	rc := dialRaw(t, e)
+	if _, err := io.WriteString(rc.c, "POST /rec HTTP/1.1\r\nHost: pbx\r\nContent-Length: 100\r\n\r\nonly ten.."); err != nil {
+		t.Fatal(err)
+	}
+	rc.c.(*net.TCPConn).CloseWrite()
+	_ = rc.c.SetReadDeadline(time.Now().Add(testkit.Patience))
+	got, err := io.ReadAll(rc.br)
+	if err != nil {
+		t.Fatalf("the Edge did not close the connection: %v", err)
+	}
+	if len(got) > 0 {
+		t.Errorf("the client got %q, want no answer", got)
+	}
+	if n := upstreamErrors(t, e); n != 0 {
+		t.Errorf("upstream errors = %v, want none", n)
+	}
+	if msg := e.Status().Sides[0].Routes[0].Error; msg != "" {
+		t.Errorf("the route's status says the upstream failed: %q", msg)
+	}
+	if n := testkit.Metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "main", "code": "502"}); n != 0 {
+		t.Errorf("requests{main,502} = %v", n)
+	}
+	assertFastPath(t, e)
+}
+
 // holdUpstream holds its answer to /hold until release is closed, and
 // answers every other request at once; held gets a value when a /hold
 // arrives.

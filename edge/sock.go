@@ -18,9 +18,9 @@ import (
 // the Edge has written a request to an upstream, or an answer to a
 // client, it reads next, and a read is tried at once, before it waits:
 // it finds nothing (the peer has yet to answer) and fails with EAGAIN.
-// Armed, the next Write writes, then waits until the connection is readable without
-// reading (a RawConn's Read whose function returns false), so that the
-// read after it finds the bytes there. These reads were about one system
+// Armed, the next Write writes, then waits until the connection is
+// readable without reading (a RawConn's Read whose function returns
+// false), so that the read after it finds the bytes there. These reads were about one system
 // call in six of a request on small answers.
 //
 // The wait is prepared (the poller's readiness forgotten) before the
@@ -33,7 +33,7 @@ import (
 // idle between two requests is poked once, then waits in a plain read.
 type sock struct {
 	c  net.Conn
-	rc syscall.RawConn // nil: not TCP (TLS), writes are plain
+	rc syscall.RawConn // nil: not TCP (TLS), reads and writes are plain
 
 	// clock is the coarse clock the watchdog keeps.
 	clock *atomic.Int64
@@ -50,12 +50,13 @@ type sock struct {
 	wrote bool
 	step  func(fd uintptr) bool
 
-	// The plain read and write through rc (see rawIO).
-	rp        []byte
-	rn        int
-	rerr      error
-	readStep  func(fd uintptr) bool
-	writeStep func(fd uintptr) bool
+	// The plain read and write through rc (see rawIO): their buffer,
+	// count and error, and the RawConn's functions.
+	rp, wp     []byte
+	rn, wn     int
+	rerr, werr error
+	readStep   func(fd uintptr) bool
+	writeStep  func(fd uintptr) bool
 
 	// parkedAt is when the wait started (coarse clock), 0 when none; mu
 	// orders a poke and its undoing.
@@ -134,8 +135,6 @@ func (s *sock) writeThenWait(fd uintptr) bool {
 	for len(s.p) > 0 {
 		n, err := rawIO(syscall.SYS_WRITE, fd, s.p)
 		switch {
-		case err == syscall.EINTR:
-			continue
 		case err == syscall.EAGAIN:
 			return true
 		case err != nil:
@@ -224,10 +223,10 @@ func (s *sock) plainWrite(p []byte) (int, error) {
 	if s.rc == nil {
 		return s.c.Write(p)
 	}
-	s.rp, s.rn, s.rerr = p, 0, nil
+	s.wp, s.wn, s.werr = p, 0, nil
 	err := s.rc.Write(s.writeStep)
-	n, werr := s.rn, s.rerr
-	s.rp, s.rerr = nil, nil
+	n, werr := s.wn, s.werr
+	s.wp, s.werr = nil, nil
 	switch {
 	case err != nil:
 		return n, err
@@ -238,16 +237,16 @@ func (s *sock) plainWrite(p []byte) (int, error) {
 }
 
 func (s *sock) writeAll(fd uintptr) bool {
-	for s.rn < len(s.rp) {
-		n, err := rawIO(syscall.SYS_WRITE, fd, s.rp[s.rn:])
+	for s.wn < len(s.wp) {
+		n, err := rawIO(syscall.SYS_WRITE, fd, s.wp[s.wn:])
 		switch {
 		case err == syscall.EAGAIN:
 			return false
 		case err != nil:
-			s.rerr = err
+			s.werr = err
 			return true
 		}
-		s.rn += n
+		s.wn += n
 	}
 	return true
 }

@@ -637,6 +637,44 @@ func TestFastClientEndingMidBodyIsNotAnUpstreamError(t *testing.T) {
 	assertFastPath(t, e)
 }
 
+// A kept connection the upstream closed while it was idle is found closed
+// before a request is written on it: a POST, which cannot go again, gets
+// its answer on a new connection, not a 502.
+func TestFastIdleConnectionClosedByTheUpstreamIsNotUsed(t *testing.T) {
+	// Probed at each reuse: no wait for the clock's tick.
+	setVar(t, &idleProbeAfter, 0)
+	closed := make(chan struct{}, 1)
+	up := newRawUpstream(t, func(c net.Conn, r upRequest) bool {
+		if !answerOK(c) {
+			return false
+		}
+		if r.path() == "/first" {
+			// Closed once idle, as an upstream's short idle timeout does.
+			time.Sleep(100 * time.Millisecond)
+			c.Close()
+			closed <- struct{}{}
+			return false
+		}
+		return true
+	})
+	e := startFast(t, up.url())
+	rc := dialRaw(t, e.testEdge)
+	if res := rc.do(get1("/first")); res.status != 200 {
+		t.Fatalf("first GET: %d", res.status)
+	}
+	<-closed
+	if res := rc.do("POST /second HTTP/1.1\r\nHost: pbx\r\nContent-Length: 5\r\n\r\nhello"); res.status != 200 {
+		t.Fatalf("a POST after the upstream closed the idle connection: %d", res.status)
+	}
+	if n := up.accepted.Load(); n != 2 {
+		t.Errorf("the upstream accepted %d connections, want 2", n)
+	}
+	if n := upstreamErrors(t, e.testEdge); n != 0 {
+		t.Errorf("upstream errors = %v", n)
+	}
+	assertFastPath(t, e.testEdge)
+}
+
 // holdUpstream holds its answer to /hold until release is closed, and
 // answers every other request at once; held gets a value when a /hold
 // arrives.

@@ -165,6 +165,27 @@ func (s *sock) poke(since int64) {
 	s.mu.Unlock()
 }
 
+// quiet says whether an idle connection is open and has nothing to read,
+// by a peek that does not wait; true when it cannot tell (TLS).
+func (s *sock) quiet() bool {
+	if s.rc == nil {
+		return true
+	}
+	ok := true
+	_ = s.rc.Control(func(fd uintptr) {
+		var b [1]byte
+		for {
+			_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+			if e != syscall.EINTR {
+				ok = e == syscall.EAGAIN
+				return
+			}
+		}
+	})
+	return ok
+}
+
 // rawIO is a read or write on a non-blocking socket without telling the
 // runtime a system call is under way (syscall.RawSyscall): such a call
 // never blocks, and its bookkeeping (entersyscall and exitsyscall, and

@@ -66,6 +66,11 @@ func (uc *upConn) release() {
 // (variables for the tests).
 var poolMaxConns, poolWait = maxUpstreamConns, upstreamWait
 
+// idleProbeAfter: a connection idle for this long is probed before it
+// is used (see get); one reused at once, under load, is not (a variable
+// for the tests).
+var idleProbeAfter = watchdogInterval
+
 var errNoUpstreamConn = errors.New("no free connection to the upstream in time")
 
 func newUpPool(dial func() (net.Conn, error)) *upPool {
@@ -83,6 +88,15 @@ func (p *upPool) get(clock *atomic.Int64) (*upConn, error) {
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
 			p.mu.Unlock()
+			if clock.Load()-uc.idleSince >= int64(idleProbeAfter) && !uc.s.quiet() {
+				// Idle for a tick or more, the upstream closed it (its
+				// idle timeout, or a restart; the older ones too), or
+				// sent bytes no request asked for: a request on it would
+				// fail, and one that cannot go again would get a 502.
+				p.discard(uc)
+				p.closeIdle(uc.idleSince+1, false)
+				continue
+			}
 			uc.reused = true
 			uc.buffers()
 			return uc, nil

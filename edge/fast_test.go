@@ -548,17 +548,24 @@ func TestFastWatchdog(t *testing.T) {
 			t.Errorf("the upstream received a whole body %q", r.body)
 		}
 	}
-	// The client's time was up, not the upstream's: no upstream error.
+	// The client's time was up, not the upstream's.
+	assertNoUpstreamFailure(t, e)
+	assertFastPath(t, e)
+}
+
+// assertNoUpstreamFailure checks that e counted no upstream error and
+// sent no 502, and that its route's status names no error.
+func assertNoUpstreamFailure(t *testing.T, e *testEdge) {
+	t.Helper()
 	if n := upstreamErrors(t, e); n != 0 {
-		t.Errorf("upstream errors = %v after a client stalled, want none", n)
+		t.Errorf("upstream errors = %v, want none", n)
 	}
 	if msg := e.Status().Sides[0].Routes[0].Error; msg != "" {
 		t.Errorf("the route's status says the upstream failed: %q", msg)
 	}
 	if n := testkit.Metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "main", "code": "502"}); n != 0 {
-		t.Errorf("requests{main,502} = %v: no 502 was sent", n)
+		t.Errorf("requests{main,502} = %v, want none", n)
 	}
-	assertFastPath(t, e)
 }
 
 // A client that stops reading an answer is closed once a write to it has
@@ -601,9 +608,7 @@ func TestFastClientThatDoesNotReadIsClosed(t *testing.T) {
 	if _, err := io.Copy(io.Discard, rc.c); err != nil && !strings.Contains(err.Error(), "reset") {
 		t.Fatalf("the client's connection was not closed: %v", err)
 	}
-	if n := upstreamErrors(t, e.testEdge); n != 0 {
-		t.Errorf("upstream errors = %v after a client stopped reading, want none", n)
-	}
+	assertNoUpstreamFailure(t, e.testEdge)
 	assertFastPath(t, e.testEdge)
 }
 
@@ -625,15 +630,7 @@ func TestFastClientEndingMidBodyIsNotAnUpstreamError(t *testing.T) {
 	if len(got) > 0 {
 		t.Errorf("the client got %q, want no answer", got)
 	}
-	if n := upstreamErrors(t, e); n != 0 {
-		t.Errorf("upstream errors = %v, want none", n)
-	}
-	if msg := e.Status().Sides[0].Routes[0].Error; msg != "" {
-		t.Errorf("the route's status says the upstream failed: %q", msg)
-	}
-	if n := testkit.Metric(t, e.reg, "resman_edge_requests_total", map[string]string{"side": "main", "code": "502"}); n != 0 {
-		t.Errorf("requests{main,502} = %v", n)
-	}
+	assertNoUpstreamFailure(t, e)
 	assertFastPath(t, e)
 }
 
@@ -669,9 +666,7 @@ func TestFastIdleConnectionClosedByTheUpstreamIsNotUsed(t *testing.T) {
 	if n := up.accepted.Load(); n != 2 {
 		t.Errorf("the upstream accepted %d connections, want 2", n)
 	}
-	if n := upstreamErrors(t, e.testEdge); n != 0 {
-		t.Errorf("upstream errors = %v", n)
-	}
+	assertNoUpstreamFailure(t, e.testEdge)
 	assertFastPath(t, e.testEdge)
 }
 

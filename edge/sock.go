@@ -138,7 +138,7 @@ func (s *sock) writeThenWait(fd uintptr) bool {
 		case err == syscall.EAGAIN:
 			return true
 		case err != nil:
-			s.err = &net.OpError{Op: "write", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: os.NewSyscallError("write", err)}
+			s.err = s.opError("write", err)
 			return true
 		}
 		s.p = s.p[n:]
@@ -220,11 +220,16 @@ func (s *sock) Read(p []byte) (int, error) {
 	case err != nil:
 		return 0, err
 	case rerr != nil:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
+		return 0, s.opError("read", rerr)
 	case n == 0:
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// opError is a failed system call as net.Conn reports it.
+func (s *sock) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: os.NewSyscallError(op, err)}
 }
 
 func (s *sock) readOnce(fd uintptr) bool {
@@ -252,7 +257,7 @@ func (s *sock) plainWrite(p []byte) (int, error) {
 	case err != nil:
 		return n, err
 	case werr != nil:
-		return n, &net.OpError{Op: "write", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: os.NewSyscallError("write", werr)}
+		return n, s.opError("write", werr)
 	}
 	return n, nil
 }

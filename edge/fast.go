@@ -176,7 +176,7 @@ func (fs *fastServer) watchdog(ctx context.Context) {
 			now := t.UnixNano()
 			fs.mu.Lock()
 			for fc := range fs.conns {
-				if d := fc.deadline.Load(); d != 0 && now > d || fc.writeStuck(now-int64(fastWriteTimeout)) {
+				if d := fc.deadline.Load(); (d != 0 && now > d) || fc.writeStuck(now-int64(fastWriteTimeout)) {
 					fc.expire()
 					continue
 				}
@@ -433,8 +433,8 @@ func (fc *fastConn) exchange(head []byte, r *fastRequest, s *side, rt *route) bo
 	fc.br.Discard(len(head))
 	uc, err := fc.send(rt, r)
 	if err != nil {
-		var ce *sourceError
-		if fc.expired.Load() || errors.As(err, &ce) {
+		var se *sourceError
+		if fc.expired.Load() || errors.As(err, &se) {
 			// The watchdog closed the connection (the request did not
 			// arrive whole in time), or the shutdown did, or the client
 			// closed it before its body ended: no answer goes, and the
@@ -462,8 +462,8 @@ func (fc *fastConn) send(rt *route, r *fastRequest) (*upConn, error) {
 		fc.up.Store(uc)
 		_, err = uc.bw.Write(fc.head)
 		if err == nil && r.length > 0 {
-			var ce *sourceError
-			if err = relayN(uc.bw, fc.br, r.length); errors.As(err, &ce) {
+			var se *sourceError
+			if err = relayN(uc.bw, fc.br, r.length); errors.As(err, &se) {
 				fc.up.Store(nil)
 				rt.pool.discard(uc)
 				return nil, err

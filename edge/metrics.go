@@ -66,6 +66,7 @@ func (m *metrics) setRouted(sides []*side, routed *side) {
 	for _, s := range sides {
 		m.activeSide.WithLabelValues(s.name).Set(b2f(s == routed))
 		m.upstreamErrors.WithLabelValues(s.name)
+		m.notCounted.WithLabelValues(s.name)
 		m.healthy.WithLabelValues(s.name)
 	}
 }

@@ -51,6 +51,24 @@ func armedWrite(s *sock, p []byte) <-chan error {
 	return done
 }
 
+// eightMiB is a write larger than any socket buffer.
+func eightMiB() []byte { return bytes.Repeat([]byte("0123456789abcdef"), 1<<19) }
+
+// readAllOf reads n bytes from c in a goroutine, then writes answer (if
+// any), and returns the channel of what it read.
+func readAllOf(c net.Conn, n int, answer string) <-chan []byte {
+	got := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, n)
+		_, _ = io.ReadFull(c, buf)
+		got <- buf
+		if answer != "" {
+			c.Write([]byte(answer))
+		}
+	}()
+	return got
+}
+
 func readN(t *testing.T, c net.Conn, n int) string {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -174,14 +192,8 @@ func TestSockWritesWholeWithoutWaiting(t *testing.T) {
 		t.Fatalf("the peer got %q", got)
 	}
 
-	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB
-	got := make(chan []byte, 1)
-	go func() {
-		buf := make([]byte, len(big))
-		_, _ = io.ReadFull(b, buf)
-		got <- buf
-		b.Write([]byte("k"))
-	}()
+	big := eightMiB()
+	got := readAllOf(b, len(big), "k")
 	done := armedWrite(s, big)
 	select {
 	case err := <-done:
@@ -324,16 +336,12 @@ func TestSockReadsAndWritesAsAConnDoes(t *testing.T) {
 	}
 	_ = a.SetReadDeadline(time.Time{})
 
-	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB
-	go func() {
-		buf := make([]byte, len(big))
-		_, _ = io.ReadFull(b, buf)
-		got <- buf
-	}()
+	big := eightMiB()
+	peerGot := readAllOf(b, len(big), "")
 	if n, err := s.Write(big); n != len(big) || err != nil {
 		t.Fatalf("large write: %d, %v", n, err)
 	}
-	if !bytes.Equal(<-got, big) {
+	if !bytes.Equal(<-peerGot, big) {
 		t.Fatal("the peer did not get the large write whole")
 	}
 
@@ -343,8 +351,10 @@ func TestSockReadsAndWritesAsAConnDoes(t *testing.T) {
 	}
 	b.(*net.TCPConn).SetLinger(0)
 	b.Close()
+	// The reset may reach the socket after a first write: write until
+	// one fails.
 	var werr error
-	for i := 0; i < 100 && werr == nil; i++ {
+	for giveUp := time.Now().Add(testkit.Patience); werr == nil && time.Now().Before(giveUp); {
 		_, werr = s.Write([]byte("x"))
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -481,8 +481,9 @@ func (s *side) closeStream(st *stream) {
 	s.forgetLocked(st)
 	s.smu.Unlock()
 	if open {
-		st.close()
+		// Counted before the close, so whoever sees the close sees the count.
 		s.edge.metrics.closed.Inc()
+		st.close()
 	}
 }
 
@@ -502,12 +503,14 @@ func (s *side) closeStreams(why string) {
 	clear(s.streams)
 	clear(s.byConn)
 	s.smu.Unlock()
+	if len(open) == 0 {
+		return
+	}
+	// Counted and logged before the closes, so whoever sees a close sees the count.
+	s.edge.metrics.closed.Add(float64(len(open)))
+	s.edge.log.Info("closing streaming connections", "side", s.name, "count", len(open), "why", why)
 	for _, st := range open {
 		st.close()
-	}
-	if len(open) > 0 {
-		s.edge.metrics.closed.Add(float64(len(open)))
-		s.edge.log.Info("closed streaming connections", "side", s.name, "count", len(open), "why", why)
 	}
 }
 

@@ -634,6 +634,55 @@ func TestFastClientEndingMidBodyIsNotAnUpstreamError(t *testing.T) {
 	assertFastPath(t, e)
 }
 
+// The general path (a chunked upload is handed over) answers a request
+// whose body does not arrive whole with a 400 and a close: a bad chunk, or
+// a client that ends mid-upload, is not the upstream's failure, and the
+// route's status does not say it is.
+func TestGeneralClientBodyErrorsAreNotUpstreamErrors(t *testing.T) {
+	const post = "POST /rec HTTP/1.1\r\nHost: pbx\r\nTransfer-Encoding: chunked\r\n\r\n"
+	e, rec := startRecorded(t)
+	for _, c := range []struct {
+		name, body string
+		halfClose  bool
+	}{
+		{"a bad chunk size", "zz\r\nhello\r\n0\r\n\r\n", false},
+		{"a chunk longer than its size", "2\r\nhello\r\n0\r\n\r\n", false},
+		{"the client ends mid-chunk", "5\r\nhel", true},
+		{"the client ends before the last chunk", "5\r\nhello\r\n", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rc := dialRaw(t, e)
+			if _, err := io.WriteString(rc.c, post+c.body); err != nil {
+				t.Fatal(err)
+			}
+			if c.halfClose {
+				rc.c.(*net.TCPConn).CloseWrite()
+			}
+			_ = rc.c.SetReadDeadline(time.Now().Add(testkit.Patience))
+			got, err := io.ReadAll(rc.br)
+			if err != nil {
+				t.Fatalf("the Edge did not close the connection: %v", err)
+			}
+			if !strings.HasPrefix(string(got), "HTTP/1.1 400 ") {
+				t.Errorf("the client got %q, want a 400", got)
+			}
+			assertNoUpstreamFailure(t, e)
+		})
+	}
+	if n := handedOver(t, e); n != 4 {
+		t.Errorf("%v connections went to the general path, want the 4 chunked uploads", n)
+	}
+	// A whole chunked upload still goes through.
+	before := len(rec.received())
+	rc := dialRaw(t, e)
+	if res := rc.do(post + "5\r\nhello\r\n0\r\n\r\n"); res.status != 200 {
+		t.Fatalf("a whole chunked upload: %d", res.status)
+	}
+	if got := rec.received()[before:]; len(got) != 1 || got[0].body != "hello" {
+		t.Errorf("the upstream received %q", got)
+	}
+}
+
 // A kept connection the upstream closed while it was idle is found closed
 // before a request is written on it: a POST, which cannot go again, gets
 // its answer on a new connection, not a 502.

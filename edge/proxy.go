@@ -184,7 +184,23 @@ func (rt *route) forward(ctx *fasthttp.RequestCtx, s seen) {
 	// Connection goes: the upstream connection stays open whatever the
 	// client does.
 	rt.prepare(ctx, s, false)
+	var body *clientBody
+	if req.IsBodyStream() {
+		// The server still owns (drains and releases) the stream it
+		// handed over; the request reads it through body.
+		body = &clientBody{r: ctx.RequestBodyStream(), want: req.Header.ContentLength()}
+		req.SetBodyStream(body, body.want)
+	}
 	if err := rt.hc.Do(req, &ctx.Response); err != nil {
+		if body != nil && body.err != nil {
+			// The client's body did not arrive whole (a bad chunk, a
+			// client gone mid-upload): the request is refused, and the
+			// upstream did not fail.
+			ctx.Response.Reset()
+			rt.side.edge.log.Debug("request body did not arrive whole", "side", rt.side.name, "route", rt.path, "error", body.err)
+			rt.side.edge.refuse(ctx, http.StatusBadRequest)
+			return
+		}
 		rt.upstreamError(ctx, err)
 	} else {
 		rt.answered()
@@ -200,6 +216,28 @@ func (rt *route) forward(ctx *fasthttp.RequestCtx, s seen) {
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
+}
+
+// clientBody reads a request's body from its client for the upstream
+// request, and keeps why it did not arrive whole: the request then fails
+// through no fault of the upstream.
+type clientBody struct {
+	r    io.Reader
+	want int // the Content-Length, -1 for a chunked body
+	read int
+	err  error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.read += n
+	if err == io.EOF && b.want >= 0 && b.read < b.want {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }
 
 // tunnel proxies a WebSocket upgrade, or an event stream, over a

@@ -268,9 +268,10 @@ func TestSmugglingFraming(t *testing.T) {
 		refused("Content-Length : 5", post+"Content-Length : 5\r\n\r\nhello"+smuggled),
 		refused("Transfer-Encoding on HTTP/1.0", "POST /a HTTP/1.0\r\nHost: pbx.example.org\r\nTransfer-Encoding: chunked\r\n\r\n"+chunks+smuggled),
 		// The body is streamed: the upstream has the head when the bad
-		// chunk comes, and never a whole request; the client gets a 502.
+		// chunk comes, and never a whole request; the client gets a 400
+		// (its body is bad, the upstream did not fail).
 		{name: "a chunk size that is not hex", req: post + "Transfer-Encoding: chunked\r\n\r\nz\r\nhello\r\n0\r\n\r\n" + smuggled,
-			statuses: []int{502}, closes: true},
+			statuses: []int{400}, closes: true},
 	})
 }
 

@@ -45,10 +45,11 @@ const watchdogInterval = time.Second
 // (variables for the tests).
 var fastReadTimeout, fastIdleTimeout = readTimeout, idleTimeout
 
-// fastWriteTimeout: a connection whose write to its client, or to its
+// writeTimeout: a connection whose write to its client, or to its
 // upstream, has not ended after it is closed (a peer that does not read:
-// each write is at most one buffer, 32 KiB). As nginx's send_timeout.
-var fastWriteTimeout = 60 * time.Second
+// each write is at most one buffer, 32 KiB). As nginx's send_timeout. The
+// general path bounds each write to its client the same way (replayConn).
+var writeTimeout = 60 * time.Second
 
 // fastServer accepts the Edge's client connections and serves them on the
 // fast path; to fasthttp it is the listener, whose Accept returns the
@@ -176,7 +177,7 @@ func (fs *fastServer) watchdog(ctx context.Context) {
 			now := t.UnixNano()
 			fs.mu.Lock()
 			for fc := range fs.conns {
-				if d := fc.deadline.Load(); (d != 0 && now > d) || fc.writeStuck(now-int64(fastWriteTimeout)) {
+				if d := fc.deadline.Load(); (d != 0 && now > d) || fc.writeStuck(now-int64(writeTimeout)) {
 					fc.expire()
 					continue
 				}
@@ -675,6 +676,16 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// Write gives each write to the client writeTimeout to end, as the fast
+// path's watchdog does: a client that does not read an answer (or the
+// upstream's side of a tunnel) is closed, and its upstream connection with
+// it, instead of holding them for ever. fasthttp's own WriteTimeout would
+// bound a whole answer, and cut a long download or an event stream.
+func (c *replayConn) Write(p []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return c.Conn.Write(p)
 }
 
 // replayTLSConn is a replayConn of a TLS connection: fasthttp tells a TLS

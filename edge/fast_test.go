@@ -569,47 +569,60 @@ func assertNoUpstreamFailure(t *testing.T, e *testEdge) {
 }
 
 // A client that stops reading an answer is closed once a write to it has
-// not ended for fastWriteTimeout, and the upstream connection with it:
+// not ended for writeTimeout, and the upstream connection with it:
 // neither is held for ever. Not before (less the clock's grain).
+// The general path (a percent-encoded path is handed over) bounds each
+// write to its client the same way.
 func TestFastClientThatDoesNotReadIsClosed(t *testing.T) {
 	const timeout = 3 * time.Second
-	setVar(t, &fastWriteTimeout, timeout)
-	// The upstream sends a 1 GiB answer until its writes fail.
-	upClosed := make(chan time.Time, 1)
-	up := newRawUpstream(t, func(c net.Conn, r upRequest) bool {
-		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n"); err != nil {
-			return false
-		}
-		chunk := make([]byte, 64<<10)
-		for {
-			if _, err := c.Write(chunk); err != nil {
-				upClosed <- time.Now()
-				return false
+	setVar(t, &writeTimeout, timeout)
+	for _, c := range []struct {
+		path     string
+		handOver bool
+	}{{"/big", false}, {"/big%20x", true}} {
+		t.Run(c.path, func(t *testing.T) {
+			// The upstream sends a 1 GiB answer until its writes fail.
+			upClosed := make(chan time.Time, 1)
+			up := newRawUpstream(t, func(c net.Conn, r upRequest) bool {
+				if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n"); err != nil {
+					return false
+				}
+				chunk := make([]byte, 64<<10)
+				for {
+					if _, err := c.Write(chunk); err != nil {
+						upClosed <- time.Now()
+						return false
+					}
+				}
+			})
+			e := startFast(t, up.url())
+			rc := dialRaw(t, e.testEdge)
+			if _, err := io.WriteString(rc.c, get1(c.path)); err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
-	e := startFast(t, up.url())
-	rc := dialRaw(t, e.testEdge)
-	if _, err := io.WriteString(rc.c, get1("/big")); err != nil {
-		t.Fatal(err)
+			start := time.Now()
+			// The client reads nothing; the Edge's writes to it stop once
+			// the socket buffers are full, and the upstream's a little later.
+			select {
+			case at := <-upClosed:
+				// The fast path's watchdog ticks; the general path's
+				// deadline is exact.
+				if d := at.Sub(start); d < timeout-2*watchdogInterval {
+					t.Errorf("the upstream connection was closed after %v, before the write timeout (%v)", d, timeout)
+				}
+			case <-time.After(testkit.Patience):
+				t.Fatal("the upstream connection is still held by a client that does not read")
+			}
+			_ = rc.c.SetReadDeadline(time.Now().Add(testkit.Patience))
+			if _, err := io.Copy(io.Discard, rc.c); err != nil && !strings.Contains(err.Error(), "reset") {
+				t.Fatalf("the client's connection was not closed: %v", err)
+			}
+			assertNoUpstreamFailure(t, e.testEdge)
+			if n := handedOver(t, e.testEdge); (n == 1) != c.handOver {
+				t.Errorf("%v connections went to the general path, want handed over: %v", n, c.handOver)
+			}
+		})
 	}
-	start := time.Now()
-	// The client reads nothing; the Edge's writes to it stop once the
-	// socket buffers are full, and the upstream's a little later.
-	select {
-	case at := <-upClosed:
-		if d := at.Sub(start); d < timeout-2*watchdogInterval {
-			t.Errorf("the upstream connection was closed after %v, before the write timeout (%v)", d, timeout)
-		}
-	case <-time.After(testkit.Patience):
-		t.Fatal("the upstream connection is still held by a client that does not read")
-	}
-	_ = rc.c.SetReadDeadline(time.Now().Add(testkit.Patience))
-	if _, err := io.Copy(io.Discard, rc.c); err != nil && !strings.Contains(err.Error(), "reset") {
-		t.Fatalf("the client's connection was not closed: %v", err)
-	}
-	assertNoUpstreamFailure(t, e.testEdge)
-	assertFastPath(t, e.testEdge)
 }
 
 // A client that ends its side before its request body did gets no answer

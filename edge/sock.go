@@ -39,7 +39,7 @@ type sock struct {
 	clock *atomic.Int64
 	// writing is when the write under way started (clock), 0 when none:
 	// the watchdog closes a connection whose write has not ended within
-	// fastWriteTimeout (a peer that does not read).
+	// writeTimeout (a peer that does not read).
 	writing atomic.Int64
 
 	// The armed write: the hook runs once the bytes are written, and says

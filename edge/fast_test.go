@@ -238,6 +238,12 @@ func TestFastUpstreamKeepAlive(t *testing.T) {
 		t.Errorf("the upstream read %d requests, want 11: %q", len(got), got)
 	}
 	assertFastPath(t, e.testEdge)
+	// An event stream goes to the general path, over a tunnel of its own:
+	// the HTTP/1.0 upstream's answer says HTTP/1.1 there too.
+	res = dialRaw(t, e.testEdge).do("GET /old HTTP/1.1\r\nHost: pbx\r\nAccept: text/event-stream\r\n\r\n")
+	if !strings.HasPrefix(res.head, "HTTP/1.1 200 ") || res.body != "old" {
+		t.Errorf("an event stream from an HTTP/1.0 upstream: %q %q, want HTTP/1.1", strings.SplitN(res.head, "\r\n", 2)[0], res.body)
+	}
 }
 
 // An upstream closes a kept-alive connection while it is idle: a GET is

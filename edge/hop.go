@@ -471,6 +471,9 @@ func readAnswer(br *bufio.Reader, websocket bool) ([]byte, answerHead, error) {
 		if err != nil {
 			return nil, answerHead{}, err
 		}
+		// A proxy sends its own version (RFC 9110 §6.2), as the fast path
+		// does.
+		head[len("HTTP/1.")] = '1'
 		switch {
 		case ans.status == http.StatusSwitchingProtocols && !websocket:
 			return nil, answerHead{}, errors.New("101 Switching Protocols to a request that asked for no upgrade")

@@ -168,6 +168,7 @@ func New(opts Options) (*Edge, error) {
 		checkTimeout = e.interval
 	}
 	e.checkTimeout = checkTimeout
+	e.stalls.period = lagPeriodFor(checkTimeout)
 	e.token = auth.NewToken(opts.Token)
 	if !e.token.Set() {
 		log.Warn("no API token configured: the Edge's status API refuses every call")

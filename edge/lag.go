@@ -17,21 +17,33 @@ import (
 // at once, and two such checks took a healthy side down (503 for
 // everyone) in the 1 MiB benchmark at 1,000 connections.
 //
-// The stall meter measures that wait on the same path: every lagPeriod a
-// timer-driven goroutine (timers run promptly) writes a byte to a pipe,
-// and a goroutine blocked reading the pipe in the poller notes how late it
-// wakes. A wake-up later than two periods is a stall. A failed check
+// The stall meter measures that wait on the same path: every tick (a
+// quarter of the check timeout, from 10 to 100 ms) a timer-driven
+// goroutine (timers run promptly) writes a byte to a pipe, and a goroutine
+// blocked reading the pipe in the poller notes how late it wakes. A
+// wake-up later than two ticks is a stall. A failed check
 // during which the Edge stalled for half the check timeout or more is not
 // counted (neither against the node nor for it): the next check decides.
 // A dead node costs no processor time, so it does not keep the Edge
 // stalled: its checks count again as soon as the load drains.
 
-// lagPeriod is the stall meter's tick: it sees the stalls of two ticks or
-// more. At 20 ms it cost an idle Edge 1 % of a core; at 100 ms, 0.25 %.
-const lagPeriod = 100 * time.Millisecond
+// lagPeriod is the stall meter's longest tick: it sees the stalls of two
+// ticks or more. At 20 ms it cost an idle Edge 1 % of a core; at 100 ms,
+// 0.25 %. minLagPeriod is its shortest.
+const lagPeriod, minLagPeriod = 100 * time.Millisecond, 10 * time.Millisecond
 
-// stallMeter records the Edge's recent stalls; its zero value is ready.
+// lagPeriodFor is the tick that sees the stalls that matter to a check
+// timeout: half of it or more, so a quarter of it, within the bounds.
+func lagPeriodFor(checkTimeout time.Duration) time.Duration {
+	return min(max(checkTimeout/4, minLagPeriod), lagPeriod)
+}
+
+// stallMeter records the Edge's recent stalls; its zero value is ready,
+// with a tick of lagPeriod.
 type stallMeter struct {
+	// period is the tick (zero: lagPeriod).
+	period time.Duration
+
 	mu sync.Mutex
 	// sent is when the byte the reader has yet to see was written, zero
 	// when none is pending.
@@ -64,7 +76,7 @@ func (m *stallMeter) run(ctx context.Context) error {
 			m.woke(time.Now())
 		}
 	}()
-	t := time.NewTicker(lagPeriod)
+	t := time.NewTicker(m.tick())
 	defer t.Stop()
 	for {
 		select {
@@ -80,6 +92,13 @@ func (m *stallMeter) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+func (m *stallMeter) tick() time.Duration {
+	if m.period == 0 {
+		return lagPeriod
+	}
+	return m.period
 }
 
 // send notes a byte written at now, unless one is pending (whose lateness
@@ -98,7 +117,7 @@ func (m *stallMeter) send(now time.Time) bool {
 func (m *stallMeter) woke(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.sent.IsZero() && now.Sub(m.sent) > 2*lagPeriod {
+	if !m.sent.IsZero() && now.Sub(m.sent) > 2*m.tick() {
 		m.stalls[m.next] = stall{from: m.sent, to: now}
 		m.next = (m.next + 1) % len(m.stalls)
 	}
@@ -115,7 +134,7 @@ func (m *stallMeter) stalled(from, to time.Time) time.Duration {
 	for _, s := range m.stalls {
 		d += overlap(s, from, to)
 	}
-	if !m.sent.IsZero() && to.Sub(m.sent) > 2*lagPeriod {
+	if !m.sent.IsZero() && to.Sub(m.sent) > 2*m.tick() {
 		d += overlap(stall{from: m.sent, to: to}, from, to)
 	}
 	return d

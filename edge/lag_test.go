@@ -55,6 +55,44 @@ func TestStallMeterCountsLateWakeUps(t *testing.T) {
 	}
 }
 
+// The tick is a quarter of the check timeout, within its bounds, so the
+// meter sees a stall of half the check timeout: a 200 ms check timeout
+// gets a 50 ms tick, which counts a 120 ms stall that the default tick
+// (which sees only stalls over 200 ms) misses.
+func TestStallMeterTickFollowsTheCheckTimeout(t *testing.T) {
+	for _, c := range []struct{ timeout, want time.Duration }{
+		{2 * time.Second, lagPeriod},
+		{500 * time.Millisecond, lagPeriod},
+		{200 * time.Millisecond, 50 * time.Millisecond},
+		{20 * time.Millisecond, minLagPeriod},
+	} {
+		if got := lagPeriodFor(c.timeout); got != c.want {
+			t.Errorf("lagPeriodFor(%v) = %v, want %v", c.timeout, got, c.want)
+		}
+	}
+	t0 := time.Unix(1000, 0)
+	for _, c := range []struct {
+		period time.Duration
+		want   time.Duration
+	}{{lagPeriodFor(200 * time.Millisecond), 120 * time.Millisecond}, {0, 0}} {
+		m := stallMeter{period: c.period}
+		m.send(t0)
+		m.woke(t0.Add(120 * time.Millisecond))
+		if got := m.stalled(t0, t0.Add(time.Second)); got != c.want {
+			t.Errorf("tick %v: a 120 ms late wake-up counts %v, want %v", m.tick(), got, c.want)
+		}
+	}
+	e, err := New(Options{Config: Config{Listen: "127.0.0.1:0", Check: Check{Interval: time.Second, Rise: 1, Fall: 1},
+		Sides: []Side{{Name: "main", Node: "http://127.0.0.1:1", Routes: []Route{{Path: "/", Upstream: "http://127.0.0.1:1"}}}}},
+		CheckTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.stalls.tick(); got != 50*time.Millisecond {
+		t.Errorf("an Edge with a 200 ms check timeout ticks every %v, want 50ms", got)
+	}
+}
+
 // run's reader wakes at each byte; run returns once its context ends.
 func TestStallMeterRunsAndStops(t *testing.T) {
 	var m stallMeter

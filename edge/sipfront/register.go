@@ -67,10 +67,14 @@ type registry struct {
 	cancel   context.CancelFunc
 	pending  map[string]struct{} // phones' REGISTERs under way: call-id+cseq
 	wg       sync.WaitGroup
+	// life is Serve's context (set before any message is handled): the
+	// REGISTERs sent for phones and bindings end with it, so a shutdown
+	// does not wait for their answers.
+	life context.Context
 }
 
 func newRegistry(f *Front) *registry {
-	return &registry{f: f, bindings: map[string]*binding{}, pending: map[string]struct{}{}}
+	return &registry{f: f, bindings: map[string]*binding{}, pending: map[string]struct{}{}, life: context.Background()}
 }
 
 // run starts a re-homing at each change of the Active side and expires
@@ -299,7 +303,7 @@ func (r *registry) unregisterAll(req *sip.Request, from flow, aor string) {
 	r.mu.Unlock()
 	for _, b := range gone {
 		if b.side != nil {
-			r.wg.Go(func() { r.remove(context.Background(), b, b.side, "unregister") })
+			r.wg.Go(func() { r.remove(r.life, b, b.side, "unregister") })
 		}
 	}
 	r.f.reply(req, from, 200, "OK", nil)
@@ -324,7 +328,7 @@ func (r *registry) forwardRegister(req *sip.Request, from flow, b *binding, s *s
 		if exp == 0 {
 			reason = "unregister"
 		}
-		res, err := r.send(context.Background(), b, s, exp, auth, reason)
+		res, err := r.send(r.life, b, s, exp, auth, reason)
 		if err != nil {
 			f.reply(req, from, 504, "Server Time-out", nil)
 			return
@@ -345,7 +349,7 @@ func (r *registry) forwardRegister(req *sip.Request, from flow, b *binding, s *s
 				}
 			}
 			f.metrics.answers.WithLabelValues(strconv.Itoa(res.StatusCode)).Inc()
-			if err := f.tr.send(context.Background(), replyFlow(req, from), out); err != nil {
+			if err := f.tr.send(r.life, replyFlow(req, from), out); err != nil {
 				f.log.Debug("cannot answer", "error", err)
 			}
 			return
@@ -365,7 +369,7 @@ func (r *registry) forwardRegister(req *sip.Request, from flow, b *binding, s *s
 			// and the re-homing already put the binding on the new side:
 			// keep it there, and take back the one just made on s.
 			r.mu.Unlock()
-			r.wg.Go(func() { r.remove(context.Background(), b, s, "rehome") })
+			r.wg.Go(func() { r.remove(r.life, b, s, "rehome") })
 			f.reply(req, from, 200, "OK", []sip.Header{contactWith(c, min(f.expires, granted))})
 			return
 		}
@@ -374,15 +378,15 @@ func (r *registry) forwardRegister(req *sip.Request, from flow, b *binding, s *s
 		rh := r.last
 		r.mu.Unlock()
 		if prev != nil && prev != s {
-			r.wg.Go(func() { r.remove(context.Background(), b, prev, "rehome") })
+			r.wg.Go(func() { r.remove(r.life, b, prev, "rehome") })
 		}
 		if act != nil && s != act && rh != nil && rh.to == act.name {
 			// It landed on the side that lost Active after the re-homing
 			// listed the bindings: move it too, not at the phone's next
 			// refresh.
 			r.wg.Go(func() {
-				if act.pacer.wait(context.Background()) == nil {
-					r.rehomeOne(context.Background(), rh, act, b)
+				if act.pacer.wait(r.life) == nil {
+					r.rehomeOne(r.life, rh, act, b)
 				}
 			})
 		}

@@ -353,6 +353,7 @@ func (f *Front) serve(ctx context.Context, pc net.PacketConn, ln net.Listener, x
 		f.log.Error("BUG: handling a SIP message panicked; the message is dropped", "from", from.String(),
 			"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 	}
+	f.regs.life = ctx // before the first message
 	f.tr.serve()
 	f.addr.Store(pc.LocalAddr().String())
 	f.log.Info("SIP front listening", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String(),

@@ -854,7 +854,7 @@ func (s *served) waitServe(t *testing.T) bool {
 		s.done <- nil // for the cleanup
 		return true
 	case <-time.After(waitLimit + shutdownTimeout):
-		t.Error("Serve did not return")
+		serveDidNotReturn(t)
 		return false
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -205,10 +206,25 @@ func serveEdge(t testing.TB, check Check, sides []sideSpec, setup func(*Edge), o
 				t.Errorf("Serve: %v", err)
 			}
 		case <-time.After(waitLimit):
-			t.Error("Serve did not return")
+			serveDidNotReturn(t)
 		}
 	})
 	return s
+}
+
+// serveDidNotReturn fails the test with the goroutines of the Edge and its
+// SIP front: what Serve still waits for.
+func serveDidNotReturn(t testing.TB) {
+	t.Helper()
+	var b bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+	var ours []string
+	for _, g := range strings.Split(b.String(), "\n\n") {
+		if strings.Contains(g, "resman/edge") {
+			ours = append(ours, g)
+		}
+	}
+	t.Errorf("Serve did not return; the Edge's goroutines:\n%s", strings.Join(ours, "\n\n"))
 }
 
 // fast is a check quick enough for tests.

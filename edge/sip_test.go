@@ -216,7 +216,7 @@ func startLowEdge(t testing.TB, check Check, sides []sideSpec, opts ...edgeOpt) 
 				t.Errorf("Serve: %v", err)
 			}
 		case <-time.After(waitLimit):
-			t.Error("Serve did not return")
+			serveDidNotReturn(t)
 		}
 	})
 	return &testEdge{Edge: e, url: "http://" + ln.Addr().String(), reg: reg}

@@ -33,6 +33,23 @@ type testFront struct {
 	reg  *prometheus.Registry
 }
 
+// switchTo makes side name Active and waits until the front has taken
+// the switch in (SetActive does not block): its re-homing to name has
+// started, with the bindings it had then. A phone's REGISTER sent after
+// it goes to name, and the status describes this switch, not the last.
+func (f *testFront) switchTo(t *testing.T, name string) {
+	t.Helper()
+	if f.Active() == name {
+		t.Fatalf("side %s is Active already", name)
+	}
+	before := time.Now()
+	f.SetActive(name)
+	testkit.EventuallyWithin(t, waitLimit, func() bool {
+		r := f.Status().LastRehome
+		return r != nil && r.To == name && !r.Started.Before(before)
+	}, "the front to take in the switch to %s", name)
+}
+
 func startFront(t *testing.T, sides []Side, opts ...func(*Options)) *testFront {
 	t.Helper()
 	port := sippeers.Port(t)

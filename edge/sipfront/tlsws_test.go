@@ -170,7 +170,7 @@ func TestTLSAndWebSocketPhones(t *testing.T) {
 	conf, pool := testCert(t)
 	other := newPeer(t) // side b: answers nothing
 	f := startFront(t, []Side{sideOf("a", kam.Addr), sideOf("b", other.addr)}, withTLSAndWS(t, conf))
-	f.SetActive("a")
+	f.switchTo(t, "a")
 	listen := map[string]string{"tls": f.tlsListen, "ws": f.wsListen, "wss": f.wssListen}
 	caller := newPeer(t)
 	caller.answer = ok200 // the BYEs that come to it
@@ -256,7 +256,7 @@ func TestTLSAndWebSocketPhones(t *testing.T) {
 				t.Fatalf("the second call: %s", res.Short())
 			}
 			testkit.EventuallyWithin(t, waitLimit, func() bool { return f.Status().Calls == 1 }, "the call confirmed")
-			f.SetActive("b")
+			f.switchTo(t, "b")
 			select {
 			case b := <-phone.bye:
 				if b.CallID().Value() != id2 || !strings.EqualFold(b.Transport(), netw) || !strings.EqualFold(b.Via().Transport, netw) {
@@ -266,7 +266,7 @@ func TestTLSAndWebSocketPhones(t *testing.T) {
 				t.Fatalf("the phone got no BYE from the Edge over %s", netw)
 			}
 			testkit.EventuallyWithin(t, waitLimit, func() bool { return f.Status().Calls == 0 }, "the call forgotten")
-			f.SetActive("a")
+			f.switchTo(t, "a")
 
 			// The phone goes away: its connection closes, and a call from
 			// the PBX gets 480 (the Edge cannot open one towards it).
@@ -316,7 +316,7 @@ func TestTLSPhoneRegistersWithTheRegistrar(t *testing.T) {
 	ra := sippeers.Registrar(t, pa)
 	conf, pool := testCert(t)
 	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa))}, withTLSAndWS(t, conf))
-	f.SetActive("a")
+	f.switchTo(t, "a")
 
 	// Not TLS: the handshake fails, the connection is closed.
 	raw, err := net.Dial("tcp", f.tlsListen)
@@ -493,7 +493,7 @@ func TestWebSocketGarbage(t *testing.T) {
 	pbx := newPeer(t)
 	conf, _ := testCert(t)
 	f := startFront(t, []Side{sideOf("a", pbx.addr)}, withTLSAndWS(t, conf))
-	f.SetActive("a")
+	f.switchTo(t, "a")
 	ws := f.wsListen
 
 	t.Run("not SIP in a message: dropped, the connection serves on", func(t *testing.T) {
@@ -704,7 +704,7 @@ func TestWebSocketToTCPPBX(t *testing.T) {
 	}()
 	conf, _ := testCert(t)
 	f := startFront(t, []Side{{Name: "a", URI: "sip:" + ln.Addr().String() + ";transport=tcp"}}, withTLSAndWS(t, conf))
-	f.SetActive("a")
+	f.switchTo(t, "a")
 	c, _ := wsDial(t, f.wsListen, "sip")
 	defer c.Close()
 	m := "MESSAGE sip:200@example.com SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bKwsmsg\r\n" +

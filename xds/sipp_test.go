@@ -58,26 +58,6 @@ func (s *sipp) wait(t *testing.T) {
 	s.Wait(t, 30*time.Second)
 }
 
-// freePort finds a loopback port free for both UDP and TCP.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
 // newSippXDS builds a Registrar for sipp without Run: sipp's scenarios
 // expect REGISTERs only, so no OPTIONS probes. Cleanup closes it.
 func newSippXDS(t *testing.T, addr, password string, rec *recorder, tune func(*Options)) *Registrar {
@@ -105,7 +85,7 @@ func newSippXDS(t *testing.T, addr, password string, rec *recorder, tune func(*O
 }
 
 func TestSippProxyChallenge(t *testing.T) {
-	port := freePort(t)
+	port := sippeers.Port(t)
 	// The digest answer sipp expects, computed here by hand (RFC 2617
 	// without qop) so that the check does not rely on our digest code.
 	md5hex := func(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
@@ -133,7 +113,7 @@ func TestSippProxyChallenge(t *testing.T) {
 
 func TestSippShortExpiresRefreshedInTime(t *testing.T) {
 	t.Parallel() // mostly waits for a timer
-	s := startSipp(t, "register_short_expires.xml", freePort(t))
+	s := startSipp(t, "register_short_expires.xml", sippeers.Port(t))
 	rec := newRecorder()
 	r := newSippXDS(t, s.addr, "unused", rec, nil)
 
@@ -161,7 +141,7 @@ func TestSippShortExpiresRefreshedInTime(t *testing.T) {
 }
 
 func TestSippMalformedResponses(t *testing.T) {
-	s := startSipp(t, "register_malformed.xml", freePort(t))
+	s := startSipp(t, "register_malformed.xml", sippeers.Port(t))
 	rec := newRecorder()
 	// Below T1 (500ms): no UDP retransmission that sipp would take for the
 	// next REGISTER of its scenario.
@@ -196,7 +176,7 @@ func TestSippMalformedResponses(t *testing.T) {
 // Timer F (32s by default).
 func TestSippTryingThenOKAfter3s(t *testing.T) {
 	t.Parallel() // mostly waits for sipp's pause
-	s := startSipp(t, "register_trying.xml", freePort(t))
+	s := startSipp(t, "register_trying.xml", sippeers.Port(t))
 	rec := newRecorder()
 	r := newSippXDS(t, s.addr, "unused", rec, nil)
 	start := time.Now()

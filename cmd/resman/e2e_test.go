@@ -27,6 +27,7 @@ import (
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/testkit"
+	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
 var binary string
@@ -54,24 +55,11 @@ func TestMain(m *testing.M) {
 
 const testToken = "e2e-token-0123456789abcdef"
 
-// freePort returns a port free for TCP and UDP on host.
+// freePort returns a port free for TCP and UDP on host, below the
+// ephemeral range (see sippeers.PortOn).
 func freePort(t testing.TB, host string) int {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", host+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		u, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", host, port))
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
+	return sippeers.PortOn(t, host)
 }
 
 // proc is one resman process under test.

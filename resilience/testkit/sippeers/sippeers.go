@@ -35,6 +35,15 @@ var (
 // (32768 and up on Linux) and never given twice in a process.
 func Port(t testing.TB) int {
 	t.Helper()
+	return PortOn(t, "127.0.0.1")
+}
+
+// PortOn is a port free for UDP and TCP on host, below the ephemeral
+// range and never given twice in a process: a port of the ephemeral range,
+// free when picked, may be taken by any outgoing connection before the
+// process it is meant for binds it.
+func PortOn(t testing.TB, host string) int {
+	t.Helper()
 	lo := 32768
 	if raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		var l, h int
@@ -50,18 +59,18 @@ func Port(t testing.TB) int {
 	defer portMu.Unlock()
 	for range 500 {
 		p := first + rand.IntN(last-first+1)
-		if given[p] || !free(p) {
+		if given[p] || !free(host, p) {
 			continue
 		}
 		given[p] = true
 		return p
 	}
-	t.Fatal("no free port below the ephemeral range")
+	t.Fatalf("no free port on %s below the ephemeral range", host)
 	return 0
 }
 
-func free(p int) bool {
-	addr := "127.0.0.1:" + strconv.Itoa(p)
+func free(host string, p int) bool {
+	addr := net.JoinHostPort(host, strconv.Itoa(p))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return false

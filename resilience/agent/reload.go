@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/resman-pbx/resman/config"
@@ -15,6 +16,7 @@ import (
 	"github.com/resman-pbx/resman/resilience/cluster"
 	"github.com/resman-pbx/resman/resilience/fleet"
 	"github.com/resman-pbx/resman/resilience/node"
+	"github.com/resman-pbx/resman/resilience/web"
 )
 
 // reload re-reads the config file at path and applies it by the reload
@@ -42,7 +44,7 @@ func (a *Agent) reload(ctx context.Context, path string, cur *config.Config) (*c
 	var inForce *config.Config
 	var needRestart []string
 	if a.node != nil {
-		inForce, needRestart, err = reloadNode(ctx, next, cur, a.node, a.logger, a.opts.LogLevel, a.fleet != nil)
+		inForce, needRestart, err = reloadNode(ctx, next, cur, a.node, a.srv, a.logger, a.opts.LogLevel, a.fleet != nil)
 		if err != nil {
 			return cur, nil, needRestart, err
 		}
@@ -117,12 +119,14 @@ func reloadLogLevel(cur, next *config.Config, level *slog.LevelVar) *config.Conf
 // checked: node.mode (starting or stopping the heartbeat), the failover
 // settings, the hooks (for the transitions from then on), the gossip keys
 // (gossip.key and gossip.extra_keys, into the running keyring: a key
-// rotation) and, given the logger's level, log.level. Other changes are
+// rotation), the web users and read tokens (api.users, api.read_tokens,
+// into srv: see applyAPIAccess) and, given the logger's level, log.level.
+// Other changes are
 // audited as needing a restart (fleetLive: the agent runs a fleet
 // aggregator, whose pairs reload applies). It returns the config now in
 // force, the sections that need a restart (restartOnlyChanges), and why
 // nothing was applied, if so.
-func reloadNode(ctx context.Context, next, cur *config.Config, p *nodeParts, logger *slog.Logger, level *slog.LevelVar, fleetLive bool) (*config.Config, []string, error) {
+func reloadNode(ctx context.Context, next, cur *config.Config, p *nodeParts, srv *web.Server, logger *slog.Logger, level *slog.LevelVar, fleetLive bool) (*config.Config, []string, error) {
 	const who = "resman (config reload)"
 	others := restartOnlyChanges(cur, next, level != nil, fleetLive)
 	if len(others) > 0 {
@@ -174,6 +178,9 @@ func reloadNode(ctx context.Context, next, cur *config.Config, p *nodeParts, log
 			len(h.BeforeActivate), len(h.AfterActivate), len(h.AfterDeactivate)), "")
 	}
 	applied := *cur
+	if srv != nil {
+		applied.API.Users, applied.API.ReadTokens = applyAPIAccess(p.node, srv, cur.API, next.API)
+	}
 	if level != nil && cur.Log.Level != next.Log.Level {
 		level.Set(LogLevel(next.Log.Level))
 		applied.Log.Level = next.Log.Level
@@ -186,6 +193,66 @@ func reloadNode(ctx context.Context, next, cur *config.Config, p *nodeParts, log
 	applied.Gossip.Key, applied.Gossip.ExtraKeys = keysInForce.Key, keysInForce.ExtraKeys
 	logger.Info("config reloaded", "component", "node", "mode", next.Node.Mode)
 	return &applied, others, nil
+}
+
+// applyAPIAccess puts next's web users and read tokens into srv when they
+// differ from cur's (the file was validated: bcrypt hashes, roles, read
+// tokens' lengths and count) and audits each change: the users added,
+// removed and changed by name, with the sessions ended, and the read
+// tokens by count, never a token or a hash. It returns the users and read
+// tokens now in force.
+func applyAPIAccess(n *node.Node, srv *web.Server, cur, next config.API) ([]config.User, []string) {
+	usersSame, tokensSame := usersEqual(cur.Users, next.Users), slices.Equal(cur.ReadTokens, next.ReadTokens)
+	if usersSame && tokensSame {
+		return cur.Users, cur.ReadTokens
+	}
+	ch := srv.SetAccess(next.ReadTokens, next.Users)
+	if !ch.Empty() {
+		var parts []string
+		for _, p := range []struct {
+			what  string
+			names []string
+		}{{"added", ch.Added}, {"removed", ch.Removed}, {"password or role changed", ch.Changed}} {
+			if len(p.names) > 0 {
+				parts = append(parts, p.what+" "+strings.Join(p.names, ", "))
+			}
+		}
+		ended := fmt.Sprintf("%d sessions ended", ch.SessionsEnded)
+		if ch.SessionsEnded == 1 {
+			ended = "1 session ended"
+		}
+		n.Note("reload config", resilience.OutcomeOK, "web users applied live: "+strings.Join(parts, "; ")+"; "+ended, "")
+	}
+	if !tokensSame {
+		added, removed := 0, 0
+		for _, t := range next.ReadTokens {
+			if !slices.Contains(cur.ReadTokens, t) {
+				added++
+			}
+		}
+		for _, t := range cur.ReadTokens {
+			if !slices.Contains(next.ReadTokens, t) {
+				removed++
+			}
+		}
+		n.Note("reload config", resilience.OutcomeOK, fmt.Sprintf("read tokens applied live: %d in force (%d added, %d removed)",
+			len(next.ReadTokens), added, removed), "")
+	}
+	return next.Users, next.ReadTokens
+}
+
+// usersEqual reports whether two lists of web users let in the same users
+// the same way: names, hashes and roles, in any order.
+func usersEqual(a, b []config.User) bool {
+	key := func(us []config.User) map[string]config.User {
+		m := map[string]config.User{}
+		for _, u := range us {
+			u.Role = strconv.FormatBool(u.Viewer())
+			m[u.Name] = u
+		}
+		return m
+	}
+	return len(a) == len(b) && reflect.DeepEqual(key(a), key(b))
 }
 
 // LogLevel is the slog level of a log.level value (validated: debug, info,
@@ -264,8 +331,10 @@ func keysChange(before, after cluster.KeyInfo) string {
 
 // restartOnlyChanges names the top-level sections that differ between two
 // configs beyond what a reload applies: with a node in both, node.mode,
-// failover (but failover.confirm), hooks and the gossip keys; log.level
-// when levelLive; and when fleetLive (the agent runs a fleet aggregator)
+// failover (but failover.confirm), hooks, the gossip keys and the web
+// users and read tokens (api.users, api.read_tokens); log.level when
+// levelLive; a change in the api section is named by key (api.listen,
+// api.token, ...); and when fleetLive (the agent runs a fleet aggregator)
 // and both have a fleet section, the pairs (fleet.pairs, fleet.pairs_dir):
 // a change of its other keys is named by key (fleet.interval,
 // fleet.timeout, fleet.concurrency, with their defaults filled).
@@ -287,6 +356,8 @@ func restartOnlyChanges(a, b *config.Config, levelLive, fleetLive bool) []string
 			out = append(out, "failover.confirm")
 		}
 	}
+	apiKeys := apiChanges(a.API, b.API, a.Node != nil && b.Node != nil)
+	x.API, y.API = config.API{}, config.API{}
 	var fleetKeys []string
 	if fleetLive && a.Fleet != nil && b.Fleet != nil {
 		xf, yf := *a.Fleet, *b.Fleet
@@ -305,6 +376,10 @@ func restartOnlyChanges(a, b *config.Config, levelLive, fleetLive bool) []string
 	}
 	xv, yv := reflect.ValueOf(x), reflect.ValueOf(y)
 	for i := range xv.NumField() {
+		if xv.Type().Field(i).Name == "API" {
+			out = append(out, apiKeys...)
+			continue
+		}
 		if !reflect.DeepEqual(xv.Field(i).Interface(), yv.Field(i).Interface()) {
 			out = append(out, strings.ToLower(xv.Type().Field(i).Name))
 		}
@@ -312,9 +387,33 @@ func restartOnlyChanges(a, b *config.Config, levelLive, fleetLive bool) []string
 	return append(out, fleetKeys...)
 }
 
+// apiChanges names by key (api.listen, api.token, ...) the keys of the api
+// section that differ between a and b, but api.users and api.read_tokens
+// when usersLive (a reload applies them to a node).
+func apiChanges(a, b config.API, usersLive bool) []string {
+	if usersLive {
+		a.Users, b.Users = nil, nil
+		a.ReadTokens, b.ReadTokens = nil, nil
+	}
+	var out []string
+	av, bv := reflect.ValueOf(a), reflect.ValueOf(b)
+	for i := range av.NumField() {
+		if !reflect.DeepEqual(av.Field(i).Interface(), bv.Field(i).Interface()) {
+			f := av.Type().Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			out = append(out, "api."+name)
+		}
+	}
+	return out
+}
+
 // appliedChanges names what a reload changed of the config in force, in
 // the terms of reloadNode: node.mode, failover, hooks, gossip keys,
-// log.level (the fleet's pairs are named by reload).
+// api.users, api.read_tokens, log.level (the fleet's pairs are named by
+// reload).
 func appliedChanges(before, after *config.Config) []string {
 	var out []string
 	if before.Node != nil && after.Node != nil && before.Node.Mode != after.Node.Mode {
@@ -328,6 +427,12 @@ func appliedChanges(before, after *config.Config) []string {
 	}
 	if !gossipKeysEqual(before.Gossip, after.Gossip) {
 		out = append(out, "gossip keys")
+	}
+	if !usersEqual(before.API.Users, after.API.Users) {
+		out = append(out, "api.users")
+	}
+	if !slices.Equal(before.API.ReadTokens, after.API.ReadTokens) {
+		out = append(out, "api.read_tokens")
 	}
 	if before.Log.Level != after.Log.Level {
 		out = append(out, "log.level")

@@ -106,3 +106,54 @@ func TestRestartOnlyChangesFleet(t *testing.T) {
 		t.Errorf("applied without a node: %v, want [log.level]", got)
 	}
 }
+
+// With a node, api.users and api.read_tokens are reloaded; the other keys
+// of the api section are named one by one as needing a restart. Without a
+// node, every api key is named.
+func TestRestartOnlyChangesAPI(t *testing.T) {
+	base := config.Config{Node: &config.Node{Name: "main"}, API: config.API{Listen: "127.0.0.1:9440", Token: "t1",
+		ReadTokens: []string{"r1"}, Users: []config.User{{Name: "alice", PasswordHash: "h1", Role: config.UserRoleAdmin}}}}
+	access := base
+	access.API.ReadTokens = []string{"r2"}
+	access.API.Users = []config.User{{Name: "bob", PasswordHash: "h2", Role: config.UserRoleViewer}}
+	if got := restartOnlyChanges(&base, &access, false, false); len(got) != 0 {
+		t.Errorf("a change of api.users and api.read_tokens with a node needs a restart: %v", got)
+	}
+	if got := appliedChanges(&base, &access); !slices.Equal(got, []string{"api.users", "api.read_tokens"}) {
+		t.Errorf("applied: %v, want [api.users api.read_tokens]", got)
+	}
+	more := access
+	more.API.Listen, more.API.Token, more.API.TrustedProxies = "127.0.0.1:9441", "t2", []string{"10.0.0.1"}
+	if got := restartOnlyChanges(&base, &more, false, false); !slices.Equal(got, []string{"api.listen", "api.token", "api.trusted_proxies"}) {
+		t.Errorf("a change of the other api keys: %v, want [api.listen api.token api.trusted_proxies]", got)
+	}
+	noNode, noNodeAccess := base, access
+	noNode.Node, noNodeAccess.Node = nil, nil
+	if got := restartOnlyChanges(&noNode, &noNodeAccess, false, false); !slices.Equal(got, []string{"api.read_tokens", "api.users"}) {
+		t.Errorf("api.users and api.read_tokens without a node: %v, want [api.read_tokens api.users]", got)
+	}
+}
+
+// Users are equal whatever their order, an empty role being an admin; a
+// changed hash or role, or a user more or less, differs.
+func TestUsersEqual(t *testing.T) {
+	a := config.User{Name: "alice", PasswordHash: "h1", Role: config.UserRoleAdmin}
+	b := config.User{Name: "bob", PasswordHash: "h2", Role: config.UserRoleViewer}
+	withRole := func(u config.User, r string) config.User { u.Role = r; return u }
+	withHash := func(u config.User, h string) config.User { u.PasswordHash = h; return u }
+	for _, tc := range []struct {
+		x, y []config.User
+		want bool
+	}{
+		{[]config.User{a, b}, []config.User{b, a}, true},
+		{[]config.User{a}, []config.User{withRole(a, "")}, true},
+		{nil, []config.User{}, true},
+		{[]config.User{a, b}, []config.User{a}, false},
+		{[]config.User{a}, []config.User{withHash(a, "h3")}, false},
+		{[]config.User{a}, []config.User{withRole(a, config.UserRoleViewer)}, false},
+	} {
+		if got := usersEqual(tc.x, tc.y); got != tc.want {
+			t.Errorf("usersEqual(%v, %v) = %v, want %v", tc.x, tc.y, got, tc.want)
+		}
+	}
+}

@@ -89,6 +89,14 @@ func NewTokens(full string, read []string) Tokens {
 	return t
 }
 
+// WithRead returns t with read in place of its read tokens (the full token
+// is kept): a reload of the read tokens.
+func (t Tokens) WithRead(read []string) Tokens {
+	n := NewTokens("", read)
+	n.full = t.full
+	return n
+}
+
 // Set reports whether any token is configured.
 func (t Tokens) Set() bool { return t.full.Set() || len(t.read) > 0 }
 

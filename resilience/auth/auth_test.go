@@ -80,3 +80,29 @@ func TestTokensAccess(t *testing.T) {
 		}
 	}
 }
+
+// WithRead swaps the read tokens and keeps the full token; the original
+// is left as it was.
+func TestTokensWithRead(t *testing.T) {
+	const full, old, nw = "full-0123456789abcdef", "read-0123456789abcdef", "read-fedcba9876543210"
+	before := NewTokens(full, []string{old})
+	after := before.WithRead([]string{nw, ""})
+	for _, tc := range []struct {
+		toks      Tokens
+		presented string
+		want      Access
+	}{
+		{after, full, Full},
+		{after, nw, Read},
+		{after, old, None},
+		{before, old, Read},
+		{before, nw, None},
+	} {
+		if got := tc.toks.Check(tc.presented); got != tc.want {
+			t.Errorf("Check(%q) = %v, want %v", tc.presented, got, tc.want)
+		}
+	}
+	if NewTokens("", []string{old}).WithRead(nil).Set() {
+		t.Error("no full token and no read tokens left: Set is true")
+	}
+}

@@ -23,7 +23,9 @@
 // except from the addresses it logged in from; attempts take their place
 // before the password check, so parallel attempts get no more checks.
 // Event streams are limited per client and in all. Logins, failures and
-// logouts are logged with component=web.
+// logouts are logged with component=web. [Server.SetAccess] swaps the
+// users and the read tokens while serving (a config reload): the sessions
+// of removed users and of users whose hash or role changed end.
 //
 // Every error answer, including those fiber and fasthttp produce themselves
 // (unknown path, wrong method, body too large, panics), is a JSON api.Error.

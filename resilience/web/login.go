@@ -1,15 +1,18 @@
 package web
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"math"
 	"mime"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -46,9 +49,14 @@ const localSession = "resman.session"
 
 // webAuth holds the web login's users, sessions and lock-out counts.
 type webAuth struct {
-	users map[string][]byte
-	// viewers are the users who may only read (api.users[].role: viewer).
-	viewers    map[string]bool
+	// users are the users who may log in, swapped whole by setUsers (a
+	// reload): read with current, without a lock.
+	users atomic.Pointer[userSet]
+	// swap is held for writing while setUsers swaps the users and ends
+	// the sessions of those removed or changed, and for reading while a
+	// login creates its session: a session is never created for a user
+	// as they were before a swap that ended their sessions.
+	swap       sync.RWMutex
 	sessions   *sessionStore
 	limiter    *loginLimiter
 	cookieName string
@@ -60,18 +68,55 @@ type webAuth struct {
 	// sleep waits d, or until stop is closed (it then reports false): the
 	// wait of a slowed login (a seam: tests record it).
 	sleep func(d time.Duration, stop <-chan struct{}) bool
+}
+
+// userSet is the users of one config (api.users): never changed once
+// built, replaced whole by a reload.
+type userSet struct {
+	hashes map[string][]byte
+	// viewers are the users who may only read (api.users[].role: viewer).
+	viewers map[string]bool
 
 	// dummy is compared against for unknown users, so that they cost the
-	// same bcrypt work as known ones.
+	// same bcrypt work as known ones (made at the first need, at the
+	// highest cost of the set).
 	dummyOnce sync.Once
 	dummy     []byte
 	dummyCost int
 }
 
+// newUserSet keeps the users whose hash is a bcrypt hash (the others are
+// logged: they cannot log in).
+func newUserSet(users []config.User, log *slog.Logger) *userSet {
+	us := &userSet{hashes: map[string][]byte{}, viewers: map[string]bool{}}
+	for _, u := range users {
+		cost, err := bcrypt.Cost([]byte(u.PasswordHash))
+		if err != nil {
+			log.Warn("user's password_hash is not a bcrypt hash: this user cannot log in", "user", u.Name)
+			continue
+		}
+		us.hashes[u.Name] = []byte(u.PasswordHash)
+		if u.Viewer() {
+			us.viewers[u.Name] = true
+		}
+		us.dummyCost = max(us.dummyCost, cost)
+	}
+	if us.dummyCost == 0 {
+		us.dummyCost = bcrypt.DefaultCost
+	}
+	return us
+}
+
+// same reports whether user is in both sets with the same hash and role
+// (a session made with one is right for the other).
+func (us *userSet) same(o *userSet, user string) bool {
+	h1, ok1 := us.hashes[user]
+	h2, ok2 := o.hashes[user]
+	return ok1 && ok2 && bytes.Equal(h1, h2) && us.viewers[user] == o.viewers[user]
+}
+
 func newWebAuth(users []config.User, nodeName string, log *slog.Logger, now func() time.Time) *webAuth {
 	a := &webAuth{
-		users:      map[string][]byte{},
-		viewers:    map[string]bool{},
 		sessions:   newSessionStore(now),
 		limiter:    newLoginLimiter(now),
 		cookieName: cookieName(nodeName),
@@ -81,22 +126,73 @@ func newWebAuth(users []config.User, nodeName string, log *slog.Logger, now func
 		sleep:      sleepUnless,
 	}
 	a.sessions.log = log
-	for _, u := range users {
-		cost, err := bcrypt.Cost([]byte(u.PasswordHash))
-		if err != nil {
-			log.Warn("user's password_hash is not a bcrypt hash: this user cannot log in", "user", u.Name)
-			continue
-		}
-		a.users[u.Name] = []byte(u.PasswordHash)
-		if u.Viewer() {
-			a.viewers[u.Name] = true
-		}
-		a.dummyCost = max(a.dummyCost, cost)
-	}
-	if a.dummyCost == 0 {
-		a.dummyCost = bcrypt.DefaultCost
-	}
+	a.users.Store(newUserSet(users, log))
 	return a
+}
+
+// current is the users in force.
+func (a *webAuth) current() *userSet { return a.users.Load() }
+
+// UsersChange is what a swap of the web users did (see
+// [Server.SetAccess]): user names only, never a hash.
+type UsersChange struct {
+	// Added may log in now; Removed no longer may, and their sessions
+	// ended; Changed had their password hash or role changed, and their
+	// sessions ended. Each is sorted.
+	Added, Removed, Changed []string
+	// SessionsEnded counts the sessions ended.
+	SessionsEnded int
+}
+
+// Empty reports whether no user was added, removed or changed.
+func (c UsersChange) Empty() bool {
+	return len(c.Added)+len(c.Removed)+len(c.Changed) == 0
+}
+
+// setUsers puts users in force: a removed user, and one whose hash or role
+// changed (a credential change), can no longer use the sessions they had;
+// the other users keep theirs.
+func (a *webAuth) setUsers(users []config.User) UsersChange {
+	next := newUserSet(users, a.log)
+	a.swap.Lock()
+	defer a.swap.Unlock()
+	prev := a.current()
+	a.users.Store(next)
+	var ch UsersChange
+	for name := range prev.hashes {
+		switch {
+		case next.hashes[name] == nil:
+			ch.Removed = append(ch.Removed, name)
+			ch.SessionsEnded += a.sessions.endUser(name, "user removed by a config reload")
+		case !prev.same(next, name):
+			ch.Changed = append(ch.Changed, name)
+			ch.SessionsEnded += a.sessions.endUser(name, "user's password or role changed by a config reload")
+		}
+	}
+	for name := range next.hashes {
+		if prev.hashes[name] == nil {
+			ch.Added = append(ch.Added, name)
+		}
+	}
+	slices.Sort(ch.Added)
+	slices.Sort(ch.Removed)
+	slices.Sort(ch.Changed)
+	return ch
+}
+
+// startSession creates a session for user, whose password was checked
+// against the users us: none when a swap since then removed or changed
+// the user (the password may no longer be theirs).
+func (a *webAuth) startSession(us *userSet, user string) (id string, viewer, ok bool) {
+	a.swap.RLock()
+	defer a.swap.RUnlock()
+	now := a.current()
+	if now != us && !now.same(us, user) {
+		return "", false, false
+	}
+	viewer = now.viewers[user]
+	id, _ = a.sessions.create(user, viewer)
+	return id, viewer, true
 }
 
 // sleepUnless waits d, or until stop is closed: it then reports false.
@@ -129,20 +225,21 @@ func cookieName(node string) string {
 	return b.String()
 }
 
-// verify compares password with user's hash; an unknown user costs the
-// same work and fails.
-func (a *webAuth) verify(user, password string) (ok, known bool) {
+// verify compares password with user's hash in the users in force, which
+// it returns; an unknown user costs the same work and fails.
+func (a *webAuth) verify(user, password string) (ok, known bool, us *userSet) {
 	a.sem <- struct{}{}
 	defer func() { <-a.sem }()
-	hash, known := a.users[user]
+	us = a.current()
+	hash, known := us.hashes[user]
 	if !known {
-		a.dummyOnce.Do(func() {
-			a.dummy, _ = bcrypt.GenerateFromPassword([]byte("resman: no such user"), a.dummyCost)
+		us.dummyOnce.Do(func() {
+			us.dummy, _ = bcrypt.GenerateFromPassword([]byte("resman: no such user"), us.dummyCost)
 		})
-		hash = a.dummy
+		hash = us.dummy
 	}
 	err := a.compare(hash, []byte(password))
-	return known && err == nil, known
+	return known && err == nil, known, us
 }
 
 // logName is a user name as it may be written to the log: not too long (a
@@ -281,7 +378,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 			return s.renderLogin(c, fiber.StatusServiceUnavailable, loginPage{User: user, Error: "The node is shutting down. Try again shortly."})
 		}
 	}
-	ok, known := s.auth.verify(user, password)
+	ok, known, users := s.auth.verify(user, password)
 	if !ok {
 		attempt.fail()
 		why := "wrong password"
@@ -291,9 +388,14 @@ func (s *Server) login(c *fiber.Ctx) error {
 		s.auth.log.Warn("login failed", "user", logName(user), "ip", ip, "why", why)
 		return s.renderLogin(c, fiber.StatusUnauthorized, loginPage{User: user, Error: "Wrong user name or password."})
 	}
+	id, viewer, ok := s.auth.startSession(users, user)
+	if !ok {
+		// A reload removed or changed the user during the check: neither
+		// a success nor a failure of the password.
+		s.auth.log.Warn("login refused: the user changed during the login (config reload)", "user", logName(user), "ip", ip)
+		return s.renderLogin(c, fiber.StatusUnauthorized, loginPage{User: user, Error: "Wrong user name or password."})
+	}
 	attempt.succeed()
-	viewer := s.auth.viewers[user]
-	id, _ := s.auth.sessions.create(user, viewer)
 	c.Cookie(&fiber.Cookie{
 		Name:     s.auth.cookieName,
 		Value:    id,

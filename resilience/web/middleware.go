@@ -100,7 +100,7 @@ func (s *Server) bearer(c *fiber.Ctx) (string, auth.Access, error) {
 	if token == "" {
 		return "", auth.None, errorf(fiber.StatusUnauthorized, "a bearer token is required")
 	}
-	access := s.token.Check(token)
+	access := s.token.Load().Check(token)
 	if access == auth.None {
 		return "", auth.None, errorf(fiber.StatusUnauthorized, "invalid bearer token")
 	}

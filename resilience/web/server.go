@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -127,7 +128,10 @@ type Server struct {
 	// auth is the web login (nil without a node).
 	auth    *webAuth
 	metrics *httpMetrics
-	token   auth.Tokens
+	// token is the bearer tokens in force; SetAccess swaps the read
+	// tokens (under accessMu, so that two swaps do not lose one).
+	token    atomic.Pointer[auth.Tokens]
+	accessMu sync.Mutex
 	// allow lists the methods of each route, for 405 answers.
 	allow map[string]string
 	// keepAlive is the SSE keep-alive period (tests shorten it).
@@ -181,9 +185,10 @@ func New(n Node, opts Options) *Server {
 	if n != nil {
 		s.auth = newWebAuth(opts.Users, n.Status().Node, webLog, time.Now)
 	}
-	s.token = auth.NewTokens(opts.Token, opts.ReadTokens)
+	tokens := auth.NewTokens(opts.Token, opts.ReadTokens)
+	s.token.Store(&tokens)
 	switch {
-	case !s.token.Set():
+	case !tokens.Set():
 		logger.Warn("no API token configured: every /api/v1 call will be refused")
 	case opts.Token == "":
 		logger.Warn("no API token configured, only read tokens: every /api/v1 write with a token will be refused")
@@ -316,6 +321,26 @@ func (s *Server) rejectUnknownMethod(next fasthttp.RequestHandler) fasthttp.Requ
 		writeJSONError(ctx, code, msg)
 		s.metrics.observe("other", "other", code, 0)
 	}
+}
+
+// SetAccess puts new read tokens and web users in force, as a reload of
+// api.read_tokens and api.users does; the token (Options.Token) stays.
+// From the next request on, a removed read token is refused and a new
+// one reads; a removed user cannot log in, and the sessions of a removed
+// user or of one whose password hash or role changed end (their event
+// streams too); a new user may log in; the other users keep their
+// sessions. Requests in flight finish with what they were authenticated
+// with. It is safe to call while the server serves. The change names
+// users only (a server without a node has no web login: none).
+func (s *Server) SetAccess(readTokens []string, users []config.User) UsersChange {
+	s.accessMu.Lock()
+	defer s.accessMu.Unlock()
+	tokens := s.token.Load().WithRead(readTokens)
+	s.token.Store(&tokens)
+	if s.auth == nil {
+		return UsersChange{}
+	}
+	return s.auth.setUsers(users)
 }
 
 // App is the fiber app, for tests and for mounting more routes.

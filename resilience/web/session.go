@@ -161,6 +161,21 @@ func (st *sessionStore) remove(id string) *session {
 	return s
 }
 
+// endUser ends every session of user (why is logged); it returns how
+// many there were.
+func (st *sessionStore) endUser(user, why string) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := 0
+	for k, s := range st.byID {
+		if s.user == user {
+			st.endLocked(k, s, why)
+			n++
+		}
+	}
+	return n
+}
+
 func (st *sessionStore) expired(s *session, now time.Time) bool {
 	return st.expiry(s, now) != ""
 }

@@ -64,7 +64,7 @@ func (s *Server) page(c *fiber.Ctx) error {
 }
 
 func (s *Server) renderLogin(c *fiber.Ctx, code int, p loginPage) error {
-	p.NoUsers = len(s.auth.users) == 0
+	p.NoUsers = len(s.auth.current().hashes) == 0
 	if s.node != nil {
 		st := s.node.Status()
 		p.Node = st.Node

@@ -121,11 +121,10 @@ func reloadLogLevel(cur, next *config.Config, level *slog.LevelVar) *config.Conf
 // (gossip.key and gossip.extra_keys, into the running keyring: a key
 // rotation), the web users and read tokens (api.users, api.read_tokens,
 // into srv: see applyAPIAccess) and, given the logger's level, log.level.
-// Other changes are
-// audited as needing a restart (fleetLive: the agent runs a fleet
-// aggregator, whose pairs reload applies). It returns the config now in
-// force, the sections that need a restart (restartOnlyChanges), and why
-// nothing was applied, if so.
+// Other changes are audited as needing a restart (fleetLive: the agent
+// runs a fleet aggregator, whose pairs reload applies). It returns the
+// config now in force, the sections that need a restart
+// (restartOnlyChanges), and why nothing was applied, if so.
 func reloadNode(ctx context.Context, next, cur *config.Config, p *nodeParts, srv *web.Server, logger *slog.Logger, level *slog.LevelVar, fleetLive bool) (*config.Config, []string, error) {
 	const who = "resman (config reload)"
 	others := restartOnlyChanges(cur, next, level != nil, fleetLive)

@@ -68,18 +68,7 @@ func TestSetAccess(t *testing.T) {
 	eve2, _ := loginWith(t, s, "eve", testPassword)
 
 	// bob's page has its event stream open.
-	base, _ := serve(t, s)
-	req, _ := http.NewRequest("GET", base+pathEvents, nil)
-	req.AddCookie(bob)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("events with bob's session: %d", resp.StatusCode)
-	}
-	<-node.subscribed
+	openEvents(t, s, node, bob)
 
 	ch := s.SetAccess([]string{newReadToken}, []config.User{
 		{Name: "alice", PasswordHash: hash},

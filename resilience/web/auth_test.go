@@ -473,9 +473,10 @@ func TestNoUsersConfigured(t *testing.T) {
 	}
 }
 
-func TestEventsEndWithSession(t *testing.T) {
-	s, node, _, _ := newWebServer(t)
-	c, csrf := loginOK(t, s)
+// openEvents opens the event stream of the session c on s, and waits until
+// the node has its subscription; the stream closes with the test.
+func openEvents(t *testing.T, s *Server, node *fakeNode, c *http.Cookie) {
+	t.Helper()
 	base, _ := serve(t, s)
 	req, _ := http.NewRequest("GET", base+pathEvents, nil)
 	req.AddCookie(c)
@@ -483,11 +484,17 @@ func TestEventsEndWithSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	t.Cleanup(func() { resp.Body.Close() })
 	if resp.StatusCode != 200 {
-		t.Fatalf("events with a session: %d", resp.StatusCode)
+		t.Fatalf("events with the session: %d", resp.StatusCode)
 	}
 	<-node.subscribed
+}
+
+func TestEventsEndWithSession(t *testing.T) {
+	s, node, _, _ := newWebServer(t)
+	c, csrf := loginOK(t, s)
+	openEvents(t, s, node, c)
 	if a := send(t, s, "POST", pathLogout, "", "", c, map[string]string{HeaderCSRF: csrf}); a.code != 303 {
 		t.Fatalf("logout: %d", a.code)
 	}

@@ -2,12 +2,13 @@ package web
 
 import (
 	"fmt"
-	"github.com/resman-pbx/resman/resilience/auth"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/resman-pbx/resman/resilience/auth"
 )
 
 // Header names of the API.

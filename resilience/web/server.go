@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/resman-pbx/resman/resilience/auth"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/resman-pbx/resman/config"
+	"github.com/resman-pbx/resman/resilience/auth"
 )
 
 // Limits and timeouts of the server.

@@ -24,7 +24,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/resman-pbx/resman/resilience/auth"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -35,6 +34,7 @@ import (
 
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/audit"
+	"github.com/resman-pbx/resman/resilience/auth"
 	"github.com/resman-pbx/resman/resilience/client"
 	"github.com/resman-pbx/resman/services"
 )

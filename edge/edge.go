@@ -41,7 +41,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/resman-pbx/resman/resilience/auth"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,6 +58,7 @@ import (
 
 	"github.com/resman-pbx/resman/edge/sipfront"
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/auth"
 	"github.com/resman-pbx/resman/resilience/client"
 	"github.com/resman-pbx/resman/services/hysteresis"
 )

@@ -2,9 +2,13 @@ package sipfront
 
 import (
 	"bufio"
+	"context"
+	"io"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -506,6 +510,105 @@ func TestHandlerPanicIsContained(t *testing.T) {
 		}
 	case <-time.After(waitLimit):
 		t.Fatal("the transport stopped serving after a panic")
+	}
+}
+
+// TestConcurrentDialsKeepOneConnection: sends racing to a PBX on TCP that
+// has no connection yet each dial it; the pool keeps one connection, every
+// message goes on it, the other dials are closed, and close ends every
+// reader (a connection left out of the pool kept its reader, and so the
+// shutdown, waiting until its idle timeout).
+func TestConcurrentDialsKeepOneConnection(t *testing.T) {
+	t.Parallel()
+	const senders = 6
+	pbx, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pbx.Close()
+	ended := make(chan string, senders) // what each connection carried
+	go func() {
+		for {
+			c, err := pbx.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(c)
+				ended <- string(b)
+			}()
+		}
+	}()
+	port := sippeers.Port(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:"+itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newTransport(pc, ln, func(sip.Message, flow) {}, func(flow, string) {})
+	tr.idle = time.Hour
+	// Every dial waits until all have dialed: they race for the pool.
+	var dialed sync.WaitGroup
+	dialed.Add(senders)
+	tr.dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		dialed.Done()
+		dialed.Wait()
+		return c, err
+	}
+	tr.serve()
+	dst := flow{net: "tcp", addr: netip.MustParseAddrPort(pbx.Addr().String())}
+	phone := newPeer(t)
+	var sent sync.WaitGroup
+	for i := range senders {
+		raw := invite(phone, pbx.Addr().String(), "dial-"+itoa(i))
+		sent.Go(func() {
+			msg, err := sip.ParseMessage([]byte(raw))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if err := tr.send(context.Background(), dst, msg); err != nil {
+				t.Errorf("send %d: %v", i, err)
+			}
+		})
+	}
+	sent.Wait()
+	tr.mu.Lock()
+	pooled := len(tr.conns)
+	tr.mu.Unlock()
+	if pooled != 1 {
+		t.Errorf("%d connections in the pool, want 1", pooled)
+	}
+	// The dials that lost the race are closed without a byte sent.
+	for range senders - 1 {
+		select {
+		case got := <-ended:
+			if got != "" {
+				t.Errorf("a closed dial carried %q", got)
+			}
+		case <-time.After(waitLimit):
+			t.Fatal("a dial that lost the race is still open")
+		}
+	}
+	closed := make(chan struct{})
+	go func() { tr.close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(waitLimit):
+		t.Fatal("close did not return: a reader is left")
+	}
+	select {
+	case got := <-ended:
+		if n := strings.Count(got, "INVITE sip:"); n != senders {
+			t.Errorf("the pooled connection carried %d INVITEs, want the %d sent", n, senders)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the pooled connection was not closed by close")
 	}
 }
 

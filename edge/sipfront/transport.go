@@ -344,7 +344,7 @@ func (t *transport) accept(ln net.Listener, netw string) {
 			}
 			continue
 		}
-		t.adopt(c, netw)
+		t.adopt(c, netw, false)
 	}
 }
 
@@ -358,8 +358,12 @@ func remoteAddr(c net.Conn) (netip.AddrPort, bool) {
 }
 
 // adopt keeps c in the pool (keyed by its flow: transport and remote
-// address) and reads it. netw is "tcp" or "tls".
-func (t *transport) adopt(c net.Conn, netw string) *tcpConn {
+// address) and reads it. netw is "tcp" or "tls". dialed: the front opened
+// c; when another send dialed the same address meanwhile and its
+// connection is in the pool already, c is closed and that one returned:
+// a connection left out of the pool would be neither used nor closed at
+// shutdown.
+func (t *transport) adopt(c net.Conn, netw string, dialed bool) *tcpConn {
 	tc := &tcpConn{c: c}
 	ra, ok := remoteAddr(c)
 	if !ok {
@@ -374,6 +378,11 @@ func (t *transport) adopt(c net.Conn, netw string) *tcpConn {
 		c.Close()
 		return tc
 	default:
+	}
+	if old := t.conns[fl]; old != nil && dialed {
+		t.mu.Unlock()
+		c.Close()
+		return old
 	}
 	t.conns[fl] = tc
 	t.mu.Unlock()
@@ -572,7 +581,7 @@ func (t *transport) conn(ctx context.Context, dst flow) (*tcpConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return t.adopt(c, "tcp"), nil
+	return t.adopt(c, "tcp", true), nil
 }
 
 func unmap(ap netip.AddrPort) netip.AddrPort {

@@ -155,21 +155,17 @@ func TestKamailioRestartedBindingRestored(t *testing.T) {
 	if st := <-notHeld; st.Registered || st.Error != ev.Err.Error() {
 		t.Errorf("status when the loss was found = %+v, want not registered", st)
 	}
+	// Back well before the refresh (45 s): the verification restored it.
+	// How soon is logged, not asserted: about one verification interval
+	// (0.5 s) usually, later on a loaded machine.
 	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 		return strings.Contains(k.Locations(t), testContact)
 	}, "the contact back in ul.dump")
-	// At worst a query sent to the stopped kamailio timed out just before
-	// it came back, then the next one found the loss; plus 1s for a slow
-	// machine (a run with -race), where 0.5s is usual.
-	limit := opts.RequestTimeout + opts.VerifyInterval + time.Second
-	if took := time.Since(back); took > limit {
-		t.Errorf("binding back %s after kamailio answered again, want within %s", took, limit)
-	} else {
-		t.Logf("binding back %s after kamailio answered again", took.Round(time.Millisecond))
-	}
-	if st := r.Status()[0]; !st.Registered || st.Error != "" {
-		t.Errorf("status = %+v", st)
-	}
+	t.Logf("binding back %s after kamailio answered again", time.Since(back).Round(time.Millisecond))
+	// kamailio holds the binding before its 200 reaches the registrar,
+	// which then says registered.
+	testkit.Until(t, func() api.Registration { return r.Status()[0] },
+		func(st api.Registration) bool { return st.Registered && st.Error == "" }, "the status to say registered again")
 }
 
 // A node killed while Active leaves its binding; the new Active, told the

@@ -32,16 +32,19 @@ var (
 )
 
 // Port is a loopback port free for UDP and TCP, below the ephemeral range
-// (32768 and up on Linux) and never given twice in a process.
+// (32768 and up on Linux), never given twice in a process nor to two test
+// processes at once.
 func Port(t testing.TB) int {
 	t.Helper()
 	return PortOn(t, "127.0.0.1")
 }
 
 // PortOn is a port free for UDP and TCP on host, below the ephemeral
-// range and never given twice in a process: a port of the ephemeral range,
-// free when picked, may be taken by any outgoing connection before the
-// process it is meant for binds it.
+// range: a port of the ephemeral range, free when picked, may be taken by
+// any outgoing connection before the process it is meant for binds it.
+// It is never given twice in a process, nor to two test processes at once
+// (the packages' tests run side by side): the test holds a lock named for
+// the port until it ends.
 func PortOn(t testing.TB, host string) int {
 	t.Helper()
 	lo := 32768
@@ -59,7 +62,7 @@ func PortOn(t testing.TB, host string) int {
 	defer portMu.Unlock()
 	for range 500 {
 		p := first + rand.IntN(last-first+1)
-		if given[p] || !free(host, p) {
+		if given[p] || !free(host, p) || !reserve(t, p) {
 			continue
 		}
 		given[p] = true
@@ -67,6 +70,27 @@ func PortOn(t testing.TB, host string) int {
 	}
 	t.Fatalf("no free port on %s below the ephemeral range", host)
 	return 0
+}
+
+// reserve takes, for the rest of t, an advisory lock on a file named for
+// p that every test process of the machine uses: false when another holds
+// it. The kernel drops the lock when the process ends, however it ends.
+// Where the lock file cannot be made, free's check is all there is.
+func reserve(t testing.TB, p int) bool {
+	dir := filepath.Join(os.TempDir(), "resman-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return true
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return false
+	}
+	t.Cleanup(func() { f.Close() })
+	return true
 }
 
 func free(host string, p int) bool {

@@ -38,7 +38,7 @@ func startSipp(t *testing.T, scenario string, port int, args ...string) *sipp {
 	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 		select {
 		case <-s.Done():
-			t.Fatalf("sipp exited: %v", s.Err())
+			t.Fatalf("sipp exited: %v; port %d: %s", s.Err(), port, sippeers.PortHolders(port))
 		default:
 		}
 		pc, err := net.ListenPacket("udp", s.addr)

@@ -93,6 +93,19 @@ func reserve(t testing.TB, p int) bool {
 	return true
 }
 
+// PortHolders says which sockets hold port p (ss's lines, with their
+// processes when ss may see them), for a failure to bind it.
+func PortHolders(p int) string {
+	out, err := exec.Command("ss", "-Haunpt", "( sport = :"+strconv.Itoa(p)+" )").CombinedOutput()
+	if err != nil {
+		return "ss: " + err.Error()
+	}
+	if len(out) == 0 {
+		return "no socket on it now"
+	}
+	return string(out)
+}
+
 func free(host string, p int) bool {
 	addr := net.JoinHostPort(host, strconv.Itoa(p))
 	ln, err := net.Listen("tcp", addr)

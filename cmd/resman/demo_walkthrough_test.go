@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"regexp"
@@ -51,20 +50,10 @@ func TestDemoWalkthrough(t *testing.T) {
 		t.Fatalf("demoTry has %d lines, this test checks %d: say what each new line must do", len(demoTry), len(checks))
 	}
 
-	// Below the kernel's ephemeral ports (32768 and up on Linux): a port
+	// Outside the kernel's ephemeral ports (32768 and up on Linux): a port
 	// there can be taken by any outgoing connection between the demo's
 	// check and its listen (a full run once lost the stand-in's port so).
-	base := 0
-	for range 50 {
-		b := 20000 + rand.N(12000)
-		if newDemoPorts(b).checkFree(b) == nil {
-			base = b
-			break
-		}
-	}
-	if base == 0 {
-		t.Fatal("no free demo port range found")
-	}
+	base := demoBasePort(t)
 	demo := exec.Command(binary, "demo", "--base-port", strconv.Itoa(base))
 	stdout, err := demo.StdoutPipe()
 	if err != nil {

@@ -20,12 +20,19 @@ func TestDemoRefusesBusyPorts(t *testing.T) {
 	var busy int
 	for try := 0; try < 50 && l == nil; try++ {
 		port := 20000 + rand.IntN(10000)
+		// Reserved before it is tried (see reserveDemoPorts).
+		release, ok := reserveDemoPorts(t, port)
+		if !ok {
+			continue
+		}
 		c, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
+			release()
 			continue
 		}
 		if err := newDemoPorts(port).checkFree(port); err != nil && strings.Contains(err.Error(), "more)") {
 			c.Close() // another of the layout's ports is in use: try another layout
+			release()
 			continue
 		}
 		l, busy = c, port

@@ -27,7 +27,6 @@ import (
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/testkit"
-	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
 var binary string
@@ -56,10 +55,10 @@ func TestMain(m *testing.M) {
 const testToken = "e2e-token-0123456789abcdef"
 
 // freePort returns a port free for TCP and UDP on host, below the
-// ephemeral range (see sippeers.PortOn).
+// ephemeral range (see testkit.PortOn).
 func freePort(t testing.TB, host string) int {
 	t.Helper()
-	return sippeers.PortOn(t, host)
+	return testkit.PortOn(t, host)
 }
 
 // proc is one resman process under test.
@@ -499,12 +498,40 @@ func demoBasePort(t *testing.T) int {
 	for range 200 {
 		sp := spans[rand.IntN(len(spans))]
 		base := sp[0] + rand.IntN(sp[1]-sp[0]+1)
+		release, ok := reserveDemoPorts(t, base)
+		if !ok {
+			continue
+		}
 		if demoPortsFree(base) {
 			return base
 		}
+		release()
 	}
 	t.Fatal("no free block of demo ports outside the ephemeral range")
 	return 0
+}
+
+// reserveDemoPorts reserves, for the rest of t, every port newDemoPorts
+// lays out from base (testkit.ReservePort): none when another test
+// process holds one of them. Reserved before they are tried, or the try
+// could make another process's bind fail.
+func reserveDemoPorts(t testing.TB, base int) (release func(), ok bool) {
+	var releases []func()
+	release = func() {
+		for _, r := range releases {
+			r()
+		}
+	}
+	v := reflect.ValueOf(newDemoPorts(base))
+	for i := range v.NumField() {
+		r, ok := testkit.ReservePort(t, int(v.Field(i).Int()))
+		if !ok {
+			release()
+			return func() {}, false
+		}
+		releases = append(releases, r)
+	}
+	return release, true
 }
 
 // demoPortsFree reports whether every port newDemoPorts lays out from base

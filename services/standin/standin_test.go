@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -126,24 +125,7 @@ func TestSIPAcceptsRegister(t *testing.T) {
 func TestSIPListensOnAddr(t *testing.T) {
 	// A port free on both transports, below the kernel's ephemeral range
 	// (where a kernel-given UDP port's TCP twin may be some connection's).
-	addr := ""
-	for try := 0; try < 100 && addr == ""; try++ {
-		a := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(10000)))
-		u, err := net.ListenPacket("udp", a)
-		if err != nil {
-			continue
-		}
-		l, err := net.Listen("tcp", a)
-		u.Close()
-		if err != nil {
-			continue
-		}
-		l.Close()
-		addr = a
-	}
-	if addr == "" {
-		t.Fatal("no port between 20000 and 30000 free on both UDP and TCP in 100 tries")
-	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testkit.Port(t)))
 	serve(t, func(ctx context.Context) error { return SIP(ctx, addr, nil) })
 	// SIP may not be listening yet: retry until the TCP port answers.
 	testkit.Until(t, func() error {

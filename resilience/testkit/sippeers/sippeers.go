@@ -2,15 +2,15 @@
 // benchmarks (the Edge's SIP front, XDS, the phones through the Edge), on
 // loopback: the in-tree registrar stand-in, kamailio and
 // sipp. Every process is started by the test and stopped by its PID; ports
-// come from below the kernel's ephemeral range, which outgoing connections
-// race for.
+// come from testkit.Port (below the kernel's ephemeral range, which
+// outgoing connections race for, and locked against the other test
+// processes).
 package sippeers
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -23,74 +23,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
 
-var (
-	portMu sync.Mutex
-	given  = map[int]bool{}
-)
-
-// Port is a loopback port free for UDP and TCP, below the ephemeral range
-// (32768 and up on Linux), never given twice in a process nor to two test
+// Port is testkit.Port: a loopback port free for UDP and TCP, below the
+// ephemeral range, never given twice in a process nor to two test
 // processes at once.
 func Port(t testing.TB) int {
 	t.Helper()
-	return PortOn(t, "127.0.0.1")
+	return testkit.PortOn(t, "127.0.0.1")
 }
 
-// PortOn is a port free for UDP and TCP on host, below the ephemeral
-// range: a port of the ephemeral range, free when picked, may be taken by
-// any outgoing connection before the process it is meant for binds it.
-// It is never given twice in a process, nor to two test processes at once
-// (the packages' tests run side by side): the test holds a lock named for
-// the port until it ends.
+// PortOn is testkit.PortOn: such a port on host.
 func PortOn(t testing.TB, host string) int {
 	t.Helper()
-	lo := 32768
-	if raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		var l, h int
-		if _, err := fmt.Sscan(string(raw), &l, &h); err == nil {
-			lo = l
-		}
-	}
-	first, last := 20000, min(lo-1, 32767)
-	if last <= first {
-		first, last = 10000, lo-1
-	}
-	portMu.Lock()
-	defer portMu.Unlock()
-	for range 500 {
-		p := first + rand.IntN(last-first+1)
-		if given[p] || !free(host, p) || !reserve(t, p) {
-			continue
-		}
-		given[p] = true
-		return p
-	}
-	t.Fatalf("no free port on %s below the ephemeral range", host)
-	return 0
-}
-
-// reserve takes, for the rest of t, an advisory lock on a file named for
-// p that every test process of the machine uses: false when another holds
-// it. The kernel drops the lock when the process ends, however it ends.
-// Where the lock file cannot be made, free's check is all there is.
-func reserve(t testing.TB, p int) bool {
-	dir := filepath.Join(os.TempDir(), "resman-test-ports")
-	if err := os.MkdirAll(dir, 0o777); err != nil {
-		return true
-	}
-	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		return true
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return false
-	}
-	t.Cleanup(func() { f.Close() })
-	return true
+	return testkit.PortOn(t, host)
 }
 
 // PortHolders says which sockets hold port p (ss's lines, with their
@@ -104,21 +52,6 @@ func PortHolders(p int) string {
 		return "no socket on it now"
 	}
 	return string(out)
-}
-
-func free(host string, p int) bool {
-	addr := net.JoinHostPort(host, strconv.Itoa(p))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
-	}
-	defer ln.Close()
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return false
-	}
-	pc.Close()
-	return true
 }
 
 // NeedTool finds an external tool; missing, it skips the test (fails it

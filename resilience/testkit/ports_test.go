@@ -1,21 +1,26 @@
-package sippeers
+package testkit
 
 import "testing"
 
 // A port reserved by a test is refused to any other holder (another test
-// process would open the same file) until that test ends.
+// process would open the same file) until that test ends or releases it.
 func TestReserveHoldsAPortUntilTheTestEnds(t *testing.T) {
 	const p = 19999 // below PortOn's range (20000 and up with the usual ephemeral range)
 	t.Run("holder", func(t *testing.T) {
-		if !reserve(t, p) {
+		if _, ok := ReservePort(t, p); !ok {
 			t.Fatal("a free port's lock was refused")
 		}
-		if reserve(t, p) {
+		if _, ok := ReservePort(t, p); ok {
 			t.Fatal("a port held by a test was reserved again")
 		}
 	})
-	if !reserve(t, p) {
+	release, ok := ReservePort(t, p)
+	if !ok {
 		t.Fatal("the port stayed locked after its test ended")
+	}
+	release()
+	if _, ok := ReservePort(t, p); !ok {
+		t.Fatal("the port stayed locked after its release")
 	}
 }
 

@@ -21,11 +21,11 @@ import (
 // quarter of the check timeout, from 10 to 100 ms) a timer-driven
 // goroutine (timers run promptly) writes a byte to a pipe, and a goroutine
 // blocked reading the pipe in the poller notes how late it wakes. A
-// wake-up later than two ticks is a stall. A failed check
-// during which the Edge stalled for half the check timeout or more is not
-// counted (neither against the node nor for it): the next check decides.
-// A dead node costs no processor time, so it does not keep the Edge
-// stalled: its checks count again as soon as the load drains.
+// wake-up later than two ticks is a stall. A failed check during which the
+// Edge stalled for half the check timeout or more is not counted (neither
+// against the node nor for it): the next check decides. A dead node costs
+// no processor time, so it does not keep the Edge stalled: its checks
+// count again as soon as the load drains.
 
 // lagPeriod is the stall meter's longest tick: it sees the stalls of two
 // ticks or more. At 20 ms it cost an idle Edge 1 % of a core; at 100 ms,
@@ -94,6 +94,7 @@ func (m *stallMeter) run(ctx context.Context) error {
 	}
 }
 
+// tick is the meter's period.
 func (m *stallMeter) tick() time.Duration {
 	if m.period == 0 {
 		return lagPeriod

@@ -5,7 +5,6 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
-	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,19 +33,16 @@ func startSipp(t *testing.T, scenario string, port int, args ...string) *sipp {
 	s := &sipp{addr: "127.0.0.1:" + strconv.Itoa(port)}
 	s.Sipp = sippeers.StartSippWith(t, sippeers.SippOptions{Timeout: 30 * time.Second, TraceMessages: true}, sf,
 		append([]string{"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-m", "1"}, args...)...)
-	// Ready when its UDP port is taken.
+	// Ready when its UDP port is bound. Not by trying to bind it: a try
+	// that holds the port when sipp binds it makes sipp exit ("Unable to
+	// bind main socket"), as it did under load.
 	testkit.EventuallyWithin(t, 10*time.Second, func() bool {
 		select {
 		case <-s.Done():
 			t.Fatalf("sipp exited: %v; port %d: %s", s.Err(), port, sippeers.PortHolders(port))
 		default:
 		}
-		pc, err := net.ListenPacket("udp", s.addr)
-		if err != nil {
-			return true
-		}
-		pc.Close()
-		return false
+		return sippeers.UDPBound(port)
 	}, "sipp to listen")
 	return s
 }

@@ -41,6 +41,18 @@ func PortOn(t testing.TB, host string) int {
 	return testkit.PortOn(t, host)
 }
 
+// UDPBound reports whether a UDP socket is bound to 127.0.0.1:port, from
+// /proc/net/udp: a check that binds the port itself could make the bind
+// of the process it waits for fail.
+func UDPBound(port int) bool {
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return false
+	}
+	want := fmt.Sprintf(" 0100007F:%04X ", port)
+	return strings.Contains(string(b), want)
+}
+
 // PortHolders says which sockets hold port p (ss's lines, with their
 // processes when ss may see them), for a failure to bind it.
 func PortHolders(p int) string {

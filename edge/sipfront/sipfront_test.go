@@ -466,10 +466,10 @@ func TestPreloadedRoute(t *testing.T) {
 	}
 }
 
-// TestHandlerPanicIsContained: a message whose handling panics is dropped
-// and reported; the transport keeps serving.
-func TestHandlerPanicIsContained(t *testing.T) {
-	t.Parallel()
+// listenUDPAndTCP listens on one loopback port for UDP and TCP, as a
+// transport does.
+func listenUDPAndTCP(t *testing.T) (net.PacketConn, net.Listener) {
+	t.Helper()
 	port := sippeers.Port(t)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:"+itoa(port))
 	if err != nil {
@@ -477,8 +477,17 @@ func TestHandlerPanicIsContained(t *testing.T) {
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(port))
 	if err != nil {
+		pc.Close()
 		t.Fatal(err)
 	}
+	return pc, ln
+}
+
+// TestHandlerPanicIsContained: a message whose handling panics is dropped
+// and reported; the transport keeps serving.
+func TestHandlerPanicIsContained(t *testing.T) {
+	t.Parallel()
+	pc, ln := listenUDPAndTCP(t)
 	handled := make(chan string, 4)
 	panics := make(chan any, 4)
 	tr := newTransport(pc, ln, func(m sip.Message, _ flow) {
@@ -540,15 +549,7 @@ func TestConcurrentDialsKeepOneConnection(t *testing.T) {
 			}()
 		}
 	}()
-	port := sippeers.Port(t)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:"+itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, ln := listenUDPAndTCP(t)
 	tr := newTransport(pc, ln, func(sip.Message, flow) {}, func(flow, string) {})
 	tr.idle = time.Hour
 	// Every dial waits until all have dialed: they race for the pool.

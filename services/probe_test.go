@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/services/standin"
 )
 
@@ -94,15 +95,15 @@ func TestExecCheck(t *testing.T) {
 // local port until the test ends, and returns its URI.
 func startStandinSIP(t *testing.T) string {
 	t.Helper()
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	port := testkit.Port(t) // free for UDP and TCP, and kept so
+	udp, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := udp.LocalAddr().(*net.UDPAddr).Port
 	tcp, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		udp.Close()
-		t.Skipf("TCP port %d taken: %v", port, err)
+		t.Fatal(err)
 	}
 	serve(t, func(ctx context.Context) error { return standin.ServeSIP(ctx, udp, tcp, nil) })
 	return "sip:127.0.0.1:" + strconv.Itoa(port)

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,16 +28,13 @@ import (
 // for another reason than the timeout.
 const generous = 30 * time.Second
 
-// closedAddr is a loopback address nothing listens on.
+// closedAddr is a loopback address nothing listens on, until the test
+// binds it: reserved for the test, below the kernel's ephemeral range
+// (testkit.Port), so that neither another test nor a client's connection
+// takes it.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testkit.Port(t)))
 }
 
 // startCheck is a check probed often, so that a start waits for it briefly.

@@ -16,6 +16,7 @@ import (
 	"github.com/resman-pbx/resman/resilience"
 	"github.com/resman-pbx/resman/resilience/api"
 	"github.com/resman-pbx/resman/resilience/client"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/resilience/web"
 )
 
@@ -140,16 +141,12 @@ func start(t *testing.T) (*fakeNode, *web.Server, string) {
 	return node, srv, "http://" + ln.Addr().String()
 }
 
-// closedPort is a local address nothing listens on.
+// closedPort is a local address nothing listens on: reserved for the test,
+// below the kernel's ephemeral range (testkit.Port), so that nothing
+// listens there meanwhile.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	return fmt.Sprintf("http://127.0.0.1:%d", testkit.Port(t))
 }
 
 func TestMethods(t *testing.T) {

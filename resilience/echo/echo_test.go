@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -60,15 +61,12 @@ func waitVerdict(t *testing.T, s *side, want Verdict) State {
 		"verdict %v", want)
 }
 
-// freeUDP reserves a loopback UDP address and frees it.
+// freeUDP is a free loopback address for a side to bind later: below the
+// kernel's ephemeral range and reserved against the other test processes
+// (testkit.Port), so that nothing takes it before the side binds it.
 func freeUDP(t *testing.T) string {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testkit.Port(t)))
 }
 
 // A live peer answers with its status and epoch; when its process ends,

@@ -97,10 +97,7 @@ func TestPageInBrowser(t *testing.T) {
 	node := newFakeNode()
 	dressUp(node)
 	s := New(node, Options{Token: testToken, Users: testUsers(t)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLow(t) // listened again on when the node comes back
 	addr := ln.Addr().String()
 	go s.Serve(ln)
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
@@ -202,6 +199,7 @@ func TestPageInBrowser(t *testing.T) {
 	s2 := New(node, Options{Token: testToken, Users: testUsers(t)})
 	s2.auth = s.auth // the same sessions, as if they had survived
 	var ln2 net.Listener
+	var err error
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ln2, err = net.Listen("tcp", addr)

@@ -25,10 +25,7 @@ import (
 func serveFake(t *testing.T, node *fakeNode) (*Server, string) {
 	t.Helper()
 	s := New(node, Options{Token: testToken, Users: testUsers(t)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLow(t) // some tests listen again on the address
 	go s.Serve(ln)
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	return s, ln.Addr().String()

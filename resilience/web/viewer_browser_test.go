@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"testing"
@@ -16,23 +15,21 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/resman-pbx/resman/resilience/api"
+	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/resilience/web/browsertest"
 )
 
 // listenLow listens on a loopback port below the kernel's ephemeral range
-// (32768-60999 on Linux), so that it never collides with a port the
-// kernel hands out to a client meanwhile.
+// (testkit.Port), so that no client's connection takes it meanwhile: a
+// test that stops its server and listens again on the same address relies
+// on it, and the port is reserved against the other test processes.
 func listenLow(t *testing.T) net.Listener {
 	t.Helper()
-	for range 200 {
-		port := 20000 + rand.IntN(12000)
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			return ln
-		}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", testkit.Port(t)))
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free loopback port from 20000 to 31999")
-	return nil
+	return ln
 }
 
 // serveViewer serves node with an admin (alice) and a viewer (wall).

@@ -66,15 +66,15 @@ func options(t *testing.T, uri string) int {
 }
 
 func TestSIPAnswersOptions(t *testing.T) {
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	port := strconv.Itoa(testkit.Port(t)) // free for UDP and TCP, and kept so
+	udp, err := net.ListenPacket("udp", "127.0.0.1:"+port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port)
 	tcp, err := net.Listen("tcp", "127.0.0.1:"+port)
 	if err != nil {
 		udp.Close()
-		t.Skipf("TCP port %s taken: %v", port, err)
+		t.Fatal(err)
 	}
 	serve(t, func(ctx context.Context) error { return ServeSIP(ctx, udp, tcp, nil) })
 	for _, uri := range []string{"sip:127.0.0.1:" + port, "sip:127.0.0.1:" + port + ";transport=tcp"} {

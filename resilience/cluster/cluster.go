@@ -769,8 +769,11 @@ func (c *Cluster) observe(kind EventKind, n *memberlist.Node) {
 	}
 	if kind != Update {
 		// Before the event goes out: whoever reads it finds the gauges
-		// already saying so.
+		// and the down-time histogram already saying so.
 		c.updateGaugesLocked()
+	}
+	if kind == Down {
+		c.met.peerDown.Observe(downAfter.Seconds())
 	}
 	c.queue.push(ev)
 	c.mu.Unlock()
@@ -779,7 +782,6 @@ func (c *Cluster) observe(kind EventKind, n *memberlist.Node) {
 	case Up:
 		c.log.Info("member up", "member", n.Name, "addr", addr, "role", meta.Role, "status", meta.Status, "epoch", meta.Epoch)
 	case Down:
-		c.met.peerDown.Observe(downAfter.Seconds())
 		c.log.Info("member down", "member", n.Name, "addr", m.Addr, "last_seen_ago", downAfter.Round(time.Millisecond), "leaving", ev.Member.Meta.Leaving)
 	case Update:
 		c.log.Debug("member update", "member", n.Name, "role", meta.Role, "status", meta.Status, "epoch", meta.Epoch, "healthy", meta.Healthy, "sees", meta.Sees)

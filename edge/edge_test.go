@@ -265,7 +265,7 @@ func TestForwardedHeaders(t *testing.T) {
 
 func TestErrorPagesNameNoUpstream(t *testing.T) {
 	// An upstream that is down: its port is closed.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testkit.Addr(t))
 	if err != nil {
 		t.Fatal(err)
 	}

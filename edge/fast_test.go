@@ -1005,7 +1005,7 @@ func TestFastPages(t *testing.T) {
 // error is counted and the route's status says why, until the upstream
 // answers again.
 func TestFastUpstreamErrors(t *testing.T) {
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	dead, err := net.Listen("tcp", testkit.Addr(t)) // kept free once closed
 	if err != nil {
 		t.Fatal(err)
 	}

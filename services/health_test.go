@@ -22,7 +22,7 @@ func fastCheck(c Check) *Check {
 }
 
 func TestHealthRiseAndFall(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testkit.Addr(t)) // nothing takes it once closed
 	if err != nil {
 		t.Fatal(err)
 	}

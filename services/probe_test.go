@@ -33,7 +33,7 @@ func probeCheck(t *testing.T, c Check) error {
 }
 
 func TestTCPCheck(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testkit.Addr(t)) // nothing takes it once closed
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,12 +190,7 @@ func TestSIPCheckTimeout(t *testing.T) {
 }
 
 func TestSIPCheckRefusedTCP(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testkit.Addr(t) // nothing listens there
 	if err := probeCheck(t, Check{SIP: "sip:" + addr + ";transport=tcp"}); err == nil {
 		t.Error("closed TCP port passed")
 	}

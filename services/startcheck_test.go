@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,7 +33,7 @@ const generous = 30 * time.Second
 // takes it.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testkit.Port(t)))
+	return testkit.Addr(t)
 }
 
 // startCheck is a check probed often, so that a start waits for it briefly.

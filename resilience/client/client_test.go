@@ -146,7 +146,7 @@ func start(t *testing.T) (*fakeNode, *web.Server, string) {
 // listens there meanwhile.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	return fmt.Sprintf("http://127.0.0.1:%d", testkit.Port(t))
+	return "http://" + testkit.Addr(t)
 }
 
 func TestMethods(t *testing.T) {

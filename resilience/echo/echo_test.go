@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,7 +65,7 @@ func waitVerdict(t *testing.T, s *side, want Verdict) State {
 // (testkit.Port), so that nothing takes it before the side binds it.
 func freeUDP(t *testing.T) string {
 	t.Helper()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testkit.Port(t)))
+	return testkit.Addr(t)
 }
 
 // A live peer answers with its status and epoch; when its process ends,

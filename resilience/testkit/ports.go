@@ -26,6 +26,15 @@ func Port(t testing.TB) int {
 	return PortOn(t, "127.0.0.1")
 }
 
+// Addr is 127.0.0.1 with a Port: an address to listen on that no client's
+// connection nor other test process takes while the test runs, even after
+// the test closes its listener (to play a dead peer) or before a process
+// the test starts binds it.
+func Addr(t testing.TB) string {
+	t.Helper()
+	return "127.0.0.1:" + strconv.Itoa(PortOn(t, "127.0.0.1"))
+}
+
 // PortOn is a port free for UDP and TCP on host, below the ephemeral
 // range: a port of the ephemeral range, free when picked, may be taken by
 // any outgoing connection before the process it is meant for binds it.

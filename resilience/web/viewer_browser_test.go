@@ -25,7 +25,7 @@ import (
 // on it, and the port is reserved against the other test processes.
 func listenLow(t *testing.T) net.Listener {
 	t.Helper()
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", testkit.Port(t)))
+	ln, err := net.Listen("tcp", testkit.Addr(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,6 +90,10 @@ func TestSetPairsWhileRunning(t *testing.T) {
 		t.Fatalf("no HA event of p00001 before the change: %q", texts(evs))
 	}
 	lastSeq := evs[0].Seq
+	failedReads := map[string]float64{} // of the kept pairs, before the change
+	for _, n := range []string{"p00000", "p00001"} {
+		failedReads[n] = testkit.Metric(t, reg, MetricPollErrors, map[string]string{"pair": n})
+	}
 	before := a.Snapshot()
 	p1Before, _ := pairOf(before, "p00001")
 
@@ -149,9 +153,19 @@ func TestSetPairsWhileRunning(t *testing.T) {
 	if got, ok := testkit.Gathered(t, reg, MetricPollErrors, map[string]string{"pair": "p00003"}); !ok || got != 0 {
 		t.Errorf("poll errors of p00003: %v (exported: %v), want 0", got, ok)
 	}
-	// No event of a kept pair: its watch history went on.
-	if after := a.Events(lastSeq); len(after) != 0 {
-		t.Errorf("events after the change: %q", texts(after))
+	// No event of a kept pair: its watch history went on. A read that
+	// failed meanwhile (a loaded machine: the timeout is the 100 ms
+	// interval) makes events of its own, which say nothing of the change.
+	var unexplained []Event
+	for _, e := range a.Events(lastSeq) {
+		if testkit.Metric(t, reg, MetricPollErrors, map[string]string{"pair": e.Pair}) > failedReads[e.Pair] {
+			t.Logf("event of %s after a failed read of it, not of the change: %s", e.Pair, e.Text)
+			continue
+		}
+		unexplained = append(unexplained, e)
+	}
+	if len(unexplained) != 0 {
+		t.Errorf("events after the change: %q", texts(unexplained))
 	}
 }
 

@@ -125,7 +125,7 @@ func TestStrongestChallengeAnswered(t *testing.T) {
 				opts.ProbeInterval = time.Hour
 				r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "udp", "pbx", "pw")}}, opts)
 				r.Activate(1)
-				ev, _ := rec.wait(t, 0, 5*time.Second, func(ev Event) bool { return ev.Kind == EventRegistered || ev.Kind == EventFailed })
+				ev, _ := rec.wait(t, 0, 20*time.Second, outcome)
 				if ev.Kind != EventRegistered {
 					t.Fatalf("proxy %v: %+v", proxy, ev)
 				}

@@ -92,7 +92,7 @@ func TestSippProxyChallenge(t *testing.T) {
 	r := newSippXDS(t, s.addr, "sipp-secret", rec, nil)
 
 	r.Activate(1)
-	ev, _ := rec.wait(t, 0, 10*time.Second, func(ev Event) bool { return ev.Kind == EventRegistered || ev.Kind == EventFailed })
+	ev, _ := rec.wait(t, 0, 20*time.Second, outcome)
 	if ev.Kind != EventRegistered {
 		t.Fatalf("registration: %+v", ev)
 	}
@@ -177,7 +177,7 @@ func TestSippTryingThenOKAfter3s(t *testing.T) {
 	r := newSippXDS(t, s.addr, "unused", rec, nil)
 	start := time.Now()
 	r.Activate(1)
-	ev, _ := rec.wait(t, 0, 10*time.Second, func(ev Event) bool { return ev.Kind == EventRegistered || ev.Kind == EventFailed })
+	ev, _ := rec.wait(t, 0, 20*time.Second, outcome)
 	if ev.Kind != EventRegistered {
 		t.Fatalf("registration: %+v", ev)
 	}

@@ -91,7 +91,7 @@ func TestTLSTransport(t *testing.T) {
 			}
 			r := startXDS(t, Config{Contact: testContact, MDS: []MDS{mds("mds1", srv.Addr(), "tls", "pbx", "pw")}}, opts)
 			r.Activate(1)
-			ev, _ := rec.wait(t, 0, 5*time.Second, func(ev Event) bool { return ev.Kind == EventRegistered || ev.Kind == EventFailed })
+			ev, _ := rec.wait(t, 0, 20*time.Second, outcome)
 			if tc.want == "" {
 				if ev.Kind != EventRegistered {
 					t.Fatalf("%+v", ev)

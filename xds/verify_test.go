@@ -31,7 +31,7 @@ func TestOKWithoutOurContactIsNotRegistered(t *testing.T) {
 				mds("mds1", addr, "udp", "pbx", "pw"),
 			}}, opts)
 			r.Activate(1)
-			ev, _ := rec.wait(t, 0, 5*time.Second, func(ev Event) bool { return ev.Kind == EventFailed || ev.Kind == EventRegistered })
+			ev, _ := rec.wait(t, 0, 20*time.Second, outcome)
 			if ev.Kind != EventFailed || ev.Err == nil || ev.Err.Error() != tc.want {
 				t.Fatalf("event = %+v (%v), want failed with %q", ev, ev.Err, tc.want)
 			}

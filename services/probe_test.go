@@ -95,7 +95,7 @@ func TestExecCheck(t *testing.T) {
 // local port until the test ends, and returns its URI.
 func startStandinSIP(t *testing.T) string {
 	t.Helper()
-	port := testkit.Port(t) // free for UDP and TCP, and kept so
+	port := testkit.Port(t) // reserved, and free for both UDP and TCP
 	udp, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatal(err)

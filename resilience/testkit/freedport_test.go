@@ -15,7 +15,7 @@ import (
 // No code of the module listens on a kernel-chosen port (":0"), closes it
 // and gives its address on: until that address is bound again, any
 // outgoing connection or another test process may take it, and the later
-// bind fails with "address already in use" (it failed CI twice). Such an
+// bind fails with "address already in use" (it failed CI so). Such an
 // address comes from Port, or the listener is kept and handed over.
 func TestNoFreedKernelPortIsGivenOn(t *testing.T) {
 	root := moduleRoot(t)

@@ -66,7 +66,7 @@ func options(t *testing.T, uri string) int {
 }
 
 func TestSIPAnswersOptions(t *testing.T) {
-	port := strconv.Itoa(testkit.Port(t)) // free for UDP and TCP, and kept so
+	port := strconv.Itoa(testkit.Port(t)) // reserved, and free for both UDP and TCP
 	udp, err := net.ListenPacket("udp", "127.0.0.1:"+port)
 	if err != nil {
 		t.Fatal(err)

@@ -84,8 +84,10 @@ func (f *Follower) setStatus(to, cause string) (from string) {
 	now := time.Now()
 	f.status, f.since = to, now
 	f.last = &api.Transition{From: from, To: to, Cause: cause, At: now.UTC()}
-	f.mu.Unlock()
+	// Under the lock: whoever reads the status finds the metric already
+	// saying so, and two moves cannot set the metric in the other order.
 	f.metrics.setStatus(to)
+	f.mu.Unlock()
 	if from != to {
 		f.log.Info("status", "from", from, "to", to, "cause", cause)
 	}

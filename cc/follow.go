@@ -45,8 +45,8 @@ func (f *Follower) streamChanged(c watch.StreamChange) {
 func (f *Follower) setStream(up bool) {
 	f.mu.Lock()
 	f.following.Stream = up
+	f.metrics.stream.Set(b2f(up)) // with the state it shows (see setStatus)
 	f.mu.Unlock()
-	f.metrics.stream.Set(b2f(up))
 }
 
 // observe applies one look at the node (the watcher has dropped a poll
@@ -62,8 +62,8 @@ func (f *Follower) observe(o watch.Observation) {
 		fw.Error = describe(o.Err)
 		f.want, f.cause = "", ""
 		mine := f.status
-		f.mu.Unlock()
 		f.metrics.reachable.Set(0)
+		f.mu.Unlock()
 		if prev.Reachable || prev.CheckedAt.IsZero() {
 			why := "unreachable"
 			if !errors.Is(o.Err, client.ErrUnreachable) {
@@ -99,10 +99,10 @@ func (f *Follower) observe(o watch.Observation) {
 		f.want, f.cause = want, cause
 	}
 	mine, node := f.status, fw.Node
-	f.mu.Unlock()
-
 	f.metrics.reachable.Set(1)
 	f.metrics.epoch.Set(float64(o.Epoch))
+	f.mu.Unlock()
+
 	if !prev.Reachable && !prev.CheckedAt.IsZero() {
 		f.log.Info("paired node reachable again", "node", node, "status", o.Status, "epoch", o.Epoch)
 		f.record(api.AuditEntry{Action: "follow", Outcome: api.OutcomeOK, Epoch: o.Epoch, From: mine, To: mine,

@@ -68,10 +68,7 @@ func browserPair(t *testing.T) (mainP, standbyP *proc) {
 // browserWait waits until the JavaScript expression is true.
 func browserWait(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 40*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond),
-		chromedp.WithPollingTimeout(35*time.Second))); err != nil {
+	if err := browsertest.Poll(ctx, expr, 35*time.Second); err != nil {
 		page, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
 		t.Fatalf("waiting for %s (%s): %v\npage:\n%s", what, expr, err, page)
 	}

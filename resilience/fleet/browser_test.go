@@ -22,10 +22,7 @@ import (
 
 func until(t testing.TB, ctx context.Context, what, expr string) {
 	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond),
-		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+	if err := browsertest.Poll(ctx, expr, 20*time.Second); err != nil {
 		t.Fatalf("waiting for %s (%s): %v", what, expr, err)
 	}
 }

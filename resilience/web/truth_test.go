@@ -46,10 +46,7 @@ func logIn(t *testing.T, ctx context.Context, base string) {
 // the failure.
 func waitShot(t *testing.T, ctx context.Context, name, what, expr string) {
 	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond),
-		chromedp.WithPollingTimeout(15*time.Second)))
+	err := browsertest.Poll(ctx, expr, 15*time.Second)
 	if err == nil {
 		return
 	}

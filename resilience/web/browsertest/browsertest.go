@@ -9,6 +9,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,4 +86,32 @@ func Eval[T any](t testing.TB, ctx context.Context, expr string) T {
 		t.Fatalf("evaluate %s: %v", expr, err)
 	}
 	return v
+}
+
+// Poll waits, for at most within, until the JavaScript expression is true
+// in the page. chromedp's poll runs in the page's execution context as it
+// finds it; when the page replaces that context as the wait starts (a
+// navigation that has just ended, on a loaded machine), the poll fails
+// with "Cannot find context with specified id": Poll then starts it again
+// in the new context, within the same bound.
+func Poll(ctx context.Context, expr string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		left := time.Until(deadline)
+		c, cancel := context.WithTimeout(ctx, left+5*time.Second)
+		_, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond),
+			chromedp.WithPollingTimeout(left)))
+		cancel()
+		if err == nil || !contextReplaced(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// contextReplaced tells the errors of an evaluation whose execution
+// context the page has replaced.
+func contextReplaced(err error) bool {
+	return strings.Contains(err.Error(), "Cannot find context with specified id") ||
+		strings.Contains(err.Error(), "Execution context was destroyed")
 }

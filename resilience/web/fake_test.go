@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -225,20 +226,39 @@ func (f *fakeNode) PeerStopServices(_ context.Context, who string, req api.StopR
 	return f.peer, nil
 }
 
-// setStatus changes the node's status and publishes it.
+// setStatus changes the node's status and publishes it. mut changes a
+// deep copy: the status handed out before shares its slices and pointers,
+// and the server may be encoding it meanwhile.
 func (f *fakeNode) setStatus(mut func(st *api.Status)) {
 	f.mu.Lock()
-	mut(&f.status)
-	st := f.status
+	st := deepCopy(f.status)
+	mut(&st)
+	f.status = st
 	f.mu.Unlock()
 	f.publish(api.Event{Name: api.EventStatus, Data: st})
 }
 
-// setPeer changes the peer's status.
+// setPeer changes the peer's status (a deep copy, as setStatus).
 func (f *fakeNode) setPeer(mut func(st *api.Status)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	mut(&f.peer)
+	st := deepCopy(f.peer)
+	mut(&st)
+	f.peer = st
+}
+
+// deepCopy copies st through its JSON form, which is all of it that the
+// page and the API see.
+func deepCopy(st api.Status) api.Status {
+	b, err := json.Marshal(st)
+	if err != nil {
+		panic(err)
+	}
+	var out api.Status
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
+	return out
 }
 
 // Switchover swaps the Active side: this node Inactive, the peer Active.

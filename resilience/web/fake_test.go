@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -334,6 +335,8 @@ func (f *fakeNode) RunReplication(_ context.Context, who string, req api.Replica
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	err := f.replErr
+	// A new slice: the status handed out before shares the old one.
+	f.status.Replication = slices.Clone(f.status.Replication)
 	for i := range f.status.Replication {
 		r := &f.status.Replication[i]
 		if r.Direction == "receive" || (req.Job != "" && r.Name != req.Job) {

@@ -66,7 +66,6 @@ func kind(mds, k string) func(Event) bool {
 	return func(ev Event) bool { return ev.MDS == mds && ev.Kind == k }
 }
 
-// fastOptions are tuned for tests on loopback.
 // outcome matches the event that says how a registration went: registered,
 // or failed on an answer. A failure by timeout is passed over: fastOptions'
 // RequestTimeout is 500 ms, which a loaded machine can exceed (the first
@@ -80,6 +79,7 @@ func outcome(ev Event) bool {
 	return ev.Kind == EventRegistered || ev.Kind == EventFailed
 }
 
+// fastOptions are tuned for tests on loopback.
 func fastOptions(logs *testkit.Buffer, rec *recorder) Options {
 	o := Options{
 		RequestTimeout: 500 * time.Millisecond,

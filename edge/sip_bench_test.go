@@ -42,10 +42,10 @@ func BenchmarkSIPRehome(b *testing.B) {
 		b.Fatal(err)
 	}
 	for range b.N {
-		kamA := sippeers.StartKamailio(b, tpl, sippeers.Port(b))
-		kamB := sippeers.StartKamailio(b, tpl, sippeers.Port(b))
+		kamA := sippeers.StartKamailio(b, tpl, testkit.Port(b))
+		kamB := sippeers.StartKamailio(b, tpl, testkit.Port(b))
 		nodeA, nodeB := lowNode(b, active(2)), lowNode(b, inactive(1))
-		sipAddr := "127.0.0.1:" + strconv.Itoa(sippeers.Port(b))
+		sipAddr := "127.0.0.1:" + strconv.Itoa(testkit.Port(b))
 		e := startLowEdge(b, Check{Interval: 100 * time.Millisecond, Rise: 2, Fall: 2},
 			[]sideSpec{benchSide("a", nodeA), benchSide("b", nodeB)},
 			func(o *Options) {
@@ -68,7 +68,7 @@ func BenchmarkSIPRehome(b *testing.B) {
 				continue
 			}
 			sipps = append(sipps, sippeers.StartSipp(b, sf, "-s", run.prefix, "-m", strconv.Itoa(run.n), "-r", "200",
-				"-l", "50", "-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(b)), "-t", run.transport, sipAddr))
+				"-l", "50", "-i", "127.0.0.1", "-p", strconv.Itoa(testkit.Port(b)), "-t", run.transport, sipAddr))
 		}
 		for _, s := range sipps {
 			s.Wait(b, 10*time.Minute)

@@ -59,23 +59,23 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kamA := sippeers.StartKamailio(t, tpl, sippeers.Port(t))
-	kamB := sippeers.StartKamailio(t, tpl, sippeers.Port(t))
+	kamA := sippeers.StartKamailio(t, tpl, testkit.Port(t))
+	kamB := sippeers.StartKamailio(t, tpl, testkit.Port(t))
 	nodeA, nodeB := lowNode(t, active(2)), lowNode(t, inactive(1))
-	sipAddr := "127.0.0.1:" + strconv.Itoa(sippeers.Port(t))
+	sipAddr := "127.0.0.1:" + strconv.Itoa(testkit.Port(t))
 	e := startLowEdge(t, fast(), []sideSpec{benchSide("a", nodeA), benchSide("b", nodeB)},
 		withSIP(sipAddr, "sip:"+kamA.Addr, "sip:"+kamB.Addr+";transport=tcp"))
 	e.waitRouted(t, "a")
 
 	// A phone that only registers, then waits for calls.
 	callee := sippeers.StartSipp(t, sippFile(t, "callee.xml"), "-oocsf", sippFile(t, "answer.xml"),
-		"-s", "callee", "-m", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "u1", sipAddr)
+		"-s", "callee", "-m", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(testkit.Port(t)), "-t", "u1", sipAddr)
 	// Phones that register: 20 on UDP, 20 on TCP.
 	const n = 20
 	udp := sippeers.StartSipp(t, sippFile(t, "register.xml"), "-s", "u", "-m", strconv.Itoa(n), "-r", "50",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "u1", sipAddr)
+		"-i", "127.0.0.1", "-p", strconv.Itoa(testkit.Port(t)), "-t", "u1", sipAddr)
 	tcp := sippeers.StartSipp(t, sippFile(t, "register.xml"), "-s", "t", "-m", strconv.Itoa(n), "-r", "50",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "t1", sipAddr)
+		"-i", "127.0.0.1", "-p", strconv.Itoa(testkit.Port(t)), "-t", "t1", sipAddr)
 	udp.Wait(t, sipLimit)
 	tcp.Wait(t, sipLimit)
 	testkit.EventuallyWithin(t, sipLimit, func() bool {
@@ -87,7 +87,7 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 	}
 	// A TCP phone calls the callee through the Edge and side a.
 	caller := sippeers.StartSipp(t, sippFile(t, "caller.xml"), "-s", "callee", "-m", "1",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "t1", sipAddr)
+		"-i", "127.0.0.1", "-p", strconv.Itoa(testkit.Port(t)), "-t", "t1", sipAddr)
 	caller.Wait(t, sipLimit)
 
 	// The callee's binding is noted when its 200 passes the Edge, which
@@ -98,7 +98,7 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 	}, "the SIP status to count every phone on side a before the switch")
 	// A call that stays up through the switch.
 	held := sippeers.StartSipp(t, sippFile(t, "caller_held.xml"), "-s", "callee", "-m", "1",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "u1", sipAddr)
+		"-i", "127.0.0.1", "-p", strconv.Itoa(testkit.Port(t)), "-t", "u1", sipAddr)
 	testkit.EventuallyWithin(t, sipLimit, func() bool { return e.Status().SIP.Calls == 1 }, "the held call confirmed")
 
 	// Side a loses Active, side b takes it.
@@ -127,7 +127,7 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 	// REGISTERs are not counted): its binding on side b is the Edge's work,
 	// and a call from side b reaches it.
 	caller2 := sippeers.StartSipp(t, sippFile(t, "caller.xml"), "-s", "callee", "-m", "1",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(t)), "-t", "u1", sipAddr)
+		"-i", "127.0.0.1", "-p", strconv.Itoa(testkit.Port(t)), "-t", "u1", sipAddr)
 	caller2.Wait(t, sipLimit)
 	select {
 	case <-callee.Done():
@@ -170,7 +170,7 @@ func TestSIPFrontFollowsTheActive(t *testing.T) {
 // range, as every listener of the SIP tests does.
 func lowListener(t testing.TB) net.Listener {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(sippeers.Port(t)))
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(testkit.Port(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,9 +23,9 @@ import (
 // registrar through the Edge.
 func TestSIPFrontTLSAndWebSocketFromConfig(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
-	regPort := sippeers.Port(t)
+	regPort := testkit.Port(t)
 	reg := sippeers.Registrar(t, regPort)
-	port := func() string { return "127.0.0.1:" + strconv.Itoa(sippeers.Port(t)) }
+	port := func() string { return "127.0.0.1:" + strconv.Itoa(testkit.Port(t)) }
 	sipAddr, tlsAddr, wsAddr, wssAddr := port(), port(), port(), port()
 	node := lowNode(t, active(1))
 	e := startLowEdge(t, fast(), []sideSpec{benchSide("a", node)},

@@ -19,7 +19,7 @@ import (
 // by PID at cleanup.
 func startKamailio(t testing.TB, user, password string) *sippeers.Kamailio {
 	t.Helper()
-	return sippeers.StartKamailioWith(t, filepath.Join("testdata", "kamailio.cfg"), sippeers.Port(t),
+	return sippeers.StartKamailioWith(t, filepath.Join("testdata", "kamailio.cfg"), testkit.Port(t),
 		sippeers.KamailioOptions{Vars: map[string]string{"USER": user, "PASSWORD": password}})
 }
 

@@ -81,7 +81,7 @@ func newSippXDS(t *testing.T, addr, password string, rec *recorder, tune func(*O
 }
 
 func TestSippProxyChallenge(t *testing.T) {
-	port := sippeers.Port(t)
+	port := testkit.Port(t)
 	// The digest answer sipp expects, computed here by hand (RFC 2617
 	// without qop) so that the check does not rely on our digest code.
 	md5hex := func(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
@@ -109,7 +109,7 @@ func TestSippProxyChallenge(t *testing.T) {
 
 func TestSippShortExpiresRefreshedInTime(t *testing.T) {
 	t.Parallel() // mostly waits for a timer
-	s := startSipp(t, "register_short_expires.xml", sippeers.Port(t))
+	s := startSipp(t, "register_short_expires.xml", testkit.Port(t))
 	rec := newRecorder()
 	r := newSippXDS(t, s.addr, "unused", rec, nil)
 
@@ -137,7 +137,7 @@ func TestSippShortExpiresRefreshedInTime(t *testing.T) {
 }
 
 func TestSippMalformedResponses(t *testing.T) {
-	s := startSipp(t, "register_malformed.xml", sippeers.Port(t))
+	s := startSipp(t, "register_malformed.xml", testkit.Port(t))
 	rec := newRecorder()
 	// Below T1 (500ms): no UDP retransmission that sipp would take for the
 	// next REGISTER of its scenario.
@@ -172,7 +172,7 @@ func TestSippMalformedResponses(t *testing.T) {
 // Timer F (32s by default).
 func TestSippTryingThenOKAfter3s(t *testing.T) {
 	t.Parallel() // mostly waits for sipp's pause
-	s := startSipp(t, "register_trying.xml", sippeers.Port(t))
+	s := startSipp(t, "register_trying.xml", testkit.Port(t))
 	rec := newRecorder()
 	r := newSippXDS(t, s.addr, "unused", rec, nil)
 	start := time.Now()

@@ -231,9 +231,9 @@ func runPhones(tb testing.TB, n, rate int, strict bool) []phMove {
 	}
 	for _, side := range []string{"main", "standby"} {
 		if standin {
-			w.reg[side] = startPhStandin(tb, sippeers.Port(tb))
+			w.reg[side] = startPhStandin(tb, testkit.Port(tb))
 		} else {
-			w.reg[side] = startPhKam(tb, tpl, sippeers.Port(tb))
+			w.reg[side] = startPhKam(tb, tpl, testkit.Port(tb))
 		}
 	}
 	w.startPair()
@@ -243,9 +243,9 @@ func runPhones(tb testing.TB, n, rate int, strict bool) []phMove {
 	// The phones: a callee that stays up to receive calls, and n phones
 	// that register once (the Edge keeps their bindings for 300 s).
 	w.callee = sippeers.StartSippWith(tb, sippeers.SippOptions{Timeout: 15 * time.Minute, TraceMessages: true},
-		filepath.Join(w.scenario, "callee.xml"), "-oocsf", edgeSipp(tb, "answer.xml"), "-s", "callee", "-m", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(tb)), "-t", "u1", w.sipAddr)
+		filepath.Join(w.scenario, "callee.xml"), "-oocsf", edgeSipp(tb, "answer.xml"), "-s", "callee", "-m", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(testkit.Port(tb)), "-t", "u1", w.sipAddr)
 	phones := sippeers.StartSippWith(tb, sippeers.SippOptions{Timeout: 10 * time.Minute}, filepath.Join(w.scenario, "register.xml"), "-s", "ph", "-m", strconv.Itoa(n),
-		"-r", "200", "-l", "50", "-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(tb)), "-t", "u1", w.sipAddr)
+		"-r", "200", "-l", "50", "-i", "127.0.0.1", "-p", strconv.Itoa(testkit.Port(tb)), "-t", "u1", w.sipAddr)
 	phones.Wait(tb, 10*time.Minute)
 	testkit.EventuallyWithin(tb, phonesLimit, func() bool {
 		return phStat(tb, w.reg["main"], "location_contacts") == n+1 && phStat(tb, w.reg["standby"], "location_contacts") == 0
@@ -399,7 +399,7 @@ func (w *phWorld) placeCall(cause, to string, newR phRegistrar, switched time.Ti
 	time.Sleep(time.Until(switched.Add(2 * time.Second)))
 	before := w.calleeInvites()
 	caller := sippeers.StartSippWith(tb, sippeers.SippOptions{Timeout: time.Minute}, edgeSipp(tb, "caller.xml"), "-s", "callee", "-m", "1",
-		"-i", "127.0.0.1", "-p", strconv.Itoa(sippeers.Port(tb)), "-t", "u1", w.sipAddr)
+		"-i", "127.0.0.1", "-p", strconv.Itoa(testkit.Port(tb)), "-t", "u1", w.sipAddr)
 	caller.Wait(tb, phonesLimit)
 	invites := w.calleeInvites()
 	if len(invites) <= len(before) {
@@ -434,7 +434,7 @@ func (w *phWorld) startPair() {
 	tb.Helper()
 	port := map[string]map[string]int{}
 	for _, n := range []string{"main", "standby"} {
-		port[n] = map[string]int{"api": sippeers.Port(tb), "gossip": sippeers.Port(tb), "sip": sippeers.Port(tb)}
+		port[n] = map[string]int{"api": testkit.Port(tb), "gossip": testkit.Port(tb), "sip": testkit.Port(tb)}
 		w.url[n] = fmt.Sprintf("http://127.0.0.1:%d", port[n]["api"])
 	}
 	for _, n := range [][2]string{{"main", "standby"}, {"standby", "main"}} {
@@ -470,8 +470,8 @@ log: {level: info}
 func (w *phWorld) startEdge(rate int) {
 	tb := w.tb
 	tb.Helper()
-	w.edgeAPI = fmt.Sprintf("http://127.0.0.1:%d", sippeers.Port(tb))
-	w.sipAddr = fmt.Sprintf("127.0.0.1:%d", sippeers.Port(tb))
+	w.edgeAPI = fmt.Sprintf("http://127.0.0.1:%d", testkit.Port(tb))
+	w.sipAddr = fmt.Sprintf("127.0.0.1:%d", testkit.Port(tb))
 	cfg := fmt.Sprintf(`api: {listen: "%s", token: %s}
 edge:
   listen: "127.0.0.1:%d"
@@ -482,7 +482,7 @@ edge:
     - {name: main, node: "%s", sip: "sip:%s", routes: [{path: /, upstream: "http://127.0.0.1:9"}]}
     - {name: standby, node: "%s", sip: "sip:%s", routes: [{path: /, upstream: "http://127.0.0.1:9"}]}
 log: {level: info}
-`, strings.TrimPrefix(w.edgeAPI, "http://"), testToken, sippeers.Port(tb), testToken, w.sipAddr, phoneExpires, rate,
+`, strings.TrimPrefix(w.edgeAPI, "http://"), testToken, testkit.Port(tb), testToken, w.sipAddr, phoneExpires, rate,
 		w.url["main"], w.reg["main"].address(), w.url["standby"], w.reg["standby"].address())
 	path := filepath.Join(tb.TempDir(), "edge.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {

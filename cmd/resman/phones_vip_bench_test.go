@@ -175,7 +175,7 @@ func startVIPPair(b *testing.B, n, expiry, refresh int, ka kaOpts, scenario stri
 	// The phones, on the lab's bridge address, for longer than the run.
 	limit := 2*time.Duration(expiry)*time.Second + 10*time.Minute
 	p.phones = sippeers.StartSippWith(b, sippeers.SippOptions{Timeout: limit}, scenario, "-s", "ph", "-m", strconv.Itoa(n), "-l", strconv.Itoa(n),
-		"-r", "200", "-i", l.subnet+".254", "-p", strconv.Itoa(sippeers.Port(b)), "-t", "u1", vip+":"+strconv.Itoa(vipRegPort))
+		"-r", "200", "-i", l.subnet+".254", "-p", strconv.Itoa(testkit.Port(b)), "-t", "u1", vip+":"+strconv.Itoa(vipRegPort))
 	testkit.EventuallyWithin(b, phonesLimit, func() bool {
 		select {
 		case <-p.phones.Done():

@@ -52,7 +52,7 @@ func (f *testFront) switchTo(t *testing.T, name string) {
 
 func startFront(t *testing.T, sides []Side, opts ...func(*Options)) *testFront {
 	t.Helper()
-	port := sippeers.Port(t)
+	port := testkit.Port(t)
 	reg := prometheus.NewRegistry()
 	o := Options{Listen: "127.0.0.1:" + strconv.Itoa(port), Expires: 30, RegisterRate: 200, Sides: sides,
 		Timeout: 2 * time.Second, Registerer: reg}
@@ -95,7 +95,7 @@ func newPeer(t *testing.T) *peer { return newPeerAt(t, "127.0.0.1") }
 
 func newPeerAt(t *testing.T, ip string) *peer {
 	t.Helper()
-	port := sippeers.Port(t)
+	port := testkit.Port(t)
 	pc, err := net.ListenPacket("udp", ip+":"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatal(err)

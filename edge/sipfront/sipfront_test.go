@@ -152,7 +152,7 @@ func mustAddrPort(s string) (ap netipAddrPort) {
 
 func TestLoopDetected(t *testing.T) {
 	t.Parallel()
-	port := sippeers.Port(t)
+	port := testkit.Port(t)
 	self := "127.0.0.1:" + itoa(port)
 	// The side's PBX is the Edge itself: the request comes back unchanged.
 	f := startFront(t, []Side{sideOf("a", self)}, func(o *Options) { o.Listen = self })
@@ -206,7 +206,7 @@ func TestMalformed(t *testing.T) {
 // binding to the new side and removes it from the old one.
 func TestRegistrationCacheAndRehome(t *testing.T) {
 	t.Parallel()
-	pa, pb := sippeers.Port(t), sippeers.Port(t)
+	pa, pb := testkit.Port(t), testkit.Port(t)
 	ra, rb := sippeers.Registrar(t, pa), sippeers.Registrar(t, pb)
 	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa)), sideOf("b", "127.0.0.1:"+itoa(pb))})
 	f.switchTo(t, "a")
@@ -280,7 +280,7 @@ func TestRegistrationCacheAndRehome(t *testing.T) {
 // connection and the Path names its flow.
 func TestTCPPhone(t *testing.T) {
 	t.Parallel()
-	pa := sippeers.Port(t)
+	pa := testkit.Port(t)
 	ra := sippeers.Registrar(t, pa)
 	f := startFront(t, []Side{{Name: "a", URI: "sip:127.0.0.1:" + itoa(pa) + ";transport=tcp"}})
 	f.switchTo(t, "a")
@@ -342,7 +342,7 @@ func authorize(t *testing.T, res *sip.Response, uri, user, password string) stri
 func TestChallengedSideLeftToThePhone(t *testing.T) {
 	t.Parallel()
 	const user, password = "100", "s3cret-Pass"
-	pa, pb := sippeers.Port(t), sippeers.Port(t)
+	pa, pb := testkit.Port(t), testkit.Port(t)
 	ra := sippeers.RegistrarWith(t, pa, registrar.Options{User: user, Password: password})
 	rb := sippeers.RegistrarWith(t, pb, registrar.Options{User: user, Password: password})
 	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa)), sideOf("b", "127.0.0.1:"+itoa(pb))})
@@ -396,7 +396,7 @@ func TestChallengedSideLeftToThePhone(t *testing.T) {
 // refresh period gets every refresh.
 func TestRefreshForwardedWhenDue(t *testing.T) {
 	t.Parallel()
-	pa := sippeers.Port(t)
+	pa := testkit.Port(t)
 	ra := sippeers.RegistrarWith(t, pa, registrar.Options{Knobs: registrar.Knobs{MaxExpires: 40}})
 	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa))})
 	f.switchTo(t, "a")
@@ -417,7 +417,7 @@ func TestRefreshForwardedWhenDue(t *testing.T) {
 // its side once its short expiry (and a grace) has passed.
 func TestSilentPhoneExpires(t *testing.T) {
 	t.Parallel()
-	pa := sippeers.Port(t)
+	pa := testkit.Port(t)
 	ra := sippeers.Registrar(t, pa)
 	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa))}, func(o *Options) { o.Expires = 1 })
 	f.switchTo(t, "a")
@@ -439,7 +439,7 @@ func TestSilentPhoneExpires(t *testing.T) {
 // record-routed.
 func TestPreloadedRoute(t *testing.T) {
 	t.Parallel()
-	pa := sippeers.Port(t)
+	pa := testkit.Port(t)
 	ra := sippeers.Registrar(t, pa)
 	pbx := newPeer(t)
 	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa))})
@@ -470,7 +470,7 @@ func TestPreloadedRoute(t *testing.T) {
 // transport does.
 func listenUDPAndTCP(t *testing.T) (net.PacketConn, net.Listener) {
 	t.Helper()
-	port := sippeers.Port(t)
+	port := testkit.Port(t)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:"+itoa(port))
 	if err != nil {
 		t.Fatal(err)
@@ -620,7 +620,7 @@ func TestConcurrentDialsKeepOneConnection(t *testing.T) {
 // going to sends it no second one.
 func TestSwitchWhileAPhonesRegisterIsUnderWay(t *testing.T) {
 	t.Parallel()
-	pa, pb := sippeers.Port(t), sippeers.Port(t)
+	pa, pb := testkit.Port(t), testkit.Port(t)
 	ra := sippeers.RegistrarWith(t, pa, registrar.Options{Knobs: registrar.Knobs{Delay: 500 * time.Millisecond}})
 	rb := sippeers.Registrar(t, pb)
 	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa)), sideOf("b", "127.0.0.1:"+itoa(pb))})

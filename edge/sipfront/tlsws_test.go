@@ -63,9 +63,9 @@ func testCert(t testing.TB) (*tls.Config, *x509.CertPool) {
 // loopback ports.
 func withTLSAndWS(t *testing.T, conf *tls.Config) func(*Options) {
 	return func(o *Options) {
-		o.TLSListen = "127.0.0.1:" + itoa(sippeers.Port(t))
-		o.WSListen = "127.0.0.1:" + itoa(sippeers.Port(t))
-		o.WSSListen = "127.0.0.1:" + itoa(sippeers.Port(t))
+		o.TLSListen = "127.0.0.1:" + itoa(testkit.Port(t))
+		o.WSListen = "127.0.0.1:" + itoa(testkit.Port(t))
+		o.WSSListen = "127.0.0.1:" + itoa(testkit.Port(t))
 		o.TLSConfig = conf
 	}
 }
@@ -166,7 +166,7 @@ func TestTLSAndWebSocketPhones(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kam := sippeers.StartKamailio(t, tpl, sippeers.Port(t))
+	kam := sippeers.StartKamailio(t, tpl, testkit.Port(t))
 	conf, pool := testCert(t)
 	other := newPeer(t) // side b: answers nothing
 	f := startFront(t, []Side{sideOf("a", kam.Addr), sideOf("b", other.addr)}, withTLSAndWS(t, conf))
@@ -312,7 +312,7 @@ func (f *Front) hasConnFrom(netw string) bool {
 // holds the binding. The listener survives a client that is not TLS.
 func TestTLSPhoneRegistersWithTheRegistrar(t *testing.T) {
 	t.Parallel()
-	pa := sippeers.Port(t)
+	pa := testkit.Port(t)
 	ra := sippeers.Registrar(t, pa)
 	conf, pool := testCert(t)
 	f := startFront(t, []Side{sideOf("a", "127.0.0.1:"+itoa(pa))}, withTLSAndWS(t, conf))
@@ -680,7 +680,7 @@ func randomBytes(t *testing.T, n int) []byte {
 // writes it.
 func TestWebSocketToTCPPBX(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(sippeers.Port(t)))
+	ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(testkit.Port(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/resman-pbx/resman/config"
 	"github.com/resman-pbx/resman/resilience/testkit"
-	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
 const testToken = "agent-token-0123456789abcdef"
@@ -85,7 +84,7 @@ func TestAgentRunsANodeAndReloads(t *testing.T) {
 	before := goroutines()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "node.yaml")
-	port := sippeers.Port(t)
+	port := testkit.Port(t)
 	writeFile(t, path, nodeConfig(filepath.Join(dir, "data"), port, ""))
 	ready := make(chan struct{})
 	level := new(slog.LevelVar)
@@ -230,7 +229,7 @@ func TestAgentNothingToRun(t *testing.T) {
 func TestAgentStopsWhenAPartFails(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "node.yaml")
-	writeFile(t, path, nodeConfig(filepath.Join(dir, "data"), sippeers.Port(t), ""))
+	writeFile(t, path, nodeConfig(filepath.Join(dir, "data"), testkit.Port(t), ""))
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)

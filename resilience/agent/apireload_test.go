@@ -16,7 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/resman-pbx/resman/resilience/api"
-	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 const (
@@ -140,7 +140,7 @@ func TestAgentReloadsAPIAccess(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	path := filepath.Join(dir, "node.yaml")
-	port := sippeers.Port(t)
+	port := testkit.Port(t)
 	writeFile(t, path, apiConfig(data, port, testToken,
 		map[string]string{"alice": oldHash, "bob": oldHash, "eve": oldHash}, []string{oldReadToken}))
 	ready := make(chan struct{})

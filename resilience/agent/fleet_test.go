@@ -16,7 +16,6 @@ import (
 	"github.com/resman-pbx/resman/resilience/client/clienttest"
 	"github.com/resman-pbx/resman/resilience/fleet"
 	"github.com/resman-pbx/resman/resilience/testkit"
-	"github.com/resman-pbx/resman/resilience/testkit/sippeers"
 )
 
 const pairToken = "fleet-pair-token-0f3c9a1e5b7d2468"
@@ -98,7 +97,7 @@ func TestAgentReloadsFleetPairs(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "fleet.yaml")
-	port := sippeers.Port(t)
+	port := testkit.Port(t)
 	writeFile(t, path, fleetConfig(port, pairsDir, 100*time.Millisecond))
 	writeFile(t, filepath.Join(pairsDir, "paris.yaml"), fakePair(t, "paris-1"))
 	logger, logs := testkit.BufferLogger(t)
@@ -174,7 +173,7 @@ func TestAgentReloadsNodeAndFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "node.yaml")
-	port := sippeers.Port(t)
+	port := testkit.Port(t)
 	fleetSection := "fleet:\n  interval: 100ms\n  pairs_dir: " + pairsDir + "\n"
 	hooks := "hooks:\n  after_activate:\n    - {name: note, run: [\"true\"]}\n"
 	writeFile(t, path, nodeConfig(filepath.Join(dir, "data"), port, fleetSection))

@@ -60,19 +60,11 @@ func waitVerdict(t *testing.T, s *side, want Verdict) State {
 		"verdict %v", want)
 }
 
-// freeUDP is a free loopback address for a side to bind later: below the
-// kernel's ephemeral range and reserved against the other test processes
-// (testkit.Port), so that nothing takes it before the side binds it.
-func freeUDP(t *testing.T) string {
-	t.Helper()
-	return testkit.Addr(t)
-}
-
 // A live peer answers with its status and epoch; when its process ends,
 // its host refuses at once; that is told from a silent peer.
 func TestAliveThenRefused(t *testing.T) {
 	ks := NewKeys(keyA, nil)
-	mainAddr, standbyAddr := freeUDP(t), freeUDP(t)
+	mainAddr, standbyAddr := testkit.Addr(t), testkit.Addr(t)
 	main := start(t, "main", "standby", mainAddr, standbyAddr, ks)
 	standby := start(t, "standby", "main", standbyAddr, mainAddr, ks)
 
@@ -99,7 +91,7 @@ func TestFrozenPeerIsSilent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer frozen.Close()
-	s := start(t, "standby", "main", freeUDP(t), frozen.LocalAddr().String(), NewKeys(keyA, nil))
+	s := start(t, "standby", "main", testkit.Addr(t), frozen.LocalAddr().String(), NewKeys(keyA, nil))
 	waitCount(t, "probes", s.e.m.probes, 10)
 	st := s.e.State()
 	if v := st.Verdict(time.Now(), s.e.Window()); v != Silent {
@@ -113,7 +105,7 @@ func TestFrozenPeerIsSilent(t *testing.T) {
 // A peer with another key gets no answer and gives none that counts:
 // the path never says alive for a stranger, and answers no stranger.
 func TestWrongKeyNeverAlive(t *testing.T) {
-	a, b := freeUDP(t), freeUDP(t)
+	a, b := testkit.Addr(t), testkit.Addr(t)
 	good := start(t, "standby", "main", a, b, NewKeys(keyA, nil))
 	stranger := start(t, "main", "standby", b, a, NewKeys(keyB, nil))
 	deadline := time.Now().Add(300 * time.Millisecond)
@@ -133,7 +125,7 @@ func TestWrongKeyNeverAlive(t *testing.T) {
 // extra key everywhere, then becomes primary on each node in turn, then
 // the old one goes. The path stays alive at every step.
 func TestKeyRotation(t *testing.T) {
-	a, b := freeUDP(t), freeUDP(t)
+	a, b := testkit.Addr(t), testkit.Addr(t)
 	x := start(t, "standby", "main", a, b, NewKeys(keyA, nil))
 	y := start(t, "main", "standby", b, a, NewKeys(keyA, [][]byte{keyB}))
 	for i, step := range []struct{ x, y Keys }{
@@ -155,7 +147,7 @@ func TestKeyRotation(t *testing.T) {
 // An answer carrying another name (a third node with the key answering in
 // the peer's place) does not count.
 func TestAnswerFromAnotherName(t *testing.T) {
-	a, b := freeUDP(t), freeUDP(t)
+	a, b := testkit.Addr(t), testkit.Addr(t)
 	ks := NewKeys(keyA, nil)
 	s := start(t, "standby", "main", a, b, ks)
 	start(t, "witness", "standby", b, a, ks)
@@ -263,7 +255,7 @@ func TestVouchedAnswers(t *testing.T) {
 		{"this node has none", nil, NewVouchKey("token"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := freeUDP(t), freeUDP(t)
+			a, b := testkit.Addr(t), testkit.Addr(t)
 			s := startVouching(t, "standby", "main", a, b, ks, tc.mine)
 			startVouching(t, "main", "standby", b, a, ks, tc.peers)
 			if st := waitVerdict(t, s, Alive); st.Vouched != tc.want {

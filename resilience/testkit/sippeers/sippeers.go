@@ -1,10 +1,10 @@
 // Package sippeers starts the real SIP peers of the SIP tests and
 // benchmarks (the Edge's SIP front, XDS, the phones through the Edge), on
 // loopback: the in-tree registrar stand-in, kamailio and
-// sipp. Every process is started by the test and stopped by its PID; ports
-// come from testkit.Port (below the kernel's ephemeral range, which
-// outgoing connections race for, and locked against the other test
-// processes).
+// sipp. Every process is started by the test and stopped by its PID, on
+// ports the test gives: take them from testkit.Port (below the kernel's
+// ephemeral range, which outgoing connections race for, and locked against
+// the other test processes).
 package sippeers
 
 import (
@@ -23,23 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resman-pbx/resman/resilience/testkit"
 	"github.com/resman-pbx/resman/xds/registrar"
 )
-
-// Port is testkit.Port: a loopback port free for UDP and TCP, below the
-// ephemeral range, never given twice in a process nor to two test
-// processes at once.
-func Port(t testing.TB) int {
-	t.Helper()
-	return testkit.PortOn(t, "127.0.0.1")
-}
-
-// PortOn is testkit.PortOn: such a port on host.
-func PortOn(t testing.TB, host string) int {
-	t.Helper()
-	return testkit.PortOn(t, host)
-}
 
 // UDPBound reports whether a UDP socket is bound to 127.0.0.1:port, from
 // /proc/net/udp: a check that binds the port itself could make the bind

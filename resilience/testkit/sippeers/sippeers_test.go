@@ -4,11 +4,13 @@ import (
 	"net"
 	"strconv"
 	"testing"
+
+	"github.com/resman-pbx/resman/resilience/testkit"
 )
 
 // UDPBound sees a socket bound on loopback, and no longer once it closes.
 func TestUDPBound(t *testing.T) {
-	p := Port(t)
+	p := testkit.Port(t)
 	if UDPBound(p) {
 		t.Fatalf("port %d bound before anything bound it", p)
 	}
